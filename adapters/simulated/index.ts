@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
+import { hourFormatter, hvacPower, loadPower, localHour, nextCloud, outdoorTemperature, pvPower, type SiteState } from './curves.js';
+
+const schema = z.strictObject({
+  /** Milliseconds between readings. */
+  interval: z.number().int().min(100).max(3_600_000).default(1000),
+  /** Datapoint id prefix, e.g. `site` → `site.grid.power`. */
+  prefix: z.string().regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/).default('site'),
+});
+
+/** Starting value of the simulated import counter on a fresh data directory (kWh). */
+const INITIAL_ENERGY_KWH = 12_000;
+
+/**
+ * A simulated site: grid meter (power and an import energy counter), load, PV,
+ * outdoor temperature, and an HVAC unit whose setpoint and enable are actuators.
+ */
+export default defineAdapter({
+  type: 'simulated',
+  description: 'Simulated site meter, PV, temperature and HVAC, for the demo and tests',
+  schema,
+  create(options) {
+    let timer: NodeJS.Timeout | undefined;
+    let ticking = false;
+    const ids = (p: string) => ({
+      grid: `${p}.grid.power`,
+      energy: `${p}.grid.energy_import`,
+      load: `${p}.load.power`,
+      pv: `${p}.pv.power`,
+      outdoor: `${p}.outdoor.temperature`,
+      setpoint: `${p}.hvac.setpoint`,
+      enabled: `${p}.hvac.enabled`,
+    });
+    const id = ids(options.prefix);
+
+    return {
+      async start(ctx: AdapterContext) {
+        const state: SiteState = { cloud: 0.9, hvacSetpoint: 21, hvacEnabled: true };
+        const fmt = hourFormatter(ctx.gateway.timezone);
+        const model = { adapter: ctx.id };
+        await ctx.datapoints.register([
+          { id: id.grid, type: 'number', unit: 'W', description: 'Grid connection power (import positive, export negative)', meta: model },
+          { id: id.energy, type: 'number', unit: 'kWh', description: 'Grid import energy counter', meta: { ...model, counter: true } },
+          { id: id.load, type: 'number', unit: 'W', description: 'Site load power' },
+          { id: id.pv, type: 'number', unit: 'W', description: 'PV inverter AC power' },
+          { id: id.outdoor, type: 'number', unit: '°C', description: 'Outdoor air temperature' },
+        ]);
+        await ctx.datapoints.register(
+          { id: id.setpoint, kind: 'actuator', type: 'number', unit: '°C', min: 16, max: 26, description: 'HVAC room temperature setpoint' },
+          {
+            onSet: async ({ v }) => {
+              state.hvacSetpoint = v as number;
+              await ctx.bus.publishValue(id.setpoint, state.hvacSetpoint);
+            },
+          },
+        );
+        await ctx.datapoints.register(
+          { id: id.enabled, kind: 'actuator', type: 'boolean', description: 'HVAC unit enabled' },
+          {
+            onSet: async ({ v }) => {
+              state.hvacEnabled = v as boolean;
+              await ctx.bus.publishValue(id.enabled, state.hvacEnabled);
+            },
+          },
+        );
+        // Continue the counter and actuator states from what is stored, so a restart looks like a real meter.
+        let energy = (ctx.store.latest(id.energy)?.v as number | undefined) ?? INITIAL_ENERGY_KWH;
+        const storedSetpoint = ctx.store.latest(id.setpoint)?.v;
+        if (typeof storedSetpoint === 'number') state.hvacSetpoint = storedSetpoint;
+        const storedEnabled = ctx.store.latest(id.enabled)?.v;
+        if (typeof storedEnabled === 'boolean') state.hvacEnabled = storedEnabled;
+        await ctx.bus.publishValues([
+          { id: id.setpoint, v: state.hvacSetpoint, t: ctx.clock.now() },
+          { id: id.enabled, v: state.hvacEnabled, t: ctx.clock.now() },
+        ]);
+
+        let last = ctx.clock.now();
+        const tick = async (): Promise<void> => {
+          const t = ctx.clock.now();
+          const dtMs = Math.max(0, t - last);
+          last = t;
+          const hour = localHour(t, fmt);
+          state.cloud = nextCloud(state.cloud, Math.random);
+          const outdoor = outdoorTemperature(hour, (Math.random() - 0.5) * 0.3);
+          const pv = pvPower(hour, state.cloud);
+          const load = loadPower(hour, hvacPower(state, outdoor), (Math.random() - 0.5) * 600);
+          const grid = load - pv;
+          energy += (Math.max(0, grid) * dtMs) / 3_600_000 / 1000;
+          const r = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+          await ctx.bus.publishValues([
+            { id: id.grid, v: r(grid, 0), t },
+            { id: id.load, v: r(load, 0), t },
+            { id: id.pv, v: r(pv, 0), t },
+            { id: id.energy, v: r(energy, 4), t },
+            { id: id.outdoor, v: r(outdoor, 2), t },
+          ]);
+        };
+        timer = setInterval(() => {
+          if (ticking || ctx.signal.aborted) return; // never pile up ticks behind a slow disk
+          ticking = true;
+          tick()
+            .catch((err: Error) => ctx.log.warn({ err: err.message }, 'simulated reading not stored'))
+            .finally(() => (ticking = false));
+        }, options.interval);
+        await tick();
+      },
+      async stop() {
+        if (timer) clearInterval(timer);
+        timer = undefined;
+      },
+    };
+  },
+});

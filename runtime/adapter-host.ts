@@ -1,0 +1,252 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import express from 'express';
+import { OutpostError, toOutpostError } from './errors.js';
+import type { Logger } from './log.js';
+import type { Clock } from './clock.js';
+import type { AdapterContext, AdapterInstance, AdapterStatusDetail, AdapterType, UpgradeHandler } from './adapter.js';
+import type { AdapterEntry } from './config/schema.js';
+import type { Metrics } from './metrics.js';
+import type { Bus } from './bus.js';
+import type { Ingest } from './ingest.js';
+import type { Topics } from './topics.js';
+import type { DatapointRegistry } from './datapoints/registry.js';
+import type { Store } from '../storage/store.js';
+import type { PortRegistry } from './ports.js';
+
+export type AdapterState = 'starting' | 'running' | 'error' | 'stopping' | 'stopped' | 'disabled';
+
+export interface AdapterStatus extends AdapterStatusDetail {
+  id: string;
+  type: string;
+  state: AdapterState;
+  since: number;
+  error?: { code: string; message: string };
+  restarts: number;
+}
+
+export interface AdapterHostDeps {
+  types: ReadonlyMap<string, AdapterType>;
+  log: Logger;
+  clock: Clock;
+  bus: Bus;
+  ingest: Ingest;
+  registry: DatapointRegistry;
+  store: Store;
+  topics: Topics;
+  metrics: Metrics;
+  ports: PortRegistry;
+  router: express.Router;
+  upgrades: Map<string, UpgradeHandler>;
+  dataDir: string;
+  gateway: { id: string; timezone: string };
+  stopTimeoutMs: number;
+  /** Restart backoff: first delay and ceiling (ms). */
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+interface Slot {
+  entry: AdapterEntry;
+  type: AdapterType;
+  instance?: AdapterInstance;
+  controller?: AbortController;
+  status: AdapterStatus;
+  attempts: number;
+  runningSince?: number;
+  retryTimer?: NodeJS.Timeout;
+  log: Logger;
+  /** Bumped on every start: a `fail` from an older run is ignored. */
+  generation: number;
+  /** Routes of the running instance; replaced on restart, cleared on stop. */
+  router?: express.Router;
+}
+
+/**
+ * Runs adapters independently: a failure to start, or a failure reported later, is
+ * logged once, published on `outpost/adapter/<id>/status` and retried with backoff;
+ * the others go on. `stop()` gets a time limit; adapters stop in reverse order.
+ */
+export class AdapterHost {
+  private readonly slots: Slot[] = [];
+  private stopping = false;
+
+  constructor(private readonly deps: AdapterHostDeps) {}
+
+  /** Creates every instance (no I/O) and starts the enabled ones. Never throws for one adapter's failure. */
+  async start(entries: readonly AdapterEntry[]): Promise<void> {
+    for (const entry of entries) {
+      const type = this.deps.types.get(entry.type);
+      if (!type) throw new OutpostError('CONFIG_INVALID', `unknown adapter type "${entry.type}"`);
+      const slot: Slot = {
+        entry,
+        type,
+        attempts: 0,
+        generation: 0,
+        log: this.deps.log.child({ component: 'adapter', adapter: entry.id, type: entry.type }),
+        status: { id: entry.id, type: entry.type, state: entry.enabled ? 'starting' : 'disabled', since: this.deps.clock.now(), restarts: 0 },
+      };
+      this.slots.push(slot);
+      this.deps.router.use((req, res, next) => (slot.router ? slot.router(req, res, next) : next()));
+    }
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        if (!slot.entry.enabled) return this.publishStatus(slot);
+        await this.startSlot(slot);
+      }),
+    );
+  }
+
+  statuses(): AdapterStatus[] {
+    return this.slots.map((s) => ({ ...s.status }));
+  }
+
+  private async startSlot(slot: Slot): Promise<void> {
+    if (this.stopping) return;
+    const generation = ++slot.generation;
+    this.setState(slot, 'starting');
+    const controller = new AbortController();
+    slot.controller = controller;
+    try {
+      slot.instance = slot.type.create(slot.entry.options as never, { id: slot.entry.id });
+      const dataDir = join(this.deps.dataDir, 'adapters', slot.entry.id);
+      await mkdir(dataDir, { recursive: true });
+      await slot.instance.start(this.context(slot, controller.signal, dataDir, generation));
+      if (generation !== slot.generation || this.stopping) return;
+      slot.runningSince = this.deps.clock.now();
+      this.setState(slot, 'running');
+      slot.log.info('adapter running');
+    } catch (err) {
+      if (generation !== slot.generation) return;
+      await this.handleFailure(slot, new OutpostError('ADAPTER_START_FAILED', `${slot.entry.id}: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    }
+  }
+
+  private context(slot: Slot, signal: AbortSignal, dataDir: string, generation: number): AdapterContext {
+    const { deps } = this;
+    const adapterId = slot.entry.id;
+    const router = express.Router();
+    slot.router = router;
+    return {
+      id: adapterId,
+      log: slot.log,
+      clock: deps.clock,
+      signal,
+      ports: deps.ports,
+      dataDir,
+      gateway: deps.gateway,
+      bus: {
+        publishValue: (id, v, options = {}) => deps.ingest.accept(adapterId, id, { v, t: options.t, q: options.q }),
+        publishValues: (points) => deps.ingest.acceptMany(adapterId, points),
+        publish: (topic, payload, options) => deps.bus.publish(topic, payload, options),
+        subscribe: (filter, handler) => deps.bus.subscribe(filter, handler),
+      },
+      datapoints: {
+        register: async (defs, options = {}) => {
+          const list = Array.isArray(defs) ? defs : [defs];
+          const out = [];
+          for (const def of list) out.push(await deps.registry.register({ ...def, adapter: adapterId }, options.onSet));
+          deps.metrics.datapoints.set(deps.registry.size);
+          return out;
+        },
+        get: (id) => deps.registry.get(id),
+        list: () => deps.registry.list(),
+      },
+      store: { query: (id, range) => deps.store.query(id, range), latest: (id) => deps.store.latest(id) },
+      http: {
+        router,
+        upgrade: (prefix, handler) => {
+          deps.upgrades.set(prefix, (req, socket, head) => (slot.generation === generation && !signal.aborted ? handler(req, socket, head) : socket.destroy()));
+        },
+      },
+      setStatus: (detail) => {
+        if (slot.generation !== generation) return;
+        slot.status = { ...slot.status, ...detail };
+        this.publishStatus(slot);
+      },
+      fail: (err) => {
+        if (slot.generation !== generation || slot.status.state !== 'running') return;
+        void this.handleFailure(slot, new OutpostError('ADAPTER_CRASHED', `${adapterId}: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+      },
+    };
+  }
+
+  private async handleFailure(slot: Slot, err: OutpostError): Promise<void> {
+    slot.log.error({ code: err.code, err: (err.cause as Error) ?? err }, 'adapter failed');
+    this.deps.metrics.errors.inc({ adapter: slot.entry.id, code: err.code });
+    slot.status = { ...slot.status, error: { code: err.code, message: err.message } };
+    await this.stopInstance(slot);
+    this.setState(slot, 'error');
+    if (this.stopping) return;
+    // Reset the backoff when the adapter had been running for a while.
+    if (slot.runningSince !== undefined && this.deps.clock.now() - slot.runningSince > 60_000) slot.attempts = 0;
+    slot.runningSince = undefined;
+    const { initialMs, maxMs } = this.deps.backoff ?? { initialMs: 1000, maxMs: 60_000 };
+    const base = Math.min(maxMs, initialMs * 2 ** slot.attempts);
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    slot.attempts++;
+    slot.status.restarts++;
+    slot.status = { ...slot.status, info: { ...slot.status.info, retryInMs: delay } };
+    this.publishStatus(slot);
+    this.deps.metrics.adapterRestarts.inc({ adapter: slot.entry.id });
+    slot.retryTimer = setTimeout(() => {
+      slot.retryTimer = undefined;
+      void this.startSlot(slot);
+    }, delay);
+    slot.retryTimer.unref();
+  }
+
+  private async stopInstance(slot: Slot): Promise<void> {
+    const instance = slot.instance;
+    slot.instance = undefined;
+    slot.router = undefined;
+    slot.controller?.abort(new OutpostError('ADAPTER_UNAVAILABLE', 'adapter stopping'));
+    this.deps.registry.dropHandlers(slot.entry.id);
+    if (!instance) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        instance.stop(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new OutpostError('ADAPTER_STOP_TIMEOUT', `${slot.entry.id} did not stop within ${this.deps.stopTimeoutMs} ms`)), this.deps.stopTimeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      const e = toOutpostError(err);
+      slot.log.error({ code: e.code, err: e.message }, 'adapter stop failed');
+      this.deps.metrics.errors.inc({ adapter: slot.entry.id, code: e.code });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops all adapters in reverse order of configuration. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const slot of [...this.slots].reverse()) {
+      if (slot.retryTimer) clearTimeout(slot.retryTimer);
+      if (slot.status.state === 'disabled') continue;
+      slot.generation++;
+      this.setState(slot, 'stopping');
+      await this.stopInstance(slot);
+      this.setState(slot, 'stopped');
+    }
+  }
+
+  private setState(slot: Slot, state: AdapterState): void {
+    const clearError = state === 'running';
+    slot.status = { ...slot.status, state, since: this.deps.clock.now() };
+    if (clearError) {
+      delete slot.status.error;
+      if (slot.status.info) delete slot.status.info.retryInMs;
+    }
+    this.deps.metrics.adapterUp.set({ adapter: slot.entry.id, type: slot.entry.type }, state === 'running' ? 1 : 0);
+    this.publishStatus(slot);
+  }
+
+  private publishStatus(slot: Slot): void {
+    const { id: _id, type: _type, ...payload } = slot.status;
+    this.deps.bus
+      .publish(this.deps.topics.adapterStatus(slot.entry.id), JSON.stringify(payload), { retain: true })
+      .catch((err: Error) => slot.log.debug({ err: err.message }, 'status publish failed'));
+  }
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline/promises';
+
+import { adapterTypes } from '../adapters/index.js';
+import { loadConfigFile, validateConfig } from './config/load.js';
+import { demoConfig } from './config/demo.js';
+import type { Config } from './config/schema.js';
+import { isOutpostError } from './errors.js';
+import { createLogger } from './log.js';
+import { Gateway } from './gateway.js';
+import { hashPassword, hashToken } from './auth/passwords.js';
+import { VERSION } from './version.js';
+
+const HELP = `outpost ${VERSION} — edge gateway runtime
+
+Usage:
+  outpost demo [--data-dir DIR]       run the built-in demo site (default when no command is given)
+  outpost start -c outpost.yaml       run a site from its config file
+  outpost check -c outpost.yaml       validate a config file; lists every error by path
+  outpost hash-password               read a password on stdin, print its hash for broker.users
+  outpost hash-token                  read an API token on stdin, print its hash for http.tokens
+  outpost --version | --help
+
+Environment: OUTPOST_CONFIG names the config file; OUTPOST_<SECTION>_<KEY> overrides
+any key (e.g. OUTPOST_HTTP_PORT=8081, OUTPOST_LOG_LEVEL=debug).
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+`;
+
+const EXIT_RUNTIME = 1;
+const EXIT_CONFIG = 2;
+
+async function readSecret(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const answer = await rl.question(prompt);
+  rl.close();
+  return answer;
+}
+
+async function run(config: Config): Promise<void> {
+  const log = createLogger({ level: config.log.level, pretty: config.log.pretty });
+  const gateway = new Gateway({ config, log, adapterTypes });
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    gateway.stop().then(
+      () => {
+        log.info('stopped');
+        log.flush?.();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(EXIT_RUNTIME);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  try {
+    const { httpUrl, mqttPort } = await gateway.start();
+    log.info({ http: httpUrl, mqtt: mqttPort, dataDir: config.dataDir }, 'outpost ready');
+    // One plain line for people and scripts: where to look.
+    process.stdout.write(`Outpost ${VERSION} ready: ${httpUrl}  (MQTT on ${config.broker.mqtt.host}:${mqttPort ?? 'off'}, data in ${config.dataDir})\n`);
+  } catch (err) {
+    log.fatal({ err: isOutpostError(err) ? err.message : err }, 'start failed');
+    await gateway.stop().catch(() => undefined);
+    log.flush?.();
+    process.exitCode = EXIT_RUNTIME;
+    setTimeout(() => process.exit(EXIT_RUNTIME), 100).unref();
+  }
+}
+
+async function main(argv: string[]): Promise<number | undefined> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      'data-dir': { type: 'string' },
+      version: { type: 'boolean', short: 'v' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = positionals[0] ?? 'demo';
+  if (values.help || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const configPath = values.config ?? process.env.OUTPOST_CONFIG;
+  switch (command) {
+    case 'demo': {
+      const config = validateConfig(demoConfig(values['data-dir'] ?? './data'), adapterTypes, { env: process.env, source: 'demo configuration' });
+      await run(config);
+      return undefined;
+    }
+    case 'start':
+    case 'check': {
+      if (!configPath) {
+        process.stderr.write(`outpost ${command}: give the config file with -c outpost.yaml (or OUTPOST_CONFIG)\n`);
+        return EXIT_CONFIG;
+      }
+      const config = await loadConfigFile(configPath, adapterTypes);
+      if (values['data-dir']) config.dataDir = values['data-dir'];
+      if (command === 'check') {
+        process.stdout.write(`${configPath}: ok (${config.adapters.length} adapter(s), gateway "${config.gateway.id}")\n`);
+        return 0;
+      }
+      await run(config);
+      return undefined;
+    }
+    case 'hash-password': {
+      const pw = await readSecret('Password: ');
+      if (pw.length < 8) {
+        process.stderr.write('password must have at least 8 characters\n');
+        return EXIT_CONFIG;
+      }
+      process.stdout.write(`${await hashPassword(pw)}\n`);
+      return 0;
+    }
+    case 'hash-token': {
+      const token = await readSecret('Token: ');
+      if (token.length < 24) {
+        process.stderr.write('token must have at least 24 characters (use e.g. `openssl rand -hex 24`)\n');
+        return EXIT_CONFIG;
+      }
+      process.stdout.write(`${hashToken(token)}\n`);
+      return 0;
+    }
+    default:
+      process.stderr.write(`outpost: unknown command "${command}"\n\n${HELP}`);
+      return EXIT_CONFIG;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (isOutpostError(err) && (err.code === 'CONFIG_INVALID' || err.code === 'CONFIG_NOT_FOUND')) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = EXIT_CONFIG;
+      return;
+    }
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`outpost: ${(err as Error).message}\n\n${HELP}`);
+      process.exitCode = EXIT_CONFIG;
+      return;
+    }
+    process.stderr.write(`outpost: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = EXIT_RUNTIME;
+  },
+);
+

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { DATAPOINT_ID, DatapointSchema } from '../datapoints/model.js';
+import { isPasswordHash } from '../auth/passwords.js';
+import type { AdapterType } from '../adapter.js';
+
+const GATEWAY_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const INSTANCE_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+const port = z.number().int().min(0).max(65535);
+
+const timezone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected an IANA time zone such as Europe/Berlin or America/Chicago');
+
+/** Core configuration; every key here is documented in outpost.example.yaml. */
+export function coreSchema() {
+  return z.strictObject({
+    gateway: z
+      .strictObject({
+        id: z.string().regex(GATEWAY_ID, 'expected lower-case letters, digits, - or _ (max 64)').default('outpost'),
+        name: z.string().max(128).optional(),
+        timezone: timezone.default('UTC'),
+      })
+      .prefault({}),
+    dataDir: z.string().min(1).default('./data'),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        pretty: z.boolean().optional(),
+      })
+      .prefault({}),
+    broker: z
+      .strictObject({
+        prefix: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'expected a single topic level').default('outpost'),
+        mqtt: z
+          .strictObject({ enabled: z.boolean().default(true), host: z.string().default('127.0.0.1'), port: port.default(1883) })
+          .prefault({}),
+        websocket: z
+          .strictObject({ enabled: z.boolean().default(true), path: z.string().startsWith('/').default('/mqtt') })
+          .prefault({}),
+        anonymous: z.enum(['loopback', 'never']).default('loopback'),
+        users: z
+          .array(
+            z.strictObject({
+              username: z.string().min(1).max(128),
+              passwordHash: z.string().refine(isPasswordHash, 'expected a hash made by `outpost hash-password` (scrypt$...)'),
+            }),
+          )
+          .default([]),
+        unknownDatapoints: z.enum(['register', 'refuse']).default('register'),
+      })
+      .prefault({}),
+    http: z
+      .strictObject({
+        host: z.string().default('127.0.0.1'),
+        port: port.default(8080),
+        /** sha256 hashes of API tokens accepted from non-loopback clients (`outpost hash-token`). */
+        tokens: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex> from `outpost hash-token`')).default([]),
+        maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+      })
+      .prefault({}),
+    storage: z
+      .strictObject({
+        engine: z.enum(['level', 'memory']).default('level'),
+        sync: z.boolean().default(true),
+        maxBatch: z.number().int().min(1).max(100_000).default(5000),
+        maxPending: z.number().int().min(100).max(10_000_000).default(100_000),
+      })
+      .prefault({}),
+    datapoints: z.array(DatapointSchema.omit({ adapter: true })).default([]),
+    adapterStopTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    adapters: z.array(z.unknown()).default([]),
+  });
+}
+
+export type CoreConfig = z.output<ReturnType<typeof coreSchema>>;
+
+export interface AdapterEntry {
+  id: string;
+  type: string;
+  enabled: boolean;
+  options: Record<string, unknown>;
+}
+
+export type Config = Omit<CoreConfig, 'adapters'> & { adapters: AdapterEntry[] };
+
+/** Schema of one adapter entry: `{ id, type, enabled?, ...options }`, options strict per type. */
+export function adapterEntrySchema(type: AdapterType) {
+  return type.schema.extend({
+    id: z.string().regex(INSTANCE_ID, 'expected lower-case letters, digits, - or _ (max 64)'),
+    type: z.literal(type.type),
+    enabled: z.boolean().default(true),
+  });
+}
+
+export { DATAPOINT_ID };

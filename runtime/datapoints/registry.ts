@@ -1,0 +1,119 @@
+import { OutpostError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../../storage/store.js';
+import { DatapointSchema, validateSetpoint, type Datapoint, type DatapointInput, type Value } from './model.js';
+import type { SetpointHandler } from '../adapter.js';
+
+/** Owners whose datapoints any authorised MQTT client may publish: plain MQTT devices and config-defined virtual points. */
+export const EXTERNAL_OWNERS = new Set(['mqtt', 'virtual']);
+
+export interface SetpointResult {
+  id: string;
+  v: Value;
+  t: number;
+}
+
+/**
+ * The datapoint registry: definitions (persisted in the store, published retained on
+ * `.../meta`), ownership, and the setpoint handlers of running adapters.
+ */
+export class DatapointRegistry {
+  private readonly byId = new Map<string, Datapoint>();
+  private readonly handlers = new Map<string, SetpointHandler>();
+  /** Which adapter claimed an id in this process: a second adapter claiming it is a config error. */
+  private readonly claims = new Map<string, string>();
+  private readonly listeners = new Set<(dp: Datapoint) => void>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {}
+
+  async load(): Promise<void> {
+    for (const dp of await this.store.listDatapoints()) this.byId.set(dp.id, dp);
+  }
+
+  onChange(listener: (dp: Datapoint) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get(id: string): Datapoint | undefined {
+    return this.byId.get(id);
+  }
+
+  list(): Datapoint[] {
+    return [...this.byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /**
+   * Registers or updates a datapoint. An adapter may take over a datapoint that was
+   * auto-registered from plain MQTT; two adapters may not claim the same id.
+   */
+  async register(input: DatapointInput & { adapter: string }, handler?: SetpointHandler): Promise<Datapoint> {
+    const parsed = DatapointSchema.safeParse(input);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'datapoint'}: ${i.message}`).join('; ');
+      throw new OutpostError('DP_INVALID', `datapoint ${JSON.stringify((input as { id?: unknown }).id)}: ${detail}`);
+    }
+    const dp = parsed.data;
+    if (dp.min !== undefined && dp.max !== undefined && dp.min > dp.max) {
+      throw new OutpostError('DP_INVALID', `datapoint ${dp.id}: min ${dp.min} is above max ${dp.max}`);
+    }
+    const existing = this.byId.get(dp.id);
+    const claimant = this.claims.get(dp.id);
+    if (claimant !== undefined && claimant !== dp.adapter) {
+      throw new OutpostError('DP_CONFLICT', `datapoint ${dp.id} is owned by adapter "${claimant}", not "${dp.adapter}"`);
+    }
+    if (!EXTERNAL_OWNERS.has(dp.adapter)) this.claims.set(dp.id, dp.adapter);
+    if (handler) this.handlers.set(dp.id, handler);
+    if (existing && JSON.stringify(existing) === JSON.stringify(dp)) return existing;
+    this.byId.set(dp.id, dp);
+    await this.store.putDatapoint(dp);
+    for (const listener of this.listeners) listener(dp);
+    return dp;
+  }
+
+  /** Forgets the setpoint handlers of an adapter that stopped; its datapoints stay known. */
+  dropHandlers(adapter: string): void {
+    for (const [id] of this.handlers) {
+      if (this.byId.get(id)?.adapter === adapter) this.handlers.delete(id);
+    }
+  }
+
+  /**
+   * Validates a setpoint and hands it to the owning adapter. Virtual and plain-MQTT
+   * actuators have no device: `storeValue` records the wanted value as their value.
+   */
+  async setpoint(
+    id: string,
+    body: unknown,
+    now: number,
+    storeValue: (dp: Datapoint, v: Value) => Promise<void>,
+  ): Promise<SetpointResult> {
+    const dp = this.byId.get(id);
+    if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${id}"`);
+    const request = validateSetpoint(dp, body, now);
+    const handler = this.handlers.get(id);
+    if (!handler) {
+      if (!EXTERNAL_OWNERS.has(dp.adapter)) {
+        throw new OutpostError('ADAPTER_UNAVAILABLE', `adapter "${dp.adapter}" that owns ${id} is not running`);
+      }
+      await storeValue(dp, request.v);
+      return { id, v: request.v, t: now };
+    }
+    let applied: Value | void;
+    try {
+      applied = await handler({ id, ...request });
+    } catch (err) {
+      if (err instanceof OutpostError) throw err;
+      this.log.debug({ err, id }, 'setpoint handler failed');
+      throw new OutpostError('SETPOINT_FAILED', `${id}: ${(err as Error).message}`, { cause: err });
+    }
+    return { id, v: applied === undefined ? request.v : applied, t: now };
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The one catalogue of coded errors. Libraries throw `OutpostError`; the edge
+ * (HTTP handler, adapter host, CLI) logs it once and maps it to a response.
+ * `retryable` tells callers whether the same request may succeed later.
+ */
+export const ErrorCodes = {
+  CONFIG_INVALID: { status: 400, retryable: false, message: 'configuration is invalid' },
+  CONFIG_NOT_FOUND: { status: 400, retryable: false, message: 'configuration file not found' },
+  DP_UNKNOWN: { status: 404, retryable: false, message: 'unknown datapoint' },
+  DP_INVALID: { status: 400, retryable: false, message: 'datapoint definition is invalid' },
+  DP_CONFLICT: { status: 409, retryable: false, message: 'datapoint is owned by another adapter' },
+  DP_NOT_ACTUATOR: { status: 400, retryable: false, message: 'datapoint is not an actuator' },
+  VALUE_MALFORMED: { status: 400, retryable: false, message: 'value message is malformed' },
+  VALUE_TYPE: { status: 400, retryable: false, message: 'value has the wrong type' },
+  VALUE_TIME: { status: 400, retryable: false, message: 'value timestamp is not acceptable' },
+  SETPOINT_OUT_OF_RANGE: { status: 400, retryable: false, message: 'setpoint is out of range' },
+  SETPOINT_EXPIRED: { status: 400, retryable: false, message: 'setpoint has already expired' },
+  SETPOINT_FAILED: { status: 502, retryable: true, message: 'device refused or failed the setpoint' },
+  ADAPTER_UNAVAILABLE: { status: 503, retryable: true, message: 'adapter is not running' },
+  ADAPTER_START_FAILED: { status: 500, retryable: true, message: 'adapter failed to start' },
+  ADAPTER_CRASHED: { status: 500, retryable: true, message: 'adapter failed while running' },
+  ADAPTER_STOP_TIMEOUT: { status: 500, retryable: false, message: 'adapter did not stop in time' },
+  TOPIC_PROTECTED: { status: 403, retryable: false, message: 'topic is reserved for the gateway' },
+  NOT_AUTHENTICATED: { status: 401, retryable: false, message: 'authentication required' },
+  NOT_FOUND: { status: 404, retryable: false, message: 'not found' },
+  BAD_REQUEST: { status: 400, retryable: false, message: 'bad request' },
+  STORAGE_WRITE_FAILED: { status: 503, retryable: true, message: 'storage write failed' },
+  STORAGE_CLOSED: { status: 503, retryable: true, message: 'storage is closed' },
+  STORAGE_OPEN_FAILED: { status: 500, retryable: false, message: 'storage could not be opened' },
+  PORT_CONFLICT: { status: 400, retryable: false, message: 'shared port opened with conflicting settings' },
+  INTERNAL: { status: 500, retryable: false, message: 'internal error' },
+} as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class OutpostError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message?: string, options: { details?: unknown; cause?: unknown } = {}) {
+    const entry = ErrorCodes[code];
+    super(message ?? entry.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OutpostError';
+    this.code = code;
+    this.status = entry.status;
+    this.retryable = entry.retryable;
+    this.details = options.details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; retryable: boolean; details?: unknown } {
+    return {
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ...(this.details === undefined ? {} : { details: this.details }),
+    };
+  }
+}
+
+export function isOutpostError(err: unknown, code?: ErrorCode): err is OutpostError {
+  return err instanceof OutpostError && (code === undefined || err.code === code);
+}
+
+/** Wraps anything thrown into an OutpostError without losing the original as `cause`. */
+export function toOutpostError(err: unknown, fallback: ErrorCode = 'INTERNAL'): OutpostError {
+  if (err instanceof OutpostError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new OutpostError(fallback, message, { cause: err });
+}

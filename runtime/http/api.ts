@@ -1,0 +1,108 @@
+import express, { type Request } from 'express';
+import { OutpostError } from '../errors.js';
+import type { DatapointRegistry } from '../datapoints/registry.js';
+import type { Store } from '../../storage/store.js';
+import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from '../../storage/store.js';
+import type { Ingest } from '../ingest.js';
+import type { Metrics } from '../metrics.js';
+import type { AdapterHost } from '../adapter-host.js';
+import type { Bus } from '../bus.js';
+import type { Clock } from '../clock.js';
+
+export interface ApiDeps {
+  registry: DatapointRegistry;
+  store: Store;
+  ingest: Ingest;
+  metrics: Metrics;
+  host: () => AdapterHost | undefined;
+  bus: Bus;
+  clock: Clock;
+  version: string;
+  gateway: { id: string; name?: string };
+  startedAt: number;
+}
+
+/** Epoch ms or an ISO 8601 date; undefined when absent. */
+function timeParam(req: Request, name: string): number | undefined {
+  const raw = req.query[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (typeof raw !== 'string') throw new OutpostError('BAD_REQUEST', `"${name}" must be given once`);
+  const n = /^-?\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(n)) throw new OutpostError('BAD_REQUEST', `"${name}" must be epoch milliseconds or an ISO 8601 date, got "${raw}"`);
+  return n;
+}
+
+function intParam(req: Request, name: string, fallback: number, max: number): number {
+  const raw = req.query[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new OutpostError('BAD_REQUEST', `"${name}" must be an integer from 1 to ${max}`);
+  return n;
+}
+
+export function apiRoutes(deps: ApiDeps): express.Router {
+  const r = express.Router();
+
+  r.get('/healthz', (_req, res) => {
+    const storage = deps.store.stats();
+    const adapters = deps.host()?.statuses() ?? [];
+    const failing = adapters.filter((a) => a.state === 'error').map((a) => a.id);
+    const ok = !storage.error;
+    res.status(ok ? 200 : 503).json({
+      status: ok ? (failing.length ? 'degraded' : 'ok') : 'error',
+      version: deps.version,
+      gateway: deps.gateway.id,
+      uptimeSeconds: Math.round((deps.clock.now() - deps.startedAt) / 1000),
+      storage: storage.error ? { state: 'error', error: storage.error } : { state: 'ok' },
+      adapters: Object.fromEntries(adapters.map((a) => [a.id, a.state])),
+    });
+  });
+
+  r.get('/metrics', async (_req, res) => {
+    const stats = deps.store.stats();
+    deps.metrics.storagePending.set(stats.pending);
+    deps.metrics.outboxSeq.set(stats.lastSeq);
+    deps.metrics.mqttClients.set(deps.bus.connectedClients);
+    deps.metrics.datapoints.set(deps.registry.size);
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  r.get('/api/datapoints', (req, res) => {
+    const q = typeof req.query.q === 'string' ? req.query.q.toLowerCase() : undefined;
+    const adapter = typeof req.query.adapter === 'string' ? req.query.adapter : undefined;
+    const items = deps.registry
+      .list()
+      .filter((dp) => (!q || dp.id.includes(q) || (dp.description ?? '').toLowerCase().includes(q)) && (!adapter || dp.adapter === adapter))
+      .map((dp) => ({ ...dp, latest: deps.store.latest(dp.id) ?? null }));
+    res.json({ items, count: items.length });
+  });
+
+  r.get('/api/datapoints/:id', (req, res) => {
+    const dp = deps.registry.get(req.params.id);
+    if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${req.params.id}"`);
+    res.json({ ...dp, latest: deps.store.latest(dp.id) ?? null });
+  });
+
+  r.get('/api/datapoints/:id/values', async (req, res) => {
+    const dp = deps.registry.get(req.params.id);
+    if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${req.params.id}"`);
+    const to = timeParam(req, 'to') ?? deps.clock.now();
+    const from = timeParam(req, 'from') ?? to - 24 * 3600 * 1000;
+    if (from > to) throw new OutpostError('BAD_REQUEST', '"from" is after "to"');
+    const limit = intParam(req, 'limit', DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT);
+    const order = req.query.order === 'desc' ? 'desc' : 'asc';
+    const values = await deps.store.query(dp.id, { from, to, limit, order });
+    res.json({ id: dp.id, unit: dp.unit, from, to, count: values.length, truncated: values.length === limit, values });
+  });
+
+  r.post('/api/datapoints/:id/setpoint', async (req, res) => {
+    const result = await deps.ingest.setpoint(req.params.id, req.body, `http:${req.socket.remoteAddress}`);
+    res.json({ ok: true, ...result });
+  });
+
+  r.get('/api/adapters', (_req, res) => {
+    res.json({ items: deps.host()?.statuses() ?? [] });
+  });
+
+  return r;
+}

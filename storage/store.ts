@@ -1,0 +1,76 @@
+import type { Datapoint, Value } from '../runtime/datapoints/model.js';
+
+/** One stored reading of one datapoint. */
+export interface StoredValue {
+  t: number;
+  v: Value;
+  q?: 'stale' | 'bad';
+}
+
+export interface PointRecord extends StoredValue {
+  id: string;
+}
+
+/** A point as it sits in the outbox, numbered by a global, gap-free-at-write sequence. */
+export interface OutboxRecord extends PointRecord {
+  seq: number;
+}
+
+export interface RangeQuery {
+  /** Inclusive, epoch ms. */
+  from?: number;
+  /** Inclusive, epoch ms. */
+  to?: number;
+  limit?: number;
+  order?: 'asc' | 'desc';
+}
+
+export interface StoreStats {
+  /** Points accepted by `write` but not yet durable. */
+  pending: number;
+  /** Points made durable since open. */
+  written: number;
+  /** Group commits (one fsync each when sync is on) since open. */
+  commits: number;
+  /** Highest outbox sequence number handed out. */
+  lastSeq: number;
+  /** Last write error, if storage is in the alarm state. */
+  error?: string;
+}
+
+/**
+ * The storage contract. `write` resolves only once the points are durable (with
+ * `sync`, they survive kill -9 and power loss); every implementation passes
+ * `test/storage/contract.ts`.
+ */
+export interface Store {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Writes points and their outbox records in one atomic batch. Same (id, t) overwrites: imports are idempotent. */
+  write(points: readonly PointRecord[]): Promise<void>;
+  query(id: string, range?: RangeQuery): Promise<StoredValue[]>;
+  /** Newest stored value of a datapoint, from memory. */
+  latest(id: string): StoredValue | undefined;
+  putDatapoint(dp: Datapoint): Promise<void>;
+  listDatapoints(): Promise<Datapoint[]>;
+  /** Outbox records with seq > `afterSeq`, oldest first. */
+  readOutbox(afterSeq: number, limit: number): Promise<OutboxRecord[]>;
+  stats(): StoreStats;
+}
+
+export const DEFAULT_QUERY_LIMIT = 10_000;
+export const MAX_QUERY_LIMIT = 100_000;
+
+/** Encodes a value compactly and unambiguously: `[v]` or `[v, q]`. */
+export function encodeValue(p: StoredValue): string {
+  return p.q ? JSON.stringify([p.v, p.q]) : JSON.stringify([p.v]);
+}
+
+export function decodeValue(t: number, raw: string): StoredValue {
+  const a = JSON.parse(raw) as [Value, ('stale' | 'bad')?];
+  return a.length > 1 ? { t, v: a[0], q: a[1] } : { t, v: a[0] };
+}
+
+export function isNewer(candidate: { t: number }, current: { t: number } | undefined): boolean {
+  return current === undefined || candidate.t >= current.t;
+}
