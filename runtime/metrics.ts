@@ -16,6 +16,6 @@ export class Metrics {
   readonly outboxSeq = new Gauge({ name: 'outpost_outbox_last_seq', help: 'Highest outbox sequence number', registers: [this.registry] });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'outpost_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'outpost_' });
   }
 }

@@ -22,12 +22,12 @@ function configError(issues: ConfigIssue[], source: string): OutpostError {
 }
 
 function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): ConfigIssue[] {
-  return error.issues.map((issue) => ({ path: [...prefix, ...issue.path].join('.'), message: describeIssue(issue) }));
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  return issue.message;
+  return error.issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    // One line per unknown key, at its own path, so a typo is found where it is.
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ path: [...path, k].join('.'), message: `unknown key "${k}"` }));
+    return [{ path: path.join('.'), message: issue.message }];
+  });
 }
 
 /**
@@ -110,6 +110,11 @@ export function validateConfig(
   const rawAdapters = Array.isArray(copy.adapters) ? copy.adapters : [];
   const seen = new Set<string>();
   rawAdapters.forEach((entry, index) => {
+    const rawId = entry && typeof entry === 'object' ? (entry as Record<string, unknown>).id : undefined;
+    if (typeof rawId === 'string') {
+      if (seen.has(rawId)) issues.push({ path: `adapters.${index}.id`, message: `duplicate adapter id "${rawId}"` });
+      seen.add(rawId);
+    }
     const typeName = entry && typeof entry === 'object' ? (entry as Record<string, unknown>).type : undefined;
     const type = typeof typeName === 'string' ? adapterTypes.get(typeName) : undefined;
     if (!type) {
@@ -125,8 +130,6 @@ export function validateConfig(
       return;
     }
     const { id, type: t, enabled, ...rest } = parsed.data as Record<string, unknown> & { id: string; type: string; enabled: boolean };
-    if (seen.has(id)) issues.push({ path: `adapters.${index}.id`, message: `duplicate adapter id "${id}"` });
-    seen.add(id);
     adapters.push({ id, type: t, enabled, options: rest });
   });
 
