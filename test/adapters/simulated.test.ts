@@ -1,0 +1,43 @@
+import t from 'tap';
+import { startTestGateway, eventually } from '../helpers/gateway.js';
+import { hourFormatter, localHour, occupancy, pvPower, nextCloud, hvacPower } from '../../adapters/simulated/curves.js';
+
+t.test('curves have the shapes an operator expects', async (t) => {
+  t.equal(pvPower(3, 1), 0, 'no PV at night');
+  t.ok(pvPower(13, 1) > 11_000, 'near peak at midday');
+  t.ok(occupancy(12) > occupancy(7));
+  t.equal(occupancy(23), 0);
+  let c = 0.9;
+  for (let i = 0; i < 10_000; i++) c = nextCloud(c, Math.random);
+  t.ok(c >= 0.35 && c <= 1, 'cloud cover stays bounded');
+  t.equal(hvacPower({ cloud: 1, hvacSetpoint: 21, hvacEnabled: false }, 5), 0);
+  t.ok(hvacPower({ cloud: 1, hvacSetpoint: 24, hvacEnabled: true }, 5) > hvacPower({ cloud: 1, hvacSetpoint: 18, hvacEnabled: true }, 5), 'a higher setpoint costs more');
+  const berlin = hourFormatter('Europe/Berlin');
+  t.equal(localHour(Date.UTC(2026, 0, 15, 11, 30), berlin), 12.5, 'CET is UTC+1 in January');
+  t.equal(localHour(Date.UTC(2026, 6, 15, 11, 30), berlin), 13.5, 'CEST is UTC+2 in July');
+});
+
+t.test('the adapter publishes all datapoints, obeys setpoints, and its counter never goes back', async (t) => {
+  const dataDir = (await import('node:fs/promises')).mkdtemp((await import('node:path')).join((await import('node:os')).tmpdir(), 'outpost-sim-'));
+  const dir = await dataDir;
+  t.teardown(() => import('node:fs/promises').then((fs) => fs.rm(dir, { recursive: true, force: true })));
+  const cfg = { adapters: [{ id: 'site', type: 'simulated', interval: 100, prefix: 'plant' }] };
+  const gw = await startTestGateway(t, cfg, { dataDir: dir });
+  for (const id of ['plant.grid.power', 'plant.grid.energy_import', 'plant.load.power', 'plant.pv.power', 'plant.outdoor.temperature', 'plant.hvac.setpoint', 'plant.hvac.enabled']) {
+    t.ok(gw.gateway.registry.get(id), id);
+  }
+  await eventually(async () => (await gw.gateway.store.query('plant.grid.power', {})).length >= 3);
+  const g = (await gw.gateway.store.query('plant.grid.power', {})).at(-1)!;
+  const l = await gw.gateway.store.query('plant.load.power', { from: g.t, to: g.t });
+  const p = await gw.gateway.store.query('plant.pv.power', { from: g.t, to: g.t });
+  t.equal(g.v, (l[0]!.v as number) - (p[0]!.v as number), 'grid = load - pv for the same instant');
+  await gw.gateway.ingest.setpoint('plant.hvac.enabled', { v: false }, 'test');
+  t.equal(gw.gateway.store.latest('plant.hvac.enabled')?.v, false);
+  const before = gw.gateway.store.latest('plant.grid.energy_import')!.v as number;
+  await gw.stop();
+
+  const again = await startTestGateway(t, cfg, { dataDir: dir });
+  t.equal(again.gateway.store.latest('plant.hvac.enabled')?.v, false, 'actuator state survives a restart');
+  await eventually(() => (again.gateway.store.latest('plant.grid.energy_import')?.t ?? 0) > 0);
+  t.ok((again.gateway.store.latest('plant.grid.energy_import')!.v as number) >= before, 'energy counter continues from the stored value');
+});
