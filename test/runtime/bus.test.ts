@@ -189,3 +189,15 @@ t.test('MQTT over websocket on the HTTP server', async (t) => {
   });
   t.equal(status, 404, 'websocket upgrades on unknown paths are refused');
 });
+
+t.test('mosquitto_pub and mosquitto_sub (real external clients) talk to the bus', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const run = promisify(execFile);
+  const gw = await startTestGateway(t);
+  const port = new URL(gw.mqttUrl).port;
+  await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-t', 'outpost/dp/cli.probe/value', '-m', '{"v": 12.5}']);
+  t.same((await gw.gateway.store.query('cli.probe', {})).map((p) => p.v), [12.5], 'stored once mosquitto_pub returned (after PUBACK)');
+  const { stdout } = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-t', 'outpost/dp/cli.probe/value', '-C', '1', '-W', '5']);
+  t.match(JSON.parse(stdout), { v: 12.5, t: Number }, 'mosquitto_sub receives the retained latest value');
+});
