@@ -158,6 +158,7 @@ export class AdapterHost {
           deps.upgrades.set(prefix, (req, socket, head) => (slot.generation === generation && !signal.aborted ? handler(req, socket, head) : socket.destroy()));
         },
       },
+      setpoint: (id, body) => deps.ingest.setpoint(id, body, `adapter:${adapterId}`),
       setStatus: (detail) => {
         if (slot.generation !== generation) return;
         slot.status = { ...slot.status, ...detail };

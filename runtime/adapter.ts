@@ -75,6 +75,11 @@ export interface AdapterContext {
   /** This instance's private directory under the data directory (created before start). */
   dataDir: string;
   gateway: { id: string; timezone: string };
+  /**
+   * Applies a setpoint that arrived through this adapter (a downlink, a satellite
+   * command) with the same validation and routing as a local write.
+   */
+  setpoint(id: string, body: unknown): Promise<{ id: string; v: Value; t: number }>;
   /** Updates the adapter's status topic (the host owns `state`). */
   setStatus(detail: AdapterStatusDetail): void;
   /** Reports a fatal failure after start: the host logs it once, stops and restarts the adapter with backoff. */

@@ -1,0 +1,317 @@
+import { z } from 'zod';
+import { SerialPort } from 'serialport';
+import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
+import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import { AtTransport, serialPortIo } from './at-transport.js';
+import { CreditBudget, type Priority } from './budget.js';
+import { MoCodec, type Reading } from './codec.js';
+import { IridiumModem } from './modem.js';
+import { MtVerifier, type MtCommand } from './mt.js';
+import { SbdLink, type LinkState, type MtHandler } from './session.js';
+import { readJsonState, writeJsonState } from './state-file.js';
+import { join } from 'node:path';
+
+const datapointSchema = z.strictObject({
+  id: z.string().regex(/^[a-z0-9_.-]{1,128}$/),
+  /** Decimal places kept on the wire. */
+  decimals: z.number().int().min(0).max(9).default(0),
+  type: z.enum(['number', 'boolean']).default('number'),
+  /** Forward this datapoint's readings over the satellite (stand-alone mode). */
+  forward: z.boolean().default(true),
+  /** A change to a truthy value is sent at once, as an alarm. */
+  alarm: z.boolean().default(false),
+});
+
+const schema = z.strictObject({
+  /** Serial device of the modem, e.g. /dev/ttyUSB0. */
+  port: z.string().min(1),
+  baudRate: z.number().int().default(19200),
+  /** Turn echo off with ATE0 (the driver works either way). */
+  echoOff: z.boolean().default(true),
+  ringAlerts: z.boolean().default(true),
+  /** Broker topic prefix (as in broker config), for setpoints from MT messages. */
+  topicPrefix: z.string().default('outpost'),
+  /** The codec table: ORDER IS THE WIRE CONTRACT with the central side; append only. */
+  datapoints: z.array(datapointSchema).max(1000).default([]),
+  timeResolutionMs: z.number().int().min(1).max(3_600_000).default(1000),
+  /** Stand-alone forwarding: pack buffered readings into one message this often. */
+  sendIntervalMs: z.number().int().min(1000).default(3_600_000),
+  /** Readings buffered for forwarding; the oldest are dropped beyond it. */
+  maxBufferedReadings: z.number().int().min(10).max(100_000).default(5000),
+  /** Poll +CSQ this often for the signal datapoint (free; 0 = only around sessions). */
+  signalPollMs: z.number().int().min(0).default(300_000),
+  /** Periodic mailbox check for MT messages (0 = only on ring alerts and with MO traffic). */
+  mailboxCheckMs: z.number().int().min(0).default(0),
+  budget: z
+    .strictObject({
+      dailyCredits: z.number().int().min(1).default(50),
+      monthlyCredits: z.number().int().min(1).optional(),
+      alarmReserve: z.number().int().min(0).default(5),
+      historyShare: z.number().min(0).max(1).default(0.8),
+    })
+    .prefault({}),
+  mt: z
+    .strictObject({
+      /** Shared key, hex (at least 32 hex digits = 16 bytes). Never logged. */
+      secret: z.string().regex(/^([0-9a-fA-F]{2}){16,64}$/, 'secret must be 16..64 bytes as hex'),
+      /** Names of commands an MT message may carry (index = wire code). */
+      commands: z.array(z.string().min(1)).default(['mailbox_check', 'send_now']),
+    })
+    .optional(),
+  timing: z
+    .strictObject({
+      atMs: z.number().int().min(10).default(5_000),
+      startupMs: z.number().int().min(10).default(60_000),
+      startupProbeMs: z.number().int().min(10).default(1_000),
+      sessionMs: z.number().int().min(10).default(120_000),
+      sbdwbMs: z.number().int().min(10).default(65_000),
+      sbdrbOkMs: z.number().int().min(1).default(1_000),
+      minSignal: z.number().int().min(0).max(5).default(2),
+      signalRetryMs: z.number().int().min(1).default(30_000),
+      backoffInitialMs: z.number().int().min(1).default(20_000),
+      backoffMaxMs: z.number().int().min(1).default(900_000),
+      registrationWaitMs: z.number().int().min(1).default(180_000),
+      accountRetryMs: z.number().int().min(1).default(3_600_000),
+      budgetRetryMs: z.number().int().min(1).default(600_000),
+    })
+    .prefault({}),
+});
+
+export type IridiumOptions = z.output<typeof schema>;
+
+/** What the sync link (and anything else in-process) uses to talk over the satellite. */
+export interface IridiumLinkApi {
+  /** Queue raw MO bytes (1..340). */
+  send(bytes: Uint8Array, priority?: Priority): Promise<{ momsn: number; credits: number }>;
+  /** Pack readings with the compact codec into as few messages as possible and queue them. */
+  sendReadings(readings: readonly Reading[], priority?: Priority): Promise<Array<{ momsn: number; credits: number; seq: number }>>;
+  /** Authenticated MT commands (after replay/forgery checks). */
+  onMt(handler: (commands: MtCommand[], info: { counter: number; mtmsn: number }) => void | Promise<void>): () => void;
+  /** Raw MT bytes, before authentication (for links with their own format). */
+  onRawMt(handler: MtHandler): () => void;
+  readonly codec: MoCodec;
+  readonly state: LinkState;
+}
+
+/** Running Iridium links by adapter id, for the sync link to find. */
+export const iridiumLinks = new Map<string, IridiumLinkApi>();
+
+/**
+ * Iridium SBD modem (RockBLOCK 9603/9602) on a serial port: drives the modem, sends
+ * readings in a compact binary form within a credit budget, and turns authenticated MT
+ * messages into setpoints on the bus.
+ */
+export default defineAdapter({
+  type: 'iridium',
+  description: 'Iridium SBD satellite modem (RockBLOCK 9603/9602): metered uplink and authenticated downlink',
+  schema,
+  create(options, { id }) {
+    let link: SbdLink | undefined;
+    let transport: AtTransport | undefined;
+    let release: (() => Promise<void>) | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    const unsubscribe: Array<() => Promise<void>> = [];
+
+    return {
+      async start(ctx: AdapterContext) {
+        const codec = new MoCodec({ datapoints: options.datapoints, timeResolutionMs: options.timeResolutionMs });
+        const dp = {
+          signal: `${id}.signal`,
+          state: `${id}.link_state`,
+          today: `${id}.credits_today`,
+          month: `${id}.credits_month`,
+          queue: `${id}.queue`,
+          refused: `${id}.mt_refused`,
+          moStatus: `${id}.last_mo_status`,
+        };
+        await ctx.datapoints.register([
+          { id: dp.signal, type: 'number', unit: 'bars', min: 0, max: 5, description: 'Iridium signal quality (+CSQ, 0..5)' },
+          { id: dp.state, type: 'string', description: 'Iridium link state (idle, session, backoff, waiting, no_signal, budget, account_error, down)' },
+          { id: dp.today, type: 'number', unit: 'credits', description: 'Iridium credits (50-byte units) used today' },
+          { id: dp.month, type: 'number', unit: 'credits', description: 'Iridium credits used this month' },
+          { id: dp.queue, type: 'number', description: 'MO messages waiting to be sent' },
+          { id: dp.refused, type: 'number', description: 'MT messages refused (forged, replayed or malformed) since start' },
+          { id: dp.moStatus, type: 'number', description: 'MO status of the last SBD session (+SBDIX)' },
+        ]);
+        const publish = (point: string, v: number | string): void => {
+          ctx.bus.publishValue(point, v).catch((err: unknown) => ctx.log.warn({ id: point, err: toOutpostError(err).message }, 'Iridium status value not stored'));
+        };
+
+        const budget = await CreditBudget.open(ctx.dataDir, options.budget, ctx.clock, ctx.gateway.timezone);
+        const verifier = options.mt
+          ? await MtVerifier.open(ctx.dataDir, {
+              key: Buffer.from(options.mt.secret, 'hex'),
+              context: ctx.gateway.id,
+              datapoints: options.datapoints,
+              commands: options.mt.commands,
+            })
+          : undefined;
+
+        const lease = await ctx.ports.acquire(
+          options.port,
+          { baudRate: options.baudRate },
+          () =>
+            new Promise<SerialPort>((resolve, reject) => {
+              const port = new SerialPort({ path: options.port, baudRate: options.baudRate, autoOpen: false });
+              port.open((err) => (err ? reject(new OutpostError('ADAPTER_START_FAILED', `cannot open ${options.port}: ${err.message}`, { cause: err })) : resolve(port)));
+            }),
+          (port) => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve())),
+        );
+        release = lease.release;
+        transport = new AtTransport(serialPortIo(lease.resource));
+        const t = options.timing;
+        const modem = new IridiumModem(transport, {
+          echoOff: options.echoOff,
+          ringAlerts: options.ringAlerts,
+          signal: ctx.signal,
+          timeouts: { atMs: t.atMs, startupMs: t.startupMs, startupProbeMs: t.startupProbeMs, sessionMs: t.sessionMs, sbdwbMs: t.sbdwbMs, sbdrbOkMs: t.sbdrbOkMs },
+        });
+        const info = await modem.init();
+        ctx.log.info({ imei: info.imei, model: info.model, firmware: info.firmware[0] }, 'Iridium modem ready');
+
+        link = new SbdLink(modem, budget, ctx.clock, ctx.log, t);
+        const l = link;
+        l.on('state', (state: LinkState, detail?: string) => {
+          publish(dp.state, state);
+          const degraded = state === 'account_error' || state === 'down' || state === 'no_signal' || state === 'budget';
+          ctx.setStatus({ degraded, message: detail ?? state, info: { imei: info.imei, state, queued: l.queued, creditsToday: budget.today } });
+        });
+        l.on('signal', (bars: number) => publish(dp.signal, bars));
+        l.on('credits', (today: number, month: number) => {
+          publish(dp.today, today);
+          publish(dp.month, month);
+        });
+        l.on('queue', (n: number) => publish(dp.queue, n));
+        l.on('session', (r: { moStatus: number }) => publish(dp.moStatus, r.moStatus));
+        l.on('alert', (err: OutpostError) => ctx.log.error({ code: err.code, reason: err.message }, 'Iridium link needs attention'));
+        l.on('mt-error', (err: OutpostError, mtmsn: number) => ctx.log.warn({ code: err.code, reason: err.message, mtmsn }, 'MT handler failed'));
+        l.on('error', (err: unknown) => ctx.fail(err));
+        publish(dp.today, budget.today);
+        publish(dp.month, budget.month);
+
+        // ---- MT: authenticate, then setpoints to the bus ----
+        let refused = 0;
+        publish(dp.refused, refused);
+        const mtHandlers = new Set<(c: MtCommand[], i: { counter: number; mtmsn: number }) => void | Promise<void>>();
+        l.onMt(async (bytes, mtInfo) => {
+          if (!verifier) {
+            refused++;
+            publish(dp.refused, refused);
+            ctx.log.warn({ mtmsn: mtInfo.mtmsn, bytes: bytes.length }, 'MT message refused: no mt.secret configured');
+            return;
+          }
+          let accepted;
+          try {
+            accepted = await verifier.accept(bytes);
+          } catch (err) {
+            const e = toOutpostError(err);
+            if (e.code !== 'IRIDIUM_MT_REFUSED') throw e;
+            refused++;
+            publish(dp.refused, refused);
+            ctx.log.warn({ mtmsn: mtInfo.mtmsn, reason: (e.details as { reason: string }).reason, detail: e.message }, 'MT message refused');
+            return;
+          }
+          ctx.log.info({ mtmsn: mtInfo.mtmsn, counter: accepted.counter, commands: accepted.commands.length }, 'MT message accepted');
+          for (const c of accepted.commands) {
+            if (c.kind === 'setpoint') {
+              const body: { v: number | boolean; expires?: number } = { v: c.v };
+              if (c.expiresInS !== undefined) body.expires = ctx.clock.now() + c.expiresInS * 1000;
+              // Same validation and routing as a local write; a refusal is logged, never retried.
+              await ctx.setpoint(c.id, body).then(
+                (r) => ctx.log.info({ id: c.id, v: r.v }, 'MT setpoint applied'),
+                (err: unknown) => {
+                  const e = toOutpostError(err);
+                  ctx.log.warn({ id: c.id, code: e.code, reason: e.message }, 'MT setpoint refused');
+                },
+              );
+            } else if (c.name === 'mailbox_check') l.mailboxCheck();
+            else if (c.name === 'send_now') flush();
+          }
+          for (const h of mtHandlers) await h(accepted.commands, { counter: accepted.counter, mtmsn: mtInfo.mtmsn });
+        });
+
+        // ---- stand-alone forwarding of readings ----
+        let seq = (await readJsonState<{ seq: number }>(join(ctx.dataDir, 'mo-seq.json'), { seq: 0 })).seq;
+        const buffered: Reading[] = [];
+        const last = new Map<string, unknown>();
+        const sendReadings = async (readings: readonly Reading[], priority: Priority = 'history') => {
+          const results: Array<{ momsn: number; credits: number; seq: number }> = [];
+          const pending: Array<Promise<void>> = [];
+          let offset = 0;
+          while (offset < readings.length) {
+            const mySeq = seq++;
+            const { bytes, count } = codec.packPrefix(readings.slice(offset, offset + 340 * 8), mySeq);
+            offset += count;
+            await writeJsonState(join(ctx.dataDir, 'mo-seq.json'), { seq });
+            pending.push(l.send(bytes, priority).then((r) => void results.push({ ...r, seq: mySeq })));
+          }
+          await Promise.all(pending);
+          return results;
+        };
+        const flush = (): void => {
+          if (buffered.length === 0) return;
+          const batch = buffered.splice(0);
+          sendReadings(batch, 'history').catch((err: unknown) => {
+            const e = toOutpostError(err);
+            ctx.log.warn({ code: e.code, reason: e.message, readings: batch.length }, 'Iridium readings not sent');
+          });
+        };
+        for (const d of options.datapoints.filter((x) => x.forward)) {
+          const un = await ctx.bus.subscribe(`${options.topicPrefix}/dp/${d.id}/value`, (_topic, payload) => {
+            let msg: { v: unknown; t: number; q?: 'stale' | 'bad' };
+            try {
+              msg = JSON.parse(payload.toString('utf8'));
+            } catch {
+              return; // the gateway publishes validated JSON on value topics; nothing else is ours to read
+            }
+            const v = msg.v === null ? null : d.type === 'boolean' ? Boolean(msg.v) : typeof msg.v === 'number' ? msg.v : undefined;
+            if (v === undefined) return;
+            const reading: Reading = msg.q ? { id: d.id, t: msg.t, v, q: msg.q } : { id: d.id, t: msg.t, v };
+            const previous = last.get(d.id);
+            last.set(d.id, v);
+            if (d.alarm && v && previous !== v) {
+              sendReadings([reading], 'alarm').catch((err: unknown) => ctx.log.warn({ code: toOutpostError(err).code, id: d.id }, 'Iridium alarm not sent'));
+              return;
+            }
+            if (buffered.length >= options.maxBufferedReadings) buffered.shift();
+            buffered.push(reading);
+          });
+          unsubscribe.push(un);
+        }
+        timers.push(setInterval(flush, options.sendIntervalMs));
+        const pollSignal = (): void => {
+          l.pollSignal().catch((err: unknown) => ctx.log.debug({ code: toOutpostError(err).code }, 'signal poll failed'));
+        };
+        pollSignal();
+        if (options.signalPollMs > 0) timers.push(setInterval(pollSignal, options.signalPollMs));
+        if (options.mailboxCheckMs > 0) timers.push(setInterval(() => l.mailboxCheck(), options.mailboxCheckMs));
+
+        iridiumLinks.set(id, {
+          send: (bytes, priority) => l.send(bytes, priority),
+          sendReadings,
+          onMt: (h) => {
+            mtHandlers.add(h);
+            return () => mtHandlers.delete(h);
+          },
+          onRawMt: (h) => l.onMt(h),
+          codec,
+          get state() {
+            return l.state;
+          },
+        });
+        l.start();
+      },
+      async stop() {
+        iridiumLinks.delete(id);
+        for (const timer of timers.splice(0)) clearInterval(timer);
+        await Promise.all(unsubscribe.splice(0).map((un) => un()));
+        await link?.stop();
+        link = undefined;
+        transport?.close();
+        transport = undefined;
+        await release?.();
+        release = undefined;
+      },
+    };
+  },
+});

@@ -1,0 +1,388 @@
+import { EventEmitter } from 'node:events';
+import type { Clock } from '../../runtime/clock.js';
+import type { Logger } from '../../runtime/log.js';
+import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import { PRIORITIES, type CreditBudget, type Priority } from './budget.js';
+import { creditsFor } from './codec.js';
+import type { IridiumModem, SbdixResult } from './modem.js';
+
+/**
+ * Session policy: when to open an SBD session, what an MO status means, how long to
+ * wait, and which message goes first. The classification follows the +SBDIX MO status
+ * table of the ISU AT Command Reference.
+ */
+
+export type MoClass = 'success' | 'retry' | 'wait' | 'account' | 'fatal' | 'hardware';
+
+export function classifyMoStatus(code: number): { kind: MoClass; reason: string } {
+  if (code >= 0 && code <= 4) return { kind: 'success', reason: code === 1 ? 'sent; MT message too big for the modem' : code === 2 ? 'sent; location update not accepted' : 'sent' };
+  switch (code) {
+    case 12:
+      return { kind: 'fatal', reason: 'MO message has too many segments' };
+    case 14:
+      return { kind: 'fatal', reason: 'invalid segment size' };
+    case 15:
+      return { kind: 'account', reason: 'access is denied (account not active or out of credit)' };
+    case 16:
+      return { kind: 'account', reason: 'modem is locked and may not make SBD calls (+CULK)' };
+    case 33:
+      return { kind: 'hardware', reason: 'antenna fault' };
+    case 34:
+      return { kind: 'hardware', reason: 'radio is disabled (*R)' };
+    case 36:
+      return { kind: 'wait', reason: 'try later: must wait 3 minutes since the last registration' };
+    case 38:
+      return { kind: 'wait', reason: 'try later: traffic management period' };
+    case 10:
+      return { kind: 'retry', reason: 'call did not complete in the allowed time' };
+    case 11:
+      return { kind: 'retry', reason: 'MO queue at the gateway is full' };
+    case 13:
+      return { kind: 'retry', reason: 'gateway reported the session did not complete' };
+    case 17:
+      return { kind: 'retry', reason: 'gateway not responding (local session timeout)' };
+    case 18:
+      return { kind: 'retry', reason: 'connection lost (RF drop)' };
+    case 19:
+      return { kind: 'retry', reason: 'link failure (protocol error)' };
+    case 32:
+      return { kind: 'retry', reason: 'no network service' };
+    case 35:
+      return { kind: 'retry', reason: 'modem is busy' };
+    case 37:
+      return { kind: 'retry', reason: 'SBD service is temporarily disabled' };
+    default:
+      return { kind: 'retry', reason: `failure status ${code}` };
+  }
+}
+
+export type LinkState = 'starting' | 'idle' | 'session' | 'backoff' | 'waiting' | 'no_signal' | 'budget' | 'account_error' | 'down' | 'stopped';
+
+export interface LinkOptions {
+  /** Minimum +CSQ bars before a session is tried. */
+  minSignal: number;
+  /** Wait between signal checks while below `minSignal`. */
+  signalRetryMs: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** MO status 36/38: "wait 3 minutes". */
+  registrationWaitMs: number;
+  /** MO status 15/16 (account) and 33/34 (hardware): wait this long before trying again. */
+  accountRetryMs: number;
+  /** Budget refused everything queued: look again after this long (the day may have rolled over). */
+  budgetRetryMs: number;
+  /** MT messages drained per wake-up while the gateway reports more queued. */
+  maxMtPerWake: number;
+  /** Messages kept per priority; the oldest is dropped beyond it. */
+  queueLimit: number;
+  /** Attempts to re-read an MT buffer with a bad checksum. */
+  mtReadAttempts: number;
+  random?: () => number;
+}
+
+export const DEFAULT_LINK_OPTIONS: LinkOptions = {
+  minSignal: 2,
+  signalRetryMs: 30_000,
+  backoffInitialMs: 20_000,
+  backoffMaxMs: 15 * 60_000,
+  registrationWaitMs: 3 * 60_000,
+  accountRetryMs: 60 * 60_000,
+  budgetRetryMs: 10 * 60_000,
+  maxMtPerWake: 10,
+  queueLimit: 32,
+  mtReadAttempts: 3,
+};
+
+export interface MtInfo {
+  mtmsn: number;
+  queued: number;
+}
+
+export type MtHandler = (bytes: Buffer, info: MtInfo) => void | Promise<void>;
+
+interface Outgoing {
+  bytes: Buffer;
+  priority: Priority;
+  resolve(result: { momsn: number; credits: number }): void;
+  reject(err: Error): void;
+}
+
+/**
+ * The Iridium link: a bounded priority queue of MO messages, a budget, and the loop
+ * that drives the modem. Also the API the sync link uses: `send(bytes, priority)` and
+ * `onMt(handler)`.
+ */
+export class SbdLink extends EventEmitter {
+  readonly options: LinkOptions;
+  state: LinkState = 'starting';
+  signal = -1;
+  lastMoStatus: number | undefined;
+  dropped = 0;
+  private readonly queues: Record<Priority, Outgoing[]> = { alarm: [], latest: [], history: [] };
+  private readonly mtHandlers = new Set<MtHandler>();
+  private wake: (() => void) | undefined;
+  private ringPending = false;
+  private mailboxPending = false;
+  private mtToDrain = 0;
+  private attempts = 0;
+  private reinit = false;
+  private controller = new AbortController();
+  private loop: Promise<void> | undefined;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly modem: IridiumModem,
+    private readonly budget: CreditBudget,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    options: Partial<LinkOptions> = {},
+  ) {
+    super();
+    this.options = { ...DEFAULT_LINK_OPTIONS, ...options };
+    this.random = this.options.random ?? Math.random;
+    modem.on('ring', () => {
+      this.ringPending = true;
+      this.kick();
+    });
+  }
+
+  /** Queues an MO message (1..340 bytes). Resolves once the gateway has it. */
+  send(bytes: Uint8Array, priority: Priority = 'latest'): Promise<{ momsn: number; credits: number }> {
+    if (bytes.length < 1 || bytes.length > 340) {
+      return Promise.reject(new OutpostError('IRIDIUM_MO_SIZE', `MO message is ${bytes.length} bytes; 1..340 allowed`));
+    }
+    return new Promise((resolve, reject) => {
+      const q = this.queues[priority];
+      if (q.length >= this.options.queueLimit) {
+        const old = q.shift()!;
+        this.dropped++;
+        old.reject(new OutpostError('IRIDIUM_QUEUE_FULL', `${priority} queue is full (${this.options.queueLimit}); the oldest message was dropped`));
+      }
+      q.push({ bytes: Buffer.from(bytes), priority, resolve, reject });
+      this.emit('queue', this.queued);
+      this.kick();
+    });
+  }
+
+  /** Registers an MT handler; returns the unsubscribe function. */
+  onMt(handler: MtHandler): () => void {
+    this.mtHandlers.add(handler);
+    return () => this.mtHandlers.delete(handler);
+  }
+
+  /** A session without MO data to fetch MT messages (costs one credit). */
+  mailboxCheck(): void {
+    this.mailboxPending = true;
+    this.kick();
+  }
+
+  /** Reads +CSQ now (free: no session) and reports a change. */
+  async pollSignal(): Promise<number> {
+    const bars = await this.modem.signalQuality();
+    this.noteSignal(bars);
+    return bars;
+  }
+
+  private noteSignal(bars: number): void {
+    if (bars === this.signal) return;
+    this.signal = bars;
+    this.emit('signal', bars);
+  }
+
+  get queued(): number {
+    return PRIORITIES.reduce((n, p) => n + this.queues[p].length, 0);
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.controller = new AbortController();
+    this.loop = this.run(this.controller.signal).catch((err: unknown) => {
+      if (this.controller.signal.aborted) return;
+      this.emit('error', err);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.controller.abort(new OutpostError('ADAPTER_UNAVAILABLE', 'Iridium link stopped'));
+    this.kick();
+    await this.loop;
+    this.loop = undefined;
+    this.setState('stopped');
+    for (const p of PRIORITIES) {
+      for (const m of this.queues[p].splice(0)) m.reject(new OutpostError('ADAPTER_UNAVAILABLE', 'Iridium link stopped before the message was sent'));
+    }
+  }
+
+  private kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private setState(state: LinkState, detail?: string): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', state, detail);
+  }
+
+  private async sleep(ms: number, signal: AbortSignal, interruptible = false): Promise<void> {
+    if (!interruptible) return this.clock.sleep(ms, signal);
+    const woken = new Promise<void>((resolve) => (this.wake = resolve));
+    await Promise.race([this.clock.sleep(ms, signal), woken]);
+  }
+
+  private nextMessage(): Outgoing | undefined {
+    for (const p of PRIORITIES) {
+      const m = this.queues[p][0];
+      if (m && this.budget.allows(creditsFor(m.bytes.length), p)) return m;
+    }
+    return undefined;
+  }
+
+  private backoffMs(): number {
+    const base = Math.min(this.options.backoffMaxMs, this.options.backoffInitialMs * 2 ** this.attempts);
+    this.attempts++;
+    return Math.round(base * (0.5 + this.random())); // randomised so many sites do not retry in step
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    this.setState('idle');
+    while (!signal.aborted) {
+      const message = this.nextMessage();
+      const wantMt = this.ringPending || this.mailboxPending || this.mtToDrain > 0;
+      if (!message && !wantMt) {
+        if (this.queued > 0) {
+          this.setState('budget', 'daily or monthly credit budget reached');
+          await this.sleep(this.options.budgetRetryMs, signal, true).catch(() => undefined);
+        } else {
+          this.setState('idle');
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+            signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+        }
+        continue;
+      }
+      if (!message && !this.budget.allows(1, 'alarm')) {
+        // Fetching MT costs credits too; the budget wins over a ring alert.
+        this.ringPending = this.mailboxPending = false;
+        this.mtToDrain = 0;
+        continue;
+      }
+      try {
+        await this.attempt(message, signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        const e = toOutpostError(err);
+        this.log.warn({ code: e.code, reason: e.message }, 'Iridium session attempt failed');
+        if (e.code === 'IRIDIUM_MO_SIZE' && message) {
+          this.remove(message);
+          message.reject(e);
+          continue;
+        }
+        if (e.code === 'IRIDIUM_TIMEOUT' || e.code === 'IRIDIUM_PROTOCOL') this.reinit = true;
+        this.setState('backoff', e.message);
+        await this.sleep(this.backoffMs(), signal).catch(() => undefined);
+      }
+    }
+  }
+
+  private remove(m: Outgoing): void {
+    const q = this.queues[m.priority];
+    const i = q.indexOf(m);
+    if (i >= 0) q.splice(i, 1);
+    this.emit('queue', this.queued);
+  }
+
+  private async attempt(message: Outgoing | undefined, signal: AbortSignal): Promise<void> {
+    if (this.reinit) {
+      await this.modem.init();
+      this.reinit = false;
+    }
+    const bars = await this.modem.signalQuality();
+    this.noteSignal(bars);
+    if (bars < this.options.minSignal) {
+      this.setState('no_signal', `signal ${bars} below ${this.options.minSignal}`);
+      await this.sleep(this.options.signalRetryMs, signal);
+      return;
+    }
+    this.setState('session');
+    if (message) await this.modem.writeMo(message.bytes);
+    else await this.modem.clearBuffers(0); // a mailbox check must not resend an old MO buffer
+    const answerRing = this.ringPending;
+    const result = await this.modem.session(answerRing);
+    this.lastMoStatus = result.moStatus;
+    this.emit('session', result);
+    const cls = classifyMoStatus(result.moStatus);
+    if (cls.kind === 'success') {
+      this.attempts = 0;
+      this.ringPending = false;
+      this.mailboxPending = false;
+      const credits = (message ? creditsFor(message.bytes.length) : 1) + (result.mtStatus === 1 ? creditsFor(result.mtLength) : 0);
+      await this.budget.record(credits);
+      this.emit('credits', this.budget.today, this.budget.month);
+      // Clear the MO buffer after a success so a later mailbox check cannot send it twice.
+      await this.modem.clearBuffers(0);
+      if (message) {
+        this.remove(message);
+        message.resolve({ momsn: result.momsn, credits });
+      }
+      await this.receiveMt(result);
+      this.setState('idle');
+      return;
+    }
+    this.log.info({ moStatus: result.moStatus, kind: cls.kind, reason: cls.reason }, 'Iridium session did not send');
+    switch (cls.kind) {
+      case 'fatal':
+        await this.modem.clearBuffers(0);
+        if (message) {
+          this.remove(message);
+          message.reject(new OutpostError('IRIDIUM_SESSION_FAILED', `MO status ${result.moStatus}: ${cls.reason}; message dropped`));
+        }
+        return;
+      case 'wait':
+        this.setState('waiting', cls.reason);
+        await this.sleep(this.options.registrationWaitMs, signal);
+        return;
+      case 'account':
+      case 'hardware':
+        this.setState(cls.kind === 'account' ? 'account_error' : 'down', cls.reason);
+        this.emit('alert', new OutpostError(cls.kind === 'account' ? 'IRIDIUM_ACCOUNT' : 'IRIDIUM_SESSION_FAILED', `MO status ${result.moStatus}: ${cls.reason}`));
+        await this.sleep(this.options.accountRetryMs, signal);
+        return;
+      default:
+        this.setState('backoff', cls.reason);
+        await this.sleep(this.backoffMs(), signal);
+    }
+  }
+
+  /** Reads the MT buffer after a successful session and keeps draining while the gateway has more. */
+  private async receiveMt(result: SbdixResult): Promise<void> {
+    if (result.mtStatus === 1) {
+      let bytes: Buffer | undefined;
+      for (let i = 0; i < this.options.mtReadAttempts && !bytes; i++) {
+        try {
+          bytes = await this.modem.readMt();
+        } catch (err) {
+          const e = toOutpostError(err);
+          if (e.code !== 'IRIDIUM_CHECKSUM' && e.code !== 'IRIDIUM_TIMEOUT') throw e;
+          this.log.warn({ code: e.code, attempt: i + 1 }, 'MT read failed; reading the buffer again');
+        }
+      }
+      if (!bytes) throw new OutpostError('IRIDIUM_CHECKSUM', `MT message ${result.mtmsn} could not be read intact`);
+      await this.modem.clearBuffers(1);
+      for (const h of this.mtHandlers) {
+        try {
+          await h(bytes, { mtmsn: result.mtmsn, queued: result.mtQueued });
+        } catch (err) {
+          // One handler's failure must not stop the others or the drain.
+          this.emit('mt-error', toOutpostError(err), result.mtmsn);
+        }
+      }
+    }
+    if (result.mtQueued > 0) {
+      this.mtToDrain = this.mtToDrain > 0 ? this.mtToDrain - 1 : this.options.maxMtPerWake;
+      if (this.mtToDrain === 0) this.log.warn({ queued: result.mtQueued }, 'MT drain limit reached; the rest waits for the next session');
+    } else this.mtToDrain = 0;
+  }
+}

@@ -1,0 +1,88 @@
+import t from 'tap';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MtVerifier, encodeMt, type MtFormat } from '../../../adapters/iridium/mt.js';
+
+const format: MtFormat = {
+  key: Buffer.from('00112233445566778899aabbccddeeff', 'hex'),
+  context: 'buoy-7',
+  datapoints: [
+    { id: 'site.hvac.setpoint', decimals: 1, type: 'number' },
+    { id: 'site.pump.enabled', decimals: 0, type: 'boolean' },
+  ],
+  commands: ['mailbox_check', 'send_now'],
+};
+
+async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-iridium-mt-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('an authentic message is decoded and its counter stored durably', async (t) => {
+  const dir = await tempDir(t);
+  const v = await MtVerifier.open(dir, format);
+  const msg = encodeMt(format, 5, [
+    { kind: 'setpoint', id: 'site.hvac.setpoint', v: 21.5 },
+    { kind: 'setpoint', id: 'site.pump.enabled', v: false, expiresInS: 3600 },
+    { kind: 'command', name: 'send_now' },
+  ]);
+  t.ok(msg.length <= 24, `compact: ${msg.length} bytes for three commands`);
+  const accepted = await v.accept(msg);
+  t.equal(accepted.counter, 5);
+  t.same(accepted.commands, [
+    { kind: 'setpoint', id: 'site.hvac.setpoint', v: 21.5 },
+    { kind: 'setpoint', id: 'site.pump.enabled', v: false, expiresInS: 3600 },
+    { kind: 'command', name: 'send_now' },
+  ]);
+  t.same(JSON.parse(await readFile(join(dir, 'mt-counter.json'), 'utf8')), { last: 5 });
+  const reopened = await MtVerifier.open(dir, format);
+  t.equal(reopened.lastCounter, 5, 'counter survives a restart');
+  await t.rejects(reopened.accept(msg), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'replayed' } }, 'replay after restart refused');
+});
+
+t.test('replays and old counters are refused', async (t) => {
+  const v = await MtVerifier.open(await tempDir(t), format);
+  const m10 = encodeMt(format, 10, [{ kind: 'command', name: 'mailbox_check' }]);
+  await v.accept(m10);
+  await t.rejects(v.accept(m10), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'replayed', counter: 10, last: 10 } });
+  await t.rejects(v.accept(encodeMt(format, 9, [{ kind: 'command', name: 'mailbox_check' }])), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'replayed' } });
+  t.equal((await v.accept(encodeMt(format, 11, [{ kind: 'command', name: 'mailbox_check' }]))).counter, 11);
+});
+
+t.test('forgeries are refused before anything is interpreted', async (t) => {
+  const v = await MtVerifier.open(await tempDir(t), format);
+  const good = encodeMt(format, 1, [{ kind: 'setpoint', id: 'site.hvac.setpoint', v: 19 }]);
+  for (let i = 0; i < good.length; i++) {
+    const bad = Buffer.from(good);
+    bad[i]! ^= 0x01;
+    await t.rejects(v.accept(bad), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'forged' } }, `bit flip in byte ${i}`);
+  }
+  const otherKey = encodeMt({ ...format, key: Buffer.alloc(16, 7) }, 2, [{ kind: 'setpoint', id: 'site.hvac.setpoint', v: 30 }]);
+  await t.rejects(v.accept(otherKey), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'forged' } }, 'wrong key');
+  const otherSite = encodeMt({ ...format, context: 'buoy-8' }, 3, [{ kind: 'setpoint', id: 'site.hvac.setpoint', v: 30 }]);
+  await t.rejects(v.accept(otherSite), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'forged' } }, 'message for another site');
+  await t.rejects(v.accept(Buffer.from('hello world')), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'forged' } }, 'plain text');
+  await t.rejects(v.accept(Buffer.alloc(3)), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'too short');
+  await t.rejects(v.accept(Buffer.alloc(300)), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'too long');
+  t.equal(v.lastCounter, -1, 'nothing was accepted');
+  t.equal((await v.accept(good)).counter, 1, 'the genuine message still works');
+});
+
+t.test('authentic but malformed bodies are refused as malformed', async (t) => {
+  const v = await MtVerifier.open(await tempDir(t), format);
+  // Build by hand with a valid tag: unknown op / unknown datapoint index / empty.
+  const { createHmac } = await import('node:crypto');
+  const sign = (body: Buffer) =>
+    Buffer.concat([body, createHmac('sha256', format.key).update('outpost-iridium-mt/1').update(Buffer.from([0])).update(format.context).update(Buffer.from([0])).update(body).digest().subarray(0, 8)]);
+  await t.rejects(v.accept(sign(Buffer.from([1, 1, 0x09]))), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'unknown op');
+  await t.rejects(v.accept(sign(Buffer.from([1, 2, 0x01, 7, 2]))), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'unknown datapoint index');
+  await t.rejects(v.accept(sign(Buffer.from([1, 3]))), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'no commands');
+  await t.rejects(v.accept(sign(Buffer.from([2, 4, 0x03, 0]))), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'unknown version');
+  t.equal(v.lastCounter, -1);
+});
+
+t.test('short keys are a configuration error', async (t) => {
+  await t.rejects(MtVerifier.open(await tempDir(t), { ...format, key: Buffer.alloc(8) }), { code: 'CONFIG_INVALID' });
+});
