@@ -162,6 +162,7 @@ export class AdapterHost {
       setStatus: (detail) => {
         if (slot.generation !== generation) return;
         slot.status = { ...slot.status, ...detail };
+        if (detail.info) this.exportInfo(adapterId, detail.info);
         this.publishStatus(slot);
       },
       fail: (err) => {
@@ -169,6 +170,16 @@ export class AdapterHost {
         void this.handleFailure(slot, new OutpostError('ADAPTER_CRASHED', `${adapterId}: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
       },
     };
+  }
+
+  /** Numeric status fields become `outpost_adapter_info{adapter,key}`; nested objects use dotted keys (two levels). */
+  private exportInfo(adapter: string, info: Record<string, unknown>, prefix = '', depth = 0): void {
+    for (const [k, v] of Object.entries(info)) {
+      const key = prefix + k;
+      if (typeof v === 'number' && Number.isFinite(v)) this.deps.metrics.adapterInfo.set({ adapter, key }, v);
+      else if (typeof v === 'boolean') this.deps.metrics.adapterInfo.set({ adapter, key }, v ? 1 : 0);
+      else if (v && typeof v === 'object' && !Array.isArray(v) && depth < 1) this.exportInfo(adapter, v as Record<string, unknown>, key + '.', depth + 1);
+    }
   }
 
   private async handleFailure(slot: Slot, err: OutpostError): Promise<void> {

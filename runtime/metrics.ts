@@ -10,6 +10,8 @@ export class Metrics {
   readonly setpoints = new Counter({ name: 'outpost_setpoints_total', help: 'Setpoint requests by result', labelNames: ['result'], registers: [this.registry] });
   readonly adapterUp = new Gauge({ name: 'outpost_adapter_up', help: '1 when the adapter is running', labelNames: ['adapter', 'type'], registers: [this.registry] });
   readonly adapterRestarts = new Counter({ name: 'outpost_adapter_restarts_total', help: 'Adapter restarts after a failure', labelNames: ['adapter'], registers: [this.registry] });
+  /** Numeric fields of each adapter's status `info` (files imported, credits used, …), one series per key. */
+  readonly adapterInfo = new Gauge({ name: 'outpost_adapter_info', help: 'Numeric status counters reported by adapters', labelNames: ['adapter', 'key'], registers: [this.registry] });
   readonly mqttClients = new Gauge({ name: 'outpost_mqtt_clients', help: 'Connected MQTT clients', registers: [this.registry] });
   readonly datapoints = new Gauge({ name: 'outpost_datapoints', help: 'Registered datapoints', registers: [this.registry] });
   readonly storagePending = new Gauge({ name: 'outpost_storage_pending_points', help: 'Points accepted but not yet durable', registers: [this.registry] });

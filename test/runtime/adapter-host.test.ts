@@ -119,3 +119,22 @@ t.test('setpoints to an adapter that is not running get 503', async (t) => {
   t.equal(res.status, 503);
   t.match(await res.json(), { error: { code: 'ADAPTER_UNAVAILABLE', retryable: true } });
 });
+
+t.test('adapter status: published retained, numeric info exported to /metrics', async (t) => {
+  const events: string[] = [];
+  const gw = await startTestGateway(t, { adapters: [{ id: 'importer', type: 'scripted' }] }, {
+    types: [scriptedAdapter({ events, onCtx: (ctx) => ctx.setStatus({ degraded: true, message: '1 of 2 devices offline', info: { files: 3, healthy: false, devices: { a: 1.5 }, name: 'x' } }) })],
+  });
+  const c = await mqtt.connectAsync(gw.mqttUrl, { reconnectPeriod: 0 });
+  t.teardown(() => c.endAsync());
+  const seen: unknown[] = [];
+  c.on('message', (_t, p) => seen.push(JSON.parse(p.toString())));
+  await c.subscribeAsync('outpost/adapter/importer/status');
+  await eventually(() => seen.length > 0);
+  t.match(seen.at(-1), { state: 'running', degraded: true, message: '1 of 2 devices offline', info: { files: 3 } });
+  const metrics = await (await fetch(`${gw.httpUrl}/metrics`)).text();
+  t.match(metrics, /outpost_adapter_info\{adapter="importer",key="files"\} 3/);
+  t.match(metrics, /outpost_adapter_info\{adapter="importer",key="healthy"\} 0/);
+  t.match(metrics, /outpost_adapter_info\{adapter="importer",key="devices.a"\} 1.5/);
+  t.notMatch(metrics, /key="name"/, 'strings are not metrics');
+});
