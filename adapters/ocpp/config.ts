@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { isPasswordHash } from '../../runtime/auth/passwords.js';
+
+/**
+ * Options of one `ocpp` adapter instance. Passwords are scrypt hashes made by
+ * `runtime/auth/passwords.ts` hashPassword; clear-text passwords never go into config.
+ */
+const chargerSchema = z
+  .strictObject({
+    /** Charge point identity: the last path segment of `ws://gateway/ocpp/<id>`. */
+    id: z.string().min(1).max(48).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
+    /** scrypt hash of the HTTP Basic password (OCPP 1.6 security profiles 1 and 2). */
+    password: z.string().refine(isPasswordHash, 'must be a hash made by hashPassword (scrypt$…), never a clear-text password').optional(),
+    /**
+     * OCPP 1.6 security whitepaper: 0 = no authentication (trusted network only),
+     * 1 = HTTP Basic, 2 = HTTP Basic over TLS (TLS terminated by the gateway or a local proxy).
+     */
+    securityProfile: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
+    /** Charger profile name (`chargers/<name>.yaml`); detected from BootNotification when omitted. */
+    profile: z.string().optional(),
+    /** Overrides of the profile for this installation. */
+    phases: z.union([z.literal(1), z.literal(3)]).optional(),
+    /** Site phase a single-phase charger is wired to. */
+    phase: z.enum(['L1', 'L2', 'L3']).default('L1'),
+    maxCurrentA: z.number().min(6).max(63).optional(),
+    /** Load management priority: higher is served first. */
+    priority: z.number().int().min(-100).max(100).default(0),
+    description: z.string().max(200).optional(),
+  })
+  .refine((c) => c.securityProfile === 0 || c.password !== undefined, { message: 'a password hash is required for security profile 1 and 2', path: ['password'] });
+
+const idTagEntry = z.union([
+  z.string().min(1).max(20),
+  z.strictObject({ idTag: z.string().min(1).max(20), expiryDate: z.string().datetime({ offset: true }).optional(), parentIdTag: z.string().min(1).max(20).optional() }),
+]);
+
+const loadManagementSchema = z
+  .strictObject({
+    /** Site connection limit in A per phase … */
+    limitA: z.number().positive().max(10_000).optional(),
+    /** … or in kW (converted with `voltage` and `sitePhases`). */
+    limitKw: z.number().positive().max(10_000).optional(),
+    voltage: z.number().min(100).max(480).default(230),
+    sitePhases: z.union([z.literal(1), z.literal(3)]).default(3),
+    /** Total EV current per phase when the site meter is stale; defaults to half the limit. */
+    fallbackA: z.number().min(0).optional(),
+    /** Headroom kept below the limit while metering. */
+    marginA: z.number().min(0).max(100).default(1),
+    meter: z
+      .strictObject({
+        /** Datapoint of the site meter (grid connection), e.g. `site.grid.power`. */
+        datapoint: z.string().regex(/^[a-z0-9_.-]{1,128}$/),
+        unit: z.enum(['W', 'kW', 'A']).default('W'),
+        staleAfterMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+        /** The meter also measures the chargers (usual grid meter), so their draw is subtracted. */
+        includesChargers: z.boolean().default(true),
+      })
+      .optional(),
+  })
+  .refine((l) => (l.limitA === undefined) !== (l.limitKw === undefined), 'give exactly one of limitA or limitKw');
+
+export const ocppOptionsSchema = z.strictObject({
+  /** Datapoint id prefix: `<prefix>.<charger>.<connector>.<quantity>`. */
+  prefix: z.string().regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/).default('ev'),
+  /** Websocket path prefix on the gateway's HTTP server. */
+  path: z.string().regex(/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/).default('/ocpp'),
+  /** Accept chargers that are not configured (no password check). For commissioning only. */
+  autoAccept: z.boolean().default(false),
+  heartbeatIntervalS: z.number().int().min(10).max(86_400).default(300),
+  callTimeoutMs: z.number().int().min(500).max(120_000).default(15_000),
+  /** Closes a connection after this many malformed frames in a row (ocpp-rpc maxBadMessages). */
+  maxBadMessages: z.number().int().min(1).max(1000).default(10),
+  /** Raw meter value records kept per session; later ones are counted, not stored. */
+  maxSamplesPerSession: z.number().int().min(10).max(100_000).default(5000),
+  chargers: z.array(chargerSchema).default([]),
+  /** Local authorization list (OCPP 1.6 §3.5): works with no upstream at all. */
+  idTags: z
+    .strictObject({
+      allow: z.array(idTagEntry).default([]),
+      block: z.array(z.string().min(1).max(20)).default([]),
+      /** Accept tags on neither list (free charging); blocked tags are still refused. */
+      acceptUnknown: z.boolean().default(false),
+    })
+    .default({ allow: [], block: [], acceptUnknown: false }),
+  loadManagement: loadManagementSchema.optional(),
+  /** Topic prefix of the gateway's bus (broker.prefix), for the site meter subscription. */
+  busPrefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('outpost'),
+});
+
+export type OcppOptions = z.output<typeof ocppOptionsSchema>;
+export type ChargerConfig = OcppOptions['chargers'][number];

@@ -1,0 +1,69 @@
+import type { Value } from '../../../runtime/datapoints/model.js';
+import { parseOcppTime } from '../codec.js';
+import { connectorIds, connectorPrefix, readSample, type SampledValueIn } from '../mapping.js';
+import type { CentralSystem, ChargerState } from '../central.js';
+import type { MeterValueRecord } from '../sessions.js';
+import type { ActionHandler } from './types.js';
+
+export interface MeterValueIn {
+  timestamp: string;
+  sampledValue: SampledValueIn[];
+}
+
+const PHASE_SUFFIX = ['current_l1', 'current_l2', 'current_l3'] as const;
+
+/**
+ * Turns meter values (MeterValues.req, StopTransaction.req transactionData) into datapoint
+ * values, connector state for load management, and session records. Every measurand,
+ * phase and unit of OCPP 1.6 §7.31 is mapped; unparseable samples are counted and skipped.
+ */
+export async function ingestMeterValues(central: CentralSystem, charger: ChargerState, connectorId: number, transactionId: number | undefined, meterValues: MeterValueIn[]): Promise<void> {
+  await central.ensureDatapoints(charger, connectorId);
+  const connector = central.connector(charger, connectorId);
+  const prefix = connectorPrefix(central.options.prefix, charger.identity, connectorId);
+  const points: Array<{ id: string; v: Value; t: number }> = [];
+  const records: MeterValueRecord[] = [];
+  let newest = -Infinity;
+  let latestEnergyWh: number | undefined;
+  const chargerPhases = central.phasesOf(charger);
+  for (const mv of meterValues) {
+    const t = central.sampleTime(parseOcppTime(mv.timestamp));
+    records.push({ t, sampledValue: mv.sampledValue });
+    const isNewest = t >= newest;
+    if (isNewest) newest = t;
+    for (const sample of mv.sampledValue) {
+      const reading = readSample(sample, charger.profile.defaultEnergyUnit);
+      if ('skip' in reading) {
+        central.counters.samplesSkipped++;
+        central.warnOnce(`sample:${charger.identity}:${reading.skip}`, { charger: charger.identity, reason: reading.skip }, 'meter sample skipped');
+        continue;
+      }
+      const id = `${prefix}.${reading.suffix}`;
+      await central.ensureMeasurand(id, reading.unit, charger, connectorId, reading.measurand);
+      points.push({ id, v: reading.value, t });
+      if (!isNewest) continue;
+      // Connector state for load management: the newest reading of each kind.
+      if (reading.suffix === 'power') connector.powerW = reading.value;
+      else if (reading.suffix === 'energy') {
+        connector.energyWh = reading.value * 1000;
+        latestEnergyWh = connector.energyWh;
+      } else if ((PHASE_SUFFIX as readonly string[]).includes(reading.suffix)) connector.currentsA[PHASE_SUFFIX.indexOf(reading.suffix as (typeof PHASE_SUFFIX)[number])] = reading.value;
+      else if (reading.suffix === 'current') {
+        // Current without a phase: read as the current on each phase the charger uses.
+        for (const p of chargerPhases) connector.currentsA[p] = reading.value;
+      }
+    }
+  }
+  const session = transactionId !== undefined ? (central.sessions.getOpen(transactionId) ?? undefined) : connectorId > 0 ? central.sessions.activeOn(charger.identity, connectorId) : undefined;
+  if (session) {
+    const updated = await central.sessions.addMeterValues(session.id, records, latestEnergyWh);
+    if (updated && latestEnergyWh !== undefined) points.push({ id: connectorIds(central.options.prefix, charger.identity, connectorId).sessionEnergy, v: updated.energyKwh, t: newest });
+  }
+  await central.publish(points);
+  if (session) central.loadManager?.replan(`meter values ${charger.identity}/${connectorId}`);
+}
+
+export const meterValues: ActionHandler<{ connectorId: number; transactionId?: number; meterValue: MeterValueIn[] }> = async (central, charger, params) => {
+  await ingestMeterValues(central, charger, params.connectorId, params.transactionId, params.meterValue);
+  return {};
+};

@@ -1,0 +1,91 @@
+import { join } from 'node:path';
+import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
+import { OutpostError } from '../../runtime/errors.js';
+import { CentralSystem } from './central.js';
+import { loadChargerProfiles } from './chargers.js';
+import { ocppOptionsSchema } from './config.js';
+import { mountRoutes } from './routes.js';
+import { OcppServer } from './server.js';
+import { SessionStore } from './sessions.js';
+
+/**
+ * OCPP 1.6-J central system for EV chargers on the gateway's HTTP server, with durable
+ * sessions, a local authorization list and site load management, all working offline.
+ */
+export default defineAdapter({
+  type: 'ocpp',
+  description: 'OCPP 1.6-J central system: EV chargers, charging sessions, site load management',
+  schema: ocppOptionsSchema,
+  create(options) {
+    let server: OcppServer | undefined;
+    let sessions: SessionStore | undefined;
+    let central: CentralSystem | undefined;
+    let staleTimer: NodeJS.Timeout | undefined;
+    let unsubscribe: (() => Promise<void>) | undefined;
+
+    return {
+      async start(ctx: AdapterContext) {
+        const profiles = loadChargerProfiles();
+        for (const c of options.chargers) {
+          if (c.profile && !profiles.has(c.profile)) {
+            throw new OutpostError('CONFIG_INVALID', `charger "${c.id}": unknown profile "${c.profile}" (known: ${[...profiles.keys()].join(', ')})`);
+          }
+        }
+        sessions = new SessionStore(join(ctx.dataDir, 'sessions'), options.maxSamplesPerSession);
+        await sessions.openStore();
+        central = new CentralSystem(ctx, options, profiles, sessions);
+        // Sessions that were running when the gateway stopped go on: their chargers are still charging.
+        for (const s of sessions.openSessions()) central.chargerState(s.charger);
+
+        const lm = central.loadManager;
+        const meter = options.loadManagement?.meter;
+        if (lm && meter) {
+          const last = ctx.store.latest(meter.datapoint);
+          if (last && typeof last.v === 'number') lm.meterReading(last.v, last.t);
+          const c = central;
+          unsubscribe = await ctx.bus.subscribe(`${options.busPrefix}/dp/${meter.datapoint}/value`, (_topic, payload) => {
+            try {
+              const msg = JSON.parse(payload.toString('utf8')) as { v: unknown; t: unknown; q?: unknown };
+              if (typeof msg.t !== 'number') throw new Error('no "t"');
+              if (msg.v === null || msg.q === 'bad' || msg.q === 'stale') lm.meterReading(null, msg.t);
+              else if (typeof msg.v === 'number' && Number.isFinite(msg.v)) lm.meterReading(msg.v, msg.t);
+              else throw new Error('"v" is not a number');
+            } catch (err) {
+              c.warnOnce('meter-payload', { datapoint: meter.datapoint, reason: (err as Error).message }, 'site meter value ignored');
+            }
+          });
+          // The meter can go quiet without telling us: check its age, re-plan when it turns stale.
+          let state = lm.meterState();
+          staleTimer = setInterval(() => {
+            const now = lm.meterState();
+            if (now !== state) {
+              ctx.log.warn({ datapoint: meter.datapoint, state: now }, now === 'stale' ? 'site meter stale: charging falls back to the safe limit' : 'site meter back');
+              lm.replan(`site meter ${now}`);
+            }
+            state = now;
+          }, Math.min(5000, Math.max(250, meter.staleAfterMs / 4)));
+          staleTimer.unref();
+        }
+
+        server = new OcppServer(ctx, central);
+        ctx.http.upgrade(options.path, server.handleUpgrade);
+        mountRoutes(ctx.http.router, central);
+        lm?.replan('adapter started');
+        central.reportStatus();
+      },
+      async stop() {
+        if (staleTimer) clearInterval(staleTimer);
+        staleTimer = undefined;
+        await unsubscribe?.();
+        unsubscribe = undefined;
+        await server?.close();
+        server = undefined;
+        await central?.loadManager?.idle();
+        central?.stop();
+        central = undefined;
+        await sessions?.close();
+        sessions = undefined;
+      },
+    };
+  },
+});

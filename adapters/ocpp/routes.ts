@@ -1,0 +1,118 @@
+import type { Request, Response, Router } from 'express';
+import { OutpostError } from '../../runtime/errors.js';
+import type { CentralSystem } from './central.js';
+import type { ChargingSession } from './sessions.js';
+
+/**
+ * REST for charging: sessions (JSON and CSV), charger state, the load plan, and the
+ * central-system-initiated OCPP calls (OCPP 1.6 §5). The gateway's HTTP auth applies
+ * (loopback or bearer token); operator roles come with the dashboard's user system.
+ */
+export function mountRoutes(router: Router, central: CentralSystem): void {
+  router.get('/api/charging/sessions', async (req, res) => {
+    res.json({ sessions: await querySessions(central, req) });
+  });
+
+  router.get('/api/charging/sessions.csv', async (req, res) => {
+    const sessions = await querySessions(central, req);
+    res.setHeader('Content-Type', 'text/csv; charset=utf-8');
+    res.setHeader('Content-Disposition', 'attachment; filename="charging-sessions.csv"');
+    res.send(toCsv(sessions));
+  });
+
+  router.get('/api/charging/sessions/:id', async (req, res) => {
+    const id = Number(req.params.id);
+    if (!Number.isInteger(id) || id < 1) throw new OutpostError('BAD_REQUEST', 'session id must be a positive integer');
+    const session = await central.sessions.get(id);
+    if (!session) throw new OutpostError('NOT_FOUND', `no session ${id}`);
+    res.json({ session: central.sessions.getOpen(id) ?? session, meterValues: await central.sessions.meterValues(id) });
+  });
+
+  router.get('/api/charging/chargers', (_req, res) => {
+    res.json({
+      chargers: [...central.chargers.values()].map((c) => ({
+        id: c.identity,
+        online: c.online,
+        profile: c.profile.name,
+        configured: c.config !== undefined,
+        boot: c.boot,
+        lastSeen: c.lastSeen,
+        connectors: [...c.connectors.values()].map((k) => ({ ...k })),
+        sessions: central.sessions.openSessions().filter((s) => s.charger === c.identity),
+      })),
+    });
+  });
+
+  router.get('/api/charging/plan', (_req, res) => {
+    if (!central.loadManager) throw new OutpostError('NOT_FOUND', 'load management is not configured');
+    res.json({ plan: central.loadManager.lastPlan ?? null, meterState: central.loadManager.meterState() });
+  });
+
+  // --- central-system-initiated calls (OCPP 1.6 §5) ---
+  const call = (action: string, build: (body: Record<string, unknown>, req: Request) => Record<string, unknown>) => async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    if (typeof body !== 'object' || Array.isArray(body)) throw new OutpostError('BAD_REQUEST', 'body must be a JSON object');
+    const identity = String(req.params.id);
+    const params = build(body, req);
+    const result = await central.call(identity, action, params);
+    central.ctx.log.info({ charger: identity, action, status: result.status }, 'OCPP call from REST');
+    res.json({ action, result });
+  };
+  const pick = (body: Record<string, unknown>, keys: string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => body[k] !== undefined).map((k) => [k, body[k]]));
+
+  router.post('/api/charging/chargers/:id/remote-start', call('RemoteStartTransaction', (b) => pick(b, ['connectorId', 'idTag', 'chargingProfile'])));
+  router.post('/api/charging/chargers/:id/remote-stop', call('RemoteStopTransaction', (b) => pick(b, ['transactionId'])));
+  router.post('/api/charging/chargers/:id/charging-profile', call('SetChargingProfile', (b) => pick(b, ['connectorId', 'csChargingProfiles'])));
+  router.post('/api/charging/chargers/:id/clear-charging-profile', call('ClearChargingProfile', (b) => pick(b, ['id', 'connectorId', 'chargingProfilePurpose', 'stackLevel'])));
+  router.post('/api/charging/chargers/:id/configuration', call('ChangeConfiguration', (b) => pick(b, ['key', 'value'])));
+  router.get('/api/charging/chargers/:id/configuration', call('GetConfiguration', (_b, req) => {
+    const key = req.query.key;
+    const keys = key === undefined ? [] : Array.isArray(key) ? key.map(String) : [String(key)];
+    return keys.length ? { key: keys } : {};
+  }));
+  router.post('/api/charging/chargers/:id/trigger', call('TriggerMessage', (b) => pick(b, ['requestedMessage', 'connectorId'])));
+  router.post('/api/charging/chargers/:id/reset', call('Reset', (b) => ({ type: b.type ?? 'Soft' })));
+  router.post('/api/charging/chargers/:id/unlock', call('UnlockConnector', (b) => pick(b, ['connectorId'])));
+  router.post('/api/charging/chargers/:id/availability', call('ChangeAvailability', (b) => pick(b, ['connectorId', 'type'])));
+}
+
+async function querySessions(central: CentralSystem, req: Request): Promise<ChargingSession[]> {
+  const from = parseTime(req.query.from, 'from');
+  const to = parseTime(req.query.to, 'to');
+  if (from !== undefined && to !== undefined && to < from) throw new OutpostError('BAD_REQUEST', '"to" is before "from"');
+  const charger = req.query.charger === undefined ? undefined : String(req.query.charger);
+  const limit = req.query.limit === undefined ? undefined : Number(req.query.limit);
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) throw new OutpostError('BAD_REQUEST', '"limit" must be an integer 1..10000');
+  return central.sessions.query({ from, to, charger, limit });
+}
+
+/** Epoch ms or ISO 8601. */
+function parseTime(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value);
+  const t = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(t)) throw new OutpostError('BAD_REQUEST', `"${name}" must be epoch milliseconds or an ISO 8601 time`);
+  return t;
+}
+
+const CSV_COLUMNS = ['id', 'charger', 'connectorId', 'idTag', 'authorization', 'start', 'stop', 'meterStartWh', 'meterStopWh', 'energyKwh', 'stopReason'] as const;
+
+/** RFC 4180 CSV; times in ISO 8601 UTC; cells starting with = + - @ are quoted with a leading ' (CSV injection). */
+export function toCsv(sessions: readonly ChargingSession[]): string {
+  const cell = (v: unknown): string => {
+    if (v === undefined || v === null) return '';
+    let s = String(v);
+    if (/^[=+\-@\t\r]/.test(s) && typeof v === 'string') s = `'${s}`;
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  const lines = [CSV_COLUMNS.join(',')];
+  for (const s of sessions) {
+    lines.push(
+      CSV_COLUMNS.map((c) => {
+        const v = s[c];
+        return cell((c === 'start' || c === 'stop') && typeof v === 'number' ? new Date(v).toISOString() : v);
+      }).join(','),
+    );
+  }
+  return lines.join('\r\n') + '\r\n';
+}

@@ -1,0 +1,111 @@
+import t from 'tap';
+import { planLoad, type LoadSession, type PhaseIndex, type PlanInput } from '../../../adapters/ocpp/load-manager.js';
+
+/** Small deterministic PRNG (mulberry32) so a failing case can be replayed from its seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function session(key: string, over: Partial<LoadSession> = {}): LoadSession {
+  return { key, phases: [0, 1, 2], minA: 6, maxA: 32, priority: 0, order: 0, ...over };
+}
+
+const limitOf = (plan: ReturnType<typeof planLoad>, key: string): number => plan.allocations.find((a) => a.key === key)!.limitA;
+
+t.test('fair share among equals, capped by each session maximum', async (t) => {
+  const plan = planLoad({ siteLimitA: 32, meterState: 'none', fallbackA: 16, sessions: [session('a', { order: 1 }), session('b', { order: 2 }), session('c', { order: 3, maxA: 8 })] });
+  t.equal(limitOf(plan, 'c'), 8);
+  t.equal(limitOf(plan, 'a'), 12);
+  t.equal(limitOf(plan, 'b'), 12);
+  t.match(plan.allocations.find((a) => a.key === 'c')!.reason, /at cap 8 A/);
+});
+
+t.test('sessions that cannot get 6 A are paused, latest first', async (t) => {
+  const plan = planLoad({ siteLimitA: 32, meterState: 'fresh', otherLoadA: [18, 18, 18], fallbackA: 16, sessions: [session('a', { order: 1 }), session('b', { order: 2 }), session('c', { order: 3 })] });
+  t.same(plan.availableA, [14, 14, 14]);
+  t.equal(limitOf(plan, 'a'), 7, 'the two admitted sessions share 14 A fairly');
+  t.equal(limitOf(plan, 'b'), 7);
+  t.equal(limitOf(plan, 'c'), 0);
+  t.match(plan.allocations.find((a) => a.key === 'c')!.reason, /paused: needs 6 A, only 2 A left on L1/);
+});
+
+t.test('priorities are served first', async (t) => {
+  const plan = planLoad({ siteLimitA: 20, meterState: 'none', fallbackA: 10, sessions: [session('low', { order: 1 }), session('high', { order: 2, priority: 5 })] });
+  t.equal(limitOf(plan, 'high'), 14);
+  t.equal(limitOf(plan, 'low'), 6);
+});
+
+t.test('phase-aware: single-phase chargers only use their phase', async (t) => {
+  const plan = planLoad({
+    siteLimitA: 16,
+    meterState: 'none',
+    fallbackA: 8,
+    sessions: [session('l1a', { phases: [0], order: 1 }), session('l1b', { phases: [0], order: 2 }), session('l2', { phases: [1], order: 3 }), session('three', { order: 4 })],
+  });
+  // L1 is shared by l1a, l1b and the three-phase session: 16/3 → 5.3 < 6, so one must pause.
+  t.equal(limitOf(plan, 'three'), 0);
+  t.equal(limitOf(plan, 'l1a'), 8);
+  t.equal(limitOf(plan, 'l1b'), 8);
+  t.equal(limitOf(plan, 'l2'), 16);
+  t.same(plan.allocatedA, [16, 16, 0]);
+});
+
+t.test('stale meter falls back to the safe limit', async (t) => {
+  const plan = planLoad({ siteLimitA: 32, meterState: 'stale', otherLoadA: [0, 0, 0], fallbackA: 12, sessions: [session('a'), session('b', { order: 1 })] });
+  t.same(plan.availableA, [12, 12, 12]);
+  t.equal(limitOf(plan, 'a'), 6);
+  t.equal(limitOf(plan, 'b'), 6);
+  t.match(plan.reason, /stale/);
+});
+
+t.test('property: sum of limits never exceeds the site limit (random inputs)', async (t) => {
+  let checked = 0;
+  for (let seed = 1; seed <= 3000; seed++) {
+    const r = rng(seed);
+    const n = Math.floor(r() * 9);
+    const sessions: LoadSession[] = [];
+    for (let i = 0; i < n; i++) {
+      const single = r() < 0.4;
+      const phases: PhaseIndex[] = single ? [Math.floor(r() * 3) as PhaseIndex] : [0, 1, 2];
+      const minA = r() < 0.8 ? 6 : 6 + Math.floor(r() * 40) / 10;
+      sessions.push({ key: `s${i}`, phases, minA, maxA: r() < 0.1 ? 0 : Math.round(r() * 630) / 10, priority: Math.floor(r() * 3), order: Math.floor(r() * 1000) });
+    }
+    const meterState = (['none', 'fresh', 'stale'] as const)[Math.floor(r() * 3)]!;
+    const input: PlanInput = {
+      siteLimitA: Math.round(r() * 1000) / 10,
+      meterState,
+      otherLoadA: [r() * 60 - 5, r() * 60 - 5, r() * 60 - 5],
+      fallbackA: r() * 40,
+      marginA: r() * 2,
+      sessions,
+    };
+    const plan = planLoad(input);
+    for (const p of [0, 1, 2] as PhaseIndex[]) {
+      const sum = plan.allocations.filter((a) => a.phases.includes(p)).reduce((s, a) => s + a.limitA, 0);
+      // compare in deci-amperes: limits are multiples of 0.1 A
+      if (Math.round(sum * 10) > Math.floor(input.siteLimitA * 10 + 1e-9) || Math.round(sum * 10) > Math.round(plan.availableA[p] * 10)) {
+        t.fail(`seed ${seed}: phase L${p + 1} sum ${sum} > limit ${input.siteLimitA} / available ${plan.availableA[p]}`);
+        return;
+      }
+    }
+    for (const a of plan.allocations) {
+      const s = sessions.find((x) => x.key === a.key)!;
+      if (a.limitA !== 0 && (a.limitA < s.minA - 1e-9 || a.limitA > s.maxA + 1e-9)) {
+        t.fail(`seed ${seed}: ${a.key} got ${a.limitA} A outside [${s.minA}, ${s.maxA}]`);
+        return;
+      }
+      if (Math.round(a.limitA * 10) !== a.limitA * 10) {
+        t.fail(`seed ${seed}: ${a.key} limit ${a.limitA} is not a multiple of 0.1 A`);
+        return;
+      }
+    }
+    checked++;
+  }
+  t.equal(checked, 3000, 'all random plans respect the limit, the 6 A minimum and the 0.1 A resolution');
+});
