@@ -4,10 +4,10 @@ import { createInterface } from 'node:readline/promises';
 
 import { adapterTypes } from '../adapters/index.js';
 import { loadConfigFile, validateConfig } from './config/load.js';
-import { demoConfig } from './config/demo.js';
+import { DemoDevices } from './demo.js';
 import type { Config } from './config/schema.js';
 import { isOutpostError } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { Gateway } from './gateway.js';
 import { hashPassword, hashToken } from './auth/passwords.js';
 import { VERSION } from './version.js';
@@ -43,7 +43,14 @@ async function readSecret(prompt: string): Promise<string> {
   return answer;
 }
 
-async function run(config: Config): Promise<void> {
+interface RunHooks {
+  /** After the gateway is ready (the demo connects its simulated chargers here). */
+  afterStart?(httpUrl: string, log: Logger): Promise<void>;
+  /** After the gateway stopped. */
+  afterStop?(): Promise<void>;
+}
+
+async function run(config: Config, hooks: RunHooks = {}): Promise<void> {
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty });
   const gateway = new Gateway({ config, log, adapterTypes });
   let stopping = false;
@@ -51,7 +58,10 @@ async function run(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    gateway.stop().then(
+    gateway
+      .stop()
+      .then(() => hooks.afterStop?.())
+      .then(
       () => {
         log.info('stopped');
         log.flush?.();
@@ -67,6 +77,7 @@ async function run(config: Config): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   try {
     const { httpUrl, mqttPort } = await gateway.start();
+    await hooks.afterStart?.(httpUrl, log);
     log.info({ http: httpUrl, mqtt: mqttPort, dataDir: config.dataDir }, 'outpost ready');
     // One plain line for people and scripts: where to look.
     process.stdout.write(`Outpost ${VERSION} ready: ${httpUrl}  (MQTT on ${config.broker.mqtt.host}:${mqttPort ?? 'off'}, data in ${config.dataDir})\n`);
@@ -102,8 +113,9 @@ async function main(argv: string[]): Promise<number | undefined> {
   const configPath = values.config ?? process.env.OUTPOST_CONFIG;
   switch (command) {
     case 'demo': {
-      const config = validateConfig(demoConfig(values['data-dir'] ?? './data'), adapterTypes, { env: process.env, source: 'demo configuration' });
-      await run(config);
+      const devices = new DemoDevices(createLogger({ level: 'info' }).child({ component: 'demo' }));
+      const config = validateConfig(await devices.config(values['data-dir'] ?? './data'), adapterTypes, { env: process.env, source: 'demo configuration' });
+      await run(config, { afterStart: (url) => devices.connectChargers(url), afterStop: () => devices.stop() });
       return undefined;
     }
     case 'start':

@@ -1,24 +1,61 @@
+/** Devices the demo's simulators expose, so the demo config can point adapters at them. */
+export interface DemoDevices {
+  /** Loopback port of the Modbus TCP simulator (SDM630 unit 1, SunSpec inverter unit 3). */
+  modbusPort?: number;
+  /** scrypt hash of the password the simulated chargers log in with. */
+  chargerPasswordHash?: string;
+}
+
 /** The built-in demo site: `outpost demo` (and `npm start` with no config). */
-export function demoConfig(dataDir = './data'): Record<string, unknown> {
+export function demoConfig(dataDir = './data', devices: DemoDevices = {}): Record<string, unknown> {
+  const adapters: Array<Record<string, unknown>> = [
+    { id: 'site', type: 'simulated', interval: 1000, prefix: 'site' },
+    {
+      // Siemens Insight trend reports: the simulator drops one into data/bms/insight every minute.
+      id: 'insight',
+      type: 'bms-files',
+      format: 'siemens-insight',
+      dropDir: 'bms/insight',
+      simulator: { everyMs: 60_000, points: 24 },
+      points: [
+        { exact: 'OATEMP', id: 'bms.outdoor.temperature', unit: '°F', description: 'Outdoor air temperature' },
+        { glob: 'EV.*.V', id: 'bms.{1}.valve', unit: '%', description: 'Reheat valve position' },
+        { regex: '^EV\\.(\\w+)\\.RT$', id: 'bms.{1}.temperature', unit: '°F', description: 'Room temperature' },
+      ],
+    },
+    { id: 'plugs', type: 'mqtt', mappings: [{ topic: 'tele/+/SENSOR', datapoint: 'plug.{1}.power', path: 'ENERGY.Power', unit: 'W' }] },
+  ];
+  if (devices.modbusPort !== undefined) {
+    adapters.push({
+      id: 'modbus',
+      type: 'modbus',
+      buses: [
+        {
+          name: 'sim',
+          tcp: { host: '127.0.0.1', port: devices.modbusPort },
+          devices: [
+            { name: 'main', unit: 1, template: 'eastron-sdm630', prefix: 'meter.main', interval: 2000, intervals: { energy_import: 10_000 } },
+            { name: 'pv', unit: 3, template: 'sunspec', prefix: 'pv.inverter', interval: 5000 },
+          ],
+        },
+      ],
+    });
+  }
+  if (devices.chargerPasswordHash !== undefined) {
+    adapters.push({
+      id: 'chargers',
+      type: 'ocpp',
+      chargers: [
+        { id: 'CP1', password: devices.chargerPasswordHash },
+        { id: 'CP2', password: devices.chargerPasswordHash },
+      ],
+      idTags: { allow: ['DEMO-TAG'] },
+      loadManagement: { limitA: 32, meter: { datapoint: 'site.grid.power', unit: 'W', staleAfterMs: 30_000 } },
+    });
+  }
   return {
     gateway: { id: 'demo', name: 'Outpost demo site', timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' },
     dataDir,
-    adapters: [
-      { id: 'site', type: 'simulated', interval: 1000, prefix: 'site' },
-      {
-        // Siemens Insight trend reports: the simulator drops one into data/bms/insight every minute.
-        id: 'insight',
-        type: 'bms-files',
-        format: 'siemens-insight',
-        dropDir: 'bms/insight',
-        simulator: { everyMs: 60_000, points: 24 },
-        points: [
-          { exact: 'OATEMP', id: 'bms.outdoor.temperature', unit: '°F', description: 'Outdoor air temperature' },
-          { glob: 'EV.*.V', id: 'bms.{1}.valve', unit: '%', description: 'Reheat valve position' },
-          { regex: '^EV\\.(\\w+)\\.RT$', id: 'bms.{1}.temperature', unit: '°F', description: 'Room temperature' },
-        ],
-      },
-      { id: 'plugs', type: 'mqtt', mappings: [{ topic: 'tele/+/SENSOR', datapoint: 'plug.{1}.power', path: 'ENERGY.Power', unit: 'W' }] },
-    ],
+    adapters,
   };
 }

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from './log.js';
+import { hashPassword } from './auth/passwords.js';
+import { demoConfig } from './config/demo.js';
+import { ModbusSimulator } from '../adapters/modbus/simulator.js';
+import { ChargePointSimulator } from '../adapters/ocpp/simulator.js';
+
+/**
+ * The demo site's simulated devices: a Modbus TCP server with an SDM630 meter and a
+ * SunSpec inverter, and two OCPP charge points that plug in a car each. They run in the
+ * gateway's process and talk to it over loopback exactly as real devices would.
+ */
+export class DemoDevices {
+  private modbus: ModbusSimulator | undefined;
+  private readonly chargers: ChargePointSimulator[] = [];
+  private readonly chargerPassword = randomBytes(12).toString('hex');
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(private readonly log: Logger) {}
+
+  /** Starts the Modbus simulator and returns the demo config pointing at it. */
+  async config(dataDir: string): Promise<Record<string, unknown>> {
+    this.modbus = new ModbusSimulator({ devices: [{ unit: 1, template: 'eastron-sdm630' }, { unit: 3, template: 'sunspec' }] });
+    const modbusPort = await this.modbus.listenTcp({ host: '127.0.0.1', port: 0 });
+    return demoConfig(dataDir, { modbusPort, chargerPasswordHash: await hashPassword(this.chargerPassword) });
+  }
+
+  /** Connects the simulated chargers once the gateway serves HTTP; a car arrives at each. */
+  async connectChargers(httpUrl: string): Promise<void> {
+    const endpoint = httpUrl.replace(/^http/, 'ws') + '/ocpp';
+    for (const [i, identity] of ['CP1', 'CP2'].entries()) {
+      const sim = new ChargePointSimulator({ endpoint, identity, password: this.chargerPassword, meterIntervalMs: 10_000, phases: 3, maxCurrentA: 32 });
+      this.chargers.push(sim);
+      try {
+        await sim.connect();
+      } catch (err) {
+        this.log.warn({ charger: identity, err: (err as Error).message }, 'demo charger could not connect');
+        continue;
+      }
+      const timer = setTimeout(() => {
+        sim.startSession(1, 'DEMO-TAG').catch((err: Error) => this.log.warn({ charger: identity, err: err.message }, 'demo session did not start'));
+      }, 3000 + i * 5000);
+      timer.unref();
+      this.timers.push(timer);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    await Promise.all(this.chargers.map((c) => c.close().catch(() => undefined)));
+    await this.modbus?.close();
+  }
+}

@@ -1,0 +1,30 @@
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnOutpost } from '../helpers/process.js';
+import { eventually } from '../helpers/gateway.js';
+
+// What a newcomer gets from `npm start`: the demo with every simulated device, live values over REST.
+t.test('outpost demo: simulated site, Modbus meter, chargers and BMS files, live over REST', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-demo-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const demo = spawnOutpost(['demo', '--data-dir', join(dir, 'data')], { env: { OUTPOST_HTTP_PORT: '0', OUTPOST_BROKER_MQTT_PORT: '0' } });
+  t.teardown(() => demo.child.kill('SIGKILL'));
+  const url = await demo.ready;
+  const latest = async (id: string) => ((await (await fetch(`${url}/api/datapoints/${id}`)).json()) as { latest?: { v: unknown; t: number } | null }).latest ?? undefined;
+
+  const first = await eventually(() => latest('site.grid.power'), 10_000);
+  await eventually(async () => ((await latest("site.grid.power"))?.t ?? 0) > first!.t, 10_000);
+  t.pass('the simulated site meter produces live values');
+  t.type((await eventually(() => latest('meter.main.power'), 15_000))!.v, 'number', 'the Modbus SDM630 simulator is polled');
+  t.equal((await eventually(() => latest("ev.cp1.online"), 15_000))!.v, true, 'simulated charger CP1 is connected over OCPP');
+  await eventually(async () => (await latest('ev.cp1.1.status'))?.v === 'Charging', 20_000);
+  t.pass('a session is charging');
+  t.type((await eventually(() => latest('bms.outdoor.temperature'), 20_000))!.v, 'number', 'a simulated Insight report was imported');
+  const adapters = ((await (await fetch(`${url}/api/adapters`)).json()) as { items: Array<{ id: string; state: string }> }).items;
+  t.same(Object.fromEntries(adapters.map((a) => [a.id, a.state])), { site: 'running', insight: 'running', plugs: 'running', modbus: 'running', chargers: 'running' });
+
+  demo.child.kill('SIGTERM');
+  t.equal((await demo.exited).code, 0, 'stops cleanly');
+});
