@@ -45,8 +45,9 @@ t.test('a failing start is reported on the status topic and retried with backoff
   );
   const statuses = () => Object.fromEntries(gw.gateway.host!.statuses().map((s) => [s.id, s]));
   t.equal(statuses().site!.state, 'running', 'the healthy adapter runs while the other fails');
-  t.equal(statuses().flaky!.state, 'error');
-  t.match(statuses().flaky!.error, { code: 'ADAPTER_START_FAILED', message: /boom 1/ });
+  // The retry may already be under way on a loaded machine: check the failure as logged, not a snapshot.
+  const firstFailure = await eventually(() => gw.logs.find((l) => l.msg === 'adapter failed' && l.adapter === 'flaky'));
+  t.match(firstFailure, { code: 'ADAPTER_START_FAILED', err: { message: /boom 1/ } });
 
   const c = await mqtt.connectAsync(gw.mqttUrl, { reconnectPeriod: 0 });
   t.teardown(() => c.endAsync());
