@@ -1,15 +1,44 @@
 import { Aedes, type Client, type PublishPacket, type AedesPublishPacket } from 'aedes';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { createWebSocketStream, type WebSocket } from 'ws';
 import type { Logger } from './log.js';
 import { isLoopbackAddress } from './net.js';
 import { verifyPassword } from './auth/passwords.js';
 import { topicMatches } from './topics.js';
+import { OutpostError } from './errors.js';
+import { ALLOW_ALL, mayPublish, maySubscribe, type TopicAcl } from './auth/mqtt-acl.js';
+import { PacketSizeGuard } from './auth/mqtt-limits.js';
 
 export interface BusUser {
   username: string;
   passwordHash: string;
+  /** Topic patterns this user may publish / subscribe to (runtime/auth/mqtt-acl.ts); absent = all. */
+  publish?: readonly string[];
+  subscribe?: readonly string[];
+}
+
+/** Bounds for a 1 GB device: a flood of clients or one huge packet must not exhaust memory. */
+export interface BusLimits {
+  /** Connected MQTT clients at most (TCP, TLS and websocket together). */
+  maxConnections: number;
+  /** Largest MQTT packet accepted, fixed header included; bigger ones drop the connection. */
+  maxPacketBytes: number;
+  /** Per client: inbound QoS 2 messages awaiting PUBREL, and messages queued before CONNACK. */
+  maxInflight: number;
+}
+
+export const DEFAULT_BUS_LIMITS: BusLimits = { maxConnections: 200, maxPacketBytes: 256 * 1024, maxInflight: 100 };
+
+/** The dashboard's MQTT-over-websocket clients log in over HTTP; they only read. */
+const READ_ONLY: TopicAcl = { publish: [], subscribe: ['#'] };
+
+interface ClientIdentity {
+  username: string;
+  acl: TopicAcl;
 }
 
 export interface BusOptions {
@@ -17,6 +46,9 @@ export interface BusOptions {
   /** Anonymous clients allowed only from loopback, or never. */
   anonymous: 'loopback' | 'never';
   users: readonly BusUser[];
+  limits?: BusLimits;
+  /** Broker state store (retained, sessions, offline queues, wills); in memory when absent. */
+  persistence?: unknown;
 }
 
 export interface PublishingClient {
@@ -41,18 +73,27 @@ type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
 export class Bus {
   guard: PublishGuard | undefined;
   private tcp: Server | undefined;
-  private readonly usernames = new Map<string, string>();
+  private tls: Server | undefined;
+  private readonly usernames = new Map<string, BusUser>();
+  private readonly identities = new WeakMap<Client, ClientIdentity>();
+  private readonly aclWarned = new Set<string>();
+  readonly limits: BusLimits;
 
   private constructor(
     readonly aedes: Aedes,
     private readonly options: BusOptions,
   ) {
-    for (const u of options.users) this.usernames.set(u.username, u.passwordHash);
+    for (const u of options.users) this.usernames.set(u.username, u);
+    this.limits = options.limits ?? DEFAULT_BUS_LIMITS;
   }
 
   static async create(options: BusOptions): Promise<Bus> {
     let bus: Bus | undefined;
+    const limits = options.limits ?? DEFAULT_BUS_LIMITS;
     const aedes = await Aedes.createBroker({
+      ...(options.persistence ? { persistence: options.persistence } : {}),
+      queueLimit: limits.maxInflight,
+      maxInflightInbound: limits.maxInflight,
       authenticate: (client, username, password, done) => {
         bus!.authenticate(client, username, password).then(
           (ok) => (ok ? done(null, true) : done(Object.assign(new Error('not authorized'), { returnCode: ok === false && username ? 4 : 5 }), false)),
@@ -60,12 +101,21 @@ export class Bus {
         );
       },
       authorizePublish: (client, packet, callback) => {
+        if (client && !bus!.publishAllowed(client, packet.topic)) {
+          // MQTT 3.1.1 has no negative PUBACK: the connection is dropped, nothing is stored.
+          return callback(new Error(`not authorized to publish to ${packet.topic}`));
+        }
         const guard = bus!.guard;
         if (!guard || !client) return callback(null);
         guard({ id: client.id, address: remoteAddress(client) }, packet).then(
           () => callback(null),
           (err) => callback(err as Error),
         );
+      },
+      authorizeSubscribe: (client, sub, callback) => {
+        // A refused filter gets return code 0x80 in SUBACK (MQTT 3.1.1 §3.9.3).
+        if (client && !bus!.subscribeAllowed(client, sub.topic)) return callback(null, null);
+        callback(null, sub);
       },
     });
     bus = new Bus(aedes, options);
@@ -76,21 +126,83 @@ export class Bus {
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<boolean> {
     const address = remoteAddress(client);
+    if (this.aedes.connectedClients >= this.limits.maxConnections) {
+      this.options.log.warn({ client: client.id, address, max: this.limits.maxConnections }, 'MQTT connection refused: too many clients');
+      throw new Error('too many MQTT clients');
+    }
     if (username === undefined || username === '') {
+      // A websocket that passed the HTTP login (dashboard) is a reader.
+      const principal = (client as unknown as { req?: IncomingMessage }).req?.outpostPrincipal;
+      if (principal && principal.kind !== 'loopback') {
+        this.identities.set(client, { username: `${principal.kind}:${principal.name}`, acl: READ_ONLY });
+        return true;
+      }
       const ok = this.options.anonymous === 'loopback' && isLoopbackAddress(address);
       if (!ok) this.options.log.warn({ client: client.id, address }, 'anonymous MQTT connection refused');
       return ok;
     }
-    const hash = this.usernames.get(username);
-    const ok = hash !== undefined && password !== undefined && (await verifyPassword(password, hash));
+    const user = this.usernames.get(username);
+    const ok = user !== undefined && password !== undefined && (await verifyPassword(password, user.passwordHash));
     if (!ok) this.options.log.warn({ client: client.id, address, username }, 'MQTT login failed');
+    else this.identities.set(client, { username, acl: { publish: user.publish ?? ALLOW_ALL.publish, subscribe: user.subscribe ?? ALLOW_ALL.subscribe } });
     return ok;
+  }
+
+  /** ACL check for a client's publication; anonymous loopback clients may publish anywhere. */
+  publishAllowed(client: Client, topic: string): boolean {
+    const id = this.identities.get(client);
+    if (!id || mayPublish(id.acl, id.username, topic)) return true;
+    this.warnAcl(client, id, 'publish', topic);
+    return false;
+  }
+
+  subscribeAllowed(client: Client, filter: string): boolean {
+    const id = this.identities.get(client);
+    if (!id || maySubscribe(id.acl, id.username, filter)) return true;
+    this.warnAcl(client, id, 'subscribe', filter);
+    return false;
+  }
+
+  private warnAcl(client: Client, id: ClientIdentity, action: string, topic: string): void {
+    const key = `${id.username}|${action}|${topic}`;
+    if (this.aclWarned.has(key)) return;
+    if (this.aclWarned.size > 1000) this.aclWarned.clear();
+    this.aclWarned.add(key);
+    this.options.log.warn({ client: client.id, username: id.username, address: remoteAddress(client), action, topic }, 'MQTT ACL refused (repeats are not logged)');
+  }
+
+  /** Wraps a connection so oversized packets are refused before they are buffered. */
+  private handleBounded(conn: Duplex, req?: IncomingMessage): void {
+    const guarded = new PacketSizeGuard(conn, this.limits.maxPacketBytes, (announced) => {
+      this.options.log.warn({ address: (conn as Socket).remoteAddress ?? req?.socket?.remoteAddress, announced, max: this.limits.maxPacketBytes }, 'MQTT packet too large: connection dropped');
+    });
+    this.aedes.handle(guarded, req as IncomingMessage);
   }
 
   /** Starts the TCP listener; resolves with the bound port (0 picks a free one). */
   async listen(host: string, port: number): Promise<number> {
-    const server = createServer((socket) => this.aedes.handle(socket));
+    const server = createServer((socket) => this.handleBounded(socket));
+    // Sockets beyond the client limit are closed by the kernel listener at once.
+    server.maxConnections = this.limits.maxConnections + 10;
     this.tcp = server;
+    return this.bind(server, host, port);
+  }
+
+  /** Starts an MQTTS listener (MQTT over TLS, port 8883 by convention) from PEM files. */
+  async listenTls(host: string, port: number, files: { certFile: string; keyFile: string; caFile?: string }): Promise<number> {
+    let options;
+    try {
+      options = { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile), ...(files.caFile ? { ca: readFileSync(files.caFile) } : {}) };
+    } catch (err) {
+      throw new OutpostError('CONFIG_INVALID', `broker.mqtts: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`, { cause: err });
+    }
+    const server = createTlsServer(options, (socket) => this.handleBounded(socket));
+    server.maxConnections = this.limits.maxConnections + 10;
+    this.tls = server;
+    return this.bind(server, host, port);
+  }
+
+  private async bind(server: Server, host: string, port: number): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -106,7 +218,7 @@ export class Bus {
   handleWebSocket(ws: WebSocket, req: IncomingMessage): void {
     const stream = createWebSocketStream(ws);
     stream.on('error', () => stream.destroy());
-    this.aedes.handle(stream, req);
+    this.handleBounded(stream, req);
   }
 
   publish(topic: string, payload: string | Buffer, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
@@ -140,12 +252,16 @@ export class Bus {
     // Stop accepting first, then close the clients; the listener closes once they are gone.
     const tcp = this.tcp;
     const tcpClosed = tcp ? new Promise<void>((resolve) => tcp.close(() => resolve())) : Promise.resolve();
+    const tls = this.tls;
+    const tlsClosed = tls ? new Promise<void>((resolve) => tls.close(() => resolve())) : Promise.resolve();
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     await tcpClosed;
+    await tlsClosed;
   }
 }
 
 function remoteAddress(client: Client): string | undefined {
+  // conn is a PacketSizeGuard around the socket; it forwards remoteAddress.
   const c = client as unknown as { req?: IncomingMessage; conn?: { remoteAddress?: string } };
   return c.req?.socket?.remoteAddress ?? c.conn?.remoteAddress;
 }

@@ -11,6 +11,9 @@ import { createLogger, type Logger } from './log.js';
 import { Gateway } from './gateway.js';
 import { hashPassword, hashToken } from './auth/passwords.js';
 import { VERSION } from './version.js';
+import { repairLevelDb } from '../storage/level-store.js';
+import { userCommand } from './auth/user-cli.js';
+import { join, resolve } from 'node:path';
 
 const HELP = `outpost ${VERSION} — edge gateway runtime
 
@@ -18,6 +21,9 @@ Usage:
   outpost demo [--data-dir DIR]       run the built-in demo site (default when no command is given)
   outpost start -c outpost.yaml       run a site from its config file
   outpost check -c outpost.yaml       validate a config file; lists every error by path
+  outpost repair -c outpost.yaml      repair a damaged LevelDB (stop the gateway first)
+  outpost user add NAME [--role admin|operator|viewer]   add a dashboard user (password on stdin)
+  outpost user passwd NAME | outpost user list
   outpost hash-password               read a password on stdin, print its hash for broker.users
   outpost hash-token                  read an API token on stdin, print its hash for http.tokens
   outpost --version | --help
@@ -77,6 +83,9 @@ async function run(config: Config, hooks: RunHooks = {}): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   try {
     const { httpUrl, mqttPort } = await gateway.start();
+    if (gateway.firstAdmin?.generatedPassword) {
+      process.stdout.write(`First start: dashboard login "${gateway.firstAdmin.username}", password ${gateway.firstAdmin.generatedPassword} (shown once; change it under Users)\n`);
+    }
     await hooks.afterStart?.(httpUrl, log);
     log.info({ http: httpUrl, mqtt: mqttPort, dataDir: config.dataDir }, 'outpost ready');
     // One plain line for people and scripts: where to look.
@@ -97,6 +106,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     options: {
       config: { type: 'string', short: 'c' },
       'data-dir': { type: 'string' },
+      role: { type: 'string' },
       version: { type: 'boolean', short: 'v' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -132,6 +142,31 @@ async function main(argv: string[]): Promise<number | undefined> {
       }
       await run(config);
       return undefined;
+    }
+    case 'repair': {
+      const dataDir = values['data-dir'] ?? (configPath ? (await loadConfigFile(configPath, adapterTypes)).dataDir : undefined);
+      if (!dataDir) {
+        process.stderr.write('outpost repair: give the config file with -c outpost.yaml, or --data-dir DIR\n');
+        return EXIT_CONFIG;
+      }
+      const db = join(resolve(dataDir), 'db');
+      process.stdout.write(`repairing ${db} …\n`);
+      await repairLevelDb(db);
+      process.stdout.write('done: start the gateway again and check its log for lost records\n');
+      return 0;
+    }
+    case 'user': {
+      const [action = '', username] = positionals.slice(1);
+      const dataDir = values['data-dir'] ?? (configPath ? (await loadConfigFile(configPath, adapterTypes)).dataDir : './data');
+      const password = action === 'add' || action === 'passwd' ? await readSecret('Password: ') : undefined;
+      try {
+        process.stdout.write(`${await userCommand(dataDir, { action, username, role: values.role, password })}\n`);
+        return 0;
+      } catch (err) {
+        if (!isOutpostError(err)) throw err;
+        process.stderr.write(`${err.message}\n`);
+        return EXIT_CONFIG;
+      }
     }
     case 'hash-password': {
       const pw = await readSecret('Password: ');

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Logger } from './log.js';
 import { hashPassword } from './auth/passwords.js';
 import { demoConfig } from './config/demo.js';
@@ -22,7 +24,13 @@ export class DemoDevices {
   async config(dataDir: string): Promise<Record<string, unknown>> {
     this.modbus = new ModbusSimulator({ devices: [{ unit: 1, template: 'eastron-sdm630' }, { unit: 3, template: 'sunspec' }] });
     const modbusPort = await this.modbus.listenTcp({ host: '127.0.0.1', port: 0 });
-    return demoConfig(dataDir, { modbusPort, chargerPasswordHash: await hashPassword(this.chargerPassword) });
+    // Node-RED's credential key: made once per data directory, readable by this user only.
+    await mkdir(dataDir, { recursive: true });
+    const flowsSecretFile = resolve(dataDir, 'flows.secret');
+    await writeFile(flowsSecretFile, randomBytes(32).toString('hex') + '\n', { flag: 'wx', mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    return demoConfig(dataDir, { modbusPort, chargerPasswordHash: await hashPassword(this.chargerPassword), flowsSecretFile });
   }
 
   /** Connects the simulated chargers once the gateway serves HTTP; a car arrives at each. */

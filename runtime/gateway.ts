@@ -15,9 +15,15 @@ import { createHttp, listen } from './http/server.js';
 import { apiRoutes } from './http/api.js';
 import type { AdapterType } from './adapter.js';
 import { LevelStore } from '../storage/level-store.js';
+import { createBrokerPersistence } from '../storage/broker-persistence.js';
+import { storageRoutes } from '../storage/http.js';
+import { Retention } from '../storage/retention.js';
 import { MemoryStore } from '../storage/memory-store.js';
 import type { Store } from '../storage/store.js';
 import { VERSION } from './version.js';
+import { SyncService } from './sync/service.js';
+import { Security } from './auth/middleware.js';
+import { NodeRedService } from '../flows/node-red.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -44,7 +50,12 @@ export class Gateway {
   bus!: Bus;
   ingest!: Ingest;
   host: AdapterHost | undefined;
+  sync: SyncService | undefined;
+  nodeRed: NodeRedService | undefined;
+  /** Set on the start that created the first admin: the CLI prints a generated password once. */
+  firstAdmin: Awaited<ReturnType<Security['init']>> | undefined;
   private http: Server | undefined;
+  private retention: Retention | undefined;
   private stopped = false;
 
   constructor(private readonly o: GatewayOptions) {
@@ -61,14 +72,23 @@ export class Gateway {
     this.store =
       config.storage.engine === 'memory'
         ? new MemoryStore()
-        : new LevelStore({ path: join(dataDir, 'db'), sync: config.storage.sync, maxBatch: config.storage.maxBatch, maxPending: config.storage.maxPending });
+        : new LevelStore({
+            path: join(dataDir, 'db'),
+            sync: config.storage.sync,
+            maxBatch: config.storage.maxBatch,
+            maxPending: config.storage.maxPending,
+            onAlarm: (error) => this.storageAlarm(error),
+          });
     await this.store.open();
 
     this.registry = new DatapointRegistry(this.store, log.child({ component: 'datapoints' }));
     await this.registry.load();
     for (const dp of config.datapoints) await this.registry.register({ ...dp, adapter: 'virtual' });
 
-    this.bus = await Bus.create({ log: log.child({ component: 'broker' }), anonymous: config.broker.anonymous, users: config.broker.users });
+    // Broker state (persistent sessions, offline QoS 1 queues, wills, retained) lives in the same LevelDB.
+    const valueTopic = new RegExp(`^${config.broker.prefix}/dp/[^/]+/value$`);
+    const persistence = this.store instanceof LevelStore ? createBrokerPersistence({ db: this.store.db, volatileRetained: (topic) => valueTopic.test(topic) }) : undefined;
+    this.bus = await Bus.create({ log: log.child({ component: 'broker' }), anonymous: config.broker.anonymous, users: config.broker.users, persistence, limits: config.broker.limits });
     this.ingest = new Ingest({
       store: this.store,
       registry: this.registry,
@@ -92,6 +112,10 @@ export class Gateway {
 
     let mqttPort: number | undefined;
     if (config.broker.mqtt.enabled) mqttPort = await this.bus.listen(config.broker.mqtt.host, config.broker.mqtt.port);
+    const mqtts = config.broker.mqtts;
+    if (mqtts.enabled) await this.bus.listenTls(mqtts.host, mqtts.port, { certFile: mqtts.certFile!, keyFile: mqtts.keyFile!, caFile: mqtts.caFile });
+    const security = new Security({ config: config.auth, dataDir, configTokens: config.http.tokens, log: log.child({ component: 'auth' }) });
+    this.firstAdmin = await security.init();
 
     const http = createHttp({
       log: log.child({ component: 'http' }),
@@ -99,7 +123,11 @@ export class Gateway {
       maxBodyBytes: config.http.maxBodyBytes,
       bus: this.bus,
       websocketPath: config.broker.websocket.enabled ? config.broker.websocket.path : undefined,
+      security,
+      tls: config.http.tls,
+      dashboard: config.dashboard.enabled,
     });
+    http.api.use(storageRoutes({ store: this.store, datapoint: (id) => this.registry.get(id), clock: this.clock }));
     http.api.use(
       apiRoutes({
         registry: this.registry,
@@ -107,6 +135,7 @@ export class Gateway {
         ingest: this.ingest,
         metrics: this.metrics,
         host: () => this.host,
+        sync: () => this.sync,
         bus: this.bus,
         clock: this.clock,
         version: VERSION,
@@ -114,6 +143,27 @@ export class Gateway {
         startedAt,
       }),
     );
+    if (config.flows.enabled) {
+      this.nodeRed = new NodeRedService({
+        app: http.api,
+        server: http.server,
+        upgrades: http.upgrades,
+        bus: this.bus,
+        ingest: this.ingest,
+        registry: this.registry,
+        store: this.store,
+        topics: this.topics,
+        hostStatuses: () => this.host?.statuses() ?? [],
+        log: log.child({ component: 'flows' }),
+        clock: this.clock,
+        config: config.flows,
+        dataDir,
+        authorize: async (req) => {
+          const p = security.principalOf(req);
+          return p ? { username: p.name, role: p.role } : null;
+        },
+      });
+    }
     http.finish();
     this.http = http.server;
     const httpPort = await listen(http.server, config.http.host, config.http.port);
@@ -139,15 +189,58 @@ export class Gateway {
     await this.host.start(config.adapters);
     this.metrics.datapoints.set(this.registry.size);
 
+    this.sync = new SyncService({
+      config: config.sync,
+      store: this.store,
+      ingest: this.ingest,
+      bus: this.bus,
+      log: log.child({ component: 'sync' }),
+      registry: this.metrics.registry,
+      datapoints: this.registry,
+      clock: this.clock,
+      gatewayId: config.gateway.id,
+      dataDir,
+      topicPrefix: config.broker.prefix,
+    });
+    await this.sync.start();
+    await this.nodeRed?.start();
+
+    if (this.store instanceof LevelStore) {
+      const retentionLog = log.child({ component: 'retention' });
+      this.retention = new Retention(this.store, config.storage.retention);
+      this.retention.start(
+        (report) => {
+          const dropped = report.rawDroppedForBudget + report.rollupsDroppedForBudget + report.outboxDropped;
+          (dropped > 0 || report.overBudget ? retentionLog.warn : retentionLog.info).call(retentionLog, { ...report }, report.overBudget ? 'retention pass: still over the disk budget' : 'retention pass');
+        },
+        (err) => retentionLog.error({ err }, 'retention pass failed'),
+      );
+    }
+
     const hostForUrl = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
-    return { mqttPort, httpPort, httpUrl: `http://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${httpPort}` };
+    return { mqttPort, httpPort, httpUrl: `${config.http.tls ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${httpPort}` };
+  }
+
+  /** Storage went read-only (disk full, I/O error) or recovered: say so where operators look. */
+  private storageAlarm(error: string | undefined): void {
+    this.metrics.storageReadOnly.set(error ? 1 : 0);
+    if (error) this.o.log.error({ component: 'storage', error }, 'storage is read-only: readings are refused (no PUBACK) until writes succeed again');
+    else this.o.log.warn({ component: 'storage' }, 'storage writable again');
+    void this.bus
+      ?.publish(`${this.topics.prefix}/gateway/storage`, JSON.stringify(error ? { state: 'read-only', error, since: this.clock.now() } : { state: 'ok', since: this.clock.now() }), { retain: true })
+      .catch(() => undefined);
   }
 
   /** Graceful stop: adapters, HTTP, gateway status, broker, storage flush. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Flows first: they write through the bus and adapters.
+    await this.nodeRed?.stop();
     await this.host?.stop();
+    // Sync stops while the store is still open, so its cursor and releases are written.
+    await this.sync?.stop();
+    await this.retention?.stop();
     if (this.http) {
       const server = this.http;
       server.closeIdleConnections?.();

@@ -3,7 +3,7 @@
 import { cpSync, readdirSync, statSync, mkdirSync } from 'node:fs';
 import { join, dirname, extname } from 'node:path';
 
-const ASSET_EXTENSIONS = new Set(['.yaml', '.yml', '.json', '.csv', '.html', '.css', '.svg', '.png', '.ico', '.txt']);
+const ASSET_EXTENSIONS = new Set(['.yaml', '.yml', '.json', '.csv', '.html', '.css', '.svg', '.png', '.ico', '.txt', '.cjs']);
 const ROOTS = ['adapters', 'flows', 'runtime', 'storage'];
 
 function walk(dir) {
@@ -19,3 +19,5 @@ function walk(dir) {
   }
 }
 for (const root of ROOTS) walk(root);
+// The dashboard's browser modules are plain .js served as they are (no bundler).
+cpSync('runtime/dashboard/public', 'dist/runtime/dashboard/public', { recursive: true });

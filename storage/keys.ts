@@ -38,3 +38,26 @@ export function metaKey(id: string): string {
 }
 
 export const SEQ_KEY = 'x!seq';
+
+/** Highest outbox sequence acknowledged upstream; records up to it are deleted. */
+export const ACKED_KEY = 'x!acked';
+
+/** Rollup bucket of one datapoint: `r!<res>!<datapoint>!<bucket start>`. */
+export function rollupKey(res: string, id: string, bucket: number): string {
+  return `r!${res}!${id}!${String(bucket).padStart(T_WIDTH, '0')}`;
+}
+
+export function rollupPrefix(res: string, id: string): string {
+  return `r!${res}!${id}!`;
+}
+
+/** Bucket start of a rollup key (same fixed-width tail as point keys). */
+export const rollupBucket = pointTime;
+
+/** Datapoint id inside a point key `p!<id>!<t>`. */
+export function pointId(key: string): string {
+  return key.slice(2, key.length - T_WIDTH - 1);
+}
+
+/** Key prefixes that hold time series data (what backup and retention work on). */
+export const PREFIX = { point: 'p!', outbox: 'o!', meta: 'm!', rollup: 'r!', state: 'x!', broker: 'b!' } as const;

@@ -3,7 +3,38 @@ import { mkdir } from 'node:fs/promises';
 import { OutpostError } from '../runtime/errors.js';
 import { DatapointSchema, type Datapoint } from '../runtime/datapoints/model.js';
 import { GroupCommit } from './group-commit.js';
-import { HIGH, SEQ_KEY, metaKey, outboxKey, outboxSeq, pointKey, pointPrefix, pointTime } from './keys.js';
+import {
+  ACKED_KEY,
+  HIGH,
+  SEQ_KEY,
+  metaKey,
+  outboxKey,
+  outboxSeq,
+  pointKey,
+  pointPrefix,
+  pointTime,
+  rollupBucket,
+  rollupKey,
+  rollupPrefix,
+} from './keys.js';
+import {
+  MAX_AGGREGATE_INTERVALS,
+  RESOLUTIONS,
+  aggregatePoints,
+  bestResolution,
+  bucketStart,
+  counterStep,
+  decodeAgg,
+  encodeAgg,
+  finalize,
+  mergeOrdered,
+  numericValue,
+  singleAgg,
+  validateAggregateQuery,
+  type Agg,
+  type AggregatePoint,
+  type AggregateQuery,
+} from './rollups.js';
 import {
   DEFAULT_QUERY_LIMIT,
   MAX_QUERY_LIMIT,
@@ -26,20 +57,42 @@ export interface LevelStoreOptions {
   maxBatch?: number;
   /** Points waiting for a commit at most; writers beyond wait (bounded memory). */
   maxPending?: number;
+  /** While in the read-only alarm state, one write is let through this often to probe whether the disk recovered (default 5000 ms). */
+  probeIntervalMs?: number;
+  /** Called when storage enters (error set) or leaves (error undefined) the read-only alarm state. */
+  onAlarm?: (error: string | undefined) => void;
 }
 
 type BatchOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
+/** The command an operator runs when LevelDB reports corruption on open. */
+export function repairCommand(path: string): string {
+  return `outpost repair --db ${path}`;
+}
+
+/** Runs LevelDB's repair (rebuilds the manifest from the table and log files it can read). */
+export async function repairLevelDb(path: string): Promise<void> {
+  // `level` re-exports classic-level's ClassicLevel on Node, which has the static repair
+  // (LevelDB RepairDB); its browser-compatible typings leave it out.
+  await (Level as unknown as { repair(location: string): Promise<void> }).repair(path);
+}
+
+/** Bounds the newest-bucket cache (4 entries per datapoint) on a 1 GB device. */
+const ROLLUP_CACHE_MAX = 400_000;
+
 export class LevelStore implements Store {
-  private db: Level<string, string>;
+  private readonly level: Level<string, string>;
   private readonly latestById = new Map<string, StoredValue>();
+  /** Newest rollup bucket per `<res>!<id>`, so the common case (appending) never reads. */
+  private readonly rollupCache = new Map<string, { bucket: number; agg: Agg }>();
   private readonly writer: GroupCommit<PointRecord>;
   private seq = 0;
-  private error: string | undefined;
+  private acked = 0;
+  private alarm: { error: string; lastProbe: number } | undefined;
   private closed = true;
 
   constructor(private readonly options: LevelStoreOptions) {
-    this.db = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    this.level = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     this.writer = new GroupCommit<PointRecord>({
       commit: (items) => this.commit(items),
       maxBatch: options.maxBatch ?? 5000,
@@ -47,19 +100,39 @@ export class LevelStore implements Store {
     });
   }
 
+  /** The underlying LevelDB, for retention, backup and broker persistence in this folder. */
+  get db(): Level<string, string> {
+    return this.level;
+  }
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
   async open(): Promise<void> {
     await mkdir(this.options.path, { recursive: true });
     try {
-      await this.db.open();
+      await this.level.open();
     } catch (err) {
-      throw new OutpostError('STORAGE_OPEN_FAILED', `cannot open LevelDB at ${this.options.path}: ${(err as Error).message}`, { cause: err });
+      throw openError(this.options.path, err);
     }
     this.closed = false;
-    const seq = await this.db.get(SEQ_KEY);
+    const seq = await this.level.get(SEQ_KEY);
     this.seq = seq === undefined ? 0 : Number(seq);
-    for (const dp of await this.listDatapoints()) {
-      const [last] = await this.query(dp.id, { order: 'desc', limit: 1 });
-      if (last) this.latestById.set(dp.id, last);
+    const acked = await this.level.get(ACKED_KEY);
+    this.acked = acked === undefined ? 0 : Number(acked);
+    await this.loadLatest();
+  }
+
+  /** Newest point of every datapoint that has points (by seeking from one id's range to the next). */
+  private async loadLatest(): Promise<void> {
+    for (const id of await this.idsUnder('p!')) {
+      const [last] = await this.query(id, { order: 'desc', limit: 1 });
+      if (last) this.latestById.set(id, last);
     }
   }
 
@@ -67,49 +140,254 @@ export class LevelStore implements Store {
     if (this.closed) return;
     await this.writer.flush();
     this.closed = true;
-    await this.db.close();
+    await this.level.close();
   }
 
   async write(points: readonly PointRecord[]): Promise<void> {
     if (this.closed) throw new OutpostError('STORAGE_CLOSED');
     if (points.length === 0) return;
+    if (this.alarm) {
+      const now = Date.now();
+      if (now - this.alarm.lastProbe < (this.options.probeIntervalMs ?? 5000)) {
+        // Same code as a failed write: the broker must not PUBACK, the client resends later.
+        throw new OutpostError('STORAGE_WRITE_FAILED', `storage is read-only after a write error (${this.alarm.error}); retrying`);
+      }
+      this.alarm.lastProbe = now;
+    }
     await this.writer.add(points);
   }
 
   private async commit(points: PointRecord[]): Promise<void> {
     const ops: BatchOp[] = [];
     let seq = this.seq;
+    // The batch's own points by datapoint and time (last one wins), for rollups.
+    const byId = new Map<string, Map<number, StoredValue>>();
     for (const p of points) {
-      const value = encodeValue(p);
-      ops.push({ type: 'put', key: pointKey(p.id, p.t), value });
+      const stored: StoredValue = p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
+      ops.push({ type: 'put', key: pointKey(p.id, p.t), value: encodeValue(stored) });
       seq++;
       ops.push({ type: 'put', key: outboxKey(seq), value: JSON.stringify([p.id, p.t, p.v, ...(p.q ? [p.q] : [])]) });
+      let series = byId.get(p.id);
+      if (!series) byId.set(p.id, (series = new Map()));
+      series.set(p.t, stored);
     }
     ops.push({ type: 'put', key: SEQ_KEY, value: String(seq) });
+    let rollups: Map<string, Agg | null>;
     try {
-      await this.db.batch(ops, { sync: this.options.sync ?? true });
+      rollups = await this.rollupUpdates(byId);
+      for (const [key, agg] of rollups) ops.push(agg ? { type: 'put', key, value: encodeAgg(agg) } : { type: 'del', key });
+      // The chained batch goes straight to the native batch; abstract-level's array form
+      // clones and re-encodes every operation, which was most of the ingest CPU time.
+      const batch = this.level.batch();
+      for (const op of ops) {
+        if (op.type === 'put') batch.put(op.key, op.value);
+        else batch.del(op.key);
+      }
+      await batch.write({ sync: this.options.sync ?? true });
     } catch (err) {
-      this.error = (err as Error).message;
-      throw new OutpostError('STORAGE_WRITE_FAILED', `LevelDB batch failed: ${this.error}`, { cause: err });
+      const message = (err as Error).message;
+      if (!this.alarm) {
+        this.alarm = { error: message, lastProbe: Date.now() };
+        this.options.onAlarm?.(message);
+      } else {
+        this.alarm.error = message;
+      }
+      throw new OutpostError('STORAGE_WRITE_FAILED', `LevelDB batch failed: ${message}`, { cause: err });
     }
     this.seq = seq;
-    this.error = undefined;
-    for (const p of points) {
-      const current = this.latestById.get(p.id);
-      if (isNewer(p, current)) this.latestById.set(p.id, p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v });
+    if (this.alarm) {
+      this.alarm = undefined;
+      this.options.onAlarm?.(undefined);
+    }
+    for (const [id, series] of byId) {
+      for (const stored of series.values()) if (isNewer(stored, this.latestById.get(id))) this.latestById.set(id, stored);
+    }
+    if (this.rollupCache.size > ROLLUP_CACHE_MAX) this.rollupCache.clear();
+    for (const [key, agg] of rollups) {
+      const cut = key.lastIndexOf('!');
+      const cacheKey = key.slice(2, cut);
+      const bucket = rollupBucket(key);
+      const cached = this.rollupCache.get(cacheKey);
+      if (agg && (!cached || bucket >= cached.bucket)) this.rollupCache.set(cacheKey, { bucket, agg });
+      else if (!agg && cached?.bucket === bucket) this.rollupCache.delete(cacheKey);
     }
   }
 
+  /**
+   * Rollup buckets touched by a batch, with their new aggregates (null: now empty, delete).
+   * Appending (or prepending) to a bucket updates it in place; a value landing inside a
+   * bucket's time span (late value or overwrite) recomputes that bucket: 1 min from raw
+   * points, coarser ones from the next finer rollup, so no recompute reads more than 60.
+   */
+  private async rollupUpdates(byId: Map<string, Map<number, StoredValue>>): Promise<Map<string, Agg | null>> {
+    // Every aggregate in `work` belongs to this batch (cache entries are copied), so
+    // appends update it in place instead of allocating per point.
+    const work = new Map<string, Agg | null>();
+    const changed = new Map<string, Agg | null>();
+    const toRead: string[] = [];
+    const series: Array<{ id: string; entries: Array<[number, StoredValue]>; keys: string[][] }> = [];
+    for (const [id, points] of byId) {
+      const entries = [...points];
+      if (entries.length > 1) entries.sort((a, b) => a[0] - b[0]);
+      series.push({ id, entries, keys: [] });
+    }
+    for (let r = 0; r < RESOLUTIONS.length; r++) {
+      const res = RESOLUTIONS[r]!;
+      for (const s of series) {
+        const latest = this.latestById.get(s.id);
+        const latestBucket = latest ? bucketStart(latest.t, res.ms) : undefined;
+        const cached = this.rollupCache.get(`${res.name}!${s.id}`);
+        const keys: string[] = (s.keys[r] = []);
+        let lastBucket = NaN;
+        let key = '';
+        for (const [t] of s.entries) {
+          const bucket = bucketStart(t, res.ms);
+          if (bucket !== lastBucket) {
+            key = rollupKey(res.name, s.id, bucket);
+            lastBucket = bucket;
+          }
+          keys.push(key);
+          if (work.has(key)) continue;
+          if (latestBucket !== undefined && bucket > latestBucket) work.set(key, null);
+          else if (cached && cached.bucket === bucket) work.set(key, { ...cached.agg });
+          else {
+            work.set(key, null);
+            toRead.push(key);
+          }
+        }
+      }
+    }
+    if (toRead.length > 0) {
+      const values = await this.level.getMany(toRead);
+      for (let i = 0; i < toRead.length; i++) if (values[i] !== undefined) work.set(toRead[i]!, decodeAgg(values[i]!));
+    }
+    for (let r = 0; r < RESOLUTIONS.length; r++) {
+      const res = RESOLUTIONS[r]!;
+      const recompute = new Map<string, { id: string; bucket: number }>();
+      for (const s of series) {
+        const keys = s.keys[r]!;
+        for (let i = 0; i < s.entries.length; i++) {
+          const [t, stored] = s.entries[i]!;
+          const key = keys[i]!;
+          if (recompute.has(key)) continue;
+          const cur = work.get(key) ?? null;
+          const v = numericValue(stored);
+          if (!cur) {
+            if (v !== undefined) {
+              const agg = singleAgg(t, v);
+              work.set(key, agg);
+              changed.set(key, agg);
+            }
+          } else if (t > cur.lt) {
+            if (v !== undefined) {
+              // In-place form of mergeOrdered(cur, singleAgg(t, v)).
+              cur.count++;
+              cur.sum += v;
+              if (v < cur.min) cur.min = v;
+              if (v > cur.max) cur.max = v;
+              cur.inc += counterStep(cur.lv, v);
+              cur.lt = t;
+              cur.lv = v;
+              changed.set(key, cur);
+            }
+          } else if (t < cur.ft) {
+            if (v !== undefined) {
+              const agg = mergeOrdered(singleAgg(t, v), cur);
+              work.set(key, agg);
+              changed.set(key, agg);
+            }
+          } else {
+            recompute.set(key, { id: s.id, bucket: bucketStart(t, res.ms) });
+          }
+        }
+      }
+      for (const [key, { id, bucket }] of recompute) {
+        const agg = r === 0 ? await this.aggregateRaw(id, bucket, bucket + res.ms - 1, byId.get(id)!) : await this.aggregateFiner(RESOLUTIONS[r - 1]!.name, id, bucket, bucket + res.ms - 1, work);
+        work.set(key, agg ?? null);
+        changed.set(key, agg ?? null);
+      }
+    }
+    return changed;
+  }
+
+  /** Aggregate of the raw points in [from, to] as they will be after this batch. */
+  private async aggregateRaw(id: string, from: number, to: number, overlay: Map<number, StoredValue>): Promise<Agg | undefined> {
+    const points = new Map<number, StoredValue>();
+    for await (const [key, value] of this.level.iterator({ gte: pointKey(id, from), lte: pointKey(id, to) })) {
+      const t = pointTime(key);
+      points.set(t, decodeValue(t, value));
+    }
+    for (const [t, stored] of overlay) if (t >= from && t <= to) points.set(t, stored);
+    const numeric: Array<{ t: number; v: number }> = [];
+    for (const [t, stored] of points) {
+      const v = numericValue(stored);
+      if (v !== undefined) numeric.push({ t, v });
+    }
+    numeric.sort((a, b) => a.t - b.t);
+    return aggregatePoints(numeric);
+  }
+
+  /** Aggregate of a coarser bucket from the finer rollup's buckets as they will be after this batch. */
+  private async aggregateFiner(res: string, id: string, from: number, to: number, work: Map<string, Agg | null>): Promise<Agg | undefined> {
+    const buckets = new Map<number, Agg | null>();
+    for await (const [key, value] of this.level.iterator({ gte: rollupKey(res, id, from), lte: rollupKey(res, id, to) })) {
+      buckets.set(rollupBucket(key), decodeAgg(value));
+    }
+    const prefix = rollupPrefix(res, id);
+    for (const [key, agg] of work) {
+      if (!key.startsWith(prefix)) continue;
+      const bucket = rollupBucket(key);
+      if (bucket >= from && bucket <= to) buckets.set(bucket, agg);
+    }
+    let acc: Agg | undefined;
+    for (const bucket of [...buckets.keys()].sort((a, b) => a - b)) {
+      const agg = buckets.get(bucket);
+      if (agg) acc = mergeOrdered(acc, agg);
+    }
+    return acc;
+  }
+
   async query(id: string, range: RangeQuery = {}): Promise<StoredValue[]> {
+    this.assertOpen();
     const limit = Math.min(range.limit ?? DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT);
     const prefix = pointPrefix(id);
     const gte = range.from === undefined ? prefix : pointKey(id, Math.max(0, range.from));
     const lte = range.to === undefined ? prefix + HIGH : pointKey(id, range.to);
     const out: StoredValue[] = [];
-    for await (const [key, value] of this.db.iterator({ gte, lte, limit, reverse: range.order === 'desc' })) {
+    if (range.to !== undefined && range.to < 0) return out;
+    for await (const [key, value] of this.level.iterator({ gte, lte, limit, reverse: range.order === 'desc' })) {
       out.push(decodeValue(pointTime(key), value));
     }
     return out;
+  }
+
+  async queryAggregate(id: string, query: AggregateQuery): Promise<AggregatePoint[]> {
+    this.assertOpen();
+    validateAggregateQuery(query);
+    const res = bestResolution(query.interval);
+    const from = bucketStart(query.from, query.interval);
+    const to = bucketStart(query.to, query.interval) + query.interval - 1;
+    const limit = Math.min(query.limit ?? MAX_AGGREGATE_INTERVALS, MAX_AGGREGATE_INTERVALS);
+    const intervals: Array<{ t: number; agg: Agg }> = [];
+    let current: { t: number; agg: Agg } | undefined;
+    for await (const [key, value] of this.level.iterator({ gte: rollupKey(res.name, id, Math.max(0, from)), lte: rollupKey(res.name, id, to) })) {
+      const bucket = rollupBucket(key);
+      const t = bucketStart(bucket, query.interval);
+      const agg = decodeAgg(value);
+      if (current && current.t === t) current.agg = mergeOrdered(current.agg, agg);
+      else {
+        if (intervals.length >= limit) break;
+        current = { t, agg };
+        intervals.push(current);
+      }
+    }
+    let before: Agg | undefined;
+    if (query.agg === 'delta') {
+      for await (const value of this.level.values({ gte: rollupPrefix(res.name, id), lt: rollupKey(res.name, id, Math.max(0, from)), reverse: true, limit: 1 })) {
+        before = decodeAgg(value);
+      }
+    }
+    return finalize(intervals, query.agg, before);
   }
 
   latest(id: string): StoredValue | undefined {
@@ -117,12 +395,14 @@ export class LevelStore implements Store {
   }
 
   async putDatapoint(dp: Datapoint): Promise<void> {
-    await this.db.put(metaKey(dp.id), JSON.stringify(dp), { sync: this.options.sync ?? true });
+    this.assertOpen();
+    await this.level.put(metaKey(dp.id), JSON.stringify(dp), { sync: this.options.sync ?? true });
   }
 
   async listDatapoints(): Promise<Datapoint[]> {
+    this.assertOpen();
     const out: Datapoint[] = [];
-    for await (const value of this.db.values({ gte: 'm!', lt: 'm!' + HIGH })) {
+    for await (const value of this.level.values({ gte: 'm!', lt: 'm!' + HIGH })) {
       const parsed = DatapointSchema.safeParse(JSON.parse(value));
       if (parsed.success) out.push(parsed.data);
     }
@@ -130,12 +410,88 @@ export class LevelStore implements Store {
   }
 
   async readOutbox(afterSeq: number, limit: number): Promise<OutboxRecord[]> {
+    this.assertOpen();
     const out: OutboxRecord[] = [];
-    for await (const [key, value] of this.db.iterator({ gt: outboxKey(afterSeq), lt: 'o!' + HIGH, limit })) {
+    for await (const [key, value] of this.level.iterator({ gt: outboxKey(Math.max(0, afterSeq)), lt: 'o!' + HIGH, limit })) {
       const [id, t, v, q] = JSON.parse(value) as [string, number, StoredValue['v'], ('stale' | 'bad')?];
       out.push(q ? { seq: outboxSeq(key), id, t, v, q } : { seq: outboxSeq(key), id, t, v });
     }
     return out;
+  }
+
+  async ackOutbox(uptoSeq: number): Promise<number> {
+    this.assertOpen();
+    if (!Number.isSafeInteger(uptoSeq) || uptoSeq < 0) throw new OutpostError('BAD_REQUEST', `outbox sequence must be a non-negative integer, got ${uptoSeq}`);
+    const upto = Math.min(uptoSeq, this.seq);
+    if (upto <= this.acked) return 0;
+    let deleted = 0;
+    let ops: BatchOp[] = [];
+    for await (const key of this.level.keys({ gt: outboxKey(this.acked), lte: outboxKey(upto) })) {
+      ops.push({ type: 'del', key });
+      if (ops.length >= 10_000) {
+        await this.level.batch(ops);
+        deleted += ops.length;
+        ops = [];
+      }
+    }
+    ops.push({ type: 'put', key: ACKED_KEY, value: String(upto) });
+    await this.level.batch(ops, { sync: this.options.sync ?? true });
+    deleted += ops.length - 1;
+    this.acked = upto;
+    return deleted;
+  }
+
+  /** Compacts a key range so deleted data gives its disk space back (LevelDB CompactRange). */
+  async compact(start: string, end: string): Promise<void> {
+    // classic-level has compactRange; `level`'s browser-compatible typings leave it out.
+    await (this.level as unknown as { compactRange(s: string, e: string): Promise<void> }).compactRange(start, end);
+  }
+
+  /** Highest outbox sequence acknowledged upstream. */
+  get ackedSeq(): number {
+    return this.acked;
+  }
+
+  /**
+   * Forgets cached rollup buckets after deletes outside the write path (retention,
+   * restore), so the next write into such a bucket reads it from disk.
+   */
+  dropRollupCache(): void {
+    this.rollupCache.clear();
+  }
+
+  /** Re-reads marks and latest values after a restore wrote into the database. */
+  async reloadState(): Promise<void> {
+    this.rollupCache.clear();
+    const seq = await this.level.get(SEQ_KEY);
+    if (seq !== undefined) this.seq = Math.max(this.seq, Number(seq));
+    const acked = await this.level.get(ACKED_KEY);
+    if (acked !== undefined) this.acked = Math.max(this.acked, Number(acked));
+    // The disk's newest point per id replaces the cached one unless the cache is newer.
+    const cached = new Map(this.latestById);
+    await this.loadLatest();
+    for (const [id, v] of cached) {
+      const disk = this.latestById.get(id);
+      if (!disk || v.t > disk.t) this.latestById.set(id, v);
+    }
+  }
+
+  /** Ids of datapoints that have keys under `prefix` (`p!` or `r!<res>!`), by seeking from one id's range to the next. */
+  async idsUnder(prefix: string): Promise<string[]> {
+    const ids: string[] = [];
+    const it = this.level.keys({ gte: prefix, lt: prefix + HIGH });
+    try {
+      let key = await it.next();
+      while (key !== undefined) {
+        const id = key.slice(prefix.length, key.lastIndexOf('!'));
+        ids.push(id);
+        it.seek(prefix + id + '!' + HIGH);
+        key = await it.next();
+      }
+    } finally {
+      await it.close();
+    }
+    return ids;
   }
 
   stats(): StoreStats {
@@ -144,7 +500,31 @@ export class LevelStore implements Store {
       written: this.writer.written,
       commits: this.writer.commits,
       lastSeq: this.seq,
-      ...(this.error ? { error: this.error } : {}),
+      ackedSeq: this.acked,
+      outboxDepth: this.seq - this.acked,
+      readOnly: this.alarm !== undefined,
+      ...(this.alarm ? { error: this.alarm.error } : {}),
     };
   }
+
+  private assertOpen(): void {
+    if (this.closed) throw new OutpostError('STORAGE_CLOSED');
+  }
+}
+
+/** Classifies an open failure: a lock held by another process, corruption (with the repair command), or other I/O. */
+function openError(path: string, err: unknown): OutpostError {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const code = (err as { code?: string }).code;
+  const message = cause?.message ?? (err as Error).message;
+  if (code === 'LEVEL_CORRUPTION' || cause?.code === 'LEVEL_CORRUPTION' || /corrupt/i.test(message)) {
+    return new OutpostError('STORAGE_CORRUPT', `LevelDB at ${path} is damaged (${message}). Stop Outpost, back up the folder, then run: ${repairCommand(path)}`, {
+      cause: err,
+      details: { path, repair: repairCommand(path) },
+    });
+  }
+  if (code === 'LEVEL_LOCKED' || cause?.code === 'LEVEL_LOCKED' || /lock/i.test(message)) {
+    return new OutpostError('STORAGE_OPEN_FAILED', `LevelDB at ${path} is in use by another process (${message})`, { cause: err });
+  }
+  return new OutpostError('STORAGE_OPEN_FAILED', `cannot open LevelDB at ${path}: ${message}`, { cause: err });
 }

@@ -11,14 +11,32 @@ import {
   type StoreStats,
   type StoredValue,
 } from './store.js';
+import {
+  MAX_AGGREGATE_INTERVALS,
+  bestResolution,
+  bucketStart,
+  finalize,
+  mergeOrdered,
+  numericValue,
+  singleAgg,
+  validateAggregateQuery,
+  type Agg,
+  type AggregatePoint,
+  type AggregateQuery,
+} from './rollups.js';
 
-/** In-memory store with the same contract as LevelStore; for tests and `--memory` runs. */
+/**
+ * In-memory store with the same contract as LevelStore; for tests and `--memory` runs.
+ * It computes aggregates from raw points at query time, so the contract suite checks
+ * LevelStore's incrementally maintained rollups against a brute-force reference.
+ */
 export class MemoryStore implements Store {
   private readonly series = new Map<string, StoredValue[]>();
   private readonly meta = new Map<string, Datapoint>();
   private readonly outbox: OutboxRecord[] = [];
   private readonly latestById = new Map<string, StoredValue>();
   private seq = 0;
+  private acked = 0;
   private written = 0;
   private commits = 0;
   private open_ = false;
@@ -32,7 +50,7 @@ export class MemoryStore implements Store {
   }
 
   async write(points: readonly PointRecord[]): Promise<void> {
-    if (!this.open_) throw new OutpostError('STORAGE_CLOSED');
+    this.assertOpen();
     for (const p of points) {
       const value: StoredValue = p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
       let list = this.series.get(p.id);
@@ -48,6 +66,7 @@ export class MemoryStore implements Store {
   }
 
   async query(id: string, range: RangeQuery = {}): Promise<StoredValue[]> {
+    this.assertOpen();
     const list = this.series.get(id) ?? [];
     const limit = Math.min(range.limit ?? DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT);
     const from = range.from ?? -Infinity;
@@ -62,19 +81,65 @@ export class MemoryStore implements Store {
   }
 
   async putDatapoint(dp: Datapoint): Promise<void> {
+    this.assertOpen();
     this.meta.set(dp.id, dp);
   }
 
   async listDatapoints(): Promise<Datapoint[]> {
+    this.assertOpen();
     return [...this.meta.values()];
   }
 
   async readOutbox(afterSeq: number, limit: number): Promise<OutboxRecord[]> {
+    this.assertOpen();
     return this.outbox.filter((r) => r.seq > afterSeq).slice(0, limit);
   }
 
+  async ackOutbox(uptoSeq: number): Promise<number> {
+    this.assertOpen();
+    if (!Number.isSafeInteger(uptoSeq) || uptoSeq < 0) throw new OutpostError('BAD_REQUEST', `outbox sequence must be a non-negative integer, got ${uptoSeq}`);
+    const upto = Math.min(uptoSeq, this.seq);
+    if (upto <= this.acked) return 0;
+    let n = 0;
+    while (n < this.outbox.length && this.outbox[n]!.seq <= upto) n++;
+    this.outbox.splice(0, n);
+    this.acked = upto;
+    return n;
+  }
+
+  async queryAggregate(id: string, query: AggregateQuery): Promise<AggregatePoint[]> {
+    this.assertOpen();
+    validateAggregateQuery(query);
+    bestResolution(query.interval);
+    const from = bucketStart(query.from, query.interval);
+    const to = bucketStart(query.to, query.interval) + query.interval - 1;
+    const limit = Math.min(query.limit ?? MAX_AGGREGATE_INTERVALS, MAX_AGGREGATE_INTERVALS);
+    const intervals: Array<{ t: number; agg: Agg }> = [];
+    let before: Agg | undefined;
+    for (const p of this.series.get(id) ?? []) {
+      const v = numericValue(p);
+      if (v === undefined || p.t > to) continue;
+      if (p.t < from) {
+        before = singleAgg(p.t, v);
+        continue;
+      }
+      const t = bucketStart(p.t, query.interval);
+      const last = intervals[intervals.length - 1];
+      if (last && last.t === t) last.agg = mergeOrdered(last.agg, singleAgg(p.t, v));
+      else {
+        if (intervals.length >= limit) break;
+        intervals.push({ t, agg: singleAgg(p.t, v) });
+      }
+    }
+    return finalize(intervals, query.agg, before);
+  }
+
   stats(): StoreStats {
-    return { pending: 0, written: this.written, commits: this.commits, lastSeq: this.seq };
+    return { pending: 0, written: this.written, commits: this.commits, lastSeq: this.seq, ackedSeq: this.acked, outboxDepth: this.outbox.length, readOnly: false };
+  }
+
+  private assertOpen(): void {
+    if (!this.open_) throw new OutpostError('STORAGE_CLOSED');
   }
 }
 

@@ -1,4 +1,7 @@
 import type { Datapoint, Value } from '../runtime/datapoints/model.js';
+import type { AggregatePoint, AggregateQuery } from './rollups.js';
+
+export type { AggregatePoint, AggregateQuery, Aggregation } from './rollups.js';
 
 /** One stored reading of one datapoint. */
 export interface StoredValue {
@@ -34,6 +37,12 @@ export interface StoreStats {
   commits: number;
   /** Highest outbox sequence number handed out. */
   lastSeq: number;
+  /** Highest outbox sequence number acknowledged upstream (records up to it are deleted). */
+  ackedSeq: number;
+  /** Outbox records not yet acknowledged upstream. */
+  outboxDepth: number;
+  /** True while writes are refused after a write error (disk full, I/O error). */
+  readOnly: boolean;
   /** Last write error, if storage is in the alarm state. */
   error?: string;
 }
@@ -55,6 +64,17 @@ export interface Store {
   listDatapoints(): Promise<Datapoint[]>;
   /** Outbox records with seq > `afterSeq`, oldest first. */
   readOutbox(afterSeq: number, limit: number): Promise<OutboxRecord[]>;
+  /**
+   * Upstream acknowledged every record up to `uptoSeq`: deletes them and remembers the
+   * mark durably (never lowered). Returns how many records were deleted.
+   */
+  ackOutbox(uptoSeq: number): Promise<number>;
+  /**
+   * Aggregates per interval (`avg|min|max|sum|first|last|count|delta`) of the numeric
+   * readings; answered from the coarsest rollup that tiles the interval. Empty intervals
+   * are left out.
+   */
+  queryAggregate(id: string, query: AggregateQuery): Promise<AggregatePoint[]>;
   stats(): StoreStats;
 }
 

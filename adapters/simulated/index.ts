@@ -83,15 +83,16 @@ export default defineAdapter({
           const hour = localHour(t, fmt);
           state.cloud = nextCloud(state.cloud, Math.random);
           const outdoor = outdoorTemperature(hour, (Math.random() - 0.5) * 0.3);
-          const pv = pvPower(hour, state.cloud);
-          const load = loadPower(hour, hvacPower(state, outdoor), (Math.random() - 0.5) * 600);
+          const r = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+          // Rounded to whole watts first, so grid = load - pv holds exactly in the published values.
+          const pv = r(pvPower(hour, state.cloud), 0);
+          const load = r(loadPower(hour, hvacPower(state, outdoor), (Math.random() - 0.5) * 600), 0);
           const grid = load - pv;
           energy += (Math.max(0, grid) * dtMs) / 3_600_000 / 1000;
-          const r = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
           await ctx.bus.publishValues([
-            { id: id.grid, v: r(grid, 0), t },
-            { id: id.load, v: r(load, 0), t },
-            { id: id.pv, v: r(pv, 0), t },
+            { id: id.grid, v: grid, t },
+            { id: id.load, v: load, t },
+            { id: id.pv, v: pv, t },
             { id: id.energy, v: r(energy, 4), t },
             { id: id.outdoor, v: r(outdoor, 2), t },
           ]);

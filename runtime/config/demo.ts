@@ -4,6 +4,8 @@ export interface DemoDevices {
   modbusPort?: number;
   /** scrypt hash of the password the simulated chargers log in with. */
   chargerPasswordHash?: string;
+  /** File with the key that encrypts Node-RED flow credentials; Node-RED runs when given. */
+  flowsSecretFile?: string;
 }
 
 /** The built-in demo site: `outpost demo` (and `npm start` with no config). */
@@ -54,6 +56,7 @@ export function demoConfig(dataDir = './data', devices: DemoDevices = {}): Recor
     });
   }
   return {
+    ...(devices.flowsSecretFile ? { flows: { enabled: true, defaultFlows: true, credentialSecretFile: devices.flowsSecretFile } } : {}),
     gateway: { id: 'demo', name: 'Outpost demo site', timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' },
     dataDir,
     adapters,

@@ -2,11 +2,25 @@ import { z } from 'zod';
 import { DATAPOINT_ID, DatapointSchema } from '../datapoints/model.js';
 import { isPasswordHash } from '../auth/passwords.js';
 import type { AdapterType } from '../adapter.js';
+import { RetentionConfigSchema } from '../../storage/retention.js';
+import { syncSchema } from '../sync/config.js';
+import { FlowsConfigSchema } from '../../flows/config.js';
+import { aclPatternProblem } from '../auth/mqtt-acl.js';
+import { ROLES } from '../auth/roles.js';
 
 const GATEWAY_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const INSTANCE_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 const port = z.number().int().min(0).max(65535);
+
+/** An MQTT ACL pattern: topic filter, `*` inside a level, `%u` for the username. */
+const aclPattern = z.string().superRefine((p, ctx) => {
+  const problem = aclPatternProblem(p);
+  if (problem) ctx.addIssue({ code: 'custom', message: `not a topic pattern: ${problem}` });
+});
+
+/** PEM certificate and key files for a TLS listener. */
+const tlsFiles = z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) });
 
 const timezone = z.string().refine((tz) => {
   try {
@@ -49,9 +63,31 @@ export function coreSchema() {
             z.strictObject({
               username: z.string().min(1).max(128),
               passwordHash: z.string().refine(isPasswordHash, 'expected a hash made by `outpost hash-password` (scrypt$...)'),
+              /** Topics this user may publish to / subscribe to; absent = all. */
+              publish: z.array(aclPattern).max(100).optional(),
+              subscribe: z.array(aclPattern).max(100).optional(),
             }),
           )
           .default([]),
+        mqtts: z
+          .strictObject({
+            enabled: z.boolean().default(false),
+            host: z.string().default('127.0.0.1'),
+            port: port.default(8883),
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+            /** CA bundle to verify client certificates against (optional). */
+            caFile: z.string().min(1).optional(),
+          })
+          .refine((m) => !m.enabled || (m.certFile && m.keyFile), 'mqtts needs certFile and keyFile when enabled')
+          .prefault({}),
+        limits: z
+          .strictObject({
+            maxConnections: z.number().int().min(1).max(100_000).default(200),
+            maxPacketBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(256 * 1024),
+            maxInflight: z.number().int().min(1).max(65_535).default(100),
+          })
+          .prefault({}),
         unknownDatapoints: z.enum(['register', 'refuse']).default('register'),
       })
       .prefault({}),
@@ -62,16 +98,50 @@ export function coreSchema() {
         /** sha256 hashes of API tokens accepted from non-loopback clients (`outpost hash-token`). */
         tokens: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex> from `outpost hash-token`')).default([]),
         maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+        /** Serve HTTPS (and the dashboard's MQTT over wss) from these files. */
+        tls: tlsFiles.optional(),
       })
       .prefault({}),
+    auth: z
+      .strictObject({
+        loopback: z.enum([...ROLES, 'none']).default('admin'),
+        admin: z
+          .strictObject({
+            username: z.string().regex(/^[a-z0-9][a-z0-9_.@-]{0,63}$/, 'expected lower-case letters, digits, . _ @ -').default('admin'),
+            password: z.string().min(10, 'expected at least 10 characters').max(256).optional(),
+            passwordHash: z.string().refine(isPasswordHash, 'expected a hash made by `outpost hash-password` (scrypt$...)').optional(),
+          })
+          .prefault({}),
+        session: z
+          .strictObject({
+            idleMinutes: z.number().int().min(1).max(7 * 24 * 60).default(480),
+            maxHours: z.number().int().min(1).max(24 * 90).default(168),
+            maxSessions: z.number().int().min(1).max(100_000).default(1000),
+          })
+          .prefault({}),
+        login: z
+          .strictObject({
+            maxFailures: z.number().int().min(1).max(1000).default(5),
+            maxFailuresPerAddress: z.number().int().min(1).max(100_000).default(20),
+            windowSeconds: z.number().int().min(1).max(86_400).default(900),
+          })
+          .prefault({}),
+        adminPaths: z.array(z.string().startsWith('/')).default(['/api/config', '/api/flows', '/red', '/flows']),
+        delegatedPaths: z.array(z.string().startsWith('/')).default(['/upload']),
+      })
+      .prefault({}),
+    dashboard: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
     storage: z
       .strictObject({
         engine: z.enum(['level', 'memory']).default('level'),
         sync: z.boolean().default(true),
         maxBatch: z.number().int().min(1).max(100_000).default(5000),
         maxPending: z.number().int().min(100).max(10_000_000).default(100_000),
+        retention: RetentionConfigSchema,
       })
       .prefault({}),
+    sync: syncSchema.prefault({}),
+    flows: FlowsConfigSchema,
     datapoints: z.array(DatapointSchema.omit({ adapter: true })).default([]),
     adapterStopTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     adapters: z.array(z.unknown()).default([]),

@@ -6,6 +6,7 @@ import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from '../../storage/store.js';
 import type { Ingest } from '../ingest.js';
 import type { Metrics } from '../metrics.js';
 import type { AdapterHost } from '../adapter-host.js';
+import type { SyncService } from '../sync/service.js';
 import type { Bus } from '../bus.js';
 import type { Clock } from '../clock.js';
 
@@ -15,6 +16,7 @@ export interface ApiDeps {
   ingest: Ingest;
   metrics: Metrics;
   host: () => AdapterHost | undefined;
+  sync?: () => SyncService | undefined;
   bus: Bus;
   clock: Clock;
   version: string;
@@ -53,7 +55,7 @@ export function apiRoutes(deps: ApiDeps): express.Router {
       version: deps.version,
       gateway: deps.gateway.id,
       uptimeSeconds: Math.round((deps.clock.now() - deps.startedAt) / 1000),
-      storage: storage.error ? { state: 'error', error: storage.error } : { state: 'ok' },
+      storage: storage.error ? { state: storage.readOnly ? 'read-only' : 'error', error: storage.error, repair: 'stop the gateway, then run: outpost repair -c <config>' } : { state: 'ok', outboxDepth: storage.outboxDepth },
       adapters: Object.fromEntries(adapters.map((a) => [a.id, a.state])),
     });
   });
@@ -98,6 +100,11 @@ export function apiRoutes(deps: ApiDeps): express.Router {
   r.post('/api/datapoints/:id/setpoint', async (req, res) => {
     const result = await deps.ingest.setpoint(req.params.id, req.body, `http:${req.socket.remoteAddress}`);
     res.json({ ok: true, ...result });
+  });
+
+  r.get('/api/sync', async (_req, res) => {
+    const sync = deps.sync?.();
+    res.json(sync ? await sync.snapshot() : { enabled: false });
   });
 
   r.get('/api/adapters', (_req, res) => {

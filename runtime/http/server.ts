@@ -1,5 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { WebSocketServer } from 'ws';
 import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -7,6 +9,9 @@ import { isLoopbackAddress } from '../net.js';
 import { verifyToken } from '../auth/passwords.js';
 import type { UpgradeHandler } from '../adapter.js';
 import type { Bus } from '../bus.js';
+import type { Security } from '../auth/middleware.js';
+import { securityHeaders } from '../auth/headers.js';
+import { dashboardRouter } from '../dashboard/index.js';
 
 export interface HttpOptions {
   log: Logger;
@@ -14,6 +19,15 @@ export interface HttpOptions {
   maxBodyBytes: number;
   bus: Bus;
   websocketPath: string | undefined;
+  /**
+   * Users, sessions, tokens, roles and CSRF (runtime/auth). Without it the server keeps
+   * the foundation's rule: loopback trusted, anyone else needs a configured bearer token.
+   */
+  security?: Security;
+  /** Serve HTTPS from these PEM files instead of HTTP. */
+  tls?: { certFile: string; keyFile: string };
+  /** Serve the web dashboard at `/` and `/ui/*`. */
+  dashboard?: boolean;
 }
 
 export interface HttpParts {
@@ -46,27 +60,36 @@ export function createHttp(options: HttpOptions): HttpParts {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use((_req, res, next) => {
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('X-Frame-Options', 'DENY');
-    res.setHeader('Referrer-Policy', 'no-referrer');
-    next();
-  });
+  app.use(securityHeaders({ tls: options.tls !== undefined }));
   const api = express.Router();
   const adapters = express.Router();
   const upgrades = new Map<string, UpgradeHandler>();
 
   // Health is public: it carries no data, and load balancers and systemd probes need it.
+  // Who is asking is settled before any body is read: strangers cannot make us parse.
+  const security = options.security;
+  if (security) app.use(security.guard);
+  else app.use((req, res, next) => (req.path === '/healthz' ? next() : authenticate(options.tokens)(req, res, next)));
   app.use(express.json({ limit: options.maxBodyBytes }));
-  app.use((req, res, next) => (req.path === '/healthz' ? next() : authenticate(options.tokens)(req, res, next)));
+  if (security) app.use(security.routes());
+  if (options.dashboard) app.use(dashboardRouter());
   app.use(api);
   app.use(adapters);
 
-  const server = createServer(app);
+  const server = options.tls ? createHttpsServer(readTls(options.tls), app) : createServer(app);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   server.on('upgrade', (req, socket, head) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (options.websocketPath && path === options.websocketPath) {
+      if (security) {
+        // The dashboard's MQTT connection: same checks as the REST API, plus the Origin.
+        const principal = security.upgradePrincipal(req);
+        if (!principal) {
+          socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+          return;
+        }
+        req.outpostPrincipal = principal;
+      }
       wss.handleUpgrade(req, socket, head, (ws) => options.bus.handleWebSocket(ws, req));
       return;
     }
@@ -82,7 +105,7 @@ export function createHttp(options: HttpOptions): HttpParts {
       let e: OutpostError;
       if (err instanceof OutpostError) e = err;
       else if ((err as { type?: string }).type === 'entity.parse.failed') e = new OutpostError('BAD_REQUEST', 'request body is not valid JSON');
-      else if ((err as { type?: string }).type === 'entity.too.large') e = new OutpostError('BAD_REQUEST', `request body is larger than ${options.maxBodyBytes} bytes`);
+      else if ((err as { type?: string }).type === 'entity.too.large') e = new OutpostError('BODY_TOO_LARGE', `request body is larger than ${options.maxBodyBytes} bytes`);
       else {
         options.log.error({ err, method: req.method, path: req.path }, 'unhandled error in HTTP handler');
         e = new OutpostError('INTERNAL', 'internal error');
@@ -91,6 +114,14 @@ export function createHttp(options: HttpOptions): HttpParts {
     });
   };
   return { app, api, adapters, upgrades, server, finish };
+}
+
+function readTls(tls: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
+  try {
+    return { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
+  } catch (err) {
+    throw new OutpostError('CONFIG_INVALID', `http.tls: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export async function listen(server: Server, host: string, port: number): Promise<number> {

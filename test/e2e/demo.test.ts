@@ -22,6 +22,12 @@ t.test('outpost demo: simulated site, Modbus meter, chargers and BMS files, live
   await eventually(async () => (await latest('ev.cp1.1.status'))?.v === 'Charging', 20_000);
   t.pass('a session is charging');
   t.type((await eventually(() => latest('bms.outdoor.temperature'), 20_000))!.v, 'number', 'a simulated Insight report was imported');
+  t.type((await eventually(() => latest('site.pv.self_supply'), 20_000))!.v, 'number', 'the Node-RED demo flow derives a datapoint');
+  t.match(demo.stdout(), /First start: dashboard login "admin", password \S+/, 'the first admin password is printed once');
+  const page = await fetch(`${url}/`);
+  t.equal(page.status, 200);
+  t.match(await page.text(), /<html/i, 'the dashboard is served');
+  t.equal((await fetch(`${url}/flows/`, { headers: { origin: url } })).status, 401, 'the Node-RED editor needs a login');
   const adapters = ((await (await fetch(`${url}/api/adapters`)).json()) as { items: Array<{ id: string; state: string }> }).items;
   t.same(Object.fromEntries(adapters.map((a) => [a.id, a.state])), { site: 'running', insight: 'running', plugs: 'running', modbus: 'running', chargers: 'running' });
 

@@ -27,7 +27,10 @@ export interface OutpostProcess {
 
 export function spawnOutpost(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): OutpostProcess {
   const { command, args: full } = outpostCommand(args);
-  const child = spawn(command, full, { cwd: options.cwd ?? REPO_ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The child rejects OUTPOST_* variables that name no config key, so test switches stay here.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  delete env.OUTPOST_TEST_FROM_SOURCE;
+  const child = spawn(command, full, { cwd: options.cwd ?? REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

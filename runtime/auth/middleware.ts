@@ -1,0 +1,303 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { join } from 'node:path';
+import { OutpostError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isLoopbackAddress } from '../net.js';
+import { verifyToken as verifyConfigToken } from './passwords.js';
+import { roleAtLeast, type Principal, type Role } from './roles.js';
+import { SessionStore, SESSION_COOKIE, csrfMatches, readCookie, sessionCookie, type Session } from './sessions.js';
+import { LoginThrottle } from './rate-limit.js';
+import { UserStore, USERNAME } from './users.js';
+
+/** The `auth` section of the configuration (see runtime/config/schema.ts). */
+export interface AuthConfig {
+  /**
+   * Role given to tools on this host (curl, scripts, Node-RED) that present no
+   * credentials; `none` makes loopback log in like everyone else. Browsers never get it.
+   */
+  loopback: Role | 'none';
+  admin: { username: string; password?: string; passwordHash?: string };
+  session: { idleMinutes: number; maxHours: number; maxSessions: number };
+  login: { maxFailures: number; maxFailuresPerAddress: number; windowSeconds: number };
+  /** Path prefixes only admins may use (besides users and tokens): config, flow editor. */
+  adminPaths: string[];
+  /**
+   * Path prefixes whose routes check their own credentials (the file-drop upload with its
+   * per-adapter tokens): the gateway's login is not asked there. Admin paths never are.
+   */
+  delegatedPaths: string[];
+}
+
+export interface SecurityOptions {
+  config: AuthConfig;
+  dataDir: string;
+  /** `http.tokens`: sha256 hashes of bearer tokens from the config file; they act as admin. */
+  configTokens: readonly string[];
+  log: Logger;
+  now?: () => number;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Paths anyone may request: health, the login API, the dashboard's static shell. */
+function isPublic(method: string, path: string): boolean {
+  if (path === '/healthz') return true;
+  if (path === '/api/auth/login' || path === '/api/auth/logout') return method === 'POST';
+  if (path === '/api/auth/me') return SAFE_METHODS.has(method);
+  if (SAFE_METHODS.has(method) && (path === '/' || path === '/index.html' || path === '/favicon.ico' || path.startsWith('/ui/'))) return true;
+  return false;
+}
+
+declare module 'node:http' {
+  interface IncomingMessage {
+    /** Set on websocket upgrades that passed the HTTP security check. */
+    outpostPrincipal?: Principal;
+  }
+}
+
+function isTls(req: IncomingMessage): boolean {
+  return (req.socket as TLSSocket).encrypted === true;
+}
+
+/** A request a browser made: browsers send Origin or Sec-Fetch-Site (Fetch Metadata); tools do not. */
+function fromBrowser(req: IncomingMessage): boolean {
+  return req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined || readCookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
+}
+
+/** Host header names this host: a DNS-rebinding page carries its own name instead. */
+function hostIsLoopback(req: IncomingMessage): boolean {
+  const host = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || isLoopbackAddress(host);
+}
+
+/** When the browser says where the request comes from, it must be this very origin. */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return req.headers['sec-fetch-site'] === undefined || req.headers['sec-fetch-site'] === 'same-origin' || req.headers['sec-fetch-site'] === 'none';
+  return origin === `${isTls(req) ? 'https' : 'http'}://${req.headers.host}`;
+}
+
+/**
+ * Users, sessions, tokens and the HTTP checks around them: `authenticate` finds who
+ * is asking, `authorize` decides by path and method, `routes` is the login and
+ * user-management API. One instance per gateway.
+ */
+export class Security {
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly throttle: LoginThrottle;
+
+  constructor(private readonly o: SecurityOptions) {
+    this.users = new UserStore(join(o.dataDir, 'auth', 'users.json'), o.now);
+    const c = o.config;
+    this.sessions = new SessionStore({ idleMs: c.session.idleMinutes * 60_000, maxAgeMs: c.session.maxHours * 3_600_000, maxSessions: c.session.maxSessions, now: o.now });
+    this.throttle = new LoginThrottle({ maxFailures: c.login.maxFailures, maxFailuresPerAddress: c.login.maxFailuresPerAddress, windowMs: c.login.windowSeconds * 1000, now: o.now });
+  }
+
+  /**
+   * Loads the user file and creates the first admin when there is none. A generated
+   * password is returned for the caller to show once on the terminal; it is never logged.
+   */
+  async init(): Promise<{ username: string; created: boolean; generatedPassword?: string; file: string }> {
+    this.users.load();
+    const admin = this.o.config.admin;
+    const result = await this.users.ensureInitialAdmin(admin);
+    if (result.created) {
+      this.o.log.info({ username: admin.username, file: this.users.path, generated: result.generatedPassword !== undefined }, 'created the first admin user');
+    }
+    return { username: admin.username, file: this.users.path, ...result };
+  }
+
+  /** Who is asking: bearer token, session cookie, or a trusted tool on this host. */
+  principalOf(req: IncomingMessage): Principal | undefined {
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const match = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!match) throw new OutpostError('NOT_AUTHENTICATED', 'Authorization must be "Bearer <token>"');
+      const token = match[1]!;
+      const rec = this.users.verifyToken(token);
+      if (rec) return { kind: 'token', name: rec.name, role: rec.role };
+      if (verifyConfigToken(token, this.o.configTokens)) return { kind: 'token', name: 'config', role: 'admin' };
+      throw new OutpostError('NOT_AUTHENTICATED', 'the bearer token is not valid');
+    }
+    const session = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+    if (session) return { kind: 'session', name: session.username, role: session.role, sessionId: session.id, csrf: session.csrf };
+    const loopbackRole = this.o.config.loopback;
+    if (loopbackRole !== 'none' && isLoopbackAddress(req.socket.remoteAddress) && hostIsLoopback(req) && !fromBrowser(req)) {
+      return { kind: 'loopback', name: 'loopback', role: loopbackRole };
+    }
+    return undefined;
+  }
+
+  /** What a request needs: nothing, any login, or at least a role. */
+  requirement(method: string, path: string): 'public' | 'delegated' | Role {
+    if (isPublic(method, path)) return 'public';
+    const under = (p: string) => path === p || path.startsWith(p.endsWith('/') ? p : p + '/');
+    if (['/api/users', '/api/tokens', ...this.o.config.adminPaths].some(under)) return 'admin';
+    if (!path.startsWith('/api/') && this.o.config.delegatedPaths.some(under)) return 'delegated';
+    if (path === '/api/auth/password') return 'viewer';
+    return SAFE_METHODS.has(method) ? 'viewer' : 'operator';
+  }
+
+  /** Express middleware: authentication, role check, CSRF check; sets res.locals.principal. */
+  readonly guard = (req: Request, res: Response, next: NextFunction): void => {
+    try {
+      const needed = this.requirement(req.method, req.path);
+      // The route checks its own credentials; ours may not even be in the header.
+      if (needed === 'delegated') return next();
+      const principal = this.principalOf(req);
+      res.locals.principal = principal;
+      if (needed === 'public') return next();
+      if (!principal) throw new OutpostError('NOT_AUTHENTICATED', 'log in, or send "Authorization: Bearer <token>"');
+      if (!roleAtLeast(principal.role, needed)) {
+        this.o.log.warn({ user: principal.name, kind: principal.kind, role: principal.role, method: req.method, path: req.path }, 'request refused: role too low');
+        throw new OutpostError('FORBIDDEN', `${req.method} ${req.path} needs the ${needed} role; "${principal.name}" is ${principal.role}`);
+      }
+      if (principal.kind === 'session' && !SAFE_METHODS.has(req.method)) this.checkCsrf(req, principal);
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+
+  private checkCsrf(req: Request, principal: Principal): void {
+    if (!sameOrigin(req)) throw new OutpostError('CSRF_FAILED', 'the request comes from another site');
+    // The Node-RED editor cannot send our token header; for it the same-origin check
+    // (Origin / Sec-Fetch-Site, OWASP's verifying-origin defence) is the CSRF protection.
+    if (req.path === '/flows' || req.path.startsWith('/flows/')) return;
+    const session = this.sessions.get(principal.sessionId);
+    const given = req.headers['x-csrf-token'];
+    if (!session || !csrfMatches(session, typeof given === 'string' ? given : undefined)) {
+      throw new OutpostError('CSRF_FAILED', 'send the X-CSRF-Token header given at login (GET /api/auth/me)');
+    }
+  }
+
+  /**
+   * Checks a websocket upgrade (MQTT over websocket for the dashboard). Browsers do not
+   * apply the same-origin policy to websockets, so the Origin is checked here
+   * (cross-site websocket hijacking); returns the principal or undefined to refuse.
+   */
+  upgradePrincipal(req: IncomingMessage): Principal | undefined {
+    if (!sameOrigin(req)) return undefined;
+    try {
+      return this.principalOf(req);
+    } catch (err) {
+      if (err instanceof OutpostError) return undefined;
+      throw err;
+    }
+  }
+
+  private startSession(req: Request, res: Response, username: string, role: Role): Session {
+    const session = this.sessions.create(username, role);
+    res.setHeader('Set-Cookie', sessionCookie(session.id, { secure: isTls(req) }));
+    return session;
+  }
+
+  /** `/api/auth/*` (login, logout, me, own password) and the admin's `/api/users`, `/api/tokens`. */
+  routes(): express.Router {
+    const r = express.Router();
+    const body = (req: Request): Record<string, unknown> => {
+      if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) throw new OutpostError('BAD_REQUEST', 'expected a JSON object body (Content-Type: application/json)');
+      return req.body as Record<string, unknown>;
+    };
+    const principal = (res: Response): Principal => {
+      const p = res.locals.principal as Principal | undefined;
+      if (!p) throw new OutpostError('NOT_AUTHENTICATED', 'log in first');
+      return p;
+    };
+
+    r.post('/api/auth/login', async (req, res) => {
+      if (!sameOrigin(req)) throw new OutpostError('CSRF_FAILED', 'the login comes from another site');
+      const b = body(req);
+      const username = typeof b.username === 'string' ? b.username.trim().toLowerCase() : '';
+      const password = typeof b.password === 'string' ? b.password : '';
+      if (!USERNAME.test(username) || password.length === 0 || password.length > 256) throw new OutpostError('BAD_REQUEST', '"username" and "password" are required');
+      const address = req.socket.remoteAddress ?? 'unknown';
+      const wait = this.throttle.retryAfterSeconds(address, username);
+      if (wait > 0) {
+        res.setHeader('Retry-After', String(wait));
+        throw new OutpostError('LOGIN_THROTTLED', `too many failed logins: try again in ${wait} s`, { details: { retryAfterSeconds: wait } });
+      }
+      const user = await this.users.verifyLogin(username, password);
+      if (!user) {
+        this.throttle.fail(address, username);
+        this.o.log.warn({ username, address }, 'login failed');
+        throw new OutpostError('NOT_AUTHENTICATED', 'wrong username or password');
+      }
+      this.throttle.succeed(address, username);
+      const old = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+      if (old) this.sessions.destroy(old.id); // a fresh id on login (session fixation)
+      const session = this.startSession(req, res, user.username, user.role);
+      this.o.log.info({ username, address }, 'login');
+      res.json({ username: user.username, role: user.role, csrf: session.csrf });
+    });
+
+    r.post('/api/auth/logout', (req, res) => {
+      const session = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+      if (session && csrfMatches(session, req.headers['x-csrf-token'] as string | undefined)) this.sessions.destroy(session.id);
+      res.setHeader('Set-Cookie', sessionCookie('', { secure: isTls(req), maxAgeSeconds: 0 }));
+      res.json({ ok: true });
+    });
+
+    r.get('/api/auth/me', (_req, res) => {
+      const p = principal(res);
+      res.json({ username: p.name, role: p.role, kind: p.kind, ...(p.csrf ? { csrf: p.csrf } : {}) });
+    });
+
+    r.post('/api/auth/password', async (req, res) => {
+      const p = principal(res);
+      if (p.kind !== 'session') throw new OutpostError('FORBIDDEN', 'only a logged-in user changes their own password');
+      const b = body(req);
+      const ok = await this.users.verifyLogin(p.name, typeof b.current === 'string' ? b.current : '');
+      if (!ok) throw new OutpostError('NOT_AUTHENTICATED', 'the current password is wrong');
+      await this.users.updateUser(p.name, { password: b.password });
+      this.sessions.destroyUser(p.name);
+      const session = this.startSession(req, res, p.name, p.role);
+      res.json({ ok: true, csrf: session.csrf });
+    });
+
+    r.get('/api/users', (_req, res) => {
+      res.json({ items: this.users.listUsers() });
+    });
+    r.post('/api/users', async (req, res) => {
+      const b = body(req);
+      const user = await this.users.addUser({ username: b.username, role: b.role, password: b.password });
+      this.o.log.info({ username: user.username, role: user.role, by: principal(res).name }, 'user added');
+      res.status(201).json(user);
+    });
+    r.patch('/api/users/:username', async (req, res) => {
+      const b = body(req);
+      const user = await this.users.updateUser(req.params.username!, { role: b.role, password: b.password });
+      // A changed role or password applies at once: the user's sessions end.
+      this.sessions.destroyUser(user.username);
+      this.o.log.info({ username: user.username, role: user.role, passwordChanged: b.password !== undefined, by: principal(res).name }, 'user changed');
+      res.json(user);
+    });
+    r.delete('/api/users/:username', async (req, res) => {
+      const p = principal(res);
+      if (p.kind === 'session' && p.name === req.params.username) throw new OutpostError('AUTH_CONFLICT', 'you cannot remove yourself');
+      await this.users.removeUser(req.params.username!);
+      this.sessions.destroyUser(req.params.username!);
+      this.o.log.info({ username: req.params.username, by: p.name }, 'user removed');
+      res.json({ ok: true });
+    });
+
+    r.get('/api/tokens', (_req, res) => {
+      res.json({ items: this.users.listTokens() });
+    });
+    r.post('/api/tokens', async (req, res) => {
+      const b = body(req);
+      const created = await this.users.createToken({ name: b.name, role: b.role, createdBy: principal(res).name });
+      this.o.log.info({ tokenId: created.id, name: created.name, role: created.role, by: principal(res).name }, 'API token created');
+      res.status(201).json(created);
+    });
+    r.delete('/api/tokens/:id', async (req, res) => {
+      await this.users.revokeToken(req.params.id!);
+      this.o.log.info({ tokenId: req.params.id, by: principal(res).name }, 'API token revoked');
+      res.json({ ok: true });
+    });
+    return r;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Failed-login throttle (OWASP Authentication cheat sheet, "account lockout" done as
+ * delay): failures are counted per (address, username) and per address in a sliding
+ * window; over the limit, further attempts are refused before the password is even
+ * hashed, so a guesser burns neither our CPU nor a real user's lockout elsewhere.
+ * Memory is bounded: at most `maxKeys` keys, oldest dropped first.
+ */
+export interface ThrottleOptions {
+  /** Failures allowed per (address, username) in the window. */
+  maxFailures: number;
+  /** Failures allowed per address, across usernames. */
+  maxFailuresPerAddress: number;
+  windowMs: number;
+  maxKeys?: number;
+  now?: () => number;
+}
+
+export class LoginThrottle {
+  private readonly failures = new Map<string, number[]>();
+  private readonly now: () => number;
+  private readonly maxKeys: number;
+
+  constructor(private readonly o: ThrottleOptions) {
+    this.now = o.now ?? Date.now;
+    this.maxKeys = o.maxKeys ?? 10_000;
+  }
+
+  /** Seconds to wait before the next attempt is allowed; 0 when it is allowed now. */
+  retryAfterSeconds(address: string, username: string): number {
+    const now = this.now();
+    const wait = Math.max(
+      this.waitFor(`u|${address}|${username}`, this.o.maxFailures, now),
+      this.waitFor(`a|${address}`, this.o.maxFailuresPerAddress, now),
+    );
+    return Math.ceil(wait / 1000);
+  }
+
+  fail(address: string, username: string): void {
+    const now = this.now();
+    this.add(`u|${address}|${username}`, now, this.o.maxFailures);
+    this.add(`a|${address}`, now, this.o.maxFailuresPerAddress);
+  }
+
+  /** A success clears the per-user count for that address (not the address count). */
+  succeed(address: string, username: string): void {
+    this.failures.delete(`u|${address}|${username}`);
+  }
+
+  private recent(key: string, now: number): number[] {
+    const list = this.failures.get(key);
+    if (!list) return [];
+    const fresh = list.filter((t) => now - t < this.o.windowMs);
+    if (fresh.length === 0) this.failures.delete(key);
+    else if (fresh.length !== list.length) this.failures.set(key, fresh);
+    return fresh;
+  }
+
+  private waitFor(key: string, limit: number, now: number): number {
+    const fresh = this.recent(key, now);
+    if (fresh.length < limit) return 0;
+    // Allowed again once the oldest failure that still counts leaves the window.
+    return fresh[fresh.length - limit]! + this.o.windowMs - now;
+  }
+
+  private add(key: string, now: number, limit: number): void {
+    const fresh = this.recent(key, now);
+    fresh.push(now);
+    // Keep only what can matter for the limit: bounded per key.
+    if (fresh.length > limit) fresh.splice(0, fresh.length - limit);
+    this.failures.delete(key);
+    this.failures.set(key, fresh);
+    while (this.failures.size > this.maxKeys) {
+      const oldest = this.failures.keys().next().value;
+      if (oldest === undefined) break;
+      this.failures.delete(oldest);
+    }
+  }
+
+  get trackedKeys(): number {
+    return this.failures.size;
+  }
+}

@@ -1,0 +1,112 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Role } from './roles.js';
+
+export const SESSION_COOKIE = 'outpost_session';
+
+export interface Session {
+  id: string;
+  username: string;
+  role: Role;
+  /** Synchronizer token for cookie-authenticated writes (OWASP CSRF cheat sheet). */
+  csrf: string;
+  createdAt: number;
+  lastSeenAt: number;
+}
+
+export interface SessionOptions {
+  /** A session unused this long ends. */
+  idleMs: number;
+  /** A session ends this long after login, however busy. */
+  maxAgeMs: number;
+  /** Most sessions kept; the least recently used goes first (bounded memory). */
+  maxSessions: number;
+  now?: () => number;
+}
+
+/**
+ * Login sessions, in memory: a restart logs everyone out, which on a gateway is an
+ * acceptable price for never writing session secrets to the SD card.
+ */
+export class SessionStore {
+  // A Map iterates in insertion order; touching re-inserts, so the first entry is the LRU.
+  private readonly sessions = new Map<string, Session>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: SessionOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  create(username: string, role: Role): Session {
+    const now = this.now();
+    const session: Session = { id: randomBytes(32).toString('base64url'), username, role, csrf: randomBytes(32).toString('base64url'), createdAt: now, lastSeenAt: now };
+    while (this.sessions.size >= this.o.maxSessions) {
+      const oldest = this.sessions.keys().next().value;
+      if (oldest === undefined) break;
+      this.sessions.delete(oldest);
+    }
+    this.sessions.set(session.id, session);
+    return session;
+  }
+
+  /** The live session for a cookie value, refreshed; undefined when unknown or expired. */
+  get(id: string | undefined): Session | undefined {
+    if (!id) return undefined;
+    const session = this.sessions.get(id);
+    if (!session) return undefined;
+    const now = this.now();
+    if (now - session.lastSeenAt > this.o.idleMs || now - session.createdAt > this.o.maxAgeMs) {
+      this.sessions.delete(id);
+      return undefined;
+    }
+    session.lastSeenAt = now;
+    this.sessions.delete(id);
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  destroy(id: string): void {
+    this.sessions.delete(id);
+  }
+
+  /** Ends every session of a user (password change, role change, removal). */
+  destroyUser(username: string): number {
+    let n = 0;
+    for (const [id, s] of this.sessions) {
+      if (s.username === username) {
+        this.sessions.delete(id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+}
+
+export function csrfMatches(session: Session, given: string | undefined): boolean {
+  if (!given) return false;
+  const a = Buffer.from(session.csrf);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Reads one cookie from a Cookie header without a dependency (RFC 6265 §5.4 syntax). */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** `Set-Cookie` value: HttpOnly (no script reads it), SameSite=Strict, Secure when served over TLS. */
+export function sessionCookie(value: string, options: { secure: boolean; maxAgeSeconds?: number }): string {
+  const parts = [`${SESSION_COOKIE}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict'];
+  if (options.secure) parts.push('Secure');
+  if (options.maxAgeSeconds !== undefined) parts.push(`Max-Age=${options.maxAgeSeconds}`);
+  return parts.join('; ');
+}

@@ -1,0 +1,493 @@
+// Outpost dashboard: a hash-routed single page in plain ES modules (no build, no CDN).
+import { api, get, post, setCsrf, ApiError } from './api.js';
+import { h, formatValue, formatTime, formatDuration, flash } from './dom.js';
+import { startLive, stopLive, onValue, onStatus, onConnection } from './live.js';
+import { lineChart } from './chart.js';
+
+const root = document.getElementById('root');
+let me;
+/** Cleanups of the current page (live listeners, charts, timers). */
+let cleanups = [];
+const onLeave = (fn) => cleanups.push(fn);
+
+const PAGES = [
+  ['overview', 'Overview'],
+  ['datapoints', 'Datapoints'],
+  ['chargers', 'Chargers'],
+  ['links', 'Links'],
+  ['imports', 'Imports'],
+  ['users', 'Users', 'admin'],
+];
+
+window.addEventListener('outpost:logged-out', () => showLogin('Your session ended: log in again.'));
+window.addEventListener('hashchange', () => route());
+
+async function boot() {
+  try {
+    me = await get('/api/auth/me');
+    setCsrf(me.csrf);
+    startLive();
+    route();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) showLogin();
+    else root.replaceChildren(h('p', { class: 'error', role: 'alert' }, `Cannot reach the gateway: ${err.message}`));
+  }
+}
+
+function showLogin(notice) {
+  leave();
+  stopLive();
+  me = undefined;
+  const msg = h('p', { class: 'form-msg', role: 'alert', 'aria-live': 'assertive' }, notice ?? '');
+  const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none' });
+  const pass = h('input', { id: 'login-pass', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const form = h(
+    'form',
+    { class: 'login card', 'aria-labelledby': 'login-title' },
+    h('h1', { id: 'login-title' }, 'Outpost'),
+    h('label', { for: 'login-user' }, 'Username'),
+    user,
+    h('label', { for: 'login-pass' }, 'Password'),
+    pass,
+    h('button', { type: 'submit' }, 'Log in'),
+    msg,
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    msg.textContent = '';
+    try {
+      me = await post('/api/auth/login', { username: user.value.trim(), password: pass.value });
+      setCsrf(me.csrf);
+      me = await get('/api/auth/me');
+      startLive();
+      if (!location.hash || location.hash === '#/login') location.hash = '#/overview';
+      route();
+    } catch (err) {
+      msg.textContent = err.message;
+      pass.value = '';
+      pass.focus();
+    }
+  });
+  root.replaceChildren(h('main', { id: 'main', class: 'login-wrap' }, form));
+  user.focus();
+}
+
+function leave() {
+  for (const fn of cleanups.splice(0)) {
+    try {
+      fn();
+    } catch (err) {
+      console.error('cleanup failed', err);
+    }
+  }
+}
+
+function shell(active) {
+  const liveDot = h('span', { class: 'live-dot', role: 'status', 'aria-live': 'polite' }, 'connecting');
+  onLeave(onConnection((up) => {
+    liveDot.textContent = up ? 'live' : 'offline';
+    liveDot.classList.toggle('up', up);
+  }));
+  const nav = h(
+    'nav',
+    { 'aria-label': 'Main' },
+    h('ul', {}, PAGES.filter(([, , role]) => !role || me.role === role).map(([id, label]) => h('li', {}, h('a', { href: `#/${id}`, 'aria-current': id === active ? 'page' : undefined }, label)))),
+  );
+  const logout = h('button', { type: 'button', class: 'link' }, 'Log out');
+  logout.addEventListener('click', async () => {
+    await post('/api/auth/logout').catch(() => undefined);
+    showLogin('Logged out.');
+  });
+  const main = h('main', { id: 'main', tabindex: '-1' });
+  root.replaceChildren(
+    h('header', { class: 'top' }, h('a', { class: 'brand', href: '#/overview' }, 'Outpost'), nav, h('div', { class: 'who' }, liveDot, h('span', { class: 'user' }, `${me.username} (${me.role})`), me.kind === 'session' ? logout : '')),
+    main,
+  );
+  return main;
+}
+
+function route() {
+  if (!me) return;
+  leave();
+  const [page, ...rest] = (location.hash.replace(/^#\/?/, '') || 'overview').split('/');
+  const arg = rest.map(decodeURIComponent).join('/');
+  const needs = PAGES.find(([id]) => id === page)?.[2];
+  if (needs && me.role !== needs) {
+    location.replace('#/overview');
+    return;
+  }
+  const main = shell(page);
+  const pages = { overview, datapoints: arg ? datapoint : datapoints, chargers, links, imports, users };
+  const fn = pages[page] ?? overview;
+  document.title = `${(PAGES.find(([id]) => id === page) ?? ['', 'Overview'])[1]} · Outpost`;
+  Promise.resolve(fn(main, arg)).catch((err) => {
+    if (err instanceof ApiError && err.status === 401) return;
+    main.append(h('p', { class: 'error', role: 'alert' }, err.message));
+  });
+}
+
+// ---------- shared pieces ----------
+
+function card(title, ...body) {
+  return h('section', { class: 'card', 'aria-label': title }, h('h2', {}, title), ...body);
+}
+
+function kv(rows) {
+  return h('dl', { class: 'kv' }, rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+/** Values (raw or aggregated) of one datapoint; falls back to raw when rollups are not served. */
+async function loadValues(id, from, to, agg) {
+  const span = to - from;
+  const interval = span <= 2 * 3600e3 ? '1m' : span <= 2 * 86400e3 ? '15m' : span <= 14 * 86400e3 ? '1h' : '1d';
+  if (agg && agg !== 'raw') {
+    try {
+      const r = await get(`/api/datapoints/${encodeURIComponent(id)}/values?from=${from}&to=${to}&interval=${interval}&agg=${agg}`);
+      if (r.interval !== undefined) return { ...r, interval };
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status >= 500) throw err;
+    }
+  }
+  return get(`/api/datapoints/${encodeURIComponent(id)}/values?from=${from}&to=${to}&limit=10000`);
+}
+
+/** A live table of datapoints: values update in place, with fixed widths. */
+function dpTable(items, { caption, link = true, track = onLeave } = {}) {
+  const cells = new Map();
+  const rows = items.map((dp) => {
+    const value = h('td', { class: 'num' }, formatValue(dp.latest?.v, dp.unit));
+    const time = h('td', { class: 'time' }, formatTime(dp.latest?.t));
+    cells.set(dp.id, { value, time, dp });
+    return h(
+      'tr',
+      { dataset: { id: dp.id } },
+      h('th', { scope: 'row' }, link ? h('a', { href: `#/datapoints/${encodeURIComponent(dp.id)}` }, dp.id) : dp.id),
+      h('td', { class: 'desc' }, dp.description ?? ''),
+      value,
+      time,
+      h('td', { class: 'col-kind' }, dp.kind === 'actuator' ? h('span', { class: 'tag' }, 'actuator') : ''),
+    );
+  });
+  track(onValue((id, msg) => {
+    const c = cells.get(id);
+    if (!c) return;
+    c.value.textContent = msg.q ? `${msg.q}` : formatValue(msg.v, c.dp.unit);
+    c.time.textContent = formatTime(msg.t);
+    flash(c.value);
+  }));
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h('table', { class: 'dps' }, caption ? h('caption', {}, caption) : '', h('thead', {}, h('tr', {}, [['Datapoint', ''], ['Description', 'desc'], ['Value', 'num'], ['Measured', 'time'], ['Kind', 'col-kind']].map(([c, cls]) => h('th', { scope: 'col', class: cls || undefined }, c)))), h('tbody', {}, rows)),
+  );
+}
+
+function adapterCards(statuses) {
+  if (!statuses.length) return h('p', { class: 'muted' }, 'None configured on this gateway.');
+  return h(
+    'div',
+    { class: 'grid' },
+    statuses.map((a) => {
+      const state = h('span', { class: `state state-${a.state}` }, a.state);
+      const info = a.info ? Object.entries(a.info).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]) : [];
+      const el = card(`${a.id}`, kv([['type', a.type], ['state', state], ['since', formatTime(a.since)], ...(a.message ? [['message', a.message]] : []), ...(a.error ? [['error', a.error.message]] : []), ...info]));
+      onLeave(onStatus((id, msg) => {
+        if (id !== a.id) return;
+        state.textContent = msg.state;
+        state.className = `state state-${msg.state}`;
+      }));
+      return el;
+    }),
+  );
+}
+
+// ---------- pages ----------
+
+async function overview(main) {
+  main.append(h('h1', {}, 'Overview'));
+  const [health, adapters, dps] = await Promise.all([get('/healthz'), get('/api/adapters'), get('/api/datapoints')]);
+  const power = dps.items.find((d) => /grid\.power$/.test(d.id)) ?? dps.items.find((d) => d.unit === 'W' || d.unit === 'kW');
+  const now = h('p', { class: 'big num', 'aria-live': 'off' }, power ? formatValue(power.latest?.v, power.unit) : '—');
+  const chartBox = h('div', { class: 'chart', role: 'img', 'aria-label': 'Site power today' });
+  const backlog = h('div', {}, h('p', { class: 'muted' }, 'Reading /metrics…'));
+  main.append(
+    h(
+      'div',
+      { class: 'grid' },
+      card('Site power now', h('p', { class: 'muted' }, power ? power.id : 'no power datapoint'), now),
+      card('Gateway health', kv([['status', h('span', { class: `state state-${health.status}` }, health.status)], ['gateway', health.gateway], ['version', health.version], ['uptime', formatDuration(health.uptimeSeconds)], ['storage', health.storage.state]])),
+      card('Sync backlog', backlog),
+    ),
+    card("Today's power", chartBox),
+    h('h2', {}, 'Adapters'),
+    adapterCards(adapters.items),
+  );
+  if (power) {
+    const midnight = new Date();
+    midnight.setHours(0, 0, 0, 0);
+    const r = await loadValues(power.id, midnight.getTime(), Date.now(), 'avg');
+    const chart = lineChart(chartBox, { label: power.id, unit: power.unit, points: r.values });
+    onLeave(() => chart.destroy());
+    onLeave(onValue((id, msg) => {
+      if (id !== power.id) return;
+      now.textContent = formatValue(msg.v, power.unit);
+      flash(now);
+      if (r.interval === undefined) chart.push(msg.t, msg.v);
+    }));
+  } else chartBox.append(h('p', { class: 'muted' }, 'No power datapoint on this site.'));
+  loadBacklog(backlog);
+}
+
+/** Upstream backlog from the Prometheus metrics the sync links export (if any run). */
+async function loadBacklog(box) {
+  try {
+    const res = await fetch('/metrics', { credentials: 'same-origin' });
+    const text = await res.text();
+    const lines = text.split('\n').filter((l) => /^outpost_(sync|outbox|link|iridium)\w*(\{[^}]*\})? /.test(l));
+    box.replaceChildren(lines.length ? kv(lines.slice(0, 12).map((l) => { const i = l.lastIndexOf(' '); return [l.slice(0, i).replace(/^outpost_/, ''), l.slice(i + 1)]; })) : h('p', { class: 'muted' }, 'No upstream link reports a backlog.'));
+  } catch (err) {
+    box.replaceChildren(h('p', { class: 'error' }, `metrics unavailable: ${err.message}`));
+  }
+}
+
+async function datapoints(main) {
+  main.append(h('h1', {}, 'Datapoints'));
+  const search = h('input', { id: 'dp-search', type: 'search', placeholder: 'id or description', autocomplete: 'off' });
+  const count = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' });
+  const box = h('div');
+  main.append(h('div', { class: 'toolbar' }, h('label', { for: 'dp-search' }, 'Search'), search, count), box);
+  const { items } = await get('/api/datapoints');
+  // Each search draws a new table; the old table's live listener is dropped with it.
+  let stopTable = () => undefined;
+  const render = () => {
+    const q = search.value.trim().toLowerCase();
+    const shown = items.filter((d) => !q || d.id.includes(q) || (d.description ?? '').toLowerCase().includes(q));
+    stopTable();
+    box.replaceChildren(dpTable(shown, { track: (fn) => (stopTable = fn) }));
+    count.textContent = `${shown.length} of ${items.length}`;
+  };
+  search.addEventListener('input', render);
+  render();
+  onLeave(() => stopTable());
+  search.focus();
+}
+
+const RANGES = [
+  ['1h', 3600e3],
+  ['6h', 6 * 3600e3],
+  ['24h', 86400e3],
+  ['7d', 7 * 86400e3],
+  ['30d', 30 * 86400e3],
+];
+
+async function datapoint(main, id) {
+  const dp = await get(`/api/datapoints/${encodeURIComponent(id)}`);
+  main.append(
+    h('p', {}, h('a', { href: '#/datapoints' }, '← All datapoints')),
+    h('h1', {}, dp.id),
+    h('p', { class: 'muted' }, dp.description ?? ''),
+  );
+  const value = h('span', { class: 'big num', id: 'dp-value' }, formatValue(dp.latest?.v, dp.unit));
+  const time = h('span', { class: 'muted time' }, formatTime(dp.latest?.t));
+  main.append(h('div', { class: 'grid' }, card('Latest value', h('p', {}, value), h('p', {}, time)), card('Datapoint', kv([['kind', dp.kind], ['type', dp.type], ['unit', dp.unit ?? '—'], ['adapter', dp.adapter], ...(dp.min !== undefined ? [['min', String(dp.min)]] : []), ...(dp.max !== undefined ? [['max', String(dp.max)]] : []), ...(dp.allowed ? [['allowed', dp.allowed.join(', ')]] : [])]))));
+
+  if (dp.kind === 'actuator') main.append(setpointForm(dp));
+
+  const range = h('select', { id: 'range' }, RANGES.map(([label]) => h('option', { value: label, selected: label === '24h' }, label)));
+  const agg = h('select', { id: 'agg' }, ['raw', 'avg', 'min', 'max'].map((a) => h('option', { value: a }, a)));
+  const csv = h('button', { type: 'button', id: 'csv' }, 'Download CSV');
+  const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' });
+  const chartBox = h('div', { class: 'chart', id: 'chart', role: 'img', 'aria-label': `Chart of ${dp.id}` });
+  main.append(card('History', h('div', { class: 'toolbar' }, h('label', { for: 'range' }, 'Range'), range, h('label', { for: 'agg' }, 'Aggregation'), agg, csv), chartBox, status));
+
+  let chart;
+  let data = { values: [] };
+  const load = async () => {
+    const to = Date.now();
+    const from = to - RANGES.find(([l]) => l === range.value)[1];
+    status.textContent = 'Loading…';
+    data = await loadValues(dp.id, from, to, agg.value);
+    chart?.destroy();
+    chart = lineChart(chartBox, { label: dp.id, unit: dp.unit, points: data.values });
+    status.textContent = `${data.values.length} ${data.interval ? `× ${agg.value} of ${data.interval}` : data.values.length === 1 ? 'reading' : 'readings'}${data.truncated ? ' (truncated: pick an aggregation)' : ''}`;
+  };
+  range.addEventListener('change', load);
+  agg.addEventListener('change', load);
+  csv.addEventListener('click', () => {
+    const lines = ['time_iso,epoch_ms,value' + (data.interval ? ',count' : '')];
+    for (const p of data.values) lines.push([new Date(p.t).toISOString(), p.t, JSON.stringify(p.v ?? ''), ...(data.interval ? [p.count] : [])].join(','));
+    const url = URL.createObjectURL(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }));
+    const a = h('a', { href: url, download: `${dp.id}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  });
+  onLeave(() => chart?.destroy());
+  onLeave(onValue((vid, msg) => {
+    if (vid !== dp.id) return;
+    value.textContent = msg.q ? msg.q : formatValue(msg.v, dp.unit);
+    time.textContent = formatTime(msg.t);
+    flash(value);
+    if (!data.interval && chart) chart.push(msg.t, msg.v);
+  }));
+  await load();
+}
+
+function setpointForm(dp) {
+  const msg = h('p', { class: 'form-msg', id: 'sp-msg', role: 'status', 'aria-live': 'polite' });
+  let input;
+  if (dp.type === 'boolean') input = h('select', { id: 'sp-value' }, h('option', { value: 'true' }, 'on'), h('option', { value: 'false' }, 'off'));
+  else if (dp.allowed) input = h('select', { id: 'sp-value' }, dp.allowed.map((a) => h('option', { value: JSON.stringify(a) }, String(a))));
+  else if (dp.type === 'number') input = h('input', { id: 'sp-value', type: 'number', step: 'any', inputmode: 'decimal', 'aria-describedby': 'sp-hint sp-msg' });
+  else input = h('input', { id: 'sp-value', 'aria-describedby': 'sp-msg' });
+  const hint = dp.type === 'number' ? h('p', { class: 'muted', id: 'sp-hint' }, `Allowed: ${dp.min ?? '−∞'} … ${dp.max ?? '∞'}${dp.unit ? ' ' + dp.unit : ''}`) : '';
+  const canWrite = me.role === 'operator' || me.role === 'admin';
+  const button = h('button', { type: 'submit', disabled: !canWrite }, 'Set');
+  const form = h('form', { class: 'setpoint', novalidate: true }, h('label', { for: 'sp-value' }, `New value${dp.unit ? ` (${dp.unit})` : ''}`), input, button, hint, msg);
+  if (!canWrite) msg.textContent = 'Your role (viewer) cannot change setpoints.';
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    msg.className = 'form-msg';
+    let v;
+    if (dp.type === 'boolean') v = input.value === 'true';
+    else if (dp.allowed) v = JSON.parse(input.value);
+    else if (dp.type === 'number') {
+      if (input.value.trim() === '' || !Number.isFinite(Number(input.value))) {
+        msg.textContent = 'Enter a number.';
+        msg.classList.add('bad');
+        input.setAttribute('aria-invalid', 'true');
+        return;
+      }
+      v = Number(input.value);
+    } else v = input.value;
+    try {
+      const r = await post(`/api/datapoints/${encodeURIComponent(dp.id)}/setpoint`, { v });
+      msg.textContent = `Applied: ${formatValue(r.v, dp.unit)}`;
+      msg.classList.add('good');
+      input.removeAttribute('aria-invalid');
+    } catch (err) {
+      // The gateway's reason, verbatim: it says what range or values are allowed.
+      msg.textContent = `Refused: ${err.message}`;
+      msg.classList.add('bad');
+      input.setAttribute('aria-invalid', 'true');
+    }
+  });
+  return card('Setpoint', form);
+}
+
+/**
+ * Chargers, Links and Imports are built by other adapters; these pages show generically
+ * what those adapters publish: their statuses and datapoints, plus their API if present.
+ */
+async function adapterPage(main, title, typePattern, extra) {
+  main.append(h('h1', {}, title));
+  const [adapters, dps] = await Promise.all([get('/api/adapters'), get('/api/datapoints')]);
+  const mine = adapters.items.filter((a) => typePattern.test(a.type));
+  main.append(adapterCards(mine));
+  if (extra) await extra(main);
+  const ids = new Set(mine.map((a) => a.id));
+  const items = dps.items.filter((d) => ids.has(d.adapter));
+  if (items.length) main.append(h('h2', {}, 'Datapoints'), dpTable(items));
+}
+
+async function optionalJson(path) {
+  try {
+    return await get(path);
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 404 || err.status === 503)) return undefined;
+    throw err;
+  }
+}
+
+function objectTable(rows, caption) {
+  if (!rows.length) return h('p', { class: 'muted' }, `No ${caption.toLowerCase()}.`);
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))].slice(0, 8);
+  const cell = (v) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  return h('div', { class: 'table-wrap' }, h('table', {}, h('caption', {}, caption), h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows.map((r) => h('tr', {}, cols.map((c) => h('td', {}, cell(r[c]))))))));
+}
+
+function chargers(main) {
+  return adapterPage(main, 'Chargers', /ocpp|charg/i, async (m) => {
+    const list = await optionalJson('/api/charging/chargers');
+    if (list) m.append(card('Chargers', objectTable(list.items ?? list, 'Chargers')));
+    const sessions = await optionalJson('/api/charging/sessions');
+    if (sessions) m.append(card('Sessions', objectTable((sessions.items ?? sessions).slice(0, 50), 'Sessions')));
+  });
+}
+function links(main) {
+  return adapterPage(main, 'Links', /sync|link|upstream|iridium|mqtt-up/i, async (m) => {
+    const box = h('div');
+    m.append(card('Backlog', box));
+    await loadBacklog(box);
+  });
+}
+function imports(main) {
+  return adapterPage(main, 'Imports', /file|import|bms/i);
+}
+
+async function users(main) {
+  main.append(h('h1', {}, 'Users'));
+  if (me.role !== 'admin') {
+    main.append(h('p', { class: 'error' }, 'Only admins manage users.'));
+    return;
+  }
+  const list = h('div');
+  const tokenList = h('div');
+  const refresh = async () => {
+    const [u, tk] = await Promise.all([get('/api/users'), get('/api/tokens')]);
+    list.replaceChildren(
+      h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['User', 'Role', 'Changed', ''].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, u.items.map((user) => {
+        const role = h('select', { 'aria-label': `Role of ${user.username}` }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r, selected: r === user.role }, r)));
+        role.addEventListener('change', () => act(() => api('PATCH', `/api/users/${encodeURIComponent(user.username)}`, { role: role.value }), `${user.username} is now ${role.value}`));
+        const del = h('button', { type: 'button', class: 'danger', disabled: user.username === me.username }, 'Remove');
+        del.addEventListener('click', () => confirm(`Remove ${user.username}?`) && act(() => api('DELETE', `/api/users/${encodeURIComponent(user.username)}`), `${user.username} removed`));
+        return h('tr', {}, h('th', { scope: 'row' }, user.username), h('td', {}, role), h('td', { class: 'time' }, formatTime(user.updatedAt)), h('td', {}, del));
+      })))),
+    );
+    tokenList.replaceChildren(tk.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['Token', 'Name', 'Role', 'Created', ''].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, tk.items.map((t) => {
+      const del = h('button', { type: 'button', class: 'danger' }, 'Revoke');
+      del.addEventListener('click', () => act(() => api('DELETE', `/api/tokens/${t.id}`), `token ${t.name} revoked`));
+      return h('tr', {}, h('td', { class: 'mono' }, t.id), h('td', {}, t.name), h('td', {}, t.role), h('td', { class: 'time' }, formatTime(t.createdAt)), h('td', {}, del));
+    })))) : h('p', { class: 'muted' }, 'No API tokens.'));
+  };
+  const msg = h('p', { class: 'form-msg', role: 'status', 'aria-live': 'polite' });
+  const act = async (fn, done) => {
+    msg.className = 'form-msg';
+    try {
+      const r = await fn();
+      msg.textContent = typeof done === 'function' ? done(r) : done;
+      msg.classList.add('good');
+      await refresh();
+      return true;
+    } catch (err) {
+      msg.textContent = err.message;
+      msg.classList.add('bad');
+      await refresh();
+      return false;
+    }
+  };
+  const name = h('input', { id: 'nu-name', autocomplete: 'off', required: true, autocapitalize: 'none' });
+  const pw = h('input', { id: 'nu-pass', type: 'password', autocomplete: 'new-password', required: true, minlength: '10' });
+  const role = h('select', { id: 'nu-role' }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, r)));
+  const add = h('form', { class: 'inline', novalidate: true }, h('label', { for: 'nu-name' }, 'Username'), name, h('label', { for: 'nu-pass' }, 'Password'), pw, h('label', { for: 'nu-role' }, 'Role'), role, h('button', { type: 'submit' }, 'Add user'));
+  add.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(() => post('/api/users', { username: name.value.trim(), password: pw.value, role: role.value }), `${name.value} added`).then((ok) => ok && add.reset());
+  });
+  const tname = h('input', { id: 'nt-name', autocomplete: 'off', required: true });
+  const trole = h('select', { id: 'nt-role' }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, r)));
+  const shown = h('output', { class: 'mono secret', id: 'nt-secret' });
+  const tform = h('form', { class: 'inline' }, h('label', { for: 'nt-name' }, 'Token name'), tname, h('label', { for: 'nt-role' }, 'Role'), trole, h('button', { type: 'submit' }, 'Create token'));
+  tform.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(() => post('/api/tokens', { name: tname.value, role: trole.value }), (r) => {
+      shown.textContent = r.token;
+      return `Token ${r.name} created: copy it now, it is shown only once.`;
+    });
+  });
+  main.append(msg, card('Users', list, add), card('API tokens', tokenList, tform, shown));
+  await refresh();
+}
+
+boot();

@@ -1,0 +1,56 @@
+// Live values over MQTT-over-websocket (/mqtt), authenticated by the session cookie.
+// One connection for the page; listeners per datapoint id or per adapter status.
+import mqtt from '/ui/vendor/mqtt.esm.js';
+
+const PREFIX = 'outpost';
+const valueListeners = new Set();
+const statusListeners = new Set();
+const stateListeners = new Set();
+let client;
+export let connected = false;
+
+export function startLive() {
+  if (client) return;
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mqtt`;
+  client = mqtt.connect(url, { reconnectPeriod: 2000, connectTimeout: 5000, clean: true, clientId: 'dashboard-' + Math.random().toString(16).slice(2, 10), timerVariant: 'native' });
+  client.on('connect', () => {
+    connected = true;
+    stateListeners.forEach((fn) => fn(true));
+    client.subscribe([`${PREFIX}/dp/+/value`, `${PREFIX}/adapter/+/status`], { qos: 0 });
+  });
+  client.on('close', () => {
+    connected = false;
+    stateListeners.forEach((fn) => fn(false));
+  });
+  client.on('message', (topic, payload) => {
+    const parts = topic.split('/');
+    let msg;
+    try {
+      msg = JSON.parse(new TextDecoder().decode(payload));
+    } catch {
+      return;
+    }
+    if (parts[1] === 'dp' && parts[3] === 'value') valueListeners.forEach((fn) => fn(parts[2], msg));
+    else if (parts[1] === 'adapter' && parts[3] === 'status') statusListeners.forEach((fn) => fn(parts[2], msg));
+  });
+}
+
+export function stopLive() {
+  client?.end(true);
+  client = undefined;
+}
+
+/** Returns an unsubscribe function; the page calls it when it is left. */
+export function onValue(fn) {
+  valueListeners.add(fn);
+  return () => valueListeners.delete(fn);
+}
+export function onStatus(fn) {
+  statusListeners.add(fn);
+  return () => statusListeners.delete(fn);
+}
+export function onConnection(fn) {
+  stateListeners.add(fn);
+  fn(connected);
+  return () => stateListeners.delete(fn);
+}

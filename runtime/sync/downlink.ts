@@ -1,0 +1,85 @@
+import { OutpostError, toOutpostError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Clock } from '../clock.js';
+import type { Ingest } from '../ingest.js';
+import type { DownlinkAck, DownlinkCommand } from './link.js';
+
+export interface DownlinkOptions {
+  ingest: Pick<Ingest, 'setpoint'>;
+  log: Logger;
+  clock: Clock;
+  /** Request ids remembered so a redelivered command is answered again, not applied again. */
+  memory: number;
+  /** Counts results by command and code. */
+  onResult?: (command: string, result: string) => void;
+}
+
+/** Commands the central side may send; anything else is refused with a reason. */
+export const DOWNLINK_COMMANDS = ['setpoint', 'ping'] as const;
+
+const MAX_COMMAND_BYTES = 64 * 1024;
+
+/**
+ * Setpoints and commands from upstream. A setpoint takes exactly the path of a local
+ * write (`Ingest.setpoint`: actuator check, type, range, expiry, adapter onSet), and
+ * every request gets an acknowledgement with its `requestId` and the result.
+ *
+ * Payload: `{"requestId": "...", "id": "<datapoint>", "v": <value>, "min"?, "max"?, "expires"?}`
+ * on `<root>/cmd/setpoint`, or with `"type": "setpoint"` where the transport has no topic.
+ */
+export class Downlink {
+  private readonly answered = new Map<string, DownlinkAck>();
+
+  constructor(private readonly o: DownlinkOptions) {}
+
+  async handle(cmd: DownlinkCommand): Promise<DownlinkAck> {
+    let requestId: string | null = null;
+    let command = cmd.name ?? 'unknown';
+    try {
+      if (cmd.payload.length > MAX_COMMAND_BYTES) throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${cmd.payload.length} bytes; at most ${MAX_COMMAND_BYTES}`);
+      let body: unknown;
+      try {
+        body = JSON.parse(cmd.payload.toString('utf8'));
+      } catch {
+        throw new OutpostError('SYNC_COMMAND_INVALID', 'command payload is not JSON');
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new OutpostError('SYNC_COMMAND_INVALID', 'command payload must be a JSON object');
+      const { requestId: rid, type, ...rest } = body as Record<string, unknown>;
+      if (typeof rid !== 'string' || rid.length === 0 || rid.length > 128) throw new OutpostError('SYNC_COMMAND_INVALID', 'command needs a "requestId" string (1-128 characters)');
+      requestId = rid;
+      if (cmd.name === undefined || cmd.name === '') command = typeof type === 'string' ? type : 'unknown';
+      const previous = this.answered.get(rid);
+      if (previous) return previous;
+      let result: unknown;
+      switch (command) {
+        case 'setpoint': {
+          const { id, ...setpoint } = rest;
+          if (typeof id !== 'string') throw new OutpostError('SYNC_COMMAND_INVALID', 'setpoint needs an "id" (datapoint id)');
+          result = await this.o.ingest.setpoint(id, setpoint, `upstream:${cmd.source}`);
+          break;
+        }
+        case 'ping':
+          result = { pong: this.o.clock.now() };
+          break;
+        default:
+          throw new OutpostError('SYNC_COMMAND_INVALID', `unknown command "${command}"; expected one of ${DOWNLINK_COMMANDS.join(', ')}`);
+      }
+      return this.remember({ requestId, ok: true, result, t: this.o.clock.now() }, command, 'ok');
+    } catch (err) {
+      const e = toOutpostError(err);
+      const ack: DownlinkAck = { requestId, ok: false, error: { code: e.code, message: e.message, retryable: e.retryable }, t: this.o.clock.now() };
+      this.o.log.info({ source: cmd.source, requestId, command, code: e.code, reason: e.message }, 'downlink command refused');
+      return this.remember(ack, command, e.code);
+    }
+  }
+
+  private remember(ack: DownlinkAck, command: string, result: string): DownlinkAck {
+    this.o.onResult?.(command, result);
+    // A retryable failure (adapter down) may be sent again with the same id and succeed then.
+    if (ack.requestId !== null && (ack.ok || ack.error?.retryable === false)) {
+      this.answered.set(ack.requestId, ack);
+      if (this.answered.size > this.o.memory) this.answered.delete(this.answered.keys().next().value!);
+    }
+    return ack;
+  }
+}

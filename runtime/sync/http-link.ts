@@ -1,0 +1,195 @@
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { OutpostError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Clock } from '../clock.js';
+import type { HttpLinkConfig } from './config.js';
+import type { Batch, Link, LinkEvents, LinkState } from './link.js';
+import { encodeBatch } from './codec.js';
+
+export interface HttpLinkOptions {
+  config: HttpLinkConfig;
+  gatewayId: string;
+  log: Logger;
+  clock: Clock;
+}
+
+/** Headers of the HMAC scheme: signature over `<timestamp>.<body>` so a captured request cannot be replayed later with a new time. */
+export const SIGNATURE_HEADER = 'x-outpost-signature';
+export const TIMESTAMP_HEADER = 'x-outpost-timestamp';
+
+export function signBody(secret: string, timestamp: string, body: Buffer): string {
+  return 'sha256=' + createHmac('sha256', secret).update(timestamp).update('.').update(body).digest('hex');
+}
+
+/**
+ * `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date. Undefined when
+ * absent or unparseable.
+ */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * HTTP(S) link: POSTs each batch as gzip'd JSON with `Idempotency-Key`; any 2xx is
+ * the acknowledgement. 429/503 are honoured with `Retry-After`. Connectionless: while
+ * down, the next batch (after backoff) is the probe.
+ */
+export class HttpLink extends EventEmitter implements Link {
+  readonly name: string;
+  readonly role: Link['role'];
+  readonly maxBatchRecords: number;
+  readonly connectionless = true;
+  private current: LinkState = 'stopped';
+  private error: string | undefined;
+  private failures = 0;
+  private agent: http.Agent | undefined;
+  private credential: string | undefined;
+  private readonly url: URL;
+
+  constructor(private readonly o: HttpLinkOptions) {
+    super();
+    this.name = o.config.name;
+    this.role = o.config.role;
+    this.maxBatchRecords = o.config.batchRecords;
+    this.url = new URL(o.config.url);
+  }
+
+  get state(): LinkState {
+    return this.current;
+  }
+
+  get lastError(): string | undefined {
+    return this.error;
+  }
+
+  async start(): Promise<void> {
+    const c = this.o.config;
+    const auth = c.auth;
+    if (auth.type === 'bearer') this.credential = auth.token ?? (auth.tokenFile ? (await read(auth.tokenFile, 'auth.tokenFile')).trim() : undefined);
+    if (auth.type === 'hmac') this.credential = auth.secret ?? (auth.secretFile ? (await read(auth.secretFile, 'auth.secretFile')).trim() : undefined);
+    if (auth.type !== 'none' && !this.credential) throw new OutpostError('SYNC_CONFIG', `link ${this.name}: auth.${auth.type} needs a ${auth.type === 'bearer' ? 'token or tokenFile' : 'secret or secretFile'}`);
+    if (this.url.protocol === 'https:') {
+      this.agent = new https.Agent({
+        keepAlive: true,
+        maxSockets: c.window,
+        ca: c.tls?.caFile ? await read(c.tls.caFile, 'tls.caFile') : undefined,
+        cert: c.tls?.certFile ? await read(c.tls.certFile, 'tls.certFile') : undefined,
+        key: c.tls?.keyFile ? await read(c.tls.keyFile, 'tls.keyFile') : undefined,
+        rejectUnauthorized: c.tls?.rejectUnauthorized ?? true,
+        servername: c.tls?.servername,
+      });
+    } else {
+      this.agent = new http.Agent({ keepAlive: true, maxSockets: c.window });
+    }
+    // No connection to hold: optimistic until a request fails.
+    this.setState('up');
+  }
+
+  async stop(): Promise<void> {
+    this.agent?.destroy();
+    this.agent = undefined;
+    this.setState('stopped');
+  }
+
+  async send(batch: Batch): Promise<number> {
+    if (!this.agent) throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is stopped`);
+    const body = await encodeBatch(batch, this.o.config.gzipLevel);
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+      'content-length': String(body.length),
+      'idempotency-key': batch.key,
+      'x-outpost-lane': batch.lane,
+    };
+    const auth = this.o.config.auth;
+    if (auth.type === 'bearer') headers.authorization = `Bearer ${this.credential}`;
+    if (auth.type === 'hmac') {
+      const ts = String(Math.floor(this.o.clock.now() / 1000));
+      headers[TIMESTAMP_HEADER] = ts;
+      headers[SIGNATURE_HEADER] = signBody(this.credential!, ts, body);
+    }
+    let response: { status: number; retryAfter: string | undefined; text: string };
+    try {
+      response = await this.post(body, headers);
+    } catch (err) {
+      this.failed((err as Error).message);
+      throw new OutpostError('SYNC_LINK_DOWN', `POST to ${this.name} failed: ${(err as Error).message}`, { cause: err });
+    }
+    const { status } = response;
+    if (status >= 200 && status < 300) {
+      this.failures = 0;
+      this.error = undefined;
+      this.setState('up');
+      return body.length;
+    }
+    const snippet = response.text.slice(0, 200);
+    if (status === 429 || status === 503) {
+      const retryAfterMs = parseRetryAfter(response.retryAfter, this.o.clock.now());
+      this.error = `HTTP ${status}${retryAfterMs !== undefined ? `, retry after ${retryAfterMs} ms` : ''}`;
+      // Throttling is the server working as designed: the link stays up.
+      throw new OutpostError('SYNC_THROTTLED', `${this.name}: ${this.error}`, { details: { status, retryAfterMs } });
+    }
+    if (status >= 500) {
+      this.failed(`HTTP ${status}: ${snippet}`);
+      throw new OutpostError('SYNC_LINK_DOWN', `${this.name}: HTTP ${status}`, { details: { status } });
+    }
+    this.error = `HTTP ${status}: ${snippet}`;
+    throw new OutpostError('SYNC_REJECTED', `${this.name} refused the batch ${batch.key}: HTTP ${status} ${snippet}`, { details: { status } });
+  }
+
+  private post(body: Buffer, headers: Record<string, string>): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
+    const lib = this.url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(this.url, { method: 'POST', headers, agent: this.agent, timeout: this.o.config.ackTimeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          // Bounded: a misbehaving server cannot make us buffer a huge error page.
+          if (size < 64 * 1024) chunks.push(c);
+          size += c.length;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`no response within ${this.o.config.ackTimeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  private failed(message: string): void {
+    this.error = message;
+    this.failures++;
+    if (this.failures >= this.o.config.downAfterFailures) this.setState('down');
+  }
+
+  private setState(state: LinkState): void {
+    if (state === this.current) return;
+    this.current = state;
+    this.emit('state', state, this.error);
+  }
+
+  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
+    return super.on(event, listener);
+  }
+
+  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
+    return super.off(event, listener);
+  }
+}
+
+async function read(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new OutpostError('SYNC_CONFIG', `${what} ${path} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+}

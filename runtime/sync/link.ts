@@ -1,0 +1,77 @@
+import type { OutboxRecord } from '../../storage/store.js';
+
+/**
+ * One slice of the outbox on its way upstream. `key` is the idempotency key
+ * (`<gatewayId>:<first>-<last>`): a receiver that keeps the sequence ranges it has
+ * already stored per gateway drops anything resent (at-least-once delivery).
+ */
+export interface Batch {
+  key: string;
+  gatewayId: string;
+  /** First and last outbox sequence covered (inclusive). */
+  first: number;
+  last: number;
+  records: readonly OutboxRecord[];
+  /**
+   * `history`: contiguous outbox range; its acknowledgement advances the cursor.
+   * `priority`: latest values and alarms picked out of the unsent backlog (live lane,
+   * satellite fallback); acknowledged but never moves the cursor, so the same records
+   * reach the receiver again in the history stream and are dropped there by sequence.
+   */
+  lane: 'history' | 'priority';
+}
+
+export type LinkState = 'stopped' | 'connecting' | 'up' | 'down';
+
+/** A setpoint or command from upstream, whatever the transport (MQTT topic, HTTP poll, Iridium MT). */
+export interface DownlinkCommand {
+  /** Transport detail for logs, e.g. the MQTT topic. */
+  source: string;
+  /** Command name when the transport carries it (MQTT: the topic level after `cmd/`); else `type` in the payload. */
+  name?: string;
+  payload: Buffer;
+}
+
+export interface DownlinkAck {
+  requestId: string | null;
+  ok: boolean;
+  result?: unknown;
+  error?: { code: string; message: string; retryable: boolean };
+  t: number;
+}
+
+export interface LinkEvents {
+  state(state: LinkState, error?: string): void;
+  command(cmd: DownlinkCommand): void;
+}
+
+/**
+ * The contract every upstream link implements (MQTT, HTTP, and — once
+ * adapters/iridium lands — the Iridium SBD modem). A link only moves bytes: it
+ * never reads the outbox or touches the cursor. `send` resolves once the upstream
+ * acknowledged the batch durably (PUBACK, 2xx, SBD MO success) and rejects with an
+ * OutpostError otherwise (`retryAfterMs` in details is honoured by the scheduler).
+ */
+export interface Link {
+  readonly name: string;
+  /** `primary` links carry the history; `fallback` links carry priority data only. */
+  readonly role: 'primary' | 'fallback';
+  readonly state: LinkState;
+  readonly lastError: string | undefined;
+  /** Most records one `send` accepts (the scheduler cuts batches to it). */
+  readonly maxBatchRecords: number;
+  /** No connection to watch (HTTP): while down, the next send after backoff is the probe. */
+  readonly connectionless?: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Resolves with the payload bytes sent, once acknowledged. */
+  send(batch: Batch): Promise<number>;
+  /** Publishes a downlink acknowledgement upstream (links without a downlink omit it). */
+  sendAck?(ack: DownlinkAck): Promise<void>;
+  on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this;
+  off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this;
+}
+
+export function batchKey(gatewayId: string, first: number, last: number): string {
+  return `${gatewayId}:${first}-${last}`;
+}

@@ -1,0 +1,269 @@
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { OutpostError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Clock } from '../clock.js';
+import type { MqttLinkConfig } from './config.js';
+import type { Batch, DownlinkAck, Link, LinkEvents, LinkState } from './link.js';
+import { encodeBatch } from './codec.js';
+import { SparkplugSession } from './sparkplug.js';
+
+export interface MqttLinkOptions {
+  config: MqttLinkConfig;
+  gatewayId: string;
+  log: Logger;
+  clock: Clock;
+}
+
+/** Topics under the configured root (`sites/<gatewayId>` by default). */
+export function mqttTopics(root: string) {
+  return { data: `${root}/data`, live: `${root}/live`, status: `${root}/status`, cmd: `${root}/cmd/#`, cmdPrefix: `${root}/cmd/`, ack: `${root}/ack` };
+}
+
+/**
+ * MQTT link to any 3.1.1 broker. Batches are published QoS 1 and count as sent only
+ * on PUBACK (MQTT 3.1.1 §4.3.2). JSON batches are gzip'd to `<root>/data`; with
+ * `format: sparkplug` they become Sparkplug B NBIRTH/DBIRTH/NDATA/DDATA. The last will
+ * marks `<root>/status` offline (retained); setpoints arrive on `<root>/cmd/#`.
+ */
+export class MqttLink extends EventEmitter implements Link {
+  readonly name: string;
+  readonly role: Link['role'];
+  readonly maxBatchRecords: number;
+  private client: MqttClient | undefined;
+  private current: LinkState = 'stopped';
+  private error: string | undefined;
+  private readonly topics: ReturnType<typeof mqttTopics>;
+  private readonly pending = new Set<(err: OutpostError) => void>();
+  /** Publishes go out in call order although gzip runs concurrently (order per datapoint). */
+  private turn: Promise<void> = Promise.resolve();
+  private readonly sparkplug: SparkplugSession | undefined;
+
+  constructor(private readonly o: MqttLinkOptions) {
+    super();
+    this.name = o.config.name;
+    this.role = o.config.role;
+    this.maxBatchRecords = o.config.batchRecords;
+    this.topics = mqttTopics(o.config.topicRoot.replaceAll('<gatewayId>', o.gatewayId));
+    if (o.config.format === 'sparkplug') {
+      this.sparkplug = new SparkplugSession(o.config.sparkplug.groupId, o.config.sparkplug.edgeNodeId ?? o.gatewayId, () => o.clock.now());
+    }
+  }
+
+  get state(): LinkState {
+    return this.current;
+  }
+
+  get lastError(): string | undefined {
+    return this.error;
+  }
+
+  async start(): Promise<void> {
+    const c = this.o.config;
+    const options: IClientOptions = {
+      clientId: c.clientId ?? `outpost-${this.o.gatewayId}-${c.name}`,
+      clean: true,
+      keepalive: c.keepaliveSeconds,
+      reconnectPeriod: c.reconnectMs,
+      connectTimeout: Math.min(30_000, c.ackTimeoutMs),
+      queueQoSZero: false,
+      resubscribe: true,
+      will: this.sparkplug
+        ? { topic: this.sparkplug.death().topic, payload: this.sparkplug.death().payload, qos: 1, retain: false }
+        : { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId })), qos: 1, retain: true },
+    };
+    if (c.username !== undefined) options.username = c.username;
+    if (c.password !== undefined) options.password = c.password;
+    if (c.passwordFile !== undefined) options.password = (await readConfigFile(c.passwordFile, 'passwordFile')).toString('utf8').trim();
+    if (c.tls) {
+      if (c.tls.caFile) options.ca = await readConfigFile(c.tls.caFile, 'tls.caFile');
+      if (c.tls.certFile) options.cert = await readConfigFile(c.tls.certFile, 'tls.certFile');
+      if (c.tls.keyFile) options.key = await readConfigFile(c.tls.keyFile, 'tls.keyFile');
+      options.rejectUnauthorized = c.tls.rejectUnauthorized;
+      if (c.tls.servername) options.servername = c.tls.servername;
+    }
+    this.setState('connecting');
+    const client = mqtt.connect(c.url, options);
+    this.client = client;
+    client.on('connect', () => void this.onConnect(client));
+    client.on('close', () => this.onClose(client));
+    client.on('error', (err) => {
+      this.error = err.message;
+      this.o.log.debug({ link: this.name, err: err.message }, 'upstream MQTT error');
+    });
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    this.failPending(new OutpostError('SYNC_LINK_DOWN', `link ${this.name} stopped`));
+    if (client) {
+      // A clean stop says "offline" itself: the will only fires on an unexpected loss.
+      if (client.connected) {
+        const offline = this.sparkplug ? this.sparkplug.death() : { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId, t: this.o.clock.now() })) };
+        await withTimeout(client.publishAsync(offline.topic, offline.payload, { qos: 1, retain: !this.sparkplug }), 2000).catch((err: Error) =>
+          this.o.log.debug({ link: this.name, err: err.message }, 'offline status not published on stop'),
+        );
+      }
+      await withTimeout(client.endAsync(), 3000).catch(() => client.end(true));
+    }
+    this.setState('stopped');
+  }
+
+  send(batch: Batch): Promise<number> {
+    const client = this.client;
+    if (!client || this.current !== 'up') return Promise.reject(new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is ${this.current}`));
+    if (batch.lane === 'priority' || !this.sparkplug) {
+      const topic = batch.lane === 'priority' ? this.topics.live : this.topics.data;
+      const encoded = encodeBatch(batch, this.o.config.gzipLevel);
+      return this.inTurn(async () => [{ topic, payload: await encoded }]);
+    }
+    const session = this.sparkplug;
+    return this.inTurn(async () => session.encode(batch.records, batch.key));
+  }
+
+  async sendAck(ack: DownlinkAck): Promise<void> {
+    const client = this.client;
+    if (!client || this.current !== 'up') throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is ${this.current}`);
+    await this.publish(client, this.topics.ack, Buffer.from(JSON.stringify(ack)));
+  }
+
+  /** Encodes (possibly concurrently) but publishes strictly in call order. */
+  private inTurn(encode: () => Promise<Array<{ topic: string; payload: Buffer }>>): Promise<number> {
+    const previous = this.turn;
+    let release!: () => void;
+    this.turn = new Promise<void>((r) => (release = r));
+    const messages = encode();
+    // Keep the rejection observed even if we fail before awaiting it.
+    messages.catch(() => undefined);
+    return (async () => {
+      try {
+        await previous;
+        const list = await messages;
+        const client = this.client;
+        if (!client || this.current !== 'up') throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is ${this.current}`);
+        const acks = list.map((m) => this.publish(client, m.topic, m.payload));
+        release();
+        await Promise.all(acks);
+        return list.reduce((n, m) => n + m.payload.length, 0);
+      } finally {
+        release();
+      }
+    })();
+  }
+
+  private publish(client: MqttClient, topic: string, payload: Buffer, retain = false): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (err?: OutpostError): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.pending.delete(settle);
+        if (err) reject(err);
+        else resolve();
+      };
+      const timer = setTimeout(() => settle(new OutpostError('SYNC_ACK_TIMEOUT', `no PUBACK from ${this.name} within ${this.o.config.ackTimeoutMs} ms`)), this.o.config.ackTimeoutMs);
+      this.pending.add(settle);
+      client.publish(topic, payload, { qos: 1, retain }, (err) => settle(err ? new OutpostError('SYNC_LINK_DOWN', `publish to ${this.name} failed: ${err.message}`, { cause: err }) : undefined));
+    });
+  }
+
+  private async onConnect(client: MqttClient): Promise<void> {
+    if (client !== this.client) return;
+    this.error = undefined;
+    try {
+      const subscriptions: string[] = [];
+      if (this.o.config.downlink) subscriptions.push(this.topics.cmd);
+      if (this.sparkplug) subscriptions.push(this.sparkplug.topic('NCMD'));
+      if (subscriptions.length) await client.subscribeAsync(subscriptions, { qos: 1 });
+      if (this.sparkplug) {
+        for (const m of this.sparkplug.birth()) await this.publish(client, m.topic, m.payload);
+      } else {
+        await this.publish(client, this.topics.status, Buffer.from(JSON.stringify({ state: 'online', gatewayId: this.o.gatewayId, since: this.o.clock.now() })), true);
+      }
+      if (client === this.client && client.connected) this.setState('up');
+    } catch (err) {
+      this.error = (err as Error).message;
+      this.o.log.debug({ link: this.name, err: this.error }, 'upstream MQTT session setup failed; reconnecting');
+      client.stream?.destroy();
+    }
+  }
+
+  private onClose(client: MqttClient): void {
+    if (client !== this.client) return;
+    this.failPending(new OutpostError('SYNC_LINK_DOWN', `connection to ${this.name} closed${this.error ? `: ${this.error}` : ''}`));
+    // With a clean session the broker forgot our in-flight QoS 1 messages; the drain
+    // resends from its cursor, so MQTT.js must not replay them on reconnect as well.
+    const outgoing = (client as unknown as { outgoing?: Record<string, unknown> }).outgoing ?? {};
+    for (const id of Object.keys(outgoing)) client.removeOutgoingMessage(Number(id));
+    if (this.sparkplug) {
+      this.sparkplug.disconnected();
+      const will = this.sparkplug.death();
+      if (client.options.will) client.options.will.payload = will.payload;
+    }
+    if (this.current !== 'stopped') this.setState('down');
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    if (this.sparkplug && topic === this.sparkplug.topic('NCMD')) {
+      let rebirth = false;
+      try {
+        rebirth = SparkplugSession.isRebirthRequest(payload);
+      } catch (err) {
+        this.o.log.warn({ link: this.name, topic, err: (err as Error).message }, 'undecodable Sparkplug NCMD ignored');
+      }
+      if (rebirth && this.client) {
+        this.o.log.info({ link: this.name }, 'Sparkplug rebirth requested');
+        const births = this.sparkplug.birth();
+        this.inTurn(async () => births).catch((err: Error) => this.o.log.warn({ link: this.name, err: err.message }, 'Sparkplug rebirth not published'));
+      }
+      return;
+    }
+    if (topic.startsWith(this.topics.cmdPrefix)) this.emit('command', { source: topic, name: topic.slice(this.topics.cmdPrefix.length), payload });
+  }
+
+  private failPending(err: OutpostError): void {
+    for (const settle of [...this.pending]) settle(err);
+  }
+
+  private setState(state: LinkState): void {
+    if (state === this.current) return;
+    this.current = state;
+    this.emit('state', state, this.error);
+  }
+
+  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
+    return super.on(event, listener);
+  }
+
+  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
+    return super.off(event, listener);
+  }
+}
+
+async function readConfigFile(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new OutpostError('SYNC_CONFIG', `${what} ${path} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}

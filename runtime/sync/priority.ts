@@ -1,0 +1,39 @@
+import type { OutboxRecord } from '../../storage/store.js';
+
+/** `*` matches any run of characters; everything else is literal. */
+export function compilePatterns(patterns: readonly string[]): (id: string) => boolean {
+  if (patterns.length === 0) return () => false;
+  const source = patterns.map((p) => p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')).join('|');
+  const re = new RegExp(`^(?:${source})$`);
+  return (id) => re.test(id);
+}
+
+/**
+ * Picks what a thin link (live lane while catching up, satellite fallback) carries
+ * first out of unsent records: every alarm record (alarm datapoints, and readings
+ * marked bad or stale), newest first, then the latest value of each other datapoint,
+ * newest first, until `maxRecords`. `skip` leaves out what the link already carried
+ * (the fallback sends a datapoint again only once it has a newer value). The result
+ * is in sequence order, so a receiver applies it like any other batch.
+ */
+export function selectPriority(
+  records: readonly OutboxRecord[],
+  isAlarm: (id: string) => boolean,
+  maxRecords: number,
+  skip: (r: OutboxRecord, alarm: boolean) => boolean = () => false,
+): OutboxRecord[] {
+  const alarms: OutboxRecord[] = [];
+  const latest = new Map<string, OutboxRecord>();
+  for (const r of records) {
+    const alarm = isAlarm(r.id) || r.q !== undefined;
+    if (skip(r, alarm)) continue;
+    if (alarm) alarms.push(r);
+    else {
+      const cur = latest.get(r.id);
+      if (!cur || r.t >= cur.t) latest.set(r.id, r);
+    }
+  }
+  const byNewest = (a: OutboxRecord, b: OutboxRecord): number => b.t - a.t || b.seq - a.seq;
+  const picked = [...alarms.sort(byNewest), ...[...latest.values()].sort(byNewest)].slice(0, maxRecords);
+  return picked.sort((a, b) => a.seq - b.seq);
+}

@@ -1,0 +1,456 @@
+import { join } from 'node:path';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../log.js';
+import type { Clock } from '../clock.js';
+import type { Ingest } from '../ingest.js';
+import type { Bus } from '../bus.js';
+import type { DatapointRegistry } from '../datapoints/registry.js';
+import { OutpostError, toOutpostError } from '../errors.js';
+import type { Store } from '../../storage/store.js';
+import { syncSchema, type SyncConfig } from './config.js';
+import { DurableCursor } from './cursor.js';
+import { Downlink } from './downlink.js';
+import type { DownlinkCommand, Link, LinkState } from './link.js';
+import { MqttLink } from './mqtt-link.js';
+import { HttpLink } from './http-link.js';
+import { ByteBucket } from './pacing.js';
+import { compilePatterns } from './priority.js';
+import { DrainScheduler, type Lane } from './scheduler.js';
+
+export interface SyncServiceOptions {
+  /** The `sync:` section (raw or already parsed by `syncSchema`). */
+  config: unknown;
+  store: Store;
+  ingest: Pick<Ingest, 'setpoint' | 'acceptMany'>;
+  bus?: Pick<Bus, 'publish'>;
+  log: Logger;
+  /** prom-client registry served at `/metrics` (`gateway.metrics.registry`). */
+  registry?: Registry;
+  /** Datapoint registry: with it, `gateway.sync.*` datapoints are published. */
+  datapoints?: Pick<DatapointRegistry, 'register'>;
+  clock: Clock;
+  gatewayId: string;
+  dataDir: string;
+  /** Topic prefix of the local bus (`broker.prefix`), for `<prefix>/sync/status`. */
+  topicPrefix?: string;
+  /** Links built by code, matched by name to `type: custom` entries (tests; Iridium until its link lands). */
+  customLinks?: ReadonlyMap<string, Link>;
+  random?: () => number;
+}
+
+export interface LinkSnapshot {
+  name: string;
+  role: Link['role'];
+  state: LinkState;
+  since: number;
+  lastError: string | undefined;
+  batches: number;
+  records: number;
+  bytes: number;
+  errors: number;
+}
+
+export interface SyncSnapshot {
+  enabled: boolean;
+  /** Highest outbox sequence handed out / acknowledged upstream. */
+  lastSeq: number;
+  acked: number;
+  backlogRecords: number;
+  /** Estimate: backlog × payload bytes per record seen lately. */
+  backlogBytes: number;
+  /** Age of the oldest unsent record (its measurement time), seconds; 0 when none. */
+  oldestUnsentAgeSeconds: number;
+  /** Records per second acknowledged over the last ~10 s. */
+  drainRate: number;
+  /** Records per second added to the outbox over the last ~10 s. */
+  ingestRate: number;
+  /** Seconds until caught up at the current rates; null when not converging. */
+  catchUpSeconds: number | null;
+  activeLink: string | undefined;
+  mode: 'idle' | 'primary' | 'fallback' | 'offline';
+  links: LinkSnapshot[];
+  downlink: { ok: number; refused: number };
+}
+
+interface LinkRuntime {
+  link: Link;
+  lane: Lane;
+  since: number;
+  batches: number;
+  records: number;
+  bytes: number;
+  errors: number;
+}
+
+/** Most sequence numbers remembered as sent over the fallback link. */
+const FALLBACK_MEMORY = 100_000;
+
+/**
+ * Upstream sync: drains the storage outbox through the configured links from a
+ * durable cursor, fails over to a metered fallback link with priority data, takes
+ * setpoints from upstream, and reports backlog and link health.
+ */
+export class SyncService {
+  readonly config: SyncConfig;
+  private readonly links: LinkRuntime[] = [];
+  private cursor!: DurableCursor;
+  private drain: DrainScheduler | undefined;
+  private downlink!: Downlink;
+  private readonly metricNames: string[] = [];
+  private gauges: Record<string, Gauge> = {};
+  private counters: Record<string, Counter> = {};
+  private timers: NodeJS.Timeout[] = [];
+  private samples: Array<{ t: number; acked: number; lastSeq: number }> = [];
+  private allPrimariesDownSince: number | undefined;
+  private lastFallbackSend = 0;
+  /** Alarm records already sent over the fallback link, by sequence. */
+  private readonly fallbackSent = new Set<number>();
+  /** Per datapoint, the sequence of the latest value sent over the fallback link. */
+  private readonly fallbackLatest = new Map<string, number>();
+  private fallbackBusy = false;
+  private downlinkCounts = { ok: 0, refused: 0 };
+  private bytesPerRecord = 0;
+  private started = false;
+  private oldest: { at: number; ageSeconds: number } = { at: 0, ageSeconds: 0 };
+
+  constructor(private readonly o: SyncServiceOptions) {
+    const parsed = syncSchema.safeParse(o.config ?? {});
+    if (!parsed.success) {
+      throw new OutpostError('CONFIG_INVALID', `sync: ${parsed.error.issues.map((i) => `${['sync', ...i.path].join('.')}: ${i.message}`).join('; ')}`);
+    }
+    this.config = parsed.data;
+  }
+
+  async start(): Promise<void> {
+    if (!this.config.enabled || this.started) return;
+    this.started = true;
+    const { o, config } = this;
+    const log = o.log;
+    this.cursor = new DurableCursor(join(o.dataDir, 'sync'));
+    const fromFile = await this.cursor.load();
+    // The store's own ack mark survives too; the higher one wins (both only move on PUBACK/2xx).
+    const fromStore = o.store.stats().ackedSeq ?? 0;
+    if (fromStore > fromFile) await this.cursor.advance(fromStore);
+    log.info({ cursor: this.cursor.value, lastSeq: o.store.stats().lastSeq }, 'sync starting from the durable cursor');
+
+    this.downlink = new Downlink({
+      ingest: o.ingest,
+      log,
+      clock: o.clock,
+      memory: config.downlinkMemory,
+      onResult: (command, result) => {
+        if (result === 'ok') this.downlinkCounts.ok++;
+        else this.downlinkCounts.refused++;
+        this.counters.downlink?.inc({ command, result });
+      },
+    });
+
+    for (const lc of config.links) {
+      let link: Link;
+      if (lc.type === 'mqtt') link = new MqttLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock });
+      else if (lc.type === 'http') link = new HttpLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock });
+      else {
+        const custom = o.customLinks?.get(lc.name);
+        if (!custom) throw new OutpostError('SYNC_CONFIG', `sync link "${lc.name}" is type custom but no link of that name was supplied`);
+        link = custom;
+      }
+      const rt: LinkRuntime = {
+        link,
+        lane: { link, window: lc.window, batchRecords: lc.batchRecords, bucket: new ByteBucket(lc.maxBytesPerSecond, o.clock) },
+        since: o.clock.now(),
+        batches: 0,
+        records: 0,
+        bytes: 0,
+        errors: 0,
+      };
+      link.on('state', (state, error) => this.onLinkState(rt, state, error));
+      link.on('command', (cmd) => void this.onCommand(rt, cmd));
+      this.links.push(rt);
+    }
+    this.registerMetrics();
+
+    const isAlarm = compilePatterns(config.fallback.alarms);
+    this.drain = new DrainScheduler({
+      store: o.store,
+      cursor: this.cursor,
+      gatewayId: o.gatewayId,
+      clock: o.clock,
+      log,
+      pollMs: config.pollMs,
+      releaseIntervalMs: config.releaseIntervalMs,
+      backoff: config.backoff,
+      live: config.live,
+      isAlarm,
+      pickLane: () => this.pickPrimary()?.lane,
+      onSent: (lane, batch, bytes) => {
+        const rt = this.links.find((l) => l.lane === lane)!;
+        rt.batches++;
+        rt.records += batch.records.length;
+        rt.bytes += bytes;
+        this.bytesPerRecord = bytes / Math.max(1, batch.records.length);
+        this.counters.records?.inc({ link: rt.link.name }, batch.records.length);
+        this.counters.bytes?.inc({ link: rt.link.name }, bytes);
+        for (const seq of this.fallbackSent) if (seq <= batch.last) this.fallbackSent.delete(seq);
+      },
+      onError: (lane, err) => {
+        const rt = this.links.find((l) => l.lane === lane)!;
+        rt.errors++;
+        this.counters.errors?.inc({ link: rt.link.name, code: err.code });
+      },
+      random: o.random,
+    });
+    if (!this.drain.ackOutbox) log.warn('storage has no ackOutbox: acknowledged records stay in the outbox; only the sync cursor moves');
+
+    for (const rt of this.links) {
+      try {
+        await rt.link.start();
+      } catch (err) {
+        const e = toOutpostError(err, 'SYNC_CONFIG');
+        await this.stop();
+        throw e;
+      }
+    }
+    this.drain.start();
+    this.timers.push(setInterval(() => this.tick(), 1000));
+    if (config.datapointsIntervalMs > 0 && o.datapoints) {
+      await this.registerDatapoints();
+      this.timers.push(setInterval(() => void this.publishDatapoints(), config.datapointsIntervalMs));
+    }
+    for (const t of this.timers) t.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    for (const t of this.timers.splice(0)) clearInterval(t);
+    await this.drain?.stop();
+    for (const rt of this.links) {
+      await rt.link.stop().catch((err: Error) => this.o.log.warn({ link: rt.link.name, err: err.message }, 'sync link did not stop cleanly'));
+    }
+    for (const name of this.metricNames.splice(0)) this.o.registry?.removeSingleMetric(name);
+  }
+
+  /** Everything an operator needs at a glance (HTTP API, dashboard, tests). */
+  async snapshot(): Promise<SyncSnapshot> {
+    await this.refreshOldest(true);
+    return this.snapshotSync();
+  }
+
+  private snapshotSync(): SyncSnapshot {
+    const stats = this.o.store.stats();
+    const acked = this.cursor?.value ?? 0;
+    const backlog = Math.max(0, stats.lastSeq - acked);
+    const { drainRate, ingestRate } = this.rates();
+    const net = drainRate - ingestRate;
+    const active = this.pickPrimary();
+    const fallback = this.fallbackActive();
+    return {
+      enabled: this.config.enabled,
+      lastSeq: stats.lastSeq,
+      acked,
+      backlogRecords: backlog,
+      backlogBytes: Math.round(backlog * this.bytesPerRecord),
+      oldestUnsentAgeSeconds: backlog === 0 ? 0 : this.oldest.ageSeconds,
+      drainRate,
+      ingestRate,
+      catchUpSeconds: backlog === 0 ? 0 : net > 0 ? backlog / net : null,
+      activeLink: active?.link.name ?? fallback?.link.name,
+      mode: !this.started ? 'idle' : active ? 'primary' : fallback ? 'fallback' : 'offline',
+      links: this.links.map((rt) => ({
+        name: rt.link.name,
+        role: rt.link.role,
+        state: rt.link.state,
+        since: rt.since,
+        lastError: rt.link.lastError,
+        batches: rt.batches,
+        records: rt.records,
+        bytes: rt.bytes,
+        errors: rt.errors,
+      })),
+      downlink: { ...this.downlinkCounts },
+    };
+  }
+
+  private pickPrimary(): LinkRuntime | undefined {
+    const primaries = this.links.filter((l) => l.link.role === 'primary');
+    return primaries.find((l) => l.link.state === 'up') ?? primaries.find((l) => l.link.connectionless && l.link.state === 'down');
+  }
+
+  private fallbackActive(): LinkRuntime | undefined {
+    if (this.pickPrimary() || this.allPrimariesDownSince === undefined) return undefined;
+    if (this.o.clock.now() - this.allPrimariesDownSince < this.config.fallback.afterMs) return undefined;
+    return this.links.find((l) => l.link.role === 'fallback' && l.link.state === 'up');
+  }
+
+  private onLinkState(rt: LinkRuntime, state: LinkState, error: string | undefined): void {
+    rt.since = this.o.clock.now();
+    this.gauges.linkUp?.set({ link: rt.link.name }, state === 'up' ? 1 : 0);
+    const level = state === 'down' ? 'warn' : 'info';
+    this.o.log[level]({ link: rt.link.name, state, ...(error ? { reason: error } : {}) }, `sync link ${state}`);
+    this.updatePrimaryDown();
+    if (state === 'up') this.drain?.wake();
+    const prefix = this.o.topicPrefix ?? 'outpost';
+    this.o.bus
+      ?.publish(`${prefix}/sync/status`, JSON.stringify({ links: this.links.map((l) => ({ name: l.link.name, state: l.link.state, lastError: l.link.lastError })), t: this.o.clock.now() }), { retain: true })
+      .catch((err: Error) => this.o.log.debug({ err: err.message }, 'sync status not published on the local bus'));
+  }
+
+  private updatePrimaryDown(): void {
+    const anyUp = this.links.some((l) => l.link.role === 'primary' && l.link.state === 'up');
+    if (anyUp) this.allPrimariesDownSince = undefined;
+    else this.allPrimariesDownSince ??= this.o.clock.now();
+  }
+
+  private async onCommand(rt: LinkRuntime, cmd: DownlinkCommand): Promise<void> {
+    const ack = await this.downlink.handle(cmd);
+    if (!rt.link.sendAck) return;
+    try {
+      await rt.link.sendAck(ack);
+    } catch (err) {
+      this.o.log.warn({ link: rt.link.name, requestId: ack.requestId, err: (err as Error).message }, 'downlink acknowledgement not delivered');
+    }
+  }
+
+  /** Once a second: rate samples, and the fallback lane while every primary is down. */
+  private tick(): void {
+    const now = this.o.clock.now();
+    const stats = this.o.store.stats();
+    this.samples.push({ t: now, acked: this.cursor.value, lastSeq: stats.lastSeq });
+    while (this.samples.length > 2 && now - this.samples[0]!.t > 10_000) this.samples.shift();
+    this.updatePrimaryDown();
+    void this.maybeSendFallback();
+  }
+
+  private rates(): { drainRate: number; ingestRate: number } {
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (!first || !last || last.t <= first.t) return { drainRate: 0, ingestRate: 0 };
+    const dt = (last.t - first.t) / 1000;
+    return { drainRate: (last.acked - first.acked) / dt, ingestRate: (last.lastSeq - first.lastSeq) / dt };
+  }
+
+  /**
+   * Satellite fallback: every `fallback.intervalMs`, alarms and latest values that
+   * the receiver has not had yet go over the metered link. They do not move the
+   * cursor; the primary backfills everything when it returns and the receiver drops
+   * what it already has by sequence number.
+   */
+  private async maybeSendFallback(): Promise<void> {
+    const fb = this.fallbackActive();
+    if (!fb || !this.drain || this.fallbackBusy) return;
+    const now = this.o.clock.now();
+    if (this.lastFallbackSend !== 0 && now - this.lastFallbackSend < this.config.fallback.intervalMs) return;
+    this.fallbackBusy = true;
+    try {
+      const lastSeq = this.o.store.stats().lastSeq;
+      const scan = this.config.live.scanRecords;
+      const skip = (r: { seq: number; id: string }, alarm: boolean): boolean => (alarm ? this.fallbackSent.has(r.seq) : r.seq <= (this.fallbackLatest.get(r.id) ?? 0));
+      const batch = await this.drain.priorityBatch(fb.link.maxBatchRecords, skip, Math.max(this.cursor.value, lastSeq - scan), scan);
+      this.lastFallbackSend = now;
+      if (!batch) return;
+      await fb.lane.bucket.ready();
+      const bytes = await fb.link.send(batch);
+      fb.lane.bucket.charge(bytes);
+      fb.batches++;
+      fb.records += batch.records.length;
+      fb.bytes += bytes;
+      this.counters.records?.inc({ link: fb.link.name }, batch.records.length);
+      this.counters.bytes?.inc({ link: fb.link.name }, bytes);
+      for (const r of batch.records) {
+        this.fallbackSent.add(r.seq);
+        this.fallbackLatest.set(r.id, Math.max(r.seq, this.fallbackLatest.get(r.id) ?? 0));
+      }
+      while (this.fallbackSent.size > FALLBACK_MEMORY) this.fallbackSent.delete(this.fallbackSent.values().next().value!);
+      while (this.fallbackLatest.size > FALLBACK_MEMORY) this.fallbackLatest.delete(this.fallbackLatest.keys().next().value!);
+    } catch (err) {
+      const e = toOutpostError(err);
+      fb.errors++;
+      this.counters.errors?.inc({ link: fb.link.name, code: e.code });
+      this.o.log.warn({ link: fb.link.name, code: e.code, reason: e.message }, 'fallback batch not sent');
+    } finally {
+      this.fallbackBusy = false;
+    }
+  }
+
+  /** Reads the oldest unsent record's time (at most once a second unless forced). */
+  private async refreshOldest(force = false): Promise<void> {
+    const now = this.o.clock.now();
+    if (!this.cursor || (!force && now - this.oldest.at < 1000)) return;
+    const [head] = await this.o.store.readOutbox(this.cursor.value, 1);
+    this.oldest = { at: now, ageSeconds: head ? Math.max(0, (now - head.t) / 1000) : 0 };
+  }
+
+  private registerMetrics(): void {
+    const registry = this.o.registry;
+    if (!registry) return;
+    const registers = [registry];
+    const gauge = (name: string, help: string, set: (s: SyncSnapshot) => number, labelNames: string[] = []): Gauge => {
+      const self = this;
+      const g = new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        async collect() {
+          await self.refreshOldest();
+          if (labelNames.length === 0) this.set(set(self.snapshotSync()));
+        },
+      });
+      this.metricNames.push(name);
+      return g;
+    };
+    this.gauges = {
+      backlog: gauge('outpost_sync_backlog_records', 'Outbox records not yet acknowledged upstream', (s) => s.backlogRecords),
+      backlogBytes: gauge('outpost_sync_backlog_bytes', 'Estimated payload bytes of the backlog', (s) => s.backlogBytes),
+      oldest: gauge('outpost_sync_oldest_unsent_age_seconds', 'Age of the oldest unsent record', (s) => s.oldestUnsentAgeSeconds),
+      rate: gauge('outpost_sync_drain_rate', 'Records per second acknowledged upstream (10 s window)', (s) => s.drainRate),
+      catchUp: gauge('outpost_sync_catchup_seconds', 'Estimated seconds until the backlog is sent (-1: not converging)', (s) => s.catchUpSeconds ?? -1),
+      acked: gauge('outpost_sync_acked_seq', 'Highest outbox sequence acknowledged upstream', (s) => s.acked),
+      linkUp: gauge('outpost_sync_link_up', '1 when the sync link is connected', () => 0, ['link']),
+    };
+    for (const rt of this.links) this.gauges.linkUp!.set({ link: rt.link.name }, rt.link.state === 'up' ? 1 : 0);
+    const counter = (name: string, help: string, labelNames: string[]): Counter => {
+      const c = new Counter({ name, help, labelNames, registers });
+      this.metricNames.push(name);
+      return c;
+    };
+    this.counters = {
+      records: counter('outpost_sync_records_total', 'Records acknowledged upstream, by link', ['link']),
+      bytes: counter('outpost_sync_bytes_total', 'Payload bytes acknowledged upstream, by link', ['link']),
+      errors: counter('outpost_sync_errors_total', 'Failed sends, by link and error code', ['link', 'code']),
+      downlink: counter('outpost_sync_downlink_total', 'Downlink commands, by command and result', ['command', 'result']),
+    };
+  }
+
+  private async registerDatapoints(): Promise<void> {
+    const reg = this.o.datapoints!;
+    const defs = [
+      { id: 'gateway.sync.backlog', unit: 'records', description: 'Outbox records not yet acknowledged upstream' },
+      { id: 'gateway.sync.backlog_bytes', unit: 'B', description: 'Estimated bytes of the sync backlog' },
+      { id: 'gateway.sync.oldest_age', unit: 's', description: 'Age of the oldest unsent record' },
+      { id: 'gateway.sync.drain_rate', unit: 'records/s', description: 'Records acknowledged upstream per second' },
+      { id: 'gateway.sync.catchup', unit: 's', description: 'Estimated time to send the backlog (-1: not converging)' },
+    ];
+    for (const d of defs) await reg.register({ ...d, adapter: 'sync', kind: 'sensor', type: 'number' });
+    for (const rt of this.links) {
+      await reg.register({ id: `gateway.sync.link.${rt.link.name}.up`, adapter: 'sync', kind: 'sensor', type: 'boolean', description: `sync link ${rt.link.name} connected` });
+    }
+  }
+
+  private async publishDatapoints(): Promise<void> {
+    try {
+      const s = await this.snapshot();
+      const t = this.o.clock.now();
+      await this.o.ingest.acceptMany('sync', [
+        { id: 'gateway.sync.backlog', v: s.backlogRecords, t },
+        { id: 'gateway.sync.backlog_bytes', v: s.backlogBytes, t },
+        { id: 'gateway.sync.oldest_age', v: Math.round(s.oldestUnsentAgeSeconds), t },
+        { id: 'gateway.sync.drain_rate', v: Math.round(s.drainRate), t },
+        { id: 'gateway.sync.catchup', v: s.catchUpSeconds === null ? -1 : Math.round(s.catchUpSeconds), t },
+        ...s.links.map((l) => ({ id: `gateway.sync.link.${l.name}.up`, v: l.state === 'up', t })),
+      ]);
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'sync datapoints not published');
+    }
+  }
+}

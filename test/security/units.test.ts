@@ -1,0 +1,128 @@
+import t from 'tap';
+
+type Teardown = { teardown(fn: () => unknown): void; equal(...a: unknown[]): unknown };
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { UserStore } from '../../runtime/auth/users.js';
+import { SessionStore, readCookie } from '../../runtime/auth/sessions.js';
+import { LoginThrottle } from '../../runtime/auth/rate-limit.js';
+import { PacketSizeGuard } from '../../runtime/auth/mqtt-limits.js';
+
+async function tempDir(t: Teardown): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-auth-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('user store: first admin, reload on external change, damaged file', async (t) => {
+  const dir = await tempDir(t);
+  const store = new UserStore(join(dir, 'auth', 'users.json'));
+  store.load();
+  const first = await store.ensureInitialAdmin({ username: 'admin' });
+  t.equal(first.created, true);
+  t.match(first.generatedPassword, /^[A-Za-z0-9_-]{16}$/, 'a generated password when none is configured');
+  t.ok(await store.verifyLogin('admin', first.generatedPassword!));
+  t.same(await store.ensureInitialAdmin({ username: 'admin', password: 'other-password' }), { created: false }, 'only when there are no users');
+  t.equal(await store.verifyLogin('admin', 'wrong-password'), undefined);
+  t.equal(await store.verifyLogin('nobody', 'wrong-password'), undefined);
+
+  // Another process (`outpost user add`) writes the file: the running store sees it.
+  const other = new UserStore(store.path);
+  await other.addUser({ username: 'ops', role: 'operator', password: 'ops-password-1' });
+  t.match(store.getUser('ops'), { username: 'ops', role: 'operator' });
+  t.notOk(JSON.stringify(store.listUsers()).includes('scrypt'));
+  await t.rejects(store.addUser({ username: 'Bad Name', role: 'viewer', password: 'long-enough-1' }), { code: 'BAD_REQUEST' });
+
+  await writeFile(store.path, '{"version":1,"users":[{"username":"x"}]');
+  const damaged = new UserStore(store.path);
+  t.throws(() => damaged.load(), { code: 'CONFIG_INVALID', message: /damaged/ }, 'a damaged file is an error, never "no users" (which would re-create an admin)');
+});
+
+t.test('user store: concurrent changes are serialised, none lost', async (t) => {
+  const dir = await tempDir(t);
+  const store = new UserStore(join(dir, 'users.json'));
+  await Promise.all(Array.from({ length: 5 }, (_, i) => store.addUser({ username: `u${i}`, role: 'viewer', password: `password-${i}-xx` })));
+  const onDisk = JSON.parse(await readFile(store.path, 'utf8')) as { users: unknown[] };
+  t.equal(onDisk.users.length, 5);
+});
+
+t.test('sessions expire when idle and at their maximum age; memory is bounded', async (t) => {
+  let now = 0;
+  const s = new SessionStore({ idleMs: 1000, maxAgeMs: 5000, maxSessions: 3, now: () => now });
+  const a = s.create('a', 'viewer');
+  now = 900;
+  t.ok(s.get(a.id), 'used within the idle time');
+  now = 1800;
+  t.ok(s.get(a.id), 'idle time counts from the last use');
+  now = 2900;
+  t.equal(s.get(a.id), undefined, 'idle too long');
+  const b = s.create('b', 'viewer');
+  let alive = 0;
+  for (let i = 1; i <= 9; i++) {
+    now = 2900 + i * 500;
+    if (s.get(b.id)) alive++;
+  }
+  t.equal(alive, 9, 'used every 500 ms: never idle');
+  now = 7950;
+  t.equal(s.get(b.id), undefined, 'over the maximum age however busy');
+  for (let i = 0; i < 5; i++) s.create(`u${i}`, 'viewer');
+  t.equal(s.size, 3, 'at most maxSessions');
+  t.equal(readCookie('a=1; outpost_session=xyz; b=2', 'outpost_session'), 'xyz');
+});
+
+t.test('login throttle: sliding window per name and address', async (t) => {
+  let now = 0;
+  const th = new LoginThrottle({ maxFailures: 2, maxFailuresPerAddress: 3, windowMs: 10_000, maxKeys: 50, now: () => now });
+  th.fail('1.1.1.1', 'a');
+  t.equal(th.retryAfterSeconds('1.1.1.1', 'a'), 0);
+  now = 1000;
+  th.fail('1.1.1.1', 'a');
+  t.equal(th.retryAfterSeconds('1.1.1.1', 'a'), 9, 'wait until the oldest failure leaves the window');
+  t.equal(th.retryAfterSeconds('2.2.2.2', 'a'), 0, 'another address is not affected');
+  now = 9_500;
+  t.equal(th.retryAfterSeconds('1.1.1.1', 'a'), 1, 'rounded up');
+  now = 10_001;
+  t.equal(th.retryAfterSeconds('1.1.1.1', 'a'), 0);
+  for (let i = 0; i < 200; i++) th.fail(`10.0.${i >> 8}.${i & 255}`, 'x');
+  t.ok(th.trackedKeys <= 50, 'bounded memory under a spray of addresses');
+});
+
+t.test('packet size guard: headers split across chunks, oversized and malformed lengths', async (t) => {
+  const run = (chunks: number[][], max: number) =>
+    new Promise<{ passed: number; oversize?: number }>((resolve) => {
+      const inner = new PassThrough();
+      let passed = 0;
+      let oversize: number | undefined;
+      const g = new PacketSizeGuard(inner, max, (n) => (oversize = n));
+      g.on('data', (c: Buffer) => (passed += c.length));
+      g.on('close', () => resolve({ passed, oversize }));
+      g.on('error', () => undefined);
+      for (const c of chunks) inner.write(Buffer.from(c));
+      setTimeout(() => {
+        g.destroy();
+      }, 50);
+    });
+  // PINGREQ (2 bytes), then a PUBLISH with remaining length 200 (0xC8 0x01) split mid-header.
+  const ok = await run([[0xc0, 0x00, 0x30], [0xc8], [0x01, ...new Array(200).fill(0)]], 300);
+  t.same(ok, { passed: 205, oversize: undefined }, 'packets within the limit pass, header split or not');
+  const big = await run([[0x30, 0xc8], [0x01]], 100);
+  t.equal(big.oversize, 203, 'the announced size is caught before the body arrives');
+  const malformed = await run([[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]], 1e9);
+  t.equal(malformed.oversize, Number.POSITIVE_INFINITY, 'a fifth length byte is malformed (MQTT 3.1.1 §2.2.3)');
+});
+
+t.test('outpost user add/passwd/list edit the data dir\'s user file', async (t) => {
+  const { userCommand } = await import('../../runtime/auth/user-cli.js');
+  const dir = await tempDir(t);
+  t.match(await userCommand(dir, { action: 'list' }), /no users yet/);
+  t.equal(await userCommand(dir, { action: 'add', username: 'ops', role: 'operator', password: 'ops-password-1' }), 'user "ops" added with role operator');
+  await t.rejects(userCommand(dir, { action: 'add', username: 'x', role: 'root', password: 'long-enough-1' }), { code: 'BAD_REQUEST', message: /--role/ });
+  await t.rejects(userCommand(dir, { action: 'add', username: 'ops', password: 'ops-password-1' }), { code: 'AUTH_CONFLICT' });
+  await userCommand(dir, { action: 'passwd', username: 'ops', password: 'ops-password-2' });
+  const { UserStore: Store } = await import('../../runtime/auth/users.js');
+  const s = new Store(join(dir, 'auth', 'users.json'));
+  t.ok(await s.verifyLogin('ops', 'ops-password-2'));
+  t.equal(await userCommand(dir, { action: 'list' }), 'ops\toperator');
+});
