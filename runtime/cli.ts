@@ -13,6 +13,7 @@ import { hashPassword, hashToken } from './auth/passwords.js';
 import { VERSION } from './version.js';
 import { repairLevelDb } from '../storage/level-store.js';
 import { userCommand } from './auth/user-cli.js';
+import { backupCommand, restoreCommand } from '../storage/backup-cli.js';
 import { join, resolve } from 'node:path';
 
 const HELP = `outpost ${VERSION} — edge gateway runtime
@@ -21,7 +22,11 @@ Usage:
   outpost demo [--data-dir DIR]       run the built-in demo site (default when no command is given)
   outpost start -c outpost.yaml       run a site from its config file
   outpost check -c outpost.yaml       validate a config file; lists every error by path
-  outpost repair -c outpost.yaml      repair a damaged LevelDB (stop the gateway first)
+  outpost repair -c outpost.yaml | --db DIR   repair a damaged LevelDB (stop the gateway first)
+  outpost backup -c outpost.yaml --out FILE [--from ISO|ms] [--to ISO|ms]
+                                      write datapoints and points as NDJSON (gzip if FILE ends in .gz;
+                                      stop the gateway first, or GET /api/admin/backup while it runs)
+  outpost restore -c outpost.yaml FILE   verify a backup file, then restore it (idempotent; stop the gateway first)
   outpost user add NAME [--role admin|operator|viewer]   add a dashboard user (password on stdin)
   outpost user passwd NAME | outpost user list
   outpost hash-password               read a password on stdin, print its hash for broker.users
@@ -106,6 +111,10 @@ async function main(argv: string[]): Promise<number | undefined> {
     options: {
       config: { type: 'string', short: 'c' },
       'data-dir': { type: 'string' },
+      db: { type: 'string' },
+      out: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
       role: { type: 'string' },
       version: { type: 'boolean', short: 'v' },
       help: { type: 'boolean', short: 'h' },
@@ -145,15 +154,38 @@ async function main(argv: string[]): Promise<number | undefined> {
     }
     case 'repair': {
       const dataDir = values['data-dir'] ?? (configPath ? (await loadConfigFile(configPath, adapterTypes)).dataDir : undefined);
-      if (!dataDir) {
-        process.stderr.write('outpost repair: give the config file with -c outpost.yaml, or --data-dir DIR\n');
+      if (!dataDir && !values.db) {
+        process.stderr.write('outpost repair: give the config file with -c outpost.yaml, --data-dir DIR, or the database folder with --db DIR\n');
         return EXIT_CONFIG;
       }
-      const db = join(resolve(dataDir), 'db');
+      // --db names the LevelDB folder itself: what the corruption message on open prints.
+      const db = values.db ? resolve(values.db) : join(resolve(dataDir!), 'db');
       process.stdout.write(`repairing ${db} …\n`);
       await repairLevelDb(db);
       process.stdout.write('done: start the gateway again and check its log for lost records\n');
       return 0;
+    }
+    case 'backup':
+    case 'restore': {
+      const config = configPath ? await loadConfigFile(configPath, adapterTypes) : undefined;
+      const dataDir = values['data-dir'] ?? config?.dataDir;
+      const file = command === 'backup' ? values.out : positionals[1];
+      if (!dataDir || !file) {
+        process.stderr.write(command === 'backup' ? 'outpost backup: give -c outpost.yaml (or --data-dir DIR) and --out FILE\n' : 'outpost restore: give -c outpost.yaml (or --data-dir DIR) and the backup FILE\n');
+        return EXIT_CONFIG;
+      }
+      try {
+        const line =
+          command === 'backup'
+            ? await backupCommand({ dataDir, gateway: config?.gateway.id ?? 'unknown', out: file, from: values.from, to: values.to })
+            : await restoreCommand({ dataDir, file, sync: config?.storage.sync });
+        process.stdout.write(`${line}\n`);
+        return 0;
+      } catch (err) {
+        if (!isOutpostError(err)) throw err;
+        process.stderr.write(`outpost ${command}: ${err.message}\n`);
+        return err.code === 'BAD_REQUEST' ? EXIT_CONFIG : EXIT_RUNTIME;
+      }
     }
     case 'user': {
       const [action = '', username] = positionals.slice(1);

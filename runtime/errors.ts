@@ -34,6 +34,7 @@ export const ErrorCodes = {
   STORAGE_OPEN_FAILED: { status: 500, retryable: false, message: 'storage could not be opened' },
   STORAGE_CORRUPT: { status: 500, retryable: false, message: 'storage is damaged and needs repair' },
   BACKUP_INVALID: { status: 400, retryable: false, message: 'backup file is invalid' },
+  RESTORE_BUSY: { status: 409, retryable: true, message: 'a restore is already running' },
   PORT_CONFLICT: { status: 400, retryable: false, message: 'shared port opened with conflicting settings' },
   MODBUS_TIMEOUT: { status: 504, retryable: true, message: 'Modbus device did not answer in time' },
   MODBUS_EXCEPTION: { status: 502, retryable: false, message: 'Modbus device answered with an exception code' },

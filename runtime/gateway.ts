@@ -17,6 +17,7 @@ import type { AdapterType } from './adapter.js';
 import { LevelStore } from '../storage/level-store.js';
 import { createBrokerPersistence } from '../storage/broker-persistence.js';
 import { storageRoutes } from '../storage/http.js';
+import { backupRoutes } from '../storage/backup-http.js';
 import { Retention } from '../storage/retention.js';
 import { MemoryStore } from '../storage/memory-store.js';
 import type { Store } from '../storage/store.js';
@@ -128,6 +129,7 @@ export class Gateway {
       dashboard: config.dashboard.enabled,
     });
     http.api.use(storageRoutes({ store: this.store, datapoint: (id) => this.registry.get(id), clock: this.clock }));
+    http.api.use(backupRoutes({ store: this.store, registry: this.registry, dataDir, gatewayId: config.gateway.id, log: log.child({ component: 'backup' }) }));
     http.api.use(
       apiRoutes({
         registry: this.registry,

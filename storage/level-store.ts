@@ -44,6 +44,7 @@ import {
   type OutboxRecord,
   type PointRecord,
   type RangeQuery,
+  type WriteOptions,
   type Store,
   type StoreStats,
   type StoredValue,
@@ -62,6 +63,12 @@ export interface LevelStoreOptions {
   /** Called when storage enters (error set) or leaves (error undefined) the read-only alarm state. */
   onAlarm?: (error: string | undefined) => void;
 }
+
+/** One outbox record as stored: `[id, t, v]` or `[id, t, v, q]`. */
+type OutboxRow = [string, number, StoredValue['v'], ('stale' | 'bad')?];
+
+/** Points written with `{ outbox: false }` (restore): stored and rolled up, not queued for sync. */
+const NO_OUTBOX = new WeakSet<PointRecord>();
 
 type BatchOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
@@ -143,7 +150,7 @@ export class LevelStore implements Store {
     await this.level.close();
   }
 
-  async write(points: readonly PointRecord[]): Promise<void> {
+  async write(points: readonly PointRecord[], options: WriteOptions = {}): Promise<void> {
     if (this.closed) throw new OutpostError('STORAGE_CLOSED');
     if (points.length === 0) return;
     if (this.alarm) {
@@ -154,37 +161,48 @@ export class LevelStore implements Store {
       }
       this.alarm.lastProbe = now;
     }
+    if (options.outbox === false) for (const p of points) NO_OUTBOX.add(p);
     await this.writer.add(points);
   }
 
   private async commit(points: PointRecord[]): Promise<void> {
-    const ops: BatchOp[] = [];
-    let seq = this.seq;
+    // Operations go straight into LevelDB's chained batch (no intermediate op objects).
+    const batch = this.level.batch();
+    const firstSeq = this.seq + 1;
+    // The whole commit is one outbox record `o!<first seq>` holding its points in order
+    // (seq = first + index): one put per commit instead of one per point.
+    const outbox: OutboxRow[] = [];
     // The batch's own points by datapoint and time (last one wins), for rollups.
     const byId = new Map<string, Map<number, StoredValue>>();
-    for (const p of points) {
+    for (let i = 0; i < points.length; i++) {
+      const p = points[i]!;
       const stored: StoredValue = p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
-      ops.push({ type: 'put', key: pointKey(p.id, p.t), value: encodeValue(stored) });
-      seq++;
-      ops.push({ type: 'put', key: outboxKey(seq), value: JSON.stringify([p.id, p.t, p.v, ...(p.q ? [p.q] : [])]) });
+      batch.put(pointKey(p.id, p.t), encodeValue(stored));
+      if (!NO_OUTBOX.has(p)) outbox.push(p.q ? [p.id, p.t, p.v, p.q] : [p.id, p.t, p.v]);
       let series = byId.get(p.id);
       if (!series) byId.set(p.id, (series = new Map()));
       series.set(p.t, stored);
     }
-    ops.push({ type: 'put', key: SEQ_KEY, value: String(seq) });
+    const seq = this.seq + outbox.length;
+    if (outbox.length > 0) {
+      batch.put(outboxKey(firstSeq), JSON.stringify(outbox));
+      batch.put(SEQ_KEY, String(seq));
+    }
     let rollups: Map<string, Agg | null>;
+    let writing = false;
     try {
       rollups = await this.rollupUpdates(byId);
-      for (const [key, agg] of rollups) ops.push(agg ? { type: 'put', key, value: encodeAgg(agg) } : { type: 'del', key });
+      for (const [key, agg] of rollups) {
+        if (agg) batch.put(key, encodeAgg(agg));
+        else batch.del(key);
+      }
       // The chained batch goes straight to the native batch; abstract-level's array form
       // clones and re-encodes every operation, which was most of the ingest CPU time.
-      const batch = this.level.batch();
-      for (const op of ops) {
-        if (op.type === 'put') batch.put(op.key, op.value);
-        else batch.del(op.key);
-      }
+      writing = true;
       await batch.write({ sync: this.options.sync ?? true });
     } catch (err) {
+      // A batch that never reached write() holds native memory until closed; write() closes it itself.
+      if (!writing) await batch.close();
       const message = (err as Error).message;
       if (!this.alarm) {
         this.alarm = { error: message, lastProbe: Date.now() };
@@ -225,29 +243,36 @@ export class LevelStore implements Store {
     const work = new Map<string, Agg | null>();
     const changed = new Map<string, Agg | null>();
     const toRead: string[] = [];
-    const series: Array<{ id: string; entries: Array<[number, StoredValue]>; keys: string[][] }> = [];
+    // A run: the batch's points of one datapoint inside one bucket of one resolution
+    // (entries [from, to) of the series, which is sorted by time). Map lookups happen once
+    // per run, not once per point.
+    type Run = { id: string; ts: number[]; vals: StoredValue[]; from: number; to: number; bucket: number; key: string };
+    const runsByRes: Run[][] = RESOLUTIONS.map(() => []);
     for (const [id, points] of byId) {
-      const entries = [...points];
-      if (entries.length > 1) entries.sort((a, b) => a[0] - b[0]);
-      series.push({ id, entries, keys: [] });
-    }
-    for (let r = 0; r < RESOLUTIONS.length; r++) {
-      const res = RESOLUTIONS[r]!;
-      for (const s of series) {
-        const latest = this.latestById.get(s.id);
+      let ts: number[];
+      let vals: StoredValue[];
+      if (points.size === 1) {
+        const [[t, stored]] = points;
+        ts = [t!];
+        vals = [stored!];
+      } else {
+        const entries = [...points].sort((a, b) => a[0] - b[0]);
+        ts = entries.map((e) => e[0]);
+        vals = entries.map((e) => e[1]);
+      }
+      const latest = this.latestById.get(id);
+      for (let r = 0; r < RESOLUTIONS.length; r++) {
+        const res = RESOLUTIONS[r]!;
         const latestBucket = latest ? bucketStart(latest.t, res.ms) : undefined;
-        const cached = this.rollupCache.get(`${res.name}!${s.id}`);
-        const keys: string[] = (s.keys[r] = []);
-        let lastBucket = NaN;
-        let key = '';
-        for (const [t] of s.entries) {
-          const bucket = bucketStart(t, res.ms);
-          if (bucket !== lastBucket) {
-            key = rollupKey(res.name, s.id, bucket);
-            lastBucket = bucket;
-          }
-          keys.push(key);
-          if (work.has(key)) continue;
+        const cached = this.rollupCache.get(`${res.name}!${id}`);
+        for (let from = 0; from < ts.length; ) {
+          const bucket = bucketStart(ts[from]!, res.ms);
+          const end = bucket + res.ms;
+          let to = from + 1;
+          while (to < ts.length && ts[to]! < end) to++;
+          const key = rollupKey(res.name, id, bucket);
+          runsByRes[r]!.push({ id, ts, vals, from, to, bucket, key });
+          from = to;
           if (latestBucket !== undefined && bucket > latestBucket) work.set(key, null);
           else if (cached && cached.bucket === bucket) work.set(key, { ...cached.agg });
           else {
@@ -263,20 +288,18 @@ export class LevelStore implements Store {
     }
     for (let r = 0; r < RESOLUTIONS.length; r++) {
       const res = RESOLUTIONS[r]!;
-      const recompute = new Map<string, { id: string; bucket: number }>();
-      for (const s of series) {
-        const keys = s.keys[r]!;
-        for (let i = 0; i < s.entries.length; i++) {
-          const [t, stored] = s.entries[i]!;
-          const key = keys[i]!;
-          if (recompute.has(key)) continue;
-          const cur = work.get(key) ?? null;
-          const v = numericValue(stored);
+      const recompute: Run[] = [];
+      for (const run of runsByRes[r]!) {
+        let cur = work.get(run.key) ?? null;
+        let touched = false;
+        let needsRecompute = false;
+        for (let i = run.from; i < run.to; i++) {
+          const t = run.ts[i]!;
+          const v = numericValue(run.vals[i]!);
           if (!cur) {
             if (v !== undefined) {
-              const agg = singleAgg(t, v);
-              work.set(key, agg);
-              changed.set(key, agg);
+              cur = singleAgg(t, v);
+              touched = true;
             }
           } else if (t > cur.lt) {
             if (v !== undefined) {
@@ -288,20 +311,27 @@ export class LevelStore implements Store {
               cur.inc += counterStep(cur.lv, v);
               cur.lt = t;
               cur.lv = v;
-              changed.set(key, cur);
+              touched = true;
             }
           } else if (t < cur.ft) {
             if (v !== undefined) {
-              const agg = mergeOrdered(singleAgg(t, v), cur);
-              work.set(key, agg);
-              changed.set(key, agg);
+              cur = mergeOrdered(singleAgg(t, v), cur);
+              touched = true;
             }
           } else {
-            recompute.set(key, { id: s.id, bucket: bucketStart(t, res.ms) });
+            // Inside the bucket's span (late value or overwrite): recompute the bucket.
+            needsRecompute = true;
+            break;
           }
         }
+        if (needsRecompute) recompute.push(run);
+        else if (touched) {
+          work.set(run.key, cur);
+          changed.set(run.key, cur);
+        }
       }
-      for (const [key, { id, bucket }] of recompute) {
+      for (const run of recompute) {
+        const { id, bucket, key } = run;
         const agg = r === 0 ? await this.aggregateRaw(id, bucket, bucket + res.ms - 1, byId.get(id)!) : await this.aggregateFiner(RESOLUTIONS[r - 1]!.name, id, bucket, bucket + res.ms - 1, work);
         work.set(key, agg ?? null);
         changed.set(key, agg ?? null);
@@ -355,8 +385,14 @@ export class LevelStore implements Store {
     const lte = range.to === undefined ? prefix + HIGH : pointKey(id, range.to);
     const out: StoredValue[] = [];
     if (range.to !== undefined && range.to < 0) return out;
-    for await (const [key, value] of this.level.iterator({ gte, lte, limit, reverse: range.order === 'desc' })) {
-      out.push(decodeValue(pointTime(key), value));
+    // One native call per 1,000 entries instead of one promise per entry.
+    const it = this.level.iterator({ gte, lte, limit, reverse: range.order === 'desc' });
+    try {
+      for (let entries = await it.nextv(1000); entries.length > 0; entries = await it.nextv(1000)) {
+        for (const [key, value] of entries) out.push(decodeValue(pointTime(key), value));
+      }
+    } finally {
+      await it.close();
     }
     return out;
   }
@@ -409,14 +445,51 @@ export class LevelStore implements Store {
     return out;
   }
 
+  /**
+   * Outbox records are stored one commit per key: `o!<first seq>` → `[[id, t, v, q?], …]`,
+   * record i having seq first + i (commits take consecutive ranges, so a commit's last seq
+   * is the next key's first - 1). Databases written before this layout hold one record per
+   * key (`[id, t, v, q?]`); both are read.
+   */
   async readOutbox(afterSeq: number, limit: number): Promise<OutboxRecord[]> {
     this.assertOpen();
     const out: OutboxRecord[] = [];
-    for await (const [key, value] of this.level.iterator({ gt: outboxKey(Math.max(0, afterSeq)), lt: 'o!' + HIGH, limit })) {
-      const [id, t, v, q] = JSON.parse(value) as [string, number, StoredValue['v'], ('stale' | 'bad')?];
-      out.push(q ? { seq: outboxSeq(key), id, t, v, q } : { seq: outboxSeq(key), id, t, v });
+    const start = Math.max(0, afterSeq, this.acked) + 1;
+    if (limit <= 0 || start > this.seq) return out;
+    // The commit holding `start` is the last key at or below it.
+    let from = outboxKey(start);
+    const holder = await this.level.keys({ gte: 'o!', lte: from, reverse: true, limit: 1 }).all();
+    if (holder.length > 0) from = holder[0]!;
+    const it = this.level.iterator({ gte: from, lt: 'o!' + HIGH });
+    try {
+      while (out.length < limit) {
+        const entries = await it.nextv(64);
+        if (entries.length === 0) break;
+        for (const [key, value] of entries) {
+          const first = outboxSeq(key);
+          const rows = this.outboxRows(key, value);
+          for (let i = Math.max(0, start - first); i < rows.length && out.length < limit; i++) {
+            const [id, t, v, q] = rows[i]!;
+            out.push(q ? { seq: first + i, id, t, v, q } : { seq: first + i, id, t, v });
+          }
+          if (out.length >= limit) break;
+        }
+      }
+    } finally {
+      await it.close();
     }
     return out;
+  }
+
+  /** The last decoded outbox commit: a drain reads one commit in several slices. */
+  private outboxCache: { key: string; rows: OutboxRow[] } | undefined;
+
+  private outboxRows(key: string, value: string): OutboxRow[] {
+    if (this.outboxCache?.key === key) return this.outboxCache.rows;
+    const parsed = JSON.parse(value) as OutboxRow[] | OutboxRow;
+    const rows = Array.isArray(parsed[0]) ? (parsed as OutboxRow[]) : [parsed as OutboxRow];
+    this.outboxCache = { key, rows };
+    return rows;
   }
 
   async ackOutbox(uptoSeq: number): Promise<number> {
@@ -424,21 +497,24 @@ export class LevelStore implements Store {
     if (!Number.isSafeInteger(uptoSeq) || uptoSeq < 0) throw new OutpostError('BAD_REQUEST', `outbox sequence must be a non-negative integer, got ${uptoSeq}`);
     const upto = Math.min(uptoSeq, this.seq);
     if (upto <= this.acked) return 0;
-    let deleted = 0;
-    let ops: BatchOp[] = [];
-    for await (const key of this.level.keys({ gt: outboxKey(this.acked), lte: outboxKey(upto) })) {
-      ops.push({ type: 'del', key });
-      if (ops.length >= 10_000) {
-        await this.level.batch(ops);
-        deleted += ops.length;
-        ops = [];
-      }
+    // Commits starting at or below upto + 1: every one but the last ends before the next
+    // one's first seq, so it is wholly acknowledged; the last one is wholly acknowledged
+    // only when it is the newest commit and upto reached the high-water mark. A commit
+    // acknowledged in part stays on disk; reads skip its acknowledged records.
+    const ops: BatchOp[] = [];
+    let previous: string | undefined;
+    for await (const key of this.level.keys({ gte: 'o!', lte: outboxKey(upto + 1) })) {
+      if (previous !== undefined) ops.push({ type: 'del', key: previous });
+      previous = key;
+      if (ops.length >= 10_000) await this.level.batch(ops.splice(0));
     }
+    if (previous !== undefined && upto >= this.seq && outboxSeq(previous) <= upto) ops.push({ type: 'del', key: previous });
     ops.push({ type: 'put', key: ACKED_KEY, value: String(upto) });
     await this.level.batch(ops, { sync: this.options.sync ?? true });
-    deleted += ops.length - 1;
+    const acknowledged = upto - this.acked;
     this.acked = upto;
-    return deleted;
+    this.outboxCache = undefined;
+    return acknowledged;
   }
 
   /** Compacts a key range so deleted data gives its disk space back (LevelDB CompactRange). */

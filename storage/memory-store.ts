@@ -10,6 +10,7 @@ import {
   type Store,
   type StoreStats,
   type StoredValue,
+  type WriteOptions,
 } from './store.js';
 import {
   MAX_AGGREGATE_INTERVALS,
@@ -49,8 +50,9 @@ export class MemoryStore implements Store {
     this.open_ = false;
   }
 
-  async write(points: readonly PointRecord[]): Promise<void> {
+  async write(points: readonly PointRecord[], options: WriteOptions = {}): Promise<void> {
     this.assertOpen();
+    const outbox = options.outbox ?? true;
     for (const p of points) {
       const value: StoredValue = p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
       let list = this.series.get(p.id);
@@ -58,7 +60,7 @@ export class MemoryStore implements Store {
       const i = lowerBound(list, p.t);
       if (list[i]?.t === p.t) list[i] = value;
       else list.splice(i, 0, value);
-      this.outbox.push({ seq: ++this.seq, id: p.id, ...value });
+      if (outbox) this.outbox.push({ seq: ++this.seq, id: p.id, ...value });
       if (isNewer(p, this.latestById.get(p.id))) this.latestById.set(p.id, value);
     }
     this.written += points.length;

@@ -19,6 +19,15 @@ export interface OutboxRecord extends PointRecord {
   seq: number;
 }
 
+export interface WriteOptions {
+  /**
+   * Also queue the points for upstream sync (default true). A restore of a backup passes
+   * false: that history was synced from the original gateway already, and sending it again
+   * under new sequence numbers would defeat the receiver's deduplication.
+   */
+  outbox?: boolean;
+}
+
 export interface RangeQuery {
   /** Inclusive, epoch ms. */
   from?: number;
@@ -56,7 +65,7 @@ export interface Store {
   open(): Promise<void>;
   close(): Promise<void>;
   /** Writes points and their outbox records in one atomic batch. Same (id, t) overwrites: imports are idempotent. */
-  write(points: readonly PointRecord[]): Promise<void>;
+  write(points: readonly PointRecord[], options?: WriteOptions): Promise<void>;
   query(id: string, range?: RangeQuery): Promise<StoredValue[]>;
   /** Newest stored value of a datapoint, from memory. */
   latest(id: string): StoredValue | undefined;
@@ -83,6 +92,8 @@ export const MAX_QUERY_LIMIT = 100_000;
 
 /** Encodes a value compactly and unambiguously: `[v]` or `[v, q]`. */
 export function encodeValue(p: StoredValue): string {
+  // Fast path for the common case; a finite number prints the same as in JSON.
+  if (!p.q && typeof p.v === 'number' && Number.isFinite(p.v)) return '[' + p.v + ']';
   return p.q ? JSON.stringify([p.v, p.q]) : JSON.stringify([p.v]);
 }
 

@@ -135,7 +135,7 @@ export class Security {
   requirement(method: string, path: string): 'public' | 'delegated' | Role {
     if (isPublic(method, path)) return 'public';
     const under = (p: string) => path === p || path.startsWith(p.endsWith('/') ? p : p + '/');
-    if (['/api/users', '/api/tokens', ...this.o.config.adminPaths].some(under)) return 'admin';
+    if (['/api/users', '/api/tokens', '/api/admin', ...this.o.config.adminPaths].some(under)) return 'admin';
     if (!path.startsWith('/api/') && this.o.config.delegatedPaths.some(under)) return 'delegated';
     if (path === '/api/auth/password') return 'viewer';
     return SAFE_METHODS.has(method) ? 'viewer' : 'operator';

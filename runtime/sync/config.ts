@@ -78,6 +78,21 @@ export const httpLinkSchema = z
     downAfterFailures: z.number().int().min(1).max(100).default(1),
     /** HTTP ingest behind a load balancer: fewer concurrent requests than MQTT. */
     window: z.number().int().min(1).max(64).default(4),
+    /**
+     * HTTP poll downlink: when present, `GET <url>/downlink?after=<cursor>&limit=<limit>` every
+     * `intervalMs` (signed like the uplink), results posted to `<url>/downlink/ack`.
+     */
+    downlink: z
+      .strictObject({
+        /** Base URL of the downlink API; defaults to the link's `url`. */
+        url: z.string().regex(/^https?:\/\//, 'expected http:// or https:// URL').optional(),
+        intervalMs: z.number().int().min(50).max(3_600_000).default(10_000),
+        /** Commands asked for per poll. */
+        limit: z.number().int().min(1).max(500).default(20),
+        /** Longest wait between polls after consecutive errors (exponential backoff with jitter). */
+        maxBackoffMs: z.number().int().min(50).max(3_600_000).default(300_000),
+      })
+      .optional(),
   });
 
 /** A link implemented in-process by code (tests, and the Iridium modem once adapters/iridium lands). */

@@ -9,12 +9,16 @@ import type { Clock } from '../clock.js';
 import type { HttpLinkConfig } from './config.js';
 import type { Batch, Link, LinkEvents, LinkState } from './link.js';
 import { encodeBatch } from './codec.js';
+import { HttpDownlinkPoller, type HttpReply } from './http-downlink.js';
 
 export interface HttpLinkOptions {
   config: HttpLinkConfig;
   gatewayId: string;
   log: Logger;
   clock: Clock;
+  /** Folder for the durable downlink poll state (`<dataDir>/sync`); the poll downlink needs it. */
+  stateDir?: string;
+  random?: () => number;
 }
 
 /** Headers of the HMAC scheme: signature over `<timestamp>.<body>` so a captured request cannot be replayed later with a new time. */
@@ -53,6 +57,7 @@ export class HttpLink extends EventEmitter implements Link {
   private agent: http.Agent | undefined;
   private credential: string | undefined;
   private readonly url: URL;
+  private poller: HttpDownlinkPoller | undefined;
 
   constructor(private readonly o: HttpLinkOptions) {
     super();
@@ -91,9 +96,66 @@ export class HttpLink extends EventEmitter implements Link {
     }
     // No connection to hold: optimistic until a request fails.
     this.setState('up');
+    if (c.downlink) {
+      if (!this.o.stateDir) throw new OutpostError('SYNC_CONFIG', `link ${this.name}: the poll downlink needs a state folder for its durable cursor`);
+      this.poller = new HttpDownlinkPoller({
+        linkName: this.name,
+        gatewayId: this.o.gatewayId,
+        url: c.downlink.url ?? c.url,
+        intervalMs: c.downlink.intervalMs,
+        limit: c.downlink.limit,
+        maxBackoffMs: c.downlink.maxBackoffMs,
+        applyTimeoutMs: c.ackTimeoutMs,
+        stateDir: this.o.stateDir,
+        request: (method, url, body) => this.request(method, url, body),
+        apply: (cmd) =>
+          new Promise((resolve, reject) => {
+            // The service applies it (Downlink.handle) and hands the ack back through `reply`.
+            if (!this.emit('command', { ...cmd, reply: resolve })) reject(new OutpostError('SYNC_LINK_DOWN', `link ${this.name}: nobody takes downlink commands`));
+          }),
+        log: this.o.log,
+        random: this.o.random,
+      });
+      await this.poller.start();
+    }
+  }
+
+  /** The poll downlink's position and counters (undefined without `downlink`). */
+  get downlinkPoll(): { cursor: string | null; lastError: string | undefined; counts: HttpDownlinkPoller['counts'] } | undefined {
+    const p = this.poller;
+    return p && { cursor: p.cursor, lastError: p.lastError, counts: { ...p.counts } };
+  }
+
+  /**
+   * A signed request of the poll downlink. Same credentials as the batches: bearer, or
+   * HMAC over `<timestamp>.<body>`; a GET has no body, so it signs `<timestamp>.GET <path?query>`
+   * (a captured signature is not valid for another cursor).
+   */
+  private async request(method: 'GET' | 'POST', url: URL, body: Buffer | undefined): Promise<HttpReply> {
+    if (!this.agent) throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is stopped`);
+    const headers: Record<string, string> = { 'x-outpost-gateway': this.o.gatewayId, accept: 'application/json' };
+    if (body) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(body.length);
+    }
+    const auth = this.o.config.auth;
+    if (auth.type === 'bearer') headers.authorization = `Bearer ${this.credential}`;
+    if (auth.type === 'hmac') {
+      const ts = String(Math.floor(this.o.clock.now() / 1000));
+      headers[TIMESTAMP_HEADER] = ts;
+      headers[SIGNATURE_HEADER] = signBody(this.credential!, ts, body ?? Buffer.from(`GET ${url.pathname}${url.search}`));
+    }
+    try {
+      const res = await this.exchange(method, url, body, headers);
+      return { status: res.status, text: res.text, retryAfterMs: parseRetryAfter(res.retryAfter, this.o.clock.now()) };
+    } catch (err) {
+      throw new OutpostError('SYNC_LINK_DOWN', `${method} ${url.pathname} on ${this.name} failed: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   async stop(): Promise<void> {
+    await this.poller?.stop();
+    this.poller = undefined;
     this.agent?.destroy();
     this.agent = undefined;
     this.setState('stopped');
@@ -146,14 +208,18 @@ export class HttpLink extends EventEmitter implements Link {
   }
 
   private post(body: Buffer, headers: Record<string, string>): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
-    const lib = this.url.protocol === 'https:' ? https : http;
+    return this.exchange('POST', this.url, body, headers);
+  }
+
+  private exchange(method: 'GET' | 'POST', url: URL, body: Buffer | undefined, headers: Record<string, string>): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
+    const lib = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = lib.request(this.url, { method: 'POST', headers, agent: this.agent, timeout: this.o.config.ackTimeoutMs }, (res) => {
+      const req = lib.request(url, { method, headers, agent: this.agent, timeout: this.o.config.ackTimeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
-          // Bounded: a misbehaving server cannot make us buffer a huge error page.
-          if (size < 64 * 1024) chunks.push(c);
+          // Bounded: a misbehaving server cannot make us buffer a huge error page (a downlink page may be up to 1 MiB).
+          if (size < 1024 * 1024) chunks.push(c);
           size += c.length;
         });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], text: Buffer.concat(chunks).toString('utf8') }));

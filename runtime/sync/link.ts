@@ -30,6 +30,11 @@ export interface DownlinkCommand {
   /** Command name when the transport carries it (MQTT: the topic level after `cmd/`); else `type` in the payload. */
   name?: string;
   payload: Buffer;
+  /**
+   * Transports that deliver the acknowledgement themselves (HTTP poll: durably, with its
+   * poll cursor) pass this; the service then hands the ack here instead of `sendAck`.
+   */
+  reply?: (ack: DownlinkAck) => void;
 }
 
 export interface DownlinkAck {

@@ -131,6 +131,10 @@ export class DrainScheduler {
   /** Sends until caught up, the lane changes, or a batch fails (throws). */
   private async drain(lane: Lane, signal: AbortSignal): Promise<void> {
     let next = this.o.cursor.value;
+    // Live first: with a deep backlog (a link just came back), the latest values and alarms
+    // go out before the first history batch, then every interval while history catches up.
+    this.position = next;
+    if (this.o.live.enabled) await this.sendLive();
     const inflight: Array<{ batch: Batch; outcome: Promise<Outcome> }> = [];
     for (;;) {
       if (signal.aborted) return;

@@ -148,7 +148,7 @@ export class SyncService {
     for (const lc of config.links) {
       let link: Link;
       if (lc.type === 'mqtt') link = new MqttLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock });
-      else if (lc.type === 'http') link = new HttpLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock });
+      else if (lc.type === 'http') link = new HttpLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, stateDir: join(o.dataDir, 'sync'), random: o.random });
       else {
         const custom = o.customLinks?.get(lc.name);
         if (!custom) throw new OutpostError('SYNC_CONFIG', `sync link "${lc.name}" is type custom but no link of that name was supplied`);
@@ -303,6 +303,10 @@ export class SyncService {
 
   private async onCommand(rt: LinkRuntime, cmd: DownlinkCommand): Promise<void> {
     const ack = await this.downlink.handle(cmd);
+    if (cmd.reply) {
+      cmd.reply(ack);
+      return;
+    }
     if (!rt.link.sendAck) return;
     try {
       await rt.link.sendAck(ack);

@@ -212,6 +212,13 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     await rejectsWith(t, () => store.ackOutbox(1.5), 'BAD_REQUEST', 'fractional ack');
     await store.write([{ id: 'o', t: T0 + 99, v: 9 }]);
     t.same((await store.readOutbox(0, 10)).map((r) => r.seq), [33], 'numbers are never reused after a drain');
+    // A restore stores history without queueing it for sync again.
+    await store.write([{ id: 'restored', t: T0, v: 1 }, { id: 'o', t: T0 + 100, v: 10 }], { outbox: false });
+    t.same((await store.query('restored')).map((p) => p.v), [1], 'outbox:false points are stored');
+    t.equal(store.latest('o')?.v, 10, 'and become the latest value');
+    t.equal(store.stats().lastSeq, 33, 'but take no sequence number');
+    await Promise.all([store.write([{ id: 'o', t: T0 + 101, v: 11 }]), store.write([{ id: 'restored', t: T0 + 1, v: 2 }], { outbox: false })]);
+    t.same((await store.readOutbox(33, 10)).map((r) => [r.seq, r.id, r.v]), [[34, 'o', 11]], 'mixed in one group commit: only the synced point is queued');
     await store.close();
   });
 

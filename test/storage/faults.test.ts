@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore, repairLevelDb } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level-store.js';
+import { spawnOutpost } from '../helpers/process.js';
 import { isOutpostError } from '../../runtime/errors.js';
 
 const T0 = Date.UTC(2025, 0, 1);
@@ -82,7 +83,11 @@ t.test('a damaged database is reported with the repair command, and repair makes
     t.ok(isOutpostError(err, 'STORAGE_CORRUPT'), 'STORAGE_CORRUPT', { found: err });
     t.match((err as Error).message, `outpost repair --db ${path}`, 'message names the repair command');
   }
-  await repairLevelDb(path);
+  // The command the message names, run as the operator would.
+  const repair = spawnOutpost(['repair', '--db', path]);
+  const { code } = await repair.exited;
+  t.equal(code, 0, `outpost repair --db exits 0 (${repair.stderr()})`);
+  t.match(repair.stdout(), /done: start the gateway again/);
   const repaired = new LevelStore({ path });
   await repaired.open();
   t.equal((await repaired.query('c', { limit: 5000 })).length, 1000, 'data back after repair');

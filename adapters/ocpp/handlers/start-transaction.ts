@@ -48,6 +48,9 @@ export const startTransaction: ActionHandler<StartTransactionReq> = async (centr
   central.ctx.log.info({ charger: charger.identity, connector: params.connectorId, transactionId: session.id, authorization: idTagInfo.status }, 'charging session started');
   await central.ensureDatapoints(charger, params.connectorId);
   await central.publish([{ id: connectorIds(central.options.prefix, charger.identity, params.connectorId).sessionEnergy, v: 0, t: start }]);
-  central.statusChanged(`session ${session.id} started`);
+  // Re-plan only after this answer is on the wire: a TxProfile naming the transaction id
+  // must not reach the charger before the StartTransaction.conf that tells it the id
+  // (OCPP 1.6 §3.13.4: a TxProfile without a matching transaction is rejected).
+  setImmediate(() => central.statusChanged(`session ${session.id} started`));
   return { transactionId: session.id, idTagInfo };
 };

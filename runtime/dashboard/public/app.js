@@ -3,6 +3,11 @@ import { api, get, post, setCsrf, ApiError } from './api.js';
 import { h, formatValue, formatTime, formatDuration, flash } from './dom.js';
 import { startLive, stopLive, onValue, onStatus, onConnection } from './live.js';
 import { lineChart } from './chart.js';
+import { card, kv, dpTable as dpTableOf, adapterCards as adapterCardsOf } from './widgets.js';
+import { consumption } from './consumption.js';
+import { chargers } from './chargers.js';
+import { links } from './links.js';
+import { imports } from './imports.js';
 
 const root = document.getElementById('root');
 let me;
@@ -13,6 +18,7 @@ const onLeave = (fn) => cleanups.push(fn);
 const PAGES = [
   ['overview', 'Overview'],
   ['datapoints', 'Datapoints'],
+  ['consumption', 'Consumption'],
   ['chargers', 'Chargers'],
   ['links', 'Links'],
   ['imports', 'Imports'],
@@ -117,24 +123,17 @@ function route() {
     return;
   }
   const main = shell(page);
-  const pages = { overview, datapoints: arg ? datapoint : datapoints, chargers, links, imports, users };
+  const pages = { overview, datapoints: arg ? datapoint : datapoints, consumption, chargers, links, imports, users };
   const fn = pages[page] ?? overview;
   document.title = `${(PAGES.find(([id]) => id === page) ?? ['', 'Overview'])[1]} · Outpost`;
-  Promise.resolve(fn(main, arg)).catch((err) => {
+  // Pages in their own modules get what they need: the cleanup tracker and the user.
+  Promise.resolve(fn(main, arg, { track: onLeave, me })).catch((err) => {
     if (err instanceof ApiError && err.status === 401) return;
     main.append(h('p', { class: 'error', role: 'alert' }, err.message));
   });
 }
 
 // ---------- shared pieces ----------
-
-function card(title, ...body) {
-  return h('section', { class: 'card', 'aria-label': title }, h('h2', {}, title), ...body);
-}
-
-function kv(rows) {
-  return h('dl', { class: 'kv' }, rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
-}
 
 /** Values (raw or aggregated) of one datapoint; falls back to raw when rollups are not served. */
 async function loadValues(id, from, to, agg) {
@@ -151,55 +150,9 @@ async function loadValues(id, from, to, agg) {
   return get(`/api/datapoints/${encodeURIComponent(id)}/values?from=${from}&to=${to}&limit=10000`);
 }
 
-/** A live table of datapoints: values update in place, with fixed widths. */
-function dpTable(items, { caption, link = true, track = onLeave } = {}) {
-  const cells = new Map();
-  const rows = items.map((dp) => {
-    const value = h('td', { class: 'num' }, formatValue(dp.latest?.v, dp.unit));
-    const time = h('td', { class: 'time' }, formatTime(dp.latest?.t));
-    cells.set(dp.id, { value, time, dp });
-    return h(
-      'tr',
-      { dataset: { id: dp.id } },
-      h('th', { scope: 'row' }, link ? h('a', { href: `#/datapoints/${encodeURIComponent(dp.id)}` }, dp.id) : dp.id),
-      h('td', { class: 'desc' }, dp.description ?? ''),
-      value,
-      time,
-      h('td', { class: 'col-kind' }, dp.kind === 'actuator' ? h('span', { class: 'tag' }, 'actuator') : ''),
-    );
-  });
-  track(onValue((id, msg) => {
-    const c = cells.get(id);
-    if (!c) return;
-    c.value.textContent = msg.q ? `${msg.q}` : formatValue(msg.v, c.dp.unit);
-    c.time.textContent = formatTime(msg.t);
-    flash(c.value);
-  }));
-  return h(
-    'div',
-    { class: 'table-wrap' },
-    h('table', { class: 'dps' }, caption ? h('caption', {}, caption) : '', h('thead', {}, h('tr', {}, [['Datapoint', ''], ['Description', 'desc'], ['Value', 'num'], ['Measured', 'time'], ['Kind', 'col-kind']].map(([c, cls]) => h('th', { scope: 'col', class: cls || undefined }, c)))), h('tbody', {}, rows)),
-  );
-}
-
-function adapterCards(statuses) {
-  if (!statuses.length) return h('p', { class: 'muted' }, 'None configured on this gateway.');
-  return h(
-    'div',
-    { class: 'grid' },
-    statuses.map((a) => {
-      const state = h('span', { class: `state state-${a.state}` }, a.state);
-      const info = a.info ? Object.entries(a.info).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]) : [];
-      const el = card(`${a.id}`, kv([['type', a.type], ['state', state], ['since', formatTime(a.since)], ...(a.message ? [['message', a.message]] : []), ...(a.error ? [['error', a.error.message]] : []), ...info]));
-      onLeave(onStatus((id, msg) => {
-        if (id !== a.id) return;
-        state.textContent = msg.state;
-        state.className = `state state-${msg.state}`;
-      }));
-      return el;
-    }),
-  );
-}
+/** The shared widgets, with this page's cleanup as the default tracker. */
+const dpTable = (items, opts = {}) => dpTableOf(items, { track: onLeave, ...opts });
+const adapterCards = (statuses) => adapterCardsOf(statuses, { track: onLeave });
 
 // ---------- pages ----------
 
@@ -238,15 +191,22 @@ async function overview(main) {
   loadBacklog(backlog);
 }
 
-/** Upstream backlog from the Prometheus metrics the sync links export (if any run). */
+/** Upstream backlog in brief (GET /api/sync, the sync service's snapshot); details on Links. */
 async function loadBacklog(box) {
   try {
-    const res = await fetch('/metrics', { credentials: 'same-origin' });
-    const text = await res.text();
-    const lines = text.split('\n').filter((l) => /^outpost_(sync|outbox|link|iridium)\w*(\{[^}]*\})? /.test(l));
-    box.replaceChildren(lines.length ? kv(lines.slice(0, 12).map((l) => { const i = l.lastIndexOf(' '); return [l.slice(0, i).replace(/^outpost_/, ''), l.slice(i + 1)]; })) : h('p', { class: 'muted' }, 'No upstream link reports a backlog.'));
+    const s = await get('/api/sync');
+    box.replaceChildren(
+      s.enabled
+        ? kv([
+            ['mode', h('span', { class: `state state-${s.mode}` }, s.mode)],
+            ['backlog', `${s.backlogRecords.toLocaleString()} records`],
+            ['oldest unsent', s.backlogRecords ? formatDuration(s.oldestUnsentAgeSeconds) : '—'],
+          ])
+        : h('p', { class: 'muted' }, 'Upstream sync is off on this gateway.'),
+      h('p', {}, h('a', { href: '#/links' }, 'Links and backlog →')),
+    );
   } catch (err) {
-    box.replaceChildren(h('p', { class: 'error' }, `metrics unavailable: ${err.message}`));
+    box.replaceChildren(h('p', { class: 'error' }, `sync state unavailable: ${err.message}`));
   }
 }
 
@@ -374,56 +334,6 @@ function setpointForm(dp) {
     }
   });
   return card('Setpoint', form);
-}
-
-/**
- * Chargers, Links and Imports are built by other adapters; these pages show generically
- * what those adapters publish: their statuses and datapoints, plus their API if present.
- */
-async function adapterPage(main, title, typePattern, extra) {
-  main.append(h('h1', {}, title));
-  const [adapters, dps] = await Promise.all([get('/api/adapters'), get('/api/datapoints')]);
-  const mine = adapters.items.filter((a) => typePattern.test(a.type));
-  main.append(adapterCards(mine));
-  if (extra) await extra(main);
-  const ids = new Set(mine.map((a) => a.id));
-  const items = dps.items.filter((d) => ids.has(d.adapter));
-  if (items.length) main.append(h('h2', {}, 'Datapoints'), dpTable(items));
-}
-
-async function optionalJson(path) {
-  try {
-    return await get(path);
-  } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 503)) return undefined;
-    throw err;
-  }
-}
-
-function objectTable(rows, caption) {
-  if (!rows.length) return h('p', { class: 'muted' }, `No ${caption.toLowerCase()}.`);
-  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))].slice(0, 8);
-  const cell = (v) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
-  return h('div', { class: 'table-wrap' }, h('table', {}, h('caption', {}, caption), h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows.map((r) => h('tr', {}, cols.map((c) => h('td', {}, cell(r[c]))))))));
-}
-
-function chargers(main) {
-  return adapterPage(main, 'Chargers', /ocpp|charg/i, async (m) => {
-    const list = await optionalJson('/api/charging/chargers');
-    if (list) m.append(card('Chargers', objectTable(list.items ?? list, 'Chargers')));
-    const sessions = await optionalJson('/api/charging/sessions');
-    if (sessions) m.append(card('Sessions', objectTable((sessions.items ?? sessions).slice(0, 50), 'Sessions')));
-  });
-}
-function links(main) {
-  return adapterPage(main, 'Links', /sync|link|upstream|iridium|mqtt-up/i, async (m) => {
-    const box = h('div');
-    m.append(card('Backlog', box));
-    await loadBacklog(box);
-  });
-}
-function imports(main) {
-  return adapterPage(main, 'Imports', /file|import|bms/i);
 }
 
 async function users(main) {

@@ -1,0 +1,83 @@
+import { join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { OutpostError } from '../runtime/errors.js';
+import { LevelStore } from './level-store.js';
+import { backupToFile, restoreFile } from './backup.js';
+
+/** `--from` / `--to` on the command line: epoch ms or an ISO 8601 date. */
+export function parseTimeArg(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const n = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(n) || n < 0) throw new OutpostError('BAD_REQUEST', `--${name} must be epoch milliseconds or an ISO 8601 date (2025-01-31T00:00:00Z), got "${raw}"`);
+  return n;
+}
+
+/** True when an open failed because another process (the running gateway) holds LevelDB's LOCK file. */
+export function isLockedError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: string }).code;
+    if (code === 'LEVEL_LOCKED') return true;
+    if (/\bLOCK\b|already held|in use by another process/i.test((e as Error).message ?? '')) return true;
+  }
+  return false;
+}
+
+/**
+ * Opens the gateway's store for an offline tool. The running gateway holds the LevelDB
+ * LOCK, and two writers would corrupt the database: refuse with what to do instead.
+ */
+export async function openOffline(dataDir: string, sync = true, mustExist = false): Promise<LevelStore> {
+  const path = join(resolve(dataDir), 'db');
+  // Opening creates an empty database: a mistyped data dir would give an empty backup.
+  if (mustExist && !existsSync(join(path, 'CURRENT'))) {
+    throw new OutpostError('STORAGE_OPEN_FAILED', `there is no database at ${path}: check -c / --data-dir (the gateway keeps its data in <dataDir>/db)`);
+  }
+  const store = new LevelStore({ path, sync });
+  try {
+    await store.open();
+  } catch (err) {
+    if (isLockedError(err)) {
+      throw new OutpostError('STORAGE_OPEN_FAILED', `the database ${path} is in use: stop the gateway first (or use the REST endpoints /api/admin/backup and /api/admin/restore of the running gateway)`, { cause: err });
+    }
+    throw err;
+  }
+  return store;
+}
+
+export interface BackupCommand {
+  dataDir: string;
+  gateway: string;
+  out: string;
+  from?: string;
+  to?: string;
+}
+
+/** `outpost backup`: writes the file and returns the line to print. */
+export async function backupCommand(c: BackupCommand): Promise<string> {
+  const from = parseTimeArg('from', c.from);
+  const to = parseTimeArg('to', c.to);
+  const store = await openOffline(c.dataDir, true, true);
+  try {
+    const s = await backupToFile(store, c.out, { from, to, gateway: c.gateway });
+    return `backup written to ${c.out}: ${s.datapoints} datapoint(s), ${s.points} point(s), sha256 ${s.sha256}`;
+  } finally {
+    await store.close();
+  }
+}
+
+/** `outpost restore FILE`: verifies the whole file, then writes; returns the line to print. */
+export async function restoreCommand(c: { dataDir: string; file: string; sync?: boolean }): Promise<string> {
+  try {
+    await stat(c.file);
+  } catch (err) {
+    throw new OutpostError('BACKUP_INVALID', `cannot read ${c.file}: ${(err as Error).message}`, { cause: err });
+  }
+  const store = await openOffline(c.dataDir, c.sync);
+  try {
+    const r = await restoreFile(store, c.file);
+    return `restored ${c.file} (gateway "${r.gateway}", taken ${new Date(r.createdAt).toISOString()}): ${r.datapoints} datapoint(s), ${r.points} point(s)`;
+  } finally {
+    await store.close();
+  }
+}
