@@ -70,6 +70,45 @@ type OutboxRow = [string, number, StoredValue['v'], ('stale' | 'bad')?];
 /** Points written with `{ outbox: false }` (restore): stored and rolled up, not queued for sync. */
 const NO_OUTBOX = new WeakSet<PointRecord>();
 
+/** A copy with a literal's fixed shape (object spread of these was a slow path in V8). */
+function copyAgg(a: Agg): Agg {
+  return { count: a.count, sum: a.sum, min: a.min, max: a.max, ft: a.ft, fv: a.fv, lt: a.lt, lv: a.lv, inc: a.inc };
+}
+
+function isAscending(ts: number[]): boolean {
+  for (let i = 1; i < ts.length; i++) if (ts[i]! <= ts[i - 1]!) return false;
+  return true;
+}
+
+/** A batch's points of one datapoint, sorted by time, and their runs per resolution. */
+interface Series {
+  id: string;
+  ts: number[];
+  vals: StoredValue[];
+  runs: Run[][];
+}
+
+/** The points of a series inside one bucket of resolution `r`: entries [from, to). */
+interface Run {
+  series: Series;
+  r: number;
+  from: number;
+  to: number;
+  bucket: number;
+  key: string;
+  /** The bucket's aggregate: before the batch, then after it. */
+  agg: Agg | null;
+}
+
+/** A rollup bucket a commit writes (`agg`) or deletes (null). */
+interface RollupChange {
+  id: string;
+  r: number;
+  bucket: number;
+  key: string;
+  agg: Agg | null;
+}
+
 type BatchOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
 /** The command an operator runs when LevelDB reports corruption on open. */
@@ -84,14 +123,14 @@ export async function repairLevelDb(path: string): Promise<void> {
   await (Level as unknown as { repair(location: string): Promise<void> }).repair(path);
 }
 
-/** Bounds the newest-bucket cache (4 entries per datapoint) on a 1 GB device. */
-const ROLLUP_CACHE_MAX = 400_000;
+/** Bounds the newest-bucket cache (one entry per datapoint, holding its 4 resolutions) on a 1 GB device. */
+const ROLLUP_CACHE_MAX = 100_000;
 
 export class LevelStore implements Store {
   private readonly level: Level<string, string>;
   private readonly latestById = new Map<string, StoredValue>();
-  /** Newest rollup bucket per `<res>!<id>`, so the common case (appending) never reads. */
-  private readonly rollupCache = new Map<string, { bucket: number; agg: Agg }>();
+  /** Newest rollup bucket per datapoint and resolution (index into RESOLUTIONS), so the common case (appending) never reads. */
+  private readonly rollupCache = new Map<string, Array<{ bucket: number; agg: Agg } | undefined>>();
   private readonly writer: GroupCommit<PointRecord>;
   private seq = 0;
   private acked = 0;
@@ -188,13 +227,13 @@ export class LevelStore implements Store {
       batch.put(outboxKey(firstSeq), JSON.stringify(outbox));
       batch.put(SEQ_KEY, String(seq));
     }
-    let rollups: Map<string, Agg | null>;
+    let rollups: RollupChange[];
     let writing = false;
     try {
       rollups = await this.rollupUpdates(byId);
-      for (const [key, agg] of rollups) {
-        if (agg) batch.put(key, encodeAgg(agg));
-        else batch.del(key);
+      for (const change of rollups) {
+        if (change.agg) batch.put(change.key, encodeAgg(change.agg));
+        else batch.del(change.key);
       }
       // The chained batch goes straight to the native batch; abstract-level's array form
       // clones and re-encodes every operation, which was most of the ingest CPU time.
@@ -221,13 +260,13 @@ export class LevelStore implements Store {
       for (const stored of series.values()) if (isNewer(stored, this.latestById.get(id))) this.latestById.set(id, stored);
     }
     if (this.rollupCache.size > ROLLUP_CACHE_MAX) this.rollupCache.clear();
-    for (const [key, agg] of rollups) {
-      const cut = key.lastIndexOf('!');
-      const cacheKey = key.slice(2, cut);
-      const bucket = rollupBucket(key);
-      const cached = this.rollupCache.get(cacheKey);
-      if (agg && (!cached || bucket >= cached.bucket)) this.rollupCache.set(cacheKey, { bucket, agg });
-      else if (!agg && cached?.bucket === bucket) this.rollupCache.delete(cacheKey);
+    for (const { id, r, bucket, agg } of rollups) {
+      let entry = this.rollupCache.get(id);
+      const cached = entry?.[r];
+      if (agg && (!cached || bucket >= cached.bucket)) {
+        if (!entry) this.rollupCache.set(id, (entry = new Array(RESOLUTIONS.length)));
+        entry[r] = { bucket, agg };
+      } else if (!agg && cached?.bucket === bucket) entry![r] = undefined;
     }
   }
 
@@ -237,17 +276,13 @@ export class LevelStore implements Store {
    * bucket's time span (late value or overwrite) recomputes that bucket: 1 min from raw
    * points, coarser ones from the next finer rollup, so no recompute reads more than 60.
    */
-  private async rollupUpdates(byId: Map<string, Map<number, StoredValue>>): Promise<Map<string, Agg | null>> {
-    // Every aggregate in `work` belongs to this batch (cache entries are copied), so
-    // appends update it in place instead of allocating per point.
-    const work = new Map<string, Agg | null>();
-    const changed = new Map<string, Agg | null>();
-    const toRead: string[] = [];
+  private async rollupUpdates(byId: Map<string, Map<number, StoredValue>>): Promise<RollupChange[]> {
     // A run: the batch's points of one datapoint inside one bucket of one resolution
-    // (entries [from, to) of the series, which is sorted by time). Map lookups happen once
-    // per run, not once per point.
-    type Run = { id: string; ts: number[]; vals: StoredValue[]; from: number; to: number; bucket: number; key: string };
-    const runsByRes: Run[][] = RESOLUTIONS.map(() => []);
+    // (entries [from, to) of the series, sorted by time). All work is per run, not per
+    // point; a run's `agg` starts as the bucket's current aggregate (a copy from the cache,
+    // read from disk, or none for a bucket newer than anything stored).
+    const runs: Run[][] = RESOLUTIONS.map(() => []);
+    const toRead: Run[] = [];
     for (const [id, points] of byId) {
       let ts: number[];
       let vals: StoredValue[];
@@ -256,88 +291,97 @@ export class LevelStore implements Store {
         ts = [t!];
         vals = [stored!];
       } else {
-        const entries = [...points].sort((a, b) => a[0] - b[0]);
-        ts = entries.map((e) => e[0]);
-        vals = entries.map((e) => e[1]);
+        ts = [...points.keys()];
+        vals = [...points.values()];
+        if (!isAscending(ts)) {
+          const entries = [...points].sort((a, b) => a[0] - b[0]);
+          ts = entries.map((e) => e[0]);
+          vals = entries.map((e) => e[1]);
+        }
       }
       const latest = this.latestById.get(id);
+      const cache = this.rollupCache.get(id);
+      const series: Series = { id, ts, vals, runs: [] };
       for (let r = 0; r < RESOLUTIONS.length; r++) {
-        const res = RESOLUTIONS[r]!;
-        const latestBucket = latest ? bucketStart(latest.t, res.ms) : undefined;
-        const cached = this.rollupCache.get(`${res.name}!${id}`);
+        const ms = RESOLUTIONS[r]!.ms;
+        const latestBucket = latest ? bucketStart(latest.t, ms) : -Infinity;
+        const cached = cache?.[r];
+        const own: Run[] = (series.runs[r] = []);
         for (let from = 0; from < ts.length; ) {
-          const bucket = bucketStart(ts[from]!, res.ms);
-          const end = bucket + res.ms;
+          const bucket = bucketStart(ts[from]!, ms);
+          const end = bucket + ms;
           let to = from + 1;
           while (to < ts.length && ts[to]! < end) to++;
-          const key = rollupKey(res.name, id, bucket);
-          runsByRes[r]!.push({ id, ts, vals, from, to, bucket, key });
+          const run: Run = { series, r, from, to, bucket, key: rollupKey(RESOLUTIONS[r]!.name, id, bucket), agg: null };
+          if (bucket > latestBucket) run.agg = null;
+          else if (cached && cached.bucket === bucket) run.agg = copyAgg(cached.agg);
+          else toRead.push(run);
+          runs[r]!.push(run);
+          own.push(run);
           from = to;
-          if (latestBucket !== undefined && bucket > latestBucket) work.set(key, null);
-          else if (cached && cached.bucket === bucket) work.set(key, { ...cached.agg });
-          else {
-            work.set(key, null);
-            toRead.push(key);
-          }
         }
       }
     }
     if (toRead.length > 0) {
-      const values = await this.level.getMany(toRead);
-      for (let i = 0; i < toRead.length; i++) if (values[i] !== undefined) work.set(toRead[i]!, decodeAgg(values[i]!));
+      const values = await this.level.getMany(toRead.map((run) => run.key));
+      for (let i = 0; i < toRead.length; i++) if (values[i] !== undefined) toRead[i]!.agg = decodeAgg(values[i]!);
     }
+    const changes: RollupChange[] = [];
     for (let r = 0; r < RESOLUTIONS.length; r++) {
-      const res = RESOLUTIONS[r]!;
+      const ms = RESOLUTIONS[r]!.ms;
       const recompute: Run[] = [];
-      for (const run of runsByRes[r]!) {
-        let cur = work.get(run.key) ?? null;
+      for (const run of runs[r]!) {
+        const { ts, vals } = run.series;
+        let cur = run.agg;
         let touched = false;
-        let needsRecompute = false;
+        let inside = false;
         for (let i = run.from; i < run.to; i++) {
-          const t = run.ts[i]!;
-          const v = numericValue(run.vals[i]!);
+          const t = ts[i]!;
+          const v = numericValue(vals[i]!);
+          if (v === undefined) {
+            // Not a number: counts for nothing, unless it overwrites a reading inside the bucket.
+            if (cur && t >= cur.ft && t <= cur.lt) {
+              inside = true;
+              break;
+            }
+            continue;
+          }
           if (!cur) {
-            if (v !== undefined) {
-              cur = singleAgg(t, v);
-              touched = true;
-            }
+            cur = singleAgg(t, v);
+            touched = true;
           } else if (t > cur.lt) {
-            if (v !== undefined) {
-              // In-place form of mergeOrdered(cur, singleAgg(t, v)).
-              cur.count++;
-              cur.sum += v;
-              if (v < cur.min) cur.min = v;
-              if (v > cur.max) cur.max = v;
-              cur.inc += counterStep(cur.lv, v);
-              cur.lt = t;
-              cur.lv = v;
-              touched = true;
-            }
+            // In-place form of mergeOrdered(cur, singleAgg(t, v)): `cur` is this batch's copy.
+            cur.count++;
+            cur.sum += v;
+            if (v < cur.min) cur.min = v;
+            if (v > cur.max) cur.max = v;
+            cur.inc += counterStep(cur.lv, v);
+            cur.lt = t;
+            cur.lv = v;
+            touched = true;
           } else if (t < cur.ft) {
-            if (v !== undefined) {
-              cur = mergeOrdered(singleAgg(t, v), cur);
-              touched = true;
-            }
+            cur = mergeOrdered(singleAgg(t, v), cur);
+            touched = true;
           } else {
             // Inside the bucket's span (late value or overwrite): recompute the bucket.
-            needsRecompute = true;
+            inside = true;
             break;
           }
         }
-        if (needsRecompute) recompute.push(run);
+        if (inside) recompute.push(run);
         else if (touched) {
-          work.set(run.key, cur);
-          changed.set(run.key, cur);
+          run.agg = cur;
+          changes.push({ id: run.series.id, r, bucket: run.bucket, key: run.key, agg: cur });
         }
       }
       for (const run of recompute) {
-        const { id, bucket, key } = run;
-        const agg = r === 0 ? await this.aggregateRaw(id, bucket, bucket + res.ms - 1, byId.get(id)!) : await this.aggregateFiner(RESOLUTIONS[r - 1]!.name, id, bucket, bucket + res.ms - 1, work);
-        work.set(key, agg ?? null);
-        changed.set(key, agg ?? null);
+        const { series, bucket } = run;
+        const agg = r === 0 ? await this.aggregateRaw(series.id, bucket, bucket + ms - 1, byId.get(series.id)!) : await this.aggregateFiner(r - 1, series, bucket, bucket + ms - 1);
+        run.agg = agg ?? null;
+        changes.push({ id: series.id, r, bucket, key: run.key, agg: run.agg });
       }
     }
-    return changed;
+    return changes;
   }
 
   /** Aggregate of the raw points in [from, to] as they will be after this batch. */
@@ -358,17 +402,14 @@ export class LevelStore implements Store {
   }
 
   /** Aggregate of a coarser bucket from the finer rollup's buckets as they will be after this batch. */
-  private async aggregateFiner(res: string, id: string, from: number, to: number, work: Map<string, Agg | null>): Promise<Agg | undefined> {
+  private async aggregateFiner(finer: number, series: Series, from: number, to: number): Promise<Agg | undefined> {
+    const res = RESOLUTIONS[finer]!.name;
     const buckets = new Map<number, Agg | null>();
-    for await (const [key, value] of this.level.iterator({ gte: rollupKey(res, id, from), lte: rollupKey(res, id, to) })) {
+    for await (const [key, value] of this.level.iterator({ gte: rollupKey(res, series.id, from), lte: rollupKey(res, series.id, to) })) {
       buckets.set(rollupBucket(key), decodeAgg(value));
     }
-    const prefix = rollupPrefix(res, id);
-    for (const [key, agg] of work) {
-      if (!key.startsWith(prefix)) continue;
-      const bucket = rollupBucket(key);
-      if (bucket >= from && bucket <= to) buckets.set(bucket, agg);
-    }
+    // This batch's finer buckets (final by now: resolutions are processed finest first).
+    for (const run of series.runs[finer]!) if (run.bucket >= from && run.bucket <= to) buckets.set(run.bucket, run.agg);
     let acc: Agg | undefined;
     for (const bucket of [...buckets.keys()].sort((a, b) => a - b)) {
       const agg = buckets.get(bucket);
