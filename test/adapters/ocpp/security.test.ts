@@ -95,6 +95,12 @@ t.test('invalid frames are answered with OCPP-J 1.6 error codes and counted', as
   t.same(await exchange(JSON.stringify([2, 'm8', 'StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Available', timestamp: '2024-05-01T10:00:00' }])), [3, 'm8', {}]);
   const heartbeat = await exchange(JSON.stringify([2, 'm9', 'Heartbeat', {}]));
   t.match(heartbeat, [3, 'm9', { currentTime: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/ }], 'strict output: UTC with Z');
+  // DataTransfer (§4.3): logged (bounded) and answered UnknownVendorId; a missing vendorId breaks the schema.
+  t.same(await exchange(JSON.stringify([2, 'm10', 'DataTransfer', { vendorId: 'com.acme', messageId: 'diag', data: 'x'.repeat(5000) }])), [3, 'm10', { status: 'UnknownVendorId' }]);
+  t.match(await exchange(JSON.stringify([2, 'm11', 'DataTransfer', { messageId: 'diag' }])), [4, 'm11', 'OccurrenceConstraintViolation']);
+  const logged = await eventually(() => gw.logs.find((l) => (l as { msg?: string }).msg === 'DataTransfer from charger') as { vendorId: string; dataLength: number; data: string } | undefined);
+  t.match(logged, { vendorId: 'com.acme', dataLength: 5000 }, 'DataTransfer logged with its vendor');
+  t.equal(logged!.data.length, 256, 'the logged data is bounded');
 
   const status = await eventually(async () => {
     const s = await gw.status();
@@ -102,7 +108,7 @@ t.test('invalid frames are answered with OCPP-J 1.6 error codes and counted', as
   });
   const c = status!.info!.counters as { badFrames: number; schemaViolations: Record<string, number>; notImplemented: number };
   t.equal(c.badFrames, 3);
-  t.same(c.schemaViolations, { TypeConstraintViolation: 1, FormationViolation: 1, PropertyConstraintViolation: 1, OccurrenceConstraintViolation: 1 });
+  t.same(c.schemaViolations, { TypeConstraintViolation: 1, FormationViolation: 1, PropertyConstraintViolation: 1, OccurrenceConstraintViolation: 2 });
   t.equal(c.notImplemented, 1);
   const stored = await (await fetch(`${gw.httpUrl}/api/datapoints/ev.raw.1.status`)).json() as { latest: { v: string; t: number } };
   t.equal(stored.latest.t, Date.UTC(2024, 4, 1, 10), 'offset-less timestamp read as UTC');
