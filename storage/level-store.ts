@@ -447,16 +447,24 @@ export class LevelStore implements Store {
     const limit = Math.min(query.limit ?? MAX_AGGREGATE_INTERVALS, MAX_AGGREGATE_INTERVALS);
     const intervals: Array<{ t: number; agg: Agg }> = [];
     let current: { t: number; agg: Agg } | undefined;
-    for await (const [key, value] of this.level.iterator({ gte: rollupKey(res.name, id, Math.max(0, from)), lte: rollupKey(res.name, id, to) })) {
-      const bucket = rollupBucket(key);
-      const t = bucketStart(bucket, query.interval);
-      const agg = decodeAgg(value);
-      if (current && current.t === t) current.agg = mergeOrdered(current.agg, agg);
-      else {
-        if (intervals.length >= limit) break;
-        current = { t, agg };
-        intervals.push(current);
+    const it = this.level.iterator({ gte: rollupKey(res.name, id, Math.max(0, from)), lte: rollupKey(res.name, id, to) });
+    try {
+      // One native call per 1,000 buckets instead of one promise per bucket.
+      scan: for (let entries = await it.nextv(1000); entries.length > 0; entries = await it.nextv(1000)) {
+        for (const [key, value] of entries) {
+          const bucket = rollupBucket(key);
+          const t = bucketStart(bucket, query.interval);
+          const agg = decodeAgg(value);
+          if (current && current.t === t) current.agg = mergeOrdered(current.agg, agg);
+          else {
+            if (intervals.length >= limit) break scan;
+            current = { t, agg };
+            intervals.push(current);
+          }
+        }
       }
+    } finally {
+      await it.close();
     }
     let before: Agg | undefined;
     if (query.agg === 'delta') {

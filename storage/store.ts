@@ -98,6 +98,9 @@ export function encodeValue(p: StoredValue): string {
 }
 
 export function decodeValue(t: number, raw: string): StoredValue {
+  // Fast path for `[<number>]`, what nearly every reading is; JSON number text is valid Number() input.
+  const c = raw.charCodeAt(1);
+  if ((c === 45 || (c >= 48 && c <= 57)) && raw.indexOf(',') === -1) return { t, v: Number(raw.slice(1, -1)) };
   const a = JSON.parse(raw) as [Value, ('stale' | 'bad')?];
   return a.length > 1 ? { t, v: a[0], q: a[1] } : { t, v: a[0] };
 }
