@@ -57,12 +57,13 @@ try {
   const db = new Level<string, string>(join(dir, 'db'));
   await db.open();
   const T0 = Date.UTC(2025, 0, 1);
-  for (let i = 0; i < N; i += 10_000) {
-    const ops = [];
-    for (let seq = i + 1; seq <= Math.min(N, i + 10_000); seq++) {
-      ops.push({ type: 'put' as const, key: outboxKey(seq), value: JSON.stringify([`site.meter${seq % DATAPOINTS}.power`, T0 + seq * 10, Math.round(Math.sin(seq) * 10_000) / 100]) });
-    }
-    await db.batch(ops);
+  // The outbox as LevelStore writes it: one record per group commit (here 5,000 points),
+  // `o!<first seq>` → [[id, t, v], …].
+  const COMMIT = 5000;
+  for (let i = 0; i < N; i += COMMIT) {
+    const rows = [];
+    for (let seq = i + 1; seq <= Math.min(N, i + COMMIT); seq++) rows.push([`site.meter${seq % DATAPOINTS}.power`, T0 + seq * 10, Math.round(Math.sin(seq) * 10_000) / 100]);
+    await db.put(outboxKey(i + 1), JSON.stringify(rows));
   }
   await db.put(SEQ_KEY, String(N));
   await db.close();

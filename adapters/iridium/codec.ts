@@ -23,11 +23,28 @@ import { ByteReader, ByteWriter } from './varint.js';
  *     values of the non-null readings: zigzag first value, then zigzag deltas, as integers
  *     scaled by 10^decimals (booleans are 0/1)
  *
+ * Version 2 (the sync fallback link, runtime/sync/satellite-link.ts) is version 1 with the
+ * outbox sequence number of every reading between the base time and the series, so the
+ * central side drops these readings again when the primary link backfills the history
+ * (runtime/sync/codec.ts `SeqDeduper`):
+ *
+ *   uv   N = number of readings
+ *   uv   outbox seq of the first reading, in decoded order (series by index, then by time)
+ *   uv   number of runs R                (absent when N = 1)
+ *   R ×  (sv delta, uv run length - 1)   seq deltas in decoded order, run-length encoded
+ *
+ * Latest values written together have consecutive sequence numbers: one run.
+ *
+ * The first byte of every MO message says what it is: 1 and 2 are readings, 3 an
+ * acknowledgement of MT commands (`mo-ack.ts`).
+ *
  * The datapoint table (order, decimals, type) is the contract with the central side:
  * append new datapoints at the end; changing it changes the fingerprint.
  */
 
 export const CODEC_VERSION = 1;
+/** Readings with their outbox sequence numbers (sync fallback link). */
+export const CODEC_VERSION_SEQ = 2;
 /** Epoch of the base timestamp: keeps the varint at 4 bytes for second resolution. */
 export const CODEC_EPOCH_MS = Date.UTC(2020, 0, 1);
 /** 9602/9603 maximum MO message (ISU AT Command Reference, +SBDWB). */
@@ -53,6 +70,13 @@ export interface Reading {
   t: number;
   v: number | boolean | null;
   q?: 'stale' | 'bad';
+  /** Outbox sequence number: required to encode with `outboxSeqs`, set by the decoder for version 2. */
+  seq?: number;
+}
+
+export interface EncodeOptions {
+  /** Version 2: carry every reading's `seq` (its outbox sequence number). */
+  outboxSeqs?: boolean;
 }
 
 export interface DecodedMessage {
@@ -83,9 +107,24 @@ export class MoCodec {
     return this.index.has(id);
   }
 
+  /**
+   * Whether `encode` takes this reading: a datapoint of the table, a value of its type
+   * (or null for a stale/bad reading), measured after the codec epoch, within range.
+   */
+  carries(r: { id: string; t: number; v: unknown }): boolean {
+    const i = this.index.get(r.id);
+    if (i === undefined || !Number.isFinite(r.t) || r.t < CODEC_EPOCH_MS) return false;
+    if (r.v === null) return true;
+    const dp = this.table.datapoints[i]!;
+    if (dp.type === 'boolean') return typeof r.v === 'boolean';
+    if (typeof r.v !== 'number' || !Number.isFinite(r.v)) return false;
+    const scaled = Math.round(r.v * 10 ** dp.decimals);
+    return Number.isSafeInteger(scaled) && Math.abs(scaled) <= 2 ** 50;
+  }
+
   /** Encodes all readings into one message; throws when it would exceed `maxBytes`. */
-  encode(readings: readonly Reading[], seq: number, maxBytes = MAX_MO_BYTES): Buffer {
-    const bytes = this.encodeUnbounded(readings, seq);
+  encode(readings: readonly Reading[], seq: number, maxBytes = MAX_MO_BYTES, options: EncodeOptions = {}): Buffer {
+    const bytes = this.encodeUnbounded(readings, seq, options);
     if (bytes.length > maxBytes) {
       throw new OutpostError('IRIDIUM_MO_SIZE', `${readings.length} readings need ${bytes.length} bytes, more than ${maxBytes}`);
     }
@@ -96,7 +135,7 @@ export class MoCodec {
    * Takes as many readings (a prefix of `readings`, in the caller's priority order) as
    * fit in `maxBytes`. Returns the message and how many readings it holds.
    */
-  packPrefix(readings: readonly Reading[], seq: number, maxBytes = MAX_MO_BYTES): { bytes: Buffer; count: number } {
+  packPrefix(readings: readonly Reading[], seq: number, maxBytes = MAX_MO_BYTES, options: EncodeOptions = {}): { bytes: Buffer; count: number } {
     if (readings.length === 0) throw new OutpostError('IRIDIUM_CODEC', 'nothing to encode');
     // A non-null reading takes at least one byte and a null one bit: no message holds more
     // than maxBytes × 8 readings. Grow the prefix exponentially, then binary-search the
@@ -106,7 +145,7 @@ export class MoCodec {
     let best: Buffer | undefined;
     let hi = Math.min(limit, 32);
     for (;;) {
-      const bytes = this.encodeUnbounded(readings.slice(0, hi), seq);
+      const bytes = this.encodeUnbounded(readings.slice(0, hi), seq, options);
       if (bytes.length > maxBytes) {
         hi -= 1;
         break;
@@ -118,7 +157,7 @@ export class MoCodec {
     }
     while (lo < hi) {
       const mid = Math.ceil((lo + hi) / 2);
-      const bytes = this.encodeUnbounded(readings.slice(0, mid), seq);
+      const bytes = this.encodeUnbounded(readings.slice(0, mid), seq, options);
       if (bytes.length <= maxBytes) {
         lo = mid;
         best = bytes;
@@ -128,7 +167,7 @@ export class MoCodec {
     return { bytes: best, count: lo };
   }
 
-  private encodeUnbounded(readings: readonly Reading[], seq: number): Buffer {
+  private encodeUnbounded(readings: readonly Reading[], seq: number, options: EncodeOptions = {}): Buffer {
     if (readings.length === 0) throw new OutpostError('IRIDIUM_CODEC', 'nothing to encode');
     const res = this.table.timeResolutionMs;
     const series = new Map<number, Array<{ tq: number; r: Reading }>>();
@@ -143,10 +182,13 @@ export class MoCodec {
       if (!list) series.set(i, (list = []));
       list.push({ tq, r });
     }
+    const ordered = [...series.entries()].sort((a, b) => a[0] - b[0]);
+    // Stable sort: readings of one datapoint at the same time keep the caller's order.
+    for (const [, list] of ordered) list.sort((a, b) => a.tq - b.tq);
     const w = new ByteWriter(400);
-    w.byte(CODEC_VERSION).byte(this.fingerprint >> 8).byte(this.fingerprint & 0xff).uvarint(seq).uvarint(base);
-    for (const [i, list] of [...series.entries()].sort((a, b) => a[0] - b[0])) {
-      list.sort((a, b) => a.tq - b.tq);
+    w.byte(options.outboxSeqs ? CODEC_VERSION_SEQ : CODEC_VERSION).byte(this.fingerprint >> 8).byte(this.fingerprint & 0xff).uvarint(seq).uvarint(base);
+    if (options.outboxSeqs) writeSeqs(w, ordered.flatMap(([, list]) => list.map((e) => e.r)));
+    for (const [i, list] of ordered) {
       const dp = this.table.datapoints[i]!;
       const hasNulls = list.some((e) => e.r.v === null);
       w.uvarint(i * 2 + (hasNulls ? 1 : 0)).uvarint(list.length - 1).uvarint(list[0]!.tq - base);
@@ -180,13 +222,14 @@ export class MoCodec {
   decode(bytes: Uint8Array): DecodedMessage {
     const r = new ByteReader(bytes);
     const version = r.byte();
-    if (version !== CODEC_VERSION) throw new OutpostError('IRIDIUM_CODEC', `unsupported MO codec version ${version}`);
+    if (version !== CODEC_VERSION && version !== CODEC_VERSION_SEQ) throw new OutpostError('IRIDIUM_CODEC', `unsupported MO codec version ${version}`);
     const fp = (r.byte() << 8) | r.byte();
     if (fp !== this.fingerprint) {
       throw new OutpostError('IRIDIUM_CODEC', `codec table fingerprint ${fp.toString(16)} does not match ${this.fingerprint.toString(16)}: the datapoint tables differ`);
     }
     const seq = r.uvarint();
     const base = r.uvarint();
+    const outboxSeqs = version === CODEC_VERSION_SEQ ? readSeqs(r, bytes.length) : undefined;
     const res = this.table.timeResolutionMs;
     const readings: Reading[] = [];
     while (r.remaining > 0) {
@@ -228,6 +271,10 @@ export class MoCodec {
         readings.push({ id: dp.id, t, v: unscale(dp, raw) });
       }
     }
+    if (outboxSeqs) {
+      if (outboxSeqs.length !== readings.length) throw new OutpostError('IRIDIUM_CODEC', `${outboxSeqs.length} sequence numbers for ${readings.length} readings`);
+      readings.forEach((reading, k) => (reading.seq = outboxSeqs[k]!));
+    }
     return { version, seq, readings };
   }
 
@@ -258,6 +305,43 @@ function unscale(dp: CodecDatapoint, raw: number): number | boolean {
   if (dp.type === 'boolean') return raw !== 0;
   // Divide (not multiply by 10^-d) so that 0.1 decodes as 0.1, not 0.10000000000000002.
   return dp.decimals === 0 ? raw : raw / 10 ** dp.decimals;
+}
+
+/** Version 2 sequence section: count, first, run-length encoded signed deltas. */
+function writeSeqs(w: ByteWriter, readings: readonly Reading[]): void {
+  const seqs = readings.map((r) => {
+    if (r.seq === undefined || !Number.isSafeInteger(r.seq) || r.seq < 0) throw new OutpostError('IRIDIUM_CODEC', `${r.id}: an outbox sequence number is required (got ${r.seq})`);
+    return r.seq;
+  });
+  w.uvarint(seqs.length).uvarint(seqs[0]!);
+  if (seqs.length === 1) return;
+  const runs: Array<[number, number]> = [];
+  for (let k = 1; k < seqs.length; k++) {
+    const d = seqs[k]! - seqs[k - 1]!;
+    const last = runs[runs.length - 1];
+    if (last && last[0] === d) last[1]++;
+    else runs.push([d, 1]);
+  }
+  w.uvarint(runs.length);
+  for (const [d, n] of runs) w.svarint(d).uvarint(n - 1);
+}
+
+function readSeqs(r: ByteReader, messageBytes: number): number[] {
+  const n = r.uvarint();
+  if (n < 1 || n > messageBytes * 8) throw new OutpostError('IRIDIUM_CODEC', `implausible reading count ${n}`);
+  const seqs = [r.uvarint()];
+  if (n > 1) {
+    const runs = r.uvarint();
+    for (let k = 0; k < runs; k++) {
+      const d = r.svarint();
+      const len = r.uvarint() + 1;
+      if (seqs.length + len > n) throw new OutpostError('IRIDIUM_CODEC', 'sequence runs exceed the reading count');
+      for (let j = 0; j < len; j++) seqs.push(seqs[seqs.length - 1]! + d);
+    }
+    if (seqs.length !== n) throw new OutpostError('IRIDIUM_CODEC', 'sequence runs do not cover the readings');
+  }
+  if (seqs.some((s) => s < 0 || !Number.isSafeInteger(s))) throw new OutpostError('IRIDIUM_CODEC', 'negative outbox sequence number');
+  return seqs;
 }
 
 function bitmap(bits: boolean[]): Uint8Array {

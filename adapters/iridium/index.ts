@@ -4,11 +4,13 @@ import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
 import { OutpostError, toOutpostError } from '../../runtime/errors.js';
 import { AtTransport, serialPortIo } from './at-transport.js';
 import { CreditBudget, type Priority } from './budget.js';
-import { MoCodec, type Reading } from './codec.js';
+import { creditsFor, MAX_MO_BYTES, MoCodec, type Reading } from './codec.js';
 import { IridiumModem } from './modem.js';
 import { MtVerifier, type MtCommand } from './mt.js';
 import { SbdLink, type LinkState, type MtHandler } from './session.js';
 import { readJsonState, writeJsonState } from './state-file.js';
+import { encodeMoAck, moKind } from './mo-ack.js';
+import { satelliteModems, type SatelliteModem, type SatelliteMt } from '../../runtime/sync/satellite.js';
 import { join } from 'node:path';
 
 const datapointSchema = z.strictObject({
@@ -31,6 +33,12 @@ const schema = z.strictObject({
   ringAlerts: z.boolean().default(true),
   /** Broker topic prefix (as in broker config), for setpoints from MT messages. */
   topicPrefix: z.string().default('outpost'),
+  /**
+   * Stand-alone forwarding of the table's datapoints (those with `forward: true`). Set it
+   * false when the modem is the sync service's fallback link (`sync.links[].type: iridium`):
+   * the sync service then decides what goes out, and nothing is paid for twice.
+   */
+  forward: z.boolean().default(true),
   /** The codec table: ORDER IS THE WIRE CONTRACT with the central side; append only. */
   datapoints: z.array(datapointSchema).max(1000).default([]),
   timeResolutionMs: z.number().int().min(1).max(3_600_000).default(1000),
@@ -111,6 +119,7 @@ export default defineAdapter({
     let release: (() => Promise<void>) | undefined;
     const timers: NodeJS.Timeout[] = [];
     const unsubscribe: Array<() => Promise<void>> = [];
+    let unregister: (() => void) | undefined;
 
     return {
       async start(ctx: AdapterContext) {
@@ -189,10 +198,12 @@ export default defineAdapter({
         publish(dp.today, budget.today);
         publish(dp.month, budget.month);
 
-        // ---- MT: authenticate, then setpoints to the bus ----
+        // ---- MT: authenticate, then setpoints (locally, or through the sync downlink) ----
         let refused = 0;
         publish(dp.refused, refused);
         const mtHandlers = new Set<(c: MtCommand[], i: { counter: number; mtmsn: number }) => void | Promise<void>>();
+        /** Set while a sync link takes the MT commands (it validates, applies and acknowledges them). */
+        let commandSink: ((mt: SatelliteMt) => void) | undefined;
         l.onMt(async (bytes, mtInfo) => {
           if (!verifier) {
             refused++;
@@ -211,9 +222,12 @@ export default defineAdapter({
             ctx.log.warn({ mtmsn: mtInfo.mtmsn, reason: (e.details as { reason: string }).reason, detail: e.message }, 'MT message refused');
             return;
           }
-          ctx.log.info({ mtmsn: mtInfo.mtmsn, counter: accepted.counter, commands: accepted.commands.length }, 'MT message accepted');
+          ctx.log.info({ mtmsn: mtInfo.mtmsn, counter: accepted.counter, commands: accepted.commands.length, via: commandSink ? 'sync' : 'adapter' }, 'MT message accepted');
           for (const c of accepted.commands) {
-            if (c.kind === 'setpoint') {
+            if (c.kind === 'command') {
+              if (c.name === 'mailbox_check') l.mailboxCheck();
+              else if (c.name === 'send_now') flush();
+            } else if (!commandSink) {
               const body: { v: number | boolean; expires?: number } = { v: c.v };
               if (c.expiresInS !== undefined) body.expires = ctx.clock.now() + c.expiresInS * 1000;
               // Same validation and routing as a local write; a refusal is logged, never retried.
@@ -224,9 +238,9 @@ export default defineAdapter({
                   ctx.log.warn({ id: c.id, code: e.code, reason: e.message }, 'MT setpoint refused');
                 },
               );
-            } else if (c.name === 'mailbox_check') l.mailboxCheck();
-            else if (c.name === 'send_now') flush();
+            }
           }
+          commandSink?.({ counter: accepted.counter, mtmsn: mtInfo.mtmsn, commands: accepted.commands });
           for (const h of mtHandlers) await h(accepted.commands, { counter: accepted.counter, mtmsn: mtInfo.mtmsn });
         });
 
@@ -256,7 +270,7 @@ export default defineAdapter({
             ctx.log.warn({ code: e.code, reason: e.message, readings: batch.length }, 'Iridium readings not sent');
           });
         };
-        for (const d of options.datapoints.filter((x) => x.forward)) {
+        for (const d of options.datapoints.filter((x) => options.forward && x.forward)) {
           const un = await ctx.bus.subscribe(`${options.topicPrefix}/dp/${d.id}/value`, (_topic, payload) => {
             let msg: { v: unknown; t: number; q?: 'stale' | 'bad' };
             try {
@@ -299,10 +313,47 @@ export default defineAdapter({
             return l.state;
           },
         });
+
+        // ---- the sync fallback link's view of this modem (runtime/sync/satellite.ts) ----
+        const modemApi: SatelliteModem = {
+          get state() {
+            return l.state;
+          },
+          maxMessageBytes: MAX_MO_BYTES,
+          forwarding: options.forward && options.datapoints.some((d) => d.forward),
+          carries: (r) => codec.carries(r),
+          // Codec version 2: every reading with its outbox sequence number, for the receiver's dedupe.
+          pack: (readings, maxBytes) => codec.packPrefix(readings as readonly Reading[], seq, maxBytes, { outboxSeqs: true }),
+          creditsFor,
+          allows: (credits, priority) => budget.allows(credits, priority),
+          sendPacked: async (bytes, priority) => {
+            if (moKind(bytes) === 'readings') {
+              // `pack` used the current message number: consume it durably before the message goes out.
+              seq++;
+              await writeJsonState(join(ctx.dataDir, 'mo-seq.json'), { seq });
+            }
+            const r = await l.send(bytes, priority);
+            return { credits: r.credits };
+          },
+          encodeAck: (acks) => encodeMoAck(acks),
+          onState: (listener) => {
+            l.on('state', listener);
+            return () => void l.off('state', listener);
+          },
+          setCommandSink: (sink) => {
+            commandSink = sink;
+            return () => {
+              if (commandSink === sink) commandSink = undefined;
+            };
+          },
+        };
+        unregister = satelliteModems.register(ctx.gateway.id, id, modemApi);
         l.start();
       },
       async stop() {
         iridiumLinks.delete(id);
+        unregister?.();
+        unregister = undefined;
         for (const timer of timers.splice(0)) clearInterval(timer);
         await Promise.all(unsubscribe.splice(0).map((un) => un()));
         await link?.stop();

@@ -95,7 +95,29 @@ export const httpLinkSchema = z
       .optional(),
   });
 
-/** A link implemented in-process by code (tests, and the Iridium modem once adapters/iridium lands). */
+/**
+ * The Iridium SBD modem of an `iridium` adapter as the metered fallback link: priority
+ * data (alarms, then latest values) in the adapter's compact codec, within its credit
+ * budget; MT commands go through the downlink and are acknowledged in a small MO message.
+ */
+export const iridiumLinkSchema = z.strictObject({
+  name: common.name,
+  /** A satellite link only ever carries priority data while the primaries are down. */
+  role: z.literal('fallback').default('fallback'),
+  type: z.literal('iridium'),
+  /** Id of the `iridium` adapter instance (its `id:` under `adapters:`). */
+  adapter: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'expected the id of an iridium adapter'),
+  /**
+   * Largest message sent (bytes, ≤ 340 = the 9602/9603 MO limit). Billing is per started
+   * 50 bytes: 100 caps every message at 2 credits.
+   */
+  messageBytes: z.number().int().min(20).max(340).default(340),
+  /** Route authenticated MT setpoints through the sync downlink and acknowledge them over the modem. */
+  downlink: z.boolean().default(true),
+  maxBytesPerSecond: common.maxBytesPerSecond,
+});
+
+/** A link implemented in-process by code (tests). */
 export const customLinkSchema = z.strictObject({
   name: common.name,
   role: common.role,
@@ -105,7 +127,7 @@ export const customLinkSchema = z.strictObject({
   maxBytesPerSecond: common.maxBytesPerSecond,
 });
 
-export const linkSchema = z.discriminatedUnion('type', [mqttLinkSchema, httpLinkSchema, customLinkSchema]);
+export const linkSchema = z.discriminatedUnion('type', [mqttLinkSchema, httpLinkSchema, iridiumLinkSchema, customLinkSchema]);
 
 /** The `sync:` section of the gateway configuration. */
 export const syncSchema = z
@@ -163,3 +185,4 @@ export type LinkConfig = z.output<typeof linkSchema>;
 export type MqttLinkConfig = z.output<typeof mqttLinkSchema>;
 export type HttpLinkConfig = z.output<typeof httpLinkSchema>;
 export type CustomLinkConfig = z.output<typeof customLinkSchema>;
+export type IridiumLinkConfig = z.output<typeof iridiumLinkSchema>;

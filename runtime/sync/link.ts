@@ -51,8 +51,8 @@ export interface LinkEvents {
 }
 
 /**
- * The contract every upstream link implements (MQTT, HTTP, and — once
- * adapters/iridium lands — the Iridium SBD modem). A link only moves bytes: it
+ * The contract every upstream link implements (MQTT, HTTP, and the Iridium SBD modem
+ * in `satellite-link.ts`). A link only moves bytes: it
  * never reads the outbox or touches the cursor. `send` resolves once the upstream
  * acknowledged the batch durably (PUBACK, 2xx, SBD MO success) and rejects with an
  * OutpostError otherwise (`retryAfterMs` in details is honoured by the scheduler).
@@ -71,6 +71,12 @@ export interface Link {
   stop(): Promise<void>;
   /** Resolves with the payload bytes sent, once acknowledged. */
   send(batch: Batch): Promise<number>;
+  /**
+   * Metered links (satellite): of the priority candidates, in priority order, the records
+   * one `send` will carry (those it can encode, cut to one message and to its budget).
+   * `isAlarm` tells which candidates are alarms. Without it, `maxBatchRecords` cuts.
+   */
+  fit?(ordered: readonly OutboxRecord[], isAlarm: (r: OutboxRecord) => boolean): OutboxRecord[];
   /** Publishes a downlink acknowledgement upstream (links without a downlink omit it). */
   sendAck?(ack: DownlinkAck): Promise<void>;
   on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this;

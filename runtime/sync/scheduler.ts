@@ -195,9 +195,15 @@ export class DrainScheduler {
   }
 
   /** Alarms and latest values among `scan` records after `after`, minus what `skip` says was sent. */
-  async priorityBatch(maxRecords: number, skip: ((r: OutboxRecord, alarm: boolean) => boolean) | undefined, after: number, scan: number): Promise<Batch | undefined> {
+  async priorityBatch(
+    maxRecords: number,
+    skip: ((r: OutboxRecord, alarm: boolean) => boolean) | undefined,
+    after: number,
+    scan: number,
+    fit?: (ordered: readonly OutboxRecord[], isAlarm: (r: OutboxRecord) => boolean) => OutboxRecord[],
+  ): Promise<Batch | undefined> {
     const tail: OutboxRecord[] = await this.o.store.readOutbox(after, scan);
-    const picked = selectPriority(tail, this.o.isAlarm, maxRecords, skip);
+    const picked = selectPriority(tail, this.o.isAlarm, maxRecords, skip, fit);
     if (picked.length === 0) return undefined;
     const first = picked[0]!.seq;
     const last = picked[picked.length - 1]!.seq;

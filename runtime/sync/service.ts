@@ -13,6 +13,8 @@ import { Downlink } from './downlink.js';
 import type { DownlinkCommand, Link, LinkState } from './link.js';
 import { MqttLink } from './mqtt-link.js';
 import { HttpLink } from './http-link.js';
+import { SatelliteLink } from './satellite-link.js';
+import { satelliteModems, type SatelliteDirectory } from './satellite.js';
 import { ByteBucket } from './pacing.js';
 import { compilePatterns } from './priority.js';
 import { DrainScheduler, type Lane } from './scheduler.js';
@@ -33,8 +35,10 @@ export interface SyncServiceOptions {
   dataDir: string;
   /** Topic prefix of the local bus (`broker.prefix`), for `<prefix>/sync/status`. */
   topicPrefix?: string;
-  /** Links built by code, matched by name to `type: custom` entries (tests; Iridium until its link lands). */
+  /** Links built by code, matched by name to `type: custom` entries (tests). */
   customLinks?: ReadonlyMap<string, Link>;
+  /** Where `type: iridium` links find their adapter's modem (default: the process-wide directory). */
+  satellites?: SatelliteDirectory;
   random?: () => number;
 }
 
@@ -149,6 +153,7 @@ export class SyncService {
       let link: Link;
       if (lc.type === 'mqtt') link = new MqttLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock });
       else if (lc.type === 'http') link = new HttpLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, stateDir: join(o.dataDir, 'sync'), random: o.random });
+      else if (lc.type === 'iridium') link = new SatelliteLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, directory: o.satellites ?? satelliteModems });
       else {
         const custom = o.customLinks?.get(lc.name);
         if (!custom) throw new OutpostError('SYNC_CONFIG', `sync link "${lc.name}" is type custom but no link of that name was supplied`);
@@ -156,7 +161,8 @@ export class SyncService {
       }
       const rt: LinkRuntime = {
         link,
-        lane: { link, window: lc.window, batchRecords: lc.batchRecords, bucket: new ByteBucket(lc.maxBytesPerSecond, o.clock) },
+        // A satellite link sends one message at a time, cut by its own `fit`.
+        lane: lc.type === 'iridium' ? { link, window: 1, batchRecords: link.maxBatchRecords, bucket: new ByteBucket(lc.maxBytesPerSecond, o.clock) } : { link, window: lc.window, batchRecords: lc.batchRecords, bucket: new ByteBucket(lc.maxBytesPerSecond, o.clock) },
         since: o.clock.now(),
         batches: 0,
         records: 0,
@@ -349,7 +355,7 @@ export class SyncService {
       const lastSeq = this.o.store.stats().lastSeq;
       const scan = this.config.live.scanRecords;
       const skip = (r: { seq: number; id: string }, alarm: boolean): boolean => (alarm ? this.fallbackSent.has(r.seq) : r.seq <= (this.fallbackLatest.get(r.id) ?? 0));
-      const batch = await this.drain.priorityBatch(fb.link.maxBatchRecords, skip, Math.max(this.cursor.value, lastSeq - scan), scan);
+      const batch = await this.drain.priorityBatch(fb.link.maxBatchRecords, skip, Math.max(this.cursor.value, lastSeq - scan), scan, fb.link.fit?.bind(fb.link));
       this.lastFallbackSend = now;
       if (!batch) return;
       await fb.lane.bucket.ready();

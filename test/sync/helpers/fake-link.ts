@@ -4,8 +4,9 @@ import type { Batch, Link, LinkEvents, LinkState } from '../../../runtime/sync/l
 import { batchToJson } from '../../../runtime/sync/codec.js';
 
 /**
- * An in-process link standing in for the Iridium SBD modem until adapters/iridium
- * provides the real one: a small per-send record limit, a message budget, and an
+ * An in-process metered link for the fallback logic's unit tests (the real Iridium link,
+ * runtime/sync/satellite-link.ts, is tested against the modem simulator in
+ * iridium-fallback.test.ts): a small per-send record limit, a message budget, and an
  * upstream that is just an array.
  */
 export class FakeSatelliteLink extends EventEmitter implements Link {

@@ -1,0 +1,113 @@
+import { OutpostError } from '../errors.js';
+
+/**
+ * The contract between a metered satellite modem adapter (adapters/iridium) and the
+ * sync service's fallback link (`satellite-link.ts`). The adapter owns the serial port,
+ * the session policy, the budget and the wire codec; the link decides what to send.
+ * Kept here, in the runtime, so sync never imports an adapter: the adapter implements
+ * this interface and registers itself in `satelliteModems` while it runs.
+ */
+
+/** Budget class of a message: alarms may use the whole daily budget, latest values less. */
+export type SatellitePriority = 'alarm' | 'latest' | 'history';
+
+/** A reading as the fallback link hands it over: an outbox record. */
+export interface SatelliteReading {
+  seq: number;
+  id: string;
+  t: number;
+  v: unknown;
+  q?: 'stale' | 'bad';
+}
+
+/** An authenticated MT command (the adapter checked the tag and the replay counter). */
+export type SatelliteCommand = { kind: 'setpoint'; id: string; v: number | boolean; expiresInS?: number } | { kind: 'command'; name: string };
+
+export interface SatelliteMt {
+  /** Authenticated, strictly increasing counter of the MT message. */
+  counter: number;
+  /** Iridium MT sequence number (logs). */
+  mtmsn: number;
+  commands: SatelliteCommand[];
+}
+
+export interface SatelliteModem {
+  /** Modem link state in the adapter's words: idle, session, backoff, waiting, no_signal, budget, account_error, down, starting, stopped. */
+  readonly state: string;
+  /** Largest MO message (bytes). */
+  readonly maxMessageBytes: number;
+  /** The adapter also forwards bus values on its own (stand-alone mode): both would spend credits. */
+  readonly forwarding: boolean;
+  /** Whether the wire codec can carry this reading (datapoint in its table, type, time). */
+  carries(r: SatelliteReading): boolean;
+  /** Encodes the longest prefix of `readings` that fits in `maxBytes`, with their sequence numbers. */
+  pack(readings: readonly SatelliteReading[], maxBytes: number): { bytes: Buffer; count: number };
+  /** Credits one message of this size costs. */
+  creditsFor(bytes: number): number;
+  /** Whether the budget allows `credits` more today for this priority. */
+  allows(credits: number, priority: SatellitePriority): boolean;
+  /** Queues a packed message; resolves once the satellite gateway took it (SBD MO success). */
+  sendPacked(bytes: Buffer, priority: SatellitePriority): Promise<{ credits: number }>;
+  /** Encodes acknowledgements of MT messages as one small MO message. */
+  encodeAck(acks: ReadonlyArray<{ counter: number; results: string[] }>): Buffer;
+  /** State changes of the modem link; returns the unsubscribe function. */
+  onState(listener: (state: string, detail?: string) => void): () => void;
+  /**
+   * Hands authenticated MT messages to the sync downlink instead of applying them in the
+   * adapter (setpoints then take the downlink path and are acknowledged upstream).
+   * Returns the function that gives them back to the adapter.
+   */
+  setCommandSink(sink: (mt: SatelliteMt) => void): () => void;
+}
+
+type Watcher = (modem: SatelliteModem | undefined) => void;
+
+/**
+ * Running satellite modems by `(gateway id, adapter id)`. The adapter registers on start
+ * and unregisters on stop (the adapter host restarts it after a failure); a link watches
+ * its entry, so it attaches whenever the adapter is running, whatever the start order.
+ */
+export class SatelliteDirectory {
+  private readonly modems = new Map<string, SatelliteModem>();
+  private readonly watchers = new Map<string, Set<Watcher>>();
+
+  register(gatewayId: string, adapterId: string, modem: SatelliteModem): () => void {
+    const key = this.key(gatewayId, adapterId);
+    if (this.modems.has(key)) throw new OutpostError('CONFIG_INVALID', `a satellite modem "${adapterId}" of gateway "${gatewayId}" is already running in this process`);
+    this.modems.set(key, modem);
+    this.notify(key, modem);
+    return () => {
+      if (this.modems.get(key) !== modem) return;
+      this.modems.delete(key);
+      this.notify(key, undefined);
+    };
+  }
+
+  get(gatewayId: string, adapterId: string): SatelliteModem | undefined {
+    return this.modems.get(this.key(gatewayId, adapterId));
+  }
+
+  /** Calls `watcher` now with the current modem (or undefined) and on every change. */
+  watch(gatewayId: string, adapterId: string, watcher: Watcher): () => void {
+    const key = this.key(gatewayId, adapterId);
+    let set = this.watchers.get(key);
+    if (!set) this.watchers.set(key, (set = new Set()));
+    set.add(watcher);
+    watcher(this.modems.get(key));
+    return () => {
+      set.delete(watcher);
+      if (set.size === 0) this.watchers.delete(key);
+    };
+  }
+
+  private notify(key: string, modem: SatelliteModem | undefined): void {
+    for (const w of this.watchers.get(key) ?? []) w(modem);
+  }
+
+  private key(gatewayId: string, adapterId: string): string {
+    return `${gatewayId}\u0000${adapterId}`;
+  }
+}
+
+/** The process-wide directory the iridium adapter registers in and the sync service reads. */
+export const satelliteModems = new SatelliteDirectory();
