@@ -10,9 +10,13 @@
  *   memory, split on newlines and commas, parseFloat): rows/s, time, ratio, peak RSS growth;
  * - the adapter pipeline without storage (parse → map → batches of 5000 → a counting target),
  *   which is what this adapter adds on top of storage;
+ * - the same pipeline writing straight into the gateway's LevelStore (`store.write`: storage
+ *   alone, no ingest validation, no bus), as the peer of
  * - the full import into a real gateway (LevelDB with fsync, batches of 5000 points) through the
  *   drop folder, as the adapter reports it (`lastImport.ms`): by default a 100-row slice of the
  *   report (storage-bound), the whole 5 MB with BENCH_FULL=1.
+ * Each line also gives the process CPU time (all threads, getrusage), which a shared machine
+ * disturbs less than wall time; the ratios compare runs of this one process.
  */
 import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
@@ -25,6 +29,7 @@ import { importFile } from '../adapters/bms-files/importer.js';
 import { PointMapper } from '../adapters/bms-files/mapping.js';
 import { defaultInsightPoints, writeInsightReport } from '../adapters/bms-files/simulator.js';
 import { eventually, startTestGateway } from '../test/helpers/gateway.js';
+import type { Store } from '../storage/store.js';
 
 const POINTS = 160;
 const ZONE = 'America/Chicago';
@@ -82,6 +87,23 @@ async function pipeline(path: string): Promise<number> {
   return result.rows;
 }
 
+/** The adapter pipeline writing straight into a LevelStore: the storage part of an import, alone. */
+async function storeOnly(path: string, store: Store, prefix: string): Promise<number> {
+  const result = await importFile({
+    path,
+    parser: new InsightParser({ timeZone: ZONE }),
+    mapper: new PointMapper([], 'register', prefix),
+    target: { register: async () => undefined, publishValues: async (p) => (await store.write(p), p.length), now: () => Date.now() },
+    describe: (_p, m) => ({ id: m.id }),
+    batchSize: 5000,
+    registered: new Set(),
+    checkpoint: async () => undefined,
+  });
+  return result.points;
+}
+
+const cpuMs = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1000;
+
 async function makeReport(dir: string, targetBytes: number, rowsOverride?: number): Promise<{ path: string; bytes: number; rows: number }> {
   const rowBytes = 1290; // 160 cells of "12.34" plus date and time, measured
   const rows = rowsOverride ?? Math.round(targetBytes / rowBytes);
@@ -121,16 +143,24 @@ async function main(): Promise<void> {
     );
     // First import registers the datapoints; the second measures steady state (a re-import, all overwrites).
     // The re-import (every point an overwrite) is slow in the current storage: only with BENCH_FULL.
+    console.log(`\nInsight report for the storage runs: ${POINTS} points × ${report.rows} rows, ${((await stat(report.path)).size / 1024 / 1024).toFixed(2)} MB`);
+    const cpu0 = process.cpuUsage();
+    const direct = await measure(() => storeOnly(report.path, gw.gateway.store, 'direct'));
+    const directCpu = cpuMs(process.cpuUsage(cpu0));
+    console.log(`storage alone (parse+map → LevelStore.write, new datapoints): ${direct.ms.toFixed(0)} ms, CPU ${directCpu.toFixed(0)} ms for ${direct.result.toLocaleString('en')} points = ${Math.round(report.rows / (direct.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(direct.result / (direct.ms / 1000)).toLocaleString('en')} points/s, peak RSS +${direct.peakRssMb.toFixed(0)} MB`);
     const passes = ['first import (registers 160 datapoints)', ...(process.env.BENCH_FULL ? ['re-import of the same file'] : [])];
     for (const pass of passes) {
+      const cpuStart = process.cpuUsage();
       await copyFile(report.path, join(drop, `r-${pass.length}.csv`));
       const info = await eventually(async () => {
         const items = ((await (await fetch(`${gw.httpUrl}/api/adapters`)).json()) as { items: Array<{ id: string; info?: Record<string, any> }> }).items;
         const i = items.find((x) => x.id === 'insight')!.info!;
         return i.lastImport?.file === `r-${pass.length}.csv` ? i : undefined;
-      }, 600_000, 10);
+      }, 600_000, 50);
       const li = info!.lastImport as { ms: number; rows: number; points: number };
-      console.log(`\nfull import into LevelDB, ${pass}: ${li.ms} ms for ${li.rows} rows / ${li.points.toLocaleString('en')} points = ${Math.round(li.rows / (li.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(li.points / (li.ms / 1000)).toLocaleString('en')} points/s`);
+      const cpu = cpuMs(process.cpuUsage(cpuStart));
+      console.log(`full import into LevelDB, ${pass}: ${li.ms} ms, CPU ${cpu.toFixed(0)} ms for ${li.rows} rows / ${li.points.toLocaleString('en')} points = ${Math.round(li.rows / (li.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(li.points / (li.ms / 1000)).toLocaleString('en')} points/s`);
+      console.log(`  full import / storage alone: time ×${(li.ms / direct.ms).toFixed(2)}, CPU ×${(cpu / directCpu).toFixed(2)}  (the rest is ingest validation, bus publish, journal)`);
     }
   } finally {
     for (const fn of teardowns.reverse()) await fn();

@@ -37,10 +37,14 @@ export interface ImportOptions {
   signal?: AbortSignal;
   /** Ids already registered by this adapter run (shared across files). */
   registered: Set<string>;
+  /** Filled while importing, so a refused file's history entry can say how far it got. */
+  seen?: { datapoints: number };
 }
 
 export interface ImportResult extends Progress {
   lines: number;
+  /** Distinct datapoints the file's columns mapped to. */
+  datapoints: number;
   /** Columns no rule mapped (with `unknownPoints: skip`). */
   unmapped: string[];
   /** Points the export itself flagged (`Error: ...` trend definitions). */
@@ -60,7 +64,6 @@ const MIN_TIME = Date.UTC(2000, 0, 1);
 export async function importFile(o: ImportOptions): Promise<ImportResult> {
   const resumeAfter = o.resume?.committedLine ?? 0;
   const total: Progress = o.resume ? { ...o.resume } : { committedLine: 0, rows: 0, points: 0, gaps: 0 };
-  const delta = { rows: 0, points: 0, gaps: 0 };
   const ids: Array<string | undefined> = [];
   const idOwner = new Map<string, string>();
   const unmapped: string[] = [];
@@ -90,6 +93,7 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
       if (other !== undefined) throw fileError(lineNo, `points "${other}" and "${point.name}" both map to datapoint ${mapped.id}; make the mapping rules distinguish them`);
       idOwner.set(mapped.id, point.name);
       ids[index] = mapped.id;
+      if (o.seen) o.seen.datapoints = idOwner.size;
       if (!o.registered.has(mapped.id)) pendingDefs.push(o.describe(point, mapped));
     },
     row(line, t) {
@@ -125,25 +129,35 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
     for (const d of defs) o.registered.add(d.id);
   };
 
-  /** Stores the complete rows in the batch and records them in the journal. */
-  const flush = async (): Promise<void> => {
+  /**
+   * The batch being stored while the next one is parsed: parsing overlaps LevelDB's
+   * native write and fsync, and memory holds at most two batches. Batches are stored and
+   * checkpointed strictly in file order (each waits for the one before).
+   */
+  let inFlight: Promise<void> = Promise.resolve();
+
+  /** Hands the complete rows of the batch to storage; the journal records them once stored. */
+  const submit = (): void => {
     const points = batch.length === completeLen ? batch : batch.slice(0, completeLen);
+    const d = { rows: rowsInBatch, points: points.length, gaps: completeGaps };
+    const line = completeLine;
     batch = [];
     completeLen = 0;
     rowGaps = 0;
-    if (points.length === 0 && rowsInBatch === 0) return;
-    if (points.length > 0) await o.target.publishValues(points);
-    const d = { rows: rowsInBatch, points: points.length, gaps: completeGaps };
-    total.rows += d.rows;
-    total.points += d.points;
-    total.gaps += d.gaps;
-    total.committedLine = completeLine;
-    delta.rows += d.rows;
-    delta.points += d.points;
-    delta.gaps += d.gaps;
     rowsInBatch = 0;
     completeGaps = 0;
-    await o.checkpoint({ ...total }, d);
+    if (points.length === 0 && d.rows === 0) return;
+    const run = inFlight.then(async () => {
+      if (points.length > 0) await o.target.publishValues(points);
+      total.rows += d.rows;
+      total.points += d.points;
+      total.gaps += d.gaps;
+      total.committedLine = line;
+      await o.checkpoint({ ...total }, d);
+    });
+    // Observed by the next `await inFlight`; this only keeps it from counting as unhandled meanwhile.
+    run.catch(() => undefined);
+    inFlight = run;
   };
 
   const stream = createReadStream(o.path, { highWaterMark: 256 * 1024 });
@@ -152,24 +166,32 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
       lineNo++;
       if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');
       o.parser.line(text, lineNo, sink);
-      await registerPending();
-      if (completeLen >= o.batchSize) await flush();
+      if (pendingDefs.length > 0) await registerPending();
+      if (completeLen >= o.batchSize) {
+        await inFlight;
+        submit();
+      }
     }
     o.parser.end(lineNo);
     await registerPending();
-    await flush();
+    submit();
+    await inFlight;
   } catch (err) {
     const e = err === o.signal?.reason ? err : atLine(err, lineNo);
     // Keep what was valid before the defect (and never after a storage failure or a stop).
     if (isOutpostError(e) && !e.retryable && !o.signal?.aborted) {
+      await inFlight;
       await registerPending();
-      await flush();
+      submit();
+      await inFlight;
     }
     throw e;
   } finally {
     stream.destroy();
+    // Never return (and let the file be moved) while a batch is still being written.
+    await inFlight.catch(() => undefined);
   }
-  return { ...total, lines: lineNo, unmapped, pointErrors, dstSkippedRows: o.parser.stats.dstSkippedRows, dstRepeatedRows: o.parser.stats.dstRepeatedRows };
+  return { ...total, lines: lineNo, datapoints: idOwner.size, unmapped, pointErrors, dstSkippedRows: o.parser.stats.dstSkippedRows, dstRepeatedRows: o.parser.stats.dstRepeatedRows };
 }
 
 /** Mapping and validation errors raised inside a parser callback get the line they belong to. */

@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
 import { OutpostError, isOutpostError, toOutpostError } from '../../runtime/errors.js';
 import type { DatapointInput } from '../../runtime/datapoints/model.js';
 import { AlcCatalogue, AlcParser, alcOptionsSchema, type AlcPointInfo } from './alc-webctrl.js';
-import { importFile, type ImportTarget } from './importer.js';
+import { ImportHistory, mountHistoryRoute } from './history.js';
+import { importFile, type ImportTarget, type Progress } from './importer.js';
 import { ImportJournal, writeAtomic } from './journal.js';
 import { PointMapper, pointRuleSchema } from './mapping.js';
 import type { ReportParser, SourcePoint } from './report.js';
@@ -117,6 +118,10 @@ export default defineAdapter({
         const mapper = new PointMapper(options.points, options.unknownPoints, options.idPrefix ?? instanceId);
         const journal = new ImportJournal(ctx.dataDir);
         await journal.load();
+        const history = new ImportHistory(ctx.dataDir);
+        const dropped = await history.load();
+        if (dropped > 0) ctx.log.warn({ dropped, path: history.path }, 'import history had unreadable lines (torn by a crash?); they were dropped');
+        mountHistoryRoute(ctx.http.router, instanceId, history);
         const catalogue = new AlcCatalogue();
         const cataloguePath = join(ctx.dataDir, 'alc-points.json');
         if (format === 'alc-webctrl') await loadCatalogue(catalogue, cataloguePath, options.pointsLists.map(abs), timeZone, ctx);
@@ -181,7 +186,7 @@ export default defineAdapter({
           return run;
         };
 
-        const processFile = (file: StableFile, dirs: { archive: string; failed: string }): Promise<void> =>
+        const processFile = (file: StableFile, dirs: { archive: string; failed: string; spool?: boolean }): Promise<void> =>
           serial(async () => {
             if (signal.aborted) return;
             let resume = journal.progress(file.path);
@@ -191,6 +196,10 @@ export default defineAdapter({
             }
             const parser: ReportParser = format === 'siemens-insight' ? new InsightParser({ timeZone, states: options.states }) : new AlcParser(options.alc, timeZone, options.states);
             const started = ctx.clock.now();
+            // Uploads are spooled as `<ms>-<hex8>-<name>`: the history shows the name as sent.
+            const shownName = dirs.spool ? file.name.replace(/^\d{10,}-[0-9a-f]{8}-/, '') : file.name;
+            let stored: Progress = resume ? { committedLine: resume.committedLine, rows: resume.rows, points: resume.points, gaps: resume.gaps } : { committedLine: 0, rows: 0, points: 0, gaps: 0 };
+            const seen = { datapoints: 0 };
             live.importing = file.name;
             publishStatus();
             try {
@@ -204,7 +213,9 @@ export default defineAdapter({
                 resume: resume && { committedLine: resume.committedLine, rows: resume.rows, points: resume.points, gaps: resume.gaps },
                 registered,
                 signal,
+                seen,
                 checkpoint: async (p, delta) => {
+                  stored = p;
                   await journal.checkpoint(file.path, { size: file.size, mtimeMs: file.mtimeMs, startedAt: resume?.startedAt ?? started, ...p }, delta);
                   publishStatus();
                 },
@@ -216,8 +227,11 @@ export default defineAdapter({
               noteUnmapped(live, result.unmapped, result.pointErrors);
               live.dstSkippedRows += result.dstSkippedRows;
               live.dstRepeatedRows += result.dstRepeatedRows;
-              await moveInto(file.path, dirs.archive, ctx.clock.now());
+              const archived = await moveInto(file.path, dirs.archive, ctx.clock.now());
               const ms = ctx.clock.now() - started;
+              // History before the journal: a crash in between re-imports nothing (the file is
+              // archived) and at worst leaves the counters one file short, never the history.
+              await history.add({ status: 'imported', file: shownName, storedAs: basename(archived), size: file.size, at: ctx.clock.now(), startedAt: resume?.startedAt ?? started, ms, rows: result.rows, points: result.points, gaps: result.gaps, datapoints: result.datapoints });
               await journal.finish(file.path, { ok: true, summary: { file: file.name, at: ctx.clock.now(), rows: result.rows, points: result.points, gaps: result.gaps, ms } });
               live.lastFileFailed = false;
               ctx.log.info({ file: file.name, rows: result.rows, points: result.points, gaps: result.gaps, ms, resumedAfterLine: resume?.committedLine, unmapped: result.unmapped.length || undefined, pointsList: parser instanceof AlcParser && parser.isPointsList ? parser.catalogue.length : undefined }, 'BMS file imported');
@@ -232,6 +246,9 @@ export default defineAdapter({
               const line = (e.details as { line?: number } | undefined)?.line;
               const reason = (e.details as { reason?: string } | undefined)?.reason ?? e.message;
               const moved = await moveToFailed(file.path, dirs.failed, ctx.clock.now(), { line: line || undefined, reason, source: instanceId });
+              const failedAt = ctx.clock.now();
+              // The same line and reason as the `.error.txt` beside the file.
+              await history.add({ status: 'failed', file: shownName, storedAs: basename(moved), size: file.size, at: failedAt, startedAt: resume?.startedAt ?? started, ms: failedAt - started, rows: stored.rows, points: stored.points, gaps: stored.gaps, datapoints: seen.datapoints, ...(line ? { line } : {}), reason });
               await journal.finish(file.path, { ok: false, failure: { file: file.name, at: ctx.clock.now(), reason: e.message } });
               live.lastFileFailed = true;
               ctx.log.warn({ file: file.name, code: e.code, reason: e.message, movedTo: moved }, 'BMS file refused');
@@ -253,7 +270,7 @@ export default defineAdapter({
           pollMs: Math.max(options.pollMs, 1000),
           clock: ctx.clock,
           signal,
-          onStable: (file) => processFile(file, { archive: join(spoolDir, 'archive'), failed: join(spoolDir, 'failed') }),
+          onStable: (file) => processFile(file, { archive: join(spoolDir, 'archive'), failed: join(spoolDir, 'failed'), spool: true }),
           onError: onError('spool'),
         });
         tasks.push(spoolWatcher.run());

@@ -294,10 +294,21 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
     const history = source.locator('table.imports');
     await history.locator('tr.ok[data-file="plant-room-good.csv"]').waitFor({ timeout: 30_000 });
     await history.locator('tr.failed[data-file="plant-room-truncated.csv"]').waitFor({ timeout: 30_000 });
-    t.match(await history.locator('tr.ok td').last().textContent(), /^8 rows, 32 points/);
-    t.match(await history.locator('tr.failed td').last().textContent(), /End of Report/i, 'the reason says what is wrong');
+    t.match(await history.locator('tr.ok td.counts').textContent(), /^8 rows, 32 points/);
+    t.match(await history.locator('tr.failed td.reason').textContent(), /^line \d+: .*End of Report/i, 'the reason says where and what is wrong');
     t.match(await source.locator('.last-failure').textContent(), /plant-room-truncated\.csv/);
     await shot('pages-05-imports');
+
+    // After a reload (the tab's memory gone) the rows come from GET /api/imports/insight:
+    // the failed row carries what only the durable history has (datapoints, size).
+    const fromRoute = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/imports/insight' && r.status() === 200);
+    await page.reload();
+    const routed = (await (await fromRoute).json()) as { items: Array<{ status: string; file: string; size: number; datapoints: number }> };
+    const failedEntry = routed.items.find((e) => e.status === 'failed' && e.file === 'plant-room-truncated.csv');
+    t.ok(failedEntry, 'the route lists the refused upload under its sent name');
+    const failedRow = page.locator('section[data-source="insight"] table.imports tr.failed[data-file="plant-room-truncated.csv"]');
+    await failedRow.waitFor();
+    t.match(await failedRow.locator('td.counts').textContent(), new RegExp(`^\\d+ rows, \\d+ points.*\\(${failedEntry!.datapoints} datapoints · [\\d.,]+ k?B · [\\d,]+ ms\\)`), 'the failed row is drawn from the route');
   });
 
   await t.test('phone width: no page scrolls sideways', async (t) => {

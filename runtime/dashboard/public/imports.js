@@ -1,14 +1,17 @@
-// Imports: the BMS file sources (adapters/bms-files). What they expose is their status
-// (outpost/adapter/<id>/status, GET /api/adapters): durable counters, the last imported
-// and the last refused file with the line and reason, the queue. The history below is
-// those two entries plus every file the status reported while this dashboard tab was
-// open (kept for the tab's lifetime, bounded): the adapter has no history route.
+// Imports: the BMS file sources (adapters/bms-files). Their status (outpost/adapter/<id>/status,
+// GET /api/adapters) gives the durable counters, the last imported and the last refused file
+// and the queue, live. The history table comes from the adapter's durable history,
+// GET /api/imports/<id>?limit=50 (newest first), fetched again whenever the status says a
+// file was imported or refused. Should the route be unavailable (an older gateway), the table
+// falls back to what the status reported while this tab was open.
 import { get } from './api.js';
 import { h, formatTime, flash } from './dom.js';
 import { onStatus } from './live.js';
-import { card, kv, setText } from './widgets.js';
+import { card, kv, setText, formatBytes } from './widgets.js';
 
 const HISTORY_MAX = 100;
+/** Rows asked from the history route (the route allows up to 500). */
+const HISTORY_LIMIT = 50;
 /** adapter id → entries (newest first), kept across page visits within the tab. */
 const histories = new Map();
 
@@ -54,6 +57,37 @@ function sourceSection(a, track) {
   const lastFailure = h('div', { class: 'last-failure', role: 'status', 'aria-live': 'polite' });
   const unmapped = h('p', { class: 'muted' });
   const body = h('tbody');
+  const historyNote = h('p', { class: 'muted', role: 'status' });
+  /** Entries from the route (newest first), or undefined while it has not answered. */
+  let routeItems;
+  let loading = false;
+  let again = false;
+  let seenFiles;
+  const loadHistory = async () => {
+    // One request at a time; a status change during it asks for one more afterwards.
+    if (loading) return void (again = true);
+    loading = true;
+    try {
+      const res = await get(`/api/imports/${encodeURIComponent(a.id)}?limit=${HISTORY_LIMIT}`);
+      routeItems = res.items.map((e) => ({ ...e, ok: e.status === 'imported' }));
+      setText(historyNote, res.total > routeItems.length ? `Newest ${routeItems.length} of ${res.total} kept.` : '');
+    } catch (err) {
+      routeItems = undefined;
+      setText(historyNote, `Import history unavailable (${err.message}); showing what this page has seen.`);
+    } finally {
+      loading = false;
+    }
+    renderHistory();
+    if (again) {
+      again = false;
+      loadHistory();
+    }
+  };
+  const renderHistory = () => {
+    const list = routeItems ?? histories.get(a.id) ?? [];
+    body.replaceChildren(...list.map(historyRow));
+    if (!list.length) body.append(h('tr', {}, h('td', { colspan: '5', class: 'muted' }, 'No file imported yet.')));
+  };
   const render = (status) => {
     const i = status.info ?? {};
     setText(state, status.state);
@@ -72,20 +106,12 @@ function sourceSection(a, track) {
     } else lastFailure.replaceChildren(h('span', { class: 'muted' }, 'No file has been refused.'));
     const extra = [...(i.unmappedPoints?.length ? [`Unmapped points: ${i.unmappedPoints.join(', ')}`] : []), ...(i.pointErrors?.length ? [`Point errors: ${i.pointErrors.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(', ')}`] : []), ...(i.dstSkippedRows ? [`${i.dstSkippedRows} rows skipped in the spring DST gap`] : [])];
     setText(unmapped, extra.join(' · '));
-    const list = histories.get(a.id) ?? [];
-    body.replaceChildren(
-      ...list.map((e) =>
-        h(
-          'tr',
-          { class: e.ok ? 'ok' : 'failed', dataset: { file: displayName(e.file) } },
-          h('td', { class: 'time' }, formatTime(e.at)),
-          h('th', { scope: 'row', class: 'mono' }, displayName(e.file)),
-          h('td', {}, h('span', { class: `state state-${e.ok ? 'ok' : 'error'}` }, e.ok ? 'imported' : 'refused')),
-          h('td', {}, e.ok ? `${e.rows.toLocaleString()} rows, ${e.points.toLocaleString()} points${e.gaps ? `, ${e.gaps} gaps` : ''} in ${e.ms} ms` : e.reason),
-        ),
-      ),
-    );
-    if (!list.length) body.append(h('tr', {}, h('td', { colspan: '4', class: 'muted' }, 'No file imported yet.')));
+    // A file was imported or refused since the last look: the durable history has a new row.
+    const files = `${i.files ?? 0}/${i.failures ?? 0}`;
+    if (files !== seenFiles) {
+      seenFiles = files;
+      loadHistory();
+    } else if (!routeItems) renderHistory();
   };
   for (const k of ['files', 'rows', 'points', 'gaps', 'failures']) counter(k);
   track(onStatus((id, msg) => {
@@ -113,13 +139,30 @@ function sourceSection(a, track) {
         h(
           'table',
           { class: 'imports', id: `history-${a.id}` },
-          h('caption', {}, 'Last imported and last refused file, plus every file seen while this page was open; newest first'),
-          h('thead', {}, h('tr', {}, ['When', 'File', 'Result', 'Details'].map((c) => h('th', { scope: 'col' }, c)))),
+          h('caption', {}, `Imported and refused files, newest first (up to ${HISTORY_LIMIT})`),
+          h('thead', {}, h('tr', {}, ['When', 'File', 'Result', 'Rows / points', 'Reason'].map((c) => h('th', { scope: 'col' }, c)))),
           body,
         ),
       ),
+      historyNote,
     ),
   );
   render(a);
   return section;
+}
+
+/** One history row: time, file, result, what was stored, and for a refused file the line and reason. */
+function historyRow(e) {
+  const name = displayName(e.file);
+  const counts = e.rows === undefined ? '' : `${e.rows.toLocaleString()} rows, ${e.points.toLocaleString()} points${e.gaps ? `, ${e.gaps.toLocaleString()} gaps` : ''}`;
+  const details = [e.datapoints ? `${e.datapoints} datapoints` : '', e.size !== undefined ? formatBytes(e.size) : '', e.ms !== undefined ? `${e.ms.toLocaleString()} ms` : ''].filter(Boolean).join(' · ');
+  return h(
+    'tr',
+    { class: e.ok ? 'ok' : 'failed', dataset: { file: name } },
+    h('td', { class: 'time' }, formatTime(e.at)),
+    h('th', { scope: 'row', class: 'mono' }, name, e.storedAs && e.storedAs !== name && !e.storedAs.endsWith(`-${name}`) ? h('span', { class: 'muted' }, ` (as ${e.storedAs})`) : null),
+    h('td', {}, h('span', { class: `state state-${e.ok ? 'ok' : 'error'}` }, e.ok ? 'imported' : 'refused')),
+    h('td', { class: 'counts' }, counts, details ? h('span', { class: 'muted' }, ` (${details})`) : null),
+    h('td', { class: 'reason' }, e.ok ? '' : `${e.line ? `line ${e.line}: ` : ''}${e.reason ?? ''}`),
+  );
 }

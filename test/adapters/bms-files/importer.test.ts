@@ -1,0 +1,116 @@
+import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { importFile, type Progress } from '../../../adapters/bms-files/importer.js';
+import { InsightParser } from '../../../adapters/bms-files/siemens-insight.js';
+import { PointMapper } from '../../../adapters/bms-files/mapping.js';
+import { defaultInsightPoints } from '../../../adapters/bms-files/simulator.js';
+import { OutpostError } from '../../../runtime/errors.js';
+import { reportText } from './helpers.js';
+
+const ZONE = 'America/Chicago';
+
+async function report(t: { teardown(fn: () => unknown): void }, rows: number, extra: { truncate?: boolean } = {}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-bms-importer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'r.csv');
+  await writeFile(path, reportText({ points: defaultInsightPoints(10), start: Date.UTC(2024, 0, 1, 6), rows, intervalMinutes: 15, timeZone: ZONE, ...extra }));
+  return path;
+}
+
+/** A storage target whose writes take a few ms (as LevelDB's fsync does), recording overlap. */
+function slowTarget(failOnCall?: number) {
+  let calls = 0;
+  let active = 0;
+  let maxActive = 0;
+  const stored: Array<{ t: number }> = [];
+  return {
+    stored,
+    get maxActive() {
+      return maxActive;
+    },
+    target: {
+      register: async () => undefined,
+      now: () => Date.UTC(2025, 0, 1),
+      publishValues: async (points: ReadonlyArray<{ t: number }>) => {
+        calls++;
+        active++;
+        maxActive = Math.max(maxActive, active);
+        await new Promise((r) => setTimeout(r, 5));
+        active--;
+        if (calls === failOnCall) throw new OutpostError('STORAGE_WRITE_FAILED', 'disk full (test)');
+        stored.push(...points);
+        return points.length;
+      },
+    },
+  };
+}
+
+t.test('batches are stored one at a time, in file order, each checkpointed after it is stored', async (t) => {
+  const path = await report(t, 200);
+  const s = slowTarget();
+  const checkpoints: Progress[] = [];
+  const result = await importFile({
+    path,
+    parser: new InsightParser({ timeZone: ZONE }),
+    mapper: new PointMapper([], 'register', 'x'),
+    target: s.target,
+    describe: (_p, m) => ({ id: m.id }),
+    batchSize: 300,
+    registered: new Set(),
+    checkpoint: async (p) => {
+      t.equal(s.stored.length, p.points, `checkpoint at line ${p.committedLine} only after its points are stored`);
+      checkpoints.push(p);
+    },
+  });
+  t.equal(result.rows, 200);
+  t.equal(result.points, 2000);
+  t.equal(result.datapoints, 10);
+  t.equal(s.maxActive, 1, 'never two writes at once');
+  t.same(s.stored.map((p) => p.t), [...s.stored.map((p) => p.t)].sort((a, b) => a - b), 'stored in file order');
+  t.ok(checkpoints.length >= 6, `${checkpoints.length} batches`);
+  t.same(checkpoints.map((c) => c.committedLine), [...checkpoints.map((c) => c.committedLine)].sort((a, b) => a - b));
+});
+
+t.test('a storage failure stops the import with the storage error; nothing after it is checkpointed', async (t) => {
+  const path = await report(t, 200);
+  const s = slowTarget(3);
+  const checkpoints: Progress[] = [];
+  await t.rejects(
+    importFile({
+      path,
+      parser: new InsightParser({ timeZone: ZONE }),
+      mapper: new PointMapper([], 'register', 'x'),
+      target: s.target,
+      describe: (_p, m) => ({ id: m.id }),
+      batchSize: 300,
+      registered: new Set(),
+      checkpoint: async (p) => void checkpoints.push(p),
+    }),
+    { code: 'STORAGE_WRITE_FAILED' },
+  );
+  t.equal(checkpoints.length, 2, 'the two stored batches are in the journal, the failed one is not');
+  t.equal(checkpoints.at(-1)!.points, s.stored.length);
+});
+
+t.test('a defect keeps the complete rows before it, stored before the error is thrown', async (t) => {
+  const path = await report(t, 50, { truncate: true });
+  const s = slowTarget();
+  let last: Progress | undefined;
+  await t.rejects(
+    importFile({
+      path,
+      parser: new InsightParser({ timeZone: ZONE }),
+      mapper: new PointMapper([], 'register', 'x'),
+      target: s.target,
+      describe: (_p, m) => ({ id: m.id }),
+      batchSize: 120,
+      registered: new Set(),
+      checkpoint: async (p) => void (last = p),
+    }),
+    { code: 'BMS_FILE_INVALID', message: /End of Report/ },
+  );
+  t.equal(last?.rows, 50, 'every complete row stored and checkpointed');
+  t.equal(s.stored.length, 500);
+});
