@@ -1,7 +1,10 @@
 /**
- * `npm run bench`: runs every `*.bench.js` next to this file, one after another, each in
- * its own process so one benchmark's heap does not colour the next. Each benchmark prints
- * its own figures side by side with its peer and the ratio.
+ * `npm run bench`: runs every `*.bench.js` next to this file (broker, storage, memory and
+ * start-up, ...), one after another, each in its own process so one benchmark's heap does
+ * not colour the next. Each benchmark prints its own figures side by side with its peer and
+ * the ratio. `npm run bench -- memory` runs the ones whose name contains "memory".
+ * The soak (soak.js, an hour by default) runs only when named: `npm run bench -- soak`,
+ * with OUTPOST_SOAK_MINUTES to shorten it.
  */
 import { readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
 const files = readdirSync(here)
-  .filter((f) => f.endsWith('.bench.js'))
+  .filter((f) => f.endsWith('.bench.js') || (f === 'soak.js' && only.includes('soak')))
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
   .sort();
 if (files.length === 0) {
@@ -20,7 +23,7 @@ if (files.length === 0) {
 }
 let failed = 0;
 for (const file of files) {
-  console.log(`\n=== ${file.replace(/\.bench\.js$/, '')}`);
+  console.log(`\n=== ${file.replace(/(\.bench)?\.js$/, '')}`);
   const res = spawnSync(process.execPath, ['--expose-gc', join(here, file)], { stdio: 'inherit' });
   if (res.status !== 0) {
     failed++;

@@ -29,9 +29,14 @@ export interface BusLimits {
   maxPacketBytes: number;
   /** Per client: inbound QoS 2 messages awaiting PUBREL, and messages queued before CONNACK. */
   maxInflight: number;
+  /**
+   * A subscriber whose socket stays unwritable this long is disconnected. Until then it holds
+   * the broker's delivery slots and every other subscriber waits (Aedes' default is 60 s).
+   */
+  drainTimeoutMs: number;
 }
 
-export const DEFAULT_BUS_LIMITS: BusLimits = { maxConnections: 200, maxPacketBytes: 256 * 1024, maxInflight: 100 };
+export const DEFAULT_BUS_LIMITS: BusLimits = { maxConnections: 200, maxPacketBytes: 256 * 1024, maxInflight: 100, drainTimeoutMs: 10_000 };
 
 /** The dashboard's MQTT-over-websocket clients log in over HTTP; they only read. */
 const READ_ONLY: TopicAcl = { publish: [], subscribe: ['#'] };
@@ -90,11 +95,20 @@ export class Bus {
   static async create(options: BusOptions): Promise<Bus> {
     let bus: Bus | undefined;
     const limits = options.limits ?? DEFAULT_BUS_LIMITS;
+    // MQTT 3.1.1 [MQTT-3.1.3-8]: a zero-byte ClientId with CleanSession=0 gets CONNACK 0x02
+    // (identifier rejected) and the connection is closed; Aedes accepts it.
+    const zeroIdPersistent = new WeakSet<Client>();
     const aedes = await Aedes.createBroker({
       ...(options.persistence ? { persistence: options.persistence } : {}),
       queueLimit: limits.maxInflight,
       maxInflightInbound: limits.maxInflight,
+      drainTimeout: limits.drainTimeoutMs,
+      preConnect: (client, packet, callback) => {
+        if (packet.clientId === '' && !packet.clean) zeroIdPersistent.add(client);
+        callback(null, true);
+      },
       authenticate: (client, username, password, done) => {
+        if (zeroIdPersistent.has(client)) return done(Object.assign(new Error('identifier rejected'), { returnCode: 2 }), false);
         bus!.authenticate(client, username, password).then(
           (ok) => (ok ? done(null, true) : done(Object.assign(new Error('not authorized'), { returnCode: ok === false && username ? 4 : 5 }), false)),
           (err) => done(Object.assign(err as Error, { returnCode: 3 }), false),
@@ -119,6 +133,12 @@ export class Bus {
       },
     });
     bus = new Bus(aedes, options);
+    // Aedes registers a client whose connection closed between authentication and
+    // registration, and nothing unregisters it: each such drop (a flaky cellular device is
+    // enough) would hold one of maxConnections for ever (test/proof/broker-register-race.test.ts).
+    aedes.on('client', (client) => {
+      if ((client as unknown as { closed?: boolean }).closed) (aedes as unknown as { unregisterClient(c: Client): void }).unregisterClient(client);
+    });
     aedes.on('clientError', (client, err) => options.log.debug({ client: client?.id, err: err.message }, 'mqtt client error'));
     aedes.on('connectionError', (client, err) => options.log.debug({ err: err.message }, 'mqtt connection error'));
     return bus;

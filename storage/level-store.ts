@@ -77,18 +77,26 @@ function copyAgg(a: Agg): Agg {
 
 /**
  * Runs to recompute, grouped into clusters of one series whose buckets lie close together
- * (gaps of at most 8 buckets), so each cluster is one range read. Runs of a resolution come
- * series by series with ascending buckets.
+ * (gaps of at most 64 buckets: 15 min trend data re-imported leaves 15 one-minute buckets
+ * between runs), so each cluster is one range read; a gap costs at most 64 buckets' worth of
+ * extra reads. Runs of a resolution come series by series with ascending buckets.
  */
 function clusters(runs: Run[], ms: number): Run[][] {
   const out: Run[][] = [];
   let current: Run[] | undefined;
   for (const run of runs) {
     const last = current?.[current.length - 1];
-    if (last && last.series === run.series && run.bucket > last.bucket && run.bucket - last.bucket <= 8 * ms) current!.push(run);
+    if (last && last.series === run.series && run.bucket > last.bucket && run.bucket - last.bucket <= 64 * ms) current!.push(run);
     else out.push((current = [run]));
   }
   return out;
+}
+
+/** Readings in the finer buckets of [from, to] that this batch touched, counted before the batch. */
+function countBefore(finerRuns: Run[], from: number, to: number): number {
+  let n = 0;
+  for (const f of finerRuns) if (f.bucket >= from && f.bucket <= to) n += f.before?.count ?? 0;
+  return n;
 }
 
 function isAscending(ts: number[]): boolean {
@@ -114,6 +122,8 @@ interface Run {
   key: string;
   /** The bucket's aggregate: before the batch, then after it. */
   agg: Agg | null;
+  /** The bucket's aggregate before the batch (never mutated). */
+  before: Agg | null;
 }
 
 /** A rollup bucket a commit writes (`agg`) or deletes (null). */
@@ -138,6 +148,9 @@ export async function repairLevelDb(path: string): Promise<void> {
   // (LevelDB RepairDB); its browser-compatible typings leave it out.
   await (Level as unknown as { repair(location: string): Promise<void> }).repair(path);
 }
+
+/** Range reads in flight at once when a batch recomputes rollup buckets (late values, re-imports). */
+const RECOMPUTE_PARALLEL = 32;
 
 /** Bounds the newest-bucket cache (one entry per datapoint, holding its 4 resolutions) on a 1 GB device. */
 const ROLLUP_CACHE_MAX = 100_000;
@@ -328,9 +341,12 @@ export class LevelStore implements Store {
           const end = bucket + ms;
           let to = from + 1;
           while (to < ts.length && ts[to]! < end) to++;
-          const run: Run = { series, r, from, to, bucket, key: rollupKey(RESOLUTIONS[r]!.name, id, bucket), agg: null };
+          const run: Run = { series, r, from, to, bucket, key: rollupKey(RESOLUTIONS[r]!.name, id, bucket), agg: null, before: null };
           if (bucket > latestBucket) run.agg = null;
-          else if (cached && cached.bucket === bucket) run.agg = copyAgg(cached.agg);
+          else if (cached && cached.bucket === bucket) {
+            run.before = cached.agg;
+            run.agg = copyAgg(cached.agg);
+          }
           else toRead.push(run);
           runs[r]!.push(run);
           own.push(run);
@@ -340,7 +356,12 @@ export class LevelStore implements Store {
     }
     if (toRead.length > 0) {
       const values = await this.level.getMany(toRead.map((run) => run.key));
-      for (let i = 0; i < toRead.length; i++) if (values[i] !== undefined) toRead[i]!.agg = decodeAgg(values[i]!);
+      for (let i = 0; i < toRead.length; i++) {
+        if (values[i] === undefined) continue;
+        const run = toRead[i]!;
+        run.before = decodeAgg(values[i]!);
+        run.agg = copyAgg(run.before);
+      }
     }
     const changes: RollupChange[] = [];
     for (let r = 0; r < RESOLUTIONS.length; r++) {
@@ -390,11 +411,13 @@ export class LevelStore implements Store {
           changes.push({ id: run.series.id, r, bucket: run.bucket, key: run.key, agg: cur });
         }
       }
-      for (const cluster of clusters(recompute, ms)) {
-        if (r === 0) await this.recomputeFromRaw(cluster, ms);
-        else await this.recomputeFromFiner(cluster, r - 1, ms);
-        for (const run of cluster) changes.push({ id: run.series.id, r, bucket: run.bucket, key: run.key, agg: run.agg });
+      // Clusters are independent (they read raw points or the finer level, final by now):
+      // read up to RECOMPUTE_PARALLEL at once so LevelDB's thread pool overlaps the seeks.
+      const all = clusters(recompute, ms);
+      for (let i = 0; i < all.length; i += RECOMPUTE_PARALLEL) {
+        await Promise.all(all.slice(i, i + RECOMPUTE_PARALLEL).map((cluster) => (r === 0 ? this.recomputeFromRaw(cluster, ms) : this.recomputeFromFiner(cluster, r - 1, ms))));
       }
+      for (const cluster of all) for (const run of cluster) changes.push({ id: run.series.id, r, bucket: run.bucket, key: run.key, agg: run.agg });
     }
     return changes;
   }
@@ -442,6 +465,19 @@ export class LevelStore implements Store {
     const { series } = cluster[0]!;
     const from = cluster[0]!.bucket;
     const to = cluster[cluster.length - 1]!.bucket + ms - 1;
+    // Without a read when this batch touched every finer bucket that had readings: then the
+    // coarse bucket's count before the batch equals the sum of those buckets' counts before
+    // it (rollups are consistent), and the new aggregate is the merge of their new ones.
+    // That is the re-import case: every reading overwritten, one point per finer bucket.
+    const finerRuns = series.runs[finer]!;
+    if (cluster.every((run) => run.before && run.before.count === countBefore(finerRuns, run.bucket, run.bucket + ms - 1))) {
+      for (const run of cluster) {
+        let acc: Agg | undefined;
+        for (const f of finerRuns) if (f.bucket >= run.bucket && f.bucket < run.bucket + ms && f.agg) acc = mergeOrdered(acc, f.agg);
+        run.agg = acc ?? null;
+      }
+      return;
+    }
     const buckets = new Map<number, Agg | null>();
     const it = this.level.iterator({ gte: rollupKey(RESOLUTIONS[finer]!.name, series.id, from), lte: rollupKey(RESOLUTIONS[finer]!.name, series.id, to) });
     try {

@@ -86,6 +86,7 @@ export function coreSchema() {
             maxConnections: z.number().int().min(1).max(100_000).default(200),
             maxPacketBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(256 * 1024),
             maxInflight: z.number().int().min(1).max(65_535).default(100),
+            drainTimeoutMs: z.number().int().min(1000).max(600_000).default(10_000),
           })
           .prefault({}),
         unknownDatapoints: z.enum(['register', 'refuse']).default('register'),

@@ -92,7 +92,7 @@ t.test('per-device MQTT users with topic ACLs, over real MQTT.js clients', async
 t.test('broker bounds: packet size, client count, MQTTS', async (t) => {
   const log = createLogger({ level: 'silent', pretty: false });
   const tls = await selfSignedCert(t);
-  const bus = await Bus.create({ log, anonymous: 'loopback', users: [], limits: { maxConnections: 2, maxPacketBytes: 2048, maxInflight: 10 } });
+  const bus = await Bus.create({ log, anonymous: 'loopback', users: [], limits: { maxConnections: 2, maxPacketBytes: 2048, maxInflight: 10, drainTimeoutMs: 10_000 } });
   t.teardown(() => bus.close());
   const port = await bus.listen('127.0.0.1', 0);
   const url = `mqtt://127.0.0.1:${port}`;
