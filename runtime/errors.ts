@@ -7,6 +7,7 @@ export const ErrorCodes = {
   CONFIG_INVALID: { status: 400, retryable: false, message: 'configuration is invalid' },
   CONFIG_NOT_FOUND: { status: 400, retryable: false, message: 'configuration file not found' },
   DP_UNKNOWN: { status: 404, retryable: false, message: 'unknown datapoint' },
+  DP_LIMIT: { status: 429, retryable: false, message: 'too many auto-registered datapoints' },
   DP_INVALID: { status: 400, retryable: false, message: 'datapoint definition is invalid' },
   DP_CONFLICT: { status: 409, retryable: false, message: 'datapoint is owned by another adapter' },
   DP_NOT_ACTUATOR: { status: 400, retryable: false, message: 'datapoint is not an actuator' },

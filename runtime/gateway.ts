@@ -99,6 +99,7 @@ export class Gateway {
       log: log.child({ component: 'ingest' }),
       clock: this.clock,
       unknownDatapoints: config.broker.unknownDatapoints,
+      maxAutoDatapoints: config.broker.maxAutoDatapoints,
     });
     this.bus.guard = this.ingest.guard;
     this.registry.onChange((dp) => void this.bus.publish(this.topics.meta(dp.id), JSON.stringify(dp), { retain: true }));

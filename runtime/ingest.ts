@@ -18,6 +18,8 @@ export interface IngestOptions {
   log: Logger;
   clock: Clock;
   unknownDatapoints: 'register' | 'refuse';
+  /** Datapoints MQTT clients may create by publishing (each costs memory and disk); beyond, refused. */
+  maxAutoDatapoints?: number;
 }
 
 /**
@@ -96,6 +98,14 @@ export class Ingest {
     }
   };
 
+  /** Datapoints auto-registered from MQTT so far (owner `mqtt`), counted once then kept up to date. */
+  private autoCount: number | undefined;
+
+  private autoRegistered(): number {
+    this.autoCount ??= this.o.registry.list().filter((dp) => dp.adapter === 'mqtt').length;
+    return this.autoCount;
+  }
+
   private async guardValue(id: string, packet: PublishPacket): Promise<void> {
     const now = this.o.clock.now();
     let dp = this.o.registry.get(id);
@@ -104,8 +114,13 @@ export class Ingest {
       if (this.o.unknownDatapoints === 'refuse') {
         throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${id}" (broker.unknownDatapoints is "refuse")`);
       }
+      const max = this.o.maxAutoDatapoints ?? 10_000;
+      if (this.autoRegistered() >= max) {
+        throw new OutpostError('DP_LIMIT', `unknown datapoint "${id}" not registered: MQTT clients have created ${max} datapoints already (broker.maxAutoDatapoints)`);
+      }
       const type = typeof raw.v === 'boolean' ? 'boolean' : typeof raw.v === 'string' ? 'string' : typeof raw.v === 'number' ? 'number' : 'json';
       dp = await this.o.registry.register({ id, adapter: 'mqtt', kind: 'sensor', type, description: 'auto-registered from MQTT' });
+      this.autoCount = this.autoRegistered() + 1;
       this.o.log.info({ id, type }, 'auto-registered datapoint from MQTT');
     } else if (!EXTERNAL_OWNERS.has(dp.adapter)) {
       throw new OutpostError('TOPIC_PROTECTED', `datapoint ${id} belongs to adapter "${dp.adapter}"; MQTT clients may not publish its values`);

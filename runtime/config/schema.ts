@@ -90,6 +90,7 @@ export function coreSchema() {
           })
           .prefault({}),
         unknownDatapoints: z.enum(['register', 'refuse']).default('register'),
+        maxAutoDatapoints: z.number().int().min(0).max(1_000_000).default(10_000),
       })
       .prefault({}),
     http: z

@@ -127,6 +127,21 @@ t.test('unknown datapoints are refused when configured, and gateway-owned topics
   t.notOk((status[0]!.payload as object as { restarts?: unknown }).restarts === undefined, 'retained status is the gateway\'s, not the intruder\'s');
 });
 
+t.test('auto-registration from MQTT is bounded by broker.maxAutoDatapoints', async (t) => {
+  const gw = await startTestGateway(t, { broker: { maxAutoDatapoints: 3 } });
+  const c = await connect(gw.mqttUrl, { clientId: 'sprayer' });
+  t.teardown(() => c.endAsync());
+  const errors = await collect(c, 'outpost/dp/+/error');
+  for (let i = 0; i < 5; i++) await c.publishAsync(`outpost/dp/spray.p${i}/value`, `{"v": ${i}}`, { qos: 1 });
+  await eventually(() => errors.length === 2);
+  t.same(errors.map((e) => e.topic), ['outpost/dp/spray.p3/error', 'outpost/dp/spray.p4/error']);
+  t.match(errors[0]!.payload, { error: { code: 'DP_LIMIT', message: /maxAutoDatapoints/ } });
+  t.same([0, 1, 2, 3, 4].map((i) => gw.gateway.registry.get(`spray.p${i}`) !== undefined), [true, true, true, false, false], 'the first three are registered, the rest refused');
+  await c.publishAsync('outpost/dp/spray.p1/value', '{"v": 11}', { qos: 1 });
+  await eventually(async () => (await gw.gateway.store.query('spray.p1', {})).some((p) => p.v === 11));
+  t.pass('values for the registered ones are still stored');
+});
+
 t.test('setpoints over MQTT are validated and answered on set/result', async (t) => {
   const gw = await startTestGateway(t, { adapters: [{ id: 'site', type: 'simulated', interval: 60_000 }] });
   const c = await connect(gw.mqttUrl);
