@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { OutpostError } from '../../runtime/errors.js';
-import { describeRequest, type ModbusLink, type ModbusRequest, type ModbusResponse } from './transport.js';
+import { atOrAfter } from './timing.js';
+import type { ModbusLink, ModbusRequest, ModbusResponse } from './transport.js';
 
 interface Job {
   queuedAt: number;
@@ -34,7 +35,8 @@ export class ModbusBus {
   private next = 0;
   private inFlight = 0;
   private lastEnd = 0;
-  private gapTimer: NodeJS.Timeout | undefined;
+  /** Cancels the wait for the end of the inter-frame gap, while one is scheduled. */
+  private gapWait: (() => void) | undefined;
   private closed = false;
   /** Transactions completed, for the bench and status. */
   transactions = 0;
@@ -82,7 +84,8 @@ export class ModbusBus {
 
   close(): void {
     this.closed = true;
-    if (this.gapTimer) clearTimeout(this.gapTimer);
+    this.gapWait?.();
+    this.gapWait = undefined;
     for (const lane of this.order) this.cancel(lane, new OutpostError('MODBUS_PORT_UNAVAILABLE', `${this.link.name} is closed`));
   }
 
@@ -109,37 +112,48 @@ export class ModbusBus {
 
   private pump(): void {
     while (!this.closed && this.inFlight < this.link.maxInFlight) {
+      if (this.gapWait) return; // the gap timer will pump
       if (this.link.gapMs > 0 && this.inFlight === 0) {
-        const wait = this.lastEnd + this.link.gapMs - performance.now();
-        if (wait > 0) {
-          if (!this.gapTimer) {
-            this.gapTimer = setTimeout(() => {
-              this.gapTimer = undefined;
-              this.pump();
-            }, Math.ceil(wait));
-          }
+        // RTU: the next request goes out t3.5 after the end of the last frame, measured from
+        // when its last byte reached us (the answer event, or the timeout), not a rounded timer.
+        const deadline = this.lastEnd + this.link.gapMs;
+        if (performance.now() < deadline) {
+          if (!this.hasWaiting()) return;
+          this.gapWait = atOrAfter(deadline, () => {
+            this.gapWait = undefined;
+            this.pump();
+          });
           return;
         }
       }
       const picked = this.pickJob();
       if (!picked) return;
-      const { job } = picked;
-      this.inFlight++;
-      this.link.execute(job.unit, job.request, job.timeoutMs).then(
-        (res) => this.finish(() => job.resolve(res)),
-        (err: unknown) => {
-          const e = err instanceof OutpostError ? err : new OutpostError('MODBUS_FRAME', `${describeRequest(job.request)}: ${String(err)}`, { cause: err });
-          this.finish(() => job.reject(e));
-        },
-      );
+      this.start(picked.job);
     }
   }
 
-  private finish(settle: () => void): void {
+  private hasWaiting(): boolean {
+    for (const jobs of this.lanes.values()) if (jobs.length > 0) return true;
+    return false;
+  }
+
+  private start(job: Job): void {
+    this.inFlight++;
+    let synchronous = true;
+    this.link.execute(job.unit, job.request, job.timeoutMs, (err, res) => {
+      // A link that fails before sending may call back at once; settle after this pump turn.
+      if (synchronous) queueMicrotask(() => this.finish(job, err, res));
+      else this.finish(job, err, res);
+    });
+    synchronous = false;
+  }
+
+  private finish(job: Job, err: OutpostError | null, res: ModbusResponse | undefined): void {
     this.inFlight--;
     this.transactions++;
     this.lastEnd = performance.now();
-    settle();
+    if (err) job.reject(err);
+    else job.resolve(res!);
     this.pump();
   }
 }

@@ -2,10 +2,11 @@ import type { AdapterContext } from '../../runtime/adapter.js';
 import type { Value } from '../../runtime/datapoints/model.js';
 import { OutpostError, isOutpostError, toOutpostError } from '../../runtime/errors.js';
 import type { ModbusBus } from './bus.js';
-import { datapointFor, datapointId, decodeBlock, decodePoint, encodePoint, type PointValue } from './mapping.js';
-import { planReads, type ReadBlock } from './planner.js';
+import { BAD, compilePoint, datapointFor, datapointId, decodePoint, encodePoint, type CompiledPoint } from './mapping.js';
+import { planReads } from './planner.js';
 import { discoverSunSpec, type SunSpecDefinitions } from './sunspec.js';
 import type { PointDef } from './templates.js';
+import type { RegisterFunction } from './templates.js';
 import type { ModbusRequest, ModbusResponse } from './transport.js';
 
 export interface DeviceOptions {
@@ -60,6 +61,45 @@ const MAP_EXCEPTIONS = new Set([1, 2, 3]);
 const BAD_POINT_RETRY_INTERVALS = 20;
 /** Reading batches waiting for storage per device (a few seconds of polling). */
 const MAX_PENDING_BATCHES = 16;
+/** Plans kept per device (distinct sets of due points); real devices have a handful. */
+const MAX_CACHED_PLANS = 256;
+
+type Quality = 'good' | 'bad' | 'stale';
+type Reading = { id: string; v: Value; t: number; q?: 'bad' | 'stale' };
+
+/** One point of the device with its schedule and state, worked out once in `usePoints`. */
+interface Slot {
+  readonly index: number;
+  readonly def: PointDef;
+  readonly point: CompiledPoint;
+  /** Datapoint id (prefix + name). */
+  readonly id: string;
+  readonly interval: number;
+  /** Points due within a tenth of their interval ride along with this cycle's reads. */
+  readonly slack: number;
+  /** The slot of this point's scale-factor register, if it has one. */
+  scaleFactor: Slot | undefined;
+  nextDue: number;
+  /** Refused by the device (exception on a single read): not read again before this. */
+  badUntil: number;
+  quality: Quality | undefined;
+  /** When it was last written: a read that started before that is older than the read-back. */
+  writtenAt: number;
+  /** Read on its own after the device refused a merged read that covered it. */
+  isolated: boolean;
+  /** Scratch flag of the current cycle. */
+  due: boolean;
+}
+
+/** One read of a cycle with its decode plan: which slot sits at which offset, scale factors first. */
+interface PlannedRead {
+  readonly request: ModbusRequest & { kind: 'read' };
+  readonly function: RegisterFunction;
+  readonly address: number;
+  readonly count: number;
+  readonly slots: readonly Slot[];
+  readonly offsets: readonly number[];
+}
 
 /**
  * Polls one device: plans coalesced reads of the points that are due, decodes and
@@ -68,19 +108,20 @@ const MAX_PENDING_BATCHES = 16;
  * cycle is dropped from the bus queue, and it is retried with exponential backoff.
  * An exception 1/2/3 on a merged read splits it, so one missing register costs only
  * its own point (published `bad`), not its neighbours.
+ *
+ * The poll cycle is kept lean, since on TCP it competes with the wire itself: reads and
+ * their decode plans are cached per set of due points, each point's decoder, id and
+ * sentinels are prepared once, the cycle's values go to storage as one batch without
+ * holding up the next cycle, and nothing waits on a timer between a due cycle's reads.
  */
 export class DevicePoller {
-  private points: PointDef[] = [];
-  private published: PointDef[] = [];
-  private nextDue = new Map<PointDef, number>();
-  private index = new Map<PointDef, number>();
-  private readonly isolated = new Set<PointDef>();
-  private readonly badUntil = new Map<PointDef, number>();
-  private readonly lastQuality = new Map<PointDef, 'good' | 'bad' | 'stale'>();
+  private slots: Slot[] = [];
+  private readonly slotOf = new Map<PointDef, Slot>();
+  private hasScaleFactors = false;
   private readonly scaleFactors = new Map<string, number | null>();
-  /** When each actuator was last written: a read that started before that is older than the read-back. */
-  private readonly writtenAt = new Map<PointDef, number>();
-  private readonly planCache = new Map<string, ReadBlock[]>();
+  private readonly planCache = new Map<string, PlannedRead[]>();
+  /** A published point changed to or from `bad` since the status last listed them. */
+  private badPointsChanged = false;
   private nextAttemptAt = 0;
   private publishing: Promise<void> = Promise.resolve();
   private pendingBatches = 0;
@@ -129,26 +170,44 @@ export class DevicePoller {
     for (const name of Object.keys(this.options.intervals ?? {})) {
       if (!points.some((p) => p.name === name)) throw new OutpostError('CONFIG_INVALID', `${this.options.name}: "intervals" names unknown point ${name}`);
     }
-    this.points = points.map((p) => ({ ...p, interval: this.options.intervals?.[p.name] ?? p.interval ?? this.options.interval }));
+    const defs = points.map((p) => ({ ...p, interval: this.options.intervals?.[p.name] ?? p.interval ?? this.options.interval }));
     // Scale factors follow the fastest point that uses them.
-    for (const p of this.points) {
+    for (const p of defs) {
       if (!p.scaleFactor) continue;
-      const sf = this.points.find((q) => q.name === p.scaleFactor)!;
-      sf.interval = Math.min(sf.interval!, p.interval!);
+      const sf = defs.find((q) => q.name === p.scaleFactor)!;
+      sf.interval = Math.min(sf.interval, p.interval);
     }
-    this.published = this.points.filter((p) => !p.internal);
+    const published = defs.filter((p) => !p.internal);
     const meta = { device: this.options.name, bus: this.options.bus, unit: this.options.unit, model: this.options.model };
-    const sensors = this.published.filter((p) => p.kind === 'sensor').map((p) => datapointFor(this.options.prefix, p, meta));
+    const sensors = published.filter((p) => p.kind === 'sensor').map((p) => datapointFor(this.options.prefix, p, meta));
     if (sensors.length) await this.ctx.datapoints.register(sensors);
-    for (const p of this.published.filter((q) => q.kind === 'actuator')) {
-      await this.ctx.datapoints.register(datapointFor(this.options.prefix, p, meta), { onSet: ({ v }) => this.write(p, v) });
-    }
     const now = this.ctx.clock.now();
-    this.nextDue = new Map(this.points.map((p) => [p, now]));
-    this.index = new Map(this.points.map((p, i) => [p, i]));
-    this.status.points = this.published.length;
-    const full = planReads(this.points, this.options);
-    this.status.requestsPerCycle = full.length;
+    this.slots = defs.map((def, index) => ({
+      index,
+      def,
+      point: compilePoint(def),
+      id: datapointId(this.options.prefix, def),
+      interval: def.interval,
+      slack: Math.min(def.interval / 10, 1000),
+      scaleFactor: undefined,
+      nextDue: now,
+      badUntil: 0,
+      quality: undefined,
+      writtenAt: -Infinity,
+      isolated: false,
+      due: false,
+    }));
+    this.slotOf.clear();
+    for (const s of this.slots) this.slotOf.set(s.def, s);
+    for (const s of this.slots) if (s.def.scaleFactor) s.scaleFactor = this.slots.find((q) => q.def.name === s.def.scaleFactor);
+    this.hasScaleFactors = this.slots.some((s) => s.scaleFactor);
+    for (const s of this.slots) {
+      if (s.def.internal || s.def.kind !== 'actuator') continue;
+      await this.ctx.datapoints.register(datapointFor(this.options.prefix, s.def, meta), { onSet: ({ v }) => this.write(s, v) });
+    }
+    this.planCache.clear();
+    this.status.points = published.length;
+    this.status.requestsPerCycle = planReads(defs, this.options).length;
     this.ready = true;
   }
 
@@ -176,7 +235,7 @@ export class DevicePoller {
         continue;
       }
       let due = Infinity;
-      for (const t of this.nextDue.values()) due = Math.min(due, t);
+      for (const s of this.slots) if (s.nextDue < due) due = s.nextDue;
       if (due > now) {
         await this.sleep(due - now);
         continue;
@@ -201,22 +260,36 @@ export class DevicePoller {
     }
   }
 
-  private dueSlack(p: PointDef): number {
-    // Points due within a tenth of their interval ride along with this cycle's reads.
-    return Math.min(p.interval! / 10, 1000);
-  }
-
-  private plan(due: PointDef[]): ReadBlock[] {
-    const key = due.map((p) => this.index.get(p)).join(',');
-    let blocks = this.planCache.get(key);
-    if (!blocks) {
-      const grouped = due.filter((p) => !this.isolated.has(p));
-      blocks = planReads(grouped, this.options);
-      for (const p of due) if (this.isolated.has(p)) blocks.push({ function: p.function, address: p.address, count: p.count, points: [p] });
-      if (this.planCache.size > 256) this.planCache.clear();
-      this.planCache.set(key, blocks);
+  /** The reads (with decode plans) for the slots flagged due; cached per set of due slots. */
+  private plan(dueCount: number): PlannedRead[] {
+    let key = '*';
+    if (dueCount !== this.slots.length) {
+      key = '';
+      for (const s of this.slots) if (s.due) key += `${s.index},`;
     }
-    return blocks;
+    let reads = this.planCache.get(key);
+    if (reads) return reads;
+    const due = this.slots.filter((s) => s.due);
+    const blocks = planReads(
+      due.filter((s) => !s.isolated).map((s) => s.def),
+      this.options,
+    );
+    for (const s of due) if (s.isolated) blocks.push({ function: s.def.function, address: s.def.address, count: s.def.count, points: [s.def] });
+    reads = blocks.map((b) => {
+      // Scale-factor registers are decoded before the points that use them.
+      const slots = b.points.map((p) => this.slotOf.get(p)!).sort((x, y) => (y.def.internal ? 1 : 0) - (x.def.internal ? 1 : 0));
+      return {
+        request: { kind: 'read', function: b.function, address: b.address, count: b.count },
+        function: b.function,
+        address: b.address,
+        count: b.count,
+        slots,
+        offsets: slots.map((s) => s.def.address - b.address),
+      };
+    });
+    if (this.planCache.size >= MAX_CACHED_PLANS) this.planCache.clear();
+    this.planCache.set(key, reads);
+    return reads;
   }
 
   private request(request: ModbusRequest, urgent = false): Promise<ModbusResponse> {
@@ -225,28 +298,35 @@ export class DevicePoller {
   }
 
   private async cycle(now: number): Promise<void> {
-    const due = this.points.filter((p) => this.nextDue.get(p)! <= now + this.dueSlack(p) && (this.badUntil.get(p) ?? 0) <= now);
-    if (due.some((p) => p.scaleFactor)) {
-      const have = new Set(due);
-      const sfNames = new Set(due.map((p) => p.scaleFactor).filter(Boolean));
-      for (const p of this.points) if (sfNames.has(p.name) && !have.has(p)) due.push(p);
+    const slots = this.slots;
+    let dueCount = 0;
+    for (const s of slots) {
+      s.due = s.nextDue <= now + s.slack && s.badUntil <= now;
+      if (s.due) dueCount++;
     }
-    for (const p of due) {
-      const next = this.nextDue.get(p)! + p.interval!;
-      this.nextDue.set(p, next <= now ? now + p.interval! : next);
+    if (this.hasScaleFactors) {
+      for (const s of slots) {
+        if (s.due && s.scaleFactor && !s.scaleFactor.due) {
+          s.scaleFactor.due = true;
+          dueCount++;
+        }
+      }
     }
-    for (const [p, until] of this.badUntil) {
-      if (until <= now) continue;
-      const next = this.nextDue.get(p)!;
-      if (next <= now) this.nextDue.set(p, until);
+    for (const s of slots) {
+      if (s.due) {
+        const next = s.nextDue + s.interval;
+        s.nextDue = next <= now ? now + s.interval : next;
+      } else if (s.badUntil > now && s.nextDue <= now) s.nextDue = s.badUntil;
     }
-    if (due.length === 0) return;
-    const blocks = this.plan(due);
+    if (dueCount === 0) return;
+    const reads = this.plan(dueCount);
     let commFailure: OutpostError | undefined;
+    // All of the cycle's reads are queued at once: the bus sends each as soon as the
+    // link allows (pipelined on TCP where configured), with no timer between them.
     const outcomes = await Promise.all(
-      blocks.map((b) =>
-        this.request({ kind: 'read', function: b.function, address: b.address, count: b.count }).then(
-          (res) => ({ block: b, res }),
+      reads.map((r) =>
+        this.request(r.request).then(
+          (res): ModbusResponse | OutpostError => res,
           (err: unknown) => {
             const e = toOutpostError(err, 'MODBUS_FRAME');
             if (!isMapError(e) && !commFailure) {
@@ -254,7 +334,7 @@ export class DevicePoller {
               // Drop the rest of this device's cycle: it just failed, its other reads would only hold the bus.
               this.bus.cancel(this.lane, e);
             }
-            return { block: b, err: e };
+            return e;
           },
         ),
       ),
@@ -265,29 +345,51 @@ export class DevicePoller {
       this.fail(commFailure, t);
       return;
     }
-    const values: Array<{ id: string; v: Value; t: number; q?: 'bad' }> = [];
-    for (const o of outcomes) {
-      if ('err' in o && o.err) {
-        this.status.errors++;
-        if (o.block.points.length > 1) {
-          for (const p of o.block.points) this.isolated.add(p);
-          this.planCache.clear();
-          this.ctx.log.info({ device: this.options.name, block: `${o.block.function} ${o.block.address}+${o.block.count}`, reason: o.err.message }, 'device refused a merged read; reading those points one by one');
-          // Read them again right away, one by one, so good points lose no cycle.
-          for (const p of o.block.points) this.nextDue.set(p, t);
-        } else {
-          const p = o.block.points[0]!;
-          this.badUntil.set(p, t + p.interval! * BAD_POINT_RETRY_INTERVALS);
-          this.publishQuality(values, p, 'bad', t);
-        }
+    const values: Reading[] = [];
+    for (let i = 0; i < reads.length; i++) {
+      const read = reads[i]!;
+      const outcome = outcomes[i]!;
+      if (outcome instanceof OutpostError) {
+        this.refused(read, outcome, values, t);
         continue;
       }
-      const res = (o as { res: ModbusResponse }).res;
-      const decoded = decodeBlock(o.block.points, { address: o.block.address, words: res.words, bits: res.bits }, this.scaleFactors);
-      for (const [p, pv] of decoded) if ((this.writtenAt.get(p) ?? -Infinity) < now) this.collect(values, p, pv, t);
+      const { words, bits } = outcome;
+      for (let j = 0; j < read.slots.length; j++) {
+        const s = read.slots[j]!;
+        if (s.def.internal) {
+          const sf = s.point.read(words, bits, read.offsets[j]!);
+          this.scaleFactors.set(s.def.name, typeof sf === 'number' ? sf : null);
+          continue;
+        }
+        const v = s.point.read(words, bits, read.offsets[j]!, this.scaleFactors);
+        if (s.writtenAt >= now) continue; // read before the last write: the read-back is newer
+        if (v === BAD) {
+          this.publishQuality(values, s, 'bad', t);
+          continue;
+        }
+        s.badUntil = 0;
+        this.setQuality(s, 'good');
+        values.push({ id: s.id, v, t });
+      }
     }
     this.succeed(t);
     if (values.length) this.publish(values);
+  }
+
+  /** A read answered with exception 1/2/3: split a merged read, or mark the single point bad for a while. */
+  private refused(read: PlannedRead, err: OutpostError, values: Reading[], t: number): void {
+    this.status.errors++;
+    if (read.slots.length > 1) {
+      for (const s of read.slots) s.isolated = true;
+      this.planCache.clear();
+      this.ctx.log.info({ device: this.options.name, block: `${read.function} ${read.address}+${read.count}`, reason: err.message }, 'device refused a merged read; reading those points one by one');
+      // Read them again right away, one by one, so good points lose no cycle.
+      for (const s of read.slots) s.nextDue = t;
+      return;
+    }
+    const s = read.slots[0]!;
+    s.badUntil = t + s.interval * BAD_POINT_RETRY_INTERVALS;
+    this.publishQuality(values, s, 'bad', t);
   }
 
   /**
@@ -295,46 +397,49 @@ export class DevicePoller {
    * polling interval (values carry their read time). At most MAX_PENDING_BATCHES wait;
    * beyond that a batch is dropped and counted rather than buffered without bound.
    */
-  private publish(values: Array<{ id: string; v: Value; t: number; q?: 'bad' | 'stale' }>): void {
+  private publish(values: Reading[]): void {
     if (this.pendingBatches >= MAX_PENDING_BATCHES) {
       this.status.droppedBatches = (this.status.droppedBatches ?? 0) + 1;
       if (this.status.droppedBatches === 1) this.ctx.log.warn({ device: this.options.name }, 'storage is slower than polling; dropping Modbus reading batches (counted in status)');
       return;
     }
     this.pendingBatches++;
-    this.publishing = this.publishing
-      .then(() => this.ctx.bus.publishValues(values))
-      .then(
-        () => undefined,
-        (err: unknown) => this.ctx.log.warn({ device: this.options.name, code: toOutpostError(err).code, reason: (err as Error).message }, 'Modbus readings not stored'),
-      )
-      .finally(() => this.pendingBatches--);
+    this.publishing = this.publishing.then(() => this.store(values));
   }
 
-  private collect(values: Array<{ id: string; v: Value; t: number; q?: 'bad' }>, p: PointDef, pv: PointValue, t: number): void {
-    if (p.internal) return;
-    if (pv.q === 'bad') {
-      this.publishQuality(values, p, 'bad', t);
-      return;
+  private async store(values: Reading[]): Promise<void> {
+    try {
+      await this.ctx.bus.publishValues(values);
+    } catch (err) {
+      this.ctx.log.warn({ device: this.options.name, code: toOutpostError(err).code, reason: (err as Error).message }, 'Modbus readings not stored');
+    } finally {
+      this.pendingBatches--;
     }
-    this.badUntil.delete(p);
-    this.lastQuality.set(p, 'good');
-    values.push({ id: datapointId(this.options.prefix, p), v: pv.v, t });
+  }
+
+  private setQuality(s: Slot, q: Quality): void {
+    if (s.quality === q) return;
+    if (s.quality === 'bad' || q === 'bad') this.badPointsChanged = true;
+    s.quality = q;
   }
 
   /** A missing reading is published once as `null` with its quality, never repeated every cycle. */
-  private publishQuality(values: Array<{ id: string; v: Value; t: number; q?: 'bad' | 'stale' }>, p: PointDef, q: 'bad' | 'stale', t: number): void {
-    if (p.internal || this.lastQuality.get(p) === q) return;
-    this.lastQuality.set(p, q);
-    values.push({ id: datapointId(this.options.prefix, p), v: null, t, q });
+  private publishQuality(values: Reading[], s: Slot, q: 'bad' | 'stale', t: number): void {
+    if (s.def.internal || s.quality === q) return;
+    this.setQuality(s, q);
+    values.push({ id: s.id, v: null, t, q });
   }
 
   private succeed(t: number): void {
     this.status.cycles++;
     this.status.lastOkAt = t;
-    const bad = this.published.filter((p) => this.lastQuality.get(p) === 'bad').map((p) => p.name);
-    const badChanged = (this.status.badPoints ?? []).join() !== bad.join();
-    this.status.badPoints = bad.length ? bad : undefined;
+    let badChanged = false;
+    if (this.badPointsChanged) {
+      this.badPointsChanged = false;
+      const bad = this.slots.filter((s) => !s.def.internal && s.quality === 'bad').map((s) => s.def.name);
+      badChanged = (this.status.badPoints ?? []).join() !== bad.join();
+      this.status.badPoints = bad.length ? bad : undefined;
+    }
     if (this.status.state !== 'ok') {
       this.bus.setProbation(this.lane, false);
       if (this.status.state === 'failing') this.ctx.log.info({ device: this.options.name, after: this.status.failures }, 'Modbus device answers again');
@@ -355,7 +460,7 @@ export class DevicePoller {
     const delay = fixedDelay ?? Math.min(maxMs, initialMs * 2 ** Math.min(this.status.failures - 1, 20));
     this.nextAttemptAt = t + delay;
     // After the backoff every point is due again, so the first attempt reads the whole device.
-    for (const p of this.points) this.nextDue.set(p, this.nextAttemptAt);
+    for (const s of this.slots) s.nextDue = this.nextAttemptAt;
     const changed = this.status.state !== 'failing' || this.status.code !== e.code;
     if (this.status.state !== 'failing') {
       this.ctx.log.warn({ device: this.options.name, unit: this.options.unit, code: e.code, reason: e.message }, 'Modbus device not answering; its values are marked stale (retrying with backoff)');
@@ -366,8 +471,8 @@ export class DevicePoller {
     this.status.lastError = e.message;
     this.status.code = e.code;
     this.status.retryInMs = delay;
-    const stale: Array<{ id: string; v: Value; t: number; q?: 'bad' | 'stale' }> = [];
-    for (const p of this.published) this.publishQuality(stale, p, 'stale', t);
+    const stale: Reading[] = [];
+    for (const s of this.slots) this.publishQuality(stale, s, 'stale', t);
     if (stale.length) this.publish(stale);
     if (changed) this.onStatus();
   }
@@ -377,8 +482,9 @@ export class DevicePoller {
    * same registers back and compare the register image, then publish the read-back
    * value. Any failure reaches the requester as SETPOINT_FAILED naming the cause.
    */
-  async write(p: PointDef, v: Value): Promise<Value> {
-    const id = datapointId(this.options.prefix, p);
+  private async write(s: Slot, v: Value): Promise<Value> {
+    const p = s.def;
+    const id = s.id;
     const encoded = encodePoint(p, v);
     const request: ModbusRequest =
       encoded.bit !== undefined
@@ -387,7 +493,7 @@ export class DevicePoller {
           ? { kind: 'write-register', address: p.address, value: encoded.words![0]! }
           : { kind: 'write-registers', address: p.address, values: encoded.words! };
     let back: ModbusResponse;
-    this.writtenAt.set(p, this.ctx.clock.now());
+    s.writtenAt = this.ctx.clock.now();
     try {
       await this.request(request, true);
       back = await this.request({ kind: 'read', function: p.function, address: p.address, count: p.count }, true);
@@ -403,7 +509,7 @@ export class DevicePoller {
       });
     }
     const t = this.ctx.clock.now();
-    this.lastQuality.set(p, 'good');
+    this.setQuality(s, 'good');
     await this.ctx.bus.publishValue(id, readBack.v, { t });
     return readBack.v;
   }

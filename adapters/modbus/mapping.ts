@@ -1,6 +1,6 @@
 import type { DatapointInput } from '../../runtime/datapoints/model.js';
 import { OutpostError } from '../../runtime/errors.js';
-import { decodeRaw, encodeRaw, isSentinel, normaliseSentinels, type RawValue } from './codec.js';
+import { compileDecoder, decodeRaw, encodeRaw, isSentinel, normaliseSentinels, type RawDecoder, type RawValue } from './codec.js';
 import type { PointDef } from './templates.js';
 
 /**
@@ -38,11 +38,43 @@ export interface BlockData {
 
 export type PointValue = { v: number | boolean | string; q?: undefined } | { v: null; q: 'bad' };
 
-/** float32 carries ~7 significant digits; printing more only shows conversion noise (230.1 → 230.10000610…). */
-function tidy(value: number, point: PointDef): number {
-  if (point.type === 'float32') return Number(value.toPrecision(7));
-  if (point.scale !== 1 || point.offset !== 0 || point.scaleFactor) return Number(value.toPrecision(12));
-  return value;
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i); // exact doubles up to 10^22
+
+/**
+ * `Number(value.toPrecision(digits))` without building a string on the hot path: the
+ * value is scaled to a `digits`-digit integer and rounded half away from zero, as
+ * toPrecision does (ECMA-262 Number.prototype.toPrecision: "pick the larger n").
+ * n / 10^k is one correctly rounded division, the same double the decimal string
+ * parses to. Where the scaled value is too close to a tie for the product's rounding
+ * error to be ruled out, or outside 10^0..10^22, toPrecision decides. A test compares
+ * both on random float32 images and scaled integers.
+ */
+export function roundToPrecision(value: number, digits: number): number {
+  if (value === 0 || !Number.isFinite(value)) return Number(value.toPrecision(digits));
+  const a = value < 0 ? -value : value;
+  let k = digits - 1 - Math.floor(Math.log10(a));
+  if (k < 0 || k > 22) return Number(value.toPrecision(digits));
+  let x = a * POW10[k]!;
+  // log10 can be one off next to a power of ten: bring x into [10^(digits-1), 10^digits).
+  if (x >= POW10[digits]!) x = a * POW10[--k]!;
+  else if (x < POW10[digits - 1]!) x = a * POW10[++k]!;
+  if (k < 0 || k > 22) return Number(value.toPrecision(digits));
+  const n = Math.floor(x);
+  const f = x - n;
+  if (f > 0.499 && f < 0.501) return Number(value.toPrecision(digits));
+  const r = (f > 0.5 ? n + 1 : n) / POW10[k]!;
+  return value < 0 ? -r : r;
+}
+
+/**
+ * Significant digits a value is published with: float32 carries ~7 (printing more only
+ * shows conversion noise, 230.1 → 230.10000610…); scaled integers are cut at 12 to drop
+ * binary noise from the scale (2301 × 0.1 = 230.10000000000002); 0 keeps the value.
+ */
+function publishedDigits(point: PointDef): number {
+  if (point.type === 'float32') return 7;
+  if (point.scale !== 1 || point.offset !== 0 || point.scaleFactor) return 12;
+  return 0;
 }
 
 export function rawOf(point: PointDef, data: BlockData): RawValue | boolean {
@@ -57,31 +89,83 @@ export function rawOf(point: PointDef, data: BlockData): RawValue | boolean {
   return decodeRaw(words, point.type, point.wordOrder);
 }
 
+/** A reading the device sent that is not a value: sentinel, NaN/∞, missing or absurd scale factor. */
+export const BAD: unique symbol = Symbol('bad reading');
+export type Reading = number | boolean | string | typeof BAD;
+
+/**
+ * One point with everything the poll loop needs worked out once: its datapoint id, a
+ * decoder for its type and word order, its sentinels in both signed and unsigned form,
+ * and its rounding. `read` is `decodePoint` without the per-value allocations.
+ */
+export class CompiledPoint {
+  readonly bits: boolean;
+  private readonly decode: RawDecoder;
+  private readonly sentinels: number[] | undefined;
+  private readonly digits: number;
+
+  constructor(readonly def: PointDef) {
+    this.bits = def.function === 'coil' || def.function === 'discrete';
+    this.decode = compileDecoder(def.type, def.wordOrder, def.count);
+    const s = normaliseSentinels(def.type, def.nan);
+    this.sentinels = s && s.length ? s : undefined;
+    this.digits = publishedDigits(def);
+  }
+
+  /** Engineering value of the point at `offset` (its address − the block's) in a response. */
+  read(words: ArrayLike<number> | undefined, bits: ArrayLike<boolean> | undefined, offset: number, scaleFactors?: ReadonlyMap<string, number | null>): Reading {
+    const p = this.def;
+    if (this.bits) {
+      const bit = bits?.[offset];
+      if (bit === undefined) throw new OutpostError('MODBUS_FRAME', `${p.name}: bit ${p.address} missing from the response`);
+      return bit;
+    }
+    if (!words || offset < 0 || offset + p.count > words.length) throw new OutpostError('MODBUS_FRAME', `${p.name}: registers ${p.address}+${p.count} missing from the response`);
+    const raw = this.decode(words, offset);
+    if (p.type === 'bool') {
+      const n = raw as number;
+      return p.bit === undefined ? n !== 0 : ((n >> p.bit) & 1) === 1;
+    }
+    if (typeof raw === 'string') return raw;
+    let value: number;
+    if (typeof raw === 'bigint') {
+      if (this.sentinels && isSentinel(raw, this.sentinels)) return BAD;
+      value = Number(raw);
+    } else {
+      if (this.sentinels && this.sentinels.includes(raw)) return BAD;
+      value = raw;
+    }
+    if (!Number.isFinite(value)) return BAD;
+    let factor = p.scale;
+    if (p.scaleFactor) {
+      const sf = scaleFactors?.get(p.scaleFactor);
+      // SunSpec limits sunssf to -10..10 (§6.2); anything else is a broken read.
+      if (sf === undefined || sf === null || sf < -10 || sf > 10) return BAD;
+      factor *= 10 ** sf;
+    }
+    value = value * factor + p.offset;
+    return this.digits ? roundToPrecision(value, this.digits) : value;
+  }
+}
+
+const compiled = new WeakMap<PointDef, CompiledPoint>();
+export function compilePoint(point: PointDef): CompiledPoint {
+  let c = compiled.get(point);
+  if (!c) {
+    c = new CompiledPoint(point);
+    compiled.set(point, c);
+  }
+  return c;
+}
+
 /**
  * Engineering value of one point: raw × scale × 10^sf + offset. A sentinel ("not
  * available"), NaN/∞ from a float register, or a missing scale factor gives `q: bad`
  * with no value, never a made-up number.
  */
 export function decodePoint(point: PointDef, data: BlockData, scaleFactors?: ReadonlyMap<string, number | null>): PointValue {
-  const raw = rawOf(point, data);
-  if (typeof raw === 'boolean') return { v: raw };
-  if (point.type === 'bool') {
-    const n = raw as number;
-    return { v: point.bit === undefined ? n !== 0 : ((n >> point.bit) & 1) === 1 };
-  }
-  if (typeof raw === 'string') return { v: raw };
-  if (isSentinel(raw, normaliseSentinels(point.type, point.nan))) return { v: null, q: 'bad' };
-  let value = typeof raw === 'bigint' ? Number(raw) : raw;
-  if (!Number.isFinite(value)) return { v: null, q: 'bad' };
-  let factor = point.scale;
-  if (point.scaleFactor) {
-    const sf = scaleFactors?.get(point.scaleFactor);
-    // SunSpec limits sunssf to -10..10 (§6.2); anything else is a broken read.
-    if (sf === undefined || sf === null || sf < -10 || sf > 10) return { v: null, q: 'bad' };
-    factor *= 10 ** sf;
-  }
-  value = value * factor + point.offset;
-  return { v: tidy(value, point) };
+  const v = compilePoint(point).read(data.words, data.bits, point.address - data.address, scaleFactors);
+  return v === BAD ? { v: null, q: 'bad' } : { v };
 }
 
 /** Decodes every point of a block, scale-factor registers first so dependents can use them. */

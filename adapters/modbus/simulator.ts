@@ -1,11 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
 import { crc16, encodeRaw } from './codec.js';
 import { loadSunSpec, SUNSPEC_END, SUNSPEC_MARKER, type SunSpecDefinitions } from './sunspec.js';
 import { loadTemplates, type DeviceTemplate, type PointDef } from './templates.js';
-import { bitsPerChar } from './transport-rtu.js';
+import { atOrAfter } from './timing.js';
+import { bitsPerChar, interFrameGapMs } from './transport-rtu.js';
 
 /**
  * Modbus device simulator for the demo, the tests and the bench: serves device
@@ -344,17 +346,23 @@ export class ModbusSimulator {
    * RTU slave on a serial device (one end of a pty pair). Request frames are delimited
    * by their function code's length; frames with a bad CRC are ignored as a real slave
    * does (§2.5.1). With `emulateWireTime` the answer is held back for the time the
-   * request and response take on a real line at `baudRate`, so the pty behaves like RS-485.
+   * request takes on a real line at `baudRate`, the t3.5 silence a slave waits for to
+   * know the request has ended (§2.5.1.1), and the response's own wire time, so the pty
+   * behaves like RS-485: no master can poll it faster than the frame-time limit.
    */
   async attachRtu(path: string, options: { baudRate?: number; emulateWireTime?: boolean } = {}): Promise<void> {
     const baudRate = options.baudRate ?? 9600;
     const port = new SerialPort({ path, baudRate, autoOpen: false });
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
     this.rtu = port;
-    const charMs = (bitsPerChar({ parity: 'none', dataBits: 8, stopBits: 1 }) * 1000) / baudRate;
+    const line = { baudRate, parity: 'none', dataBits: 8, stopBits: 1 } as const;
+    const charMs = (bitsPerChar(line) * 1000) / baudRate;
+    const gapMs = interFrameGapMs(line);
     let rx = Buffer.alloc(0);
+    let receivedAt = 0;
     port.on('error', () => undefined);
     port.on('data', (chunk: Buffer) => {
+      receivedAt = performance.now();
       rx = rx.length ? Buffer.concat([rx, chunk]) : Buffer.from(chunk);
       if (rx.length > 512) rx = rx.subarray(rx.length - 512);
       for (;;) {
@@ -377,8 +385,9 @@ export class ModbusSimulator {
         response.copy(out, 1);
         out.writeUInt16LE(crc16(out.subarray(0, out.length - 2)), out.length - 2);
         if (device!.fault.kind === 'crc') out[out.length - 1]! ^= 0x5a;
-        const delay = options.emulateWireTime ? (need + out.length) * charMs : 0;
-        if (delay >= 1) setTimeout(() => port.isOpen && port.write(out), delay);
+        // Timed from the request's arrival with sub-millisecond precision (a rounded timer
+        // would answer early or late by up to 1 ms, a large share of a 115200-baud frame).
+        if (options.emulateWireTime) atOrAfter(receivedAt + (need + out.length) * charMs + gapMs, () => port.isOpen && port.write(out));
         else port.write(out);
       }
     });

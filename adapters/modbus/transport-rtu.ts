@@ -3,7 +3,7 @@ import { ModbusClient } from './client.js';
 import { SerialPort } from 'serialport';
 import type { Logger } from '../../runtime/log.js';
 import { OutpostError } from '../../runtime/errors.js';
-import { Pending, describeRequest, issue, toModbusError, type ModbusLink, type ModbusRequest, type ModbusResponse } from './transport.js';
+import { InFlight, describeRequest, failSoon, issue, toModbusError, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
 
 export interface RtuSettings {
   path: string;
@@ -125,7 +125,7 @@ export class RtuLine implements ModbusLink {
   private stopped = false;
   private reopenTimer: NodeJS.Timeout | undefined;
   private reopenDelay: number;
-  private readonly pending = new Pending();
+  private readonly pending = new InFlight();
   private lastError: string | undefined;
   /** Times the port was (re)opened, for status and tests. */
   opens = 0;
@@ -208,15 +208,24 @@ export class RtuLine implements ModbusLink {
     }, delay);
   }
 
-  execute(unit: number, request: ModbusRequest, timeoutMs: number): Promise<ModbusResponse> {
+  execute(unit: number, request: ModbusRequest, timeoutMs: number, done: LinkCallback): void {
     const client = this.client;
-    const what = `unit ${unit} ${describeRequest(request)} on ${this.settings.path}`;
     if (!client || this.state !== 'open') {
-      return Promise.reject(new OutpostError('MODBUS_PORT_UNAVAILABLE', `${what}: port is not open${this.lastError ? ` (${this.lastError})` : ''}`));
+      return failSoon(done, new OutpostError('MODBUS_PORT_UNAVAILABLE', `unit ${unit} ${describeRequest(request)} on ${this.settings.path}: port is not open${this.lastError ? ` (${this.lastError})` : ''}`));
     }
-    return this.pending.track<ModbusResponse>((resolve, reject) => {
-      issue(client, unit, request, timeoutMs, (err, res) => (err ? reject(toModbusError(err, what)) : resolve(res!)));
-    });
+    const o = this.pending.track(done);
+    try {
+      issue(client, unit, request, timeoutMs, (err, res) => this.pending.settle(o, err ? toModbusError(err, this.describe(unit, request)) : null, res));
+    } catch (err) {
+      // modbus-serial throws for arguments it refuses (before anything is sent): report it like any failure.
+      const e = toModbusError(err, this.describe(unit, request));
+      process.nextTick(() => this.pending.settle(o, e));
+    }
+  }
+
+  /** Names a transaction in error messages (built only when there is an error). */
+  private describe(unit: number, request: ModbusRequest): string {
+    return `unit ${unit} ${describeRequest(request)} on ${this.settings.path}`;
   }
 
   async close(): Promise<void> {

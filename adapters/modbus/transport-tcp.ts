@@ -1,7 +1,7 @@
 import { ModbusClient } from './client.js';
 import type { Logger } from '../../runtime/log.js';
 import { OutpostError } from '../../runtime/errors.js';
-import { Pending, describeRequest, issue, toModbusError, type ModbusLink, type ModbusRequest, type ModbusResponse } from './transport.js';
+import { InFlight, describeRequest, failSoon, issue, toModbusError, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
 
 export interface TcpSettings {
   host: string;
@@ -31,7 +31,7 @@ export class TcpLink implements ModbusLink {
   private lastFailureAt = 0;
   private lastError: string | undefined;
   private stopped = false;
-  private readonly pending = new Pending();
+  private readonly pending = new InFlight();
   connects = 0;
 
   constructor(
@@ -97,13 +97,31 @@ export class TcpLink implements ModbusLink {
     return this.connecting;
   }
 
-  async execute(unit: number, request: ModbusRequest, timeoutMs: number): Promise<ModbusResponse> {
-    if (this.stopped) throw new OutpostError('MODBUS_PORT_UNAVAILABLE', `${this.name} is closed`);
-    const client = await this.connect();
-    const what = `unit ${unit} ${describeRequest(request)} on ${this.name}`;
-    return this.pending.track<ModbusResponse>((resolve, reject) => {
-      issue(client, unit, request, timeoutMs, (err, res) => (err ? reject(toModbusError(err, what)) : resolve(res!)));
-    });
+  execute(unit: number, request: ModbusRequest, timeoutMs: number, done: LinkCallback): void {
+    if (this.stopped) return failSoon(done, new OutpostError('MODBUS_PORT_UNAVAILABLE', `${this.name} is closed`));
+    const client = this.client;
+    // Connected: straight onto the socket, no promise in between (the poll loop's hot path).
+    if (client?.isOpen) return this.issueOn(client, unit, request, timeoutMs, done);
+    this.connect().then(
+      (c) => this.issueOn(c, unit, request, timeoutMs, done),
+      (err: unknown) => done(toModbusError(err, `unit ${unit} ${describeRequest(request)} on ${this.name}`)),
+    );
+  }
+
+  private issueOn(client: ModbusClient, unit: number, request: ModbusRequest, timeoutMs: number, done: LinkCallback): void {
+    const o = this.pending.track(done);
+    try {
+      issue(client, unit, request, timeoutMs, (err, res) => this.pending.settle(o, err ? toModbusError(err, this.describe(unit, request)) : null, res));
+    } catch (err) {
+      // modbus-serial throws for arguments it refuses (before anything is sent): report it like any failure.
+      const e = toModbusError(err, this.describe(unit, request));
+      process.nextTick(() => this.pending.settle(o, e));
+    }
+  }
+
+  /** Names a transaction in error messages (built only when there is an error). */
+  private describe(unit: number, request: ModbusRequest): string {
+    return `unit ${unit} ${describeRequest(request)} on ${this.name}`;
   }
 
   async close(): Promise<void> {

@@ -14,11 +14,19 @@ export interface ModbusResponse {
   bits?: boolean[];
 }
 
+/** How a link reports one transaction: exactly once, never synchronously from `execute`. */
+export type LinkCallback = (err: OutpostError | null, res?: ModbusResponse) => void;
+
 /** A physical link (serial line or TCP connection) that executes one transaction. */
 export interface ModbusLink {
   readonly name: string;
-  /** Runs one transaction; rejects with MODBUS_TIMEOUT / MODBUS_EXCEPTION / MODBUS_FRAME / MODBUS_PORT_UNAVAILABLE. */
-  execute(unit: number, request: ModbusRequest, timeoutMs: number): Promise<ModbusResponse>;
+  /**
+   * Runs one transaction and calls `done` once: with the response, or with
+   * MODBUS_TIMEOUT / MODBUS_EXCEPTION / MODBUS_FRAME / MODBUS_PORT_UNAVAILABLE. A
+   * callback rather than a promise: this is the poll loop's hot path, and the bus
+   * settles the one promise its caller holds.
+   */
+  execute(unit: number, request: ModbusRequest, timeoutMs: number, done: LinkCallback): void;
   /** Most transactions the peer accepts in flight (1 on RTU: half-duplex master/slave, §2.1 of the serial spec). */
   readonly maxInFlight: number;
   /** Silence to keep between the end of one transaction and the next request (RTU t3.5). */
@@ -45,20 +53,19 @@ interface FcClient {
  * Issues one request through modbus-serial's callback API, which takes the unit id
  * per call (the promise API uses a client-wide id, unsafe with several devices).
  * The client-wide timeout is read synchronously when the frame is written, so setting
- * it right before the call makes it per request.
+ * it right before the call makes it per request. `done` gets modbus-serial's raw error;
+ * the link maps it (and names the request) only when there is one.
  */
 export function issue(client: ModbusClient, unit: number, r: ModbusRequest, timeoutMs: number, done: (err: unknown, res?: ModbusResponse) => void): void {
   client.setTimeout(timeoutMs);
   const c = client as unknown as FcClient;
-  const words: Callback<{ data: number[] }> = (err, data) => (err ? done(err) : done(null, { words: data.data }));
   switch (r.kind) {
-    case 'read': {
-      const bits: Callback<{ data: boolean[] }> = (err, data) => (err ? done(err) : done(null, { bits: data.data.slice(0, r.count) }));
-      if (r.function === 'coil') return c.writeFC1(unit, r.address, r.count, bits);
-      if (r.function === 'discrete') return c.writeFC2(unit, r.address, r.count, bits);
-      if (r.function === 'holding') return c.writeFC3(unit, r.address, r.count, words);
-      return c.writeFC4(unit, r.address, r.count, words);
-    }
+    case 'read':
+      if (r.function === 'holding') return c.writeFC3(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { words: data.data })));
+      if (r.function === 'input') return c.writeFC4(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { words: data.data })));
+      // FC1/FC2 answer whole bytes; the padding bits past `count` are not ours.
+      if (r.function === 'coil') return c.writeFC1(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { bits: data.data.slice(0, r.count) })));
+      return c.writeFC2(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { bits: data.data.slice(0, r.count) })));
     case 'write-coil':
       return c.writeFC5(unit, r.address, r.value, (err) => done(err, {}));
     case 'write-register':
@@ -98,37 +105,44 @@ export function toModbusError(err: unknown, what: string): OutpostError {
   return new OutpostError('MODBUS_FRAME', `${what}: ${message}`, { cause: err });
 }
 
-/** Settles a promise once, whichever of answer, port loss or guard timer comes first. */
-export class Pending {
-  private readonly all = new Set<(err: OutpostError) => void>();
+/** One transaction a link has handed to modbus-serial and not yet reported. */
+export interface Outstanding {
+  readonly done: LinkCallback;
+  settled: boolean;
+}
 
-  track<T>(run: (resolve: (v: T) => void, reject: (e: OutpostError) => void) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      const fail = (e: OutpostError): void => {
-        if (settled) return;
-        settled = true;
-        this.all.delete(fail);
-        reject(e);
-      };
-      this.all.add(fail);
-      run(
-        (v) => {
-          if (settled) return;
-          settled = true;
-          this.all.delete(fail);
-          resolve(v);
-        },
-        fail,
-      );
-    });
+/**
+ * The transactions a link has outstanding, so a lost port or connection can fail them
+ * at once instead of each waiting for its timeout. `settle` reports a transaction at
+ * most once, whichever of answer, timeout or port loss comes first. (A plain record and
+ * no closure per transaction: this runs for every request of every poll.)
+ */
+export class InFlight {
+  private readonly all = new Set<Outstanding>();
+
+  track(done: LinkCallback): Outstanding {
+    const o: Outstanding = { done, settled: false };
+    this.all.add(o);
+    return o;
+  }
+
+  settle(o: Outstanding, err: OutpostError | null, res?: ModbusResponse): void {
+    if (o.settled) return;
+    o.settled = true;
+    this.all.delete(o);
+    o.done(err, res);
   }
 
   failAll(err: OutpostError): void {
-    for (const fail of [...this.all]) fail(err);
+    for (const o of [...this.all]) this.settle(o, err);
   }
 
   get size(): number {
     return this.all.size;
   }
+}
+
+/** Reports a failure found before anything was sent, asynchronously as the LinkCallback contract requires. */
+export function failSoon(done: LinkCallback, err: OutpostError): void {
+  process.nextTick(done, err);
 }
