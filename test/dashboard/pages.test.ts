@@ -231,6 +231,24 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
       const d = local(at);
       t.equal(days[d.getUTCDate() - 1]![d.getUTCMonth() === thisMonth ? 1 : 2], kwh, `day ${d.getUTCDate()} summed from its local hours`);
     }
+
+    // Year view: energy per local month, summed from hourly deltas so month edges are local.
+    await page.getByLabel('Period', { exact: true }).selectOption('year');
+    await page.locator('#cons-title', { hasText: 'energy per month of site.main.energy_import' }).waitFor();
+    await page.locator('#cons-rank li').first().waitFor();
+    const months = (await page.locator('#cons-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)))) as string[][];
+    t.equal(months.length, 12, 'one row per month');
+    const thisYear = local(Date.now()).getUTCFullYear();
+    const expected = new Map<string, number>();
+    for (const [at, kwh] of [[yesterday, 48], [yesterday - DAY, 24]] as const) {
+      const d = local(at);
+      const key = `${d.getUTCFullYear() === thisYear ? 1 : 2}:${d.getUTCMonth()}`;
+      expected.set(key, (expected.get(key) ?? 0) + kwh);
+    }
+    for (const [key, kwh] of expected) {
+      const [column, month] = key.split(':').map(Number) as [number, number];
+      t.equal(months[month]![column], `${kwh} kWh`, `month ${month + 1} (${column === 1 ? 'this' : 'previous'} year) summed from its local days`);
+    }
   });
 
   await t.test('chargers: the simulator charge point, live power, session, current limit', async (t) => {

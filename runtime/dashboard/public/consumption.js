@@ -2,8 +2,8 @@
 // from meter counters, the previous period beside it, and the largest consumers.
 // Figures come from the rollups: GET /api/datapoints/:id/values?interval=&agg=delta
 // (storage/http.ts). Rollup buckets are UTC-aligned, so local hours, days and months are
-// summed here from 1 h buckets (15 min where the zone's offset is not whole hours); a
-// year is summed from 1 d buckets, which start at UTC midnight.
+// summed here from 1 h buckets (15 min where the zone's offset is not whole hours), a year
+// too (8,784 hourly intervals at most), so local month edges are exact.
 import { get } from './api.js';
 import { h } from './dom.js';
 import { barChart } from './bars.js';
@@ -69,7 +69,6 @@ export function period(kind, ref, shift) {
 
 /** Rollup interval to sum the period's buckets from (see the module comment). */
 export function intervalFor(p) {
-  if (p.kind === 'year') return '1d';
   const whole = p.bounds.every((t) => new Date(t).getTimezoneOffset() % 60 === 0);
   return whole ? '1h' : '15m';
 }
