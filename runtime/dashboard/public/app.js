@@ -3,7 +3,7 @@ import { api, get, post, setCsrf, ApiError } from './api.js';
 import { h, formatValue, formatTime, formatDuration, flash } from './dom.js';
 import { startLive, stopLive, onValue, onStatus, onConnection } from './live.js';
 import { lineChart } from './chart.js';
-import { card, kv, dpTable as dpTableOf, adapterCards as adapterCardsOf } from './widgets.js';
+import { card, kv, dpTable as dpTableOf, adapterCards as adapterCardsOf, submitSetpoint } from './widgets.js';
 import { consumption } from './consumption.js';
 import { chargers } from './chargers.js';
 import { links } from './links.js';
@@ -321,17 +321,7 @@ function setpointForm(dp) {
       }
       v = Number(input.value);
     } else v = input.value;
-    try {
-      const r = await post(`/api/datapoints/${encodeURIComponent(dp.id)}/setpoint`, { v });
-      msg.textContent = `Applied: ${formatValue(r.v, dp.unit)}`;
-      msg.classList.add('good');
-      input.removeAttribute('aria-invalid');
-    } catch (err) {
-      // The gateway's reason, verbatim: it says what range or values are allowed.
-      msg.textContent = `Refused: ${err.message}`;
-      msg.classList.add('bad');
-      input.setAttribute('aria-invalid', 'true');
-    }
+    await submitSetpoint(dp, v, { input, msg });
   });
   return card('Setpoint', form);
 }

@@ -126,6 +126,23 @@ export function formatBytes(n) {
 export const canWrite = (me) => me?.role === 'operator' || me?.role === 'admin';
 
 /**
+ * Sends a setpoint and shows the gateway's answer in `msg`: the applied value, or the
+ * refusal's reason verbatim (it says what range or values are allowed).
+ */
+export async function submitSetpoint(dp, v, { input, msg }) {
+  try {
+    const r = await post(`/api/datapoints/${encodeURIComponent(dp.id)}/setpoint`, { v });
+    msg.textContent = `Applied: ${formatValue(r.v, dp.unit)}`;
+    msg.classList.add('good');
+    input.removeAttribute('aria-invalid');
+  } catch (err) {
+    msg.textContent = `Refused: ${err.message}`;
+    msg.classList.add('bad');
+    input.setAttribute('aria-invalid', 'true');
+  }
+}
+
+/**
  * A compact setpoint form for one numeric actuator (e.g. a charger's current limit):
  * label, number field, Set button, the gateway's answer in a live region. `key` makes
  * the element ids unique on a page with several of them.
@@ -147,16 +164,7 @@ export function numberSetpoint(dp, { me, key, label, current }) {
       input.setAttribute('aria-invalid', 'true');
       return;
     }
-    try {
-      const r = await post(`/api/datapoints/${encodeURIComponent(dp.id)}/setpoint`, { v });
-      msg.textContent = `Applied: ${formatValue(r.v, dp.unit)}`;
-      msg.classList.add('good');
-      input.removeAttribute('aria-invalid');
-    } catch (err) {
-      msg.textContent = `Refused: ${err.message}`;
-      msg.classList.add('bad');
-      input.setAttribute('aria-invalid', 'true');
-    }
+    await submitSetpoint(dp, v, { input, msg });
   });
   return form;
 }
