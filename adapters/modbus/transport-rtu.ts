@@ -3,7 +3,7 @@ import { ModbusClient } from './client.js';
 import { SerialPort } from 'serialport';
 import type { Logger } from '../../runtime/log.js';
 import { OutpostError } from '../../runtime/errors.js';
-import { InFlight, describeRequest, failSoon, issue, toModbusError, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
+import { InFlight, describeRequest, failSoon, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
 
 export interface RtuSettings {
   path: string;
@@ -213,14 +213,7 @@ export class RtuLine implements ModbusLink {
     if (!client || this.state !== 'open') {
       return failSoon(done, new OutpostError('MODBUS_PORT_UNAVAILABLE', `unit ${unit} ${describeRequest(request)} on ${this.settings.path}: port is not open${this.lastError ? ` (${this.lastError})` : ''}`));
     }
-    const o = this.pending.track(done);
-    try {
-      issue(client, unit, request, timeoutMs, (err, res) => this.pending.settle(o, err ? toModbusError(err, this.describe(unit, request)) : null, res));
-    } catch (err) {
-      // modbus-serial throws for arguments it refuses (before anything is sent): report it like any failure.
-      const e = toModbusError(err, this.describe(unit, request));
-      process.nextTick(() => this.pending.settle(o, e));
-    }
+    this.pending.issue(client, unit, request, timeoutMs, () => this.describe(unit, request), done);
   }
 
   /** Names a transaction in error messages (built only when there is an error). */

@@ -1,7 +1,7 @@
 import { ModbusClient } from './client.js';
 import type { Logger } from '../../runtime/log.js';
 import { OutpostError } from '../../runtime/errors.js';
-import { InFlight, describeRequest, failSoon, issue, toModbusError, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
+import { InFlight, describeRequest, failSoon, toModbusError, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
 
 export interface TcpSettings {
   host: string;
@@ -109,14 +109,7 @@ export class TcpLink implements ModbusLink {
   }
 
   private issueOn(client: ModbusClient, unit: number, request: ModbusRequest, timeoutMs: number, done: LinkCallback): void {
-    const o = this.pending.track(done);
-    try {
-      issue(client, unit, request, timeoutMs, (err, res) => this.pending.settle(o, err ? toModbusError(err, this.describe(unit, request)) : null, res));
-    } catch (err) {
-      // modbus-serial throws for arguments it refuses (before anything is sent): report it like any failure.
-      const e = toModbusError(err, this.describe(unit, request));
-      process.nextTick(() => this.pending.settle(o, e));
-    }
+    this.pending.issue(client, unit, request, timeoutMs, () => this.describe(unit, request), done);
   }
 
   /** Names a transaction in error messages (built only when there is an error). */

@@ -133,6 +133,21 @@ export class InFlight {
     o.done(err, res);
   }
 
+  /**
+   * Sends one request on `client`, tracked so `failAll` can end it. `describe` names the
+   * transaction in error messages (called only on failure).
+   */
+  issue(client: ModbusClient, unit: number, request: ModbusRequest, timeoutMs: number, describe: () => string, done: LinkCallback): void {
+    const o = this.track(done);
+    try {
+      issue(client, unit, request, timeoutMs, (err, res) => this.settle(o, err ? toModbusError(err, describe()) : null, res));
+    } catch (err) {
+      // modbus-serial throws for arguments it refuses (before anything is sent): report it like any failure.
+      const e = toModbusError(err, describe());
+      process.nextTick(() => this.settle(o, e));
+    }
+  }
+
   failAll(err: OutpostError): void {
     for (const o of [...this.all]) this.settle(o, err);
   }
