@@ -131,7 +131,7 @@ export class Security {
     return undefined;
   }
 
-  /** What a request needs: nothing, any login, or at least a role. */
+  /** What a request needs: nothing, any login, or at least a role (`path` as `routingPath` gives it). */
   requirement(method: string, path: string): 'public' | 'delegated' | Role {
     if (isPublic(method, path)) return 'public';
     const under = (p: string) => path === p || path.startsWith(p.endsWith('/') ? p : p + '/');
@@ -144,7 +144,7 @@ export class Security {
   /** Express middleware: authentication, role check, CSRF check; sets res.locals.principal. */
   readonly guard = (req: Request, res: Response, next: NextFunction): void => {
     try {
-      const needed = this.requirement(req.method, req.path);
+      const needed = this.requirement(req.method, routingPath(req.path));
       // The route checks its own credentials; ours may not even be in the header.
       if (needed === 'delegated') return next();
       const principal = this.principalOf(req);
@@ -300,4 +300,20 @@ export class Security {
     });
     return r;
   }
+}
+
+/**
+ * The path as the router matches it: Express routes are case-insensitive and match
+ * percent-encoded letters too, so `/API/Users` and `/api/%75sers` reach the `/api/users`
+ * handlers. The role check must see the same path, or it is bypassed by spelling.
+ */
+export function routingPath(path: string): string {
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch (err) {
+    // A malformed escape (`%zz`) matches no route as decoded text; check it as sent.
+    if (!(err instanceof URIError)) throw err;
+  }
+  return decoded.toLowerCase();
 }

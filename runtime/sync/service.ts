@@ -260,8 +260,8 @@ export class SyncService {
       drainRate,
       ingestRate,
       catchUpSeconds: backlog === 0 ? 0 : net > 0 ? backlog / net : null,
-      activeLink: active?.link.name ?? fallback?.link.name,
-      mode: !this.started ? 'idle' : active ? 'primary' : fallback ? 'fallback' : 'offline',
+      activeLink: fallback?.link.name ?? active?.link.name,
+      mode: !this.started ? 'idle' : fallback ? 'fallback' : active ? 'primary' : 'offline',
       links: this.links.map((rt) => ({
         name: rt.link.name,
         role: rt.link.role,
@@ -283,7 +283,11 @@ export class SyncService {
   }
 
   private fallbackActive(): LinkRuntime | undefined {
-    if (this.pickPrimary() || this.allPrimariesDownSince === undefined) return undefined;
+    // A connectionless primary (HTTP) that is down is still the drain's lane, so it keeps
+    // probing; it does not count as available here, or an unreachable HTTP ingest would keep
+    // the fallback from ever starting.
+    const primaryUp = this.links.some((l) => l.link.role === 'primary' && l.link.state === 'up');
+    if (primaryUp || this.allPrimariesDownSince === undefined) return undefined;
     if (this.o.clock.now() - this.allPrimariesDownSince < this.config.fallback.afterMs) return undefined;
     return this.links.find((l) => l.link.role === 'fallback' && l.link.state === 'up');
   }

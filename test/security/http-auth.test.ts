@@ -94,6 +94,12 @@ t.test('roles: viewer reads, operator writes setpoints, admin manages users', as
     t.equal((await c.request('POST', '/api/users', { username: 'mallory', role: 'admin', password: 'mallory-password' })).status, 403, 'only admins add users');
     t.equal((await c.request('POST', '/api/tokens', { name: 'x', role: 'admin' })).status, 403, 'only admins make tokens');
     t.equal((await c.request('GET', '/api/config')).status, 403, 'admin paths are closed to others');
+    // Express routes ignore case and decode %-escapes: the role check must too.
+    for (const path of ['/API/USERS', '/Api/Users/', '/api/%75sers', '/API/Tokens']) {
+      const body = path.toLowerCase().includes('token') ? { name: 'x', role: 'admin' } : { username: 'mallory', role: 'admin', password: 'mallory-password' };
+      t.equal((await c.request('POST', path, body)).status, 403, `POST ${path} is refused too`);
+      t.equal((await c.request('GET', path)).status, 403, `GET ${path} is refused too`);
+    }
   }
   const users = (await (await admin.request('GET', '/api/users')).json()) as { items: Array<Record<string, unknown>> };
   t.same(users.items.map((u) => [u.username, u.role]), [['admin', 'admin'], ['otto', 'operator'], ['vera', 'viewer']]);

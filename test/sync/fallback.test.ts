@@ -8,6 +8,32 @@ import { selectPriority, compilePatterns } from '../../runtime/sync/priority.js'
 
 const T0 = Date.UTC(2025, 0, 1);
 
+t.test('an unreachable HTTP primary (still probing) does not keep the fallback from starting', async (t) => {
+  const gw = await startTestGateway(t, { datapoints: sensors(['plant.m1.power']), storage: { sync: false } });
+  const satellite = new FakeSatelliteLink('iridium', 3, 10);
+  const { sync } = await startSync(
+    t,
+    gw,
+    {
+      pollMs: 20,
+      datapointsIntervalMs: 0,
+      backoff: { initialMs: 50, maxMs: 200 },
+      fallback: { afterMs: 300, intervalMs: 100 },
+      links: [
+        { name: 'central', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 500 },
+        { name: 'iridium', type: 'custom', role: 'fallback' },
+      ],
+    },
+    { customLinks: new Map([['iridium', satellite]]) },
+  );
+  await gw.gateway.ingest.acceptMany('test', [{ id: 'plant.m1.power', v: 42, t: T0 }]);
+  await eventually(() => satellite.sent.length >= 1, 10_000);
+  t.match(satellite.sent[0]!.records, [{ id: 'plant.m1.power', v: 42 }], 'the latest value went over the satellite');
+  const snap = await sync.snapshot();
+  t.equal(snap.mode, 'fallback');
+  t.equal(snap.links.find((l) => l.name === 'central')!.state, 'down', 'the HTTP primary is down (and keeps probing)');
+});
+
 t.test('primary down longer than fallback.afterMs → alarms and latest values over the satellite link, then backfill over MQTT without duplicates', async (t) => {
   const broker = await Mosquitto.create(t);
   const receiver = await Receiver.connect(t, broker.url, { clientId: 'central-fb', clean: false });
