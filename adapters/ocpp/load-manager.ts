@@ -184,6 +184,8 @@ export interface LoadManagerDeps {
 /** Plans on every trigger (meter reading, status change, setpoint), applies decreases before increases. */
 export class LoadManager {
   private meterA: PhaseTriple | undefined;
+  /** With a W/kW meter: the site's total current summed over its phases (the meter cannot tell the phases apart). */
+  private meterTotalA: number | undefined;
   private meterT = 0;
   private running = false;
   private pending: string | undefined;
@@ -196,15 +198,22 @@ export class LoadManager {
     private readonly deps: LoadManagerDeps,
   ) {}
 
-  /** A site meter reading; W/kW are spread evenly over the site's phases. */
+  /** A site meter reading: A per phase, or W/kW for the whole site (see `round` for how that is split). */
   meterReading(value: number | null, t: number): void {
     const meter = this.config.meter;
     if (!meter) return;
     if (value === null) {
       this.meterA = undefined;
+      this.meterTotalA = undefined;
+    } else if (meter.unit === 'A') {
+      this.meterA = [value, value, value];
+      this.meterTotalA = undefined;
+      this.meterT = t;
     } else {
-      const a = meter.unit === 'A' ? value : ((meter.unit === 'kW' ? value * 1000 : value) / (this.config.voltage * this.config.sitePhases));
+      const total = (meter.unit === 'kW' ? value * 1000 : value) / this.config.voltage;
+      const a = total / this.config.sitePhases;
       this.meterA = [a, a, a];
+      this.meterTotalA = total;
       this.meterT = t;
     }
     this.replan('site meter reading');
@@ -252,7 +261,15 @@ export class LoadManager {
     if (state === 'fresh' && this.meterA) {
       const ev: PhaseTriple = [0, 0, 0];
       if (this.config.meter?.includesChargers) for (const s of sessions) for (const p of [0, 1, 2] as const) ev[p] += s.drawA[p];
-      otherLoadA = this.meterA.map((m, p) => Math.max(0, m - ev[p]!)) as PhaseTriple;
+      if (this.meterTotalA !== undefined) {
+        // A power meter sees only the total. Take the chargers' total out of it, then spread
+        // the rest evenly: subtracting a single-phase charger's draw from an evenly spread
+        // share would hide the other load on its own phase and overload that phase.
+        const other = Math.max(0, this.meterTotalA - ev[0] - ev[1] - ev[2]) / this.config.sitePhases;
+        otherLoadA = [other, other, other];
+      } else {
+        otherLoadA = this.meterA.map((m, p) => Math.max(0, m - ev[p]!)) as PhaseTriple;
+      }
     }
     const plan = planLoad({
       siteLimitA: this.config.limitA,
@@ -270,14 +287,20 @@ export class LoadManager {
     // Lower limits first, so the site never sees the new higher limits before the old ones dropped.
     const lower = changes.filter((a) => a.limitA < (this.applied.get(a.key) ?? Infinity));
     const higher = changes.filter((a) => !lower.includes(a));
+    let lowered = true;
     for (const group of [lower, higher]) {
+      // A decrease that did not happen leaves that charger at its old, higher limit: raising
+      // the others now could exceed the site limit. Skip the increases; the next round retries.
+      if (group === higher && !lowered) break;
       await Promise.all(
         group.map(async (a) => {
           try {
             await this.deps.apply(a.key, a.limitA);
             this.applied.set(a.key, a.limitA);
           } catch (err) {
-            this.applied.delete(a.key);
+            // The charger keeps what it had (still recorded in `applied`), so the next round
+            // retries the change; a charger never confirmed keeps no entry and is resent.
+            if (group === lower) lowered = false;
             this.deps.onError(a.key, err);
           }
         }),

@@ -66,6 +66,14 @@ function fromBrowser(req: IncomingMessage): boolean {
   return req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined || readCookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
 }
 
+/**
+ * A reverse proxy on this host (TLS termination for chargers or the dashboard) forwards
+ * remote requests from 127.0.0.1: its forwarding headers say the caller is elsewhere.
+ */
+function viaProxy(req: IncomingMessage): boolean {
+  return req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined || req.headers['x-real-ip'] !== undefined;
+}
+
 /** Host header names this host: a DNS-rebinding page carries its own name instead. */
 function hostIsLoopback(req: IncomingMessage): boolean {
   const host = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
@@ -125,7 +133,7 @@ export class Security {
     const session = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (session) return { kind: 'session', name: session.username, role: session.role, sessionId: session.id, csrf: session.csrf };
     const loopbackRole = this.o.config.loopback;
-    if (loopbackRole !== 'none' && isLoopbackAddress(req.socket.remoteAddress) && hostIsLoopback(req) && !fromBrowser(req)) {
+    if (loopbackRole !== 'none' && isLoopbackAddress(req.socket.remoteAddress) && hostIsLoopback(req) && !fromBrowser(req) && !viaProxy(req)) {
       return { kind: 'loopback', name: 'loopback', role: loopbackRole };
     }
     return undefined;

@@ -232,6 +232,9 @@ t.test('loopback trust is for tools on this host, never for browsers', async (t)
   t.equal(write.status, 403, 'with the viewer role only');
   t.equal((await fetch(`${site.url}/api/datapoints`, { headers: { 'sec-fetch-site': 'same-origin' } })).status, 401, 'a browser on this host logs in');
   t.equal((await fetch(`${site.url}/api/datapoints`, { headers: { origin: 'http://evil.example' } })).status, 401, 'a page elsewhere gets nothing');
+  for (const header of ['x-forwarded-for', 'forwarded', 'x-real-ip']) {
+    t.equal((await fetch(`${site.url}/api/datapoints`, { headers: { [header]: header === 'forwarded' ? 'for=203.0.113.7' : '203.0.113.7' } })).status, 401, `a request a local proxy forwarded (${header}) is not trusted as loopback`);
+  }
   // fetch() may not set Host; a plain request can, as a DNS-rebinding page's browser would.
   const rebound = await new Promise<number>((resolve, reject) => {
     const req = httpRequest(`${site.url}/api/datapoints`, { headers: { host: 'evil.example:8080' } }, (res) => {

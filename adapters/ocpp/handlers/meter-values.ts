@@ -54,7 +54,9 @@ export async function ingestMeterValues(central: CentralSystem, charger: Charger
       }
     }
   }
-  const session = transactionId !== undefined ? (central.sessions.getOpen(transactionId) ?? undefined) : connectorId > 0 ? central.sessions.activeOn(charger.identity, connectorId) : undefined;
+  const byId = transactionId !== undefined ? central.sessions.getOpen(transactionId) : undefined;
+  // Only the charger's own session: transaction ids are sequential and easy to guess.
+  const session = transactionId !== undefined ? (byId?.charger === charger.identity ? byId : undefined) : connectorId > 0 ? central.sessions.activeOn(charger.identity, connectorId) : undefined;
   if (session) {
     const updated = await central.sessions.addMeterValues(session.id, records, latestEnergyWh);
     if (updated && latestEnergyWh !== undefined) points.push({ id: connectorIds(central.options.prefix, charger.identity, connectorId).sessionEnergy, v: updated.energyKwh, t: newest });

@@ -23,6 +23,13 @@ interface StopTransactionReq {
 export const stopTransaction: ActionHandler<StopTransactionReq> = async (central, charger, params) => {
   const now = central.ctx.clock.now();
   const open = central.sessions.getOpen(params.transactionId);
+  // Transaction ids are sequential: another charger's id is easy to guess. A charger may
+  // only end its own sessions; anything else is treated as an unknown transaction.
+  if (open && open.charger !== charger.identity) {
+    central.counters.unknownTransactions++;
+    central.ctx.log.warn({ charger: charger.identity, transactionId: params.transactionId, owner: open.charger }, 'StopTransaction for another charger\'s transaction refused');
+    return params.idTag ? { idTagInfo: authorizeIdTag(central.options.idTags, params.idTag, now) } : {};
+  }
   if (open && params.transactionData?.length) {
     await ingestMeterValues(central, charger, open.connectorId, open.id, params.transactionData);
   }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { planLoad, type LoadSession, type PhaseIndex, type PlanInput } from '../../../adapters/ocpp/load-manager.js';
+import { LoadManager, planLoad, type LoadSession, type PhaseIndex, type PhaseTriple, type PlanInput } from '../../../adapters/ocpp/load-manager.js';
 
 /** Small deterministic PRNG (mulberry32) so a failing case can be replayed from its seed. */
 function rng(seed: number): () => number {
@@ -108,4 +108,61 @@ t.test('property: sum of limits never exceeds the site limit (random inputs)', a
     checked++;
   }
   t.equal(checked, 3000, 'all random plans respect the limit, the 6 A minimum and the 0.1 A resolution');
+});
+
+t.test('a power meter (W) with a single-phase charger: the other load on its phase is not hidden', async (t) => {
+  // 20 A of other load on every phase and a single-phase charger drawing 32 A on L1: the
+  // meter shows (60 + 32) A × 230 V in total.
+  const applied = new Map<string, number>();
+  const lm = new LoadManager(
+    { limitA: 32, voltage: 230, sitePhases: 3, fallbackA: 10, marginA: 0, meter: { datapoint: 'site.power', unit: 'W', staleAfterMs: 60_000, includesChargers: true } },
+    {
+      now: () => 1000,
+      sessions: () => [{ ...session('l1', { phases: [0] }), drawA: [32, 0, 0] as PhaseTriple }],
+      apply: async (key, limitA) => void applied.set(key, limitA),
+      onPlan: () => undefined,
+      onError: (_key, err) => t.fail(String(err)),
+    },
+  );
+  lm.meterReading((60 + 32) * 230, 1000);
+  await lm.idle();
+  t.ok(applied.get('l1')! <= 12, `L1: 20 A of other load + the charger's ${applied.get('l1')} A stays within 32 A`);
+  t.ok(applied.get('l1')! >= 6, 'and the charger still charges');
+});
+
+t.test('a decrease that fails keeps the increases back (the site limit holds)', async (t) => {
+  let failA = false;
+  const calls: Array<[string, number]> = [];
+  // b is capped at 8 A by an operator limit, so a gets 24 A.
+  let sessions = [session('a', { order: 1 }), session('b', { order: 2, maxA: 8 })];
+  const lm = new LoadManager(
+    { limitA: 32, voltage: 230, sitePhases: 3, fallbackA: 10, marginA: 0 },
+    {
+      now: () => 1000,
+      sessions: () => sessions.map((s) => ({ ...s, drawA: [0, 0, 0] as PhaseTriple })),
+      apply: async (key, limitA) => {
+        calls.push([key, limitA]);
+        if (key === 'a' && failA) throw new Error('charger a did not answer');
+      },
+      onPlan: () => undefined,
+      onError: () => undefined,
+    },
+  );
+  lm.replan('start');
+  await lm.idle();
+  t.same([lm.appliedLimit('a'), lm.appliedLimit('b')], [24, 8]);
+  // The operator lifts b's cap: a must drop to 16 before b may rise to 16; a does not answer.
+  failA = true;
+  calls.length = 0;
+  sessions = [session('a', { order: 1 }), session('b', { order: 2 })];
+  lm.replan('b uncapped');
+  await lm.idle();
+  t.same(calls, [['a', 16]], 'only the decrease was tried; b was not raised');
+  t.same([lm.appliedLimit('a'), lm.appliedLimit('b')], [24, 8], 'a is still known to hold 24 A, b stays at 8 A');
+  // a answers again: the next round lowers a, then raises b.
+  failA = false;
+  calls.length = 0;
+  lm.replan('retry');
+  await lm.idle();
+  t.same(calls, [['a', 16], ['b', 16]], 'decrease first, then the increase');
 });

@@ -122,3 +122,24 @@ t.test('too many bad frames close the connection', async (t) => {
   for (let i = 0; i < 5; i++) ws!.send('garbage');
   t.equal(await closed, 1002, 'protocol error close');
 });
+
+t.test("a charger cannot stop or feed another charger's transaction", async (t) => {
+  const gw = await startOcppGateway(t, { chargers: [{ id: 'OWNER', securityProfile: 0 }, { id: 'ROGUE', securityProfile: 0 }], idTags: { allow: ['TAG-OK'] } });
+  const owner = gw.sim({ identity: 'OWNER' });
+  const rogue = gw.sim({ identity: 'ROGUE' });
+  await owner.connect();
+  await rogue.connect();
+  const started = await owner.startSession(1, 'TAG-OK');
+  t.equal(started.status, 'Accepted');
+  // The rogue guesses the (sequential) transaction id.
+  await rogue.send('MeterValues', { connectorId: 1, transactionId: started.transactionId, meterValue: [{ timestamp: rogue.timestamp(), sampledValue: [{ value: '999999', measurand: 'Energy.Active.Import.Register', unit: 'Wh' }] }] });
+  await rogue.send('StopTransaction', { transactionId: started.transactionId, meterStop: 999999, timestamp: rogue.timestamp(), reason: 'Local' });
+  const { session: detail } = (await (await fetch(`${gw.httpUrl}/api/charging/sessions/${started.transactionId}`)).json()) as { session: { stop?: number; energyKwh: number; charger: string } };
+  t.equal(detail.charger, 'OWNER');
+  t.equal(detail.stop, undefined, "the owner's session is still open");
+  t.ok(detail.energyKwh < 100, `the rogue's meter value did not land in it (${detail.energyKwh} kWh)`);
+  t.ok(gw.logs.some((l) => (l as { msg?: string }).msg === "StopTransaction for another charger's transaction refused"), 'the attempt is logged');
+  await owner.stopSession(1);
+  const { session: closed } = (await (await fetch(`${gw.httpUrl}/api/charging/sessions/${started.transactionId}`)).json()) as { session: { stop?: number } };
+  t.ok(closed.stop !== undefined, 'the owner can still stop it');
+});
