@@ -257,8 +257,14 @@ export class SbdLink extends EventEmitter {
         } else {
           this.setState('idle');
           await new Promise<void>((resolve) => {
-            this.wake = resolve;
-            signal.addEventListener('abort', () => resolve(), { once: true });
+            // One listener per idle wait, removed when woken: a long-running site goes idle
+            // after every message, and listeners left behind would pile up.
+            const onAbort = (): void => resolve();
+            this.wake = () => {
+              signal.removeEventListener('abort', onAbort);
+              resolve();
+            };
+            signal.addEventListener('abort', onAbort, { once: true });
           });
         }
         continue;
@@ -321,11 +327,18 @@ export class SbdLink extends EventEmitter {
       const credits = (message ? creditsFor(message.bytes.length) : 1) + (result.mtStatus === 1 ? creditsFor(result.mtLength) : 0);
       await this.budget.record(credits);
       this.emit('credits', this.budget.today, this.budget.month);
-      // Clear the MO buffer after a success so a later mailbox check cannot send it twice.
-      await this.modem.clearBuffers(0);
+      // Sent and paid: done, whatever happens next. (Resolving only after the buffer clear
+      // below re-sent and re-billed the message when AT+SBDD0 failed.)
       if (message) {
         this.remove(message);
         message.resolve({ momsn: result.momsn, credits });
+      }
+      // Clear the MO buffer after a success so a later mailbox check cannot send it twice;
+      // if this fails, the next mailbox check clears it first and the next message overwrites it.
+      try {
+        await this.modem.clearBuffers(0);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'AT+SBDD0 after a successful session failed; the buffer is cleared before the next session');
       }
       await this.receiveMt(result);
       this.setState('idle');

@@ -15,8 +15,12 @@ export interface SatelliteLinkOptions {
   directory: SatelliteDirectory;
 }
 
-/** Modem states in which a queued message goes out by itself (backoff/waiting: later, but without help). */
-const OPERATIONAL = new Set(['idle', 'session', 'backoff', 'waiting']);
+/**
+ * Modem states in which a queued message goes out by itself (backoff/waiting: later, but
+ * without help). `budget` too: one unaffordable message puts the modem there, yet alarms
+ * still have their reserve; `send` checks the budget for each message itself.
+ */
+const OPERATIONAL = new Set(['idle', 'session', 'backoff', 'waiting', 'budget']);
 /** Billing unit of Iridium SBD (RockBLOCK credit): what `affordableBytes` rounds to. */
 const CREDIT_BYTES = 50;
 /** MT messages whose acknowledgement is still being collected, at most. */

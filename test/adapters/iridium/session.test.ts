@@ -7,6 +7,7 @@ import { CreditBudget, type BudgetConfig } from '../../../adapters/iridium/budge
 import { SbdLink, type LinkOptions, type LinkState } from '../../../adapters/iridium/session.js';
 import type { Clock } from '../../../runtime/clock.js';
 import { mockRig, seeded, type Rig } from './harness.js';
+import { eventually } from '../../helpers/gateway.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -63,9 +64,35 @@ t.test('a successful session sends, bills, and clears the MO buffer', async (t) 
   const result = await link.send(Buffer.alloc(120, 7), 'latest');
   t.same(result, { momsn: 0, credits: 3 });
   t.same(sim.received.map((m) => m.bytes.length), [120]);
-  t.equal(sim.moBuffer, null, 'MO buffer cleared after success');
-  t.ok(sim.commands.includes('AT+SBDD0'));
   t.equal(budget.today, 3);
+  // The message is settled once sent and paid; the buffer clear follows right after.
+  await eventually(() => sim.moBuffer === null);
+  t.ok(sim.commands.includes('AT+SBDD0'), 'MO buffer cleared after success');
+});
+
+t.test('a failed AT+SBDD0 after a successful session neither resends nor re-bills the message', async (t) => {
+  const { link, sim, budget } = await linkRig(t);
+  sim.errorCommands.add('AT+SBDD0');
+  link.start();
+  const result = await link.send(Buffer.alloc(40, 1), 'latest');
+  t.same(result, { momsn: 0, credits: 1 });
+  sim.errorCommands.clear();
+  // Another message afterwards: the first one must not go out again with it.
+  await link.send(Buffer.alloc(30, 2), 'latest');
+  t.same(sim.received.map((m) => m.bytes[0]), [1, 2], 'each message received once');
+  t.equal(budget.today, 2, 'each billed once');
+});
+
+t.test('going idle after each message leaves no abort listeners behind', async (t) => {
+  const { link } = await linkRig(t);
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w.name);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  link.start();
+  for (let i = 0; i < 15; i++) await link.send(Buffer.alloc(10, i), 'latest');
+  await new Promise((r) => setTimeout(r, 20));
+  t.notOk(warnings.includes('MaxListenersExceededWarning'), 'no MaxListenersExceededWarning after 15 idle waits');
 });
 
 t.test('retryable failures back off with randomised, growing delays', async (t) => {
