@@ -76,8 +76,12 @@ export const httpLinkSchema = z
     tls: tlsSchema.optional(),
     /** A link counts as down after this many consecutive failures (transport errors, 5xx). */
     downAfterFailures: z.number().int().min(1).max(100).default(1),
-    /** HTTP ingest behind a load balancer: fewer concurrent requests than MQTT. */
-    window: z.number().int().min(1).max(64).default(4),
+    /**
+     * Concurrent POSTs. 1 keeps records in order per datapoint at the receiver: with more,
+     * a retried batch can land after a later one (the server handles requests in any
+     * order). Raise it only for a receiver that orders by sequence number.
+     */
+    window: z.number().int().min(1).max(64).default(1),
     /**
      * HTTP poll downlink: when present, `GET <url>/downlink?after=<cursor>&limit=<limit>` every
      * `intervalMs` (signed like the uplink), results posted to `<url>/downlink/ack`.

@@ -19,6 +19,8 @@ interface Known {
   type: MetricType;
   value: Value;
   t: number;
+  /** The type is a placeholder: only nulls were seen so far, which say nothing about it. */
+  untyped?: boolean;
 }
 
 export interface SparkplugMessage {
@@ -113,9 +115,12 @@ export class SparkplugSession {
       const { device, metric } = splitId(r.id);
       const table = device === undefined ? this.node : this.deviceTable(device);
       const prev = table.get(metric);
-      const type = prev?.type ?? typeOf(r.v);
-      const known: Known = { type, value: r.v, t: r.t };
-      if (!prev) {
+      // A metric first seen with a null reading gets its real type (and a new BIRTH, which
+      // is where Sparkplug declares types, §6.4.6) with its first real value.
+      const retype = prev?.untyped === true && r.v !== null;
+      const type = prev && !retype ? prev.type : typeOf(r.v);
+      const known: Known = { type, value: r.v, t: r.t, ...((prev?.untyped && !retype) || (!prev && r.v === null) ? { untyped: true } : {}) };
+      if (!prev || (retype && type !== prev.type)) {
         if (device === undefined) nodeRebirth = true;
         else newDevices.add(device);
       }

@@ -87,6 +87,19 @@ t.test('HTTP link: HMAC-SHA256 signature over timestamp and body; a 4xx keeps th
   t.ok(srv.seen.every((s) => s.status !== 401), 'every request carried a valid signature');
 });
 
+t.test('HTTP link with the default window: records arrive in order per datapoint although every 3rd POST fails', async (t) => {
+  const srv = await ingestServer(t, (n) => ({ status: n % 3 === 2 ? 503 : 200 }));
+  const gw = await startTestGateway(t, { datapoints: sensors(['a.x', 'a.y']), storage: { sync: false } });
+  await writeReadings(gw, ['a.x', 'a.y'], 1500, T0);
+  await startSync(t, gw, { ...fast, links: [{ name: 'ingest', type: 'http', url: srv.url, batchRecords: 100 }] });
+  await eventually(() => srv.records.length === 1500, 20_000);
+  t.ok(srv.seen.filter((s) => s.status === 503).length >= 4, 'failures happened mid-drain');
+  for (const id of ['a.x', 'a.y']) {
+    const seqs = srv.records.filter((r) => r.id === id).map((r) => r.seq);
+    t.same(seqs, [...seqs].sort((a, b) => a - b), `${id} arrived in order`);
+  }
+});
+
 t.test('HTTP link: server unreachable → link down, still probing, nothing acknowledged', async (t) => {
   const gw = await startTestGateway(t, { datapoints: sensors(['a.x']), storage: { sync: false } });
   await writeReadings(gw, ['a.x'], 10, T0);

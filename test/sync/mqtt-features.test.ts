@@ -187,9 +187,19 @@ t.test('Sparkplug B: NBIRTH/DBIRTH/DDATA/NDATA decoded by sparkplug-payload, seq
   t.equal(Number(reborn[0]!.p.seq), 0);
   t.match(reborn[0]!.p.metrics, [{ name: 'bdSeq' }, { name: 'Node Control/Rebirth' }, { name: 'uptime', value: 3600 }]);
 
+  // plant.m2.power was first seen as null: its first real value brings its real type, in a new DBIRTH.
+  const beforeTyped = msgs.length;
+  await gw.gateway.ingest.acceptMany('test', [{ id: 'plant.m2.power', v: 5, t: T0 + 5 }]);
+  await eventually(() => msgs.slice(beforeTyped).some((m) => m.topic === `spBv1.0/plants/DDATA/${GATEWAY_ID}/plant`));
+  const typed = msgs.slice(beforeTyped);
+  const rebirth = typed.find((m) => m.topic === `spBv1.0/plants/DBIRTH/${GATEWAY_ID}/plant`);
+  t.ok(rebirth, 'a DBIRTH declares the new type');
+  t.match(rebirth!.p.metrics!.find((m) => m.name === 'm2/power'), { type: 'Double' });
+  t.match(typed.find((m) => m.topic.endsWith('DDATA/gw1/plant'))!.p.metrics, [{ name: 'm2/power', type: 'Double', value: 5 }]);
+
   // 300 more readings: seq wraps from 255 to 0.
   for (let i = 0; i < 300; i++) await gw.gateway.ingest.acceptMany('test', [{ id: 'yard.temp', v: i, t: T0 + 10 + i }]);
-  await eventually(async () => (await sync.snapshot()).acked === 305, 15_000);
+  await eventually(async () => (await sync.snapshot()).acked === 306, 15_000);
   await eventually(() => msgs.filter((m) => m.topic.endsWith('DDATA/gw1/yard')).length >= 2);
   const afterRebirth = msgs.slice(before).map((m) => Number(m.p.seq));
   for (let i = 1; i < afterRebirth.length; i++) if (afterRebirth[i] !== (afterRebirth[i - 1]! + 1) % 256) t.fail(`seq jump ${afterRebirth[i - 1]} → ${afterRebirth[i]}`);
