@@ -56,7 +56,8 @@ export class Gateway {
   /** Set on the start that created the first admin: the CLI prints a generated password once. */
   firstAdmin: Awaited<ReturnType<Security['init']>> | undefined;
   private http: Server | undefined;
-  private retention: Retention | undefined;
+  /** Retention and the disk budget (LevelDB only); `run()` does a pass on demand. */
+  retention: Retention | undefined;
   private stopped = false;
 
   constructor(private readonly o: GatewayOptions) {
@@ -214,6 +215,10 @@ export class Gateway {
       this.retention.start(
         (report) => {
           const dropped = report.rawDroppedForBudget + report.rollupsDroppedForBudget + report.outboxDropped;
+          // The overflow policy is explicit and counted: what the budget dropped, by kind.
+          this.metrics.storageDropped.inc({ kind: 'raw' }, report.rawDroppedForBudget);
+          this.metrics.storageDropped.inc({ kind: 'rollup' }, report.rollupsDroppedForBudget);
+          this.metrics.storageDropped.inc({ kind: 'outbox' }, report.outboxDropped);
           (dropped > 0 || report.overBudget ? retentionLog.warn : retentionLog.info).call(retentionLog, { ...report }, report.overBudget ? 'retention pass: still over the disk budget' : 'retention pass');
         },
         (err) => retentionLog.error({ err }, 'retention pass failed'),

@@ -16,6 +16,7 @@ export class Metrics {
   readonly datapoints = new Gauge({ name: 'outpost_datapoints', help: 'Registered datapoints', registers: [this.registry] });
   readonly storagePending = new Gauge({ name: 'outpost_storage_pending_points', help: 'Points accepted but not yet durable', registers: [this.registry] });
   readonly storageReadOnly = new Gauge({ name: 'outpost_storage_read_only', help: '1 while storage refuses writes (disk full, I/O error)', registers: [this.registry] });
+  readonly storageDropped = new Counter({ name: 'outpost_storage_dropped_total', help: 'Records dropped by retention to keep the disk budget, by kind (raw, rollup, outbox = never synced)', labelNames: ['kind'], registers: [this.registry] });
   readonly outboxSeq = new Gauge({ name: 'outpost_outbox_last_seq', help: 'Highest outbox sequence number', registers: [this.registry] });
 
   constructor() {

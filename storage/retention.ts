@@ -111,8 +111,9 @@ export class Retention {
 
   /** Runs every `intervalMinutes`; errors go to `onError` (the runtime logs them once). */
   start(onReport: (r: RetentionReport) => void, onError: (err: unknown) => void): void {
+    this.onReport = onReport;
     const tick = (): void => {
-      this.run().then(onReport, onError);
+      this.run().catch(onError);
     };
     this.timer = setInterval(tick, this.config.intervalMinutes * 60_000);
     this.timer.unref();
@@ -126,9 +127,17 @@ export class Retention {
 
   /** One pass: expire by age, then enforce the disk budget. Concurrent calls share one pass. */
   run(): Promise<RetentionReport> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
+    this.running ??= this.pass()
+      .then((report) => {
+        // Every pass is reported (scheduled or run on demand), so its drops are counted.
+        this.onReport?.(report);
+        return report;
+      })
+      .finally(() => (this.running = undefined));
     return this.running;
   }
+
+  private onReport: ((r: RetentionReport) => void) | undefined;
 
   private async pass(): Promise<RetentionReport> {
     const store = this.store;

@@ -292,9 +292,22 @@ export class SyncService {
     return this.links.find((l) => l.link.role === 'fallback' && l.link.state === 'up');
   }
 
+  /** One series per link and state, 1 for the current one (so a dashboard can show the state, not just up/down). */
+  private setStateGauge(link: string, state: LinkState): void {
+    const g = this.gauges.linkState;
+    if (!g) return;
+    const previous = this.stateShown.get(link);
+    if (previous !== undefined && previous !== state) g.set({ link, state: previous }, 0);
+    g.set({ link, state }, 1);
+    this.stateShown.set(link, state);
+  }
+
+  private readonly stateShown = new Map<string, LinkState>();
+
   private onLinkState(rt: LinkRuntime, state: LinkState, error: string | undefined): void {
     rt.since = this.o.clock.now();
     this.gauges.linkUp?.set({ link: rt.link.name }, state === 'up' ? 1 : 0);
+    this.setStateGauge(rt.link.name, state);
     const level = state === 'down' ? 'warn' : 'info';
     this.o.log[level]({ link: rt.link.name, state, ...(error ? { reason: error } : {}) }, `sync link ${state}`);
     this.updatePrimaryDown();
@@ -421,8 +434,12 @@ export class SyncService {
       catchUp: gauge('outpost_sync_catchup_seconds', 'Estimated seconds until the backlog is sent (-1: not converging)', (s) => s.catchUpSeconds ?? -1),
       acked: gauge('outpost_sync_acked_seq', 'Highest outbox sequence acknowledged upstream', (s) => s.acked),
       linkUp: gauge('outpost_sync_link_up', '1 when the sync link is connected', () => 0, ['link']),
+      linkState: gauge('outpost_sync_link_state', '1 for the state each sync link is in (connecting, up, down, …)', () => 0, ['link', 'state']),
     };
-    for (const rt of this.links) this.gauges.linkUp!.set({ link: rt.link.name }, rt.link.state === 'up' ? 1 : 0);
+    for (const rt of this.links) {
+      this.gauges.linkUp!.set({ link: rt.link.name }, rt.link.state === 'up' ? 1 : 0);
+      this.setStateGauge(rt.link.name, rt.link.state);
+    }
     const counter = (name: string, help: string, labelNames: string[]): Counter => {
       const c = new Counter({ name, help, labelNames, registers });
       this.metricNames.push(name);
@@ -448,6 +465,8 @@ export class SyncService {
     for (const d of defs) await reg.register({ ...d, adapter: 'sync', kind: 'sensor', type: 'number' });
     for (const rt of this.links) {
       await reg.register({ id: `gateway.sync.link.${rt.link.name}.up`, adapter: 'sync', kind: 'sensor', type: 'boolean', description: `sync link ${rt.link.name} connected` });
+      await reg.register({ id: `gateway.sync.link.${rt.link.name}.state`, adapter: 'sync', kind: 'sensor', type: 'string', description: `sync link ${rt.link.name} state` });
+      await reg.register({ id: `gateway.sync.link.${rt.link.name}.last_error`, adapter: 'sync', kind: 'sensor', type: 'string', description: `sync link ${rt.link.name}: last error` });
     }
   }
 
@@ -461,7 +480,12 @@ export class SyncService {
         { id: 'gateway.sync.oldest_age', v: Math.round(s.oldestUnsentAgeSeconds), t },
         { id: 'gateway.sync.drain_rate', v: Math.round(s.drainRate), t },
         { id: 'gateway.sync.catchup', v: s.catchUpSeconds === null ? -1 : Math.round(s.catchUpSeconds), t },
-        ...s.links.map((l) => ({ id: `gateway.sync.link.${l.name}.up`, v: l.state === 'up', t })),
+        ...s.links.flatMap((l) => [
+          { id: `gateway.sync.link.${l.name}.up`, v: l.state === 'up', t },
+          { id: `gateway.sync.link.${l.name}.state`, v: l.state, t },
+          // Bounded: an error message is one line, but a server may put a page into it.
+          { id: `gateway.sync.link.${l.name}.last_error`, v: (l.lastError ?? '').slice(0, 500), t },
+        ]),
       ]);
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'sync datapoints not published');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { LevelStore } from '../../storage/level-store.js';
 import { Retention, RetentionConfigSchema, directoryBytes, globToRegExp } from '../../storage/retention.js';
 import type { PointRecord } from '../../storage/store.js';
+import { startTestGateway } from '../helpers/gateway.js';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2025, 6, 1);
@@ -127,4 +128,27 @@ t.test('disk budget: oldest raw first, unsynced outbox kept unless configured', 
   t.equal(oldest[0]!.t, NOW - DAYS * DAY + (r2.rawDroppedForBudget / (ids.length * PER_DAY)) * DAY, 'oldest remaining point starts the first kept day');
   const newest = await store2.query('m0.power', { order: 'desc', limit: 1 });
   t.equal(newest[0]!.t, NOW - DAY + (PER_DAY - 1) * 10_000, 'newest kept');
+});
+
+t.test('the running gateway counts what its disk budget dropped, by kind, in /metrics', async (t) => {
+  const ids = Array.from({ length: 10 }, (_, i) => `budget.m${i}`);
+  const gw = await startTestGateway(t, {
+    datapoints: ids.map((id) => ({ id, kind: 'sensor', type: 'number' })),
+    storage: { sync: false, retention: { rawDays: null, maxBytes: 1024 * 1024, dropUnsyncedOutbox: true } },
+  });
+  let x = 777;
+  const noise = (): number => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 1000;
+  const now = Date.now();
+  for (let day = 0; day < 4; day++) {
+    const batch = [];
+    for (let s = 0; s < 1440; s++) for (const id of ids) batch.push({ id, v: Math.round(noise() * 1000) / 1000, t: now - (4 - day) * DAY + s * 10_000 });
+    for (let i = 0; i < batch.length; i += 5000) await gw.gateway.ingest.acceptMany('test', batch.slice(i, i + 5000));
+  }
+  await (gw.gateway.store as LevelStore).compact('\x00', '\xff');
+  const report = await gw.gateway.retention!.run();
+  t.ok(report.rawDroppedForBudget > 0, `raw points dropped for the budget (${report.rawDroppedForBudget})`);
+  const metrics = await (await fetch(`${gw.httpUrl}/metrics`)).text();
+  const counted = (kind: string): number => Number(new RegExp(`^outpost_storage_dropped_total\\{kind="${kind}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? NaN);
+  t.equal(counted('raw'), report.rawDroppedForBudget, 'raw drops counted in /metrics');
+  t.equal(counted('outbox'), report.outboxDropped, 'unsynced outbox drops counted in /metrics');
 });

@@ -103,7 +103,7 @@ t.test('HTTP link with the default window: records arrive in order per datapoint
 t.test('HTTP link: server unreachable → link down, still probing, nothing acknowledged', async (t) => {
   const gw = await startTestGateway(t, { datapoints: sensors(['a.x']), storage: { sync: false } });
   await writeReadings(gw, ['a.x'], 10, T0);
-  const { sync } = await startSync(t, gw, { ...fast, links: [{ name: 'ingest', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 1000 }] });
+  const { sync } = await startSync(t, gw, { ...fast, datapointsIntervalMs: 100, links: [{ name: 'ingest', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 1000 }] });
   const snap = (await eventually(async () => {
     const s = await sync.snapshot();
     return s.links[0]!.state === 'down' ? s : undefined;
@@ -111,6 +111,12 @@ t.test('HTTP link: server unreachable → link down, still probing, nothing ackn
   t.match(snap.links[0]!.lastError, /ECONNREFUSED/);
   t.equal(snap.mode, 'primary', 'a connectionless link keeps probing');
   t.equal(snap.acked, 0);
+  // Link state and last error as datapoints and in /metrics.
+  await eventually(() => gw.gateway.store.latest('gateway.sync.link.ingest.state')?.v === 'down');
+  t.match(gw.gateway.store.latest('gateway.sync.link.ingest.last_error')?.v, /ECONNREFUSED/);
+  const metrics = await (await fetch(`${gw.httpUrl}/metrics`)).text();
+  t.match(metrics, /outpost_sync_link_state\{link="ingest",state="down"\} 1/);
+  t.notMatch(metrics, /outpost_sync_link_state\{link="ingest",state="up"\} 1/);
 });
 
 t.test('Retry-After parsing (RFC 9110 §10.2.3)', async (t) => {
