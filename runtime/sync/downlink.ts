@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import type { Ingest } from '../ingest.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';
+import type { SetpointSchedules } from './schedules.js';
 
 export interface DownlinkOptions {
   ingest: Pick<Ingest, 'setpoint'>;
@@ -12,10 +13,12 @@ export interface DownlinkOptions {
   memory: number;
   /** Counts results by command and code. */
   onResult?: (command: string, result: string) => void;
+  /** Setpoint schedules (`schedule` command); without it the command is refused. */
+  schedules?: Pick<SetpointSchedules, 'set'>;
 }
 
 /** Commands the central side may send; anything else is refused with a reason. */
-export const DOWNLINK_COMMANDS = ['setpoint', 'ping'] as const;
+export const DOWNLINK_COMMANDS = ['setpoint', 'schedule', 'ping'] as const;
 
 const MAX_COMMAND_BYTES = 64 * 1024;
 
@@ -26,6 +29,9 @@ const MAX_COMMAND_BYTES = 64 * 1024;
  *
  * Payload: `{"requestId": "...", "id": "<datapoint>", "v": <value>, "min"?, "max"?, "expires"?}`
  * on `<root>/cmd/setpoint`, or with `"type": "setpoint"` where the transport has no topic.
+ * A schedule: `{"requestId", "id", "entries": [{"at": <ms or ISO 8601>, "v": <value>}, …]}` on
+ * `<root>/cmd/schedule` (or `"type": "schedule"`): every value validated now like a local
+ * setpoint, each applied at its time (`schedules.ts`); an empty list clears the actuator's.
  */
 export class Downlink {
   private readonly answered = new Map<string, DownlinkAck>();
@@ -56,6 +62,13 @@ export class Downlink {
           const { id, ...setpoint } = rest;
           if (typeof id !== 'string') throw new OutpostError('SYNC_COMMAND_INVALID', 'setpoint needs an "id" (datapoint id)');
           result = await this.o.ingest.setpoint(id, setpoint, `upstream:${cmd.source}`);
+          break;
+        }
+        case 'schedule': {
+          const { id, ...schedule } = rest;
+          if (typeof id !== 'string') throw new OutpostError('SYNC_COMMAND_INVALID', 'schedule needs an "id" (datapoint id)');
+          if (!this.o.schedules) throw new OutpostError('SYNC_COMMAND_INVALID', 'schedules are not available on this gateway');
+          result = await this.o.schedules.set(id, schedule);
           break;
         }
         case 'ping':

@@ -18,6 +18,7 @@ import { satelliteModems, type SatelliteDirectory } from './satellite.js';
 import { ByteBucket } from './pacing.js';
 import { compilePatterns } from './priority.js';
 import { DrainScheduler, type Lane } from './scheduler.js';
+import { SetpointSchedules } from './schedules.js';
 
 export interface SyncServiceOptions {
   /** The `sync:` section (raw or already parsed by `syncSchema`). */
@@ -29,7 +30,7 @@ export interface SyncServiceOptions {
   /** prom-client registry served at `/metrics` (`gateway.metrics.registry`). */
   registry?: Registry;
   /** Datapoint registry: with it, `gateway.sync.*` datapoints are published. */
-  datapoints?: Pick<DatapointRegistry, 'register'>;
+  datapoints?: Pick<DatapointRegistry, 'register' | 'get'>;
   clock: Clock;
   gatewayId: string;
   dataDir: string;
@@ -100,6 +101,8 @@ export class SyncService {
   private cursor!: DurableCursor;
   private drain: DrainScheduler | undefined;
   private downlink!: Downlink;
+  /** Setpoint schedules from upstream (needs the datapoint registry). */
+  schedules: SetpointSchedules | undefined;
   private readonly metricNames: string[] = [];
   private gauges: Record<string, Gauge> = {};
   private counters: Record<string, Counter> = {};
@@ -137,8 +140,13 @@ export class SyncService {
     if (fromStore > fromFile) await this.cursor.advance(fromStore);
     log.info({ cursor: this.cursor.value, lastSeq: o.store.stats().lastSeq }, 'sync starting from the durable cursor');
 
+    if (o.datapoints) {
+      this.schedules = new SetpointSchedules({ file: join(o.dataDir, 'sync', 'schedules.json'), registry: o.datapoints, ingest: o.ingest, clock: o.clock, log: log.child({ component: 'schedules' }) });
+      await this.schedules.start();
+    }
     this.downlink = new Downlink({
       ingest: o.ingest,
+      ...(this.schedules ? { schedules: this.schedules } : {}),
       log,
       clock: o.clock,
       memory: config.downlinkMemory,
@@ -229,6 +237,7 @@ export class SyncService {
     if (!this.started) return;
     this.started = false;
     for (const t of this.timers.splice(0)) clearInterval(t);
+    await this.schedules?.stop();
     await this.drain?.stop();
     for (const rt of this.links) {
       await rt.link.stop().catch((err: Error) => this.o.log.warn({ link: rt.link.name, err: err.message }, 'sync link did not stop cleanly'));

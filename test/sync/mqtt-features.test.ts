@@ -82,7 +82,7 @@ t.test('downlink: setpoint round trip with acknowledgement, and refusals with re
     ],
     storage: { sync: false },
   });
-  await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }] });
+  const { sync } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }] });
   const central = await mqtt.connectAsync(broker.url, { clientId: 'central-cmd' });
   t.teardown(() => central.endAsync(true));
   const acks: Array<Record<string, unknown>> = [];
@@ -130,6 +130,28 @@ t.test('downlink: setpoint round trip with acknowledgement, and refusals with re
   const metrics = await (await fetch(`${gw.httpUrl}/metrics`)).text();
   t.match(metrics, /outpost_sync_downlink_total\{command="setpoint",result="ok"\} 1/);
   t.match(metrics, /outpost_sync_downlink_total\{command="setpoint",result="SETPOINT_OUT_OF_RANGE"\} 1/);
+
+  // A schedule: every value checked on arrival like a local setpoint, each applied at its time.
+  const at1 = Date.now() + 1500;
+  const at2 = at1 + 500;
+  await cmd({ requestId: 's1', id: 'plant.boiler.setpoint', entries: [{ at: new Date(at2).toISOString(), v: 64 }, { at: at1, v: 62 }] }, 'schedule');
+  t.match(await eventually(() => acks.find((a) => a.requestId === 's1')), { ok: true, result: { id: 'plant.boiler.setpoint', entries: [{ at: at1, v: 62 }, { at: at2, v: 64 }] } });
+  await eventually(() => gw.gateway.store.latest('plant.boiler.setpoint')?.v === 64, 10_000);
+  const applied = (await gw.gateway.store.query('plant.boiler.setpoint', { from: at1 - 1000 })).map((p) => ({ v: p.v, onTime: p.t >= (p.v === 62 ? at1 : at2) }));
+  t.same(applied, [{ v: 62, onTime: true }, { v: 64, onTime: true }], 'applied in order, none before its time');
+  t.same(sync.schedules!.list(), {}, 'nothing left pending');
+  // One bad value refuses the whole schedule, naming the entry.
+  await cmd({ requestId: 's2', id: 'plant.boiler.setpoint', entries: [{ at: Date.now() + 60_000, v: 50 }, { at: Date.now() + 120_000, v: 99 }] }, 'schedule');
+  t.match(await eventually(() => acks.find((a) => a.requestId === 's2')), { ok: false, error: { code: 'SETPOINT_OUT_OF_RANGE', message: /entries\[1\]/ } });
+  await cmd({ requestId: 's3', id: 'plant.boiler.temp', entries: [{ at: Date.now() + 60_000, v: 20 }] }, 'schedule');
+  t.match(await eventually(() => acks.find((a) => a.requestId === 's3')), { ok: false, error: { code: 'DP_NOT_ACTUATOR' } });
+  t.same(sync.schedules!.list(), {}, 'refused schedules leave nothing pending');
+  // A pending schedule survives a restart of the sync service (kept in a file).
+  await cmd({ requestId: 's4', id: 'plant.boiler.setpoint', entries: [{ at: Date.now() + 3_600_000, v: 45 }] }, 'schedule');
+  await eventually(() => acks.some((a) => a.requestId === 's4'));
+  await sync.stop();
+  const { sync: again } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }] });
+  t.match(again.schedules!.list(), { 'plant.boiler.setpoint': [{ v: 45 }] }, 'pending after a restart');
 });
 
 t.test('Sparkplug B: NBIRTH/DBIRTH/DDATA/NDATA decoded by sparkplug-payload, seq 0-255, rebirth on NCMD', async (t) => {
