@@ -44,6 +44,8 @@ const READ_ONLY: TopicAcl = { publish: [], subscribe: ['#'] };
 interface ClientIdentity {
   username: string;
   acl: TopicAcl;
+  /** A dashboard connection: the login session it came with (closed when that session ends). */
+  sessionId?: string;
 }
 
 export interface BusOptions {
@@ -154,7 +156,7 @@ export class Bus {
       // A websocket that passed the HTTP login (dashboard) is a reader.
       const principal = (client as unknown as { req?: IncomingMessage }).req?.outpostPrincipal;
       if (principal && principal.kind !== 'loopback') {
-        this.identities.set(client, { username: `${principal.kind}:${principal.name}`, acl: READ_ONLY });
+        this.identities.set(client, { username: `${principal.kind}:${principal.name}`, acl: READ_ONLY, ...(principal.sessionId ? { sessionId: principal.sessionId } : {}) });
         return true;
       }
       const ok = this.options.anonymous === 'loopback' && isLoopbackAddress(address);
@@ -166,6 +168,18 @@ export class Bus {
     if (!ok) this.options.log.warn({ client: client.id, address, username }, 'MQTT login failed');
     else this.identities.set(client, { username, acl: { publish: user.publish ?? ALLOW_ALL.publish, subscribe: user.subscribe ?? ALLOW_ALL.subscribe } });
     return ok;
+  }
+
+  /** Closes the dashboard connections that came with a login session that has ended (logout, user removed or changed). */
+  endSession(sessionId: string): number {
+    let closed = 0;
+    const clients = (this.aedes as unknown as { clients: Record<string, Client> }).clients;
+    for (const client of Object.values(clients)) {
+      if (this.identities.get(client)?.sessionId !== sessionId) continue;
+      client.close();
+      closed++;
+    }
+    return closed;
   }
 
   /** ACL check for a client's publication; anonymous loopback clients may publish anywhere. */

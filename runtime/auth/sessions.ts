@@ -36,13 +36,25 @@ export class SessionStore {
     this.now = o.now ?? Date.now;
   }
 
+  private readonly endListeners: Array<(id: string) => void> = [];
+
+  /** Called with the id of every session that ends (logout, expiry, eviction, user changed or removed). */
+  onEnd(listener: (id: string) => void): void {
+    this.endListeners.push(listener);
+  }
+
+  private end(id: string): void {
+    if (!this.sessions.delete(id)) return;
+    for (const listener of this.endListeners) listener(id);
+  }
+
   create(username: string, role: Role): Session {
     const now = this.now();
     const session: Session = { id: randomBytes(32).toString('base64url'), username, role, csrf: randomBytes(32).toString('base64url'), createdAt: now, lastSeenAt: now };
     while (this.sessions.size >= this.o.maxSessions) {
       const oldest = this.sessions.keys().next().value;
       if (oldest === undefined) break;
-      this.sessions.delete(oldest);
+      this.end(oldest);
     }
     this.sessions.set(session.id, session);
     return session;
@@ -55,7 +67,7 @@ export class SessionStore {
     if (!session) return undefined;
     const now = this.now();
     if (now - session.lastSeenAt > this.o.idleMs || now - session.createdAt > this.o.maxAgeMs) {
-      this.sessions.delete(id);
+      this.end(id);
       return undefined;
     }
     session.lastSeenAt = now;
@@ -65,7 +77,7 @@ export class SessionStore {
   }
 
   destroy(id: string): void {
-    this.sessions.delete(id);
+    this.end(id);
   }
 
   /** Ends every session of a user (password change, role change, removal). */
@@ -73,7 +85,7 @@ export class SessionStore {
     let n = 0;
     for (const [id, s] of this.sessions) {
       if (s.username === username) {
-        this.sessions.delete(id);
+        this.end(id);
         n++;
       }
     }

@@ -68,6 +68,11 @@ export function createHttp(options: HttpOptions): HttpParts {
   // Health is public: it carries no data, and load balancers and systemd probes need it.
   // Who is asking is settled before any body is read: strangers cannot make us parse.
   const security = options.security;
+  // A live connection must not outlive its login: logout, expiry, a removed or changed user.
+  security?.sessions.onEnd((id) => {
+    const closed = options.bus.endSession(id);
+    if (closed > 0) options.log.info({ closed }, 'dashboard live connections closed: their session ended');
+  });
   if (security) app.use(security.guard);
   else app.use((req, res, next) => (req.path === '/healthz' ? next() : authenticate(options.tokens)(req, res, next)));
   app.use(express.json({ limit: options.maxBodyBytes }));

@@ -156,4 +156,14 @@ t.test('the dashboard\'s MQTT over websocket needs a login and the same origin, 
   t.pass('a publish over the dashboard socket drops it: writes go through the REST API and its roles');
   await new Promise((r) => setTimeout(r, 100));
   t.equal(site.gateway.store.latest('site.hvac.setpoint')?.v, 21);
+
+  // A live connection does not outlive its login: logging out closes it.
+  const live = await connect(wsUrl, { wsOptions: { headers: { cookie: c.cookie!, origin: site.url } }, reconnectPeriod: 0 });
+  t.teardown(() => void live.end(true));
+  const ended = new Promise<void>((resolve) => live.once('close', () => resolve()));
+  const logout = await c.request('POST', '/api/auth/logout');
+  t.ok(logout.status >= 200 && logout.status < 300, `logged out (${logout.status})`);
+  await ended;
+  t.pass('the dashboard socket of that session was closed');
+  await t.rejects(connect(wsUrl, { wsOptions: { headers: { cookie: c.cookie!, origin: site.url } } }), 'and the old cookie cannot open a new one');
 });
