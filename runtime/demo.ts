@@ -7,10 +7,14 @@ import { demoConfig } from './config/demo.js';
 import { ModbusSimulator } from '../adapters/modbus/simulator.js';
 import { ChargePointSimulator } from '../adapters/ocpp/simulator.js';
 
+/** Port name of the demo's simulated Iridium modem on the serialport mock binding (no device file). */
+const DEMO_IRIDIUM_PORT = '/dev/outpost-demo-iridium';
+
 /**
  * The demo site's simulated devices: a Modbus TCP server with an SDM630 meter and a
- * SunSpec inverter, and two OCPP charge points that plug in a car each. They run in the
- * gateway's process and talk to it over loopback exactly as real devices would.
+ * SunSpec inverter, two OCPP charge points that plug in a car each, and an Iridium
+ * RockBLOCK. They run in the gateway's process and talk to it over loopback (the modem
+ * over the serialport mock binding) exactly as real devices would.
  */
 export class DemoDevices {
   private modbus: ModbusSimulator | undefined;
@@ -30,7 +34,10 @@ export class DemoDevices {
     await writeFile(flowsSecretFile, randomBytes(32).toString('hex') + '\n', { flag: 'wx', mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
     });
-    return demoConfig(dataDir, { modbusPort, chargerPasswordHash: await hashPassword(this.chargerPassword), flowsSecretFile });
+    // The Iridium modem simulator lives on the device end of the mock port; the iridium
+    // adapter's `simulator` option attaches it when the adapter opens the port, and it is
+    // closed with the port when the adapter stops (so nothing is left to stop here).
+    return demoConfig(dataDir, { modbusPort, chargerPasswordHash: await hashPassword(this.chargerPassword), flowsSecretFile, iridiumPort: DEMO_IRIDIUM_PORT });
   }
 
   /** Connects the simulated chargers once the gateway serves HTTP; a car arrives at each. */

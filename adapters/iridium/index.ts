@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SerialPort } from 'serialport';
+import { SerialPort, SerialPortMock } from 'serialport';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
 import { OutpostError, toOutpostError } from '../../runtime/errors.js';
 import { AtTransport, serialPortIo } from './at-transport.js';
@@ -12,6 +12,7 @@ import { readJsonState, writeJsonState } from './state-file.js';
 import { encodeMoAck, moKind } from './mo-ack.js';
 import { satelliteModems, type SatelliteModem, type SatelliteMt } from '../../runtime/sync/satellite.js';
 import { join } from 'node:path';
+import { IridiumSimulator, mockDeviceIo } from './simulator.js';
 
 const datapointSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9_.-]{1,128}$/),
@@ -64,6 +65,17 @@ const schema = z.strictObject({
       secret: z.string().regex(/^([0-9a-fA-F]{2}){16,64}$/, 'secret must be 16..64 bytes as hex'),
       /** Names of commands an MT message may carry (index = wire code). */
       commands: z.array(z.string().min(1)).default(['mailbox_check', 'send_now']),
+    })
+    .optional(),
+  /**
+   * No hardware: a simulated modem (adapters/iridium/simulator.ts) on the serialport mock
+   * binding at `port`, in this process. For the demo and trials; costs nothing.
+   */
+  simulator: z
+    .strictObject({
+      signal: z.number().int().min(0).max(5).default(4),
+      /** How long a simulated +SBDIX session takes (real ones take ~10-60 s). */
+      sessionDelayMs: z.number().int().min(0).max(120_000).default(3000),
     })
     .optional(),
   timing: z
@@ -156,15 +168,31 @@ export default defineAdapter({
             })
           : undefined;
 
+        const sim = options.simulator;
+        let simulatedModem: IridiumSimulator | undefined;
         const lease = await ctx.ports.acquire(
           options.port,
           { baudRate: options.baudRate },
           () =>
-            new Promise<SerialPort>((resolve, reject) => {
-              const port = new SerialPort({ path: options.port, baudRate: options.baudRate, autoOpen: false });
-              port.open((err) => (err ? reject(new OutpostError('ADAPTER_START_FAILED', `cannot open ${options.port}: ${err.message}`, { cause: err })) : resolve(port)));
+            new Promise<SerialPort | SerialPortMock>((resolve, reject) => {
+              if (sim) SerialPortMock.binding.createPort(options.port, { echo: false, record: false });
+              const port = sim
+                ? new SerialPortMock({ path: options.port, baudRate: options.baudRate, autoOpen: false })
+                : new SerialPort({ path: options.port, baudRate: options.baudRate, autoOpen: false });
+              port.open((err) => {
+                if (err) return reject(new OutpostError('ADAPTER_START_FAILED', `cannot open ${options.port}: ${err.message}`, { cause: err }));
+                // The simulated modem sits on the device end of the mock port (it needs the open binding).
+                if (sim) simulatedModem = new IridiumSimulator(mockDeviceIo(port), { echo: true, signal: sim.signal, sessionDelayMs: sim.sessionDelayMs, historyLimit: 20 });
+                resolve(port);
+              });
             }),
-          (port) => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve())),
+          (port) =>
+            new Promise<void>((resolve) => {
+              simulatedModem?.close();
+              simulatedModem = undefined;
+              if (port.isOpen) port.close(() => resolve());
+              else resolve();
+            }),
         );
         release = lease.release;
         transport = new AtTransport(serialPortIo(lease.resource));
@@ -180,15 +208,33 @@ export default defineAdapter({
 
         link = new SbdLink(modem, budget, ctx.clock, ctx.log, t);
         const l = link;
+        // The status (and its numeric fields as outpost_adapter_info gauges) follows the
+        // link state, the spend and the signal, not only state changes.
+        let status: { state: LinkState; detail?: string } = { state: l.state };
+        let signal: number | undefined;
+        const refreshStatus = (): void => {
+          const { state, detail } = status;
+          const degraded = state === 'account_error' || state === 'down' || state === 'no_signal' || state === 'budget';
+          ctx.setStatus({
+            degraded,
+            message: detail ?? state,
+            info: { imei: info.imei, state, queued: l.queued, creditsToday: budget.today, creditsMonth: budget.month, ...(signal === undefined ? {} : { signal }) },
+          });
+        };
         l.on('state', (state: LinkState, detail?: string) => {
           publish(dp.state, state);
-          const degraded = state === 'account_error' || state === 'down' || state === 'no_signal' || state === 'budget';
-          ctx.setStatus({ degraded, message: detail ?? state, info: { imei: info.imei, state, queued: l.queued, creditsToday: budget.today } });
+          status = detail === undefined ? { state } : { state, detail };
+          refreshStatus();
         });
-        l.on('signal', (bars: number) => publish(dp.signal, bars));
+        l.on('signal', (bars: number) => {
+          publish(dp.signal, bars);
+          signal = bars;
+          refreshStatus();
+        });
         l.on('credits', (today: number, month: number) => {
           publish(dp.today, today);
           publish(dp.month, month);
+          refreshStatus();
         });
         l.on('queue', (n: number) => publish(dp.queue, n));
         l.on('session', (r: { moStatus: number }) => publish(dp.moStatus, r.moStatus));
@@ -248,27 +294,51 @@ export default defineAdapter({
         let seq = (await readJsonState<{ seq: number }>(join(ctx.dataDir, 'mo-seq.json'), { seq: 0 })).seq;
         const buffered: Reading[] = [];
         const last = new Map<string, unknown>();
-        const sendReadings = async (readings: readonly Reading[], priority: Priority = 'history') => {
-          const results: Array<{ momsn: number; credits: number; seq: number }> = [];
-          const pending: Array<Promise<void>> = [];
-          let offset = 0;
-          while (offset < readings.length) {
-            const mySeq = seq++;
-            const { bytes, count } = codec.packPrefix(readings.slice(offset, offset + 340 * 8), mySeq);
-            offset += count;
-            await writeJsonState(join(ctx.dataDir, 'mo-seq.json'), { seq });
-            pending.push(l.send(bytes, priority).then((r) => void results.push({ ...r, seq: mySeq })));
-          }
-          await Promise.all(pending);
-          return results;
+        type Sent = { momsn: number; credits: number; seq: number };
+        /**
+         * Packs and queues readings; resolves once every message is QUEUED (with `sent`,
+         * which resolves once the gateway has them all). Calls run one after another, so
+         * message numbers are consumed in order and the seq file has one writer at a time.
+         */
+        let packing: Promise<unknown> = Promise.resolve();
+        const queueReadings = (readings: readonly Reading[], priority: Priority): Promise<{ sent: Promise<Sent[]> }> => {
+          const run = packing.then(async () => {
+            const results: Sent[] = [];
+            const pending: Array<Promise<void>> = [];
+            let offset = 0;
+            while (offset < readings.length) {
+              const mySeq = seq++;
+              const { bytes, count } = codec.packPrefix(readings.slice(offset, offset + 340 * 8), mySeq);
+              offset += count;
+              await writeJsonState(join(ctx.dataDir, 'mo-seq.json'), { seq });
+              pending.push(l.send(bytes, priority).then((r) => void results.push({ ...r, seq: mySeq })));
+            }
+            return { sent: Promise.all(pending).then(() => results) };
+          });
+          packing = run.catch(() => undefined); // a failed write fails its own caller only
+          return run;
         };
+        const sendReadings = async (readings: readonly Reading[], priority: Priority = 'history'): Promise<Sent[]> =>
+          (await queueReadings(readings, priority)).sent;
         const flush = (): void => {
           if (buffered.length === 0) return;
           const batch = buffered.splice(0);
-          sendReadings(batch, 'history').catch((err: unknown) => {
-            const e = toOutpostError(err);
-            ctx.log.warn({ code: e.code, reason: e.message, readings: batch.length }, 'Iridium readings not sent');
+          // The newest reading of each datapoint goes as `latest` (budget priority over
+          // history: a site's current state matters more than its past), the rest as `history`.
+          const newest = new Map<string, number>();
+          batch.forEach((r, i) => {
+            const j = newest.get(r.id);
+            if (j === undefined || r.t >= batch[j]!.t) newest.set(r.id, i);
           });
+          const keep = new Set(newest.values());
+          const latest = batch.filter((_, i) => keep.has(i));
+          const history = batch.filter((_, i) => !keep.has(i));
+          const report = (readings: readonly Reading[], priority: Priority) => (err: unknown) => {
+            const e = toOutpostError(err);
+            ctx.log.warn({ code: e.code, reason: e.message, readings: readings.length, priority }, 'Iridium readings not sent');
+          };
+          sendReadings(latest, 'latest').catch(report(latest, 'latest'));
+          if (history.length > 0) sendReadings(history, 'history').catch(report(history, 'history'));
         };
         for (const d of options.datapoints.filter((x) => options.forward && x.forward)) {
           const un = await ctx.bus.subscribe(`${options.topicPrefix}/dp/${d.id}/value`, (_topic, payload) => {
@@ -294,10 +364,26 @@ export default defineAdapter({
         }
         timers.push(setInterval(flush, options.sendIntervalMs));
         const pollSignal = (): void => {
-          l.pollSignal().catch((err: unknown) => ctx.log.debug({ code: toOutpostError(err).code }, 'signal poll failed'));
+          l.pollSignal().then(
+            (bars) => {
+              signal = bars;
+              refreshStatus();
+            },
+            (err: unknown) => ctx.log.debug({ code: toOutpostError(err).code }, 'signal poll failed'),
+          );
         };
         pollSignal();
-        if (options.signalPollMs > 0) timers.push(setInterval(pollSignal, options.signalPollMs));
+        if (options.signalPollMs > 0) {
+          timers.push(
+            setInterval(() => {
+              pollSignal();
+              // The spend counters roll over at local midnight / month start (budget.ts);
+              // republish them so the datapoints drop back to 0 without waiting for a session.
+              publish(dp.today, budget.today);
+              publish(dp.month, budget.month);
+            }, options.signalPollMs),
+          );
+        }
         if (options.mailboxCheckMs > 0) timers.push(setInterval(() => l.mailboxCheck(), options.mailboxCheckMs));
 
         iridiumLinks.set(id, {
@@ -328,9 +414,14 @@ export default defineAdapter({
           allows: (credits, priority) => budget.allows(credits, priority),
           sendPacked: async (bytes, priority) => {
             if (moKind(bytes) === 'readings') {
-              // `pack` used the current message number: consume it durably before the message goes out.
-              seq++;
-              await writeJsonState(join(ctx.dataDir, 'mo-seq.json'), { seq });
+              // `pack` used the current message number: consume it durably before the message goes out
+              // (in turn with stand-alone packing, so the seq file has one writer at a time).
+              const write = packing.then(async () => {
+                seq++;
+                await writeJsonState(join(ctx.dataDir, 'mo-seq.json'), { seq });
+              });
+              packing = write.catch(() => undefined);
+              await write;
             }
             const r = await l.send(bytes, priority);
             return { credits: r.credits };

@@ -27,6 +27,8 @@ export interface SimulatorOptions {
   /** +SBDWB data timeout (the modem's is 60 s). */
   sbdwbTimeoutMs?: number;
   imei?: string;
+  /** Entries kept in `received`, `sessions` and `commands` (oldest dropped), so a long-running demo stays small. */
+  historyLimit?: number;
 }
 
 export interface ReceivedMo {
@@ -78,6 +80,7 @@ export class IridiumSimulator {
   private line = '';
   private binary: { n: number; parts: Buffer[]; got: number; timer: NodeJS.Timeout } | undefined;
   private readonly bootUntil: number;
+  private readonly historyLimit: number;
   private readonly unsubscribe: () => void;
   private busy = false;
   private closed = false;
@@ -91,6 +94,7 @@ export class IridiumSimulator {
     this.sessionDelayMs = options.sessionDelayMs ?? 0;
     this.sbdwbTimeoutMs = options.sbdwbTimeoutMs ?? 60_000;
     this.imei = options.imei ?? '300434060000000';
+    this.historyLimit = options.historyLimit ?? 10_000;
     this.bootUntil = Date.now() + (options.bootSilenceMs ?? 0);
     this.unsubscribe = io.onData((chunk) => this.onBytes(chunk));
   }
@@ -110,6 +114,11 @@ export class IridiumSimulator {
   /** Sends an unsolicited SBDRING now (e.g. while a command is running). */
   ring(): void {
     this.send('SBDRING\r\n');
+  }
+
+  private remember<T>(list: T[], entry: T): void {
+    list.push(entry);
+    if (list.length > this.historyLimit) list.splice(0, list.length - this.historyLimit);
   }
 
   private send(data: string | Buffer): void {
@@ -175,7 +184,7 @@ export class IridiumSimulator {
     if (this.mute || Date.now() < this.bootUntil) return;
     const cmd = raw.trim();
     if (cmd === '') return;
-    this.commands.push(cmd);
+    this.remember(this.commands, cmd);
     if (this.echo) this.send(`${raw}\r`);
     const upper = cmd.toUpperCase();
     if (this.errorCommands.has(upper)) return this.respond(['ERROR'], { ok: false });
@@ -239,9 +248,9 @@ export class IridiumSimulator {
       if (this.closed) return;
       let mo = this.scriptedMoStatus.length > 0 ? this.scriptedMoStatus.shift()! : this.noNetwork ? 32 : 0;
       if (mo === 0 && this.noNetwork) mo = 32;
-      this.sessions.push({ command, moStatus: mo });
+      this.remember(this.sessions, { command, moStatus: mo });
       if (mo > 4) return this.respond([`+SBDIX: ${mo}, ${this.momsn}, 2, ${this.mtmsn}, 0, ${this.mtQueue.length}`]);
-      if (this.moBuffer) this.received.push({ momsn: this.momsn, bytes: this.moBuffer });
+      if (this.moBuffer) this.remember(this.received, { momsn: this.momsn, bytes: this.moBuffer });
       const momsn = this.momsn;
       this.momsn = (this.momsn + 1) % 65536;
       const mt = this.mtQueue.shift();

@@ -6,6 +6,11 @@ export interface DemoDevices {
   chargerPasswordHash?: string;
   /** File with the key that encrypts Node-RED flow credentials; Node-RED runs when given. */
   flowsSecretFile?: string;
+  /**
+   * Serial port name (serialport mock binding, in-process) of the simulated Iridium modem;
+   * the iridium adapter attaches adapters/iridium/simulator.ts to it when it opens the port.
+   */
+  iridiumPort?: string;
 }
 
 /** The built-in demo site: `outpost demo` (and `npm start` with no config). */
@@ -53,6 +58,28 @@ export function demoConfig(dataDir = './data', devices: DemoDevices = {}): Recor
       ],
       idTags: { allow: ['DEMO-TAG'] },
       loadManagement: { limitA: 32, meter: { datapoint: 'site.grid.power', unit: 'W', staleAfterMs: 30_000 } },
+    });
+  }
+  if (devices.iridiumPort !== undefined) {
+    adapters.push({
+      // Stand-alone satellite uplink on a simulated RockBLOCK: a small daily budget, so the
+      // demo shows alarms, latest values and history competing for credits within minutes.
+      id: 'iridium',
+      type: 'iridium',
+      port: devices.iridiumPort,
+      simulator: { signal: 4, sessionDelayMs: 3000 },
+      // Codec table: order is the wire contract with the central side (append only).
+      datapoints: [
+        { id: 'site.grid.power', decimals: 0 },
+        { id: 'site.pv.power', decimals: 0 },
+        { id: 'site.outdoor.temperature', decimals: 1 },
+        // A charger dropping in is reported at once (alarm priority).
+        { id: 'ev.cp1.online', type: 'boolean', alarm: true },
+      ],
+      sendIntervalMs: 60_000,
+      maxBufferedReadings: 1000,
+      signalPollMs: 60_000,
+      budget: { dailyCredits: 20, alarmReserve: 4 },
     });
   }
   return {

@@ -6,7 +6,7 @@ import { spawnOutpost } from '../helpers/process.js';
 import { eventually } from '../helpers/gateway.js';
 
 // What a newcomer gets from `npm start`: the demo with every simulated device, live values over REST.
-t.test('outpost demo: simulated site, Modbus meter, chargers and BMS files, live over REST', async (t) => {
+t.test('outpost demo: simulated site, Modbus meter, chargers, BMS files and Iridium modem, live over REST', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-demo-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const demo = spawnOutpost(['demo', '--data-dir', join(dir, 'data')], { env: { OUTPOST_HTTP_PORT: '0', OUTPOST_BROKER_MQTT_PORT: '0' } });
@@ -23,13 +23,18 @@ t.test('outpost demo: simulated site, Modbus meter, chargers and BMS files, live
   t.pass('a session is charging');
   t.type((await eventually(() => latest('bms.outdoor.temperature'), 20_000))!.v, 'number', 'a simulated Insight report was imported');
   t.type((await eventually(() => latest('site.pv.self_supply'), 20_000))!.v, 'number', 'the Node-RED demo flow derives a datapoint');
+  // The simulated RockBLOCK (serialport mock binding) answers +CSQ; the spend starts at 0 credits.
+  t.equal((await eventually(() => latest('iridium.signal'), 15_000))!.v, 4, 'the Iridium modem simulator reports its signal');
+  // 0 at start, 1 once CP1's "online" alarm has gone out: within the demo's daily budget of 20 either way.
+  const credits = (await eventually(() => latest('iridium.credits_today'), 15_000))!.v;
+  t.ok(typeof credits === 'number' && credits >= 0 && credits <= 20, `the Iridium credit counter is published (${String(credits)})`);
   t.match(demo.stdout(), /First start: dashboard login "admin", password \S+/, 'the first admin password is printed once');
   const page = await fetch(`${url}/`);
   t.equal(page.status, 200);
   t.match(await page.text(), /<html/i, 'the dashboard is served');
   t.equal((await fetch(`${url}/flows/`, { headers: { origin: url } })).status, 401, 'the Node-RED editor needs a login');
   const adapters = ((await (await fetch(`${url}/api/adapters`)).json()) as { items: Array<{ id: string; state: string }> }).items;
-  t.same(Object.fromEntries(adapters.map((a) => [a.id, a.state])), { site: 'running', insight: 'running', plugs: 'running', modbus: 'running', chargers: 'running' });
+  t.same(Object.fromEntries(adapters.map((a) => [a.id, a.state])), { site: 'running', insight: 'running', plugs: 'running', modbus: 'running', chargers: 'running', iridium: 'running' });
 
   demo.child.kill('SIGTERM');
   t.equal((await demo.exited).code, 0, 'stops cleanly');

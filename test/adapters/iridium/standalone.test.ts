@@ -1,0 +1,156 @@
+import t from 'tap';
+import { connectAsync } from 'mqtt';
+import iridium from '../../../adapters/iridium/index.js';
+import { MoCodec, type Reading } from '../../../adapters/iridium/codec.js';
+import { encodeMt, type MtFormat } from '../../../adapters/iridium/mt.js';
+import { IridiumSimulator } from '../../../adapters/iridium/simulator.js';
+import { serialPortIo } from '../../../adapters/iridium/at-transport.js';
+import { eventually, startTestGateway, type TestGateway } from '../../helpers/gateway.js';
+import type { AdapterType } from '../../../runtime/adapter.js';
+import { openSerial, ptyPair } from './harness.js';
+
+const SECRET = '00112233445566778899aabbccddeeff';
+const datapoints = [
+  { id: 'tank.level', decimals: 2 },
+  { id: 'tank.temp', decimals: 1 },
+];
+const FAST = { atMs: 500, startupMs: 3000, startupProbeMs: 200, sessionMs: 2000, sbdwbMs: 1000, sbdrbOkMs: 200, backoffInitialMs: 50, backoffMaxMs: 200, budgetRetryMs: 200 };
+
+/** `outpost_adapter_info{adapter,key}` values from the gateway's /metrics. */
+async function adapterInfo(gw: TestGateway, adapter: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${gw.httpUrl}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^outpost_adapter_info\{([^}]*)\} (\S+)$/gm)) {
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (labels.adapter === adapter) out[labels.key!] = Number(m[2]);
+  }
+  return out;
+}
+
+t.test('status info in /metrics follows signal and spend; newest values go as latest, the rest as history', async (t) => {
+  const { a, b } = await ptyPair(t);
+  const device = await openSerial(t, b);
+  const sim = new IridiumSimulator(serialPortIo(device), { echo: true, signal: 3 });
+  t.teardown(() => sim.close());
+
+  const gw = await startTestGateway(
+    t,
+    {
+      gateway: { id: 'pump-3' },
+      adapters: [
+        {
+          id: 'sat',
+          type: 'iridium',
+          port: a,
+          datapoints,
+          // Only the MT "send_now" command below flushes: the batch is known when it is split.
+          sendIntervalMs: 3_600_000,
+          signalPollMs: 200,
+          mt: { secret: SECRET },
+          // History may use nothing (historyShare 0): only the `latest` message can go out.
+          budget: { dailyCredits: 10, alarmReserve: 0, historyShare: 0 },
+          timing: FAST,
+        },
+      ],
+    },
+    { types: [iridium as unknown as AdapterType] },
+  );
+  const latest = async (id: string) => {
+    const res = await fetch(`${gw.httpUrl}/api/datapoints/${id}`);
+    if (res.status !== 200) return undefined;
+    return ((await res.json()) as { latest?: { v: unknown; t: number } }).latest ?? undefined;
+  };
+
+  // Status info: signal and monthly spend are exported next to creditsToday and queued.
+  await eventually(async () => (await latest('sat.link_state'))?.v === 'idle');
+  let info = (await eventually(async () => {
+    const i = await adapterInfo(gw, 'sat');
+    return i.signal === 3 ? i : undefined;
+  }))!;
+  t.equal(info.creditsMonth, 0, 'outpost_adapter_info{key="creditsMonth"}');
+  t.equal(info.creditsToday, 0);
+  // Refreshed on a signal poll, without any state change.
+  sim.signal = 1;
+  await eventually(async () => (await adapterInfo(gw, 'sat')).signal === 1);
+  t.equal((await latest('sat.link_state'))?.v, 'idle', 'no state change was needed to refresh the status');
+  sim.signal = 5;
+  await eventually(async () => (await adapterInfo(gw, 'sat')).signal === 5);
+
+  // credits_today is republished on the poll timer (so it falls back to 0 after midnight without a session).
+  const before = (await latest('sat.credits_today'))!;
+  await eventually(async () => ((await latest('sat.credits_today'))?.t ?? 0) > before.t);
+  t.equal((await latest('sat.credits_today'))?.v, 0);
+
+  // Readings, not in time order: the newest of each datapoint is not the last published.
+  const client = await connectAsync(gw.mqttUrl);
+  t.teardown(() => client.endAsync());
+  const t0 = Math.floor(Date.now() / 1000) * 1000 - 600_000;
+  const published: Reading[] = [
+    { id: 'tank.level', t: t0, v: 1.1 },
+    { id: 'tank.level', t: t0 + 120_000, v: 1.3 }, // newest level
+    { id: 'tank.temp', t: t0 + 60_000, v: 20.5 },
+    { id: 'tank.level', t: t0 + 60_000, v: 1.2 },
+    { id: 'tank.temp', t: t0 + 180_000, v: 21 }, // newest temp
+    { id: 'tank.temp', t: t0 + 30_000, v: 20.1 },
+  ];
+  for (const r of published) await client.publishAsync(`outpost/dp/${r.id}/value`, JSON.stringify({ v: r.v, t: r.t }), { qos: 1 });
+
+  // Flush now through an authenticated MT command (ring alert, SBDIXA, SBDRB).
+  const format: MtFormat = { key: Buffer.from(SECRET, 'hex'), context: 'pump-3', datapoints: datapoints.map((d) => ({ ...d, type: 'number' as const })), commands: ['mailbox_check', 'send_now'] };
+  sim.queueMt(encodeMt(format, 1, [{ kind: 'command', name: 'send_now' }]));
+
+  const codec = new MoCodec({ timeResolutionMs: 1000, datapoints: format.datapoints });
+  const decoded = () => sim.received.map((m) => codec.decode(m.bytes).readings.map((r) => ({ id: r.id, t: r.t, v: r.v })));
+  await eventually(() => decoded().length >= 1, 8000);
+  t.same(
+    decoded()[0]!.sort((x, y) => x.id.localeCompare(y.id)),
+    [
+      { id: 'tank.level', t: t0 + 120_000, v: 1.3 },
+      { id: 'tank.temp', t: t0 + 180_000, v: 21 },
+    ],
+    'the first message carries exactly the newest value of each datapoint',
+  );
+  // The other four readings were queued as history, which this budget does not allow.
+  await eventually(async () => (await latest('sat.link_state'))?.v === 'budget');
+  t.equal((await latest('sat.queue'))?.v, 1, 'the history message waits in the queue');
+  t.equal(sim.received.length, 1, 'history was not sent');
+
+  // The spend (MT fetch + latest message) shows in the status right after the `credits` event.
+  const spent = (await latest('sat.credits_today'))!.v as number;
+  t.ok(spent >= 2, `credits spent: ${spent}`);
+  info = (await eventually(async () => {
+    const i = await adapterInfo(gw, 'sat');
+    return i.creditsToday === spent ? i : undefined;
+  }))!;
+  t.equal(info.creditsMonth, spent);
+  t.equal(info.queued, 1);
+});
+
+t.test('simulator option: a simulated modem on the serialport mock binding, no hardware', async (t) => {
+  const gw = await startTestGateway(
+    t,
+    {
+      adapters: [
+        {
+          id: 'sat',
+          type: 'iridium',
+          port: `/dev/iridium-sim-${process.pid}`,
+          simulator: { signal: 2, sessionDelayMs: 0 },
+          datapoints: [{ id: 'tank.alarm', type: 'boolean', alarm: true }],
+          timing: FAST,
+        },
+      ],
+    },
+    { types: [iridium as unknown as AdapterType] },
+  );
+  await eventually(() => gw.gateway.store.latest('sat.signal')?.v === 2);
+  t.equal(gw.gateway.store.latest('sat.link_state')?.v, 'idle');
+  // An alarm goes through a full (simulated) SBD session and is paid for.
+  const client = await connectAsync(gw.mqttUrl);
+  t.teardown(() => client.endAsync());
+  await client.publishAsync('outpost/dp/tank.alarm/value', JSON.stringify({ v: true, t: Date.now() }), { qos: 1 });
+  await eventually(() => gw.gateway.store.latest('sat.credits_today')?.v === 1);
+  await client.endAsync();
+  await gw.stop();
+  t.notOk(gw.logs.some((l) => (l.level as number) >= 50), 'stopped without errors');
+});
