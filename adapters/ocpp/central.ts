@@ -9,7 +9,7 @@ import { createOcpp16Validator } from './codec.js';
 import { chargerIds, connectorIds, connectorPrefix, connectorSensorDefs } from './mapping.js';
 import { LoadManager, type LoadSession, type PhaseIndex, type PhaseTriple, type Plan } from './load-manager.js';
 import type { ChargingSession, SessionStore } from './sessions.js';
-import { limitInUnit, txDefaultProfile, txProfile } from './profiles.js';
+import { chargePointMaxProfile, limitInUnit, txDefaultProfile, txProfile } from './profiles.js';
 
 /** The websocket connection of one charge point (an ocpp-rpc server-side client). */
 export type ChargerConnection = Pick<RPCClient, 'call' | 'handle' | 'close' | 'on' | 'once' | 'off' | 'identity'>;
@@ -88,6 +88,12 @@ export class CentralSystem {
   private statusTimer: NodeJS.Timeout | undefined;
   private readonly warned = new Set<string>();
   readonly voltage: number;
+  /** Total EV current per phase that is safe with no knowledge of the site (config fallbackA). */
+  readonly fallbackA: number | undefined;
+  /** ChargePointMaxProfile limit (A) each connected charger confirmed; cleared on reconnect. */
+  private readonly appliedCaps = new Map<string, number>();
+  /** Allocations of the last plan logged at info, to log only changes there. */
+  private lastPlanSignature: string | undefined;
   readonly ids: { plan: string; allocated: string; completed: string };
 
   constructor(
@@ -102,12 +108,13 @@ export class CentralSystem {
     const lm = options.loadManagement;
     if (lm) {
       const limitA = lm.limitA ?? (lm.limitKw! * 1000) / (lm.voltage * lm.sitePhases);
+      this.fallbackA = Math.min(Math.floor(limitA * 10) / 10, lm.fallbackA ?? Math.floor(limitA * 5) / 10);
       this.loadManager = new LoadManager(
         {
           limitA: Math.floor(limitA * 10) / 10,
           voltage: lm.voltage,
           sitePhases: lm.sitePhases,
-          fallbackA: lm.fallbackA ?? Math.floor(limitA * 5) / 10,
+          fallbackA: this.fallbackA,
           marginA: lm.marginA,
           meter: lm.meter,
         },
@@ -116,6 +123,7 @@ export class CentralSystem {
           sessions: () => this.loadSessions(),
           apply: (key, limitA) => this.applySessionLimit(key, limitA),
           onPlan: (plan) => this.onPlan(plan),
+          betweenLowerAndRaise: (plan) => this.applyChargerCaps(plan),
           onError: (key, err) => this.warnOnce(`apply:${key}:${toOutpostError(err).code}`, { session: key, code: toOutpostError(err).code, reason: (err as Error).message }, 'charging limit not applied; retried at the next plan'),
         },
       );
@@ -265,7 +273,9 @@ export class CentralSystem {
       // A charger that reconnects before its old TCP connection timed out: the new one wins.
       void previous.close({ code: 1000, reason: 'replaced by a newer connection', force: true }).catch(() => undefined);
     }
+    // A (re)connected charger may have lost or kept its profiles: everything is sent again.
     for (const c of charger.connectors.keys()) this.loadManager?.forget(`${identity}/${c}`);
+    this.appliedCaps.delete(identity);
     void this.ensureDatapoints(charger)
       .then(() => this.publish([{ id: chargerIds(this.options.prefix, identity).online, v: true, t: this.ctx.clock.now() }]))
       .catch((err) => this.warnOnce(`register:${identity}`, { charger: identity, reason: (err as Error).message }, 'charger datapoints not registered'));
@@ -435,7 +445,14 @@ export class CentralSystem {
   private planDatapointsRegistered = false;
 
   private onPlan(plan: Plan & { t: number; trigger: string }): void {
-    this.ctx.log.debug({ trigger: plan.trigger, reason: plan.reason, allocations: plan.allocations.map((a) => `${a.key}=${a.limitA}A (${a.reason})`) }, 'charging plan');
+    // Info only when what the sessions get changes; every other round (each meter reading) is debug.
+    const signature = plan.allocations.map((a) => `${a.key}=${a.limitA}`).join(',');
+    const changed = signature !== this.lastPlanSignature;
+    this.lastPlanSignature = signature;
+    this.ctx.log[changed ? 'info' : 'debug'](
+      { trigger: plan.trigger, reason: plan.reason, meterState: plan.meterState, availableA: plan.availableA, allocatedA: plan.allocatedA, allocations: plan.allocations.map((a) => ({ session: a.key, limitA: a.limitA, reason: a.reason })) },
+      changed ? 'charging plan changed' : 'charging plan unchanged',
+    );
     const publish = async (): Promise<void> => {
       if (!this.planDatapointsRegistered) {
         await this.ctx.datapoints.register([
@@ -451,6 +468,111 @@ export class CentralSystem {
     };
     publish().catch((err) => this.warnOnce('plan-publish', { reason: (err as Error).message }, 'charging plan not published'));
     this.scheduleStatus();
+  }
+
+  // ------------------------------------------------------------------ safety profiles
+
+  /**
+   * Sent once per connection when load management is on: a TxDefaultProfile at the minimum
+   * current (IEC 61851-1: 6 A) on connector 0, so every new session starts low until the plan
+   * raises it with a TxProfile (OCPP 1.6 §3.13.2: TxProfile wins over TxDefaultProfile). The
+   * ChargePointMaxProfile follows with the first plan (applyChargerCaps).
+   */
+  async sendSafetyProfiles(identity: string): Promise<void> {
+    const charger = this.chargers.get(identity);
+    if (!this.loadManager || !charger?.online) return;
+    const phases = this.phasesOf(charger).length;
+    const unit = charger.profile.chargingRateUnit;
+    const minA = charger.profile.minCurrentA;
+    const def = txDefaultProfile({ connectorId: 0, limit: limitInUnit(minA, unit, phases, this.voltage), unit, phases, stackLevel: Math.max(0, charger.profile.stackLevel - 1) });
+    try {
+      await this.expectAccepted(identity, 'SetChargingProfile', { connectorId: 0, csChargingProfiles: def });
+      this.ctx.log.info({ charger: identity, limitA: minA }, 'TxDefaultProfile set: new sessions start at the minimum current');
+    } catch (err) {
+      const e = toOutpostError(err);
+      this.ctx.log.warn({ charger: identity, code: e.code, reason: e.message }, 'charger refused the TxDefaultProfile: new sessions start at its own default until the plan limits them');
+    }
+  }
+
+  /**
+   * ChargePointMaxProfile targets (A per phase, whole charger): what the plan gives the charger's
+   * sessions, plus a share of what is left of the fallback limit. A charger cut off from the
+   * gateway keeps its cap, so the sum over all chargers never exceeds max(fallbackA, the
+   * current plan's total) even if every one of them starts sessions on its own. The rest of the
+   * fallback is shared equally, but a share below the 6 A minimum cannot charge anything:
+   * then 6 A go to as many chargers as fit (in config order) and 0 A to the others.
+   */
+  chargerCaps(plan: Plan): Map<string, number> {
+    const deci = (a: number): number => Math.floor(a * 10 + 1e-9);
+    const planned = new Map<string, number>();
+    for (const charger of this.chargers.values()) {
+      // An offline charger holds whatever cap it confirmed last: reserve that.
+      planned.set(charger.identity, charger.online ? 0 : deci(this.appliedCaps.get(charger.identity) ?? 0));
+    }
+    for (const a of plan.allocations) {
+      const identity = a.key.slice(0, a.key.lastIndexOf('/'));
+      if (this.chargers.get(identity)?.online) planned.set(identity, (planned.get(identity) ?? 0) + deci(a.limitA));
+    }
+    let remaining = Math.max(0, deci(this.fallbackA ?? 0) - [...planned.values()].reduce((x, y) => x + y, 0));
+    const count = Math.max(1, planned.size);
+    const share = Math.floor(remaining / count);
+    const caps = new Map<string, number>();
+    for (const charger of this.chargers.values()) {
+      const base = planned.get(charger.identity)!;
+      const minA = deci(charger.profile.minCurrentA);
+      let extra = share;
+      if (share < minA) {
+        extra = remaining >= minA ? minA : 0;
+        remaining -= extra;
+      }
+      const max = deci(this.maxCurrentOf(charger));
+      caps.set(charger.identity, Math.max(base, Math.min(max, base + extra)) / 10);
+    }
+    return caps;
+  }
+
+  /** Lowers then raises ChargePointMaxProfiles; refusals are logged and retried next round. */
+  private async applyChargerCaps(plan: Plan): Promise<void> {
+    const targets = [...this.chargerCaps(plan)].filter(([identity, capA]) => this.chargers.get(identity)?.online && this.appliedCaps.get(identity) !== capA);
+    const lower = targets.filter(([identity, capA]) => capA < (this.appliedCaps.get(identity) ?? Infinity));
+    const higher = targets.filter((t) => !lower.includes(t));
+    for (const group of [lower, higher]) {
+      await Promise.all(
+        group.map(async ([identity, capA]) => {
+          const charger = this.chargers.get(identity)!;
+          const phases = this.phasesOf(charger).length;
+          const unit = charger.profile.chargingRateUnit;
+          try {
+            await this.expectAccepted(identity, 'SetChargingProfile', { connectorId: 0, csChargingProfiles: chargePointMaxProfile({ limit: limitInUnit(capA, unit, phases, this.voltage), unit, phases }) });
+            this.appliedCaps.set(identity, capA);
+            this.ctx.log.debug({ charger: identity, limitA: capA }, 'ChargePointMaxProfile set');
+          } catch (err) {
+            const e = toOutpostError(err);
+            this.warnOnce(`cpmax:${identity}:${e.code}`, { charger: identity, limitA: capA, code: e.code, reason: e.message }, 'charger refused the ChargePointMaxProfile; retried at the next plan');
+          }
+        }),
+      );
+    }
+  }
+
+  /** Last ChargePointMaxProfile limit a charger confirmed (A), for status and tests. */
+  appliedCap(identity: string): number | undefined {
+    return this.appliedCaps.get(identity);
+  }
+
+  /**
+   * A charging profile was set or cleared from outside load management (REST): what the load
+   * manager thinks is in force on that charger is no longer true, so it forgets it and re-plans,
+   * which sends its own profiles again. Connector 0 or none means the whole charger.
+   */
+  profilesChangedExternally(identity: string, connectorId: number | undefined, clearedAll: boolean): void {
+    if (!this.loadManager) return;
+    const charger = this.chargers.get(identity);
+    if (!charger) return;
+    for (const c of charger.connectors.keys()) if (connectorId === undefined || connectorId === 0 || connectorId === c) this.loadManager.forget(`${identity}/${c}`);
+    if (connectorId === undefined || connectorId === 0) this.appliedCaps.delete(identity);
+    if (clearedAll) void this.sendSafetyProfiles(identity);
+    this.loadManager.replan(`charging profile changed on ${identity} outside load management`);
   }
 
   statusChanged(trigger: string): void {

@@ -179,6 +179,12 @@ export interface LoadManagerDeps {
   apply(key: string, limitA: number): Promise<void>;
   onPlan(plan: Plan & { t: number; trigger: string }): void;
   onError(key: string, err: unknown): void;
+  /**
+   * Called between the decreases and the increases of a round (only when every decrease went
+   * through), so whole-charger caps are lowered after the sessions dropped and raised before
+   * the sessions rise.
+   */
+  betweenLowerAndRaise?(plan: Plan): Promise<void>;
 }
 
 /** Plans on every trigger (meter reading, status change, setpoint), applies decreases before increases. */
@@ -292,6 +298,7 @@ export class LoadManager {
       // A decrease that did not happen leaves that charger at its old, higher limit: raising
       // the others now could exceed the site limit. Skip the increases; the next round retries.
       if (group === higher && !lowered) break;
+      if (group === higher && this.deps.betweenLowerAndRaise) await this.deps.betweenLowerAndRaise(plan);
       await Promise.all(
         group.map(async (a) => {
           try {

@@ -56,7 +56,18 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
     const params = build(body, req);
     const result = await central.call(identity, action, params);
     central.ctx.log.info({ charger: identity, action, status: result.status }, 'OCPP call from REST');
+    if (result.status === 'Accepted') afterProfileCall(identity, action, params);
     res.json({ action, result });
+  };
+  /**
+   * Profiles set or cleared by hand bypass load management: the load manager forgets what it
+   * applied on that charger and re-plans, so its own profiles go out again (the site limit wins).
+   */
+  const afterProfileCall = (identity: string, action: string, params: Record<string, unknown>): void => {
+    const connectorId = typeof params.connectorId === 'number' ? params.connectorId : undefined;
+    if (action === 'ClearChargingProfile') central.profilesChangedExternally(identity, connectorId, true);
+    else if (action === 'SetChargingProfile') central.profilesChangedExternally(identity, connectorId, false);
+    else if (action === 'RemoteStartTransaction' && params.chargingProfile !== undefined) central.profilesChangedExternally(identity, connectorId, false);
   };
   const pick = (body: Record<string, unknown>, keys: string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => body[k] !== undefined).map((k) => [k, body[k]]));
 

@@ -148,6 +148,8 @@ export class OcppServer {
     // A charger that reconnects does not send BootNotification again: ask for its connector states.
     setImmediate(() => {
       central.call(identity, 'TriggerMessage', { requestedMessage: 'StatusNotification' }).catch((err: Error) => ctx.log.debug({ charger: identity, reason: err.message }, 'TriggerMessage StatusNotification not accepted'));
+      // Load management: new sessions start at the minimum until planned (also after a reconnect).
+      void central.sendSafetyProfiles(identity);
     });
   }
 

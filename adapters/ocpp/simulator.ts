@@ -46,6 +46,12 @@ export interface SimConnector {
   available: boolean;
 }
 
+interface InstalledProfile {
+  connectorId: number;
+  limitA: number;
+  profile: { chargingProfileId: number; transactionId?: number; stackLevel: number; chargingProfilePurpose: string; chargingSchedule: { chargingRateUnit: string; chargingSchedulePeriod: Array<{ limit: number }> } };
+}
+
 interface QueuedCall {
   action: string;
   params: Record<string, unknown>;
@@ -67,6 +73,8 @@ export class ChargePointSimulator {
   private readonly queue: QueuedCall[] = [];
   private readonly opts: Required<Omit<SimulatorOptions, 'password'>> & { password?: string };
   bootStatus: string | undefined;
+  /** Charging profiles in force (OCPP 1.6 §3.13), bounded: one per id/purpose/stack level/connector. */
+  private installed: InstalledProfile[] = [];
   /** Called after a charging profile changed a connector's limit. */
   onLimit: ((connectorId: number, limitA: number) => void) | undefined;
 
@@ -215,6 +223,7 @@ export class ChargePointSimulator {
       idTagInfo: { status: string };
     };
     c.transactionId = res.transactionId;
+    this.recomputeLimits();
     if (res.idTagInfo.status !== 'Accepted') {
       await this.stopSession(connectorId, 'DeAuthorized');
       return { transactionId: res.transactionId, status: res.idTagInfo.status };
@@ -228,6 +237,9 @@ export class ChargePointSimulator {
     const transactionId = c.transactionId;
     if (transactionId === undefined) throw new Error(`no session on connector ${connectorId}`);
     c.transactionId = undefined;
+    // A TxProfile ends with its transaction (OCPP 1.6 §3.13.4).
+    this.installed = this.installed.filter((i) => !(i.connectorId === connectorId && i.profile.chargingProfilePurpose === 'TxProfile'));
+    this.recomputeLimits();
     c.drawA = 0;
     await this.sendStatus(connectorId, 'Finishing');
     const res = await this.send('StopTransaction', { transactionId, idTag: c.idTag, meterStop: Math.round(c.energyWh), timestamp: this.timestamp(), reason }, true);
@@ -268,6 +280,40 @@ export class ChargePointSimulator {
     };
   }
 
+  /** §3.13.2: a profile with the same id, or the same purpose, stack level and connector, replaces the old one. */
+  private installProfile(connectorId: number, profile: InstalledProfile['profile']): void {
+    const limit = profile.chargingSchedule.chargingSchedulePeriod[0]!.limit;
+    const limitA = profile.chargingSchedule.chargingRateUnit === 'W' ? limit / (this.opts.voltage * this.opts.phases) : limit;
+    this.installed = this.installed.filter(
+      (i) => i.profile.chargingProfileId !== profile.chargingProfileId && !(i.connectorId === connectorId && i.profile.chargingProfilePurpose === profile.chargingProfilePurpose && i.profile.stackLevel === profile.stackLevel),
+    );
+    this.installed.push({ connectorId, limitA, profile });
+    if (this.installed.length > 100) this.installed.shift();
+    this.recomputeLimits();
+  }
+
+  /**
+   * The composite limit per connector (§3.13.3): a TxProfile for the running transaction wins
+   * over a TxDefaultProfile (connector-specific before connector 0), and the ChargePointMaxProfile
+   * caps the whole charge point, shared by the connectors that are charging.
+   */
+  private recomputeLimits(): void {
+    const top = (list: InstalledProfile[]): InstalledProfile | undefined => list.sort((a, b) => b.profile.stackLevel - a.profile.stackLevel)[0];
+    const cpMax = top(this.installed.filter((i) => i.profile.chargingProfilePurpose === 'ChargePointMaxProfile'));
+    const active = Math.max(1, this.connectors.filter((c) => c.transactionId !== undefined).length);
+    for (const c of this.connectors) {
+      const tx =
+        (c.transactionId !== undefined ? top(this.installed.filter((i) => i.profile.chargingProfilePurpose === 'TxProfile' && i.connectorId === c.id && i.profile.transactionId === c.transactionId)) : undefined) ??
+        top(this.installed.filter((i) => i.profile.chargingProfilePurpose === 'TxDefaultProfile' && i.connectorId === c.id)) ??
+        top(this.installed.filter((i) => i.profile.chargingProfilePurpose === 'TxDefaultProfile' && i.connectorId === 0));
+      const limitA = Math.min(this.opts.maxCurrentA, tx?.limitA ?? Infinity, cpMax ? cpMax.limitA / active : Infinity);
+      if (limitA !== c.limitA) {
+        c.limitA = limitA;
+        this.onLimit?.(c.id, limitA);
+      }
+    }
+  }
+
   private registerHandlers(client: RPCClient): void {
     const record = (action: string, params: unknown): void => {
       this.received.push({ action, params });
@@ -275,23 +321,32 @@ export class ChargePointSimulator {
     };
     client.handle('SetChargingProfile', async ({ params }) => {
       record('SetChargingProfile', params);
-      const p = params as { connectorId: number; csChargingProfiles: { transactionId?: number; chargingProfilePurpose: string; chargingSchedule: { chargingRateUnit: string; chargingSchedulePeriod: Array<{ limit: number }> } } };
+      const p = params as { connectorId: number; csChargingProfiles: InstalledProfile['profile'] };
       this.profiles.push(p);
-      const limit = p.csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0]!.limit;
-      const limitA = p.csChargingProfiles.chargingSchedule.chargingRateUnit === 'W' ? limit / (this.opts.voltage * this.opts.phases) : limit;
-      const targets = p.connectorId === 0 ? this.connectors : [this.connector(p.connectorId)];
-      for (const c of targets) {
-        const purpose = p.csChargingProfiles.chargingProfilePurpose;
-        if (purpose === 'TxProfile' && p.csChargingProfiles.transactionId !== c.transactionId) return { status: 'Rejected' };
-        c.limitA = Math.min(this.opts.maxCurrentA, limitA);
-        this.onLimit?.(c.id, c.limitA);
-      }
+      const purpose = p.csChargingProfiles.chargingProfilePurpose;
+      // §5.16: a ChargePointMaxProfile only on connector 0; a TxProfile only for a running transaction.
+      if (purpose === 'ChargePointMaxProfile' && p.connectorId !== 0) return { status: 'Rejected' };
+      if (purpose === 'TxProfile' && (p.connectorId === 0 || p.csChargingProfiles.transactionId === undefined || p.csChargingProfiles.transactionId !== this.connector(p.connectorId).transactionId)) return { status: 'Rejected' };
+      this.installProfile(p.connectorId, p.csChargingProfiles);
       return { status: 'Accepted' };
     });
     client.handle('ClearChargingProfile', async ({ params }) => {
       record('ClearChargingProfile', params);
-      for (const c of this.connectors) c.limitA = this.opts.maxCurrentA;
-      return { status: 'Accepted' };
+      const q = params as { id?: number; connectorId?: number; chargingProfilePurpose?: string; stackLevel?: number };
+      // §5.5: every given criterion must match; no criteria clears all profiles.
+      const keep = this.installed.filter(
+        (i) =>
+          !(
+            (q.id === undefined || i.profile.chargingProfileId === q.id) &&
+            (q.connectorId === undefined || i.connectorId === q.connectorId) &&
+            (q.chargingProfilePurpose === undefined || i.profile.chargingProfilePurpose === q.chargingProfilePurpose) &&
+            (q.stackLevel === undefined || i.profile.stackLevel === q.stackLevel)
+          ),
+      );
+      const removed = this.installed.length - keep.length;
+      this.installed = keep;
+      this.recomputeLimits();
+      return { status: removed > 0 ? 'Accepted' : 'Unknown' };
     });
     client.handle('RemoteStartTransaction', async ({ params }) => {
       record('RemoteStartTransaction', params);

@@ -2,7 +2,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 import { hashPassword } from '../../../runtime/auth/passwords.js';
 import { eventually } from '../../helpers/gateway.js';
-import { startOcppGateway } from './helpers.js';
+import { startOcppGateway, getJson } from './helpers.js';
 
 /** Opens a raw websocket; resolves with the socket or the HTTP status of the refusal. */
 function rawConnect(url: string, options: { protocol?: string | false; auth?: string } = {}): Promise<{ ws?: WebSocket; status?: number }> {
@@ -121,6 +121,8 @@ t.test('too many bad frames close the connection', async (t) => {
   const closed = new Promise<number>((resolve) => ws!.once('close', (code) => resolve(code)));
   for (let i = 0; i < 5; i++) ws!.send('garbage');
   t.equal(await closed, 1002, 'protocol error close');
+  // Let the gateway record the disconnect before it stops (no publish racing the shutdown).
+  await eventually(async () => (await getJson<{ latest?: { v: boolean } }>(`${gw.httpUrl}/api/datapoints/ev.spam.online`)).body.latest?.v === false);
 });
 
 t.test("a charger cannot stop or feed another charger's transaction", async (t) => {
