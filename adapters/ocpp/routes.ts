@@ -1,5 +1,6 @@
 import type { Request, Response, Router } from 'express';
 import { OutpostError } from '../../runtime/errors.js';
+import { roleAtLeast, type Principal } from '../../runtime/auth/roles.js';
 import type { CentralSystem } from './central.js';
 import type { ChargingSession } from './sessions.js';
 
@@ -76,16 +77,29 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
   router.post('/api/charging/chargers/:id/charging-profile', call('SetChargingProfile', (b) => pick(b, ['connectorId', 'csChargingProfiles'])));
   router.post('/api/charging/chargers/:id/clear-charging-profile', call('ClearChargingProfile', (b) => pick(b, ['id', 'connectorId', 'chargingProfilePurpose', 'stackLevel'])));
   router.post('/api/charging/chargers/:id/configuration', call('ChangeConfiguration', (b) => pick(b, ['key', 'value'])));
-  router.get('/api/charging/chargers/:id/configuration', call('GetConfiguration', (_b, req) => {
+  // Reading a charger's configuration is an OCPP call to the device, and some chargers keep
+  // backend URLs and credentials there: operators only, and secret-looking values redacted.
+  router.get('/api/charging/chargers/:id/configuration', async (req: Request, res: Response) => {
+    const principal = res.locals.principal as Principal | undefined;
+    if (principal && !roleAtLeast(principal.role, 'operator')) {
+      throw new OutpostError('FORBIDDEN', `${req.method} ${req.path} needs the operator role; "${principal.name}" is ${principal.role}`);
+    }
     const key = req.query.key;
     const keys = key === undefined ? [] : Array.isArray(key) ? key.map(String) : [String(key)];
-    return keys.length ? { key: keys } : {};
-  }));
+    const identity = String(req.params.id);
+    const result = await central.call(identity, 'GetConfiguration', keys.length ? { key: keys } : {});
+    const configurationKey = (result.configurationKey as Array<{ key: string; value?: string }> | undefined)?.map((k) => (SECRET_KEY.test(k.key) && k.value !== undefined ? { ...k, value: REDACTED } : k));
+    res.json({ action: 'GetConfiguration', result: configurationKey ? { ...result, configurationKey } : result });
+  });
   router.post('/api/charging/chargers/:id/trigger', call('TriggerMessage', (b) => pick(b, ['requestedMessage', 'connectorId'])));
   router.post('/api/charging/chargers/:id/reset', call('Reset', (b) => ({ type: b.type ?? 'Soft' })));
   router.post('/api/charging/chargers/:id/unlock', call('UnlockConnector', (b) => pick(b, ['connectorId'])));
   router.post('/api/charging/chargers/:id/availability', call('ChangeAvailability', (b) => pick(b, ['connectorId', 'type'])));
 }
+
+/** Configuration keys whose values are credentials (OCPP 1.6 security whitepaper: AuthorizationKey; vendor keys alike). */
+const SECRET_KEY = /password|secret|token|authorizationkey|apikey|privatekey|credential/i;
+const REDACTED = '[redacted]';
 
 async function querySessions(central: CentralSystem, req: Request): Promise<ChargingSession[]> {
   const from = parseTime(req.query.from, 'from');

@@ -274,3 +274,21 @@ t.test('delegated paths check their own credentials; admin and API paths never a
   const res = await fetch(`${site.url}/upload/siemens`, { method: 'POST', headers: { authorization: 'Bearer adapter-own-token' }, body: 'x' });
   t.equal(res.status, 404, 'passed on to the routes (none mounted here) instead of 401');
 });
+
+t.test("reading a charger's configuration needs the operator role", async (t) => {
+  const site = await startSecureSite(t, { ...SITE, adapters: [...SITE.adapters, { id: 'ev', type: 'ocpp', chargers: [{ id: 'CPX', securityProfile: 0 }] }] });
+  const admin = new ApiClient(site.url);
+  await admin.login('admin', ADMIN_PASSWORD);
+  for (const [username, role] of [['vera', 'viewer'], ['otto', 'operator']] as const) {
+    t.equal((await admin.request('POST', '/api/users', { username, role, password: `${username}-password-1` })).status, 201);
+  }
+  const viewer = new ApiClient(site.url);
+  await viewer.login('vera', 'vera-password-1');
+  const operator = new ApiClient(site.url);
+  await operator.login('otto', 'otto-password-1');
+  const refused = await viewer.request('GET', '/api/charging/chargers/CPX/configuration');
+  t.equal(refused.status, 403, 'a viewer may not read it');
+  t.match(await refused.json(), { error: { code: 'FORBIDDEN', message: /operator/ } });
+  const asked = await operator.request('GET', '/api/charging/chargers/CPX/configuration');
+  t.not(asked.status, 403, `an operator may (the offline charger answers ${asked.status})`);
+});

@@ -97,6 +97,11 @@ t.test('central-system calls through REST reach the charger', async (t) => {
 
   const conf = await getJson<{ result: { configurationKey: Array<{ key: string; value: string }> } }>(`${base}/configuration?key=HeartbeatInterval`);
   t.same(conf.body.result.configurationKey, [{ key: 'HeartbeatInterval', value: '300', readonly: false }]);
+  // Credentials a charger keeps in its configuration never leave the gateway.
+  sim.configuration.set('AuthorizationKey', 'b4c0n-s3cr3t');
+  const secret = await getJson<{ result: { configurationKey: Array<{ key: string; value: string }> } }>(`${base}/configuration?key=AuthorizationKey`);
+  t.match(secret.body.result.configurationKey, [{ key: 'AuthorizationKey', value: '[redacted]' }]);
+  t.notMatch(JSON.stringify(secret.body), /b4c0n-s3cr3t/);
   const change = await postJson<{ result: { status: string } }>(`${base}/configuration`, { key: 'HeartbeatInterval', value: '60' });
   t.equal(change.body.result.status, 'Accepted');
   t.equal(sim.configuration.get('HeartbeatInterval'), '60');
