@@ -12,6 +12,7 @@ import { topicMatches } from './topics.js';
 import { OutpostError } from './errors.js';
 import { ALLOW_ALL, mayPublish, maySubscribe, type TopicAcl } from './auth/mqtt-acl.js';
 import { PacketSizeGuard } from './auth/mqtt-limits.js';
+import { LoginThrottle } from './auth/rate-limit.js';
 
 export interface BusUser {
   username: string;
@@ -37,6 +38,9 @@ export interface BusLimits {
 }
 
 export const DEFAULT_BUS_LIMITS: BusLimits = { maxConnections: 200, maxPacketBytes: 256 * 1024, maxInflight: 100, drainTimeoutMs: 10_000 };
+
+/** A valid hash no password matches, verified for unknown users (same cost as a real check). */
+const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
 /** The dashboard's MQTT-over-websocket clients log in over HTTP; they only read. */
 const READ_ONLY: TopicAcl = { publish: [], subscribe: ['#'] };
@@ -85,6 +89,7 @@ export class Bus {
   private readonly identities = new WeakMap<Client, ClientIdentity>();
   private readonly aclWarned = new Set<string>();
   readonly limits: BusLimits;
+  private readonly loginThrottle = new LoginThrottle({ maxFailures: 5, maxFailuresPerAddress: 20, windowMs: 5 * 60_000 });
 
   private constructor(
     readonly aedes: Aedes,
@@ -163,11 +168,25 @@ export class Bus {
       if (!ok) this.options.log.warn({ client: client.id, address }, 'anonymous MQTT connection refused');
       return ok;
     }
+    // Guessing is throttled per address and per (address, user), before any hashing: the
+    // same policy as dashboard logins (runtime/auth/rate-limit.ts).
+    const who = address ?? 'unknown';
+    const wait = this.loginThrottle.retryAfterSeconds(who, username);
+    if (wait > 0) {
+      this.options.log.warn({ client: client.id, address, username, retryAfterSeconds: wait }, 'MQTT login refused: too many failures from this address');
+      return false;
+    }
     const user = this.usernames.get(username);
-    const ok = user !== undefined && password !== undefined && (await verifyPassword(password, user.passwordHash));
-    if (!ok) this.options.log.warn({ client: client.id, address, username }, 'MQTT login failed');
-    else this.identities.set(client, { username, acl: { publish: user.publish ?? ALLOW_ALL.publish, subscribe: user.subscribe ?? ALLOW_ALL.subscribe } });
-    return ok;
+    // An unknown user costs a hash too, so timing does not tell which names exist.
+    const ok = user !== undefined && password !== undefined ? await verifyPassword(password, user.passwordHash) : (await verifyPassword(password ?? '', DUMMY_HASH), false);
+    if (!ok || !user) {
+      this.loginThrottle.fail(who, username);
+      this.options.log.warn({ client: client.id, address, username }, 'MQTT login failed');
+      return false;
+    }
+    this.loginThrottle.succeed(who, username);
+    this.identities.set(client, { username, acl: { publish: user.publish ?? ALLOW_ALL.publish, subscribe: user.subscribe ?? ALLOW_ALL.subscribe } });
+    return true;
   }
 
   /** Closes the dashboard connections that came with a login session that has ended (logout, user removed or changed). */

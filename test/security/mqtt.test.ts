@@ -89,6 +89,17 @@ t.test('per-device MQTT users with topic ACLs, over real MQTT.js clients', async
   t.notOk(JSON.stringify(gw.logs).includes('meter1-secret'), 'no MQTT password in the logs');
 });
 
+t.test('MQTT password guessing is throttled per address, before any hashing', async (t) => {
+  const passwordHash = await hashPassword('meter1-secret');
+  const gw = await startTestGateway(t, { broker: { anonymous: 'never', users: [{ username: 'meter1', passwordHash }] } });
+  for (let i = 0; i < 5; i++) await t.rejects(connect(gw.mqttUrl, { username: 'meter1', password: `guess-${i}`, reconnectPeriod: 0 }), `guess ${i + 1} refused`);
+  // The sixth attempt, even with the right password, is refused until the window passes.
+  await t.rejects(connect(gw.mqttUrl, { username: 'meter1', password: 'meter1-secret', reconnectPeriod: 0 }), 'the right password is refused while throttled');
+  t.ok(gw.logs.some((l) => l.msg === 'MQTT login refused: too many failures from this address' && l.username === 'meter1'), 'the throttling is logged');
+  // Unknown users are refused the same way and count toward the address limit.
+  await t.rejects(connect(gw.mqttUrl, { username: 'nobody', password: 'x', reconnectPeriod: 0 }), 'an unknown user is refused');
+});
+
 t.test('broker bounds: packet size, client count, MQTTS', async (t) => {
   const log = createLogger({ level: 'silent', pretty: false });
   const tls = await selfSignedCert(t);
