@@ -228,11 +228,14 @@ export default defineAdapter({
               live.dstSkippedRows += result.dstSkippedRows;
               live.dstRepeatedRows += result.dstRepeatedRows;
               const archived = await moveInto(file.path, dirs.archive, ctx.clock.now());
-              const ms = ctx.clock.now() - started;
+              // One clock reading for the end, so `at - ms === startedAt` holds in the history.
+              const startedAt = resume?.startedAt ?? started;
+              const at = ctx.clock.now();
+              const ms = at - startedAt;
               // History before the journal: a crash in between re-imports nothing (the file is
               // archived) and at worst leaves the counters one file short, never the history.
-              await history.add({ status: 'imported', file: shownName, storedAs: basename(archived), size: file.size, at: ctx.clock.now(), startedAt: resume?.startedAt ?? started, ms, rows: result.rows, points: result.points, gaps: result.gaps, datapoints: result.datapoints });
-              await journal.finish(file.path, { ok: true, summary: { file: file.name, at: ctx.clock.now(), rows: result.rows, points: result.points, gaps: result.gaps, ms } });
+              await history.add({ status: 'imported', file: shownName, storedAs: basename(archived), size: file.size, at, startedAt, ms, rows: result.rows, points: result.points, gaps: result.gaps, datapoints: result.datapoints });
+              await journal.finish(file.path, { ok: true, summary: { file: file.name, at, rows: result.rows, points: result.points, gaps: result.gaps, ms } });
               live.lastFileFailed = false;
               ctx.log.info({ file: file.name, rows: result.rows, points: result.points, gaps: result.gaps, ms, resumedAfterLine: resume?.committedLine, unmapped: result.unmapped.length || undefined, pointsList: parser instanceof AlcParser && parser.isPointsList ? parser.catalogue.length : undefined }, 'BMS file imported');
             } catch (err) {
@@ -248,7 +251,7 @@ export default defineAdapter({
               const moved = await moveToFailed(file.path, dirs.failed, ctx.clock.now(), { line: line || undefined, reason, source: instanceId });
               const failedAt = ctx.clock.now();
               // The same line and reason as the `.error.txt` beside the file.
-              await history.add({ status: 'failed', file: shownName, storedAs: basename(moved), size: file.size, at: failedAt, startedAt: resume?.startedAt ?? started, ms: failedAt - started, rows: stored.rows, points: stored.points, gaps: stored.gaps, datapoints: seen.datapoints, ...(line ? { line } : {}), reason });
+              await history.add({ status: 'failed', file: shownName, storedAs: basename(moved), size: file.size, at: failedAt, startedAt: resume?.startedAt ?? started, ms: failedAt - (resume?.startedAt ?? started), rows: stored.rows, points: stored.points, gaps: stored.gaps, datapoints: seen.datapoints, ...(line ? { line } : {}), reason });
               await journal.finish(file.path, { ok: false, failure: { file: file.name, at: ctx.clock.now(), reason: e.message } });
               live.lastFileFailed = true;
               ctx.log.warn({ file: file.name, code: e.code, reason: e.message, movedTo: moved }, 'BMS file refused');
