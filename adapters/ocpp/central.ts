@@ -6,7 +6,7 @@ import { OutpostError, toOutpostError } from '../../runtime/errors.js';
 import type { ChargerConfig, OcppOptions } from './config.js';
 import { matchChargerProfile, type ChargerProfile } from './chargers.js';
 import { createOcpp16Validator } from './codec.js';
-import { chargerIds, connectorIds, connectorPrefix, connectorSensorDefs } from './mapping.js';
+import { chargerIds, chargerKey, connectorIds, connectorPrefix, connectorSensorDefs } from './mapping.js';
 import { LoadManager, type LoadSession, type PhaseIndex, type PhaseTriple, type Plan } from './load-manager.js';
 import type { ChargingSession, SessionStore } from './sessions.js';
 import { chargePointMaxProfile, limitInUnit, txDefaultProfile, txProfile } from './profiles.js';
@@ -131,6 +131,15 @@ export class CentralSystem {
   }
 
   // ------------------------------------------------------------------ chargers and datapoints
+
+  /** Another charger (configured or connected) whose identity maps to the same datapoint ids. */
+  collidesWith(identity: string): string | undefined {
+    const key = chargerKey(identity);
+    for (const other of [...this.options.chargers.map((c) => c.id), ...this.chargers.keys()]) {
+      if (other !== identity && chargerKey(other) === key) return other;
+    }
+    return undefined;
+  }
 
   configFor(identity: string): ChargerConfig | undefined {
     return this.options.chargers.find((c) => c.id === identity);

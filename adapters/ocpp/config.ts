@@ -1,3 +1,4 @@
+import { chargerKey } from './mapping.js';
 import { z } from 'zod';
 import { isPasswordHash } from '../../runtime/auth/passwords.js';
 
@@ -72,7 +73,20 @@ export const ocppOptionsSchema = z.strictObject({
   maxBadMessages: z.number().int().min(1).max(1000).default(10),
   /** Raw meter value records kept per session; later ones are counted, not stored. */
   maxSamplesPerSession: z.number().int().min(10).max(100_000).default(5000),
-  chargers: z.array(chargerSchema).default([]),
+  chargers: z
+    .array(chargerSchema)
+    .default([])
+    .superRefine((chargers, ctx) => {
+      // Identities become datapoint id segments (mapping.ts chargerKey): two that map to the
+      // same segment would write into each other's datapoints.
+      const seen = new Map<string, string>();
+      chargers.forEach((c, i) => {
+        const key = chargerKey(c.id);
+        const other = seen.get(key);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${c.id}" and "${other}" map to the same datapoint ids (${key}); rename one` });
+        else seen.set(key, c.id);
+      });
+    }),
   /** Local authorization list (OCPP 1.6 §3.5): works with no upstream at all. */
   idTags: z
     .strictObject({

@@ -74,8 +74,9 @@ export class OcppServer {
     if (!protocols.has(SUBPROTOCOL)) return { status: 400, message: `subprotocol ${SUBPROTOCOL} required`, reason: 'subprotocol' };
     const config = this.central.configFor(identity);
     if (!config) {
-      if (this.central.options.autoAccept) return undefined;
-      return { status: 401, message: 'Unauthorized', reason: 'unknown-charger' };
+      // Auto-accepted identities must not alias a known charger's datapoints (`CP1` vs `cp1`).
+      if (this.central.options.autoAccept && !this.central.collidesWith(identity)) return undefined;
+      return { status: 401, message: 'Unauthorized', reason: this.central.options.autoAccept ? 'identity-collision' : 'unknown-charger' };
     }
     if (config.securityProfile === 2 && !isTls(request)) return { status: 401, message: 'Unauthorized', reason: 'tls-required' };
     if (config.securityProfile === 0) return undefined;

@@ -64,6 +64,19 @@ t.test('autoAccept lets unknown chargers in; security profile 2 needs TLS', asyn
   t.equal(sim.bootStatus, 'Accepted');
   await eventually(async () => (await fetch(`${gw.httpUrl}/api/datapoints/ev.new-charger-9.1.status`)).status === 200);
   t.equal((await rawConnect(`${gw.wsUrl}/TLSONLY`, { auth: 'TLSONLY:pw' })).status, 401, 'plain ws refused for profile 2');
+  // An auto-accepted identity that aliases a known charger's datapoints is refused.
+  t.equal((await rawConnect(`${gw.wsUrl}/tlsonly`)).status, 401, '"tlsonly" would write into TLSONLY\'s datapoints');
+  t.equal((await rawConnect(`${gw.wsUrl}/new-charger-9`)).status, 401, '"new-charger-9" would write into the connected NEW-CHARGER-9\'s datapoints');
+  const other = await rawConnect(`${gw.wsUrl}/NEW-CHARGER-10`);
+  t.ok(other.ws, 'a distinct new identity is still auto-accepted');
+  other.ws?.close();
+});
+
+t.test('charger identities that map to the same datapoint ids are refused in the config', async (t) => {
+  const { ocppOptionsSchema } = await import('../../../adapters/ocpp/config.js');
+  const parsed = ocppOptionsSchema.safeParse({ chargers: [{ id: 'CP.1', securityProfile: 0 }, { id: 'cp_1', securityProfile: 0 }, { id: 'CP2', securityProfile: 0 }] });
+  t.notOk(parsed.success);
+  t.match(parsed.error?.issues, [{ path: ['chargers', 1, 'id'], message: /"cp_1" and "CP.1" map to the same datapoint ids \(cp_1\)/ }]);
 });
 
 t.test('invalid frames are answered with OCPP-J 1.6 error codes and counted', async (t) => {
