@@ -390,6 +390,16 @@ export class CentralSystem {
       throw e;
     }
     connector.enabled = enabled;
+    if (!this.loadManager) {
+      // Inoperative is only "Scheduled" while a transaction runs: the car would keep charging
+      // until unplugged. A 0 A TxProfile stops the current now (load management does the
+      // same through its plan); enabling again restores the operator limit or the maximum.
+      const session = this.sessions.activeOn(charger.identity, connector.id);
+      if (session) {
+        const cap = Math.min(connector.currentLimitA ?? Infinity, (connector.powerLimitW ?? Infinity) / (this.voltage * this.phasesOf(charger).length), this.maxCurrentOf(charger));
+        await this.sendTxLimit(charger, session, enabled ? cap : 0);
+      }
+    }
     await this.ctx.bus.publishValue(connectorIds(this.options.prefix, charger.identity, connector.id).enabled, enabled);
     this.loadManager?.replan('connector availability changed');
     return enabled;

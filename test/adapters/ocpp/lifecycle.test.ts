@@ -159,6 +159,13 @@ t.test('operator setpoints become charging profiles and availability changes', a
   const disable = await postJson(`${gw.httpUrl}/api/datapoints/ev.cp3.1.enabled/setpoint`, { v: false });
   t.equal(disable.status, 200);
   t.same(sim.received.filter((r) => r.action === 'ChangeAvailability').map((r) => r.params), [{ connectorId: 1, type: 'Inoperative' }]);
+  // Inoperative waits for the running transaction to end: a 0 A TxProfile stops the current now.
+  t.equal(sim.connector(1).limitA, 0, 'the running session is held at 0 A');
+  await sim.tick(60_000);
+  t.equal(sim.connector(1).drawA, 0, 'and the car draws nothing');
+  const enable = await postJson(`${gw.httpUrl}/api/datapoints/ev.cp3.1.enabled/setpoint`, { v: true });
+  t.equal(enable.status, 200);
+  t.equal(sim.connector(1).limitA, 10, 'enabled again: back to the operator limit (10 A from 6900 W)');
 
   await sim.disconnect();
   await eventually(async () => {
