@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
@@ -7,7 +6,7 @@ import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import type { HttpLinkConfig } from './config.js';
-import type { Batch, Link, LinkEvents, LinkState } from './link.js';
+import { LinkBase, type Batch, type Link } from './link.js';
 import { encodeBatch } from './codec.js';
 import { HttpDownlinkPoller, type HttpReply } from './http-downlink.js';
 
@@ -46,13 +45,11 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
  * the acknowledgement. 429/503 are honoured with `Retry-After`. Connectionless: while
  * down, the next batch (after backoff) is the probe.
  */
-export class HttpLink extends EventEmitter implements Link {
+export class HttpLink extends LinkBase implements Link {
   readonly name: string;
   readonly role: Link['role'];
   readonly maxBatchRecords: number;
   readonly connectionless = true;
-  private current: LinkState = 'stopped';
-  private error: string | undefined;
   private failures = 0;
   private agent: http.Agent | undefined;
   private credential: string | undefined;
@@ -65,14 +62,6 @@ export class HttpLink extends EventEmitter implements Link {
     this.role = o.config.role;
     this.maxBatchRecords = o.config.batchRecords;
     this.url = new URL(o.config.url);
-  }
-
-  get state(): LinkState {
-    return this.current;
-  }
-
-  get lastError(): string | undefined {
-    return this.error;
   }
 
   async start(): Promise<void> {
@@ -237,19 +226,6 @@ export class HttpLink extends EventEmitter implements Link {
     if (this.failures >= this.o.config.downAfterFailures) this.setState('down');
   }
 
-  private setState(state: LinkState): void {
-    if (state === this.current) return;
-    this.current = state;
-    this.emit('state', state, this.error);
-  }
-
-  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.on(event, listener);
-  }
-
-  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.off(event, listener);
-  }
 }
 
 async function read(path: string, what: string): Promise<string> {

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { OutboxRecord } from '../../storage/store.js';
 
 /**
@@ -85,4 +86,36 @@ export interface Link {
 
 export function batchKey(gatewayId: string, first: number, last: number): string {
   return `${gatewayId}:${first}-${last}`;
+}
+
+/**
+ * What every link class shares: the state and last error it reports, and the typed
+ * `state` event (`LinkEvents`). Subclasses set `error` and call `setState`.
+ */
+export abstract class LinkBase extends EventEmitter {
+  protected current: LinkState = 'stopped';
+  protected error: string | undefined;
+
+  get state(): LinkState {
+    return this.current;
+  }
+
+  get lastError(): string | undefined {
+    return this.error;
+  }
+
+  /** Emits `state` (with the last error) only on a change. */
+  protected setState(state: LinkState): void {
+    if (state === this.current) return;
+    this.current = state;
+    this.emit('state', state, this.error);
+  }
+
+  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
+    return super.on(event, listener);
+  }
+
+  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
+    return super.off(event, listener);
+  }
 }

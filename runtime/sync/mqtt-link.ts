@@ -1,11 +1,10 @@
-import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import type { MqttLinkConfig } from './config.js';
-import type { Batch, DownlinkAck, Link, LinkEvents, LinkState } from './link.js';
+import { LinkBase, type Batch, type DownlinkAck, type Link } from './link.js';
 import { encodeBatch } from './codec.js';
 import { SparkplugSession } from './sparkplug.js';
 
@@ -27,13 +26,11 @@ export function mqttTopics(root: string) {
  * `format: sparkplug` they become Sparkplug B NBIRTH/DBIRTH/NDATA/DDATA. The last will
  * marks `<root>/status` offline (retained); setpoints arrive on `<root>/cmd/#`.
  */
-export class MqttLink extends EventEmitter implements Link {
+export class MqttLink extends LinkBase implements Link {
   readonly name: string;
   readonly role: Link['role'];
   readonly maxBatchRecords: number;
   private client: MqttClient | undefined;
-  private current: LinkState = 'stopped';
-  private error: string | undefined;
   private readonly topics: ReturnType<typeof mqttTopics>;
   private readonly pending = new Set<(err: OutpostError) => void>();
   /** Publishes go out in call order although gzip runs concurrently (order per datapoint). */
@@ -49,14 +46,6 @@ export class MqttLink extends EventEmitter implements Link {
     if (o.config.format === 'sparkplug') {
       this.sparkplug = new SparkplugSession(o.config.sparkplug.groupId, o.config.sparkplug.edgeNodeId ?? o.gatewayId, () => o.clock.now());
     }
-  }
-
-  get state(): LinkState {
-    return this.current;
-  }
-
-  get lastError(): string | undefined {
-    return this.error;
   }
 
   async start(): Promise<void> {
@@ -229,19 +218,6 @@ export class MqttLink extends EventEmitter implements Link {
     for (const settle of [...this.pending]) settle(err);
   }
 
-  private setState(state: LinkState): void {
-    if (state === this.current) return;
-    this.current = state;
-    this.emit('state', state, this.error);
-  }
-
-  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.on(event, listener);
-  }
-
-  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.off(event, listener);
-  }
 }
 
 async function readConfigFile(path: string, what: string): Promise<Buffer> {

@@ -1,10 +1,9 @@
-import { EventEmitter } from 'node:events';
 import { OutpostError, toOutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import type { OutboxRecord } from '../../storage/store.js';
 import type { IridiumLinkConfig } from './config.js';
-import type { Batch, DownlinkAck, Link, LinkEvents, LinkState } from './link.js';
+import { LinkBase, type Batch, type DownlinkAck, type Link, type LinkState } from './link.js';
 import type { SatelliteDirectory, SatelliteModem, SatelliteMt, SatellitePriority } from './satellite.js';
 
 export interface SatelliteLinkOptions {
@@ -42,14 +41,12 @@ interface PendingAck {
  * local write, via `Downlink.handle`); once every op of an MT message has a result, one
  * acknowledgement MO message (`adapters/iridium/mo-ack.ts`) reports them.
  */
-export class SatelliteLink extends EventEmitter implements Link {
+export class SatelliteLink extends LinkBase implements Link {
   readonly name: string;
   readonly role = 'fallback' as const;
   /** A 340-byte message holds at most 340 × 8 readings (a null reading takes one bit); `fit` decides. */
   readonly maxBatchRecords = 340 * 8;
   private modem: SatelliteModem | undefined;
-  private current: LinkState = 'stopped';
-  private error: string | undefined;
   private readonly detach: Array<() => void> = [];
   private unwatch: (() => void) | undefined;
   /** Records `fit` classed as alarms: a message carrying one may use the alarm reserve. */
@@ -60,14 +57,6 @@ export class SatelliteLink extends EventEmitter implements Link {
   constructor(private readonly o: SatelliteLinkOptions) {
     super();
     this.name = o.config.name;
-  }
-
-  get state(): LinkState {
-    return this.current;
-  }
-
-  get lastError(): string | undefined {
-    return this.error;
   }
 
   async start(): Promise<void> {
@@ -164,7 +153,8 @@ export class SatelliteLink extends EventEmitter implements Link {
     else this.setState('down', detail ? `${state}: ${detail}` : state);
   }
 
-  private setState(state: LinkState, error?: string): void {
+  /** Like the base, but an error comes with the state and `up` reports none. */
+  protected override setState(state: LinkState, error?: string): void {
     if (state !== 'up' && error) this.error = error;
     if (state === this.current) return;
     this.current = state;
@@ -230,11 +220,4 @@ export class SatelliteLink extends EventEmitter implements Link {
     );
   }
 
-  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.on(event, listener);
-  }
-
-  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.off(event, listener);
-  }
 }
