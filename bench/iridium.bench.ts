@@ -7,18 +7,11 @@
  *   IRIDIUM_BENCH_DAYS=30 node --import tsx bench/iridium.bench.ts
  */
 import { CREDIT_BYTES, MAX_MO_BYTES, MoCodec, creditsFor, type CodecTable, type Reading } from '../adapters/iridium/codec.js';
+import { mulberry32 } from '../test/helpers/rng.js';
 
 const days = Number(process.env.IRIDIUM_BENCH_DAYS ?? 1);
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = mulberry32;
 
 const table: CodecTable = {
   timeResolutionMs: 1000,

@@ -10,7 +10,7 @@ import type { Logger } from '../runtime/log.js';
 import { roleAtLeast, type Principal } from '../runtime/auth/roles.js';
 import type { Datapoint } from '../runtime/datapoints/model.js';
 import { backup, backupGzip, checkBackupOptions, restore, type BackupOptions, type RestoreReport } from './backup.js';
-import { timeParam } from './http.js';
+import { timeParam } from '../runtime/http/params.js';
 import type { Store } from './store.js';
 
 /**

@@ -4,22 +4,13 @@ import type { Clock } from '../runtime/clock.js';
 import type { Datapoint } from '../runtime/datapoints/model.js';
 import type { Store } from './store.js';
 import { MAX_AGGREGATE_INTERVALS, parseAggregation, parseInterval } from './rollups.js';
+import { timeParam } from '../runtime/http/params.js';
 
 export interface StorageRoutesDeps {
   store: Store;
   /** Looks a datapoint up (the registry's `get`). */
   datapoint: (id: string) => Datapoint | undefined;
   clock: Clock;
-}
-
-/** Epoch ms or an ISO 8601 date; undefined when absent. */
-export function timeParam(req: Request, name: string): number | undefined {
-  const raw = req.query[name];
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string') throw new OutpostError('BAD_REQUEST', `"${name}" must be given once`);
-  const n = /^-?\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(n)) throw new OutpostError('BAD_REQUEST', `"${name}" must be epoch milliseconds or an ISO 8601 date, got "${raw}"`);
-  return n;
 }
 
 /**

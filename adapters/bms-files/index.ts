@@ -13,16 +13,10 @@ import type { ReportParser, SourcePoint } from './report.js';
 import { InsightParser } from './siemens-insight.js';
 import { runInsightSimulator } from './simulator.js';
 import { mountUpload } from './upload.js';
+import { timezoneSchema } from '../../runtime/config/timezone.js';
 import { DropFolderWatcher, isCandidate, moveInto, moveToFailed, type StableFile } from './watcher.js';
 
-const timezone = z.string().refine((tz) => {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}, 'expected an IANA time zone such as America/Chicago');
+const timezone = timezoneSchema;
 
 const FORMATS = { 'siemens-insight': 'siemens', 'alc-webctrl': 'alc' } as const;
 type Format = keyof typeof FORMATS;

@@ -7,6 +7,7 @@ import { syncSchema } from '../sync/config.js';
 import { FlowsConfigSchema } from '../../flows/config.js';
 import { aclPatternProblem } from '../auth/mqtt-acl.js';
 import { ROLES } from '../auth/roles.js';
+import { timezoneSchema } from './timezone.js';
 
 const GATEWAY_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const INSTANCE_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -22,14 +23,7 @@ const aclPattern = z.string().superRefine((p, ctx) => {
 /** PEM certificate and key files for a TLS listener. */
 const tlsFiles = z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) });
 
-const timezone = z.string().refine((tz) => {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}, 'expected an IANA time zone such as Europe/Berlin or America/Chicago');
+const timezone = timezoneSchema;
 
 /** Core configuration; every key here is documented in outpost.example.yaml. */
 export function coreSchema() {

@@ -9,6 +9,7 @@ import type { AdapterHost } from '../adapter-host.js';
 import type { SyncService } from '../sync/service.js';
 import type { Bus } from '../bus.js';
 import type { Clock } from '../clock.js';
+import { timeParam } from './params.js';
 
 export interface ApiDeps {
   registry: DatapointRegistry;
@@ -22,16 +23,6 @@ export interface ApiDeps {
   version: string;
   gateway: { id: string; name?: string };
   startedAt: number;
-}
-
-/** Epoch ms or an ISO 8601 date; undefined when absent. */
-function timeParam(req: Request, name: string): number | undefined {
-  const raw = req.query[name];
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string') throw new OutpostError('BAD_REQUEST', `"${name}" must be given once`);
-  const n = /^-?\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(n)) throw new OutpostError('BAD_REQUEST', `"${name}" must be epoch milliseconds or an ISO 8601 date, got "${raw}"`);
-  return n;
 }
 
 function intParam(req: Request, name: string, fallback: number, max: number): number {

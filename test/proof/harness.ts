@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnOutpost, type OutpostProcess } from '../helpers/process.js';
+import { mulberry32 } from '../helpers/rng.js';
 
 /**
  * Aedes 1.2.0 keeps a client registered for ever when its connection closes between
@@ -109,14 +110,7 @@ export function rssSampler(httpUrl: string, everyMs = 500): { stop(): Promise<{ 
 
 /** mulberry32: small, fast, seedable; the fuzz corpus is reproducible from the seed it prints. */
 export function prng(seed: number): { next(): number; int(n: number): number; pick<T>(xs: readonly T[]): T; bytes(n: number): Buffer } {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (n: number): number => Math.floor(next() * n);
   return {
     next,

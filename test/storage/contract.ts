@@ -9,6 +9,7 @@ import type { PointRecord, Store, StoredValue } from '../../storage/store.js';
 import { MAX_QUERY_LIMIT } from '../../storage/store.js';
 import type { Aggregation } from '../../storage/rollups.js';
 import { isOutpostError } from '../../runtime/errors.js';
+import { mulberry32 } from '../helpers/rng.js';
 
 export interface StoreHarness {
   /** A fresh, opened, empty store. */
@@ -33,16 +34,7 @@ async function rejectsWith(t: Test, fn: () => Promise<unknown>, code: string, wh
   }
 }
 
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** Naive reference: per interval, from every numeric reading sorted by time. */
 function reference(points: Map<number, StoredValue>, from: number, to: number, interval: number, agg: Aggregation): Array<{ t: number; v: number; count: number }> {

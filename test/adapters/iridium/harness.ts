@@ -7,6 +7,7 @@ import { SerialPort, SerialPortMock } from 'serialport';
 import { AtTransport, serialPortIo } from '../../../adapters/iridium/at-transport.js';
 import { IridiumModem, type ModemOptions } from '../../../adapters/iridium/modem.js';
 import { IridiumSimulator, mockDeviceIo, type SimulatorOptions } from '../../../adapters/iridium/simulator.js';
+import { mulberry32 } from '../../helpers/rng.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -86,13 +87,5 @@ function rig(t: Teardown, deviceIo: ReturnType<typeof serialPortIo>, hostIo: Ret
   return { sim, transport, modem };
 }
 
-/** Deterministic PRNG (mulberry32) for property tests. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(a ^ (a >>> 15), 1 | a);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG for property tests. */
+export const seeded = mulberry32;

@@ -10,18 +10,9 @@ import { planReads } from '../../../adapters/modbus/planner.js';
 import { ModbusSimulator } from '../../../adapters/modbus/simulator.js';
 import { loadTemplates, resolvePoints } from '../../../adapters/modbus/templates.js';
 import { TcpLink } from '../../../adapters/modbus/transport-tcp.js';
+import { mulberry32 } from '../../helpers/rng.js';
 
-/** Deterministic PRNG (mulberry32) so a failure can be reproduced. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 t.test('compiled decoders give what decodeRaw gives, for every type and word order', async (t) => {
   const rnd = prng(42);

@@ -1,16 +1,8 @@
 import t from 'tap';
 import { LoadManager, planLoad, type LoadSession, type PhaseIndex, type PhaseTriple, type PlanInput } from '../../../adapters/ocpp/load-manager.js';
+import { mulberry32 } from '../../helpers/rng.js';
 
-/** Small deterministic PRNG (mulberry32) so a failing case can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function session(key: string, over: Partial<LoadSession> = {}): LoadSession {
   return { key, phases: [0, 1, 2], minA: 6, maxA: 32, priority: 0, order: 0, ...over };
