@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnOutpost, type OutpostProcess } from '../helpers/process.js';
+import { PI_HEAP_NODE_ARGS, spawnOutpost, type OutpostProcess } from '../helpers/process.js';
 import { mulberry32 } from '../helpers/rng.js';
 
 /**
@@ -55,7 +55,8 @@ export async function startOutpostProcess(t: Teardown, options: { extraBroker?: 
       '',
     ].join('\n'),
   );
-  const proc = spawnOutpost(['start', '-c', file], { env: withoutTestSwitches() });
+  // Memory bounds here are about the reference 1 GB machine: run with the heap V8 sizes there.
+  const proc = spawnOutpost(['start', '-c', file], { env: withoutTestSwitches(), nodeArgs: PI_HEAP_NODE_ARGS });
   t.teardown(() => {
     if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
   });
@@ -77,20 +78,44 @@ export function withoutTestSwitches(): NodeJS.ProcessEnv {
 
 /** Resident set size of the gateway process as it reports it on /metrics (prom-client default metric). */
 export async function rssBytes(httpUrl: string): Promise<number> {
-  const text = await (await fetch(`${httpUrl}/metrics`)).text();
-  const m = /^outpost_process_resident_memory_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text);
-  if (!m) throw new Error('outpost_process_resident_memory_bytes missing from /metrics');
-  return Number(m[1]);
+  return (await memorySample(httpUrl)).rss;
 }
 
-/** Samples RSS every `everyMs` until stopped; keeps the maximum and all samples. */
-export function rssSampler(httpUrl: string, everyMs = 500): { stop(): Promise<{ max: number; samples: number[] }> } {
+/** One scrape of the gateway's memory figures (prom-client's default process and heap metrics). */
+export interface MemorySample {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+}
+
+export async function memorySample(httpUrl: string): Promise<MemorySample> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const read = (name: string): number => {
+    const m = new RegExp(`^outpost_${name} (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)$`, 'm').exec(text);
+    if (!m) throw new Error(`outpost_${name} missing from /metrics`);
+    return Number(m[1]);
+  };
+  return { rss: read('process_resident_memory_bytes'), heapTotal: read('nodejs_heap_size_total_bytes'), heapUsed: read('nodejs_heap_size_used_bytes'), external: read('nodejs_external_memory_bytes') };
+}
+
+const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+/** "rss 200.1 (heap 90.2 of 120.0, external 12.3) MB": where a peak sits, for a failing bound's message. */
+export function describeMemory(s: MemorySample): string {
+  return `rss ${mib(s.rss)} (heap ${mib(s.heapUsed)} used of ${mib(s.heapTotal)}, external ${mib(s.external)}) MB`;
+}
+
+/** Samples memory every `everyMs` until stopped; keeps the maximum RSS, the sample it came from, and all RSS samples. */
+export function rssSampler(httpUrl: string, everyMs = 500): { stop(): Promise<{ max: number; peak: MemorySample | undefined; samples: number[] }> } {
   const samples: number[] = [];
+  let peak: MemorySample | undefined;
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       try {
-        samples.push(await rssBytes(httpUrl));
+        const s = await memorySample(httpUrl);
+        samples.push(s.rss);
+        if (!peak || s.rss > peak.rss) peak = s;
       } catch (err) {
         // A failed scrape during a flood is itself a finding; keep it visible in the test output.
         samples.push(Number.NaN);
@@ -103,7 +128,7 @@ export function rssSampler(httpUrl: string, everyMs = 500): { stop(): Promise<{ 
     async stop() {
       stopped = true;
       await loop;
-      return { max: Math.max(...samples.filter((s) => Number.isFinite(s))), samples };
+      return { max: Math.max(...samples.filter((s) => Number.isFinite(s))), peak, samples };
     },
   };
 }
