@@ -95,13 +95,11 @@ export type BackupSource = Readable | (() => Readable);
 /**
  * The lines of a backup, ready for the output, in chunks of about 64 KiB.
  *
- * Consistency: the datapoint list is read once at the start; each datapoint's points are
- * then read in time order, page by page, each page from one LevelDB iterator (which reads
- * from an implicit snapshot). A point that was durable when the backup started, lies in
- * the range and is not deleted meanwhile (retention) is in the backup exactly once, with
- * its value at the time its page was read. Points written while the backup runs may or
- * may not be in it; the backup is not one point-in-time image across datapoints. That is
- * what restore needs: every line is an idempotent (id, t) overwrite.
+ * Consistency: a store that offers a read view (LevelStore: one LevelDB snapshot taken when
+ * the backup starts) is read entirely through it, so the backup is one point-in-time image
+ * even while the gateway keeps writing: every point durable when it started is in it exactly
+ * once, nothing written later is. A store without one (MemoryStore) is read page by page.
+ * Restore needs no more than that: every line is an idempotent (id, t) overwrite.
  * Public Store methods only, so the on-disk key encoding can change underneath.
  */
 async function* backupChunks(store: Store, options: BackupOptions, summary: BackupSummary, hash: Hash): AsyncGenerator<Buffer> {
@@ -124,10 +122,31 @@ async function* backupChunks(store: Store, options: BackupOptions, summary: Back
   };
 
   const header: BackupHeader = { format: BACKUP_FORMAT, version: BACKUP_VERSION, gateway: summary.gateway, createdAt: summary.createdAt, from: summary.from, to: summary.to };
-  let out = take(JSON.stringify(header));
+  const out = take(JSON.stringify(header));
   if (out) yield out;
 
-  const definitions = (await store.listDatapoints()).filter((dp) => !wanted || wanted.has(dp.id));
+  const view = store.readView ? await store.readView() : undefined;
+  try {
+    yield* backupBody(view ?? store, view ? () => view.ids() : () => seriesWithoutDefinition(store), wanted, summary, take);
+  } finally {
+    await view?.close();
+  }
+  const last = flush();
+  summary.sha256 = hash.digest('hex');
+  const trailer = { end: BACKUP_FORMAT, datapoints: summary.datapoints, points: summary.points, lines: summary.lines, sha256: summary.sha256 };
+  yield Buffer.concat([last, Buffer.from(JSON.stringify(trailer) + '\n', 'utf8')]);
+}
+
+/** Definitions, then every series' points in time order, as lines handed to `take` (which returns a chunk when one is full). */
+async function* backupBody(
+  source: Pick<Store, 'query' | 'listDatapoints'>,
+  seriesIds: () => Promise<string[]>,
+  wanted: Set<string> | undefined,
+  summary: BackupSummary,
+  take: (line: string) => Buffer | undefined,
+): AsyncGenerator<Buffer> {
+  let out: Buffer | undefined;
+  const definitions = (await source.listDatapoints()).filter((dp) => !wanted || wanted.has(dp.id));
   definitions.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (const dp of definitions) {
     summary.datapoints++;
@@ -135,12 +154,12 @@ async function* backupChunks(store: Store, options: BackupOptions, summary: Back
   }
 
   const ids = new Set(definitions.map((dp) => dp.id));
-  for (const id of await seriesWithoutDefinition(store)) if (!wanted || wanted.has(id)) ids.add(id);
+  for (const id of await seriesIds()) if (!wanted || wanted.has(id)) ids.add(id);
   for (const id of [...ids].sort()) {
     let from = summary.from ?? 0;
     const to = summary.to ?? undefined;
     for (;;) {
-      const page = await store.query(id, { from, ...(to === undefined ? {} : { to }), limit: PAGE_POINTS, order: 'asc' });
+      const page = await source.query(id, { from, ...(to === undefined ? {} : { to }), limit: PAGE_POINTS, order: 'asc' });
       for (const p of page) {
         summary.points++;
         const line = JSON.stringify(p.q ? { id, t: p.t, v: p.v, q: p.q } : { id, t: p.t, v: p.v });
@@ -150,10 +169,6 @@ async function* backupChunks(store: Store, options: BackupOptions, summary: Back
       from = page[page.length - 1]!.t + 1;
     }
   }
-  const last = flush();
-  summary.sha256 = hash.digest('hex');
-  const trailer = { end: BACKUP_FORMAT, datapoints: summary.datapoints, points: summary.points, lines: summary.lines, sha256: summary.sha256 };
-  yield Buffer.concat([last, Buffer.from(JSON.stringify(trailer) + '\n', 'utf8')]);
 }
 
 /**

@@ -1,10 +1,10 @@
 /**
  * LevelDB key layout. Every read is a range scan over one prefix:
- *   p!<datapoint>!<t>    raw points, ordered by time within a datapoint
+ *   p!<datapoint>!<t>    raw point chunks (storage/chunks.ts), keyed by their first reading's time
  *   o!<seq>              the outbox, ordered by global sequence number
  *   m!<datapoint>        datapoint metadata
  *   x!seq                the outbox high-water mark, so numbers are never reused after a drain
- * Rollups (`r!<res>!<datapoint>!<bucket>`) and broker state (`b!...`) take further prefixes.
+ * Rollup chunks (`r!<res>!<datapoint>!<bucket>`) and broker state (`b!...`) take further prefixes.
  * `!` sorts below every character allowed in a datapoint id ([a-z0-9_.-]), so the
  * range of `a` never contains `a.b`.
  */

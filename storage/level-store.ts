@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { OutpostError } from '../runtime/errors.js';
 import { DatapointSchema, type Datapoint } from '../runtime/datapoints/model.js';
 import { GroupCommit } from './group-commit.js';
+import { LIVE_MAX, RAW_BLOCK_MS, blockStart, cut, mergeEntries, rawCodec, rollupBlockMs, rollupCodec, type Chunk, type ChunkCodec, type CutMode } from './chunks.js';
 import {
   ACKED_KEY,
   HIGH,
@@ -13,7 +14,6 @@ import {
   pointKey,
   pointPrefix,
   pointTime,
-  rollupBucket,
   rollupKey,
   rollupPrefix,
 } from './keys.js';
@@ -25,7 +25,6 @@ import {
   bucketStart,
   counterStep,
   decodeAgg,
-  encodeAgg,
   finalize,
   mergeOrdered,
   numericValue,
@@ -34,21 +33,24 @@ import {
   type Agg,
   type AggregatePoint,
   type AggregateQuery,
+  type ResolutionName,
 } from './rollups.js';
 import {
   DEFAULT_QUERY_LIMIT,
   MAX_QUERY_LIMIT,
-  decodeValue,
-  encodeValue,
   isNewer,
   type OutboxRecord,
   type PointRecord,
   type RangeQuery,
   type WriteOptions,
   type Store,
+  type StoreReadView,
   type StoreStats,
   type StoredValue,
 } from './store.js';
+
+/** The LevelDB snapshot handle (abstract-level 3). */
+type Snapshot = ReturnType<Level<string, string>['snapshot']>;
 
 export interface LevelStoreOptions {
   path: string;
@@ -110,7 +112,42 @@ interface Series {
   ts: number[];
   vals: StoredValue[];
   runs: Run[][];
+  /** Rollup buckets this batch changes, per resolution (null entry: delete the bucket). */
+  changes: Array<Changes | undefined>;
 }
+
+interface Changes {
+  ts: number[];
+  es: Array<Agg | null>;
+  /** False once a recomputed bucket was added out of order. */
+  sorted: boolean;
+}
+
+function addChange(series: Series, r: number, bucket: number, agg: Agg | null): void {
+  let c = series.changes[r];
+  if (!c) series.changes[r] = c = { ts: [], es: [], sorted: true };
+  else if (bucket <= c.ts[c.ts.length - 1]!) c.sorted = false;
+  c.ts.push(bucket);
+  c.es.push(agg);
+}
+
+function sortChanges(c: Changes): void {
+  const order = c.ts.map((_, i) => i).sort((x, y) => c.ts[x]! - c.ts[y]!);
+  c.ts = order.map((i) => c.ts[i]!);
+  c.es = order.map((i) => c.es[i]!);
+  c.sorted = true;
+}
+
+/** Entries without deletions (appends have nothing to delete). */
+function withoutDeletes<E>(ts: number[], es: Array<E | null>): { ts: number[]; es: E[] } {
+  if (!es.includes(null)) return { ts, es: es as E[] };
+  const keep = es.map((e) => e !== null);
+  return { ts: ts.filter((_, i) => keep[i]), es: es.filter((e): e is E => e !== null) };
+}
+
+/** Returned by the in-memory write path when it would need to read chunks from disk. */
+const NEEDS_READ = Symbol('needs read');
+const NONE: readonly never[] = [];
 
 /** The points of a series inside one bucket of resolution `r`: entries [from, to). */
 interface Run {
@@ -119,23 +156,124 @@ interface Run {
   from: number;
   to: number;
   bucket: number;
-  key: string;
   /** The bucket's aggregate: before the batch, then after it. */
   agg: Agg | null;
   /** The bucket's aggregate before the batch (never mutated). */
   before: Agg | null;
 }
 
-/** A rollup bucket a commit writes (`agg`) or deletes (null). */
-interface RollupChange {
+/**
+ * One chunked series on disk: how its keys are made, its block length, its value codec and
+ * how its newest chunks are cut: raw points extend a small newest chunk (`tail`); rollups
+ * keep the newest bucket, which every commit of live data updates, alone (`head`).
+ */
+interface Space<E> {
+  keyOf(t: number): string;
+  blockMs: number;
+  codec: ChunkCodec<E>;
+  mode: CutMode;
+}
+
+/** A series' newest chunks after a commit (raw when `r` is undefined); undefined: not known. */
+interface TailUpdate {
   id: string;
-  r: number;
-  bucket: number;
-  key: string;
-  agg: Agg | null;
+  r?: number;
+  chunks: ReadonlyArray<Chunk<StoredValue>> | ReadonlyArray<Chunk<Agg>> | undefined;
+}
+
+/** Largest time a key can hold (15 digits). */
+const MAX_TIME = 999_999_999_999_999;
+
+/** The batch's points per datapoint, sorted by time. */
+function seriesOf(byId: Map<string, Map<number, StoredValue>>): Series[] {
+  const out: Series[] = [];
+  for (const [id, points] of byId) {
+    let ts: number[];
+    let vals: StoredValue[];
+    if (points.size === 1) {
+      const [[t, stored]] = points;
+      ts = [t!];
+      vals = [stored!];
+    } else {
+      ts = [...points.keys()];
+      vals = [...points.values()];
+      if (!isAscending(ts)) {
+        const entries = [...points].sort((a, b) => a[0] - b[0]);
+        ts = entries.map((e) => e[0]);
+        vals = entries.map((e) => e[1]);
+      }
+    }
+    out.push({ id, ts, vals, runs: [], changes: [] });
+  }
+  return out;
+}
+
+/** [from, to) index ranges of ts[0..end) (ascending) split where two times lie more than `gap` apart. */
+function clusterRanges(ts: readonly number[], end: number, gap: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let start = 0;
+  for (let i = 1; i < end; i++) {
+    if (ts[i]! - ts[i - 1]! > gap) {
+      out.push([start, i]);
+      start = i;
+    }
+  }
+  if (end > 0) out.push([start, end]);
+  return out;
+}
+
+/** Index of `t` in ascending `ts`, or -1. */
+function indexOfTime(ts: readonly number[], t: number): number {
+  let lo = 0;
+  let hi = ts.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const x = ts[mid]!;
+    if (x === t) return mid;
+    if (x < t) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** Maps items through `fn` with at most `limit` in flight; results in input order. */
+async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 type BatchOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
+/** Where a commit's chunk writes go: the LevelDB chained batch, or an OpList for work done concurrently. */
+interface Sink {
+  put(key: string, value: string): unknown;
+  del(key: string): unknown;
+}
+
+/** Operations recorded while several series are written concurrently, replayed into the batch in order. */
+class OpList implements Sink {
+  private readonly ops: BatchOp[] = [];
+  put(key: string, value: string): void {
+    this.ops.push({ type: 'put', key, value });
+  }
+  del(key: string): void {
+    this.ops.push({ type: 'del', key });
+  }
+  replay(sink: Sink): void {
+    for (const op of this.ops) {
+      if (op.type === 'put') sink.put(op.key, op.value);
+      else sink.del(op.key);
+    }
+  }
+}
 
 /** The command an operator runs when LevelDB reports corruption on open. */
 export function repairCommand(path: string): string {
@@ -149,17 +287,24 @@ export async function repairLevelDb(path: string): Promise<void> {
   await (Level as unknown as { repair(location: string): Promise<void> }).repair(path);
 }
 
-/** Range reads in flight at once when a batch recomputes rollup buckets (late values, re-imports). */
-const RECOMPUTE_PARALLEL = 32;
+/** Range reads in flight at once when a batch reads chunks (late values, re-imports, recomputed rollups). */
+const READ_PARALLEL = 32;
 
-/** Bounds the newest-bucket cache (one entry per datapoint, holding its 4 resolutions) on a 1 GB device. */
-const ROLLUP_CACHE_MAX = 100_000;
+/**
+ * Bounds the newest-chunk caches (datapoints; each holds at most LIVE_MAX readings and
+ * 4 × LIVE_MAX buckets) on a 1 GB device. Beyond it the caches start over: appends then
+ * start new chunks without reading, and the current buckets are read once again.
+ */
+const TAIL_CACHE_MAX = 20_000;
 
 export class LevelStore implements Store {
   private readonly level: Level<string, string>;
   private readonly latestById = new Map<string, StoredValue>();
-  /** Newest rollup bucket per datapoint and resolution (index into RESOLUTIONS), so the common case (appending) never reads. */
-  private readonly rollupCache = new Map<string, Array<{ bucket: number; agg: Agg } | undefined>>();
+  /** Newest raw chunk per datapoint, so appending never reads. */
+  private readonly rawTail = new Map<string, ReadonlyArray<Chunk<StoredValue>>>();
+  /** Newest rollup chunk per datapoint and resolution (index into RESOLUTIONS), so updating the current buckets never reads. */
+  private readonly rollupTail = new Map<string, Array<ReadonlyArray<Chunk<Agg>> | undefined>>();
+  private readonly aggCodec = rollupCodec(decodeAgg);
   private readonly writer: GroupCommit<PointRecord>;
   private seq = 0;
   private acked = 0;
@@ -169,7 +314,7 @@ export class LevelStore implements Store {
   constructor(private readonly options: LevelStoreOptions) {
     this.level = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     this.writer = new GroupCommit<PointRecord>({
-      commit: (items) => this.commit(items),
+      commit: (items) => this.exclusive(() => this.commit(items)),
       maxBatch: options.maxBatch ?? 5000,
       maxPending: options.maxPending ?? 100_000,
     });
@@ -234,18 +379,17 @@ export class LevelStore implements Store {
   }
 
   private async commit(points: PointRecord[]): Promise<void> {
-    // Operations go straight into LevelDB's chained batch (no intermediate op objects).
+    // Operations go straight into LevelDB's chained batch (no intermediate op objects for the outbox).
     const batch = this.level.batch();
     const firstSeq = this.seq + 1;
     // The whole commit is one outbox record `o!<first seq>` holding its points in order
     // (seq = first + index): one put per commit instead of one per point.
     const outbox: OutboxRow[] = [];
-    // The batch's own points by datapoint and time (last one wins), for rollups.
+    // The batch's own points by datapoint and time (last one wins).
     const byId = new Map<string, Map<number, StoredValue>>();
     for (let i = 0; i < points.length; i++) {
       const p = points[i]!;
       const stored: StoredValue = p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
-      batch.put(pointKey(p.id, p.t), encodeValue(stored));
       if (!NO_OUTBOX.has(p)) outbox.push(p.q ? [p.id, p.t, p.v, p.q] : [p.id, p.t, p.v]);
       let series = byId.get(p.id);
       if (!series) byId.set(p.id, (series = new Map()));
@@ -256,14 +400,13 @@ export class LevelStore implements Store {
       batch.put(outboxKey(firstSeq), JSON.stringify(outbox));
       batch.put(SEQ_KEY, String(seq));
     }
-    let rollups: RollupChange[];
+    const series = seriesOf(byId);
+    const tails: TailUpdate[] = [];
     let writing = false;
     try {
-      rollups = await this.rollupUpdates(byId);
-      for (const change of rollups) {
-        if (change.agg) batch.put(change.key, encodeAgg(change.agg));
-        else batch.del(change.key);
-      }
+      await this.writeRaw(series, batch, tails);
+      await this.rollupUpdates(series);
+      await this.writeRollups(series, batch, tails);
       // The chained batch goes straight to the native batch; abstract-level's array form
       // clones and re-encodes every operation, which was most of the ingest CPU time.
       writing = true;
@@ -271,6 +414,8 @@ export class LevelStore implements Store {
     } catch (err) {
       // A batch that never reached write() holds native memory until closed; write() closes it itself.
       if (!writing) await batch.close();
+      // Cached newest chunks may be ahead of the disk now: read them again when needed.
+      this.dropRollupCache();
       const message = (err as Error).message;
       if (!this.alarm) {
         this.alarm = { error: message, lastProbe: Date.now() };
@@ -285,18 +430,201 @@ export class LevelStore implements Store {
       this.alarm = undefined;
       this.options.onAlarm?.(undefined);
     }
-    for (const [id, series] of byId) {
-      for (const stored of series.values()) if (isNewer(stored, this.latestById.get(id))) this.latestById.set(id, stored);
+    for (const s of series) {
+      const newest = s.vals[s.vals.length - 1]!;
+      if (isNewer(newest, this.latestById.get(s.id))) this.latestById.set(s.id, newest);
     }
-    if (this.rollupCache.size > ROLLUP_CACHE_MAX) this.rollupCache.clear();
-    for (const { id, r, bucket, agg } of rollups) {
-      let entry = this.rollupCache.get(id);
-      const cached = entry?.[r];
-      if (agg && (!cached || bucket >= cached.bucket)) {
-        if (!entry) this.rollupCache.set(id, (entry = new Array(RESOLUTIONS.length)));
-        entry[r] = { bucket, agg };
-      } else if (!agg && cached?.bucket === bucket) entry![r] = undefined;
+    if (this.rawTail.size > TAIL_CACHE_MAX || this.rollupTail.size > TAIL_CACHE_MAX) this.dropRollupCache();
+    for (const u of tails) {
+      if (u.r === undefined) {
+        if (u.chunks) this.rawTail.set(u.id, u.chunks as ReadonlyArray<Chunk<StoredValue>>);
+        else this.rawTail.delete(u.id);
+        continue;
+      }
+      let entry = this.rollupTail.get(u.id);
+      if (!entry) this.rollupTail.set(u.id, (entry = new Array(RESOLUTIONS.length)));
+      entry[u.r] = u.chunks as ReadonlyArray<Chunk<Agg>> | undefined;
     }
+  }
+
+  private rawSpace(id: string): Space<StoredValue> {
+    return { keyOf: (t) => pointKey(id, t), blockMs: RAW_BLOCK_MS, codec: rawCodec, mode: 'tail' };
+  }
+
+  private rollupSpace(r: number, id: string): Space<Agg> {
+    const res = RESOLUTIONS[r]!;
+    return { keyOf: (t) => rollupKey(res.name, id, t), blockMs: rollupBlockMs(res.ms), codec: this.aggCodec, mode: 'head' };
+  }
+
+  /** Raw points of the batch into their datapoints' chunks. */
+  private async writeRaw(series: Series[], sink: Sink, tails: TailUpdate[]): Promise<void> {
+    const later: Series[] = [];
+    for (const s of series) {
+      const space = this.rawSpace(s.id);
+      const newest = this.latestById.get(s.id)?.t ?? -Infinity;
+      const tail = this.writeSeriesInMemory(space, this.rawTail.get(s.id), newest, s.ts, s.vals, sink);
+      if (tail === NEEDS_READ) later.push(s);
+      else tails.push({ id: s.id, chunks: tail });
+    }
+    const results = await inParallel(later, READ_PARALLEL, async (s) => {
+      const own = new OpList();
+      const newest = this.latestById.get(s.id)?.t ?? -Infinity;
+      return { own, tail: await this.writeSeries(this.rawSpace(s.id), this.rawTail.get(s.id), newest, s.ts, s.vals, own) };
+    });
+    for (let i = 0; i < later.length; i++) {
+      results[i]!.own.replay(sink);
+      tails.push({ id: later[i]!.id, chunks: results[i]!.tail });
+    }
+  }
+
+  /** Rollup buckets the batch changed (collected on each series by rollupUpdates) into their chunks. */
+  private async writeRollups(series: Series[], sink: Sink, tails: TailUpdate[]): Promise<void> {
+    const later: Array<{ s: Series; r: number }> = [];
+    for (const s of series) {
+      const latest = this.latestById.get(s.id);
+      const cached = this.rollupTail.get(s.id);
+      for (let r = 0; r < RESOLUTIONS.length; r++) {
+        const c = s.changes[r];
+        if (!c) continue;
+        if (!c.sorted) sortChanges(c);
+        const newest = latest ? bucketStart(latest.t, RESOLUTIONS[r]!.ms) : -Infinity;
+        const tail = this.writeSeriesInMemory(this.rollupSpace(r, s.id), cached?.[r], newest, c.ts, c.es, sink);
+        if (tail === NEEDS_READ) later.push({ s, r });
+        else tails.push({ id: s.id, r, chunks: tail });
+      }
+    }
+    const results = await inParallel(later, READ_PARALLEL, async ({ s, r }) => {
+      const own = new OpList();
+      const latest = this.latestById.get(s.id);
+      const newest = latest ? bucketStart(latest.t, RESOLUTIONS[r]!.ms) : -Infinity;
+      const c = s.changes[r]!;
+      return { own, tail: await this.writeSeries(this.rollupSpace(r, s.id), this.rollupTail.get(s.id)?.[r], newest, c.ts, c.es, own) };
+    });
+    for (let i = 0; i < later.length; i++) {
+      results[i]!.own.replay(sink);
+      tails.push({ id: later[i]!.s.id, r: later[i]!.r, chunks: results[i]!.tail });
+    }
+  }
+
+  /**
+   * Writes changes (times ascending; a null entry deletes) into one chunked series whose
+   * newest stored time before this batch is `newest`; `tail` holds its newest chunks when
+   * cached. Without a read: appends (extending a small newest chunk, or new chunks) and
+   * entries that all lie inside the cached newest chunks. Otherwise returns NEEDS_READ and
+   * writes nothing; `writeSeries` does it then. Returns the series' newest chunks afterwards
+   * (undefined: not known).
+   */
+  private writeSeriesInMemory<E>(space: Space<E>, tail: ReadonlyArray<Chunk<E>> | undefined, newest: number, ts: number[], es: Array<E | null>, sink: Sink): ReadonlyArray<Chunk<E>> | undefined | typeof NEEDS_READ {
+    if (ts[0]! <= newest) {
+      if (!tail || ts[0]! < tail[0]!.ts[0]!) return NEEDS_READ;
+      const head = tail[tail.length - 1]!;
+      if (space.mode === 'head' && ts.length === 1 && head.ts.length === 1 && head.ts[0] === ts[0] && es[0] !== null) {
+        // The common case of live data: the current bucket, alone in its chunk, updated.
+        const chunk: Chunk<E> = { key: head.key, ts: [ts[0]!], es: [es[0]!] };
+        sink.put(chunk.key, space.codec.encode(chunk.ts, chunk.es));
+        return tail.length > 1 ? [tail[0]!, chunk] : [chunk];
+      }
+      // Everything from the cached newest chunks' start on: no other chunk can overlap.
+      const m = mergeEntries(tail, ts, es);
+      return this.rewrite(space, tail, m.ts, m.es, space.mode, sink);
+    }
+    return this.append(space, tail, ts, es, sink);
+  }
+
+  /** Entries all newer than anything stored: they extend the newest chunks or start new ones. */
+  private append<E>(space: Space<E>, tail: ReadonlyArray<Chunk<E>> | undefined, ts: number[], es: Array<E | null>, sink: Sink): ReadonlyArray<Chunk<E>> | undefined {
+    let involved: ReadonlyArray<Chunk<E>> = NONE;
+    const last = tail?.[tail.length - 1];
+    const block = blockStart(ts[0]!, space.blockMs);
+    if (last && space.mode === 'head') {
+      // The head (newest bucket, alone in its chunk) joins the small chunk before it.
+      const body = tail!.length > 1 ? tail![tail!.length - 2] : undefined;
+      involved = body && body.ts.length < LIVE_MAX && blockStart(body.ts[0]!, space.blockMs) === block ? [body, last] : [last];
+    } else if (last && last.ts.length < LIVE_MAX && blockStart(last.ts[0]!, space.blockMs) === block) involved = [last];
+    const m = involved.length === 0 ? withoutDeletes(ts, es) : mergeEntries(involved, ts, es);
+    if (m.ts.length === 0) return tail;
+    const written = this.rewrite(space, involved, m.ts, m.es, space.mode, sink);
+    // Chunks of the old tail that were not rewritten still come before the new ones.
+    return written;
+  }
+
+  /** The read path of writeSeriesInMemory: late entries before the cached newest chunks (or none cached). */
+  private async writeSeries<E>(space: Space<E>, tail: ReadonlyArray<Chunk<E>> | undefined, newest: number, ts: number[], es: Array<E | null>, sink: Sink): Promise<ReadonlyArray<Chunk<E>> | undefined> {
+    let a = 0;
+    while (a < ts.length && ts[a]! <= newest) a++;
+    let current = tail;
+    for (const [from, to] of clusterRanges(ts, a, space.blockMs)) {
+      if (current && ts[from]! >= current[0]!.ts[0]!) {
+        // From here on everything lies in (or after) the cached newest chunks: no other chunk can overlap.
+        const m = mergeEntries(current, from === 0 ? ts : ts.slice(from), from === 0 ? es : es.slice(from));
+        return this.rewrite(space, current, m.ts, m.es, space.mode, sink);
+      }
+      const involved: Array<Chunk<E>> = [];
+      for await (const c of this.chunks(space, ts[from]!, ts[to - 1]!)) involved.push(c);
+      const m = mergeEntries(involved, ts.slice(from, to), es.slice(from, to));
+      // When these chunks reach the series' newest entry they are its tail: cut them as such
+      // (and cache them), so live updates after a restart stop reading.
+      const isTail = m.ts.length > 0 && m.ts[m.ts.length - 1]! >= newest;
+      const written = this.rewrite(space, involved, m.ts, m.es, isTail ? space.mode : 'none', sink);
+      if (isTail) current = written;
+      else if (current && involved.some((c) => current!.some((k) => k.key === c.key))) current = undefined;
+    }
+    if (a === ts.length) return current;
+    return this.append(space, current, a === 0 ? ts : ts.slice(a), a === 0 ? es : es.slice(a), sink);
+  }
+
+  /** Operations replacing the `involved` chunks by the entries `ts/es`, cut into chunks; returns the newest one or two (what a tail cache holds). */
+  private rewrite<E>(space: Space<E>, involved: ReadonlyArray<Chunk<E>>, ts: number[], es: E[], mode: CutMode, sink: Sink): ReadonlyArray<Chunk<E>> | undefined {
+    const pieces = cut(ts, es, space.blockMs, mode);
+    const fresh: Array<Chunk<E>> = new Array(pieces.length);
+    for (let i = 0; i < pieces.length; i++) fresh[i] = { key: space.keyOf(pieces[i]!.ts[0]!), ts: pieces[i]!.ts, es: pieces[i]!.es };
+    for (const c of involved) {
+      let kept = false;
+      for (const f of fresh) if (f.key === c.key) kept = true;
+      if (!kept) sink.del(c.key);
+    }
+    for (const c of fresh) sink.put(c.key, space.codec.encode(c.ts, c.es));
+    if (fresh.length === 0) return undefined;
+    return mode === 'head' && fresh.length > 1 ? fresh.slice(-2) : fresh.slice(-1);
+  }
+
+  /**
+   * The chunks of a series holding entries in [from, to], ascending: the one holding
+   * `from` (the last key at or below it, inside its block), then every key up to `to`.
+   * The first may hold entries before `from`, the last entries after `to`. `descending`:
+   * the same chunks, newest first.
+   */
+  private async *chunks<E>(space: Space<E>, from: number, to: number, snapshot?: Snapshot, descending = false): AsyncGenerator<Chunk<E>> {
+    from = Math.max(0, from);
+    if (to < from) return;
+    // The chunk holding `from` starts before it: first when ascending, last when descending.
+    const head = descending ? undefined : await this.chunkBefore(space, from, snapshot);
+    if (head) yield head;
+    const it = this.level.iterator({ gte: space.keyOf(from), lte: space.keyOf(to), reverse: descending, ...(snapshot ? { snapshot } : {}) });
+    try {
+      for (let entries = await it.nextv(256); entries.length > 0; entries = await it.nextv(256)) {
+        for (const [key, value] of entries) {
+          const d = space.codec.decode(pointTime(key), value);
+          yield { key, ts: d.ts, es: d.es };
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    const tail = descending ? await this.chunkBefore(space, from, snapshot) : undefined;
+    if (tail) yield tail;
+  }
+
+  /** The chunk that starts before `from` (inside its block) and holds entries at or after it, if any. */
+  private async chunkBefore<E>(space: Space<E>, from: number, snapshot: Snapshot | undefined): Promise<Chunk<E> | undefined> {
+    const fromKey = space.keyOf(from);
+    const lo = space.keyOf(blockStart(from, space.blockMs));
+    if (lo >= fromKey) return undefined;
+    const found = await this.level.iterator({ gte: lo, lt: fromKey, reverse: true, limit: 1, ...(snapshot ? { snapshot } : {}) }).all();
+    if (found.length === 0) return undefined;
+    const [key, value] = found[0]!;
+    const d = space.codec.decode(pointTime(key), value);
+    return d.ts[d.ts.length - 1]! >= from ? { key, ts: d.ts, es: d.es } : undefined;
   }
 
   /**
@@ -305,65 +633,44 @@ export class LevelStore implements Store {
    * bucket's time span (late value or overwrite) recomputes that bucket: 1 min from raw
    * points, coarser ones from the next finer rollup, so no recompute reads more than 60.
    */
-  private async rollupUpdates(byId: Map<string, Map<number, StoredValue>>): Promise<RollupChange[]> {
+  private async rollupUpdates(seriesList: Series[]): Promise<void> {
     // A run: the batch's points of one datapoint inside one bucket of one resolution
     // (entries [from, to) of the series, sorted by time). All work is per run, not per
-    // point; a run's `agg` starts as the bucket's current aggregate (a copy from the cache,
-    // read from disk, or none for a bucket newer than anything stored).
+    // point; a run's `agg` starts as the bucket's current aggregate (from the cached
+    // newest chunk, read from disk, or none for a bucket newer than anything stored).
     const runs: Run[][] = RESOLUTIONS.map(() => []);
     const toRead: Run[] = [];
-    for (const [id, points] of byId) {
-      let ts: number[];
-      let vals: StoredValue[];
-      if (points.size === 1) {
-        const [[t, stored]] = points;
-        ts = [t!];
-        vals = [stored!];
-      } else {
-        ts = [...points.keys()];
-        vals = [...points.values()];
-        if (!isAscending(ts)) {
-          const entries = [...points].sort((a, b) => a[0] - b[0]);
-          ts = entries.map((e) => e[0]);
-          vals = entries.map((e) => e[1]);
-        }
-      }
+    for (const series of seriesList) {
+      const { id, ts } = series;
       const latest = this.latestById.get(id);
-      const cache = this.rollupCache.get(id);
-      const series: Series = { id, ts, vals, runs: [] };
+      const cache = this.rollupTail.get(id);
       for (let r = 0; r < RESOLUTIONS.length; r++) {
         const ms = RESOLUTIONS[r]!.ms;
         const latestBucket = latest ? bucketStart(latest.t, ms) : -Infinity;
-        const cached = cache?.[r];
+        const tail = cache?.[r];
         const own: Run[] = (series.runs[r] = []);
         for (let from = 0; from < ts.length; ) {
           const bucket = bucketStart(ts[from]!, ms);
           const end = bucket + ms;
           let to = from + 1;
           while (to < ts.length && ts[to]! < end) to++;
-          const run: Run = { series, r, from, to, bucket, key: rollupKey(RESOLUTIONS[r]!.name, id, bucket), agg: null, before: null };
+          const run: Run = { series, r, from, to, bucket, agg: null, before: null };
           if (bucket > latestBucket) run.agg = null;
-          else if (cached && cached.bucket === bucket) {
-            run.before = cached.agg;
-            run.agg = copyAgg(cached.agg);
-          }
-          else toRead.push(run);
+          else if (tail && bucket >= tail[0]!.ts[0]!) {
+            for (const c of tail) {
+              const i = indexOfTime(c.ts, bucket);
+              if (i < 0) continue;
+              run.before = c.es[i]!;
+              run.agg = copyAgg(run.before);
+            }
+          } else toRead.push(run);
           runs[r]!.push(run);
           own.push(run);
           from = to;
         }
       }
     }
-    if (toRead.length > 0) {
-      const values = await this.level.getMany(toRead.map((run) => run.key));
-      for (let i = 0; i < toRead.length; i++) {
-        if (values[i] === undefined) continue;
-        const run = toRead[i]!;
-        run.before = decodeAgg(values[i]!);
-        run.agg = copyAgg(run.before);
-      }
-    }
-    const changes: RollupChange[] = [];
+    if (toRead.length > 0) await this.readBefore(toRead);
     for (let r = 0; r < RESOLUTIONS.length; r++) {
       const ms = RESOLUTIONS[r]!.ms;
       const recompute: Run[] = [];
@@ -408,18 +715,53 @@ export class LevelStore implements Store {
         if (inside) recompute.push(run);
         else if (touched) {
           run.agg = cur;
-          changes.push({ id: run.series.id, r, bucket: run.bucket, key: run.key, agg: cur });
+          addChange(run.series, r, run.bucket, cur);
         }
       }
       // Clusters are independent (they read raw points or the finer level, final by now):
-      // read up to RECOMPUTE_PARALLEL at once so LevelDB's thread pool overlaps the seeks.
+      // read up to READ_PARALLEL at once so LevelDB's thread pool overlaps the seeks.
       const all = clusters(recompute, ms);
-      for (let i = 0; i < all.length; i += RECOMPUTE_PARALLEL) {
-        await Promise.all(all.slice(i, i + RECOMPUTE_PARALLEL).map((cluster) => (r === 0 ? this.recomputeFromRaw(cluster, ms) : this.recomputeFromFiner(cluster, r - 1, ms))));
-      }
-      for (const cluster of all) for (const run of cluster) changes.push({ id: run.series.id, r, bucket: run.bucket, key: run.key, agg: run.agg });
+      await inParallel(all, READ_PARALLEL, (cluster) => (r === 0 ? this.recomputeFromRaw(cluster, ms) : this.recomputeFromFiner(cluster, r - 1, ms)));
+      for (const cluster of all) for (const run of cluster) addChange(run.series, r, run.bucket, run.agg);
     }
-    return changes;
+  }
+
+  /** Fills the aggregates before the batch of runs whose buckets are not in a cached newest chunk: one range read per cluster of nearby buckets. */
+  private async readBefore(toRead: Run[]): Promise<void> {
+    const groups = new Map<string, Run[]>();
+    for (const run of toRead) {
+      const key = `${run.r}|${run.series.id}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = []));
+      g.push(run);
+    }
+    const reads: Run[][] = [];
+    for (const g of groups.values()) {
+      g.sort((a, b) => a.bucket - b.bucket);
+      const blockMs = rollupBlockMs(RESOLUTIONS[g[0]!.r]!.ms);
+      let current: Run[] = [];
+      for (const run of g) {
+        if (current.length > 0 && run.bucket - current[current.length - 1]!.bucket > blockMs) {
+          reads.push(current);
+          current = [];
+        }
+        current.push(run);
+      }
+      reads.push(current);
+    }
+    await inParallel(reads, READ_PARALLEL, async (cluster) => {
+      const { r, series } = cluster[0]!;
+      const found = new Map<number, Agg>();
+      for await (const c of this.chunks(this.rollupSpace(r, series.id), cluster[0]!.bucket, cluster[cluster.length - 1]!.bucket)) {
+        for (let i = 0; i < c.ts.length; i++) found.set(c.ts[i]!, c.es[i]!);
+      }
+      for (const run of cluster) {
+        const before = found.get(run.bucket);
+        if (!before) continue;
+        run.before = before;
+        run.agg = copyAgg(before);
+      }
+    });
   }
 
   /**
@@ -432,19 +774,15 @@ export class LevelStore implements Store {
     const from = cluster[0]!.bucket;
     const to = cluster[cluster.length - 1]!.bucket + ms - 1;
     const disk = new Map<number, Map<number, StoredValue>>();
-    const it = this.level.iterator({ gte: pointKey(id, from), lte: pointKey(id, to) });
-    try {
-      for (let entries = await it.nextv(1000); entries.length > 0; entries = await it.nextv(1000)) {
-        for (const [key, value] of entries) {
-          const t = pointTime(key);
-          const bucket = bucketStart(t, ms);
-          let points = disk.get(bucket);
-          if (!points) disk.set(bucket, (points = new Map()));
-          points.set(t, decodeValue(t, value));
-        }
+    for await (const c of this.chunks(this.rawSpace(id), from, to)) {
+      for (let i = 0; i < c.ts.length; i++) {
+        const t = c.ts[i]!;
+        if (t < from || t > to) continue;
+        const bucket = bucketStart(t, ms);
+        let points = disk.get(bucket);
+        if (!points) disk.set(bucket, (points = new Map()));
+        points.set(t, c.es[i]!);
       }
-    } finally {
-      await it.close();
     }
     for (const run of cluster) {
       const points = disk.get(run.bucket) ?? new Map<number, StoredValue>();
@@ -479,13 +817,8 @@ export class LevelStore implements Store {
       return;
     }
     const buckets = new Map<number, Agg | null>();
-    const it = this.level.iterator({ gte: rollupKey(RESOLUTIONS[finer]!.name, series.id, from), lte: rollupKey(RESOLUTIONS[finer]!.name, series.id, to) });
-    try {
-      for (let entries = await it.nextv(1000); entries.length > 0; entries = await it.nextv(1000)) {
-        for (const [key, value] of entries) buckets.set(rollupBucket(key), decodeAgg(value));
-      }
-    } finally {
-      await it.close();
+    for await (const c of this.chunks(this.rollupSpace(finer, series.id), from, to)) {
+      for (let i = 0; i < c.ts.length; i++) if (c.ts[i]! >= from && c.ts[i]! <= to) buckets.set(c.ts[i]!, c.es[i]!);
     }
     for (const run of series.runs[finer]!) if (run.bucket >= from && run.bucket <= to) buckets.set(run.bucket, run.agg);
     const ordered = [...buckets.keys()].sort((a, b) => a - b);
@@ -501,22 +834,32 @@ export class LevelStore implements Store {
     }
   }
 
-  async query(id: string, range: RangeQuery = {}): Promise<StoredValue[]> {
+  async query(id: string, range: RangeQuery = {}, snapshot?: Snapshot): Promise<StoredValue[]> {
     this.assertOpen();
     const limit = Math.min(range.limit ?? DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT);
-    const prefix = pointPrefix(id);
-    const gte = range.from === undefined ? prefix : pointKey(id, Math.max(0, range.from));
-    const lte = range.to === undefined ? prefix + HIGH : pointKey(id, range.to);
+    const from = Math.max(0, range.from ?? 0);
+    const to = range.to ?? MAX_TIME;
     const out: StoredValue[] = [];
-    if (range.to !== undefined && range.to < 0) return out;
-    // One native call per 1,000 entries instead of one promise per entry.
-    const it = this.level.iterator({ gte, lte, limit, reverse: range.order === 'desc' });
-    try {
-      for (let entries = await it.nextv(1000); entries.length > 0; entries = await it.nextv(1000)) {
-        for (const [key, value] of entries) out.push(decodeValue(pointTime(key), value));
+    if (to < 0 || limit <= 0) return out;
+    const space = this.rawSpace(id);
+    if (range.order === 'desc') {
+      for await (const c of this.chunks(space, from, to, snapshot, true)) {
+        for (let i = c.ts.length - 1; i >= 0; i--) {
+          const t = c.ts[i]!;
+          if (t > to || t < from) continue;
+          out.push(c.es[i]!);
+          if (out.length >= limit) return out;
+        }
       }
-    } finally {
-      await it.close();
+      return out;
+    }
+    for await (const c of this.chunks(space, from, to, snapshot)) {
+      for (let i = 0; i < c.ts.length; i++) {
+        const t = c.ts[i]!;
+        if (t < from || t > to) continue;
+        out.push(c.es[i]!);
+        if (out.length >= limit) return out;
+      }
     }
     return out;
   }
@@ -525,34 +868,44 @@ export class LevelStore implements Store {
     this.assertOpen();
     validateAggregateQuery(query);
     const res = bestResolution(query.interval);
-    const from = bucketStart(query.from, query.interval);
+    const r = RESOLUTIONS.indexOf(res);
+    const from = Math.max(0, bucketStart(query.from, query.interval));
     const to = bucketStart(query.to, query.interval) + query.interval - 1;
     const limit = Math.min(query.limit ?? MAX_AGGREGATE_INTERVALS, MAX_AGGREGATE_INTERVALS);
     const intervals: Array<{ t: number; agg: Agg }> = [];
     let current: { t: number; agg: Agg } | undefined;
-    const it = this.level.iterator({ gte: rollupKey(res.name, id, Math.max(0, from)), lte: rollupKey(res.name, id, to) });
-    try {
-      // One native call per 1,000 buckets instead of one promise per bucket.
-      scan: for (let entries = await it.nextv(1000); entries.length > 0; entries = await it.nextv(1000)) {
-        for (const [key, value] of entries) {
-          const bucket = rollupBucket(key);
-          const t = bucketStart(bucket, query.interval);
-          const agg = decodeAgg(value);
-          if (current && current.t === t) current.agg = mergeOrdered(current.agg, agg);
-          else {
-            if (intervals.length >= limit) break scan;
-            current = { t, agg };
-            intervals.push(current);
-          }
+    /** The last bucket before `from` (what `delta` counts the first interval from). */
+    let before: Agg | undefined;
+    const space = this.rollupSpace(r, id);
+    scan: for await (const c of this.chunks(space, from, to)) {
+      for (let i = 0; i < c.ts.length; i++) {
+        const bucket = c.ts[i]!;
+        if (bucket < from) {
+          before = c.es[i]!;
+          continue;
+        }
+        if (bucket > to) break scan;
+        const t = bucketStart(bucket, query.interval);
+        const agg = c.es[i]!;
+        if (current && current.t === t) current.agg = mergeOrdered(current.agg, agg);
+        else {
+          if (intervals.length >= limit) break scan;
+          current = { t, agg };
+          intervals.push(current);
         }
       }
-    } finally {
-      await it.close();
     }
-    let before: Agg | undefined;
-    if (query.agg === 'delta') {
-      for await (const value of this.level.values({ gte: rollupPrefix(res.name, id), lt: rollupKey(res.name, id, Math.max(0, from)), reverse: true, limit: 1 })) {
-        before = decodeAgg(value);
+    if (query.agg === 'delta' && !before && from > 0) {
+      const prev = await this.level.iterator({ gte: rollupPrefix(res.name, id), lt: space.keyOf(from), reverse: true, limit: 1 }).all();
+      if (prev.length > 0) {
+        const [key, value] = prev[0]!;
+        const d = space.codec.decode(pointTime(key), value);
+        for (let i = d.ts.length - 1; i >= 0; i--) {
+          if (d.ts[i]! < from) {
+            before = d.es[i]!;
+            break;
+          }
+        }
       }
     }
     return finalize(intervals, query.agg, before);
@@ -567,10 +920,10 @@ export class LevelStore implements Store {
     await this.level.put(metaKey(dp.id), JSON.stringify(dp), { sync: this.options.sync ?? true });
   }
 
-  async listDatapoints(): Promise<Datapoint[]> {
+  async listDatapoints(snapshot?: Snapshot): Promise<Datapoint[]> {
     this.assertOpen();
     const out: Datapoint[] = [];
-    for await (const value of this.level.values({ gte: 'm!', lt: 'm!' + HIGH })) {
+    for await (const value of this.level.values({ gte: 'm!', lt: 'm!' + HIGH, ...(snapshot ? { snapshot } : {}) })) {
       const parsed = DatapointSchema.safeParse(JSON.parse(value));
       if (parsed.success) out.push(parsed.data);
     }
@@ -649,6 +1002,73 @@ export class LevelStore implements Store {
     return acknowledged;
   }
 
+  /**
+   * Deletes a series' entries older than `cutoff` (raw points, or the rollup buckets of
+   * `resolution`): every chunk below the cutoff's block in bounded batches, then, under the
+   * commit lock, the older entries of the chunks in that block (rewritten without them).
+   * Returns how many entries were deleted.
+   */
+  async deleteBefore(id: string, cutoff: number, resolution?: ResolutionName): Promise<number> {
+    this.assertOpen();
+    const r = resolution === undefined ? -1 : RESOLUTIONS.findIndex((x) => x.name === resolution);
+    const space: Space<unknown> = r < 0 ? this.rawSpace(id) : this.rollupSpace(r, id);
+    const prefix = r < 0 ? pointPrefix(id) : rollupPrefix(resolution!, id);
+    cutoff = Math.max(0, cutoff);
+    const blockKey = space.keyOf(blockStart(cutoff, space.blockMs));
+    let n = 0;
+    let ops: BatchOp[] = [];
+    for await (const [key, value] of this.level.iterator({ gte: prefix, lt: blockKey })) {
+      ops.push({ type: 'del', key });
+      n += space.codec.count(value);
+      if (ops.length >= 10_000) await this.level.batch(ops.splice(0));
+    }
+    if (ops.length > 0) await this.level.batch(ops);
+    return this.exclusive(async () => {
+      ops = [];
+      for await (const [key, value] of this.level.iterator({ gte: blockKey, lt: space.keyOf(cutoff) })) {
+        const d = space.codec.decode(pointTime(key), value);
+        let keep = 0;
+        while (keep < d.ts.length && d.ts[keep]! < cutoff) keep++;
+        n += keep;
+        ops.push({ type: 'del', key });
+        if (keep < d.ts.length) ops.push({ type: 'put', key: space.keyOf(d.ts[keep]!), value: space.codec.encode(d.ts.slice(keep), d.es.slice(keep)) });
+      }
+      if (ops.length > 0) await this.level.batch(ops);
+      // A cached newest chunk may be one of those just deleted or rewritten.
+      this.rawTail.delete(id);
+      this.rollupTail.delete(id);
+      return n;
+    });
+  }
+
+  /** Runs `fn` while no commit runs (and no other exclusive section). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private lock: Promise<void> = Promise.resolve();
+
+  /**
+   * A read-only view of the database as it is now (one LevelDB snapshot): what a backup of a
+   * running gateway reads, so it is one point-in-time image. Close it when done; it holds
+   * back compaction of what changes meanwhile.
+   */
+  async readView(): Promise<StoreReadView> {
+    this.assertOpen();
+    const snapshot = this.level.snapshot();
+    return {
+      query: (id, range) => this.query(id, range, snapshot),
+      listDatapoints: () => this.listDatapoints(snapshot),
+      ids: () => this.idsUnder('p!', snapshot),
+      close: () => snapshot.close(),
+    };
+  }
+
   /** Compacts a key range so deleted data gives its disk space back (LevelDB CompactRange). */
   async compact(start: string, end: string): Promise<void> {
     // classic-level has compactRange; `level`'s browser-compatible typings leave it out.
@@ -665,12 +1085,13 @@ export class LevelStore implements Store {
    * restore), so the next write into such a bucket reads it from disk.
    */
   dropRollupCache(): void {
-    this.rollupCache.clear();
+    this.rawTail.clear();
+    this.rollupTail.clear();
   }
 
   /** Re-reads marks and latest values after a restore wrote into the database. */
   async reloadState(): Promise<void> {
-    this.rollupCache.clear();
+    this.dropRollupCache();
     const seq = await this.level.get(SEQ_KEY);
     if (seq !== undefined) this.seq = Math.max(this.seq, Number(seq));
     const acked = await this.level.get(ACKED_KEY);
@@ -685,9 +1106,9 @@ export class LevelStore implements Store {
   }
 
   /** Ids of datapoints that have keys under `prefix` (`p!` or `r!<res>!`), by seeking from one id's range to the next. */
-  async idsUnder(prefix: string): Promise<string[]> {
+  async idsUnder(prefix: string, snapshot?: Snapshot): Promise<string[]> {
     const ids: string[] = [];
-    const it = this.level.keys({ gte: prefix, lt: prefix + HIGH });
+    const it = this.level.keys({ gte: prefix, lt: prefix + HIGH, ...(snapshot ? { snapshot } : {}) });
     try {
       let key = await it.next();
       while (key !== undefined) {

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { HIGH, pointKey, pointTime, pointPrefix, rollupKey, rollupPrefix } from './keys.js';
+import { HIGH, pointTime, pointPrefix, rollupPrefix } from './keys.js';
 import { RESOLUTIONS, type ResolutionName } from './rollups.js';
 import type { LevelStore } from './level-store.js';
 
@@ -69,22 +69,6 @@ export async function directoryBytes(dir: string): Promise<number> {
     if (entry.isFile()) total += (await stat(join(dir, entry.name))).size;
   }
   return total;
-}
-
-/** Deletes keys in [gte, lt) in bounded batches; returns how many. */
-async function deleteRange(store: LevelStore, gte: string, lt: string): Promise<number> {
-  let n = 0;
-  let ops: Array<{ type: 'del'; key: string }> = [];
-  for await (const key of store.db.keys({ gte, lt })) {
-    ops.push({ type: 'del', key });
-    if (ops.length >= 10_000) {
-      await store.db.batch(ops);
-      n += ops.length;
-      ops = [];
-    }
-  }
-  if (ops.length > 0) await store.db.batch(ops);
-  return n + ops.length;
 }
 
 export class Retention {
@@ -159,14 +143,14 @@ export class Retention {
     for (const id of await store.idsUnder('p!')) {
       const days = this.rawDaysFor(id);
       if (days === null) continue;
-      report.rawExpired += await deleteRange(store, pointPrefix(id), pointKey(id, Math.max(0, startedAt - days * DAY)));
+      report.rawExpired += await store.deleteBefore(id, startedAt - days * DAY);
     }
     for (const res of RESOLUTIONS) {
       const days = this.config.rollupDays[res.name];
       if (days === null) continue;
       const prefix = `r!${res.name}!`;
       for (const id of await store.idsUnder(prefix)) {
-        report.rollupsExpired[res.name] += await deleteRange(store, rollupPrefix(res.name, id), rollupKey(res.name, id, Math.max(0, startedAt - days * DAY)));
+        report.rollupsExpired[res.name] += await store.deleteBefore(id, startedAt - days * DAY, res.name);
       }
     }
     const expired = report.rawExpired + Object.values(report.rollupsExpired).reduce((a, b) => a + b, 0);
@@ -195,8 +179,8 @@ export class Retention {
   private async enforceBudget(maxBytes: number, report: RetentionReport): Promise<void> {
     const store = this.store;
     const steps: Array<{ prefix: string; drop: () => Promise<number | undefined> }> = [
-      { prefix: 'p!', drop: () => this.dropOldestDay('p!', (id) => pointPrefix(id), (id, t) => pointKey(id, t)) },
-      { prefix: 'r!1m!', drop: () => this.dropOldestDay('r!1m!', (id) => rollupPrefix('1m', id), (id, t) => rollupKey('1m', id, t)) },
+      { prefix: 'p!', drop: () => this.dropOldestDay('p!', (id) => pointPrefix(id)) },
+      { prefix: 'r!1m!', drop: () => this.dropOldestDay('r!1m!', (id) => rollupPrefix('1m', id), '1m') },
     ];
     if (this.config.dropUnsyncedOutbox) steps.push({ prefix: 'o!', drop: () => this.dropOutboxChunk() });
     for (const [i, step] of steps.entries()) {
@@ -215,7 +199,7 @@ export class Retention {
   }
 
   /** Deletes the oldest day (by the oldest key of any datapoint) under a prefix; undefined when nothing is left. */
-  private async dropOldestDay(prefix: string, idPrefix: (id: string) => string, key: (id: string, t: number) => string): Promise<number | undefined> {
+  private async dropOldestDay(prefix: string, idPrefix: (id: string) => string, resolution?: ResolutionName): Promise<number | undefined> {
     const ids = await this.store.idsUnder(prefix);
     let oldest = Infinity;
     for (const id of ids) {
@@ -224,7 +208,7 @@ export class Retention {
     if (oldest === Infinity) return undefined;
     const cutoff = Math.floor(oldest / DAY) * DAY + DAY;
     let n = 0;
-    for (const id of ids) n += await deleteRange(this.store, idPrefix(id), key(id, cutoff));
+    for (const id of ids) n += await this.store.deleteBefore(id, cutoff, resolution);
     return n;
   }
 

@@ -56,6 +56,15 @@ export interface StoreStats {
   error?: string;
 }
 
+/** A consistent, read-only view of a store at one moment (what a backup of a running gateway reads). */
+export interface StoreReadView {
+  query(id: string, range?: RangeQuery): Promise<StoredValue[]>;
+  listDatapoints(): Promise<Datapoint[]>;
+  /** Ids that have raw points (with or without a definition). */
+  ids(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
 /**
  * The storage contract. `write` resolves only once the points are durable (with
  * `sync`, they survive kill -9 and power loss); every implementation passes
@@ -85,6 +94,8 @@ export interface Store {
    */
   queryAggregate(id: string, query: AggregateQuery): Promise<AggregatePoint[]>;
   stats(): StoreStats;
+  /** A point-in-time read view, where the store can give one (LevelStore: a LevelDB snapshot). */
+  readView?(): Promise<StoreReadView>;
 }
 
 export const DEFAULT_QUERY_LIMIT = 10_000;

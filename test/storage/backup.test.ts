@@ -4,10 +4,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { LevelStore } from '../../storage/level-store.js';
-import { MAX_LINE_BYTES, backupToFile, restore, restoreFile, verifyBackup, type BackupSummary } from '../../storage/backup.js';
+import { MAX_LINE_BYTES, backup, backupToFile, restore, restoreFile, verifyBackup, type BackupSummary } from '../../storage/backup.js';
 import type { Datapoint } from '../../runtime/datapoints/model.js';
 import type { Aggregation, PointRecord, StoredValue } from '../../storage/store.js';
 import { isOutpostError } from '../../runtime/errors.js';
@@ -358,4 +358,36 @@ t.test('50,000 points round trip through gzip', async (t) => {
       `${id}: 15 min sums`,
     );
   }
+});
+
+t.test('a backup of a store that keeps writing is one point-in-time image (a LevelDB snapshot)', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, join(dir, 'live'));
+  const ids = ['snap.a', 'snap.b', 'snap.c'];
+  for (const id of ids) await store.putDatapoint({ id, adapter: 'virtual', kind: 'sensor', type: 'number' });
+  // 3 × 12,000 points: several pages (5,000 points) per series, many output chunks.
+  for (const id of ids) for (let start = 0; start < 12_000; start += 4000) await store.write(Array.from({ length: 4000 }, (_, i) => ({ id, t: T0 + (start + i) * 1000, v: 1 })));
+  const lines: string[] = [];
+  let writes = 0;
+  const out = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
+      // While the backup is being read: overwrite old values, add new points, a new datapoint.
+      writes++;
+      const changes: PointRecord[] = ids.flatMap((id) => [
+        { id, t: T0 + writes * 997 * 1000, v: 2 },
+        { id, t: T0 + (20_000 + writes) * 1000, v: 3 },
+      ]);
+      changes.push({ id: 'snap.late', t: T0 + writes, v: 4 });
+      store.write(changes).then(() => done(), done);
+    },
+  });
+  const summary = await backup(store, out);
+  t.ok(writes >= 3, `${writes} batches written while the backup ran`);
+  const points = lines.map((l) => JSON.parse(l) as { id?: string; v?: unknown; datapoint?: unknown; end?: string }).filter((l) => l.id !== undefined);
+  t.equal(summary.points, 36_000, 'exactly the points there were when it started');
+  t.equal(points.length, 36_000);
+  t.ok(points.every((p) => p.v === 1), 'with the values they had then (no overwrite made during the backup shows)');
+  t.notOk(points.some((p) => p.id === 'snap.late'), 'no series created during the backup');
+  t.ok((await store.query('snap.a', { from: T0 + 20_001_000 })).length > 0, 'the writes did land in the store');
 });
