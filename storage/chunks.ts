@@ -18,12 +18,19 @@ import type { Agg } from './rollups.js';
  *    entries before it;
  *  - a chunk holds at most CHUNK_MAX entries.
  * The newest chunk of a series is extended (rewritten) while it holds fewer than LIVE_MAX
- * entries: live data, one reading per commit, then costs one small rewrite per commit
+ * (rollups: ROLLUP_LIVE_MAX) entries: live data, one reading per commit, then costs one small rewrite per commit
  * instead of a key per reading, and queries over live data read LIVE_MAX readings per key
  * (see CutMode for rollups).
  */
 export const CHUNK_MAX = 512;
-export const LIVE_MAX = 8;
+/** Raw points written live: the newest chunk is rewritten with each commit, so it stays small. */
+export const LIVE_MAX = 16;
+/**
+ * Rollup buckets: the newest bucket sits alone (CutMode `head`) and joins the chunk before it
+ * only when a new bucket starts, so that chunk may be longer: a year of 15 min buckets
+ * written live is ~1,100 keys.
+ */
+export const ROLLUP_LIVE_MAX = 32;
 
 /** Raw points: chunks never cross a UTC day. */
 export const RAW_BLOCK_MS = 86_400_000;
@@ -205,7 +212,7 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg>
 
 /**
  * How the newest chunks of a series are cut: `none`, not specially; `tail` (raw points): a
- * newest chunk longer than LIVE_MAX gives its last entry a chunk of its own, so the next
+ * newest chunk longer than `liveMax` gives its last entry a chunk of its own, so the next
  * appends extend a small chunk; `head` (rollups): the newest entry always sits alone,
  * because live data updates the current bucket with every commit and that should rewrite
  * one bucket, not its neighbours.
@@ -213,7 +220,7 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg>
 export type CutMode = 'none' | 'tail' | 'head';
 
 /** Cuts entries (times ascending) into chunks: at block boundaries and every CHUNK_MAX entries, then the newest as `mode` says. */
-export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number, mode: CutMode): Array<{ ts: number[]; es: E[] }> {
+export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number, mode: CutMode, liveMax = LIVE_MAX): Array<{ ts: number[]; es: E[] }> {
   const out: Array<{ ts: number[]; es: E[] }> = [];
   let from = 0;
   while (from < ts.length) {
@@ -224,7 +231,7 @@ export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number,
     from = to;
   }
   const last = out[out.length - 1];
-  if (last && ((mode === 'tail' && last.ts.length > LIVE_MAX) || (mode === 'head' && last.ts.length > 1))) {
+  if (last && ((mode === 'tail' && last.ts.length > liveMax) || (mode === 'head' && last.ts.length > 1))) {
     const n = last.ts.length - 1;
     out[out.length - 1] = { ts: last.ts.slice(0, n), es: last.es.slice(0, n) };
     out.push({ ts: [last.ts[n]!], es: [last.es[n]!] });

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { OutpostError } from '../runtime/errors.js';
 import { DatapointSchema, type Datapoint } from '../runtime/datapoints/model.js';
 import { GroupCommit } from './group-commit.js';
-import { LIVE_MAX, RAW_BLOCK_MS, blockStart, cut, mergeEntries, rawCodec, rollupBlockMs, rollupCodec, type Chunk, type ChunkCodec, type CutMode } from './chunks.js';
+import { LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, blockStart, cut, mergeEntries, rawCodec, rollupBlockMs, rollupCodec, type Chunk, type ChunkCodec, type CutMode } from './chunks.js';
 import {
   ACKED_KEY,
   HIGH,
@@ -168,10 +168,14 @@ interface Run {
  * keep the newest bucket, which every commit of live data updates, alone (`head`).
  */
 interface Space<E> {
+  /** The series' key prefix, naming it. */
+  name: string;
   keyOf(t: number): string;
   blockMs: number;
   codec: ChunkCodec<E>;
   mode: CutMode;
+  /** The newest chunk takes appended entries while it holds fewer than this. */
+  liveMax: number;
 }
 
 /** A series' newest chunks after a commit (raw when `r` is undefined); undefined: not known. */
@@ -292,7 +296,7 @@ const READ_PARALLEL = 32;
 
 /**
  * Bounds the newest-chunk caches (datapoints; each holds at most LIVE_MAX readings and
- * 4 × LIVE_MAX buckets) on a 1 GB device. Beyond it the caches start over: appends then
+ * 4 × (ROLLUP_LIVE_MAX + 1) buckets) on a 1 GB device. Beyond it the caches start over: appends then
  * start new chunks without reading, and the current buckets are read once again.
  */
 const TAIL_CACHE_MAX = 20_000;
@@ -305,6 +309,8 @@ export class LevelStore implements Store {
   /** Newest rollup chunk per datapoint and resolution (index into RESOLUTIONS), so updating the current buckets never reads. */
   private readonly rollupTail = new Map<string, Array<ReadonlyArray<Chunk<Agg>> | undefined>>();
   private readonly aggCodec = rollupCodec(decodeAgg);
+  /** Chunk ranges read from disk during the running commit (see chunksBeforeBatch); undefined between commits. */
+  private commitReads: Map<string, Array<{ from: number; to: number; chunks: Array<Chunk<unknown>> }>> | undefined;
   private readonly writer: GroupCommit<PointRecord>;
   private seq = 0;
   private acked = 0;
@@ -403,15 +409,18 @@ export class LevelStore implements Store {
     const series = seriesOf(byId);
     const tails: TailUpdate[] = [];
     let writing = false;
+    this.commitReads = new Map();
     try {
       await this.writeRaw(series, batch, tails);
       await this.rollupUpdates(series);
       await this.writeRollups(series, batch, tails);
       // The chained batch goes straight to the native batch; abstract-level's array form
       // clones and re-encodes every operation, which was most of the ingest CPU time.
+      this.commitReads = undefined;
       writing = true;
       await batch.write({ sync: this.options.sync ?? true });
     } catch (err) {
+      this.commitReads = undefined;
       // A batch that never reached write() holds native memory until closed; write() closes it itself.
       if (!writing) await batch.close();
       // Cached newest chunks may be ahead of the disk now: read them again when needed.
@@ -448,12 +457,12 @@ export class LevelStore implements Store {
   }
 
   private rawSpace(id: string): Space<StoredValue> {
-    return { keyOf: (t) => pointKey(id, t), blockMs: RAW_BLOCK_MS, codec: rawCodec, mode: 'tail' };
+    return { name: `p!${id}`, keyOf: (t) => pointKey(id, t), blockMs: RAW_BLOCK_MS, codec: rawCodec, mode: 'tail', liveMax: LIVE_MAX };
   }
 
   private rollupSpace(r: number, id: string): Space<Agg> {
     const res = RESOLUTIONS[r]!;
-    return { keyOf: (t) => rollupKey(res.name, id, t), blockMs: rollupBlockMs(res.ms), codec: this.aggCodec, mode: 'head' };
+    return { name: `r!${res.name}!${id}`, keyOf: (t) => rollupKey(res.name, id, t), blockMs: rollupBlockMs(res.ms), codec: this.aggCodec, mode: 'head', liveMax: ROLLUP_LIVE_MAX };
   }
 
   /** Raw points of the batch into their datapoints' chunks. */
@@ -539,8 +548,8 @@ export class LevelStore implements Store {
     if (last && space.mode === 'head') {
       // The head (newest bucket, alone in its chunk) joins the small chunk before it.
       const body = tail!.length > 1 ? tail![tail!.length - 2] : undefined;
-      involved = body && body.ts.length < LIVE_MAX && blockStart(body.ts[0]!, space.blockMs) === block ? [body, last] : [last];
-    } else if (last && last.ts.length < LIVE_MAX && blockStart(last.ts[0]!, space.blockMs) === block) involved = [last];
+      involved = body && body.ts.length < space.liveMax && blockStart(body.ts[0]!, space.blockMs) === block ? [body, last] : [last];
+    } else if (last && last.ts.length < space.liveMax && blockStart(last.ts[0]!, space.blockMs) === block) involved = [last];
     const m = involved.length === 0 ? withoutDeletes(ts, es) : mergeEntries(involved, ts, es);
     if (m.ts.length === 0) return tail;
     const written = this.rewrite(space, involved, m.ts, m.es, space.mode, sink);
@@ -560,7 +569,10 @@ export class LevelStore implements Store {
         return this.rewrite(space, current, m.ts, m.es, space.mode, sink);
       }
       const involved: Array<Chunk<E>> = [];
-      for await (const c of this.chunks(space, ts[from]!, ts[to - 1]!)) involved.push(c);
+      // Raw reads cover whole minutes: recomputing the 1 min buckets then needs no second read.
+      const lo = space.mode === 'tail' ? bucketStart(ts[from]!, RESOLUTIONS[0].ms) : ts[from]!;
+      const hi = space.mode === 'tail' ? bucketStart(ts[to - 1]!, RESOLUTIONS[0].ms) + RESOLUTIONS[0].ms - 1 : ts[to - 1]!;
+      for (const c of await this.chunksBeforeBatch(space, lo, hi)) if (c.ts[c.ts.length - 1]! >= ts[from]! && c.ts[0]! <= ts[to - 1]!) involved.push(c);
       const m = mergeEntries(involved, ts.slice(from, to), es.slice(from, to));
       // When these chunks reach the series' newest entry they are its tail: cut them as such
       // (and cache them), so live updates after a restart stop reading.
@@ -575,7 +587,7 @@ export class LevelStore implements Store {
 
   /** Operations replacing the `involved` chunks by the entries `ts/es`, cut into chunks; returns the newest one or two (what a tail cache holds). */
   private rewrite<E>(space: Space<E>, involved: ReadonlyArray<Chunk<E>>, ts: number[], es: E[], mode: CutMode, sink: Sink): ReadonlyArray<Chunk<E>> | undefined {
-    const pieces = cut(ts, es, space.blockMs, mode);
+    const pieces = cut(ts, es, space.blockMs, mode, space.liveMax);
     const fresh: Array<Chunk<E>> = new Array(pieces.length);
     for (let i = 0; i < pieces.length; i++) fresh[i] = { key: space.keyOf(pieces[i]!.ts[0]!), ts: pieces[i]!.ts, es: pieces[i]!.es };
     for (const c of involved) {
@@ -613,6 +625,25 @@ export class LevelStore implements Store {
     }
     const tail = descending ? await this.chunkBefore(space, from, snapshot) : undefined;
     if (tail) yield tail;
+  }
+
+  /**
+   * The chunks holding entries in [from, to] as they are on disk before the current batch,
+   * read once per commit: the same ranges are needed to fill rollups' previous values, to
+   * recompute buckets and to rewrite chunks (a re-imported file touches every one of them).
+   */
+  private async chunksBeforeBatch<E>(space: Space<E>, from: number, to: number): Promise<Array<Chunk<E>>> {
+    const reads = this.commitReads;
+    const known = reads?.get(space.name)?.find((r) => r.from <= from && r.to >= to);
+    if (known) return (known.chunks as Array<Chunk<E>>).filter((c) => c.ts[c.ts.length - 1]! >= from && c.ts[0]! <= to);
+    const chunks: Array<Chunk<E>> = [];
+    for await (const c of this.chunks(space, from, to)) chunks.push(c);
+    if (reads) {
+      let list = reads.get(space.name);
+      if (!list) reads.set(space.name, (list = []));
+      list.push({ from, to, chunks });
+    }
+    return chunks;
   }
 
   /** The chunk that starts before `from` (inside its block) and holds entries at or after it, if any. */
@@ -752,7 +783,7 @@ export class LevelStore implements Store {
     await inParallel(reads, READ_PARALLEL, async (cluster) => {
       const { r, series } = cluster[0]!;
       const found = new Map<number, Agg>();
-      for await (const c of this.chunks(this.rollupSpace(r, series.id), cluster[0]!.bucket, cluster[cluster.length - 1]!.bucket)) {
+      for (const c of await this.chunksBeforeBatch(this.rollupSpace(r, series.id), cluster[0]!.bucket, cluster[cluster.length - 1]!.bucket)) {
         for (let i = 0; i < c.ts.length; i++) found.set(c.ts[i]!, c.es[i]!);
       }
       for (const run of cluster) {
@@ -774,7 +805,7 @@ export class LevelStore implements Store {
     const from = cluster[0]!.bucket;
     const to = cluster[cluster.length - 1]!.bucket + ms - 1;
     const disk = new Map<number, Map<number, StoredValue>>();
-    for await (const c of this.chunks(this.rawSpace(id), from, to)) {
+    for (const c of await this.chunksBeforeBatch(this.rawSpace(id), from, to)) {
       for (let i = 0; i < c.ts.length; i++) {
         const t = c.ts[i]!;
         if (t < from || t > to) continue;
@@ -817,7 +848,7 @@ export class LevelStore implements Store {
       return;
     }
     const buckets = new Map<number, Agg | null>();
-    for await (const c of this.chunks(this.rollupSpace(finer, series.id), from, to)) {
+    for (const c of await this.chunksBeforeBatch(this.rollupSpace(finer, series.id), from, to)) {
       for (let i = 0; i < c.ts.length; i++) if (c.ts[i]! >= from && c.ts[i]! <= to) buckets.set(c.ts[i]!, c.es[i]!);
     }
     for (const run of series.runs[finer]!) if (run.bucket >= from && run.bucket <= to) buckets.set(run.bucket, run.agg);

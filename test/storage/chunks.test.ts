@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHUNK_MAX, LIVE_MAX, RAW_BLOCK_MS, cut, mergeEntries, rawCodec, rollupBlockMs, rollupCodec } from '../../storage/chunks.js';
+import { CHUNK_MAX, LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, cut, mergeEntries, rawCodec, rollupBlockMs, rollupCodec } from '../../storage/chunks.js';
 import { LevelStore } from '../../storage/level-store.js';
 import { pointKey, rollupKey } from '../../storage/keys.js';
 import { RESOLUTIONS, decodeAgg, encodeAgg, singleAgg, type Agg } from '../../storage/rollups.js';
@@ -115,16 +115,16 @@ t.test('cut: at block boundaries and CHUNK_MAX; the newest entry alone when the 
 t.test('live appends share chunks of LIVE_MAX readings; bulk writes chunks of up to CHUNK_MAX', async (t) => {
   const h = await tempStore(t);
   const store = await h.open();
-  for (let i = 0; i < 40; i++) await store.write([{ id: 'live', t: T0 + i * 1000, v: i }]);
+  for (let i = 0; i < 48; i++) await store.write([{ id: 'live', t: T0 + i * 1000, v: i }]);
   const liveKeys = await keysUnder(store, 'p!live!');
-  t.equal(liveKeys.length, 40 / LIVE_MAX, `40 readings written one per commit sit in ${liveKeys.length} keys`);
-  t.same((await store.query('live')).map((p) => p.v), Array.from({ length: 40 }, (_, i) => i));
-  // Live rollups: 40 s of data is one 1 min bucket, updated by every commit, in one key.
+  t.equal(liveKeys.length, 48 / LIVE_MAX, `48 readings written one per commit sit in ${liveKeys.length} keys`);
+  t.same((await store.query('live')).map((p) => p.v), Array.from({ length: 48 }, (_, i) => i));
+  // Live rollups: 48 s of data is one 1 min bucket, updated by every commit, in one key.
   t.equal((await keysUnder(store, 'r!1m!live!')).length, 1, 'one 1 min bucket, one key');
-  for (let i = 0; i < 20; i++) await store.write([{ id: 'live2', t: T0 + i * MIN, v: i }]);
+  for (let i = 0; i < 100; i++) await store.write([{ id: 'live2', t: T0 + i * MIN, v: i }]);
   const minuteKeys = await keysUnder(store, 'r!1m!live2!');
-  t.ok(minuteKeys.length <= Math.ceil(19 / LIVE_MAX) + 1, `20 one-minute buckets written live sit in ${minuteKeys.length} keys`);
-  t.same((await store.queryAggregate('live2', { from: T0, to: T0 + 20 * MIN, interval: MIN, agg: 'last' })).map((p) => p.v), Array.from({ length: 20 }, (_, i) => i));
+  t.equal(minuteKeys.length, Math.ceil(99 / ROLLUP_LIVE_MAX) + 1, `100 one-minute buckets written live sit in ${minuteKeys.length} keys (the newest alone)`);
+  t.same((await store.queryAggregate('live2', { from: T0, to: T0 + 100 * MIN, interval: MIN, agg: 'last' })).map((p) => p.v), Array.from({ length: 100 }, (_, i) => i));
   const bulk: PointRecord[] = Array.from({ length: 86_400 }, (_, i) => ({ id: 'bulk', t: T0 + i * 1000, v: i % 997 }));
   for (let i = 0; i < bulk.length; i += 5000) await store.write(bulk.slice(i, i + 5000));
   const bulkKeys = await keysUnder(store, 'p!bulk!');
