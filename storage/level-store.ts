@@ -101,11 +101,6 @@ function countBefore(finerRuns: Run[], from: number, to: number): number {
   return n;
 }
 
-function isAscending(ts: number[]): boolean {
-  for (let i = 1; i < ts.length; i++) if (ts[i]! <= ts[i - 1]!) return false;
-  return true;
-}
-
 /** A batch's points of one datapoint, sorted by time, and their runs per resolution. */
 interface Series {
   id: string;
@@ -189,23 +184,27 @@ interface TailUpdate {
 const MAX_TIME = 999_999_999_999_999;
 
 /** The batch's points per datapoint, sorted by time. */
-function seriesOf(byId: Map<string, Map<number, StoredValue>>): Series[] {
+/** A batch's points of one datapoint as they arrive. */
+interface Building {
+  /** The id as JSON text, for the outbox rows. */
+  idJson: string;
+  ts: number[];
+  vals: StoredValue[];
+  /** Strictly ascending so far (the usual case: nothing to sort or deduplicate). */
+  ascending: boolean;
+}
+
+/** The batch's points per datapoint, sorted by time; of two points with the same time the later one wins. */
+function seriesOf(byId: Map<string, Building>): Series[] {
   const out: Series[] = [];
-  for (const [id, points] of byId) {
-    let ts: number[];
-    let vals: StoredValue[];
-    if (points.size === 1) {
-      const [[t, stored]] = points;
-      ts = [t!];
-      vals = [stored!];
-    } else {
-      ts = [...points.keys()];
-      vals = [...points.values()];
-      if (!isAscending(ts)) {
-        const entries = [...points].sort((a, b) => a[0] - b[0]);
-        ts = entries.map((e) => e[0]);
-        vals = entries.map((e) => e[1]);
-      }
+  for (const [id, b] of byId) {
+    let { ts, vals } = b;
+    if (!b.ascending) {
+      const last = new Map<number, StoredValue>();
+      for (let i = 0; i < ts.length; i++) last.set(ts[i]!, vals[i]!);
+      const entries = [...last].sort((x, y) => x[0] - y[0]);
+      ts = entries.map((e) => e[0]);
+      vals = entries.map((e) => e[1]);
     }
     out.push({ id, ts, vals, runs: [], changes: [] });
   }
@@ -390,20 +389,27 @@ export class LevelStore implements Store {
     const firstSeq = this.seq + 1;
     // The whole commit is one outbox record `o!<first seq>` holding its points in order
     // (seq = first + index): one put per commit instead of one per point.
-    const outbox: OutboxRow[] = [];
-    // The batch's own points by datapoint and time (last one wins).
-    const byId = new Map<string, Map<number, StoredValue>>();
+    // Its rows are written as JSON text directly (`[id,t,v]` / `[id,t,v,q]`, the id encoded
+    // once per datapoint): building row arrays to stringify them was a visible part of ingest.
+    const rows: string[] = [];
+    // The batch's points per datapoint in arrival order; seriesOf sorts (last one wins).
+    const byId = new Map<string, Building>();
     for (let i = 0; i < points.length; i++) {
       const p = points[i]!;
       const stored: StoredValue = p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
-      if (!NO_OUTBOX.has(p)) outbox.push(p.q ? [p.id, p.t, p.v, p.q] : [p.id, p.t, p.v]);
-      let series = byId.get(p.id);
-      if (!series) byId.set(p.id, (series = new Map()));
-      series.set(p.t, stored);
+      let b = byId.get(p.id);
+      if (!b) byId.set(p.id, (b = { idJson: JSON.stringify(p.id), ts: [], vals: [], ascending: true }));
+      else if (p.t <= b.ts[b.ts.length - 1]!) b.ascending = false;
+      b.ts.push(p.t);
+      b.vals.push(stored);
+      if (!NO_OUTBOX.has(p)) {
+        const v = typeof p.v === 'number' && Number.isFinite(p.v) ? String(p.v) : (JSON.stringify(p.v) ?? 'null');
+        rows.push(p.q ? `[${b.idJson},${p.t},${v},${JSON.stringify(p.q)}]` : `[${b.idJson},${p.t},${v}]`);
+      }
     }
-    const seq = this.seq + outbox.length;
-    if (outbox.length > 0) {
-      batch.put(outboxKey(firstSeq), JSON.stringify(outbox));
+    const seq = this.seq + rows.length;
+    if (rows.length > 0) {
+      batch.put(outboxKey(firstSeq), `[${rows.join(',')}]`);
       batch.put(SEQ_KEY, String(seq));
     }
     const series = seriesOf(byId);

@@ -179,6 +179,23 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     await store.close();
   });
 
+  t.test(`${name}: outbox records carry every kind of value exactly`, async (t) => {
+    const h = await makeHarness(t);
+    const store = await h.open();
+    const points: PointRecord[] = [
+      { id: 'ob.n', t: T0, v: -1.5e-7 },
+      { id: 'ob.n', t: T0 + 1, v: 1e21 },
+      { id: 'ob.s', t: T0, v: 'say "hi" \\ \u2028 ü €' },
+      { id: 'ob.b', t: T0, v: false },
+      { id: 'ob.j', t: T0, v: { a: [1, 'x', null], b: { c: true } } },
+      { id: 'ob.q', t: T0, v: 42, q: 'stale' },
+      { id: 'ob.q', t: T0 + 1, v: null, q: 'bad' },
+    ];
+    await store.write(points);
+    t.same((await store.readOutbox(0, 100)).map(({ seq: _seq, ...r }) => r), points);
+    await store.close();
+  });
+
   t.test(`${name}: outbox numbering, reading and acknowledging`, async (t) => {
     const h = await makeHarness(t);
     const store = await h.open();
