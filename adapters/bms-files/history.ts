@@ -2,7 +2,7 @@ import { appendFile, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Router } from 'express';
 import { OutpostError } from '../../runtime/errors.js';
-import { writeAtomic } from './journal.js';
+import { writeFileDurably } from '../../runtime/durable-file.js';
 
 /** One imported or refused file, as `GET /api/imports/<adapter id>` lists it. */
 export interface ImportHistoryEntry {
@@ -103,7 +103,7 @@ export class ImportHistory {
 
   private async compact(): Promise<void> {
     const snapshot = this.entries.map((e) => JSON.stringify(e) + '\n').join('');
-    await writeAtomic(this.path, snapshot);
+    await writeFileDurably(this.path, snapshot);
     this.lines = this.entries.length;
   }
 

@@ -7,7 +7,8 @@ import type { DatapointInput } from '../../runtime/datapoints/model.js';
 import { AlcCatalogue, AlcParser, alcOptionsSchema, type AlcPointInfo } from './alc-webctrl.js';
 import { ImportHistory, mountHistoryRoute } from './history.js';
 import { importFile, type ImportTarget, type Progress } from './importer.js';
-import { ImportJournal, writeAtomic } from './journal.js';
+import { ImportJournal } from './journal.js';
+import { writeFileDurably } from '../../runtime/durable-file.js';
 import { PointMapper, pointRuleSchema } from './mapping.js';
 import type { ReportParser, SourcePoint } from './report.js';
 import { InsightParser } from './siemens-insight.js';
@@ -216,7 +217,7 @@ export default defineAdapter({
               });
               if (parser instanceof AlcParser && parser.isPointsList) {
                 catalogue.add(parser.catalogue);
-                await writeAtomic(cataloguePath, JSON.stringify(catalogue.entries()));
+                await writeFileDurably(cataloguePath, JSON.stringify(catalogue.entries()));
               }
               noteUnmapped(live, result.unmapped, result.pointErrors);
               live.dstSkippedRows += result.dstSkippedRows;

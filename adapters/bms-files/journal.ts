@@ -1,6 +1,7 @@
-import { open, readFile, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { OutpostError } from '../../runtime/errors.js';
+import { writeFileDurably } from '../../runtime/durable-file.js';
 
 /** Counters of one source, shown on the status topic and kept across restarts. */
 export interface SourceCounters {
@@ -113,31 +114,8 @@ export class ImportJournal {
 
   private persist(): Promise<void> {
     const snapshot = JSON.stringify(this.state);
-    const run = this.writing.then(() => writeAtomic(this.path, snapshot));
+    const run = this.writing.then(() => writeFileDurably(this.path, snapshot));
     this.writing = run.catch(() => undefined);
     return run;
-  }
-}
-
-/** temp file + fsync + rename + directory fsync: the file is either old or new after a crash. */
-export async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  await fsyncDir(dirname(path));
-}
-
-export async function fsyncDir(dir: string): Promise<void> {
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
   }
 }

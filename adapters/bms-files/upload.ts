@@ -7,7 +7,7 @@ import busboy from 'busboy';
 import { OutpostError, toOutpostError } from '../../runtime/errors.js';
 import { verifyToken } from '../../runtime/auth/passwords.js';
 import type { Logger } from '../../runtime/log.js';
-import { fsyncDir } from './journal.js';
+import { fsyncDir } from '../../runtime/durable-file.js';
 
 export interface UploadOptions {
   path: string;

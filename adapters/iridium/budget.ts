@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Clock } from '../../runtime/clock.js';
-import { readJsonState, writeJsonState } from './state-file.js';
+import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 
 /** What a message is: alarms go first, then latest values, then history (backfill). */
 export type Priority = 'alarm' | 'latest' | 'history';

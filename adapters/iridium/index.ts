@@ -8,7 +8,7 @@ import { creditsFor, MAX_MO_BYTES, MoCodec, type Reading } from './codec.js';
 import { IridiumModem } from './modem.js';
 import { MtVerifier, type MtCommand } from './mt.js';
 import { SbdLink, type LinkState, type MtHandler } from './session.js';
-import { readJsonState, writeJsonState } from './state-file.js';
+import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 import { encodeMoAck, moKind } from './mo-ack.js';
 import { satelliteModems, type SatelliteModem, type SatelliteMt } from '../../runtime/sync/satellite.js';
 import { join } from 'node:path';

@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { OutpostError } from '../../runtime/errors.js';
 import type { CodecDatapoint } from './codec.js';
-import { readJsonState, writeJsonState } from './state-file.js';
+import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 import { ByteReader, ByteWriter } from './varint.js';
 
 /**

@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OutpostError } from '../errors.js';
+import { writeJsonState } from '../durable-file.js';
 
 /**
  * The drain position: every outbox record with seq <= `value` was acknowledged
@@ -60,21 +61,7 @@ export class DurableCursor {
     }
   }
 
-  private async write(seq: number): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(JSON.stringify({ acked: seq, at: new Date().toISOString() }));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.file);
-    const dir = await open(this.dir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+  private write(seq: number): Promise<void> {
+    return writeJsonState(this.file, { acked: seq, at: new Date().toISOString() });
   }
 }

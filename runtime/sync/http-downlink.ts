@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OutpostError, toOutpostError } from '../errors.js';
+import { writeJsonState } from '../durable-file.js';
 import type { Logger } from '../log.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';
 
@@ -238,23 +239,10 @@ export class HttpDownlinkPoller {
     }
   }
 
-  /** Atomic replace (temp + fsync + rename + dir fsync), as the sync cursor. */
-  private async save(): Promise<void> {
+  /** Atomic, durable replace (runtime/durable-file.ts), as the sync cursor. */
+  private save(): Promise<void> {
     this.state.recent = [...this.recent.entries()];
-    const tmp = `${this.file}.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(JSON.stringify(this.state));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.file);
-    const dir = await open(this.o.stateDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    return writeJsonState(this.file, this.state);
   }
+
 }

@@ -1,6 +1,7 @@
-import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OutpostError, toOutpostError } from '../errors.js';
+import { writeJsonState } from '../durable-file.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import type { Ingest } from '../ingest.js';
@@ -149,17 +150,10 @@ export class SetpointSchedules {
     if (changed) await this.save();
   }
 
-  /** Writes the pending entries atomically (temp file, fsync, rename). */
+  /** Writes the pending entries atomically and durably (runtime/durable-file.ts). */
   private async save(): Promise<void> {
     await mkdir(dirname(this.o.file), { recursive: true });
-    const tmp = `${this.o.file}.tmp`;
-    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.pending)));
-    const fh = await open(tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.o.file);
+    await writeJsonState(this.o.file, Object.fromEntries(this.pending));
   }
+
 }

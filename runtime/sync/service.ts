@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
@@ -6,6 +7,7 @@ import type { Ingest } from '../ingest.js';
 import type { Bus } from '../bus.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
 import { OutpostError, toOutpostError } from '../errors.js';
+import { readJsonState, writeJsonState } from '../durable-file.js';
 import type { Store } from '../../storage/store.js';
 import { syncSchema, type SyncConfig } from './config.js';
 import { DurableCursor } from './cursor.js';
@@ -90,6 +92,12 @@ interface LinkRuntime {
 /** Most sequence numbers remembered as sent over the fallback link. */
 const FALLBACK_MEMORY = 100_000;
 
+/** `<dataDir>/sync/fallback-sent.json`: what went over the fallback link and the primary has not acknowledged yet. */
+interface FallbackSentState {
+  alarms: number[];
+  latest: Array<[string, number]>;
+}
+
 /**
  * Upstream sync: drains the storage outbox through the configured links from a
  * durable cursor, fails over to a metered fallback link with priority data, takes
@@ -139,6 +147,7 @@ export class SyncService {
     const fromStore = o.store.stats().ackedSeq ?? 0;
     if (fromStore > fromFile) await this.cursor.advance(fromStore);
     log.info({ cursor: this.cursor.value, lastSeq: o.store.stats().lastSeq }, 'sync starting from the durable cursor');
+    await this.loadFallbackSent();
 
     if (o.datapoints) {
       this.schedules = new SetpointSchedules({ file: join(o.dataDir, 'sync', 'schedules.json'), registry: o.datapoints, ingest: o.ingest, clock: o.clock, log: log.child({ component: 'schedules' }) });
@@ -365,6 +374,37 @@ export class SyncService {
     return { drainRate: (last.acked - first.acked) / dt, ingestRate: (last.lastSeq - first.lastSeq) / dt };
   }
 
+  private get fallbackFile(): string {
+    return join(this.o.dataDir, 'sync', 'fallback-sent.json');
+  }
+
+  /**
+   * What already went over the metered link (alarms by sequence, the latest value sent per
+   * datapoint), as left by the previous run: a restart during an outage must not pay for
+   * the same readings again. Only what the primary has not acknowledged yet matters.
+   */
+  private async loadFallbackSent(): Promise<void> {
+    const state = await readJsonState<FallbackSentState>(this.fallbackFile, { alarms: [], latest: [] });
+    const acked = this.cursor.value;
+    for (const seq of state.alarms) if (seq > acked) this.fallbackSent.add(seq);
+    for (const [id, seq] of state.latest) if (seq > acked) this.fallbackLatest.set(id, seq);
+  }
+
+  /** Persists the fallback memory after a send; a failure only risks sending those readings once more, so it is logged. */
+  private async saveFallbackSent(link: string): Promise<void> {
+    const acked = this.cursor.value;
+    const state: FallbackSentState = {
+      alarms: [...this.fallbackSent].filter((seq) => seq > acked),
+      latest: [...this.fallbackLatest].filter(([, seq]) => seq > acked),
+    };
+    try {
+      await mkdir(dirname(this.fallbackFile), { recursive: true });
+      await writeJsonState(this.fallbackFile, state);
+    } catch (err) {
+      this.o.log.warn({ link, file: this.fallbackFile, reason: (err as Error).message }, 'could not record what went over the fallback link; after a restart it may be sent again');
+    }
+  }
+
   /**
    * Satellite fallback: every `fallback.intervalMs`, alarms and latest values that
    * the receiver has not had yet go over the metered link. They do not move the
@@ -398,6 +438,7 @@ export class SyncService {
       }
       while (this.fallbackSent.size > FALLBACK_MEMORY) this.fallbackSent.delete(this.fallbackSent.values().next().value!);
       while (this.fallbackLatest.size > FALLBACK_MEMORY) this.fallbackLatest.delete(this.fallbackLatest.keys().next().value!);
+      await this.saveFallbackSent(fb.link.name);
     } catch (err) {
       const e = toOutpostError(err);
       fb.errors++;

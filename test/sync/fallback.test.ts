@@ -127,3 +127,36 @@ t.test('priority selection: alarms (by pattern or bad/stale quality) first, then
   t.same(selectPriority(recs, isAlarm, 3).map((r) => r.seq), [3, 4, 5], 'alarms win when space is short, newest value next');
   t.same(selectPriority(recs, isAlarm, 10, (r) => r.seq === 3 || r.seq === 5).map((r) => r.seq), [2, 4], 'already sent are skipped');
 });
+
+t.test('a restart during an outage does not pay again for what already went over the satellite', async (t) => {
+  const gw = await startTestGateway(t, { datapoints: sensors(['plant.m1.power', 'plant.m2.power', 'yard.temp']), storage: { sync: false } });
+  const config = {
+    pollMs: 20,
+    datapointsIntervalMs: 0,
+    backoff: { initialMs: 50, maxMs: 200 },
+    fallback: { afterMs: 300, intervalMs: 100 },
+    links: [
+      { name: 'central', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 500 },
+      { name: 'iridium', type: 'custom', role: 'fallback' },
+    ],
+  };
+  await gw.gateway.ingest.acceptMany('test', [
+    { id: 'plant.m1.power', v: 1, t: T0 },
+    { id: 'plant.m2.power', v: 2, t: T0 },
+    { id: 'yard.temp', v: 3, t: T0 },
+  ]);
+  const before = new FakeSatelliteLink('iridium', 3, 10);
+  const first = await startSync(t, gw, config, { customLinks: new Map([['iridium', before]]) });
+  await eventually(() => before.sent.flatMap((b) => b.records).length === 3, 10_000);
+  await first.sync.stop();
+
+  const after = new FakeSatelliteLink('iridium', 3, 10);
+  await startSync(t, gw, config, { customLinks: new Map([['iridium', after]]) });
+  await gw.gateway.ingest.acceptMany('test', [{ id: 'yard.temp', v: 4, t: T0 + 1000 }]);
+  await eventually(() => after.sent.length >= 1, 10_000);
+  t.same(
+    after.sent.flatMap((b) => b.records).map((r) => [r.id, r.v]),
+    [['yard.temp', 4]],
+    'after the restart only the new reading goes out, not the three sent before it',
+  );
+});
