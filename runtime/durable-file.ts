@@ -8,9 +8,10 @@ import { OutpostError } from './errors.js';
  * old one, then the directory fsynced, so after a crash the file is either the old or the
  * new version, never a mix or empty.
  */
-export async function writeFileDurably(path: string, data: string | Buffer): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w');
+export async function writeFileDurably(path: string, data: string | Buffer, options: { mode?: number } = {}): Promise<void> {
+  // Per process: the CLI (`outpost users …`) and a running gateway may write the same file.
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'w', options.mode ?? 0o666);
   try {
     await fh.writeFile(data);
     await fh.sync();

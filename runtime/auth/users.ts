@@ -1,9 +1,10 @@
 import { readFileSync, statSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { OutpostError } from '../errors.js';
+import { writeFileDurably } from '../durable-file.js';
 import { hashPassword, hashToken, isPasswordHash, verifyPassword } from './passwords.js';
 import { ROLES, type Role } from './roles.js';
 
@@ -124,9 +125,7 @@ export class UserStore {
   private async save(): Promise<void> {
     const body = JSON.stringify({ version: 1, users: [...this.users.values()], tokens: [...this.tokens.values()] }, null, 2);
     await mkdir(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    await writeFile(tmp, body + '\n', { mode: 0o600 });
-    await rename(tmp, this.path);
+    await writeFileDurably(this.path, body + '\n', { mode: 0o600 });
     this.mtimeMs = statSync(this.path).mtimeMs;
   }
 
