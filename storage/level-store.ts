@@ -308,6 +308,11 @@ export class LevelStore implements Store {
   /** Newest rollup chunk per datapoint and resolution (index into RESOLUTIONS), so updating the current buckets never reads. */
   private readonly rollupTail = new Map<string, Array<ReadonlyArray<Chunk<Agg>> | undefined>>();
   private readonly aggCodec = rollupCodec(decodeAgg);
+  /**
+   * Per datapoint without raw points (all expired) but with rollups, at open: the newest
+   * bucket start on disk. Raw points' newest time (latestById) bounds the rollups otherwise.
+   */
+  private readonly rollupFloor = new Map<string, number>();
   /** Chunk ranges read from disk during the running commit (see chunksBeforeBatch); undefined between commits. */
   private commitReads: Map<string, Array<{ from: number; to: number; chunks: Array<Chunk<unknown>> }>> | undefined;
   private readonly writer: GroupCommit<PointRecord>;
@@ -359,6 +364,26 @@ export class LevelStore implements Store {
       const [last] = await this.query(id, { order: 'desc', limit: 1 });
       if (last) this.latestById.set(id, last);
     }
+    // Rollups outlive raw points (retention): a datapoint whose raw points are all gone
+    // still has buckets, and writes into their time span must merge with them.
+    for (const res of RESOLUTIONS) {
+      for (const id of await this.idsUnder(`r!${res.name}!`)) {
+        if (this.latestById.has(id)) continue;
+        const [newest] = await this.level.iterator({ gte: rollupPrefix(res.name, id), lt: rollupPrefix(res.name, id) + HIGH, reverse: true, limit: 1 }).all();
+        if (!newest) continue;
+        const { ts } = this.aggCodec.decode(pointTime(newest[0]), newest[1]);
+        this.rollupFloor.set(id, Math.max(this.rollupFloor.get(id) ?? -Infinity, ts[ts.length - 1]!));
+      }
+    }
+  }
+
+  /**
+   * The newest bucket of resolution `ms` that can be on disk for `id`: every stored bucket
+   * is at or before it, so a later one is an append that needs no read.
+   */
+  private newestBucket(id: string, ms: number): number {
+    const t = Math.max(this.latestById.get(id)?.t ?? -Infinity, this.rollupFloor.get(id) ?? -Infinity);
+    return t === -Infinity ? -Infinity : bucketStart(t, ms);
   }
 
   async close(): Promise<void> {
@@ -496,13 +521,12 @@ export class LevelStore implements Store {
   private async writeRollups(series: Series[], sink: Sink, tails: TailUpdate[]): Promise<void> {
     const later: Array<{ s: Series; r: number }> = [];
     for (const s of series) {
-      const latest = this.latestById.get(s.id);
       const cached = this.rollupTail.get(s.id);
       for (let r = 0; r < RESOLUTIONS.length; r++) {
         const c = s.changes[r];
         if (!c) continue;
         if (!c.sorted) sortChanges(c);
-        const newest = latest ? bucketStart(latest.t, RESOLUTIONS[r]!.ms) : -Infinity;
+        const newest = this.newestBucket(s.id, RESOLUTIONS[r]!.ms);
         const tail = this.writeSeriesInMemory(this.rollupSpace(r, s.id), cached?.[r], newest, c.ts, c.es, sink);
         if (tail === NEEDS_READ) later.push({ s, r });
         else tails.push({ id: s.id, r, chunks: tail });
@@ -510,8 +534,7 @@ export class LevelStore implements Store {
     }
     const results = await inParallel(later, READ_PARALLEL, async ({ s, r }) => {
       const own = new OpList();
-      const latest = this.latestById.get(s.id);
-      const newest = latest ? bucketStart(latest.t, RESOLUTIONS[r]!.ms) : -Infinity;
+      const newest = this.newestBucket(s.id, RESOLUTIONS[r]!.ms);
       const c = s.changes[r]!;
       return { own, tail: await this.writeSeries(this.rollupSpace(r, s.id), this.rollupTail.get(s.id)?.[r], newest, c.ts, c.es, own) };
     });
@@ -612,7 +635,7 @@ export class LevelStore implements Store {
    * The first may hold entries before `from`, the last entries after `to`. `descending`:
    * the same chunks, newest first.
    */
-  private async *chunks<E>(space: Space<E>, from: number, to: number, snapshot?: Snapshot, descending = false): AsyncGenerator<Chunk<E>> {
+  private async *chunks<E>(space: Space<E>, from: number, to: number, snapshot?: Snapshot, descending = false, batchSize = 256): AsyncGenerator<Chunk<E>> {
     from = Math.max(0, from);
     if (to < from) return;
     // The chunk holding `from` starts before it: first when ascending, last when descending.
@@ -620,7 +643,7 @@ export class LevelStore implements Store {
     if (head) yield head;
     const it = this.level.iterator({ gte: space.keyOf(from), lte: space.keyOf(to), reverse: descending, ...(snapshot ? { snapshot } : {}) });
     try {
-      for (let entries = await it.nextv(256); entries.length > 0; entries = await it.nextv(256)) {
+      for (let entries = await it.nextv(batchSize); entries.length > 0; entries = await it.nextv(batchSize)) {
         for (const [key, value] of entries) {
           const d = space.codec.decode(pointTime(key), value);
           yield { key, ts: d.ts, es: d.es };
@@ -679,11 +702,10 @@ export class LevelStore implements Store {
     const toRead: Run[] = [];
     for (const series of seriesList) {
       const { id, ts } = series;
-      const latest = this.latestById.get(id);
       const cache = this.rollupTail.get(id);
       for (let r = 0; r < RESOLUTIONS.length; r++) {
         const ms = RESOLUTIONS[r]!.ms;
-        const latestBucket = latest ? bucketStart(latest.t, ms) : -Infinity;
+        const latestBucket = this.newestBucket(id, ms);
         const tail = cache?.[r];
         const own: Run[] = (series.runs[r] = []);
         for (let from = 0; from < ts.length; ) {
@@ -880,7 +902,8 @@ export class LevelStore implements Store {
     if (to < 0 || limit <= 0) return out;
     const space = this.rawSpace(id);
     if (range.order === 'desc') {
-      for await (const c of this.chunks(space, from, to, snapshot, true)) {
+      // Each chunk holds at least one reading: a small limit needs few chunks (loadLatest asks for 1).
+      for await (const c of this.chunks(space, from, to, snapshot, true, Math.min(256, limit))) {
         for (let i = c.ts.length - 1; i >= 0; i--) {
           const t = c.ts[i]!;
           if (t > to || t < from) continue;
@@ -890,7 +913,7 @@ export class LevelStore implements Store {
       }
       return out;
     }
-    for await (const c of this.chunks(space, from, to, snapshot)) {
+    for await (const c of this.chunks(space, from, to, snapshot, false, Math.min(256, limit))) {
       for (let i = 0; i < c.ts.length; i++) {
         const t = c.ts[i]!;
         if (t < from || t > to) continue;
@@ -1053,15 +1076,22 @@ export class LevelStore implements Store {
     cutoff = Math.max(0, cutoff);
     const blockKey = space.keyOf(blockStart(cutoff, space.blockMs));
     let n = 0;
-    let ops: BatchOp[] = [];
-    for await (const [key, value] of this.level.iterator({ gte: prefix, lt: blockKey })) {
-      ops.push({ type: 'del', key });
-      n += space.codec.count(value);
-      if (ops.length >= 10_000) await this.level.batch(ops.splice(0));
+    // In slices of 10,000 keys, each under the commit lock: a commit never works from a
+    // chunk (cached or read) that is being deleted, and ingest waits one slice at most.
+    for (let more = true; more; ) {
+      more = await this.exclusive(async () => {
+        const ops: BatchOp[] = [];
+        for await (const [key, value] of this.level.iterator({ gte: prefix, lt: blockKey, limit: 10_000 })) {
+          ops.push({ type: 'del', key });
+          n += space.codec.count(value);
+        }
+        if (ops.length > 0) await this.level.batch(ops);
+        this.forgetTails(id);
+        return ops.length === 10_000;
+      });
     }
-    if (ops.length > 0) await this.level.batch(ops);
     return this.exclusive(async () => {
-      ops = [];
+      const ops: BatchOp[] = [];
       for await (const [key, value] of this.level.iterator({ gte: blockKey, lt: space.keyOf(cutoff) })) {
         const d = space.codec.decode(pointTime(key), value);
         let keep = 0;
@@ -1071,11 +1101,15 @@ export class LevelStore implements Store {
         if (keep < d.ts.length) ops.push({ type: 'put', key: space.keyOf(d.ts[keep]!), value: space.codec.encode(d.ts.slice(keep), d.es.slice(keep)) });
       }
       if (ops.length > 0) await this.level.batch(ops);
-      // A cached newest chunk may be one of those just deleted or rewritten.
-      this.rawTail.delete(id);
-      this.rollupTail.delete(id);
+      this.forgetTails(id);
       return n;
     });
+  }
+
+  /** A cached newest chunk of `id` may be one just deleted or rewritten outside a commit. */
+  private forgetTails(id: string): void {
+    this.rawTail.delete(id);
+    this.rollupTail.delete(id);
   }
 
   /** Runs `fn` while no commit runs (and no other exclusive section). */

@@ -269,3 +269,20 @@ t.test('a late value between the cached newest chunks, in a batch that also read
   const minutes = await store.queryAggregate('gap', { from: T0, to: T0 + 3 * DAY, interval: MIN, agg: 'last' });
   t.same(minutes.map((m) => m.v), [3, 1, 4, 2, 5], 'every minute once, in order');
 });
+
+t.test('rollups that outlived their raw points (retention) merge with late writes after a restart', async (t) => {
+  const h = await tempStore(t);
+  let store = await h.open();
+  // Ten days, one reading a day; then every raw point expires, the rollups stay.
+  await store.write(Array.from({ length: 10 }, (_, i) => ({ id: 'old', t: T0 + i * DAY, v: i })));
+  t.equal(await store.deleteBefore('old', T0 + 11 * DAY), 10, 'raw points expired');
+  store = await h.open(); // no raw points left: the newest bucket must come from the rollups
+  await store.write([{ id: 'old', t: T0 + 3 * DAY + 1, v: 30 }]);
+  await store.write([{ id: 'old', t: T0 + 5 * DAY + 1, v: 50 }]); // a second batch, after latest is known again
+  await store.write([{ id: 'old', t: T0 + 1, v: 100 }]);
+  t.equal(await layoutViolation(store, 'old'), undefined, 'no chunk overlaps another, none replaced');
+  const days = await store.queryAggregate('old', { from: T0, to: T0 + 10 * DAY - 1, interval: DAY, agg: 'count' });
+  t.same(days.map((d) => [d.t, d.v]), Array.from({ length: 10 }, (_, i) => [T0 + i * DAY, i === 0 || i === 3 || i === 5 ? 2 : 1]), 'every day once, in order, the late readings counted in');
+  const sums = await store.queryAggregate('old', { from: T0, to: T0 + 10 * DAY - 1, interval: DAY, agg: 'sum' });
+  t.same(sums.map((d) => d.v), [100, 1, 2, 33, 4, 55, 6, 7, 8, 9]);
+});
