@@ -8,24 +8,22 @@ import { selectPriority, compilePatterns } from '../../runtime/sync/priority.js'
 
 const T0 = Date.UTC(2025, 0, 1);
 
+/** Sync config: an HTTP primary nobody answers (it keeps probing) and a custom fallback link `iridium`. */
+const UNREACHABLE_HTTP_PRIMARY = {
+  pollMs: 20,
+  datapointsIntervalMs: 0,
+  backoff: { initialMs: 50, maxMs: 200 },
+  fallback: { afterMs: 300, intervalMs: 100 },
+  links: [
+    { name: 'central', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 500 },
+    { name: 'iridium', type: 'custom', role: 'fallback' },
+  ],
+};
+
 t.test('an unreachable HTTP primary (still probing) does not keep the fallback from starting', async (t) => {
   const gw = await startTestGateway(t, { datapoints: sensors(['plant.m1.power']), storage: { sync: false } });
   const satellite = new FakeSatelliteLink('iridium', 3, 10);
-  const { sync } = await startSync(
-    t,
-    gw,
-    {
-      pollMs: 20,
-      datapointsIntervalMs: 0,
-      backoff: { initialMs: 50, maxMs: 200 },
-      fallback: { afterMs: 300, intervalMs: 100 },
-      links: [
-        { name: 'central', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 500 },
-        { name: 'iridium', type: 'custom', role: 'fallback' },
-      ],
-    },
-    { customLinks: new Map([['iridium', satellite]]) },
-  );
+  const { sync } = await startSync(t, gw, UNREACHABLE_HTTP_PRIMARY, { customLinks: new Map([['iridium', satellite]]) });
   await gw.gateway.ingest.acceptMany('test', [{ id: 'plant.m1.power', v: 42, t: T0 }]);
   await eventually(() => satellite.sent.length >= 1, 10_000);
   t.match(satellite.sent[0]!.records, [{ id: 'plant.m1.power', v: 42 }], 'the latest value went over the satellite');
@@ -130,16 +128,7 @@ t.test('priority selection: alarms (by pattern or bad/stale quality) first, then
 
 t.test('a restart during an outage does not pay again for what already went over the satellite', async (t) => {
   const gw = await startTestGateway(t, { datapoints: sensors(['plant.m1.power', 'plant.m2.power', 'yard.temp']), storage: { sync: false } });
-  const config = {
-    pollMs: 20,
-    datapointsIntervalMs: 0,
-    backoff: { initialMs: 50, maxMs: 200 },
-    fallback: { afterMs: 300, intervalMs: 100 },
-    links: [
-      { name: 'central', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 500 },
-      { name: 'iridium', type: 'custom', role: 'fallback' },
-    ],
-  };
+  const config = UNREACHABLE_HTTP_PRIMARY;
   await gw.gateway.ingest.acceptMany('test', [
     { id: 'plant.m1.power', v: 1, t: T0 },
     { id: 'plant.m2.power', v: 2, t: T0 },
