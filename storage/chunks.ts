@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import type { Value } from '../runtime/datapoints/model.js';
-import type { StoredValue } from './store.js';
+import { decodeValue, type StoredValue } from './store.js';
 import type { Agg } from './rollups.js';
 
 /**
@@ -136,13 +136,8 @@ export const rawCodec: ChunkCodec<StoredValue> = {
   },
   decode(keyT, raw) {
     const n = headerCount(raw, RAW_MARK);
-    if (n === undefined) {
-      // One reading per key (earlier versions): `[v]` or `[v, q]`.
-      const c = raw.charCodeAt(1);
-      if ((c === 45 || (c >= 48 && c <= 57)) && raw.indexOf(',') === -1) return { ts: [keyT], es: [{ t: keyT, v: Number(raw.slice(1, -1)) }] };
-      const a = JSON.parse(raw) as [Value, ('stale' | 'bad')?];
-      return { ts: [keyT], es: [a.length > 1 ? { t: keyT, v: a[0], q: a[1] } : { t: keyT, v: a[0] }] };
-    }
+    // One reading per key (earlier versions): `[v]` or `[v, q]`.
+    if (n === undefined) return { ts: [keyT], es: [decodeValue(keyT, raw)] };
     const length = HEADER + 16 * n;
     const d = doubles(bytesOf(raw, length), 2 * n);
     const ts = new Array<number>(n);

@@ -101,13 +101,7 @@ export interface Store {
 export const DEFAULT_QUERY_LIMIT = 10_000;
 export const MAX_QUERY_LIMIT = 100_000;
 
-/** Encodes a value compactly and unambiguously: `[v]` or `[v, q]`. */
-export function encodeValue(p: StoredValue): string {
-  // Fast path for the common case; a finite number prints the same as in JSON.
-  if (!p.q && typeof p.v === 'number' && Number.isFinite(p.v)) return '[' + p.v + ']';
-  return p.q ? JSON.stringify([p.v, p.q]) : JSON.stringify([p.v]);
-}
-
+/** A reading stored one per key by earlier versions (now a chunk of one): `[v]` or `[v, q]`. */
 export function decodeValue(t: number, raw: string): StoredValue {
   // Fast path for `[<number>]`, what nearly every reading is; JSON number text is valid Number() input.
   const c = raw.charCodeAt(1);
