@@ -122,7 +122,8 @@ export class SyncService {
   private readonly fallbackSent = new Set<number>();
   /** Per datapoint, the sequence of the latest value sent over the fallback link. */
   private readonly fallbackLatest = new Map<string, number>();
-  private fallbackBusy = false;
+  /** The fallback send in progress (stop waits for it, so what it sent is recorded). */
+  private fallbackRun: Promise<void> | undefined;
   private downlinkCounts = { ok: 0, refused: 0 };
   private bytesPerRecord = 0;
   private started = false;
@@ -251,6 +252,8 @@ export class SyncService {
     for (const rt of this.links) {
       await rt.link.stop().catch((err: Error) => this.o.log.warn({ link: rt.link.name, err: err.message }, 'sync link did not stop cleanly'));
     }
+    // A satellite send in flight ends with the links (or has ended): let it record what went out.
+    await this.fallbackRun;
     for (const name of this.metricNames.splice(0)) this.o.registry?.removeSingleMetric(name);
   }
 
@@ -363,7 +366,7 @@ export class SyncService {
     this.samples.push({ t: now, acked: this.cursor.value, lastSeq: stats.lastSeq });
     while (this.samples.length > 2 && now - this.samples[0]!.t > 10_000) this.samples.shift();
     this.updatePrimaryDown();
-    void this.maybeSendFallback();
+    if (!this.fallbackRun) this.fallbackRun = this.maybeSendFallback().finally(() => (this.fallbackRun = undefined));
   }
 
   private rates(): { drainRate: number; ingestRate: number } {
@@ -413,10 +416,9 @@ export class SyncService {
    */
   private async maybeSendFallback(): Promise<void> {
     const fb = this.fallbackActive();
-    if (!fb || !this.drain || this.fallbackBusy) return;
+    if (!fb || !this.drain) return;
     const now = this.o.clock.now();
     if (this.lastFallbackSend !== 0 && now - this.lastFallbackSend < this.config.fallback.intervalMs) return;
-    this.fallbackBusy = true;
     try {
       const lastSeq = this.o.store.stats().lastSeq;
       const scan = this.config.live.scanRecords;
@@ -444,8 +446,6 @@ export class SyncService {
       fb.errors++;
       this.counters.errors?.inc({ link: fb.link.name, code: e.code });
       this.o.log.warn({ link: fb.link.name, code: e.code, reason: e.message }, 'fallback batch not sent');
-    } finally {
-      this.fallbackBusy = false;
     }
   }
 
