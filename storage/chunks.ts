@@ -235,6 +235,22 @@ export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number,
 }
 
 /**
+ * Appends entries newer than everything in `chunks` to the newest chunk itself when they fit
+ * (it holds fewer than `liveMax` with them, same block): live data extending a small chunk,
+ * without allocating. Returns false, changing nothing, otherwise. The caller owns the chunk.
+ */
+export function extendInPlace<E>(chunks: ReadonlyArray<Chunk<E>>, ts: readonly number[], es: readonly E[], blockMs: number, liveMax: number): boolean {
+  const last = chunks[chunks.length - 1];
+  if (!last || last.ts.length + ts.length > liveMax) return false;
+  if (ts[ts.length - 1]! >= blockStart(last.ts[0]!, blockMs) + blockMs) return false;
+  for (let i = 0; i < ts.length; i++) {
+    last.ts.push(ts[i]!);
+    last.es.push(es[i]!);
+  }
+  return true;
+}
+
+/**
  * Entries of `chunks` (ascending, disjoint) with `changes` applied: a change replaces the
  * entry at its time, or removes it when its entry is null. Both inputs ascending.
  */

@@ -3,7 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { OutpostError } from '../runtime/errors.js';
 import { DatapointSchema, type Datapoint } from '../runtime/datapoints/model.js';
 import { GroupCommit } from './group-commit.js';
-import { LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, blockStart, cut, mergeEntries, rawCodec, rollupBlockMs, rollupCodec, type Chunk, type ChunkCodec, type CutMode } from './chunks.js';
+import { OutboxEncoder, decodeOutbox, type OutboxRow } from './outbox-codec.js';
+import { LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, blockStart, cut, extendInPlace, mergeEntries, rawCodec, rollupBlockMs, rollupCodec, type Chunk, type ChunkCodec, type CutMode } from './chunks.js';
 import {
   ACKED_KEY,
   HIGH,
@@ -66,8 +67,6 @@ export interface LevelStoreOptions {
   onAlarm?: (error: string | undefined) => void;
 }
 
-/** One outbox record as stored: `[id, t, v]` or `[id, t, v, q]`. */
-type OutboxRow = [string, number, StoredValue['v'], ('stale' | 'bad')?];
 
 /** Points written with `{ outbox: false }` (restore): stored and rolled up, not queued for sync. */
 const NO_OUTBOX = new WeakSet<PointRecord>();
@@ -186,8 +185,8 @@ const MAX_TIME = 999_999_999_999_999;
 /** The batch's points per datapoint, sorted by time. */
 /** A batch's points of one datapoint as they arrive. */
 interface Building {
-  /** The id as JSON text, for the outbox rows. */
-  idJson: string;
+  /** The datapoint's index in the commit's outbox value (-1: none yet). */
+  outboxId: number;
   ts: number[];
   vals: StoredValue[];
   /** Strictly ascending so far (the usual case: nothing to sort or deduplicate). */
@@ -316,6 +315,8 @@ export class LevelStore implements Store {
   /** Chunk ranges read from disk during the running commit (see chunksBeforeBatch); undefined between commits. */
   private commitReads: Map<string, Array<{ from: number; to: number; chunks: Array<Chunk<unknown>> }>> | undefined;
   private readonly writer: GroupCommit<PointRecord>;
+  /** Builds each commit's outbox value (one commit at a time). */
+  private readonly outbox = new OutboxEncoder();
   private seq = 0;
   private acked = 0;
   private alarm: { error: string; lastProbe: number } | undefined;
@@ -413,28 +414,27 @@ export class LevelStore implements Store {
     const batch = this.level.batch();
     const firstSeq = this.seq + 1;
     // The whole commit is one outbox record `o!<first seq>` holding its points in order
-    // (seq = first + index): one put per commit instead of one per point.
-    // Its rows are written as JSON text directly (`[id,t,v]` / `[id,t,v,q]`, the id encoded
-    // once per datapoint): building row arrays to stringify them was a visible part of ingest.
-    const rows: string[] = [];
+    // (seq = first + index): one put per commit instead of one per point (storage/outbox-codec.ts).
+    const outbox = this.outbox;
+    outbox.reset();
     // The batch's points per datapoint in arrival order; seriesOf sorts (last one wins).
     const byId = new Map<string, Building>();
     for (let i = 0; i < points.length; i++) {
       const p = points[i]!;
       const stored: StoredValue = p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
       let b = byId.get(p.id);
-      if (!b) byId.set(p.id, (b = { idJson: JSON.stringify(p.id), ts: [], vals: [], ascending: true }));
+      if (!b) byId.set(p.id, (b = { outboxId: -1, ts: [], vals: [], ascending: true }));
       else if (p.t <= b.ts[b.ts.length - 1]!) b.ascending = false;
       b.ts.push(p.t);
       b.vals.push(stored);
       if (!NO_OUTBOX.has(p)) {
-        const v = typeof p.v === 'number' && Number.isFinite(p.v) ? String(p.v) : (JSON.stringify(p.v) ?? 'null');
-        rows.push(p.q ? `[${b.idJson},${p.t},${v},${JSON.stringify(p.q)}]` : `[${b.idJson},${p.t},${v}]`);
+        if (b.outboxId < 0) b.outboxId = outbox.addId(p.id);
+        outbox.add(b.outboxId, p.t, p.v, p.q);
       }
     }
-    const seq = this.seq + rows.length;
-    if (rows.length > 0) {
-      batch.put(outboxKey(firstSeq), `[${rows.join(',')}]`);
+    const seq = this.seq + outbox.count;
+    if (outbox.count > 0) {
+      batch.put(outboxKey(firstSeq), outbox.encode());
       batch.put(SEQ_KEY, String(seq));
     }
     const series = seriesOf(byId);
@@ -443,8 +443,9 @@ export class LevelStore implements Store {
     this.commitReads = new Map();
     try {
       await this.writeRaw(series, batch, tails);
-      await this.rollupUpdates(series);
-      await this.writeRollups(series, batch, tails);
+      const general = series.filter((s) => !this.appendRollups(s, batch, tails));
+      await this.rollupUpdates(general);
+      await this.writeRollups(general, batch, tails);
       // The chained batch goes straight to the native batch; abstract-level's array form
       // clones and re-encodes every operation, which was most of the ingest CPU time.
       this.commitReads = undefined;
@@ -500,9 +501,14 @@ export class LevelStore implements Store {
   private async writeRaw(series: Series[], sink: Sink, tails: TailUpdate[]): Promise<void> {
     const later: Series[] = [];
     for (const s of series) {
-      const space = this.rawSpace(s.id);
       const newest = this.latestById.get(s.id)?.t ?? -Infinity;
-      const tail = this.writeSeriesInMemory(space, this.rawTail.get(s.id), newest, s.ts, s.vals, sink);
+      const cached = this.rawTail.get(s.id);
+      if (cached && s.ts[0]! > newest && extendInPlace(cached, s.ts, s.vals, RAW_BLOCK_MS, LIVE_MAX)) {
+        const last = cached[cached.length - 1]!;
+        sink.put(last.key, rawCodec.encode(last.ts, last.es));
+        continue;
+      }
+      const tail = this.writeSeriesInMemory(this.rawSpace(s.id), cached, newest, s.ts, s.vals, sink);
       if (tail === NEEDS_READ) later.push(s);
       else tails.push({ id: s.id, chunks: tail });
     }
@@ -785,6 +791,96 @@ export class LevelStore implements Store {
     }
   }
 
+  /**
+   * The rollups of a series whose points are all newer than anything stored, when every
+   * bucket they extend is known without a read (cached, or newer than any stored): live
+   * data, nearly every commit. Aggregates point by point, without the runs the general path
+   * builds; a commit that only extends the current buckets updates the cached buckets in
+   * place and rewrites each (alone in its chunk) with no further allocation. Returns false,
+   * having done nothing, when the general path (rollupUpdates, writeRollups) is needed.
+   * In-place updates are safe because a failed commit drops the caches (see commit).
+   */
+  private appendRollups(series: Series, sink: Sink, tails: TailUpdate[]): boolean {
+    const { id, ts, vals } = series;
+    if (ts[0]! <= (this.latestById.get(id)?.t ?? -Infinity)) return false;
+    const cache = this.rollupTail.get(id);
+    // Per resolution: the cached newest bucket's aggregate when the first point falls into it, else null.
+    const starts = this.appendStarts;
+    for (let r = 0; r < RESOLUTIONS.length; r++) {
+      const ms = RESOLUTIONS[r]!.ms;
+      const bucket = bucketStart(ts[0]!, ms);
+      starts[r] = null;
+      if (bucket > this.newestBucket(id, ms)) continue;
+      // The first point's bucket is the newest that can be stored: the cached tail's newest entry, or empty.
+      const tail = cache?.[r];
+      if (!tail) return false;
+      const head = tail[tail.length - 1]!;
+      const last = head.ts.length - 1;
+      if (head.ts[last] === bucket) {
+        if (last !== 0) return false; // not alone in its chunk (never written by this version): the general path
+        starts[r] = head.es[0]!;
+      } else if (head.ts[last]! > bucket) return false;
+    }
+    for (let r = 0; r < RESOLUTIONS.length; r++) {
+      const ms = RESOLUTIONS[r]!.ms;
+      const start = starts[r]!;
+      let changes: Changes | undefined;
+      let bucket = bucketStart(ts[0]!, ms);
+      let end = bucket + ms;
+      let cur: Agg | null = start;
+      let touched = false;
+      for (let i = 0; i < ts.length; i++) {
+        const t = ts[i]!;
+        const v = numericValue(vals[i]!);
+        if (v === undefined) continue;
+        if (t >= end) {
+          if (touched) {
+            changes ??= { ts: [], es: [], sorted: true };
+            changes.ts.push(bucket);
+            changes.es.push(cur);
+          }
+          bucket = bucketStart(t, ms);
+          end = bucket + ms;
+          cur = null;
+          touched = false;
+        }
+        if (!cur) cur = singleAgg(t, v);
+        else {
+          // Appending: t is after the bucket's last reading (the in-place form of mergeOrdered).
+          cur.count++;
+          cur.sum += v;
+          if (v < cur.min) cur.min = v;
+          if (v > cur.max) cur.max = v;
+          cur.inc += counterStep(cur.lv, v);
+          cur.lt = t;
+          cur.lv = v;
+        }
+        touched = true;
+      }
+      if (!changes && touched && cur === start) {
+        // Only the current bucket changed, in place: rewrite its chunk.
+        const tail = cache![r]!;
+        const head = tail[tail.length - 1]!;
+        sink.put(head.key, this.aggCodec.encode(head.ts, head.es));
+        continue;
+      }
+      if (touched) {
+        changes ??= { ts: [], es: [], sorted: true };
+        changes.ts.push(bucket);
+        changes.es.push(cur);
+      }
+      if (!changes) continue;
+      const written = this.writeSeriesInMemory(this.rollupSpace(r, id), cache?.[r], this.newestBucket(id, ms), changes.ts, changes.es, sink);
+      // Appends never need a read (checked above).
+      if (written === NEEDS_READ) throw new Error('rollup append needed a read');
+      tails.push({ id, r, chunks: written });
+    }
+    return true;
+  }
+
+  /** Scratch of appendRollups (one commit at a time). */
+  private readonly appendStarts: Array<Agg | null> = new Array(RESOLUTIONS.length).fill(null);
+
   /** Fills the aggregates before the batch of runs whose buckets are not in a cached newest chunk: one range read per cluster of nearby buckets. */
   private async readBefore(toRead: Run[]): Promise<void> {
     const groups = new Map<string, Run[]>();
@@ -991,10 +1087,10 @@ export class LevelStore implements Store {
   }
 
   /**
-   * Outbox records are stored one commit per key: `o!<first seq>` → `[[id, t, v, q?], …]`,
-   * record i having seq first + i (commits take consecutive ranges, so a commit's last seq
-   * is the next key's first - 1). Databases written before this layout hold one record per
-   * key (`[id, t, v, q?]`); both are read.
+   * Outbox records are stored one commit per key: `o!<first seq>` → the commit's records
+   * (storage/outbox-codec.ts), record i having seq first + i (commits take consecutive
+   * ranges, so a commit's last seq is the next key's first - 1). Databases written before
+   * hold JSON rows, or one record per key; all are read.
    */
   async readOutbox(afterSeq: number, limit: number): Promise<OutboxRecord[]> {
     this.assertOpen();
@@ -1031,8 +1127,7 @@ export class LevelStore implements Store {
 
   private outboxRows(key: string, value: string): OutboxRow[] {
     if (this.outboxCache?.key === key) return this.outboxCache.rows;
-    const parsed = JSON.parse(value) as OutboxRow[] | OutboxRow;
-    const rows = Array.isArray(parsed[0]) ? (parsed as OutboxRow[]) : [parsed as OutboxRow];
+    const rows = decodeOutbox(value);
     this.outboxCache = { key, rows };
     return rows;
   }

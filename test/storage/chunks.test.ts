@@ -37,6 +37,42 @@ async function tempStore(t: Test): Promise<{ open(): Promise<LevelStore>; dir: s
   };
 }
 
+/** Count, sum, min, max, first and last of the numeric readings per bucket of `interval`, as a plain model. */
+function modelAggregates(points: readonly StoredValue[], interval: number): Map<number, Record<'count' | 'sum' | 'min' | 'max' | 'first' | 'last', number>> {
+  const out = new Map<number, Record<'count' | 'sum' | 'min' | 'max' | 'first' | 'last', number>>();
+  for (const p of [...points].sort((a, b) => a.t - b.t)) {
+    const v = typeof p.v === 'number' ? p.v : typeof p.v === 'boolean' ? Number(p.v) : undefined;
+    if (v === undefined) continue;
+    const bucket = Math.floor(p.t / interval) * interval;
+    const a = out.get(bucket);
+    if (!a) out.set(bucket, { count: 1, sum: v, min: v, max: v, first: v, last: v });
+    else {
+      a.count++;
+      a.sum += v;
+      a.min = Math.min(a.min, v);
+      a.max = Math.max(a.max, v);
+      a.last = v;
+    }
+  }
+  return out;
+}
+
+/** The first aggregate (by interval and kind) where the store differs from the model, or undefined. */
+async function aggregateMismatch(store: LevelStore, id: string, points: readonly StoredValue[], from: number, to: number): Promise<string | undefined> {
+  for (const interval of [MIN, 15 * MIN, 60 * MIN, DAY]) {
+    const want = modelAggregates(points, interval);
+    for (const agg of ['count', 'sum', 'min', 'max', 'first', 'last'] as const) {
+      const got = await store.queryAggregate(id, { from, to, interval, agg });
+      if (got.length !== want.size) return `${id} ${agg} per ${interval / MIN} min: ${got.length} buckets, model ${want.size}`;
+      for (const g of got) {
+        const w = want.get(g.t)?.[agg];
+        if (w === undefined || Math.abs(g.v - w) > 1e-6 * Math.max(1, Math.abs(w))) return `${id} ${agg} per ${interval / MIN} min at ${new Date(g.t).toISOString()}: ${g.v}, model ${w}`;
+      }
+    }
+  }
+  return undefined;
+}
+
 async function keysUnder(store: LevelStore, prefix: string): Promise<string[]> {
   return store.db.keys({ gte: prefix, lt: prefix + '\xff' }).all();
 }
@@ -198,6 +234,8 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
       const inWindow = want.filter((p) => p.t >= from && p.t <= to);
       t.same(await store.query(id, { from, to, limit: MAX_QUERY_LIMIT }), inWindow, `${label}: ${id} window`);
       t.same(await store.query(id, { from, to, order: 'desc', limit: 5 }), inWindow.reverse().slice(0, 5), `${label}: ${id} newest 5 of the window`);
+      const mismatch = await aggregateMismatch(store, id, want, T0, clock + DAY);
+      if (mismatch) t.fail(`${label}: ${mismatch}`);
       const counts = await store.queryAggregate(id, { from: T0, to: clock + DAY, interval: 15 * MIN, agg: 'count' });
       const numeric = want.filter((p) => typeof p.v === 'number' || typeof p.v === 'boolean');
       t.equal(counts.reduce((a, p) => a + p.v, 0), numeric.length, `${label}: ${id} rollups count every numeric reading`);
@@ -233,6 +271,47 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
     if (round % 40 === 39) store = await h.open(); // cold caches: the next writes must find the chunks on disk
   }
   await compare('end');
+});
+
+t.test('a failed commit leaves no trace in the cached newest chunks and buckets (updated in place by live appends)', async (t) => {
+  const h = await tempStore(t);
+  const store = await h.open();
+  (store as unknown as { options: { probeIntervalMs: number } }).options.probeIntervalMs = 0;
+  // The next commit's batch write fails, as a full disk makes it.
+  let failNext = false;
+  const db = store.db as unknown as { batch(...args: unknown[]): { write(options?: unknown): Promise<void>; close(): Promise<void> } };
+  const batchOf = db.batch.bind(db);
+  db.batch = (...args: unknown[]) => {
+    const batch = batchOf(...args);
+    if (args.length === 0 && failNext) {
+      failNext = false;
+      batch.write = async () => {
+        await batch.close();
+        throw new Error('injected write failure');
+      };
+    }
+    return batch;
+  };
+  const ids = ['live.a', 'live.b'];
+  const model = new Map<string, StoredValue[]>(ids.map((id) => [id, []]));
+  let clock = T0 + 10 * MIN;
+  const live = async (steps: number): Promise<void> => {
+    for (let i = 0; i < steps; i++, clock += 7_000) {
+      const points = ids.map((id, k) => ({ id, t: clock, v: (i * 7 + k * 3) % 19 }));
+      await store.write(points);
+      for (const p of points) model.get(p.id)!.push({ t: p.t, v: p.v });
+    }
+  };
+  await live(40); // caches warm: every commit now extends the cached chunks and buckets in place
+  failNext = true;
+  await t.rejects(store.write(ids.map((id) => ({ id, t: clock, v: 1000 }))), /injected write failure/, 'the commit fails');
+  clock += 7_000;
+  await live(40); // the same buckets, then new ones
+  for (const id of ids) {
+    t.same(await store.query(id, { limit: MAX_QUERY_LIMIT }), model.get(id), `${id}: raw points without the failed commit's`);
+    t.equal(await aggregateMismatch(store, id, model.get(id)!, T0, clock + DAY), undefined, `${id}: every rollup without the failed commit's readings`);
+    t.equal(await layoutViolation(store, id), undefined, `${id}: layout`);
+  }
 });
 
 t.test('retention inside a chunk deletes exactly the older readings', async (t) => {

@@ -76,7 +76,7 @@ t.test('raw points expire by age per pattern; rollups are kept longer', async (t
 });
 
 t.test('disk budget: oldest raw first, unsynced outbox kept unless configured', async (t) => {
-  const ids = Array.from({ length: 10 }, (_, i) => `m${i}.power`);
+  const ids = Array.from({ length: 20 }, (_, i) => `m${i}.power`);
   const DAYS = 6;
   const PER_DAY = 1440; // every 10 s for 4 h a day
   let x = 12345;
