@@ -131,7 +131,7 @@ export function coreSchema() {
       .strictObject({
         engine: z.enum(['level', 'memory']).default('level'),
         sync: z.boolean().default(true),
-        maxBatch: z.number().int().min(1).max(100_000).default(5000),
+        maxBatch: z.number().int().min(1).max(100_000).default(10_000),
         maxPending: z.number().int().min(100).max(10_000_000).default(100_000),
         retention: RetentionConfigSchema,
       })
