@@ -577,6 +577,11 @@ export class LevelStore implements Store {
         sink.put(chunk.key, space.codec.encode(chunk.ts, chunk.es));
         return tail.length > 1 ? [tail[0]!, chunk] : [chunk];
       }
+      if (space.mode === 'head' && tail.length > 1 && ts[0]! >= head.ts[0]! && tail[0]!.ts.length + ts.length > space.liveMax) {
+        // The current bucket and newer ones, more than the chunk before it may take (bulk): leave that chunk as it is.
+        const m = mergeEntries([head], ts, es);
+        return this.rewrite(space, [head], m.ts, m.es, space.mode, sink);
+      }
       // Everything from the cached newest chunks' start on: no other chunk can overlap.
       const m = mergeEntries(tail, ts, es);
       return this.rewrite(space, tail, m.ts, m.es, space.mode, sink);
@@ -590,9 +595,11 @@ export class LevelStore implements Store {
     const last = tail?.[tail.length - 1];
     const block = blockStart(ts[0]!, space.blockMs);
     if (last && space.mode === 'head') {
-      // The head (newest bucket, alone in its chunk) joins the small chunk before it.
+      // The head (newest bucket, alone in its chunk) joins the small chunk before it, unless
+      // this batch brings more buckets than that chunk may hold (a bulk import): rewriting
+      // it with every batch wrote each bucket many times over.
       const body = tail!.length > 1 ? tail![tail!.length - 2] : undefined;
-      involved = body && body.ts.length < space.liveMax && blockStart(body.ts[0]!, space.blockMs) === block ? [body, last] : [last];
+      involved = body && body.ts.length + ts.length <= space.liveMax && blockStart(body.ts[0]!, space.blockMs) === block ? [body, last] : [last];
     } else if (last && last.ts.length < space.liveMax && blockStart(last.ts[0]!, space.blockMs) === block) involved = [last];
     const m = involved.length === 0 ? withoutDeletes(ts, es) : mergeEntries(involved, ts, es);
     if (m.ts.length === 0) return tail;
