@@ -234,10 +234,15 @@ export default defineAdapter({
               live.lastFileFailed = false;
               ctx.log.info({ file: file.name, rows: result.rows, points: result.points, gaps: result.gaps, ms, resumedAfterLine: resume?.committedLine, unmapped: result.unmapped.length || undefined, pointsList: parser instanceof AlcParser && parser.isPointsList ? parser.catalogue.length : undefined }, 'BMS file imported');
             } catch (err) {
-              if (signal.aborted) return; // stopped mid-import: the journal resumes it on the next start
+              if (signal.aborted) {
+                // Stopped mid-import: the journal resumes it on the next start.
+                await journal.flush();
+                return;
+              }
               const e = toOutpostError(err);
               const transient = !(err instanceof OutpostError) ? Boolean((err as NodeJS.ErrnoException)?.code) : e.retryable;
               if (transient) {
+                await journal.flush();
                 ctx.log.warn({ file: file.name, code: e.code, reason: e.message }, 'BMS file import interrupted; retrying on the next poll');
                 throw err;
               }
