@@ -577,7 +577,8 @@ export class LevelStore implements Store {
         sink.put(chunk.key, space.codec.encode(chunk.ts, chunk.es));
         return tail.length > 1 ? [tail[0]!, chunk] : [chunk];
       }
-      if (space.mode === 'head' && tail.length > 1 && ts[0]! >= head.ts[0]! && tail[0]!.ts.length + ts.length > space.liveMax) {
+      // The chunk before the current bucket would hold its entries, the current one unless this batch replaces it, and all new but the newest.
+      if (space.mode === 'head' && tail.length > 1 && ts[0]! >= head.ts[0]! && tail[0]!.ts.length + ts.length - (ts[0] === head.ts[0] ? 1 : 0) > space.liveMax) {
         // The current bucket and newer ones, more than the chunk before it may take (bulk): leave that chunk as it is.
         const m = mergeEntries([head], ts, es);
         return this.rewrite(space, [head], m.ts, m.es, space.mode, sink);
@@ -843,6 +844,9 @@ export class LevelStore implements Store {
       const last = head.ts.length - 1;
       if (head.ts[last] === b) {
         if (last !== 0) return false; // not alone in its chunk (never written by this version): the general path
+        // In-place updates append: every point must come after the bucket's last reading. Not
+        // so when the bucket holds readings newer than the newest raw one (raw points expired).
+        if (head.es[0]!.lt >= ts[0]!) return false;
         cur[r] = head.es[0]!;
       } else if (head.ts[last]! > b) return false;
     }

@@ -222,6 +222,8 @@ export default defineAdapter({
               noteUnmapped(live, result.unmapped, result.pointErrors);
               live.dstSkippedRows += result.dstSkippedRows;
               live.dstRepeatedRows += result.dstRepeatedRows;
+              // Counters of the last batches before the file leaves the drop folder: once archived it is never counted again.
+              await journal.flush();
               const archived = await moveInto(file.path, dirs.archive, ctx.clock.now());
               // One clock reading for the end, so `at - ms === startedAt` holds in the history.
               const startedAt = resume?.startedAt ?? started;
@@ -248,6 +250,7 @@ export default defineAdapter({
               }
               const line = (e.details as { line?: number } | undefined)?.line;
               const reason = (e.details as { reason?: string } | undefined)?.reason ?? e.message;
+              await journal.flush();
               const moved = await moveToFailed(file.path, dirs.failed, ctx.clock.now(), { line: line || undefined, reason, source: instanceId });
               const failedAt = ctx.clock.now();
               // The same line and reason as the `.error.txt` beside the file.

@@ -132,7 +132,10 @@ export class ImportJournal {
     this.lastPersist = performance.now();
     const snapshot = JSON.stringify(this.state);
     const run = this.writing.then(() => writeFileDurably(this.path, snapshot));
-    this.writing = run.catch(() => undefined);
+    this.writing = run.catch(() => {
+      // Not written: the next flush writes the state again.
+      this.dirty = true;
+    });
     return run;
   }
 }

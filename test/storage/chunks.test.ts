@@ -37,21 +37,31 @@ async function tempStore(t: Test): Promise<{ open(): Promise<LevelStore>; dir: s
   };
 }
 
-/** Count, sum, min, max, first and last of the numeric readings per bucket of `interval`, as a plain model. */
-function modelAggregates(points: readonly StoredValue[], interval: number): Map<number, Record<'count' | 'sum' | 'min' | 'max' | 'first' | 'last', number>> {
-  const out = new Map<number, Record<'count' | 'sum' | 'min' | 'max' | 'first' | 'last', number>>();
+type ModelAgg = Record<'count' | 'sum' | 'min' | 'max' | 'first' | 'last' | 'delta', number>;
+
+/**
+ * Count, sum, min, max, first, last and delta (counter increase: each reading's step from the
+ * reading before it, a drop counting as a reset to zero) of the numeric readings per bucket of
+ * `interval`, as a plain model.
+ */
+function modelAggregates(points: readonly StoredValue[], interval: number): Map<number, ModelAgg> {
+  const out = new Map<number, ModelAgg>();
+  let previous: number | undefined;
   for (const p of [...points].sort((a, b) => a.t - b.t)) {
     const v = typeof p.v === 'number' ? p.v : typeof p.v === 'boolean' ? Number(p.v) : undefined;
     if (v === undefined) continue;
+    const step = previous === undefined ? 0 : v >= previous ? v - previous : v;
+    previous = v;
     const bucket = Math.floor(p.t / interval) * interval;
     const a = out.get(bucket);
-    if (!a) out.set(bucket, { count: 1, sum: v, min: v, max: v, first: v, last: v });
+    if (!a) out.set(bucket, { count: 1, sum: v, min: v, max: v, first: v, last: v, delta: step });
     else {
       a.count++;
       a.sum += v;
       a.min = Math.min(a.min, v);
       a.max = Math.max(a.max, v);
       a.last = v;
+      a.delta += step;
     }
   }
   return out;
@@ -61,7 +71,7 @@ function modelAggregates(points: readonly StoredValue[], interval: number): Map<
 async function aggregateMismatch(store: LevelStore, id: string, points: readonly StoredValue[], from: number, to: number): Promise<string | undefined> {
   for (const interval of [MIN, 15 * MIN, 60 * MIN, DAY]) {
     const want = modelAggregates(points, interval);
-    for (const agg of ['count', 'sum', 'min', 'max', 'first', 'last'] as const) {
+    for (const agg of ['count', 'sum', 'min', 'max', 'first', 'last', 'delta'] as const) {
       const got = await store.queryAggregate(id, { from, to, interval, agg });
       if (got.length !== want.size) return `${id} ${agg} per ${interval / MIN} min: ${got.length} buckets, model ${want.size}`;
       for (const g of got) {
