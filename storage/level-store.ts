@@ -21,10 +21,10 @@ import {
 import {
   MAX_AGGREGATE_INTERVALS,
   RESOLUTIONS,
+  appendReading,
   aggregatePoints,
   bestResolution,
   bucketStart,
-  counterStep,
   decodeAgg,
   finalize,
   mergeOrdered,
@@ -776,14 +776,7 @@ export class LevelStore implements Store {
             cur = singleAgg(t, v);
             touched = true;
           } else if (t > cur.lt) {
-            // In-place form of mergeOrdered(cur, singleAgg(t, v)): `cur` is this batch's copy.
-            cur.count++;
-            cur.sum += v;
-            if (v < cur.min) cur.min = v;
-            if (v > cur.max) cur.max = v;
-            cur.inc += counterStep(cur.lv, v);
-            cur.lt = t;
-            cur.lv = v;
+            appendReading(cur, t, v); // `cur` is this batch's copy
             touched = true;
           } else if (t < cur.ft) {
             cur = mergeOrdered(singleAgg(t, v), cur);
@@ -869,16 +862,7 @@ export class LevelStore implements Store {
         }
         const a = cur[r];
         if (!a) cur[r] = singleAgg(t, v);
-        else {
-          // Appending: t is after the bucket's last reading (the in-place form of mergeOrdered).
-          a.count++;
-          a.sum += v;
-          if (v < a.min) a.min = v;
-          if (v > a.max) a.max = v;
-          a.inc += counterStep(a.lv, v);
-          a.lt = t;
-          a.lv = v;
-        }
+        else appendReading(a, t, v); // t is after the bucket's last reading (checked above)
         touched[r] = true;
       }
     }

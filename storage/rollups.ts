@@ -82,6 +82,17 @@ export function singleAgg(t: number, v: number): Agg {
   return { count: 1, sum: v, min: v, max: v, ft: t, fv: v, lt: t, lv: v, inc: 0 };
 }
 
+/** Adds a reading later than `a.lt` to `a`, in place: mergeOrdered(a, singleAgg(t, v)) without allocating. */
+export function appendReading(a: Agg, t: number, v: number): void {
+  a.count++;
+  a.sum += v;
+  if (v < a.min) a.min = v;
+  if (v > a.max) a.max = v;
+  a.inc += counterStep(a.lv, v);
+  a.lt = t;
+  a.lv = v;
+}
+
 /** Merges two aggregates of disjoint time ranges, `a` entirely before `b`. */
 export function mergeOrdered(a: Agg | undefined, b: Agg): Agg {
   if (!a) return { ...b };
