@@ -158,22 +158,45 @@ export const rawCodec: ChunkCodec<StoredValue> = {
 };
 
 const AGG_DOUBLES = 10; // bucket, then the nine aggregate fields
+const SINGLE_DOUBLES = 3; // bucket, then the reading's time and value
+const ROLLUP_COMPACT_MARK = 5;
+
+/** A bucket holding one reading: all of it is that reading's time and value. */
+function isSingleReading(a: Agg): boolean {
+  return a.count === 1 && a.inc === 0 && a.ft === a.lt && a.sum === a.fv && a.min === a.fv && a.max === a.fv && a.lv === a.fv;
+}
 
 /**
- * Rollup chunk value: marker `\u0003`, entry count, then per bucket ten doubles: the bucket
- * start and count, sum, min, max, first time, first value, last time, last value, counter
- * increase. Single buckets from earlier versions (`\u0001` + nine doubles, or JSON) still read.
+ * Rollup chunk value: marker `\u0005`, entry count n, n kind bytes (padded to 8), then per
+ * bucket either three doubles, the bucket start and its one reading's time and value (kind 1:
+ * trend data every 5 or 15 min makes every 1 min and 15 min bucket one reading), or ten: the
+ * bucket start and count, sum, min, max, first time, first value, last time, last value,
+ * counter increase (kind 0). Doubles little-endian. Earlier layouts still read: marker
+ * `\u0003` with ten doubles per bucket, and single buckets (`\u0001` + nine doubles, or JSON).
  */
 export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg> {
   return {
     encode(ts, es) {
       const n = ts.length;
-      const b = scratchOf(HEADER + 8 * AGG_DOUBLES * n);
-      writeHeader(b, ROLLUP_MARK, n);
-      const d = doubles(b, AGG_DOUBLES * n);
-      for (let i = 0, o = 0; i < n; i++, o += AGG_DOUBLES) {
+      let singles = 0;
+      for (let i = 0; i < n; i++) if (isSingleReading(es[i]!)) singles++;
+      const kinds = Math.ceil(n / 8) * 8;
+      const count = SINGLE_DOUBLES * singles + AGG_DOUBLES * (n - singles);
+      const bytes = HEADER + kinds + 8 * count;
+      const b = scratchOf(bytes);
+      writeHeader(b, ROLLUP_COMPACT_MARK, n);
+      b.fill(0, HEADER, HEADER + kinds);
+      const d = new Float64Array(b.buffer, b.byteOffset + HEADER + kinds, count);
+      for (let i = 0, o = 0; i < n; i++) {
         const a = es[i]!;
         d[o] = ts[i]!;
+        if (isSingleReading(a)) {
+          b[HEADER + i] = 1;
+          d[o + 1] = a.ft;
+          d[o + 2] = a.fv;
+          o += SINGLE_DOUBLES;
+          continue;
+        }
         d[o + 1] = a.count;
         d[o + 2] = a.sum;
         d[o + 3] = a.min;
@@ -183,11 +206,14 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg>
         d[o + 7] = a.lt;
         d[o + 8] = a.lv;
         d[o + 9] = a.inc;
+        o += AGG_DOUBLES;
       }
-      toDisk(b, AGG_DOUBLES * n);
-      return b.toString('latin1', 0, HEADER + 8 * AGG_DOUBLES * n);
+      if (!LITTLE_ENDIAN) b.subarray(HEADER + kinds, bytes).swap64();
+      return b.toString('latin1', 0, bytes);
     },
     decode(keyT, raw) {
+      const compact = headerCount(raw, ROLLUP_COMPACT_MARK);
+      if (compact !== undefined) return decodeCompact(compact, raw);
       const n = headerCount(raw, ROLLUP_MARK);
       if (n === undefined) return { ts: [keyT], es: [decodeSingle(raw)] };
       const d = doubles(bytesOf(raw, HEADER + 8 * AGG_DOUBLES * n), AGG_DOUBLES * n);
@@ -200,9 +226,32 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg>
       return { ts, es };
     },
     count(raw) {
-      return headerCount(raw, ROLLUP_MARK) ?? 1;
+      return headerCount(raw, ROLLUP_COMPACT_MARK) ?? headerCount(raw, ROLLUP_MARK) ?? 1;
     },
   };
+}
+
+function decodeCompact(n: number, raw: string): { ts: number[]; es: Agg[] } {
+  const kinds = Math.ceil(n / 8) * 8;
+  const b = scratchOf(raw.length);
+  b.write(raw, 0, raw.length, 'latin1');
+  if (!LITTLE_ENDIAN) b.subarray(HEADER + kinds, raw.length).swap64();
+  const d = new Float64Array(b.buffer, b.byteOffset + HEADER + kinds, (raw.length - HEADER - kinds) / 8);
+  const ts = new Array<number>(n);
+  const es = new Array<Agg>(n);
+  for (let i = 0, o = 0; i < n; i++) {
+    ts[i] = d[o]!;
+    if (b[HEADER + i] === 1) {
+      const t = d[o + 1]!;
+      const v = d[o + 2]!;
+      es[i] = { count: 1, sum: v, min: v, max: v, ft: t, fv: v, lt: t, lv: v, inc: 0 };
+      o += SINGLE_DOUBLES;
+    } else {
+      es[i] = { count: d[o + 1]!, sum: d[o + 2]!, min: d[o + 3]!, max: d[o + 4]!, ft: d[o + 5]!, fv: d[o + 6]!, lt: d[o + 7]!, lv: d[o + 8]!, inc: d[o + 9]! };
+      o += AGG_DOUBLES;
+    }
+  }
+  return { ts, es };
 }
 
 /**

@@ -133,12 +133,34 @@ t.test('raw codec: numbers as doubles, everything else (and quality) exactly as 
   t.equal(rawCodec.count('[1]'), 1);
 });
 
-t.test('rollup codec: ten doubles per bucket; single buckets of earlier versions still read', async (t) => {
+t.test('rollup codec: one-reading buckets in three doubles, others in ten; earlier layouts still read', async (t) => {
   const codec = aggCodec;
   const aggs: Agg[] = [singleAgg(T0, 3), { count: 4, sum: 10.5, min: -1, max: 7, ft: T0 + MIN, fv: 2, lt: T0 + 2 * MIN, lv: 7, inc: 5 }];
   const raw = codec.encode([T0, T0 + MIN], aggs);
   t.same(codec.decode(T0, raw), { ts: [T0, T0 + MIN], es: aggs });
   t.equal(codec.count(raw), 2);
+  t.equal(raw.length, 8 + 8 + 8 * (3 + 10), 'header, kinds padded to 8, three doubles and ten');
+  // Mixed runs of every length around the kind padding, including two readings of one value (not one reading).
+  const random = mulberry32(11);
+  for (const n of [1, 7, 8, 9, 17, 64]) {
+    const ts = Array.from({ length: n }, (_, i) => T0 + i * MIN);
+    const es: Agg[] = ts.map((b, i) => {
+      const v = Math.round(random() * 1e4) / 100 - 50;
+      if (random() < 0.5) return singleAgg(b + 7_000, v);
+      if (i % 5 === 0) return { count: 2, sum: 2 * v, min: v, max: v, ft: b, fv: v, lt: b + 1000, lv: v, inc: 0 };
+      return { count: 3, sum: 3 * v + 1, min: v - 1, max: v + 2, ft: b, fv: v, lt: b + 2000, lv: v + 2, inc: 3 };
+    });
+    const encoded = codec.encode(ts, es);
+    t.same(codec.decode(ts[0]!, encoded), { ts, es }, `${n} buckets round trip`);
+    t.equal(codec.count(encoded), n);
+  }
+  // The layout before: marker 3, ten doubles per bucket.
+  const before = Buffer.alloc(8 + 80 * 2);
+  before[0] = 3;
+  before.writeUInt32LE(2, 4);
+  [T0, 1, 3, 3, 3, T0, 3, T0, 3, 0, T0 + MIN, 4, 10.5, -1, 7, T0 + MIN, 2, T0 + 2 * MIN, 7, 5].forEach((d, i) => before.writeDoubleLE(d, 8 + 8 * i));
+  t.same(codec.decode(T0, before.toString('latin1')), { ts: [T0, T0 + MIN], es: aggs }, 'ten doubles per bucket (marker 3)');
+  t.equal(codec.count(before.toString('latin1')), 2);
   t.same(codec.decode(T0, encodeAgg(aggs[1]!)), { ts: [T0], es: [aggs[1]] }, 'binary single bucket');
   t.same(codec.decode(T0, JSON.stringify([1, 3, 3, 3, T0, 3, T0, 3, 0])), { ts: [T0], es: [singleAgg(T0, 3)] }, 'JSON single bucket');
 });
