@@ -161,6 +161,11 @@ const AGG_DOUBLES = 10; // bucket, then the nine aggregate fields
 const SINGLE_DOUBLES = 3; // bucket, then the reading's time and value
 const ROLLUP_COMPACT_MARK = 5;
 
+/** The nine aggregate fields stored after a bucket start at `d[o]`. */
+function fullAgg(d: Float64Array, o: number): Agg {
+  return { count: d[o + 1]!, sum: d[o + 2]!, min: d[o + 3]!, max: d[o + 4]!, ft: d[o + 5]!, fv: d[o + 6]!, lt: d[o + 7]!, lv: d[o + 8]!, inc: d[o + 9]! };
+}
+
 /** A bucket holding one reading: all of it is that reading's time and value. */
 function isSingleReading(a: Agg): boolean {
   return a.count === 1 && a.inc === 0 && a.ft === a.lt && a.sum === a.fv && a.min === a.fv && a.max === a.fv && a.lv === a.fv;
@@ -221,7 +226,7 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg>
       const es = new Array<Agg>(n);
       for (let i = 0, o = 0; i < n; i++, o += AGG_DOUBLES) {
         ts[i] = d[o]!;
-        es[i] = { count: d[o + 1]!, sum: d[o + 2]!, min: d[o + 3]!, max: d[o + 4]!, ft: d[o + 5]!, fv: d[o + 6]!, lt: d[o + 7]!, lv: d[o + 8]!, inc: d[o + 9]! };
+        es[i] = fullAgg(d, o);
       }
       return { ts, es };
     },
@@ -247,7 +252,7 @@ function decodeCompact(n: number, raw: string): { ts: number[]; es: Agg[] } {
       es[i] = { count: 1, sum: v, min: v, max: v, ft: t, fv: v, lt: t, lv: v, inc: 0 };
       o += SINGLE_DOUBLES;
     } else {
-      es[i] = { count: d[o + 1]!, sum: d[o + 2]!, min: d[o + 3]!, max: d[o + 4]!, ft: d[o + 5]!, fv: d[o + 6]!, lt: d[o + 7]!, lv: d[o + 8]!, inc: d[o + 9]! };
+      es[i] = fullAgg(d, o);
       o += AGG_DOUBLES;
     }
   }

@@ -76,7 +76,6 @@ export interface LevelStoreOptions {
   onAlarm?: (error: string | undefined) => void;
 }
 
-
 /** Points written with `{ outbox: false }` (restore): stored and rolled up, not queued for sync. */
 const NO_OUTBOX = new WeakSet<PointRecord>();
 
@@ -191,7 +190,6 @@ interface TailUpdate {
 /** Largest time a key can hold (15 digits). */
 const MAX_TIME = 999_999_999_999_999;
 
-/** The batch's points per datapoint, sorted by time. */
 /** A batch's points of one datapoint as they arrive. */
 interface Building {
   /** The datapoint's index in the commit's outbox value (-1: none yet). */
@@ -392,8 +390,13 @@ export class LevelStore implements Store {
    * is at or before it, so a later one is an append that needs no read.
    */
   private newestBucket(id: string, ms: number): number {
-    const t = Math.max(this.latestById.get(id)?.t ?? -Infinity, this.rollupFloor.get(id) ?? -Infinity);
+    const t = this.newestTime(id);
     return t === -Infinity ? -Infinity : bucketStart(t, ms);
+  }
+
+  /** The newest time stored for `id`: its newest raw point, or, with none, its newest rollup bucket (-Infinity: nothing). */
+  private newestTime(id: string, newestRaw = this.latestById.get(id)?.t ?? -Infinity): number {
+    return Math.max(newestRaw, this.rollupFloor.get(id) ?? -Infinity);
   }
 
   async close(): Promise<void> {
@@ -814,7 +817,7 @@ export class LevelStore implements Store {
     const { id, ts, vals } = series;
     const newestRaw = this.latestById.get(id)?.t ?? -Infinity;
     if (ts[0]! <= newestRaw) return false;
-    const newestAny = Math.max(newestRaw, this.rollupFloor.get(id) ?? -Infinity);
+    const newestAny = this.newestTime(id, newestRaw);
     const cache = this.rollupTail.get(id);
     const n = RESOLUTIONS.length;
     // Per resolution (scratch, one commit at a time): the current bucket, its end, its
@@ -882,7 +885,7 @@ export class LevelStore implements Store {
       const newest = newestAny === -Infinity ? -Infinity : bucketStart(newestAny, RESOLUTIONS[r]!.ms);
       const written = this.writeSeriesInMemory(this.rollupSpace(r, id), cache?.[r], newest, c.ts, c.es, sink);
       // Appends never need a read (checked above).
-      if (written === NEEDS_READ) throw new Error('rollup append needed a read');
+      if (written === NEEDS_READ) throw new OutpostError('INTERNAL', `rollup append of ${id} needed a read`);
       tails.push({ id, r, chunks: written });
     }
     return true;
