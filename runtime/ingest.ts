@@ -7,7 +7,7 @@ import type { Metrics } from './metrics.js';
 import type { Bus, PublishingClient } from './bus.js';
 import { Topics } from './topics.js';
 import { DatapointRegistry, EXTERNAL_OWNERS } from './datapoints/registry.js';
-import { DATAPOINT_ID, DatapointSchema, parseValuePayload, validateValue, type Datapoint, type Value, type ValueMessage } from './datapoints/model.js';
+import { DATAPOINT_ID, DatapointSchema, parseValuePayload, validatePoint, validateValue, type Datapoint, type Value, type ValueMessage } from './datapoints/model.js';
 
 export interface IngestOptions {
   store: Store;
@@ -49,20 +49,24 @@ export class Ingest {
   /** Many points in one durable write; only each datapoint's newest goes on the bus. */
   async acceptMany(adapter: string, points: ReadonlyArray<{ id: string; v: Value; t: number; q?: 'stale' | 'bad' }>): Promise<number> {
     const now = this.o.clock.now();
-    const records = points.map((p) => {
+    const records = new Array<{ id: string } & ValueMessage>(points.length);
+    // Each datapoint's newest point of the batch (the last of equal times), published below
+    // when it is also newer than what is stored.
+    const newestById = new Map<string, { id: string } & ValueMessage>();
+    for (let i = 0; i < points.length; i++) {
+      const p = points[i]!;
       const dp = this.o.registry.get(p.id);
       if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${p.id}": register it before publishing values`);
-      return { id: p.id, ...validateValue(dp, p, now) };
-    });
-    this.o.metrics.messagesIn.inc({ adapter }, records.length);
-    const newestById = new Map<string, ValueMessage>();
-    for (const r of records) {
+      const r = (records[i] = validatePoint(dp, p, now));
       const cur = newestById.get(r.id);
-      if ((!cur || r.t >= cur.t) && this.isNewest(r.id, r.t)) newestById.set(r.id, r.q ? { v: r.v, t: r.t, q: r.q } : { v: r.v, t: r.t });
+      if (!cur || r.t >= cur.t) newestById.set(r.id, r);
     }
+    this.o.metrics.messagesIn.inc({ adapter }, records.length);
+    const messages: Array<[string, ValueMessage]> = [];
+    for (const [id, r] of newestById) if (this.isNewest(id, r.t)) messages.push([id, r.q ? { v: r.v, t: r.t, q: r.q } : { v: r.v, t: r.t }]);
     await this.o.store.write(records);
     this.o.metrics.pointsStored.inc({ adapter }, records.length);
-    for (const [id, msg] of newestById) await this.o.bus.publish(this.o.topics.value(id), JSON.stringify(msg), { retain: true });
+    for (const [id, msg] of messages) await this.o.bus.publish(this.o.topics.value(id), JSON.stringify(msg), { retain: true });
     return records.length;
   }
 

@@ -1,7 +1,7 @@
 import { endianness } from 'node:os';
 import type { Value } from '../runtime/datapoints/model.js';
 import { decodeValue, type StoredValue } from './store.js';
-import type { Agg } from './rollups.js';
+import { isAgg, type Agg, type RollupEntry } from './rollups.js';
 
 /**
  * Chunks: one LevelDB entry holds a run of consecutive entries of one series (raw points of
@@ -54,8 +54,9 @@ export interface Chunk<E> {
   es: E[];
 }
 
-export interface ChunkCodec<E> {
-  encode(ts: readonly number[], es: readonly E[]): string;
+/** Encodes entries `W` (E or lighter forms of it) and decodes to `E`. */
+export interface ChunkCodec<E, W = E> {
+  encode(ts: readonly number[], es: readonly W[]): string;
   /** Decodes a stored value whose key carries time `keyT` (the first entry's). */
   decode(keyT: number, raw: string): { ts: number[]; es: E[] };
   /** Entries in a stored value, without decoding them (retention counts what it deletes). */
@@ -171,6 +172,10 @@ function isSingleReading(a: Agg): boolean {
   return a.count === 1 && a.inc === 0 && a.ft === a.lt && a.sum === a.fv && a.min === a.fv && a.max === a.fv && a.lv === a.fv;
 }
 
+function isSingle(e: RollupEntry): boolean {
+  return !isAgg(e) || isSingleReading(e);
+}
+
 /**
  * Rollup chunk value: marker `\u0005`, entry count n, n kind bytes (padded to 8), then per
  * bucket either three doubles, the bucket start and its one reading's time and value (kind 1:
@@ -179,12 +184,12 @@ function isSingleReading(a: Agg): boolean {
  * counter increase (kind 0). Doubles little-endian. Earlier layouts still read: marker
  * `\u0003` with ten doubles per bucket, and single buckets (`\u0001` + nine doubles, or JSON).
  */
-export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg> {
+export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg, RollupEntry> {
   return {
     encode(ts, es) {
       const n = ts.length;
       let singles = 0;
-      for (let i = 0; i < n; i++) if (isSingleReading(es[i]!)) singles++;
+      for (let i = 0; i < n; i++) if (isSingle(es[i]!)) singles++;
       const kinds = Math.ceil(n / 8) * 8;
       const count = SINGLE_DOUBLES * singles + AGG_DOUBLES * (n - singles);
       const bytes = HEADER + kinds + 8 * count;
@@ -195,6 +200,13 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg>
       for (let i = 0, o = 0; i < n; i++) {
         const a = es[i]!;
         d[o] = ts[i]!;
+        if (!isAgg(a)) {
+          b[HEADER + i] = 1;
+          d[o + 1] = a.t;
+          d[o + 2] = a.v;
+          o += SINGLE_DOUBLES;
+          continue;
+        }
         if (isSingleReading(a)) {
           b[HEADER + i] = 1;
           d[o + 1] = a.ft;
@@ -290,16 +302,17 @@ export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number,
 
 /**
  * Appends entries newer than everything in `chunks` to the newest chunk itself when they fit
- * (it holds fewer than `liveMax` with them, same block): live data extending a small chunk,
- * without allocating. Returns false, changing nothing, otherwise. The caller owns the chunk.
+ * (it holds fewer than `liveMax` with them, same block): live data extending a small chunk.
+ * Entries go in as `own` returns them (a copy, when the caller's objects must not be kept).
+ * Returns false, changing nothing, otherwise. The caller owns the chunk.
  */
-export function extendInPlace<E>(chunks: ReadonlyArray<Chunk<E>>, ts: readonly number[], es: readonly E[], blockMs: number, liveMax: number): boolean {
+export function extendInPlace<E>(chunks: ReadonlyArray<Chunk<E>>, ts: readonly number[], es: readonly E[], blockMs: number, liveMax: number, own: (e: E) => E = (e) => e): boolean {
   const last = chunks[chunks.length - 1];
   if (!last || last.ts.length + ts.length > liveMax) return false;
   if (ts[ts.length - 1]! >= blockStart(last.ts[0]!, blockMs) + blockMs) return false;
   for (let i = 0; i < ts.length; i++) {
     last.ts.push(ts[i]!);
-    last.es.push(es[i]!);
+    last.es.push(own(es[i]!));
   }
   return true;
 }

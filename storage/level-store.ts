@@ -23,6 +23,8 @@ import {
   RESOLUTIONS,
   appendReading,
   aggregatePoints,
+  isAgg,
+  toAgg,
   bestResolution,
   bucketStart,
   decodeAgg,
@@ -35,6 +37,8 @@ import {
   type AggregatePoint,
   type AggregateQuery,
   type ResolutionName,
+  type Reading,
+  type RollupEntry,
 } from './rollups.js';
 import {
   DEFAULT_QUERY_LIMIT,
@@ -147,6 +151,34 @@ function withoutDeletes<E>(ts: number[], es: Array<E | null>): { ts: number[]; e
   return { ts: ts.filter((_, i) => keep[i]), es: es.filter((e): e is E => e !== null) };
 }
 
+/** The bucket entry of a bucket holding only the reading `vals[i]`: the stored point itself when its value is a number. */
+function singleEntry(ts: readonly number[], vals: readonly StoredValue[], i: number): RollupEntry {
+  const p = vals[i]!;
+  return typeof p.v === 'number' ? (p as Reading) : singleAgg(ts[i]!, numericValue(p)!);
+}
+
+/**
+ * The newest rollup chunks of an append, as cached: aggregates only (the next commit updates
+ * the newest bucket in place), and the chunk before the newest bucket only while appends
+ * may still join it (fewer than ROLLUP_LIVE_MAX buckets): a bulk import's long chunks
+ * would be converted for nothing. Without it a late bucket before the newest one is read.
+ */
+function cachedRollupTail(chunks: ReadonlyArray<Chunk<RollupEntry>> | undefined): ReadonlyArray<Chunk<Agg>> | undefined {
+  if (!chunks) return undefined;
+  const keep = chunks.length > 1 && chunks[0]!.ts.length >= ROLLUP_LIVE_MAX ? chunks.slice(1) : chunks;
+  return keep.map((c) => (c.es.every(isAgg) ? (c as Chunk<Agg>) : { key: c.key, ts: c.ts, es: c.es.map(toAgg) }));
+}
+
+/** A reading as the store keeps it: the caller's point may carry more and may be reused. */
+function storedCopy(p: StoredValue): StoredValue {
+  return p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
+}
+
+/** Raw chunks to cache, holding copies of the readings (a raw tail holds at most LIVE_MAX). */
+function ownChunks(chunks: ReadonlyArray<Chunk<StoredValue>>): ReadonlyArray<Chunk<StoredValue>> {
+  return chunks.map((c) => ({ key: c.key, ts: c.ts, es: c.es.map(storedCopy) }));
+}
+
 /** Returned by the in-memory write path when it would need to read chunks from disk. */
 const NEEDS_READ = Symbol('needs read');
 const NONE: readonly never[] = [];
@@ -169,12 +201,12 @@ interface Run {
  * how its newest chunks are cut: raw points extend a small newest chunk (`tail`); rollups
  * keep the newest bucket, which every commit of live data updates, alone (`head`).
  */
-interface Space<E> {
+interface Space<E, W = E> {
   /** The series' key prefix, naming it. */
   name: string;
   keyOf(t: number): string;
   blockMs: number;
-  codec: ChunkCodec<E>;
+  codec: ChunkCodec<E, W>;
   mode: CutMode;
   /** The newest chunk takes appended entries while it holds fewer than this. */
   liveMax: number;
@@ -433,12 +465,13 @@ export class LevelStore implements Store {
     const byId = new Map<string, Building>();
     for (let i = 0; i < points.length; i++) {
       const p = points[i]!;
-      const stored: StoredValue = p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v };
       let b = byId.get(p.id);
       if (!b) byId.set(p.id, (b = { outboxId: -1, ts: [], vals: [], ascending: true }));
       else if (p.t <= b.ts[b.ts.length - 1]!) b.ascending = false;
       b.ts.push(p.t);
-      b.vals.push(stored);
+      // The caller's point itself, read during this commit only; what outlives it (the newest
+      // chunks and readings cached) is copied (ownChunks, storedCopy).
+      b.vals.push(p);
       if (!NO_OUTBOX.has(p)) {
         if (b.outboxId < 0) b.outboxId = outbox.addId(p.id);
         outbox.add(b.outboxId, p.t, p.v, p.q);
@@ -485,12 +518,12 @@ export class LevelStore implements Store {
     }
     for (const s of series) {
       const newest = s.vals[s.vals.length - 1]!;
-      if (isNewer(newest, this.latestById.get(s.id))) this.latestById.set(s.id, newest);
+      if (isNewer(newest, this.latestById.get(s.id))) this.latestById.set(s.id, storedCopy(newest));
     }
     if (this.rawTail.size > TAIL_CACHE_MAX || this.rollupTail.size > TAIL_CACHE_MAX) this.dropRollupCache();
     for (const u of tails) {
       if (u.r === undefined) {
-        if (u.chunks) this.rawTail.set(u.id, u.chunks as ReadonlyArray<Chunk<StoredValue>>);
+        if (u.chunks) this.rawTail.set(u.id, ownChunks(u.chunks as ReadonlyArray<Chunk<StoredValue>>));
         else this.rawTail.delete(u.id);
         continue;
       }
@@ -505,6 +538,15 @@ export class LevelStore implements Store {
   }
 
   private rollupSpace(r: number, id: string): Space<Agg> {
+    return this.rollupSeries(r, id);
+  }
+
+  /** The same series as rollupSpace, for the append path: its entries may be single readings. */
+  private rollupAppendSpace(r: number, id: string): Space<RollupEntry> {
+    return this.rollupSeries(r, id);
+  }
+
+  private rollupSeries(r: number, id: string): Space<Agg, RollupEntry> {
     const res = RESOLUTIONS[r]!;
     return { name: `r!${res.name}!${id}`, keyOf: (t) => rollupKey(res.name, id, t), blockMs: rollupBlockMs(res.ms), codec: this.aggCodec, mode: 'head', liveMax: ROLLUP_LIVE_MAX };
   }
@@ -515,7 +557,7 @@ export class LevelStore implements Store {
     for (const s of series) {
       const newest = this.latestById.get(s.id)?.t ?? -Infinity;
       const cached = this.rawTail.get(s.id);
-      if (cached && s.ts[0]! > newest && extendInPlace(cached, s.ts, s.vals, RAW_BLOCK_MS, LIVE_MAX)) {
+      if (cached && s.ts[0]! > newest && extendInPlace(cached, s.ts, s.vals, RAW_BLOCK_MS, LIVE_MAX, storedCopy)) {
         const last = cached[cached.length - 1]!;
         sink.put(last.key, rawCodec.encode(last.ts, last.es));
         continue;
@@ -820,18 +862,13 @@ export class LevelStore implements Store {
     const newestAny = this.newestTime(id, newestRaw);
     const cache = this.rollupTail.get(id);
     const n = RESOLUTIONS.length;
-    // Per resolution (scratch, one commit at a time): the current bucket, its end, its
-    // aggregate (the cached one when the first point falls into the cached newest bucket,
-    // updated in place), whether this batch touched it, and the buckets it closed.
-    const { bucket, end, cur, start, touched, changes } = this.appendScratch;
+    // Per resolution: the aggregate of the first point's bucket when it is the cached newest
+    // one (updated in place), else null (a bucket newer than anything stored).
+    const start = this.appendStart;
     for (let r = 0; r < n; r++) {
       const ms = RESOLUTIONS[r]!.ms;
       const b = bucketStart(ts[0]!, ms);
-      bucket[r] = b;
-      end[r] = b + ms;
-      cur[r] = null;
-      touched[r] = false;
-      changes[r] = undefined;
+      start[r] = null;
       if (newestAny === -Infinity || b > bucketStart(newestAny, ms)) continue;
       // The first point's bucket is the newest that can be stored: the cached tail's newest entry, or empty.
       const tail = cache?.[r];
@@ -843,63 +880,78 @@ export class LevelStore implements Store {
         // In-place updates append: every point must come after the bucket's last reading. Not
         // so when the bucket holds readings newer than the newest raw one (raw points expired).
         if (head.es[0]!.lt >= ts[0]!) return false;
-        cur[r] = head.es[0]!;
+        start[r] = head.es[0]!;
       } else if (head.ts[last]! > b) return false;
     }
-    for (let r = 0; r < n; r++) start[r] = cur[r]!;
-    for (let i = 0; i < ts.length; i++) {
+    // The readings as numbers once (NaN: does not count), then one pass per resolution.
+    const count = ts.length;
+    if (this.numeric.length < count) this.numeric = new Float64Array(Math.max(count, 2 * this.numeric.length));
+    const nv = this.numeric;
+    let numeric = 0;
+    for (let i = 0; i < count; i++) {
       const v = numericValue(vals[i]!);
-      if (v === undefined) continue;
-      const t = ts[i]!;
-      for (let r = 0; r < n; r++) {
-        if (t >= end[r]!) {
-          if (touched[r]) {
-            const c = (changes[r] ??= { ts: [], es: [], sorted: true });
-            c.ts.push(bucket[r]!);
-            c.es.push(cur[r]!);
-          }
-          const ms = RESOLUTIONS[r]!.ms;
-          bucket[r] = bucketStart(t, ms);
-          end[r] = bucket[r]! + ms;
-          cur[r] = null;
-        }
-        const a = cur[r];
-        if (!a) cur[r] = singleAgg(t, v);
-        else appendReading(a, t, v); // t is after the bucket's last reading (checked above)
-        touched[r] = true;
-      }
+      nv[i] = v === undefined ? Number.NaN : v;
+      if (v !== undefined) numeric++;
     }
+    if (numeric === 0) return true;
     for (let r = 0; r < n; r++) {
-      if (!touched[r]) continue;
-      let c = changes[r];
-      if (!c && cur[r] === start[r]) {
+      const ms = RESOLUTIONS[r]!.ms;
+      // The current bucket, its end, its aggregate (null while it holds one reading of this
+      // batch, at index `single`: closed so, it is written as that reading, no aggregate made).
+      let bucket = bucketStart(ts[0]!, ms);
+      let end = bucket + ms;
+      let cur: Agg | null = start[r]!;
+      let single = -1;
+      let touched = false;
+      let closed: { ts: number[]; es: RollupEntry[] } | undefined;
+      for (let i = 0; i < count; i++) {
+        const v = nv[i]!;
+        if (v !== v) continue; // NaN
+        const t = ts[i]!;
+        if (t >= end) {
+          if (touched) {
+            closed ??= { ts: [], es: [] };
+            closed.ts.push(bucket);
+            closed.es.push(cur ?? singleEntry(ts, vals, single));
+          }
+          bucket = bucketStart(t, ms);
+          end = bucket + ms;
+          cur = null;
+          single = -1;
+        }
+        // t is after the bucket's last reading (checked above).
+        if (cur) appendReading(cur, t, v);
+        else if (single >= 0) {
+          appendReading((cur = singleAgg(ts[single]!, nv[single]!)), t, v);
+          single = -1;
+        } else single = i;
+        touched = true;
+      }
+      // The newest bucket is cached and updated in place by the next commit: an aggregate.
+      cur ??= singleAgg(ts[single]!, nv[single]!);
+      if (!closed && cur === start[r]) {
         // Only the current bucket changed, in place: rewrite its chunk.
         const tail = cache![r]!;
         const head = tail[tail.length - 1]!;
         sink.put(head.key, this.aggCodec.encode(head.ts, head.es));
         continue;
       }
-      c ??= { ts: [], es: [], sorted: true };
-      c.ts.push(bucket[r]!);
-      c.es.push(cur[r]!);
-      const newest = newestAny === -Infinity ? -Infinity : bucketStart(newestAny, RESOLUTIONS[r]!.ms);
-      const written = this.writeSeriesInMemory(this.rollupSpace(r, id), cache?.[r], newest, c.ts, c.es, sink);
+      closed ??= { ts: [], es: [] };
+      closed.ts.push(bucket);
+      closed.es.push(cur);
+      const newest = newestAny === -Infinity ? -Infinity : bucketStart(newestAny, ms);
+      const written = this.writeSeriesInMemory(this.rollupAppendSpace(r, id), cache?.[r], newest, closed.ts, closed.es, sink);
       // Appends never need a read (checked above).
       if (written === NEEDS_READ) throw new OutpostError('INTERNAL', `rollup append of ${id} needed a read`);
-      tails.push({ id, r, chunks: written });
+      tails.push({ id, r, chunks: cachedRollupTail(written) });
     }
     return true;
   }
 
-  /** Scratch of appendRollups (one commit at a time). */
-  private readonly appendScratch = {
-    bucket: new Array<number>(RESOLUTIONS.length).fill(0),
-    end: new Array<number>(RESOLUTIONS.length).fill(0),
-    cur: new Array<Agg | null>(RESOLUTIONS.length).fill(null),
-    start: new Array<Agg | null>(RESOLUTIONS.length).fill(null),
-    touched: new Array<boolean>(RESOLUTIONS.length).fill(false),
-    changes: new Array<Changes | undefined>(RESOLUTIONS.length).fill(undefined),
-  };
+  /** Scratch of appendRollups (one commit at a time): per resolution, the cached bucket the batch starts in. */
+  private readonly appendStart = new Array<Agg | null>(RESOLUTIONS.length).fill(null);
+  /** Scratch of appendRollups: a series' readings as numbers. */
+  private numeric = new Float64Array(1024);
 
   /** Fills the aggregates before the batch of runs whose buckets are not in a cached newest chunk: one range read per cluster of nearby buckets. */
   private async readBefore(toRead: Run[]): Promise<void> {

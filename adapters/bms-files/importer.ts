@@ -160,7 +160,11 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
     inFlight = run;
   };
 
-  const stream = createReadStream(o.path, { highWaterMark: 256 * 1024 });
+  // Small reads (~12 rows each): lines are handed over from a read chunk without yielding
+  // to the event loop, so a chunk of 256 kB kept the commit of the batch just handed to
+  // storage waiting until ~200 rows were parsed; with 16 kB storage starts at once and the
+  // next rows are parsed while LevelDB writes (bench: ~3× the parse time overlapped).
+  const stream = createReadStream(o.path, { highWaterMark: 16 * 1024 });
   try {
     for await (const text of readLines(stream)) {
       lineNo++;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseValuePayload, validateValue, validateSetpoint, DatapointSchema, MAX_FUTURE_MS } from '../../runtime/datapoints/model.js';
+import { parseValuePayload, validatePoint, validateValue, validateSetpoint, DatapointSchema, MAX_FUTURE_MS } from '../../runtime/datapoints/model.js';
 import { topicMatches, Topics } from '../../runtime/topics.js';
 import { isLoopbackAddress } from '../../runtime/net.js';
 import { hashPassword, verifyPassword, hashToken, verifyToken, isPasswordHash } from '../../runtime/auth/passwords.js';
@@ -32,6 +32,26 @@ t.test('values are checked against their datapoint type and time', async (t) => 
   t.throws(() => validateValue(bool, { v: 'on', t: NOW }, NOW), { code: 'VALUE_TYPE' });
   const json = DatapointSchema.parse({ id: 'j', adapter: 'x', type: 'json' });
   t.throws(() => validateValue(json, { v: 'x'.repeat(70_000), t: NOW }, NOW), { code: 'VALUE_TYPE' });
+});
+
+t.test('points published in bulk: a valid, normalised point is kept as it is, others are copied normalised or refused', async (t) => {
+  const reading = { id: 'a.b', v: 1.5, t: NOW };
+  t.equal(validatePoint(num, reading, NOW), reading, 'a number of a number datapoint: the same object, no copy');
+  const gap = { id: 'a.b', v: null, t: NOW, q: 'bad' as const };
+  t.equal(validatePoint(num, gap, NOW), gap, 'a gap with its quality flag: the same object');
+  const good = { id: 'a.b', v: 2, t: NOW, q: 'good' };
+  t.same(validatePoint(num, good, NOW), { id: 'a.b', v: 2, t: NOW }, 'q "good" is dropped (a copy)');
+  t.equal(good.q, 'good', "the caller's point is not changed");
+  const stale = { id: 'a.b', v: 3, t: NOW, q: 'stale' };
+  t.same(validatePoint(num, stale, NOW), { id: 'a.b', v: 3, t: NOW, q: 'stale' }, 'a stale number keeps its flag');
+  const bool = DatapointSchema.parse({ id: 'b', adapter: 'x', type: 'boolean' });
+  t.same(validatePoint(bool, { id: 'b', v: 1, t: NOW }, NOW), { id: 'b', v: true, t: NOW }, '0/1 of a boolean datapoint become false/true');
+  t.throws(() => validatePoint(num, { id: 'a.b', v: 'x', t: NOW }, NOW), { code: 'VALUE_TYPE' });
+  t.throws(() => validatePoint(num, { id: 'a.b', v: Number.NaN, t: NOW }, NOW), { code: 'VALUE_TYPE' });
+  t.throws(() => validatePoint(num, { id: 'a.b', v: 1, t: 1763800000 }, NOW), { code: 'VALUE_TIME' });
+  t.throws(() => validatePoint(num, { id: 'a.b', v: 1, t: NOW + MAX_FUTURE_MS + 1 }, NOW), { code: 'VALUE_TIME' });
+  t.throws(() => validatePoint(num, { id: 'a.b', v: null, t: NOW }, NOW), { code: 'VALUE_TYPE', message: /null/ });
+  t.throws(() => validatePoint(num, { id: 'a.b', v: null, t: NOW, q: 'meh' }, NOW), { code: 'VALUE_MALFORMED' });
 });
 
 t.test('setpoints are refused, never clamped', async (t) => {

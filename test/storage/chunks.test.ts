@@ -236,6 +236,13 @@ t.test('readings and buckets written one per key by earlier versions are read, a
   t.ok(keys.length < 12, `the overwritten range was merged into chunks (${keys.length} keys)`);
 });
 
+/**
+ * Bulk writes of the random model test: every 10 s (several readings per 1 min bucket), or
+ * every 20 min like BMS trend data (every 1 min and 15 min bucket holds one reading).
+ */
+const bulkStep = (kind: number): number => (kind < 0.68 ? 10_000 : 20 * MIN);
+const bulkCount = (kind: number): number => (kind < 0.68 ? 700 : 150);
+
 t.test('random live, bulk, late and overwriting writes equal a plain model, across restarts', async (t) => {
   const h = await tempStore(t);
   let store = await h.open();
@@ -280,7 +287,7 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
       const series = model.get(id)!;
       const times: number[] = [];
       if (kind < 0.6) times.push(clock + Math.floor(random() * 5000)); // live
-      else if (kind < 0.75) for (let i = 0; i < 700; i++) times.push(clock + i * 10_000); // bulk, crosses chunk limits
+      else if (kind < 0.75) for (let i = 0; i < bulkCount(kind); i++) times.push(clock + i * bulkStep(kind)); // bulk, crosses chunk limits
       else if (kind < 0.82) {
         // Late, anywhere, with one near the newest: old chunks are read, the cached newest ones must stay right.
         for (let i = 0; i < 3; i++) times.push(T0 + Math.floor(random() * (clock - T0 + 1)));
@@ -298,7 +305,7 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
     }
     await store.write(points);
     // Live steps of up to 4 min leave empty buckets between readings, where late values then land.
-    clock += kind >= 0.6 && kind < 0.75 ? 700 * 10_000 : 1000 + Math.floor(random() * 4 * MIN);
+    clock += kind >= 0.6 && kind < 0.75 ? bulkCount(kind) * bulkStep(kind) : 1000 + Math.floor(random() * 4 * MIN);
     if (round % 10 === 9) await compare(`round ${round}`);
     if (round % 40 === 39) store = await h.open(); // cold caches: the next writes must find the chunks on disk
   }
@@ -396,4 +403,33 @@ t.test('rollups that outlived their raw points (retention) merge with late write
   t.same(days.map((d) => [d.t, d.v]), Array.from({ length: 10 }, (_, i) => [T0 + i * DAY, i === 0 || i === 3 || i === 5 ? 2 : 1]), 'every day once, in order, the late readings counted in');
   const sums = await store.queryAggregate('old', { from: T0, to: T0 + 10 * DAY - 1, interval: DAY, agg: 'sum' });
   t.same(sums.map((d) => d.v), [100, 1, 2, 33, 4, 55, 6, 7, 8, 9]);
+});
+
+t.test('trend data in bulk (one reading per 1 min and 15 min bucket), then late, live and reused points: every rollup equals the model', async (t) => {
+  const h = await tempStore(t);
+  let store = await h.open();
+  const want: StoredValue[] = [];
+  const write = async (points: PointRecord[]): Promise<void> => {
+    await store.write(points);
+    for (const p of points) want.push(p.q ? { t: p.t, v: p.v, q: p.q } : { t: p.t, v: p.v });
+  };
+  // 20 readings 15 min apart in one batch: the 15 min chunk before the newest bucket holds 19 (< ROLLUP_LIVE_MAX), so it stays cached.
+  await write(Array.from({ length: 20 }, (_, i) => ({ id: 'bms', t: T0 + i * 15 * MIN, v: 10 + i })));
+  // After the reading of bucket 18 (inside the cached chunk): that bucket's aggregate is updated, not replaced.
+  await write([{ id: 'bms', t: T0 + 18 * 15 * MIN + 5 * MIN, v: 7 }]);
+  t.equal(await aggregateMismatch(store, 'bms', want, T0, T0 + DAY), undefined, 'a late reading after a bucket written in bulk');
+  // Live readings into the newest bucket and beyond, reusing one point object as some adapters do.
+  const reused: PointRecord = { id: 'bms', t: T0 + 19 * 15 * MIN + MIN, v: 1 };
+  for (let i = 0; i < 5; i++) {
+    reused.t = T0 + 19 * 15 * MIN + (i + 1) * 4 * MIN;
+    reused.v = 100 + i;
+    await write([reused]);
+  }
+  reused.v = -1; // after the last write: must change nothing stored or cached
+  await write([{ id: 'bms', t: T0 + 21 * 15 * MIN, v: 1 }]);
+  t.equal(await aggregateMismatch(store, 'bms', want, T0, T0 + DAY), undefined, 'live readings after the bulk, one point object reused');
+  t.same((await store.query('bms', { limit: MAX_QUERY_LIMIT })).map((p) => p.v), want.sort((a, b) => a.t - b.t).map((p) => p.v), 'raw points as written');
+  t.same(store.latest('bms'), { t: T0 + 21 * 15 * MIN, v: 1 }, 'the latest reading is a copy of what was written');
+  store = await h.open();
+  t.equal(await aggregateMismatch(store, 'bms', want, T0, T0 + DAY), undefined, 'after a restart');
 });
