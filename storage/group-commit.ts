@@ -3,9 +3,15 @@
  * committed together, so many writers share one fsync. An idle store commits at
  * once (next tick); a busy one commits as fast as the disk allows, up to
  * `maxBatch` items per commit. `maxPending` bounds memory: writers wait for room.
+ *
+ * A commit may be pipelined: `commit` resolves once the commit is prepared and its write
+ * started, with `{ durable }` settling when it is on disk. The next commit is then prepared
+ * while that one is written (the CPU work of one overlaps the other's fsync); at most one
+ * prepared commit waits behind the one being written. Writers are answered, in order, when
+ * their commit is durable.
  */
 export interface GroupCommitOptions<T> {
-  commit(items: T[]): Promise<void>;
+  commit(items: T[]): Promise<{ durable: Promise<void> } | void>;
   maxBatch: number;
   maxPending: number;
 }
@@ -57,6 +63,9 @@ export class GroupCommit<T> {
     });
   }
 
+  /** The newest commit's settling (its writers answered); the next but one waits for it. */
+  private settling: Promise<void> = Promise.resolve();
+
   private async run(): Promise<void> {
     if (this.running) return;
     this.running = true;
@@ -72,14 +81,28 @@ export class GroupCommit<T> {
         const items = this.queue.splice(0, n);
         const batchWaiters = this.waiters.splice(0, w);
         this.releaseRoom();
+        const before = this.settling;
+        let durable: Promise<void>;
         try {
-          if (items.length > 0) await this.options.commit(items);
-          this.commits++;
-          this.written += items.length;
-          for (const waiter of batchWaiters) waiter.resolve();
+          // Nothing to write (a flush): settled when everything before it is.
+          durable = items.length > 0 ? ((await this.options.commit(items))?.durable ?? Promise.resolve()) : before;
         } catch (err) {
-          for (const waiter of batchWaiters) waiter.reject(err);
+          durable = Promise.reject(err);
         }
+        const settled = durable.then(
+          () => {
+            this.commits++;
+            this.written += items.length;
+            for (const waiter of batchWaiters) waiter.resolve();
+          },
+          (err: unknown) => {
+            for (const waiter of batchWaiters) waiter.reject(err);
+          },
+        );
+        // Writers are answered in commit order, and at most one prepared commit waits
+        // behind the one being written: wait for the one before this before preparing more.
+        this.settling = before.then(() => settled);
+        await before;
       }
     } finally {
       this.running = false;

@@ -179,6 +179,11 @@ function ownChunks(chunks: ReadonlyArray<Chunk<StoredValue>>): ReadonlyArray<Chu
   return chunks.map((c) => ({ key: c.key, ts: c.ts, es: c.es.map(storedCopy) }));
 }
 
+/** The error of a commit prepared from one that failed: dropped, never written (its writers write again). */
+function notWritten(): OutpostError {
+  return new OutpostError('STORAGE_WRITE_FAILED', 'not written: the commit before it failed (storage is read-only until a write succeeds)');
+}
+
 /** Returned by the in-memory write path when it would need to read chunks from disk. */
 const NEEDS_READ = Symbol('needs read');
 const NONE: readonly never[] = [];
@@ -341,6 +346,16 @@ const TAIL_CACHE_MAX = 20_000;
 export class LevelStore implements Store {
   private readonly level: Level<string, string>;
   private readonly latestById = new Map<string, StoredValue>();
+  /** Newest reading per datapoint of commits prepared but not yet on disk (latestById: on disk). */
+  private readonly pendingLatest = new Map<string, StoredValue>();
+  /** The last outbox sequence number taken by a prepared commit (seq: the last one on disk). */
+  private preparedSeq = 0;
+  /** The write of the newest prepared commit while in flight: the next commit's write waits for it. */
+  private writing: Promise<void> | undefined;
+  /** While a commit is prepared: the write before it, still in flight (its reads from disk wait for it). */
+  private diskBehind: Promise<void> | undefined;
+  /** Failed commits so far: a commit prepared while one failed is void. */
+  private failures = 0;
   /** Newest raw chunk per datapoint, so appending never reads. */
   private readonly rawTail = new Map<string, ReadonlyArray<Chunk<StoredValue>>>();
   /** Newest rollup chunk per datapoint and resolution (index into RESOLUTIONS), so updating the current buckets never reads. */
@@ -364,7 +379,7 @@ export class LevelStore implements Store {
   constructor(private readonly options: LevelStoreOptions) {
     this.level = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     this.writer = new GroupCommit<PointRecord>({
-      commit: (items) => this.exclusive(() => this.commit(items)),
+      commit: (items) => this.serially(() => this.commit(items)),
       maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
       maxPending: options.maxPending ?? 100_000,
     });
@@ -393,6 +408,7 @@ export class LevelStore implements Store {
     this.closed = false;
     const seq = await this.level.get(SEQ_KEY);
     this.seq = seq === undefined ? 0 : Number(seq);
+    this.preparedSeq = this.seq;
     const acked = await this.level.get(ACKED_KEY);
     this.acked = acked === undefined ? 0 : Number(acked);
     await this.loadLatest();
@@ -426,8 +442,13 @@ export class LevelStore implements Store {
     return t === -Infinity ? -Infinity : bucketStart(t, ms);
   }
 
+  /** The newest raw point's time of `id` as commits are prepared: on disk, or in a commit being written (-Infinity: none). */
+  private newestRawTime(id: string): number {
+    return Math.max(this.latestById.get(id)?.t ?? -Infinity, this.pendingLatest.get(id)?.t ?? -Infinity);
+  }
+
   /** The newest time stored for `id`: its newest raw point, or, with none, its newest rollup bucket (-Infinity: nothing). */
-  private newestTime(id: string, newestRaw = this.latestById.get(id)?.t ?? -Infinity): number {
+  private newestTime(id: string, newestRaw = this.newestRawTime(id)): number {
     return Math.max(newestRaw, this.rollupFloor.get(id) ?? -Infinity);
   }
 
@@ -453,10 +474,25 @@ export class LevelStore implements Store {
     await this.writer.add(points);
   }
 
-  private async commit(points: PointRecord[]): Promise<void> {
+  /**
+   * Prepares one commit (everything but the disk write) and starts its write; resolves with
+   * `durable`, which settles once the commit is on disk. Commits are pipelined (GroupCommit):
+   * the next one is prepared while this one is written, from the state this one leaves —
+   * the cached newest chunks and buckets, the newest readings (pendingLatest) and outbox
+   * sequence numbers (preparedSeq) — so it must never reach the disk if this one does not:
+   * writes are chained, and a failure fails every commit prepared after it (their writers
+   * are refused, as with any failed write, and write again) and drops all that state.
+   * Readings become visible to readers (latest, queries) once durable.
+   */
+  private async commit(points: PointRecord[]): Promise<{ durable: Promise<void> }> {
+    const failures = this.failures;
+    // The write before this one, if still in flight: reads from disk wait for it (prepared
+    // state is ahead of the disk until then), and so does this write.
+    const before = this.writing;
+    this.diskBehind = before;
     // Operations go straight into LevelDB's chained batch (no intermediate op objects for the outbox).
     const batch = this.level.batch();
-    const firstSeq = this.seq + 1;
+    const firstSeq = this.preparedSeq + 1;
     // The whole commit is one outbox record `o!<first seq>` holding its points in order
     // (seq = first + index): one put per commit instead of one per point (storage/outbox-codec.ts).
     const outbox = this.outbox;
@@ -477,48 +513,43 @@ export class LevelStore implements Store {
         outbox.add(b.outboxId, p.t, p.v, p.q);
       }
     }
-    const seq = this.seq + outbox.count;
+    const seq = this.preparedSeq + outbox.count;
     if (outbox.count > 0) {
       batch.put(outboxKey(firstSeq), outbox.encode());
       batch.put(SEQ_KEY, String(seq));
     }
     const series = seriesOf(byId);
     const tails: TailUpdate[] = [];
-    let writing = false;
     this.commitReads = new Map();
     try {
       await this.writeRaw(series, batch, tails);
       const general = series.filter((s) => !this.appendRollups(s, batch, tails));
       await this.rollupUpdates(general);
       await this.writeRollups(general, batch, tails);
-      // The chained batch goes straight to the native batch; abstract-level's array form
-      // clones and re-encodes every operation, which was most of the ingest CPU time.
-      this.commitReads = undefined;
-      writing = true;
-      await batch.write({ sync: this.options.sync ?? true });
     } catch (err) {
       this.commitReads = undefined;
-      // A batch that never reached write() holds native memory until closed; write() closes it itself.
-      if (!writing) await batch.close();
-      // Cached newest chunks may be ahead of the disk now: read them again when needed.
-      this.dropRollupCache();
-      const message = (err as Error).message;
-      if (!this.alarm) {
-        this.alarm = { error: message, lastProbe: Date.now() };
-        this.options.onAlarm?.(message);
-      } else {
-        this.alarm.error = message;
-      }
-      throw new OutpostError('STORAGE_WRITE_FAILED', `LevelDB batch failed: ${message}`, { cause: err });
+      this.diskBehind = undefined;
+      // A batch that never reached write() holds native memory until closed.
+      await batch.close();
+      // Reads waited for the commit before, which failed: this one was prepared from its state.
+      throw this.failures !== failures ? notWritten() : this.failed(err);
     }
-    this.seq = seq;
-    if (this.alarm) {
-      this.alarm = undefined;
-      this.options.onAlarm?.(undefined);
+    if (this.failures !== failures) {
+      this.commitReads = undefined;
+      this.diskBehind = undefined;
+      await batch.close();
+      throw notWritten();
     }
-    for (const s of series) {
-      const newest = s.vals[s.vals.length - 1]!;
-      if (isNewer(newest, this.latestById.get(s.id))) this.latestById.set(s.id, storedCopy(newest));
+    this.commitReads = undefined;
+    this.diskBehind = undefined;
+    // The state the next commit is prepared from.
+    this.preparedSeq = seq;
+    const newest: StoredValue[] = new Array(series.length);
+    for (let i = 0; i < series.length; i++) {
+      const s = series[i]!;
+      const value = s.vals[s.vals.length - 1]!;
+      newest[i] = storedCopy(value);
+      if (value.t >= this.newestRawTime(s.id)) this.pendingLatest.set(s.id, newest[i]!);
     }
     if (this.rawTail.size > TAIL_CACHE_MAX || this.rollupTail.size > TAIL_CACHE_MAX) this.dropRollupCache();
     for (const u of tails) {
@@ -531,6 +562,63 @@ export class LevelStore implements Store {
       if (!entry) this.rollupTail.set(u.id, (entry = new Array(RESOLUTIONS.length)));
       entry[u.r] = u.chunks as ReadonlyArray<Chunk<Agg>> | undefined;
     }
+    const durable = (async () => {
+      let earlierFailed = false;
+      if (before) await before.catch(() => (earlierFailed = true));
+      if (earlierFailed || this.failures !== failures) {
+        await batch.close();
+        throw notWritten();
+      }
+      try {
+        // write() closes the batch itself, also when it fails.
+        await batch.write({ sync: this.options.sync ?? true });
+      } catch (err) {
+        throw this.failed(err);
+      }
+      this.seq = Math.max(this.seq, seq);
+      if (this.alarm) {
+        this.alarm = undefined;
+        this.options.onAlarm?.(undefined);
+      }
+      for (let i = 0; i < series.length; i++) {
+        const id = series[i]!.id;
+        const value = newest[i]!;
+        if (isNewer(value, this.latestById.get(id))) this.latestById.set(id, value);
+        if (this.pendingLatest.get(id) === value) this.pendingLatest.delete(id);
+      }
+    })();
+    this.writing = durable;
+    // Observed by the next commit and by GroupCommit; this only keeps it from counting as unhandled meanwhile.
+    durable.then(
+      () => {
+        if (this.writing === durable) this.writing = undefined;
+      },
+      () => {
+        if (this.writing === durable) this.writing = undefined;
+      },
+    );
+    return { durable };
+  }
+
+  /**
+   * A commit failed (its write, or its preparation): everything prepared from it is void.
+   * Drops the cached newest chunks and buckets (they may be ahead of the disk), forgets
+   * readings and sequence numbers not on disk, enters the read-only alarm state. Returns
+   * the error for the commit's writers.
+   */
+  private failed(err: unknown): OutpostError {
+    this.failures++;
+    this.dropRollupCache();
+    this.pendingLatest.clear();
+    this.preparedSeq = this.seq;
+    const message = (err as Error).message;
+    if (!this.alarm) {
+      this.alarm = { error: message, lastProbe: Date.now() };
+      this.options.onAlarm?.(message);
+    } else {
+      this.alarm.error = message;
+    }
+    return new OutpostError('STORAGE_WRITE_FAILED', `LevelDB batch failed: ${message}`, { cause: err });
   }
 
   private rawSpace(id: string): Space<StoredValue> {
@@ -555,7 +643,7 @@ export class LevelStore implements Store {
   private async writeRaw(series: Series[], sink: Sink, tails: TailUpdate[]): Promise<void> {
     const later: Series[] = [];
     for (const s of series) {
-      const newest = this.latestById.get(s.id)?.t ?? -Infinity;
+      const newest = this.newestRawTime(s.id);
       const cached = this.rawTail.get(s.id);
       if (cached && s.ts[0]! > newest && extendInPlace(cached, s.ts, s.vals, RAW_BLOCK_MS, LIVE_MAX, storedCopy)) {
         const last = cached[cached.length - 1]!;
@@ -568,7 +656,7 @@ export class LevelStore implements Store {
     }
     const results = await inParallel(later, READ_PARALLEL, async (s) => {
       const own = new OpList();
-      const newest = this.latestById.get(s.id)?.t ?? -Infinity;
+      const newest = this.newestRawTime(s.id);
       return { own, tail: await this.writeSeries(this.rawSpace(s.id), this.rawTail.get(s.id), newest, s.ts, s.vals, own) };
     });
     for (let i = 0; i < later.length; i++) {
@@ -733,6 +821,8 @@ export class LevelStore implements Store {
     const reads = this.commitReads;
     const known = reads?.get(space.name)?.find((r) => r.from <= from && r.to >= to);
     if (known) return (known.chunks as Array<Chunk<E>>).filter((c) => c.ts[c.ts.length - 1]! >= from && c.ts[0]! <= to);
+    // The commit before is still being written: the disk is behind the prepared state until then.
+    if (this.diskBehind) await this.diskBehind;
     const chunks: Array<Chunk<E>> = [];
     for await (const c of this.chunks(space, from, to)) chunks.push(c);
     if (reads) {
@@ -857,7 +947,7 @@ export class LevelStore implements Store {
    */
   private appendRollups(series: Series, sink: Sink, tails: TailUpdate[]): boolean {
     const { id, ts, vals } = series;
-    const newestRaw = this.latestById.get(id)?.t ?? -Infinity;
+    const newestRaw = this.newestRawTime(id);
     if (ts[0]! <= newestRaw) return false;
     const newestAny = this.newestTime(id, newestRaw);
     const cache = this.rollupTail.get(id);
@@ -1280,7 +1370,17 @@ export class LevelStore implements Store {
   }
 
   /** Runs `fn` while no commit runs (and no other exclusive section). */
+  /** Runs `fn` alone: no commit is prepared or written meanwhile (retention deletes). */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.serially(async () => {
+      // A commit's write may still be in flight after its preparation ended.
+      await this.writing?.catch(() => undefined);
+      return fn();
+    });
+  }
+
+  /** Runs `fn` after everything queued before it: commits are prepared one at a time. */
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.lock.then(fn);
     this.lock = run.then(
       () => undefined,
@@ -1332,6 +1432,7 @@ export class LevelStore implements Store {
     this.dropRollupCache();
     const seq = await this.level.get(SEQ_KEY);
     if (seq !== undefined) this.seq = Math.max(this.seq, Number(seq));
+    this.preparedSeq = Math.max(this.preparedSeq, this.seq);
     const acked = await this.level.get(ACKED_KEY);
     if (acked !== undefined) this.acked = Math.max(this.acked, Number(acked));
     // The disk's newest point per id replaces the cached one unless the cache is newer.

@@ -130,11 +130,13 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
   };
 
   /**
-   * The batch being stored while the next one is parsed: parsing overlaps LevelDB's
-   * native write and fsync, and memory holds at most two batches. Batches are stored and
-   * checkpointed strictly in file order (each waits for the one before).
+   * Batches handed to storage and not yet journalled: at most two, while the next one is
+   * parsed (memory holds at most three). Storage keeps their order and prepares the second
+   * while the first is written; the journal records each once it and every batch before it
+   * are stored, in file order. `inFlight` settles after the newest, `older` after the one before.
    */
   let inFlight: Promise<void> = Promise.resolve();
+  let older: Promise<void> = Promise.resolve();
 
   /** Hands the complete rows of the batch to storage; the journal records them once stored. */
   const submit = (): void => {
@@ -147,24 +149,26 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
     rowsInBatch = 0;
     completeGaps = 0;
     if (points.length === 0 && d.rows === 0) return;
-    const run = inFlight.then(async () => {
-      if (points.length > 0) await o.target.publishValues(points);
+    const stored = points.length > 0 ? o.target.publishValues(points) : Promise.resolve(0);
+    const previous = inFlight;
+    const run = (async () => {
+      // Settles only once both have: a failed batch before never leaves this one's write behind.
+      const [before, own] = await Promise.allSettled([previous, stored]);
+      if (before.status === 'rejected') throw before.reason;
+      if (own.status === 'rejected') throw own.reason;
       total.rows += d.rows;
       total.points += d.points;
       total.gaps += d.gaps;
       total.committedLine = line;
       await o.checkpoint({ ...total }, d);
-    });
-    // Observed by the next `await inFlight`; this only keeps it from counting as unhandled meanwhile.
+    })();
+    // Observed by a later `await`; this only keeps it from counting as unhandled meanwhile.
     run.catch(() => undefined);
+    older = inFlight;
     inFlight = run;
   };
 
-  // Small reads (~12 rows each): lines are handed over from a read chunk without yielding
-  // to the event loop, so a chunk of 256 kB kept the commit of the batch just handed to
-  // storage waiting until ~200 rows were parsed; with 16 kB storage starts at once and the
-  // next rows are parsed while LevelDB writes (bench: ~3× the parse time overlapped).
-  const stream = createReadStream(o.path, { highWaterMark: 16 * 1024 });
+  const stream = createReadStream(o.path, { highWaterMark: 256 * 1024 });
   try {
     for await (const text of readLines(stream)) {
       lineNo++;
@@ -172,12 +176,13 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
       o.parser.line(text, lineNo, sink);
       if (pendingDefs.length > 0) await registerPending();
       if (completeLen >= o.batchSize) {
-        await inFlight;
+        await older;
         submit();
       }
     }
     o.parser.end(lineNo);
     await registerPending();
+    await older;
     submit();
     await inFlight;
   } catch (err) {

@@ -34,12 +34,12 @@ function slowTarget(failOnCall?: number) {
       register: async () => undefined,
       now: () => Date.UTC(2025, 0, 1),
       publishValues: async (points: ReadonlyArray<{ t: number }>) => {
-        calls++;
+        const call = ++calls;
         active++;
         maxActive = Math.max(maxActive, active);
         await new Promise((r) => setTimeout(r, 5));
         active--;
-        if (calls === failOnCall) throw new OutpostError('STORAGE_WRITE_FAILED', 'disk full (test)');
+        if (call === failOnCall) throw new OutpostError('STORAGE_WRITE_FAILED', 'disk full (test)');
         stored.push(...points);
         return points.length;
       },
@@ -47,7 +47,7 @@ function slowTarget(failOnCall?: number) {
   };
 }
 
-t.test('batches are stored one at a time, in file order, each checkpointed after it is stored', async (t) => {
+t.test('at most two batches are being stored at once, handed over in file order, each checkpointed after it and those before it are stored', async (t) => {
   const path = await report(t, 200);
   const s = slowTarget();
   const checkpoints: Progress[] = [];
@@ -60,14 +60,14 @@ t.test('batches are stored one at a time, in file order, each checkpointed after
     batchSize: 300,
     registered: new Set(),
     checkpoint: async (p) => {
-      t.equal(s.stored.length, p.points, `checkpoint at line ${p.committedLine} only after its points are stored`);
+      t.ok(s.stored.length >= p.points, `checkpoint at line ${p.committedLine} only after its points are stored`);
       checkpoints.push(p);
     },
   });
   t.equal(result.rows, 200);
   t.equal(result.points, 2000);
   t.equal(result.datapoints, 10);
-  t.equal(s.maxActive, 1, 'never two writes at once');
+  t.equal(s.maxActive, 2, 'two writes at once (storage prepares one while it writes the other), never three');
   t.same(s.stored.map((p) => p.t), [...s.stored.map((p) => p.t)].sort((a, b) => a - b), 'stored in file order');
   t.ok(checkpoints.length >= 6, `${checkpoints.length} batches`);
   t.same(checkpoints.map((c) => c.committedLine), [...checkpoints.map((c) => c.committedLine)].sort((a, b) => a - b));
@@ -91,7 +91,10 @@ t.test('a storage failure stops the import with the storage error; nothing after
     { code: 'STORAGE_WRITE_FAILED' },
   );
   t.equal(checkpoints.length, 2, 'the two stored batches are in the journal, the failed one is not');
-  t.equal(checkpoints.at(-1)!.points, s.stored.length);
+  t.equal(checkpoints.at(-1)!.points, 600, 'the journal counts the two batches before the failure');
+  // The batch after the failed one may have been handed over meanwhile: stored, never counted
+  // (a retry of the file overwrites it with the same values).
+  t.ok(s.stored.length >= 600 && s.stored.length <= 900, `${s.stored.length} points stored`);
 });
 
 t.test('a defect keeps the complete rows before it, stored before the error is thrown', async (t) => {
