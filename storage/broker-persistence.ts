@@ -96,7 +96,8 @@ function deserialize<T>(raw: string): T {
 
 export interface LevelBrokerPersistenceOptions {
   /** An open LevelDB to share (the store's), or a path for a database of its own. */
-  db?: Level<string, string>;
+  /** A database shared with the store (LevelStore.db; values read as text here). */
+  db?: Level<string, Buffer | string>;
   path?: string;
   /**
    * fsync broker state writes (default false). Without it the state survives a process
@@ -129,7 +130,7 @@ export class LevelBrokerPersistence {
   private counter = 0;
   private destroyed = false;
   private brokerRef: BrokerRef | undefined;
-  private readonly db: Level<string, string>;
+  private readonly db: Level<string, Buffer | string>;
   private readonly ownsDb: boolean;
   private pendingOps: Op[] = [];
   private pendingWaiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
@@ -140,7 +141,7 @@ export class LevelBrokerPersistence {
       this.db = options.db;
       this.ownsDb = false;
     } else if (options.path) {
-      this.db = new Level<string, string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+      this.db = new Level<string, Buffer | string>(options.path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
       this.ownsDb = true;
     } else {
       throw new OutpostError('INTERNAL', 'broker persistence needs a database or a path');
@@ -162,7 +163,9 @@ export class LevelBrokerPersistence {
 
   /** Rebuilds the in-memory state from disk. */
   private async load(): Promise<void> {
-    for await (const [key, value] of this.db.iterator({ gte: 'b!', lt: 'b!\xff' })) {
+    for await (const [key, buffered] of this.db.iterator({ gte: 'b!', lt: 'b!\xff', valueEncoding: 'utf8' })) {
+      // Text in any case (a shared database reads bytes by default).
+      const value = typeof buffered === 'string' ? buffered : buffered.toString('utf8');
       const parts = key.split('!');
       switch (parts[1]) {
         case 'r': {

@@ -54,17 +54,28 @@ export interface Chunk<E> {
   es: E[];
 }
 
-/** Encodes entries `W` (E or lighter forms of it) and decodes to `E`. */
+/**
+ * Encodes entries `W` (E or lighter forms of it) to a value's bytes and decodes to `E`.
+ * Values are read as bytes; those of earlier versions were text (UTF-8 on disk) and are
+ * decoded as such (a string is taken as that text).
+ */
 export interface ChunkCodec<E, W = E> {
-  encode(ts: readonly number[], es: readonly W[]): string;
+  encode(ts: readonly number[], es: readonly W[]): Buffer;
   /** Decodes a stored value whose key carries time `keyT` (the first entry's). */
-  decode(keyT: number, raw: string): { ts: number[]; es: E[] };
+  decode(keyT: number, raw: Buffer | string): { ts: number[]; es: E[] };
   /** Entries in a stored value, without decoding them (retention counts what it deletes). */
-  count(raw: string): number;
+  count(raw: Buffer | string): number;
 }
 
+/**
+ * Markers (first byte) of the chunk layouts. Values written as bytes: raw chunks 6, rollup
+ * chunks 7. Earlier versions wrote the same layouts as latin1 text, stored as its UTF-8
+ * (every byte from 0x80 took two): raw 2, rollups 3 (ten doubles a bucket) and 5.
+ */
 const RAW_MARK = 2;
 const ROLLUP_MARK = 3;
+const RAW_BYTES_MARK = 6;
+const ROLLUP_BYTES_MARK = 7;
 /** Marker byte, three zero bytes, uint32 LE entry count: the doubles after it start 8-byte aligned. */
 const HEADER = 8;
 const LITTLE_ENDIAN = endianness() === 'LE';
@@ -94,6 +105,26 @@ function writeHeader(b: Buffer, mark: number, n: number): void {
   b.writeUInt32LE(n, 4);
 }
 
+/** The bytes of a value with a layout written as bytes, or its text (earlier versions). */
+function bytesOrText(raw: Buffer | string, bytesMark: number): Buffer | string {
+  if (typeof raw === 'string') return raw;
+  return raw.length >= HEADER && raw[0] === bytesMark ? raw : raw.toString('utf8');
+}
+
+/** `count` doubles after the header of a value's bytes, in host order: a view of them when aligned, else a copy. */
+function doublesOfBytes(raw: Buffer, offset: number, count: number): Float64Array {
+  if (LITTLE_ENDIAN && (raw.byteOffset + offset) % 8 === 0) return new Float64Array(raw.buffer, raw.byteOffset + offset, count);
+  const b = scratchOf(offset + 8 * count);
+  raw.copy(b, 0, 0, offset + 8 * count);
+  if (!LITTLE_ENDIAN) b.subarray(offset, offset + 8 * count).swap64();
+  return new Float64Array(b.buffer, b.byteOffset + offset, count);
+}
+
+/** The scratch's first `bytes` bytes as a value of its own. */
+function valueOf(b: Buffer, bytes: number): Buffer {
+  return Buffer.from(b.subarray(0, bytes));
+}
+
 function headerCount(raw: string, mark: number): number | undefined {
   if (raw.charCodeAt(0) !== mark || raw.length < HEADER) return undefined;
   return raw.charCodeAt(4) | (raw.charCodeAt(5) << 8) | (raw.charCodeAt(6) << 16) | (raw.charCodeAt(7) * 0x1000000);
@@ -118,7 +149,7 @@ export const rawCodec: ChunkCodec<StoredValue> = {
   encode(ts, es) {
     const n = ts.length;
     const b = scratchOf(HEADER + 16 * n);
-    writeHeader(b, RAW_MARK, n);
+    writeHeader(b, RAW_BYTES_MARK, n);
     const d = doubles(b, 2 * n);
     let other: Array<[number, Value, ('stale' | 'bad')?]> | undefined;
     for (let i = 0; i < n; i++) {
@@ -132,10 +163,12 @@ export const rawCodec: ChunkCodec<StoredValue> = {
       }
     }
     toDisk(b, 2 * n);
-    const head = b.toString('latin1', 0, HEADER + 16 * n);
-    return other ? head + JSON.stringify(other) : head;
+    if (!other) return valueOf(b, HEADER + 16 * n);
+    return Buffer.concat([b.subarray(0, HEADER + 16 * n), Buffer.from(JSON.stringify(other), 'utf8')]);
   },
-  decode(keyT, raw) {
+  decode(keyT, value) {
+    const raw = bytesOrText(value, RAW_BYTES_MARK);
+    if (typeof raw !== 'string') return decodeRawBytes(raw);
     const n = headerCount(raw, RAW_MARK);
     // One reading per key (earlier versions): `[v]` or `[v, q]`.
     if (n === undefined) return { ts: [keyT], es: [decodeValue(keyT, raw)] };
@@ -153,10 +186,29 @@ export const rawCodec: ChunkCodec<StoredValue> = {
     }
     return { ts, es };
   },
-  count(raw) {
+  count(value) {
+    const raw = bytesOrText(value, RAW_BYTES_MARK);
+    if (typeof raw !== 'string') return raw.readUInt32LE(4);
     return headerCount(raw, RAW_MARK) ?? 1;
   },
 };
+
+function decodeRawBytes(raw: Buffer): { ts: number[]; es: StoredValue[] } {
+  const n = raw.readUInt32LE(4);
+  const length = HEADER + 16 * n;
+  const d = doublesOfBytes(raw, HEADER, 2 * n);
+  const ts = new Array<number>(n);
+  const es = new Array<StoredValue>(n);
+  for (let i = 0; i < n; i++) {
+    const t = d[i]!;
+    ts[i] = t;
+    es[i] = { t, v: d[n + i]! };
+  }
+  if (raw.length > length) {
+    for (const [i, v, q] of JSON.parse(raw.toString('utf8', length)) as Array<[number, Value, ('stale' | 'bad')?]>) es[i] = q ? { t: ts[i]!, v, q } : { t: ts[i]!, v };
+  }
+  return { ts, es };
+}
 
 const AGG_DOUBLES = 10; // bucket, then the nine aggregate fields
 const SINGLE_DOUBLES = 3; // bucket, then the reading's time and value
@@ -177,12 +229,13 @@ function isSingle(e: RollupEntry): boolean {
 }
 
 /**
- * Rollup chunk value: marker `\u0005`, entry count n, n kind bytes (padded to 8), then per
- * bucket either three doubles, the bucket start and its one reading's time and value (kind 1:
+ * Rollup chunk value: marker 7, entry count n, n kind bytes (padded to 8), then per bucket
+ * either three doubles, the bucket start and its one reading's time and value (kind 1:
  * trend data every 5 or 15 min makes every 1 min and 15 min bucket one reading), or ten: the
  * bucket start and count, sum, min, max, first time, first value, last time, last value,
- * counter increase (kind 0). Doubles little-endian. Earlier layouts still read: marker
- * `\u0003` with ten doubles per bucket, and single buckets (`\u0001` + nine doubles, or JSON).
+ * counter increase (kind 0). Doubles little-endian. Earlier layouts still read: the same as
+ * text (marker 5), marker 3 with ten doubles per bucket, and single buckets (`\u0001` + nine
+ * doubles, or JSON).
  */
 export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg, RollupEntry> {
   return {
@@ -194,7 +247,7 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg,
       const count = SINGLE_DOUBLES * singles + AGG_DOUBLES * (n - singles);
       const bytes = HEADER + kinds + 8 * count;
       const b = scratchOf(bytes);
-      writeHeader(b, ROLLUP_COMPACT_MARK, n);
+      writeHeader(b, ROLLUP_BYTES_MARK, n);
       b.fill(0, HEADER, HEADER + kinds);
       const d = new Float64Array(b.buffer, b.byteOffset + HEADER + kinds, count);
       for (let i = 0, o = 0; i < n; i++) {
@@ -226,11 +279,17 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg,
         o += AGG_DOUBLES;
       }
       if (!LITTLE_ENDIAN) b.subarray(HEADER + kinds, bytes).swap64();
-      return b.toString('latin1', 0, bytes);
+      return valueOf(b, bytes);
     },
-    decode(keyT, raw) {
+    decode(keyT, value) {
+      const raw = bytesOrText(value, ROLLUP_BYTES_MARK);
+      if (typeof raw !== 'string') return decodeCompact(raw.readUInt32LE(4), raw);
       const compact = headerCount(raw, ROLLUP_COMPACT_MARK);
-      if (compact !== undefined) return decodeCompact(compact, raw);
+      if (compact !== undefined) {
+        const b = scratchOf(raw.length);
+        b.write(raw, 0, raw.length, 'latin1');
+        return decodeCompact(compact, b.subarray(0, raw.length));
+      }
       const n = headerCount(raw, ROLLUP_MARK);
       if (n === undefined) return { ts: [keyT], es: [decodeSingle(raw)] };
       const d = doubles(bytesOf(raw, HEADER + 8 * AGG_DOUBLES * n), AGG_DOUBLES * n);
@@ -242,23 +301,23 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg,
       }
       return { ts, es };
     },
-    count(raw) {
+    count(value) {
+      const raw = bytesOrText(value, ROLLUP_BYTES_MARK);
+      if (typeof raw !== 'string') return raw.readUInt32LE(4);
       return headerCount(raw, ROLLUP_COMPACT_MARK) ?? headerCount(raw, ROLLUP_MARK) ?? 1;
     },
   };
 }
 
-function decodeCompact(n: number, raw: string): { ts: number[]; es: Agg[] } {
+/** A compact rollup chunk's buckets from its bytes (marker, count, kinds, doubles). */
+function decodeCompact(n: number, raw: Buffer): { ts: number[]; es: Agg[] } {
   const kinds = Math.ceil(n / 8) * 8;
-  const b = scratchOf(raw.length);
-  b.write(raw, 0, raw.length, 'latin1');
-  if (!LITTLE_ENDIAN) b.subarray(HEADER + kinds, raw.length).swap64();
-  const d = new Float64Array(b.buffer, b.byteOffset + HEADER + kinds, (raw.length - HEADER - kinds) / 8);
+  const d = doublesOfBytes(raw, HEADER + kinds, (raw.length - HEADER - kinds) / 8);
   const ts = new Array<number>(n);
   const es = new Array<Agg>(n);
   for (let i = 0, o = 0; i < n; i++) {
     ts[i] = d[o]!;
-    if (b[HEADER + i] === 1) {
+    if (raw[HEADER + i] === 1) {
       const t = d[o + 1]!;
       const v = d[o + 2]!;
       es[i] = { count: 1, sum: v, min: v, max: v, ft: t, fv: v, lt: t, lv: v, inc: 0 };

@@ -127,8 +127,18 @@ t.test('raw codec: numbers as doubles, everything else (and quality) exactly as 
   t.equal(rawCodec.count(raw), es.length, 'count from the header');
   t.same(rawCodec.decode(1, raw).es, es, 'round trip');
   t.same(rawCodec.decode(1, raw).ts, es.map((e) => e.t));
+  t.equal(raw[0], 6, 'bytes (marker 6)');
+  t.equal(raw.length, 8 + 16 * es.length + Buffer.byteLength(JSON.stringify([[2, es[2]!.v], [3, true], [4, null, 'bad'], [5, 42, 'stale'], [6, es[6]!.v]])), 'header, doubles, then the other entries as UTF-8 JSON');
+  // The layout before, as text (marker 2, latin1 characters, the JSON as it is), read as text and as its UTF-8 bytes from disk.
+  const head = Buffer.from(raw.subarray(0, 8 + 16 * es.length));
+  head[0] = 2;
+  const text = head.toString('latin1') + raw.toString('utf8', 8 + 16 * es.length);
+  t.same(rawCodec.decode(1, text).es, es, 'text layout (marker 2)');
+  t.same(rawCodec.decode(1, Buffer.from(text, 'utf8')).es, es, 'text layout read from disk as bytes');
+  t.equal(rawCodec.count(Buffer.from(text, 'utf8')), es.length);
   // Values of one reading per key, as earlier versions wrote them.
   t.same(rawCodec.decode(77, '[12.5]'), { ts: [77], es: [{ t: 77, v: 12.5 }] });
+  t.same(rawCodec.decode(77, Buffer.from('[12.5]')), { ts: [77], es: [{ t: 77, v: 12.5 }] }, 'read from disk as bytes');
   t.same(rawCodec.decode(77, '["on","stale"]'), { ts: [77], es: [{ t: 77, v: 'on', q: 'stale' }] });
   t.equal(rawCodec.count('[1]'), 1);
 });
@@ -140,6 +150,13 @@ t.test('rollup codec: one-reading buckets in three doubles, others in ten; earli
   t.same(codec.decode(T0, raw), { ts: [T0, T0 + MIN], es: aggs });
   t.equal(codec.count(raw), 2);
   t.equal(raw.length, 8 + 8 + 8 * (3 + 10), 'header, kinds padded to 8, three doubles and ten');
+  t.equal(raw[0], 7, 'bytes (marker 7)');
+  // The same layout as text (marker 5), as the version before wrote it: as text and as its UTF-8 bytes from disk.
+  const compactText = Buffer.from(raw);
+  compactText[0] = 5;
+  t.same(codec.decode(T0, compactText.toString('latin1')), { ts: [T0, T0 + MIN], es: aggs }, 'text layout (marker 5)');
+  t.same(codec.decode(T0, Buffer.from(compactText.toString('latin1'), 'utf8')), { ts: [T0, T0 + MIN], es: aggs }, 'text layout read from disk as bytes');
+  t.equal(codec.count(Buffer.from(compactText.toString('latin1'), 'utf8')), 2);
   // Mixed runs of every length around the kind padding, including two readings of one value (not one reading).
   const random = mulberry32(11);
   for (const n of [1, 7, 8, 9, 17, 64]) {
@@ -212,6 +229,42 @@ t.test('live appends share chunks of LIVE_MAX readings; bulk writes chunks of up
   t.same(newest.map((p) => p.v), [86_399 % 997, 86_398 % 997, 86_397 % 997]);
   const desc = await store.query('bulk', { order: 'desc', from: T0 + 1000 * 1000 + 1, to: T0 + 1003 * 1000 });
   t.same(desc.map((p) => p.t), [T0 + 1003 * 1000, T0 + 1002 * 1000, T0 + 1001 * 1000], 'descending inside chunks');
+});
+
+t.test('chunks written as text by the version before are read, and rewritten as bytes when written again', async (t) => {
+  const h = await tempStore(t);
+  let store = await h.open();
+  const id = 'text.era';
+  await store.write(Array.from({ length: 40 }, (_, i) => ({ id, t: T0 + i * MIN, v: i % 2 === 0 ? i : `s${i}ü` })));
+  // Turn every chunk into the text form the version before stored (markers 2 and 5, latin1 characters, UTF-8 on disk).
+  const ops: Array<{ type: 'put'; key: string; value: string }> = [];
+  for await (const [key, value] of store.db.iterator({ gte: 'p!', lt: 's' })) {
+    if (!key.includes(id)) continue;
+    const bytes = value as Buffer;
+    if (bytes[0] === 6) {
+      const n = bytes.readUInt32LE(4);
+      const head = Buffer.from(bytes.subarray(0, 8 + 16 * n));
+      head[0] = 2;
+      ops.push({ type: 'put', key, value: head.toString('latin1') + bytes.toString('utf8', 8 + 16 * n) });
+    } else if (bytes[0] === 7) {
+      const copy = Buffer.from(bytes);
+      copy[0] = 5;
+      ops.push({ type: 'put', key, value: copy.toString('latin1') });
+    }
+  }
+  t.ok(ops.length >= 5, `${ops.length} chunks in the text form`);
+  await store.db.batch(ops);
+  store = await h.open();
+  const want = Array.from({ length: 40 }, (_, i) => ({ t: T0 + i * MIN, v: i % 2 === 0 ? i : `s${i}ü` }));
+  t.same(await store.query(id, { limit: MAX_QUERY_LIMIT }), want, 'raw points read from the text form');
+  const sums = await store.queryAggregate(id, { from: T0, to: T0 + 40 * MIN - 1, interval: 15 * MIN, agg: 'sum' });
+  t.same(sums.map((b) => b.v), [0 + 2 + 4 + 6 + 8 + 10 + 12 + 14, 16 + 18 + 20 + 22 + 24 + 26 + 28, 30 + 32 + 34 + 36 + 38], 'rollups read from the text form');
+  // A late value rewrites its chunks (merging the text form) as bytes.
+  await store.write([{ id, t: T0 + 5 * MIN + 1, v: 100 }]);
+  want.splice(6, 0, { t: T0 + 5 * MIN + 1, v: 100 });
+  t.same(await store.query(id, { limit: MAX_QUERY_LIMIT }), want, 'merged with the late value');
+  t.equal(await layoutViolation(store, id), undefined, 'layout');
+  t.equal(await aggregateMismatch(store, id, want, T0, T0 + DAY), undefined, 'every rollup');
 });
 
 t.test('readings and buckets written one per key by earlier versions are read, and merged when written again', async (t) => {
