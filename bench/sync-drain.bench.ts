@@ -56,7 +56,8 @@ const url = `mqtt://127.0.0.1:${port}`;
 try {
   // 1. Backlog.
   let t0 = performance.now();
-  const db = new Level<string, string>(join(dir, 'db'));
+  // The store's layout: values are bytes (outbox commits) or text (marks).
+  const db = new Level<string, Buffer | string>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
   await db.open();
   const T0 = Date.UTC(2025, 0, 1);
   // The outbox as LevelStore writes it: one value per group commit (here 5,000 points).

@@ -1283,14 +1283,14 @@ export class LevelStore implements Store {
     let from = outboxKey(start);
     const holder = await this.level.keys({ gte: 'o!', lte: from, reverse: true, limit: 1 }).all();
     if (holder.length > 0) from = holder[0]!;
-    const it = this.level.iterator({ gte: from, lt: 'o!' + HIGH, ...TEXT });
+    const it = this.level.iterator({ gte: from, lt: 'o!' + HIGH });
     try {
       while (out.length < limit) {
         const entries = await it.nextv(64);
         if (entries.length === 0) break;
         for (const [key, value] of entries) {
           const first = outboxSeq(key);
-          const rows = this.outboxRows(key, text(value));
+          const rows = this.outboxRows(key, value);
           for (let i = Math.max(0, start - first); i < rows.length && out.length < limit; i++) {
             const [id, t, v, q] = rows[i]!;
             out.push(q ? { seq: first + i, id, t, v, q } : { seq: first + i, id, t, v });
@@ -1307,7 +1307,7 @@ export class LevelStore implements Store {
   /** The last decoded outbox commit: a drain reads one commit in several slices. */
   private outboxCache: { key: string; rows: OutboxRow[] } | undefined;
 
-  private outboxRows(key: string, value: string): OutboxRow[] {
+  private outboxRows(key: string, value: DbValue): OutboxRow[] {
     if (this.outboxCache?.key === key) return this.outboxCache.rows;
     const rows = decodeOutbox(value);
     this.outboxCache = { key, rows };

@@ -9,15 +9,17 @@ type Quality = 'stale' | 'bad';
 
 /**
  * A commit's outbox records in one value, written without turning numbers into text
- * (that, and a string per record, was a visible part of ingest): marker `\u0004`, three
- * zero bytes, uint32 LE record count n; then n times and n values as little-endian doubles
- * and n datapoint indexes as uint32 LE (padded to 8 bytes); then JSON
+ * (that, and a string per record, was a visible part of ingest): marker 9, three zero
+ * bytes, uint32 LE record count n; then n times and n values as little-endian doubles and n
+ * datapoint indexes as uint32 LE (padded to 8 bytes); then, as UTF-8, JSON
  * `{"ids":[…],"x":[[index, value, quality?], …]}` with the datapoint ids and the records a
  * double cannot carry (strings, booleans, objects, null, non-finite numbers, quality flags;
- * their double is NaN). One latin1 character per byte, as the chunks (storage/chunks.ts).
- * Commits written by earlier versions are JSON rows `[[id, t, v, q?], …]` (or one row); both read.
+ * their double is NaN). Stored as bytes, as the chunks (storage/chunks.ts). Earlier versions
+ * wrote the same as text (marker 4, one latin1 character per byte) or JSON rows
+ * `[[id, t, v, q?], …]` (or one row); all read.
  */
-const MARK = 4;
+const MARK = 9;
+const TEXT_MARK = 4;
 const HEADER = 8;
 const LITTLE_ENDIAN = endianness() === 'LE';
 
@@ -59,7 +61,7 @@ export class OutboxEncoder {
     }
   }
 
-  encode(): string {
+  encode(): Buffer {
     const n = this.n;
     const idBytes = 4 * n + ((4 * n) % 8);
     const bytes = HEADER + 16 * n + idBytes;
@@ -78,7 +80,7 @@ export class OutboxEncoder {
       b.subarray(HEADER + 16 * n, HEADER + 16 * n + 4 * n).swap32();
     }
     b.fill(0, HEADER + 16 * n + 4 * n);
-    return b.toString('latin1') + JSON.stringify({ ids: this.ids, x: this.other });
+    return Buffer.concat([b, Buffer.from(JSON.stringify({ ids: this.ids, x: this.other }), 'utf8')]);
   }
 
   private grow(): void {
@@ -95,19 +97,29 @@ export class OutboxEncoder {
   }
 }
 
-/** A stored outbox value's records, in order. */
-export function decodeOutbox(value: string): OutboxRow[] {
-  if (value.charCodeAt(0) !== MARK) {
+/** A stored outbox value's records, in order (bytes as read from disk, or text). */
+export function decodeOutbox(value: Buffer | string): OutboxRow[] {
+  if (typeof value !== 'string') {
+    if (value.length >= HEADER && value[0] === MARK) {
+      const n = value.readUInt32LE(4);
+      const binaryEnd = HEADER + 16 * n + 4 * n + ((4 * n) % 8);
+      return rowsOf(n, value.subarray(HEADER, binaryEnd), value.toString('utf8', binaryEnd));
+    }
+    value = value.toString('utf8');
+  }
+  if (value.charCodeAt(0) !== TEXT_MARK) {
     // Earlier versions: JSON rows, or one row per key.
     const parsed = JSON.parse(value) as OutboxRow[] | OutboxRow;
     return Array.isArray(parsed[0]) ? (parsed as OutboxRow[]) : [parsed as OutboxRow];
   }
-  const b = Buffer.from(value.slice(0, HEADER), 'latin1');
-  const n = b.readUInt32LE(4);
-  const idBytes = 4 * n + ((4 * n) % 8);
-  const binaryEnd = HEADER + 16 * n + idBytes;
-  const data = Buffer.from(value.slice(HEADER, binaryEnd), 'latin1');
-  const { ids, x } = JSON.parse(value.slice(binaryEnd)) as { ids: string[]; x: Array<[number, Value, Quality?]> };
+  const n = Buffer.from(value.slice(0, HEADER), 'latin1').readUInt32LE(4);
+  const binaryEnd = HEADER + 16 * n + 4 * n + ((4 * n) % 8);
+  return rowsOf(n, Buffer.from(value.slice(HEADER, binaryEnd), 'latin1'), value.slice(binaryEnd));
+}
+
+/** Records from the binary part (times, values, id indexes) and the JSON part. */
+function rowsOf(n: number, data: Buffer, json: string): OutboxRow[] {
+  const { ids, x } = JSON.parse(json) as { ids: string[]; x: Array<[number, Value, Quality?]> };
   const rows = new Array<OutboxRow>(n);
   for (let i = 0; i < n; i++) {
     rows[i] = [ids[data.readUInt32LE(16 * n + 4 * i)]!, data.readDoubleLE(8 * i), data.readDoubleLE(8 * n + 8 * i)];

@@ -9,7 +9,7 @@ import { mulberry32 } from '../helpers/rng.js';
 
 const T0 = Date.UTC(2026, 0, 5);
 
-function encode(rows: OutboxRow[], encoder = new OutboxEncoder()): string {
+function encode(rows: OutboxRow[], encoder = new OutboxEncoder()): Buffer {
   encoder.reset();
   const index = new Map<string, number>();
   for (const [id, t, v, q] of rows) {
@@ -49,8 +49,21 @@ t.test('odd and even record counts, growing past the initial capacity, an encode
   }
 });
 
-t.test('values written by earlier versions: JSON rows, and one row per key', async (t) => {
-  t.same(decodeOutbox(JSON.stringify([['a', T0, 1], ['b', T0 + 1, 'x', 'bad']])), [['a', T0, 1], ['b', T0 + 1, 'x', 'bad']]);
+t.test('values written by earlier versions: the same layout as text, JSON rows, and one row per key (as text and as their UTF-8 bytes on disk)', async (t) => {
+  const rows: OutboxRow[] = [['a', T0, 1.25], ['b', T0 + 1, 'x ü', 'bad'], ['a', T0 + 2, -3]];
+  const bytes = encode(rows);
+  t.equal(bytes[0], 9, 'bytes (marker 9)');
+  // The version before: marker 4, the binary part as latin1 characters, then the JSON as it is.
+  const n = rows.length;
+  const binaryEnd = 8 + 16 * n + 4 * n + ((4 * n) % 8);
+  const head = Buffer.from(bytes.subarray(0, binaryEnd));
+  head[0] = 4;
+  const text = head.toString('latin1') + bytes.toString('utf8', binaryEnd);
+  t.same(decodeOutbox(text), rows, 'text layout (marker 4)');
+  t.same(decodeOutbox(Buffer.from(text, 'utf8')), rows, 'text layout read from disk as bytes');
+  const json = JSON.stringify([['a', T0, 1], ['b', T0 + 1, 'x', 'bad']]);
+  t.same(decodeOutbox(json), [['a', T0, 1], ['b', T0 + 1, 'x', 'bad']]);
+  t.same(decodeOutbox(Buffer.from(json, 'utf8')), [['a', T0, 1], ['b', T0 + 1, 'x', 'bad']]);
   t.same(decodeOutbox(JSON.stringify(['a', T0, 2])), [['a', T0, 2]]);
 });
 
