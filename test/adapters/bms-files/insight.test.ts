@@ -6,6 +6,7 @@ import { InsightParser } from '../../../adapters/bms-files/siemens-insight.js';
 import { readLines } from '../../../adapters/bms-files/lines.js';
 import { splitCsvLine } from '../../../adapters/bms-files/csv.js';
 import { ZoneConverter, pickInstant } from '../../../adapters/bms-files/localtime.js';
+import { CellReader } from '../../../adapters/bms-files/report.js';
 import { isOutpostError } from '../../../runtime/errors.js';
 import { FIXTURES, parseAll, reportText } from './helpers.js';
 
@@ -60,6 +61,41 @@ t.test('zone conversion and the DST rule (America/Chicago and Europe/Berlin)', a
   const ber = new ZoneConverter('Europe/Berlin');
   t.same(ber.resolve(2024, 10, 27, 2, 15, 0), { kind: 'ambiguous', earlier: Date.UTC(2024, 9, 27, 0, 15), later: Date.UTC(2024, 9, 27, 1, 15) });
   t.same(ber.resolve(2024, 3, 31, 2, 15, 0), { kind: 'nonexistent' });
+});
+
+t.test('value cells: plain numbers padded with blanks, and everything that is not one', async (t) => {
+  const cells = new CellReader();
+  const cases: Array<[string, number | null | undefined]> = [
+    ['12.34', 12.34], [' -2.41', -2.41], ['  7  ', 7], ['+.5', 0.5], ['5.', 5], ['-0', -0], ['1e5', 1e5], ['2.5E-3', 0.0025], ['1e+2', 100],
+    ['1,234.5', 1234.5], ['\t3', 3], ['', undefined], ['   ', undefined], ['ON', 1], [' off ', 0], ['No Data', null], ['data loss', null],
+    ['.', NaN], ['-', NaN], ['1e', NaN], ['1e+', NaN], ['0x10', NaN], ['Infinity', NaN], ['-Infinity', NaN], ['1 2', NaN], ['12a', NaN],
+    ['1.2.3', NaN], ['--1', NaN], ['1e5.5', NaN], ['١٢', NaN],
+  ];
+  for (const [cell, want] of cases) t.same(cells.read(cell), want, JSON.stringify(cell));
+  t.equal(Object.is(cells.read('-0'), -0), true, '-0 stays negative zero');
+  const comma = new CellReader({ decimalComma: true });
+  t.equal(comma.read(' 1.234,5 '), 1234.5, 'decimal comma');
+  t.equal(comma.read('12'), 12);
+});
+
+t.test('wall times resolved through the steady-hour cache equal those resolved one by one, around every rule change of a year', async (t) => {
+  // Zones with whole-hour, half-hour (St John's, Lord Howe's 30 min DST) and 45 min offsets, and none.
+  for (const zone of [CHICAGO, 'Europe/Berlin', 'America/St_Johns', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'Pacific/Chatham', 'UTC']) {
+    const cached = new ZoneConverter(zone);
+    const single = new ZoneConverter(zone, { steadyHours: false });
+    let checked = 0;
+    let differ = '';
+    // Every 20 minutes of 2024 (rows in file order, as a report has them).
+    for (let wall = Date.UTC(2024, 0, 1); wall < Date.UTC(2025, 0, 1) && !differ; wall += 20 * 60_000) {
+      const d = new Date(wall);
+      const args = [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), 0] as const;
+      const a = cached.resolve(...args);
+      const b = single.resolve(...args);
+      if (JSON.stringify(a) !== JSON.stringify(b)) differ = `${d.toISOString().slice(0, 16)} wall: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+      checked++;
+    }
+    t.equal(differ, '', `${zone}: ${checked} wall times agree`);
+  }
 });
 
 t.test('real sample: key block, settings, header, values, ON, gaps, leading spaces, trailer', async (t) => {
