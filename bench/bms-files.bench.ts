@@ -12,10 +12,13 @@
  * - the adapter pipeline without storage (parse → map → batches of 5000 → a counting target),
  *   which is what this adapter adds on top of storage;
  * - the same pipeline writing straight into the gateway's LevelStore (`store.write`: storage
- *   alone, no ingest validation, no bus), as the peer of
- * - the full import into a real gateway (LevelDB with fsync, batches of 5000 points) through the
- *   drop folder, as the adapter reports it (`lastImport.ms`): by default a 100-row slice of the
- *   report (storage-bound), the whole 5 MB with BENCH_FULL=1.
+ *   alone, no ingest validation, no bus), and with BENCH_FULL=1 into SQLite (bench/peers/sqlite.ts:
+ *   the same readings, outbox records and rollup upserts, one transaction per batch), as the
+ *   peers of
+ * - the full import into a real gateway (LevelDB with fsync, the adapter's batches of
+ *   DEFAULT_BATCH_SIZE points) through the drop folder, as the adapter reports it
+ *   (`lastImport.ms`): by default a 100-row slice of the report (storage-bound), the whole
+ *   5 MB with BENCH_FULL=1.
  * Each line also gives the process CPU time (all threads, getrusage), which a shared machine
  * disturbs less than wall time; the ratios compare runs of this one process.
  */
@@ -23,14 +26,15 @@ import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import bmsFiles from '../adapters/bms-files/index.js';
+import bmsFiles, { DEFAULT_BATCH_SIZE } from '../adapters/bms-files/index.js';
 import { readLines } from '../adapters/bms-files/lines.js';
 import { InsightParser } from '../adapters/bms-files/siemens-insight.js';
 import { importFile } from '../adapters/bms-files/importer.js';
 import { PointMapper } from '../adapters/bms-files/mapping.js';
 import { defaultInsightPoints, writeInsightReport } from '../adapters/bms-files/simulator.js';
 import { eventually, startTestGateway } from '../test/helpers/gateway.js';
-import type { Store } from '../storage/store.js';
+import type { PointRecord } from '../storage/store.js';
+import { openSqlite, sqliteWriter } from './peers/sqlite.js';
 
 const POINTS = 160;
 const ZONE = 'America/Chicago';
@@ -88,15 +92,15 @@ async function pipeline(path: string): Promise<number> {
   return result.rows;
 }
 
-/** The adapter pipeline writing straight into a LevelStore: the storage part of an import, alone. */
-async function storeOnly(path: string, store: Store, prefix: string): Promise<number> {
+/** The adapter pipeline writing straight into storage (LevelStore, or the SQLite peer): the storage part of an import, alone. */
+async function storeOnly(path: string, write: (points: PointRecord[]) => Promise<unknown> | unknown, prefix: string): Promise<number> {
   const result = await importFile({
     path,
     parser: new InsightParser({ timeZone: ZONE }),
     mapper: new PointMapper([], 'register', prefix),
-    target: { register: async () => undefined, publishValues: async (p) => (await store.write(p), p.length), now: () => Date.now() },
+    target: { register: async () => undefined, publishValues: async (p) => (await write(p as PointRecord[]), p.length), now: () => Date.now() },
     describe: (_p, m) => ({ id: m.id }),
-    batchSize: 5000,
+    batchSize: DEFAULT_BATCH_SIZE,
     registered: new Set(),
     checkpoint: async () => undefined,
   });
@@ -146,9 +150,20 @@ async function main(): Promise<void> {
     // The re-import (every point an overwrite) is slow in the current storage: only with BENCH_FULL and BENCH_REIMPORT.
     console.log(`\nInsight report for the storage runs: ${POINTS} points × ${report.rows} rows, ${((await stat(report.path)).size / 1024 / 1024).toFixed(2)} MB`);
     const cpu0 = process.cpuUsage();
-    const direct = await measure(() => storeOnly(report.path, gw.gateway.store, 'direct'));
+    const store = gw.gateway.store;
+    const direct = await measure(() => storeOnly(report.path, (p) => store.write(p), 'direct'));
     const directCpu = cpuMs(process.cpuUsage(cpu0));
-    console.log(`storage alone (parse+map → LevelStore.write, new datapoints): ${direct.ms.toFixed(0)} ms, CPU ${directCpu.toFixed(0)} ms for ${direct.result.toLocaleString('en')} points = ${Math.round(report.rows / (direct.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(direct.result / (direct.ms / 1000)).toLocaleString('en')} points/s, peak RSS +${direct.peakRssMb.toFixed(0)} MB`);
+    const rates = (ms: number, points: number): string => `${Math.round(report.rows / (ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(points / (ms / 1000)).toLocaleString('en')} points/s`;
+    console.log(`storage alone (parse+map → LevelStore.write, new datapoints, batches of ${DEFAULT_BATCH_SIZE.toLocaleString('en')}): ${direct.ms.toFixed(0)} ms, CPU ${directCpu.toFixed(0)} ms for ${direct.result.toLocaleString('en')} points = ${rates(direct.ms, direct.result)}, peak RSS +${direct.peakRssMb.toFixed(0)} MB`);
+    let peerMs: number | undefined;
+    if (process.env.BENCH_FULL) {
+      const sqlite = openSqlite(join(dir, 'peer.sqlite'));
+      teardowns.push(() => sqlite.close());
+      const peer = await measure(() => storeOnly(report.path, sqliteWriter(sqlite), 'peer'));
+      console.log(`SQLite peer (parse+map → the same rows, outbox and rollups in SQLite):    ${peer.ms.toFixed(0)} ms for ${peer.result.toLocaleString('en')} points = ${rates(peer.ms, peer.result)}`);
+      console.log(`  LevelStore / SQLite: ×${(peer.ms / direct.ms).toFixed(2)} the speed`);
+      peerMs = peer.ms;
+    }
     const passes = ['first import (registers 160 datapoints)', ...(process.env.BENCH_FULL && process.env.BENCH_REIMPORT ? ['re-import of the same file'] : [])];
     for (const pass of passes) {
       const cpuStart = process.cpuUsage();
@@ -162,6 +177,7 @@ async function main(): Promise<void> {
       const cpu = cpuMs(process.cpuUsage(cpuStart));
       console.log(`full import into LevelDB, ${pass}: ${li.ms} ms, CPU ${cpu.toFixed(0)} ms for ${li.rows} rows / ${li.points.toLocaleString('en')} points = ${Math.round(li.rows / (li.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(li.points / (li.ms / 1000)).toLocaleString('en')} points/s`);
       console.log(`  full import / storage alone: time ×${(li.ms / direct.ms).toFixed(2)}, CPU ×${(cpu / directCpu).toFixed(2)}  (the rest is ingest validation, bus publish, journal)`);
+      if (peerMs !== undefined && pass.startsWith('first')) console.log(`  full import / SQLite peer (storage alone): time ×${(li.ms / peerMs).toFixed(2)}`);
     }
   } finally {
     for (const fn of teardowns.reverse()) await fn();

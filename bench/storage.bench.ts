@@ -11,27 +11,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import mqtt from 'mqtt';
 import { LevelStore } from '../storage/level-store.js';
-import { RESOLUTIONS, bucketStart } from '../storage/rollups.js';
+import { RESOLUTIONS } from '../storage/rollups.js';
 import type { PointRecord } from '../storage/store.js';
 import { startTestGateway } from '../test/helpers/gateway.js';
-
-// better-sqlite3 (dev dependency of this bench only) ships no types; the part used here.
-interface Statement {
-  run(...args: unknown[]): unknown;
-  all(...args: unknown[]): Array<Record<string, unknown>>;
-  get(...args: unknown[]): unknown;
-}
-interface SqliteDb {
-  pragma(s: string): unknown;
-  exec(sql: string): void;
-  prepare(sql: string): Statement;
-  transaction<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void;
-  close(): void;
-}
-const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string) => SqliteDb;
+import { openSqlite, sqliteWriter } from './peers/sqlite.js';
 
 const POINTS = Number(process.env.STORAGE_BENCH_POINTS ?? 300_000);
 const IDS = 1000;
@@ -71,38 +56,6 @@ async function ingestLevel(dir: string, chunks: PointRecord[][]): Promise<number
   const seconds = (performance.now() - start) / 1000;
   await store.close();
   return POINTS / seconds;
-}
-
-function openSqlite(path: string): SqliteDb {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS points (id TEXT NOT NULL, t INTEGER NOT NULL, v TEXT NOT NULL, PRIMARY KEY (id, t)) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, t INTEGER NOT NULL, v TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS rollups (res TEXT NOT NULL, id TEXT NOT NULL, bucket INTEGER NOT NULL,
-      count INTEGER, sum REAL, min REAL, max REAL, ft INTEGER, fv REAL, lt INTEGER, lv REAL,
-      PRIMARY KEY (res, id, bucket)) WITHOUT ROWID;`);
-  return db;
-}
-
-function sqliteWriter(db: SqliteDb): (points: PointRecord[]) => void {
-  const putPoint = db.prepare('INSERT OR REPLACE INTO points (id, t, v) VALUES (?, ?, ?)');
-  const putOutbox = db.prepare('INSERT INTO outbox (id, t, v) VALUES (?, ?, ?)');
-  // Same rollup work as LevelStore: count/sum/min/max and first/last by time, per resolution.
-  const upsert = db.prepare(`INSERT INTO rollups VALUES (@res, @id, @bucket, 1, @v, @v, @v, @t, @v, @t, @v)
-    ON CONFLICT (res, id, bucket) DO UPDATE SET count = count + 1, sum = sum + excluded.sum,
-      min = min(min, excluded.min), max = max(max, excluded.max),
-      fv = CASE WHEN excluded.ft < ft THEN excluded.fv ELSE fv END, ft = min(ft, excluded.ft),
-      lv = CASE WHEN excluded.lt >= lt THEN excluded.lv ELSE lv END, lt = max(lt, excluded.lt)`);
-  return db.transaction((points: PointRecord[]) => {
-    for (const p of points) {
-      const v = JSON.stringify([p.v]);
-      putPoint.run(p.id, p.t, v);
-      putOutbox.run(p.id, p.t, v);
-      for (const r of RESOLUTIONS) upsert.run({ res: r.name, id: p.id, bucket: bucketStart(p.t, r.ms), t: p.t, v: p.v as number });
-    }
-  });
 }
 
 function ingestSqlite(dir: string, chunks: PointRecord[][]): number {

@@ -22,6 +22,9 @@ const timezone = timezoneSchema;
 const FORMATS = { 'siemens-insight': 'siemens', 'alc-webctrl': 'alc' } as const;
 type Format = keyof typeof FORMATS;
 
+/** Points per durable write unless configured (`batchSize`); the bench stores at this size too. */
+export const DEFAULT_BATCH_SIZE = 50_000;
+
 const schema = z.strictObject({
   /** Which export this source receives. */
   format: z.enum(['siemens-insight', 'alc-webctrl']),
@@ -41,7 +44,7 @@ const schema = z.strictObject({
    * cost storage less per point: a 650,000-point report imports ~1.5× faster at 50,000 than
    * at 5,000 (bench/README.md), with ~40 MB more heap at its peak.
    */
-  batchSize: z.number().int().min(100).max(50_000).default(50_000),
+  batchSize: z.number().int().min(100).max(50_000).default(DEFAULT_BATCH_SIZE),
   upload: z
     .strictObject({
       /** Default `/upload/siemens` or `/upload/alc`; set it for a second instance of the same format. */
