@@ -143,8 +143,10 @@ export class AdapterHost {
       datapoints: {
         register: async (defs, options = {}) => {
           const list = Array.isArray(defs) ? defs : [defs];
-          const out = [];
-          for (const def of list) out.push(await deps.registry.register({ ...def, adapter: adapterId }, options.onSet));
+          const out = await deps.registry.registerMany(
+            list.map((def) => ({ ...def, adapter: adapterId })),
+            options.onSet,
+          );
           deps.metrics.datapoints.set(deps.registry.size);
           return out;
         },

@@ -1254,8 +1254,15 @@ export class LevelStore implements Store {
   }
 
   async putDatapoint(dp: Datapoint): Promise<void> {
+    await this.putDatapoints([dp]);
+  }
+
+  async putDatapoints(dps: readonly Datapoint[]): Promise<void> {
     this.assertOpen();
-    await this.level.put(metaKey(dp.id), JSON.stringify(dp), { sync: this.options.sync ?? true });
+    await this.level.batch(
+      dps.map((dp) => ({ type: 'put' as const, key: metaKey(dp.id), value: JSON.stringify(dp) })),
+      { sync: this.options.sync ?? true },
+    );
   }
 
   async listDatapoints(snapshot?: Snapshot): Promise<Datapoint[]> {

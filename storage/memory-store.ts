@@ -87,6 +87,11 @@ export class MemoryStore implements Store {
     this.meta.set(dp.id, dp);
   }
 
+  async putDatapoints(dps: readonly Datapoint[]): Promise<void> {
+    this.assertOpen();
+    for (const dp of dps) this.meta.set(dp.id, dp);
+  }
+
   async listDatapoints(): Promise<Datapoint[]> {
     this.assertOpen();
     return [...this.meta.values()];

@@ -79,6 +79,8 @@ export interface Store {
   /** Newest stored value of a datapoint, from memory. */
   latest(id: string): StoredValue | undefined;
   putDatapoint(dp: Datapoint): Promise<void>;
+  /** Several definitions in one durable write. */
+  putDatapoints(dps: readonly Datapoint[]): Promise<void>;
   listDatapoints(): Promise<Datapoint[]>;
   /** Outbox records with seq > `afterSeq`, oldest first. */
   readOutbox(afterSeq: number, limit: number): Promise<OutboxRecord[]>;

@@ -55,6 +55,48 @@ export class DatapointRegistry {
    * auto-registered from plain MQTT; two adapters may not claim the same id.
    */
   async register(input: DatapointInput & { adapter: string }, handler?: SetpointHandler): Promise<Datapoint> {
+    return (await this.registerMany([input], handler))[0]!;
+  }
+
+  /**
+   * Registers or updates several datapoints with one durable write (a file's columns, an
+   * adapter's points): each was one fsync. All or none: every definition is checked first.
+   */
+  async registerMany(inputs: ReadonlyArray<DatapointInput & { adapter: string }>, handler?: SetpointHandler): Promise<Datapoint[]> {
+    const checked = inputs.map((input) => this.check(input));
+    // Claimed before the write: a second adapter registering the same ids meanwhile must fail.
+    const claimed: string[] = [];
+    for (const dp of checked) {
+      if (EXTERNAL_OWNERS.has(dp.adapter) || this.claims.has(dp.id)) continue;
+      this.claims.set(dp.id, dp.adapter);
+      claimed.push(dp.id);
+    }
+    const changed = checked.filter((dp) => {
+      const existing = this.byId.get(dp.id);
+      return !existing || JSON.stringify(existing) !== JSON.stringify(dp);
+    });
+    try {
+      if (changed.length > 0) await this.store.putDatapoints(changed);
+    } catch (err) {
+      for (const id of claimed) this.claims.delete(id);
+      throw err;
+    }
+    const out: Datapoint[] = [];
+    for (const dp of checked) {
+      if (handler) this.handlers.set(dp.id, handler);
+      if (!changed.includes(dp)) {
+        out.push(this.byId.get(dp.id)!);
+        continue;
+      }
+      this.byId.set(dp.id, dp);
+      for (const listener of this.listeners) listener(dp);
+      out.push(dp);
+    }
+    return out;
+  }
+
+  /** A definition parsed and checked against the registry (ownership), changing nothing. */
+  private check(input: DatapointInput & { adapter: string }): Datapoint {
     const parsed = DatapointSchema.safeParse(input);
     if (!parsed.success) {
       const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'datapoint'}: ${i.message}`).join('; ');
@@ -64,17 +106,10 @@ export class DatapointRegistry {
     if (dp.min !== undefined && dp.max !== undefined && dp.min > dp.max) {
       throw new OutpostError('DP_INVALID', `datapoint ${dp.id}: min ${dp.min} is above max ${dp.max}`);
     }
-    const existing = this.byId.get(dp.id);
     const claimant = this.claims.get(dp.id);
     if (claimant !== undefined && claimant !== dp.adapter) {
       throw new OutpostError('DP_CONFLICT', `datapoint ${dp.id} is owned by adapter "${claimant}", not "${dp.adapter}"`);
     }
-    if (!EXTERNAL_OWNERS.has(dp.adapter)) this.claims.set(dp.id, dp.adapter);
-    if (handler) this.handlers.set(dp.id, handler);
-    if (existing && JSON.stringify(existing) === JSON.stringify(dp)) return existing;
-    this.byId.set(dp.id, dp);
-    await this.store.putDatapoint(dp);
-    for (const listener of this.listeners) listener(dp);
     return dp;
   }
 

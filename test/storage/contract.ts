@@ -242,6 +242,14 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
       ['m.one', 'kW'],
       ['m.two', undefined],
     ]);
+    await store.putDatapoints([{ ...dp('m.two'), unit: 'W' }, dp('m.three'), dp('m.four')]);
+    const after = (await store.listDatapoints()).sort((a, b) => a.id.localeCompare(b.id));
+    t.same(after.map((d) => [d.id, d.unit]), [
+      ['m.four', undefined],
+      ['m.one', 'kW'],
+      ['m.three', undefined],
+      ['m.two', 'W'],
+    ], 'several at once, one of them an update');
     await store.close();
   });
 
