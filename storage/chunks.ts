@@ -173,18 +173,7 @@ export const rawCodec: ChunkCodec<StoredValue> = {
     // One reading per key (earlier versions): `[v]` or `[v, q]`.
     if (n === undefined) return { ts: [keyT], es: [decodeValue(keyT, raw)] };
     const length = HEADER + 16 * n;
-    const d = doubles(bytesOf(raw, length), 2 * n);
-    const ts = new Array<number>(n);
-    const es = new Array<StoredValue>(n);
-    for (let i = 0; i < n; i++) {
-      const t = d[i]!;
-      ts[i] = t;
-      es[i] = { t, v: d[n + i]! };
-    }
-    if (raw.length > length) {
-      for (const [i, v, q] of JSON.parse(raw.slice(length)) as Array<[number, Value, ('stale' | 'bad')?]>) es[i] = q ? { t: ts[i]!, v, q } : { t: ts[i]!, v };
-    }
-    return { ts, es };
+    return rawEntries(n, doubles(bytesOf(raw, length), 2 * n), raw.length > length ? raw.slice(length) : undefined);
   },
   count(value) {
     const raw = bytesOrText(value, RAW_BYTES_MARK);
@@ -196,7 +185,11 @@ export const rawCodec: ChunkCodec<StoredValue> = {
 function decodeRawBytes(raw: Buffer): { ts: number[]; es: StoredValue[] } {
   const n = raw.readUInt32LE(4);
   const length = HEADER + 16 * n;
-  const d = doublesOfBytes(raw, HEADER, 2 * n);
+  return rawEntries(n, doublesOfBytes(raw, HEADER, 2 * n), raw.length > length ? raw.toString('utf8', length) : undefined);
+}
+
+/** A raw chunk's entries from its n times and n values (`d`) and its JSON tail of the other entries. */
+function rawEntries(n: number, d: Float64Array, json: string | undefined): { ts: number[]; es: StoredValue[] } {
   const ts = new Array<number>(n);
   const es = new Array<StoredValue>(n);
   for (let i = 0; i < n; i++) {
@@ -204,8 +197,8 @@ function decodeRawBytes(raw: Buffer): { ts: number[]; es: StoredValue[] } {
     ts[i] = t;
     es[i] = { t, v: d[n + i]! };
   }
-  if (raw.length > length) {
-    for (const [i, v, q] of JSON.parse(raw.toString('utf8', length)) as Array<[number, Value, ('stale' | 'bad')?]>) es[i] = q ? { t: ts[i]!, v, q } : { t: ts[i]!, v };
+  if (json !== undefined) {
+    for (const [i, v, q] of JSON.parse(json) as Array<[number, Value, ('stale' | 'bad')?]>) es[i] = q ? { t: ts[i]!, v, q } : { t: ts[i]!, v };
   }
   return { ts, es };
 }
