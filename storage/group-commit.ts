@@ -50,7 +50,8 @@ export class GroupCommit<T> {
 
   /** Resolves once everything added so far is committed (or failed). */
   async flush(): Promise<void> {
-    if (this.queue.length === 0 && !this.running) return;
+    // Not running, nothing queued: the last commit may still be on its way to disk.
+    if (this.queue.length === 0 && !this.running) return this.settling;
     await new Promise<void>((resolve) => this.waiters.push({ count: 0, resolve, reject: () => resolve() }));
   }
 

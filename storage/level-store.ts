@@ -534,14 +534,14 @@ export class LevelStore implements Store {
       }
     }
     const seq = this.preparedSeq + outbox.count;
-    if (outbox.count > 0) {
-      batch.put(outboxKey(firstSeq), outbox.encode());
-      batch.put(SEQ_KEY, String(seq));
-    }
     const series = seriesOf(byId);
     const tails: TailUpdate[] = [];
     this.commitReads = new Map();
     try {
+      if (outbox.count > 0) {
+        batch.put(outboxKey(firstSeq), outbox.encode());
+        batch.put(SEQ_KEY, String(seq));
+      }
       await this.writeRaw(series, batch, tails);
       const general = series.filter((s) => !this.appendRollups(s, batch, tails));
       await this.rollupUpdates(general);
@@ -551,8 +551,9 @@ export class LevelStore implements Store {
       this.diskBehind = undefined;
       // A batch that never reached write() holds native memory until closed.
       await batch.close();
-      // Reads waited for the commit before, which failed: this one was prepared from its state.
-      throw this.failures !== failures ? notWritten() : this.failed(err);
+      // A write before this one failed meanwhile: this one was prepared from its state.
+      if (this.failures !== failures) throw notWritten();
+      throw this.failedPreparation(err);
     }
     if (this.failures !== failures) {
       this.commitReads = undefined;
@@ -583,9 +584,10 @@ export class LevelStore implements Store {
       entry[u.r] = u.chunks as ReadonlyArray<Chunk<Agg>> | undefined;
     }
     const durable = (async () => {
-      let earlierFailed = false;
-      if (before) await before.catch(() => (earlierFailed = true));
-      if (earlierFailed || this.failures !== failures) {
+      // Only a failed write since this commit was prepared voids it: a commit before it that
+      // was itself voided (prepared from a failed one) left nothing this one was prepared from.
+      if (before) await before.catch(() => undefined);
+      if (this.failures !== failures) {
         await batch.close();
         throw notWritten();
       }
@@ -621,16 +623,24 @@ export class LevelStore implements Store {
   }
 
   /**
-   * A commit failed (its write, or its preparation): everything prepared from it is void.
-   * Drops the cached newest chunks and buckets (they may be ahead of the disk), forgets
-   * readings and sequence numbers not on disk, enters the read-only alarm state. Returns
-   * the error for the commit's writers.
+   * A commit's write failed: every commit prepared from it is void. Drops the cached newest
+   * chunks and buckets (they may be ahead of the disk), forgets readings and sequence numbers
+   * not on disk, enters the read-only alarm state. Returns the error for the commit's writers.
    */
   private failed(err: unknown): OutpostError {
     this.failures++;
-    this.dropRollupCache();
     this.pendingLatest.clear();
     this.preparedSeq = this.seq;
+    return this.failedPreparation(err);
+  }
+
+  /**
+   * A commit failed while it was prepared (a read, an encoding): it took no sequence numbers
+   * or readings yet, and the commit before it (maybe still being written) stays valid; only
+   * the caches, which it may have changed in place, are dropped. Read-only alarm state.
+   */
+  private failedPreparation(err: unknown): OutpostError {
+    this.dropRollupCache();
     const message = (err as Error).message;
     if (!this.alarm) {
       this.alarm = { error: message, lastProbe: Date.now() };
@@ -841,8 +851,9 @@ export class LevelStore implements Store {
     const reads = this.commitReads;
     const known = reads?.get(space.name)?.find((r) => r.from <= from && r.to >= to);
     if (known) return (known.chunks as Array<Chunk<E>>).filter((c) => c.ts[c.ts.length - 1]! >= from && c.ts[0]! <= to);
-    // The commit before is still being written: the disk is behind the prepared state until then.
-    if (this.diskBehind) await this.diskBehind;
+    // The commit before is still being written: the disk is behind the prepared state until
+    // then. If that write fails, this commit is void anyway (its failure check after preparing).
+    if (this.diskBehind) await this.diskBehind.catch(() => undefined);
     const chunks: Array<Chunk<E>> = [];
     for await (const c of this.chunks(space, from, to)) chunks.push(c);
     if (reads) {

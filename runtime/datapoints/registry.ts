@@ -64,23 +64,14 @@ export class DatapointRegistry {
    */
   async registerMany(inputs: ReadonlyArray<DatapointInput & { adapter: string }>, handler?: SetpointHandler): Promise<Datapoint[]> {
     const checked = inputs.map((input) => this.check(input));
-    // Claimed before the write: a second adapter registering the same ids meanwhile must fail.
-    const claimed: string[] = [];
-    for (const dp of checked) {
-      if (EXTERNAL_OWNERS.has(dp.adapter) || this.claims.has(dp.id)) continue;
-      this.claims.set(dp.id, dp.adapter);
-      claimed.push(dp.id);
-    }
+    // Claimed before the write, and kept if it fails (the adapter registers again): a second
+    // adapter registering the same ids meanwhile must fail.
+    for (const dp of checked) if (!EXTERNAL_OWNERS.has(dp.adapter)) this.claims.set(dp.id, dp.adapter);
     const changed = checked.filter((dp) => {
       const existing = this.byId.get(dp.id);
       return !existing || JSON.stringify(existing) !== JSON.stringify(dp);
     });
-    try {
-      if (changed.length > 0) await this.store.putDatapoints(changed);
-    } catch (err) {
-      for (const id of claimed) this.claims.delete(id);
-      throw err;
-    }
+    if (changed.length > 0) await this.store.putDatapoints(changed);
     const out: Datapoint[] = [];
     for (const dp of checked) {
       if (handler) this.handlers.set(dp.id, handler);

@@ -51,12 +51,12 @@ t.test('all or none: an invalid definition or a datapoint of another adapter wri
   t.equal(writes.length, before, 'nothing written');
   t.equal(registry.get('ok.one'), undefined);
   t.equal(registry.get('ok.two'), undefined);
-  // Nothing was claimed either: another adapter may still take these ids.
+  // Nothing was claimed either (every definition is checked first): another adapter may still take these ids.
   await registry.register({ id: 'ok.two', adapter: 'ocpp' });
   t.equal(registry.get('ok.two')!.adapter, 'ocpp');
 });
 
-t.test('two adapters registering the same id at once: the second fails; a failed write claims nothing', async (t) => {
+t.test('two adapters registering the same id at once: the second fails; a failed write keeps the claim for a retry', async (t) => {
   const { registry, store } = await harness();
   const results = await Promise.allSettled([registry.registerMany([{ id: 'shared.p', adapter: 'one' }]), registry.registerMany([{ id: 'shared.p', adapter: 'two' }])]);
   t.equal(results[0]!.status, 'fulfilled');
@@ -67,7 +67,8 @@ t.test('two adapters registering the same id at once: the second fails; a failed
     throw new Error('disk full (test)');
   };
   await t.rejects(registry.registerMany([{ id: 'fresh.p', adapter: 'one' }]), /disk full/);
-  t.equal(registry.get('fresh.p'), undefined);
-  await registry.register({ id: 'fresh.p', adapter: 'two' });
-  t.equal(registry.get('fresh.p')!.adapter, 'two', 'the failed registration left no claim behind');
+  t.equal(registry.get('fresh.p'), undefined, 'not registered');
+  await t.rejects(registry.register({ id: 'fresh.p', adapter: 'two' }), { code: 'DP_CONFLICT' }, 'still claimed by the adapter that tried');
+  await registry.register({ id: 'fresh.p', adapter: 'one' });
+  t.equal(registry.get('fresh.p')!.adapter, 'one', 'which registers it on its retry');
 });

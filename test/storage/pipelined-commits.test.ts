@@ -12,11 +12,14 @@ import { MAX_QUERY_LIMIT, type PointRecord, type StoredValue } from '../../stora
 
 const T0 = Date.UTC(2026, 0, 5);
 const MIN = 60_000;
+const DAY_MS = 86_400_000;
 
 interface Harness {
   store: LevelStore;
   /** The next batch write waits this long, then fails when `fail` is set. */
   holdNext(ms: number, fail?: boolean): void;
+  /** The next commit fails while it is prepared (its first operation throws). */
+  failPreparingNext(): void;
   /** Commits whose preparation started while an earlier commit's write was in flight. */
   preparedDuringWrite: number;
 }
@@ -31,18 +34,27 @@ async function harness(t: Test): Promise<Harness> {
     await rm(dir, { recursive: true, force: true });
   });
   let hold: { ms: number; fail: boolean } | undefined;
+  let failPreparing = false;
   let writing = 0;
   const h: Harness = {
     store,
     holdNext: (ms, fail = false) => (hold = { ms, fail }),
+    failPreparingNext: () => (failPreparing = true),
     preparedDuringWrite: 0,
   };
-  const db = store.db as unknown as { batch(...args: unknown[]): { write(options?: unknown): Promise<void>; close(): Promise<void> } };
+  const db = store.db as unknown as { batch(...args: unknown[]): { put(...args: unknown[]): unknown; write(options?: unknown): Promise<void>; close(): Promise<void> } };
   const batchOf = db.batch.bind(db);
   db.batch = (...args: unknown[]) => {
     const batch = batchOf(...args);
     if (args.length > 0) return batch; // array form: retention and outbox acks, not commits
     if (writing > 0) h.preparedDuringWrite++;
+    if (failPreparing) {
+      failPreparing = false;
+      batch.put = () => {
+        throw new Error('injected preparation failure');
+      };
+      return batch;
+    }
     const held = hold;
     hold = undefined;
     const write = batch.write.bind(batch);
@@ -124,4 +136,47 @@ t.test('a failed write fails the commit prepared behind it; neither leaves a tra
   t.equal(outbox.length, 2 * 60, 'the outbox holds every stored reading once');
   t.same(outbox.map((r) => r.seq), outbox.map((_, i) => i + 1), 'sequence numbers without a gap');
   t.notOk(outbox.some((r) => r.v === 1000 || r.v === 2000), 'none of the failed commits');
+});
+
+t.test('a commit failing while it is prepared leaves the one being written, and the numbering, as they are', async (t) => {
+  const h = await harness(t);
+  await h.store.write(minutes('s', 0, 10, (i) => i));
+  h.holdNext(100);
+  const written = h.store.write(minutes('s', 10, 5, (i) => i));
+  await new Promise((resolve) => setTimeout(resolve, 20)); // prepared, its write held
+  h.failPreparingNext();
+  const refused = h.store.write([{ id: 's', t: T0 + 20 * MIN, v: 20 }]);
+  const after = h.store.write(minutes('s', 30, 3, (i) => i));
+  const results = await Promise.allSettled([written, refused, after]);
+  t.equal(results[0]!.status, 'fulfilled', 'the commit being written is written');
+  t.match(results[1], { status: 'rejected', reason: { code: 'STORAGE_WRITE_FAILED', message: /injected preparation failure/ } });
+  t.equal(results[2]!.status, 'fulfilled', 'the next one too');
+  t.equal(h.preparedDuringWrite, 1, 'the failing commit was prepared while the one before was written');
+  const outbox = await h.store.readOutbox(0, 100);
+  t.same(outbox.map((r) => r.seq), Array.from({ length: 18 }, (_, i) => i + 1), 'sequence numbers 1-18, none given twice');
+  t.same(outbox.map((r) => (r.t - T0) / MIN), [...Array.from({ length: 15 }, (_, i) => i), 30, 31, 32], 'every stored reading in the outbox once');
+  t.equal(h.store.stats().lastSeq, 18);
+  t.same((await h.store.query('s', { limit: MAX_QUERY_LIMIT })).map((p) => (p.t - T0) / MIN), [...Array.from({ length: 15 }, (_, i) => i), 30, 31, 32]);
+});
+
+t.test('after a failed write, a commit prepared from the state it left is written, even behind a voided one', async (t) => {
+  const h = await harness(t);
+  await h.store.write([{ id: 'a', t: T0, v: 1 }, { id: 'b', t: T0, v: 1 }]);
+  // Three commits at once: the first fails in its write; the second was prepared behind it (void);
+  // the third is prepared once the first has failed, from the state on disk.
+  h.holdNext(60, true);
+  const failing = h.store.write([{ id: 'a', t: T0 + MIN, v: 1000 }]);
+  const voided = h.store.write([{ id: 'b', t: T0 + MIN, v: 2000 }]);
+  const third = h.store.write([{ id: 'c', t: T0 + 12 * MIN, v: 3000 }]);
+  const results = await Promise.allSettled([failing, voided, third]);
+  t.match(results[0], { status: 'rejected', reason: { message: /injected write failure/ } });
+  t.match(results[1], { status: 'rejected', reason: { message: /commit before it failed/ } });
+  t.equal(results[2]!.status, 'fulfilled', 'the third is written');
+  await h.store.write([{ id: 'c', t: T0 + 13 * MIN, v: 4000 }]);
+  t.same(await h.store.query('c'), [{ t: T0 + 12 * MIN, v: 3000 }, { t: T0 + 13 * MIN, v: 4000 }]);
+  t.same(await h.store.query('b'), [{ t: T0, v: 1 }], 'nothing of the voided commit');
+  const outbox = await h.store.readOutbox(0, 100);
+  t.same(outbox.map((r) => [r.seq, r.id, r.v]), [[1, 'a', 1], [2, 'b', 1], [3, 'c', 3000], [4, 'c', 4000]], 'numbered without a gap');
+  const counts = await h.store.queryAggregate('c', { from: T0, to: T0 + DAY_MS, interval: MIN, agg: 'count' });
+  t.same(counts.map((b) => b.v), [1, 1]);
 });
