@@ -139,11 +139,12 @@ function bytesOf(raw: string, bytes: number): Buffer {
 }
 
 /**
- * Raw chunk value: marker `\u0002`, entry count, the times and the values as IEEE 754
- * doubles (little-endian, one latin1 character per byte), then, as JSON text, the entries
- * a double cannot carry: `[[index, value, quality?], …]` for strings, booleans, objects,
- * null, non-finite numbers and any reading with a quality flag (their double is NaN).
- * Values of one reading per key from earlier versions are `[v]` / `[v, q]` JSON.
+ * Raw chunk value: marker 6, entry count, the times and the values as IEEE 754 doubles
+ * (little-endian), then, as UTF-8 JSON, the entries a double cannot carry:
+ * `[[index, value, quality?], …]` for strings, booleans, objects, null, non-finite numbers
+ * and any reading with a quality flag (their double is NaN). Earlier layouts still read: the
+ * same as text (marker 2, one latin1 character per byte), and values of one reading per key,
+ * `[v]` / `[v, q]` JSON.
  */
 export const rawCodec: ChunkCodec<StoredValue> = {
   encode(ts, es) {
