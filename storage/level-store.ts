@@ -546,23 +546,16 @@ export class LevelStore implements Store {
       const general = series.filter((s) => !this.appendRollups(s, batch, tails));
       await this.rollupUpdates(general);
       await this.writeRollups(general, batch, tails);
-    } catch (err) {
-      this.commitReads = undefined;
-      this.diskBehind = undefined;
-      // A batch that never reached write() holds native memory until closed.
-      await batch.close();
       // A write before this one failed meanwhile: this one was prepared from its state.
       if (this.failures !== failures) throw notWritten();
-      throw this.failedPreparation(err);
-    }
-    if (this.failures !== failures) {
+    } catch (err) {
+      // A batch that never reached write() holds native memory until closed.
+      await batch.close();
+      throw this.failures !== failures ? notWritten() : this.failedPreparation(err);
+    } finally {
       this.commitReads = undefined;
       this.diskBehind = undefined;
-      await batch.close();
-      throw notWritten();
     }
-    this.commitReads = undefined;
-    this.diskBehind = undefined;
     // The state the next commit is prepared from.
     this.preparedSeq = seq;
     const newest: StoredValue[] = new Array(series.length);
