@@ -11,7 +11,8 @@ import { verifyPassword } from './auth/passwords.js';
 import { topicMatches } from './topics.js';
 import { OutpostError } from './errors.js';
 import { ALLOW_ALL, mayPublish, maySubscribe, type TopicAcl } from './auth/mqtt-acl.js';
-import { PacketSizeGuard } from './auth/mqtt-limits.js';
+import { MqttFraming } from './broker/framing.js';
+import { TopicEmitter } from './broker/emitter.js';
 import { LoginThrottle } from './auth/rate-limit.js';
 
 export interface BusUser {
@@ -36,6 +37,16 @@ export interface BusLimits {
    */
   drainTimeoutMs: number;
 }
+
+/**
+ * Packets of one connection handed to Aedes at once (it handles them all, then reads again):
+ * enough for a QoS 1 window to share one group commit, little enough that a pipelining
+ * publisher waits on TCP back-pressure instead of in memory.
+ */
+const PACKETS_PER_READ = 64;
+
+/** Messages in delivery at once (Aedes' default); the others wait in the topic emitter's queue. */
+const DELIVERY_CONCURRENCY = 100;
 
 export const DEFAULT_BUS_LIMITS: BusLimits = { maxConnections: 200, maxPacketBytes: 256 * 1024, maxInflight: 100, drainTimeoutMs: 10_000 };
 
@@ -89,6 +100,14 @@ export class Bus {
   private readonly identities = new WeakMap<Client, ClientIdentity>();
   private readonly aclWarned = new Set<string>();
   readonly limits: BusLimits;
+  /**
+   * Connections past the connection limit check, from the start of their authentication until
+   * they close. Aedes counts a client only once it is registered, after authentication: 250
+   * simultaneous CONNECTs all passed a check on that count with a limit of 200.
+   */
+  private readonly admitted = new Set<Client>();
+  /** Per connection, QoS 2 packet ids stored and not yet released by PUBREL, with the guarded packet (guardExactlyOnce). */
+  private readonly exactlyOnce = new WeakMap<Client, Map<number, Promise<PublishPacket>>>();
   private readonly loginThrottle = new LoginThrottle({ maxFailures: 5, maxFailuresPerAddress: 20, windowMs: 5 * 60_000 });
 
   private constructor(
@@ -105,8 +124,11 @@ export class Bus {
     // MQTT 3.1.1 [MQTT-3.1.3-8]: a zero-byte ClientId with CleanSession=0 gets CONNACK 0x02
     // (identifier rejected) and the connection is closed; Aedes accepts it.
     const zeroIdPersistent = new WeakSet<Client>();
+    const mq = new TopicEmitter(DELIVERY_CONCURRENCY, (err, topic) => options.log.error({ err, topic }, 'a broker subscriber failed'));
     const aedes = await Aedes.createBroker({
       ...(options.persistence ? { persistence: options.persistence } : {}),
+      mq,
+      concurrency: DELIVERY_CONCURRENCY,
       queueLimit: limits.maxInflight,
       maxInflightInbound: limits.maxInflight,
       drainTimeout: limits.drainTimeoutMs,
@@ -128,6 +150,7 @@ export class Bus {
         }
         const guard = bus!.guard;
         if (!guard || !client) return callback(null);
+        if (packet.qos === 2) return bus!.guardExactlyOnce(client, packet, guard, callback);
         guard({ id: client.id, address: remoteAddress(client) }, packet).then(
           () => callback(null),
           (err) => callback(err as Error),
@@ -153,10 +176,22 @@ export class Bus {
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<boolean> {
     const address = remoteAddress(client);
-    if (this.aedes.connectedClients >= this.limits.maxConnections) {
+    if (this.admitted.size >= this.limits.maxConnections) {
       this.options.log.warn({ client: client.id, address, max: this.limits.maxConnections }, 'MQTT connection refused: too many clients');
       throw new Error('too many MQTT clients');
     }
+    // Reserved before anything asynchronous, so simultaneous CONNECTs cannot all pass the check.
+    this.admitted.add(client);
+    let ok = false;
+    try {
+      ok = await this.identify(client, address, username, password);
+    } finally {
+      if (!ok) this.admitted.delete(client);
+    }
+    return ok;
+  }
+
+  private async identify(client: Client, address: string | undefined, username: string | undefined, password: Buffer | undefined): Promise<boolean> {
     if (username === undefined || username === '') {
       // A websocket that passed the HTTP login (dashboard) is a reader.
       const principal = (client as unknown as { req?: IncomingMessage }).req?.outpostPrincipal;
@@ -187,6 +222,48 @@ export class Bus {
     this.loginThrottle.succeed(who, username);
     this.identities.set(client, { username, acl: { publish: user.publish ?? ALLOW_ALL.publish, subscribe: user.subscribe ?? ALLOW_ALL.subscribe } });
     return true;
+  }
+
+  /**
+   * QoS 2 is exactly once into storage (MQTT 3.1.1 §4.3.3): a packet id the guard stored is
+   * not stored again until the client's PUBREL releases it, whether the PUBLISH is sent again
+   * on this connection (DUP) or on a later one of the same persistent session (then Aedes'
+   * persistence holds it). A retransmission in the same read as its original waits for it.
+   */
+  private guardExactlyOnce(client: Client, packet: PublishPacket, guard: PublishGuard, callback: (err: Error | null) => void): void {
+    const id = packet.messageId!;
+    let held = this.exactlyOnce.get(client);
+    if (!held) this.exactlyOnce.set(client, (held = new Map()));
+    const persistence = (this.aedes as unknown as { persistence: { incomingGetPacket(c: Client, p: { messageId?: number }): Promise<unknown> } }).persistence;
+    const original = held.get(id);
+    if (original) {
+      original.then(
+        async (guarded) => {
+          // Aedes takes a PUBLISH as a retransmission (PUBREC only, not routed again) when it
+          // finds the id in its store, which it writes after the original's guard: wait for that.
+          for (let tries = 0; tries < 100; tries++) {
+            if (await persistence.incomingGetPacket(client, packet).then(() => true, () => false)) break;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          Object.assign(packet, { topic: guarded.topic, payload: guarded.payload, retain: guarded.retain });
+          callback(null);
+        },
+        (err: Error) => callback(err),
+      );
+      return;
+    }
+    const guarded = persistence.incomingGetPacket(client, packet).then(
+      () => packet, // stored by an earlier connection of this session, not yet released
+      () => guard({ id: client.id, address: remoteAddress(client) }, packet).then(() => packet),
+    );
+    held.set(id, guarded);
+    guarded.then(
+      () => callback(null),
+      (err: Error) => {
+        held.delete(id);
+        callback(err);
+      },
+    );
   }
 
   /** Closes the dashboard connections that came with a login session that has ended (logout, user removed or changed). */
@@ -224,17 +301,33 @@ export class Bus {
     this.options.log.warn({ client: client.id, username: id.username, address: remoteAddress(client), action, topic }, 'MQTT ACL refused (repeats are not logged)');
   }
 
-  /** Wraps a connection so oversized packets are refused before they are buffered. */
-  private handleBounded(conn: Duplex, req?: IncomingMessage): void {
-    const guarded = new PacketSizeGuard(conn, this.limits.maxPacketBytes, (announced) => {
-      this.options.log.warn({ address: (conn as Socket).remoteAddress ?? req?.socket?.remoteAddress, announced, max: this.limits.maxPacketBytes }, 'MQTT packet too large: connection dropped');
+  /**
+   * Serves one connection through MqttFraming: oversized packets are refused before they are
+   * buffered, every packet is checked, and the broker gets at most PACKETS_PER_READ at a time.
+   */
+  private handleFramed(conn: Duplex, req?: IncomingMessage): void {
+    const address = (conn as Socket).remoteAddress ?? req?.socket?.remoteAddress;
+    let client: Client | undefined;
+    const framed = new MqttFraming(conn, {
+      maxPacketBytes: this.limits.maxPacketBytes,
+      maxPacketsPerRead: PACKETS_PER_READ,
+      inspect: (packet) => {
+        // PUBREL (type 6, flags 0010) releases a QoS 2 packet id: a later PUBLISH with it is a new message.
+        if (packet[0] === 0x62 && packet.length >= 4 && client) this.exactlyOnce.get(client)?.delete(packet.readUInt16BE(2));
+        return undefined;
+      },
+      onRefused: ({ reason, announcedBytes }) =>
+        announcedBytes === undefined
+          ? this.options.log.warn({ address, reason }, 'MQTT protocol violation: connection dropped')
+          : this.options.log.warn({ address, announced: announcedBytes, max: this.limits.maxPacketBytes }, 'MQTT packet too large: connection dropped'),
     });
-    this.aedes.handle(guarded, req as IncomingMessage);
+    const handled = (client = this.aedes.handle(framed, req as IncomingMessage));
+    framed.once('close', () => this.admitted.delete(handled));
   }
 
   /** Starts the TCP listener; resolves with the bound port (0 picks a free one). */
   async listen(host: string, port: number): Promise<number> {
-    const server = createServer((socket) => this.handleBounded(socket));
+    const server = createServer((socket) => this.handleFramed(socket));
     // Sockets beyond the client limit are closed by the kernel listener at once.
     server.maxConnections = this.limits.maxConnections + 10;
     this.tcp = server;
@@ -249,7 +342,7 @@ export class Bus {
     } catch (err) {
       throw new OutpostError('CONFIG_INVALID', `broker.mqtts: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`, { cause: err });
     }
-    const server = createTlsServer(options, (socket) => this.handleBounded(socket));
+    const server = createTlsServer(options, (socket) => this.handleFramed(socket));
     server.maxConnections = this.limits.maxConnections + 10;
     this.tls = server;
     return this.bind(server, host, port);
@@ -271,7 +364,7 @@ export class Bus {
   handleWebSocket(ws: WebSocket, req: IncomingMessage): void {
     const stream = createWebSocketStream(ws);
     stream.on('error', () => stream.destroy());
-    this.handleBounded(stream, req);
+    this.handleFramed(stream, req);
   }
 
   publish(topic: string, payload: string | Buffer, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
@@ -289,9 +382,11 @@ export class Bus {
       if (packet.topic.startsWith('$') || topicMatches(filter, packet.topic) === undefined) return callback();
       try {
         handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload as string));
-      } finally {
-        callback();
+      } catch (err) {
+        // One failing runtime subscriber must not fail the publication or the broker.
+        this.options.log.error({ err, topic: packet.topic, filter }, 'bus subscriber failed');
       }
+      callback();
     };
     await new Promise<void>((resolve) => this.aedes.subscribe(filter, deliver, () => resolve()));
     return () => new Promise<void>((resolve) => this.aedes.unsubscribe(filter, deliver, () => resolve()));

@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { UserStore } from '../../runtime/auth/users.js';
 import { SessionStore, readCookie } from '../../runtime/auth/sessions.js';
 import { LoginThrottle } from '../../runtime/auth/rate-limit.js';
-import { PacketSizeGuard } from '../../runtime/auth/mqtt-limits.js';
+import { MqttFraming } from '../../runtime/broker/framing.js';
 
 async function tempDir(t: Teardown): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-auth-'));
@@ -95,7 +95,7 @@ t.test('packet size guard: headers split across chunks, oversized and malformed 
       const inner = new PassThrough();
       let passed = 0;
       let oversize: number | undefined;
-      const g = new PacketSizeGuard(inner, max, (n) => (oversize = n));
+      const g = new MqttFraming(inner, { maxPacketBytes: max, maxPacketsPerRead: 64, onRefused: (r) => (oversize = r.announcedBytes) });
       g.on('data', (c: Buffer) => (passed += c.length));
       g.on('close', () => resolve({ passed, oversize }));
       g.on('error', () => undefined);
