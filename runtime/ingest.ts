@@ -7,7 +7,8 @@ import type { Metrics } from './metrics.js';
 import type { Bus, PublishingClient } from './bus.js';
 import { Topics } from './topics.js';
 import { DatapointRegistry, EXTERNAL_OWNERS } from './datapoints/registry.js';
-import { DATAPOINT_ID, DatapointSchema, parseValuePayload, validatePoint, validateValue, type Datapoint, type Value, type ValueMessage } from './datapoints/model.js';
+import { DATAPOINT_ID, DatapointSchema, parseValuePayload, validatePoint, validateValue, type Datapoint, type SetpointRequest, type Value, type ValueMessage } from './datapoints/model.js';
+import { ReadingTimes } from './datapoints/stamps.js';
 
 export interface IngestOptions {
   store: Store;
@@ -27,8 +28,20 @@ export interface IngestOptions {
  * then publish (retained only if it is the newest). Also the publish guard for MQTT
  * clients, which runs before the broker acknowledges a publication.
  */
+/**
+ * QoS 0 readings handed to storage and not yet durable, at most. QoS 0 promises no
+ * acknowledgement, so its delivery does not wait for the fsync; beyond this many, it does,
+ * and the publishing connection is no longer read (back-pressure instead of a queue).
+ */
+const MAX_UNCONFIRMED_QOS0 = 10_000;
+
 export class Ingest {
   private readonly warned = new Set<string>();
+  /** Times for readings sent without one, and which reading of a datapoint is the newest. */
+  private readonly times = new ReadingTimes();
+  /** Auto-registrations under way: a burst of first values to a new datapoint shares one. */
+  private readonly registering = new Map<string, Promise<Datapoint>>();
+  private unconfirmedQos0 = 0;
 
   constructor(private readonly o: IngestOptions) {}
 
@@ -38,8 +51,8 @@ export class Ingest {
     const dp = this.o.registry.get(id);
     if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${id}": register it before publishing values`);
     this.o.metrics.messagesIn.inc({ adapter });
-    const msg = validateValue(dp, { v: raw.v, t: raw.t ?? now, q: raw.q }, now);
-    const newest = this.isNewest(id, msg.t);
+    const msg = validateValue(dp, { v: raw.v, t: raw.t ?? this.times.stamp(id, now), q: raw.q }, now);
+    const newest = this.isNewest(id, msg.t, now);
     await this.o.store.write([{ id, ...msg }]);
     this.o.metrics.pointsStored.inc({ adapter });
     await this.o.bus.publish(this.o.topics.value(id), JSON.stringify(msg), { retain: newest });
@@ -63,16 +76,16 @@ export class Ingest {
     }
     this.o.metrics.messagesIn.inc({ adapter }, records.length);
     const messages: Array<[string, ValueMessage]> = [];
-    for (const [id, r] of newestById) if (this.isNewest(id, r.t)) messages.push([id, r.q ? { v: r.v, t: r.t, q: r.q } : { v: r.v, t: r.t }]);
+    for (const [id, r] of newestById) if (this.isNewest(id, r.t, now)) messages.push([id, r.q ? { v: r.v, t: r.t, q: r.q } : { v: r.v, t: r.t }]);
     await this.o.store.write(records);
     this.o.metrics.pointsStored.inc({ adapter }, records.length);
     for (const [id, msg] of messages) await this.o.bus.publish(this.o.topics.value(id), JSON.stringify(msg), { retain: true });
     return records.length;
   }
 
-  private isNewest(id: string, t: number): boolean {
-    const latest = this.o.store.latest(id);
-    return latest === undefined || t >= latest.t;
+  /** Is a reading at `t` the datapoint's newest (stored or on its way)? Only that one is retained. */
+  private isNewest(id: string, t: number, now: number): boolean {
+    return this.times.observe(id, t, now, this.o.store.latest(id)?.t);
   }
 
   /** Publish guard for MQTT clients (see Bus.guard). */
@@ -112,46 +125,107 @@ export class Ingest {
 
   private async guardValue(id: string, packet: PublishPacket): Promise<void> {
     const now = this.o.clock.now();
-    let dp = this.o.registry.get(id);
-    const raw = parseValuePayload(packet.payload as Buffer, now);
-    if (!dp) {
-      if (this.o.unknownDatapoints === 'refuse') {
-        throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${id}" (broker.unknownDatapoints is "refuse")`);
-      }
-      const max = this.o.maxAutoDatapoints ?? 10_000;
-      if (this.autoRegistered() >= max) {
-        throw new OutpostError('DP_LIMIT', `unknown datapoint "${id}" not registered: MQTT clients have created ${max} datapoints already (broker.maxAutoDatapoints)`);
-      }
-      const type = typeof raw.v === 'boolean' ? 'boolean' : typeof raw.v === 'string' ? 'string' : typeof raw.v === 'number' ? 'number' : 'json';
-      dp = await this.o.registry.register({ id, adapter: 'mqtt', kind: 'sensor', type, description: 'auto-registered from MQTT' });
-      this.autoCount = this.autoRegistered() + 1;
-      this.o.log.info({ id, type }, 'auto-registered datapoint from MQTT');
-    } else if (!EXTERNAL_OWNERS.has(dp.adapter)) {
+    const raw = parseValuePayload(packet.payload as Buffer);
+    const dp = this.o.registry.get(id) ?? (await this.autoRegister(id, raw.v));
+    if (!EXTERNAL_OWNERS.has(dp.adapter)) {
       throw new OutpostError('TOPIC_PROTECTED', `datapoint ${id} belongs to adapter "${dp.adapter}"; MQTT clients may not publish its values`);
     }
+    if (dp.adapter === 'virtual' && dp.kind === 'actuator') {
+      // No device reports this actuator's state: its value is the last accepted setpoint.
+      throw new OutpostError('TOPIC_PROTECTED', `datapoint ${id} is a virtual actuator: its value is its last accepted setpoint; publish on .../set`);
+    }
     this.o.metrics.messagesIn.inc({ adapter: 'mqtt' });
-    const msg = validateValue(dp, raw, now);
-    const newest = this.isNewest(id, msg.t);
-    await this.o.store.write([{ id, ...msg }]);
-    this.o.metrics.pointsStored.inc({ adapter: 'mqtt' });
+    const msg = validateValue(dp, { v: raw.v, t: raw.t ?? this.times.stamp(id, now), q: raw.q }, now);
+    const newest = this.isNewest(id, msg.t, now);
+    const written = this.o.store.write([{ id, ...msg }]);
     packet.payload = Buffer.from(JSON.stringify(msg));
     packet.retain = newest;
+    if (packet.qos > 0 || this.unconfirmedQos0 >= MAX_UNCONFIRMED_QOS0 || this.o.store.stats().readOnly) {
+      // Acknowledged means durable: the PUBACK (or PUBREC) waits for the fsync.
+      await written;
+      this.o.metrics.pointsStored.inc({ adapter: 'mqtt' });
+      return;
+    }
+    this.unconfirmedQos0++;
+    written.then(
+      () => {
+        this.unconfirmedQos0--;
+        this.o.metrics.pointsStored.inc({ adapter: 'mqtt' });
+      },
+      (err: unknown) => {
+        this.unconfirmedQos0--;
+        this.lostQos0(id, toOutpostError(err));
+      },
+    );
   }
 
-  private guardSetpoint(client: PublishingClient, id: string, packet: PublishPacket): void {
-    let body: unknown;
-    try {
-      body = JSON.parse((packet.payload as Buffer).toString('utf8'));
-    } catch {
-      throw new OutpostError('VALUE_MALFORMED', 'setpoint payload is not JSON: expected {"v": <value>}');
+  /** A QoS 0 reading whose write failed after it was routed (storage raised its alarm too). */
+  private lostQos0(id: string, err: OutpostError): void {
+    this.o.metrics.errors.inc({ adapter: 'mqtt', code: err.code });
+    const key = `qos0|${err.code}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.o.log.warn({ id, code: err.code, reason: err.message }, 'QoS 0 reading not stored (further ones are counted, not logged)');
+  }
+
+  /**
+   * Registers a datapoint first seen in a value message. Single-flight: every value of a
+   * burst to the new id waits for the one registration, which counts once.
+   */
+  private autoRegister(id: string, v: unknown): Promise<Datapoint> {
+    const pending = this.registering.get(id);
+    if (pending) return pending;
+    if (this.o.unknownDatapoints === 'refuse') {
+      throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${id}" (broker.unknownDatapoints is "refuse")`);
     }
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) body = { v: body };
-    packet.retain = false;
-    // The device write may take seconds: run it after the PUBACK and report on set/result.
-    void this.setpoint(id, body, `mqtt:${client.id}`).then(
-      (result) => this.o.bus.publish(this.o.topics.setResult(id), JSON.stringify({ ok: true, ...result })),
-      (err: OutpostError) => this.o.bus.publish(this.o.topics.setResult(id), JSON.stringify({ ok: false, id, error: err.toJSON(), t: this.o.clock.now() })),
+    const max = this.o.maxAutoDatapoints ?? 10_000;
+    if (this.autoRegistered() >= max) {
+      throw new OutpostError('DP_LIMIT', `unknown datapoint "${id}" not registered: MQTT clients have created ${max} datapoints already (broker.maxAutoDatapoints)`);
+    }
+    this.autoCount = this.autoRegistered() + 1;
+    const type = typeof v === 'boolean' ? 'boolean' : typeof v === 'string' ? 'string' : typeof v === 'number' ? 'number' : 'json';
+    const registration = this.o.registry.register({ id, adapter: 'mqtt', kind: 'sensor', type, description: 'auto-registered from MQTT' }).then(
+      (dp) => {
+        this.registering.delete(id);
+        this.o.log.info({ id, type }, 'auto-registered datapoint from MQTT');
+        return dp;
+      },
+      (err: unknown) => {
+        this.registering.delete(id);
+        this.autoCount = this.autoRegistered() - 1;
+        throw err;
+      },
     );
+    this.registering.set(id, registration);
+    return registration;
+  }
+
+  /**
+   * A setpoint published by a client: validated before the broker routes it, so `/set`
+   * subscribers (the device) only ever get a command that passed, in its validated form. A
+   * refused one goes to `.../error` instead; either way the outcome is on `.../set/result`.
+   */
+  private guardSetpoint(client: PublishingClient, id: string, packet: PublishPacket): void {
+    const source = `mqtt:${client.id}`;
+    const now = this.o.clock.now();
+    let checked: { dp: Datapoint; request: SetpointRequest };
+    try {
+      let body: unknown;
+      try {
+        body = JSON.parse((packet.payload as Buffer).toString('utf8'));
+      } catch {
+        throw new OutpostError('VALUE_MALFORMED', 'setpoint payload is not JSON: expected {"v": <value>}');
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) body = { v: body };
+      checked = this.o.registry.checkSetpoint(id, body, now);
+    } catch (err) {
+      this.setpointRefused(id, source, toOutpostError(err));
+      throw err;
+    }
+    packet.payload = Buffer.from(JSON.stringify(checked.request));
+    packet.retain = false;
+    // The device write may take seconds: it runs after the PUBACK and reports on set/result.
+    this.applySetpoint(checked, source, now).catch(() => undefined); // reported on set/result by applySetpoint
   }
 
   private async guardMeta(id: string, packet: PublishPacket): Promise<void> {
@@ -172,21 +246,48 @@ export class Ingest {
     packet.retain = true;
   }
 
-  /** Validates and executes a setpoint from any source; errors are OutpostErrors. */
+  /**
+   * Validates and executes a setpoint from any source but MQTT (REST, downlink, schedules,
+   * adapters); errors are OutpostErrors. What passed is published on `/set` first, so a
+   * device subscribed there gets it exactly as an MQTT client's setpoint.
+   */
   async setpoint(id: string, body: unknown, source: string): Promise<{ id: string; v: Value; t: number }> {
+    const now = this.o.clock.now();
+    let checked: { dp: Datapoint; request: SetpointRequest };
     try {
-      const result = await this.o.registry.setpoint(id, body, this.o.clock.now(), async (dp: Datapoint, v: Value) => {
+      checked = this.o.registry.checkSetpoint(id, body, now);
+    } catch (err) {
+      throw this.setpointRefused(id, source, toOutpostError(err));
+    }
+    await this.o.bus.publish(this.o.topics.set(id), JSON.stringify(checked.request));
+    return this.applySetpoint(checked, source, now);
+  }
+
+  private async applySetpoint(checked: { dp: Datapoint; request: SetpointRequest }, source: string, now: number): Promise<{ id: string; v: Value; t: number }> {
+    try {
+      const result = await this.o.registry.applySetpoint(checked.dp, checked.request, now, async (dp: Datapoint, v: Value) => {
         await this.accept(dp.adapter, dp.id, { v });
       });
       this.o.metrics.setpoints.inc({ result: 'ok' });
-      this.o.log.info({ id, v: result.v, source }, 'setpoint applied');
+      this.o.log.info({ id: checked.dp.id, v: result.v, source }, 'setpoint applied');
+      this.publishSetResult(checked.dp.id, { ok: true, ...result });
       return result;
     } catch (err) {
-      const e = toOutpostError(err);
-      this.o.metrics.setpoints.inc({ result: e.code });
-      this.o.log.info({ id, source, code: e.code, reason: e.message }, 'setpoint refused');
-      throw e;
+      throw this.setpointRefused(checked.dp.id, source, toOutpostError(err));
     }
+  }
+
+  /** Counts, logs and reports on set/result a setpoint that was refused or failed; returns the error. */
+  private setpointRefused(id: string, source: string, e: OutpostError): OutpostError {
+    this.o.metrics.setpoints.inc({ result: e.code });
+    this.o.log.info({ id, source, code: e.code, reason: e.message }, 'setpoint refused');
+    if (DATAPOINT_ID.test(id)) this.publishSetResult(id, { ok: false, id, error: e.toJSON(), t: this.o.clock.now() });
+    return e;
+  }
+
+  /** The outcome of a setpoint from any source, on `.../set/result` (not retained). */
+  private publishSetResult(id: string, result: object): void {
+    this.o.bus.publish(this.o.topics.setResult(id), JSON.stringify(result)).catch((err: unknown) => this.o.log.debug({ err, id }, 'set/result not published (broker closing)'));
   }
 
   /**

@@ -51,10 +51,10 @@ const MIN_TIME = Date.UTC(2000, 0, 1);
 
 /**
  * Turns a raw payload into a value message. Accepts `{"v":..,"t":..}` (the design's
- * format) and, for simple devices, a bare JSON scalar or plain number text ("230.1"),
- * which is timestamped on arrival.
+ * format) and, for simple devices, a bare JSON scalar or plain number text ("230.1").
+ * `t` is undefined when the payload has none: the ingest stamps it (datapoints/stamps.ts).
  */
-export function parseValuePayload(payload: Buffer | string, now: number): { v: unknown; t: number; q?: unknown } {
+export function parseValuePayload(payload: Buffer | string): { v: unknown; t?: unknown; q?: unknown } {
   const text = typeof payload === 'string' ? payload : payload.toString('utf8');
   if (text.length === 0) throw new OutpostError('VALUE_MALFORMED', 'empty payload');
   let parsed: unknown;
@@ -66,11 +66,12 @@ export function parseValuePayload(payload: Buffer | string, now: number): { v: u
   if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
     const o = parsed as Record<string, unknown>;
     if (!('v' in o)) throw new OutpostError('VALUE_MALFORMED', 'value message has no "v" field');
-    const extra = Object.keys(o).filter((k) => k !== 'v' && k !== 't' && k !== 'q');
-    if (extra.length > 0) throw new OutpostError('VALUE_MALFORMED', `value message has unknown field(s): ${extra.join(', ')}`);
-    return { v: o.v, t: o.t === undefined ? now : (o.t as number), q: o.q };
+    for (const key in o) {
+      if (key !== 'v' && key !== 't' && key !== 'q') throw new OutpostError('VALUE_MALFORMED', `value message has unknown field(s): ${Object.keys(o).filter((k) => k !== 'v' && k !== 't' && k !== 'q').join(', ')}`);
+    }
+    return { v: o.v, t: o.t, q: o.q };
   }
-  return { v: parsed, t: now };
+  return { v: parsed };
 }
 
 /** Checks a value message against its datapoint; returns the normalised message. */

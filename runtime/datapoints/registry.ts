@@ -1,7 +1,7 @@
 import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../../storage/store.js';
-import { DatapointSchema, validateSetpoint, type Datapoint, type DatapointInput, type Value } from './model.js';
+import { DatapointSchema, validateSetpoint, type Datapoint, type DatapointInput, type SetpointRequest, type Value } from './model.js';
 import type { SetpointHandler } from '../adapter.js';
 
 /** Owners whose datapoints any authorised MQTT client may publish: plain MQTT devices and config-defined virtual points. */
@@ -112,18 +112,26 @@ export class DatapointRegistry {
   }
 
   /**
-   * Validates a setpoint and hands it to the owning adapter. Virtual and plain-MQTT
-   * actuators have no device: `storeValue` records the wanted value as their value.
+   * Validates a setpoint against its actuator and checks that something can apply it (the
+   * owning adapter is running, or the datapoint needs no device). Throws the reason; changes
+   * nothing. What passes is the only form in which a setpoint reaches `/set` subscribers.
    */
-  async setpoint(
-    id: string,
-    body: unknown,
-    now: number,
-    storeValue: (dp: Datapoint, v: Value) => Promise<void>,
-  ): Promise<SetpointResult> {
+  checkSetpoint(id: string, body: unknown, now: number): { dp: Datapoint; request: SetpointRequest } {
     const dp = this.byId.get(id);
     if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${id}"`);
     const request = validateSetpoint(dp, body, now);
+    if (!this.handlers.has(id) && !EXTERNAL_OWNERS.has(dp.adapter)) {
+      throw new OutpostError('ADAPTER_UNAVAILABLE', `adapter "${dp.adapter}" that owns ${id} is not running`);
+    }
+    return { dp, request };
+  }
+
+  /**
+   * Hands a checked setpoint to the owning adapter. Virtual and plain-MQTT actuators have no
+   * device here: `storeValue` records the wanted value as their value.
+   */
+  async applySetpoint(dp: Datapoint, request: SetpointRequest, now: number, storeValue: (dp: Datapoint, v: Value) => Promise<void>): Promise<SetpointResult> {
+    const id = dp.id;
     const handler = this.handlers.get(id);
     if (!handler) {
       if (!EXTERNAL_OWNERS.has(dp.adapter)) {

@@ -8,13 +8,14 @@ const NOW = Date.UTC(2026, 10, 23, 12);
 const num = DatapointSchema.parse({ id: 'a.b', adapter: 'x' });
 
 t.test('value payloads: the design format, bare values, and junk', async (t) => {
-  t.same(parseValuePayload('{"v":230.1,"t":1763800000000}', NOW), { v: 230.1, t: 1763800000000, q: undefined });
-  t.same(parseValuePayload('42', NOW), { v: 42, t: NOW }, 'a bare number is timestamped on arrival');
-  t.throws(() => parseValuePayload('', NOW), { code: 'VALUE_MALFORMED' });
-  t.throws(() => parseValuePayload('{"v":1', NOW), { code: 'VALUE_MALFORMED', message: /not JSON/ });
-  t.throws(() => parseValuePayload(Buffer.from([0xff, 0x00, 0x13]), NOW), { code: 'VALUE_MALFORMED' });
-  t.throws(() => parseValuePayload('{"t":1}', NOW), { code: 'VALUE_MALFORMED', message: /no "v"/ });
-  t.throws(() => parseValuePayload('{"v":1,"unit":"W"}', NOW), { code: 'VALUE_MALFORMED', message: /unknown field.*unit/ });
+  t.same(parseValuePayload('{"v":230.1,"t":1763800000000}'), { v: 230.1, t: 1763800000000, q: undefined });
+  t.strictSame(parseValuePayload('42'), { v: 42 }, 'a bare number has no time: the ingest stamps it on arrival');
+  t.strictSame(parseValuePayload('{"v":1}'), { v: 1, t: undefined, q: undefined }, 'nor has a message without "t"');
+  t.throws(() => parseValuePayload(''), { code: 'VALUE_MALFORMED' });
+  t.throws(() => parseValuePayload('{"v":1'), { code: 'VALUE_MALFORMED', message: /not JSON/ });
+  t.throws(() => parseValuePayload(Buffer.from([0xff, 0x00, 0x13])), { code: 'VALUE_MALFORMED' });
+  t.throws(() => parseValuePayload('{"t":1}'), { code: 'VALUE_MALFORMED', message: /no "v"/ });
+  t.throws(() => parseValuePayload('{"v":1,"unit":"W"}'), { code: 'VALUE_MALFORMED', message: /unknown field.*unit/ });
 });
 
 t.test('values are checked against their datapoint type and time', async (t) => {
