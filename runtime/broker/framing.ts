@@ -46,6 +46,7 @@ export class MqttFraming extends Duplex {
   /** Bytes of `pending` covered by `lengths`. */
   private scanned = 0;
   private packetsSeen = 0;
+  private packetsHanded = 0;
   /** The broker asked for data (`_read`) and has not been given any since. */
   private wanted = false;
   private innerEnded = false;
@@ -112,7 +113,11 @@ export class MqttFraming extends Duplex {
     if (this.refused) return;
     while (this.wanted && this.lengthsHead < this.lengths.length) {
       let cut = 0;
-      const last = Math.min(this.lengths.length, this.lengthsHead + this.options.maxPacketsPerRead);
+      // The CONNECT alone first: what follows it waits in Aedes' pre-CONNACK queue, which is
+      // short (queueLimit); after the CONNACK the broker reads again.
+      const perRead = this.packetsHanded === 0 ? 1 : this.options.maxPacketsPerRead;
+      const last = Math.min(this.lengths.length, this.lengthsHead + perRead);
+      this.packetsHanded += last - this.lengthsHead;
       for (let k = this.lengthsHead; k < last; k++) cut += this.lengths[k]!;
       this.lengthsHead = last;
       if (this.lengthsHead === this.lengths.length) {

@@ -39,6 +39,17 @@ t.test('2,000 QoS 1 {"v": i} without "t", pipelined to one datapoint: every ackn
   t.ok(times[N - 1]! - Date.now() < N, `stamps run ahead of the clock by at most the burst: ${times[N - 1]! - Date.now()} ms`);
 });
 
+t.test('1,000 QoS 1 publications pipelined right behind the CONNECT, before its CONNACK, are all served', async (t) => {
+  const gw = await startTestGateway(t, { log: { level: 'warn' } });
+  t.teardown(() => gw.stop());
+  const c = await RawMqtt.connect(portOf(gw.mqttUrl), { clientId: 'eager', awaitConnack: false });
+  t.teardown(() => c.destroy());
+  c.send(...Array.from({ length: 1000 }, (_, i): Packet => ({ cmd: 'publish', topic: `outpost/dp/eager.p${i % 10}/value`, payload: Buffer.from(JSON.stringify({ v: i })), qos: 1, messageId: i + 1, retain: false, dup: false })));
+  t.equal((await c.waitForCount(isPuback, 1000, 30_000)).length, 1000, 'all PUBACKed');
+  t.notOk(c.closed, 'and the connection stays open (Aedes queues only maxInflight packets before its CONNACK)');
+  t.equal((await gw.gateway.store.query('eager.p3', { limit: 1000 })).length, 100);
+});
+
 t.test('a re-sent value with an explicit "t" stays idempotent; values with and without "t" in one millisecond are both kept', async (t) => {
   const gw = await startTestGateway(t, { log: { level: 'warn' } });
   t.teardown(() => gw.stop());
