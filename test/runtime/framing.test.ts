@@ -19,6 +19,11 @@ class FakeSocket extends Duplex {
     this.writes.push(Buffer.from(chunk));
     cb();
   }
+  /** As net.Socket: buffered chunks leave in one writev. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: () => void): void {
+    this.writes.push(Buffer.concat(chunks.map((c) => c.chunk)));
+    cb();
+  }
 }
 
 function framing(inner: Duplex, options: { perRead?: number; inspect?: PacketInspector; max?: number } = {}) {
@@ -149,5 +154,25 @@ t.test('the pieces of one packet written in one tick leave in one write (one seg
   f.write(Buffer.from([0x00]));
   process.nextTick(() => f.uncork());
   await tick();
+  await tick();
   t.same(inner.writes.map((w) => w.toString('hex')), ['20020000'], 'a CONNACK in one write, not four');
+});
+
+t.test('packets written by separate callbacks of one event-loop turn leave together', async (t) => {
+  const inner = new FakeSocket();
+  const { f } = framing(inner);
+  // Aedes delivers each message to a subscriber from its own setImmediate callback.
+  for (let i = 0; i < 3; i++) setImmediate(() => f.write(Buffer.from(PINGREQ)));
+  await tick();
+  await tick();
+  t.same(inner.writes.map((w) => w.toString('hex')), ['c000c000c000'], 'three packets, one write');
+});
+
+t.test('what is written just before the connection is destroyed still leaves (a refusing CONNACK)', async (t) => {
+  const inner = new FakeSocket();
+  const { f } = framing(inner);
+  f.write(Buffer.from([0x20, 0x02, 0x00, 0x05]));
+  f.destroy();
+  await tick();
+  t.same(inner.writes.map((w) => w.toString('hex')), ['20020005'], 'CONNACK 5, then the close');
 });
