@@ -12,6 +12,7 @@ import { topicMatches } from './topics.js';
 import { OutpostError } from './errors.js';
 import { ALLOW_ALL, mayPublish, maySubscribe, type TopicAcl } from './auth/mqtt-acl.js';
 import { MqttFraming } from './broker/framing.js';
+import { packetViolation } from './broker/packet-rules.js';
 import { TopicEmitter } from './broker/emitter.js';
 import { LoginThrottle } from './auth/rate-limit.js';
 
@@ -84,7 +85,7 @@ export interface PublishingClient {
  * rewritten in place (normalised payload, retain flag, or moved to an error topic).
  * Resolving is what lets the broker send PUBACK: durable work happens before.
  */
-export type PublishGuard = (client: PublishingClient, packet: PublishPacket) => Promise<void>;
+export type PublishGuard = (client: PublishingClient, packet: PublishPacket) => Promise<void> | undefined;
 
 type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
 
@@ -151,7 +152,14 @@ export class Bus {
         const guard = bus!.guard;
         if (!guard || !client) return callback(null);
         if (packet.qos === 2) return bus!.guardExactlyOnce(client, packet, guard, callback);
-        guard({ id: client.id, address: remoteAddress(client) }, packet).then(
+        let pending: Promise<void> | undefined;
+        try {
+          pending = guard({ id: client.id, address: remoteAddress(client) }, packet);
+        } catch (err) {
+          return callback(err as Error);
+        }
+        if (!pending) return callback(null);
+        pending.then(
           () => callback(null),
           (err) => callback(err as Error),
         );
@@ -254,7 +262,10 @@ export class Bus {
     }
     const guarded = persistence.incomingGetPacket(client, packet).then(
       () => packet, // stored by an earlier connection of this session, not yet released
-      () => guard({ id: client.id, address: remoteAddress(client) }, packet).then(() => packet),
+      async () => {
+        await guard({ id: client.id, address: remoteAddress(client) }, packet);
+        return packet;
+      },
     );
     held.set(id, guarded);
     guarded.then(
@@ -311,10 +322,10 @@ export class Bus {
     const framed = new MqttFraming(conn, {
       maxPacketBytes: this.limits.maxPacketBytes,
       maxPacketsPerRead: PACKETS_PER_READ,
-      inspect: (packet) => {
+      inspect: (packet, first) => {
         // PUBREL (type 6, flags 0010) releases a QoS 2 packet id: a later PUBLISH with it is a new message.
         if (packet[0] === 0x62 && packet.length >= 4 && client) this.exactlyOnce.get(client)?.delete(packet.readUInt16BE(2));
-        return undefined;
+        return packetViolation(packet, first);
       },
       onRefused: ({ reason, announcedBytes }) =>
         announcedBytes === undefined
