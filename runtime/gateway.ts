@@ -260,6 +260,8 @@ export class Gateway {
       await this.bus.publish(this.topics.gatewayStatus(), JSON.stringify({ state: 'offline', since: this.clock.now() }), { retain: true }).catch(() => undefined);
       await this.bus.close();
     }
+    // QoS 0 readings the broker took are written before storage closes.
+    await this.ingest?.flush();
     await this.store?.close();
   }
 }

@@ -29,11 +29,18 @@ export interface IngestOptions {
  * clients, which runs before the broker acknowledges a publication.
  */
 /**
- * QoS 0 readings handed to storage and not yet durable, at most. QoS 0 promises no
- * acknowledgement, so its delivery does not wait for the fsync; beyond this many, it does,
- * and the publishing connection is no longer read (back-pressure instead of a queue).
+ * QoS 0 readings accepted and not yet durable, at most. QoS 0 promises no acknowledgement,
+ * so its routing does not wait for the fsync; beyond this many, it does, and the publishing
+ * connection is no longer read (back-pressure instead of a queue).
  */
 const MAX_UNCONFIRMED_QOS0 = 10_000;
+/**
+ * QoS 0 readings go to storage together, every QOS0_FLUSH_MS or QOS0_BATCH readings: a commit
+ * costs per datapoint (its newest raw chunk and four rollup buckets rewritten), so one commit
+ * of ten readings per datapoint costs about what one of a single reading does.
+ */
+const QOS0_FLUSH_MS = 50;
+const QOS0_BATCH = 2_000;
 
 export class Ingest {
   private readonly warned = new Set<string>();
@@ -42,8 +49,23 @@ export class Ingest {
   /** Auto-registrations under way: a burst of first values to a new datapoint shares one. */
   private readonly registering = new Map<string, Promise<Datapoint>>();
   private unconfirmedQos0 = 0;
+  private qos0Batch: Array<{ id: string } & ValueMessage> = [];
+  private qos0Timer: NodeJS.Timeout | undefined;
+  /** Writes of QoS 0 batches under way (flush waits for them). */
+  private readonly qos0Writes = new Set<Promise<void>>();
+  private readonly mqttIn;
+  private readonly mqttStored;
 
-  constructor(private readonly o: IngestOptions) {}
+  constructor(private readonly o: IngestOptions) {
+    this.mqttIn = o.metrics.messagesIn.labels({ adapter: 'mqtt' });
+    this.mqttStored = o.metrics.pointsStored.labels({ adapter: 'mqtt' });
+  }
+
+  /** Hands buffered QoS 0 readings to storage and waits until every one is written (or failed). */
+  async flush(): Promise<void> {
+    this.flushQos0();
+    await Promise.all(this.qos0Writes);
+  }
 
   /** A value from an adapter (or the REST API, or a virtual setpoint). */
   async accept(adapter: string, id: string, raw: { v: unknown; t?: number; q?: unknown }): Promise<ValueMessage> {
@@ -88,32 +110,48 @@ export class Ingest {
     return this.times.observe(id, t, now, this.o.store.latest(id)?.t);
   }
 
-  /** Publish guard for MQTT clients (see Bus.guard). */
-  readonly guard = async (client: PublishingClient, packet: PublishPacket): Promise<void> => {
+  /**
+   * Publish guard for MQTT clients (see Bus.guard). Returns nothing when the publication may
+   * be routed at once (a QoS 0 reading), a promise when it waits (a durable write, a new
+   * datapoint's registration): most readings then cost no promise at all.
+   */
+  readonly guard = (client: PublishingClient, packet: PublishPacket): Promise<void> | undefined => {
     const { topics } = this.o;
-    if (!topics.isGatewayOwned(packet.topic)) return;
+    if (!topics.isGatewayOwned(packet.topic)) return undefined;
     const parsed = topics.parseDatapointTopic(packet.topic);
     try {
       if (!parsed) throw new OutpostError('TOPIC_PROTECTED', `${packet.topic} is published by the gateway only`);
       if (!DATAPOINT_ID.test(parsed.id)) throw new OutpostError('DP_INVALID', `"${parsed.id}" is not a valid datapoint id ([a-z0-9_.-])`);
+      let pending: Promise<void> | undefined;
       switch (parsed.kind) {
         case 'value':
-          return await this.guardValue(parsed.id, packet);
+          pending = this.guardValue(parsed.id, packet);
+          break;
         case 'set':
-          return this.guardSetpoint(client, parsed.id, packet);
+          this.guardSetpoint(client, parsed.id, packet);
+          break;
         case 'meta':
-          return await this.guardMeta(parsed.id, packet);
+          pending = this.guardMeta(parsed.id, packet);
+          break;
         default:
           throw new OutpostError('TOPIC_PROTECTED', `${packet.topic} is published by the gateway only`);
       }
+      return pending?.catch((err: unknown) => this.refuse(client, packet, parsed.id, err));
     } catch (err) {
-      const e = toOutpostError(err);
-      // Never acknowledge what could not be stored: the error disconnects the client
-      // without PUBACK, so it keeps the message and sends it again.
-      if (e.code === 'STORAGE_WRITE_FAILED' || e.code === 'STORAGE_CLOSED') throw e;
-      this.reject(client, packet, parsed?.id, e);
+      this.refuse(client, packet, parsed?.id, err);
+      return undefined;
     }
   };
+
+  /**
+   * A publication the guard refused: moved to the error topic, or, when storage failed,
+   * thrown so the client is disconnected without PUBACK (it keeps the message, sends it again).
+   */
+  private refuse(client: PublishingClient, packet: PublishPacket, id: string | undefined, err: unknown): void {
+    const e = toOutpostError(err);
+    if (e.code === 'STORAGE_WRITE_FAILED' || e.code === 'STORAGE_CLOSED') throw e;
+    this.reject(client, packet, id, e);
+  }
 
   /** Datapoints auto-registered from MQTT so far (owner `mqtt`), counted once then kept up to date. */
   private autoCount: number | undefined;
@@ -123,10 +161,16 @@ export class Ingest {
     return this.autoCount;
   }
 
-  private async guardValue(id: string, packet: PublishPacket): Promise<void> {
-    const now = this.o.clock.now();
+  private guardValue(id: string, packet: PublishPacket): Promise<void> | undefined {
     const raw = parseValuePayload(packet.payload as Buffer);
-    const dp = this.o.registry.get(id) ?? (await this.autoRegister(id, raw.v));
+    const dp = this.o.registry.get(id);
+    if (!dp) return this.autoRegister(id, raw.v).then((registered) => this.storeValue(registered, raw, packet));
+    return this.storeValue(dp, raw, packet);
+  }
+
+  /** Validates, stamps and stores (or queues, at QoS 0) a client's reading; rewrites the packet to the stored message. */
+  private storeValue(dp: Datapoint, raw: { v: unknown; t?: unknown; q?: unknown }, packet: PublishPacket): Promise<void> | undefined {
+    const id = dp.id;
     if (!EXTERNAL_OWNERS.has(dp.adapter)) {
       throw new OutpostError('TOPIC_PROTECTED', `datapoint ${id} belongs to adapter "${dp.adapter}"; MQTT clients may not publish its values`);
     }
@@ -134,38 +178,51 @@ export class Ingest {
       // No device reports this actuator's state: its value is the last accepted setpoint.
       throw new OutpostError('TOPIC_PROTECTED', `datapoint ${id} is a virtual actuator: its value is its last accepted setpoint; publish on .../set`);
     }
-    this.o.metrics.messagesIn.inc({ adapter: 'mqtt' });
+    this.mqttIn.inc();
+    const now = this.o.clock.now();
     const msg = validateValue(dp, { v: raw.v, t: raw.t ?? this.times.stamp(id, now), q: raw.q }, now);
-    const newest = this.isNewest(id, msg.t, now);
-    const written = this.o.store.write([{ id, ...msg }]);
+    packet.retain = this.isNewest(id, msg.t, now);
     packet.payload = Buffer.from(JSON.stringify(msg));
-    packet.retain = newest;
-    if (packet.qos > 0 || this.unconfirmedQos0 >= MAX_UNCONFIRMED_QOS0 || this.o.store.stats().readOnly) {
+    const point = msg.q ? { id, v: msg.v, t: msg.t, q: msg.q } : { id, v: msg.v, t: msg.t };
+    if (packet.qos > 0 || this.unconfirmedQos0 >= MAX_UNCONFIRMED_QOS0 || this.o.store.readOnly) {
       // Acknowledged means durable: the PUBACK (or PUBREC) waits for the fsync.
-      await written;
-      this.o.metrics.pointsStored.inc({ adapter: 'mqtt' });
-      return;
+      return this.o.store.write([point]).then(() => this.mqttStored.inc());
     }
     this.unconfirmedQos0++;
-    written.then(
-      () => {
-        this.unconfirmedQos0--;
-        this.o.metrics.pointsStored.inc({ adapter: 'mqtt' });
-      },
-      (err: unknown) => {
-        this.unconfirmedQos0--;
-        this.lostQos0(id, toOutpostError(err));
-      },
-    );
+    this.qos0Batch.push(point);
+    if (this.qos0Batch.length >= QOS0_BATCH) this.flushQos0();
+    else this.qos0Timer ??= setTimeout(() => this.flushQos0(), QOS0_FLUSH_MS);
+    return undefined;
   }
 
-  /** A QoS 0 reading whose write failed after it was routed (storage raised its alarm too). */
-  private lostQos0(id: string, err: OutpostError): void {
-    this.o.metrics.errors.inc({ adapter: 'mqtt', code: err.code });
+  private flushQos0(): void {
+    clearTimeout(this.qos0Timer);
+    this.qos0Timer = undefined;
+    const points = this.qos0Batch;
+    if (points.length === 0) return;
+    this.qos0Batch = [];
+    const written: Promise<void> = this.o.store.write(points).then(
+      () => {
+        this.unconfirmedQos0 -= points.length;
+        this.mqttStored.inc(points.length);
+        this.qos0Writes.delete(written);
+      },
+      (err: unknown) => {
+        this.unconfirmedQos0 -= points.length;
+        this.qos0Writes.delete(written);
+        this.lostQos0(points, toOutpostError(err));
+      },
+    );
+    this.qos0Writes.add(written);
+  }
+
+  /** QoS 0 readings whose write failed after they were routed (storage raised its alarm too). */
+  private lostQos0(points: ReadonlyArray<{ id: string }>, err: OutpostError): void {
+    this.o.metrics.errors.inc({ adapter: 'mqtt', code: err.code }, points.length);
     const key = `qos0|${err.code}`;
     if (this.warned.has(key)) return;
     this.warned.add(key);
-    this.o.log.warn({ id, code: err.code, reason: err.message }, 'QoS 0 reading not stored (further ones are counted, not logged)');
+    this.o.log.warn({ readings: points.length, first: points[0]?.id, code: err.code, reason: err.message }, 'QoS 0 readings not stored (further ones are counted, not logged)');
   }
 
   /**

@@ -1,6 +1,12 @@
 /** The topic scheme of DESIGN.md, under a configurable prefix (default `outpost`). */
 export class Topics {
-  constructor(readonly prefix: string) {}
+  private readonly prefixHead: string;
+  private readonly datapointHead: string;
+
+  constructor(readonly prefix: string) {
+    this.prefixHead = `${prefix}/`;
+    this.datapointHead = `${prefix}/dp/`;
+  }
 
   value(id: string): string { return `${this.prefix}/dp/${id}/value`; }
   set(id: string): string { return `${this.prefix}/dp/${id}/set`; }
@@ -15,15 +21,15 @@ export class Topics {
 
   /** Splits `<prefix>/dp/<id>/<kind>[/...]`; undefined for any other topic. */
   parseDatapointTopic(topic: string): { id: string; kind: string } | undefined {
-    const head = `${this.prefix}/dp/`;
+    const head = this.datapointHead;
     if (!topic.startsWith(head)) return undefined;
-    const rest = topic.slice(head.length).split('/');
-    if (rest.length < 2) return { id: rest[0] ?? '', kind: '' };
-    return { id: rest[0]!, kind: rest.slice(1).join('/') };
+    const slash = topic.indexOf('/', head.length);
+    if (slash < 0) return { id: topic.slice(head.length), kind: '' };
+    return { id: topic.slice(head.length, slash), kind: topic.slice(slash + 1) };
   }
 
   isGatewayOwned(topic: string): boolean {
-    return topic.startsWith(`${this.prefix}/`);
+    return topic.startsWith(this.prefixHead);
   }
 }
 

@@ -1493,6 +1493,10 @@ export class LevelStore implements Store {
     return ids;
   }
 
+  get readOnly(): boolean {
+    return this.alarm !== undefined;
+  }
+
   stats(): StoreStats {
     return {
       pending: this.writer.pending,

@@ -141,6 +141,10 @@ export class MemoryStore implements Store {
     return finalize(intervals, query.agg, before);
   }
 
+  get readOnly(): boolean {
+    return false;
+  }
+
   stats(): StoreStats {
     return { pending: 0, written: this.written, commits: this.commits, lastSeq: this.seq, ackedSeq: this.acked, outboxDepth: this.outbox.length, readOnly: false };
   }

@@ -96,6 +96,8 @@ export interface Store {
    */
   queryAggregate(id: string, query: AggregateQuery): Promise<AggregatePoint[]>;
   stats(): StoreStats;
+  /** True while writes are refused after a write error (as `stats().readOnly`, without building the stats). */
+  readonly readOnly: boolean;
   /** A point-in-time read view, where the store can give one (LevelStore: a LevelDB snapshot). */
   readView?(): Promise<StoreReadView>;
 }
