@@ -207,3 +207,22 @@ t.test('the connection limit refuses extra clients cleanly and admits new ones o
   t.same([...(await witness.stored(gw.httpUrl))], [7], 'and the gateway stores its values');
   t.ok(gw.alive(), 'the process is still running');
 });
+
+t.test('250 clients connecting at once with maxConnections 200: exactly 200 admitted', async (t) => {
+  const LIMIT = 200;
+  const gw = await startOutpostProcess(t, { extraBroker: `limits: { maxConnections: ${LIMIT} }` });
+  // All at once: their authentications overlap. Seen before: 210 CONNACK 0 (the check read a
+  // count that grows only after authentication, and the listener holds maxConnections + 10).
+  const crowd = Array.from({ length: 250 }, (_, i) => rawClient(gw.mqttPort, `simultaneous-${i}`));
+  t.teardown(() => crowd.forEach((c) => c.socket.destroy()));
+  const codes = await Promise.all(crowd.map((c) => c.connack));
+  const admitted = codes.filter((c) => c === 0).length;
+  t.equal(admitted, LIMIT, `${admitted} admitted (CONNACK 0)`);
+  t.same(
+    codes.filter((c) => c !== 0 && c !== 3 && c !== 'closed'),
+    [],
+    `the others refused with CONNACK 3 (${codes.filter((c) => c === 3).length}) or closed by the listener cap (${codes.filter((c) => c === 'closed').length})`,
+  );
+  await sleep(300);
+  t.match(await (await fetch(`${gw.httpUrl}/metrics`)).text(), new RegExp(`^outpost_mqtt_clients ${LIMIT}$`, 'm'), 'the broker counts exactly the limit');
+});

@@ -8,7 +8,9 @@ import mqtt from 'mqtt';
 import type { Packet } from 'mqtt-packet';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
+import { join } from 'node:path';
 import { ReadingTimes } from '../../runtime/datapoints/stamps.js';
+import { LevelStore } from '../../storage/level-store.js';
 
 const portOf = (url: string) => Number(new URL(url).port);
 const isPuback = (p: Packet) => p.cmd === 'puback';
@@ -156,4 +158,20 @@ t.test('a burst of first values to a new datapoint registers it once and counts 
   t.ok(gw.gateway.registry.get('burst.e'), 'four more new datapoints fit the limit of five');
   t.notOk(gw.gateway.registry.get('burst.f'), 'the sixth is refused');
   t.match(gw.logs.find((l) => l.code === 'DP_LIMIT'), { code: 'DP_LIMIT' }, 'with DP_LIMIT');
+});
+
+t.test('QoS 0 readings the broker took are on disk after a graceful stop', async (t) => {
+  const gw = await startTestGateway(t, { log: { level: 'warn' } });
+  const c = await RawMqtt.connect(portOf(gw.mqttUrl), { clientId: 'qos0-stop' });
+  t.teardown(() => c.destroy());
+  const base = Date.now() - 60_000;
+  c.send(...Array.from({ length: 500 }, (_, i): Packet => ({ cmd: 'publish', topic: 'outpost/dp/stop.q0/value', payload: Buffer.from(JSON.stringify({ v: i, t: base + i })), qos: 0, retain: false, dup: false })));
+  // A QoS 1 publication behind them: once it is acknowledged, the broker has taken all 500.
+  c.send({ cmd: 'publish', topic: 'outpost/dp/stop.q1/value', payload: Buffer.from('{"v":1}'), qos: 1, messageId: 1, retain: false, dup: false });
+  await c.waitFor(isPuback);
+  await gw.stop();
+  const store = new LevelStore({ path: join(gw.dataDir, 'db') });
+  await store.open();
+  t.teardown(() => store.close());
+  t.equal((await store.query('stop.q0', { from: 0, limit: 1000 })).length, 500, 'all 500 stored');
 });
