@@ -14,6 +14,13 @@ export interface GroupCommitOptions<T> {
   commit(items: T[]): Promise<{ durable: Promise<void> } | void>;
   maxBatch: number;
   maxPending: number;
+  /**
+   * While a commit is being written, the next one is prepared only once this many items wait
+   * (or that write is done): a commit's cost is mostly per series, not per item, so one commit
+   * of 250 readings over 100 datapoints costs little more than one of 95. Default 1 (prepare
+   * at once); at most maxBatch.
+   */
+  minPipelined?: number;
 }
 
 interface Waiter {
@@ -28,6 +35,10 @@ export class GroupCommit<T> {
   private running = false;
   private scheduled = false;
   private roomWaiters: Array<() => void> = [];
+  /** Resolves the wait for a pipelined commit's items (minPipelined). */
+  private enough: (() => void) | undefined;
+  /** The newest prepared commit until its writers are answered. */
+  private lastWrite: Promise<void> | undefined;
   commits = 0;
   written = 0;
 
@@ -44,6 +55,7 @@ export class GroupCommit<T> {
     return new Promise<void>((resolve, reject) => {
       for (const item of items) this.queue.push(item);
       this.waiters.push({ count: items.length, resolve, reject });
+      if (this.enough && this.queue.length >= Math.min(this.options.minPipelined ?? 1, this.options.maxBatch)) this.enough();
       this.schedule();
     });
   }
@@ -72,6 +84,11 @@ export class GroupCommit<T> {
     this.running = true;
     try {
       while (this.waiters.length > 0) {
+        // A commit is being written: prepare the next behind it only with enough to share it.
+        if (this.lastWrite && this.queue.length < Math.min(this.options.minPipelined ?? 1, this.options.maxBatch)) {
+          await Promise.race([this.lastWrite, new Promise<void>((resolve) => (this.enough = resolve))]);
+          this.enough = undefined;
+        }
         // Take whole writers only, so one writer's points are never split across commits.
         let n = 0;
         let w = 0;
@@ -103,6 +120,10 @@ export class GroupCommit<T> {
         // Writers are answered in commit order, and at most one prepared commit waits
         // behind the one being written: wait for the one before this before preparing more.
         this.settling = before.then(() => settled);
+        const write: Promise<void> = settled.then(() => {
+          if (this.lastWrite === write) this.lastWrite = undefined;
+        });
+        this.lastWrite = write;
         await before;
       }
     } finally {

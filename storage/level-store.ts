@@ -84,6 +84,13 @@ type Snapshot = ReturnType<StoreDb['snapshot']>;
  */
 export const DEFAULT_MAX_BATCH = 10_000;
 
+/**
+ * Points that must wait before a commit is prepared behind one being written (GroupCommit
+ * minPipelined); with fewer, it waits for that write. Live MQTT QoS 1 traffic, four publishers
+ * with 64 in flight over 100 datapoints, made commits of ~95 readings, about one per datapoint.
+ */
+const PIPELINED_MIN = 256;
+
 export interface LevelStoreOptions {
   path: string;
   /** fsync every group commit (default true): acknowledged means durable. */
@@ -402,6 +409,7 @@ export class LevelStore implements Store {
       commit: (items) => this.serially(() => this.commit(items)),
       maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
       maxPending: options.maxPending ?? 100_000,
+      minPipelined: PIPELINED_MIN,
     });
   }
 

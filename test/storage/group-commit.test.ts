@@ -41,3 +41,34 @@ t.test('commits are prepared one behind the one being written, never more; write
   t.equal(maxInFlight, 2, 'one being written, one prepared behind it');
   t.same(answered, [1, 2, 3, 4, 5]);
 });
+
+t.test('minPipelined: a commit is prepared behind one being written only once enough items wait, else after that write', async (t) => {
+  const sizes: number[] = [];
+  let writing = 0;
+  const preparedDuringWrite: number[] = [];
+  const commits = new GroupCommit<number>({
+    maxBatch: 1000,
+    maxPending: 10_000,
+    minPipelined: 10,
+    commit: async (items) => {
+      sizes.push(items.length);
+      if (writing > 0) preparedDuringWrite.push(items.length);
+      writing++;
+      return { durable: sleep(30).then(() => void writing--) };
+    },
+  });
+  const first = commits.add([0]);
+  await sleep(5); // the first commit is being written
+  // Three writers of 2 items: fewer than 10 wait, so they go together once the first is written.
+  const small = [1, 2, 3].map((i) => commits.add([i, i]));
+  await Promise.all([first, ...small]);
+  t.same(sizes, [1, 6], 'the three small writers shared one commit, prepared after the write');
+  t.same(preparedDuringWrite, [], 'none prepared while writing');
+
+  const big = commits.add([9]);
+  await sleep(5);
+  const many = commits.add(Array.from({ length: 12 }, (_, i) => i));
+  await Promise.all([big, many]);
+  t.same(sizes.slice(2), [1, 12]);
+  t.same(preparedDuringWrite, [12], 'twelve waiting: prepared behind the write at once');
+});
