@@ -154,7 +154,7 @@ export class Bus {
         if (packet.qos === 2) return bus!.guardExactlyOnce(client, packet, guard, callback);
         let pending: Promise<void> | undefined;
         try {
-          pending = guard({ id: client.id, address: remoteAddress(client) }, packet);
+          pending = guard(bus!.publisher(client), packet);
         } catch (err) {
           return callback(err as Error);
         }
@@ -263,7 +263,7 @@ export class Bus {
     const guarded = persistence.incomingGetPacket(client, packet).then(
       () => packet, // stored by an earlier connection of this session, not yet released
       async () => {
-        await guard({ id: client.id, address: remoteAddress(client) }, packet);
+        await guard(this.publisher(client), packet);
         return packet;
       },
     );
@@ -276,6 +276,15 @@ export class Bus {
       },
     );
   }
+
+  /** The guard's view of a connected client, made once per connection (not per publication). */
+  private publisher(client: Client): PublishingClient {
+    let known = this.publishers.get(client);
+    if (!known) this.publishers.set(client, (known = { id: client.id, address: remoteAddress(client) }));
+    return known;
+  }
+
+  private readonly publishers = new WeakMap<Client, PublishingClient>();
 
   /** Closes the dashboard connections that came with a login session that has ended (logout, user removed or changed). */
   endSession(sessionId: string): number {

@@ -121,11 +121,13 @@ export class Ingest {
     const parsed = topics.parseDatapointTopic(packet.topic);
     try {
       if (!parsed) throw new OutpostError('TOPIC_PROTECTED', `${packet.topic} is published by the gateway only`);
-      if (!DATAPOINT_ID.test(parsed.id)) throw new OutpostError('DP_INVALID', `"${parsed.id}" is not a valid datapoint id ([a-z0-9_.-])`);
+      // A registered id is a valid one: the pattern is checked for the others only.
+      const dp = this.o.registry.get(parsed.id);
+      if (!dp && !DATAPOINT_ID.test(parsed.id)) throw new OutpostError('DP_INVALID', `"${parsed.id}" is not a valid datapoint id ([a-z0-9_.-])`);
       let pending: Promise<void> | undefined;
       switch (parsed.kind) {
         case 'value':
-          pending = this.guardValue(parsed.id, packet);
+          pending = this.guardValue(parsed.id, dp, packet);
           break;
         case 'set':
           this.guardSetpoint(client, parsed.id, packet);
@@ -161,9 +163,8 @@ export class Ingest {
     return this.autoCount;
   }
 
-  private guardValue(id: string, packet: PublishPacket): Promise<void> | undefined {
+  private guardValue(id: string, dp: Datapoint | undefined, packet: PublishPacket): Promise<void> | undefined {
     const raw = parseValuePayload(packet.payload as Buffer);
-    const dp = this.o.registry.get(id);
     if (!dp) return this.autoRegister(id, raw.v).then((registered) => this.storeValue(registered, raw, packet));
     return this.storeValue(dp, raw, packet);
   }
@@ -178,15 +179,17 @@ export class Ingest {
       // No device reports this actuator's state: its value is the last accepted setpoint.
       throw new OutpostError('TOPIC_PROTECTED', `datapoint ${id} is a virtual actuator: its value is its last accepted setpoint; publish on .../set`);
     }
-    this.mqttIn.inc();
+    this.mqttInPending++;
     const now = this.o.clock.now();
-    const msg = validateValue(dp, { v: raw.v, t: raw.t ?? this.times.stamp(id, now), q: raw.q }, now);
-    packet.retain = this.isNewest(id, msg.t, now);
-    packet.payload = Buffer.from(JSON.stringify(msg));
-    const point = msg.q ? { id, v: msg.v, t: msg.t, q: msg.q } : { id, v: msg.v, t: msg.t };
+    const t = raw.t ?? this.times.stamp(id, now);
+    // The reading as stored: the object built here when it is valid as it came (a number), else normalised.
+    const point = validatePoint(dp, raw.q === undefined ? { id, v: raw.v, t } : { id, v: raw.v, t, q: raw.q }, now);
+    packet.retain = this.isNewest(id, point.t, now);
+    // What subscribers get: the stored message (for a number, the text JSON.stringify would give).
+    packet.payload = Buffer.from(point.q === undefined && typeof point.v === 'number' ? `{"v":${point.v},"t":${point.t}}` : JSON.stringify(point.q ? { v: point.v, t: point.t, q: point.q } : { v: point.v, t: point.t }));
     if (packet.qos > 0 || this.unconfirmedQos0 >= MAX_UNCONFIRMED_QOS0 || this.o.store.readOnly) {
       // Acknowledged means durable: the PUBACK (or PUBREC) waits for the fsync.
-      return this.o.store.write([point]).then(() => this.mqttStored.inc());
+      return this.writeDurably(point);
     }
     this.unconfirmedQos0++;
     this.qos0Batch.push(point);
@@ -195,9 +198,41 @@ export class Ingest {
     return undefined;
   }
 
+  /** MQTT readings counted since the counter was last updated (once per batch, not per message). */
+  private mqttInPending = 0;
+
+  private countMqttIn(): void {
+    if (this.mqttInPending === 0) return;
+    this.mqttIn.inc(this.mqttInPending);
+    this.mqttInPending = 0;
+  }
+
+  /**
+   * Writes a reading and resolves once it is durable. The readings of one turn (the packets of
+   * one socket read, all guarded in the same turn) share one write: one promise for all.
+   */
+  private writeDurably(point: { id: string } & ValueMessage): Promise<void> {
+    if (this.turnBatch) {
+      this.turnBatch.points.push(point);
+      return this.turnBatch.written;
+    }
+    const points = [point];
+    const written = Promise.resolve().then(async () => {
+      this.turnBatch = undefined;
+      this.countMqttIn();
+      await this.o.store.write(points);
+      this.mqttStored.inc(points.length);
+    });
+    this.turnBatch = { points, written };
+    return written;
+  }
+
+  private turnBatch: { points: Array<{ id: string } & ValueMessage>; written: Promise<void> } | undefined;
+
   private flushQos0(): void {
     clearTimeout(this.qos0Timer);
     this.qos0Timer = undefined;
+    this.countMqttIn();
     const points = this.qos0Batch;
     if (points.length === 0) return;
     this.qos0Batch = [];
@@ -353,6 +388,7 @@ export class Ingest {
    * nothing is stored or retained, and nothing vanishes silently. Logged once per client and code.
    */
   private reject(client: PublishingClient, packet: PublishPacket, id: string | undefined, err: OutpostError): void {
+    this.countMqttIn();
     this.o.metrics.rejected.inc({ code: err.code });
     this.o.metrics.errors.inc({ adapter: 'mqtt', code: err.code });
     const key = `${client.id}|${err.code}|${id ?? ''}`;

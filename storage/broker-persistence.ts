@@ -245,14 +245,14 @@ export class LevelBrokerPersistence {
 
   async storeRetained(pkt: BrokerPacket): Promise<void> {
     const packet = { ...pkt };
-    const key = `b!r!${enc(packet.topic)}`;
     if (packet.payload.length === 0) {
       this.retained.delete(packet.topic);
-      await this.write([{ type: 'del', key }]);
+      await this.write([{ type: 'del', key: `b!r!${enc(packet.topic)}` }]);
     } else {
       this.retained.set(packet.topic, packet);
+      // Every newest reading is retained: those the store rebuilds at start stay in memory only.
       if (this.options.volatileRetained?.(packet.topic)) return;
-      await this.write([{ type: 'put', key, value: serialize(packet) }]);
+      await this.write([{ type: 'put', key: `b!r!${enc(packet.topic)}`, value: serialize(packet) }]);
     }
   }
 

@@ -18,6 +18,9 @@ type Callback = (err?: Error) => void;
 
 const noop = (): void => undefined;
 
+/** Topics whose listeners are remembered at most (cleared, not evicted one by one, beyond). */
+const MATCH_CACHE_MAX = 10_000;
+
 /**
  * The broker's topic router (the `mq` of Aedes), doing what mqemitter does: a message goes to
  * every listener whose filter matches its topic, at most `concurrency` messages are in delivery
@@ -62,6 +65,7 @@ export class TopicEmitter {
 
   on(topic: string, listener: Listener, done?: () => void): this {
     this.matcher.add(topic, listener);
+    this.matches.clear();
     if (done) setImmediate(done);
     return this;
   }
@@ -69,6 +73,7 @@ export class TopicEmitter {
   removeListener(topic: string, listener: Listener, done?: () => void): this {
     setImmediate(() => {
       this.matcher.remove(topic, listener);
+      this.matches.clear();
       done?.();
     });
     return this;
@@ -76,6 +81,7 @@ export class TopicEmitter {
 
   removeAllListeners(topic: string, done?: () => void): this {
     this.matcher.remove(topic);
+    this.matches.clear();
     if (done) setImmediate(done);
     return this;
   }
@@ -118,8 +124,24 @@ export class TopicEmitter {
     }
   }
 
+  /**
+   * Listeners per topic, as the matcher last answered, until the subscriptions change: a site
+   * publishes on the same few thousand topics over and over, and matching splits the topic
+   * and walks the trie each time.
+   */
+  private readonly matches = new Map<string, Listener[]>();
+
+  private listenersOf(topic: string): Listener[] {
+    let listeners = this.matches.get(topic);
+    if (!listeners) {
+      if (this.matches.size >= MATCH_CACHE_MAX) this.matches.clear();
+      this.matches.set(topic, (listeners = this.matcher.match(topic)));
+    }
+    return listeners;
+  }
+
   private deliver(message: EmittedMessage, callback: Callback): void {
-    const listeners = this.matcher.match(message.topic);
+    const listeners = this.listenersOf(message.topic);
     let left = listeners.length;
     const delivered = (): void => {
       if (--left !== 0) return;

@@ -26,6 +26,11 @@ export interface FramingOptions {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Bytes gathered in one turn before writes answer `false` (wait for 'drain'). */
+const OUTGOING_HIGH_WATER = 256 * 1024;
+
+type WriteCallback = (err?: Error | null) => void;
+
 /**
  * Sits between a client's byte stream (TCP, TLS or websocket) and the broker:
  *
@@ -34,8 +39,9 @@ const EMPTY = Buffer.alloc(0);
  *   more than `maxPacketBytes` before buffering it, lets `inspect` see every complete packet,
  *   and hands the broker at most `maxPacketsPerRead` packets per read; the socket is paused
  *   while complete packets wait, so what a client can queue here is one socket read;
- * - outbound, the pieces of one packet (mqtt-packet writes a packet in several corked
- *   writes) leave in one write: one segment, one websocket frame.
+ * - outbound, what the broker writes in one turn of the event loop leaves in one write: the
+ *   pieces of a packet together (one segment, one websocket frame), and a subscriber's
+ *   deliveries of the turn together.
  */
 export class MqttFraming extends Duplex {
   /** Bytes received and not yet handed to the broker: complete packets first, then a partial one. */
@@ -157,48 +163,100 @@ export class MqttFraming extends Duplex {
     this.pump();
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.send(chunk, callback);
-  }
-
-  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
-    this.send(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
-  }
-
   /**
-   * Done as soon as the socket takes the bytes; when its buffer is full, at its 'drain'.
-   * The socket is corked until the event loop's next turn: Aedes delivers each message from
-   * its own setImmediate callback, so a subscriber's deliveries of one turn leave together
-   * (one syscall for many packets instead of one each).
+   * What the broker writes is gathered and sent at the end of the event loop's turn, in one
+   * write: Aedes delivers each message from its own setImmediate callback and mqtt-packet writes
+   * a packet in five or six pieces, so a subscriber's deliveries of one turn leave in one
+   * syscall, without Node's per-piece stream bookkeeping (two Writables deep) on the way.
+   * `false` (wait for 'drain') once the socket's buffer is full or a turn gathers more than
+   * OUTGOING_HIGH_WATER bytes.
    */
-  private send(bytes: Buffer, callback: (err?: Error | null) => void): void {
-    if (this.inner.destroyed) return callback();
-    if (!this.corked) {
-      this.corked = true;
-      this.inner.cork();
-      setImmediate(this.releaseCork);
+  override write(chunk: Buffer | string, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
     }
-    if (this.inner.write(bytes)) callback();
-    else this.inner.once('drain', () => callback());
+    if (this.destroyed || this.inner.destroyed) {
+      if (callback) process.nextTick(callback, new Error('connection closed'));
+      return false;
+    }
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : chunk;
+    this.outgoing.push(bytes);
+    this.outgoingBytes += bytes.length;
+    if (callback) this.outgoingCallbacks.push(callback);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushOutgoing);
+    }
+    if (this.innerBlocked || this.outgoingBytes >= OUTGOING_HIGH_WATER) {
+      this.needDrain = true;
+      return false;
+    }
+    return true;
   }
 
-  private corked = false;
-  private readonly releaseCork = (): void => this.releaseCorkNow();
+  /** Pieces are gathered per turn anyway (mqtt-packet corks around each packet). */
+  override cork(): void {}
+  override uncork(): void {}
 
-  private releaseCorkNow(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.inner.uncork();
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: WriteCallback): void {
+    this.write(chunk, encoding);
+    callback();
   }
 
-  override _final(callback: (err?: Error | null) => void): void {
+  private outgoing: Buffer[] = [];
+  private outgoingBytes = 0;
+  private outgoingCallbacks: WriteCallback[] = [];
+  private flushScheduled = false;
+  /** The socket's buffer is full: wait for its 'drain'. */
+  private innerBlocked = false;
+  /** A write returned false: 'drain' is owed. */
+  private needDrain = false;
+  private readonly flushOutgoing = (): void => {
+    this.flushScheduled = false;
+    this.flushNow();
+  };
+
+  private flushNow(): void {
+    if (this.outgoing.length === 0) return;
+    const bytes = this.outgoing.length === 1 ? this.outgoing[0]! : Buffer.concat(this.outgoing, this.outgoingBytes);
+    const callbacks = this.outgoingCallbacks;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
+    this.outgoingCallbacks = [];
+    if (this.inner.destroyed) {
+      for (const cb of callbacks) cb(new Error('connection closed'));
+      return;
+    }
+    const accepted = this.inner.write(bytes, callbacks.length === 0 ? undefined : (err) => callbacks.forEach((cb) => cb(err)));
+    if (!accepted) {
+      if (!this.innerBlocked) {
+        this.innerBlocked = true;
+        this.inner.once('drain', this.innerDrained);
+      }
+    } else if (this.needDrain) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  private readonly innerDrained = (): void => {
+    this.innerBlocked = false;
+    if (this.needDrain && this.outgoingBytes < OUTGOING_HIGH_WATER) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
+  };
+
+  override _final(callback: WriteCallback): void {
+    this.flushNow();
     this.inner.end(callback);
   }
 
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    // Aedes writes a refusing CONNACK and destroys the connection in the same turn: what the
-    // cork holds goes out first.
-    this.releaseCorkNow();
+  override _destroy(err: Error | null, callback: WriteCallback): void {
+    // Aedes writes a refusing CONNACK and destroys the connection in the same turn: what was
+    // gathered goes out first.
+    this.flushNow();
     this.inner.destroy();
     callback(err);
   }

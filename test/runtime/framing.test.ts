@@ -176,3 +176,23 @@ t.test('what is written just before the connection is destroyed still leaves (a 
   await tick();
   t.same(inner.writes.map((w) => w.toString('hex')), ['20020005'], 'CONNACK 5, then the close');
 });
+
+t.test('back-pressure: once the socket is full, writes answer false until it drains, then "drain"', async (t) => {
+  let release: (() => void) | undefined;
+  const inner = new (class extends FakeSocket {
+    override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+      this.writes.push(Buffer.from(chunk));
+      release = cb; // the peer reads nothing until released
+    }
+  })({ writableHighWaterMark: 4 });
+  const { f } = framing(inner);
+  t.equal(f.write(Buffer.from([0xc0, 0x00, 0xc0, 0x00, 0xc0, 0x00])), true, 'gathered for the end of the turn');
+  await tick();
+  t.equal(inner.writes.length, 1, 'sent; the socket\'s buffer is now over its mark');
+  t.equal(f.write(Buffer.from(PINGREQ)), false, 'the socket is full: wait for drain');
+  const drained = new Promise<boolean>((resolve) => f.once('drain', () => resolve(true)));
+  release!();
+  t.equal(await Promise.race([drained, new Promise<boolean>((r) => setTimeout(() => r(false), 500))]), true, '"drain" once the socket drained');
+  await tick();
+  t.same(Buffer.concat(inner.writes).toString('hex'), 'c000c000c000c000', 'and what waited was sent');
+});
