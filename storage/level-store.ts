@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { OutpostError } from '../runtime/errors.js';
 import { DatapointSchema, type Datapoint } from '../runtime/datapoints/model.js';
 import { GroupCommit } from './group-commit.js';
+import { CurrentBuckets, recomputeCurrent, type CurrentUpdate } from './current-buckets.js';
 import { OutboxEncoder, decodeOutbox, type OutboxRow } from './outbox-codec.js';
 import { LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, blockStart, cut, extendInPlace, mergeEntries, rawCodec, rollupBlockMs, rollupCodec, type Chunk, type ChunkCodec, type CutMode } from './chunks.js';
 import {
@@ -224,6 +225,8 @@ interface Run {
   agg: Agg | null;
   /** The bucket's aggregate before the batch (never mutated). */
   before: Agg | null;
+  /** No reading of the batch: the current bucket closed by it, written as it is (rollupUpdates). */
+  carry?: boolean;
 }
 
 /**
@@ -240,6 +243,8 @@ interface Space<E, W = E> {
   mode: CutMode;
   /** The newest chunk takes appended entries while it holds fewer than this. */
   liveMax: number;
+  /** Lays the exact current bucket over a rollup chunk read from disk (storage/current-buckets.ts). */
+  overlay?(ts: readonly number[], es: E[]): void;
 }
 
 /** A series' newest chunks after a commit (raw when `r` is undefined); undefined: not known. */
@@ -391,6 +396,10 @@ export class LevelStore implements Store {
    * bucket start on disk. Raw points' newest time (latestById) bounds the rollups otherwise.
    */
   private readonly rollupFloor = new Map<string, number>();
+  /** Current rollup buckets whose disk state may be older than the durable one (storage/current-buckets.ts). */
+  private readonly current = new CurrentBuckets();
+  /** The running commit's effects on `current`, applied once it is durable; undefined between commits. */
+  private commitCurrent: CurrentUpdate[] | undefined;
   /** Chunk ranges read from disk during the running commit (see chunksBeforeBatch); undefined between commits. */
   private commitReads: Map<string, Array<{ from: number; to: number; chunks: Array<Chunk<unknown>> }>> | undefined;
   private readonly writer: GroupCommit<PointRecord>;
@@ -440,6 +449,59 @@ export class LevelStore implements Store {
     const acked = await this.level.get(ACKED_KEY, TEXT);
     this.acked = acked === undefined ? 0 : Number(text(acked));
     await this.loadLatest();
+    await this.recomputeCurrentBuckets();
+  }
+
+  /**
+   * The exact current bucket of every resolution of every datapoint, from its raw points and
+   * finer buckets on disk: live commits left their disk state older, and a crash (or power
+   * loss) leaves no record of which (storage/current-buckets.ts). Four small reads a datapoint.
+   */
+  private async recomputeCurrentBuckets(): Promise<void> {
+    this.current.clear();
+    this.unwritten.clear();
+    const reads = {
+      numericReadings: async (id: string, from: number, to: number) => {
+        const out: Array<{ t: number; v: number }> = [];
+        for (const p of await this.query(id, { from, to, limit: MAX_QUERY_LIMIT })) {
+          const v = numericValue(p);
+          if (v !== undefined) out.push({ t: p.t, v });
+        }
+        return out;
+      },
+      buckets: async (id: string, r: number, from: number, to: number) => {
+        const out = new Map<number, Agg>();
+        for await (const c of this.chunks(this.rollupSpace(r, id), from, to, undefined, false, 256, true)) {
+          for (let i = 0; i < c.ts.length; i++) if (c.ts[i]! >= from && c.ts[i]! <= to) out.set(c.ts[i]!, c.es[i]!);
+        }
+        return out;
+      },
+    };
+    await inParallel([...this.latestById], READ_PARALLEL, async ([id, latest]) => {
+      const exact = await recomputeCurrent(id, latest.t, reads);
+      for (let r = 0; r < exact.length; r++) if (exact[r]) this.current.set(id, r, exact[r]!);
+    });
+  }
+
+  /**
+   * Writes the exact current buckets of `id` to disk (before retention deletes the raw points
+   * they are recomputed from). Runs alone (exclusive): nothing prepared is ahead of the disk.
+   */
+  private async writeCurrentBuckets(id: string): Promise<void> {
+    const ops: BatchOp[] = [];
+    for (let r = 0; r < RESOLUTIONS.length; r++) {
+      const exact = this.current.get(id, r);
+      if (!exact) continue;
+      const space = this.rollupSpace(r, id);
+      // Read with the overlay: the chunk holding the bucket, as it should be.
+      for await (const c of this.chunks(space, exact.bucket, exact.bucket)) {
+        if (indexOfTime(c.ts, exact.bucket) >= 0) ops.push({ type: 'put', key: c.key, value: space.codec.encode(c.ts, c.es) });
+      }
+    }
+    if (ops.length > 0) await this.level.batch(ops, { sync: this.options.sync ?? true });
+    this.current.forget(id);
+    this.unwritten.delete(id);
+    this.forgetTails(id);
   }
 
   /** Newest point of every datapoint that has points (by seeking from one id's range to the next). */
@@ -545,6 +607,7 @@ export class LevelStore implements Store {
     const series = seriesOf(byId);
     const tails: TailUpdate[] = [];
     this.commitReads = new Map();
+    const currentUpdates: CurrentUpdate[] = (this.commitCurrent = []);
     try {
       if (outbox.count > 0) {
         batch.put(outboxKey(firstSeq), outbox.encode());
@@ -562,6 +625,7 @@ export class LevelStore implements Store {
       throw this.failures !== failures ? notWritten() : this.failedPreparation(err);
     } finally {
       this.commitReads = undefined;
+      this.commitCurrent = undefined;
       this.diskBehind = undefined;
     }
     // The state the next commit is prepared from.
@@ -599,6 +663,7 @@ export class LevelStore implements Store {
         throw this.failed(err);
       }
       this.seq = Math.max(this.seq, seq);
+      this.current.apply(currentUpdates);
       if (this.alarm) {
         this.alarm = undefined;
         this.options.onAlarm?.(undefined);
@@ -631,6 +696,8 @@ export class LevelStore implements Store {
   private failed(err: unknown): OutpostError {
     this.failures++;
     this.pendingLatest.clear();
+    // What prepared commits left unwritten never reached the disk: `current` says what did.
+    this.unwritten.clear();
     this.preparedSeq = this.seq;
     return this.failedPreparation(err);
   }
@@ -667,7 +734,15 @@ export class LevelStore implements Store {
 
   private rollupSeries(r: number, id: string): Space<Agg, RollupEntry> {
     const res = RESOLUTIONS[r]!;
-    return { name: `r!${res.name}!${id}`, keyOf: (t) => rollupKey(res.name, id, t), blockMs: rollupBlockMs(res.ms), codec: this.aggCodec, mode: 'head', liveMax: ROLLUP_LIVE_MAX };
+    return {
+      name: `r!${res.name}!${id}`,
+      keyOf: (t) => rollupKey(res.name, id, t),
+      blockMs: rollupBlockMs(res.ms),
+      codec: this.aggCodec,
+      mode: 'head',
+      liveMax: ROLLUP_LIVE_MAX,
+      overlay: (ts, es) => this.current.overlay(id, r, ts, es),
+    };
   }
 
   /** Raw points of the batch into their datapoints' chunks. */
@@ -706,6 +781,8 @@ export class LevelStore implements Store {
         if (!c) continue;
         if (!c.sorted) sortChanges(c);
         const newest = this.newestBucket(s.id, RESOLUTIONS[r]!.ms);
+        // The current bucket after this batch, written exact: its disk state needs no overlay.
+        if (c.ts.includes(Math.max(newest, bucketStart(s.ts[s.ts.length - 1]!, RESOLUTIONS[r]!.ms)))) this.writtenExact(s.id, r);
         const tail = this.writeSeriesInMemory(this.rollupSpace(r, s.id), cached?.[r], newest, c.ts, c.es, sink);
         if (tail === NEEDS_READ) later.push({ s, r });
         else tails.push({ id: s.id, r, chunks: tail });
@@ -822,24 +899,25 @@ export class LevelStore implements Store {
    * The first may hold entries before `from`, the last entries after `to`. `descending`:
    * the same chunks, newest first.
    */
-  private async *chunks<E>(space: Space<E>, from: number, to: number, snapshot?: Snapshot, descending = false, batchSize = 256): AsyncGenerator<Chunk<E>> {
+  private async *chunks<E>(space: Space<E>, from: number, to: number, snapshot?: Snapshot, descending = false, batchSize = 256, asStored = false): AsyncGenerator<Chunk<E>> {
     from = Math.max(0, from);
     if (to < from) return;
     // The chunk holding `from` starts before it: first when ascending, last when descending.
-    const head = descending ? undefined : await this.chunkBefore(space, from, snapshot);
+    const head = descending ? undefined : await this.chunkBefore(space, from, snapshot, asStored);
     if (head) yield head;
     const it = this.level.iterator({ gte: space.keyOf(from), lte: space.keyOf(to), reverse: descending, ...(snapshot ? { snapshot } : {}) });
     try {
       for (let entries = await it.nextv(batchSize); entries.length > 0; entries = await it.nextv(batchSize)) {
         for (const [key, value] of entries) {
           const d = space.codec.decode(pointTime(key), value);
+          if (!asStored) space.overlay?.(d.ts, d.es);
           yield { key, ts: d.ts, es: d.es };
         }
       }
     } finally {
       await it.close();
     }
-    const tail = descending ? await this.chunkBefore(space, from, snapshot) : undefined;
+    const tail = descending ? await this.chunkBefore(space, from, snapshot, asStored) : undefined;
     if (tail) yield tail;
   }
 
@@ -866,7 +944,7 @@ export class LevelStore implements Store {
   }
 
   /** The chunk that starts before `from` (inside its block) and holds entries at or after it, if any. */
-  private async chunkBefore<E>(space: Space<E>, from: number, snapshot: Snapshot | undefined): Promise<Chunk<E> | undefined> {
+  private async chunkBefore<E>(space: Space<E>, from: number, snapshot: Snapshot | undefined, asStored = false): Promise<Chunk<E> | undefined> {
     const fromKey = space.keyOf(from);
     const lo = space.keyOf(blockStart(from, space.blockMs));
     if (lo >= fromKey) return undefined;
@@ -874,6 +952,7 @@ export class LevelStore implements Store {
     if (found.length === 0) return undefined;
     const [key, value] = found[0]!;
     const d = space.codec.decode(pointTime(key), value);
+    if (!asStored) space.overlay?.(d.ts, d.es);
     return d.ts[d.ts.length - 1]! >= from ? { key, ts: d.ts, es: d.es } : undefined;
   }
 
@@ -898,25 +977,40 @@ export class LevelStore implements Store {
         const latestBucket = this.newestBucket(id, ms);
         const tail = cache?.[r];
         const own: Run[] = (series.runs[r] = []);
+        // The bucket's aggregate before the batch: from the cached newest chunks, or read.
+        const fill = (run: Run): void => {
+          if (run.bucket > latestBucket) run.agg = null;
+          else if (tail && run.bucket >= tail[0]!.ts[0]!) {
+            for (const c of tail) {
+              const i = indexOfTime(c.ts, run.bucket);
+              if (i < 0) continue;
+              run.before = c.es[i]!;
+              run.agg = copyAgg(run.before);
+            }
+          } else toRead.push(run);
+        };
         for (let from = 0; from < ts.length; ) {
           const bucket = bucketStart(ts[from]!, ms);
           const end = bucket + ms;
           let to = from + 1;
           while (to < ts.length && ts[to]! < end) to++;
           const run: Run = { series, r, from, to, bucket, agg: null, before: null };
-          if (bucket > latestBucket) run.agg = null;
-          else if (tail && bucket >= tail[0]!.ts[0]!) {
-            for (const c of tail) {
-              const i = indexOfTime(c.ts, bucket);
-              if (i < 0) continue;
-              run.before = c.es[i]!;
-              run.agg = copyAgg(run.before);
-            }
-          } else toRead.push(run);
-          runs[r]!.push(run);
+          fill(run);
           own.push(run);
           from = to;
         }
+        // The batch moves past the current bucket without a reading in it: that bucket is
+        // closed and written as it is, exact, when its disk state may be older.
+        if (latestBucket !== -Infinity && own[own.length - 1]!.bucket > latestBucket && !own.some((run) => run.bucket === latestBucket) && this.mayBeStale(id, r, latestBucket)) {
+          const carry: Run = { series, r, from: 0, to: 0, bucket: latestBucket, agg: null, before: null, carry: true };
+          fill(carry);
+          own.splice(
+            own.findIndex((run) => run.bucket > latestBucket),
+            0,
+            carry,
+          );
+        }
+        for (const run of own) runs[r]!.push(run);
       }
     }
     if (toRead.length > 0) await this.readBefore(toRead);
@@ -958,7 +1052,7 @@ export class LevelStore implements Store {
         else if (touched) {
           run.agg = cur;
           addChange(run.series, r, run.bucket, cur);
-        }
+        } else if (run.carry && run.agg) addChange(run.series, r, run.bucket, run.agg);
       }
       // Clusters are independent (they read raw points or the finer level, final by now):
       // read up to READ_PARALLEL at once so LevelDB's thread pool overlaps the seeks.
@@ -966,6 +1060,31 @@ export class LevelStore implements Store {
       await inParallel(all, READ_PARALLEL, (cluster) => (r === 0 ? this.recomputeFromRaw(cluster, ms) : this.recomputeFromFiner(cluster, r - 1, ms)));
       for (const cluster of all) for (const run of cluster) addChange(run.series, r, run.bucket, run.agg);
     }
+  }
+
+  /**
+   * Per datapoint and resolution, the current bucket a prepared commit left unwritten (its
+   * disk state older): with `current` (the durable side), what tells whether a bucket may be
+   * stale on disk before the commits that left it so are durable.
+   */
+  private readonly unwritten = new Map<string, Array<number | undefined>>();
+
+  private markUnwritten(id: string, r: number, bucket: number): void {
+    let entry = this.unwritten.get(id);
+    if (!entry) this.unwritten.set(id, (entry = new Array(RESOLUTIONS.length)));
+    entry[r] = bucket;
+  }
+
+  /** A commit writes the current bucket of (id, r) exact: once durable, disk needs no overlay. */
+  private writtenExact(id: string, r: number): void {
+    this.commitCurrent!.push({ id, r, current: null });
+    const entry = this.unwritten.get(id);
+    if (entry) entry[r] = undefined;
+  }
+
+  /** May the disk hold an older state of bucket `bucket` of (id, r)? */
+  private mayBeStale(id: string, r: number, bucket: number): boolean {
+    return this.unwritten.get(id)?.[r] === bucket || this.current.get(id, r)?.bucket === bucket;
   }
 
   /**
@@ -991,7 +1110,13 @@ export class LevelStore implements Store {
       const ms = RESOLUTIONS[r]!.ms;
       const b = bucketStart(ts[0]!, ms);
       start[r] = null;
-      if (newestAny === -Infinity || b > bucketStart(newestAny, ms)) continue;
+      if (newestAny === -Infinity) continue;
+      if (b > bucketStart(newestAny, ms)) {
+        // A later bucket: the current one closes; `append` rewrites it from the cache (exact,
+        // its disk state may be older). Not cached: the general path carries it (rollupUpdates).
+        if (!cache?.[r] && this.mayBeStale(id, r, bucketStart(newestAny, ms))) return false;
+        continue;
+      }
       // The first point's bucket is the newest that can be stored: the cached tail's newest entry, or empty.
       const tail = cache?.[r];
       if (!tail) return false;
@@ -1052,10 +1177,10 @@ export class LevelStore implements Store {
       // The newest bucket is cached and updated in place by the next commit: an aggregate.
       cur ??= singleAgg(ts[single]!, nv[single]!);
       if (!closed && cur === start[r]) {
-        // Only the current bucket changed, in place: rewrite its chunk.
-        const tail = cache![r]!;
-        const head = tail[tail.length - 1]!;
-        sink.put(head.key, this.aggCodec.encode(head.ts, head.es));
+        // Only the current bucket changed, in place: it stays exact in the cache and, once
+        // durable, in `current`; its chunk is not rewritten (storage/current-buckets.ts).
+        this.commitCurrent!.push({ id, r, current: { bucket, agg: copyAgg(cur) } });
+        this.markUnwritten(id, r, bucket);
         continue;
       }
       closed ??= { ts: [], es: [] };
@@ -1066,6 +1191,7 @@ export class LevelStore implements Store {
       // Appends never need a read (checked above).
       if (written === NEEDS_READ) throw new OutpostError('INTERNAL', `rollup append of ${id} needed a read`);
       tails.push({ id, r, chunks: cachedRollupTail(written) });
+      this.writtenExact(id, r);
     }
     return true;
   }
@@ -1250,6 +1376,7 @@ export class LevelStore implements Store {
       if (prev.length > 0) {
         const [key, value] = prev[0]!;
         const d = space.codec.decode(pointTime(key), value);
+        space.overlay?.(d.ts, d.es);
         for (let i = d.ts.length - 1; i >= 0; i--) {
           if (d.ts[i]! < from) {
             before = d.es[i]!;
@@ -1371,6 +1498,12 @@ export class LevelStore implements Store {
     const prefix = r < 0 ? pointPrefix(id) : rollupPrefix(resolution!, id);
     cutoff = Math.max(0, cutoff);
     const blockKey = space.keyOf(blockStart(cutoff, space.blockMs));
+    if (r < 0) {
+      // Raw points a current bucket is recomputed from go: write that bucket exact first.
+      await this.exclusive(async () => {
+        if (RESOLUTIONS.some((_, res) => (this.current.get(id, res)?.bucket ?? Infinity) < cutoff)) await this.writeCurrentBuckets(id);
+      });
+    }
     let n = 0;
     // In slices of 10,000 keys, each under the commit lock: a commit never works from a
     // chunk (cached or read) that is being deleted, and ingest waits one slice at most.
@@ -1481,6 +1614,7 @@ export class LevelStore implements Store {
       const disk = this.latestById.get(id);
       if (!disk || v.t > disk.t) this.latestById.set(id, v);
     }
+    await this.recomputeCurrentBuckets();
   }
 
   /** Ids of datapoints that have keys under `prefix` (`p!` or `r!<res>!`), by seeking from one id's range to the next. */

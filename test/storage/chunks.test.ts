@@ -14,6 +14,7 @@ import { pointKey, rollupKey } from '../../storage/keys.js';
 import { RESOLUTIONS, decodeAgg, encodeAgg, singleAgg, type Agg } from '../../storage/rollups.js';
 import { MAX_QUERY_LIMIT, type PointRecord, type StoredValue } from '../../storage/store.js';
 import { mulberry32 } from '../helpers/rng.js';
+import { aggregateMismatch } from './rollup-model.js';
 
 const T0 = Date.UTC(2026, 0, 5);
 const MIN = 60_000;
@@ -35,52 +36,6 @@ async function tempStore(t: Test): Promise<{ open(): Promise<LevelStore>; dir: s
       return current;
     },
   };
-}
-
-type ModelAgg = Record<'count' | 'sum' | 'min' | 'max' | 'first' | 'last' | 'delta', number>;
-
-/**
- * Count, sum, min, max, first, last and delta (counter increase: each reading's step from the
- * reading before it, a drop counting as a reset to zero) of the numeric readings per bucket of
- * `interval`, as a plain model.
- */
-function modelAggregates(points: readonly StoredValue[], interval: number): Map<number, ModelAgg> {
-  const out = new Map<number, ModelAgg>();
-  let previous: number | undefined;
-  for (const p of [...points].sort((a, b) => a.t - b.t)) {
-    const v = typeof p.v === 'number' ? p.v : typeof p.v === 'boolean' ? Number(p.v) : undefined;
-    if (v === undefined) continue;
-    const step = previous === undefined ? 0 : v >= previous ? v - previous : v;
-    previous = v;
-    const bucket = Math.floor(p.t / interval) * interval;
-    const a = out.get(bucket);
-    if (!a) out.set(bucket, { count: 1, sum: v, min: v, max: v, first: v, last: v, delta: step });
-    else {
-      a.count++;
-      a.sum += v;
-      a.min = Math.min(a.min, v);
-      a.max = Math.max(a.max, v);
-      a.last = v;
-      a.delta += step;
-    }
-  }
-  return out;
-}
-
-/** The first aggregate (by interval and kind) where the store differs from the model, or undefined. */
-async function aggregateMismatch(store: LevelStore, id: string, points: readonly StoredValue[], from: number, to: number): Promise<string | undefined> {
-  for (const interval of [MIN, 15 * MIN, 60 * MIN, DAY]) {
-    const want = modelAggregates(points, interval);
-    for (const agg of ['count', 'sum', 'min', 'max', 'first', 'last', 'delta'] as const) {
-      const got = await store.queryAggregate(id, { from, to, interval, agg });
-      if (got.length !== want.size) return `${id} ${agg} per ${interval / MIN} min: ${got.length} buckets, model ${want.size}`;
-      for (const g of got) {
-        const w = want.get(g.t)?.[agg];
-        if (w === undefined || Math.abs(g.v - w) > 1e-6 * Math.max(1, Math.abs(w))) return `${id} ${agg} per ${interval / MIN} min at ${new Date(g.t).toISOString()}: ${g.v}, model ${w}`;
-      }
-    }
-  }
-  return undefined;
 }
 
 async function keysUnder(store: LevelStore, prefix: string): Promise<string[]> {
