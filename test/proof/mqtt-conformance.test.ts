@@ -40,3 +40,29 @@ t.test('zero-byte client id (MQTT 3.1.1 §3.1.3, [MQTT-3.1.3-7] and [MQTT-3.1.3-
   t.equal(persistent.bytes, '20020002', 'with CleanSession=0 the server answers CONNACK 0x02 "identifier rejected"', todo);
   t.ok(persistent.closed, 'and closes the connection', todo);
 });
+
+t.test('a packet leaves in one write: every CONNACK arrives whole in one segment (issue 17: it was four 1-byte writes)', async (t) => {
+  const gw = await startTestGateway(t, { log: { level: 'warn' } });
+  t.teardown(() => gw.stop());
+  const port = Number(new URL(gw.mqttUrl).port);
+  const connect = Buffer.from([0x10, 0x0e, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x00, 0x00, 0x02, 0x63, 0x31]);
+  const chunksPerConnack: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const socket = netConnect({ host: '127.0.0.1', port });
+    socket.on('error', () => undefined);
+    chunksPerConnack.push(
+      await new Promise<number>((resolve) => {
+        let chunks = 0;
+        let bytes = 0;
+        socket.once('connect', () => socket.write(connect));
+        socket.on('data', (d: Buffer) => {
+          chunks++;
+          bytes += d.length;
+          if (bytes >= 4) resolve(chunks);
+        });
+      }),
+    );
+    socket.destroy();
+  }
+  t.same([...new Set(chunksPerConnack)], [1], `data events per CONNACK over 20 connections: ${chunksPerConnack.join(',')}`);
+});
