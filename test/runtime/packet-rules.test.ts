@@ -7,25 +7,7 @@ import t, { type Test } from 'tap';
 import { generate, type Packet } from 'mqtt-packet';
 import { packetViolation } from '../../runtime/broker/packet-rules.js';
 
-const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
-/** A length-prefixed field (§1.5.3); a string is written as UTF-8. */
-const field = (value: Buffer | string): Buffer => {
-  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-  return Buffer.concat([u16(bytes.length), bytes]);
-};
-const bytes = (...parts: Array<Buffer | string | number[]>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
-
-/** A packet with a correct remaining length (§2.2.3) for `parts`. */
-function packet(firstByte: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const length: number[] = [];
-  let n = body.length;
-  do {
-    length.push((n % 128) | (n >= 128 ? 0x80 : 0));
-    n = Math.floor(n / 128);
-  } while (n > 0);
-  return Buffer.concat([Buffer.from([firstByte, ...length]), body]);
-}
+import { bytes, field, packet, u16 } from '../helpers/mqtt-bytes.js';
 
 interface ConnectFields {
   name?: Buffer | string;
