@@ -188,6 +188,9 @@ export class Bus {
       this.options.log.warn({ client: client.id, address, max: this.limits.maxConnections }, 'MQTT connection refused: too many clients');
       throw new Error('too many MQTT clients');
     }
+    // Aedes authenticates even a connection that closed after its CONNECT arrived: its close
+    // has passed, nothing would release a reservation.
+    if ((client as unknown as { conn?: Duplex }).conn?.destroyed) throw new Error('connection closed before authentication');
     // Reserved before anything asynchronous, so simultaneous CONNECTs cannot all pass the check.
     this.admitted.add(client);
     let ok = false;

@@ -17,12 +17,11 @@ export interface CurrentBucket {
   agg: Agg;
 }
 
-/** A commit's effect on the current buckets, applied once it is durable: an exact state, or `null` (written exact to disk). */
-export interface CurrentUpdate {
-  id: string;
-  r: number;
-  current: CurrentBucket | null;
-}
+/**
+ * A commit's effect on the current buckets, applied once it is durable: an exact state, or
+ * `null` with the bucket the commit wrote exact to disk (forgotten only if still the one kept).
+ */
+export type CurrentUpdate = { id: string; r: number; current: CurrentBucket } | { id: string; r: number; current: null; bucket: number };
 
 export class CurrentBuckets {
   private readonly byId = new Map<string, Array<CurrentBucket | undefined>>();
@@ -50,7 +49,10 @@ export class CurrentBuckets {
 
   /** A durable commit's updates, in its order. */
   apply(updates: readonly CurrentUpdate[]): void {
-    for (const u of updates) this.set(u.id, u.r, u.current);
+    for (const u of updates) {
+      if (u.current) this.set(u.id, u.r, u.current);
+      else if (this.get(u.id, u.r)?.bucket === u.bucket) this.set(u.id, u.r, null);
+    }
   }
 
   forget(id: string): void {

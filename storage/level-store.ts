@@ -608,6 +608,7 @@ export class LevelStore implements Store {
     const tails: TailUpdate[] = [];
     this.commitReads = new Map();
     const currentUpdates: CurrentUpdate[] = (this.commitCurrent = []);
+    this.commitMarks = [];
     try {
       if (outbox.count > 0) {
         batch.put(outboxKey(firstSeq), outbox.encode());
@@ -630,6 +631,7 @@ export class LevelStore implements Store {
     }
     // The state the next commit is prepared from.
     this.preparedSeq = seq;
+    this.applyMarks();
     const newest: StoredValue[] = new Array(series.length);
     for (let i = 0; i < series.length; i++) {
       const s = series[i]!;
@@ -781,8 +783,9 @@ export class LevelStore implements Store {
         if (!c) continue;
         if (!c.sorted) sortChanges(c);
         const newest = this.newestBucket(s.id, RESOLUTIONS[r]!.ms);
-        // The current bucket after this batch, written exact: its disk state needs no overlay.
-        if (c.ts.includes(Math.max(newest, bucketStart(s.ts[s.ts.length - 1]!, RESOLUTIONS[r]!.ms)))) this.writtenExact(s.id, r);
+        // A bucket whose disk state may be older, written now (exact): it needs no overlay.
+        const stale = this.staleBucket(s.id, r);
+        if (stale !== undefined && c.ts.includes(stale)) this.writtenExact(s.id, r, stale);
         const tail = this.writeSeriesInMemory(this.rollupSpace(r, s.id), cached?.[r], newest, c.ts, c.es, sink);
         if (tail === NEEDS_READ) later.push({ s, r });
         else tails.push({ id: s.id, r, chunks: tail });
@@ -999,13 +1002,14 @@ export class LevelStore implements Store {
           own.push(run);
           from = to;
         }
-        // The batch moves past the current bucket without a reading in it: that bucket is
-        // closed and written as it is, exact, when its disk state may be older.
-        if (latestBucket !== -Infinity && own[own.length - 1]!.bucket > latestBucket && !own.some((run) => run.bucket === latestBucket) && this.mayBeStale(id, r, latestBucket)) {
-          const carry: Run = { series, r, from: 0, to: 0, bucket: latestBucket, agg: null, before: null, carry: true };
+        // The batch moves past a bucket whose disk state may be older, without a reading in
+        // it: that bucket is closed, and written as it is, exact.
+        const stale = this.staleBucket(id, r);
+        if (stale !== undefined && own[own.length - 1]!.bucket > stale && !own.some((run) => run.bucket === stale)) {
+          const carry: Run = { series, r, from: 0, to: 0, bucket: stale, agg: null, before: null, carry: true };
           fill(carry);
           own.splice(
-            own.findIndex((run) => run.bucket > latestBucket),
+            own.findIndex((run) => run.bucket > stale),
             0,
             carry,
           );
@@ -1063,28 +1067,47 @@ export class LevelStore implements Store {
   }
 
   /**
-   * Per datapoint and resolution, the current bucket a prepared commit left unwritten (its
-   * disk state older): with `current` (the durable side), what tells whether a bucket may be
-   * stale on disk before the commits that left it so are durable.
+   * Per datapoint and resolution, what prepared commits (applied once their preparation
+   * succeeded) say about a bucket whose disk state may be older: its start, `null` when a
+   * prepared commit wrote it exact, undefined when they say nothing (then `current`, the
+   * durable side, tells). A failed write voids it all.
    */
-  private readonly unwritten = new Map<string, Array<number | undefined>>();
+  private readonly unwritten = new Map<string, Array<number | null | undefined>>();
+  /** The running commit's marks for `unwritten`, applied once its preparation succeeded. */
+  private commitMarks: Array<[string, number, number | null]> = [];
 
-  private markUnwritten(id: string, r: number, bucket: number): void {
-    let entry = this.unwritten.get(id);
-    if (!entry) this.unwritten.set(id, (entry = new Array(RESOLUTIONS.length)));
-    entry[r] = bucket;
+  /** The bucket of (id, r) whose disk state may be older than the exact one, if any. */
+  private staleBucket(id: string, r: number): number | undefined {
+    const prepared = this.unwritten.get(id)?.[r];
+    if (prepared !== undefined) return prepared ?? undefined;
+    return this.current.get(id, r)?.bucket;
   }
 
-  /** A commit writes the current bucket of (id, r) exact: once durable, disk needs no overlay. */
-  private writtenExact(id: string, r: number): void {
-    this.commitCurrent!.push({ id, r, current: null });
-    const entry = this.unwritten.get(id);
-    if (entry) entry[r] = undefined;
+  private hasStale(id: string): boolean {
+    for (let r = 0; r < RESOLUTIONS.length; r++) if (this.staleBucket(id, r) !== undefined) return true;
+    return false;
   }
 
-  /** May the disk hold an older state of bucket `bucket` of (id, r)? */
-  private mayBeStale(id: string, r: number, bucket: number): boolean {
-    return this.unwritten.get(id)?.[r] === bucket || this.current.get(id, r)?.bucket === bucket;
+  /** This commit leaves bucket `bucket` of (id, r) unwritten; `exact` is its state. */
+  private leftStale(id: string, r: number, bucket: number, exact: Agg): void {
+    this.commitCurrent!.push({ id, r, current: { bucket, agg: copyAgg(exact) } });
+    this.commitMarks.push([id, r, bucket]);
+  }
+
+  /** This commit writes bucket `bucket` of (id, r), which may be stale on disk, exact. */
+  private writtenExact(id: string, r: number, bucket: number): void {
+    this.commitCurrent!.push({ id, r, current: null, bucket });
+    this.commitMarks.push([id, r, null]);
+  }
+
+  /** The state the next commit is prepared from: this commit's marks, its preparation done. */
+  private applyMarks(): void {
+    for (const [id, r, mark] of this.commitMarks) {
+      let entry = this.unwritten.get(id);
+      if (!entry) this.unwritten.set(id, (entry = new Array(RESOLUTIONS.length)));
+      entry[r] = mark;
+    }
+    this.commitMarks = [];
   }
 
   /**
@@ -1111,12 +1134,14 @@ export class LevelStore implements Store {
       const b = bucketStart(ts[0]!, ms);
       start[r] = null;
       if (newestAny === -Infinity) continue;
-      if (b > bucketStart(newestAny, ms)) {
-        // A later bucket: the current one closes; `append` rewrites it from the cache (exact,
-        // its disk state may be older). Not cached: the general path carries it (rollupUpdates).
-        if (!cache?.[r] && this.mayBeStale(id, r, bucketStart(newestAny, ms))) return false;
-        continue;
+      // A bucket whose disk state may be older is the cached head (its exact state, which
+      // `append` rewrites when a later bucket starts); if not cached, the general path carries it.
+      const stale = this.staleBucket(id, r);
+      if (stale !== undefined) {
+        const head = cache?.[r]?.[cache[r]!.length - 1];
+        if (!head || head.ts[head.ts.length - 1] !== stale) return false;
       }
+      if (b > bucketStart(newestAny, ms)) continue;
       // The first point's bucket is the newest that can be stored: the cached tail's newest entry, or empty.
       const tail = cache?.[r];
       if (!tail) return false;
@@ -1140,6 +1165,9 @@ export class LevelStore implements Store {
       nv[i] = v === undefined ? Number.NaN : v;
       if (v !== undefined) numeric++;
     }
+    // Readings that are not numbers move the newest time on without touching the rollups: with
+    // a bucket whose disk state may be older, the general path closes it (rollupUpdates).
+    if (numeric < count && this.hasStale(id)) return false;
     if (numeric === 0) return true;
     for (let r = 0; r < n; r++) {
       const ms = RESOLUTIONS[r]!.ms;
@@ -1179,8 +1207,7 @@ export class LevelStore implements Store {
       if (!closed && cur === start[r]) {
         // Only the current bucket changed, in place: it stays exact in the cache and, once
         // durable, in `current`; its chunk is not rewritten (storage/current-buckets.ts).
-        this.commitCurrent!.push({ id, r, current: { bucket, agg: copyAgg(cur) } });
-        this.markUnwritten(id, r, bucket);
+        this.leftStale(id, r, bucket, cur);
         continue;
       }
       closed ??= { ts: [], es: [] };
@@ -1191,7 +1218,9 @@ export class LevelStore implements Store {
       // Appends never need a read (checked above).
       if (written === NEEDS_READ) throw new OutpostError('INTERNAL', `rollup append of ${id} needed a read`);
       tails.push({ id, r, chunks: cachedRollupTail(written) });
-      this.writtenExact(id, r);
+      // The bucket that may be stale on disk is the cached head: `append` rewrote it, or the batch's first readings extended it.
+      const stale = this.staleBucket(id, r);
+      if (stale !== undefined) this.writtenExact(id, r, stale);
     }
     return true;
   }

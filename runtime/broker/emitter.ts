@@ -144,13 +144,10 @@ export class TopicEmitter {
     const listeners = this.listenersOf(message.topic);
     let left = listeners.length;
     const delivered = (): void => {
-      if (--left !== 0) return;
-      callback();
-      this.release();
+      if (--left === 0) this.finish(callback);
     };
     if (left === 0) {
-      callback();
-      this.release();
+      this.finish(callback);
       return;
     }
     for (const listener of listeners) {
@@ -162,7 +159,15 @@ export class TopicEmitter {
     }
   }
 
-  /** A delivery finished: its slot goes to the oldest waiting message. */
+  /** A delivery finished: its callback, then its slot goes to the oldest waiting message (also when the callback throws). */
+  private finish(callback: Callback): void {
+    try {
+      callback();
+    } finally {
+      this.release();
+    }
+  }
+
   private release(): void {
     this.current--;
     if (this.waitingHead === this.waiting.length) return;

@@ -62,3 +62,32 @@ t.test('a client that drops between authentication and registration is not count
   });
   t.equal(code, 0, 'a well-behaved client is still accepted (CONNACK 0) with maxConnections 5', REGISTER_RACE_TODO);
 });
+
+t.test('connections reset right after their CONNECT leave no admission behind (maxConnections)', async (t) => {
+  const gw = await startTestGateway(t, { log: { level: 'warn' }, broker: { limits: { maxConnections: 5 } } });
+  t.teardown(() => gw.stop());
+  const port = Number(new URL(gw.mqttUrl).port);
+  // Aedes authenticates a CONNECT after a setImmediate, also when the connection was reset
+  // meanwhile (a flaky cellular link, a port scanner): the reservation must not outlive it.
+  for (let i = 0; i < 20; i++) {
+    const socket = netConnect({ host: '127.0.0.1', port });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `reset-${i}`, keepalive: 30 }));
+    socket.resetAndDestroy();
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  }
+  await sleep(200);
+  const admitted = (gw.gateway.bus as unknown as { admitted: Set<unknown> }).admitted.size;
+  t.equal(admitted, 0, `no admission left behind (${admitted})`);
+  const socket = netConnect({ host: '127.0.0.1', port });
+  socket.on('error', () => undefined);
+  t.teardown(() => socket.destroy());
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'after-resets', keepalive: 30 }));
+  const code = await new Promise<number | 'closed'>((resolve) => {
+    socket.once('data', (d: Buffer) => resolve(d[0] === 0x20 ? d[3]! : -1));
+    socket.once('close', () => resolve('closed'));
+  });
+  t.equal(code, 0, 'a well-behaved client is accepted (CONNACK 0) with maxConnections 5');
+});

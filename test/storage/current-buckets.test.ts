@@ -114,6 +114,51 @@ t.test('retention taking the raw points of a current bucket writes it exact firs
   t.equal(await aggregateMismatch(store, 'cur.d', readings, T0 - DAY, T0 + DAY), undefined, 'every rollup exact after a reopen, without the raw points');
 });
 
+t.test('a reading that is not a number moves past a current bucket whose disk state is older', async (t) => {
+  const bad = { t: T0 + 65_000, v: null, q: 'bad' as const }; // the next minute, as a device with a sensor fault sends it
+  const setup = async (path: string): Promise<{ store: LevelStore; readings: StoredValue[] }> => {
+    const store = await opened(t, path);
+    const readings = await live(store, 'cur.e', T0, 10, 5_000);
+    await store.write([{ id: 'cur.e', ...bad }]);
+    readings.push(bad);
+    return { store, readings };
+  };
+  {
+    const path = join(await tempDir(t), 'db');
+    const { store, readings } = await setup(path);
+    t.equal(await countOnDisk(store, 'cur.e', T0), 10, 'the minute it closed is on disk exact');
+    await store.close();
+    const reopened = await opened(t, path);
+    t.equal(await aggregateMismatch(reopened, 'cur.e', readings, T0 - DAY, T0 + DAY), undefined, 'exact after a reopen');
+  }
+  {
+    const { store, readings } = await setup(join(await tempDir(t), 'db'));
+    store.dropRollupCache();
+    const next = { t: T0 + 70_000, v: 5 };
+    await store.write([{ id: 'cur.e', ...next }]);
+    t.equal(await aggregateMismatch(store, 'cur.e', [...readings, next], T0 - DAY, T0 + DAY), undefined, 'exact after the caches were dropped and a number came');
+  }
+  {
+    const { store, readings } = await setup(join(await tempDir(t), 'db'));
+    const late = { t: T0 + 2_500, v: 50 };
+    await store.write([{ id: 'cur.e', ...late }]);
+    t.equal(await aggregateMismatch(store, 'cur.e', [...readings, late], T0 - DAY, T0 + DAY), undefined, 'exact after a late value into the closed minute');
+  }
+  {
+    const path = join(await tempDir(t), 'db');
+    let store = await opened(t, path);
+    const readings = await live(store, 'cur.f', T0, 10, 5_000);
+    store.dropRollupCache();
+    const batch = [{ t: T0 + 52_000, v: 3 }, { t: T0 + 65_000, v: null, q: 'bad' as const }];
+    await store.write(batch.map((p) => ({ id: 'cur.f', ...p })));
+    readings.push(...batch);
+    t.equal(await aggregateMismatch(store, 'cur.f', readings, T0 - DAY, T0 + DAY), undefined, 'one batch: a number in the stale minute, then a gap reading in the next');
+    await store.close();
+    store = await opened(t, path);
+    t.equal(await aggregateMismatch(store, 'cur.f', readings, T0 - DAY, T0 + DAY), undefined, 'and after a reopen');
+  }
+});
+
 /** Starts the live writer on `path`; resolves with its durable commit count once killed after `commits`. */
 async function writeThenKill(path: string, datapoints: number, first: number, commits: number): Promise<number> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test', 'storage', 'fixtures', 'live-writer.ts'), path, String(datapoints), String(first)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
