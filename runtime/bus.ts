@@ -15,6 +15,7 @@ import { MqttFraming } from './broker/framing.js';
 import { packetViolation } from './broker/packet-rules.js';
 import { TopicEmitter } from './broker/emitter.js';
 import { LoginThrottle } from './auth/rate-limit.js';
+import { passwordChecks } from './auth/hash-gate.js';
 
 export interface BusUser {
   username: string;
@@ -214,23 +215,30 @@ export class Bus {
       if (!ok) this.options.log.warn({ client: client.id, address }, 'anonymous MQTT connection refused');
       return ok;
     }
-    // Guessing is throttled per address and per (address, user), before any hashing: the
-    // same policy as dashboard logins (runtime/auth/rate-limit.ts).
+    // Guessing is throttled per address and per (address, user), before any hashing, counting
+    // checks under way (parallel connections): the same policy as dashboard logins
+    // (runtime/auth/rate-limit.ts); and all password checks share one gate (hash-gate.ts).
     const who = address ?? 'unknown';
-    const wait = this.loginThrottle.retryAfterSeconds(who, username);
-    if (wait > 0) {
-      this.options.log.warn({ client: client.id, address, username, retryAfterSeconds: wait }, 'MQTT login refused: too many failures from this address');
+    const attempt = this.loginThrottle.begin(who, username);
+    if (typeof attempt === 'number') {
+      this.options.log.warn({ client: client.id, address, username, retryAfterSeconds: attempt }, 'MQTT login refused: too many failures from this address');
       return false;
     }
     const user = this.usernames.get(username);
-    // An unknown user costs a hash too, so timing does not tell which names exist.
-    const ok = user !== undefined && password !== undefined ? await verifyPassword(password, user.passwordHash) : (await verifyPassword(password ?? '', DUMMY_HASH), false);
+    let ok: boolean;
+    try {
+      // An unknown user costs a hash too, so timing does not tell which names exist.
+      ok = await passwordChecks.run(async () => (user !== undefined && password !== undefined ? verifyPassword(password, user.passwordHash) : (await verifyPassword(password ?? '', DUMMY_HASH), false)));
+    } catch (err) {
+      attempt.abandoned();
+      throw err;
+    }
     if (!ok || !user) {
-      this.loginThrottle.fail(who, username);
+      attempt.failed();
       this.options.log.warn({ client: client.id, address, username }, 'MQTT login failed');
       return false;
     }
-    this.loginThrottle.succeed(who, username);
+    attempt.succeeded();
     this.identities.set(client, { username, acl: { publish: user.publish ?? ALLOW_ALL.publish, subscribe: user.subscribe ?? ALLOW_ALL.subscribe } });
     return true;
   }

@@ -9,6 +9,7 @@ import { verifyToken as verifyConfigToken } from './passwords.js';
 import { roleAtLeast, type Principal, type Role } from './roles.js';
 import { SessionStore, SESSION_COOKIE, csrfMatches, readCookie, sessionCookie, type Session } from './sessions.js';
 import { LoginThrottle } from './rate-limit.js';
+import { passwordChecks } from './hash-gate.js';
 import { UserStore, USERNAME } from './users.js';
 
 /** The `auth` section of the configuration (see runtime/config/schema.ts). */
@@ -197,6 +198,30 @@ export class Security {
     }
   }
 
+  /**
+   * A password check of `username` for a request from `address`: throttled per address and
+   * per (address, user), counting checks under way, and through the process's hash gate.
+   * Refusals are LOGIN_THROTTLED with Retry-After. Returns the user, or undefined when wrong.
+   */
+  private async checkPassword(res: Response, address: string, username: string, password: string): Promise<Awaited<ReturnType<UserStore['verifyLogin']>>> {
+    const attempt = this.throttle.begin(address, username);
+    if (typeof attempt === 'number') {
+      res.setHeader('Retry-After', String(attempt));
+      throw new OutpostError('LOGIN_THROTTLED', `too many failed logins: try again in ${attempt} s`, { details: { retryAfterSeconds: attempt } });
+    }
+    let user: Awaited<ReturnType<UserStore['verifyLogin']>>;
+    try {
+      user = await passwordChecks.run(() => this.users.verifyLogin(username, password));
+    } catch (err) {
+      attempt.abandoned();
+      if (err instanceof OutpostError && err.code === 'LOGIN_THROTTLED') res.setHeader('Retry-After', '1');
+      throw err;
+    }
+    if (user) attempt.succeeded();
+    else attempt.failed();
+    return user;
+  }
+
   private startSession(req: Request, res: Response, username: string, role: Role): Session {
     const session = this.sessions.create(username, role);
     res.setHeader('Set-Cookie', sessionCookie(session.id, { secure: isTls(req) }));
@@ -223,18 +248,11 @@ export class Security {
       const password = typeof b.password === 'string' ? b.password : '';
       if (!USERNAME.test(username) || password.length === 0 || password.length > 256) throw new OutpostError('BAD_REQUEST', '"username" and "password" are required');
       const address = req.socket.remoteAddress ?? 'unknown';
-      const wait = this.throttle.retryAfterSeconds(address, username);
-      if (wait > 0) {
-        res.setHeader('Retry-After', String(wait));
-        throw new OutpostError('LOGIN_THROTTLED', `too many failed logins: try again in ${wait} s`, { details: { retryAfterSeconds: wait } });
-      }
-      const user = await this.users.verifyLogin(username, password);
+      const user = await this.checkPassword(res, address, username, password);
       if (!user) {
-        this.throttle.fail(address, username);
         this.o.log.warn({ username, address }, 'login failed');
         throw new OutpostError('NOT_AUTHENTICATED', 'wrong username or password');
       }
-      this.throttle.succeed(address, username);
       const old = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
       if (old) this.sessions.destroy(old.id); // a fresh id on login (session fixation)
       const session = this.startSession(req, res, user.username, user.role);
@@ -258,8 +276,12 @@ export class Security {
       const p = principal(res);
       if (p.kind !== 'session') throw new OutpostError('FORBIDDEN', 'only a logged-in user changes their own password');
       const b = body(req);
-      const ok = await this.users.verifyLogin(p.name, typeof b.current === 'string' ? b.current : '');
-      if (!ok) throw new OutpostError('NOT_AUTHENTICATED', 'the current password is wrong');
+      // Throttled as logins are: a stolen session must not make the password guessable.
+      const ok = await this.checkPassword(res, req.socket.remoteAddress ?? 'unknown', p.name, typeof b.current === 'string' ? b.current : '');
+      if (!ok) {
+        this.o.log.warn({ username: p.name, address: req.socket.remoteAddress }, 'password change: wrong current password');
+        throw new OutpostError('NOT_AUTHENTICATED', 'the current password is wrong');
+      }
       await this.users.updateUser(p.name, { password: b.password });
       this.sessions.destroyUser(p.name);
       const session = this.startSession(req, res, p.name, p.role);

@@ -15,8 +15,22 @@ export interface ThrottleOptions {
   now?: () => number;
 }
 
+/**
+ * A password check under way, counted against the limits as a failure until it settles: a
+ * guesser sending sixty passwords at once over parallel connections gets as many checks as
+ * one sending them one by one.
+ */
+export interface LoginAttempt {
+  failed(): void;
+  succeeded(): void;
+  /** Settled without a check (refused before hashing): counts for nothing. */
+  abandoned(): void;
+}
+
 export class LoginThrottle {
   private readonly failures = new Map<string, number[]>();
+  /** Checks under way per key (present only while > 0). */
+  private readonly pending = new Map<string, number>();
   private readonly now: () => number;
   private readonly maxKeys: number;
 
@@ -33,6 +47,33 @@ export class LoginThrottle {
       this.waitFor(`a|${address}`, this.o.maxFailuresPerAddress, now),
     );
     return Math.ceil(wait / 1000);
+  }
+
+  /**
+   * Starts a password check: refused (seconds to wait) when failures and checks under way
+   * together reach a limit, else counted as under way until the attempt settles.
+   */
+  begin(address: string, username: string): LoginAttempt | number {
+    const wait = this.retryAfterSeconds(address, username);
+    if (wait > 0) return wait;
+    const keys = [`u|${address}|${username}`, `a|${address}`];
+    for (const key of keys) this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+    let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      for (const key of keys) {
+        const n = this.pending.get(key)! - 1;
+        if (n > 0) this.pending.set(key, n);
+        else this.pending.delete(key);
+      }
+      return true;
+    };
+    return {
+      failed: () => settle() && this.fail(address, username),
+      succeeded: () => settle() && this.succeed(address, username),
+      abandoned: () => void settle(),
+    };
   }
 
   fail(address: string, username: string): void {
@@ -57,7 +98,10 @@ export class LoginThrottle {
 
   private waitFor(key: string, limit: number, now: number): number {
     const fresh = this.recent(key, now);
-    if (fresh.length < limit) return 0;
+    const underWay = this.pending.get(key) ?? 0;
+    if (fresh.length + underWay < limit) return 0;
+    // The limit is reached by checks still under way: their outcome decides, shortly.
+    if (fresh.length < limit) return 1000;
     // Allowed again once the oldest failure that still counts leaves the window.
     return fresh[fresh.length - limit]! + this.o.windowMs - now;
   }

@@ -182,6 +182,28 @@ t.test('brute-force logins are throttled before the password is checked', async 
   t.notOk(JSON.stringify(site.httpLogs).includes('guess-'), 'no attempted password in the logs');
 });
 
+t.test('parallel logins: thirty wrong passwords and the right one at once get the same budget as one by one', async (t) => {
+  const site = await startSecureSite(t, { ...SITE, auth: { loopback: 'none', login: { maxFailures: 3, maxFailuresPerAddress: 20, windowSeconds: 600 } } });
+  const login = (password: string) => fetch(`${site.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+  const answers = await Promise.all([...Array.from({ length: 30 }, (_, i) => login(`parallel-guess-${i}`)), login(ADMIN_PASSWORD)]);
+  const statuses = answers.map((r) => r.status);
+  t.equal(statuses[30], 429, 'the right password, sent with the guesses, waits');
+  t.equal(statuses.filter((s) => s === 401).length, 3, 'three passwords were checked (maxFailures 3)');
+  t.equal(statuses.filter((s) => s === 429).length, 28, 'the others refused before hashing, with Retry-After');
+  t.ok(answers.filter((r) => r.status === 429).every((r) => Number(r.headers.get('retry-after')) > 0));
+});
+
+t.test('password changes are throttled like logins', async (t) => {
+  const site = await startSecureSite(t, { ...SITE, auth: { login: { maxFailures: 3, maxFailuresPerAddress: 20, windowSeconds: 600 } } });
+  const admin = new ApiClient(site.url);
+  t.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await admin.request('POST', '/api/auth/password', { current: `guess-${i}-xxxx`, password: 'new-password-123' })).status);
+  t.same(statuses, [401, 401, 401, 429, 429], 'a stolen session cannot guess the current password');
+  t.equal((await admin.request('POST', '/api/auth/password', { current: ADMIN_PASSWORD, password: 'new-password-123' })).status, 429, 'even the right one waits');
+  t.ok(site.httpLogs.filter((l) => l.msg === 'password change: wrong current password').length === 3, 'each wrong attempt is logged');
+});
+
 t.test('oversized bodies are refused with 413; security headers are set', async (t) => {
   const { admin } = await withUsers(t);
   const big = await admin.request('POST', '/api/datapoints/site.mode/setpoint', JSON.stringify({ v: 'auto', pad: 'x'.repeat(10_000) }));

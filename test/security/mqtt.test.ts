@@ -1,6 +1,7 @@
 import t from 'tap';
 import mqtt from 'mqtt';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
+import { generate } from 'mqtt-packet';
 import { readFileSync } from 'node:fs';
 import { eventually, startTestGateway } from '../helpers/gateway.js';
 import { hashPassword } from '../../runtime/auth/passwords.js';
@@ -177,4 +178,27 @@ t.test('the dashboard\'s MQTT over websocket needs a login and the same origin, 
   await ended;
   t.pass('the dashboard socket of that session was closed');
   await t.rejects(connect(wsUrl, { wsOptions: { headers: { cookie: c.cookie!, origin: site.url } } }), 'and the old cookie cannot open a new one');
+});
+
+t.test('parallel guessing over MQTT: sixty wrong passwords and the right one at once get five checks, the right one refused', async (t) => {
+  const passwordHash = await hashPassword('meter1-secret');
+  const gw = await startTestGateway(t, { log: { level: 'info' }, broker: { anonymous: 'never', users: [{ username: 'meter1', passwordHash }] } });
+  const port = Number(new URL(gw.mqttUrl).port);
+  // Raw connections, all CONNECTs written before any answer: the checks overlap.
+  const sockets: Socket[] = [];
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  const attempt = (password: string) =>
+    new Promise<number | 'closed'>((resolve) => {
+      const socket = netConnect({ host: '127.0.0.1', port });
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.once('connect', () => socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `guess-${password}`, keepalive: 0, username: 'meter1', password: Buffer.from(password) })));
+      socket.once('data', (d: Buffer) => resolve(d[0] === 0x20 ? d[3]! : -1));
+      socket.once('close', () => resolve('closed'));
+    });
+  const codes = await Promise.all([...Array.from({ length: 60 }, (_, i) => attempt(`wrong-${i}`)), attempt('meter1-secret')]);
+  t.not(codes[60], 0, `the right password, sent with the guesses, is refused (CONNACK ${codes[60]})`);
+  t.equal(codes.filter((c) => c === 0).length, 0, 'no guess got in');
+  const hashed = gw.logs.filter((l) => l.msg === 'MQTT login failed').length;
+  t.ok(hashed <= 5, `${hashed} passwords were checked (maxFailures 5); the rest refused before hashing`);
 });

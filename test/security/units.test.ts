@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { UserStore } from '../../runtime/auth/users.js';
 import { SessionStore, readCookie } from '../../runtime/auth/sessions.js';
-import { LoginThrottle } from '../../runtime/auth/rate-limit.js';
+import { LoginThrottle, type LoginAttempt } from '../../runtime/auth/rate-limit.js';
+import { HashGate } from '../../runtime/auth/hash-gate.js';
 import { MqttFraming } from '../../runtime/broker/framing.js';
 
 async function tempDir(t: Teardown): Promise<string> {
@@ -87,6 +88,50 @@ t.test('login throttle: sliding window per name and address', async (t) => {
   t.equal(th.retryAfterSeconds('1.1.1.1', 'a'), 0);
   for (let i = 0; i < 200; i++) th.fail(`10.0.${i >> 8}.${i & 255}`, 'x');
   t.ok(th.trackedKeys <= 50, 'bounded memory under a spray of addresses');
+});
+
+t.test('login throttle: checks under way count against the limits until they settle', async (t) => {
+  const th = new LoginThrottle({ maxFailures: 3, maxFailuresPerAddress: 5, windowMs: 10_000 });
+  const attempts = [th.begin('1.1.1.1', 'a'), th.begin('1.1.1.1', 'a'), th.begin('1.1.1.1', 'a')];
+  t.ok(attempts.every((a) => typeof a === 'object'), 'three checks start');
+  t.equal(th.begin('1.1.1.1', 'a'), 1, 'a fourth waits while three are under way (1 s)');
+  const other = th.begin('1.1.1.1', 'b');
+  t.type(other, 'object', 'another name has its own budget');
+  t.type(th.begin('1.1.1.1', 'c'), 'object');
+  t.equal(th.begin('1.1.1.1', 'd'), 1, 'the address limit counts checks under way too');
+  (attempts[0] as LoginAttempt).abandoned();
+  t.type(th.begin('1.1.1.1', 'a'), 'object', 'an abandoned check gives its place back, uncounted');
+  for (const a of attempts.slice(1)) (a as LoginAttempt).failed();
+  (attempts[1] as LoginAttempt).failed();
+  t.equal(th.retryAfterSeconds('1.1.1.1', 'a'), 1, 'two failures and one check under way: wait for its outcome (settling twice counted once)');
+  (other as LoginAttempt).succeeded();
+  t.equal(th.retryAfterSeconds('1.1.1.1', 'b'), 0, 'a success clears its name');
+});
+
+t.test('hash gate: at most maxRunning checks at once, a bounded queue, refusal beyond', async (t) => {
+  const gate = new HashGate(2, 3);
+  let running = 0;
+  let most = 0;
+  const release: Array<() => void> = [];
+  const check = () =>
+    gate.run(async () => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise<void>((resolve) => release.push(resolve));
+      running--;
+      return true;
+    });
+  const started = Array.from({ length: 5 }, check);
+  await new Promise((r) => setImmediate(r));
+  t.same(gate.load, { running: 2, waiting: 3 });
+  await t.rejects(check(), { code: 'LOGIN_THROTTLED' }, 'a sixth is refused at once');
+  while (release.length > 0 || running > 0) {
+    release.shift()?.();
+    await new Promise((r) => setImmediate(r));
+  }
+  t.same(await Promise.all(started), [true, true, true, true, true], 'the queued ones ran');
+  t.equal(most, 2, 'never more than two at once');
+  t.same(gate.load, { running: 0, waiting: 0 });
 });
 
 t.test('packet size guard: headers split across chunks, oversized and malformed lengths', async (t) => {
