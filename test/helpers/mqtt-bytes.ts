@@ -24,3 +24,27 @@ export function packet(firstByte: number, ...parts: Buffer[]): Buffer {
   } while (n > 0);
   return Buffer.concat([Buffer.from([firstByte, ...length]), body]);
 }
+
+export interface ConnectFields {
+  name?: Buffer | string;
+  level?: number;
+  flags?: number;
+  clientId?: Buffer | string;
+  willTopic?: Buffer | string;
+  user?: Buffer | string;
+  trailing?: Buffer;
+}
+
+/** CONNECT with the payload fields its flags announce (§3.1.3); "MQTT" level 4, clean session by default. */
+export function connectPacket(f: ConnectFields = {}): Buffer {
+  const flags = f.flags ?? 0x02;
+  const level = f.level ?? 4;
+  // MQTT 5 has a properties length after keep alive (and before the will topic): empty here.
+  const v5 = (level & 0x7f) === 5 ? Buffer.from([0]) : Buffer.alloc(0);
+  const parts = [field(f.name ?? 'MQTT'), Buffer.from([level, flags]), u16(60), v5, field(f.clientId ?? 'client-1')];
+  if (flags & 0x04) parts.push(v5, field(f.willTopic ?? 'will/topic'), field('gone'));
+  if (flags & 0x80) parts.push(field(f.user ?? 'user'));
+  if (flags & 0x40) parts.push(field('secret'));
+  if (f.trailing) parts.push(f.trailing);
+  return packet(0x10, ...parts);
+}

@@ -17,33 +17,13 @@ import { connect as netConnect } from 'node:net';
 import { eventually, startTestGateway } from '../helpers/gateway.js';
 import { Mosquitto } from '../sync/helpers/mosquitto.js';
 
-import { bytes, field, packet, u16 } from '../helpers/mqtt-bytes.js';
+import { bytes, connectPacket, field, packet, u16, type ConnectFields } from '../helpers/mqtt-bytes.js';
 
 let clientIds = 0;
 const freshId = (): string => `strict-${process.pid}-${++clientIds}`;
 
-interface ConnectFields {
-  name?: Buffer | string;
-  level?: number;
-  flags?: number;
-  clientId?: Buffer | string;
-  willTopic?: Buffer | string;
-  user?: Buffer | string;
-  trailing?: Buffer;
-}
-/** CONNECT with the payload fields its flags announce (§3.1.3); clean session by default. */
-function connect(f: ConnectFields = {}): Buffer {
-  const flags = f.flags ?? 0x02;
-  const level = f.level ?? 4;
-  // MQTT 5 has a properties length after keep alive (and before the will topic): empty here.
-  const v5 = (level & 0x7f) === 5 ? Buffer.from([0]) : Buffer.alloc(0);
-  const parts = [field(f.name ?? 'MQTT'), Buffer.from([level, flags]), u16(60), v5, field(f.clientId ?? freshId())];
-  if (flags & 0x04) parts.push(v5, field(f.willTopic ?? 'strictness/will'), field('gone'));
-  if (flags & 0x80) parts.push(field(f.user ?? 'nobody'));
-  if (flags & 0x40) parts.push(field('secret'));
-  if (f.trailing) parts.push(f.trailing);
-  return packet(0x10, ...parts);
-}
+/** CONNECT with the payload fields its flags announce, a fresh client id unless given (the broker is real). */
+const connect = (f: ConnectFields = {}): Buffer => connectPacket({ ...f, clientId: f.clientId ?? freshId() });
 const publish = (topic: Buffer | string, qos: 0 | 1 | 2 = 1, id = 7): Buffer => packet(0x30 | (qos << 1), field(topic), qos > 0 ? u16(id) : Buffer.alloc(0), Buffer.from('x'));
 const subscribe = (filters: Array<Buffer | string>, id = 1): Buffer => packet(0x82, u16(id), ...filters.flatMap((f) => [field(f), Buffer.from([0])]));
 const unsubscribe = (filters: Array<Buffer | string>, id = 1): Buffer => packet(0xa2, u16(id), ...filters.map((f) => field(f)));

@@ -7,27 +7,9 @@ import t, { type Test } from 'tap';
 import { generate, type Packet } from 'mqtt-packet';
 import { packetViolation } from '../../runtime/broker/packet-rules.js';
 
-import { bytes, field, packet, u16 } from '../helpers/mqtt-bytes.js';
+import { bytes, connectPacket, field, packet, u16 } from '../helpers/mqtt-bytes.js';
 
-interface ConnectFields {
-  name?: Buffer | string;
-  level?: number;
-  flags?: number;
-  clientId?: Buffer | string;
-  willTopic?: Buffer | string;
-  user?: Buffer | string;
-  trailing?: Buffer;
-}
-/** CONNECT with the payload fields its flags announce (§3.1.3); clean session by default. */
-function connect(f: ConnectFields = {}): Buffer {
-  const flags = f.flags ?? 0x02;
-  const parts = [field(f.name ?? 'MQTT'), Buffer.from([f.level ?? 4, flags]), u16(60), field(f.clientId ?? 'client-1')];
-  if (flags & 0x04) parts.push(field(f.willTopic ?? 'will/topic'), field('gone'));
-  if (flags & 0x80) parts.push(field(f.user ?? 'user'));
-  if (flags & 0x40) parts.push(field('secret'));
-  if (f.trailing) parts.push(f.trailing);
-  return packet(0x10, ...parts);
-}
+const connect = connectPacket;
 const publish = (topic: Buffer | string, qos: 0 | 1 | 2 = 0, id = 1): Buffer => packet(0x30 | (qos << 1), field(topic), qos > 0 ? u16(id) : Buffer.alloc(0), Buffer.from('payload'));
 const subscribe = (filters: Array<Buffer | string>, id = 1): Buffer => packet(0x82, u16(id), ...filters.flatMap((f) => [field(f), Buffer.from([1])]));
 const unsubscribe = (filters: Array<Buffer | string>, id = 1): Buffer => packet(0xa2, u16(id), ...filters.map((f) => field(f)));
