@@ -117,6 +117,8 @@ t.test('dashboard end to end in headless Chromium', { skip: existsSync(CHROMIUM)
 
   // A viewer cannot write: the form says so, and the API refuses a forced request.
   await page.getByRole('button', { name: 'Log out' }).click();
+  // The Users page has Username and Password fields too: fill the login form only once it shows.
+  await page.getByRole('button', { name: 'Log in' }).waitFor();
   await page.getByLabel('Username').fill('vera');
   await page.getByLabel('Password').fill('vera-password-1');
   await page.getByRole('button', { name: 'Log in' }).click();
