@@ -18,7 +18,6 @@ import { REPO_ROOT } from '../helpers/process.js';
 import { aggregateMismatch } from './rollup-model.js';
 
 const T0 = Date.UTC(2026, 0, 5, 10);
-const MIN = 60_000;
 const DAY = 86_400_000;
 const aggCodec = rollupCodec(decodeAgg);
 
