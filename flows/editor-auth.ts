@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { OutpostError } from '../runtime/errors.js';
 
 export type FlowsRole = 'admin' | 'operator' | 'viewer';
 
@@ -10,16 +11,35 @@ export interface FlowsUser {
 }
 
 /**
- * The injected login check: resolves the user behind a request (session cookie, bearer
- * token, trusted loopback tool) or null. Node-RED's own login is switched off; this is
- * the only way in, so the editor has the same users and roles as the dashboard.
+ * The injected login check for HTTP: resolves the user behind a request (session cookie,
+ * bearer token, trusted loopback tool) or null. Node-RED's own login is switched off; this
+ * is the only way in, so the editor has the same users and roles as the dashboard.
  */
 export type Authorize = (req: IncomingMessage) => Promise<FlowsUser | null>;
 
-/** What Node-RED's `adminAuth.tokens` hands back: `*` may deploy, `read` may only look. */
+/**
+ * The injected check for websocket upgrades (editor comms, websocket nodes): the user, or
+ * null when there is none or the Origin is not this server's own. Browsers apply no
+ * same-origin policy to websockets, so without the Origin check any page the user visits
+ * (a DNS-rebinding page included) could open one with the user's cookie.
+ */
+export type AuthorizeUpgrade = (req: IncomingMessage) => FlowsUser | null | Promise<FlowsUser | null>;
+
+/** A change request an admin made to the flows admin API (a deploy, an inject button, ...), once answered. */
+export interface FlowChangeEvent {
+  user: string;
+  role: string;
+  /** The response was sent complete with a status below 400. */
+  ok: boolean;
+  status: number;
+  method: string;
+  path: string;
+}
+
+/** What Node-RED's `adminAuth.tokens` hands back: only admins get this far, with every permission. */
 export interface NodeRedUser {
   username: string;
-  permissions: '*' | 'read';
+  permissions: '*';
 }
 
 /**
@@ -29,9 +49,13 @@ export interface NodeRedUser {
  */
 export const TOKEN_HEADER = 'x-outpost-flows-token';
 
-/** Only admins deploy (issue 9); operators and viewers get Node-RED's read-only editor. */
-export function nodeRedPermissions(role: FlowsRole): NodeRedUser['permissions'] {
-  return role === 'admin' ? '*' : 'read';
+/**
+ * The editor, its admin API and its comms websocket are admin-only (issue 18), as the
+ * gateway's HTTP guard has it for `/flows` (`auth.adminPaths`). Checked again here, where
+ * the user is handed to Node-RED, so a front door that forgot does not open it.
+ */
+export function assertFlowsAdmin(user: FlowsUser): void {
+  if (user.role !== 'admin') throw new OutpostError('FORBIDDEN', `the flow editor is for admins; "${user.username}" is ${user.role}`);
 }
 
 /**
@@ -50,12 +74,13 @@ export class EditorTokens {
   ) {}
 
   mint(user: FlowsUser): string {
+    assertFlowsAdmin(user);
     const token = randomBytes(24).toString('base64url');
     while (this.live.size >= this.max) {
       const oldest = this.live.keys().next().value as string;
       this.live.delete(oldest);
     }
-    this.live.set(token, { user: { username: user.username, permissions: nodeRedPermissions(user.role) }, expires: this.now() + this.ttlMs });
+    this.live.set(token, { user: { username: user.username, permissions: '*' }, expires: this.now() + this.ttlMs });
     return token;
   }
 

@@ -18,7 +18,7 @@ import type { UpgradeHandler } from '../runtime/adapter.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import type { FlowsConfig } from './config.js';
 import { CrashGuard } from './crash-guard.js';
-import { EditorTokens, TOKEN_HEADER, type Authorize } from './editor-auth.js';
+import { EditorTokens, TOKEN_HEADER, assertFlowsAdmin, type Authorize, type AuthorizeUpgrade, type FlowChangeEvent, type FlowsUser } from './editor-auth.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Outpost's Node-RED nodes (CommonJS, loaded by Node-RED's own loader). */
@@ -66,7 +66,17 @@ export interface NodeRedDeps {
   clock?: Clock;
   config: FlowsConfig;
   dataDir: string;
+  /** Who is behind an HTTP request to /flows (the gateway's guard has checked role and CSRF before). */
   authorize: Authorize;
+  /**
+   * Who is behind a websocket upgrade, Origin checked (the gateway's `upgradePrincipal`):
+   * /flows/comms takes admins only, websocket nodes under /flows-api any user; without
+   * one the upgrade is refused before Node-RED sees the socket. Not given: every
+   * websocket upgrade is refused (no check, no trust).
+   */
+  authorizeUpgrade?: AuthorizeUpgrade;
+  /** Told of every change request an admin made to the admin API (deploys first of all), once answered: the audit log. */
+  onDeploy?: (event: FlowChangeEvent) => void;
 }
 
 /** The parts of the `node-red` module this service uses (it ships no types). */
@@ -292,10 +302,7 @@ export class NodeRedService {
       this.deps.app.use(router);
     }
     const admin: UpgradeHandler = (req, socket, head) => void this.upgradeAdmin(req, socket, head);
-    const node: UpgradeHandler = (req, socket, head) => {
-      delete req.headers[TOKEN_HEADER];
-      this.upgradeProxy.emit('upgrade', req, socket, head);
-    };
+    const node: UpgradeHandler = (req, socket, head) => void this.upgradeNode(req, socket, head);
     if (this.deps.upgrades) {
       this.deps.upgrades.set(ADMIN_ROOT, admin);
       this.deps.upgrades.set(NODE_ROOT, node);
@@ -321,16 +328,40 @@ export class NodeRedService {
       user = null;
     }
     if (!user) return refuse(res, new OutpostError('NOT_AUTHENTICATED', 'the flow editor needs a login (the same as the dashboard)'));
-    if (!SAFE_METHODS.has(req.method) && user.role !== 'admin') {
-      this.log.warn({ user: user.username, role: user.role, method: req.method, path: req.originalUrl }, 'flow change refused: not an admin');
-      return refuse(res, new OutpostError('FORBIDDEN', `only admins change flows; "${user.username}" is ${user.role}`));
+    try {
+      assertFlowsAdmin(user);
+    } catch (err) {
+      this.log.warn({ user: user.username, role: user.role, method: req.method, path: req.originalUrl }, 'flow editor refused: not an admin');
+      return refuse(res, toOutpostError(err));
     }
     // Relative asset paths in the editor page need the trailing slash.
     if (req.method === 'GET' && req.originalUrl.split('?')[0] === ADMIN_ROOT) return res.redirect(301, `${ADMIN_ROOT}/`);
     const token = this.tokens.mint(user);
     req.headers[TOKEN_HEADER] = token;
     res.on('close', () => this.tokens.revoke(token));
+    if (!SAFE_METHODS.has(req.method)) this.reportChange(req, res, user);
     delegate(red.httpAdmin, req, res, next);
+  }
+
+  /**
+   * Tells `onDeploy` about an admin's change request once it is answered. On 'close', not
+   * 'finish': a client that hangs up mid-deploy may still have changed the flows, and the
+   * audit log must show the attempt (ok: false) rather than nothing.
+   */
+  private reportChange(req: Request, res: Response, user: FlowsUser): void {
+    const onDeploy = this.deps.onDeploy;
+    if (!onDeploy) return;
+    const method = req.method;
+    const path = req.originalUrl.split('?')[0]!;
+    res.once('close', () => {
+      const event: FlowChangeEvent = { user: user.username, role: user.role, ok: res.writableFinished && res.statusCode < 400, status: res.statusCode, method, path };
+      try {
+        onDeploy(event);
+      } catch (err) {
+        // The change is done either way; a failing hook must not take the request path down with it.
+        this.log.error({ err: toOutpostError(err).message, ...event }, 'flows: the change audit hook failed');
+      }
+    });
   }
 
   private node(req: Request, res: Response, next: NextFunction): void {
@@ -340,22 +371,60 @@ export class NodeRedService {
     delegate(red.httpNode, req, res, next);
   }
 
+  /** /flows/comms, the editor's websocket: admins only, as the editor itself. */
   private async upgradeAdmin(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    delete req.headers[TOKEN_HEADER];
-    let user = null;
+    const user = await this.upgradeUser(req, socket, 'editor');
+    if (!user) return;
     try {
-      user = this.red ? await this.deps.authorize(req) : null;
+      assertFlowsAdmin(user);
     } catch (err) {
-      this.log.warn({ err: toOutpostError(err).message }, 'flows websocket login check failed');
-    }
-    if (!user) {
-      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
+      this.log.warn({ user: user.username, role: user.role, path: req.url }, 'flow editor websocket refused: not an admin');
+      return refuseUpgrade(socket, toOutpostError(err));
     }
     // The token is checked once, while Node-RED accepts the upgrade; it expires on its own.
     req.headers[TOKEN_HEADER] = this.tokens.mint(user);
     this.upgradeProxy.emit('upgrade', req, socket, head);
   }
+
+  /**
+   * Websocket nodes under /flows-api: any logged-in user or API token, from this origin.
+   * A device feeding a flow uses an API token (`Authorization: Bearer`); a page of the site
+   * uses the session cookie. Never anonymous: a flow may write datapoints and setpoints.
+   */
+  private async upgradeNode(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const user = await this.upgradeUser(req, socket, 'websocket node');
+    if (user) this.upgradeProxy.emit('upgrade', req, socket, head);
+  }
+
+  /**
+   * The user behind an upgrade, or null once the upgrade has been refused (401) on the
+   * socket. Removes any hand-over token the client sent itself: only `upgradeAdmin` sets one.
+   */
+  private async upgradeUser(req: IncomingMessage, socket: Duplex, what: string): Promise<FlowsUser | null> {
+    delete req.headers[TOKEN_HEADER];
+    // Node's HTTP server takes its error listener off an upgraded socket. A client resetting
+    // the connection while we check, while we refuse, or while Node-RED checks its token
+    // (asynchronously, for comms) must not be an unhandled 'error' that ends the process;
+    // ws adds its own listener once it owns the socket, so this one only logs.
+    socket.on('error', (err) => this.log.debug({ err: err.message, path: req.url }, `flows ${what} websocket: connection error`));
+    let user: FlowsUser | null = null;
+    try {
+      user = this.red && this.deps.authorizeUpgrade ? await this.deps.authorizeUpgrade(req) : null;
+    } catch (err) {
+      this.log.warn({ err: toOutpostError(err).message, path: req.url }, `flows ${what} websocket: login check failed`);
+    }
+    if (!user) {
+      this.log.info({ path: req.url, origin: req.headers.origin, address: req.socket.remoteAddress }, `flows ${what} websocket refused: no login, or a foreign Origin`);
+      refuseUpgrade(socket, new OutpostError('NOT_AUTHENTICATED', `the ${what} websocket needs a login or API token, from this site`));
+    }
+    return user;
+  }
+}
+
+/** Answers a refused websocket upgrade with the error's status and closes the socket; Node-RED never sees it. */
+function refuseUpgrade(socket: Duplex, err: OutpostError): void {
+  const reason = err.status === 401 ? 'Unauthorized' : err.status === 403 ? 'Forbidden' : 'Error';
+  socket.end(`HTTP/1.1 ${err.status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
 /** Log text of what Node-RED logs: strings, or errors (possibly from a function node's own realm, so no instanceof). */

@@ -1,6 +1,8 @@
 import { mkdir } from 'node:fs/promises';
+import { plainAddress } from './net.js';
 import { join } from 'node:path';
 import express from 'express';
+import type { IncomingMessage } from 'node:http';
 import { OutpostError, toOutpostError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Clock } from './clock.js';
@@ -13,6 +15,9 @@ import type { Topics } from './topics.js';
 import type { DatapointRegistry } from './datapoints/registry.js';
 import type { Store } from '../storage/store.js';
 import type { PortRegistry } from './ports.js';
+import type { AuditSink } from './audit/audit-log.js';
+import { sourceOf } from './audit/actor.js';
+import type { Principal } from './auth/roles.js';
 
 export type AdapterState = 'starting' | 'running' | 'error' | 'stopping' | 'stopped' | 'disabled';
 
@@ -43,6 +48,10 @@ export interface AdapterHostDeps {
   stopTimeoutMs: number;
   /** Restart backoff: first delay and ceiling (ms). */
   backoff?: { initialMs: number; maxMs: number };
+  /** The audit trail behind `ctx.audit`. */
+  audit?: AuditSink;
+  /** The client's address as the auth layer sees it (trusted proxies applied); default the socket peer. */
+  clientAddress?: (req: IncomingMessage) => string;
 }
 
 interface Slot {
@@ -159,7 +168,9 @@ export class AdapterHost {
         upgrade: (prefix, handler) => {
           deps.upgrades.set(prefix, (req, socket, head) => (slot.generation === generation && !signal.aborted ? handler(req, socket, head) : socket.destroy()));
         },
+        source: (req, locals) => sourceOf(locals.principal as Principal | undefined, deps.clientAddress?.(req) ?? plainAddress(req.socket.remoteAddress ?? 'unknown')),
       },
+      audit: (entry) => deps.audit?.record(entry),
       setpoint: (id, body) => deps.ingest.setpoint(id, body, `adapter:${adapterId}`),
       setStatus: (detail) => {
         if (slot.generation !== generation) return;

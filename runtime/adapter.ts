@@ -7,6 +7,8 @@ import type { Clock } from './clock.js';
 import type { Datapoint, DatapointInput, SetpointRequest, Value, ValueMessage } from './datapoints/model.js';
 import type { RangeQuery, StoredValue } from '../storage/store.js';
 import type { PortRegistry } from './ports.js';
+import type { AuditInput } from './audit/audit-log.js';
+import type { CommandSource } from './audit/actor.js';
 
 /** What an adapter reports about itself on `outpost/adapter/<id>/status`. */
 export interface AdapterStatusDetail {
@@ -56,6 +58,11 @@ export interface AdapterHttp {
   router: Router;
   /** Handles websocket upgrades whose path starts with `prefix`. */
   upgrade(prefix: string, handler: UpgradeHandler): void;
+  /**
+   * Who made a request on `router` (the login the gateway's guard found) and from which
+   * client address (trusted proxies applied): the `actor` and `address` of an audit entry.
+   */
+  source(req: IncomingMessage, locals: Record<string, unknown>): CommandSource;
 }
 
 /** The one object an adapter gets (DESIGN.md, adapter contract). */
@@ -80,6 +87,11 @@ export interface AdapterContext {
    * command) with the same validation and routing as a local write.
    */
   setpoint(id: string, body: unknown): Promise<{ id: string; v: Value; t: number }>;
+  /**
+   * Records a command this adapter carried out for someone (a charger's remote start, a
+   * reset) in the gateway's audit trail. Never throws; secrets must not be in `details`.
+   */
+  audit(entry: AuditInput): void;
   /** Updates the adapter's status topic (the host owns `state`). */
   setStatus(detail: AdapterStatusDetail): void;
   /** Reports a fatal failure after start: the host logs it once, stops and restarts the adapter with backoff. */

@@ -291,7 +291,11 @@ export class Bus {
   /** The guard's view of a connected client, made once per connection (not per publication). */
   private publisher(client: Client): PublishingClient {
     let known = this.publishers.get(client);
-    if (!known) this.publishers.set(client, (known = { id: client.id, address: remoteAddress(client) }));
+    if (!known) {
+      // The login is settled before the first publication: the audit trail names it with the client id.
+      const username = this.identities.get(client)?.username;
+      this.publishers.set(client, (known = { id: client.id, address: remoteAddress(client), ...(username ? { username } : {}) }));
+    }
     return known;
   }
 

@@ -13,7 +13,9 @@ import { hashPassword, hashToken } from './auth/passwords.js';
 import { VERSION } from './version.js';
 import { repairLevelDb } from '../storage/level-store.js';
 import { userCommand } from './auth/user-cli.js';
+import { apiCommand } from './auth/api-cli.js';
 import { backupCommand, restoreCommand } from '../storage/backup-cli.js';
+import { cliActor, recordOffline } from './audit/offline.js';
 import { join, resolve } from 'node:path';
 
 const HELP = `outpost ${VERSION} — edge gateway runtime
@@ -29,6 +31,9 @@ Usage:
   outpost restore -c outpost.yaml FILE   verify a backup file, then restore it (idempotent; stop the gateway first)
   outpost user add NAME [--role admin|operator|viewer]   add a dashboard user (password on stdin)
   outpost user passwd NAME | outpost user list
+  outpost api METHOD PATH [JSON|-] [-c outpost.yaml | --data-dir DIR]
+                                      call the running gateway's API as the local admin (token from
+                                      <dataDir>/auth/local-access.json; '-' reads the body from stdin)
   outpost hash-password               read a password on stdin, print its hash for broker.users
   outpost hash-token                  read an API token on stdin, print its hash for http.tokens
   outpost --version | --help
@@ -180,10 +185,15 @@ async function main(argv: string[]): Promise<number | undefined> {
             ? await backupCommand({ dataDir, gateway: config?.gateway.id ?? 'unknown', out: file, from: values.from, to: values.to })
             : await restoreCommand({ dataDir, file, sync: config?.storage.sync });
         process.stdout.write(`${line}\n`);
+        if (command === 'restore') await recordOffline(dataDir, { action: 'backup.restore', actor: cliActor(), target: config?.gateway.id, details: { file: resolve(file), result: line }, outcome: 'ok' });
         return 0;
       } catch (err) {
         if (!isOutpostError(err)) throw err;
         process.stderr.write(`outpost ${command}: ${err.message}\n`);
+        // A database in use means a running gateway, which owns the audit files: nothing was restored.
+        if (command === 'restore' && err.code !== 'STORAGE_OPEN_FAILED') {
+          await recordOffline(dataDir, { action: 'backup.restore', actor: cliActor(), target: config?.gateway.id, details: { file: resolve(file) }, outcome: 'refused', error: { code: err.code, message: err.message } });
+        }
         return err.code === 'BAD_REQUEST' ? EXIT_CONFIG : EXIT_RUNTIME;
       }
     }
@@ -198,6 +208,27 @@ async function main(argv: string[]): Promise<number | undefined> {
         if (!isOutpostError(err)) throw err;
         process.stderr.write(`${err.message}\n`);
         return EXIT_CONFIG;
+      }
+    }
+    case 'api': {
+      const [method, path, bodyArg] = positionals.slice(1);
+      if (!method || !path) {
+        process.stderr.write('outpost api: give a method and a path, e.g. outpost api GET /api/datapoints\n');
+        return EXIT_CONFIG;
+      }
+      // Without -c, the demo's data dir: `npm start` then `npx outpost api GET /api/datapoints`.
+      const dataDir = values['data-dir'] ?? (configPath ? (await loadConfigFile(configPath, adapterTypes)).dataDir : './data');
+      const body = bodyArg === '-' ? await readSecret('') : bodyArg;
+      try {
+        const res = await apiCommand({ dataDir, method, path, body });
+        const ok = res.status >= 200 && res.status < 300;
+        (ok ? process.stdout : process.stderr).write(res.body.endsWith('\n') || res.body === '' ? res.body : `${res.body}\n`);
+        if (!ok) process.stderr.write(`outpost api: HTTP ${res.status}\n`);
+        return ok ? 0 : EXIT_RUNTIME;
+      } catch (err) {
+        if (!isOutpostError(err)) throw err;
+        process.stderr.write(`${err.message}\n`);
+        return err.code === 'BAD_REQUEST' ? EXIT_CONFIG : EXIT_RUNTIME;
       }
     }
     case 'hash-password': {

@@ -30,6 +30,7 @@ export const ErrorCodes = {
   BODY_TOO_LARGE: { status: 413, retryable: false, message: 'request body is larger than the configured limit' },
   NOT_FOUND: { status: 404, retryable: false, message: 'not found' },
   BAD_REQUEST: { status: 400, retryable: false, message: 'bad request' },
+  GATEWAY_UNREACHABLE: { status: 503, retryable: true, message: 'the running gateway cannot be reached' },
   STORAGE_WRITE_FAILED: { status: 503, retryable: true, message: 'storage write failed' },
   STORAGE_CLOSED: { status: 503, retryable: true, message: 'storage is closed' },
   STORAGE_OPEN_FAILED: { status: 500, retryable: false, message: 'storage could not be opened' },

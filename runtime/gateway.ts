@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
 import { systemClock, type Clock } from './clock.js';
@@ -25,6 +25,11 @@ import { VERSION } from './version.js';
 import { SyncService } from './sync/service.js';
 import { Security } from './auth/middleware.js';
 import { NodeRedService } from '../flows/node-red.js';
+import { AuditLog } from './audit/audit-log.js';
+import { auditRoutes } from './audit/routes.js';
+import { flowChangeEntry } from './audit/record.js';
+import { LocalAccessToken } from './auth/local-access.js';
+import { ProxyTrust } from './http/forwarded.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -56,9 +61,12 @@ export class Gateway {
   /** Set on the start that created the first admin: the CLI prints a generated password once. */
   firstAdmin: Awaited<ReturnType<Security['init']>> | undefined;
   private http: Server | undefined;
+  private localAccess: LocalAccessToken | undefined;
   /** Retention and the disk budget (LevelDB only); `run()` does a pass on demand. */
   retention: Retention | undefined;
   private stopped = false;
+  /** Who did what (setpoints, charger commands, users, flows, backups): `<dataDir>/audit`. */
+  audit: AuditLog | undefined;
 
   constructor(private readonly o: GatewayOptions) {
     this.clock = o.clock ?? systemClock;
@@ -69,6 +77,8 @@ export class Gateway {
     const { config, log } = this.o;
     const dataDir = resolve(config.dataDir);
     await mkdir(dataDir, { recursive: true });
+    this.audit = new AuditLog({ dir: join(dataDir, 'audit'), log: log.child({ component: 'audit' }), clock: this.clock });
+    await this.audit.open();
     const startedAt = this.clock.now();
 
     this.store =
@@ -101,6 +111,7 @@ export class Gateway {
       clock: this.clock,
       unknownDatapoints: config.broker.unknownDatapoints,
       maxAutoDatapoints: config.broker.maxAutoDatapoints,
+      audit: this.audit,
     });
     this.bus.guard = this.ingest.guard;
     this.registry.onChange((dp) => void this.bus.publish(this.topics.meta(dp.id), JSON.stringify(dp), { retain: true }));
@@ -117,7 +128,16 @@ export class Gateway {
     if (config.broker.mqtt.enabled) mqttPort = await this.bus.listen(config.broker.mqtt.host, config.broker.mqtt.port);
     const mqtts = config.broker.mqtts;
     if (mqtts.enabled) await this.bus.listenTls(mqtts.host, mqtts.port, { certFile: mqtts.certFile!, keyFile: mqtts.keyFile!, caFile: mqtts.caFile });
-    const security = new Security({ config: config.auth, dataDir, configTokens: config.http.tokens, log: log.child({ component: 'auth' }) });
+    this.localAccess = new LocalAccessToken(dataDir);
+    const security = new Security({
+      config: config.auth,
+      dataDir,
+      configTokens: config.http.tokens,
+      proxies: new ProxyTrust(config.http.trustedProxies),
+      localAccess: this.localAccess,
+      audit: this.audit,
+      log: log.child({ component: 'auth' }),
+    });
     this.firstAdmin = await security.init();
 
     const http = createHttp({
@@ -131,7 +151,9 @@ export class Gateway {
       dashboard: config.dashboard.enabled,
     });
     http.api.use(storageRoutes({ store: this.store, datapoint: (id) => this.registry.get(id), clock: this.clock }));
-    http.api.use(backupRoutes({ store: this.store, registry: this.registry, dataDir, gatewayId: config.gateway.id, log: log.child({ component: 'backup' }) }));
+    const clientAddress = (req: IncomingMessage): string => security.client(req).address;
+    http.api.use(backupRoutes({ store: this.store, registry: this.registry, dataDir, gatewayId: config.gateway.id, log: log.child({ component: 'backup' }), audit: this.audit, clientAddress }));
+    http.api.use(auditRoutes(this.audit));
     http.api.use(
       apiRoutes({
         registry: this.registry,
@@ -145,6 +167,7 @@ export class Gateway {
         version: VERSION,
         gateway: config.gateway,
         startedAt,
+        clientAddress,
       }),
     );
     if (config.flows.enabled) {
@@ -165,6 +188,16 @@ export class Gateway {
         authorize: async (req) => {
           const p = security.principalOf(req);
           return p ? { username: p.name, role: p.role } : null;
+        },
+        // Websockets: same login, plus the Origin (browsers do not apply the same-origin policy to them).
+        authorizeUpgrade: (req) => {
+          const p = security.upgradePrincipal(req);
+          return p ? { username: p.name, role: p.role } : null;
+        },
+        // Every change request of an admin (deploys first of all): a log line and an audit entry.
+        onDeploy: (event) => {
+          log.info({ component: 'flows', ...event }, 'flows changed by an admin');
+          this.audit?.record(flowChangeEntry(event));
         },
       });
     }
@@ -189,6 +222,8 @@ export class Gateway {
       gateway: { id: config.gateway.id, timezone: config.gateway.timezone },
       stopTimeoutMs: config.adapterStopTimeoutMs,
       backoff: this.o.backoff,
+      audit: this.audit,
+      clientAddress,
     });
     await this.host.start(config.adapters);
     this.metrics.datapoints.set(this.registry.size);
@@ -226,7 +261,10 @@ export class Gateway {
     }
 
     const hostForUrl = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
-    return { mqttPort, httpPort, httpUrl: `${config.http.tls ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${httpPort}` };
+    const httpUrl = `${config.http.tls ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${httpPort}`;
+    // `outpost api` on this host finds the gateway and its admin token here.
+    await this.localAccess.publish(localUrl(config.http.host, httpPort, config.http.tls !== undefined), config.http.tls?.certFile);
+    return { mqttPort, httpPort, httpUrl };
   }
 
   /** Storage went read-only (disk full, I/O error) or recovered: say so where operators look. */
@@ -249,6 +287,7 @@ export class Gateway {
     // Sync stops while the store is still open, so its cursor and releases are written.
     await this.sync?.stop();
     await this.retention?.stop();
+    await this.localAccess?.withdraw().catch((err: unknown) => this.o.log.warn({ err }, 'local access file not removed'));
     if (this.http) {
       const server = this.http;
       server.closeIdleConnections?.();
@@ -263,5 +302,13 @@ export class Gateway {
     // QoS 0 readings the broker took are written before storage closes.
     await this.ingest?.flush();
     await this.store?.close();
+    // Last: everything above may still record (an adapter's command answered while stopping).
+    await this.audit?.close();
   }
+}
+
+/** Where `outpost api` on this host reaches the API: a wildcard listener is reached on loopback. */
+function localUrl(host: string, port: number, tls: boolean): string {
+  const local = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `${tls ? 'https' : 'http'}://${local.includes(':') ? `[${local}]` : local}:${port}`;
 }

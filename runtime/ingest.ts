@@ -1,4 +1,5 @@
 import type { PublishPacket } from 'aedes';
+import { plainAddress } from './net.js';
 import { OutpostError, toOutpostError } from './errors.js';
 import type { Logger } from './log.js';
 import type { Clock } from './clock.js';
@@ -9,6 +10,8 @@ import { Topics } from './topics.js';
 import { DatapointRegistry, EXTERNAL_OWNERS } from './datapoints/registry.js';
 import { DATAPOINT_ID, DatapointSchema, parseValuePayload, validatePoint, validateValue, type Datapoint, type SetpointRequest, type Value, type ValueMessage } from './datapoints/model.js';
 import { ReadingTimes } from './datapoints/stamps.js';
+import { actorText, toSource, type CommandSource } from './audit/actor.js';
+import type { AuditSink } from './audit/audit-log.js';
 
 export interface IngestOptions {
   store: Store;
@@ -21,6 +24,15 @@ export interface IngestOptions {
   unknownDatapoints: 'register' | 'refuse';
   /** Datapoints MQTT clients may create by publishing (each costs memory and disk); beyond, refused. */
   maxAutoDatapoints?: number;
+  /** The audit trail: every setpoint, from any source, with its outcome. */
+  audit?: AuditSink;
+}
+
+/** The values of a setpoint request as the audit trail keeps them (a bare value is `{v}`). */
+function setpointDetails(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return { v: body };
+  const { v, min, max, expires } = body as Record<string, unknown>;
+  return Object.fromEntries(Object.entries({ v, min, max, expires }).filter(([, x]) => x !== undefined));
 }
 
 /**
@@ -298,11 +310,11 @@ export class Ingest {
    * refused one goes to `.../error` instead; either way the outcome is on `.../set/result`.
    */
   private guardSetpoint(client: PublishingClient, id: string, packet: PublishPacket): void {
-    const source = `mqtt:${client.id}`;
+    const source: CommandSource = { actor: { kind: 'mqtt', name: client.id, ...(client.username ? { username: client.username } : {}) }, ...(client.address ? { address: plainAddress(client.address) } : {}) };
     const now = this.o.clock.now();
     let checked: { dp: Datapoint; request: SetpointRequest };
+    let body: unknown;
     try {
-      let body: unknown;
       try {
         body = JSON.parse((packet.payload as Buffer).toString('utf8'));
       } catch {
@@ -311,7 +323,7 @@ export class Ingest {
       if (body === null || typeof body !== 'object' || Array.isArray(body)) body = { v: body };
       checked = this.o.registry.checkSetpoint(id, body, now);
     } catch (err) {
-      this.setpointRefused(id, source, toOutpostError(err));
+      this.setpointRefused(id, source, toOutpostError(err), body);
       throw err;
     }
     packet.payload = Buffer.from(JSON.stringify(checked.request));
@@ -341,38 +353,43 @@ export class Ingest {
   /**
    * Validates and executes a setpoint from any source but MQTT (REST, downlink, schedules,
    * adapters); errors are OutpostErrors. What passed is published on `/set` first, so a
-   * device subscribed there gets it exactly as an MQTT client's setpoint.
+   * device subscribed there gets it exactly as an MQTT client's setpoint. `from` names who
+   * gave it: an actor (and client address) from a request, or the string form
+   * (`schedule`, `upstream:<source>`, `adapter:<id>`, see runtime/audit/actor.ts).
    */
-  async setpoint(id: string, body: unknown, source: string): Promise<{ id: string; v: Value; t: number }> {
+  async setpoint(id: string, body: unknown, from: string | CommandSource): Promise<{ id: string; v: Value; t: number }> {
     const now = this.o.clock.now();
+    const source = toSource(from);
     let checked: { dp: Datapoint; request: SetpointRequest };
     try {
       checked = this.o.registry.checkSetpoint(id, body, now);
     } catch (err) {
-      throw this.setpointRefused(id, source, toOutpostError(err));
+      throw this.setpointRefused(id, source, toOutpostError(err), body);
     }
     await this.o.bus.publish(this.o.topics.set(id), JSON.stringify(checked.request));
     return this.applySetpoint(checked, source, now);
   }
 
-  private async applySetpoint(checked: { dp: Datapoint; request: SetpointRequest }, source: string, now: number): Promise<{ id: string; v: Value; t: number }> {
+  private async applySetpoint(checked: { dp: Datapoint; request: SetpointRequest }, source: CommandSource, now: number): Promise<{ id: string; v: Value; t: number }> {
     try {
       const result = await this.o.registry.applySetpoint(checked.dp, checked.request, now, async (dp: Datapoint, v: Value) => {
         await this.accept(dp.adapter, dp.id, { v });
       });
       this.o.metrics.setpoints.inc({ result: 'ok' });
-      this.o.log.info({ id: checked.dp.id, v: result.v, source }, 'setpoint applied');
+      this.o.log.info({ id: checked.dp.id, v: result.v, source: actorText(source.actor), address: source.address }, 'setpoint applied');
+      this.o.audit?.record({ action: 'setpoint', actor: source.actor, target: checked.dp.id, details: { ...setpointDetails(checked.request), v: result.v }, outcome: 'ok', address: source.address });
       this.publishSetResult(checked.dp.id, { ok: true, ...result });
       return result;
     } catch (err) {
-      throw this.setpointRefused(checked.dp.id, source, toOutpostError(err));
+      throw this.setpointRefused(checked.dp.id, source, toOutpostError(err), checked.request);
     }
   }
 
-  /** Counts, logs and reports on set/result a setpoint that was refused or failed; returns the error. */
-  private setpointRefused(id: string, source: string, e: OutpostError): OutpostError {
+  /** Counts, logs, audits and reports on set/result a setpoint that was refused or failed; returns the error. */
+  private setpointRefused(id: string, source: CommandSource, e: OutpostError, body: unknown): OutpostError {
     this.o.metrics.setpoints.inc({ result: e.code });
-    this.o.log.info({ id, source, code: e.code, reason: e.message }, 'setpoint refused');
+    this.o.log.info({ id, source: actorText(source.actor), address: source.address, code: e.code, reason: e.message }, 'setpoint refused');
+    this.o.audit?.record({ action: 'setpoint', actor: source.actor, target: id, details: setpointDetails(body), outcome: 'refused', error: { code: e.code, message: e.message }, address: source.address });
     if (DATAPOINT_ID.test(id)) this.publishSetResult(id, { ok: false, id, error: e.toJSON(), t: this.o.clock.now() });
     return e;
   }

@@ -1,11 +1,15 @@
 import express, { type Request, type Response } from 'express';
+import { plainAddress } from '../runtime/net.js';
+import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OutpostError } from '../runtime/errors.js';
+import { OutpostError, toOutpostError } from '../runtime/errors.js';
+import type { AuditInput, AuditSink } from '../runtime/audit/audit-log.js';
+import { sourceOf } from '../runtime/audit/actor.js';
 import type { Logger } from '../runtime/log.js';
 import { roleAtLeast, type Principal } from '../runtime/auth/roles.js';
 import type { Datapoint } from '../runtime/datapoints/model.js';
@@ -32,6 +36,10 @@ export interface BackupRoutesDeps {
   log: Logger;
   /** Tests lower it; default MAX_RESTORE_UPLOAD_BYTES. */
   maxUploadBytes?: number;
+  /** The audit trail: every download and restore, refused ones too. */
+  audit?: AuditSink;
+  /** The client's address as the auth layer sees it (trusted proxies applied); default the socket peer. */
+  clientAddress?: (req: IncomingMessage) => string;
 }
 
 export interface HttpRestoreReport extends RestoreReport {
@@ -96,12 +104,31 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
   const maxUpload = deps.maxUploadBytes ?? MAX_RESTORE_UPLOAD_BYTES;
   /** One restore at a time: two would interleave their batches and double the spool space. */
   let restoring = false;
+  /** Records one download or restore; `err` makes it a refusal. */
+  const audit = (req: Request, res: Response, action: string, details: Record<string, unknown>, err?: unknown): void => {
+    if (!deps.audit) return;
+    const source = sourceOf(res.locals.principal as Principal | undefined, deps.clientAddress?.(req) ?? plainAddress(req.socket.remoteAddress ?? 'unknown'));
+    const entry: AuditInput = { action, ...source, target: deps.gatewayId, details, outcome: 'ok' };
+    if (err !== undefined) {
+      const e = toOutpostError(err);
+      entry.outcome = 'refused';
+      entry.error = { code: e.code, message: e.message };
+    }
+    deps.audit.record(entry);
+  };
 
   r.get('/api/admin/backup', async (req, res) => {
-    const principal = requireAdmin(req, res);
-    const options: BackupOptions = { from: timeParam(req, 'from'), to: timeParam(req, 'to'), ids: idsParam(req), gateway: deps.gatewayId };
-    // Refused here, while the answer can still be a JSON error rather than a cut-off file.
-    checkBackupOptions(options);
+    let principal: Principal;
+    let options: BackupOptions;
+    try {
+      principal = requireAdmin(req, res);
+      options = { from: timeParam(req, 'from'), to: timeParam(req, 'to'), ids: idsParam(req), gateway: deps.gatewayId };
+      // Refused here, while the answer can still be a JSON error rather than a cut-off file.
+      checkBackupOptions(options);
+    } catch (err) {
+      audit(req, res, 'backup.download', {}, err);
+      throw err;
+    }
     // No Accept-Encoding (curl without --compressed) gets plain NDJSON, not gzip it did not ask for.
     const gzip = req.headers['accept-encoding'] !== undefined && req.acceptsEncodings('gzip', 'identity') === 'gzip';
     const name = `outpost-backup-${deps.gatewayId}-${fileStamp(Date.now())}.ndjson`;
@@ -113,7 +140,9 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
     try {
       const summary = gzip ? await backupGzip(deps.store, res, options) : await backup(deps.store, res, options);
       deps.log.info({ user: principal.name, datapoints: summary.datapoints, points: summary.points, from: summary.from, to: summary.to, gzip }, 'backup downloaded');
+      audit(req, res, 'backup.download', { from: summary.from, to: summary.to, ids: options.ids?.length, datapoints: summary.datapoints, points: summary.points });
     } catch (err) {
+      audit(req, res, 'backup.download', { from: options.from, to: options.to }, err);
       if (!res.headersSent) {
         for (const h of ['Content-Disposition', 'Content-Encoding', 'Content-Type']) res.removeHeader(h);
         throw err;
@@ -126,6 +155,18 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
   });
 
   r.post('/api/admin/restore', async (req, res) => {
+    try {
+      const { bytes, ...answer } = await restoreRequest(req, res);
+      audit(req, res, 'backup.restore', { bytes, backupOf: answer.gateway, datapoints: answer.datapoints, points: answer.points, definitionsKept: answer.definitionsKept });
+      res.json(answer);
+    } catch (err) {
+      audit(req, res, 'backup.restore', {}, err);
+      throw err;
+    }
+  });
+
+  /** Checks, spools, verifies and restores an upload; answers nothing itself (the route records and answers). */
+  const restoreRequest = async (req: Request, res: Response): Promise<HttpRestoreReport & { bytes: number }> => {
     const principal = requireAdmin(req, res);
     if (req.body !== undefined) {
       throw new OutpostError('BAD_REQUEST', 'send the backup file as the raw body (Content-Type: application/x-ndjson, application/gzip or application/octet-stream), not as JSON');
@@ -140,7 +181,7 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
     restoring = true;
     const spoolDir = join(deps.dataDir, 'tmp');
     const spool = join(spoolDir, `restore-${randomBytes(8).toString('hex')}.upload`);
-    let answer: HttpRestoreReport;
+    let answer: HttpRestoreReport & { bytes: number };
     try {
       await mkdir(spoolDir, { recursive: true });
       const limit = new ByteLimit(maxUpload);
@@ -162,15 +203,15 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
           await deps.registry.register(dp);
         },
       });
-      answer = { ...report, definitionsKept };
+      answer = { ...report, definitionsKept, bytes: limit.bytes };
       deps.log.info({ user: principal.name, bytes: limit.bytes, datapoints: report.datapoints, points: report.points, definitionsKept, backupOf: report.gateway }, 'backup restored');
     } finally {
       // Removed before answering, so a client that sees the answer sees the disk space back.
       await rm(spool, { force: true });
       restoring = false;
     }
-    res.json(answer);
-  });
+    return answer;
+  };
 
   return r;
 }

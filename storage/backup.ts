@@ -231,8 +231,8 @@ export async function backupGzip(store: Store, out: Writable, options: BackupOpt
  */
 export async function backupToFile(store: Store, file: string, options: BackupOptions = {}): Promise<BackupSummary> {
   const partial = `${file}.partial`;
+  const out = createWriteStream(partial);
   try {
-    const out = createWriteStream(partial);
     const summary = file.endsWith('.gz') ? await backupGzip(store, out, options) : await backup(store, out, options);
     // The file's data reaches the disk before it takes the final name, and the rename
     // reaches the disk before we report success (a power cut leaves old or new, whole).
@@ -241,6 +241,9 @@ export async function backupToFile(store: Store, file: string, options: BackupOp
     await fsyncPath(dirname(resolve(file)));
     return summary;
   } catch (err) {
+    // The stream opens its file asynchronously: a backup refused at once (bad range) must
+    // not let that open create the file after the removal below.
+    if (!out.closed) await new Promise<void>((resolve) => out.destroy().once('close', () => resolve()));
     await rm(partial, { force: true });
     throw err;
   }

@@ -1,5 +1,6 @@
 import type { Request, Response, Router } from 'express';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import { actorText } from '../../runtime/audit/actor.js';
 import { roleAtLeast, type Principal } from '../../runtime/auth/roles.js';
 import type { CentralSystem } from './central.js';
 import type { ChargingSession } from './sessions.js';
@@ -50,15 +51,31 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
   });
 
   // --- central-system-initiated calls (OCPP 1.6 §5) ---
+  // Every call is in the audit trail with who asked, what was sent and what the charger answered.
   const call = (action: string, build: (body: Record<string, unknown>, req: Request) => Record<string, unknown>) => async (req: Request, res: Response) => {
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    if (typeof body !== 'object' || Array.isArray(body)) throw new OutpostError('BAD_REQUEST', 'body must be a JSON object');
     const identity = String(req.params.id);
-    const params = build(body, req);
-    const result = await central.call(identity, action, params);
-    central.ctx.log.info({ charger: identity, action, status: result.status }, 'OCPP call from REST');
-    if (result.status === 'Accepted') afterProfileCall(identity, action, params);
-    res.json({ action, result });
+    const entry = { action: 'charger.command', ...central.ctx.http.source(req, res.locals), target: identity };
+    let params: Record<string, unknown> | undefined;
+    try {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      if (typeof body !== 'object' || Array.isArray(body)) throw new OutpostError('BAD_REQUEST', 'body must be a JSON object');
+      params = build(body, req);
+      const result = await central.call(identity, action, params);
+      central.ctx.log.info({ charger: identity, action, status: result.status, by: actorText(entry.actor) }, 'OCPP call from REST');
+      const status = typeof result.status === 'string' ? result.status : undefined;
+      const done = status === undefined || DONE.has(status);
+      central.ctx.audit({
+        ...entry,
+        details: { call: action, params: auditParams(action, params), status },
+        ...(done ? { outcome: 'ok' as const } : { outcome: 'refused' as const, error: { code: 'CHARGER_REJECTED', message: `the charger answered ${status}` } }),
+      });
+      if (result.status === 'Accepted') afterProfileCall(identity, action, params);
+      res.json({ action, result });
+    } catch (err) {
+      const e = toOutpostError(err);
+      central.ctx.audit({ ...entry, details: { call: action, ...(params ? { params: auditParams(action, params) } : {}) }, outcome: 'refused', error: { code: e.code, message: e.message } });
+      throw err;
+    }
   };
   /**
    * Profiles set or cleared by hand bypass load management: the load manager forgets what it
@@ -95,6 +112,15 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
   router.post('/api/charging/chargers/:id/reset', call('Reset', (b) => ({ type: b.type ?? 'Soft' })));
   router.post('/api/charging/chargers/:id/unlock', call('UnlockConnector', (b) => pick(b, ['connectorId'])));
   router.post('/api/charging/chargers/:id/availability', call('ChangeAvailability', (b) => pick(b, ['connectorId', 'type'])));
+}
+
+/** Answers (OCPP 1.6 §6) meaning the charger does or will do what was asked. */
+const DONE = new Set(['Accepted', 'Unlocked', 'Scheduled', 'RebootRequired']);
+
+/** A call's parameters for the audit trail: a credential set by ChangeConfiguration is not kept. */
+function auditParams(action: string, params: Record<string, unknown>): Record<string, unknown> {
+  if (action === 'ChangeConfiguration' && typeof params.key === 'string' && SECRET_KEY.test(params.key)) return { ...params, value: REDACTED };
+  return params;
 }
 
 /** Configuration keys whose values are credentials (OCPP 1.6 security whitepaper: AuthorizationKey; vendor keys alike). */

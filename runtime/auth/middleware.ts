@@ -1,6 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -11,12 +10,17 @@ import { SessionStore, SESSION_COOKIE, csrfMatches, readCookie, sessionCookie, t
 import { LoginThrottle } from './rate-limit.js';
 import { passwordChecks } from './hash-gate.js';
 import { UserStore, USERNAME } from './users.js';
+import type { LocalAccessToken } from './local-access.js';
+import { ProxyTrust } from '../http/forwarded.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import { audited } from '../audit/record.js';
+import { sourceOf } from '../audit/actor.js';
 
 /** The `auth` section of the configuration (see runtime/config/schema.ts). */
 export interface AuthConfig {
   /**
-   * Role given to tools on this host (curl, scripts, Node-RED) that present no
-   * credentials; `none` makes loopback log in like everyone else. Browsers never get it.
+   * Role given to requests from this host that present no credentials (opt-in; default
+   * `none`): a proxy on this host makes every stranger local. Browsers never get it.
    */
   loopback: Role | 'none';
   admin: { username: string; password?: string; passwordHash?: string };
@@ -36,8 +40,14 @@ export interface SecurityOptions {
   dataDir: string;
   /** `http.tokens`: sha256 hashes of bearer tokens from the config file; they act as admin. */
   configTokens: readonly string[];
+  /** `http.trustedProxies`: whose forwarding headers say who the client is. */
+  proxies?: ProxyTrust;
+  /** The token of `outpost api` on this host (local-access.json); acts as admin. */
+  localAccess?: LocalAccessToken;
   log: Logger;
   now?: () => number;
+  /** The audit trail: user and token changes, own password changes. */
+  audit?: AuditSink;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -58,21 +68,9 @@ declare module 'node:http' {
   }
 }
 
-function isTls(req: IncomingMessage): boolean {
-  return (req.socket as TLSSocket).encrypted === true;
-}
-
 /** A request a browser made: browsers send Origin or Sec-Fetch-Site (Fetch Metadata); tools do not. */
 function fromBrowser(req: IncomingMessage): boolean {
   return req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined || readCookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
-}
-
-/**
- * A reverse proxy on this host (TLS termination for chargers or the dashboard) forwards
- * remote requests from 127.0.0.1: its forwarding headers say the caller is elsewhere.
- */
-function viaProxy(req: IncomingMessage): boolean {
-  return req.headers['x-forwarded-for'] !== undefined || req.headers.forwarded !== undefined || req.headers['x-real-ip'] !== undefined;
 }
 
 /** Host header names this host: a DNS-rebinding page carries its own name instead. */
@@ -81,12 +79,6 @@ function hostIsLoopback(req: IncomingMessage): boolean {
   return host === 'localhost' || isLoopbackAddress(host);
 }
 
-/** When the browser says where the request comes from, it must be this very origin. */
-function sameOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
-  if (origin === undefined) return req.headers['sec-fetch-site'] === undefined || req.headers['sec-fetch-site'] === 'same-origin' || req.headers['sec-fetch-site'] === 'none';
-  return origin === `${isTls(req) ? 'https' : 'http'}://${req.headers.host}`;
-}
 
 /**
  * Users, sessions, tokens and the HTTP checks around them: `authenticate` finds who
@@ -97,8 +89,11 @@ export class Security {
   readonly users: UserStore;
   readonly sessions: SessionStore;
   readonly throttle: LoginThrottle;
+  readonly proxies: ProxyTrust;
+  private warnedUntrustedProxy = false;
 
   constructor(private readonly o: SecurityOptions) {
+    this.proxies = o.proxies ?? new ProxyTrust([]);
     this.users = new UserStore(join(o.dataDir, 'auth', 'users.json'), o.now);
     const c = o.config;
     this.sessions = new SessionStore({ idleMs: c.session.idleMinutes * 60_000, maxAgeMs: c.session.maxHours * 3_600_000, maxSessions: c.session.maxSessions, now: o.now });
@@ -111,6 +106,9 @@ export class Security {
    */
   async init(): Promise<{ username: string; created: boolean; generatedPassword?: string; file: string }> {
     this.users.load();
+    if (this.o.config.loopback !== 'none') {
+      this.o.log.warn({ role: this.o.config.loopback }, 'auth.loopback gives this role to every request from this host without credentials: a reverse proxy or port forwarder here hands it to the whole network');
+    }
     const admin = this.o.config.admin;
     const result = await this.users.ensureInitialAdmin(admin);
     if (result.created) {
@@ -119,13 +117,36 @@ export class Security {
     return { username: admin.username, file: this.users.path, ...result };
   }
 
-  /** Who is asking: bearer token, session cookie, or a trusted tool on this host. */
+  /** The client as it made the request: address, scheme and host before our trusted proxies. */
+  client(req: IncomingMessage): ReturnType<ProxyTrust['view']> {
+    const view = this.proxies.view(req);
+    if (view.untrustedForwarding && !this.warnedUntrustedProxy) {
+      this.warnedUntrustedProxy = true;
+      this.o.log.warn(
+        { peer: req.socket.remoteAddress },
+        'a request carries X-Forwarded-* headers from a peer not in http.trustedProxies: they are ignored, so every client behind that proxy shares its address (login throttles, logs)',
+      );
+    }
+    return view;
+  }
+
+  /** When the browser says where the request comes from, it must be this very origin (as the client saw it). */
+  sameOrigin(req: IncomingMessage): boolean {
+    const origin = req.headers.origin;
+    const site = req.headers['sec-fetch-site'];
+    if (origin === undefined) return site === undefined || site === 'same-origin' || site === 'none';
+    const client = this.client(req);
+    return origin === `${client.proto}://${client.host}`;
+  }
+
+  /** Who is asking: bearer token, session cookie, or (opt-in) a tool on this host. */
   principalOf(req: IncomingMessage): Principal | undefined {
     const header = req.headers.authorization;
     if (header !== undefined) {
       const match = /^Bearer\s+(\S+)$/i.exec(header);
       if (!match) throw new OutpostError('NOT_AUTHENTICATED', 'Authorization must be "Bearer <token>"');
       const token = match[1]!;
+      if (this.o.localAccess?.matches(token)) return { kind: 'token', name: 'local', role: 'admin' };
       const rec = this.users.verifyToken(token);
       if (rec) return { kind: 'token', name: rec.name, role: rec.role };
       if (verifyConfigToken(token, this.o.configTokens)) return { kind: 'token', name: 'config', role: 'admin' };
@@ -134,17 +155,23 @@ export class Security {
     const session = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
     if (session) return { kind: 'session', name: session.username, role: session.role, sessionId: session.id, csrf: session.csrf };
     const loopbackRole = this.o.config.loopback;
-    if (loopbackRole !== 'none' && isLoopbackAddress(req.socket.remoteAddress) && hostIsLoopback(req) && !fromBrowser(req) && !viaProxy(req)) {
+    if (loopbackRole !== 'none' && isLoopbackAddress(req.socket.remoteAddress) && hostIsLoopback(req) && !fromBrowser(req) && !this.forwarded(req)) {
       return { kind: 'loopback', name: 'loopback', role: loopbackRole };
     }
     return undefined;
+  }
+
+  /** Came through a proxy: a trusted one, or one whose forwarding headers say the caller is elsewhere. */
+  private forwarded(req: IncomingMessage): boolean {
+    const client = this.client(req);
+    return client.proxied || client.untrustedForwarding;
   }
 
   /** What a request needs: nothing, any login, or at least a role (`path` as `routingPath` gives it). */
   requirement(method: string, path: string): 'public' | 'delegated' | Role {
     if (isPublic(method, path)) return 'public';
     const under = (p: string) => path === p || path.startsWith(p.endsWith('/') ? p : p + '/');
-    if (['/api/users', '/api/tokens', '/api/admin', ...this.o.config.adminPaths].some(under)) return 'admin';
+    if (['/api/users', '/api/tokens', '/api/admin', '/api/audit', ...this.o.config.adminPaths].some(under)) return 'admin';
     if (!path.startsWith('/api/') && this.o.config.delegatedPaths.some(under)) return 'delegated';
     if (path === '/api/auth/password') return 'viewer';
     return SAFE_METHODS.has(method) ? 'viewer' : 'operator';
@@ -172,7 +199,7 @@ export class Security {
   };
 
   private checkCsrf(req: Request, principal: Principal): void {
-    if (!sameOrigin(req)) throw new OutpostError('CSRF_FAILED', 'the request comes from another site');
+    if (!this.sameOrigin(req)) throw new OutpostError('CSRF_FAILED', this.crossSiteReason(req, 'the request comes from another site'));
     // The Node-RED editor cannot send our token header; for it the same-origin check
     // (Origin / Sec-Fetch-Site, OWASP's verifying-origin defence) is the CSRF protection.
     if (req.path === '/flows' || req.path.startsWith('/flows/')) return;
@@ -189,7 +216,7 @@ export class Security {
    * (cross-site websocket hijacking); returns the principal or undefined to refuse.
    */
   upgradePrincipal(req: IncomingMessage): Principal | undefined {
-    if (!sameOrigin(req)) return undefined;
+    if (!this.sameOrigin(req)) return undefined;
     try {
       return this.principalOf(req);
     } catch (err) {
@@ -224,8 +251,21 @@ export class Security {
 
   private startSession(req: Request, res: Response, username: string, role: Role): Session {
     const session = this.sessions.create(username, role);
-    res.setHeader('Set-Cookie', sessionCookie(session.id, { secure: isTls(req) }));
+    res.setHeader('Set-Cookie', sessionCookie(session.id, { secure: this.client(req).proto === 'https' }));
     return session;
+  }
+
+  /**
+   * A same-origin check failed: when it is a TLS-terminating proxy we were not told to
+   * trust (the browser's origin is https, we see http on the same host), say what to set.
+   */
+  private crossSiteReason(req: IncomingMessage, plain: string): string {
+    const origin = req.headers.origin;
+    const client = this.client(req);
+    if (origin !== undefined && client.untrustedForwarding && origin.startsWith('https://')) {
+      return `${plain}: the browser is at ${origin} and this request came through a proxy not listed in http.trustedProxies (its X-Forwarded-Proto/-Host are ignored)`;
+    }
+    return plain;
   }
 
   /** `/api/auth/*` (login, logout, me, own password) and the admin's `/api/users`, `/api/tokens`. */
@@ -242,12 +282,12 @@ export class Security {
     };
 
     r.post('/api/auth/login', async (req, res) => {
-      if (!sameOrigin(req)) throw new OutpostError('CSRF_FAILED', 'the login comes from another site');
+      if (!this.sameOrigin(req)) throw new OutpostError('CSRF_FAILED', this.crossSiteReason(req, 'the login comes from another site'));
       const b = body(req);
       const username = typeof b.username === 'string' ? b.username.trim().toLowerCase() : '';
       const password = typeof b.password === 'string' ? b.password : '';
       if (!USERNAME.test(username) || password.length === 0 || password.length > 256) throw new OutpostError('BAD_REQUEST', '"username" and "password" are required');
-      const address = req.socket.remoteAddress ?? 'unknown';
+      const address = this.client(req).address;
       const user = await this.checkPassword(res, address, username, password);
       if (!user) {
         this.o.log.warn({ username, address }, 'login failed');
@@ -263,7 +303,7 @@ export class Security {
     r.post('/api/auth/logout', (req, res) => {
       const session = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
       if (session && csrfMatches(session, req.headers['x-csrf-token'] as string | undefined)) this.sessions.destroy(session.id);
-      res.setHeader('Set-Cookie', sessionCookie('', { secure: isTls(req), maxAgeSeconds: 0 }));
+      res.setHeader('Set-Cookie', sessionCookie('', { secure: this.client(req).proto === 'https', maxAgeSeconds: 0 }));
       res.json({ ok: true });
     });
 
@@ -274,17 +314,21 @@ export class Security {
 
     r.post('/api/auth/password', async (req, res) => {
       const p = principal(res);
-      if (p.kind !== 'session') throw new OutpostError('FORBIDDEN', 'only a logged-in user changes their own password');
-      const b = body(req);
-      // Throttled as logins are: a stolen session must not make the password guessable.
-      const ok = await this.checkPassword(res, req.socket.remoteAddress ?? 'unknown', p.name, typeof b.current === 'string' ? b.current : '');
-      if (!ok) {
-        this.o.log.warn({ username: p.name, address: req.socket.remoteAddress }, 'password change: wrong current password');
-        throw new OutpostError('NOT_AUTHENTICATED', 'the current password is wrong');
-      }
-      await this.users.updateUser(p.name, { password: b.password });
-      this.sessions.destroyUser(p.name);
-      const session = this.startSession(req, res, p.name, p.role);
+      const address = this.client(req).address;
+      // Wrong current passwords are recorded too (refused): guessing leaves a trace.
+      const session = await audited(this.o.audit, { action: 'password.change', ...sourceOf(p, address), target: p.name }, async () => {
+        if (p.kind !== 'session') throw new OutpostError('FORBIDDEN', 'only a logged-in user changes their own password');
+        const b = body(req);
+        // Throttled as logins are: a stolen session must not make the password guessable.
+        const ok = await this.checkPassword(res, address, p.name, typeof b.current === 'string' ? b.current : '');
+        if (!ok) {
+          this.o.log.warn({ username: p.name, address }, 'password change: wrong current password');
+          throw new OutpostError('NOT_AUTHENTICATED', 'the current password is wrong');
+        }
+        await this.users.updateUser(p.name, { password: b.password });
+        this.sessions.destroyUser(p.name);
+        return this.startSession(req, res, p.name, p.role);
+      });
       res.json({ ok: true, csrf: session.csrf });
     });
 
@@ -293,23 +337,33 @@ export class Security {
     });
     r.post('/api/users', async (req, res) => {
       const b = body(req);
-      const user = await this.users.addUser({ username: b.username, role: b.role, password: b.password });
+      const user = await audited(
+        this.o.audit,
+        { action: 'user.add', ...sourceOf(principal(res), this.client(req).address), target: typeof b.username === 'string' ? b.username : undefined, details: { role: b.role } },
+        () => this.users.addUser({ username: b.username, role: b.role, password: b.password }),
+      );
       this.o.log.info({ username: user.username, role: user.role, by: principal(res).name }, 'user added');
       res.status(201).json(user);
     });
     r.patch('/api/users/:username', async (req, res) => {
       const b = body(req);
-      const user = await this.users.updateUser(req.params.username!, { role: b.role, password: b.password });
-      // A changed role or password applies at once: the user's sessions end.
-      this.sessions.destroyUser(user.username);
+      const change = { action: 'user.change', ...sourceOf(principal(res), this.client(req).address), target: req.params.username, details: { role: b.role, passwordChanged: b.password !== undefined } };
+      const user = await audited(this.o.audit, change, async () => {
+        const changed = await this.users.updateUser(req.params.username!, { role: b.role, password: b.password });
+        // A changed role or password applies at once: the user's sessions end.
+        this.sessions.destroyUser(changed.username);
+        return changed;
+      });
       this.o.log.info({ username: user.username, role: user.role, passwordChanged: b.password !== undefined, by: principal(res).name }, 'user changed');
       res.json(user);
     });
     r.delete('/api/users/:username', async (req, res) => {
       const p = principal(res);
-      if (p.kind === 'session' && p.name === req.params.username) throw new OutpostError('AUTH_CONFLICT', 'you cannot remove yourself');
-      await this.users.removeUser(req.params.username!);
-      this.sessions.destroyUser(req.params.username!);
+      await audited(this.o.audit, { action: 'user.remove', ...sourceOf(p, this.client(req).address), target: req.params.username }, async () => {
+        if (p.kind === 'session' && p.name === req.params.username) throw new OutpostError('AUTH_CONFLICT', 'you cannot remove yourself');
+        await this.users.removeUser(req.params.username!);
+        this.sessions.destroyUser(req.params.username!);
+      });
       this.o.log.info({ username: req.params.username, by: p.name }, 'user removed');
       res.json({ ok: true });
     });
@@ -319,12 +373,19 @@ export class Security {
     });
     r.post('/api/tokens', async (req, res) => {
       const b = body(req);
-      const created = await this.users.createToken({ name: b.name, role: b.role, createdBy: principal(res).name });
+      // The token's value is in `created` and goes to the client only; the trail gets its id.
+      const created = await audited(
+        this.o.audit,
+        { action: 'token.create', ...sourceOf(principal(res), this.client(req).address), target: typeof b.name === 'string' ? b.name : undefined, details: { role: b.role } },
+        () => this.users.createToken({ name: b.name, role: b.role, createdBy: principal(res).name }),
+        (t) => ({ id: t.id }),
+      );
       this.o.log.info({ tokenId: created.id, name: created.name, role: created.role, by: principal(res).name }, 'API token created');
       res.status(201).json(created);
     });
     r.delete('/api/tokens/:id', async (req, res) => {
-      await this.users.revokeToken(req.params.id!);
+      const name = this.users.listTokens().find((t) => t.id === req.params.id)?.name;
+      await audited(this.o.audit, { action: 'token.revoke', ...sourceOf(principal(res), this.client(req).address), target: req.params.id, details: name === undefined ? undefined : { name } }, () => this.users.revokeToken(req.params.id!));
       this.o.log.info({ tokenId: req.params.id, by: principal(res).name }, 'API token revoked');
       res.json({ ok: true });
     });

@@ -80,6 +80,23 @@ export class SessionStore {
     this.end(id);
   }
 
+  /**
+   * Ends the sessions past their idle or maximum age. `get` notices expiry only when the
+   * session is used; a dashboard that only listens on its live connection sends nothing, so
+   * without a sweep its session (and that connection) would outlive the limits.
+   */
+  sweep(): number {
+    const now = this.now();
+    let n = 0;
+    for (const [id, s] of this.sessions) {
+      if (now - s.lastSeenAt > this.o.idleMs || now - s.createdAt > this.o.maxAgeMs) {
+        this.end(id);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Ends every session of a user (password change, role change, removal). */
   destroyUser(username: string): number {
     let n = 0;

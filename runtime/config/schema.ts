@@ -7,6 +7,7 @@ import { syncSchema } from '../sync/config.js';
 import { FlowsConfigSchema } from '../../flows/config.js';
 import { aclPatternProblem } from '../auth/mqtt-acl.js';
 import { ROLES } from '../auth/roles.js';
+import { proxyEntryProblem } from '../http/forwarded.js';
 import { timezoneSchema } from './timezone.js';
 
 const GATEWAY_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -96,11 +97,19 @@ export function coreSchema() {
         maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
         /** Serve HTTPS (and the dashboard's MQTT over wss) from these files. */
         tls: tlsFiles.optional(),
+        /** Reverse proxies (addresses, CIDRs) whose X-Forwarded-For/-Proto/-Host are believed; none by default. */
+        trustedProxies: z
+          .array(z.string().superRefine((entry, ctx) => {
+            const problem = proxyEntryProblem(entry);
+            if (problem) ctx.addIssue({ code: 'custom', message: `"${entry}" ${problem}` });
+          }))
+          .max(64)
+          .default([]),
       })
       .prefault({}),
     auth: z
       .strictObject({
-        loopback: z.enum([...ROLES, 'none']).default('admin'),
+        loopback: z.enum([...ROLES, 'none']).default('none'),
         admin: z
           .strictObject({
             username: z.string().regex(/^[a-z0-9][a-z0-9_.@-]{0,63}$/, 'expected lower-case letters, digits, . _ @ -').default('admin'),

@@ -1,4 +1,6 @@
 import express, { type Request } from 'express';
+import { plainAddress } from '../net.js';
+import type { IncomingMessage } from 'node:http';
 import { OutpostError } from '../errors.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
 import type { Store } from '../../storage/store.js';
@@ -10,6 +12,8 @@ import type { SyncService } from '../sync/service.js';
 import type { Bus } from '../bus.js';
 import type { Clock } from '../clock.js';
 import { timeParam } from './params.js';
+import { sourceOf } from '../audit/actor.js';
+import type { Principal } from '../auth/roles.js';
 
 export interface ApiDeps {
   registry: DatapointRegistry;
@@ -23,6 +27,8 @@ export interface ApiDeps {
   version: string;
   gateway: { id: string; name?: string };
   startedAt: number;
+  /** The client's address as the auth layer sees it (trusted proxies applied); default the socket peer. */
+  clientAddress?: (req: IncomingMessage) => string;
 }
 
 function intParam(req: Request, name: string, fallback: number, max: number): number {
@@ -89,7 +95,9 @@ export function apiRoutes(deps: ApiDeps): express.Router {
   });
 
   r.post('/api/datapoints/:id/setpoint', async (req, res) => {
-    const result = await deps.ingest.setpoint(req.params.id, req.body, `http:${req.socket.remoteAddress}`);
+    // Named by who is logged in (user alice, token deploybot), not by the address alone.
+    const address = deps.clientAddress?.(req) ?? plainAddress(req.socket.remoteAddress ?? 'unknown');
+    const result = await deps.ingest.setpoint(req.params.id, req.body, sourceOf(res.locals.principal as Principal | undefined, address));
     res.json({ ok: true, ...result });
   });
 

@@ -13,6 +13,9 @@ import type { Security } from '../auth/middleware.js';
 import { securityHeaders } from '../auth/headers.js';
 import { dashboardRouter } from '../dashboard/index.js';
 
+/** How often sessions past their idle or maximum age are looked for. */
+const SESSION_SWEEP_MS = 30_000;
+
 export interface HttpOptions {
   log: Logger;
   tokens: readonly string[];
@@ -82,8 +85,16 @@ export function createHttp(options: HttpOptions): HttpParts {
   app.use(adapters);
 
   const server = options.tls ? createHttpsServer(readTls(options.tls), app) : createServer(app);
+  if (security) {
+    // Expired sessions end within a minute even when nothing uses them (their live connections close).
+    const sweeper = setInterval(() => security.sessions.sweep(), SESSION_SWEEP_MS);
+    sweeper.unref();
+    server.on('close', () => clearInterval(sweeper));
+  }
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   server.on('upgrade', (req, socket, head) => {
+    // Node drops its own error listener on an upgrade: a reset while we refuse would throw.
+    socket.on('error', (err) => options.log.debug({ err, path: req.url }, 'websocket upgrade connection failed'));
     const path = (req.url ?? '/').split('?')[0]!;
     if (options.websocketPath && path === options.websocketPath) {
       if (security) {

@@ -1,16 +1,14 @@
 import t from 'tap';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { chromiumSkip, launchChromium } from '../helpers/browser.js';
 import { ApiClient, ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
 import { eventually } from '../helpers/gateway.js';
 
-const CHROMIUM = process.env.OUTPOST_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test', 'artifacts', 'dashboard');
 
-t.test('dashboard end to end in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (.ci/run installs it)` }, async (t) => {
+t.test('dashboard end to end in headless Chromium', { skip: chromiumSkip }, async (t) => {
   const site = await startSecureSite(t, {
     gateway: { id: 'demo', name: 'Outpost demo site' },
     datapoints: [{ id: 'site.mode', kind: 'actuator', type: 'string', allowed: ['auto', 'manual', 'off'], description: 'Operating mode' }],
@@ -21,17 +19,7 @@ t.test('dashboard end to end in headless Chromium', { skip: existsSync(CHROMIUM)
   await admin.login('admin', ADMIN_PASSWORD);
   await admin.request('POST', '/api/users', { username: 'vera', role: 'viewer', password: 'vera-password-1' });
   await mkdir(ARTIFACTS, { recursive: true });
-  const profile = await mkdtemp(join(tmpdir(), 'outpost-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 860 },
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
+  const context = await launchChromium(t);
   const page = context.pages()[0] ?? (await context.newPage());
   const problems: string[] = [];
   page.on('console', (m) => {

@@ -1,18 +1,16 @@
 import t from 'tap';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { chromiumSkip, launchChromium } from '../helpers/browser.js';
 import { ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
 import { eventually } from '../helpers/gateway.js';
 import { hashPassword, hashToken } from '../../runtime/auth/passwords.js';
 import { ChargePointSimulator } from '../../adapters/ocpp/simulator.js';
 import { defaultInsightPoints, insightReportLines } from '../../adapters/bms-files/simulator.js';
 
-const CHROMIUM = process.env.OUTPOST_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test', 'artifacts', 'dashboard');
 const CP_PASSWORD = 'cp-test-1-authorization-key';
 const UPLOAD_TOKEN = 'upload-token-pages-0123456789';
@@ -103,7 +101,7 @@ function upload(url: string, name: string, content: string): Promise<Response> {
   return fetch(`${url}/upload/siemens`, { method: 'POST', headers: { authorization: `Bearer ${UPLOAD_TOKEN}` }, body: form });
 }
 
-t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (.ci/run installs it)` }, async (t) => {
+t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { skip: chromiumSkip }, async (t) => {
   const ingest = await upstream(t);
   const site = await startSecureSite(t, {
     gateway: { id: 'pages', name: 'Dashboard pages test site', timezone: 'UTC' },
@@ -148,19 +146,7 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
   t.equal((await upload(httpUrl, 'plant-room-truncated.csv', cut)).status, 200);
 
   await mkdir(ARTIFACTS, { recursive: true });
-  const profile = await mkdtemp(join(tmpdir(), 'outpost-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 900 },
-    timezoneId: ZONE,
-    locale: 'en-US',
-  });
-  t.teardown(async () => {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  });
+  const context = await launchChromium(t, { viewport: { width: 1280, height: 900 }, timezoneId: ZONE, locale: 'en-US' });
   const page = context.pages()[0] ?? (await context.newPage());
   const problems: string[] = [];
   page.on('console', (m) => {

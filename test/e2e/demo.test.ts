@@ -2,17 +2,23 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnOutpost } from '../helpers/process.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { outpostCommand, REPO_ROOT, spawnOutpost } from '../helpers/process.js';
+import { localApi } from '../helpers/local-api.js';
 import { eventually } from '../helpers/gateway.js';
 
 // What a newcomer gets from `npm start`: the demo with every simulated device, live values over REST.
 t.test('outpost demo: simulated site, Modbus meter, chargers, BMS files and Iridium modem, live over REST', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-demo-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const demo = spawnOutpost(['demo', '--data-dir', join(dir, 'data')], { env: { OUTPOST_HTTP_PORT: '0', OUTPOST_BROKER_MQTT_PORT: '0' } });
+  const dataDir = join(dir, 'data');
+  const demo = spawnOutpost(['demo', '--data-dir', dataDir], { env: { OUTPOST_HTTP_PORT: '0', OUTPOST_BROKER_MQTT_PORT: '0' } });
   t.teardown(() => demo.child.kill('SIGKILL'));
   const url = await demo.ready;
-  const latest = async (id: string) => ((await (await fetch(`${url}/api/datapoints/${id}`)).json()) as { latest?: { v: unknown; t: number } | null }).latest ?? undefined;
+  // As the README's examples: local tools use the token only the service user can read.
+  const api = localApi(dataDir);
+  const latest = async (id: string) => ((await (await api(`/api/datapoints/${id}`)).json()) as { latest?: { v: unknown; t: number } | null }).latest ?? undefined;
 
   const first = await eventually(() => latest('site.grid.power'), 10_000);
   await eventually(async () => ((await latest("site.grid.power"))?.t ?? 0) > first!.t, 10_000);
@@ -33,7 +39,11 @@ t.test('outpost demo: simulated site, Modbus meter, chargers, BMS files and Irid
   t.equal(page.status, 200);
   t.match(await page.text(), /<html/i, 'the dashboard is served');
   t.equal((await fetch(`${url}/flows/`, { headers: { origin: url } })).status, 401, 'the Node-RED editor needs a login');
-  const adapters = ((await (await fetch(`${url}/api/adapters`)).json()) as { items: Array<{ id: string; state: string }> }).items;
+  t.equal((await fetch(`${url}/api/datapoints`)).status, 401, 'a request from this host without credentials gets nothing (a proxy here would make every stranger local)');
+  const { command, args } = outpostCommand(['api', 'GET', '/api/datapoints/site.grid.power', '--data-dir', dataDir]);
+  const cli = await promisify(execFile)(command, args, { cwd: REPO_ROOT });
+  t.equal((JSON.parse(cli.stdout) as { id: string }).id, 'site.grid.power', '`outpost api GET ...` reads the API as the local admin');
+  const adapters = ((await (await api(`/api/adapters`)).json()) as { items: Array<{ id: string; state: string }> }).items;
   t.same(Object.fromEntries(adapters.map((a) => [a.id, a.state])), { site: 'running', insight: 'running', plugs: 'running', modbus: 'running', chargers: 'running', iridium: 'running' });
 
   demo.child.kill('SIGTERM');

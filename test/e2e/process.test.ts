@@ -2,9 +2,11 @@ import t from 'tap';
 import mqtt from 'mqtt';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnOutpost } from '../helpers/process.js';
 import { eventually } from '../helpers/gateway.js';
+import { localApi } from '../helpers/local-api.js';
 
 async function tempConfig(t: { teardown(fn: () => unknown): void }, extra = ''): Promise<{ dir: string; file: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-e2e-'));
@@ -31,7 +33,9 @@ function mqttPortOf(stdout: string): number {
 }
 
 t.test('the real process: publish over MQTT, read over REST, SIGKILL, restart, data still there', async (t) => {
-  const { file } = await tempConfig(t);
+  const { file, dir } = await tempConfig(t);
+  // The token of `outpost api`, re-read at every call: each start makes a new one.
+  const api = localApi(join(dir, 'data'));
   const first = spawnOutpost(['start', '-c', file]);
   t.teardown(() => first.child.kill('SIGKILL'));
   const url = await first.ready;
@@ -41,10 +45,11 @@ t.test('the real process: publish over MQTT, read over REST, SIGKILL, restart, d
     await client.publishAsync('outpost/dp/e2e.probe/value', JSON.stringify({ v: i, t: base + i }), { qos: 1 });
   }
   await client.endAsync();
-  const read = async (u: string) => (await (await fetch(`${u}/api/datapoints/e2e.probe/values?from=${base}&to=${base + 100}`)).json()) as { values: Array<{ v: number }> };
-  t.same((await read(url)).values.map((p) => p.v), [...Array(20).keys()], 'REST returns what MQTT published');
+  t.equal((await fetch(`${url}/api/datapoints`)).status, 401, 'no credentials, no data, even from this host');
+  const read = async () => (await (await api(`/api/datapoints/e2e.probe/values?from=${base}&to=${base + 100}`)).json()) as { values: Array<{ v: number }> };
+  t.same((await read()).values.map((p) => p.v), [...Array(20).keys()], 'REST returns what MQTT published');
   const live = await eventually(async () => {
-    const r = (await (await fetch(`${url}/api/datapoints/site.grid.power`)).json()) as { latest: { t: number } | null };
+    const r = (await (await api(`/api/datapoints/site.grid.power`)).json()) as { latest: { t: number } | null };
     return r.latest;
   });
   t.ok(live!.t > base, 'the simulated adapter produces live values');
@@ -54,11 +59,11 @@ t.test('the real process: publish over MQTT, read over REST, SIGKILL, restart, d
 
   const second = spawnOutpost(['start', '-c', file]);
   t.teardown(() => second.child.kill('SIGKILL'));
-  const url2 = await second.ready;
-  t.same((await read(url2)).values.map((p) => p.v), [...Array(20).keys()], 'every acknowledged value survived kill -9');
-  const meta = (await (await fetch(`${url2}/api/datapoints/e2e.probe`)).json()) as { adapter: string };
+  await second.ready;
+  t.same((await read()).values.map((p) => p.v), [...Array(20).keys()], 'every acknowledged value survived kill -9');
+  const meta = (await (await api(`/api/datapoints/e2e.probe`)).json()) as { adapter: string };
   t.equal(meta.adapter, 'mqtt', 'auto-registered datapoint survived too');
-  const energy = (await (await fetch(`${url2}/api/datapoints/site.grid.energy_import/values?order=desc&limit=2`)).json()) as { values: Array<{ v: number }> };
+  const energy = (await (await api(`/api/datapoints/site.grid.energy_import/values?order=desc&limit=2`)).json()) as { values: Array<{ v: number }> };
   t.ok(energy.values[0]!.v >= energy.values[1]!.v, 'the simulated energy counter continues, never goes back');
 
   second.child.kill('SIGTERM');
@@ -66,6 +71,7 @@ t.test('the real process: publish over MQTT, read over REST, SIGKILL, restart, d
   t.equal(exit.code, 0, 'SIGTERM: graceful shutdown exits 0');
   t.match(second.stdout(), /shutting down/);
   t.match(second.stdout(), /"msg":"stopped"/);
+  t.notOk(existsSync(join(dir, 'data', 'auth', 'local-access.json')), 'a graceful stop removes the local access file (its token is dead)');
 });
 
 t.test('outpost check: exit code and every error named by path', async (t) => {

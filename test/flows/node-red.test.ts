@@ -1,6 +1,7 @@
 // Node-RED embedded in a real gateway (real bus, real LevelDB, real HTTP on loopback).
 // Node-RED is a process-wide singleton and slow to start: this file starts it once and
 // runs the scenarios in order against that one instance.
+import { recordingLogger } from '../helpers/logs.js';
 import t from 'tap';
 import express from 'express';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -12,22 +13,9 @@ import { startTestGateway, eventually } from '../helpers/gateway.js';
 import { listen } from '../../runtime/http/server.js';
 import { NodeRedService, DEFAULT_FLOWS_FILE, readFlowFile } from '../../flows/node-red.js';
 import { FlowsConfigSchema } from '../../flows/config.js';
-import type { FlowsUser } from '../../flows/editor-auth.js';
+import type { FlowChangeEvent, FlowsUser } from '../../flows/editor-auth.js';
 import { isOutpostError } from '../../runtime/errors.js';
-import { createLogger } from '../../runtime/log.js';
-import { Writable } from 'node:stream';
 
-/** A real pino logger whose records the test can read. */
-function recordingLogger(): { log: ReturnType<typeof createLogger>; records: Array<Record<string, unknown>> } {
-  const records: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) records.push(JSON.parse(line));
-      cb();
-    },
-  });
-  return { log: createLogger({ level: 'debug', pretty: false, destination: sink }), records };
-}
 
 const SECRET = 'test-credential-secret-0123456789';
 
@@ -99,6 +87,7 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
   const port = await listen(server, '127.0.0.1', 0);
   const base = `http://127.0.0.1:${port}`;
   const { log, records: logs } = recordingLogger();
+  const changes: FlowChangeEvent[] = [];
   const svc = new NodeRedService({
     app,
     server,
@@ -112,6 +101,8 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
     config: FlowsConfigSchema.parse({ enabled: true, credentialSecret: SECRET, flowFile: DEFAULT_FLOWS_FILE, logLevel: 'info' }),
     dataDir: gw.dataDir,
     authorize,
+    authorizeUpgrade: authorize,
+    onDeploy: (event) => changes.push(event),
   });
   t.teardown(async () => {
     await svc.stop();
@@ -144,7 +135,7 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
     t.pass('alarm cleared below 5.5 kW');
   });
 
-  await t.test('the editor and admin API require a login; only admins deploy', async (t) => {
+  await t.test('the editor and admin API require a login and are admin-only', async (t) => {
     for (const path of ['/flows/', '/flows/flows', '/flows/settings', '/flows/nodes']) {
       const res = await fetch(base + path);
       t.equal(res.status, 401, `GET ${path} without login`);
@@ -161,15 +152,23 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
     const forged = await fetch(`${base}/flows/flows`, { headers: { 'x-outpost-flows-token': 'guess' } });
     t.equal(forged.status, 401);
 
-    const editor = await fetch(`${base}/flows/`, { headers: as('viewer-cookie') });
-    t.equal(editor.status, 200, 'a viewer may open the editor');
+    // Issue 18: no read-only editor for viewers and operators, as the gateway's HTTP guard has it.
+    for (const session of ['viewer-cookie', 'operator-cookie']) {
+      for (const path of ['/flows/', '/flows/flows', '/flows/settings']) {
+        const res = await fetch(base + path, { headers: as(session) });
+        t.equal(res.status, 403, `${session}: GET ${path} refused`);
+        t.match(await res.json(), { error: { code: 'FORBIDDEN' } });
+      }
+    }
+    const editor = await fetch(`${base}/flows/`, { headers: as('admin-cookie') });
+    t.equal(editor.status, 200, 'an admin opens the editor');
     t.match(await editor.text(), /Outpost flows/);
-    const redirect = await fetch(`${base}/flows`, { headers: as('viewer-cookie'), redirect: 'manual' });
+    const redirect = await fetch(`${base}/flows`, { headers: as('admin-cookie'), redirect: 'manual' });
     t.equal(redirect.status, 301);
     t.equal(redirect.headers.get('location'), '/flows/');
 
-    const settings = await (await fetch(`${base}/flows/settings`, { headers: as('operator-cookie') })).json();
-    t.match(settings, { user: { username: 'otto', permissions: 'read' } }, 'Node-RED sees the Outpost user, read-only');
+    const settings = await (await fetch(`${base}/flows/settings`, { headers: as('admin-cookie') })).json();
+    t.match(settings, { user: { username: 'ada', permissions: '*' } }, 'Node-RED sees the Outpost user');
 
     const flows = [{ id: 'x1', type: 'tab', label: 'x' }];
     for (const session of ['viewer-cookie', 'operator-cookie']) {
@@ -177,18 +176,22 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
       t.equal(res.status, 403, `${session}: deploy refused`);
       t.match(await res.json(), { error: { code: 'FORBIDDEN' } });
     }
-    const exported = await (await fetch(`${base}/flows/flows`, { headers: as('viewer-cookie') })).json();
+    const exported = await (await fetch(`${base}/flows/flows`, { headers: as('admin-cookie') })).json();
     t.ok(Array.isArray(exported) && exported.some((n: { id: string }) => n.id === 'outpost.demo.alarm'), 'deploys refused: the demo flows still run');
+    t.same(changes, [], 'refused change requests are not reported as changes');
   });
 
-  await t.test('the editor websocket needs a login too', async (t) => {
-    const refused = await new Promise<number>((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/flows/comms`);
-      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-      ws.on('open', () => reject(new Error('opened without login')));
-      ws.on('error', () => resolve(-1));
-    });
-    t.equal(refused, 401);
+  await t.test('the editor websocket needs an admin login too', async (t) => {
+    const refused = (headers: Record<string, string> = {}) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/flows/comms`, { headers });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('open', () => reject(new Error('opened')));
+        ws.on('error', () => resolve(-1));
+      });
+    t.equal(await refused(), 401, 'no login');
+    t.equal(await refused(as('viewer-cookie')), 403, 'viewer');
+    t.equal(await refused(as('operator-cookie')), 403, 'operator');
     const ws = new WebSocket(`ws://127.0.0.1:${port}/flows/comms`, { headers: as('admin-cookie') });
     await new Promise<void>((resolve, reject) => {
       ws.on('open', () => resolve());
@@ -229,6 +232,12 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
       body: JSON.stringify(flows),
     });
     t.equal(res.status, 204, 'admin deploy accepted');
+    const change = await eventually(() => changes.find((c) => c.path === '/flows/flows'));
+    t.same(change, { user: 'ada', role: 'admin', ok: true, status: 204, method: 'POST', path: '/flows/flows' }, 'onDeploy told who deployed, and that it worked');
+    const bad = await fetch(`${base}/flows/flows?x=1`, { method: 'POST', headers: as('admin-cookie', { 'content-type': 'application/json', 'Node-RED-Deployment-Type': 'full' }), body: '{"flows": 42}' });
+    t.ok(bad.status >= 400, `a malformed deploy is refused by Node-RED (${bad.status})`);
+    const failed = await eventually(() => changes.find((c) => !c.ok));
+    t.same(failed, { user: 'ada', role: 'admin', ok: false, status: bad.status, method: 'POST', path: '/flows/flows' }, 'onDeploy told of the failed attempt too');
     t.ok(await eventually(() => logs.some((l) => l.audit === 'flows.set' && l.user === 'ada')), 'deploy audited with the Outpost user');
     await eventually(() => logs.filter((l) => l.msg === 'Started flows').length >= 2, 10_000);
 

@@ -38,6 +38,9 @@ export async function startTestGateway(
     dataDir,
     log: { level: 'debug' },
     ...config,
+    // Tests of features, not of access, use the documented opt-in role for local tools;
+    // the security tests (test/security) run with the default, `none`.
+    auth: { loopback: 'admin', ...(config.auth as object) },
     broker: { ...(config.broker as object), mqtt: { host: '127.0.0.1', port: 0, ...((config.broker as { mqtt?: object })?.mqtt ?? {}) } },
     http: { host: '127.0.0.1', port: 0, ...(config.http as object) },
   };

@@ -51,6 +51,9 @@ export async function startOutpostProcess(t: Teardown, options: { extraBroker?: 
       `broker: { ${broker} }`,
       'http: { host: 127.0.0.1, port: 0 }',
       'dashboard: { enabled: false }',
+      // The proofs read /metrics and values without logging in: the documented opt-in for local
+      // tools, read-only (test/e2e and test/security use the default and the local token).
+      'auth: { loopback: viewer }',
       options.extraYaml ?? '',
       '',
     ].join('\n'),

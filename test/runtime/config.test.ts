@@ -24,6 +24,8 @@ t.test('an empty config gets the documented defaults', async (t) => {
   t.equal(c.broker.mqtt.host, '127.0.0.1', 'broker listens on loopback by default');
   t.equal(c.http.host, '127.0.0.1', 'HTTP listens on loopback by default');
   t.equal(c.broker.anonymous, 'loopback');
+  t.equal(c.auth.loopback, 'none', 'no credential-less role for HTTP: a proxy on this host would hand it to everyone');
+  t.same(c.http.trustedProxies, [], 'no proxy is believed by default');
   t.equal(c.storage.sync, true, 'durable by default');
   t.same(c.adapters, []);
 });
@@ -94,4 +96,15 @@ t.test('config files: missing file, YAML syntax error, duplicate keys', async (t
   await t.rejects(loadConfigFile(join(dir, 'dup.yaml'), adapterTypes, {}), { code: 'CONFIG_INVALID' });
   await writeFile(join(dir, 'list.yaml'), '- a\n- b\n');
   await t.rejects(loadConfigFile(join(dir, 'list.yaml'), adapterTypes, {}), { code: 'CONFIG_INVALID', message: /mapping/ });
+});
+
+t.test('http.trustedProxies: addresses and CIDRs only, each bad entry named', async (t) => {
+  t.same(validateConfig({ http: { trustedProxies: ['127.0.0.1', '::1', '10.0.0.0/8', 'fd00::/8'] } }, adapterTypes).http.trustedProxies, ['127.0.0.1', '::1', '10.0.0.0/8', 'fd00::/8']);
+  const issues = issuesOf(() => validateConfig({ http: { trustedProxies: ['nginx', '10.0.0.0/33', '127.0.0.1/8/1', '::1/129'] } }, adapterTypes));
+  t.same(
+    issues.map((i) => i.path),
+    ['http.trustedProxies.0', 'http.trustedProxies.1', 'http.trustedProxies.2', 'http.trustedProxies.3'],
+  );
+  t.match(issues[0]!.message, /"nginx" is not an IP address or CIDR/);
+  t.match(issues[1]!.message, /prefix length out of range \(0–32\)/);
 });

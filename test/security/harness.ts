@@ -36,7 +36,7 @@ interface Teardown {
  * /api/auth/me answering), the gateway's own server is used.
  */
 export async function startSecureSite(t: Teardown, raw: Record<string, unknown> = {}, options: { types?: AdapterType[]; tls?: { certFile: string; keyFile: string } } = {}): Promise<SecureSite> {
-  const auth = { admin: { username: 'admin', password: ADMIN_PASSWORD }, ...(raw.auth as object) };
+  const auth = { loopback: 'none', admin: { username: 'admin', password: ADMIN_PASSWORD }, ...(raw.auth as object) };
   const gw = await startTestGateway(t, { ...raw, auth }, { types: options.types });
   const probe = await fetch(`${gw.httpUrl}/api/auth/me`).catch(() => undefined);
   const wired = probe !== undefined && probe.status !== 404 && !options.tls;

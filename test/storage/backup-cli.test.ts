@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnOutpost } from '../helpers/process.js';
+import { localApi } from '../helpers/local-api.js';
 import { backupCommand, restoreCommand } from '../../storage/backup-cli.js';
 
 /**
@@ -48,8 +49,8 @@ async function stop(p: ReturnType<typeof spawnOutpost>): Promise<number | null> 
 
 type Point = { t: number; v: unknown; q?: string };
 
-async function read(url: string, id: string, from: number, to: number): Promise<Point[]> {
-  const res = await fetch(`${url}/api/datapoints/${id}/values?from=${from}&to=${to}&limit=10000`);
+async function read(api: ReturnType<typeof localApi>, id: string, from: number, to: number): Promise<Point[]> {
+  const res = await api(`/api/datapoints/${id}/values?from=${from}&to=${to}&limit=10000`);
   if (res.status !== 200) throw new Error(`${id}: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { values: Point[] }).values;
 }
@@ -104,8 +105,10 @@ t.test('outpost backup / restore with the real process', async (t) => {
 
   const second = spawnOutpost(['start', '-c', siteB]);
   t.teardown(() => second.child.kill('SIGKILL'));
-  const url = await second.ready;
-  const power = await read(url, 'site.probe.power', base, base + 200_000);
+  await second.ready;
+  // Read back as `outpost api` does, with the local token of the gateway on site B's data dir.
+  const api = localApi(join(dir, 'b-data'));
+  const power = await read(api, 'site.probe.power', base, base + 200_000);
   t.equal(power.length, 120, 'every point, once');
   t.same(power.slice(48, 56), [
     { t: base + 48_000, v: 72 },
@@ -113,10 +116,10 @@ t.test('outpost backup / restore with the real process', async (t) => {
     ...[50, 51, 52, 53, 54].map((i) => ({ t: base + i * 1000, v: null, q: 'stale' })),
     { t: base + 55_000, v: 82.5 },
   ]);
-  t.same(await read(url, 'site.probe.state', base, base), [{ t: base, v: 'running' }]);
-  const meta = (await (await fetch(`${url}/api/datapoints/site.probe.power`)).json()) as { adapter: string };
+  t.same(await read(api, 'site.probe.state', base, base), [{ t: base, v: 'running' }]);
+  const meta = (await (await api(`/api/datapoints/site.probe.power`)).json()) as { adapter: string };
   t.equal(meta.adapter, 'mqtt', 'the definition came along');
-  const hourly = (await (await fetch(`${url}/api/datapoints/site.probe.power/values?interval=1m&agg=count&from=${base}&to=${base + 119_000}`)).json()) as { values: Array<{ v: number }> };
+  const hourly = (await (await api(`/api/datapoints/site.probe.power/values?interval=1m&agg=count&from=${base}&to=${base + 119_000}`)).json()) as { values: Array<{ v: number }> };
   t.equal(
     hourly.values.reduce((n, x) => n + x.v, 0),
     115,

@@ -33,5 +33,26 @@ export async function api(method, path, body) {
   return data;
 }
 
+/**
+ * Is the login still there? Asked when the live connection drops: the server closes it when
+ * the session ends (logout elsewhere, expiry, the user removed or changed), and a page that
+ * shows only live values makes no REST call that would notice. A 401 sends the page to the
+ * login screen; an unreachable gateway is not a logout (the live connection retries).
+ */
+export async function checkSession() {
+  let res;
+  try {
+    res = await fetch('/api/auth/me', { headers: { accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' });
+  } catch (err) {
+    console.debug('session check: gateway unreachable', err);
+    return undefined;
+  }
+  if (res.status === 401) {
+    window.dispatchEvent(new CustomEvent('outpost:logged-out'));
+    return false;
+  }
+  return res.ok;
+}
+
 export const get = (path) => api('GET', path);
 export const post = (path, body) => api('POST', path, body ?? {});

@@ -8,6 +8,7 @@ import { consumption } from './consumption.js';
 import { chargers } from './chargers.js';
 import { links } from './links.js';
 import { imports } from './imports.js';
+import { audit } from './audit.js';
 
 const root = document.getElementById('root');
 let me;
@@ -23,9 +24,11 @@ const PAGES = [
   ['links', 'Links'],
   ['imports', 'Imports'],
   ['users', 'Users', 'admin'],
+  ['audit', 'Audit', 'admin'],
 ];
 
-window.addEventListener('outpost:logged-out', () => showLogin('Your session ended: log in again.'));
+// Several requests may notice at once (and the live connection too): the login screen is drawn once.
+window.addEventListener('outpost:logged-out', () => me && showLogin('Your session ended: log in again.'));
 window.addEventListener('hashchange', () => route());
 
 async function boot() {
@@ -123,7 +126,7 @@ function route() {
     return;
   }
   const main = shell(page);
-  const pages = { overview, datapoints: arg ? datapoint : datapoints, consumption, chargers, links, imports, users };
+  const pages = { overview, datapoints: arg ? datapoint : datapoints, consumption, chargers, links, imports, users, audit };
   const fn = pages[page] ?? overview;
   document.title = `${(PAGES.find(([id]) => id === page) ?? ['', 'Overview'])[1]} · Outpost`;
   // Pages in their own modules get what they need: the cleanup tracker and the user.
