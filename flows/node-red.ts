@@ -30,6 +30,8 @@ export const ADMIN_ROOT = '/flows';
 export const NODE_ROOT = '/flows-api';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** An upgrade Node-RED has not answered by then is for a path no websocket node serves. */
+const UNANSWERED_UPGRADE_MS = 5_000;
 
 /** What Outpost's nodes find in `RED.settings.outpost` (see flows/nodes/lib/context.cjs). */
 export interface OutpostNodeContext {
@@ -383,7 +385,23 @@ export class NodeRedService {
     }
     // The token is checked once, while Node-RED accepts the upgrade; it expires on its own.
     req.headers[TOKEN_HEADER] = this.tokens.mint(user);
+    this.handOver(req, socket, head);
+  }
+
+  /**
+   * Gives an accepted upgrade to Node-RED. Its listeners ignore paths no node serves and
+   * leave the socket open for ever: one that Node-RED has not answered within a few seconds
+   * gets a 404 and is closed, so logged-in clients cannot pile up idle sockets.
+   */
+  private handOver(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.upgradeProxy.emit('upgrade', req, socket, head);
+    const timer = setTimeout(() => {
+      if ((socket as Duplex & { bytesWritten?: number }).bytesWritten === 0 && !socket.destroyed) {
+        refuseUpgrade(socket, new OutpostError('NOT_FOUND', `no websocket is served at ${(req.url ?? '').split('?')[0]}`));
+      }
+    }, UNANSWERED_UPGRADE_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /**
@@ -393,7 +411,7 @@ export class NodeRedService {
    */
   private async upgradeNode(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const user = await this.upgradeUser(req, socket, 'websocket node');
-    if (user) this.upgradeProxy.emit('upgrade', req, socket, head);
+    if (user) this.handOver(req, socket, head);
   }
 
   /**
@@ -423,7 +441,7 @@ export class NodeRedService {
 
 /** Answers a refused websocket upgrade with the error's status and closes the socket; Node-RED never sees it. */
 function refuseUpgrade(socket: Duplex, err: OutpostError): void {
-  const reason = err.status === 401 ? 'Unauthorized' : err.status === 403 ? 'Forbidden' : 'Error';
+  const reason = err.status === 401 ? 'Unauthorized' : err.status === 403 ? 'Forbidden' : err.status === 404 ? 'Not Found' : 'Error';
   socket.end(`HTTP/1.1 ${err.status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 

@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { createWebSocketStream, type WebSocket } from 'ws';
 import type { Logger } from './log.js';
@@ -110,7 +111,7 @@ export class Bus {
   private readonly admitted = new Set<Client>();
   /** Per connection, QoS 2 packet ids stored and not yet released by PUBREL, with the guarded packet (guardExactlyOnce). */
   private readonly exactlyOnce = new WeakMap<Client, Map<number, Promise<PublishPacket>>>();
-  private readonly loginThrottle = new LoginThrottle({ maxFailures: 5, maxFailuresPerAddress: 20, windowMs: 5 * 60_000 });
+  private readonly loginThrottle = new LoginThrottle({ maxFailures: 5, maxFailuresPerAddress: 20, maxFailuresPerUser: 100, windowMs: 5 * 60_000 });
 
   private constructor(
     readonly aedes: Aedes,
@@ -178,6 +179,9 @@ export class Bus {
     aedes.on('client', (client) => {
       if ((client as unknown as { closed?: boolean }).closed) (aedes as unknown as { unregisterClient(c: Client): void }).unregisterClient(client);
     });
+    // Aedes emits 'error' on the broker when its will sweep fails (a write to a full disk):
+    // without a listener an EventEmitter throws it, and that killed the process.
+    (aedes as unknown as EventEmitter).on('error', (err: unknown) => options.log.error({ err }, 'broker error'));
     aedes.on('clientError', (client, err) => options.log.debug({ client: client?.id, err: err.message }, 'mqtt client error'));
     aedes.on('connectionError', (client, err) => options.log.debug({ err: err.message }, 'mqtt connection error'));
     return bus;
@@ -446,5 +450,7 @@ export class Bus {
 function remoteAddress(client: Client): string | undefined {
   // conn is a PacketSizeGuard around the socket; it forwards remoteAddress.
   const c = client as unknown as { req?: IncomingMessage; conn?: { remoteAddress?: string } };
-  return c.req?.socket?.remoteAddress ?? c.conn?.remoteAddress;
+  // A websocket through a trusted reverse proxy: the client the proxy named (runtime/http/forwarded.ts),
+  // so login throttles and logs count each real client, not the proxy's address.
+  return c.req?.outpostClient?.address ?? c.req?.socket?.remoteAddress ?? c.conn?.remoteAddress;
 }

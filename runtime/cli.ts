@@ -12,6 +12,7 @@ import { Gateway } from './gateway.js';
 import { hashPassword, hashToken } from './auth/passwords.js';
 import { VERSION } from './version.js';
 import { repairLevelDb } from '../storage/level-store.js';
+import { assertNotInUse } from '../storage/data-dir-lock.js';
 import { userCommand } from './auth/user-cli.js';
 import { apiCommand } from './auth/api-cli.js';
 import { backupCommand, restoreCommand } from '../storage/backup-cli.js';
@@ -67,7 +68,8 @@ interface RunHooks {
 }
 
 async function run(config: Config, hooks: RunHooks = {}): Promise<void> {
-  const log = createLogger({ level: config.log.level, pretty: config.log.pretty });
+  // A fault that lasts (a full disk) is logged once a minute per kind, not at every attempt.
+  const log = createLogger({ level: config.log.level, pretty: config.log.pretty, repeatWindowMs: 60_000 });
   const gateway = new Gateway({ config, log, adapterTypes });
   let stopping = false;
   const shutdown = (signal: string): void => {
@@ -101,6 +103,8 @@ async function run(config: Config, hooks: RunHooks = {}): Promise<void> {
     // One plain line for people and scripts: where to look.
     process.stdout.write(`Outpost ${VERSION} ready: ${httpUrl}  (MQTT on ${config.broker.mqtt.host}:${mqttPort ?? 'off'}, data in ${config.dataDir})\n`);
   } catch (err) {
+    // Stopped while the start waited (for room to open storage): shutdown() exits 0.
+    if (stopping) return;
     log.fatal({ err: isOutpostError(err) ? err.message : err }, 'start failed');
     await gateway.stop().catch(() => undefined);
     log.flush?.();
@@ -165,6 +169,14 @@ async function main(argv: string[]): Promise<number | undefined> {
       }
       // --db names the LevelDB folder itself: what the corruption message on open prints.
       const db = values.db ? resolve(values.db) : join(resolve(dataDir!), 'db');
+      try {
+        // LevelDB's repair takes no lock: run against a live gateway's database it broke it.
+        await assertNotInUse(db, 'outpost repair');
+      } catch (err) {
+        if (!isOutpostError(err, 'STORAGE_IN_USE')) throw err;
+        process.stderr.write(`outpost repair: ${err.message}\n`);
+        return EXIT_RUNTIME;
+      }
       process.stdout.write(`repairing ${db} …\n`);
       await repairLevelDb(db);
       process.stdout.write('done: start the gateway again and check its log for lost records\n');
@@ -191,7 +203,7 @@ async function main(argv: string[]): Promise<number | undefined> {
         if (!isOutpostError(err)) throw err;
         process.stderr.write(`outpost ${command}: ${err.message}\n`);
         // A database in use means a running gateway, which owns the audit files: nothing was restored.
-        if (command === 'restore' && err.code !== 'STORAGE_OPEN_FAILED') {
+        if (command === 'restore' && err.code !== 'STORAGE_OPEN_FAILED' && err.code !== 'STORAGE_IN_USE') {
           await recordOffline(dataDir, { action: 'backup.restore', actor: cliActor(), target: config?.gateway.id, details: { file: resolve(file) }, outcome: 'refused', error: { code: err.code, message: err.message } });
         }
         return err.code === 'BAD_REQUEST' ? EXIT_CONFIG : EXIT_RUNTIME;

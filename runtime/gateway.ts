@@ -30,6 +30,9 @@ import { auditRoutes } from './audit/routes.js';
 import { flowChangeEntry } from './audit/record.js';
 import { LocalAccessToken } from './auth/local-access.js';
 import { ProxyTrust } from './http/forwarded.js';
+import { openStore } from './storage-wait.js';
+import { removePidFile, runningGateway, writePidFile } from '../storage/data-dir-lock.js';
+import type { LevelBrokerPersistence } from '../storage/broker-persistence.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -65,6 +68,10 @@ export class Gateway {
   /** Retention and the disk budget (LevelDB only); `run()` does a pass on demand. */
   retention: Retention | undefined;
   private stopped = false;
+  /** Aborts a start that waits for room to open storage (a stop meanwhile). */
+  private readonly stopping = new AbortController();
+  private persistence: LevelBrokerPersistence | undefined;
+  private dataDir: string | undefined;
   /** Who did what (setpoints, charger commands, users, flows, backups): `<dataDir>/audit`. */
   audit: AuditLog | undefined;
 
@@ -77,6 +84,12 @@ export class Gateway {
     const { config, log } = this.o;
     const dataDir = resolve(config.dataDir);
     await mkdir(dataDir, { recursive: true });
+    this.dataDir = dataDir;
+    // Offline tools (repair, backup, restore) refuse a data dir whose pid file names a live
+    // process. Not over the file of another live process: a second gateway on this data dir
+    // fails at the LOCK below and must not take the first one's file with it when it stops.
+    const pidBefore = await runningGateway(dataDir);
+    if (pidBefore === undefined) await this.recordPid(dataDir);
     this.audit = new AuditLog({ dir: join(dataDir, 'audit'), log: log.child({ component: 'audit' }), clock: this.clock });
     await this.audit.open();
     const startedAt = this.clock.now();
@@ -91,7 +104,18 @@ export class Gateway {
             maxPending: config.storage.maxPending,
             onAlarm: (error) => this.storageAlarm(error),
           });
-    await this.store.open();
+    // A full disk is a state, not a reason to exit: wait for room, answering 503 meanwhile.
+    const opened = await openStore({
+      store: this.store,
+      path: this.store instanceof LevelStore ? this.store.path : undefined,
+      log,
+      http: config.http,
+      gateway: config.gateway.id,
+      version: VERSION,
+      signal: this.stopping.signal,
+    });
+    // The LOCK is ours now: the live process the pid file named is no gateway here (a pid reused after a reboot).
+    if (pidBefore !== undefined) await this.recordPid(dataDir);
 
     this.registry = new DatapointRegistry(this.store, log.child({ component: 'datapoints' }));
     await this.registry.load();
@@ -99,7 +123,23 @@ export class Gateway {
 
     // Broker state (persistent sessions, offline QoS 1 queues, wills, retained) lives in the same LevelDB.
     const valueTopic = new RegExp(`^${config.broker.prefix}/dp/[^/]+/value$`);
-    const persistence = this.store instanceof LevelStore ? createBrokerPersistence({ db: this.store.db, volatileRetained: (topic) => valueTopic.test(topic) }) : undefined;
+    // The storage alarm is published again at every start from the store's state: a copy on disk would be stale.
+    const storageTopic = this.topics.gatewayStorage();
+    const store = this.store;
+    const persistence = (this.persistence =
+      store instanceof LevelStore
+        ? createBrokerPersistence({
+            db: store.db,
+            volatileRetained: (topic) => valueTopic.test(topic) || topic === storageTopic,
+            // Broker state shares the database: while storage is read-only its changes wait in memory.
+            writable: () => !store.readOnly,
+            onWriteError: (err) => {
+              if (!err) return;
+              log.warn({ component: 'broker', reason: err.message }, 'broker state not written: kept in memory until storage recovers');
+              store.writeFailed((err.cause as Error | undefined)?.message ?? err.message);
+            },
+          })
+        : undefined);
     this.bus = await Bus.create({ log: log.child({ component: 'broker' }), anonymous: config.broker.anonymous, users: config.broker.users, persistence, limits: config.broker.limits });
     this.ingest = new Ingest({
       store: this.store,
@@ -123,6 +163,8 @@ export class Gateway {
       if (latest) await this.bus.publish(this.topics.value(dp.id), JSON.stringify(latest), { retain: true });
     }
     await this.bus.publish(this.topics.gatewayStatus(), JSON.stringify({ state: 'online', since: startedAt, version: VERSION }), { retain: true });
+    await this.bus.publish(storageTopic, JSON.stringify(this.storageState(this.store.stats().error)), { retain: true });
+    this.metrics.storageReadOnly.set(this.store.readOnly ? 1 : 0);
 
     let mqttPort: number | undefined;
     if (config.broker.mqtt.enabled) mqttPort = await this.bus.listen(config.broker.mqtt.host, config.broker.mqtt.port);
@@ -203,7 +245,8 @@ export class Gateway {
     }
     http.finish();
     this.http = http.server;
-    const httpPort = await listen(http.server, config.http.host, config.http.port);
+    // The port that answered 503 while storage could not open, when the config lets the system choose.
+    const httpPort = await listen(http.server, config.http.host, config.http.port === 0 && opened.httpPort ? opened.httpPort : config.http.port);
 
     this.host = new AdapterHost({
       types: this.o.adapterTypes,
@@ -267,20 +310,33 @@ export class Gateway {
     return { mqttPort, httpPort, httpUrl };
   }
 
+  private async recordPid(dataDir: string): Promise<void> {
+    const pid = await writePidFile(dataDir);
+    if (!pid.ok) this.o.log.warn({ component: 'storage', reason: pid.reason }, 'pid file not written: offline tools recognise this gateway by the database LOCK only');
+  }
+
   /** Storage went read-only (disk full, I/O error) or recovered: say so where operators look. */
   private storageAlarm(error: string | undefined): void {
     this.metrics.storageReadOnly.set(error ? 1 : 0);
-    if (error) this.o.log.error({ component: 'storage', error }, 'storage is read-only: readings are refused (no PUBACK) until writes succeed again');
-    else this.o.log.warn({ component: 'storage' }, 'storage writable again');
-    void this.bus
-      ?.publish(`${this.topics.prefix}/gateway/storage`, JSON.stringify(error ? { state: 'read-only', error, since: this.clock.now() } : { state: 'ok', since: this.clock.now() }), { retain: true })
-      .catch(() => undefined);
+    if (error) this.o.log.error({ component: 'storage', error }, 'storage is read-only: readings are refused (no PUBACK) until it recovers');
+    else this.o.log.warn({ component: 'storage' }, 'storage writable again (database reopened)');
+    // Broker state changes held back while read-only go to disk now.
+    if (!error) this.persistence?.resumeWrites();
+    this.bus
+      ?.publish(this.topics.gatewayStorage(), JSON.stringify(this.storageState(error)), { retain: true })
+      .catch((err: unknown) => this.o.log.debug({ err }, 'storage state not published (broker closing)'));
+  }
+
+  private storageState(error: string | undefined): object {
+    return error ? { state: 'read-only', error, since: this.clock.now() } : { state: 'ok', since: this.clock.now() };
   }
 
   /** Graceful stop: adapters, HTTP, gateway status, broker, storage flush. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // A start still waiting for room to open storage gives up.
+    this.stopping.abort();
     // Flows first: they write through the bus and adapters.
     await this.nodeRed?.stop();
     await this.host?.stop();
@@ -304,6 +360,8 @@ export class Gateway {
     await this.store?.close();
     // Last: everything above may still record (an adapter's command answered while stopping).
     await this.audit?.close();
+    // The data dir is free for the offline tools now.
+    if (this.dataDir) await removePidFile(this.dataDir).catch((err: unknown) => this.o.log.warn({ err }, 'pid file not removed'));
   }
 }
 

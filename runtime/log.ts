@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { repeatLimiter } from './log-limit.js';
 
 export type { Logger };
 
@@ -24,6 +25,11 @@ export interface LogOptions {
   pretty?: boolean;
   /** Destination for tests; defaults to stdout. */
   destination?: NodeJS.WritableStream;
+  /**
+   * Warnings and errors of one kind are logged once per this many ms, the next one counting
+   * those left out (runtime/log-limit.ts). The gateway process sets a minute; off when absent.
+   */
+  repeatWindowMs?: number;
 }
 
 export function createLogger(options: LogOptions): Logger {
@@ -32,6 +38,7 @@ export function createLogger(options: LogOptions): Logger {
     base: undefined,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    ...(options.repeatWindowMs ? { hooks: { logMethod: repeatLimiter(options.repeatWindowMs).logMethod as NonNullable<LoggerOptions['hooks']>['logMethod'] } } : {}),
   };
   const pretty = options.pretty ?? (options.destination === undefined && process.stdout.isTTY === true);
   if (pretty) {

@@ -18,6 +18,7 @@ export class Topics {
   adapterStatus(id: string): string { return `${this.prefix}/adapter/${id}/status`; }
   gatewayStatus(): string { return `${this.prefix}/gateway/status`; }
   gatewayRejected(): string { return `${this.prefix}/gateway/rejected`; }
+  gatewayStorage(): string { return `${this.prefix}/gateway/storage`; }
 
   /** Splits `<prefix>/dp/<id>/<kind>[/...]`; undefined for any other topic. */
   parseDatapointTopic(topic: string): { id: string; kind: string } | undefined {

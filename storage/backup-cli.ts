@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { OutpostError } from '../runtime/errors.js';
 import { LevelStore } from './level-store.js';
+import { assertNotInUse, isLockedError } from './data-dir-lock.js';
 import { backupToFile, restoreFile } from './backup.js';
 
 /** `--from` / `--to` on the command line: epoch ms or an ISO 8601 date. */
@@ -13,22 +14,14 @@ export function parseTimeArg(name: string, raw: string | undefined): number | un
   return n;
 }
 
-/** True when an open failed because another process (the running gateway) holds LevelDB's LOCK file. */
-export function isLockedError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: string }).code;
-    if (code === 'LEVEL_LOCKED') return true;
-    if (/\bLOCK\b|already held|in use by another process/i.test((e as Error).message ?? '')) return true;
-  }
-  return false;
-}
-
 /**
- * Opens the gateway's store for an offline tool. The running gateway holds the LevelDB
- * LOCK, and two writers would corrupt the database: refuse with what to do instead.
+ * Opens the gateway's store for an offline tool. A running gateway (its pid file, or the
+ * LevelDB LOCK it holds) means refusal: two writers would corrupt the database, and a backup
+ * of a database being written is no image of anything (storage/data-dir-lock.ts).
  */
-export async function openOffline(dataDir: string, sync = true, mustExist = false): Promise<LevelStore> {
+export async function openOffline(dataDir: string, command: string, sync = true, mustExist = false): Promise<LevelStore> {
   const path = join(resolve(dataDir), 'db');
+  await assertNotInUse(path, command);
   // Opening creates an empty database: a mistyped data dir would give an empty backup.
   if (mustExist && !existsSync(join(path, 'CURRENT'))) {
     throw new OutpostError('STORAGE_OPEN_FAILED', `there is no database at ${path}: check -c / --data-dir (the gateway keeps its data in <dataDir>/db)`);
@@ -37,9 +30,8 @@ export async function openOffline(dataDir: string, sync = true, mustExist = fals
   try {
     await store.open();
   } catch (err) {
-    if (isLockedError(err)) {
-      throw new OutpostError('STORAGE_OPEN_FAILED', `the database ${path} is in use: stop the gateway first (or use the REST endpoints /api/admin/backup and /api/admin/restore of the running gateway)`, { cause: err });
-    }
+    // A gateway that started between the check and this open holds the LOCK now.
+    if (isLockedError(err)) await assertNotInUse(path, command);
     throw err;
   }
   return store;
@@ -57,7 +49,7 @@ export interface BackupCommand {
 export async function backupCommand(c: BackupCommand): Promise<string> {
   const from = parseTimeArg('from', c.from);
   const to = parseTimeArg('to', c.to);
-  const store = await openOffline(c.dataDir, true, true);
+  const store = await openOffline(c.dataDir, 'outpost backup', true, true);
   try {
     const s = await backupToFile(store, c.out, { from, to, gateway: c.gateway });
     return `backup written to ${c.out}: ${s.datapoints} datapoint(s), ${s.points} point(s), sha256 ${s.sha256}`;
@@ -73,7 +65,7 @@ export async function restoreCommand(c: { dataDir: string; file: string; sync?: 
   } catch (err) {
     throw new OutpostError('BACKUP_INVALID', `cannot read ${c.file}: ${(err as Error).message}`, { cause: err });
   }
-  const store = await openOffline(c.dataDir, c.sync);
+  const store = await openOffline(c.dataDir, 'outpost restore', c.sync);
   try {
     const r = await restoreFile(store, c.file);
     return `restored ${c.file} (gateway "${r.gateway}", taken ${new Date(r.createdAt).toISOString()}): ${r.datapoints} datapoint(s), ${r.points} point(s)`;

@@ -21,6 +21,7 @@ import { createRequire } from 'node:module';
 import { Level } from 'level';
 import { mkdir } from 'node:fs/promises';
 import { OutpostError } from '../runtime/errors.js';
+import { BrokerWrites, type BrokerOp } from './broker-writes.js';
 
 const require = createRequire(import.meta.url);
 
@@ -71,7 +72,7 @@ interface BrokerRef {
   id: string;
 }
 
-type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+type Op = BrokerOp;
 
 const enc = encodeURIComponent;
 const dec = decodeURIComponent;
@@ -111,6 +112,10 @@ export interface LevelBrokerPersistenceOptions {
    * broker state as well would double the disk writes of the ingest path for nothing.
    */
   volatileRetained?: (topic: string) => boolean;
+  /** Broker state writes started failing (kept in memory, retried: storage/broker-writes.ts) or caught up (undefined). */
+  onWriteError?: (error: OutpostError | undefined) => void;
+  /** False while the shared database must not be written (the store's read-only alarm); see `resumeWrites`. */
+  writable?: () => boolean;
 }
 
 /** Outgoing entry mirrored on disk: the packet as aedes sees it plus its key. */
@@ -132,9 +137,7 @@ export class LevelBrokerPersistence {
   private brokerRef: BrokerRef | undefined;
   private readonly db: Level<string, Buffer | string>;
   private readonly ownsDb: boolean;
-  private pendingOps: Op[] = [];
-  private pendingWaiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
-  private writing = false;
+  private readonly writes: BrokerWrites;
 
   constructor(private readonly options: LevelBrokerPersistenceOptions) {
     if (options.db) {
@@ -146,6 +149,12 @@ export class LevelBrokerPersistence {
     } else {
       throw new OutpostError('INTERNAL', 'broker persistence needs a database or a path');
     }
+    this.writes = new BrokerWrites({ db: this.db, sync: options.sync, onError: options.onWriteError, writable: options.writable });
+  }
+
+  /** The shared database is writable again (the store left its alarm state): write what was held back. */
+  resumeWrites(): void {
+    this.writes.resume();
   }
 
   get broker(): BrokerRef | undefined {
@@ -213,32 +222,9 @@ export class LevelBrokerPersistence {
     }
   }
 
-  /** Ordered, batched write-through; resolves once the ops are in LevelDB. */
+  /** Ordered, batched write-through; resolves once the ops are in LevelDB (or deferred: storage/broker-writes.ts). */
   private write(ops: Op[]): Promise<void> {
-    if (ops.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      for (const op of ops) this.pendingOps.push(op);
-      this.pendingWaiters.push({ resolve, reject });
-      if (!this.writing) void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    this.writing = true;
-    while (this.pendingOps.length > 0) {
-      const ops = this.pendingOps;
-      const waiters = this.pendingWaiters;
-      this.pendingOps = [];
-      this.pendingWaiters = [];
-      try {
-        await this.db.batch(ops, { sync: this.options.sync ?? false });
-        for (const w of waiters) w.resolve();
-      } catch (err) {
-        const e = new OutpostError('STORAGE_WRITE_FAILED', `broker state write failed: ${(err as Error).message}`, { cause: err });
-        for (const w of waiters) w.reject(e);
-      }
-    }
-    this.writing = false;
+    return this.writes.write(ops);
   }
 
   // ---- retained ----
@@ -463,6 +449,8 @@ export class LevelBrokerPersistence {
 
   async delWill(client: ClientRef): Promise<BrokerPacket | undefined> {
     const will = this.wills.get(client.id);
+    // Aedes deletes the will at every CONNECT: a client without one costs no write.
+    if (!will) return undefined;
     this.wills.delete(client.id);
     await this.write([{ type: 'del', key: `b!w!${enc(client.id)}` }]);
     return will;
@@ -480,7 +468,7 @@ export class LevelBrokerPersistence {
     if (this.destroyed) throw new Error('destroyed called twice!');
     this.destroyed = true;
     // Let queued writes land before the database closes.
-    while (this.writing || this.pendingOps.length > 0) await new Promise((r) => setImmediate(r));
+    await this.writes.close();
     if (this.ownsDb) await this.db.close();
   }
 }

@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { OutpostError } from '../runtime/errors.js';
 import { DatapointSchema, type Datapoint } from '../runtime/datapoints/model.js';
 import { GroupCommit } from './group-commit.js';
+import { StorageAlarm, type StorageRoom } from './storage-alarm.js';
 import { CurrentBuckets, recomputeCurrent, type CurrentUpdate } from './current-buckets.js';
 import { OutboxEncoder, decodeOutbox, type OutboxRow } from './outbox-codec.js';
 import { LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, blockStart, cut, extendInPlace, mergeEntries, rawCodec, rollupBlockMs, rollupCodec, type Chunk, type ChunkCodec, type CutMode } from './chunks.js';
@@ -100,7 +101,7 @@ export interface LevelStoreOptions {
   maxBatch?: number;
   /** Points waiting for a commit at most; writers beyond wait (bounded memory). */
   maxPending?: number;
-  /** While in the read-only alarm state, one write is let through this often to probe whether the disk recovered (default 5000 ms). */
+  /** While in the read-only alarm state, recovery (a reopen once there is room: storage/storage-alarm.ts) is tried this often (default 5000 ms). */
   probeIntervalMs?: number;
   /** Called when storage enters (error set) or leaves (error undefined) the read-only alarm state. */
   onAlarm?: (error: string | undefined) => void;
@@ -207,7 +208,7 @@ function ownChunks(chunks: ReadonlyArray<Chunk<StoredValue>>): ReadonlyArray<Chu
 
 /** The error of a commit prepared from one that failed: dropped, never written (its writers write again). */
 function notWritten(): OutpostError {
-  return new OutpostError('STORAGE_WRITE_FAILED', 'not written: the commit before it failed (storage is read-only until a write succeeds)');
+  return new OutpostError('STORAGE_WRITE_FAILED', 'not written: the commit before it failed (storage is read-only until it recovers)');
 }
 
 /** Returned by the in-memory write path when it would need to read chunks from disk. */
@@ -407,7 +408,14 @@ export class LevelStore implements Store {
   private readonly outbox = new OutboxEncoder();
   private seq = 0;
   private acked = 0;
-  private alarm: { error: string; lastProbe: number } | undefined;
+  /** The read-only alarm state after a failed write, and its recovery. */
+  private readonly alarm: StorageAlarm;
+  /**
+   * A write to the database failed since it was opened: LevelDB's log may end in a torn record,
+   * and whatever is written behind it is lost at the next open (storage/storage-alarm.ts).
+   * Nothing is written, not even commits queued before the failure, until it is reopened.
+   */
+  private torn = false;
   private closed = true;
 
   constructor(private readonly options: LevelStoreOptions) {
@@ -420,6 +428,7 @@ export class LevelStore implements Store {
       maxPending: options.maxPending ?? 100_000,
       minPipelined: PIPELINED_MIN,
     });
+    this.alarm = new StorageAlarm({ path: options.path, intervalMs: options.probeIntervalMs ?? 5000, reopen: () => this.reopen(), onAlarm: options.onAlarm });
   }
 
   /** The underlying LevelDB, for retention, backup and broker persistence in this folder. */
@@ -443,6 +452,30 @@ export class LevelStore implements Store {
       throw openError(this.options.path, err);
     }
     this.closed = false;
+    await this.loadState();
+  }
+
+  /**
+   * Closes and opens LevelDB again (the way out of the read-only alarm state, see
+   * storage/storage-alarm.ts), with nothing being written meanwhile, and reloads what is kept
+   * in memory from the disk.
+   */
+  private async reopen(): Promise<void> {
+    await this.exclusive(async () => {
+      if (this.closed) return;
+      await this.level.close();
+      try {
+        await this.level.open();
+      } catch (err) {
+        throw openError(this.options.path, err);
+      }
+      this.torn = false;
+      this.dropRollupCache();
+      await this.reloadState();
+    });
+  }
+
+  private async loadState(): Promise<void> {
     const seq = await this.level.get(SEQ_KEY, TEXT);
     this.seq = seq === undefined ? 0 : Number(text(seq));
     this.preparedSeq = this.seq;
@@ -498,7 +531,7 @@ export class LevelStore implements Store {
         if (indexOfTime(c.ts, exact.bucket) >= 0) ops.push({ type: 'put', key: c.key, value: space.codec.encode(c.ts, c.es) });
       }
     }
-    if (ops.length > 0) await this.level.batch(ops, { sync: this.options.sync ?? true });
+    if (ops.length > 0) await this.batchWrite(ops, this.options.sync ?? true);
     this.current.forget(id);
     this.unwritten.delete(id);
     this.forgetTails(id);
@@ -544,22 +577,42 @@ export class LevelStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.alarm.stop();
     await this.writer.flush();
     this.closed = true;
     await this.level.close();
   }
 
+  /**
+   * A write to this database outside the store failed (broker state shares it): storage goes
+   * read-only as for a failed commit, because the next write would land behind a torn log record.
+   */
+  writeFailed(error: string): void {
+    this.torn = true;
+    this.alarm.raise(error);
+  }
+
+  /** Free and needed bytes measured by the last recovery that waited for space (undefined: none waits). */
+  get room(): StorageRoom | undefined {
+    return this.alarm.readOnly ? this.alarm.room : undefined;
+  }
+
+  /** A write of the store's own outside a commit: refused while read-only, and a failure raises the alarm. */
+  private async batchWrite(ops: BatchOp[], sync: boolean): Promise<void> {
+    this.alarm.check();
+    try {
+      await this.level.batch(ops, { sync });
+    } catch (err) {
+      this.writeFailed((err as Error).message);
+      throw new OutpostError('STORAGE_WRITE_FAILED', `LevelDB batch failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   async write(points: readonly PointRecord[], options: WriteOptions = {}): Promise<void> {
     if (this.closed) throw new OutpostError('STORAGE_CLOSED');
     if (points.length === 0) return;
-    if (this.alarm) {
-      const now = Date.now();
-      if (now - this.alarm.lastProbe < (this.options.probeIntervalMs ?? 5000)) {
-        // Same code as a failed write: the broker must not PUBACK, the client resends later.
-        throw new OutpostError('STORAGE_WRITE_FAILED', `storage is read-only after a write error (${this.alarm.error}); retrying`);
-      }
-      this.alarm.lastProbe = now;
-    }
+    // Same code as a failed write: the broker must not PUBACK, the client resends later.
+    this.alarm.check();
     if (options.outbox === false) for (const p of points) NO_OUTBOX.add(p);
     await this.writer.add(points);
   }
@@ -575,6 +628,8 @@ export class LevelStore implements Store {
    * Readings become visible to readers (latest, queries) once durable.
    */
   private async commit(points: PointRecord[]): Promise<{ durable: Promise<void> }> {
+    // Queued before a write failed: behind a torn log record it would be lost at the next open.
+    if (this.torn) this.alarm.check();
     const failures = this.failures;
     // The write before this one, if still in flight: reads from disk wait for it (prepared
     // state is ahead of the disk until then), and so does this write.
@@ -666,10 +721,6 @@ export class LevelStore implements Store {
       }
       this.seq = Math.max(this.seq, seq);
       this.current.apply(currentUpdates);
-      if (this.alarm) {
-        this.alarm = undefined;
-        this.options.onAlarm?.(undefined);
-      }
       for (let i = 0; i < series.length; i++) {
         const id = series[i]!.id;
         const value = newest[i]!;
@@ -697,6 +748,7 @@ export class LevelStore implements Store {
    */
   private failed(err: unknown): OutpostError {
     this.failures++;
+    this.torn = true;
     this.pendingLatest.clear();
     // What prepared commits left unwritten never reached the disk: `current` says what did.
     this.unwritten.clear();
@@ -712,12 +764,7 @@ export class LevelStore implements Store {
   private failedPreparation(err: unknown): OutpostError {
     this.dropRollupCache();
     const message = (err as Error).message;
-    if (!this.alarm) {
-      this.alarm = { error: message, lastProbe: Date.now() };
-      this.options.onAlarm?.(message);
-    } else {
-      this.alarm.error = message;
-    }
+    this.alarm.raise(message);
     return new OutpostError('STORAGE_WRITE_FAILED', `LevelDB batch failed: ${message}`, { cause: err });
   }
 
@@ -1427,9 +1474,9 @@ export class LevelStore implements Store {
 
   async putDatapoints(dps: readonly Datapoint[]): Promise<void> {
     this.assertOpen();
-    await this.level.batch(
+    await this.batchWrite(
       dps.map((dp) => ({ type: 'put' as const, key: metaKey(dp.id), value: JSON.stringify(dp) })),
-      { sync: this.options.sync ?? true },
+      this.options.sync ?? true,
     );
   }
 
@@ -1503,11 +1550,11 @@ export class LevelStore implements Store {
     for await (const key of this.level.keys({ gte: 'o!', lte: outboxKey(upto + 1) })) {
       if (previous !== undefined) ops.push({ type: 'del', key: previous });
       previous = key;
-      if (ops.length >= 10_000) await this.level.batch(ops.splice(0));
+      if (ops.length >= 10_000) await this.batchWrite(ops.splice(0), false);
     }
     if (previous !== undefined && upto >= this.seq && outboxSeq(previous) <= upto) ops.push({ type: 'del', key: previous });
     ops.push({ type: 'put', key: ACKED_KEY, value: String(upto) });
-    await this.level.batch(ops, { sync: this.options.sync ?? true });
+    await this.batchWrite(ops, this.options.sync ?? true);
     const acknowledged = upto - this.acked;
     this.acked = upto;
     this.outboxCache = undefined;
@@ -1543,7 +1590,7 @@ export class LevelStore implements Store {
           ops.push({ type: 'del', key });
           n += space.codec.count(value);
         }
-        if (ops.length > 0) await this.level.batch(ops);
+        if (ops.length > 0) await this.batchWrite(ops, false);
         this.forgetTails(id);
         return ops.length === 10_000;
       });
@@ -1558,7 +1605,7 @@ export class LevelStore implements Store {
         ops.push({ type: 'del', key });
         if (keep < d.ts.length) ops.push({ type: 'put', key: space.keyOf(d.ts[keep]!), value: space.codec.encode(d.ts.slice(keep), d.es.slice(keep)) });
       }
-      if (ops.length > 0) await this.level.batch(ops);
+      if (ops.length > 0) await this.batchWrite(ops, false);
       this.forgetTails(id);
       return n;
     });
@@ -1665,7 +1712,7 @@ export class LevelStore implements Store {
   }
 
   get readOnly(): boolean {
-    return this.alarm !== undefined;
+    return this.alarm.readOnly;
   }
 
   stats(): StoreStats {
@@ -1676,8 +1723,9 @@ export class LevelStore implements Store {
       lastSeq: this.seq,
       ackedSeq: this.acked,
       outboxDepth: this.seq - this.acked,
-      readOnly: this.alarm !== undefined,
-      ...(this.alarm ? { error: this.alarm.error } : {}),
+      readOnly: this.alarm.readOnly,
+      ...(this.alarm.error !== undefined ? { error: this.alarm.error } : {}),
+      ...(this.room ? { room: { freeBytes: this.room.free, neededBytes: this.room.needed } } : {}),
     };
   }
 

@@ -54,6 +54,8 @@ export interface StoreStats {
   readOnly: boolean;
   /** Last write error, if storage is in the alarm state. */
   error?: string;
+  /** While read-only and waiting for space to recover: free bytes on its file system and the bytes recovery needs. */
+  room?: { freeBytes: number; neededBytes: number };
 }
 
 /** A consistent, read-only view of a store at one moment (what a backup of a running gateway reads). */

@@ -1,4 +1,5 @@
 import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
+import { boundFields, RefusalLimiter } from './bounds.js';
 import { join } from 'node:path';
 import { toOutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -29,6 +30,8 @@ export interface AuditEntry extends AuditInput {
   t: number;
   /** The actor as text (`user alice`), so the files read well with grep and jq. */
   by: string;
+  /** Refusals of the same actor and action not recorded just before this one (RefusalLimiter). */
+  suppressedBefore?: number;
 }
 
 /** What the hooks (ingest, auth, backup, adapters) depend on; the AuditLog is one. */
@@ -101,6 +104,9 @@ export class AuditLog implements AuditSink {
   private brokenLine = false;
   /** Entries that never reached the disk (write failures, a full queue, records after close). */
   dropped = 0;
+  /** Repeated refusals not recorded (RefusalLimiter): counted, and noted on the next one recorded. */
+  suppressed = 0;
+  private readonly refusals = new RefusalLimiter();
 
   constructor(private readonly o: AuditLogOptions) {
     this.clock = o.clock ?? systemClock;
@@ -150,9 +156,20 @@ export class AuditLog implements AuditSink {
     if (this.tail.length > this.tailSize + 256) this.tail.splice(0, this.tail.length - this.tailSize);
   }
 
-  record(input: AuditInput): void {
+  record(raw: AuditInput): void {
     try {
-      let entry: AuditEntry = { id: this.nextId++, t: this.clock.now(), by: actorText(input.actor), ...input };
+      const input = boundFields(raw);
+      const by = actorText(input.actor);
+      let suppressedBefore = 0;
+      if (input.outcome === 'refused') {
+        const admitted = this.refusals.admit(`${by}|${input.action}`, this.clock.now());
+        if (admitted === undefined) {
+          this.suppressed++;
+          return;
+        }
+        suppressedBefore = admitted;
+      }
+      let entry: AuditEntry = { id: this.nextId++, t: this.clock.now(), by, ...input, ...(suppressedBefore > 0 ? { suppressedBefore } : {}) };
       if (input.details) entry.details = scrub(input.details) as Record<string, unknown>;
       let line = JSON.stringify(entry);
       if (Buffer.byteLength(line) > MAX_ENTRY_BYTES) {

@@ -31,7 +31,7 @@ export function auditRoutes(audit: AuditLog): express.Router {
     if (action !== undefined && (typeof action !== 'string' || !/^[a-z.-]{0,40}$/.test(action))) throw new OutpostError('BAD_REQUEST', '"action" must be an action name such as setpoint or user.add');
     const page = audit.query({ limit, before, action: action || undefined });
     res.setHeader('Cache-Control', 'no-store');
-    res.json({ ...page, actions: audit.actions(), dropped: audit.dropped });
+    res.json({ ...page, actions: audit.actions(), dropped: audit.dropped, suppressed: audit.suppressed });
   });
   return r;
 }

@@ -30,8 +30,11 @@ export async function apiCommand(c: ApiCommand): Promise<{ status: number; body:
       throw new OutpostError('BAD_REQUEST', `outpost api: the body is not valid JSON: ${(err as Error).message}`, { cause: err });
     }
   }
+  if (c.path.startsWith('//') || c.path.includes('\\')) throw new OutpostError('BAD_REQUEST', `outpost api: "${c.path}" is not a path on the gateway`);
   const access = await readLocalAccess(c.dataDir);
   const url = new URL(c.path, access.url);
+  // The admin token goes to the gateway and nowhere else, however the path is spelled.
+  if (url.origin !== new URL(access.url).origin) throw new OutpostError('BAD_REQUEST', `outpost api: "${c.path}" leads away from the gateway (${url.origin})`);
   const headers: Record<string, string> = { authorization: `Bearer ${access.token}`, accept: 'application/json' };
   if (c.body !== undefined) headers['content-type'] = 'application/json';
   const res = await send(url, method, headers, c.body, access.certFile ? await readFile(access.certFile) : undefined);
@@ -42,7 +45,9 @@ export async function apiCommand(c: ApiCommand): Promise<{ status: number; body:
 
 function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, cert: Buffer | undefined): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const options = { method, headers, timeout: 30_000 };
+    // agent: false — one connection, closed after the answer: a kept-alive socket would hold
+    // the command open until the server's keep-alive timeout.
+    const options = { method, headers, timeout: 30_000, agent: false };
     // Over TLS the gateway's own certificate is the only one trusted: it is pinned, so its
     // name (often a site host name, while we call 127.0.0.1) does not need to match.
     const req =

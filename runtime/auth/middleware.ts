@@ -25,7 +25,7 @@ export interface AuthConfig {
   loopback: Role | 'none';
   admin: { username: string; password?: string; passwordHash?: string };
   session: { idleMinutes: number; maxHours: number; maxSessions: number };
-  login: { maxFailures: number; maxFailuresPerAddress: number; windowSeconds: number };
+  login: { maxFailures: number; maxFailuresPerAddress: number; maxFailuresPerUser?: number; windowSeconds: number };
   /** Path prefixes only admins may use (besides users and tokens): config, flow editor. */
   adminPaths: string[];
   /**
@@ -97,7 +97,13 @@ export class Security {
     this.users = new UserStore(join(o.dataDir, 'auth', 'users.json'), o.now);
     const c = o.config;
     this.sessions = new SessionStore({ idleMs: c.session.idleMinutes * 60_000, maxAgeMs: c.session.maxHours * 3_600_000, maxSessions: c.session.maxSessions, now: o.now });
-    this.throttle = new LoginThrottle({ maxFailures: c.login.maxFailures, maxFailuresPerAddress: c.login.maxFailuresPerAddress, windowMs: c.login.windowSeconds * 1000, now: o.now });
+    this.throttle = new LoginThrottle({
+      maxFailures: c.login.maxFailures,
+      maxFailuresPerAddress: c.login.maxFailuresPerAddress,
+      maxFailuresPerUser: c.login.maxFailuresPerUser,
+      windowMs: c.login.windowSeconds * 1000,
+      now: o.now,
+    });
   }
 
   /**
@@ -216,6 +222,8 @@ export class Security {
    * (cross-site websocket hijacking); returns the principal or undefined to refuse.
    */
   upgradePrincipal(req: IncomingMessage): Principal | undefined {
+    // Settles the client's address (trusted proxies applied) for the broker's throttles and logs.
+    this.client(req);
     if (!this.sameOrigin(req)) return undefined;
     try {
       return this.principalOf(req);

@@ -1,3 +1,6 @@
+import { isIP } from 'node:net';
+import { plainAddress } from '../net.js';
+
 /**
  * Failed-login throttle (OWASP Authentication cheat sheet, "account lockout" done as
  * delay): failures are counted per (address, username) and per address in a sliding
@@ -10,6 +13,12 @@ export interface ThrottleOptions {
   maxFailures: number;
   /** Failures allowed per address, across usernames. */
   maxFailuresPerAddress: number;
+  /**
+   * Failures allowed per username, across addresses (guessing spread over many addresses).
+   * Reaching it refuses that username's logins for the window: high enough that users
+   * mistyping never meet it. Unset: no such limit.
+   */
+  maxFailuresPerUser?: number;
   windowMs: number;
   maxKeys?: number;
   now?: () => number;
@@ -39,13 +48,21 @@ export class LoginThrottle {
     this.maxKeys = o.maxKeys ?? 10_000;
   }
 
+  /** The counters an attempt of `username` from `address` counts against, with their limits. */
+  private keys(address: string, username: string): Array<[string, number]> {
+    const from = throttleAddress(address);
+    const keys: Array<[string, number]> = [
+      [`u|${from}|${username}`, this.o.maxFailures],
+      [`a|${from}`, this.o.maxFailuresPerAddress],
+    ];
+    if (this.o.maxFailuresPerUser !== undefined) keys.push([`n|${username}`, this.o.maxFailuresPerUser]);
+    return keys;
+  }
+
   /** Seconds to wait before the next attempt is allowed; 0 when it is allowed now. */
   retryAfterSeconds(address: string, username: string): number {
     const now = this.now();
-    const wait = Math.max(
-      this.waitFor(`u|${address}|${username}`, this.o.maxFailures, now),
-      this.waitFor(`a|${address}`, this.o.maxFailuresPerAddress, now),
-    );
+    const wait = Math.max(...this.keys(address, username).map(([key, limit]) => this.waitFor(key, limit, now)));
     return Math.ceil(wait / 1000);
   }
 
@@ -56,7 +73,7 @@ export class LoginThrottle {
   begin(address: string, username: string): LoginAttempt | number {
     const wait = this.retryAfterSeconds(address, username);
     if (wait > 0) return wait;
-    const keys = [`u|${address}|${username}`, `a|${address}`];
+    const keys = this.keys(address, username).map(([key]) => key);
     for (const key of keys) this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
     let settled = false;
     const settle = (): boolean => {
@@ -78,13 +95,12 @@ export class LoginThrottle {
 
   fail(address: string, username: string): void {
     const now = this.now();
-    this.add(`u|${address}|${username}`, now, this.o.maxFailures);
-    this.add(`a|${address}`, now, this.o.maxFailuresPerAddress);
+    for (const [key, limit] of this.keys(address, username)) this.add(key, now, limit);
   }
 
-  /** A success clears the per-user count for that address (not the address count). */
+  /** A success clears the per-user count for that address (not the address or username counts). */
   succeed(address: string, username: string): void {
-    this.failures.delete(`u|${address}|${username}`);
+    this.failures.delete(`u|${throttleAddress(address)}|${username}`);
   }
 
   private recent(key: string, now: number): number[] {
@@ -123,4 +139,18 @@ export class LoginThrottle {
   get trackedKeys(): number {
     return this.failures.size;
   }
+}
+
+/**
+ * The unit a client is counted by: an IPv4 address, or an IPv6 /64 — one host usually holds
+ * a whole /64 and can pick a fresh address for every guess (RFC 4291, interface identifiers).
+ */
+export function throttleAddress(address: string): string {
+  const a = plainAddress(address);
+  if (isIP(a) !== 6) return a;
+  const [head = '', tail = ''] = a.split('::');
+  const left = head ? head.split(':') : [];
+  const right = a.includes('::') && tail ? tail.split(':') : [];
+  const groups = a.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
 }

@@ -128,6 +128,7 @@ export function coreSchema() {
           .strictObject({
             maxFailures: z.number().int().min(1).max(1000).default(5),
             maxFailuresPerAddress: z.number().int().min(1).max(100_000).default(20),
+            maxFailuresPerUser: z.number().int().min(1).max(1_000_000).default(100),
             windowSeconds: z.number().int().min(1).max(86_400).default(900),
           })
           .prefault({}),

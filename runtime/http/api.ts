@@ -2,6 +2,7 @@ import express, { type Request } from 'express';
 import { plainAddress } from '../net.js';
 import type { IncomingMessage } from 'node:http';
 import { OutpostError } from '../errors.js';
+import { isNoRoom } from '../storage-wait.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
 import type { Store } from '../../storage/store.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from '../../storage/store.js';
@@ -52,7 +53,15 @@ export function apiRoutes(deps: ApiDeps): express.Router {
       version: deps.version,
       gateway: deps.gateway.id,
       uptimeSeconds: Math.round((deps.clock.now() - deps.startedAt) / 1000),
-      storage: storage.error ? { state: storage.readOnly ? 'read-only' : 'error', error: storage.error, repair: 'stop the gateway, then run: outpost repair -c <config>' } : { state: 'ok', outboxDepth: storage.outboxDepth },
+      storage: storage.error
+        ? {
+            state: storage.readOnly ? 'read-only' : 'error',
+            error: storage.error,
+            ...storage.room,
+            // A full disk recovers by itself once there is room; anything else may need a repair.
+            ...(isNoRoom(storage.error) ? { recovery: 'free disk space: writes resume without a restart' } : { repair: 'stop the gateway, then run: outpost repair -c <config>' }),
+          }
+        : { state: 'ok', outboxDepth: storage.outboxDepth },
       adapters: Object.fromEntries(adapters.map((a) => [a.id, a.state])),
     });
   });

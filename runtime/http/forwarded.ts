@@ -25,10 +25,15 @@ declare module 'node:http' {
   }
 }
 
-function firstValue(header: string | string[] | undefined): string | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
-  const first = value?.split(',')[0]?.trim();
-  return first ? first : undefined;
+/**
+ * The value our proxy set: the last one. A proxy that appends (or passes a client's own
+ * header through unchanged and adds its own) puts what it knows at the end; anything left
+ * of it came from the client.
+ */
+function lastValue(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[header.length - 1] : header;
+  const last = value?.split(',').pop()?.trim();
+  return last ? last : undefined;
 }
 
 const FORWARDING_HEADERS = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-real-ip'];
@@ -76,11 +81,11 @@ export class ProxyTrust {
         address = chain[i]!;
         if (!this.trusts(address)) break;
       }
-      const proto = firstValue(req.headers['x-forwarded-proto'])?.toLowerCase();
+      const proto = lastValue(req.headers['x-forwarded-proto'])?.toLowerCase();
       view = {
         address,
         proto: proto === 'https' ? 'https' : proto === 'http' ? 'http' : tls ? 'https' : 'http',
-        host: firstValue(req.headers['x-forwarded-host']) ?? hostHeader,
+        host: lastValue(req.headers['x-forwarded-host']) ?? hostHeader,
         proxied: true,
         untrustedForwarding: false,
       };

@@ -56,6 +56,26 @@ export const mqttLinkSchema = z
       .prefault({}),
     /** Subscribe to `<root>/cmd/#` for setpoints and commands from upstream. */
     downlink: z.boolean().default(true),
+    /**
+     * Who may give commands on `<root>/cmd/#` (runtime/sync/command-auth.ts): HMAC-SHA256 with this
+     * link's secret over `<t>.<body>`, as the HTTP link signs, in a JSON envelope
+     * `{"t","sig","body"}`; commands older than `maxAgeMs` or more than `maxSkewMs` in the future
+     * are refused. `none` accepts unsigned commands from anyone who may publish there. Omitted:
+     * every command is refused (SYNC_COMMAND_UNSIGNED) until one of the two is configured.
+     */
+    downlinkAuth: z
+      .union([
+        z.literal('none'),
+        z
+          .strictObject({
+            secret: z.string().min(16).optional(),
+            secretFile: z.string().min(1).optional(),
+            maxAgeMs: z.number().int().min(1000).max(7 * 24 * 3600_000).default(300_000),
+            maxSkewMs: z.number().int().min(0).max(3_600_000).default(60_000),
+          })
+          .refine((a) => (a.secret === undefined) !== (a.secretFile === undefined), 'give secret or secretFile (one of them)'),
+      ])
+      .optional(),
   })
   .refine((l) => !(l.password !== undefined && l.passwordFile !== undefined), 'give password or passwordFile, not both');
 

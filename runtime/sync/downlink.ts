@@ -32,15 +32,21 @@ const MAX_COMMAND_BYTES = 64 * 1024;
  * A schedule: `{"requestId", "id", "entries": [{"at": <ms or ISO 8601>, "v": <value>}, …]}` on
  * `<root>/cmd/schedule` (or `"type": "schedule"`): every value validated now like a local
  * setpoint, each applied at its time (`schedules.ts`); an empty list clears the actuator's.
+ * Copies of a requestId in flight wait for the first one's ack (single flight). On MQTT the
+ * link authenticates commands and remembers requestIds durably first (`mqtt-commands.ts`).
  */
 export class Downlink {
   private readonly answered = new Map<string, DownlinkAck>();
+  /** Commands being applied, by requestId: a copy arriving meanwhile waits for the same ack (single flight). */
+  private readonly inflight = new Map<string, Promise<DownlinkAck>>();
 
   constructor(private readonly o: DownlinkOptions) {}
 
   async handle(cmd: DownlinkCommand): Promise<DownlinkAck> {
     let requestId: string | null = null;
     let command = cmd.name ?? 'unknown';
+    if (cmd.refused) return this.refuse(cmd, cmd.refused.requestId, command, cmd.refused.error);
+    let rest: Record<string, unknown>;
     try {
       if (cmd.payload.length > MAX_COMMAND_BYTES) throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${cmd.payload.length} bytes; at most ${MAX_COMMAND_BYTES}`);
       let body: unknown;
@@ -50,12 +56,28 @@ export class Downlink {
         throw new OutpostError('SYNC_COMMAND_INVALID', 'command payload is not JSON');
       }
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new OutpostError('SYNC_COMMAND_INVALID', 'command payload must be a JSON object');
-      const { requestId: rid, type, ...rest } = body as Record<string, unknown>;
+      const { requestId: rid, type, ...others } = body as Record<string, unknown>;
       if (typeof rid !== 'string' || rid.length === 0 || rid.length > 128) throw new OutpostError('SYNC_COMMAND_INVALID', 'command needs a "requestId" string (1-128 characters)');
       requestId = rid;
       if (cmd.name === undefined || cmd.name === '') command = typeof type === 'string' ? type : 'unknown';
-      const previous = this.answered.get(rid);
-      if (previous) return previous;
+      rest = others;
+    } catch (err) {
+      return this.refuse(cmd, requestId, command, err);
+    }
+    const previous = this.answered.get(requestId) ?? this.inflight.get(requestId);
+    if (previous) return previous;
+    const running = this.execute(cmd, requestId, command, rest);
+    this.inflight.set(requestId, running);
+    try {
+      return await running;
+    } finally {
+      this.inflight.delete(requestId);
+    }
+  }
+
+  /** Applies one command; never throws (a failure is the ack). */
+  private async execute(cmd: DownlinkCommand, requestId: string, command: string, rest: Record<string, unknown>): Promise<DownlinkAck> {
+    try {
       let result: unknown;
       switch (command) {
         case 'setpoint': {
@@ -79,11 +101,24 @@ export class Downlink {
       }
       return this.remember({ requestId, ok: true, result, t: this.o.clock.now() }, command, 'ok');
     } catch (err) {
-      const e = toOutpostError(err);
-      const ack: DownlinkAck = { requestId, ok: false, error: { code: e.code, message: e.message, retryable: e.retryable }, t: this.o.clock.now() };
-      this.o.log.info({ source: cmd.source, requestId, command, code: e.code, reason: e.message }, 'downlink command refused');
+      return this.refuse(cmd, requestId, command, err);
+    }
+  }
+
+  /** The refusal ack: counted, logged once, remembered unless the transport refused it (or it may succeed later). */
+  private refuse(cmd: DownlinkCommand, requestId: string | null, command: string, err: unknown): DownlinkAck {
+    const e = toOutpostError(err);
+    const ack: DownlinkAck = { requestId, ok: false, error: { code: e.code, message: e.message, retryable: e.retryable }, t: this.o.clock.now() };
+    const fields = { source: cmd.source, requestId, command, code: e.code, reason: e.message };
+    if (!cmd.refused) {
+      this.o.log.info(fields, 'downlink command refused');
       return this.remember(ack, command, e.code);
     }
+    this.o.onResult?.(command, e.code);
+    // A warning, one message per code: the gateway's repeat limiter (runtime/log-limit.ts) makes a
+    // flood of forged or replayed commands one line per code a minute, the rest counted.
+    this.o.log.warn(fields, `downlink command refused by the link: ${e.code}`);
+    return ack;
   }
 
   private remember(ack: DownlinkAck, command: string, result: string): DownlinkAck {

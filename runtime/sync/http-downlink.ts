@@ -1,4 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises';
+import { appliedWithin } from './apply-timeout.js';
 import { join } from 'node:path';
 import { OutpostError, toOutpostError } from '../errors.js';
 import { writeJsonState } from '../durable-file.js';
@@ -186,17 +187,7 @@ export class HttpDownlinkPoller {
     }
     const { cursor: _cursor, ...command } = (raw ?? {}) as Record<string, unknown>;
     const cmd: DownlinkCommand = { source: `http-poll:${this.o.linkName}`, payload: Buffer.from(JSON.stringify(raw === null || typeof raw !== 'object' ? raw : command)) };
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        this.o.apply(cmd),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new OutpostError('SYNC_ACK_TIMEOUT', `downlink command not applied within ${this.o.applyTimeoutMs} ms`)), this.o.applyTimeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return appliedWithin(this.o.apply(cmd), this.o.applyTimeoutMs);
   }
 
   /** Posts every pending ack in order; stops at the first failure (kept for the next round). */

@@ -9,6 +9,7 @@ import type { HttpLinkConfig } from './config.js';
 import { LinkBase, type Batch, type Link } from './link.js';
 import { encodeBatch } from './codec.js';
 import { HttpDownlinkPoller, type HttpReply } from './http-downlink.js';
+import { ANSWER_CHARS } from './dead-letter.js';
 
 export interface HttpLinkOptions {
   config: HttpLinkConfig;
@@ -19,6 +20,12 @@ export interface HttpLinkOptions {
   stateDir?: string;
   random?: () => number;
 }
+
+/**
+ * 4xx answers about the request itself rather than its records: unauthorised, forbidden,
+ * no such endpoint, method not allowed, proxy authentication.
+ */
+const LINK_REFUSALS = new Set([401, 403, 404, 405, 407]);
 
 /** Headers of the HMAC scheme: signature over `<timestamp>.<body>` so a captured request cannot be replayed later with a new time. */
 export const SIGNATURE_HEADER = 'x-outpost-signature';
@@ -42,8 +49,10 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
 
 /**
  * HTTP(S) link: POSTs each batch as gzip'd JSON with `Idempotency-Key`; any 2xx is
- * the acknowledgement. 429/503 are honoured with `Retry-After`. Connectionless: while
- * down, the next batch (after backoff) is the probe.
+ * the acknowledgement. 429/503 are honoured with `Retry-After`; 5xx, 408 and transport
+ * errors are retried after backoff; 401/403/404/405/407 mean the link is misconfigured;
+ * any other 4xx refuses the batch's records (`SYNC_REJECTED`, with the receiver's answer),
+ * which the drain isolates. Connectionless: while down, the next batch (after backoff) is the probe.
  */
 export class HttpLink extends LinkBase implements Link {
   readonly name: string;
@@ -182,18 +191,27 @@ export class HttpLink extends LinkBase implements Link {
       return body.length;
     }
     const snippet = response.text.slice(0, 200);
+    const answer = response.text.slice(0, ANSWER_CHARS);
     if (status === 429 || status === 503) {
       const retryAfterMs = parseRetryAfter(response.retryAfter, this.o.clock.now());
       this.error = `HTTP ${status}${retryAfterMs !== undefined ? `, retry after ${retryAfterMs} ms` : ''}`;
       // Throttling is the server working as designed: the link stays up.
       throw new OutpostError('SYNC_THROTTLED', `${this.name}: ${this.error}`, { details: { status, retryAfterMs } });
     }
-    if (status >= 500) {
+    // 408: the server gave up waiting for the request, a transport hiccup like a timeout.
+    if (status >= 500 || status === 408) {
       this.failed(`HTTP ${status}: ${snippet}`);
       throw new OutpostError('SYNC_LINK_DOWN', `${this.name}: HTTP ${status}`, { details: { status } });
     }
+    if (LINK_REFUSALS.has(status)) {
+      // Credentials, URL or method: every request would get the same answer whatever it
+      // carries, so no record is to blame; the link is down until an operator fixes it.
+      this.failed(`HTTP ${status}: ${snippet}`);
+      throw new OutpostError('SYNC_LINK_REFUSED', `${this.name} refused the request: HTTP ${status} ${snippet}`, { details: { status, answer } });
+    }
+    // Any other 4xx is about what the batch carries: the drain splits it to find the record(s).
     this.error = `HTTP ${status}: ${snippet}`;
-    throw new OutpostError('SYNC_REJECTED', `${this.name} refused the batch ${batch.key}: HTTP ${status} ${snippet}`, { details: { status } });
+    throw new OutpostError('SYNC_REJECTED', `${this.name} refused the batch ${batch.key}: HTTP ${status} ${snippet}`, { details: { status, answer } });
   }
 
   private post(body: Buffer, headers: Record<string, string>): Promise<{ status: number; retryAfter: string | undefined; text: string }> {

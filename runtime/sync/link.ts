@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
 import type { OutboxRecord } from '../../storage/store.js';
+import type { OutpostError } from '../errors.js';
 
 /**
  * One slice of the outbox on its way upstream. `key` is the idempotency key
@@ -22,7 +24,11 @@ export interface Batch {
   lane: 'history' | 'priority';
 }
 
-export type LinkState = 'stopped' | 'connecting' | 'up' | 'down';
+/**
+ * `blocked` is never a link's own state: the service reports it while the receiver refuses
+ * records permanently and the drain isolates them (see `isolate.ts`); the link is reachable.
+ */
+export type LinkState = 'stopped' | 'connecting' | 'up' | 'down' | 'blocked';
 
 /** A setpoint or command from upstream, whatever the transport (MQTT topic, HTTP poll, Iridium MT). */
 export interface DownlinkCommand {
@@ -36,6 +42,12 @@ export interface DownlinkCommand {
    * poll cursor) pass this; the service then hands the ack here instead of `sendAck`.
    */
   reply?: (ack: DownlinkAck) => void;
+  /**
+   * Refused by the transport before it reached the downlink (signature, age, retained and
+   * superseded: `mqtt-commands.ts`). The downlink answers with this error, counted and logged
+   * like every refusal, and does not remember it under the requestId.
+   */
+  refused?: { error: OutpostError; requestId: string | null };
 }
 
 export interface DownlinkAck {
@@ -84,8 +96,21 @@ export interface Link {
   off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this;
 }
 
+/** Idempotency key of a history batch: the contiguous outbox range it covers, so a resend of the same range has the same key. */
 export function batchKey(gatewayId: string, first: number, last: number): string {
   return `${gatewayId}:${first}-${last}`;
+}
+
+/**
+ * Idempotency key of a priority batch (live lane, fallback): a pick of records out of a
+ * range, so it names the very records (a digest of their sequence numbers). With the
+ * history key's form, a receiver that drops requests by key would drop the history batch
+ * of the same range as already stored, although the priority batch held only a few of its records.
+ */
+export function priorityKey(gatewayId: string, records: readonly OutboxRecord[]): string {
+  const digest = createHash('sha256');
+  for (const r of records) digest.update(`${r.seq},`);
+  return `${gatewayId}:p${records[0]?.seq ?? 0}-${records.at(-1)?.seq ?? 0}.${digest.digest('hex').slice(0, 12)}`;
 }
 
 /**

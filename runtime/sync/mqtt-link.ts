@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -6,13 +7,21 @@ import type { Clock } from '../clock.js';
 import type { MqttLinkConfig } from './config.js';
 import { LinkBase, type Batch, type DownlinkAck, type Link } from './link.js';
 import { encodeBatch } from './codec.js';
-import { SparkplugSession } from './sparkplug.js';
+import { resolveCommandAuth } from './command-auth.js';
+import { MqttCommandGate } from './mqtt-commands.js';
+import { SparkplugEdge, type CurrentValues } from './sparkplug-edge.js';
 
 export interface MqttLinkOptions {
   config: MqttLinkConfig;
   gatewayId: string;
   log: Logger;
   clock: Clock;
+  /** `<dataDir>/sync`: where Sparkplug keeps its bdSeq across restarts. */
+  stateDir?: string;
+  /** Current value of every known datapoint, for Sparkplug births after (re)connect. */
+  current?: CurrentValues;
+  /** Command requestIds remembered (durably, under `stateDir`) to answer copies instead of applying them (sync `downlinkMemory`). */
+  downlinkMemory?: number;
 }
 
 /** Topics under the configured root (`sites/<gatewayId>` by default). */
@@ -23,8 +32,9 @@ export function mqttTopics(root: string) {
 /**
  * MQTT link to any 3.1.1 broker. Batches are published QoS 1 and count as sent only
  * on PUBACK (MQTT 3.1.1 §4.3.2). JSON batches are gzip'd to `<root>/data`; with
- * `format: sparkplug` they become Sparkplug B NBIRTH/DBIRTH/NDATA/DDATA. The last will
- * marks `<root>/status` offline (retained); setpoints arrive on `<root>/cmd/#`.
+ * `format: sparkplug` they become Sparkplug B NBIRTH/DBIRTH/NDATA/DDATA (`sparkplug-edge.ts`).
+ * The last will marks `<root>/status` offline (retained), or is the Sparkplug NDEATH;
+ * setpoints arrive on `<root>/cmd/#`.
  */
 export class MqttLink extends LinkBase implements Link {
   readonly name: string;
@@ -35,7 +45,9 @@ export class MqttLink extends LinkBase implements Link {
   private readonly pending = new Set<(err: OutpostError) => void>();
   /** Publishes go out in call order although gzip runs concurrently (order per datapoint). */
   private turn: Promise<void> = Promise.resolve();
-  private readonly sparkplug: SparkplugSession | undefined;
+  private readonly sparkplug: SparkplugEdge | undefined;
+  /** Authentication, requestId memory and retained-command check of `<root>/cmd/#` (with `downlink`). */
+  private commands: MqttCommandGate | undefined;
 
   constructor(private readonly o: MqttLinkOptions) {
     super();
@@ -44,12 +56,22 @@ export class MqttLink extends LinkBase implements Link {
     this.maxBatchRecords = o.config.batchRecords;
     this.topics = mqttTopics(o.config.topicRoot.replaceAll('<gatewayId>', o.gatewayId));
     if (o.config.format === 'sparkplug') {
-      this.sparkplug = new SparkplugSession(o.config.sparkplug.groupId, o.config.sparkplug.edgeNodeId ?? o.gatewayId, () => o.clock.now());
+      this.sparkplug = new SparkplugEdge({
+        groupId: o.config.sparkplug.groupId,
+        edgeNodeId: o.config.sparkplug.edgeNodeId ?? o.gatewayId,
+        ...(o.stateDir ? { bdSeqFile: join(o.stateDir, `sparkplug-${o.config.name}.json`) } : {}),
+        ...(o.current ? { current: o.current } : {}),
+        linkName: o.config.name,
+        ackTimeoutMs: o.config.ackTimeoutMs,
+        log: o.log,
+        now: () => o.clock.now(),
+      });
     }
   }
 
   async start(): Promise<void> {
     const c = this.o.config;
+    await this.sparkplug?.load();
     const options: IClientOptions = {
       clientId: c.clientId ?? `outpost-${this.o.gatewayId}-${c.name}`,
       clean: true,
@@ -59,7 +81,7 @@ export class MqttLink extends LinkBase implements Link {
       queueQoSZero: false,
       resubscribe: true,
       will: this.sparkplug
-        ? { topic: this.sparkplug.death().topic, payload: this.sparkplug.death().payload, qos: 1, retain: false }
+        ? this.sparkplug.will()
         : { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId })), qos: 1, retain: true },
     };
     if (c.username !== undefined) options.username = c.username;
@@ -72,19 +94,39 @@ export class MqttLink extends LinkBase implements Link {
       options.rejectUnauthorized = c.tls.rejectUnauthorized;
       if (c.tls.servername) options.servername = c.tls.servername;
     }
+    if (c.downlink) {
+      this.commands = await MqttCommandGate.open({
+        linkName: c.name,
+        gatewayId: this.o.gatewayId,
+        auth: await resolveCommandAuth(c),
+        stateDir: this.o.stateDir,
+        maxIds: this.o.downlinkMemory ?? 1000,
+        applyTimeoutMs: c.ackTimeoutMs,
+        clock: this.o.clock,
+        log: this.o.log,
+        apply: (cmd) =>
+          new Promise((resolve, reject) => {
+            if (!this.emit('command', { ...cmd, reply: resolve })) reject(new OutpostError('SYNC_LINK_DOWN', `link ${this.name}: nobody takes downlink commands`));
+          }),
+        sendAck: (ack) => this.sendAck(ack),
+      });
+    }
     this.setState('connecting');
     const client = mqtt.connect(c.url, options);
     this.client = client;
+    this.sparkplug?.attach(client);
     client.on('connect', () => void this.onConnect(client));
     client.on('close', () => this.onClose(client));
     client.on('error', (err) => {
       this.error = err.message;
       this.o.log.debug({ link: this.name, err: err.message }, 'upstream MQTT error');
     });
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
   }
 
   async stop(): Promise<void> {
+    // The command being applied finishes and is acked while the connection is still there.
+    await withTimeout(this.commands?.stop() ?? Promise.resolve(), 5000).catch((err: Error) => this.o.log.warn({ link: this.name, err: err.message }, 'downlink command still being applied at stop'));
     const client = this.client;
     this.client = undefined;
     this.failPending(new OutpostError('SYNC_LINK_DOWN', `link ${this.name} stopped`));
@@ -104,18 +146,17 @@ export class MqttLink extends LinkBase implements Link {
   send(batch: Batch): Promise<number> {
     const client = this.client;
     if (!client || this.current !== 'up') return Promise.reject(new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is ${this.current}`));
-    if (batch.lane === 'priority' || !this.sparkplug) {
-      const topic = batch.lane === 'priority' ? this.topics.live : this.topics.data;
-      const encoded = encodeBatch(batch, this.o.config.gzipLevel);
-      return this.inTurn(async () => [{ topic, payload: await encoded }]);
-    }
-    const session = this.sparkplug;
-    return this.inTurn(async () => session.encode(batch.records, batch.key));
+    // Sparkplug: both lanes as NDATA/DDATA; a host reads nothing else (no JSON side channel).
+    if (this.sparkplug) return this.sparkplug.send(batch);
+    const topic = batch.lane === 'priority' ? this.topics.live : this.topics.data;
+    const encoded = encodeBatch(batch, this.o.config.gzipLevel);
+    return this.inTurn(async () => [{ topic, payload: await encoded }]);
   }
 
   async sendAck(ack: DownlinkAck): Promise<void> {
     const client = this.client;
-    if (!client || this.current !== 'up') throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is ${this.current}`);
+    // Connected is enough: a retained command arrives right after SUBACK, before the link is `up`.
+    if (!client || !client.connected) throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is ${this.current}`);
     await this.publish(client, this.topics.ack, Buffer.from(JSON.stringify(ack)));
   }
 
@@ -166,10 +207,11 @@ export class MqttLink extends LinkBase implements Link {
     try {
       const subscriptions: string[] = [];
       if (this.o.config.downlink) subscriptions.push(this.topics.cmd);
-      if (this.sparkplug) subscriptions.push(this.sparkplug.topic('NCMD'));
+      // NCMD at QoS 1 ([tck-id-message-flow-edge-node-ncmd-subscribe]).
+      if (this.sparkplug) subscriptions.push(this.sparkplug.session.topic('NCMD'));
       if (subscriptions.length) await client.subscribeAsync(subscriptions, { qos: 1 });
       if (this.sparkplug) {
-        for (const m of this.sparkplug.birth()) await this.publish(client, m.topic, m.payload);
+        await this.sparkplug.online();
       } else {
         await this.publish(client, this.topics.status, Buffer.from(JSON.stringify({ state: 'online', gatewayId: this.o.gatewayId, since: this.o.clock.now() })), true);
       }
@@ -188,30 +230,17 @@ export class MqttLink extends LinkBase implements Link {
     // resends from its cursor, so MQTT.js must not replay them on reconnect as well.
     const outgoing = (client as unknown as { outgoing?: Record<string, unknown> }).outgoing ?? {};
     for (const id of Object.keys(outgoing)) client.removeOutgoingMessage(Number(id));
-    if (this.sparkplug) {
-      this.sparkplug.disconnected();
-      const will = this.sparkplug.death();
-      if (client.options.will) client.options.will.payload = will.payload;
-    }
+    this.sparkplug?.offline(client);
     if (this.current !== 'stopped') this.setState('down');
   }
 
-  private onMessage(topic: string, payload: Buffer): void {
-    if (this.sparkplug && topic === this.sparkplug.topic('NCMD')) {
-      let rebirth = false;
-      try {
-        rebirth = SparkplugSession.isRebirthRequest(payload);
-      } catch (err) {
-        this.o.log.warn({ link: this.name, topic, err: (err as Error).message }, 'undecodable Sparkplug NCMD ignored');
-      }
-      if (rebirth && this.client) {
-        this.o.log.info({ link: this.name }, 'Sparkplug rebirth requested');
-        const births = this.sparkplug.birth();
-        this.inTurn(async () => births).catch((err: Error) => this.o.log.warn({ link: this.name, err: err.message }, 'Sparkplug rebirth not published'));
-      }
+  private onMessage(topic: string, payload: Buffer, retained: boolean): void {
+    if (this.sparkplug && topic === this.sparkplug.session.topic('NCMD')) {
+      this.sparkplug.onCommand(payload, retained);
       return;
     }
-    if (topic.startsWith(this.topics.cmdPrefix)) this.emit('command', { source: topic, name: topic.slice(this.topics.cmdPrefix.length), payload });
+    // `retain` is set only on what the broker had stored when we subscribed (MQTT 3.1.1 §3.3.1.3).
+    if (topic.startsWith(this.topics.cmdPrefix)) this.commands?.receive({ topic, name: topic.slice(this.topics.cmdPrefix.length), payload, retained });
   }
 
   private failPending(err: OutpostError): void {

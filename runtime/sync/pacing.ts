@@ -27,6 +27,24 @@ export class ByteBucket {
     }
   }
 
+  /**
+   * Like `ready`, but an abort ends the wait with `false` instead of an error: the drain
+   * aborts its pacing sleep when a batch fails or sync stops, and then looks at why itself.
+   */
+  async waitReady(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return false;
+    if (this.bytesPerSecond <= 0) return true;
+    this.refill();
+    if (this.tokens >= 0) return true;
+    const ms = Math.ceil((-this.tokens / this.bytesPerSecond) * 1000);
+    const slept = await this.clock.sleep(ms, signal).then(
+      () => true,
+      () => false,
+    );
+    this.refill();
+    return slept && !signal.aborted;
+  }
+
   /** Books bytes that were sent (known only after encoding). */
   charge(bytes: number): void {
     if (this.bytesPerSecond <= 0) return;

@@ -153,10 +153,12 @@ export class SatelliteLink extends LinkBase implements Link {
     else this.setState('down', detail ? `${state}: ${detail}` : state);
   }
 
-  /** Like the base, but an error comes with the state and `up` reports none. */
+  /** Like the base, but an error comes with the state, and `up` reports and keeps none. */
   protected override setState(state: LinkState, error?: string): void {
     if (state !== 'up' && error) this.error = error;
     if (state === this.current) return;
+    // Back up: why it was not is history (a budget error raised while up stays until a send succeeds).
+    if (state === 'up') this.error = undefined;
     this.current = state;
     this.emit('state', state, state === 'up' ? undefined : error);
   }

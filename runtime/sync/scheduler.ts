@@ -1,11 +1,13 @@
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
-import { OutpostError, toOutpostError } from '../errors.js';
+import { OutpostError, isOutpostError, toOutpostError } from '../errors.js';
 import type { OutboxRecord, Store } from '../../storage/store.js';
 import type { DurableCursor } from './cursor.js';
-import { batchKey, type Batch, type Link } from './link.js';
+import { batchKey, priorityKey, type Batch, type Link } from './link.js';
 import { backoffDelay, ByteBucket } from './pacing.js';
 import { selectPriority } from './priority.js';
+import { AckWindow } from './ack-window.js';
+import { isRecordRefusal, type RefusalIsolator } from './isolate.js';
 
 /** A link as the scheduler drives it: with its window and bandwidth cap. */
 export interface Lane {
@@ -31,8 +33,18 @@ export interface DrainOptions {
   pickLane(): Lane | undefined;
   onSent?(lane: Lane, batch: Batch, bytes: number): void;
   onError?(lane: Lane, err: OutpostError): void;
+  /**
+   * Sets refused records aside (dead-letter store) so one poison record does not block
+   * the outbox; without it a permanently refused batch is retried like any failure.
+   */
+  isolator?: RefusalIsolator;
+  /** The receiver of the lane refuses records for good (`reason`), or no longer does (`undefined`). */
+  onBlocked?(lane: Lane, reason: string | undefined): void;
   random?: () => number;
 }
+
+/** Unacknowledged batch ranges remembered, at most (a window is at most 256 batches). */
+const MAX_CUTS = 1024;
 
 type Outcome = { ok: true; bytes: number } | { ok: false; err: OutpostError };
 
@@ -63,6 +75,14 @@ export class DrainScheduler {
   private readonly abort = new AbortController();
   /** Payload bytes per record seen lately, to book the bandwidth cap before sending. */
   private bytesPerRecord = 50;
+  /**
+   * `first → last` of history batches sent and not acknowledged yet: a resend after a
+   * failure covers the same range, so it carries the same idempotency key even when more
+   * records arrived meanwhile (seen: the key changed on 12 of 26 retries).
+   */
+  private readonly cuts = new Map<number, number>();
+  /** Lanes whose receiver refuses records for good, with the reason shown as the link's state. */
+  private readonly blocked = new Map<Lane, string>();
   readonly ackOutbox: ((uptoSeq: number) => Promise<number>) | undefined;
 
   constructor(private readonly o: DrainOptions) {
@@ -135,38 +155,118 @@ export class DrainScheduler {
     // go out before the first history batch, then every interval while history catches up.
     this.position = next;
     if (this.o.live.enabled) await this.sendLive();
-    const inflight: Array<{ batch: Batch; outcome: Promise<Outcome> }> = [];
-    for (;;) {
-      if (signal.aborted) return;
-      const sameLane = this.o.pickLane() === lane;
-      while (sameLane && inflight.length < lane.window) {
-        this.position = next;
-        await lane.bucket.ready(signal);
-        const records = await this.o.store.readOutbox(next, Math.min(lane.batchRecords, lane.link.maxBatchRecords));
-        if (records.length === 0) break;
-        const first = records[0]!.seq;
-        const last = records[records.length - 1]!.seq;
-        const batch: Batch = { key: batchKey(this.o.gatewayId, first, last), gatewayId: this.o.gatewayId, first, last, records, lane: 'history' };
-        next = last;
-        const estimate = records.length * this.bytesPerRecord;
-        lane.bucket.charge(estimate);
-        const outcome: Promise<Outcome> = lane.link.send(batch).then(
-          (bytes) => {
-            lane.bucket.charge(bytes - estimate);
-            this.bytesPerRecord = Math.max(1, bytes / records.length);
-            return { ok: true as const, bytes };
-          },
-          (err: unknown) => ({ ok: false as const, err: toOutpostError(err) }),
-        );
-        inflight.push({ batch, outcome });
+    // Aborted on stop and on the first failed batch, so a pacing sleep does not go on
+    // sending into a window that will be resent anyway.
+    const round = new AbortController();
+    const stop = (): void => round.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    const window = new AckWindow((batch, bytes) => this.acknowledged(lane, batch, bytes), stop);
+    try {
+      for (;;) {
+        if (signal.aborted) return;
+        if (window.failure) return await this.failed(lane, window, signal);
+        if (this.o.pickLane() === lane && window.size < lane.window) {
+          this.position = next;
+          if (!(await lane.bucket.waitReady(round.signal))) continue;
+          const batch = await this.nextBatch(lane, next);
+          if (batch) {
+            next = batch.last;
+            window.add(batch, this.send(lane, batch));
+            continue;
+          }
+        }
+        if (window.size === 0) return;
+        await window.changed();
       }
-      const head = inflight.shift();
-      if (!head) return;
-      const result = await head.outcome;
-      if (!result.ok) throw result.err;
-      this.o.onSent?.(lane, head.batch, result.bytes);
-      this.markAcked(head.batch.last);
+    } finally {
+      signal.removeEventListener('abort', stop);
     }
+  }
+
+  /**
+   * The history batch after `after`: the same range as an unacknowledged one that began
+   * there, else up to `batchRecords`, ending on a multiple of it (so that after a restart
+   * the same records are cut the same way again as long as the batch is full).
+   */
+  private async nextBatch(lane: Lane, after: number): Promise<Batch | undefined> {
+    const size = Math.min(lane.batchRecords, lane.link.maxBatchRecords);
+    // A range cut for another lane with bigger batches (the primary changed) is cut afresh.
+    const remembered = this.cuts.get(after + 1);
+    const end = remembered !== undefined && remembered - after <= size ? remembered : (Math.floor(after / size) + 1) * size;
+    const read = await this.o.store.readOutbox(after, end - after);
+    if (read.length === 0) return undefined;
+    // Gaps in the sequence (none are expected) could leave nothing inside the range: then take what was read.
+    const inRange = read.filter((r) => r.seq <= end);
+    const records = inRange.length > 0 ? inRange : read;
+    const first = records[0]!.seq;
+    const last = records[records.length - 1]!.seq;
+    this.cuts.set(first, last);
+    if (this.cuts.size > MAX_CUTS) this.cuts.delete(this.cuts.keys().next().value!);
+    return { key: batchKey(this.o.gatewayId, first, last), gatewayId: this.o.gatewayId, first, last, records, lane: 'history' };
+  }
+
+  /** Sends one batch under the bandwidth cap; resolves with the payload bytes once acknowledged. */
+  private send(lane: Lane, batch: Batch): Promise<number> {
+    const estimate = batch.records.length * this.bytesPerRecord;
+    lane.bucket.charge(estimate);
+    return lane.link.send(batch).then((bytes) => {
+      lane.bucket.charge(bytes - estimate);
+      this.bytesPerRecord = Math.max(1, bytes / batch.records.length);
+      return bytes;
+    });
+  }
+
+  /** An acknowledged batch of the contiguous prefix: count it, move the cursor. */
+  private acknowledged(lane: Lane, batch: Batch, bytes: number): void {
+    this.o.onSent?.(lane, batch, bytes);
+    this.o.isolator?.accepted(lane.link.name);
+    this.setBlocked(lane, undefined);
+    this.markAcked(batch.last);
+  }
+
+  /**
+   * A batch of the window failed. A permanent refusal of the first unacknowledged batch
+   * is isolated record by record (`isolate.ts`); anything else is thrown: the loop backs
+   * off and resends from the cursor.
+   */
+  private async failed(lane: Lane, window: AckWindow, signal: AbortSignal): Promise<void> {
+    const first = window.failure!;
+    const isolator = this.o.isolator;
+    if (!isolator || !isRecordRefusal(first.err) || first.batch.lane !== 'history') throw first.err;
+    // Batches sent before it may still be acknowledged: then it is the first one unacknowledged.
+    const head = await window.settleBeforeFailure();
+    if (!head) throw first.err;
+    if (!isRecordRefusal(head.err) || !head.atHead || this.o.cursor.value >= head.batch.first || signal.aborted) throw head.err;
+    this.o.onError?.(lane, head.err);
+    this.setBlocked(lane, head.err.message);
+    this.o.log.warn({ link: lane.link.name, first: head.batch.first, last: head.batch.last, reason: head.err.message }, 'the receiver refuses a batch for good; splitting it to find the refused records');
+    // Not isolated this time (the receiver refuses everything, or accepted nothing yet): the
+    // next try reads afresh, so records that came meanwhile can join the batch and show
+    // whether the receiver takes anything at all.
+    const retryWithNewRecords = (err: unknown): never => {
+      if (isOutpostError(err, 'SYNC_BLOCKED')) this.cuts.delete(head.batch.first);
+      throw err;
+    };
+    await isolator.isolate({
+      link: lane.link.name,
+      batch: head.batch,
+      refusal: head.err,
+      send: async (records) => {
+        if (!(await lane.bucket.waitReady(signal))) throw new OutpostError('SYNC_LINK_DOWN', 'sync stopping');
+        const part: Batch = { key: batchKey(this.o.gatewayId, records[0]!.seq, records[records.length - 1]!.seq), gatewayId: this.o.gatewayId, first: records[0]!.seq, last: records[records.length - 1]!.seq, records, lane: 'history' };
+        const bytes = await this.send(lane, part);
+        this.o.onSent?.(lane, part, bytes);
+      },
+      advance: (seq) => this.markAcked(seq),
+    }).catch(retryWithNewRecords);
+    this.setBlocked(lane, undefined);
+  }
+
+  private setBlocked(lane: Lane, reason: string | undefined): void {
+    if (reason === undefined ? !this.blocked.has(lane) : this.blocked.get(lane) === reason) return;
+    if (reason === undefined) this.blocked.delete(lane);
+    else this.blocked.set(lane, reason);
+    this.o.onBlocked?.(lane, reason);
   }
 
   /**
@@ -207,7 +307,7 @@ export class DrainScheduler {
     if (picked.length === 0) return undefined;
     const first = picked[0]!.seq;
     const last = picked[picked.length - 1]!.seq;
-    return { key: batchKey(this.o.gatewayId, first, last), gatewayId: this.o.gatewayId, first, last, records: picked, lane: 'priority' };
+    return { key: priorityKey(this.o.gatewayId, picked), gatewayId: this.o.gatewayId, first, last, records: picked, lane: 'priority' };
   }
 
   /**
@@ -217,6 +317,7 @@ export class DrainScheduler {
    */
   private markAcked(seq: number): void {
     this.ackTarget = Math.max(this.ackTarget, seq);
+    for (const first of this.cuts.keys()) if (first <= seq) this.cuts.delete(first);
     void this.o.cursor.advance(seq).catch((err) => this.o.log.warn({ err: (err as Error).message }, 'sync cursor not persisted; will retry'));
     if (!this.acking) this.acking = this.persistAcks().finally(() => (this.acking = undefined));
   }

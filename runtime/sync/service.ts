@@ -1,5 +1,4 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
@@ -7,19 +6,22 @@ import type { Ingest } from '../ingest.js';
 import type { Bus } from '../bus.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
 import { OutpostError, toOutpostError } from '../errors.js';
-import { readJsonState, writeJsonState } from '../durable-file.js';
 import type { Store } from '../../storage/store.js';
 import { syncSchema, type SyncConfig } from './config.js';
 import { DurableCursor } from './cursor.js';
 import { Downlink } from './downlink.js';
 import type { DownlinkCommand, Link, LinkState } from './link.js';
 import { MqttLink } from './mqtt-link.js';
+import { storeCurrentValues } from './sparkplug-edge.js';
 import { HttpLink } from './http-link.js';
 import { SatelliteLink } from './satellite-link.js';
 import { satelliteModems, type SatelliteDirectory } from './satellite.js';
 import { ByteBucket } from './pacing.js';
 import { compilePatterns } from './priority.js';
 import { DrainScheduler, type Lane } from './scheduler.js';
+import { FallbackMemory } from './fallback-memory.js';
+import { DeadLetterStore, type DeadLetterSummary } from './dead-letter.js';
+import { RefusalIsolator } from './isolate.js';
 import { SetpointSchedules } from './schedules.js';
 
 export interface SyncServiceOptions {
@@ -77,6 +79,8 @@ export interface SyncSnapshot {
   mode: 'idle' | 'primary' | 'fallback' | 'offline';
   links: LinkSnapshot[];
   downlink: { ok: number; refused: number };
+  /** Records the receiver refused for good, set aside (`<dataDir>/sync/dead-letter.jsonl`): count and the newest. */
+  deadLetters: DeadLetterSummary;
 }
 
 interface LinkRuntime {
@@ -87,15 +91,8 @@ interface LinkRuntime {
   records: number;
   bytes: number;
   errors: number;
-}
-
-/** Most sequence numbers remembered as sent over the fallback link. */
-const FALLBACK_MEMORY = 100_000;
-
-/** `<dataDir>/sync/fallback-sent.json`: what went over the fallback link and the primary has not acknowledged yet. */
-interface FallbackSentState {
-  alarms: number[];
-  latest: Array<[string, number]>;
+  /** Why the receiver refuses records for good, while the drain isolates them (the link shows `blocked`). */
+  blocked: string | undefined;
 }
 
 /**
@@ -118,10 +115,9 @@ export class SyncService {
   private samples: Array<{ t: number; acked: number; lastSeq: number }> = [];
   private allPrimariesDownSince: number | undefined;
   private lastFallbackSend = 0;
-  /** Alarm records already sent over the fallback link, by sequence. */
-  private readonly fallbackSent = new Set<number>();
-  /** Per datapoint, the sequence of the latest value sent over the fallback link. */
-  private readonly fallbackLatest = new Map<string, number>();
+  /** What went over the fallback link (so a restart does not pay for it again). */
+  private fallbackMemory!: FallbackMemory;
+  private deadLetters!: DeadLetterStore;
   /** The fallback send in progress (stop waits for it, so what it sent is recorded). */
   private fallbackRun: Promise<void> | undefined;
   private downlinkCounts = { ok: 0, refused: 0 };
@@ -148,7 +144,11 @@ export class SyncService {
     const fromStore = o.store.stats().ackedSeq ?? 0;
     if (fromStore > fromFile) await this.cursor.advance(fromStore);
     log.info({ cursor: this.cursor.value, lastSeq: o.store.stats().lastSeq }, 'sync starting from the durable cursor');
-    await this.loadFallbackSent();
+    const isAlarm = compilePatterns(config.fallback.alarms);
+    this.fallbackMemory = new FallbackMemory({ dataDir: o.dataDir, log, isAlarm: (r) => isAlarm(r.id) || r.q !== undefined });
+    await this.fallbackMemory.load(this.cursor.value);
+    this.deadLetters = new DeadLetterStore({ file: join(o.dataDir, 'sync', 'dead-letter.jsonl'), log });
+    await this.deadLetters.load();
 
     if (o.datapoints) {
       this.schedules = new SetpointSchedules({ file: join(o.dataDir, 'sync', 'schedules.json'), registry: o.datapoints, ingest: o.ingest, clock: o.clock, log: log.child({ component: 'schedules' }) });
@@ -169,7 +169,7 @@ export class SyncService {
 
     for (const lc of config.links) {
       let link: Link;
-      if (lc.type === 'mqtt') link = new MqttLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock });
+      if (lc.type === 'mqtt') link = new MqttLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, stateDir: join(o.dataDir, 'sync'), current: storeCurrentValues(o.store), downlinkMemory: config.downlinkMemory });
       else if (lc.type === 'http') link = new HttpLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, stateDir: join(o.dataDir, 'sync'), random: o.random });
       else if (lc.type === 'iridium') link = new SatelliteLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, directory: o.satellites ?? satelliteModems });
       else {
@@ -186,14 +186,14 @@ export class SyncService {
         records: 0,
         bytes: 0,
         errors: 0,
+        blocked: undefined,
       };
-      link.on('state', (state, error) => this.onLinkState(rt, state, error));
+      link.on('state', (_state, error) => this.onLinkState(rt, error));
       link.on('command', (cmd) => void this.onCommand(rt, cmd));
       this.links.push(rt);
     }
     this.registerMetrics();
 
-    const isAlarm = compilePatterns(config.fallback.alarms);
     this.drain = new DrainScheduler({
       store: o.store,
       cursor: this.cursor,
@@ -214,12 +214,18 @@ export class SyncService {
         this.bytesPerRecord = bytes / Math.max(1, batch.records.length);
         this.counters.records?.inc({ link: rt.link.name }, batch.records.length);
         this.counters.bytes?.inc({ link: rt.link.name }, bytes);
-        for (const seq of this.fallbackSent) if (seq <= batch.last) this.fallbackSent.delete(seq);
+        this.fallbackMemory.forgetUpTo(batch.last);
       },
       onError: (lane, err) => {
         const rt = this.links.find((l) => l.lane === lane)!;
         rt.errors++;
         this.counters.errors?.inc({ link: rt.link.name, code: err.code });
+      },
+      isolator: new RefusalIsolator({ deadLetters: this.deadLetters, log, clock: o.clock }),
+      onBlocked: (lane, reason) => {
+        const rt = this.links.find((l) => l.lane === lane)!;
+        rt.blocked = reason;
+        this.onLinkState(rt, reason);
       },
       random: o.random,
     });
@@ -286,16 +292,26 @@ export class SyncService {
       links: this.links.map((rt) => ({
         name: rt.link.name,
         role: rt.link.role,
-        state: rt.link.state,
+        state: this.stateOf(rt),
         since: rt.since,
-        lastError: rt.link.lastError,
+        lastError: this.lastErrorOf(rt),
         batches: rt.batches,
         records: rt.records,
         bytes: rt.bytes,
         errors: rt.errors,
       })),
       downlink: { ...this.downlinkCounts },
+      deadLetters: this.deadLetters?.summary() ?? { count: 0, total: 0, newest: [] },
     };
+  }
+
+  /** The link's own state, or `blocked` while its receiver refuses records for good (it is reachable). */
+  private stateOf(rt: LinkRuntime): LinkState {
+    return rt.blocked !== undefined && rt.link.state === 'up' ? 'blocked' : rt.link.state;
+  }
+
+  private lastErrorOf(rt: LinkRuntime): string | undefined {
+    return (rt.blocked !== undefined && rt.link.state === 'up' ? rt.blocked : undefined) ?? rt.link.lastError;
   }
 
   private pickPrimary(): LinkRuntime | undefined {
@@ -325,19 +341,30 @@ export class SyncService {
 
   private readonly stateShown = new Map<string, LinkState>();
 
-  private onLinkState(rt: LinkRuntime, state: LinkState, error: string | undefined): void {
+  /**
+   * A link changed state, or its receiver started or stopped refusing records (`blocked`
+   * overlays `up`). Everything an observer sees changes only with the shown state.
+   */
+  private onLinkState(rt: LinkRuntime, error: string | undefined): void {
+    const state = this.stateOf(rt);
+    if (this.shown.get(rt) === state) return;
+    this.shown.set(rt, state);
     rt.since = this.o.clock.now();
-    this.gauges.linkUp?.set({ link: rt.link.name }, state === 'up' ? 1 : 0);
+    const connected = rt.link.state === 'up';
+    this.gauges.linkUp?.set({ link: rt.link.name }, connected ? 1 : 0);
     this.setStateGauge(rt.link.name, state);
-    const level = state === 'down' ? 'warn' : 'info';
+    const level = state === 'down' || state === 'blocked' ? 'warn' : 'info';
     this.o.log[level]({ link: rt.link.name, state, ...(error ? { reason: error } : {}) }, `sync link ${state}`);
     this.updatePrimaryDown();
-    if (state === 'up') this.drain?.wake();
+    if (connected) this.drain?.wake();
     const prefix = this.o.topicPrefix ?? 'outpost';
     this.o.bus
-      ?.publish(`${prefix}/sync/status`, JSON.stringify({ links: this.links.map((l) => ({ name: l.link.name, state: l.link.state, lastError: l.link.lastError })), t: this.o.clock.now() }), { retain: true })
+      ?.publish(`${prefix}/sync/status`, JSON.stringify({ links: this.links.map((l) => ({ name: l.link.name, state: this.stateOf(l), lastError: this.lastErrorOf(l) })), t: this.o.clock.now() }), { retain: true })
       .catch((err: Error) => this.o.log.debug({ err: err.message }, 'sync status not published on the local bus'));
   }
+
+  /** The state last shown per link (log, bus, gauges). */
+  private readonly shown = new Map<LinkRuntime, LinkState>();
 
   private updatePrimaryDown(): void {
     const anyUp = this.links.some((l) => l.link.role === 'primary' && l.link.state === 'up');
@@ -377,37 +404,6 @@ export class SyncService {
     return { drainRate: (last.acked - first.acked) / dt, ingestRate: (last.lastSeq - first.lastSeq) / dt };
   }
 
-  private get fallbackFile(): string {
-    return join(this.o.dataDir, 'sync', 'fallback-sent.json');
-  }
-
-  /**
-   * What already went over the metered link (alarms by sequence, the latest value sent per
-   * datapoint), as left by the previous run: a restart during an outage must not pay for
-   * the same readings again. Only what the primary has not acknowledged yet matters.
-   */
-  private async loadFallbackSent(): Promise<void> {
-    const state = await readJsonState<FallbackSentState>(this.fallbackFile, { alarms: [], latest: [] });
-    const acked = this.cursor.value;
-    for (const seq of state.alarms) if (seq > acked) this.fallbackSent.add(seq);
-    for (const [id, seq] of state.latest) if (seq > acked) this.fallbackLatest.set(id, seq);
-  }
-
-  /** Persists the fallback memory after a send; a failure only risks sending those readings once more, so it is logged. */
-  private async saveFallbackSent(link: string): Promise<void> {
-    const acked = this.cursor.value;
-    const state: FallbackSentState = {
-      alarms: [...this.fallbackSent].filter((seq) => seq > acked),
-      latest: [...this.fallbackLatest].filter(([, seq]) => seq > acked),
-    };
-    try {
-      await mkdir(dirname(this.fallbackFile), { recursive: true });
-      await writeJsonState(this.fallbackFile, state);
-    } catch (err) {
-      this.o.log.warn({ link, file: this.fallbackFile, reason: (err as Error).message }, 'could not record what went over the fallback link; after a restart it may be sent again');
-    }
-  }
-
   /**
    * Satellite fallback: every `fallback.intervalMs`, alarms and latest values that
    * the receiver has not had yet go over the metered link. They do not move the
@@ -422,25 +418,15 @@ export class SyncService {
     try {
       const lastSeq = this.o.store.stats().lastSeq;
       const scan = this.config.live.scanRecords;
-      const skip = (r: { seq: number; id: string }, alarm: boolean): boolean => (alarm ? this.fallbackSent.has(r.seq) : r.seq <= (this.fallbackLatest.get(r.id) ?? 0));
-      const batch = await this.drain.priorityBatch(fb.link.maxBatchRecords, skip, Math.max(this.cursor.value, lastSeq - scan), scan, fb.link.fit?.bind(fb.link));
+      const batch = await this.drain.priorityBatch(fb.link.maxBatchRecords, this.fallbackMemory.skip, Math.max(this.cursor.value, lastSeq - scan), scan, fb.link.fit?.bind(fb.link));
       this.lastFallbackSend = now;
       if (!batch) return;
-      await fb.lane.bucket.ready();
-      const bytes = await fb.link.send(batch);
-      fb.lane.bucket.charge(bytes);
+      const bytes = await this.fallbackMemory.send(fb.lane, batch, this.cursor.value);
       fb.batches++;
       fb.records += batch.records.length;
       fb.bytes += bytes;
       this.counters.records?.inc({ link: fb.link.name }, batch.records.length);
       this.counters.bytes?.inc({ link: fb.link.name }, bytes);
-      for (const r of batch.records) {
-        this.fallbackSent.add(r.seq);
-        this.fallbackLatest.set(r.id, Math.max(r.seq, this.fallbackLatest.get(r.id) ?? 0));
-      }
-      while (this.fallbackSent.size > FALLBACK_MEMORY) this.fallbackSent.delete(this.fallbackSent.values().next().value!);
-      while (this.fallbackLatest.size > FALLBACK_MEMORY) this.fallbackLatest.delete(this.fallbackLatest.keys().next().value!);
-      await this.saveFallbackSent(fb.link.name);
     } catch (err) {
       const e = toOutpostError(err);
       fb.errors++;
@@ -531,7 +517,7 @@ export class SyncService {
         { id: 'gateway.sync.drain_rate', v: Math.round(s.drainRate), t },
         { id: 'gateway.sync.catchup', v: s.catchUpSeconds === null ? -1 : Math.round(s.catchUpSeconds), t },
         ...s.links.flatMap((l) => [
-          { id: `gateway.sync.link.${l.name}.up`, v: l.state === 'up', t },
+          { id: `gateway.sync.link.${l.name}.up`, v: l.state === 'up' || l.state === 'blocked', t },
           { id: `gateway.sync.link.${l.name}.state`, v: l.state, t },
           // Bounded: an error message is one line, but a server may put a page into it.
           { id: `gateway.sync.link.${l.name}.last_error`, v: (l.lastError ?? '').slice(0, 500), t },

@@ -58,6 +58,29 @@ t.test('entries survive a restart, ids go on, the API pages newest first', async
   await b.close();
 });
 
+t.test('one actor cannot fill the trail: fields are bounded, repeated refusals are rate-limited', async (t) => {
+  const dir = await tempDir(t);
+  const { log } = recordingLogger();
+  let now = 1_000_000;
+  const a = new AuditLog({ dir, log, clock: { now: () => now } as never });
+  await a.open();
+  a.record({ action: 'user.add', actor: { kind: 'user', name: 'admin' }, target: 'bob', outcome: 'ok' });
+  const huge = 'x'.repeat(65_000);
+  const flooder = { kind: 'mqtt' as const, name: huge, username: huge };
+  for (let i = 0; i < 2_100; i++) {
+    a.record({ action: 'setpoint', actor: flooder, target: `nope.${i}.${huge}`, outcome: 'refused', error: { code: 'DP_UNKNOWN', message: huge } });
+  }
+  const page = a.query({ limit: 100 });
+  t.equal(page.items.length, 11, 'ten refusals of that actor a minute, and the earlier entry');
+  t.same(a.query({ limit: 10, action: 'user' }).items.map((e) => e.target), ['bob'], 'the admin action is still there');
+  t.ok(page.items.every((e) => JSON.stringify(e).length < 2_000), 'each entry stays small whatever the client id, target or message');
+  t.equal(a.suppressed, 2_090, 'the rest are counted');
+  now += 61_000;
+  a.record({ action: 'setpoint', actor: flooder, target: 'nope', outcome: 'refused', error: { code: 'DP_UNKNOWN', message: 'unknown' } });
+  t.equal(a.query({ limit: 1 }).items[0]!.suppressedBefore, 2_090, 'the next one recorded says how many were not');
+  await a.close();
+});
+
 t.test('rotation keeps the files within the bound; the newest are still served', async (t) => {
   const dir = await tempDir(t);
   const { log } = recordingLogger();

@@ -72,7 +72,7 @@ t.test('a plain MQTT actuator 0..1: refused setpoints never reach its /set subsc
   t.equal((await post(0)).status, 200, 'REST: 0 accepted');
 
   // Downlink over a real Mosquitto as the central broker
-  await startSync(t, gw, { pollMs: 20, backoff: { initialMs: 50, maxMs: 300 }, datapointsIntervalMs: 0, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }] });
+  await startSync(t, gw, { pollMs: 20, backoff: { initialMs: 50, maxMs: 300 }, datapointsIntervalMs: 0, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, downlinkAuth: 'none' }] });
   const central = await mqtt.connectAsync(broker.url, { clientId: 'central-cmd' });
   t.teardown(() => central.endAsync(true));
   const acks: Array<{ requestId: string; ok: boolean }> = [];

@@ -57,6 +57,20 @@ t.test('outpost api: reads, writes, and refuses clearly', async (t) => {
   t.match(refused.stderr, /HTTP 400/);
   t.equal((await outpost(['api', 'FETCH', '/api/datapoints', ...dataDir])).code, 2, 'not a method: a usage error');
   t.equal((await outpost(['api', 'GET', 'http://elsewhere.example/api', ...dataDir])).code, 2, 'a full URL is refused: the token goes only to our gateway');
+  // Spellings that URL resolution turns into another host: the token must not go there.
+  let stolen = 0;
+  const { createServer } = await import('node:http');
+  const thief = createServer((_req, res) => {
+    stolen++;
+    res.end('{}');
+  });
+  await new Promise<void>((r) => thief.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => thief.close(() => r())));
+  const thiefPort = (thief.address() as { port: number }).port;
+  for (const path of [`//127.0.0.1:${thiefPort}/steal`, `/\\127.0.0.1:${thiefPort}/steal`]) {
+    t.equal((await outpost(['api', 'GET', path, ...dataDir])).code, 2, `${path} is refused`);
+  }
+  t.equal(stolen, 0, 'no request reached another server');
   const badJson = await outpost(['api', 'POST', '/api/datapoints/lab.mode/setpoint', '{v: off}', ...dataDir]);
   t.equal(badJson.code, 2);
   t.match(badJson.stderr, /not valid JSON/);
@@ -86,5 +100,6 @@ t.test('ProxyTrust: the client is the rightmost address a trusted proxy added', 
   t.match(trust.view(req('::1', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gw.example.com', host: '127.0.0.1:8080' })), { address: '::1', proto: 'https', host: 'gw.example.com' });
   t.match(trust.view(req('192.0.2.1', { 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https', host: 'gw:8080' })), { address: '192.0.2.1', proto: 'http', host: 'gw:8080', proxied: false, untrustedForwarding: true }, 'an untrusted peer: headers ignored, noticed');
   t.match(new ProxyTrust([]).view(req('127.0.0.1', { 'x-forwarded-for': '1.2.3.4' })), { address: '127.0.0.1', untrustedForwarding: true }, 'nobody is trusted by default');
+  t.match(trust.view(req('127.0.0.1', { 'x-forwarded-proto': 'https, http', 'x-forwarded-host': 'evil.example, gw:443', host: 'x' })), { proto: 'http', host: 'gw:443' }, 'the value our proxy set (the last), not what the client sent before it');
   t.throws(() => new ProxyTrust(['localhost']), { code: 'CONFIG_INVALID' });
 });

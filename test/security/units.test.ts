@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { UserStore } from '../../runtime/auth/users.js';
 import { SessionStore, readCookie } from '../../runtime/auth/sessions.js';
-import { LoginThrottle, type LoginAttempt } from '../../runtime/auth/rate-limit.js';
+import { LoginThrottle, throttleAddress, type LoginAttempt } from '../../runtime/auth/rate-limit.js';
 import { HashGate } from '../../runtime/auth/hash-gate.js';
 import { MqttFraming } from '../../runtime/broker/framing.js';
 
@@ -88,6 +88,22 @@ t.test('login throttle: sliding window per name and address', async (t) => {
   t.equal(th.retryAfterSeconds('1.1.1.1', 'a'), 0);
   for (let i = 0; i < 200; i++) th.fail(`10.0.${i >> 8}.${i & 255}`, 'x');
   t.ok(th.trackedKeys <= 50, 'bounded memory under a spray of addresses');
+});
+
+t.test('login throttle: per username across addresses, IPv6 counted per /64', async (t) => {
+  let now = 0;
+  const th = new LoginThrottle({ maxFailures: 3, maxFailuresPerAddress: 5, maxFailuresPerUser: 10, windowMs: 60_000, now: () => now });
+  for (let i = 0; i < 10; i++) th.fail(`10.1.0.${i}`, 'admin');
+  t.ok(th.retryAfterSeconds('10.9.9.9', 'admin') > 0, 'guesses spread over ten addresses lock the name for the window');
+  t.equal(th.retryAfterSeconds('10.9.9.9', 'bob'), 0, 'other names are not affected');
+  for (let i = 0; i < 5; i++) th.fail(`2001:db8:1:2:${i.toString(16)}::${i + 1}`, `u${i}`);
+  t.ok(th.retryAfterSeconds('2001:db8:1:2:ffff:ffff:ffff:ffff', 'zed') > 0, 'a fresh address in the same /64 is the same client');
+  t.equal(th.retryAfterSeconds('2001:db8:1:3::1', 'zed'), 0, 'the next /64 is another');
+  t.equal(throttleAddress('2001:DB8::1'), '2001:db8:0:0::/64');
+  t.equal(throttleAddress('::ffff:192.0.2.1'), '192.0.2.1');
+  t.equal(throttleAddress('::1'), '0:0:0:0::/64');
+  now = 60_001;
+  t.equal(th.retryAfterSeconds('10.9.9.9', 'admin'), 0, 'the window passes');
 });
 
 t.test('login throttle: checks under way count against the limits until they settle', async (t) => {

@@ -323,7 +323,6 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
 t.test('a failed commit leaves no trace in the cached newest chunks and buckets (updated in place by live appends)', async (t) => {
   const h = await tempStore(t);
   const store = await h.open();
-  (store as unknown as { options: { probeIntervalMs: number } }).options.probeIntervalMs = 0;
   // The next commit's batch write fails, as a full disk makes it.
   let failNext = false;
   const db = store.db as unknown as { batch(...args: unknown[]): { write(options?: unknown): Promise<void>; close(): Promise<void> } };
@@ -352,6 +351,10 @@ t.test('a failed commit leaves no trace in the cached newest chunks and buckets 
   await live(40); // caches warm: every commit now extends the cached chunks and buckets in place
   failNext = true;
   await t.rejects(store.write(ids.map((id) => ({ id, t: clock, v: 1000 }))), /injected write failure/, 'the commit fails');
+  // Storage is read-only now and leaves that state only by reopening the database (storage/storage-alarm.ts).
+  t.ok(store.readOnly, 'a failed write makes storage read-only');
+  for (const end = Date.now() + 15_000; store.readOnly && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+  t.notOk(store.readOnly, 'it recovers by reopening');
   clock += 7_000;
   await live(40); // the same buckets, then new ones
   for (const id of ids) {

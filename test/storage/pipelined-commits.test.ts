@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../../storage/level-store.js';
 import { MAX_QUERY_LIMIT, type PointRecord, type StoredValue } from '../../storage/store.js';
+import { eventually } from '../helpers/gateway.js';
 
 const T0 = Date.UTC(2026, 0, 5);
 const MIN = 60_000;
@@ -123,6 +124,8 @@ t.test('a failed write fails the commit prepared behind it; neither leaves a tra
   t.equal(h.preparedDuringWrite, 1, 'it was prepared while the failing one was written');
   t.equal(h.store.stats().lastSeq, seqBefore, 'no outbox sequence numbers taken');
   t.same(h.store.latest('f.a'), model.get('f.a')!.at(-1), 'latest is the last stored reading');
+  // Writable again once the store reopened the database (storage/storage-alarm.ts).
+  await eventually(() => !h.store.readOnly);
   clock += 7_000;
   await live(30); // the same buckets, then new ones
   for (const id of ids) {
@@ -159,11 +162,13 @@ t.test('a commit failing while it is prepared leaves the one being written, and 
   t.same((await h.store.query('s', { limit: MAX_QUERY_LIMIT })).map((p) => (p.t - T0) / MIN), [...Array.from({ length: 15 }, (_, i) => i), 30, 31, 32]);
 });
 
-t.test('after a failed write, a commit prepared from the state it left is written, even behind a voided one', async (t) => {
+t.test('after a failed write, nothing is written until the database is reopened; then numbering goes on without a gap', async (t) => {
   const h = await harness(t);
   await h.store.write([{ id: 'a', t: T0, v: 1 }, { id: 'b', t: T0, v: 1 }]);
   // Three commits at once: the first fails in its write; the second was prepared behind it (void);
-  // the third is prepared once the first has failed, from the state on disk.
+  // the third is prepared once the first has failed. It used to be written, from the state on
+  // disk; but LevelDB's log may now end in a torn record, and what is written behind it is lost
+  // at the next open (test/storage/full-disk-recovery.test.ts): refused until the store reopened.
   h.holdNext(60, true);
   const failing = h.store.write([{ id: 'a', t: T0 + MIN, v: 1000 }]);
   const voided = h.store.write([{ id: 'b', t: T0 + MIN, v: 2000 }]);
@@ -171,7 +176,9 @@ t.test('after a failed write, a commit prepared from the state it left is writte
   const results = await Promise.allSettled([failing, voided, third]);
   t.match(results[0], { status: 'rejected', reason: { message: /injected write failure/ } });
   t.match(results[1], { status: 'rejected', reason: { message: /commit before it failed/ } });
-  t.equal(results[2]!.status, 'fulfilled', 'the third is written');
+  t.match(results[2], { status: 'rejected', reason: { code: 'STORAGE_WRITE_FAILED', message: /read-only after a write error/ } }, 'the third, queued before the failure, is refused too');
+  await eventually(() => !h.store.readOnly);
+  await h.store.write([{ id: 'c', t: T0 + 12 * MIN, v: 3000 }]);
   await h.store.write([{ id: 'c', t: T0 + 13 * MIN, v: 4000 }]);
   t.same(await h.store.query('c'), [{ t: T0 + 12 * MIN, v: 3000 }, { t: T0 + 13 * MIN, v: 4000 }]);
   t.same(await h.store.query('b'), [{ t: T0, v: 1 }], 'nothing of the voided commit');

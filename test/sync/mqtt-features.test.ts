@@ -82,7 +82,8 @@ t.test('downlink: setpoint round trip with acknowledgement, and refusals with re
     ],
     storage: { sync: false },
   });
-  const { sync } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }] });
+  // Unsigned commands, as before issue 19: signed commands are tested in mqtt-downlink.test.ts.
+  const { sync } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, downlinkAuth: 'none' }] });
   const central = await mqtt.connectAsync(broker.url, { clientId: 'central-cmd' });
   t.teardown(() => central.endAsync(true));
   const acks: Array<Record<string, unknown>> = [];
@@ -150,7 +151,7 @@ t.test('downlink: setpoint round trip with acknowledgement, and refusals with re
   await cmd({ requestId: 's4', id: 'plant.boiler.setpoint', entries: [{ at: Date.now() + 3_600_000, v: 45 }] }, 'schedule');
   await eventually(() => acks.some((a) => a.requestId === 's4'));
   await sync.stop();
-  const { sync: again } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }] });
+  const { sync: again } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, downlinkAuth: 'none' }] });
   t.match(again.schedules!.list(), { 'plant.boiler.setpoint': [{ v: 45 }] }, 'pending after a restart');
 });
 
@@ -181,7 +182,7 @@ t.test('Sparkplug B: NBIRTH/DBIRTH/DDATA/NDATA decoded by sparkplug-payload, seq
   const nbirth = msgs.find((m) => m.topic === `spBv1.0/plants/NBIRTH/${GATEWAY_ID}`)!;
   t.ok(nbirth, 'NBIRTH published');
   t.equal(Number(nbirth.p.seq), 0, 'NBIRTH seq is 0');
-  t.match(nbirth.p.metrics, [{ name: 'bdSeq', type: 'UInt64' }, { name: 'Node Control/Rebirth', type: 'Boolean', value: false }]);
+  t.match(nbirth.p.metrics, [{ name: 'bdSeq', type: 'Int64' }, { name: 'Node Control/Rebirth', type: 'Boolean', value: false }]);
   const dbirth = msgs.find((m) => m.topic === `spBv1.0/plants/DBIRTH/${GATEWAY_ID}/plant`)!;
   t.ok(dbirth, 'DBIRTH for device "plant"');
   t.same(dbirth.p.metrics!.map((m) => m.name).sort(), ['m1/power', 'm2/power', 'pump/on']);

@@ -7,6 +7,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = body?.error?.code ?? 'HTTP_' + status;
     this.details = body?.error?.details;
+    this.body = body;
   }
 }
 

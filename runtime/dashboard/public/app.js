@@ -161,7 +161,13 @@ const adapterCards = (statuses) => adapterCardsOf(statuses, { track: onLeave });
 
 async function overview(main) {
   main.append(h('h1', {}, 'Overview'));
-  const [health, adapters, dps] = await Promise.all([get('/healthz'), get('/api/adapters'), get('/api/datapoints')]);
+  // /healthz answers 503 with the reason when storage is read-only (a full disk): that is what to show.
+  const healthOf = (e) => (e.status === 503 && e.body?.storage ? e.body : Promise.reject(e));
+  const [health, adapters, dps] = await Promise.all([get('/healthz').catch(healthOf), get('/api/adapters'), get('/api/datapoints')]);
+  if (health.storage.state !== 'ok') {
+    const s = health.storage;
+    main.append(h('p', { class: 'banner-bad', role: 'alert' }, `Storage is ${s.state}: readings are refused until writes succeed again (${s.error ?? 'unknown error'}). ${s.recovery ?? s.repair ?? ''}`));
+  }
   const power = dps.items.find((d) => /grid\.power$/.test(d.id)) ?? dps.items.find((d) => d.unit === 'W' || d.unit === 'kW');
   const now = h('p', { class: 'big num', 'aria-live': 'off' }, power ? formatValue(power.latest?.v, power.unit) : '—');
   const chartBox = h('div', { class: 'chart', role: 'img', 'aria-label': 'Site power today' });

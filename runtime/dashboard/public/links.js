@@ -38,8 +38,10 @@ async function syncPanel(box, first, track) {
     catchUp: field('sync-catchup'),
     acked: field('sync-acked'),
     downlink: field('sync-downlink'),
+    deadCount: h('p', { class: 'big num', id: 'sync-dead-letters' }),
   };
   const linkBody = h('tbody');
+  const deadBody = h('tbody');
   box.append(
     h(
       'div',
@@ -62,14 +64,30 @@ async function syncPanel(box, first, track) {
         ),
       ),
     ),
+    card(
+      'Dead letters',
+      f.deadCount,
+      h('p', { class: 'muted' }, 'Records the receiver refused for good (an HTTP 4xx for that record alone). They were set aside so the rest could go on, and are kept in sync/dead-letter.jsonl in the data directory; the newest are listed here.'),
+      h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { id: 'sync-dead-letters-table' },
+          h('thead', {}, h('tr', {}, ['When', 'Link', 'Seq', 'Datapoint', 'Value', 'Reason', 'Receiver said'].map((c) => h('th', { scope: 'col' }, c)))),
+          deadBody,
+        ),
+      ),
+    ),
   );
+  let deadShown = '';
   const rows = new Map();
   const render = (s) => {
     // The service stays in `primary` mode while it retries a primary link that is down:
     // say so, rather than showing a green "primary" over a link that carries nothing.
     const active = s.links.find((l) => l.name === s.activeLink);
     const retrying = s.mode === 'primary' && active && active.state !== 'up';
-    setText(f.mode, retrying ? `${s.mode}, retrying` : s.mode);
+    setText(f.mode, retrying ? `${s.mode}, ${active.state === 'blocked' ? 'blocked' : 'retrying'}` : s.mode);
     f.mode.className = `state state-${retrying ? 'down' : s.mode}`;
     setText(f.active, s.activeLink ? `${s.activeLink} (${active?.state ?? '?'})` : 'none');
     setText(f.acked, `#${s.acked.toLocaleString()} of #${s.lastSeq.toLocaleString()}`);
@@ -89,13 +107,29 @@ async function syncPanel(box, first, track) {
         linkBody.append(h('tr', { dataset: { link: l.name } }, h('th', { scope: 'row' }, l.name), h('td', {}, l.role), h('td', {}, r.state), r.since, r.batches, r.records, r.bytes, r.errors, r.lastError));
       }
       setText(r.state, l.state);
-      r.state.className = `state state-${l.state}`;
+      // Blocked: reachable, but refusing records; as bad as down for what gets through.
+      r.state.className = l.state === 'blocked' ? 'state state-down state-blocked' : `state state-${l.state}`;
       setText(r.since, formatTime(l.since));
       setText(r.batches, l.batches.toLocaleString());
       setText(r.records, l.records.toLocaleString());
       setText(r.bytes, formatBytes(l.bytes));
       setText(r.errors, l.errors.toLocaleString());
       setText(r.lastError, l.lastError ? (typeof l.lastError === 'string' ? l.lastError : `${l.lastError.code ?? ''} ${l.lastError.message ?? ''}`.trim()) : '—');
+    }
+    const dead = s.deadLetters ?? { count: 0, total: 0, newest: [] };
+    const records = (n) => `${n.toLocaleString()} record${n === 1 ? '' : 's'}`;
+    if (setText(f.deadCount, dead.total === dead.count ? records(dead.count) : `${records(dead.count)} kept (${dead.total.toLocaleString()} in all)`) && dead.count) flash(f.deadCount);
+    // Rebuilt only when the newest entry changes: the list is append-only.
+    const key = `${dead.total}`;
+    if (key !== deadShown) {
+      deadShown = key;
+      deadBody.replaceChildren(
+        ...(dead.newest.length
+          ? dead.newest.map((d) =>
+              h('tr', { dataset: { seq: String(d.record.seq) } }, h('td', { class: 'time' }, formatTime(d.at)), h('td', {}, d.link), h('td', { class: 'num' }, `#${d.record.seq}`), h('td', {}, d.record.id), h('td', {}, JSON.stringify(d.record.v)), h('td', {}, d.reason), h('td', { class: 'last-error' }, d.answer ?? '—')),
+            )
+          : [h('tr', {}, h('td', { colspan: '7', class: 'muted' }, 'None: every record the receiver was sent, it took.'))]),
+      );
     }
   };
   render(first);
