@@ -285,6 +285,7 @@ export class Gateway {
       topicPrefix: config.broker.prefix,
     });
     await this.sync.start();
+    if (this.store.readOnly) this.sync.reportStorage({ state: 'read-only', error: 'storage is read-only', since: this.clock.now() });
     await this.nodeRed?.start();
 
     if (this.store instanceof LevelStore) {
@@ -322,6 +323,8 @@ export class Gateway {
     else this.o.log.warn({ component: 'storage' }, 'storage writable again (database reopened)');
     // Broker state changes held back while read-only go to disk now.
     if (!error) this.persistence?.resumeWrites();
+    // Upstream too, on the links' status channel: the outbox is in the storage that refuses writes.
+    this.sync?.reportStorage(error ? { state: 'read-only', error, since: this.clock.now() } : { state: 'ok', since: this.clock.now() });
     this.bus
       ?.publish(this.topics.gatewayStorage(), JSON.stringify(this.storageState(error)), { retain: true })
       .catch((err: unknown) => this.o.log.debug({ err }, 'storage state not published (broker closing)'));

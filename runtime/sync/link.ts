@@ -70,6 +70,9 @@ export interface LinkEvents {
  * acknowledged the batch durably (PUBACK, 2xx, SBD MO success) and rejects with an
  * OutpostError otherwise (`retryAfterMs` in details is honoured by the scheduler).
  */
+/** The gateway's storage state as links report it upstream. */
+export type StorageReport = { state: 'ok'; since: number } | { state: 'read-only'; error: string; since: number };
+
 export interface Link {
   readonly name: string;
   /** `primary` links carry the history; `fallback` links carry priority data only. */
@@ -92,6 +95,11 @@ export interface Link {
   fit?(ordered: readonly OutboxRecord[], isAlarm: (r: OutboxRecord) => boolean): OutboxRecord[];
   /** Publishes a downlink acknowledgement upstream (links without a downlink omit it). */
   sendAck?(ack: DownlinkAck): Promise<void>;
+  /**
+   * Storage went read-only (or recovered): links with a status channel say so at once. The
+   * alarm cannot go through the outbox, which is in the storage that refuses writes.
+   */
+  reportStorage?(storage: StorageReport): void;
   on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this;
   off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this;
 }

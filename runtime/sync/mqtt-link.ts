@@ -5,7 +5,7 @@ import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import type { MqttLinkConfig } from './config.js';
-import { LinkBase, type Batch, type DownlinkAck, type Link } from './link.js';
+import { LinkBase, type Batch, type DownlinkAck, type Link, type StorageReport } from './link.js';
 import { encodeBatch } from './codec.js';
 import { resolveCommandAuth } from './command-auth.js';
 import { MqttCommandGate } from './mqtt-commands.js';
@@ -41,6 +41,9 @@ export class MqttLink extends LinkBase implements Link {
   readonly role: Link['role'];
   readonly maxBatchRecords: number;
   private client: MqttClient | undefined;
+  /** Storage state other than ok, carried on `<root>/status` (reportStorage). */
+  private storage: StorageReport | undefined;
+  private onlineSince = 0;
   private readonly topics: ReturnType<typeof mqttTopics>;
   private readonly pending = new Set<(err: OutpostError) => void>();
   /** Publishes go out in call order although gzip runs concurrently (order per datapoint). */
@@ -201,7 +204,23 @@ export class MqttLink extends LinkBase implements Link {
     });
   }
 
+  /** The retained `<root>/status` while connected: online, and the storage state when it is not ok. */
+  private statusPayload(): Buffer {
+    return Buffer.from(JSON.stringify({ state: 'online', gatewayId: this.o.gatewayId, since: this.onlineSince, ...(this.storage ? { storage: this.storage } : {}) }));
+  }
+
+  reportStorage(storage: StorageReport): void {
+    this.storage = storage.state === 'ok' ? undefined : storage;
+    const client = this.client;
+    // Sparkplug hosts read births and data only; the JSON status is the Outpost format's channel.
+    if (this.sparkplug || !client?.connected) return;
+    this.publish(client, this.topics.status, this.statusPayload(), true).catch((err: Error) =>
+      this.o.log.warn({ link: this.name, err: err.message }, 'storage state not published upstream; it goes with the next connect'),
+    );
+  }
+
   private async onConnect(client: MqttClient): Promise<void> {
+    this.onlineSince = this.o.clock.now();
     if (client !== this.client) return;
     this.error = undefined;
     try {
@@ -213,7 +232,7 @@ export class MqttLink extends LinkBase implements Link {
       if (this.sparkplug) {
         await this.sparkplug.online();
       } else {
-        await this.publish(client, this.topics.status, Buffer.from(JSON.stringify({ state: 'online', gatewayId: this.o.gatewayId, since: this.o.clock.now() })), true);
+        await this.publish(client, this.topics.status, this.statusPayload(), true);
       }
       if (client === this.client && client.connected) this.setState('up');
     } catch (err) {

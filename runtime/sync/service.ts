@@ -10,7 +10,7 @@ import type { Store } from '../../storage/store.js';
 import { syncSchema, type SyncConfig } from './config.js';
 import { DurableCursor } from './cursor.js';
 import { Downlink } from './downlink.js';
-import type { DownlinkCommand, Link, LinkState } from './link.js';
+import type { DownlinkCommand, Link, LinkState, StorageReport } from './link.js';
 import { MqttLink } from './mqtt-link.js';
 import { storeCurrentValues } from './sparkplug-edge.js';
 import { HttpLink } from './http-link.js';
@@ -247,6 +247,11 @@ export class SyncService {
       this.timers.push(setInterval(() => void this.publishDatapoints(), config.datapointsIntervalMs));
     }
     for (const t of this.timers) t.unref();
+  }
+
+  /** Tells every link with a status channel the storage state (runtime/gateway.ts storage alarm). */
+  reportStorage(storage: StorageReport): void {
+    for (const rt of this.links) rt.link.reportStorage?.(storage);
   }
 
   async stop(): Promise<void> {

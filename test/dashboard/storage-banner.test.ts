@@ -1,0 +1,56 @@
+/**
+ * Issue 19, part 1: the dashboard shows read-only storage. `/healthz` answers 503 then; the
+ * Overview used to fail on that answer instead of showing it.
+ */
+import t from 'tap';
+import { ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
+import { chromiumSkip, launchChromium } from '../helpers/browser.js';
+import { eventually } from '../helpers/gateway.js';
+
+t.test('Overview: a banner while storage is read-only, gone once it recovers', { skip: chromiumSkip }, async (t) => {
+  const site = await startSecureSite(t, { datapoints: [{ id: 'a.x', kind: 'sensor', type: 'number' }] });
+  const store = site.gateway.store as unknown as {
+    db: { batch(...a: unknown[]): { write(o?: unknown): Promise<void>; close(): Promise<void> } };
+    reopen(): Promise<void>;
+  };
+  // Every write fails and the database cannot be reopened: a disk that stays full.
+  const db = store.db;
+  const batchOf = db.batch.bind(db);
+  db.batch = (...args: unknown[]) => {
+    const batch = batchOf(...args);
+    if (args.length === 0) {
+      batch.write = async () => {
+        await batch.close();
+        throw new Error('No space left on device (injected)');
+      };
+    }
+    return batch;
+  };
+  const reopen = store.reopen.bind(store);
+  store.reopen = async () => {
+    throw new Error('No space left on device (injected)');
+  };
+  await t.rejects(site.gateway.store.write([{ id: 'a.x', t: Date.now(), v: 1 }]));
+
+  const context = await launchChromium(t);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(site.url);
+  await page.getByLabel('Username').fill('admin');
+  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  const banner = page.getByRole('alert').filter({ hasText: 'Storage is read-only' });
+  await banner.waitFor({ timeout: 10_000 });
+  t.match(await banner.textContent(), /No space left on device.*free disk space/, 'the banner says why and what to do');
+  t.match(await page.locator('.card', { hasText: 'Gateway health' }).textContent(), /storage\s*read-only/, 'the health card renders, with the storage state');
+
+  store.reopen = reopen;
+  await eventually(() => !site.gateway.store.readOnly, 20_000);
+  await page.reload();
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await page.locator('.card').first().waitFor();
+  t.equal(await banner.count(), 0, 'no banner once storage is writable again');
+  t.same(errors, [], 'no page errors');
+});

@@ -1,0 +1,50 @@
+/**
+ * Issue 19, part 1: when storage goes read-only the alarm also goes upstream, on the MQTT
+ * link's retained `<root>/status` (the outbox cannot carry it: it is in the storage that
+ * refuses writes), and clears when storage recovers. Mosquitto upstream, a plain MQTT client
+ * as the central side; the write failure is injected into the real LevelDB of the gateway.
+ */
+import t from 'tap';
+import mqtt from 'mqtt';
+import { startTestGateway, eventually } from '../helpers/gateway.js';
+import { Mosquitto } from './helpers/mosquitto.js';
+
+t.test('storage read-only and recovered, as the central side sees it on the status topic', async (t) => {
+  const broker = await Mosquitto.create(t);
+  const gw = await startTestGateway(t, {
+    gateway: { id: 'gw-st' },
+    datapoints: [{ id: 'a.x', kind: 'sensor', type: 'number' }],
+    sync: { enabled: true, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }] },
+  });
+  const central = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+  t.teardown(() => central.endAsync(true));
+  const statuses: Array<{ state: string; storage?: { state: string; error?: string } }> = [];
+  central.on('message', (_topic, payload) => statuses.push(JSON.parse(payload.toString('utf8'))));
+  await central.subscribeAsync('sites/gw-st/status', { qos: 1 });
+  await eventually(() => statuses.some((s) => s.state === 'online'), 10_000);
+  t.notOk(statuses.at(-1)!.storage, 'online, storage fine: no storage field');
+
+  // The next batch write fails, as on a full disk.
+  const store = gw.gateway.store as unknown as { db: { batch(...a: unknown[]): { write(o?: unknown): Promise<void>; close(): Promise<void> } } };
+  const db = store.db;
+  const batchOf = db.batch.bind(db);
+  let failNext = true;
+  db.batch = (...args: unknown[]) => {
+    const batch = batchOf(...args);
+    if (args.length === 0 && failNext) {
+      failNext = false;
+      batch.write = async () => {
+        await batch.close();
+        throw new Error('No space left on device (injected)');
+      };
+    }
+    return batch;
+  };
+  await t.rejects(gw.gateway.store.write([{ id: 'a.x', t: Date.now(), v: 1 }]));
+  const alarm = await eventually(() => statuses.find((s) => s.storage?.state === 'read-only'), 5_000);
+  t.match(alarm, { state: 'online', storage: { state: 'read-only', error: /No space left on device/ } }, 'the read-only alarm goes upstream at once');
+  await eventually(() => statuses.length > 0 && statuses.at(-1)!.storage === undefined && statuses.indexOf(alarm!) < statuses.length - 1, 15_000);
+  t.pass('after the reopen the status says storage is fine again');
+  await gw.gateway.store.write([{ id: 'a.x', t: Date.now(), v: 2 }]);
+  t.equal(gw.gateway.store.latest('a.x')?.v, 2, 'and writes go through');
+});
