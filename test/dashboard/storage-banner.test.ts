@@ -6,26 +6,14 @@ import t from 'tap';
 import { ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
 import { chromiumSkip, launchChromium } from '../helpers/browser.js';
 import { eventually } from '../helpers/gateway.js';
+import { failCommits } from '../helpers/storage-faults.js';
+import type { LevelStore } from '../../storage/level-store.js';
 
 t.test('Overview: a banner while storage is read-only, gone once it recovers', { skip: chromiumSkip }, async (t) => {
   const site = await startSecureSite(t, { datapoints: [{ id: 'a.x', kind: 'sensor', type: 'number' }] });
-  const store = site.gateway.store as unknown as {
-    db: { batch(...a: unknown[]): { write(o?: unknown): Promise<void>; close(): Promise<void> } };
-    reopen(): Promise<void>;
-  };
+  const store = site.gateway.store as unknown as { reopen(): Promise<void> };
   // Every write fails and the database cannot be reopened: a disk that stays full.
-  const db = store.db;
-  const batchOf = db.batch.bind(db);
-  db.batch = (...args: unknown[]) => {
-    const batch = batchOf(...args);
-    if (args.length === 0) {
-      batch.write = async () => {
-        await batch.close();
-        throw new Error('No space left on device (injected)');
-      };
-    }
-    return batch;
-  };
+  failCommits(site.gateway.store as LevelStore, { once: false });
   const reopen = store.reopen.bind(store);
   store.reopen = async () => {
     throw new Error('No space left on device (injected)');

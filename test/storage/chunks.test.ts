@@ -4,6 +4,7 @@
  * bulk writes, late values, overwrites, restarts (cold caches), values written one per key
  * by earlier versions, and retention cutting inside a chunk.
  */
+import { failCommits } from '../helpers/storage-faults.js';
 import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -323,21 +324,6 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
 t.test('a failed commit leaves no trace in the cached newest chunks and buckets (updated in place by live appends)', async (t) => {
   const h = await tempStore(t);
   const store = await h.open();
-  // The next commit's batch write fails, as a full disk makes it.
-  let failNext = false;
-  const db = store.db as unknown as { batch(...args: unknown[]): { write(options?: unknown): Promise<void>; close(): Promise<void> } };
-  const batchOf = db.batch.bind(db);
-  db.batch = (...args: unknown[]) => {
-    const batch = batchOf(...args);
-    if (args.length === 0 && failNext) {
-      failNext = false;
-      batch.write = async () => {
-        await batch.close();
-        throw new Error('injected write failure');
-      };
-    }
-    return batch;
-  };
   const ids = ['live.a', 'live.b'];
   const model = new Map<string, StoredValue[]>(ids.map((id) => [id, []]));
   let clock = T0 + 10 * MIN;
@@ -349,7 +335,7 @@ t.test('a failed commit leaves no trace in the cached newest chunks and buckets 
     }
   };
   await live(40); // caches warm: every commit now extends the cached chunks and buckets in place
-  failNext = true;
+  failCommits(store, { once: true }); // the next commit fails, as a full disk makes it
   await t.rejects(store.write(ids.map((id) => ({ id, t: clock, v: 1000 }))), /injected write failure/, 'the commit fails');
   // Storage is read-only now and leaves that state only by reopening the database (storage/storage-alarm.ts).
   t.ok(store.readOnly, 'a failed write makes storage read-only');

@@ -8,6 +8,8 @@ import t from 'tap';
 import mqtt from 'mqtt';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
 import { Mosquitto } from './helpers/mosquitto.js';
+import { failCommits } from '../helpers/storage-faults.js';
+import type { LevelStore } from '../../storage/level-store.js';
 
 t.test('storage read-only and recovered, as the central side sees it on the status topic', async (t) => {
   const broker = await Mosquitto.create(t);
@@ -25,21 +27,7 @@ t.test('storage read-only and recovered, as the central side sees it on the stat
   t.notOk(statuses.at(-1)!.storage, 'online, storage fine: no storage field');
 
   // The next batch write fails, as on a full disk.
-  const store = gw.gateway.store as unknown as { db: { batch(...a: unknown[]): { write(o?: unknown): Promise<void>; close(): Promise<void> } } };
-  const db = store.db;
-  const batchOf = db.batch.bind(db);
-  let failNext = true;
-  db.batch = (...args: unknown[]) => {
-    const batch = batchOf(...args);
-    if (args.length === 0 && failNext) {
-      failNext = false;
-      batch.write = async () => {
-        await batch.close();
-        throw new Error('No space left on device (injected)');
-      };
-    }
-    return batch;
-  };
+  failCommits(gw.gateway.store as LevelStore, { once: true });
   await t.rejects(gw.gateway.store.write([{ id: 'a.x', t: Date.now(), v: 1 }]));
   const alarm = await eventually(() => statuses.find((s) => s.storage?.state === 'read-only'), 5_000);
   t.match(alarm, { state: 'online', storage: { state: 'read-only', error: /No space left on device/ } }, 'the read-only alarm goes upstream at once');
