@@ -31,6 +31,7 @@ import { flowChangeEntry } from './audit/record.js';
 import { LocalAccessToken } from './auth/local-access.js';
 import { ProxyTrust } from './http/forwarded.js';
 import { openStore } from './storage-wait.js';
+import { SpaceReserve } from '../storage/space-reserve.js';
 import { removePidFile, runningGateway, writePidFile } from '../storage/data-dir-lock.js';
 import type { LevelBrokerPersistence } from '../storage/broker-persistence.js';
 
@@ -103,8 +104,10 @@ export class Gateway {
             maxBatch: config.storage.maxBatch,
             maxPending: config.storage.maxPending,
             onAlarm: (error) => this.storageAlarm(error),
+            reserve: new SpaceReserve(join(dataDir, 'space-reserve'), config.storage.reserveBytes),
           });
-    // A full disk is a state, not a reason to exit: wait for room, answering 503 meanwhile.
+    // A full disk is a state, not a reason to exit: open read-only with the space reserve, or
+    // (none to give up) wait for room, answering 503 meanwhile.
     const opened = await openStore({
       store: this.store,
       path: this.store instanceof LevelStore ? this.store.path : undefined,
@@ -285,7 +288,7 @@ export class Gateway {
       topicPrefix: config.broker.prefix,
     });
     await this.sync.start();
-    if (this.store.readOnly) this.sync.reportStorage({ state: 'read-only', error: 'storage is read-only', since: this.clock.now() });
+    if (this.store.readOnly) this.sync.reportStorage({ state: 'read-only', error: this.store.stats().error ?? 'storage is read-only', since: this.clock.now() });
     await this.nodeRed?.start();
 
     if (this.store instanceof LevelStore) {

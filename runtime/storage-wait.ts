@@ -7,6 +7,7 @@ import type { Logger } from './log.js';
 import { listen } from './http/server.js';
 import { measure, type StorageRoom } from '../storage/storage-alarm.js';
 import type { Store } from '../storage/store.js';
+import { isNoRoom } from '../storage/space-reserve.js';
 
 export interface OpenStoreOptions {
   store: Store;
@@ -69,16 +70,6 @@ export async function openStore(o: OpenStoreOptions): Promise<{ httpPort?: numbe
     server.closeAllConnections?.();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
-}
-
-/** True when a failure (or its message) says the file system has no room (or takes no writes at all). */
-export function isNoRoom(err: unknown): boolean {
-  const noRoom = /ENOSPC|No space left on device|EDQUOT|Disk quota exceeded|EROFS|Read-only file system/i;
-  if (typeof err === 'string') return noRoom.test(err);
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (noRoom.test(`${(e as { code?: string }).code ?? ''} ${(e as Error).message ?? ''}`)) return true;
-  }
-  return false;
 }
 
 function roomFields(room: StorageRoom | undefined): Record<string, number> {

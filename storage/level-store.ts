@@ -4,6 +4,7 @@ import { OutpostError } from '../runtime/errors.js';
 import { DatapointSchema, type Datapoint } from '../runtime/datapoints/model.js';
 import { GroupCommit } from './group-commit.js';
 import { StorageAlarm, type StorageRoom } from './storage-alarm.js';
+import { isNoRoom, type SpaceReserve } from './space-reserve.js';
 import { CurrentBuckets, recomputeCurrent, type CurrentUpdate } from './current-buckets.js';
 import { OutboxEncoder, decodeOutbox, type OutboxRow } from './outbox-codec.js';
 import { LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, blockStart, cut, extendInPlace, mergeEntries, rawCodec, rollupBlockMs, rollupCodec, type Chunk, type ChunkCodec, type CutMode } from './chunks.js';
@@ -105,6 +106,11 @@ export interface LevelStoreOptions {
   probeIntervalMs?: number;
   /** Called when storage enters (error set) or leaves (error undefined) the read-only alarm state. */
   onAlarm?: (error: string | undefined) => void;
+  /**
+   * Room kept next to the database for opening it on a full disk (storage/space-reserve.ts):
+   * given up to open, then read-only until there is room for it again. Absent: no reserve.
+   */
+  reserve?: SpaceReserve;
 }
 
 /** Points written with `{ outbox: false }` (restore): stored and rolled up, not queued for sync. */
@@ -428,7 +434,13 @@ export class LevelStore implements Store {
       maxPending: options.maxPending ?? 100_000,
       minPipelined: PIPELINED_MIN,
     });
-    this.alarm = new StorageAlarm({ path: options.path, intervalMs: options.probeIntervalMs ?? 5000, reopen: () => this.reopen(), onAlarm: options.onAlarm });
+    this.alarm = new StorageAlarm({
+      path: options.path,
+      intervalMs: options.probeIntervalMs ?? 5000,
+      reopen: () => this.reopen(),
+      onAlarm: options.onAlarm,
+      reserve: options.reserve,
+    });
   }
 
   /** The underlying LevelDB, for retention, backup and broker persistence in this folder. */
@@ -446,13 +458,24 @@ export class LevelStore implements Store {
 
   async open(): Promise<void> {
     await mkdir(this.options.path, { recursive: true });
+    let fullAtStart: string | undefined;
     try {
       await this.level.open();
     } catch (err) {
-      throw openError(this.options.path, err);
+      if (!isNoRoom(err) || !(await this.options.reserve?.release())) throw openError(this.options.path, err);
+      // The disk is full: the reserve gives LevelDB the room opening takes, and the store
+      // serves what it holds, read-only until there is room for the reserve again.
+      fullAtStart = `the disk was full at start (${(err as Error).message}); opened with the space reserve`;
+      try {
+        await this.level.open();
+      } catch (again) {
+        throw openError(this.options.path, again);
+      }
     }
     this.closed = false;
     await this.loadState();
+    if (fullAtStart !== undefined) this.alarm.raise(fullAtStart);
+    else await this.options.reserve?.ensure();
   }
 
   /**
@@ -472,6 +495,8 @@ export class LevelStore implements Store {
       this.torn = false;
       this.dropRollupCache();
       await this.reloadState();
+      // The recovery waited for room for it (storage/storage-alarm.ts): ready for the next full start.
+      await this.options.reserve?.ensure();
     });
   }
 

@@ -1,6 +1,7 @@
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OutpostError } from '../runtime/errors.js';
+import type { SpaceReserve } from './space-reserve.js';
 
 /** Room LevelDB needs to reopen beyond the size of its logs: a new manifest, a new log, table overhead. */
 const REOPEN_MARGIN_BYTES = 1 << 20;
@@ -14,6 +15,8 @@ export interface StorageAlarmOptions {
   reopen(): Promise<void>;
   /** Called when storage enters (error set) or leaves (undefined) the read-only state. */
   onAlarm?: (error: string | undefined) => void;
+  /** The space reserve (storage/space-reserve.ts): while it is missing, recovery also waits for room to make it again. */
+  reserve?: SpaceReserve;
 }
 
 /** Free and needed bytes on the database's file system, as last measured. */
@@ -96,7 +99,7 @@ export class StorageAlarm {
 
   private async recover(): Promise<void> {
     if (!this.state || this.stopped) return;
-    const room = await measure(this.o.path);
+    const room = await measure(this.o.path, this.o.reserve);
     this.room = room;
     if (room && room.free < room.needed) return;
     try {
@@ -113,12 +116,14 @@ export class StorageAlarm {
 }
 
 /** Free bytes on the database's file system and what reopening it needs; undefined when it cannot be measured. */
-export async function measure(path: string): Promise<StorageRoom | undefined> {
+export async function measure(path: string, reserve?: SpaceReserve): Promise<StorageRoom | undefined> {
   try {
     const fs = await statfs(path);
     let logs = 0;
     for (const name of await readdir(path)) if (name.endsWith('.log')) logs += (await stat(join(path, name))).size;
-    return { free: fs.bavail * fs.bsize, needed: logs + REOPEN_MARGIN_BYTES };
+    // A reserve given up to open on a full disk is made again first; it is made only with room for twice its size.
+    const remake = reserve && reserve.bytes > 0 && !(await reserve.present()) ? 2 * reserve.bytes : 0;
+    return { free: fs.bavail * fs.bsize, needed: logs + REOPEN_MARGIN_BYTES + remake };
   } catch {
     // Unmeasurable (a file system without statfs, a log removed meanwhile): reopening is tried anyway.
     return undefined;

@@ -143,6 +143,8 @@ export function coreSchema() {
         sync: z.boolean().default(true),
         maxBatch: z.number().int().min(1).max(100_000).default(10_000),
         maxPending: z.number().int().min(100).max(10_000_000).default(100_000),
+        /** Bytes kept free in a file next to the database, given up to open it on a full disk (storage/space-reserve.ts); 0: none. */
+        reserveBytes: z.number().int().min(0).max(1 << 30).default(8 << 20),
         retention: RetentionConfigSchema,
       })
       .prefault({}),

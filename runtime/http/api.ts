@@ -2,7 +2,7 @@ import express, { type Request } from 'express';
 import { plainAddress } from '../net.js';
 import type { IncomingMessage } from 'node:http';
 import { OutpostError } from '../errors.js';
-import { isNoRoom } from '../storage-wait.js';
+import { isNoRoom } from '../../storage/space-reserve.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
 import type { Store } from '../../storage/store.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from '../../storage/store.js';

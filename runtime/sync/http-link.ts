@@ -6,7 +6,8 @@ import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import type { HttpLinkConfig } from './config.js';
-import { LinkBase, type Batch, type Link } from './link.js';
+import { LinkBase, type Batch, type Link, type StorageReport } from './link.js';
+import { HttpStatusReporter } from './http-status.js';
 import { encodeBatch } from './codec.js';
 import { HttpDownlinkPoller, type HttpReply } from './http-downlink.js';
 import { ANSWER_CHARS } from './dead-letter.js';
@@ -64,6 +65,9 @@ export class HttpLink extends LinkBase implements Link {
   private credential: string | undefined;
   private readonly url: URL;
   private poller: HttpDownlinkPoller | undefined;
+  private status: HttpStatusReporter | undefined;
+  /** The last storage state reported, sent once the link starts when it is not ok. */
+  private storage: StorageReport | undefined;
 
   constructor(private readonly o: HttpLinkOptions) {
     super();
@@ -94,6 +98,13 @@ export class HttpLink extends LinkBase implements Link {
     }
     // No connection to hold: optimistic until a request fails.
     this.setState('up');
+    this.status = new HttpStatusReporter({
+      linkName: this.name,
+      gatewayId: this.o.gatewayId,
+      post: (body) => this.request('POST', this.url, body, 'status'),
+      log: this.o.log,
+    });
+    if (this.storage && this.storage.state !== 'ok') this.status.report(this.storage);
     if (c.downlink) {
       if (!this.o.stateDir) throw new OutpostError('SYNC_CONFIG', `link ${this.name}: the poll downlink needs a state folder for its durable cursor`);
       this.poller = new HttpDownlinkPoller({
@@ -129,9 +140,10 @@ export class HttpLink extends LinkBase implements Link {
    * HMAC over `<timestamp>.<body>`; a GET has no body, so it signs `<timestamp>.GET <path?query>`
    * (a captured signature is not valid for another cursor).
    */
-  private async request(method: 'GET' | 'POST', url: URL, body: Buffer | undefined): Promise<HttpReply> {
+  private async request(method: 'GET' | 'POST', url: URL, body: Buffer | undefined, lane?: string): Promise<HttpReply> {
     if (!this.agent) throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is stopped`);
     const headers: Record<string, string> = { 'x-outpost-gateway': this.o.gatewayId, accept: 'application/json' };
+    if (lane) headers['x-outpost-lane'] = lane;
     if (body) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(body.length);
@@ -154,9 +166,17 @@ export class HttpLink extends LinkBase implements Link {
   async stop(): Promise<void> {
     await this.poller?.stop();
     this.poller = undefined;
+    await this.status?.stop();
+    this.status = undefined;
     this.agent?.destroy();
     this.agent = undefined;
     this.setState('stopped');
+  }
+
+  /** Storage went read-only or recovered: a status document goes to the receiver (http-status.ts). */
+  reportStorage(storage: StorageReport): void {
+    this.storage = storage;
+    this.status?.report(storage);
   }
 
   async send(batch: Batch): Promise<number> {

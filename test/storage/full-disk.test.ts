@@ -2,7 +2,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import mqtt from 'mqtt';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnOutpost, type OutpostProcess } from '../helpers/process.js';
@@ -11,7 +11,7 @@ import { eventually } from '../helpers/gateway.js';
 import { freePort } from '../helpers/reverse-proxy.js';
 
 /**
- * A full disk is a state, not a crash: the real `outpost start` on a 30 MB tmpfs, two devices
+ * A full disk is a state, not a crash: the real `outpost start` on a 48 MB tmpfs, two devices
  * publishing QoS 1 over MQTT at ~1,000 readings/s between them and a simulated adapter (whose
  * failed writes each logged a warning), the disk filled to ~1.5 MB free with a file, later freed.
  *
@@ -74,10 +74,10 @@ function logLines(p: OutpostProcess): Array<Record<string, unknown>> {
 async function mountTmpfs(t: Test): Promise<string | undefined> {
   const mnt = await mkdtemp(join(tmpdir(), 'outpost-full-disk-'));
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=30m', 'tmpfs', mnt], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', mnt], { stdio: 'pipe' });
   } catch (err) {
     await rm(mnt, { recursive: true, force: true });
-    t.skip(`needs root to mount a 30 MB tmpfs: ${(err as Error).message.split('\n')[0]}`, () => undefined);
+    t.skip(`needs root to mount a 48 MB tmpfs: ${(err as Error).message.split('\n')[0]}`, () => undefined);
     return undefined;
   }
   t.teardown(async () => {
@@ -87,7 +87,7 @@ async function mountTmpfs(t: Test): Promise<string | undefined> {
   return mnt;
 }
 
-t.test('full disk under QoS 1 load: read-only alarm, reads served, recovery without restart, start on a full disk waits', async (t) => {
+t.test('full disk under QoS 1 load: read-only alarm, reads served, recovery without restart, start on a full disk read-only (or waiting without a reserve)', async (t) => {
   const mnt = await mountTmpfs(t);
   if (!mnt) return;
   const dataDir = join(mnt, 'data');
@@ -174,20 +174,52 @@ adapters:
   await eventually(() => acked() > resumedFrom + 1000, 20_000, 50);
   t.pass('devices are acknowledged again (their held readings first)');
 
-  // A stop and a start while the disk is full: the start waits for room instead of exiting 1.
+  // A stop and a start while the disk is full: the gateway gives up its space reserve to open
+  // the database and comes up read-only, serving what it holds.
   first.child.kill('SIGTERM');
   t.equal((await first.exited).code, 0, 'graceful stop exits 0');
+  const reserve = join(dataDir, 'space-reserve');
+  t.equal((await stat(reserve)).size, 8 << 20, 'the first start made an 8 MiB space reserve');
   await fill(mnt, 'filler', 0);
   const second = spawnOutpost(['start', '-c', config]);
   t.teardown(() => second.child.kill('SIGKILL'));
+  await second.ready;
+  const fullStart = await health();
+  t.equal(fullStart.status, 503, 'started on a full disk: /healthz 503');
+  t.equal(fullStart.body.storage.state, 'read-only', 'storage is read-only, not unavailable');
+  t.match(fullStart.body.storage.error, /full at start/, '/healthz says why');
+  const held = await api(`/api/datapoints/meter0.energy/values?from=${Date.UTC(2025, 0, 1)}&limit=100000`);
+  t.equal(held.status, 200, 'the readings stored before are served');
+  t.ok(((await held.json()) as { values: unknown[] }).values.length > 500, 'all of them');
+  t.equal((await api('/api/datapoints')).status, 200, 'the API answers');
+  await eventually(() => alarms.at(-1)?.state === 'read-only' && /full at start/.test(alarms.at(-1)?.error ?? ''), 15_000, 50);
+  t.pass('the read-only alarm is on the bus');
+  const ackedFullStart = acked();
+  await new Promise((r) => setTimeout(r, 2000));
+  t.equal(acked(), ackedFullStart, 'no PUBACK while read-only after a full start');
+  await rm(join(mnt, 'filler'));
+  await eventually(() => alarms.at(-1)?.state === 'ok', 20_000, 50);
+  t.equal((await health()).status, 200, 'writable again once there is room, without a restart');
+  t.equal((await stat(reserve)).size, 8 << 20, 'the space reserve is made again');
+  const afterFullStart = acked();
+  await eventually(() => acked() > afterFullStart + 1000, 20_000, 50);
+  t.pass('devices are acknowledged again');
+
+  // With no reserve to give up, the start waits for room instead of exiting 1.
+  second.child.kill('SIGTERM');
+  t.equal((await second.exited).code, 0, 'graceful stop exits 0');
+  await rm(reserve);
+  await fill(mnt, 'filler', 0);
+  const third = spawnOutpost(['start', '-c', config]);
+  t.teardown(() => third.child.kill('SIGKILL'));
   const waiting = (await eventually(async () => (await health().catch(() => undefined))?.body.storage, 15_000, 100))!;
-  t.equal(waiting.state, 'unavailable', 'started on a full disk: /healthz says storage is unavailable');
+  t.equal(waiting.state, 'unavailable', 'started on a full disk without a reserve: /healthz says storage is unavailable');
   t.match(waiting.error, /No space left on device/, 'and why');
   t.equal((await fetch(`${base}/api/datapoints`)).status, 503, 'the API answers 503 meanwhile');
   await new Promise((r) => setTimeout(r, 3000));
-  t.equal(second.child.exitCode, null, 'still running: a supervisor does not crash-loop it');
+  t.equal(third.child.exitCode, null, 'still running: a supervisor does not crash-loop it');
   await rm(join(mnt, 'filler'));
-  await second.ready;
+  await third.ready;
   t.equal((await health()).status, 200, 'started once there was room');
   const afterRestart = acked();
   await eventually(() => acked() > afterRestart + 1000, 20_000, 50);
@@ -202,6 +234,6 @@ adapters:
     const lost = [...devices[n]!.acked].filter((v) => !stored.has(v));
     t.equal(lost.length, 0, `meter${n}: all ${devices[n]!.acked.size} acknowledged readings stored`, { lost: lost.slice(0, 5) });
   }
-  second.child.kill('SIGTERM');
-  t.equal((await second.exited).code, 0, 'graceful stop exits 0');
+  third.child.kill('SIGTERM');
+  t.equal((await third.exited).code, 0, 'graceful stop exits 0');
 });
