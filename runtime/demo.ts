@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Logger } from './log.js';
 import { hashPassword } from './auth/passwords.js';
-import { demoConfig } from './config/demo.js';
+import { DEMO_CHARGERS, demoConfig, demoIdTag } from './config/demo.js';
 import { ModbusSimulator } from '../adapters/modbus/simulator.js';
 import { ChargePointSimulator } from '../adapters/ocpp/simulator.js';
 
@@ -43,7 +43,7 @@ export class DemoDevices {
   /** Connects the simulated chargers once the gateway serves HTTP; a car arrives at each. */
   async connectChargers(httpUrl: string): Promise<void> {
     const endpoint = httpUrl.replace(/^http/, 'ws') + '/ocpp';
-    for (const [i, identity] of ['CP1', 'CP2'].entries()) {
+    for (const [i, identity] of DEMO_CHARGERS.entries()) {
       const sim = new ChargePointSimulator({ endpoint, identity, password: this.chargerPassword, meterIntervalMs: 10_000, phases: 3, maxCurrentA: 32 });
       this.chargers.push(sim);
       try {
@@ -52,8 +52,15 @@ export class DemoDevices {
         this.log.warn({ charger: identity, err: (err as Error).message }, 'demo charger could not connect');
         continue;
       }
+      // Each car has its own tag: a tag holds one transaction at a time (a second one is answered
+      // ConcurrentTx, OCPP 1.6 §7.2, and the charger stops it), so a shared tag left CP2 idle.
       const timer = setTimeout(() => {
-        sim.startSession(1, 'DEMO-TAG').catch((err: Error) => this.log.warn({ charger: identity, err: err.message }, 'demo session did not start'));
+        sim
+          .startSession(1, demoIdTag(i))
+          .then((s) => {
+            if (s.status !== 'Accepted') this.log.warn({ charger: identity, status: s.status }, 'demo session refused');
+          })
+          .catch((err: Error) => this.log.warn({ charger: identity, err: err.message }, 'demo session did not start'));
       }, 3000 + i * 5000);
       timer.unref();
       this.timers.push(timer);

@@ -7,7 +7,7 @@ import type { ChargerConfig, OcppOptions } from './config.js';
 import { matchChargerProfile, type ChargerProfile } from './chargers.js';
 import { createOcpp16Validator } from './codec.js';
 import { chargerIds, chargerKey, connectorIds, connectorPrefix, connectorSensorDefs } from './mapping.js';
-import { LoadManager, type LoadSession, type PhaseIndex, type PhaseTriple, type Plan } from './load-manager.js';
+import { LoadManager, type LoadSessionInput, type PhaseIndex, type PhaseTriple, type Plan } from './load-manager.js';
 import type { ChargingSession, SessionStore } from './sessions.js';
 import { chargePointMaxProfile, limitInUnit, txDefaultProfile, txProfile } from './profiles.js';
 
@@ -21,6 +21,8 @@ export interface ConnectorState {
   powerW?: number;
   /** Latest measured current per phase (A); undefined when never reported. */
   currentsA: [number | undefined, number | undefined, number | undefined];
+  /** Arrival time of the MeterValues that last set currentsA (load management times its reports by it). */
+  currentsAt?: number;
   energyWh?: number;
   /** Operator caps (actuators). */
   currentLimitA?: number;
@@ -56,6 +58,8 @@ export interface Counters {
   valuesRejected: number;
   unknownTransactions: number;
   callFailures: number;
+  /** Messages naming a connector the charger does not have (answered PropertyConstraintViolation). */
+  connectorIdsRefused: number;
 }
 
 const PHASE_INDEX: Record<string, PhaseIndex> = { L1: 0, L2: 1, L3: 2 };
@@ -80,6 +84,7 @@ export class CentralSystem {
     valuesRejected: 0,
     unknownTransactions: 0,
     callFailures: 0,
+    connectorIdsRefused: 0,
   };
   readonly validator = createOcpp16Validator();
   readonly loadManager: LoadManager | undefined;
@@ -117,6 +122,7 @@ export class CentralSystem {
           fallbackA: this.fallbackA,
           marginA: lm.marginA,
           meter: lm.meter,
+          control: lm.control,
         },
         {
           now: () => ctx.clock.now(),
@@ -169,6 +175,11 @@ export class CentralSystem {
 
   maxCurrentOf(charger: ChargerState): number {
     return charger.config?.maxCurrentA ?? charger.profile.maxCurrentA;
+  }
+
+  /** NumberOfConnectors (OCPP 1.6 §9.1.21): the installation's override, else the profile's. */
+  connectorCount(charger: ChargerState): number {
+    return charger.config?.connectors ?? charger.profile.connectors;
   }
 
   connector(charger: ChargerState, connectorId: number): ConnectorState {
@@ -407,8 +418,8 @@ export class CentralSystem {
 
   // ------------------------------------------------------------------ load management
 
-  private loadSessions(): Array<LoadSession & { drawA: PhaseTriple }> {
-    const out: Array<LoadSession & { drawA: PhaseTriple }> = [];
+  private loadSessions(): LoadSessionInput[] {
+    const out: LoadSessionInput[] = [];
     for (const session of this.sessions.openSessions()) {
       const charger = this.chargers.get(session.charger);
       if (!charger) continue;
@@ -434,6 +445,12 @@ export class CentralSystem {
         maxA = 0;
         capReason = 'disabled by operator';
       }
+      if (session.authorization !== 'Accepted') {
+        // OCPP 1.6 §5.16: a transaction whose idTag was not accepted is not to deliver energy
+        // (the charger stops it, or suspends it with StopTransactionOnInvalidId false).
+        maxA = 0;
+        capReason = `idTag ${session.authorization}`;
+      }
       let minA = charger.profile.minCurrentA;
       let priority = charger.config?.priority ?? 0;
       if (!charger.online) {
@@ -444,7 +461,7 @@ export class CentralSystem {
         priority = Number.MAX_SAFE_INTEGER;
         capReason = `charger offline, holding its last limit ${held} A`;
       }
-      out.push({ key, phases, minA, maxA, priority, order: session.start, capReason, drawA });
+      out.push({ key, phases, minA, maxA, priority, order: session.start, capReason, drawA, reportedAt: connector.currentsAt, startedAt: session.start });
     }
     return out;
   }

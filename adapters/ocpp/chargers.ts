@@ -20,6 +20,12 @@ export const ChargerProfileSchema = z.strictObject({
     .refine((m) => isRegex(m.vendor) && (m.model === undefined || isRegex(m.model)), 'match.vendor/model must be valid regular expressions')
     .optional(),
   phases: z.union([z.literal(1), z.literal(3)]),
+  /**
+   * NumberOfConnectors (OCPP 1.6 §9.1.21): connector ids 1..n are the charger's outlets, 0 the
+   * charger as a whole. Messages naming another connector are refused, so a charger cannot
+   * make up datapoints.
+   */
+  connectors: z.number().int().min(1).max(32).default(1),
   maxCurrentA: z.number().min(6).max(63),
   /** IEC 61851-1: below 6 A a vehicle may not charge, so such sessions are paused instead. */
   minCurrentA: z.number().min(6).max(63).default(6),

@@ -23,6 +23,8 @@ const chargerSchema = z
     phases: z.union([z.literal(1), z.literal(3)]).optional(),
     /** Site phase a single-phase charger is wired to. */
     phase: z.enum(['L1', 'L2', 'L3']).default('L1'),
+    /** Connectors of this charger (NumberOfConnectors), when it differs from its profile's. */
+    connectors: z.number().int().min(1).max(32).optional(),
     maxCurrentA: z.number().min(6).max(63).optional(),
     /** Load management priority: higher is served first. */
     priority: z.number().int().min(-100).max(100).default(0),
@@ -47,6 +49,19 @@ const loadManagementSchema = z
     fallbackA: z.number().min(0).optional(),
     /** Headroom kept below the limit while metering. */
     marginA: z.number().min(0).max(100).default(1),
+    /** MeterValueSampleInterval asked of chargers while load management runs (s; 0: leave the profile's). */
+    meterValuesIntervalS: z.number().int().min(0).max(3600).default(5),
+    /** Timing of the control loop (load-manager.ts, README "Load management"). */
+    control: z
+      .strictObject({
+        followMs: z.number().int().min(100).max(60_000).optional(),
+        settleTimeoutMs: z.number().int().min(1000).max(600_000).optional(),
+        increaseHoldMs: z.number().int().min(0).max(600_000).optional(),
+        rampStepA: z.number().min(1).max(100).optional(),
+        minPauseMs: z.number().int().min(0).max(3_600_000).optional(),
+        resumeMarginA: z.number().min(0).max(32).optional(),
+      })
+      .optional(),
     meter: z
       .strictObject({
         /** Datapoint of the site meter (grid connection), e.g. `site.grid.power`. */

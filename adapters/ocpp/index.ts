@@ -21,6 +21,7 @@ export default defineAdapter({
     let sessions: SessionStore | undefined;
     let central: CentralSystem | undefined;
     let staleTimer: NodeJS.Timeout | undefined;
+    let tickTimer: NodeJS.Timeout | undefined;
     let unsubscribe: (() => Promise<void>) | undefined;
 
     return {
@@ -41,14 +42,15 @@ export default defineAdapter({
         const meter = options.loadManagement?.meter;
         if (lm && meter) {
           const last = ctx.store.latest(meter.datapoint);
-          if (last && typeof last.v === 'number') lm.meterReading(last.v, last.t);
+          // Stored before a restart: aged from its own time, but never from the future (a fast meter clock).
+          if (last && typeof last.v === 'number') lm.meterReading(last.v, Math.min(last.t, ctx.clock.now()));
           const c = central;
           unsubscribe = await ctx.bus.subscribe(`${options.busPrefix}/dp/${meter.datapoint}/value`, (_topic, payload) => {
             try {
               const msg = JSON.parse(payload.toString('utf8')) as { v: unknown; t: unknown; q?: unknown };
               if (typeof msg.t !== 'number') throw new Error('no "t"');
-              if (msg.v === null || msg.q === 'bad' || msg.q === 'stale') lm.meterReading(null, msg.t);
-              else if (typeof msg.v === 'number' && Number.isFinite(msg.v)) lm.meterReading(msg.v, msg.t);
+              if (msg.v === null || msg.q === 'bad' || msg.q === 'stale') lm.meterReading(null);
+              else if (typeof msg.v === 'number' && Number.isFinite(msg.v)) lm.meterReading(msg.v);
               else throw new Error('"v" is not a number');
             } catch (err) {
               c.warnOnce('meter-payload', { datapoint: meter.datapoint, reason: (err as Error).message }, 'site meter value ignored');
@@ -67,6 +69,11 @@ export default defineAdapter({
           staleTimer.unref();
         }
 
+        // Increases and resumes wait for time to pass (cars following, hold times): look again every second.
+        if (lm) {
+          tickTimer = setInterval(() => lm.tick(), 1000);
+          tickTimer.unref();
+        }
         server = new OcppServer(ctx, central);
         ctx.http.upgrade(options.path, server.handleUpgrade);
         mountRoutes(ctx.http.router, central);
@@ -76,6 +83,8 @@ export default defineAdapter({
       async stop() {
         if (staleTimer) clearInterval(staleTimer);
         staleTimer = undefined;
+        if (tickTimer) clearInterval(tickTimer);
+        tickTimer = undefined;
         await unsubscribe?.();
         unsubscribe = undefined;
         await server?.close();

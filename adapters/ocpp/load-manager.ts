@@ -1,165 +1,48 @@
 /**
- * Site load management: shares the site's current limit among charging sessions.
+ * Site load management as a control loop (adapters/ocpp/README.md, "Load management"):
+ * measure (grid meter, charger reports), estimate the other load (load-estimate.ts), plan
+ * (load-plan.ts), act with timing rules:
  *
- * `planLoad` is pure (inputs → plan with reasons), so it can be property-tested; the
- * `LoadManager` runner feeds it from the site meter and the chargers and applies the result.
- * All arithmetic is in integer deci-amperes: OCPP 1.6 charging schedule limits have a
- * resolution of 0.1 (§7.13 ChargingSchedulePeriod.limit, multipleOf 0.1), and integers make
- * "the sum never exceeds the limit" exact rather than subject to floating-point rounding.
+ * - Decreases at once, on the reading that calls for them.
+ * - Increases only once every car has followed its last limit (a report taken `followMs`
+ *   after the change, or `settleTimeoutMs` without one), not within `increaseHoldMs` of a
+ *   decrease, and by at most `rampStepA` a session at a time.
+ * - A paused session stays paused `minPauseMs`, and resumes only when its minimum plus
+ *   `resumeMarginA` fits (hysteresis), so cars do not flip between paused and charging.
+ * - Meter staleness by arrival time: a meter with a fast clock stamps its readings in the future.
  */
+import { OtherLoadEstimator, drawBounds, type SessionDraw } from './load-estimate.js';
+import { planLoad, type Allocation, type LoadSession, type MeterState, type PhaseTriple, type Plan } from './load-plan.js';
 
-export type PhaseIndex = 0 | 1 | 2;
-export type PhaseTriple = [number, number, number];
+export { planLoad } from './load-plan.js';
+export type { Allocation, LoadSession, MeterState, PhaseIndex, PhaseTriple, Plan, PlanInput } from './load-plan.js';
 
-export interface LoadSession {
-  /** Stable key, e.g. `<charger>/<connector>`. */
-  key: string;
-  /** Site phases the session draws from (3-phase charger: all; 1-phase: the one it is wired to). */
-  phases: PhaseIndex[];
-  /** Below this the vehicle cannot charge (IEC 61851-1: 6 A). */
-  minA: number;
-  /** Charger maximum, lowered by operator limits (current_limit, power_limit). */
-  maxA: number;
-  /** Higher is served first; equal priorities share fairly. */
-  priority: number;
-  /** Tie-breaker among equal priorities when not all fit: earlier start wins (first come). */
-  order: number;
-  /** Why maxA is what it is, for the plan's reasons. */
-  capReason?: string;
+export interface ControlConfig {
+  /** Time a car gets to follow a new limit before its report counts (IEC 61851-1 §A.2.2: the EV follows a PWM change within 5 s). */
+  followMs: number;
+  /** A change counts as followed after this long even without a report (chargers that report rarely, or no current). */
+  settleTimeoutMs: number;
+  /** No increase sooner than this after a decrease. */
+  increaseHoldMs: number;
+  /** An increase raises a session by at most this much at a time (A). */
+  rampStepA: number;
+  /** A paused session stays paused at least this long. */
+  minPauseMs: number;
+  /** A paused session resumes only when its minimum plus this fits (A). */
+  resumeMarginA: number;
+  /** A report this far above the limit is a car that has not followed yet (A). */
+  toleranceA: number;
 }
 
-export type MeterState = 'none' | 'fresh' | 'stale';
-
-export interface PlanInput {
-  /** Site connection limit per phase (A). */
-  siteLimitA: number;
-  /** Site load that is not EV charging, per phase (A); used when meterState is fresh. */
-  otherLoadA?: PhaseTriple;
-  meterState: MeterState;
-  /** Total EV current per phase allowed when the meter is stale. */
-  fallbackA: number;
-  /** Headroom kept below the limit when metering (A). */
-  marginA?: number;
-  sessions: readonly LoadSession[];
-}
-
-export interface Allocation {
-  key: string;
-  limitA: number;
-  phases: PhaseIndex[];
-  paused: boolean;
-  reason: string;
-}
-
-export interface Plan {
-  siteLimitA: number;
-  meterState: MeterState;
-  /** Current available to EV charging per phase after other load, margin and fallback (A). */
-  availableA: PhaseTriple;
-  /** Sum of granted current per phase (A); never above availableA. */
-  allocatedA: PhaseTriple;
-  allocations: Allocation[];
-  reason: string;
-}
-
-const toDeci = (a: number): number => Math.floor(a * 10 + 1e-9);
-const fromDeci = (d: number): number => d / 10;
-const phaseName = (p: PhaseIndex): string => `L${p + 1}`;
-
-export function planLoad(input: PlanInput): Plan {
-  const limit = Math.max(0, toDeci(input.siteLimitA));
-  let reason: string;
-  let avail: PhaseTriple;
-  if (input.meterState === 'fresh' && input.otherLoadA) {
-    const margin = toDeci(input.marginA ?? 0);
-    avail = input.otherLoadA.map((other) => Math.max(0, limit - Math.ceil(Math.max(0, other) * 10 - 1e-9) - margin)) as PhaseTriple;
-    reason = `site limit ${input.siteLimitA} A minus other load ${input.otherLoadA.map((a) => a.toFixed(1)).join('/')} A`;
-  } else if (input.meterState === 'stale') {
-    const fallback = Math.min(limit, Math.max(0, toDeci(input.fallbackA)));
-    avail = [fallback, fallback, fallback];
-    reason = `site meter stale: safe fallback ${fromDeci(fallback)} A`;
-  } else {
-    avail = [limit, limit, limit];
-    reason = `site limit ${input.siteLimitA} A (no site meter)`;
-  }
-
-  const sessions = [...input.sessions].sort((a, b) => b.priority - a.priority || a.order - b.order || (a.key < b.key ? -1 : 1));
-  const grant = new Map<string, number>();
-  const why = new Map<string, string>();
-  const used: PhaseTriple = [0, 0, 0];
-
-  // 1. Admission: in priority order, a session runs only if its minimum fits on all its phases.
-  const admitted: Array<LoadSession & { min: number; max: number }> = [];
-  for (const s of sessions) {
-    const min = Math.ceil(s.minA * 10 - 1e-9);
-    const max = toDeci(s.maxA);
-    if (s.phases.length === 0 || max <= 0) {
-      grant.set(s.key, 0);
-      why.set(s.key, `paused: ${s.capReason ?? 'no current allowed'}`);
-      continue;
-    }
-    if (max < min) {
-      grant.set(s.key, 0);
-      why.set(s.key, `paused: cap ${fromDeci(max)} A is below the minimum ${s.minA} A${s.capReason ? ` (${s.capReason})` : ''}`);
-      continue;
-    }
-    const short = s.phases.find((p) => used[p] + min > avail[p]);
-    if (short !== undefined) {
-      grant.set(s.key, 0);
-      why.set(s.key, `paused: needs ${s.minA} A, only ${fromDeci(Math.max(0, avail[short] - used[short]))} A left on ${phaseName(short)}`);
-      continue;
-    }
-    for (const p of s.phases) used[p] += min;
-    grant.set(s.key, min);
-    admitted.push({ ...s, min, max });
-  }
-
-  // 2. Water-filling, one priority tier at a time: everybody in the tier rises together until
-  //    a phase is full or a session reaches its cap (max-min fair share per phase).
-  const tiers = [...new Set(admitted.map((s) => s.priority))].sort((a, b) => b - a);
-  for (const tier of tiers) {
-    const rising = new Set(admitted.filter((s) => s.priority === tier && grant.get(s.key)! < s.max));
-    while (rising.size > 0) {
-      const count: PhaseTriple = [0, 0, 0];
-      for (const s of rising) for (const p of s.phases) count[p]++;
-      let step = Infinity;
-      for (const p of [0, 1, 2] as PhaseIndex[]) if (count[p] > 0) step = Math.min(step, Math.floor((avail[p] - used[p]) / count[p]));
-      for (const s of rising) step = Math.min(step, s.max - grant.get(s.key)!);
-      if (step > 0) {
-        for (const s of rising) {
-          grant.set(s.key, grant.get(s.key)! + step);
-          for (const p of s.phases) used[p] += step;
-        }
-      }
-      for (const s of [...rising]) {
-        const full = s.phases.some((p) => avail[p] - used[p] < count[p] || avail[p] - used[p] <= 0);
-        if (grant.get(s.key)! >= s.max || full || step <= 0) rising.delete(s);
-      }
-    }
-  }
-
-  const allocations: Allocation[] = sessions.map((s) => {
-    const d = grant.get(s.key) ?? 0;
-    let r = why.get(s.key);
-    if (!r) {
-      const max = toDeci(s.maxA);
-      if (d >= max) r = `at cap ${s.maxA} A${s.capReason ? ` (${s.capReason})` : ''}`;
-      else r = `fair share of ${s.phases.map((p) => `${phaseName(p)} ${fromDeci(avail[p])} A`).join(', ')} (priority ${s.priority})`;
-    }
-    return { key: s.key, limitA: fromDeci(d), phases: [...s.phases], paused: d === 0, reason: r };
-  });
-  return {
-    siteLimitA: input.siteLimitA,
-    meterState: input.meterState,
-    availableA: avail.map(fromDeci) as PhaseTriple,
-    allocatedA: used.map(fromDeci) as PhaseTriple,
-    allocations,
-    reason,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Runner
+export const DEFAULT_CONTROL: ControlConfig = {
+  followMs: 5000,
+  settleTimeoutMs: 30_000,
+  increaseHoldMs: 10_000,
+  rampStepA: 6,
+  minPauseMs: 120_000,
+  resumeMarginA: 1,
+  toleranceA: 1,
+};
 
 export interface SiteLimitConfig {
   /** Per-phase current limit (A); or derived from `limitKw`. */
@@ -169,12 +52,23 @@ export interface SiteLimitConfig {
   fallbackA: number;
   marginA: number;
   meter?: { datapoint: string; unit: 'W' | 'kW' | 'A'; staleAfterMs: number; includesChargers: boolean };
+  control?: Partial<ControlConfig>;
+}
+
+/** A session as the chargers report it. */
+export interface LoadSessionInput extends LoadSession {
+  /** What the charger last reported per phase (A). */
+  drawA: PhaseTriple;
+  /** Arrival time of that report (undefined: none yet). */
+  reportedAt?: number;
+  /** When the session started (its first report counts once the car had `followMs` to start). */
+  startedAt?: number;
 }
 
 export interface LoadManagerDeps {
   now(): number;
   /** Sessions eligible for current now, with what they measurably draw per phase (A). */
-  sessions(): Array<LoadSession & { drawA: PhaseTriple }>;
+  sessions(): LoadSessionInput[];
   /** Applies a new limit to one session (sends the charging profile). */
   apply(key: string, limitA: number): Promise<void>;
   onPlan(plan: Plan & { t: number; trigger: string }): void;
@@ -187,40 +81,57 @@ export interface LoadManagerDeps {
   betweenLowerAndRaise?(plan: Plan): Promise<void>;
 }
 
-/** Plans on every trigger (meter reading, status change, setpoint), applies decreases before increases. */
+interface Applied {
+  limitA: number;
+  /** When the charger accepted it. */
+  at: number;
+  previousA: number | undefined;
+}
+
+export type LoadPlan = Plan & { t: number; trigger: string; waiting?: string };
+
 export class LoadManager {
-  private meterA: PhaseTriple | undefined;
-  /** With a W/kW meter: the site's total current summed over its phases (the meter cannot tell the phases apart). */
-  private meterTotalA: number | undefined;
-  private meterT = 0;
+  private meter: { channels: number[]; at: number } | undefined;
+  private readonly estimator = new OtherLoadEstimator();
+  private readonly control: ControlConfig;
   private running = false;
   private pending: string | undefined;
-  private readonly applied = new Map<string, number>();
-  lastPlan: (Plan & { t: number; trigger: string }) | undefined;
+  private readonly applied = new Map<string, Applied>();
+  private readonly pausedSince = new Map<string, number>();
+  private lastDecreaseAt = -Infinity;
+  lastPlan: LoadPlan | undefined;
   plans = 0;
+  /** Pause↔charge changes applied, for the status and the benchmarks. */
+  switches = 0;
 
   constructor(
     private readonly config: SiteLimitConfig,
     private readonly deps: LoadManagerDeps,
-  ) {}
+  ) {
+    this.control = { ...DEFAULT_CONTROL, ...config.control };
+  }
 
-  /** A site meter reading: A per phase, or W/kW for the whole site (see `round` for how that is split). */
-  meterReading(value: number | null, t: number): void {
+  /**
+   * A site meter reading: A of the most loaded phase, or W/kW for the whole site. Its age is
+   * counted from `arrivedAt` (now), never from the meter's own timestamp.
+   */
+  meterReading(value: number | null, arrivedAt = this.deps.now()): void {
     const meter = this.config.meter;
     if (!meter) return;
     if (value === null) {
-      this.meterA = undefined;
-      this.meterTotalA = undefined;
-    } else if (meter.unit === 'A') {
-      this.meterA = [value, value, value];
-      this.meterTotalA = undefined;
-      this.meterT = t;
+      this.meter = undefined;
+      this.estimator.reset();
     } else {
-      const total = (meter.unit === 'kW' ? value * 1000 : value) / this.config.voltage;
-      const a = total / this.config.sitePhases;
-      this.meterA = [a, a, a];
-      this.meterTotalA = total;
-      this.meterT = t;
+      const amps = meter.unit === 'A' ? value : (meter.unit === 'kW' ? value * 1000 : value) / this.config.voltage;
+      // A current meter gives one value per phase; a power meter only the site total (one channel).
+      this.meter = { channels: meter.unit === 'A' ? [amps, amps, amps] : [amps], at: arrivedAt };
+      if (meter.includesChargers) {
+        const { lo, hi } = drawBounds(this.deps.sessions().map((s) => this.draw(s)));
+        const total = (t: PhaseTriple): number[] => (meter.unit === 'A' ? t : [t[0] + t[1] + t[2]]);
+        this.estimator.update(this.meter.channels, total(lo), total(hi));
+      } else {
+        this.estimator.update(this.meter.channels, this.meter.channels.map(() => 0), this.meter.channels.map(() => 0));
+      }
     }
     this.replan('site meter reading');
   }
@@ -228,17 +139,23 @@ export class LoadManager {
   meterState(): MeterState {
     const meter = this.config.meter;
     if (!meter) return 'none';
-    if (!this.meterA || this.deps.now() - this.meterT > meter.staleAfterMs) return 'stale';
+    if (!this.meter || this.deps.now() - this.meter.at > meter.staleAfterMs) return 'stale';
     return 'fresh';
   }
 
   /** Forget what was applied to a session (it ended, or its charger reconnected). */
   forget(key: string): void {
     this.applied.delete(key);
+    this.pausedSince.delete(key);
   }
 
   appliedLimit(key: string): number | undefined {
-    return this.applied.get(key);
+    return this.applied.get(key)?.limitA;
+  }
+
+  /** Called every second or so: a round when increases or resumes are waiting for time to pass. */
+  tick(): void {
+    if (this.lastPlan?.waiting) this.replan('waiting time passed');
   }
 
   replan(trigger: string): void {
@@ -260,58 +177,150 @@ export class LoadManager {
     while (this.running || this.pending) await new Promise((r) => setTimeout(r, 5));
   }
 
+  /** The car has followed its last limit: a report taken late enough after it (or long enough without one). */
+  private settled(s: LoadSessionInput, now: number): boolean {
+    const c = this.control;
+    const cmd = this.applied.get(s.key);
+    const drawn = Math.max(0, ...s.phases.map((p) => s.drawA[p]));
+    if (!cmd) {
+      // Never limited here: the car started at the charger's default (TxDefaultProfile: the minimum).
+      if (s.reportedAt === undefined) return s.startedAt !== undefined && now - s.startedAt >= c.settleTimeoutMs;
+      return s.startedAt === undefined || s.reportedAt >= s.startedAt + c.followMs;
+    }
+    if (s.reportedAt !== undefined && s.reportedAt > cmd.at) {
+      // A decrease is followed as soon as a report shows the car below the new limit.
+      if (cmd.limitA < (cmd.previousA ?? Infinity) && drawn <= cmd.limitA + c.toleranceA) return true;
+      if (s.reportedAt >= cmd.at + c.followMs) return drawn <= cmd.limitA + c.toleranceA;
+    }
+    return now - cmd.at >= c.settleTimeoutMs;
+  }
+
+  private draw(s: LoadSessionInput): SessionDraw {
+    return {
+      phases: s.phases,
+      reportA: s.reportedAt === undefined ? undefined : s.drawA,
+      limitA: this.applied.get(s.key)?.limitA,
+      maxA: Math.max(s.maxA, s.minA),
+      settled: this.settled(s, this.deps.now()),
+    };
+  }
+
+  /** Other load per phase from the estimate (a power meter's total spread evenly over the site's phases). */
+  private otherLoadA(): PhaseTriple | undefined {
+    const est = this.estimator.estimate;
+    if (!est) return undefined;
+    if (est.length === 3) return [est[0]!, est[1]!, est[2]!];
+    const perPhase = est[0]! / this.config.sitePhases;
+    return [perPhase, perPhase, perPhase];
+  }
+
   private async round(trigger: string): Promise<void> {
+    const c = this.control;
+    const now = this.deps.now();
     const sessions = this.deps.sessions();
     const state = this.meterState();
-    let otherLoadA: PhaseTriple | undefined;
-    if (state === 'fresh' && this.meterA) {
-      const ev: PhaseTriple = [0, 0, 0];
-      if (this.config.meter?.includesChargers) for (const s of sessions) for (const p of [0, 1, 2] as const) ev[p] += s.drawA[p];
-      if (this.meterTotalA !== undefined) {
-        // A power meter sees only the total. Take the chargers' total out of it, then spread
-        // the rest evenly: subtracting a single-phase charger's draw from an evenly spread
-        // share would hide the other load on its own phase and overload that phase.
-        const other = Math.max(0, this.meterTotalA - ev[0] - ev[1] - ev[2]) / this.config.sitePhases;
-        otherLoadA = [other, other, other];
-      } else {
-        otherLoadA = this.meterA.map((m, p) => Math.max(0, m - ev[p]!)) as PhaseTriple;
-      }
-    }
+    if (state === 'stale') this.estimator.reset();
+    const otherLoadA = state === 'fresh' ? this.otherLoadA() : undefined;
     const plan = planLoad({
       siteLimitA: this.config.limitA,
-      meterState: state,
+      meterState: otherLoadA || state !== 'fresh' ? state : 'stale',
       fallbackA: this.config.fallbackA,
       marginA: this.config.marginA,
+      resumeMarginA: c.resumeMarginA,
       otherLoadA,
-      sessions,
+      sessions: sessions.map((s) => {
+        const paused = this.applied.get(s.key)?.limitA === 0;
+        const since = this.pausedSince.get(s.key);
+        const holdPaused = paused && since !== undefined && now - since < c.minPauseMs ? `minimum pause, resumes no sooner than in ${Math.ceil((since + c.minPauseMs - now) / 1000)} s` : undefined;
+        return { ...s, paused, holdPaused };
+      }),
     });
-    const stamped = { ...plan, t: this.deps.now(), trigger };
+
+    // What each session gets now: decreases at once, increases when the loop allows them.
+    const byKey = new Map(sessions.map((s) => [s.key, s]));
+    const unsettled = sessions.filter((s) => !this.settled(s, now)).length;
+    let waiting: string | undefined;
+    if (unsettled > 0) waiting = `increases wait until ${unsettled} car(s) followed their last limit`;
+    else if (now < this.lastDecreaseAt + c.increaseHoldMs) waiting = `increases wait ${Math.ceil((this.lastDecreaseAt + c.increaseHoldMs - now) / 1000)} s after the last decrease`;
+    const decreases: Allocation[] = [];
+    const firsts: Allocation[] = [];
+    const increases: Allocation[] = [];
+    const inForce: Allocation[] = plan.allocations.map((a) => {
+      const current = this.applied.get(a.key)?.limitA;
+      if (current === a.limitA) return a;
+      if (current === undefined) {
+        // A new session runs at its TxDefaultProfile (the minimum), or at the charger's own
+        // default if that was refused: its first limit goes out at once, no higher than the minimum.
+        const first = Math.min(a.limitA, byKey.get(a.key)?.minA ?? a.limitA);
+        const start = { ...a, limitA: first, paused: first === 0, reason: first < a.limitA ? `${a.reason}; starts at ${first} A, raised once the car follows` : a.reason };
+        firsts.push(start);
+        return start;
+      }
+      if (a.limitA < current) {
+        decreases.push(a);
+        return a;
+      }
+      if (waiting) {
+        return { ...a, limitA: current, paused: current === 0, reason: `${a.reason}; ${current} A until ${waiting.replace(/^increases wait /, '')} (target ${a.limitA} A)` };
+      }
+      // From a pause straight to the minimum: less would not let the car charge at all.
+      const step = Math.min(a.limitA, Math.max(current + c.rampStepA, byKey.get(a.key)?.minA ?? 0));
+      const raised = { ...a, limitA: step, paused: step === 0, reason: step < a.limitA ? `${a.reason}; ramping by ${c.rampStepA} A (target ${a.limitA} A)` : a.reason };
+      increases.push(raised);
+      return raised;
+    });
+    const pendingIncrease = inForce.some((a, i) => a.limitA < plan.allocations[i]!.limitA) || sessions.some((s) => this.pausedSince.has(s.key));
+    const effective: Plan = {
+      ...plan,
+      allocations: inForce,
+      allocatedA: sumPerPhase(inForce),
+    };
+    const stamped: LoadPlan = { ...effective, t: now, trigger, ...(pendingIncrease ? { waiting: waiting ?? 'raising step by step' } : {}) };
     this.lastPlan = stamped;
     this.plans++;
     this.deps.onPlan(stamped);
-    const changes = plan.allocations.filter((a) => this.applied.get(a.key) !== a.limitA);
-    // Lower limits first, so the site never sees the new higher limits before the old ones dropped.
-    const lower = changes.filter((a) => a.limitA < (this.applied.get(a.key) ?? Infinity));
-    const higher = changes.filter((a) => !lower.includes(a));
+
     let lowered = true;
-    for (const group of [lower, higher]) {
-      // A decrease that did not happen leaves that charger at its old, higher limit: raising
-      // the others now could exceed the site limit. Skip the increases; the next round retries.
-      if (group === higher && !lowered) break;
-      if (group === higher && this.deps.betweenLowerAndRaise) await this.deps.betweenLowerAndRaise(plan);
-      await Promise.all(
-        group.map(async (a) => {
-          try {
-            await this.deps.apply(a.key, a.limitA);
-            this.applied.set(a.key, a.limitA);
-          } catch (err) {
-            // The charger keeps what it had (still recorded in `applied`), so the next round
-            // retries the change; a charger never confirmed keeps no entry and is resent.
-            if (group === lower) lowered = false;
-            this.deps.onError(a.key, err);
-          }
-        }),
-      );
-    }
+    await Promise.all(
+      [...decreases, ...firsts].map(async (a) => {
+        if (!(await this.send(a))) lowered = false;
+      }),
+    );
+    // The hold is for the site to show the effect of a cut; a session's first limit is no cut.
+    if (decreases.length > 0) this.lastDecreaseAt = this.deps.now();
+    // A decrease that did not happen leaves that charger at its old, higher limit: raising
+    // anything now could exceed the site limit. The next round retries.
+    if (!lowered) return;
+    if (this.deps.betweenLowerAndRaise) await this.deps.betweenLowerAndRaise(effective);
+    await Promise.all(increases.map((a) => this.send(a)));
   }
+
+  /** Sends one limit; returns whether the charger took it. */
+  private async send(a: Allocation): Promise<boolean> {
+    const before = this.applied.get(a.key)?.limitA;
+    try {
+      await this.deps.apply(a.key, a.limitA);
+    } catch (err) {
+      // The charger keeps what it had (still recorded in `applied`), so the next round
+      // retries the change; a charger never confirmed keeps no entry and is resent.
+      this.deps.onError(a.key, err);
+      return false;
+    }
+    const at = this.deps.now();
+    this.applied.set(a.key, { limitA: a.limitA, at, previousA: before });
+    if (a.limitA === 0 && before !== 0) {
+      this.pausedSince.set(a.key, at);
+      if (before !== undefined) this.switches++;
+    } else if (a.limitA > 0 && before === 0) {
+      this.pausedSince.delete(a.key);
+      this.switches++;
+    }
+    return true;
+  }
+}
+
+function sumPerPhase(allocations: readonly Allocation[]): PhaseTriple {
+  const sum: PhaseTriple = [0, 0, 0];
+  for (const a of allocations) for (const p of a.phases) sum[p] = Math.round((sum[p] + a.limitA) * 10) / 10;
+  return sum;
 }

@@ -1,11 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { RPCServer } from 'ocpp-rpc';
+import { RPCServer, createRPCError } from 'ocpp-rpc';
 import { verifyPassword } from '../../runtime/auth/passwords.js';
 import { isLoopbackAddress } from '../../runtime/net.js';
+import { isOutpostError } from '../../runtime/errors.js';
 import type { AdapterContext } from '../../runtime/adapter.js';
 import type { CentralSystem, ChargerConnection } from './central.js';
 import { actionHandlers } from './handlers/index.js';
+import { checkConnectorId } from './handlers/connector-bound.js';
 import { createOcpp16Validator } from './codec.js';
 
 export const SUBPROTOCOL = 'ocpp1.6';
@@ -104,7 +106,12 @@ export class OcppServer {
     for (const [action, handler] of Object.entries(actionHandlers)) {
       client.handle(action, async ({ params }) => {
         charger.lastSeen = ctx.clock.now();
-        return handler(central, charger, params as never);
+        try {
+          checkConnectorId(central, charger, action, params);
+          return await handler(central, charger, params as never);
+        } catch (err) {
+          throw toCallError(err);
+        }
       });
     }
     client.on('badMessage', ({ buffer, response }: { buffer: Buffer; response: unknown[] | null }) => {
@@ -157,6 +164,16 @@ export class OcppServer {
   async close(): Promise<void> {
     await this.server.close({ code: 1001, reason: 'gateway stopping', force: true });
   }
+}
+
+/**
+ * A handler's refusal that names an OCPP-J error code (`details.ocppError`) goes to the charger
+ * as that CALLERROR (OCPP-J 1.6 §4.2.3) with empty details; anything else is left to ocpp-rpc.
+ */
+function toCallError(err: unknown): unknown {
+  if (!isOutpostError(err)) return err;
+  const code = (err.details as { ocppError?: unknown } | undefined)?.ocppError;
+  return typeof code === 'string' ? createRPCError(code, err.message, {}) : err;
 }
 
 /** TLS terminated by the gateway itself, or by a reverse proxy on this host that says so. */

@@ -415,7 +415,8 @@ export class ChargePointSimulator {
 }
 
 // `node --import tsx adapters/ocpp/simulator.ts ws://127.0.0.1:8080/ocpp CP1 [password] [idTag]`
-// runs one charger with a session that starts after 5 s, for the demo and manual trials.
+// runs one charger with a session that starts after 5 s, for manual trials. Give each simulated
+// charger its own idTag: a tag holds one transaction at a time (ConcurrentTx, OCPP 1.6 §7.2).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const [endpoint, identity, password, idTag] = process.argv.slice(2);
   if (!endpoint || !identity) {
@@ -427,7 +428,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     await sim.connect();
     console.log(`${identity} connected, boot ${sim.bootStatus}`);
     await new Promise((r) => setTimeout(r, 5000));
-    const s = await sim.startSession(1, idTag ?? 'DEMO-TAG');
+    const s = await sim.startSession(1, idTag ?? `TAG-${identity}`.slice(0, 20));
     console.log(`session ${s.transactionId}: ${s.status}`);
   };
   run().catch((err: Error) => {

@@ -7,6 +7,12 @@ const schema = z.strictObject({
   interval: z.number().int().min(100).max(3_600_000).default(1000),
   /** Datapoint id prefix, e.g. `site` → `site.grid.power`. */
   prefix: z.string().regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/).default('site'),
+  /**
+   * Datapoints (W) whose latest values are part of the site load, so the grid meter measures
+   * them as a real one would: the demo's chargers (`ev.cp1.1.power`), which load management
+   * expects to find in the grid power (`includesChargers`).
+   */
+  addPower: z.array(z.string().regex(/^[a-z0-9_.-]{1,128}$/)).max(100).default([]),
 });
 
 /** Starting value of the simulated import counter on a fresh data directory (kWh). */
@@ -86,7 +92,12 @@ export default defineAdapter({
           const r = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
           // Rounded to whole watts first, so grid = load - pv holds exactly in the published values.
           const pv = r(pvPower(hour, state.cloud), 0);
-          const load = r(loadPower(hour, hvacPower(state, outdoor), (Math.random() - 0.5) * 600), 0);
+          let measured = 0;
+          for (const extra of options.addPower) {
+            const v = ctx.store.latest(extra)?.v;
+            if (typeof v === 'number' && Number.isFinite(v)) measured += v;
+          }
+          const load = r(loadPower(hour, hvacPower(state, outdoor), (Math.random() - 0.5) * 600) + measured, 0);
           const grid = load - pv;
           energy += (Math.max(0, grid) * dtMs) / 3_600_000 / 1000;
           await ctx.bus.publishValues([

@@ -13,10 +13,19 @@ export interface DemoDevices {
   iridiumPort?: string;
 }
 
+/** The demo's charge points; car i (0-based) plugs in at DEMO_CHARGERS[i] with demoIdTag(i). */
+export const DEMO_CHARGERS = ['CP1', 'CP2'] as const;
+
+/** The id tag of the demo's car i: one per car, since a tag holds one transaction at a time. */
+export function demoIdTag(i: number): string {
+  return `DEMO-TAG-${i + 1}`;
+}
+
 /** The built-in demo site: `outpost demo` (and `npm start` with no config). */
 export function demoConfig(dataDir = './data', devices: DemoDevices = {}): Record<string, unknown> {
   const adapters: Array<Record<string, unknown>> = [
-    { id: 'site', type: 'simulated', interval: 1000, prefix: 'site' },
+    // The grid meter measures the chargers too (as load management assumes): their power is part of the load.
+    { id: 'site', type: 'simulated', interval: 1000, prefix: 'site', addPower: devices.chargerPasswordHash !== undefined ? DEMO_CHARGERS.map((id) => `ev.${id.toLowerCase()}.1.power`) : [] },
     {
       // Siemens Insight trend reports: the simulator drops one into data/bms/insight every minute.
       id: 'insight',
@@ -52,11 +61,8 @@ export function demoConfig(dataDir = './data', devices: DemoDevices = {}): Recor
     adapters.push({
       id: 'chargers',
       type: 'ocpp',
-      chargers: [
-        { id: 'CP1', password: devices.chargerPasswordHash },
-        { id: 'CP2', password: devices.chargerPasswordHash },
-      ],
-      idTags: { allow: ['DEMO-TAG'] },
+      chargers: DEMO_CHARGERS.map((id) => ({ id, password: devices.chargerPasswordHash })),
+      idTags: { allow: DEMO_CHARGERS.map((_, i) => demoIdTag(i)) },
       loadManagement: { limitA: 32, meter: { datapoint: 'site.grid.power', unit: 'W', staleAfterMs: 30_000 } },
     });
   }

@@ -41,3 +41,20 @@ t.test('the adapter publishes all datapoints, obeys setpoints, and its counter n
   await eventually(() => (again.gateway.store.latest('plant.grid.energy_import')?.t ?? 0) > 0);
   t.ok((again.gateway.store.latest('plant.grid.energy_import')!.v as number) >= before, 'energy counter continues from the stored value');
 });
+
+t.test('addPower: the grid meter measures other devices too (the demo chargers for load management)', async (t) => {
+  const gw = await startTestGateway(t, {
+    datapoints: [{ id: 'ev.cp1.1.power', kind: 'sensor', type: 'number', unit: 'W' }],
+    adapters: [
+      { id: 'quiet', type: 'simulated', interval: 100, prefix: 'quiet' },
+      { id: 'site', type: 'simulated', interval: 100, prefix: 'plant', addPower: ['ev.cp1.1.power'] },
+    ],
+  });
+  await gw.gateway.store.write([{ id: 'ev.cp1.1.power', t: Date.now(), v: 1_000_000 }]);
+  const load = await eventually(async () => {
+    const v = gw.gateway.store.latest('plant.load.power')?.v as number | undefined;
+    return v !== undefined && v > 900_000 ? v : undefined;
+  });
+  t.ok(load! >= 1_000_000 - 5_000, `the charger's 1 MW is in the site load (${load} W)`);
+  t.ok((gw.gateway.store.latest('quiet.load.power')?.v as number) < 100_000, 'a site without addPower does not see it');
+});

@@ -9,7 +9,7 @@ import { localApi } from '../helpers/local-api.js';
 import { eventually } from '../helpers/gateway.js';
 
 // What a newcomer gets from `npm start`: the demo with every simulated device, live values over REST.
-t.test('outpost demo: simulated site, Modbus meter, chargers, BMS files and Iridium modem, live over REST', async (t) => {
+t.test('outpost demo: simulated site, Modbus meter, two charging cars, BMS files and Iridium modem, live over REST', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-demo-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const dataDir = join(dir, 'data');
@@ -27,6 +27,24 @@ t.test('outpost demo: simulated site, Modbus meter, chargers, BMS files and Irid
   t.equal((await eventually(() => latest("ev.cp1.online"), 15_000))!.v, true, 'simulated charger CP1 is connected over OCPP');
   await eventually(async () => (await latest('ev.cp1.1.status'))?.v === 'Charging', 20_000);
   t.pass('a session is charging');
+  // The README: two charge points "that plug in a car each". Both must charge, not just start:
+  // with one tag for both cars, CP2's session was answered ConcurrentTx and stopped within 20 ms.
+  const sessionsOf = async (charger: string) => ((await (await api(`/api/charging/sessions?charger=${charger}`)).json()) as { sessions: Array<{ id: number; idTag: string; authorization: string; stop?: number }> }).sessions;
+  await eventually(async () => (await sessionsOf('CP2')).length > 0, 25_000);
+  await new Promise((r) => setTimeout(r, 2000)); // a refused session is stopped in milliseconds; give it time to show
+  const sessions = { CP1: await sessionsOf('CP1'), CP2: await sessionsOf('CP2') };
+  for (const [charger, list] of Object.entries(sessions)) {
+    t.match(list, [{ authorization: 'Accepted', stop: undefined }], `${charger}: one session, accepted and still open`);
+    t.equal(list.length, 1, `${charger}: no second (refused) session`);
+  }
+  t.not(sessions.CP1[0]?.idTag, sessions.CP2[0]?.idTag, 'each car has its own id tag');
+  for (const key of ['cp1', 'cp2']) {
+    // On a timeout the assertions below say what is missing.
+    await eventually(async () => (await latest(`ev.${key}.1.status`))?.v === 'Charging' && ((await latest(`ev.${key}.1.allocated_current`))?.v as number) > 0, 15_000).catch(() => undefined);
+    t.equal((await latest(`ev.${key}.1.status`))?.v, 'Charging', `${key}: connector 1 is Charging`);
+    const allocated = (await latest(`ev.${key}.1.allocated_current`))?.v;
+    t.ok(typeof allocated === 'number' && allocated > 0, `${key}: load management grants it current (${String(allocated)} A)`);
+  }
   t.type((await eventually(() => latest('bms.outdoor.temperature'), 20_000))!.v, 'number', 'a simulated Insight report was imported');
   t.type((await eventually(() => latest('site.pv.self_supply'), 20_000))!.v, 'number', 'the Node-RED demo flow derives a datapoint');
   // The simulated RockBLOCK (serialport mock binding) answers +CSQ; the spend starts at 0 credits.

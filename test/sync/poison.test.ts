@@ -82,7 +82,7 @@ t.test('one record the HTTP receiver refuses for good goes to the dead-letter st
     await page.getByLabel('Username').fill('admin');
     await page.getByLabel('Password').fill(ADMIN_PASSWORD);
     await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { name: 'Links' }).waitFor();
+    await page.getByRole('heading', { name: 'Links', level: 1 }).waitFor();
     await page.locator('#sync-dead-letters', { hasText: /^1 record$/ }).waitFor({ timeout: 10_000 });
     const row = page.locator('#sync-dead-letters-table tr[data-seq="451"]');
     await row.waitFor({ timeout: 10_000 });

@@ -36,7 +36,12 @@ export const bootNotification: ActionHandler<BootNotificationReq> = (central, ch
 async function configureAfterBoot(central: Parameters<ActionHandler>[0], identity: string): Promise<void> {
   const charger = central.chargers.get(identity);
   if (!charger?.online) return;
-  for (const [key, value] of Object.entries(charger.profile.configuration)) {
+  const configuration = { ...charger.profile.configuration };
+  // Load management learns that a car followed a new limit from its next MeterValues: ask
+  // for them more often while it runs (OCPP 1.6 §9.1.18 MeterValueSampleInterval, seconds).
+  const faster = central.options.loadManagement?.meterValuesIntervalS;
+  if (faster !== undefined && faster > 0 && Number(configuration.MeterValueSampleInterval ?? Infinity) > faster) configuration.MeterValueSampleInterval = String(faster);
+  for (const [key, value] of Object.entries(configuration)) {
     try {
       const result = await central.call(identity, 'ChangeConfiguration', { key, value });
       if (result.status !== 'Accepted' && result.status !== 'RebootRequired') {

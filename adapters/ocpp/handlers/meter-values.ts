@@ -11,6 +11,8 @@ export interface MeterValueIn {
 }
 
 const PHASE_SUFFIX = ['current_l1', 'current_l2', 'current_l3'] as const;
+/** A sample older than this on arrival is history, not the car's present draw. */
+const RECENT_SAMPLE_MS = 60_000;
 
 /**
  * Turns meter values (MeterValues.req, StopTransaction.req transactionData) into datapoint
@@ -26,6 +28,7 @@ export async function ingestMeterValues(central: CentralSystem, charger: Charger
   let newest = -Infinity;
   let latestEnergyWh: number | undefined;
   const chargerPhases = central.phasesOf(charger);
+  let currentsSet = false;
   for (const mv of meterValues) {
     const t = central.sampleTime(parseOcppTime(mv.timestamp));
     records.push({ t, sampledValue: mv.sampledValue });
@@ -47,13 +50,22 @@ export async function ingestMeterValues(central: CentralSystem, charger: Charger
       else if (reading.suffix === 'energy') {
         connector.energyWh = reading.value * 1000;
         latestEnergyWh = connector.energyWh;
-      } else if ((PHASE_SUFFIX as readonly string[]).includes(reading.suffix)) connector.currentsA[PHASE_SUFFIX.indexOf(reading.suffix as (typeof PHASE_SUFFIX)[number])] = reading.value;
-      else if (reading.suffix === 'current') {
+      } else if ((PHASE_SUFFIX as readonly string[]).includes(reading.suffix)) {
+        connector.currentsA[PHASE_SUFFIX.indexOf(reading.suffix as (typeof PHASE_SUFFIX)[number])] = reading.value;
+        currentsSet = true;
+      } else if (reading.suffix === 'current') {
         // Current without a phase: read as the current on each phase the charger uses.
         for (const p of chargerPhases) connector.currentsA[p] = reading.value;
+        currentsSet = true;
       }
     }
   }
+  // Load management times a report by its arrival. Values queued while the charger was offline
+  // (sent right after it reconnects, sampled long ago) say nothing about what the car draws now;
+  // a charger connected for a while sends live values whatever its clock says.
+  const arrived = central.ctx.clock.now();
+  const live = newest >= arrived - RECENT_SAMPLE_MS || (charger.connectedAt !== undefined && charger.connectedAt < arrived - RECENT_SAMPLE_MS);
+  if (currentsSet && live) connector.currentsAt = arrived;
   const byId = transactionId !== undefined ? central.sessions.getOpen(transactionId) : undefined;
   // Only the charger's own session: transaction ids are sequential and easy to guess.
   const session = transactionId !== undefined ? (byId?.charger === charger.identity ? byId : undefined) : connectorId > 0 ? central.sessions.activeOn(charger.identity, connectorId) : undefined;

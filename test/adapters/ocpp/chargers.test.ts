@@ -12,6 +12,9 @@ t.test('every charger profile in chargers/ loads and validates', async (t) => {
   t.equal(profiles.size, files.length, 'one profile per file');
   t.ok(files.length >= 4);
   for (const p of profiles.values()) t.ok(p.minCurrentA >= 6 && p.minCurrentA <= p.maxCurrentA, `${p.name}: current range`);
+  for (const p of profiles.values()) t.ok(Number.isInteger(p.connectors) && p.connectors >= 1, `${p.name}: ${p.connectors} connector(s)`);
+  // The generic profile bounds chargers that have not booted yet: it must not refuse a two-outlet post.
+  t.equal(profiles.get('generic')!.connectors, 2);
 });
 
 t.test('profiles are matched from BootNotification, generic otherwise', async (t) => {
@@ -36,6 +39,8 @@ t.test('bad profiles are refused with the file and path named', async (t) => {
   t.match(bad('name: x\ndescription: d\nphases: 3\nmaxCurrentA: 5\n'), /maxCurrentA/);
   t.match(bad('name: x\ndescription: d\nphases: 3\nmaxCurrentA: 32\nmatch: { vendor: "(" }\n'), /regular expressions/);
   t.match(bad('name: x\ndescription: d\nphases: 3\nmaxCurrentA: 32\ntypo: 1\n'), /typo|Unrecognized/);
+  t.match(bad('name: x\ndescription: d\nphases: 3\nmaxCurrentA: 32\nconnectors: 0\n'), /bad\.yaml: connectors/);
+  t.equal(parseChargerProfile('name: x\ndescription: d\nphases: 3\nmaxCurrentA: 32\n', 'x.yaml').connectors, 1, 'one connector unless the profile says more');
   t.match(bad('name: x\n  description: : :\n'), /not valid YAML/);
 
   const dir = await mkdtemp(join(tmpdir(), 'outpost-chargers-'));

@@ -110,7 +110,8 @@ t.test('a power meter (W) with a single-phase charger: the other load on its pha
     { limitA: 32, voltage: 230, sitePhases: 3, fallbackA: 10, marginA: 0, meter: { datapoint: 'site.power', unit: 'W', staleAfterMs: 60_000, includesChargers: true } },
     {
       now: () => 1000,
-      sessions: () => [{ ...session('l1', { phases: [0] }), drawA: [32, 0, 0] as PhaseTriple }],
+      // Reported at 1000 by a car that had started long before: it has followed, so the report counts.
+      sessions: () => [{ ...session('l1', { phases: [0] }), drawA: [32, 0, 0] as PhaseTriple, reportedAt: 1000 }],
       apply: async (key, limitA) => void applied.set(key, limitA),
       onPlan: () => undefined,
       onError: (_key, err) => t.fail(String(err)),
@@ -124,13 +125,14 @@ t.test('a power meter (W) with a single-phase charger: the other load on its pha
 
 t.test('a decrease that fails keeps the increases back (the site limit holds)', async (t) => {
   let failA = false;
+  let now = 1000;
   const calls: Array<[string, number]> = [];
   // b is capped at 8 A by an operator limit, so a gets 24 A.
   let sessions = [session('a', { order: 1 }), session('b', { order: 2, maxA: 8 })];
   const lm = new LoadManager(
-    { limitA: 32, voltage: 230, sitePhases: 3, fallbackA: 10, marginA: 0 },
+    { limitA: 32, voltage: 230, sitePhases: 3, fallbackA: 10, marginA: 0, control: { rampStepA: 32 } },
     {
-      now: () => 1000,
+      now: () => now,
       sessions: () => sessions.map((s) => ({ ...s, drawA: [0, 0, 0] as PhaseTriple })),
       apply: async (key, limitA) => {
         calls.push([key, limitA]);
@@ -140,21 +142,34 @@ t.test('a decrease that fails keeps the increases back (the site limit holds)', 
       onError: () => undefined,
     },
   );
+  // Without reports, a change counts as followed after settleTimeoutMs (30 s).
+  const waitOut = async (): Promise<void> => {
+    for (let i = 0; i < 40; i++) {
+      now += 1000;
+      lm.tick();
+      await lm.idle();
+    }
+  };
   lm.replan('start');
   await lm.idle();
-  t.same([lm.appliedLimit('a'), lm.appliedLimit('b')], [24, 8]);
+  t.same([lm.appliedLimit('a'), lm.appliedLimit('b')], [6, 6], 'new sessions start at the minimum');
+  await waitOut();
+  t.same([lm.appliedLimit('a'), lm.appliedLimit('b')], [24, 8], 'then rise once the cars had time to follow');
   // The operator lifts b's cap: a must drop to 16 before b may rise to 16; a does not answer.
   failA = true;
   calls.length = 0;
   sessions = [session('a', { order: 1 }), session('b', { order: 2 })];
   lm.replan('b uncapped');
   await lm.idle();
-  t.same(calls, [['a', 16]], 'only the decrease was tried; b was not raised');
+  await waitOut();
+  t.ok(calls.length > 0 && calls.every(([key, limitA]) => key === 'a' && limitA === 16), 'only the decrease was tried, again at each round; b was not raised');
   t.same([lm.appliedLimit('a'), lm.appliedLimit('b')], [24, 8], 'a is still known to hold 24 A, b stays at 8 A');
-  // a answers again: the next round lowers a, then raises b.
+  // a answers again: the next round lowers a; b rises once a has followed.
   failA = false;
   calls.length = 0;
   lm.replan('retry');
   await lm.idle();
-  t.same(calls, [['a', 16], ['b', 16]], 'decrease first, then the increase');
+  t.same(calls, [['a', 16]], 'the decrease at once');
+  await waitOut();
+  t.same(calls, [['a', 16], ['b', 16]], 'the increase once a followed');
 });

@@ -20,7 +20,8 @@ t.test('load management caps chargers at connect, starts sessions low, logs plan
       { id: 'B', securityProfile: 0 },
     ],
     idTags: { acceptUnknown: true },
-    loadManagement: { limitA: 16, fallbackA: 14, marginA: 0 },
+    // The simulated car follows at once: the loop's waits shortened so the test runs in seconds.
+    loadManagement: { limitA: 16, fallbackA: 14, marginA: 0, control: { followMs: 200, settleTimeoutMs: 1000, increaseHoldMs: 0, rampStepA: 16 } },
   });
   const sim = gw.sim({ identity: 'A' });
   const limits: number[] = [];
@@ -43,7 +44,8 @@ t.test('load management caps chargers at connect, starts sessions low, logs plan
   await eventually(() => sim.connector(1).limitA === 16);
   const firstTx = sent(sim, 'TxProfile')[0]!;
   t.equal(firstTx.csChargingProfiles.transactionId, started.transactionId);
-  t.equal(limitOf(firstTx), 16);
+  t.equal(limitOf(firstTx), 6, 'the first TxProfile holds the session at the minimum');
+  t.equal(limitOf(sent(sim, 'TxProfile').at(-1)), 16, 'raised once the car had time to follow');
   t.equal(limitOf(sent(sim, 'ChargePointMaxProfile').at(-1)), 16, 'the charger cap rose with the plan');
   t.ok(limits.indexOf(6) < limits.indexOf(16), `6 A before the plan raised it to 16 A (${limits.join(', ')})`);
   t.notOk(limits.some((l) => l > 16), 'never above the plan');
@@ -63,7 +65,8 @@ t.test('load management caps chargers at connect, starts sessions low, logs plan
   const clear = await postJson<{ result: { status: string } }>(`${gw.httpUrl}/api/charging/chargers/A/clear-charging-profile`, {});
   t.equal(clear.body.result.status, 'Accepted');
   await eventually(() => sent(sim, 'TxProfile').length > txBefore && sent(sim, 'ChargePointMaxProfile').length > cpBefore);
-  t.equal(limitOf(sent(sim, 'TxProfile').at(-1)), 16, 'fresh TxProfile after the clear');
+  await eventually(() => limitOf(sent(sim, 'TxProfile').at(-1)) === 16);
+  t.pass('fresh TxProfile after the clear');
   await eventually(() => sim.connector(1).limitA === 16);
   t.pass('the charger is back under the plan');
 
