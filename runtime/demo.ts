@@ -10,6 +10,9 @@ import { ChargePointSimulator } from '../adapters/ocpp/simulator.js';
 /** Port name of the demo's simulated Iridium modem on the serialport mock binding (no device file). */
 const DEMO_IRIDIUM_PORT = '/dev/outpost-demo-iridium';
 
+/** The demo's cars follow a new limit the way real ones do: after 1.5 s, ramping up at 4 A/s. */
+const DEMO_CAR = { delayMs: 1500, rampUpAPerS: 4, rampDownAPerS: 100 };
+
 /**
  * The demo site's simulated devices: a Modbus TCP server with an SDM630 meter and a
  * SunSpec inverter, two OCPP charge points that plug in a car each, and an Iridium
@@ -44,7 +47,7 @@ export class DemoDevices {
   async connectChargers(httpUrl: string): Promise<void> {
     const endpoint = httpUrl.replace(/^http/, 'ws') + '/ocpp';
     for (const [i, identity] of DEMO_CHARGERS.entries()) {
-      const sim = new ChargePointSimulator({ endpoint, identity, password: this.chargerPassword, meterIntervalMs: 10_000, phases: 3, maxCurrentA: 32 });
+      const sim = new ChargePointSimulator({ endpoint, identity, password: this.chargerPassword, meterIntervalMs: 10_000, phases: 3, maxCurrentA: 32, car: DEMO_CAR });
       this.chargers.push(sim);
       try {
         await sim.connect();

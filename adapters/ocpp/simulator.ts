@@ -1,4 +1,5 @@
 import { RPCClient } from 'ocpp-rpc';
+import { CarFollower, type CarResponse } from './sim-car.js';
 import { pathToFileURL } from 'node:url';
 
 /**
@@ -29,6 +30,12 @@ export interface SimulatorOptions {
   callTimeoutMs?: number;
   /** Messages kept while offline; older ones are dropped first. */
   maxQueued?: number;
+  /**
+   * A car that follows a new limit after a delay and ramps (sim-car.ts), in real time; the draw
+   * is then `drawNow()` at any moment, not only at meter values. Omitted: the car takes the new
+   * limit at the next meter value.
+   */
+  car?: CarResponse;
 }
 
 export interface SimConnector {
@@ -44,6 +51,8 @@ export interface SimConnector {
   socPercent: number;
   drawA: number;
   available: boolean;
+  /** The car's response in time (with the `car` option), for the session running. */
+  car?: CarFollower;
 }
 
 interface InstalledProfile {
@@ -71,7 +80,7 @@ export class ChargePointSimulator {
   private client: RPCClient | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly queue: QueuedCall[] = [];
-  private readonly opts: Required<Omit<SimulatorOptions, 'password'>> & { password?: string };
+  private readonly opts: Required<Omit<SimulatorOptions, 'password' | 'car'>> & { password?: string; car?: CarResponse };
   bootStatus: string | undefined;
   /** Charging profiles in force (OCPP 1.6 §3.13), bounded: one per id/purpose/stack level/connector. */
   private installed: InstalledProfile[] = [];
@@ -134,10 +143,20 @@ export class ChargePointSimulator {
       for (const c of this.connectors) await this.sendStatus(c.id, c.status);
     }
     await this.flush();
-    if (this.opts.meterIntervalMs > 0 && !this.timer) {
-      this.timer = setInterval(() => void this.tick(this.opts.meterIntervalMs).catch(() => undefined), this.opts.meterIntervalMs);
-      this.timer.unref();
-    }
+    if (this.opts.meterIntervalMs > 0 && !this.timer) this.startMeterTimer(this.opts.meterIntervalMs);
+  }
+
+  /** Meter values every `ms` (MeterValueSampleInterval). */
+  private startMeterTimer(ms: number): void {
+    if (this.timer) clearInterval(this.timer);
+    this.opts.meterIntervalMs = ms;
+    this.timer = setInterval(() => void this.tick(ms).catch(() => undefined), ms);
+    this.timer.unref();
+  }
+
+  /** Milliseconds between automatic meter values (changed by the central system's ChangeConfiguration). */
+  get meterIntervalMs(): number {
+    return this.opts.meterIntervalMs;
   }
 
   /** Drops the connection (network loss): sessions go on, messages queue. */
@@ -223,6 +242,7 @@ export class ChargePointSimulator {
       idTagInfo: { status: string };
     };
     c.transactionId = res.transactionId;
+    if (this.opts.car) c.car = new CarFollower(this.opts.car, c.limitA);
     this.recomputeLimits();
     if (res.idTagInfo.status !== 'Accepted') {
       await this.stopSession(connectorId, 'DeAuthorized');
@@ -241,6 +261,7 @@ export class ChargePointSimulator {
     this.installed = this.installed.filter((i) => !(i.connectorId === connectorId && i.profile.chargingProfilePurpose === 'TxProfile'));
     this.recomputeLimits();
     c.drawA = 0;
+    c.car = undefined;
     await this.sendStatus(connectorId, 'Finishing');
     const res = await this.send('StopTransaction', { transactionId, idTag: c.idTag, meterStop: Math.round(c.energyWh), timestamp: this.timestamp(), reason }, true);
     c.idTag = undefined;
@@ -253,8 +274,11 @@ export class ChargePointSimulator {
     for (const c of this.connectors) {
       if (c.transactionId === undefined) continue;
       const full = c.socPercent >= 100;
-      c.drawA = full || !c.available ? 0 : Math.max(0, Math.min(c.limitA, c.carMaxA, this.opts.maxCurrentA));
-      if (c.drawA > 0 && c.drawA < 6) c.drawA = 0; // IEC 61851-1: no charging below 6 A
+      if (c.car) c.drawA = Math.round(c.car.drawA(this.carCap(c)) * 10) / 10;
+      else {
+        c.drawA = full || !c.available ? 0 : Math.max(0, Math.min(c.limitA, c.carMaxA, this.opts.maxCurrentA));
+        if (c.drawA > 0 && c.drawA < 6) c.drawA = 0; // IEC 61851-1: no charging below 6 A
+      }
       const powerW = c.drawA * this.opts.voltage * this.opts.phases;
       const wh = (powerW * ms) / 3_600_000;
       c.energyWh += wh;
@@ -264,6 +288,17 @@ export class ChargePointSimulator {
       const sent = this.send('MeterValues', { connectorId: c.id, transactionId: c.transactionId, meterValue: [this.meterValue(c, powerW)] }, true).catch(() => undefined);
       if (this.online) await sent; // offline: it waits in the queue, the clock goes on
     }
+  }
+
+  /** What the car on a connector draws at this moment (A per phase), as a grid meter measures it. */
+  drawNow(connectorId: number): number {
+    const c = this.connector(connectorId);
+    if (c.transactionId === undefined) return 0;
+    return c.car ? c.car.drawA(this.carCap(c)) : c.drawA;
+  }
+
+  private carCap(c: SimConnector): number {
+    return c.socPercent >= 100 || !c.available ? 0 : Math.min(c.carMaxA, this.opts.maxCurrentA);
   }
 
   meterValue(c: SimConnector, powerW: number): { timestamp: string; sampledValue: Array<Record<string, string>> } {
@@ -309,6 +344,7 @@ export class ChargePointSimulator {
       const limitA = Math.min(this.opts.maxCurrentA, tx?.limitA ?? Infinity, cpMax ? cpMax.limitA / active : Infinity);
       if (limitA !== c.limitA) {
         c.limitA = limitA;
+        c.car?.setLimit(limitA, this.carCap(c));
         this.onLimit?.(c.id, limitA);
       }
     }
@@ -367,6 +403,11 @@ export class ChargePointSimulator {
       record('ChangeConfiguration', params);
       const p = params as { key: string; value: string };
       this.configuration.set(p.key, p.value);
+      // A central system asking for meter values at another interval (OCPP 1.6 §9.1.18) gets them.
+      if (p.key === 'MeterValueSampleInterval' && this.opts.meterIntervalMs > 0 && Number(p.value) > 0) {
+        if (this.timer) this.startMeterTimer(Number(p.value) * 1000);
+        else this.opts.meterIntervalMs = Number(p.value) * 1000; // the timer starts after the boot
+      }
       return { status: 'Accepted' };
     });
     client.handle('GetConfiguration', async ({ params }) => {
