@@ -1,10 +1,10 @@
 /**
  * Siemens Insight import speed and memory.
  *
- *   node --import tsx bench/bms-files.bench.ts            (5 MB report, < 1 min)
+ *   node --import tsx bench/bms-files.bench.ts            (5 MB report, ~1 min)
+ *   node --max-old-space-size=256 --max-semi-space-size=1 --import tsx bench/bms-files.bench.ts  (the Pi heap flags of the main README)
  *   BENCH_BIG=1 node --import tsx bench/bms-files.bench.ts  (adds a 50 MB report for the memory comparison)
- *   BENCH_FULL=1 node --import tsx bench/bms-files.bench.ts (stores the whole 5 MB report in LevelDB)
- *   BENCH_FULL=1 BENCH_REIMPORT=1 …                         (then imports it again: every point an overwrite; minutes)
+ *   BENCH_FULL=1 node --import tsx bench/bms-files.bench.ts (adds the SQLite peer)
  *
  * Prints, for one generated report of ~160 points:
  * - streaming parse (lines → InsightParser) vs a naive baseline in the same run (whole file in
@@ -12,17 +12,18 @@
  * - the adapter pipeline without storage (parse → map → batches of 5000 → a counting target),
  *   which is what this adapter adds on top of storage;
  * - the same pipeline writing straight into the gateway's LevelStore (`store.write`: storage
- *   alone, no ingest validation, no bus), and with BENCH_FULL=1 into SQLite (bench/peers/sqlite.ts:
- *   the same readings, outbox records and rollup upserts, one transaction per batch), as the
- *   peers of
- * - the full import into a real gateway (LevelDB with fsync, the adapter's batches of
- *   DEFAULT_BATCH_SIZE points) through the drop folder, as the adapter reports it
- *   (`lastImport.ms`): by default a 100-row slice of the report (storage-bound), the whole
- *   5 MB with BENCH_FULL=1.
+ *   alone, no ingest validation, no bus), then the same report again with every value changed
+ *   (every reading an overwrite with a new value), and with BENCH_FULL=1 into SQLite
+ *   (bench/peers/sqlite.ts: the same readings, outbox records and rollup upserts, one
+ *   transaction per batch), as the peers of
+ * - the full import of the 5 MB report into a real gateway (LevelDB with fsync, the adapter's
+ *   batches of DEFAULT_BATCH_SIZE points) through the drop folder, as the adapter reports it
+ *   (`lastImport.ms`), then the same file dropped again (every reading an overwrite with the
+ *   value it has: issue 21's re-import), with each one's peak RSS growth and their ratio.
  * Each line also gives the process CPU time (all threads, getrusage), which a shared machine
  * disturbs less than wall time; the ratios compare runs of this one process.
  */
-import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +40,7 @@ import { openSqlite, sqliteWriter } from './peers/sqlite.js';
 const POINTS = 160;
 const ZONE = 'America/Chicago';
 
-async function measure<T>(fn: () => Promise<T>): Promise<{ ms: number; peakRssMb: number; result: T }> {
+async function measure<T>(fn: () => Promise<T>): Promise<{ ms: number; peakRssMb: number; peakMb: number; result: T }> {
   (globalThis as { gc?: () => void }).gc?.();
   const before = process.memoryUsage().rss;
   let peak = before;
@@ -49,7 +50,7 @@ async function measure<T>(fn: () => Promise<T>): Promise<{ ms: number; peakRssMb
   const ms = performance.now() - t0;
   clearInterval(timer);
   peak = Math.max(peak, process.memoryUsage().rss);
-  return { ms, peakRssMb: (peak - before) / 1024 / 1024, result };
+  return { ms, peakRssMb: (peak - before) / 1024 / 1024, peakMb: peak / 1024 / 1024, result };
 }
 
 async function streaming(path: string): Promise<number> {
@@ -92,13 +93,15 @@ async function pipeline(path: string): Promise<number> {
   return result.rows;
 }
 
-/** The adapter pipeline writing straight into storage (LevelStore, or the SQLite peer): the storage part of an import, alone. */
-async function storeOnly(path: string, write: (points: PointRecord[]) => Promise<unknown> | unknown, prefix: string): Promise<number> {
+/** The adapter pipeline writing straight into storage (LevelStore, or the SQLite peer): the storage part of an import, alone. `change` alters every value (an overwrite with new values). */
+async function storeOnly(path: string, write: (points: PointRecord[]) => Promise<unknown> | unknown, prefix: string, change = false): Promise<number> {
+  const changed = (points: readonly PointRecord[]): PointRecord[] =>
+    points.map((p) => (typeof p.v === 'number' ? { ...p, v: p.v + 0.5 } : typeof p.v === 'boolean' ? { ...p, v: !p.v } : p));
   const result = await importFile({
     path,
     parser: new InsightParser({ timeZone: ZONE }),
     mapper: new PointMapper([], 'register', prefix),
-    target: { register: async () => undefined, publishValues: async (p) => (await write(p as PointRecord[]), p.length), now: () => Date.now() },
+    target: { register: async () => undefined, publishValues: async (p) => (await write(change ? changed(p as PointRecord[]) : (p as PointRecord[])), p.length), now: () => Date.now() },
     describe: (_p, m) => ({ id: m.id }),
     batchSize: DEFAULT_BATCH_SIZE,
     registered: new Set(),
@@ -139,15 +142,14 @@ async function main(): Promise<void> {
     }
 
     // Full import through the adapter into a real gateway (LevelDB, fsync on).
-    const report = await makeReport(dir, 5 * 1024 * 1024, process.env.BENCH_FULL ? undefined : 100);
+    const report = await makeReport(dir, 5 * 1024 * 1024);
     const drop = join(dir, 'drop');
     const gw = await startTestGateway(
       { teardown: (fn) => teardowns.push(fn) },
       { log: { level: 'warn' }, gateway: { timezone: ZONE }, adapters: [{ id: 'insight', type: 'bms-files', format: 'siemens-insight', dropDir: drop, pollMs: 20, stableMs: 0 }] },
       { types: [bmsFiles as never] },
     );
-    // First import registers the datapoints; the second measures steady state (a re-import, all overwrites).
-    // The re-import (every point an overwrite) is slow in the current storage: only with BENCH_FULL and BENCH_REIMPORT.
+    // First import registers the datapoints; the second is the same file again (every reading an overwrite).
     console.log(`\nInsight report for the storage runs: ${POINTS} points × ${report.rows} rows, ${((await stat(report.path)).size / 1024 / 1024).toFixed(2)} MB`);
     const cpu0 = process.cpuUsage();
     const store = gw.gateway.store;
@@ -155,6 +157,11 @@ async function main(): Promise<void> {
     const directCpu = cpuMs(process.cpuUsage(cpu0));
     const rates = (ms: number, points: number): string => `${Math.round(report.rows / (ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(points / (ms / 1000)).toLocaleString('en')} points/s`;
     console.log(`storage alone (parse+map → LevelStore.write, new datapoints, batches of ${DEFAULT_BATCH_SIZE.toLocaleString('en')}): ${direct.ms.toFixed(0)} ms, CPU ${directCpu.toFixed(0)} ms for ${direct.result.toLocaleString('en')} points = ${rates(direct.ms, direct.result)}, peak RSS +${direct.peakRssMb.toFixed(0)} MB`);
+    const cpu1 = process.cpuUsage();
+    const overwrite = await measure(() => storeOnly(report.path, (p) => store.write(p), 'direct', true));
+    const overwriteCpu = cpuMs(process.cpuUsage(cpu1));
+    console.log(`storage alone, the same report again with every value changed (every reading an overwrite): ${overwrite.ms.toFixed(0)} ms, CPU ${overwriteCpu.toFixed(0)} ms = ${rates(overwrite.ms, overwrite.result)}, peak RSS +${overwrite.peakRssMb.toFixed(0)} MB`);
+    console.log(`  overwrite / first write: time ×${(overwrite.ms / direct.ms).toFixed(2)}, CPU ×${(overwriteCpu / directCpu).toFixed(2)}`);
     let peerMs: number | undefined;
     if (process.env.BENCH_FULL) {
       const sqlite = openSqlite(join(dir, 'peer.sqlite'));
@@ -164,21 +171,30 @@ async function main(): Promise<void> {
       console.log(`  LevelStore / SQLite: ×${(peer.ms / direct.ms).toFixed(2)} the speed`);
       peerMs = peer.ms;
     }
-    const passes = ['first import (registers 160 datapoints)', ...(process.env.BENCH_FULL && process.env.BENCH_REIMPORT ? ['re-import of the same file'] : [])];
-    for (const pass of passes) {
+    const passes = ['first import (registers 160 datapoints)', 're-import of the same file (every reading an overwrite)'];
+    const results: Array<{ ms: number; cpu: number; peakMb: number }> = [];
+    for (const [n, pass] of passes.entries()) {
       const cpuStart = process.cpuUsage();
-      await copyFile(report.path, join(drop, `r-${pass.length}.csv`));
-      const info = await eventually(async () => {
-        const items = ((await (await fetch(`${gw.httpUrl}/api/adapters`)).json()) as { items: Array<{ id: string; info?: Record<string, any> }> }).items;
-        const i = items.find((x) => x.id === 'insight')!.info!;
-        return i.lastImport?.file === `r-${pass.length}.csv` ? i : undefined;
-      }, 600_000, 50);
-      const li = info!.lastImport as { ms: number; rows: number; points: number };
+      const name = `r-${n}.csv`;
+      // Copied under a name the watcher skips, then renamed: it never sees half a file.
+      const m = await measure(async () => {
+        await copyFile(report.path, join(drop, `${name}.tmp`));
+        await rename(join(drop, `${name}.tmp`), join(drop, name));
+        return eventually(async () => {
+          const items = ((await (await fetch(`${gw.httpUrl}/api/adapters`)).json()) as { items: Array<{ id: string; info?: Record<string, any> }> }).items;
+          const i = items.find((x) => x.id === 'insight')!.info!;
+          return i.lastImport?.file === name ? i : undefined;
+        }, 600_000, 50);
+      });
+      const li = m.result!.lastImport as { ms: number; rows: number; points: number };
       const cpu = cpuMs(process.cpuUsage(cpuStart));
-      console.log(`full import into LevelDB, ${pass}: ${li.ms} ms, CPU ${cpu.toFixed(0)} ms for ${li.rows} rows / ${li.points.toLocaleString('en')} points = ${Math.round(li.rows / (li.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(li.points / (li.ms / 1000)).toLocaleString('en')} points/s`);
+      results.push({ ms: li.ms, cpu, peakMb: m.peakMb });
+      console.log(`full import into LevelDB, ${pass}: ${li.ms} ms, CPU ${cpu.toFixed(0)} ms for ${li.rows} rows / ${li.points.toLocaleString('en')} points = ${Math.round(li.rows / (li.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(li.points / (li.ms / 1000)).toLocaleString('en')} points/s, peak RSS ${m.peakMb.toFixed(0)} MB (+${m.peakRssMb.toFixed(0)} MB in this pass)`);
       console.log(`  full import / storage alone: time ×${(li.ms / direct.ms).toFixed(2)}, CPU ×${(cpu / directCpu).toFixed(2)}  (the rest is ingest validation, bus publish, journal)`);
-      if (peerMs !== undefined && pass.startsWith('first')) console.log(`  full import / SQLite peer (storage alone): time ×${(li.ms / peerMs).toFixed(2)}`);
+      if (peerMs !== undefined && n === 0) console.log(`  full import / SQLite peer (storage alone): time ×${(li.ms / peerMs).toFixed(2)}`);
     }
+    const [first, again] = results as [(typeof results)[0], (typeof results)[0]];
+    console.log(`re-import / first import: time ×${(again.ms / first.ms).toFixed(2)}, CPU ×${(again.cpu / first.cpu).toFixed(2)}, peak RSS ×${(again.peakMb / first.peakMb).toFixed(2)} (${again.peakMb.toFixed(0)} vs ${first.peakMb.toFixed(0)} MB)`);
   } finally {
     for (const fn of teardowns.reverse()) await fn();
     await rm(dir, { recursive: true, force: true });

@@ -52,6 +52,8 @@ export interface AdapterHostDeps {
   audit?: AuditSink;
   /** The client's address as the auth layer sees it (trusted proxies applied); default the socket peer. */
   clientAddress?: (req: IncomingMessage) => string;
+  /** Raw retention as storage applies it, behind `ctx.retention` (absent: no retention runs). */
+  retention?: AdapterContext['retention'];
 }
 
 interface Slot {
@@ -144,8 +146,8 @@ export class AdapterHost {
       dataDir,
       gateway: deps.gateway,
       bus: {
-        publishValue: (id, v, options = {}) => deps.ingest.accept(adapterId, id, { v, t: options.t, q: options.q }),
-        publishValues: (points) => deps.ingest.acceptMany(adapterId, points),
+        publishValue: (id, v, options = {}) => this.reviving(adapterId, () => [id], () => deps.ingest.accept(adapterId, id, { v, t: options.t, q: options.q })),
+        publishValues: (points) => this.reviving(adapterId, () => points.map((p) => p.id), () => deps.ingest.acceptMany(adapterId, points)),
         publish: (topic, payload, options) => deps.bus.publish(topic, payload, options),
         subscribe: (filter, handler) => deps.bus.subscribe(filter, handler),
       },
@@ -171,6 +173,7 @@ export class AdapterHost {
         source: (req, locals) => sourceOf(locals.principal as Principal | undefined, deps.clientAddress?.(req) ?? plainAddress(req.socket.remoteAddress ?? 'unknown')),
       },
       audit: (entry) => deps.audit?.record(entry),
+      ...(deps.retention ? { retention: deps.retention } : {}),
       setpoint: (id, body) => deps.ingest.setpoint(id, body, `adapter:${adapterId}`),
       setStatus: (detail) => {
         if (slot.generation !== generation) return;
@@ -183,6 +186,24 @@ export class AdapterHost {
         void this.handleFailure(slot, new OutpostError('ADAPTER_CRASHED', `${adapterId}: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
       },
     };
+  }
+
+  /**
+   * Runs a publication of an adapter; refused as unknown (nothing stored yet), the adapter's
+   * datapoints among `ids` that were deleted while it ran are registered again and it runs once
+   * more: a deleted datapoint comes back when its device reports it (runtime/datapoints/deletion.ts).
+   */
+  private async reviving<T>(adapter: string, ids: () => Iterable<string>, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      if (!(err instanceof OutpostError) || err.code !== 'DP_UNKNOWN') throw err;
+      const unknown = [...ids()].filter((id) => this.deps.registry.get(id) === undefined);
+      const back = await this.deps.registry.revive(adapter, unknown);
+      if (back.length === 0) throw err;
+      this.deps.metrics.datapoints.set(this.deps.registry.size);
+      return run();
+    }
   }
 
   /** Numeric status fields become `outpost_adapter_info{adapter,key}`; nested objects use dotted keys (two levels). */

@@ -9,6 +9,7 @@ import type { RangeQuery, StoredValue } from '../storage/store.js';
 import type { PortRegistry } from './ports.js';
 import type { AuditInput } from './audit/audit-log.js';
 import type { CommandSource } from './audit/actor.js';
+import type { RetentionPolicy } from '../storage/retention.js';
 
 /** What an adapter reports about itself on `outpost/adapter/<id>/status`. */
 export interface AdapterStatusDetail {
@@ -92,6 +93,15 @@ export interface AdapterContext {
    * reset) in the gateway's audit trail. Never throws; secrets must not be in `details`.
    */
   audit(entry: AuditInput): void;
+  /**
+   * Raw retention as storage applies it (`storage.retention`): `effectiveRawDays(id,
+   * ctx.datapoints.get(id))` is how many days a reading of `id` is kept (null: for ever), the
+   * config's rules first, then the datapoint's own `retention`, then the default; `explain`
+   * also says which decided. Absent where no retention pass runs (memory storage). An import
+   * warns with it when a file brings readings the next pass deletes (storage/retention.ts,
+   * `RetentionCheck`).
+   */
+  retention?: Pick<RetentionPolicy, 'effectiveRawDays' | 'explain'>;
   /** Updates the adapter's status topic (the host owns `state`). */
   setStatus(detail: AdapterStatusDetail): void;
   /** Reports a fatal failure after start: the host logs it once, stops and restarts the adapter with backoff. */

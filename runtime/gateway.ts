@@ -18,7 +18,7 @@ import { LevelStore } from '../storage/level-store.js';
 import { createBrokerPersistence } from '../storage/broker-persistence.js';
 import { storageRoutes } from '../storage/http.js';
 import { backupRoutes } from '../storage/backup-http.js';
-import { Retention } from '../storage/retention.js';
+import { Retention, RetentionPolicy } from '../storage/retention.js';
 import { MemoryStore } from '../storage/memory-store.js';
 import type { Store } from '../storage/store.js';
 import { VERSION } from './version.js';
@@ -27,6 +27,7 @@ import { Security } from './auth/middleware.js';
 import { NodeRedService } from '../flows/node-red.js';
 import { AuditLog } from './audit/audit-log.js';
 import { auditRoutes } from './audit/routes.js';
+import { DatapointDeleter, datapointDeletionRoutes } from './datapoints/deletion.js';
 import { flowChangeEntry } from './audit/record.js';
 import { LocalAccessToken } from './auth/local-access.js';
 import { ProxyTrust } from './http/forwarded.js';
@@ -75,6 +76,8 @@ export class Gateway {
   private dataDir: string | undefined;
   /** Who did what (setpoints, charger commands, users, flows, backups): `<dataDir>/audit`. */
   audit: AuditLog | undefined;
+  /** `DELETE /api/datapoints/<id>`: a datapoint with its data (runtime/datapoints/deletion.ts). */
+  deleter: DatapointDeleter | undefined;
 
   constructor(private readonly o: GatewayOptions) {
     this.clock = o.clock ?? systemClock;
@@ -199,6 +202,20 @@ export class Gateway {
     const clientAddress = (req: IncomingMessage): string => security.client(req).address;
     http.api.use(backupRoutes({ store: this.store, registry: this.registry, dataDir, gatewayId: config.gateway.id, log: log.child({ component: 'backup' }), audit: this.audit, clientAddress }));
     http.api.use(auditRoutes(this.audit));
+    const configured = new Set(config.datapoints.map((dp) => dp.id));
+    this.deleter = new DatapointDeleter({
+      registry: this.registry,
+      store: this.store,
+      bus: this.bus,
+      topics: this.topics,
+      ingest: this.ingest,
+      configured: (id) => configured.has(id),
+      adapterState: (adapter) => this.host?.statuses().find((s) => s.id === adapter)?.state,
+      audit: this.audit,
+      log: log.child({ component: 'datapoints' }),
+      onDeleted: () => this.metrics.datapoints.set(this.registry.size),
+    });
+    http.api.use(datapointDeletionRoutes(this.deleter, { clientAddress }));
     http.api.use(
       apiRoutes({
         registry: this.registry,
@@ -270,6 +287,8 @@ export class Gateway {
       backoff: this.o.backoff,
       audit: this.audit,
       clientAddress,
+      // What the retention pass below applies: adapters warn at import about readings it will delete.
+      retention: this.store instanceof LevelStore ? new RetentionPolicy(config.storage.retention) : undefined,
     });
     await this.host.start(config.adapters);
     this.metrics.datapoints.set(this.registry.size);

@@ -73,6 +73,11 @@ export class Ingest {
     this.mqttStored = o.metrics.pointsStored.labels({ adapter: 'mqtt' });
   }
 
+  /** A deleted datapoint: what is remembered of its reading times goes (its next reading starts afresh). */
+  forget(id: string): void {
+    this.times.forget(id);
+  }
+
   /** Hands buffered QoS 0 readings to storage and waits until every one is written (or failed). */
   async flush(): Promise<void> {
     this.flushQos0();
@@ -342,6 +347,11 @@ export class Ingest {
       body = JSON.parse((packet.payload as Buffer).toString('utf8'));
     } catch {
       throw new OutpostError('DP_INVALID', 'metadata payload is not JSON');
+    }
+    // Raw retention is the gateway's to set (the config's `datapoints:` or an adapter), not a device's.
+    const retention = (body as { retention?: unknown } | null)?.retention;
+    if (retention !== undefined && JSON.stringify(retention) !== JSON.stringify(existing?.retention)) {
+      throw new OutpostError('DP_INVALID', `"retention" of ${id} is not set over MQTT: use storage.retention.rules in the configuration`);
     }
     const parsed = DatapointSchema.safeParse({ ...(body as object), id, adapter: existing?.adapter ?? 'mqtt' });
     if (!parsed.success) throw new OutpostError('DP_INVALID', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

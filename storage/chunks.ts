@@ -52,6 +52,12 @@ export interface Chunk<E> {
   key: string;
   ts: number[];
   es: E[];
+  /**
+   * Read by a commit (LevelStore): the first time of the chunk after it on disk, when the read
+   * saw one (it may have been left out, see LevelStore.readChunks): chunks rewritten together
+   * must not reach past it.
+   */
+  next?: number;
 }
 
 /**
@@ -231,7 +237,15 @@ function isSingle(e: RollupEntry): boolean {
  * text (marker 5), marker 3 with ten doubles per bucket, and single buckets (`\u0001` + nine
  * doubles, or JSON).
  */
-export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg, RollupEntry> {
+export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg, RollupEntry>;
+/**
+ * `readings`: a bucket of one reading decodes to that reading (`{ t, v }`, what the append path
+ * writes, see RollupEntry) instead of a nine-field aggregate: a re-imported file of 5-15 min
+ * trend data reads every 1 min and 15 min bucket it overwrites, and their aggregates were most of
+ * its allocations. For the write path only; readers that want aggregates use the default.
+ */
+export function rollupCodec(decodeSingle: (raw: string) => Agg, readings: true): ChunkCodec<RollupEntry, RollupEntry>;
+export function rollupCodec(decodeSingle: (raw: string) => Agg, readings = false): ChunkCodec<RollupEntry, RollupEntry> {
   return {
     encode(ts, es) {
       const n = ts.length;
@@ -277,12 +291,12 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg,
     },
     decode(keyT, value) {
       const raw = bytesOrText(value, ROLLUP_BYTES_MARK);
-      if (typeof raw !== 'string') return decodeCompact(raw.readUInt32LE(4), raw);
+      if (typeof raw !== 'string') return decodeCompact(raw.readUInt32LE(4), raw, readings);
       const compact = headerCount(raw, ROLLUP_COMPACT_MARK);
       if (compact !== undefined) {
         const b = scratchOf(raw.length);
         b.write(raw, 0, raw.length, 'latin1');
-        return decodeCompact(compact, b.subarray(0, raw.length));
+        return decodeCompact(compact, b.subarray(0, raw.length), readings);
       }
       const n = headerCount(raw, ROLLUP_MARK);
       if (n === undefined) return { ts: [keyT], es: [decodeSingle(raw)] };
@@ -303,8 +317,8 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg): ChunkCodec<Agg,
   };
 }
 
-/** A compact rollup chunk's buckets from its bytes (marker, count, kinds, doubles). */
-function decodeCompact(n: number, raw: Buffer): { ts: number[]; es: Agg[] } {
+/** A compact rollup chunk's buckets from its bytes (marker, count, kinds, doubles); `readings`: one-reading buckets as that reading. */
+function decodeCompact(n: number, raw: Buffer, readings = false): { ts: number[]; es: Agg[] } {
   const kinds = Math.ceil(n / 8) * 8;
   const d = doublesOfBytes(raw, HEADER + kinds, (raw.length - HEADER - kinds) / 8);
   const ts = new Array<number>(n);
@@ -314,7 +328,8 @@ function decodeCompact(n: number, raw: Buffer): { ts: number[]; es: Agg[] } {
     if (raw[HEADER + i] === 1) {
       const t = d[o + 1]!;
       const v = d[o + 2]!;
-      es[i] = { count: 1, sum: v, min: v, max: v, ft: t, fv: v, lt: t, lv: v, inc: 0 };
+      // (Typed as Agg for the default codec's sake: with `readings` the caller takes RollupEntry.)
+      es[i] = readings ? ({ t, v } as unknown as Agg) : { count: 1, sum: v, min: v, max: v, ft: t, fv: v, lt: t, lv: v, inc: 0 };
       o += SINGLE_DOUBLES;
     } else {
       es[i] = fullAgg(d, o);
@@ -333,14 +348,33 @@ function decodeCompact(n: number, raw: Buffer): { ts: number[]; es: Agg[] } {
  */
 export type CutMode = 'none' | 'tail' | 'head';
 
-/** Cuts entries (times ascending) into chunks: at block boundaries and every CHUNK_MAX entries, then the newest as `mode` says. */
-export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number, mode: CutMode, liveMax = LIVE_MAX): Array<{ ts: number[]; es: E[] }> {
+/**
+ * A chunk rewritten with changes keeps its start (see `cut`) once the chunk before it holds
+ * this many entries: smaller ones (written live) are joined up.
+ */
+export const KEEP_BOUNDARY_MIN = 64;
+
+/**
+ * Cuts entries (times ascending) into chunks: at block boundaries and every CHUNK_MAX entries, then the newest as `mode` says.
+ * `starts` (ascending): where the chunks being rewritten started; a chunk holding at least
+ * KEEP_BOUNDARY_MIN entries ends before the next of them, so overwriting a range rewrites the
+ * chunks it lands in as they were, instead of joining them into longer ones that the next
+ * batch of a re-import reads and rewrites again.
+ */
+export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number, mode: CutMode, liveMax = LIVE_MAX, starts: readonly number[] = []): Array<{ ts: number[]; es: E[] }> {
   const out: Array<{ ts: number[]; es: E[] }> = [];
   let from = 0;
+  let s = 0;
   while (from < ts.length) {
     const end = blockStart(ts[from]!, blockMs) + blockMs;
+    while (s < starts.length && starts[s]! <= ts[from]!) s++;
     let to = from + 1;
-    while (to < ts.length && to - from < CHUNK_MAX && ts[to]! < end) to++;
+    for (; to < ts.length && to - from < CHUNK_MAX && ts[to]! < end; to++) {
+      if (s < starts.length && ts[to]! >= starts[s]!) {
+        if (to - from >= KEEP_BOUNDARY_MIN) break;
+        while (s < starts.length && starts[s]! <= ts[to]!) s++;
+      }
+    }
     out.push(from === 0 && to === ts.length ? { ts: ts as number[], es: es as E[] } : { ts: ts.slice(from, to), es: es.slice(from, to) });
     from = to;
   }

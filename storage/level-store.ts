@@ -25,7 +25,7 @@ import {
   MAX_AGGREGATE_INTERVALS,
   RESOLUTIONS,
   appendReading,
-  aggregatePoints,
+  counterStep,
   isAgg,
   toAgg,
   bestResolution,
@@ -56,6 +56,8 @@ import {
   type StoreStats,
   type StoredValue,
 } from './store.js';
+import type { DatapointDeletion, StoredPoints } from './store.js';
+import { eraseDatapoint, storedPointsIn, type EraseDb } from './datapoint-erase.js';
 
 /**
  * A stored value: bytes (chunks: their layouts are binary) or text (everything else: the
@@ -121,6 +123,73 @@ function copyAgg(a: Agg): Agg {
   return { count: a.count, sum: a.sum, min: a.min, max: a.max, ft: a.ft, fv: a.fv, lt: a.lt, lv: a.lv, inc: a.inc };
 }
 
+/*
+ * The general write path (late values, overwrites) works on rollup entries (RollupEntry): a
+ * bucket of one reading is that reading, as read (rollupCodec `readings`) or as the stored
+ * point itself, and entries are shared between a batch's changes wherever nothing changes
+ * them; an aggregate is made only where one is updated (ownAgg), and the chunks it leaves in
+ * the cache are copies (ownRollupTail). A re-imported report of trend data overwrites every
+ * 1 min and 15 min bucket it covers, each one reading: nine-field aggregates for them, read,
+ * recomputed and copied, were most of its allocations and of its time.
+ */
+
+function firstTime(e: RollupEntry): number {
+  return isAgg(e) ? e.ft : e.t;
+}
+
+function lastTime(e: RollupEntry): number {
+  return isAgg(e) ? e.lt : e.t;
+}
+
+function countOf(e: RollupEntry): number {
+  return isAgg(e) ? e.count : 1;
+}
+
+/** An aggregate of this batch's own, to update in place. */
+function ownAgg(e: RollupEntry): Agg {
+  return isAgg(e) ? copyAgg(e) : singleAgg(e.t, e.v);
+}
+
+/** Adds `b` (entirely after `a`) to `a` in place: mergeOrdered(a, b) without allocating. */
+function mergeInto(a: Agg, b: RollupEntry): void {
+  if (!isAgg(b)) {
+    appendReading(a, b.t, b.v);
+    return;
+  }
+  a.inc = a.inc + b.inc + counterStep(a.lv, b.fv);
+  a.count += b.count;
+  a.sum += b.sum;
+  if (b.min < a.min) a.min = b.min;
+  if (b.max > a.max) a.max = b.max;
+  a.lt = b.lt;
+  a.lv = b.lv;
+}
+
+/** Merges entries in time order into one: the entry itself when it is alone, else an aggregate of its own. */
+class EntryMerge {
+  entry: RollupEntry | undefined;
+  private own = false;
+  add(e: RollupEntry): void {
+    if (!this.entry) this.entry = e;
+    else {
+      if (!this.own) {
+        this.entry = ownAgg(this.entry);
+        this.own = true;
+      }
+      mergeInto(this.entry as Agg, e);
+    }
+  }
+}
+
+/**
+ * Newest rollup chunks of the general path, to cache: aggregates of the cache's own, since
+ * appendRollups updates cached buckets in place (the batch's entries may be readings, the
+ * stored points themselves, or shared between resolutions).
+ */
+function ownRollupTail(chunks: ReadonlyArray<Chunk<RollupEntry>> | undefined): ReadonlyArray<Chunk<Agg>> | undefined {
+  return chunks?.map((c) => ({ key: c.key, ts: c.ts, es: c.es.map(ownAgg) }));
+}
+
 /**
  * Runs to recompute, grouped into clusters of one series whose buckets lie close together
  * (gaps of at most 64 buckets: 15 min trend data re-imported leaves 15 one-minute buckets
@@ -138,11 +207,56 @@ function clusters(runs: Run[], ms: number): Run[][] {
   return out;
 }
 
-/** Readings in the finer buckets of [from, to] that this batch touched, counted before the batch. */
-function countBefore(finerRuns: Run[], from: number, to: number): number {
-  let n = 0;
-  for (const f of finerRuns) if (f.bucket >= from && f.bucket <= to) n += f.before?.count ?? 0;
-  return n;
+/**
+ * A run's readings applied to its bucket where that needs no recompute (rollupUpdates): each
+ * one before the bucket's first reading or after its last (appends, prepends), or a reading
+ * that is not a number (counts for nothing). Returns false when one lands inside the bucket's
+ * span (late value, overwrite): the bucket is recomputed then (marked changed, `agg` as before).
+ */
+function applyRun(run: Run): boolean {
+  const { ts, vals } = run.series;
+  let cur = run.agg;
+  // `cur` is an aggregate of this batch's own (updated in place); else it is shared (the
+  // bucket before the batch, or the batch's one reading in it) and copied before it changes.
+  let own = false;
+  let touched = false;
+  for (let i = run.from; i < run.to; i++) {
+    const t = ts[i]!;
+    const p = vals[i]!;
+    const v = numericValue(p);
+    if (v === undefined) {
+      // Not a number: counts for nothing, unless it overwrites a reading inside the bucket.
+      if (cur && t >= firstTime(cur) && t <= lastTime(cur)) {
+        run.changed = true;
+        return false;
+      }
+      continue;
+    }
+    if (!cur) {
+      cur = typeof p.v === 'number' ? (p as Reading) : singleAgg(t, v);
+      touched = true;
+    } else if (t > lastTime(cur)) {
+      if (!own) {
+        cur = ownAgg(cur);
+        own = true;
+      }
+      appendReading(cur as Agg, t, v);
+      touched = true;
+    } else if (t < firstTime(cur)) {
+      cur = mergeOrdered(singleAgg(t, v), toAgg(cur));
+      own = true;
+      touched = true;
+    } else {
+      // Inside the bucket's span (late value or overwrite): recompute the bucket.
+      run.changed = true;
+      return false;
+    }
+  }
+  if (touched) {
+    run.agg = cur;
+    run.changed = true;
+  }
+  return true;
 }
 
 /** A batch's points of one datapoint, sorted by time, and their runs per resolution. */
@@ -150,6 +264,8 @@ interface Series {
   id: string;
   ts: number[];
   vals: StoredValue[];
+  /** Points stored as they are already (1 at their index), found when the raw chunks were read. */
+  unchanged?: Uint8Array;
   runs: Run[][];
   /** Rollup buckets this batch changes, per resolution (null entry: delete the bucket). */
   changes: Array<Changes | undefined>;
@@ -157,12 +273,12 @@ interface Series {
 
 interface Changes {
   ts: number[];
-  es: Array<Agg | null>;
+  es: Array<RollupEntry | null>;
   /** False once a recomputed bucket was added out of order. */
   sorted: boolean;
 }
 
-function addChange(series: Series, r: number, bucket: number, agg: Agg | null): void {
+function addChange(series: Series, r: number, bucket: number, agg: RollupEntry | null): void {
   let c = series.changes[r];
   if (!c) series.changes[r] = c = { ts: [], es: [], sorted: true };
   else if (bucket <= c.ts[c.ts.length - 1]!) c.sorted = false;
@@ -228,12 +344,14 @@ interface Run {
   from: number;
   to: number;
   bucket: number;
-  /** The bucket's aggregate: before the batch, then after it. */
-  agg: Agg | null;
+  /** The bucket's entry: before the batch (the same object as `before`), then after it. */
+  agg: RollupEntry | null;
   /** The bucket's aggregate before the batch (never mutated). */
-  before: Agg | null;
+  before: RollupEntry | null;
   /** No reading of the batch: the current bucket closed by it, written as it is (rollupUpdates). */
-  carry?: boolean;
+  carry: boolean;
+  /** The batch changes the bucket (its new entry is `agg`, null: now empty). */
+  changed: boolean;
 }
 
 /**
@@ -305,6 +423,85 @@ function clusterRanges(ts: readonly number[], end: number, gap: number): Array<[
   return out;
 }
 
+/**
+ * Batch entries equal to what is stored (a file imported again): `flags[i]` set for each,
+ * `count` of them. They change neither their chunk nor any rollup bucket.
+ */
+interface Unchanged<E> {
+  flags: Uint8Array;
+  count: number;
+  equal(a: E, b: E): boolean;
+}
+
+/** Marks entries [from, to) of the batch (ts/es ascending) equal to the entry at the same time in `chunks` (ascending); returns how many. */
+function markUnchanged<E>(chunks: ReadonlyArray<Chunk<E>>, ts: readonly number[], es: ReadonlyArray<E | null>, from: number, to: number, same: Unchanged<E>): number {
+  let n = 0;
+  let j = from;
+  for (const c of chunks) {
+    for (let i = 0; i < c.ts.length && j < to; i++) {
+      const t = c.ts[i]!;
+      while (j < to && ts[j]! < t) j++;
+      if (j < to && ts[j] === t) {
+        const e = es[j];
+        if (e !== null && e !== undefined && same.equal(e, c.es[i]!)) {
+          if (!same.flags[j]) same.count++;
+          same.flags[j] = 1;
+          n++;
+        }
+        j++;
+      }
+    }
+  }
+  return n;
+}
+
+/**
+ * Which raw chunks a read keeps (readChunks): a chunk whose span up to the next chunk on disk,
+ * [start, end), meets no minute holding a reading of the batch is left out. A batch of sparse
+ * readings (one an hour, say) over densely stored ones (1 s) then holds and rewrites the
+ * chunks its readings land in, not every chunk of the range it spans.
+ */
+type Keep = (start: number, end: number) => boolean;
+
+/** Keep for the raw chunks of a series whose batch readings are at `ts` (ascending): those meeting a minute that holds one (what recomputing the 1 min buckets reads). */
+function keepMinutesOf(ts: readonly number[]): Keep {
+  const ms = RESOLUTIONS[0].ms;
+  return (start, end) => {
+    // The first reading at or after the minute holding `start`: is it in a minute that begins before `end`?
+    const lo = bucketStart(start, ms);
+    let a = 0;
+    let b = ts.length;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      if (ts[mid]! < lo) a = mid + 1;
+      else b = mid;
+    }
+    return a < ts.length && bucketStart(ts[a]!, ms) < end;
+  };
+}
+
+/** A reading equal to a stored one: the same value (numbers bit for bit but NaN, which is stored as null) and quality; JSON values are taken as changed. */
+function sameReading(a: StoredValue, b: StoredValue): boolean {
+  if ((a.q ?? undefined) !== (b.q ?? undefined)) return false;
+  const v = a.v;
+  if (typeof v === 'number') return typeof b.v === 'number' && Object.is(v, b.v) && !Number.isNaN(v);
+  return (v === null || typeof v !== 'object') && v === b.v;
+}
+
+/** The series without its unchanged points (undefined: none is left), for the rollups. */
+function changedOnly(s: Series): Series | undefined {
+  const flags = s.unchanged;
+  if (!flags) return s;
+  const ts: number[] = [];
+  const vals: StoredValue[] = [];
+  for (let i = 0; i < s.ts.length; i++) {
+    if (flags[i]) continue;
+    ts.push(s.ts[i]!);
+    vals.push(s.vals[i]!);
+  }
+  return ts.length === 0 ? undefined : { id: s.id, ts, vals, runs: [], changes: [] };
+}
+
 /** Index of `t` in ascending `ts`, or -1. */
 function indexOfTime(ts: readonly number[], t: number): number {
   let lo = 0;
@@ -370,8 +567,38 @@ export async function repairLevelDb(path: string): Promise<void> {
   await (Level as unknown as { repair(location: string): Promise<void> }).repair(path);
 }
 
-/** Range reads in flight at once when a batch reads chunks (late values, re-imports, recomputed rollups). */
-const READ_PARALLEL = 32;
+/**
+ * Range reads in flight at once when a batch reads chunks (late values, re-imports, recomputed
+ * rollups). More than libuv's four threads only queue, and contend: with 32 in flight, closing
+ * an iterator took the main thread ~30 µs instead of ~4 µs, advancing it ~2× as long, and a
+ * re-import ran slower than with 4-8 (storage/README.md "Overwrites").
+ */
+const READ_PARALLEL = 8;
+
+/**
+ * Readings of the series that read from disk handled together within a commit (whole series:
+ * one longer than this is a slice alone). What a slice reads and computes (chunks decoded,
+ * buckets before and after: a few KB a reading) is dropped before the next slice. Smaller
+ * slices also cost V8 less garbage collection under the Pi heap flags (1 MB semi-spaces):
+ * a re-import with every value changed took ~25 % less main-thread CPU at 2,048 than at 8,192.
+ */
+const READ_SLICE_POINTS = 2_048;
+
+/** Consecutive groups of whole series, each of at most `max` readings (a longer series alone). */
+function* slices(series: readonly Series[], max: number): Generator<Series[]> {
+  let group: Series[] = [];
+  let n = 0;
+  for (const s of series) {
+    if (group.length > 0 && n + s.ts.length > max) {
+      yield group;
+      group = [];
+      n = 0;
+    }
+    group.push(s);
+    n += s.ts.length;
+  }
+  if (group.length > 0) yield group;
+}
 
 /**
  * Bounds the newest-chunk caches (datapoints; each holds at most LIVE_MAX readings and
@@ -398,6 +625,8 @@ export class LevelStore implements Store {
   /** Newest rollup chunk per datapoint and resolution (index into RESOLUTIONS), so updating the current buckets never reads. */
   private readonly rollupTail = new Map<string, Array<ReadonlyArray<Chunk<Agg>> | undefined>>();
   private readonly aggCodec = rollupCodec(decodeAgg);
+  /** The rollup codec of the general write path: one-reading buckets decode to readings. */
+  private readonly entryCodec = rollupCodec(decodeAgg, true);
   /**
    * Per datapoint without raw points (all expired) but with rollups, at open: the newest
    * bucket start on disk. Raw points' newest time (latestById) bounds the rollups otherwise.
@@ -694,10 +923,37 @@ export class LevelStore implements Store {
         batch.put(outboxKey(firstSeq), outbox.encode());
         batch.put(SEQ_KEY, String(seq));
       }
-      await this.writeRaw(series, batch, tails);
+      const rawReads = new Set(this.writeRaw(series, batch, tails));
       const general = series.filter((s) => !this.appendRollups(s, batch, tails));
-      await this.rollupUpdates(general);
-      await this.writeRollups(general, batch, tails);
+      // Series that read chunks from disk (late values, overwrites), a slice of at most
+      // READ_SLICE_POINTS readings at a time: what a slice reads and computes (chunks, runs,
+      // changes) is dropped before the next one, so a re-imported file costs memory by the
+      // slice, not by everything the commit overwrites. Series are independent (their keys
+      // differ), and every operation still goes into this commit's one atomic batch.
+      // (A raw read means a late reading, so such a series is a general one too; both kept for safety.)
+      const generalSet = new Set(general);
+      const reading = series.filter((s) => generalSet.has(s) || rawReads.has(s));
+      for (const slice of slices(reading, READ_SLICE_POINTS)) {
+        await this.writeRawRead(
+          slice.filter((s) => rawReads.has(s)),
+          batch,
+          tails,
+        );
+        // Points stored as they already are (the same file imported again) change no bucket.
+        const rollups: Series[] = [];
+        for (const s of slice) {
+          if (!generalSet.has(s)) continue;
+          const changed = changedOnly(s);
+          if (changed) rollups.push(changed);
+        }
+        await this.rollupUpdates(rollups);
+        await this.writeRollups(rollups, batch, tails);
+        this.commitReads!.clear();
+        for (const s of slice) {
+          s.runs = [];
+          s.changes = [];
+        }
+      }
       // A write before this one failed meanwhile: this one was prepared from its state.
       if (this.failures !== failures) throw notWritten();
     } catch (err) {
@@ -806,6 +1062,21 @@ export class LevelStore implements Store {
     return this.rollupSeries(r, id);
   }
 
+  /** The same series as the general write path reads and writes it: one-reading buckets as readings (see ownAgg). */
+  private rollupWriteSpace(r: number, id: string): Space<RollupEntry> {
+    const res = RESOLUTIONS[r]!;
+    return {
+      name: `r!${res.name}!${id}`,
+      keyOf: (t) => rollupKey(res.name, id, t),
+      blockMs: rollupBlockMs(res.ms),
+      codec: this.entryCodec,
+      mode: 'head',
+      liveMax: ROLLUP_LIVE_MAX,
+      // The exact current bucket is an aggregate (a copy: see CurrentBuckets.overlay).
+      overlay: (ts, es) => this.current.overlay(id, r, ts, es as Agg[]),
+    };
+  }
+
   private rollupSeries(r: number, id: string): Space<Agg, RollupEntry> {
     const res = RESOLUTIONS[r]!;
     return {
@@ -819,8 +1090,11 @@ export class LevelStore implements Store {
     };
   }
 
-  /** Raw points of the batch into their datapoints' chunks. */
-  private async writeRaw(series: Series[], sink: Sink, tails: TailUpdate[]): Promise<void> {
+  /**
+   * Raw points of the batch into their datapoints' chunks, where that needs no read (appends,
+   * the cached newest chunks). Returns the series that need one (writeRawRead).
+   */
+  private writeRaw(series: Series[], sink: Sink, tails: TailUpdate[]): Series[] {
     const later: Series[] = [];
     for (const s of series) {
       const newest = this.newestRawTime(s.id);
@@ -834,10 +1108,18 @@ export class LevelStore implements Store {
       if (tail === NEEDS_READ) later.push(s);
       else tails.push({ id: s.id, chunks: tail });
     }
+    return later;
+  }
+
+  /** Raw points of series whose chunks must be read first (late values, overwrites). */
+  private async writeRawRead(later: Series[], sink: Sink, tails: TailUpdate[]): Promise<void> {
     const results = await inParallel(later, READ_PARALLEL, async (s) => {
       const own = new OpList();
       const newest = this.newestRawTime(s.id);
-      return { own, tail: await this.writeSeries(this.rawSpace(s.id), this.rawTail.get(s.id), newest, s.ts, s.vals, own) };
+      const same: Unchanged<StoredValue> = { flags: new Uint8Array(s.ts.length), count: 0, equal: sameReading };
+      const tail = await this.writeSeries(this.rawSpace(s.id), this.rawTail.get(s.id), newest, s.ts, s.vals, own, same);
+      if (same.count > 0) s.unchanged = same.flags;
+      return { own, tail };
     });
     for (let i = 0; i < later.length; i++) {
       results[i]!.own.replay(sink);
@@ -858,20 +1140,20 @@ export class LevelStore implements Store {
         // A bucket whose disk state may be older, written now (exact): it needs no overlay.
         const stale = this.staleBucket(s.id, r);
         if (stale !== undefined && c.ts.includes(stale)) this.writtenExact(s.id, r, stale);
-        const tail = this.writeSeriesInMemory(this.rollupSpace(r, s.id), cached?.[r], newest, c.ts, c.es, sink);
+        const tail = this.writeSeriesInMemory(this.rollupWriteSpace(r, s.id), cached?.[r], newest, c.ts, c.es, sink);
         if (tail === NEEDS_READ) later.push({ s, r });
-        else tails.push({ id: s.id, r, chunks: tail });
+        else tails.push({ id: s.id, r, chunks: ownRollupTail(tail) });
       }
     }
     const results = await inParallel(later, READ_PARALLEL, async ({ s, r }) => {
       const own = new OpList();
       const newest = this.newestBucket(s.id, RESOLUTIONS[r]!.ms);
       const c = s.changes[r]!;
-      return { own, tail: await this.writeSeries(this.rollupSpace(r, s.id), this.rollupTail.get(s.id)?.[r], newest, c.ts, c.es, own) };
+      return { own, tail: await this.writeSeries(this.rollupWriteSpace(r, s.id), this.rollupTail.get(s.id)?.[r], newest, c.ts, c.es, own) };
     });
     for (let i = 0; i < later.length; i++) {
       results[i]!.own.replay(sink);
-      tails.push({ id: later[i]!.s.id, r: later[i]!.r, chunks: results[i]!.tail });
+      tails.push({ id: later[i]!.s.id, r: later[i]!.r, chunks: ownRollupTail(results[i]!.tail) });
     }
   }
 
@@ -926,36 +1208,71 @@ export class LevelStore implements Store {
   }
 
   /** The read path of writeSeriesInMemory: late entries before the cached newest chunks (or none cached). */
-  private async writeSeries<E>(space: Space<E>, tail: ReadonlyArray<Chunk<E>> | undefined, newest: number, ts: number[], es: Array<E | null>, sink: Sink): Promise<ReadonlyArray<Chunk<E>> | undefined> {
+  private async writeSeries<E>(
+    space: Space<E>,
+    tail: ReadonlyArray<Chunk<E>> | undefined,
+    newest: number,
+    ts: number[],
+    es: Array<E | null>,
+    sink: Sink,
+    same?: Unchanged<E>,
+  ): Promise<ReadonlyArray<Chunk<E>> | undefined> {
     let a = 0;
     while (a < ts.length && ts[a]! <= newest) a++;
     let current = tail;
     for (const [from, to] of clusterRanges(ts, a, space.blockMs)) {
       if (current && ts[from]! >= current[0]!.ts[0]!) {
         // From here on everything lies in (or after) the cached newest chunks: no other chunk can overlap.
+        if (same && markUnchanged(current, ts, es, from, ts.length, same) === ts.length - from) return current;
         const m = mergeEntries(current, from === 0 ? ts : ts.slice(from), from === 0 ? es : es.slice(from));
         return this.rewrite(space, current, m.ts, m.es, space.mode, sink);
       }
       const involved: Array<Chunk<E>> = [];
       // Raw reads cover whole minutes: recomputing the 1 min buckets then needs no second read.
-      const lo = space.mode === 'tail' ? bucketStart(ts[from]!, RESOLUTIONS[0].ms) : ts[from]!;
-      const hi = space.mode === 'tail' ? bucketStart(ts[to - 1]!, RESOLUTIONS[0].ms) + RESOLUTIONS[0].ms - 1 : ts[to - 1]!;
-      for (const c of await this.chunksBeforeBatch(space, lo, hi)) if (c.ts[c.ts.length - 1]! >= ts[from]! && c.ts[0]! <= ts[to - 1]!) involved.push(c);
-      const m = mergeEntries(involved, ts.slice(from, to), es.slice(from, to));
-      // When these chunks reach the series' newest entry they are its tail: cut them as such
-      // (and cache them), so live updates after a restart stop reading.
-      const isTail = m.ts.length > 0 && m.ts[m.ts.length - 1]! >= newest;
-      const written = this.rewrite(space, involved, m.ts, m.es, isTail ? space.mode : 'none', sink);
-      if (isTail) current = written;
-      else if (current && involved.some((c) => current!.some((k) => k.key === c.key))) current = undefined;
+      // Raw chunks that none of the batch's readings land in are left out (keepMinutesOf).
+      const raw = space.mode === 'tail';
+      const lo = raw ? bucketStart(ts[from]!, RESOLUTIONS[0].ms) : ts[from]!;
+      const hi = raw ? bucketStart(ts[to - 1]!, RESOLUTIONS[0].ms) + RESOLUTIONS[0].ms - 1 : ts[to - 1]!;
+      for (const c of await this.chunksBeforeBatch(space, lo, hi, raw ? keepMinutesOf(ts) : undefined)) if (c.ts[c.ts.length - 1]! >= ts[from]! && c.ts[0]! <= ts[to - 1]!) involved.push(c);
+      // Rewritten in groups of chunks next to each other on disk: one left out between two
+      // (no reading of the batch in it) must stay between them. A group takes the batch's
+      // entries before the chunk after it (none land in one left out).
+      for (let g = 0, p = from; g < involved.length || p < to; ) {
+        let end = g + 1;
+        while (end < involved.length && (involved[end - 1]!.next === undefined || involved[end - 1]!.next === involved[end]!.ts[0])) end++;
+        const group = g < involved.length ? involved.slice(g, end) : [];
+        const limit = end < involved.length ? involved[end - 1]!.next! : Infinity;
+        let q = p;
+        while (q < to && ts[q]! < limit) q++;
+        g = end;
+        const [pf, pt] = [p, q];
+        p = q;
+        // No entry of the batch, or every one as stored already (the same file imported again): nothing to rewrite.
+        if (pf === pt || (same && markUnchanged(group, ts, es, pf, pt, same) === pt - pf)) continue;
+        const m = mergeEntries(group, ts.slice(pf, pt), es.slice(pf, pt));
+        // When these chunks reach the series' newest entry they are its tail: cut them as such
+        // (and cache them), so live updates after a restart stop reading.
+        const isTail = m.ts.length > 0 && m.ts[m.ts.length - 1]! >= newest;
+        const written = this.rewrite(
+          space,
+          group,
+          m.ts,
+          m.es,
+          isTail ? space.mode : 'none',
+          sink,
+          group.map((c) => c.ts[0]!),
+        );
+        if (isTail) current = written;
+        else if (current && group.some((c) => current!.some((k) => k.key === c.key))) current = undefined;
+      }
     }
     if (a === ts.length) return current;
     return this.append(space, current, a === 0 ? ts : ts.slice(a), a === 0 ? es : es.slice(a), sink);
   }
 
   /** Operations replacing the `involved` chunks by the entries `ts/es`, cut into chunks; returns the newest one or two (what a tail cache holds). */
-  private rewrite<E>(space: Space<E>, involved: ReadonlyArray<Chunk<E>>, ts: number[], es: E[], mode: CutMode, sink: Sink): ReadonlyArray<Chunk<E>> | undefined {
-    const pieces = cut(ts, es, space.blockMs, mode, space.liveMax);
+  private rewrite<E>(space: Space<E>, involved: ReadonlyArray<Chunk<E>>, ts: number[], es: E[], mode: CutMode, sink: Sink, starts?: readonly number[]): ReadonlyArray<Chunk<E>> | undefined {
+    const pieces = cut(ts, es, space.blockMs, mode, space.liveMax, starts);
     const fresh: Array<Chunk<E>> = new Array(pieces.length);
     for (let i = 0; i < pieces.length; i++) fresh[i] = { key: space.keyOf(pieces[i]!.ts[0]!), ts: pieces[i]!.ts, es: pieces[i]!.es };
     for (const c of involved) {
@@ -1001,21 +1318,62 @@ export class LevelStore implements Store {
    * read once per commit: the same ranges are needed to fill rollups' previous values, to
    * recompute buckets and to rewrite chunks (a re-imported file touches every one of them).
    */
-  private async chunksBeforeBatch<E>(space: Space<E>, from: number, to: number): Promise<Array<Chunk<E>>> {
+  private async chunksBeforeBatch<E>(space: Space<E>, from: number, to: number, keep?: Keep): Promise<Array<Chunk<E>>> {
     const reads = this.commitReads;
     const known = reads?.get(space.name)?.find((r) => r.from <= from && r.to >= to);
     if (known) return (known.chunks as Array<Chunk<E>>).filter((c) => c.ts[c.ts.length - 1]! >= from && c.ts[0]! <= to);
     // The commit before is still being written: the disk is behind the prepared state until
     // then. If that write fails, this commit is void anyway (its failure check after preparing).
     if (this.diskBehind) await this.diskBehind.catch(() => undefined);
-    const chunks: Array<Chunk<E>> = [];
-    for await (const c of this.chunks(space, from, to)) chunks.push(c);
+    const chunks = await this.readChunks(space, from, to, keep);
     if (reads) {
       let list = reads.get(space.name);
       if (!list) reads.set(space.name, (list = []));
       list.push({ from, to, chunks });
     }
     return chunks;
+  }
+
+  /**
+   * What `chunks` yields (with the overlay), read with one iterator instead of two: backwards
+   * from `to` down to the chunk holding `from` (the last key at or below it, inside its block).
+   * A re-import reads a few chunks per datapoint and resolution with every commit; creating
+   * LevelDB iterators was a large part of its cost. Keys beyond the chunk holding `from` that
+   * the iterator hands over in the same step are not decoded.
+   */
+  private async readChunks<E>(space: Space<E>, from: number, to: number, keep?: Keep): Promise<Array<Chunk<E>>> {
+    from = Math.max(0, from);
+    const out: Array<Chunk<E>> = [];
+    if (to < from) return out;
+    const fromKey = space.keyOf(from);
+    const it = this.level.iterator({ gte: space.keyOf(blockStart(from, space.blockMs)), lte: space.keyOf(to), reverse: true });
+    try {
+      let size = 4;
+      // The first time of the chunk after the current one (the one read just before it).
+      let next: number | undefined;
+      read: for (let entries = await it.nextv(size); entries.length > 0; entries = await it.nextv((size = Math.min(256, size * 4)))) {
+        for (const [key, value] of entries) {
+          const start = pointTime(key);
+          const before = key < fromKey;
+          // Nothing of the batch lands in it (up to the next chunk): left out, not decoded.
+          if (keep && !keep(Math.max(start, from), next ?? to + 1)) {
+            next = start;
+            if (before) break read;
+            continue;
+          }
+          const d = space.codec.decode(start, value);
+          if (!before || d.ts[d.ts.length - 1]! >= from) {
+            space.overlay?.(d.ts, d.es);
+            out.push(next === undefined ? { key, ts: d.ts, es: d.es } : { key, ts: d.ts, es: d.es, next });
+          }
+          next = start;
+          if (before) break read;
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    return out.reverse();
   }
 
   /** The chunk that starts before `from` (inside its block) and holds entries at or after it, if any. */
@@ -1060,7 +1418,7 @@ export class LevelStore implements Store {
               const i = indexOfTime(c.ts, run.bucket);
               if (i < 0) continue;
               run.before = c.es[i]!;
-              run.agg = copyAgg(run.before);
+              run.agg = run.before; // copied before it changes (most overwritten buckets are recomputed)
             }
           } else toRead.push(run);
         };
@@ -1069,7 +1427,7 @@ export class LevelStore implements Store {
           const end = bucket + ms;
           let to = from + 1;
           while (to < ts.length && ts[to]! < end) to++;
-          const run: Run = { series, r, from, to, bucket, agg: null, before: null };
+          const run: Run = { series, r, from, to, bucket, agg: null, before: null, carry: false, changed: false };
           fill(run);
           own.push(run);
           from = to;
@@ -1078,7 +1436,7 @@ export class LevelStore implements Store {
         // it: that bucket is closed, and written as it is, exact.
         const stale = this.staleBucket(id, r);
         if (stale !== undefined && own[own.length - 1]!.bucket > stale && !own.some((run) => run.bucket === stale)) {
-          const carry: Run = { series, r, from: 0, to: 0, bucket: stale, agg: null, before: null, carry: true };
+          const carry: Run = { series, r, from: 0, to: 0, bucket: stale, agg: null, before: null, carry: true, changed: false };
           fill(carry);
           own.splice(
             own.findIndex((run) => run.bucket > stale),
@@ -1094,47 +1452,15 @@ export class LevelStore implements Store {
       const ms = RESOLUTIONS[r]!.ms;
       const recompute: Run[] = [];
       for (const run of runs[r]!) {
-        const { ts, vals } = run.series;
-        let cur = run.agg;
-        let touched = false;
-        let inside = false;
-        for (let i = run.from; i < run.to; i++) {
-          const t = ts[i]!;
-          const v = numericValue(vals[i]!);
-          if (v === undefined) {
-            // Not a number: counts for nothing, unless it overwrites a reading inside the bucket.
-            if (cur && t >= cur.ft && t <= cur.lt) {
-              inside = true;
-              break;
-            }
-            continue;
-          }
-          if (!cur) {
-            cur = singleAgg(t, v);
-            touched = true;
-          } else if (t > cur.lt) {
-            appendReading(cur, t, v); // `cur` is this batch's copy
-            touched = true;
-          } else if (t < cur.ft) {
-            cur = mergeOrdered(singleAgg(t, v), cur);
-            touched = true;
-          } else {
-            // Inside the bucket's span (late value or overwrite): recompute the bucket.
-            inside = true;
-            break;
-          }
-        }
-        if (inside) recompute.push(run);
-        else if (touched) {
-          run.agg = cur;
-          addChange(run.series, r, run.bucket, cur);
-        } else if (run.carry && run.agg) addChange(run.series, r, run.bucket, run.agg);
+        if (!applyRun(run)) recompute.push(run);
+        else if (run.carry && run.agg) run.changed = true;
       }
       // Clusters are independent (they read raw points or the finer level, final by now):
       // read up to READ_PARALLEL at once so LevelDB's thread pool overlaps the seeks.
       const all = clusters(recompute, ms);
       await inParallel(all, READ_PARALLEL, (cluster) => (r === 0 ? this.recomputeFromRaw(cluster, ms) : this.recomputeFromFiner(cluster, r - 1, ms)));
-      for (const cluster of all) for (const run of cluster) addChange(run.series, r, run.bucket, run.agg);
+      // In bucket order (runs are, per series): the changes need no sorting.
+      for (const run of runs[r]!) if (run.changed) addChange(run.series, r, run.bucket, run.agg);
     }
   }
 
@@ -1304,16 +1630,21 @@ export class LevelStore implements Store {
 
   /** Fills the aggregates before the batch of runs whose buckets are not in a cached newest chunk: one range read per cluster of nearby buckets. */
   private async readBefore(toRead: Run[]): Promise<void> {
-    const groups = new Map<string, Run[]>();
-    for (const run of toRead) {
-      const key = `${run.r}|${run.series.id}`;
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = []));
-      g.push(run);
+    // Runs come series by series, resolution by resolution (rollupUpdates): each (series, r) a
+    // group of consecutive runs, ascending but for a carried bucket.
+    const groups: Run[][] = [];
+    for (let a = 0; a < toRead.length; ) {
+      const { series, r } = toRead[a]!;
+      let b = a + 1;
+      let ascending = true;
+      for (; b < toRead.length && toRead[b]!.series === series && toRead[b]!.r === r; b++) if (toRead[b]!.bucket < toRead[b - 1]!.bucket) ascending = false;
+      const g = toRead.slice(a, b);
+      if (!ascending) g.sort((x, y) => x.bucket - y.bucket);
+      groups.push(g);
+      a = b;
     }
     const reads: Run[][] = [];
-    for (const g of groups.values()) {
-      g.sort((a, b) => a.bucket - b.bucket);
+    for (const g of groups) {
       const blockMs = rollupBlockMs(RESOLUTIONS[g[0]!.r]!.ms);
       let current: Run[] = [];
       for (const run of g) {
@@ -1327,15 +1658,31 @@ export class LevelStore implements Store {
     }
     await inParallel(reads, READ_PARALLEL, async (cluster) => {
       const { r, series } = cluster[0]!;
-      const found = new Map<number, Agg>();
-      for (const c of await this.chunksBeforeBatch(this.rollupSpace(r, series.id), cluster[0]!.bucket, cluster[cluster.length - 1]!.bucket)) {
-        for (let i = 0; i < c.ts.length; i++) found.set(c.ts[i]!, c.es[i]!);
+      let from = cluster[0]!.bucket;
+      let to = cluster[cluster.length - 1]!.bucket;
+      // Whole buckets of the next coarser resolution: a bucket of it that the batch touched in
+      // part is recomputed from these (recomputeFromFiner), and then needs no read of its own.
+      const coarser = RESOLUTIONS[r + 1];
+      if (coarser) {
+        from = bucketStart(from, coarser.ms);
+        to = bucketStart(to, coarser.ms) + coarser.ms - 1;
       }
+      const chunks = await this.chunksBeforeBatch(this.rollupWriteSpace(r, series.id), from, to);
+      // Runs and chunks both ascending: one walk.
+      let c = 0;
+      let i = 0;
       for (const run of cluster) {
-        const before = found.get(run.bucket);
-        if (!before) continue;
-        run.before = before;
-        run.agg = copyAgg(before);
+        while (c < chunks.length) {
+          const k = chunks[c]!;
+          while (i < k.ts.length && k.ts[i]! < run.bucket) i++;
+          if (i < k.ts.length) break;
+          c++;
+          i = 0;
+        }
+        if (c === chunks.length) break;
+        if (chunks[c]!.ts[i] !== run.bucket) continue;
+        run.before = chunks[c]!.es[i]!;
+        run.agg = run.before; // copied before it changes
       }
     });
   }
@@ -1349,28 +1696,56 @@ export class LevelStore implements Store {
     const { id } = cluster[0]!.series;
     const from = cluster[0]!.bucket;
     const to = cluster[cluster.length - 1]!.bucket + ms - 1;
-    const disk = new Map<number, Map<number, StoredValue>>();
-    for (const c of await this.chunksBeforeBatch(this.rawSpace(id), from, to)) {
-      for (let i = 0; i < c.ts.length; i++) {
-        const t = c.ts[i]!;
-        if (t < from || t > to) continue;
-        const bucket = bucketStart(t, ms);
-        let points = disk.get(bucket);
-        if (!points) disk.set(bucket, (points = new Map()));
-        points.set(t, c.es[i]!);
-      }
-    }
+    const chunks = await this.chunksBeforeBatch(this.rawSpace(id), from, to, keepMinutesOf(cluster[0]!.series.ts));
+    // One walk over the chunks (ascending, disjoint) and the batch's points (ascending): each
+    // bucket's readings after the batch, in time order, the batch's winning at equal times.
+    let c = 0;
+    let i = 0;
+    while (c < chunks.length && chunks[c]!.ts[chunks[c]!.ts.length - 1]! < from) c++;
     for (const run of cluster) {
-      const points = disk.get(run.bucket) ?? new Map<number, StoredValue>();
-      // The batch's own points of this bucket overwrite what is on disk.
-      for (let i = run.from; i < run.to; i++) points.set(run.series.ts[i]!, run.series.vals[i]!);
-      const numeric: Array<{ t: number; v: number }> = [];
-      for (const [t, stored] of points) {
-        const v = numericValue(stored);
-        if (v !== undefined) numeric.push({ t, v });
+      const { ts, vals } = run.series;
+      const end = run.bucket + ms;
+      // The bucket's one reading as it is stored (a number), or an aggregate of its own.
+      let acc: RollupEntry | undefined;
+      let own = false;
+      let j = run.from;
+      for (;;) {
+        // The next stored reading in the bucket, if any.
+        let dt = Infinity;
+        while (c < chunks.length) {
+          const k = chunks[c]!;
+          while (i < k.ts.length && k.ts[i]! < run.bucket) i++;
+          if (i < k.ts.length) {
+            if (k.ts[i]! < end) dt = k.ts[i]!;
+            break;
+          }
+          c++;
+          i = 0;
+        }
+        const bt = j < run.to ? ts[j]! : Infinity;
+        if (dt === Infinity && bt === Infinity) break;
+        let p: StoredValue;
+        if (bt <= dt) {
+          p = vals[j]!;
+          j++;
+          if (bt === dt) i++;
+        } else {
+          p = chunks[c]!.es[i]!;
+          i++;
+        }
+        const v = numericValue(p);
+        if (v === undefined) continue;
+        const t = Math.min(bt, dt);
+        if (!acc) acc = typeof p.v === 'number' ? (p as Reading) : singleAgg(t, v);
+        else {
+          if (!own) {
+            acc = ownAgg(acc);
+            own = true;
+          }
+          appendReading(acc as Agg, t, v);
+        }
       }
-      numeric.sort((a, b) => a.t - b.t);
-      run.agg = aggregatePoints(numeric) ?? null;
+      run.agg = acc ?? null;
     }
   }
 
@@ -1384,29 +1759,78 @@ export class LevelStore implements Store {
     // it (rollups are consistent), and the new aggregate is the merge of their new ones.
     // That is the re-import case: every reading overwritten, one point per finer bucket.
     const finerRuns = series.runs[finer]!;
-    if (cluster.every((run) => run.before && run.before.count === countBefore(finerRuns, run.bucket, run.bucket + ms - 1))) {
-      for (const run of cluster) {
-        let acc: Agg | undefined;
-        for (const f of finerRuns) if (f.bucket >= run.bucket && f.bucket < run.bucket + ms && f.agg) acc = mergeOrdered(acc, f.agg);
-        run.agg = acc ?? null;
-      }
-      return;
+    // The finer runs inside each run's bucket: [range[2i], range[2i + 1]) (both ascending by bucket).
+    const range = new Array<number>(2 * cluster.length);
+    for (let i = 0, k = 0; i < cluster.length; i++) {
+      const bucket = cluster[i]!.bucket;
+      while (k < finerRuns.length && finerRuns[k]!.bucket < bucket) k++;
+      let end = k;
+      while (end < finerRuns.length && finerRuns[end]!.bucket < bucket + ms) end++;
+      range[2 * i] = k;
+      range[2 * i + 1] = end;
+      k = end;
     }
-    const buckets = new Map<number, Agg | null>();
-    for (const c of await this.chunksBeforeBatch(this.rollupSpace(finer, series.id), from, to)) {
-      for (let i = 0; i < c.ts.length; i++) if (c.ts[i]! >= from && c.ts[i]! <= to) buckets.set(c.ts[i]!, c.es[i]!);
-    }
-    for (const run of series.runs[finer]!) if (run.bucket >= from && run.bucket <= to) buckets.set(run.bucket, run.agg);
-    const ordered = [...buckets.keys()].sort((a, b) => a - b);
-    let i = 0;
-    for (const run of cluster) {
-      let acc: Agg | undefined;
-      while (i < ordered.length && ordered[i]! < run.bucket) i++;
-      for (; i < ordered.length && ordered[i]! < run.bucket + ms; i++) {
-        const agg = buckets.get(ordered[i]!);
-        if (agg) acc = mergeOrdered(acc, agg);
+    // Each run whose finer buckets this batch all touched (counts before the batch add up):
+    // the merge of their new aggregates. The others (a coarse bucket the batch covers in part)
+    // also merge the finer buckets on disk, read once for the cluster.
+    let incomplete = false;
+    for (let i = 0; i < cluster.length; i++) {
+      const run = cluster[i]!;
+      let n = 0;
+      for (let j = range[2 * i]!; j < range[2 * i + 1]!; j++) {
+        const before = finerRuns[j]!.before;
+        if (before) n += countOf(before);
       }
-      run.agg = acc ?? null;
+      if (!run.before || countOf(run.before) !== n) {
+        incomplete = true;
+        range[2 * i + 1] = -1 - range[2 * i + 1]!; // marked: merged with the disk below
+        continue;
+      }
+      const acc = new EntryMerge();
+      for (let j = range[2 * i]!; j < range[2 * i + 1]!; j++) {
+        const f = finerRuns[j]!.agg;
+        if (f) acc.add(f);
+      }
+      run.agg = acc.entry ?? null;
+    }
+    if (!incomplete) return;
+    const chunks = await this.chunksBeforeBatch(this.rollupWriteSpace(finer, series.id), from, to);
+    let c = 0;
+    let e = 0;
+    for (let i = 0; i < cluster.length; i++) {
+      if (range[2 * i + 1]! >= 0) continue;
+      const run = cluster[i]!;
+      const end = run.bucket + ms;
+      const last = -1 - range[2 * i + 1]!;
+      let j = range[2 * i]!;
+      const acc = new EntryMerge();
+      // The finer buckets in this one, in order: the batch's (its runs, null: now empty) over the disk's.
+      for (;;) {
+        let dt = Infinity;
+        while (c < chunks.length) {
+          const k = chunks[c]!;
+          while (e < k.ts.length && k.ts[e]! < run.bucket) e++;
+          if (e < k.ts.length) {
+            if (k.ts[e]! < end) dt = k.ts[e]!;
+            break;
+          }
+          c++;
+          e = 0;
+        }
+        const bt = j < last ? finerRuns[j]!.bucket : Infinity;
+        if (dt === Infinity && bt === Infinity) break;
+        let agg: RollupEntry | null;
+        if (bt <= dt) {
+          agg = finerRuns[j]!.agg;
+          j++;
+          if (bt === dt) e++;
+        } else {
+          agg = chunks[c]!.es[e]!;
+          e++;
+        }
+        if (agg) acc.add(agg);
+      }
+      run.agg = acc.entry ?? null;
     }
   }
 
@@ -1640,6 +2064,35 @@ export class LevelStore implements Store {
   private forgetTails(id: string): void {
     this.rawTail.delete(id);
     this.rollupTail.delete(id);
+  }
+
+  /** Deletes a datapoint's definition, raw points and rollups, not its outbox records (storage/datapoint-erase.ts). */
+  async deleteDatapoint(id: string): Promise<DatapointDeletion> {
+    this.assertOpen();
+    const sync = this.options.sync ?? true;
+    return eraseDatapoint(
+      {
+        db: this.level as unknown as EraseDb,
+        exclusive: (fn) => this.exclusive(fn),
+        write: (ops, durable) => this.batchWrite(ops, durable && sync),
+        // Everything kept in memory per datapoint (runs under the commit lock: nothing prepared is ahead of the disk).
+        forget: () => {
+          this.latestById.delete(id);
+          this.pendingLatest.delete(id);
+          this.rollupFloor.delete(id);
+          this.current.forget(id);
+          this.unwritten.delete(id);
+          this.forgetTails(id);
+        },
+      },
+      id,
+    );
+  }
+
+  /** Raw readings stored of `id` and their span (storage/datapoint-erase.ts). */
+  async storedPoints(id: string): Promise<StoredPoints> {
+    this.assertOpen();
+    return storedPointsIn(this.level as unknown as EraseDb, id);
   }
 
   /** Runs `fn` while no commit runs (and no other exclusive section). */

@@ -11,6 +11,8 @@ import {
   type StoreStats,
   type StoredValue,
   type WriteOptions,
+  type DatapointDeletion,
+  type StoredPoints,
 } from './store.js';
 import {
   MAX_AGGREGATE_INTERVALS,
@@ -139,6 +141,22 @@ export class MemoryStore implements Store {
       }
     }
     return finalize(intervals, query.agg, before);
+  }
+
+  /** Same contract as LevelStore's (outbox records stay); rollups are computed at query time here, so none are counted. */
+  async deleteDatapoint(id: string): Promise<DatapointDeletion> {
+    this.assertOpen();
+    const points = this.series.get(id)?.length ?? 0;
+    const definition = this.meta.delete(id);
+    this.series.delete(id);
+    this.latestById.delete(id);
+    return { points, rollups: 0, definition };
+  }
+
+  async storedPoints(id: string): Promise<StoredPoints> {
+    this.assertOpen();
+    const list = this.series.get(id) ?? [];
+    return list.length === 0 ? { points: 0, rollups: 0 } : { points: list.length, rollups: 0, oldest: list[0]!.t, newest: list[list.length - 1]!.t };
   }
 
   get readOnly(): boolean {

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { HIGH, pointTime, pointPrefix, rollupPrefix } from './keys.js';
+import { HIGH, metaKey, pointTime, pointPrefix, rollupPrefix } from './keys.js';
 import { RESOLUTIONS, type ResolutionName } from './rollups.js';
 import type { LevelStore } from './level-store.js';
 
@@ -18,7 +18,8 @@ export const RetentionRuleSchema = z.strictObject({
 
 /**
  * `storage.retention` in outpost.yaml. Raw points are kept `rawDays` (per datapoint
- * pattern, first matching rule wins), rollups longer. When `maxBytes` is set and the
+ * pattern, first matching rule wins, over the datapoint's own `retention`: RetentionPolicy),
+ * rollups longer. When `maxBytes` is set and the
  * database grows beyond it, the explicit policy is: drop the oldest raw points (all
  * datapoints, one day at a time), then the oldest 1 min rollups; unsynced outbox records
  * only when `dropUnsyncedOutbox` is true. Everything dropped is counted and reported.
@@ -57,6 +58,131 @@ export interface RetentionReport {
   overBudget: boolean;
 }
 
+/** What a datapoint may say about its own raw retention (its `retention` field, set by its adapter). */
+export interface RetentionOverride {
+  retention?: { rawDays?: number | null } | undefined;
+}
+
+/** Where a datapoint's effective raw retention comes from. */
+export interface EffectiveRetention {
+  /** Days raw readings are kept; null: for ever. */
+  rawDays: number | null;
+  /** `rule`: a storage.retention.rules pattern; `datapoint`: its own `retention` (its adapter's); `default`: storage.retention.rawDays. */
+  source: 'rule' | 'datapoint' | 'default';
+  /** The rule's pattern, when a rule decided. */
+  pattern?: string;
+}
+
+/**
+ * The raw retention of one datapoint, in this order (the operator's config wins):
+ *  1. the first `storage.retention.rules` entry whose pattern matches the id and that sets `rawDays`;
+ *  2. the datapoint's own `retention.rawDays`, set by its adapter at registration (bms-files:
+ *     `retentionRawDays`, default null: imported history is kept);
+ *  3. `storage.retention.rawDays` (90 by default).
+ * Rollups are not affected (`rollupDays`), nor the disk budget, which drops the oldest raw
+ * readings of every datapoint when `maxBytes` is exceeded.
+ */
+export class RetentionPolicy {
+  private readonly rules: Array<{ re: RegExp; pattern: string; rawDays: number | null | undefined }>;
+
+  constructor(private readonly config: Pick<RetentionConfig, 'rawDays' | 'rules'>) {
+    this.rules = config.rules.map((r) => ({ re: globToRegExp(r.pattern), pattern: r.pattern, rawDays: r.rawDays }));
+  }
+
+  /** Days raw readings of `id` are kept (null: for ever), given its definition when there is one. */
+  effectiveRawDays(id: string, datapoint?: RetentionOverride): number | null {
+    return this.explain(id, datapoint).rawDays;
+  }
+
+  /** The effective raw retention of `id` and what decided it. */
+  explain(id: string, datapoint?: RetentionOverride): EffectiveRetention {
+    for (const rule of this.rules) if (rule.rawDays !== undefined && rule.re.test(id)) return { rawDays: rule.rawDays, source: 'rule', pattern: rule.pattern };
+    const own = datapoint?.retention?.rawDays;
+    if (own !== undefined) return { rawDays: own, source: 'datapoint' };
+    return { rawDays: this.config.rawDays, source: 'default' };
+  }
+
+  /** Readings of `id` at or before this time are deleted by a retention pass at `now` (undefined: kept for ever). */
+  cutoff(id: string, now: number, datapoint?: RetentionOverride): number | undefined {
+    const days = this.effectiveRawDays(id, datapoint);
+    return days === null ? undefined : now - days * DAY;
+  }
+}
+
+/** `RetentionPolicy.effectiveRawDays` for a retention config (`storage.retention`). */
+export function effectiveRawDays(config: Pick<RetentionConfig, 'rawDays' | 'rules'>, id: string, datapoint?: RetentionOverride): number | null {
+  return new RetentionPolicy(config).effectiveRawDays(id, datapoint);
+}
+
+/** Readings of one datapoint older than its effective raw retention, found at import. */
+export interface RetentionWarning {
+  id: string;
+  rawDays: number;
+  source: EffectiveRetention['source'];
+  /** Readings older than the cutoff (`now - rawDays`). */
+  readings: number;
+  /** The oldest such reading's time. */
+  oldest: number;
+  cutoff: number;
+}
+
+/**
+ * Collects, while a file is imported, the readings that the next retention pass will delete
+ * (older than their datapoint's effective raw retention), so the import can say so instead
+ * of reporting "imported" for history that is gone within the hour. Bounded: one entry per
+ * datapoint (at most `maxDatapoints`, then only counted), one comparison per reading.
+ */
+export class RetentionCheck {
+  private readonly cutoffs = new Map<string, { cutoff: number | undefined; rawDays: number | null; source: EffectiveRetention['source'] }>();
+  private readonly found = new Map<string, RetentionWarning>();
+  /** Readings past retention of datapoints beyond `maxDatapoints`. */
+  moreReadings = 0;
+
+  constructor(
+    private readonly policy: Pick<RetentionPolicy, 'explain'>,
+    /** The datapoint's definition (its own `retention`), e.g. the registry's `get`. */
+    private readonly definition: (id: string) => RetentionOverride | undefined,
+    private readonly now: number,
+    private readonly maxDatapoints = 1000,
+  ) {}
+
+  /** Notes a batch of readings (after they were stored or before, as the caller likes). */
+  add(points: ReadonlyArray<{ id: string; t: number }>): void {
+    for (const p of points) {
+      let c = this.cutoffs.get(p.id);
+      if (!c) {
+        const e = this.policy.explain(p.id, this.definition(p.id));
+        c = { cutoff: e.rawDays === null ? undefined : this.now - e.rawDays * DAY, rawDays: e.rawDays, source: e.source };
+        this.cutoffs.set(p.id, c);
+      }
+      if (c.cutoff === undefined || p.t >= c.cutoff) continue;
+      const w = this.found.get(p.id);
+      if (w) {
+        w.readings++;
+        if (p.t < w.oldest) w.oldest = p.t;
+      } else if (this.found.size < this.maxDatapoints) this.found.set(p.id, { id: p.id, rawDays: c.rawDays!, source: c.source, readings: 1, oldest: p.t, cutoff: c.cutoff });
+      else this.moreReadings++;
+    }
+  }
+
+  /** One entry per datapoint with readings past its retention, in the order first seen. */
+  get warnings(): RetentionWarning[] {
+    return [...this.found.values()];
+  }
+
+  /** A sentence for the log or the import history; undefined when nothing is past retention. */
+  message(): string | undefined {
+    const list = this.warnings;
+    if (list.length === 0) return undefined;
+    const readings = list.reduce((n, w) => n + w.readings, 0) + this.moreReadings;
+    const shown = list
+      .slice(0, 3)
+      .map((w) => `${w.id} keeps ${w.rawDays} days (${w.source === 'rule' ? 'storage.retention.rules' : w.source === 'datapoint' ? "its adapter's retention" : 'storage.retention.rawDays'})`)
+      .join(', ');
+    return `${readings} reading(s) of ${list.length}${this.moreReadings ? '+' : ''} datapoint(s) are older than their raw retention and will be deleted at the next retention pass (rollups stay): ${shown}${list.length > 3 ? ', …' : ''}`;
+  }
+}
+
 export function globToRegExp(glob: string): RegExp {
   const body = glob.replace(/[.+^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
@@ -72,7 +198,8 @@ export async function directoryBytes(dir: string): Promise<number> {
 }
 
 export class Retention {
-  private readonly rules: Array<{ re: RegExp; rawDays: number | null | undefined }>;
+  /** Which raw retention applies to which datapoint (rules, the datapoint's own, the default). */
+  readonly policy: RetentionPolicy;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<RetentionReport> | undefined;
   /** Totals since start, for metrics and the status API. */
@@ -84,13 +211,23 @@ export class Retention {
     private readonly config: RetentionConfig,
     private readonly now: () => number = Date.now,
   ) {
-    this.rules = config.rules.map((r) => ({ re: globToRegExp(r.pattern), rawDays: r.rawDays }));
+    this.policy = new RetentionPolicy(config);
   }
 
-  /** Days of raw data kept for a datapoint (null: forever). */
-  rawDaysFor(id: string): number | null {
-    for (const rule of this.rules) if (rule.re.test(id) && rule.rawDays !== undefined) return rule.rawDays;
-    return this.config.rawDays;
+  /** Days of raw data kept for a datapoint (null: forever), given its definition (RetentionPolicy). */
+  rawDaysFor(id: string, datapoint?: RetentionOverride): number | null {
+    return this.policy.effectiveRawDays(id, datapoint);
+  }
+
+  /** The stored definition of `id` (its own `retention`), read per pass: definitions change while the gateway runs. */
+  private async definition(id: string): Promise<RetentionOverride | undefined> {
+    const raw = await this.store.db.get(metaKey(id), { valueEncoding: 'utf8' });
+    if (raw === undefined) return undefined;
+    try {
+      return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8')) as RetentionOverride;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Runs every `intervalMinutes`; errors go to `onError` (the runtime logs them once). */
@@ -141,7 +278,7 @@ export class Retention {
     };
 
     for (const id of await store.idsUnder('p!')) {
-      const days = this.rawDaysFor(id);
+      const days = this.rawDaysFor(id, await this.definition(id));
       if (days === null) continue;
       report.rawExpired += await store.deleteBefore(id, startedAt - days * DAY);
     }

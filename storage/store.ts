@@ -58,6 +58,26 @@ export interface StoreStats {
   room?: { freeBytes: number; neededBytes: number };
 }
 
+/** What deleting a datapoint removed (`Store.deleteDatapoint`). */
+export interface DatapointDeletion {
+  /** Raw readings deleted. */
+  points: number;
+  /** Rollup buckets deleted, all resolutions together. */
+  rollups: number;
+  /** A stored definition was deleted. */
+  definition: boolean;
+}
+
+/** What is stored of one datapoint (`Store.storedPoints`): its raw readings and their time span. */
+export interface StoredPoints {
+  points: number;
+  /** Rollup buckets stored, all resolutions together (0 where rollups are computed at query time). */
+  rollups: number;
+  /** Time of the oldest and the newest raw reading (absent when there is none). */
+  oldest?: number;
+  newest?: number;
+}
+
 /** A consistent, read-only view of a store at one moment (what a backup of a running gateway reads). */
 export interface StoreReadView {
   query(id: string, range?: RangeQuery): Promise<StoredValue[]>;
@@ -102,6 +122,14 @@ export interface Store {
   readonly readOnly: boolean;
   /** A point-in-time read view, where the store can give one (LevelStore: a LevelDB snapshot). */
   readView?(): Promise<StoreReadView>;
+  /**
+   * Deletes everything stored of a datapoint but its outbox records (history in flight to
+   * upstream): its definition, raw readings and rollups, and what is kept of them in memory
+   * (latest value, current buckets). LevelStore deletes in bounded slices (storage/datapoint-erase.ts).
+   */
+  deleteDatapoint?(id: string): Promise<DatapointDeletion>;
+  /** How many raw readings of a datapoint are stored (read in bounded batches), and their span. */
+  storedPoints?(id: string): Promise<StoredPoints>;
 }
 
 export const DEFAULT_QUERY_LIMIT = 10_000;

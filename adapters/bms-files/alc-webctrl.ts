@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { splitCsvLine, trimTrailingEmpty } from './csv.js';
 import { ZoneConverter } from './localtime.js';
 import { CellReader, DEFAULT_GAP_TOKENS, RowClock, fileError, type ParserStats, type ReportParser, type ReportSink } from './report.js';
-import { compileTimestampFormat, type TimestampParser } from './timestamps.js';
+import { compileTimestampFormat, type SlashDateOrder, type TimestampParser } from './timestamps.js';
 
 const column = z.union([z.string().min(1), z.number().int().min(0)]);
 
@@ -70,13 +70,21 @@ export class AlcParser implements ReportParser {
   private clock: RowClock;
   private readonly zone: ZoneConverter;
   private sawData = false;
+  /** The format as error messages name it. */
+  private readonly formatLabel: string;
 
+  /**
+   * `dateOrder`: the order of slash dates under `timestampFormat: auto`, as decided for this
+   * file beforehand (date-order.ts `decideDateOrder`); without it month first, as before.
+   */
   constructor(
     private readonly o: AlcOptions,
     timeZone: string,
     private readonly states: Record<string, number> = {},
+    extra: { dateOrder?: SlashDateOrder } = {},
   ) {
-    this.parseTime = compileTimestampFormat(o.timestampFormat);
+    this.parseTime = compileTimestampFormat(o.timestampFormat, extra.dateOrder);
+    this.formatLabel = o.timestampFormat === 'auto' && extra.dateOrder === 'DMY' ? 'auto, day first (D/M/YYYY)' : o.timestampFormat;
     this.cells = new CellReader({ states: { ACTIVE: 1, INACTIVE: 0, TRUE: 1, FALSE: 0, ...states }, gapTokens: o.gapTokens, decimalComma: o.decimalComma });
     this.zone = new ZoneConverter(timeZone);
     this.clock = new RowClock(this.zone, this.stats);
@@ -103,7 +111,7 @@ export class AlcParser implements ReportParser {
     }
     const stamp = this.timeCol === undefined ? fields[this.tsCol]! : `${fields[this.tsCol]!.trim()} ${fields[this.timeCol]!.trim()}`;
     const wall = this.parseTime(stamp);
-    if (!wall) throw fileError(line, `unparseable timestamp ${JSON.stringify(stamp.slice(0, 60))} (timestampFormat: ${this.o.timestampFormat})`);
+    if (!wall) throw fileError(line, `unparseable timestamp ${JSON.stringify(stamp.slice(0, 60))} (timestampFormat: ${this.formatLabel})`);
     if (this.mode === 'long') return this.longRow(fields, line, wall, sink);
     const t = this.clock.instant(wall);
     if (t === undefined) return;

@@ -7,7 +7,10 @@ import { writeFileDurably } from '../../runtime/durable-file.js';
 /** One imported or refused file, as `GET /api/imports/<adapter id>` lists it. */
 export interface ImportHistoryEntry {
   status: 'imported' | 'failed';
-  /** Name as the operator dropped or uploaded it (the spool's unique prefix removed). */
+  /**
+   * Name as the operator dropped or uploaded it: for uploads exactly as the client sent it
+   * (upload.ts `originalName`, e.g. `Zähler März.csv`), never used as a path.
+   */
   file: string;
   /** Name it got in archive/ or failed/ (differs from `file` on a name clash). */
   storedAs: string;
@@ -27,6 +30,8 @@ export interface ImportHistoryEntry {
   /** Refused files: the line and reason written to `<name>.error.txt`. */
   line?: number;
   reason?: string;
+  /** Imported files bringing readings older than their datapoints' raw retention: what the next retention pass deletes. */
+  warning?: string;
 }
 
 /** Most entries one request may ask for, and what is kept in memory. */

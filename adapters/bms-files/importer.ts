@@ -180,7 +180,13 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
         submit();
       }
     }
-    o.parser.end(lineNo);
+    try {
+      o.parser.end(lineNo);
+    } catch (err) {
+      // The file ended before its trailer or header: cut off, or still being written (check.ts).
+      if (isOutpostError(err) && err.code === 'BMS_FILE_INVALID') throw new OutpostError(err.code, err.message, { cause: err, details: { ...(err.details as object), atEnd: true } });
+      throw err;
+    }
     await registerPending();
     await older;
     submit();

@@ -28,6 +28,8 @@ export interface ReportParser {
   line(text: string, line: number, sink: ReportSink): void;
   /** Throws if the file ended early (no trailer, no header). */
   end(lastLine: number): void;
+  /** The format ends with a trailer (Insight `End of Report`), so a complete file is known by it. */
+  readonly endsWithTrailer?: boolean;
   readonly stats: ParserStats;
 }
 

@@ -28,10 +28,16 @@ type Phase = 'start' | 'key' | 'data' | 'done';
  * "12/26/2017","00:00:00","2.42"," -2.41","ON","No Data","Data Loss",...
  * " ******************************** End of Report *********************************"
  * ```
- * Dates are M/D/YYYY, times 24 h local. Excel re-saves drop the quotes and pad short rows
- * with empty fields; both are accepted. A missing trailer means the file was truncated.
+ * Dates are M/D/YYYY, times 24 h local (the sample, including its `Date Range:` setting;
+ * the format this adapter documents), so the order is fixed here rather than guessed. A
+ * file whose dates prove day first (a first field over 12) is not as Insight wrote it and is
+ * refused (date-order.ts `decideDateOrder` before any row is read, and here at that row).
+ * Excel re-saves drop the quotes and pad short rows with empty fields; both are accepted.
+ * A missing trailer means the file was truncated.
  */
 export class InsightParser implements ReportParser {
+  /** `End of Report` closes every complete report. */
+  readonly endsWithTrailer = true;
   readonly stats: ParserStats = { rows: 0, dstSkippedRows: 0, dstRepeatedRows: 0 };
   /** Report settings (`Time Interval`, `Date Range`, `Report Timings`). */
   readonly settings: Record<string, string> = {};
@@ -124,7 +130,11 @@ export class InsightParser implements ReportParser {
       throw fileError(line, `expected ${this.width} columns (Date, Time and ${this.width - 2} points), found ${fields.length}${fields.length < this.width ? ' (truncated row?)' : ''}`);
     }
     const wall = parseInsightDateTime(fields[0]!, fields[1]!);
-    if (!wall) throw fileError(line, `unparseable date/time ${quote(fields[0]!)} ${quote(fields[1]!)} (expected M/D/YYYY and HH:MM:SS)`);
+    if (!wall) {
+      // `13/11/2024`: day first, so not as Insight wrote it (re-saved under a day-first locale; date-order.ts refuses such files up front).
+      const dayFirst = /^\s*(1[3-9]|2\d|3[01])\/(0?[1-9]|1[0-2])\/\d{4}\s*$/.test(fields[0]!) ? '; the day comes first, so the report was re-saved with day-first dates (Excel under another locale?)' : '';
+      throw fileError(line, `unparseable date/time ${quote(fields[0]!)} ${quote(fields[1]!)} (expected M/D/YYYY and HH:MM:SS${dayFirst})`);
+    }
     const t = this.clock.instant(wall);
     if (t === undefined) return; // non-existent local time (spring DST gap): see localtime.ts
     sink.row(line, t);

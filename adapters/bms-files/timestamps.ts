@@ -32,16 +32,26 @@ const TOKENS = /YYYY|YY|MM|M|DD|D|HH|H|hh|h|mm|ss|SSS|A/g;
 export type TimestampParser = (text: string) => WallTime | undefined;
 
 /**
+ * Order of the first two fields of a slash date: month first (US, `5/11/2024` = May 11) or
+ * day first (most other locales, `5/11/2024` = 5 November). See date-order.ts for how a
+ * file's order is decided.
+ */
+export type SlashDateOrder = 'MDY' | 'DMY';
+
+/**
  * Compiles a timestamp format such as `M/D/YYYY h:mm:ss A` or `YYYY-MM-DD HH:mm`
  * (tokens: YYYY YY M MM D DD H HH h hh mm ss SSS A; anything else is literal, and a run
  * of spaces matches one or more spaces). Special formats: `auto`, `iso`, `epoch-ms`, `epoch-s`.
+ * `auto` reads ISO 8601 and slash dates in `dateOrder` (default month first, `M/D/YYYY`);
+ * explicit formats say their order themselves and ignore it.
  */
-export function compileTimestampFormat(format: string): TimestampParser {
+export function compileTimestampFormat(format: string, dateOrder: SlashDateOrder = 'MDY'): TimestampParser {
   if (format === 'auto') {
     const iso = parseIso;
-    const us = compileTimestampFormat('M/D/YYYY H:mm:ss A');
-    const usNoSec = compileTimestampFormat('M/D/YYYY H:mm A');
-    return (text) => iso(text) ?? us(text) ?? usNoSec(text);
+    const date = dateOrder === 'DMY' ? 'D/M/YYYY' : 'M/D/YYYY';
+    const slash = compileTimestampFormat(`${date} H:mm:ss A`);
+    const slashNoSec = compileTimestampFormat(`${date} H:mm A`);
+    return (text) => iso(text) ?? slash(text) ?? slashNoSec(text);
   }
   if (format === 'iso') return parseIso;
   if (format === 'epoch-ms' || format === 'epoch-s') {

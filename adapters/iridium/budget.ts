@@ -15,13 +15,26 @@ export interface BudgetConfig {
   alarmReserve: number;
   /** Share (0..1) of the non-reserved daily budget that history may use, so latest values keep room. */
   historyShare: number;
+  /**
+   * Credits per day that sessions opened only to fetch MT messages (ring alerts, mailbox
+   * checks, draining the gateway's MT queue) may spend, MT message credits included. Anyone
+   * who knows the IMEI can queue MT messages at the Iridium gateway, so without a share of
+   * their own they could spend the whole day, alarm reserve included. Never touches the
+   * alarm reserve either. Default `DEFAULT_MT_CREDITS_PER_DAY`.
+   */
+  mtCreditsPerDay?: number;
 }
+
+/** Two or three MT fetches a day (a mailbox-check credit plus a small MT message each). */
+export const DEFAULT_MT_CREDITS_PER_DAY = 6;
 
 interface BudgetState {
   day: string;
   today: number;
   month: string;
   monthTotal: number;
+  /** Of `today`, credits spent on MT (fetch sessions and MT messages). Absent in files written before the share existed. */
+  mtToday?: number;
 }
 
 /**
@@ -50,7 +63,7 @@ export class CreditBudget {
     const day = this.dateFormat.format(this.clock.now()); // YYYY-MM-DD
     const month = day.slice(0, 7);
     if (this.state.month !== month) this.state = { ...this.state, month, monthTotal: 0 };
-    if (this.state.day !== day) this.state = { ...this.state, day, today: 0 };
+    if (this.state.day !== day) this.state = { ...this.state, day, today: 0, mtToday: 0 };
   }
 
   /** Whether `credits` more may be spent on a message of this priority now. */
@@ -63,10 +76,34 @@ export class CreditBudget {
     return this.state.today + credits <= limit;
   }
 
-  async record(credits: number): Promise<void> {
+  /**
+   * Whether a session opened only to fetch MT may spend `credits` now: within the MT share,
+   * the monthly cap, and outside the alarm reserve (`dailyCredits - alarmReserve`).
+   */
+  allowsMt(credits: number): boolean {
     this.roll();
-    this.state = { ...this.state, today: this.state.today + credits, monthTotal: this.state.monthTotal + credits };
+    const { dailyCredits, monthlyCredits, alarmReserve, mtCreditsPerDay = DEFAULT_MT_CREDITS_PER_DAY } = this.config;
+    if (monthlyCredits !== undefined && this.state.monthTotal + credits > monthlyCredits) return false;
+    if ((this.state.mtToday ?? 0) + credits > mtCreditsPerDay) return false;
+    return this.state.today + credits <= dailyCredits - alarmReserve;
+  }
+
+  /** Records a paid session: `credits` in all, of which `mtCredits` were spent on MT. */
+  async record(credits: number, mtCredits = 0): Promise<void> {
+    this.roll();
+    this.state = {
+      ...this.state,
+      today: this.state.today + credits,
+      monthTotal: this.state.monthTotal + credits,
+      mtToday: (this.state.mtToday ?? 0) + mtCredits,
+    };
     await writeJsonState(this.file, this.state);
+  }
+
+  /** Credits spent on MT today (part of `today`). */
+  get mtToday(): number {
+    this.roll();
+    return this.state.mtToday ?? 0;
   }
 
   get today(): number {

@@ -3,16 +3,17 @@ import { SerialPort, SerialPortMock } from 'serialport';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
 import { OutpostError, toOutpostError } from '../../runtime/errors.js';
 import { AtTransport, serialPortIo } from './at-transport.js';
-import { CreditBudget, type Priority } from './budget.js';
+import { CreditBudget, DEFAULT_MT_CREDITS_PER_DAY, type Priority } from './budget.js';
 import { creditsFor, MAX_MO_BYTES, MoCodec, type Reading } from './codec.js';
 import { IridiumModem } from './modem.js';
 import { MtVerifier, type MtCommand } from './mt.js';
 import { SbdLink, type LinkState, type MtHandler } from './session.js';
-import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 import { encodeMoAck, moKind } from './mo-ack.js';
 import { satelliteModems, type SatelliteModem, type SatelliteMt } from '../../runtime/sync/satellite.js';
-import { join } from 'node:path';
 import { IridiumSimulator, mockDeviceIo } from './simulator.js';
+import { MoSeq } from './mo-seq.js';
+import { ForwardQueue } from './mo-queue.js';
+import { startForwarding } from './forwarding.js';
 
 const datapointSchema = z.strictObject({
   id: z.string().regex(/^[a-z0-9_.-]{1,128}$/),
@@ -57,6 +58,8 @@ const schema = z.strictObject({
       monthlyCredits: z.number().int().min(1).optional(),
       alarmReserve: z.number().int().min(0).default(5),
       historyShare: z.number().min(0).max(1).default(0.8),
+      /** Credits a day for sessions only to fetch MT (ring alerts, mailbox checks); never the alarm reserve. */
+      mtCreditsPerDay: z.number().int().min(0).default(DEFAULT_MT_CREDITS_PER_DAY),
     })
     .prefault({}),
   mt: z
@@ -130,8 +133,8 @@ export default defineAdapter({
     let transport: AtTransport | undefined;
     let release: (() => Promise<void>) | undefined;
     const timers: NodeJS.Timeout[] = [];
-    const unsubscribe: Array<() => Promise<void>> = [];
     let unregister: (() => void) | undefined;
+    let forwarding: { flush(): void; stop(): Promise<void> } | undefined;
 
     return {
       async start(ctx: AdapterContext) {
@@ -144,6 +147,9 @@ export default defineAdapter({
           queue: `${id}.queue`,
           refused: `${id}.mt_refused`,
           moStatus: `${id}.last_mo_status`,
+          rings: `${id}.ring_alerts`,
+          ringsDeferred: `${id}.rings_deferred`,
+          mtToday: `${id}.mt_credits_today`,
         };
         await ctx.datapoints.register([
           { id: dp.signal, type: 'number', unit: 'bars', min: 0, max: 5, description: 'Iridium signal quality (+CSQ, 0..5)' },
@@ -153,6 +159,9 @@ export default defineAdapter({
           { id: dp.queue, type: 'number', description: 'MO messages waiting to be sent' },
           { id: dp.refused, type: 'number', description: 'MT messages refused (forged, replayed or malformed) since start' },
           { id: dp.moStatus, type: 'number', description: 'MO status of the last SBD session (+SBDIX)' },
+          { id: dp.rings, type: 'number', description: 'SBDRING alerts since start (anyone who knows the IMEI can make the modem ring)' },
+          { id: dp.ringsDeferred, type: 'number', description: 'Ring alerts that came while the MT share was spent: answered by the next MO session' },
+          { id: dp.mtToday, type: 'number', unit: 'credits', description: 'Iridium credits spent on MT today (budget.mtCreditsPerDay)' },
         ]);
         const publish = (point: string, v: number | string): void => {
           ctx.bus.publishValue(point, v).catch((err: unknown) => ctx.log.warn({ id: point, err: toOutpostError(err).message }, 'Iridium status value not stored'));
@@ -215,10 +224,22 @@ export default defineAdapter({
         const refreshStatus = (): void => {
           const { state, detail } = status;
           const degraded = state === 'account_error' || state === 'down' || state === 'no_signal' || state === 'budget';
+          // A ring flood (MT queued at the gateway by whoever knows the IMEI) is worth a look even while the link is fine.
+          const flood = l.ringsDeferred > 0 ? `; ${l.ringsDeferred} ring alert(s) deferred: MT share of the budget spent` : '';
           ctx.setStatus({
             degraded,
-            message: detail ?? state,
-            info: { imei: info.imei, state, queued: l.queued, creditsToday: budget.today, creditsMonth: budget.month, ...(signal === undefined ? {} : { signal }) },
+            message: `${detail ?? state}${flood}`,
+            info: {
+              imei: info.imei,
+              state,
+              queued: l.queued,
+              creditsToday: budget.today,
+              creditsMonth: budget.month,
+              creditsMtToday: budget.mtToday,
+              ringAlerts: l.rings,
+              ringsDeferred: l.ringsDeferred,
+              ...(signal === undefined ? {} : { signal }),
+            },
           });
         };
         l.on('state', (state: LinkState, detail?: string) => {
@@ -231,18 +252,30 @@ export default defineAdapter({
           signal = bars;
           refreshStatus();
         });
-        l.on('credits', (today: number, month: number) => {
+        l.on('credits', (today: number, month: number, mt: number) => {
           publish(dp.today, today);
           publish(dp.month, month);
+          publish(dp.mtToday, mt);
           refreshStatus();
         });
-        l.on('queue', (n: number) => publish(dp.queue, n));
+        l.on('rings', (rings: number, deferred: number) => {
+          publish(dp.rings, rings);
+          publish(dp.ringsDeferred, deferred);
+          refreshStatus();
+        });
+        l.on('queue', (n: number) => {
+          publish(dp.queue, n);
+          refreshStatus();
+        });
         l.on('session', (r: { moStatus: number }) => publish(dp.moStatus, r.moStatus));
         l.on('alert', (err: OutpostError) => ctx.log.error({ code: err.code, reason: err.message }, 'Iridium link needs attention'));
         l.on('mt-error', (err: OutpostError, mtmsn: number) => ctx.log.warn({ code: err.code, reason: err.message, mtmsn }, 'MT handler failed'));
         l.on('error', (err: unknown) => ctx.fail(err));
         publish(dp.today, budget.today);
         publish(dp.month, budget.month);
+        publish(dp.mtToday, budget.mtToday);
+        publish(dp.rings, 0);
+        publish(dp.ringsDeferred, 0);
 
         // ---- MT: authenticate, then setpoints (locally, or through the sync downlink) ----
         let refused = 0;
@@ -290,79 +323,27 @@ export default defineAdapter({
           for (const h of mtHandlers) await h(accepted.commands, { counter: accepted.counter, mtmsn: mtInfo.mtmsn });
         });
 
-        // ---- stand-alone forwarding of readings ----
-        let seq = (await readJsonState<{ seq: number }>(join(ctx.dataDir, 'mo-seq.json'), { seq: 0 })).seq;
-        const buffered: Reading[] = [];
-        const last = new Map<string, unknown>();
-        type Sent = { momsn: number; credits: number; seq: number };
-        /**
-         * Packs and queues readings; resolves once every message is QUEUED (with `sent`,
-         * which resolves once the gateway has them all). Calls run one after another, so
-         * message numbers are consumed in order and the seq file has one writer at a time.
-         */
-        let packing: Promise<unknown> = Promise.resolve();
-        const queueReadings = (readings: readonly Reading[], priority: Priority): Promise<{ sent: Promise<Sent[]> }> => {
-          const run = packing.then(async () => {
-            const results: Sent[] = [];
-            const pending: Array<Promise<void>> = [];
-            let offset = 0;
-            while (offset < readings.length) {
-              const mySeq = seq++;
-              const { bytes, count } = codec.packPrefix(readings.slice(offset, offset + 340 * 8), mySeq);
-              offset += count;
-              await writeJsonState(join(ctx.dataDir, 'mo-seq.json'), { seq });
-              pending.push(l.send(bytes, priority).then((r) => void results.push({ ...r, seq: mySeq })));
-            }
-            return { sent: Promise.all(pending).then(() => results) };
-          });
-          packing = run.catch(() => undefined); // a failed write fails its own caller only
-          return run;
-        };
-        const sendReadings = async (readings: readonly Reading[], priority: Priority = 'history'): Promise<Sent[]> =>
-          (await queueReadings(readings, priority)).sent;
-        const flush = (): void => {
-          if (buffered.length === 0) return;
-          const batch = buffered.splice(0);
-          // The newest reading of each datapoint goes as `latest` (budget priority over
-          // history: a site's current state matters more than its past), the rest as `history`.
-          const newest = new Map<string, number>();
-          batch.forEach((r, i) => {
-            const j = newest.get(r.id);
-            if (j === undefined || r.t >= batch[j]!.t) newest.set(r.id, i);
-          });
-          const keep = new Set(newest.values());
-          const latest = batch.filter((_, i) => keep.has(i));
-          const history = batch.filter((_, i) => !keep.has(i));
-          const report = (readings: readonly Reading[], priority: Priority) => (err: unknown) => {
-            const e = toOutpostError(err);
-            ctx.log.warn({ code: e.code, reason: e.message, readings: readings.length, priority }, 'Iridium readings not sent');
-          };
-          sendReadings(latest, 'latest').catch(report(latest, 'latest'));
-          if (history.length > 0) sendReadings(history, 'history').catch(report(history, 'history'));
-        };
-        for (const d of options.datapoints.filter((x) => options.forward && x.forward)) {
-          const un = await ctx.bus.subscribe(`${options.topicPrefix}/dp/${d.id}/value`, (_topic, payload) => {
-            let msg: { v: unknown; t: number; q?: 'stale' | 'bad' };
-            try {
-              msg = JSON.parse(payload.toString('utf8'));
-            } catch {
-              return; // the gateway publishes validated JSON on value topics; nothing else is ours to read
-            }
-            const v = msg.v === null ? null : d.type === 'boolean' ? Boolean(msg.v) : typeof msg.v === 'number' ? msg.v : undefined;
-            if (v === undefined) return;
-            const reading: Reading = msg.q ? { id: d.id, t: msg.t, v, q: msg.q } : { id: d.id, t: msg.t, v };
-            const previous = last.get(d.id);
-            last.set(d.id, v);
-            if (d.alarm && v && previous !== v) {
-              sendReadings([reading], 'alarm').catch((err: unknown) => ctx.log.warn({ code: toOutpostError(err).code, id: d.id }, 'Iridium alarm not sent'));
-              return;
-            }
-            if (buffered.length >= options.maxBufferedReadings) buffered.shift();
-            buffered.push(reading);
-          });
-          unsubscribe.push(un);
+        // ---- stand-alone forwarding of readings (forwarding.ts, mo-queue.ts) ----
+        const moSeq = await MoSeq.open(ctx.dataDir);
+        const queue = await ForwardQueue.open({ dataDir: ctx.dataDir, codec, takeSeq: () => moSeq.take(), maxReadings: options.maxBufferedReadings, log: ctx.log });
+        l.setSource(queue);
+        if (options.forward) {
+          forwarding = await startForwarding(ctx, options, queue, () => l.notify());
         }
-        timers.push(setInterval(flush, options.sendIntervalMs));
+        const flush = (): void => forwarding?.flush();
+        type Sent = { momsn: number; credits: number; seq: number };
+        /** In-process users (`iridiumLinks`): packs readings into messages of their own, in memory. */
+        const sendReadings = async (readings: readonly Reading[], priority: Priority = 'history'): Promise<Sent[]> => {
+          const messages: Array<{ bytes: Buffer; seq: number }> = [];
+          let offset = 0;
+          while (offset < readings.length) {
+            const seq = await moSeq.take();
+            const { bytes, count } = codec.packPrefix(readings.slice(offset, offset + 340 * 8), seq);
+            offset += count;
+            messages.push({ bytes, seq });
+          }
+          return Promise.all(messages.map((m) => l.send(m.bytes, priority).then((r) => ({ ...r, seq: m.seq }))));
+        };
         const pollSignal = (): void => {
           l.pollSignal().then(
             (bars) => {
@@ -381,6 +362,7 @@ export default defineAdapter({
               // republish them so the datapoints drop back to 0 without waiting for a session.
               publish(dp.today, budget.today);
               publish(dp.month, budget.month);
+              publish(dp.mtToday, budget.mtToday);
             }, options.signalPollMs),
           );
         }
@@ -409,19 +391,13 @@ export default defineAdapter({
           forwarding: options.forward && options.datapoints.some((d) => d.forward),
           carries: (r) => codec.carries(r),
           // Codec version 2: every reading with its outbox sequence number, for the receiver's dedupe.
-          pack: (readings, maxBytes) => codec.packPrefix(readings as readonly Reading[], seq, maxBytes, { outboxSeqs: true }),
+          pack: (readings, maxBytes) => codec.packPrefix(readings as readonly Reading[], moSeq.current, maxBytes, { outboxSeqs: true }),
           creditsFor,
           allows: (credits, priority) => budget.allows(credits, priority),
           sendPacked: async (bytes, priority) => {
             if (moKind(bytes) === 'readings') {
-              // `pack` used the current message number: consume it durably before the message goes out
-              // (in turn with stand-alone packing, so the seq file has one writer at a time).
-              const write = packing.then(async () => {
-                seq++;
-                await writeJsonState(join(ctx.dataDir, 'mo-seq.json'), { seq });
-              });
-              packing = write.catch(() => undefined);
-              await write;
+              // `pack` used the current message number: consume it durably before the message goes out.
+              await moSeq.take();
             }
             const r = await l.send(bytes, priority);
             return { credits: r.credits };
@@ -446,7 +422,8 @@ export default defineAdapter({
         unregister?.();
         unregister = undefined;
         for (const timer of timers.splice(0)) clearInterval(timer);
-        await Promise.all(unsubscribe.splice(0).map((un) => un()));
+        await forwarding?.stop();
+        forwarding = undefined;
         await link?.stop();
         link = undefined;
         transport?.close();

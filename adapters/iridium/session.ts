@@ -4,57 +4,16 @@ import type { Logger } from '../../runtime/log.js';
 import { OutpostError, toOutpostError } from '../../runtime/errors.js';
 import { PRIORITIES, type CreditBudget, type Priority } from './budget.js';
 import { creditsFor } from './codec.js';
+import { classifyMoStatus } from './mo-status.js';
 import type { IridiumModem, SbdixResult } from './modem.js';
 
 /**
- * Session policy: when to open an SBD session, what an MO status means, how long to
- * wait, and which message goes first. The classification follows the +SBDIX MO status
- * table of the ISU AT Command Reference.
+ * Session policy: when to open an SBD session, how long to wait, which message goes
+ * first, and what may be spent on fetching MT messages. What an MO status means is in
+ * mo-status.ts (the +SBDIX MO status table of the ISU AT Command Reference).
  */
 
-export type MoClass = 'success' | 'retry' | 'wait' | 'account' | 'fatal' | 'hardware';
-
-export function classifyMoStatus(code: number): { kind: MoClass; reason: string } {
-  if (code >= 0 && code <= 4) return { kind: 'success', reason: code === 1 ? 'sent; MT message too big for the modem' : code === 2 ? 'sent; location update not accepted' : 'sent' };
-  switch (code) {
-    case 12:
-      return { kind: 'fatal', reason: 'MO message has too many segments' };
-    case 14:
-      return { kind: 'fatal', reason: 'invalid segment size' };
-    case 15:
-      return { kind: 'account', reason: 'access is denied (account not active or out of credit)' };
-    case 16:
-      return { kind: 'account', reason: 'modem is locked and may not make SBD calls (+CULK)' };
-    case 33:
-      return { kind: 'hardware', reason: 'antenna fault' };
-    case 34:
-      return { kind: 'hardware', reason: 'radio is disabled (*R)' };
-    case 36:
-      return { kind: 'wait', reason: 'try later: must wait 3 minutes since the last registration' };
-    case 38:
-      return { kind: 'wait', reason: 'try later: traffic management period' };
-    case 10:
-      return { kind: 'retry', reason: 'call did not complete in the allowed time' };
-    case 11:
-      return { kind: 'retry', reason: 'MO queue at the gateway is full' };
-    case 13:
-      return { kind: 'retry', reason: 'gateway reported the session did not complete' };
-    case 17:
-      return { kind: 'retry', reason: 'gateway not responding (local session timeout)' };
-    case 18:
-      return { kind: 'retry', reason: 'connection lost (RF drop)' };
-    case 19:
-      return { kind: 'retry', reason: 'link failure (protocol error)' };
-    case 32:
-      return { kind: 'retry', reason: 'no network service' };
-    case 35:
-      return { kind: 'retry', reason: 'modem is busy' };
-    case 37:
-      return { kind: 'retry', reason: 'SBD service is temporarily disabled' };
-    default:
-      return { kind: 'retry', reason: `failure status ${code}` };
-  }
-}
+export { classifyMoStatus, type MoClass } from './mo-status.js';
 
 export type LinkState = 'starting' | 'idle' | 'session' | 'backoff' | 'waiting' | 'no_signal' | 'budget' | 'account_error' | 'down' | 'stopped';
 
@@ -108,6 +67,30 @@ interface Outgoing {
 }
 
 /**
+ * MO messages packed at session time from readings waiting elsewhere (the stand-alone
+ * forwarding queue, mo-queue.ts), so that what waits through an outage is packed once,
+ * when it can go, not message by message as it came.
+ */
+export interface MoSource {
+  /** Messages waiting (one while one is in doubt or anything is ready), for `queued`. */
+  readonly size: number;
+  /** Priority of the message it would send now within the budget; undefined: nothing affordable. */
+  ready(budget: CreditBudget): Priority | undefined;
+  /**
+   * The message to send now: the one of an earlier attempt (in doubt: it may have gone),
+   * else a new one packed within the budget and written ahead durably.
+   */
+  take(budget: CreditBudget): Promise<{ bytes: Buffer; priority: Priority } | undefined>;
+  /** The satellite gateway took the message (MO status 0-4). */
+  sent(): Promise<void>;
+  /** The message can never go (fatal MO status, size refused): dropped with this reason. */
+  drop(reason: OutpostError): Promise<void>;
+}
+
+/** What the loop sends next: a queued message or the source's. */
+type Pick = { from: 'queue'; m: Outgoing } | { from: 'source'; priority: Priority };
+
+/**
  * The Iridium link: a bounded priority queue of MO messages, a budget, and the loop
  * that drives the modem. Also the API the sync link uses: `send(bytes, priority)` and
  * `onMt(handler)`.
@@ -118,6 +101,10 @@ export class SbdLink extends EventEmitter {
   signal = -1;
   lastMoStatus: number | undefined;
   dropped = 0;
+  /** SBDRING alerts seen since start, and those that came while the MT share was spent. */
+  rings = 0;
+  ringsDeferred = 0;
+  private source: MoSource | undefined;
   private readonly queues: Record<Priority, Outgoing[]> = { alarm: [], latest: [], history: [] };
   private readonly mtHandlers = new Set<MtHandler>();
   private wake: (() => void) | undefined;
@@ -142,8 +129,26 @@ export class SbdLink extends EventEmitter {
     this.random = this.options.random ?? Math.random;
     modem.on('ring', () => {
       this.ringPending = true;
+      this.rings++;
+      // Whoever knows the IMEI can make the modem ring (by queueing MT at the gateway):
+      // rings beyond the MT share are counted, and answered by the next MO session
+      // (+SBDIXA with MO data, ISU AT Command Reference) instead of one of their own.
+      if (!this.budget.allowsMt(this.mtFetchCredits())) this.ringsDeferred++;
+      this.emit('rings', this.rings, this.ringsDeferred);
       this.kick();
     });
+  }
+
+  /** Messages packed from `source` at session time go with the queued ones, by priority. */
+  setSource(source: MoSource): void {
+    this.source = source;
+    this.kick();
+  }
+
+  /** The source has something new (or the budget may allow more): look again now. */
+  notify(): void {
+    this.emit('queue', this.queued);
+    this.kick();
   }
 
   /** Queues an MO message (1..340 bytes). Resolves once the gateway has it. */
@@ -190,7 +195,7 @@ export class SbdLink extends EventEmitter {
   }
 
   get queued(): number {
-    return PRIORITIES.reduce((n, p) => n + this.queues[p].length, 0);
+    return PRIORITIES.reduce((n, p) => n + this.queues[p].length, 0) + (this.source?.size ?? 0);
   }
 
   start(): void {
@@ -231,28 +236,53 @@ export class SbdLink extends EventEmitter {
     await Promise.race([this.clock.sleep(ms, signal), woken]);
   }
 
-  private nextMessage(): Outgoing | undefined {
+  private nextMessage(): Pick | undefined {
+    const fromSource = this.source?.ready(this.budget);
     for (const p of PRIORITIES) {
       const m = this.queues[p][0];
-      if (m && this.budget.allows(creditsFor(m.bytes.length), p)) return m;
+      if (m && this.budget.allows(creditsFor(m.bytes.length), p)) return { from: 'queue', m };
+      if (fromSource === p) return { from: 'source', priority: p };
     }
     return undefined;
+  }
+
+  /**
+   * What a session opened only for MT is let to cost: the mailbox check (one credit) and,
+   * when the gateway is known to hold a message (ring alert, or +SBDIX reported MT queued),
+   * at least one credit for it. Larger MT messages (up to 270 bytes, 6 credits) can still
+   * take the share over by their size; they are counted, and no further fetch is made.
+   */
+  private mtFetchCredits(): number {
+    return this.ringPending || this.mtToDrain > 0 ? 2 : 1;
   }
 
   private backoffMs(): number {
     const base = Math.min(this.options.backoffMaxMs, this.options.backoffInitialMs * 2 ** this.attempts);
     this.attempts++;
-    return Math.round(base * (0.5 + this.random())); // randomised so many sites do not retry in step
+    // Randomised so many sites do not retry in step, within [base/2, base): never beyond
+    // the configured maximum (base × [0.5, 1.5) went up to 1.5 × backoffMaxMs).
+    return Math.round(base * (0.5 + 0.5 * this.random()));
   }
 
   private async run(signal: AbortSignal): Promise<void> {
     this.setState('idle');
+    let deferredNoted = false;
     while (!signal.aborted) {
-      const message = this.nextMessage();
+      const pick = this.nextMessage();
       const wantMt = this.ringPending || this.mailboxPending || this.mtToDrain > 0;
-      if (!message && !wantMt) {
+      // The alarm reserve is for MO alarms: a session only for MT must fit the MT share.
+      const fetchMt = !pick && wantMt && this.budget.allowsMt(this.mtFetchCredits());
+      if (!pick && !fetchMt) {
+        if (wantMt && !deferredNoted) {
+          deferredNoted = true;
+          this.log.warn({ mtCreditsToday: this.budget.mtToday, rings: this.rings, ringsDeferred: this.ringsDeferred }, 'MT fetch deferred: the MT share of the credit budget is spent; the next MO session fetches it');
+        }
         if (this.queued > 0) {
           this.setState('budget', 'daily or monthly credit budget reached');
+          await this.sleep(this.options.budgetRetryMs, signal, true).catch(() => undefined);
+        } else if (wantMt) {
+          // Nothing to send: look again later (a new day brings a new share); a new message wakes us.
+          this.setState('idle');
           await this.sleep(this.options.budgetRetryMs, signal, true).catch(() => undefined);
         } else {
           this.setState('idle');
@@ -269,21 +299,15 @@ export class SbdLink extends EventEmitter {
         }
         continue;
       }
-      if (!message && !this.budget.allows(1, 'alarm')) {
-        // Fetching MT costs credits too; the budget wins over a ring alert.
-        this.ringPending = this.mailboxPending = false;
-        this.mtToDrain = 0;
-        continue;
-      }
+      deferredNoted = false;
       try {
-        await this.attempt(message, signal);
+        await this.attempt(pick, signal);
       } catch (err) {
         if (signal.aborted) return;
         const e = toOutpostError(err);
         this.log.warn({ code: e.code, reason: e.message }, 'Iridium session attempt failed');
-        if (e.code === 'IRIDIUM_MO_SIZE' && message) {
-          this.remove(message);
-          message.reject(e);
+        if (e.code === 'IRIDIUM_MO_SIZE' && pick) {
+          await this.dropPick(pick, e);
           continue;
         }
         if (e.code === 'IRIDIUM_TIMEOUT' || e.code === 'IRIDIUM_PROTOCOL') this.reinit = true;
@@ -300,7 +324,17 @@ export class SbdLink extends EventEmitter {
     this.emit('queue', this.queued);
   }
 
-  private async attempt(message: Outgoing | undefined, signal: AbortSignal): Promise<void> {
+  private async dropPick(pick: Pick, reason: OutpostError): Promise<void> {
+    if (pick.from === 'queue') {
+      this.remove(pick.m);
+      pick.m.reject(reason);
+      return;
+    }
+    await this.source!.drop(reason).catch((err: unknown) => this.log.warn({ code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'dropping a forwarding message was not recorded'));
+    this.emit('queue', this.queued);
+  }
+
+  private async attempt(pick: Pick | undefined, signal: AbortSignal): Promise<void> {
     if (this.reinit) {
       await this.modem.init();
       this.reinit = false;
@@ -312,8 +346,21 @@ export class SbdLink extends EventEmitter {
       await this.sleep(this.options.signalRetryMs, signal);
       return;
     }
+    // Packed now, after the signal check: during an outage nothing is pinned in a message,
+    // so what waits is packed together when the link is back.
+    let bytes: Buffer | undefined;
+    if (pick?.from === 'queue') bytes = pick.m.bytes;
+    else if (pick) {
+      bytes = (await this.source!.take(this.budget))?.bytes;
+      if (!bytes) {
+        // Nothing it could pack within the budget after all: look again later, not in a loop.
+        this.setState('budget', 'no forwarding message fits in the credits left');
+        await this.sleep(this.options.budgetRetryMs, signal, true);
+        return;
+      }
+    }
     this.setState('session');
-    if (message) await this.modem.writeMo(message.bytes);
+    if (bytes) await this.modem.writeMo(bytes);
     else await this.modem.clearBuffers(0); // a mailbox check must not resend an old MO buffer
     const answerRing = this.ringPending;
     const result = await this.modem.session(answerRing);
@@ -324,14 +371,22 @@ export class SbdLink extends EventEmitter {
       this.attempts = 0;
       this.ringPending = false;
       this.mailboxPending = false;
-      const credits = (message ? creditsFor(message.bytes.length) : 1) + (result.mtStatus === 1 ? creditsFor(result.mtLength) : 0);
-      await this.budget.record(credits);
-      this.emit('credits', this.budget.today, this.budget.month);
+      // Every session is billed (RockBLOCK): the MO message per 50 bytes, or one credit for
+      // a mailbox check, plus the MT message per 50 bytes. MT spend is counted in its share.
+      const mtCredits = (bytes ? 0 : 1) + (result.mtStatus === 1 ? creditsFor(result.mtLength) : 0);
+      const credits = (bytes ? creditsFor(bytes.length) : 0) + mtCredits;
+      await this.budget.record(credits, mtCredits);
+      this.emit('credits', this.budget.today, this.budget.month, this.budget.mtToday);
       // Sent and paid: done, whatever happens next. (Resolving only after the buffer clear
       // below re-sent and re-billed the message when AT+SBDD0 failed.)
-      if (message) {
-        this.remove(message);
-        message.resolve({ momsn: result.momsn, credits });
+      if (pick?.from === 'queue') {
+        this.remove(pick.m);
+        pick.m.resolve({ momsn: result.momsn, credits });
+      } else if (pick) {
+        await this.source!.sent().catch((err: unknown) =>
+          this.log.warn({ code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'forwarding queue not saved after a sent message; a restart may send it again'),
+        );
+        this.emit('queue', this.queued);
       }
       // Clear the MO buffer after a success so a later mailbox check cannot send it twice;
       // if this fails, the next mailbox check clears it first and the next message overwrites it.
@@ -348,10 +403,7 @@ export class SbdLink extends EventEmitter {
     switch (cls.kind) {
       case 'fatal':
         await this.modem.clearBuffers(0);
-        if (message) {
-          this.remove(message);
-          message.reject(new OutpostError('IRIDIUM_SESSION_FAILED', `MO status ${result.moStatus}: ${cls.reason}; message dropped`));
-        }
+        if (pick) await this.dropPick(pick, new OutpostError('IRIDIUM_SESSION_FAILED', `MO status ${result.moStatus}: ${cls.reason}; message dropped`));
         return;
       case 'wait':
         this.setState('waiting', cls.reason);

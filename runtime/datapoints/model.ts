@@ -6,6 +6,12 @@ export const DATAPOINT_ID = /^[a-z0-9_.-]{1,128}$/;
 
 export const Scalar = z.union([z.number(), z.string(), z.boolean()]);
 
+/** A datapoint's own raw retention (see `retention` below). */
+export const DatapointRetentionSchema = z.strictObject({
+  /** Days raw readings are kept; null: for ever. */
+  rawDays: z.number().positive().nullable(),
+});
+
 export const DatapointSchema = z.strictObject({
   id: z.string().regex(DATAPOINT_ID, 'datapoint id must match [a-z0-9_.-]{1,128}'),
   adapter: z.string().min(1),
@@ -17,6 +23,13 @@ export const DatapointSchema = z.strictObject({
   max: z.number().optional(),
   allowed: z.array(Scalar).min(1).optional(),
   meta: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * How long storage keeps this datapoint's raw readings, set by its adapter at registration
+   * (e.g. bms-files `retentionRawDays` for imported history): days, or null for ever. A
+   * matching `storage.retention.rules` pattern wins over it; without either,
+   * `storage.retention.rawDays` applies (storage/retention.ts, `effectiveRawDays`).
+   */
+  retention: DatapointRetentionSchema.optional(),
 });
 
 export type Datapoint = z.infer<typeof DatapointSchema>;

@@ -4,6 +4,9 @@ import type { Store } from '../../storage/store.js';
 import { DatapointSchema, validateSetpoint, type Datapoint, type DatapointInput, type SetpointRequest, type Value } from './model.js';
 import type { SetpointHandler } from '../adapter.js';
 
+/** Deleted definitions remembered for `revive`, at most. */
+const MAX_DELETED = 10_000;
+
 /** Owners whose datapoints any authorised MQTT client may publish: plain MQTT devices and config-defined virtual points. */
 export const EXTERNAL_OWNERS = new Set(['mqtt', 'virtual']);
 
@@ -23,6 +26,10 @@ export class DatapointRegistry {
   /** Which adapter claimed an id in this process: a second adapter claiming it is a config error. */
   private readonly claims = new Map<string, string>();
   private readonly listeners = new Set<(dp: Datapoint) => void>();
+  /** Ids whose data is being deleted: registering one is refused (retryable) until `release`. */
+  private readonly deleting = new Set<string>();
+  /** Definitions of deleted datapoints, oldest first (bounded): their adapter reporting them again brings them back (`revive`). */
+  private readonly deleted = new Map<string, Datapoint>();
 
   constructor(
     private readonly store: Store,
@@ -74,6 +81,7 @@ export class DatapointRegistry {
     if (changed.length > 0) await this.store.putDatapoints(changed);
     const out: Datapoint[] = [];
     for (const dp of checked) {
+      this.deleted.delete(dp.id);
       if (handler) this.handlers.set(dp.id, handler);
       if (!changed.includes(dp)) {
         out.push(this.byId.get(dp.id)!);
@@ -97,11 +105,65 @@ export class DatapointRegistry {
     if (dp.min !== undefined && dp.max !== undefined && dp.min > dp.max) {
       throw new OutpostError('DP_INVALID', `datapoint ${dp.id}: min ${dp.min} is above max ${dp.max}`);
     }
+    if (this.deleting.has(dp.id)) throw new OutpostError('DP_DELETING', `datapoint ${dp.id} is being deleted; register it again once the deletion has ended`);
     const claimant = this.claims.get(dp.id);
     if (claimant !== undefined && claimant !== dp.adapter) {
       throw new OutpostError('DP_CONFLICT', `datapoint ${dp.id} is owned by adapter "${claimant}", not "${dp.adapter}"`);
     }
     return dp;
+  }
+
+  /**
+   * Takes a datapoint out of the registry to delete it (runtime/datapoints/deletion.ts): it
+   * is no longer listed, its values are refused as unknown, and registering it again is
+   * refused with DP_DELETING until `release(id)`, so nothing new is written while its data
+   * is deleted. The owning adapter's claim stays: it may register the id again afterwards.
+   * Returns the definition it had (undefined: none).
+   */
+  remove(id: string): Datapoint | undefined {
+    this.deleting.add(id);
+    const dp = this.byId.get(id);
+    this.byId.delete(id);
+    // The setpoint handler stays: a running adapter still serves the actuator if it comes back.
+    if (dp && !EXTERNAL_OWNERS.has(dp.adapter)) {
+      this.deleted.delete(id);
+      this.deleted.set(id, dp);
+      if (this.deleted.size > MAX_DELETED) this.deleted.delete(this.deleted.keys().next().value!);
+    }
+    return dp;
+  }
+
+  /**
+   * Datapoints of `adapter` among `ids` that were deleted while it ran, registered again with
+   * the definition they had: an adapter that registered its datapoints once (at start, or once
+   * per run as an import source does) and reports one again after it was deleted brings it
+   * back, as documented, instead of having its values refused as unknown until it restarts.
+   * Returns what was registered again (none: nothing to revive).
+   */
+  async revive(adapter: string, ids: Iterable<string>): Promise<Datapoint[]> {
+    const defs: Datapoint[] = [];
+    for (const id of new Set(ids)) {
+      const dp = this.byId.has(id) ? undefined : this.deleted.get(id);
+      if (dp && dp.adapter === adapter) defs.push(dp);
+    }
+    return defs.length > 0 ? this.registerMany(defs) : [];
+  }
+
+  /**
+   * The deletion of `id` ended: it may be registered again. `restore`: the deletion failed
+   * before anything was deleted, and the definition (still stored) is known again.
+   */
+  release(id: string, restore?: Datapoint): void {
+    this.deleting.delete(id);
+    if (restore && !this.byId.has(id)) {
+      this.byId.set(id, restore);
+      this.deleted.delete(id);
+    }
+  }
+
+  /** True while `id` is being deleted. */
+  isDeleting(id: string): boolean {
+    return this.deleting.has(id);
   }
 
   /** Forgets the setpoint handlers of an adapter that stopped; its datapoints stay known. */

@@ -39,6 +39,11 @@ export class ReadingTimes {
     return newest;
   }
 
+  /** The datapoint was deleted: its next reading starts afresh. */
+  forget(id: string): void {
+    this.newest.delete(id);
+  }
+
   private record(id: string, t: number, now: number): void {
     if (this.newest.size >= PRUNE_ABOVE && !this.newest.has(id)) {
       // Only entries at or after now can still push a stamp; the rest are forgotten.

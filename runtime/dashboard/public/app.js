@@ -9,6 +9,7 @@ import { chargers } from './chargers.js';
 import { links } from './links.js';
 import { imports } from './imports.js';
 import { audit } from './audit.js';
+import { deleteCard } from './delete-datapoint.js';
 
 const root = document.getElementById('root');
 let me;
@@ -268,6 +269,8 @@ async function datapoint(main, id) {
   const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' });
   const chartBox = h('div', { class: 'chart', id: 'chart', role: 'img', 'aria-label': `Chart of ${dp.id}` });
   main.append(card('History', h('div', { class: 'toolbar' }, h('label', { for: 'range' }, 'Range'), range, h('label', { for: 'agg' }, 'Aggregation'), agg, csv), chartBox, status));
+  // Deleting it with its data is for admins (DELETE /api/datapoints/<id>).
+  if (me.role === 'admin') main.append(deleteCard(dp));
 
   let chart;
   let data = { values: [] };

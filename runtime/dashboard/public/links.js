@@ -1,6 +1,7 @@
 // Links: the upstream sync (runtime/sync, GET /api/sync: its snapshot of backlog, rates
 // and per-link state) and the Iridium modems (adapters/iridium: <id>.signal,
-// <id>.link_state, <id>.credits_today / _month, <id>.queue, <id>.last_mo_status, live).
+// <id>.link_state, <id>.credits_today / _month, <id>.queue, <id>.last_mo_status, <id>.mt_credits_today,
+// <id>.ring_alerts / <id>.rings_deferred: a ring flood from whoever knows the IMEI, live).
 // Every figure sits in a fixed slot and is updated in place: a refresh moves nothing.
 import { get } from './api.js';
 import { h, formatValue, formatTime, formatDuration, flash } from './dom.js';
@@ -174,12 +175,19 @@ function iridiumCard(a, items, track) {
     queue: slot('queue', (v) => (v === undefined ? '—' : `${v} messages`)),
     last_mo_status: slot('last_mo_status', (v) => (v === undefined ? '—' : String(v))),
     mt_refused: slot('mt_refused', (v) => (v === undefined ? '—' : String(v))),
+    mt_credits_today: slot('mt_credits_today', (v) => formatValue(v, 'credits')),
+    ring_alerts: slot('ring_alerts', (v) => (v === undefined ? '—' : String(v))),
+    rings_deferred: slot('rings_deferred', (v) => (v === undefined ? '—' : String(v))),
   };
+  // Rings beyond the MT share: someone is queueing MT messages faster than the budget lets us fetch them.
+  const flood = (v) => slots.rings_deferred.el.classList.toggle('warn', typeof v === 'number' && v > 0);
+  flood(latest('rings_deferred'));
   track(onValue((id, msg) => {
     if (!id.startsWith(`${a.id}.`)) return;
     const q = id.slice(a.id.length + 1);
     if (q === 'signal') signal.set(msg.v);
     else if (slots[q] && setText(slots[q].el, slots[q].fmt(msg.v))) flash(slots[q].el);
+    if (q === 'rings_deferred') flood(msg.v);
   }));
   track(onStatus((id, msg) => {
     if (id !== a.id) return;
@@ -197,6 +205,9 @@ function iridiumCard(a, items, track) {
       ['queued', slots.queue.el],
       ['last MO status', slots.last_mo_status.el],
       ['MT refused', slots.mt_refused.el],
+      ['MT credits today', slots.mt_credits_today.el],
+      ['ring alerts', slots.ring_alerts.el],
+      ['rings deferred (MT share spent)', slots.rings_deferred.el],
       ...(a.info?.imei ? [['IMEI', String(a.info.imei)]] : []),
       ...(a.message ? [['note', a.message]] : []),
     ]),

@@ -51,7 +51,7 @@ t.test('GET /api/imports/<id>: imported and refused files with their figures, ne
   const check = (items: ImportHistoryEntry[], when: string): void => {
     t.equal(items.length, 2, `${when}: both files`);
     const [failed, imported] = items;
-    t.match(failed, { status: 'failed', file: 'weitz-bad-date.csv', storedAs: 'weitz-bad-date.csv', size: Buffer.byteLength(bad), line: errorLine, reason: errorReason, rows: 3, points: 3 * 162, datapoints: 162 }, `${when}: the refused file, newest first, with the line and reason of its .error.txt`);
+    t.match(failed, { status: 'failed', file: 'weitz-bad-date.csv', storedAs: 'weitz-bad-date.csv', size: Buffer.byteLength(bad), line: errorLine, reason: errorReason, rows: 0, points: 0, datapoints: 162 }, `${when}: the refused file, newest first, with the line and reason of its .error.txt; nothing stored (all or nothing)`);
     t.match(imported, { status: 'imported', file: 'weitz-good.csv', storedAs: 'weitz-good.csv', size: goodSize, rows: 16, points: 2592, gaps: 149, datapoints: 162 }, `${when}: the imported file with its figures`);
     t.notOk('reason' in imported! || 'line' in imported!, `${when}: an imported file has no reason`);
     t.ok(failed!.at >= imported!.at, `${when}: newest first`);

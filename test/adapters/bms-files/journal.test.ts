@@ -4,10 +4,11 @@
  * counters, and a stop (flush) or the end of a file writes everything.
  */
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImportJournal } from '../../../adapters/bms-files/journal.js';
+import { ImportJournal, MAX_NOTED } from '../../../adapters/bms-files/journal.js';
+import { OutpostError } from '../../../runtime/errors.js';
 
 const FILE = '/drop/a.csv';
 const progress = (line: number, rows: number) => ({ size: 100, mtimeMs: 1, committedLine: line, rows, points: rows * 3, gaps: 0, startedAt: 5 });
@@ -36,4 +37,71 @@ t.test('checkpoints in between writes are kept in memory; flush and finish write
   await journal.finish(FILE, { ok: true, summary: { file: 'a.csv', at: 9, rows: 40, points: 120, gaps: 0, ms: 4 } });
   const done = await onDisk(dir);
   t.same([done.progress(FILE), done.counters.rows, done.counters.files], [undefined, 40, 1], 'finish writes the counters of every batch');
+});
+
+const fileNotes = (o: Partial<Parameters<ImportJournal['note']>[0]> = {}) => ({ unmapped: [], pointErrors: [], dstSkippedRows: 0, dstRepeatedRows: 0, ...o });
+
+t.test('status notes (unmapped points, point errors, DST rows, last file failed) survive a restart', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-journal-notes-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const journal = new ImportJournal(dir, 60_000);
+  journal.note(fileNotes({ unmapped: ['EV.X', 'EV.Y'], pointErrors: [{ name: 'EV.RM208.RT', error: 'Error: Trend not defined' }], dstSkippedRows: 4, dstRepeatedRows: 1 }));
+  await journal.finish(FILE, { ok: true, summary: { file: 'a.csv', at: 9, rows: 40, points: 120, gaps: 0, ms: 4 } });
+  journal.note(fileNotes({ unmapped: ['EV.Y', 'EV.Z'], pointErrors: [{ name: 'EV.RM208.RT', error: 'Error: Trend not defined' }], dstSkippedRows: 4 }));
+  await journal.finish('/drop/b.csv', { ok: false, failure: { file: 'b.csv', at: 10, reason: 'bad' } });
+  const after = await onDisk(dir);
+  t.same(after.notes, {
+    unmappedPoints: ['EV.X', 'EV.Y', 'EV.Z'],
+    pointErrors: [{ name: 'EV.RM208.RT', error: 'Error: Trend not defined' }],
+    dstSkippedRows: 8,
+    dstRepeatedRows: 1,
+    lastFileFailed: true,
+  });
+  // A later file lists the point without an error: its entry goes; the lists stay bounded.
+  after.note(fileNotes({ pointNames: ['EV.RM208.RT', 'OATEMP'], unmapped: Array.from({ length: 80 }, (_, i) => `P${i}`) }));
+  await after.finish(FILE, { ok: true, summary: { file: 'a.csv', at: 11, rows: 1, points: 1, gaps: 0, ms: 1 } });
+  const again = await onDisk(dir);
+  t.same(again.notes.pointErrors, []);
+  t.equal(again.notes.unmappedPoints.length, MAX_NOTED);
+  t.equal(again.notes.lastFileFailed, false, 'an imported file clears it');
+});
+
+t.test('journals written before the notes load with empty notes and the last outcome from the counters', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-journal-old-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // As the previous version wrote it.
+  const old = { version: 1, counters: { files: 3, rows: 48, points: 7776, gaps: 447, failures: 1, lastImport: { file: 'a.csv', at: 100, rows: 16, points: 2592, gaps: 149, ms: 50 }, lastFailure: { file: 'b.csv', at: 200, reason: 'line 2: x' } }, inProgress: {} };
+  await writeFile(join(dir, 'import-journal.json'), JSON.stringify(old));
+  const j = await onDisk(dir);
+  t.same(j.counters, old.counters);
+  t.same(j.notes, { unmappedPoints: [], pointErrors: [], dstSkippedRows: 0, dstRepeatedRows: 0, lastFileFailed: true });
+  j.note(fileNotes({ dstRepeatedRows: 2 }));
+  await j.save();
+  const written = JSON.parse(await readFile(join(dir, 'import-journal.json'), 'utf8'));
+  t.same(written.counters, old.counters, 'counters as they were: an older version still reads the file');
+  t.equal(written.version, 1);
+  // Damaged or partial notes (a hand edit) start from what is readable.
+  await writeFile(join(dir, 'import-journal.json'), JSON.stringify({ ...old, notes: { unmappedPoints: ['A', 7], pointErrors: [{ name: 'B' }], dstSkippedRows: 'x' } }));
+  t.same((await onDisk(dir)).notes, { unmappedPoints: ['A'], pointErrors: [], dstSkippedRows: 0, dstRepeatedRows: 0, lastFileFailed: false });
+});
+
+t.test('pruneUnmapped: names the current rules map are dropped at start; a rule that refuses keeps them', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-journal-prune-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const j = new ImportJournal(dir);
+  j.note(fileNotes({ unmapped: ['OATEMP', 'EV.X', 'EV.Y'] }));
+  await j.save();
+  const later = await onDisk(dir);
+  await later.pruneUnmapped((name) => {
+    if (name === 'EV.Y') throw new OutpostError('BMS_POINT_UNMAPPED', 'unknownPoints: fail');
+    return name !== 'OATEMP'; // a rule for OATEMP was added
+  });
+  t.same((await onDisk(dir)).notes.unmappedPoints, ['EV.X', 'EV.Y']);
+  await t.rejects(
+    later.pruneUnmapped(() => {
+      throw new TypeError('bug');
+    }),
+    TypeError,
+    'anything but a rule refusal is not hidden',
+  );
 });

@@ -1,9 +1,14 @@
 import t from 'tap';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { createLogger } from '../../../runtime/log.js';
 import { request } from 'node:http';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import bmsFiles from '../../../adapters/bms-files/index.js';
-import { sanitizeFilename } from '../../../adapters/bms-files/upload.js';
+import { displayFilename, forgetOriginalName, listSpooled, mountUpload, originalName, sanitizeFilename, spoolName } from '../../../adapters/bms-files/upload.js';
+import { isCandidate } from '../../../adapters/bms-files/watcher.js';
 import { hashToken } from '../../../runtime/auth/passwords.js';
 import { eventually, startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { FIXTURES } from './helpers.js';
@@ -173,3 +178,99 @@ t.test('POST /upload/alc goes to the ALC instance: a points list becomes the cat
   t.match(await readFile(join(failedDir, errorTxt), 'utf8'), /line: 2\nreason: unparseable timestamp "not a time"/);
 });
 
+
+t.test('client names ending in .part, .tmp, .partial, .crdownload, .filepart, .error.txt are imported; the queue does not fill up', async (t) => {
+  // maxQueued 2: before, the third such upload got 503, and so did every upload after it until a restart.
+  const gw = await startTestGateway(
+    t,
+    {
+      gateway: { timezone: 'America/Chicago' },
+      adapters: [{ id: 'insight', type: 'bms-files', format: 'siemens-insight', upload: { tokenHashes: [hashToken(TOKEN)], maxQueued: 2 }, points: [{ exact: 'OATEMP', id: 'weitz.oat' }] }],
+    },
+    { types },
+  );
+  const sample = await readFile(FIXTURES + 'siemens-insight-trend-interval.csv');
+  const names = ['report.csv.part', 'report.tmp', 'report.partial', 'report.csv.crdownload', 'report.filepart', 'report.csv.error.txt', 'report.csv'];
+  for (const [i, filename] of names.entries()) {
+    const r = await fetch(`${gw.httpUrl}/upload/siemens`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: form({ file: { filename, content: sample } }) });
+    t.equal(r.status, 200, `${filename}: accepted`);
+    await eventually(async () => (await adapterInfo(gw, 'insight')).files === i + 1, 60_000, 50);
+    t.equal((await adapterInfo(gw, 'insight')).queued, 0, `${filename}: imported, nothing left waiting`);
+  }
+  const archived = await readdir(join(gw.dataDir, 'adapters', 'insight', 'spool', 'archive'));
+  t.equal(archived.length, names.length, 'every upload archived');
+  t.ok(archived.every((n) => /^\d{13}-[0-9a-f]{8}-[A-Za-z0-9._-]+\.csv$/.test(n)), `our own names on disk: ${archived.join(', ')}`);
+});
+
+t.test('spool names are ours: always a name the watcher takes, the client part sanitised', async (t) => {
+  for (const client of ['report.csv.part', 'x.TMP', 'a.partial', 'b.crdownload', 'c.filepart', 'd.csv.error.txt', '.hidden', '~$lock.csv', '', undefined, '../../etc/passwd', 'Zähler März.csv']) {
+    const name = spoolName('1763800000000-0123abcd', client);
+    t.ok(isCandidate(name) && /^1763800000000-0123abcd-[A-Za-z0-9._-]+\.csv$/.test(name), `${JSON.stringify(client)} → ${name}`);
+  }
+  t.equal(spoolName('1763800000000-0123abcd', 'Zähler März.csv'), '1763800000000-0123abcd-Zahler_Marz.csv', 'accents dropped on disk, not replaced');
+  t.equal(sanitizeFilename('Zähler März.csv'), 'Zahler_Marz.csv');
+});
+
+t.test('displayFilename: the name as sent, decoded as UTF-8, without controls or bidi overrides, bounded', async (t) => {
+  const latin1 = (s: string): string => Buffer.from(s, 'utf8').toString('latin1'); // what busboy hands over by default
+  t.equal(displayFilename(latin1('Zähler März.csv')), 'Zähler März.csv');
+  t.equal(displayFilename(latin1('日本語 😀.csv')), '日本語 😀.csv');
+  t.equal(displayFilename('Z\u00e4hler.csv'), 'Zähler.csv', 'Latin-1 bytes that are not UTF-8 (an old Windows-1252 script) stay as they are');
+  t.equal(displayFilename('Zähler 😀.csv'), 'Zähler 😀.csv', 'RFC 5987 filename* arrives decoded');
+  t.equal(displayFilename('C:\\Users\\bms\\Desktop\\trend.csv'), 'trend.csv', 'old IE sends the full path');
+  t.equal(displayFilename('a\u0000b\r\n\u0007c\u009b.csv'), 'abc.csv', 'control characters removed');
+  t.equal(displayFilename('report\u202Evsc.exe'), 'reportvsc.exe', 'no right-to-left override');
+  t.equal(displayFilename(undefined), 'upload.csv');
+  t.equal(displayFilename('\r\n'), 'upload.csv');
+  const long = displayFilename('ä'.repeat(300) + '.csv');
+  t.equal([...long].length, 200);
+  t.ok(long.endsWith('….csv'), 'a long name keeps its extension');
+});
+
+async function uploadServer(t: { teardown(fn: () => unknown): void }): Promise<{ url: string; spoolDir: string; spooled: string[] }> {
+  const spoolDir = await mkdtemp(join(tmpdir(), 'outpost-spool-'));
+  t.teardown(() => rm(spoolDir, { recursive: true, force: true }));
+  const spooled: string[] = [];
+  const app = express();
+  const router = express.Router();
+  mountUpload(router, { path: '/upload/x', tokenHashes: [hashToken(TOKEN)], maxBytes: 1024 * 1024, maxQueued: 100, spoolDir, queued: () => 0, log: createLogger({ level: 'silent' }), onSpooled: (p) => spooled.push(p) });
+  app.use(router);
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/upload/x`, spoolDir, spooled };
+}
+
+t.test('the original name is kept beside the spooled upload (originalName), and forgotten on request', async (t) => {
+  const { url, spoolDir, spooled } = await uploadServer(t);
+  for (const filename of ['Zähler März.csv', 'report.csv.part', '日本 "q".csv']) {
+    const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: form({ file: { filename, content: 'a,b\n' } }) });
+    t.equal(r.status, 200);
+  }
+  t.equal(spooled.length, 3);
+  t.same(await Promise.all(spooled.map(originalName)), ['Zähler März.csv', 'report.csv.part', '日本 %22q%22.csv'], 'exactly as sent (fetch escapes a quote as %22, as browsers do)');
+  t.same(await listSpooled(spoolDir), [...spooled].sort(), 'the uploads, not their sidecars');
+  await forgetOriginalName(spooled[0]!);
+  t.equal(await originalName(spooled[0]!), basename(spooled[0]!).replace(/^\d+-[0-9a-f]{8}-/, ''), 'without a sidecar: the disk name without the spool prefix (uploads spooled before)');
+  await forgetOriginalName(spooled[0]!); // twice is fine
+  // An upload imported (moved away) without forgetOriginalName: the next upload removes its record.
+  await rm(spooled[1]!);
+  const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: form({ file: { filename: 'next.csv', content: 'a,b\n' } }) });
+  t.equal(r.status, 200);
+  await eventually(async () => !(await readdir(spoolDir)).includes(`.${basename(spooled[1]!)}.name.json`));
+  t.same((await readdir(spoolDir)).filter((n) => n.endsWith('.name.json')).length, 2, 'the waiting uploads keep theirs');
+});
+
+t.test('listSpooled: uploads only, not archive/, failed/, .part files or sidecars; orphan sidecars removed', async (t) => {
+  const spoolDir = await mkdtemp(join(tmpdir(), 'outpost-spool-list-'));
+  t.teardown(() => rm(spoolDir, { recursive: true, force: true }));
+  await mkdir(join(spoolDir, 'archive'));
+  await mkdir(join(spoolDir, 'failed'));
+  await writeFile(join(spoolDir, '1763800000000-0123abcd-a.csv'), 'x');
+  await writeFile(join(spoolDir, '.1763800000000-0123abcd-a.csv.name.json'), '{"name":"a.csv"}');
+  await writeFile(join(spoolDir, '1763800000001-0123abcd-b.csv.part'), 'x'); // upload in flight
+  await writeFile(join(spoolDir, '.1763800000001-0123abcd-b.csv.name.json'), '{"name":"b.csv"}');
+  await writeFile(join(spoolDir, '.1763800000002-0123abcd-c.csv.name.json'), '{"name":"c.csv"}'); // its upload was imported
+  t.same(await listSpooled(spoolDir), [join(spoolDir, '1763800000000-0123abcd-a.csv')]);
+  t.same((await readdir(spoolDir)).sort(), ['.1763800000000-0123abcd-a.csv.name.json', '.1763800000001-0123abcd-b.csv.name.json', '1763800000000-0123abcd-a.csv', '1763800000001-0123abcd-b.csv.part', 'archive', 'failed']);
+});

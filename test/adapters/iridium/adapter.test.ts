@@ -35,7 +35,8 @@ t.test('stand-alone adapter on a real pty: status datapoints, forwarding, authen
           datapoints,
           sendIntervalMs: 1000,
           mt: { secret: SECRET },
-          budget: { dailyCredits: 100 },
+          // Four MT fetches below: more than the default MT share (budget.mtCreditsPerDay) allows.
+          budget: { dailyCredits: 100, mtCreditsPerDay: 20 },
           timing: { atMs: 500, startupMs: 3000, startupProbeMs: 200, sessionMs: 2000, sbdwbMs: 1000, sbdrbOkMs: 200, backoffInitialMs: 50, backoffMaxMs: 200 },
         },
       ],

@@ -27,7 +27,7 @@ async function adapterInfo(gw: TestGateway, adapter: string): Promise<Record<str
   return out;
 }
 
-t.test('status info in /metrics follows signal and spend; newest values go as latest, the rest as history', async (t) => {
+t.test('status info in /metrics follows signal and spend; history rides free in the newest values\' message, the rest waits for its share', async (t) => {
   const { a, b } = await ptyPair(t);
   const device = await openSerial(t, b);
   const sim = new IridiumSimulator(serialPortIo(device), { echo: true, signal: 3 });
@@ -93,6 +93,8 @@ t.test('status info in /metrics follows signal and spend; newest values go as la
     { id: 'tank.temp', t: t0 + 180_000, v: 21 }, // newest temp
     { id: 'tank.temp', t: t0 + 30_000, v: 20.1 },
   ];
+  // More (older, irregular) history than fits in the rest of one 50-byte credit.
+  for (let i = 0; i < 40; i++) published.push({ id: 'tank.level', t: t0 - 3_600_000 + i * 7_000 + (i % 3) * 1000, v: Math.round(((i * 37) % 101) * 1.7) / 100 });
   for (const r of published) await client.publishAsync(`outpost/dp/${r.id}/value`, JSON.stringify({ v: r.v, t: r.t }), { qos: 1 });
 
   // Flush now through an authenticated MT command (ring alert, SBDIXA, SBDRB).
@@ -102,22 +104,20 @@ t.test('status info in /metrics follows signal and spend; newest values go as la
   const codec = new MoCodec({ timeResolutionMs: 1000, datapoints: format.datapoints });
   const decoded = () => sim.received.map((m) => codec.decode(m.bytes).readings.map((r) => ({ id: r.id, t: r.t, v: r.v })));
   await eventually(() => decoded().length >= 1, 8000);
-  t.same(
-    decoded()[0]!.sort((x, y) => x.id.localeCompare(y.id)),
-    [
-      { id: 'tank.level', t: t0 + 120_000, v: 1.3 },
-      { id: 'tank.temp', t: t0 + 180_000, v: 21 },
-    ],
-    'the first message carries exactly the newest value of each datapoint',
-  );
-  // The other four readings were queued as history, which this budget does not allow.
+  const first = decoded()[0]!;
+  t.ok(sim.received[0]!.bytes.length <= 50, `one credit: ${sim.received[0]!.bytes.length} bytes`);
+  t.ok(first.some((r) => r.id === 'tank.level' && r.t === t0 + 120_000 && r.v === 1.3), 'newest level');
+  t.ok(first.some((r) => r.id === 'tank.temp' && r.t === t0 + 180_000 && r.v === 21), 'newest temperature');
+  t.ok(first.length > 2, `history fills the rest of the paid credit: ${first.length} readings`);
+  t.ok(first.length < published.length, 'but not more than that credit holds');
+  // The rest is history, which this budget (historyShare 0) does not pay for.
   await eventually(async () => (await latest('sat.link_state'))?.v === 'budget');
-  t.equal((await latest('sat.queue'))?.v, 1, 'the history message waits in the queue');
-  t.equal(sim.received.length, 1, 'history was not sent');
+  t.equal((await latest('sat.queue'))?.v, 1, 'the rest of the history waits in the queue');
+  t.equal(sim.received.length, 1, 'no message for history alone');
 
   // The spend (MT fetch + latest message) shows in the status right after the `credits` event.
   const spent = (await latest('sat.credits_today'))!.v as number;
-  t.ok(spent >= 2, `credits spent: ${spent}`);
+  t.equal(spent, 3, 'MT fetch (mailbox check + MT message) and one credit of readings');
   info = (await eventually(async () => {
     const i = await adapterInfo(gw, 'sat');
     return i.creditsToday === spent ? i : undefined;
