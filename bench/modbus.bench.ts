@@ -24,7 +24,7 @@ import pino from 'pino';
 import { SerialPort } from 'serialport';
 import { z } from 'zod';
 import { defineAdapter, type AdapterContext } from '../runtime/adapter.js';
-import { systemClock } from '../runtime/clock.js';
+import { systemClock } from '../core/clock.js';
 import { ModbusBus } from '../adapters/modbus/bus.js';
 import { ModbusClient } from '../adapters/modbus/client.js';
 import { crc16 } from '../adapters/modbus/codec.js';

@@ -25,7 +25,7 @@ import { OutboxEncoder } from '../storage/outbox-codec.js';
 import { SyncService } from '../runtime/sync/service.js';
 import { decodeBatch } from '../runtime/sync/codec.js';
 import { createLogger } from '../runtime/log.js';
-import { systemClock } from '../runtime/clock.js';
+import { systemClock } from '../core/clock.js';
 
 const N = Number(process.env.BENCH_RECORDS ?? 1_000_000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 2000);

@@ -6,7 +6,7 @@ import { access, copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/pr
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { OutpostError, toOutpostError } from '../runtime/errors.js';
+import { OutpostError, toOutpostError } from '../core/errors.js';
 import type { Logger } from '../runtime/log.js';
 import type { Bus } from '../runtime/bus.js';
 import type { Ingest } from '../runtime/ingest.js';
@@ -15,7 +15,7 @@ import type { Store } from '../storage/store.js';
 import type { Topics } from '../runtime/topics.js';
 import type { AdapterStatus } from '../runtime/adapter-host.js';
 import type { UpgradeHandler } from '../runtime/adapter.js';
-import { systemClock, type Clock } from '../runtime/clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { FlowsConfig } from './config.js';
 import { CrashGuard } from './crash-guard.js';
 import { EditorTokens, TOKEN_HEADER, assertFlowsAdmin, type Authorize, type AuthorizeUpgrade, type FlowChangeEvent, type FlowsUser } from './editor-auth.js';

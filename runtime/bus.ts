@@ -10,7 +10,7 @@ import type { Logger } from './log.js';
 import { isLoopbackAddress } from './net.js';
 import { verifyPassword } from './auth/passwords.js';
 import { topicMatches } from './topics.js';
-import { OutpostError } from './errors.js';
+import { OutpostError } from '../core/errors.js';
 import { ALLOW_ALL, mayPublish, maySubscribe, type TopicAcl } from './auth/mqtt-acl.js';
 import { MqttFraming } from './broker/framing.js';
 import { packetViolation } from './broker/packet-rules.js';

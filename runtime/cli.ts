@@ -6,7 +6,7 @@ import { adapterTypes } from '../adapters/index.js';
 import { loadConfigFile, validateConfig } from './config/load.js';
 import { DemoDevices } from './demo.js';
 import type { Config } from './config/schema.js';
-import { isOutpostError } from './errors.js';
+import { isOutpostError } from '../core/errors.js';
 import { createLogger, type Logger } from './log.js';
 import { Gateway } from './gateway.js';
 import { hashPassword, hashToken } from './auth/passwords.js';

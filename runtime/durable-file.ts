@@ -1,6 +1,6 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { OutpostError } from './errors.js';
+import { OutpostError } from '../core/errors.js';
 
 /**
  * Small state files that must survive kill -9 and power loss (sync cursors, replay

@@ -1,14 +1,14 @@
 import type { PublishPacket } from 'aedes';
 import { plainAddress } from './net.js';
-import { OutpostError, toOutpostError } from './errors.js';
+import { OutpostError, toOutpostError } from '../core/errors.js';
 import type { Logger } from './log.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../core/clock.js';
 import type { Store } from '../storage/store.js';
 import type { Metrics } from './metrics.js';
 import type { Bus, PublishingClient } from './bus.js';
 import { Topics } from './topics.js';
 import { DatapointRegistry, EXTERNAL_OWNERS } from './datapoints/registry.js';
-import { DATAPOINT_ID, DatapointSchema, parseValuePayload, validatePoint, validateValue, type Datapoint, type SetpointRequest, type Value, type ValueMessage } from './datapoints/model.js';
+import { DATAPOINT_ID, DatapointSchema, parseValuePayload, validatePoint, validateValue, type Datapoint, type SetpointRequest, type Value, type ValueMessage } from '../core/datapoint.js';
 import { ReadingTimes } from './datapoints/stamps.js';
 import { actorText, toSource, type CommandSource } from './audit/actor.js';
 import type { AuditSink } from './audit/audit-log.js';

@@ -1,4 +1,4 @@
-import { OutpostError } from './errors.js';
+import { OutpostError } from '../core/errors.js';
 
 /**
  * Reference-counted registry of shared physical resources (a serial port, an RS-485

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OutpostError, toOutpostError } from './errors.js';
+import { OutpostError, toOutpostError } from '../core/errors.js';
 import type { Logger } from './log.js';
 import { listen } from './http/server.js';
 import { measure, type StorageRoom } from '../storage/storage-alarm.js';

@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { OutpostError } from '../runtime/errors.js';
+import { OutpostError } from '../core/errors.js';
 import { LevelStore } from './level-store.js';
 import { assertNotInUse, isLockedError } from './data-dir-lock.js';
 import { backupToFile, restoreFile } from './backup.js';

@@ -20,7 +20,7 @@ import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import { Level } from 'level';
 import { mkdir } from 'node:fs/promises';
-import { OutpostError } from '../runtime/errors.js';
+import { OutpostError } from '../core/errors.js';
 import { BrokerWrites, type BrokerOp } from './broker-writes.js';
 
 const require = createRequire(import.meta.url);

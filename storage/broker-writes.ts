@@ -1,5 +1,5 @@
 import type { Level } from 'level';
-import { OutpostError } from '../runtime/errors.js';
+import { OutpostError } from '../core/errors.js';
 
 export type BrokerOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 

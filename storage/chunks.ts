@@ -1,5 +1,5 @@
 import { endianness } from 'node:os';
-import type { Value } from '../runtime/datapoints/model.js';
+import type { Value } from '../core/datapoint.js';
 import { decodeValue, type StoredValue } from './store.js';
 import { isAgg, type Agg, type RollupEntry } from './rollups.js';
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Level } from 'level';
-import { OutpostError } from '../runtime/errors.js';
+import { OutpostError } from '../core/errors.js';
 
 /**
  * Who holds a data directory: the running gateway writes its pid to `<dataDir>/outpost.pid` at

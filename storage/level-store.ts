@@ -1,7 +1,7 @@
 import { Level } from 'level';
 import { mkdir } from 'node:fs/promises';
-import { OutpostError } from '../runtime/errors.js';
-import { DatapointSchema, type Datapoint } from '../runtime/datapoints/model.js';
+import { OutpostError } from '../core/errors.js';
+import { DatapointSchema, type Datapoint } from '../core/datapoint.js';
 import { GroupCommit } from './group-commit.js';
 import { StorageAlarm, type StorageRoom } from './storage-alarm.js';
 import { isNoRoom, type SpaceReserve } from './space-reserve.js';

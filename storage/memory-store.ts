@@ -1,5 +1,5 @@
-import { OutpostError } from '../runtime/errors.js';
-import type { Datapoint } from '../runtime/datapoints/model.js';
+import { OutpostError } from '../core/errors.js';
+import type { Datapoint } from '../core/datapoint.js';
 import {
   DEFAULT_QUERY_LIMIT,
   MAX_QUERY_LIMIT,

@@ -1,5 +1,5 @@
 import { endianness } from 'node:os';
-import type { Value } from '../runtime/datapoints/model.js';
+import type { Value } from '../core/datapoint.js';
 import type { StoredValue } from './store.js';
 
 /** One outbox record as stored: `[id, t, v]` or `[id, t, v, q]` (seq = the commit's first + index). */

@@ -1,4 +1,4 @@
-import { OutpostError } from '../runtime/errors.js';
+import { OutpostError } from '../core/errors.js';
 import type { StoredValue } from './store.js';
 
 /**

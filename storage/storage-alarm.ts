@@ -1,6 +1,6 @@
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OutpostError } from '../runtime/errors.js';
+import { OutpostError } from '../core/errors.js';
 import type { SpaceReserve } from './space-reserve.js';
 
 /** Room LevelDB needs to reopen beyond the size of its logs: a new manifest, a new log, table overhead. */

@@ -1,4 +1,4 @@
-import type { Datapoint, Value } from '../runtime/datapoints/model.js';
+import type { Datapoint, Value } from '../core/datapoint.js';
 import type { AggregatePoint, AggregateQuery } from './rollups.js';
 
 export type { AggregatePoint, AggregateQuery, Aggregation } from './rollups.js';

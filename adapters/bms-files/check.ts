@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import { OutpostError, isOutpostError } from '../../runtime/errors.js';
+import { OutpostError, isOutpostError } from '../../core/errors.js';
 import { importFile, type ImportOptions, type ImportResult, type ImportTarget } from './importer.js';
 
 export type CheckOptions = Omit<ImportOptions, 'target' | 'checkpoint' | 'resume' | 'registered'> & {

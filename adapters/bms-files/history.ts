@@ -1,7 +1,7 @@
 import { appendFile, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Router } from 'express';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { writeFileDurably } from '../../runtime/durable-file.js';
 
 /** One imported or refused file, as `GET /api/imports/<adapter id>` lists it. */

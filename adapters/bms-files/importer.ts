@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { OutpostError, isOutpostError, toOutpostError } from '../../runtime/errors.js';
-import { MAX_FUTURE_MS, type DatapointInput } from '../../runtime/datapoints/model.js';
+import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
+import { MAX_FUTURE_MS, type DatapointInput } from '../../core/datapoint.js';
 import { readLines } from './lines.js';
 import { fileError, type ReportParser, type ReportSink, type SourcePoint } from './report.js';
 import type { PointMapper } from './mapping.js';

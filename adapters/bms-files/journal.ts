@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OutpostError, isOutpostError } from '../../runtime/errors.js';
+import { OutpostError, isOutpostError } from '../../core/errors.js';
 import { writeFileDurably } from '../../runtime/durable-file.js';
 
 /** Counters of one source, shown on the status topic and kept across restarts. */

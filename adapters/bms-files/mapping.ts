@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { OutpostError } from '../../runtime/errors.js';
-import { DATAPOINT_ID } from '../../runtime/datapoints/model.js';
+import { OutpostError } from '../../core/errors.js';
+import { DATAPOINT_ID } from '../../core/datapoint.js';
 
 /**
  * One mapping rule: BMS point name → datapoint id. Exactly one of `exact`, `glob`, `regex`.

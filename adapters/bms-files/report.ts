@@ -1,4 +1,4 @@
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { pickInstant, type ZoneConverter } from './localtime.js';
 import type { WallTime } from './timestamps.js';
 

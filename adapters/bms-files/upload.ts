@@ -4,7 +4,7 @@ import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, extname, join } from 'node:path';
 import type { Request, Response, Router } from 'express';
 import busboy from 'busboy';
-import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { verifyToken } from '../../runtime/auth/passwords.js';
 import type { Logger } from '../../runtime/log.js';
 import { fsyncDir, writeFileDurably } from '../../runtime/durable-file.js';

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /**
  * Byte-level framing for the Iridium 9602/9603 AT interface (ISU AT Command Reference).

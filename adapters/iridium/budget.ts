@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Clock } from '../../runtime/clock.js';
+import type { Clock } from '../../core/clock.js';
 import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 
 /** What a message is: alarms go first, then latest values, then history (backfill). */

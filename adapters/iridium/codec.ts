@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { ByteReader, ByteWriter } from './varint.js';
 
 /**

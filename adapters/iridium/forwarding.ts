@@ -1,5 +1,5 @@
 import type { AdapterContext } from '../../runtime/adapter.js';
-import { toOutpostError } from '../../runtime/errors.js';
+import { toOutpostError } from '../../core/errors.js';
 import type { Reading } from './codec.js';
 import type { ForwardQueue } from './mo-queue.js';
 

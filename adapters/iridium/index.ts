@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SerialPort, SerialPortMock } from 'serialport';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
-import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { AtTransport, serialPortIo } from './at-transport.js';
 import { CreditBudget, DEFAULT_MT_CREDITS_PER_DAY, type Priority } from './budget.js';
 import { creditsFor, MAX_MO_BYTES, MoCodec, type Reading } from './codec.js';

@@ -1,7 +1,7 @@
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../runtime/log.js';
-import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 import { PRIORITIES, type CreditBudget, type Priority } from './budget.js';
 import { creditsFor, type MoCodec, type Reading } from './codec.js';

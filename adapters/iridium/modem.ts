@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { AtTransport, withChecksum } from './at-transport.js';
 
 /**

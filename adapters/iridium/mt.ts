@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { CodecDatapoint } from './codec.js';
 import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 import { ByteReader, ByteWriter } from './varint.js';

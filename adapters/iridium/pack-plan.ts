@@ -1,4 +1,4 @@
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { PRIORITIES, type Priority } from './budget.js';
 import { CREDIT_BYTES, MAX_MO_BYTES, creditsFor, type MoCodec, type Reading } from './codec.js';
 

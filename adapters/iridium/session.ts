@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type { Clock } from '../../runtime/clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../runtime/log.js';
-import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { PRIORITIES, type CreditBudget, type Priority } from './budget.js';
 import { creditsFor } from './codec.js';
 import { classifyMoStatus } from './mo-status.js';

@@ -1,4 +1,4 @@
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /**
  * LEB128-style unsigned varints and zigzag signed integers, using Number arithmetic

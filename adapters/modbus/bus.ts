@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { atOrAfter } from './timing.js';
 import type { ModbusLink, ModbusRequest, ModbusResponse } from './transport.js';
 

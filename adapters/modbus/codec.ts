@@ -1,4 +1,4 @@
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /**
  * Register codec: turns 16-bit Modbus registers into numbers and back.

@@ -1,6 +1,6 @@
 import type { AdapterContext } from '../../runtime/adapter.js';
-import type { Value } from '../../runtime/datapoints/model.js';
-import { OutpostError, isOutpostError, toOutpostError } from '../../runtime/errors.js';
+import type { Value } from '../../core/datapoint.js';
+import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
 import type { ModbusBus } from './bus.js';
 import { BAD, compilePoint, datapointFor, datapointId, decodePoint, encodePoint, type CompiledPoint } from './mapping.js';
 import { planReads } from './planner.js';

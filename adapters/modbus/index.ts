@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { PortLease } from '../../runtime/ports.js';
 import { ModbusBus } from './bus.js';
 import { DevicePoller, type DeviceOptions } from './device.js';

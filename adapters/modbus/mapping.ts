@@ -1,5 +1,5 @@
-import type { DatapointInput } from '../../runtime/datapoints/model.js';
-import { OutpostError } from '../../runtime/errors.js';
+import type { DatapointInput } from '../../core/datapoint.js';
+import { OutpostError } from '../../core/errors.js';
 import { compileDecoder, decodeRaw, encodeRaw, isSentinel, normaliseSentinels, type RawDecoder, type RawValue } from './codec.js';
 import type { PointDef } from './templates.js';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { OutpostError, isOutpostError } from '../../runtime/errors.js';
+import { OutpostError, isOutpostError } from '../../core/errors.js';
 import { decodeRaw } from './codec.js';
 import { DEVICES_DIR, resolvePoints, type PointDef } from './templates.js';
 

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { ModbusClient } from './client.js';
 import { SerialPort } from 'serialport';
 import type { Logger } from '../../runtime/log.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { InFlight, describeRequest, failSoon, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
 
 export interface RtuSettings {

@@ -1,6 +1,6 @@
 import { ModbusClient } from './client.js';
 import type { Logger } from '../../runtime/log.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { InFlight, describeRequest, failSoon, toModbusError, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
 
 export interface TcpSettings {

@@ -1,5 +1,5 @@
 import type { ModbusClient } from './client.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { RegisterFunction } from './templates.js';
 
 /** One Modbus transaction, independent of RTU or TCP framing. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineAdapter } from '../../runtime/adapter.js';
-import { toOutpostError } from '../../runtime/errors.js';
+import { toOutpostError } from '../../core/errors.js';
 import { datapointIdFor, extractValue } from './mapping.js';
 
 const mappingSchema = z.strictObject({

@@ -1,5 +1,5 @@
 import { topicMatches } from '../../runtime/topics.js';
-import { DATAPOINT_ID } from '../../runtime/datapoints/model.js';
+import { DATAPOINT_ID } from '../../core/datapoint.js';
 
 export interface Mapping {
   topic: string;

@@ -1,8 +1,8 @@
 import type { RPCClient } from 'ocpp-rpc';
 import type { AdapterContext } from '../../runtime/adapter.js';
-import type { DatapointInput, Value } from '../../runtime/datapoints/model.js';
-import { MAX_FUTURE_MS } from '../../runtime/datapoints/model.js';
-import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import type { DatapointInput, Value } from '../../core/datapoint.js';
+import { MAX_FUTURE_MS } from '../../core/datapoint.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import type { ChargerConfig, OcppOptions } from './config.js';
 import { matchChargerProfile, type ChargerProfile } from './chargers.js';
 import { createOcpp16Validator } from './codec.js';

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /**
  * Charger profiles: what differs between charger models (phases, current range, the unit

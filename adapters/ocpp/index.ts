@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { CentralSystem } from './central.js';
 import { loadChargerProfiles } from './chargers.js';
 import { ocppOptionsSchema } from './config.js';

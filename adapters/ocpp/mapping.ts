@@ -1,4 +1,4 @@
-import type { DatapointInput } from '../../runtime/datapoints/model.js';
+import type { DatapointInput } from '../../core/datapoint.js';
 import { normaliseUnit, parseSampledNumber, type OcppUnit } from './codec.js';
 
 /**

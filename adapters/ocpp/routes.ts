@@ -1,5 +1,5 @@
 import type { Request, Response, Router } from 'express';
-import { OutpostError, toOutpostError } from '../../runtime/errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { actorText } from '../../runtime/audit/actor.js';
 import { roleAtLeast, type Principal } from '../../runtime/auth/roles.js';
 import type { CentralSystem } from './central.js';

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { RPCServer, createRPCError } from 'ocpp-rpc';
 import { verifyPassword } from '../../runtime/auth/passwords.js';
 import { isLoopbackAddress } from '../../runtime/net.js';
-import { isOutpostError } from '../../runtime/errors.js';
+import { isOutpostError } from '../../core/errors.js';
 import type { AdapterContext } from '../../runtime/adapter.js';
 import type { CentralSystem, ChargerConnection } from './central.js';
 import { actionHandlers } from './handlers/index.js';

@@ -1,5 +1,5 @@
 import { Level } from 'level';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /**
  * Durable charging sessions in a LevelDB of their own (`<dataDir>/sessions`). The gateway

@@ -1,9 +1,9 @@
 import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { boundFields, RefusalLimiter } from './bounds.js';
 import { join } from 'node:path';
-import { toOutpostError } from '../errors.js';
+import { toOutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
-import { systemClock, type Clock } from '../clock.js';
+import { systemClock, type Clock } from '../../core/clock.js';
 import { actorText, type AuditActor } from './actor.js';
 
 export type AuditOutcome = 'ok' | 'refused';

@@ -1,5 +1,5 @@
 import express, { type Request, type Response } from 'express';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { roleAtLeast, type Principal } from '../auth/roles.js';
 import type { AuditLog } from './audit-log.js';
 

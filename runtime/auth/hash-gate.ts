@@ -1,4 +1,4 @@
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /**
  * Password checks running at once, at most, for the whole process: scrypt costs ~50 ms of CPU

@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { writeFileDurably } from '../durable-file.js';
 
 /**

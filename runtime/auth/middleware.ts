@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
 import { isLoopbackAddress } from '../net.js';
 import { verifyToken as verifyConfigToken } from './passwords.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { UserStore } from './users.js';
 import { isRole, ROLES } from './roles.js';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /** The user file of a data dir (the same path the gateway's Security uses). */
 export function userFilePath(dataDir: string): string {

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { writeFileDurably } from '../durable-file.js';
 import { hashPassword, hashToken, isPasswordHash, verifyPassword } from './passwords.js';
 import { ROLES, type Role } from './roles.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { adapterEntrySchema, coreSchema, type AdapterEntry, type Config } from './schema.js';
 import type { AdapterType } from '../adapter.js';
 

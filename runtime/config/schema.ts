@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DATAPOINT_ID, DatapointSchema } from '../datapoints/model.js';
+import { DATAPOINT_ID, DatapointSchema } from '../../core/datapoint.js';
 import { isPasswordHash } from '../auth/passwords.js';
 import type { AdapterType } from '../adapter.js';
 import { RetentionConfigSchema } from '../../storage/retention.js';

@@ -1,6 +1,6 @@
 import express, { type Request, type Response } from 'express';
 import type { IncomingMessage } from 'node:http';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
 import { plainAddress } from '../net.js';
 import type { AuditSink } from '../audit/audit-log.js';
@@ -10,7 +10,7 @@ import { roleAtLeast, type Principal } from '../auth/roles.js';
 import type { Topics } from '../topics.js';
 import type { Store } from '../../storage/store.js';
 import type { DatapointRegistry } from './registry.js';
-import { DATAPOINT_ID, type Datapoint } from './model.js';
+import { DATAPOINT_ID, type Datapoint } from '../../core/datapoint.js';
 
 export interface DatapointDeletionDeps {
   registry: Pick<DatapointRegistry, 'get' | 'remove' | 'release' | 'isDeleting'>;

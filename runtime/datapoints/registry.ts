@@ -1,7 +1,7 @@
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../../storage/store.js';
-import { DatapointSchema, validateSetpoint, type Datapoint, type DatapointInput, type SetpointRequest, type Value } from './model.js';
+import { DatapointSchema, validateSetpoint, type Datapoint, type DatapointInput, type SetpointRequest, type Value } from '../../core/datapoint.js';
 import type { SetpointHandler } from '../adapter.js';
 
 /** Deleted definitions remembered for `revive`, at most. */

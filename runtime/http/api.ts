@@ -1,7 +1,7 @@
 import express, { type Request } from 'express';
 import { plainAddress } from '../net.js';
 import type { IncomingMessage } from 'node:http';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { isNoRoom } from '../../storage/space-reserve.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
 import type { Store } from '../../storage/store.js';
@@ -11,7 +11,7 @@ import type { Metrics } from '../metrics.js';
 import type { AdapterHost } from '../adapter-host.js';
 import type { SyncService } from '../sync/service.js';
 import type { Bus } from '../bus.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import { timeParam } from './params.js';
 import { sourceOf } from '../audit/actor.js';
 import type { Principal } from '../auth/roles.js';

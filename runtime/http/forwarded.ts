@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { plainAddress } from '../net.js';
 
 /** The request as the client made it, before any trusted reverse proxy. */

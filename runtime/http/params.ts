@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /** A time query parameter: epoch ms or an ISO 8601 date; undefined when absent. */
 export function timeParam(req: Request, name: string): number | undefined {

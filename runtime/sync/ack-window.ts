@@ -1,4 +1,4 @@
-import { toOutpostError, type OutpostError } from '../errors.js';
+import { toOutpostError, type OutpostError } from '../../core/errors.js';
 import type { Batch } from './link.js';
 
 interface Entry {

@@ -1,4 +1,4 @@
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /**
  * A downlink command's outcome, or SYNC_ACK_TIMEOUT once `ms` pass: the central side gets an

@@ -1,6 +1,6 @@
 import { gzip, gunzipSync, constants as zlibConstants } from 'node:zlib';
 import { promisify } from 'node:util';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { OutboxRecord } from '../../storage/store.js';
 import type { Batch } from './link.js';
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { timingSafeEqual } from 'node:crypto';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { signBody } from './http-link.js';
 import type { MqttLinkConfig } from './config.js';
 

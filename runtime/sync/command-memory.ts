@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { readJsonState, writeJsonState } from '../durable-file.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { DownlinkAck } from './link.js';
 
 /** Longest a requestId is remembered, whatever the count. */

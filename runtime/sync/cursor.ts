@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { writeJsonState } from '../durable-file.js';
 
 /**

@@ -1,6 +1,6 @@
 import { open, readFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { fsyncDir, writeFileDurably } from '../durable-file.js';
 import type { Logger } from '../log.js';
 import type { OutboxRecord } from '../../storage/store.js';

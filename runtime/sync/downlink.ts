@@ -1,6 +1,6 @@
-import { OutpostError, toOutpostError } from '../errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { Ingest } from '../ingest.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';
 import type { SetpointSchedules } from './schedules.js';

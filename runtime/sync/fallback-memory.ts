@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { toOutpostError } from '../errors.js';
+import { toOutpostError } from '../../core/errors.js';
 import { readJsonState, writeJsonState } from '../durable-file.js';
 import type { Logger } from '../log.js';
 import type { OutboxRecord } from '../../storage/store.js';

@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { appliedWithin } from './apply-timeout.js';
 import { join } from 'node:path';
-import { OutpostError, toOutpostError } from '../errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { writeJsonState } from '../durable-file.js';
 import type { Logger } from '../log.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';

@@ -1,6 +1,6 @@
-import { OutpostError, toOutpostError } from '../errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { OutboxRecord } from '../../storage/store.js';
 import type { Batch } from './link.js';
 import type { DeadLetterStore } from './dead-letter.js';

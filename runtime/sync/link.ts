@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { OutboxRecord } from '../../storage/store.js';
-import type { OutpostError } from '../errors.js';
+import type { OutpostError } from '../../core/errors.js';
 
 /**
  * One slice of the outbox on its way upstream. `key` is the idempotency key

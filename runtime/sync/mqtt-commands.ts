@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { appliedWithin } from './apply-timeout.js';
-import { OutpostError, toOutpostError } from '../errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';
 import { checkAge, openCommand, type CommandAuth } from './command-auth.js';
 import { CommandMemory } from './command-memory.js';

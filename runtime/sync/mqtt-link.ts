@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { MqttLinkConfig } from './config.js';
 import { LinkBase, type Batch, type DownlinkAck, type Link, type StorageReport } from './link.js';
 import { encodeBatch } from './codec.js';

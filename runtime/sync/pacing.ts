@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 
 /**
  * Bandwidth cap of one link: a token bucket in bytes. A batch bigger than a

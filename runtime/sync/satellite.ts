@@ -1,4 +1,4 @@
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 /**
  * The contract between a metered satellite modem adapter (adapters/iridium) and the

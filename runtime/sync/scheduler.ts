@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
-import type { Clock } from '../clock.js';
-import { OutpostError, isOutpostError, toOutpostError } from '../errors.js';
+import type { Clock } from '../../core/clock.js';
+import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
 import type { OutboxRecord, Store } from '../../storage/store.js';
 import type { DurableCursor } from './cursor.js';
 import { batchKey, priorityKey, type Batch, type Link } from './link.js';

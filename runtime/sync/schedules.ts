@@ -1,12 +1,12 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { OutpostError, toOutpostError } from '../errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { writeJsonState } from '../durable-file.js';
 import type { Logger } from '../log.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { Ingest } from '../ingest.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
-import { validateSetpoint, type Value } from '../datapoints/model.js';
+import { validateSetpoint, type Value } from '../../core/datapoint.js';
 
 /** One planned setpoint: at `at` (epoch ms), write `v` to the schedule's actuator. */
 export interface ScheduleEntry {

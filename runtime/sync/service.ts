@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
-import type { Clock } from '../clock.js';
+import type { Clock } from '../../core/clock.js';
 import type { Ingest } from '../ingest.js';
 import type { Bus } from '../bus.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
-import { OutpostError, toOutpostError } from '../errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
 import type { Store } from '../../storage/store.js';
 import { syncSchema, type SyncConfig } from './config.js';
 import { DurableCursor } from './cursor.js';

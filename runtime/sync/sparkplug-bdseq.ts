@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { readJsonState, writeJsonState } from '../durable-file.js';
 import { SEQ_MODULUS } from './sparkplug.js';
 

@@ -1,5 +1,5 @@
 import type { IClientOptions, MqttClient, Packet } from 'mqtt';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
 import type { PointRecord, Store } from '../../storage/store.js';
 import type { Batch } from './link.js';

@@ -1,6 +1,6 @@
 import sparkplugPayload from 'sparkplug-payload';
 import type { OutboxRecord, PointRecord } from '../../storage/store.js';
-import type { Value } from '../datapoints/model.js';
+import type { Value } from '../../core/datapoint.js';
 
 /**
  * Sparkplug B (Eclipse Sparkplug 3.0.0, namespace `spBv1.0`) state of one edge node: what

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { AuditLog, type AuditInput } from '../../runtime/audit/audit-log.js';
 import { actorFromSource, actorText, sourceOf } from '../../runtime/audit/actor.js';
 import { audited, flowChangeEntry } from '../../runtime/audit/record.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 
 async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {

@@ -14,7 +14,7 @@ import { listen } from '../../runtime/http/server.js';
 import { NodeRedService, DEFAULT_FLOWS_FILE, readFlowFile } from '../../flows/node-red.js';
 import { FlowsConfigSchema } from '../../flows/config.js';
 import type { FlowChangeEvent, FlowsUser } from '../../flows/editor-auth.js';
-import { isOutpostError } from '../../runtime/errors.js';
+import { isOutpostError } from '../../core/errors.js';
 
 
 const SECRET = 'test-credential-secret-0123456789';

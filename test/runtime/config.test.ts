@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig, loadConfigFile } from '../../runtime/config/load.js';
 import { adapterTypes } from '../../adapters/index.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { demoConfig } from '../../runtime/config/demo.js';
 import { REPO_ROOT } from '../helpers/process.js';
 

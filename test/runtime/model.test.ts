@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseValuePayload, validatePoint, validateValue, validateSetpoint, DatapointSchema, MAX_FUTURE_MS } from '../../runtime/datapoints/model.js';
+import { parseValuePayload, validatePoint, validateValue, validateSetpoint, DatapointSchema, MAX_FUTURE_MS } from '../../core/datapoint.js';
 import { topicMatches, Topics } from '../../runtime/topics.js';
 import { isLoopbackAddress } from '../../runtime/net.js';
 import { hashPassword, verifyPassword, hashToken, verifyToken, isPasswordHash } from '../../runtime/auth/passwords.js';

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { DatapointRegistry } from '../../runtime/datapoints/registry.js';
 import { createLogger } from '../../runtime/log.js';
 import { MemoryStore } from '../../storage/memory-store.js';
-import type { Datapoint } from '../../runtime/datapoints/model.js';
+import type { Datapoint } from '../../core/datapoint.js';
 
 async function harness(): Promise<{ registry: DatapointRegistry; writes: Datapoint[][]; store: MemoryStore }> {
   const store = new MemoryStore();

@@ -8,9 +8,9 @@ import { Readable, Writable } from 'node:stream';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { LevelStore } from '../../storage/level-store.js';
 import { MAX_LINE_BYTES, backup, backupToFile, restore, restoreFile, verifyBackup, type BackupSummary } from '../../storage/backup.js';
-import type { Datapoint } from '../../runtime/datapoints/model.js';
+import type { Datapoint } from '../../core/datapoint.js';
 import type { Aggregation, PointRecord, StoredValue } from '../../storage/store.js';
-import { isOutpostError } from '../../runtime/errors.js';
+import { isOutpostError } from '../../core/errors.js';
 
 const T0 = Date.UTC(2025, 0, 15, 0, 0, 0);
 const MIN = 60_000;

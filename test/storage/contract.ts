@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import type { PointRecord, Store, StoredValue } from '../../storage/store.js';
 import { MAX_QUERY_LIMIT } from '../../storage/store.js';
 import type { Aggregation } from '../../storage/rollups.js';
-import { isOutpostError } from '../../runtime/errors.js';
+import { isOutpostError } from '../../core/errors.js';
 import { mulberry32 } from '../helpers/rng.js';
 
 export interface StoreHarness {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../../storage/level-store.js';
 import { spawnOutpost } from '../helpers/process.js';
-import { isOutpostError } from '../../runtime/errors.js';
+import { isOutpostError } from '../../core/errors.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 

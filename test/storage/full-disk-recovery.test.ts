@@ -5,7 +5,7 @@ import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../../storage/level-store.js';
-import { isOutpostError } from '../../runtime/errors.js';
+import { isOutpostError } from '../../core/errors.js';
 
 /**
  * Recovery from a full disk loses nothing that was acknowledged. After a failed write

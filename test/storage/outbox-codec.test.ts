@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { OutboxEncoder, decodeOutbox, type OutboxRow } from '../../storage/outbox-codec.js';
-import type { Value } from '../../runtime/datapoints/model.js';
+import type { Value } from '../../core/datapoint.js';
 import { mulberry32 } from '../helpers/rng.js';
 
 const T0 = Date.UTC(2026, 0, 5);

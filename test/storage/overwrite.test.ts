@@ -14,7 +14,7 @@ import { CHUNK_MAX, KEEP_BOUNDARY_MIN, RAW_BLOCK_MS, cut, rawCodec, rollupBlockM
 import { LevelStore } from '../../storage/level-store.js';
 import { RESOLUTIONS, decodeAgg } from '../../storage/rollups.js';
 import { MAX_QUERY_LIMIT, type PointRecord, type StoredValue } from '../../storage/store.js';
-import type { Value } from '../../runtime/datapoints/model.js';
+import type { Value } from '../../core/datapoint.js';
 import { aggregateMismatch } from './rollup-model.js';
 
 const T0 = Date.UTC(2025, 2, 3, 6);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { LevelStore } from '../../storage/level-store.js';
 import { Retention, RetentionCheck, RetentionConfigSchema, RetentionPolicy, effectiveRawDays } from '../../storage/retention.js';
 import type { PointRecord } from '../../storage/store.js';
-import { DatapointSchema } from '../../runtime/datapoints/model.js';
+import { DatapointSchema } from '../../core/datapoint.js';
 import bmsFiles from '../../adapters/bms-files/index.js';
 import { eventually, startTestGateway } from '../helpers/gateway.js';
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { EventEmitter } from 'node:events';
 import type { Batch, Link, LinkEvents, LinkState } from '../../runtime/sync/link.js';
 import { AckWindow } from '../../runtime/sync/ack-window.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
 import { sensors, startSync, writeReadings } from './helpers/sync.js';
 

@@ -90,6 +90,10 @@ t.test('primary down longer than fallback.afterMs → alarms and latest values o
   points.push({ id: 'yard.temp', v: 2, t: T0 + 7000 });
   await eventually(() => satellite.lastError === 'budget exhausted');
   t.equal(satellite.sent.length, 3, 'budget of 3 messages is not exceeded');
+  // The fake link notes the refusal before it throws; the engine counts it once the throw
+  // reaches its catch, a tick later: wait for the count rather than race it.
+  const iridiumErrors = async () => (await sync.snapshot()).links.find((l) => l.name === 'iridium')!.errors;
+  await eventually(async () => (await iridiumErrors()) >= 1, 5_000);
   const snap = await sync.snapshot();
   t.equal(snap.mode, 'fallback');
   t.equal(snap.acked, 0, 'fallback does not move the cursor');

@@ -2,7 +2,7 @@ import t from 'tap';
 import { EventEmitter } from 'node:events';
 import type { Batch, Link, LinkEvents, LinkState } from '../../runtime/sync/link.js';
 import { ByteBucket } from '../../runtime/sync/pacing.js';
-import type { Clock } from '../../runtime/clock.js';
+import type { Clock } from '../../core/clock.js';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
 import { sensors, startSync, writeReadings } from './helpers/sync.js';
 

@@ -13,7 +13,7 @@ import { MoCodec, type CodecDatapoint } from '../../adapters/iridium/codec.js';
 import { moKind } from '../../adapters/iridium/mo-ack.js';
 import { SatelliteDirectory, type SatelliteModem, type SatellitePriority, type SatelliteReading } from '../../runtime/sync/satellite.js';
 import { sensors, startSync } from './helpers/sync.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { OutpostError } from '../../core/errors.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const SECRET = '8f1e2d3c4b5a69788796a5b4c3d2e1f0';

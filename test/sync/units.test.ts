@@ -6,7 +6,7 @@ import { backoffDelay } from '../../runtime/sync/pacing.js';
 import { SyncService } from '../../runtime/sync/service.js';
 import { MemoryStore } from '../../storage/memory-store.js';
 import { createLogger } from '../../runtime/log.js';
-import { systemClock } from '../../runtime/clock.js';
+import { systemClock } from '../../core/clock.js';
 
 t.test('sync config: defaults, and bad values named by path', async (t) => {
   t.match(syncSchema.parse({}), { enabled: false, links: [], pollMs: 200, fallback: { afterMs: 300_000 } });

@@ -1,4 +1,4 @@
-import type { Value } from '../../../runtime/datapoints/model.js';
+import type { Value } from '../../../core/datapoint.js';
 import { parseOcppTime } from '../codec.js';
 import { connectorIds, connectorPrefix, readSample, type SampledValueIn } from '../mapping.js';
 import type { CentralSystem, ChargerState } from '../central.js';

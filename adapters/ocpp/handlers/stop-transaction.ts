@@ -1,4 +1,4 @@
-import type { Value } from '../../../runtime/datapoints/model.js';
+import type { Value } from '../../../core/datapoint.js';
 import { authorizeIdTag } from '../authorization.js';
 import { parseOcppTime } from '../codec.js';
 import { connectorIds } from '../mapping.js';

@@ -25,7 +25,7 @@ function requireContext(RED, node) {
   return ctx;
 }
 
-/** Datapoint ids are `[a-z0-9_.-]{1,128}` (runtime/datapoints/model.ts). */
+/** Datapoint ids are `[a-z0-9_.-]{1,128}` (core/datapoint.ts). */
 const DATAPOINT_ID = /^[a-z0-9_.-]{1,128}$/;
 
 /**

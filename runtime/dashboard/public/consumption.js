@@ -1,7 +1,7 @@
 // Consumption analysis (what MyBuzzn gave its customers): energy per hour / day / month
 // from meter counters, the previous period beside it, and the largest consumers.
 // Figures come from the rollups: GET /api/datapoints/:id/values?interval=&agg=delta
-// (storage/http.ts). Rollup buckets are UTC-aligned, so local hours, days and months are
+// (runtime/http/values.ts). Rollup buckets are UTC-aligned, so local hours, days and months are
 // summed here from 1 h buckets (15 min where the zone's offset is not whole hours), a year
 // too (8,784 hourly intervals at most), so local month edges are exact.
 import { get } from './api.js';

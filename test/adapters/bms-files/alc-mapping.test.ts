@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { AlcCatalogue, AlcParser, alcOptionsSchema } from '../../../adapters/bms-files/alc-webctrl.js';
 import { PointMapper, pointRuleSchema } from '../../../adapters/bms-files/mapping.js';
 import { compileTimestampFormat } from '../../../adapters/bms-files/timestamps.js';
-import { isOutpostError } from '../../../runtime/errors.js';
+import { isOutpostError } from '../../../core/errors.js';
 import { FIXTURES, parseAll } from './helpers.js';
 
 const alc = (o: Record<string, unknown> = {}, tz = 'America/Chicago') => new AlcParser(alcOptionsSchema.parse(o), tz);

@@ -14,7 +14,7 @@ import { AlcParser, alcOptionsSchema } from '../../../adapters/bms-files/alc-web
 import { decideDateOrder, detectDateOrder, formatFor, scanDateOrder, type DateOrderSource } from '../../../adapters/bms-files/date-order.js';
 import { InsightParser } from '../../../adapters/bms-files/siemens-insight.js';
 import { compileTimestampFormat } from '../../../adapters/bms-files/timestamps.js';
-import { isOutpostError } from '../../../runtime/errors.js';
+import { isOutpostError } from '../../../core/errors.js';
 import { FIXTURES, parseAll } from './helpers.js';
 
 const CHICAGO = 'America/Chicago';

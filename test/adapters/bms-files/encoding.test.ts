@@ -13,7 +13,7 @@ import bmsFiles from '../../../adapters/bms-files/index.js';
 import { AlcParser, alcOptionsSchema } from '../../../adapters/bms-files/alc-webctrl.js';
 import { readLines } from '../../../adapters/bms-files/lines.js';
 import { InsightParser } from '../../../adapters/bms-files/siemens-insight.js';
-import { isOutpostError } from '../../../runtime/errors.js';
+import { isOutpostError } from '../../../core/errors.js';
 import { eventually, startTestGateway } from '../../helpers/gateway.js';
 import { FIXTURES, parseAll } from './helpers.js';
 

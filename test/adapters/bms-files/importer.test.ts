@@ -6,7 +6,7 @@ import { importFile, type Progress } from '../../../adapters/bms-files/importer.
 import { InsightParser } from '../../../adapters/bms-files/siemens-insight.js';
 import { PointMapper } from '../../../adapters/bms-files/mapping.js';
 import { defaultInsightPoints } from '../../../adapters/bms-files/simulator.js';
-import { OutpostError } from '../../../runtime/errors.js';
+import { OutpostError } from '../../../core/errors.js';
 import { reportText } from './helpers.js';
 
 const ZONE = 'America/Chicago';

@@ -7,7 +7,7 @@ import { readLines } from '../../../adapters/bms-files/lines.js';
 import { splitCsvLine } from '../../../adapters/bms-files/csv.js';
 import { ZoneConverter, pickInstant } from '../../../adapters/bms-files/localtime.js';
 import { CellReader } from '../../../adapters/bms-files/report.js';
-import { isOutpostError } from '../../../runtime/errors.js';
+import { isOutpostError } from '../../../core/errors.js';
 import { FIXTURES, parseAll, reportText } from './helpers.js';
 
 const CHICAGO = 'America/Chicago';

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImportJournal, MAX_NOTED } from '../../../adapters/bms-files/journal.js';
-import { OutpostError } from '../../../runtime/errors.js';
+import { OutpostError } from '../../../core/errors.js';
 
 const FILE = '/drop/a.csv';
 const progress = (line: number, rows: number) => ({ size: 100, mtimeMs: 1, committedLine: line, rows, points: rows * 3, gaps: 0, startedAt: 5 });

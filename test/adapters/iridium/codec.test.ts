@@ -1,6 +1,6 @@
 import t from 'tap';
 import { CODEC_EPOCH_MS, MAX_MO_BYTES, MoCodec, creditsFor, decodeMoMessage, type CodecTable, type Reading } from '../../../adapters/iridium/codec.js';
-import { isOutpostError } from '../../../runtime/errors.js';
+import { isOutpostError } from '../../../core/errors.js';
 import { seeded } from './harness.js';
 
 const table: CodecTable = {

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreditBudget } from '../../../adapters/iridium/budget.js';
-import type { Clock } from '../../../runtime/clock.js';
+import type { Clock } from '../../../core/clock.js';
 import { linkRig, waitFor, type LinkRig } from './link-rig.js';
 
 /** Waits until the modem has had no new session for `quietMs`. */

@@ -11,7 +11,7 @@ import { IridiumSimulator } from '../../../adapters/iridium/simulator.js';
 import { serialPortIo } from '../../../adapters/iridium/at-transport.js';
 import { eventually, startTestGateway } from '../../helpers/gateway.js';
 import type { AdapterType } from '../../../runtime/adapter.js';
-import type { Clock } from '../../../runtime/clock.js';
+import type { Clock } from '../../../core/clock.js';
 import { openSerial, ptyPair } from './harness.js';
 
 const datapoints = [

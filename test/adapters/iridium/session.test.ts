@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { CreditBudget, type BudgetConfig } from '../../../adapters/iridium/budget.js';
 import { SbdLink, type LinkOptions, type LinkState } from '../../../adapters/iridium/session.js';
-import type { Clock } from '../../../runtime/clock.js';
+import type { Clock } from '../../../core/clock.js';
 import { mockRig, seeded, type Rig } from './harness.js';
 import { eventually } from '../../helpers/gateway.js';
 

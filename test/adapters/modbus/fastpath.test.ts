@@ -1,7 +1,7 @@
 import t from 'tap';
 import pino from 'pino';
 import type { AdapterContext } from '../../../runtime/adapter.js';
-import { systemClock } from '../../../runtime/clock.js';
+import { systemClock } from '../../../core/clock.js';
 import { ModbusBus } from '../../../adapters/modbus/bus.js';
 import { REGISTER_TYPES, WORD_ORDERS, compileDecoder, decodeRaw, registerCount } from '../../../adapters/modbus/codec.js';
 import { DevicePoller } from '../../../adapters/modbus/device.js';

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { SerialPort } from 'serialport';
 import type { AdapterContext } from '../../../runtime/adapter.js';
-import { systemClock } from '../../../runtime/clock.js';
+import { systemClock } from '../../../core/clock.js';
 import { ModbusBus } from '../../../adapters/modbus/bus.js';
 import { crc16 } from '../../../adapters/modbus/codec.js';
 import { DevicePoller } from '../../../adapters/modbus/device.js';

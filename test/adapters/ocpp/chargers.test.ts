@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHARGERS_DIR, loadChargerProfiles, matchChargerProfile, parseChargerProfile } from '../../../adapters/ocpp/chargers.js';
-import { isOutpostError } from '../../../runtime/errors.js';
+import { isOutpostError } from '../../../core/errors.js';
 
 t.test('every charger profile in chargers/ loads and validates', async (t) => {
   const files = readdirSync(CHARGERS_DIR).filter((f) => f.endsWith('.yaml'));

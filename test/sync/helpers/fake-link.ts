@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { OutpostError } from '../../../runtime/errors.js';
+import { OutpostError } from '../../../core/errors.js';
 import type { Batch, Link, LinkEvents, LinkState } from '../../../runtime/sync/link.js';
 import { batchToJson } from '../../../runtime/sync/codec.js';
 

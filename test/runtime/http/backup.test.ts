@@ -6,12 +6,12 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { listen } from '../../runtime/http/server.js';
-import { OutpostError } from '../../runtime/errors.js';
-import { createLogger } from '../../runtime/log.js';
-import { backupRoutes } from '../../storage/backup-http.js';
-import type { PointRecord } from '../../storage/store.js';
+import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
+import { listen } from '../../../runtime/http/server.js';
+import { OutpostError } from '../../../core/errors.js';
+import { createLogger } from '../../../runtime/log.js';
+import { backupRoutes } from '../../../runtime/http/backup.js';
+import type { PointRecord } from '../../../storage/store.js';
 
 const ADMIN_PASSWORD = 'admin-secret-pw-1';
 const T0 = Date.UTC(2025, 2, 1, 0, 0, 0);

@@ -1,5 +1,5 @@
 import express, { type Request, type Response } from 'express';
-import { plainAddress } from '../runtime/net.js';
+import { plainAddress } from '../net.js';
 import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -7,15 +7,15 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OutpostError, toOutpostError } from '../runtime/errors.js';
-import type { AuditInput, AuditSink } from '../runtime/audit/audit-log.js';
-import { sourceOf } from '../runtime/audit/actor.js';
-import type { Logger } from '../runtime/log.js';
-import { roleAtLeast, type Principal } from '../runtime/auth/roles.js';
-import type { Datapoint } from '../runtime/datapoints/model.js';
-import { backup, backupGzip, checkBackupOptions, restore, type BackupOptions, type RestoreReport } from './backup.js';
-import { timeParam } from '../runtime/http/params.js';
-import type { Store } from './store.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
+import type { AuditInput, AuditSink } from '../audit/audit-log.js';
+import { sourceOf } from '../audit/actor.js';
+import type { Logger } from '../log.js';
+import { roleAtLeast, type Principal } from '../auth/roles.js';
+import type { Datapoint } from '../../core/datapoint.js';
+import { backup, backupGzip, checkBackupOptions, restore, type BackupOptions, type RestoreReport } from '../../storage/backup.js';
+import { timeParam } from './params.js';
+import type { Store } from '../../storage/store.js';
 
 /**
  * Largest restore upload accepted (a constant, not config: it bounds the spool file on

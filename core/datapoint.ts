@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from './errors.js';
 
 /** Datapoint ids: stable, lower-case, `[a-z0-9_.-]` (DESIGN.md, data model). */
 export const DATAPOINT_ID = /^[a-z0-9_.-]{1,128}$/;

@@ -1,9 +1,54 @@
 /**
- * The one catalogue of coded errors. Libraries throw `OutpostError`; the edge
- * (HTTP handler, adapter host, CLI) logs it once and maps it to a response.
- * `retryable` tells callers whether the same request may succeed later.
+ * Coded errors. Libraries throw `OutpostError`; the edge (HTTP handler, adapter host, CLI) logs it
+ * once and maps it to a response. `retryable` tells callers whether the same request may succeed
+ * later.
+ *
+ * Each layer and each adapter owns its codes: it declares them with `defineErrors` in its own
+ * `errors.ts` and adds them to `ErrorCatalogue` by declaration merging, so `new OutpostError(code)`
+ * and `isOutpostError(err, code)` are checked against every code at compile time, and the
+ * definition is looked up at run time (a module throwing a code imports the catalogue that
+ * defines it). The codes below are the ones every layer shares.
  */
-export const ErrorCodes = {
+export interface ErrorDefinition {
+  /** The HTTP status an API answers with. */
+  readonly status: number;
+  /** Whether the same request may succeed later. */
+  readonly retryable: boolean;
+  readonly message: string;
+}
+
+/** Every code of every catalogue; catalogues add theirs with `declare module` (see defineErrors). */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging
+export interface ErrorCatalogue {}
+
+export type ErrorCode = keyof ErrorCatalogue & string;
+
+/** The type a catalogue merges into `ErrorCatalogue`: `interface ErrorCatalogue extends CodesOf<typeof myErrors> {}`. */
+export type CodesOf<C> = { readonly [K in keyof C]: ErrorDefinition };
+
+const definitions = new Map<string, ErrorDefinition>();
+
+/** Registers a catalogue's codes (a code defined twice with different meanings is a programming error). */
+export function defineErrors<const C extends Record<string, ErrorDefinition>>(catalogue: C): C {
+  for (const [code, definition] of Object.entries(catalogue)) {
+    const known = definitions.get(code);
+    if (known && JSON.stringify(known) !== JSON.stringify(definition)) throw new Error(`error code ${code} is defined twice`);
+    definitions.set(code, definition);
+  }
+  return catalogue;
+}
+
+/** The definition of a code, from whichever catalogue declared it. */
+export function errorDefinition(code: string): ErrorDefinition | undefined {
+  return definitions.get(code);
+}
+
+/** Every code registered so far (the catalogues of the modules loaded). */
+export function registeredErrorCodes(): string[] {
+  return [...definitions.keys()];
+}
+
+export const coreErrors = defineErrors({
   CONFIG_INVALID: { status: 400, retryable: false, message: 'configuration is invalid' },
   CONFIG_NOT_FOUND: { status: 400, retryable: false, message: 'configuration file not found' },
   DP_UNKNOWN: { status: 404, retryable: false, message: 'unknown datapoint' },
@@ -77,9 +122,11 @@ export const ErrorCodes = {
   SYNC_COMMAND_SUPERSEDED: { status: 409, retryable: false, message: 'retained downlink command is not newer than the last one applied' },
   FLOWS_START_FAILED: { status: 500, retryable: false, message: 'Node-RED failed to start' },
   INTERNAL: { status: 500, retryable: false, message: 'internal error' },
-} as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;
+});
 
-export type ErrorCode = keyof typeof ErrorCodes;
+declare module './errors.js' {
+  interface ErrorCatalogue extends CodesOf<typeof coreErrors> {}
+}
 
 export class OutpostError extends Error {
   readonly code: ErrorCode;
@@ -88,7 +135,8 @@ export class OutpostError extends Error {
   readonly details?: unknown;
 
   constructor(code: ErrorCode, message?: string, options: { details?: unknown; cause?: unknown } = {}) {
-    const entry = ErrorCodes[code];
+    // A code whose catalogue was never loaded still makes an error, flagged as internal.
+    const entry = definitions.get(code) ?? { status: 500, retryable: false, message: `${code} (undefined error code)` };
     super(message ?? entry.message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OutpostError';
     this.code = code;

@@ -1,10 +1,10 @@
 import express, { type Request } from 'express';
-import { OutpostError } from '../runtime/errors.js';
-import type { Clock } from '../runtime/clock.js';
-import type { Datapoint } from '../runtime/datapoints/model.js';
-import type { Store } from './store.js';
-import { MAX_AGGREGATE_INTERVALS, parseAggregation, parseInterval } from './rollups.js';
-import { timeParam } from '../runtime/http/params.js';
+import { OutpostError } from '../../core/errors.js';
+import type { Clock } from '../../core/clock.js';
+import type { Datapoint } from '../../core/datapoint.js';
+import type { Store } from '../../storage/store.js';
+import { MAX_AGGREGATE_INTERVALS, parseAggregation, parseInterval } from '../../storage/rollups.js';
+import { timeParam } from './params.js';
 
 export interface StorageRoutesDeps {
   store: Store;

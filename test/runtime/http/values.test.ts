@@ -1,9 +1,9 @@
 import t from 'tap';
 import express from 'express';
 import { createServer } from 'node:http';
-import { MemoryStore } from '../../storage/memory-store.js';
-import { storageRoutes } from '../../storage/http.js';
-import { OutpostError } from '../../runtime/errors.js';
+import { MemoryStore } from '../../../storage/memory-store.js';
+import { storageRoutes } from '../../../runtime/http/values.js';
+import { OutpostError } from '../../../core/errors.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2025, 0, 6);
