@@ -57,7 +57,14 @@ async function streaming(path: string): Promise<number> {
   const parser = new InsightParser({ timeZone: ZONE });
   let n = 0;
   let sum = 0;
-  const sink = { point() {}, row() {}, sample(_i: number, v: number | null) { if (v !== null) sum += v; }, rowEnd() {} };
+  const sink = {
+    point() {},
+    row() {},
+    sample(_i: number, v: number | null) {
+      if (v !== null) sum += v;
+    },
+    rowEnd() {},
+  };
   for await (const line of readLines(createReadStream(path, { highWaterMark: 256 * 1024 }))) parser.line(line, ++n, sink);
   parser.end(n);
   if (!Number.isFinite(sum)) throw new Error('bad sum');
@@ -69,7 +76,10 @@ async function naive(path: string): Promise<number> {
   const text = await readFile(path, 'utf8');
   const lines = text.split(/\r?\n/);
   const header = lines.findIndex((l) => l.startsWith('"<>Date"'));
-  const table = lines.slice(header + 1).filter((l) => l.startsWith('"') && !l.includes('End of Report')).map((l) => l.split(',').map((c) => c.replace(/"/g, '')));
+  const table = lines
+    .slice(header + 1)
+    .filter((l) => l.startsWith('"') && !l.includes('End of Report'))
+    .map((l) => l.split(',').map((c) => c.replace(/"/g, '')));
   let sum = 0;
   for (const row of table) for (let i = 2; i < row.length; i++) sum += parseFloat(row[i]!) || 0;
   if (!Number.isFinite(sum)) throw new Error('bad sum');
@@ -101,7 +111,14 @@ async function storeOnly(path: string, write: (points: PointRecord[]) => Promise
     path,
     parser: new InsightParser({ timeZone: ZONE }),
     mapper: new PointMapper([], 'register', prefix),
-    target: { register: async () => undefined, publishValues: async (p) => (await write(change ? changed(p as PointRecord[]) : (p as PointRecord[])), p.length), now: () => Date.now() },
+    target: {
+      register: async () => undefined,
+      publishValues: async (p) => {
+        await write(change ? changed(p as PointRecord[]) : (p as PointRecord[]));
+        return p.length;
+      },
+      now: () => Date.now(),
+    },
     describe: (_p, m) => ({ id: m.id }),
     batchSize: DEFAULT_BATCH_SIZE,
     registered: new Set(),
@@ -115,7 +132,14 @@ const cpuMs = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1000;
 async function makeReport(dir: string, targetBytes: number, rowsOverride?: number): Promise<{ path: string; bytes: number; rows: number }> {
   const rowBytes = 1290; // 160 cells of "12.34" plus date and time, measured
   const rows = rowsOverride ?? Math.round(targetBytes / rowBytes);
-  return writeInsightReport(dir, `bench-${rows}.csv`, { points: defaultInsightPoints(POINTS), start: Date.UTC(2023, 0, 1, 6), rows, intervalMinutes: 15, timeZone: ZONE, gapRatio: 0.01 });
+  return writeInsightReport(dir, `bench-${rows}.csv`, {
+    points: defaultInsightPoints(POINTS),
+    start: Date.UTC(2023, 0, 1, 6),
+    rows,
+    intervalMinutes: 15,
+    timeZone: ZONE,
+    gapRatio: 0.01,
+  });
 }
 
 async function main(): Promise<void> {
@@ -134,11 +158,17 @@ async function main(): Promise<void> {
       const b = await measure(() => naive(report.path));
       if (s.result !== b.result) throw new Error(`row counts differ: ${s.result} vs ${b.result}`);
       const rate = (r: { ms: number }) => Math.round(report.rows / (r.ms / 1000));
-      console.log(`  parse, streaming : ${s.ms.toFixed(0).padStart(6)} ms  ${rate(s).toLocaleString('en').padStart(9)} rows/s  peak RSS +${s.peakRssMb.toFixed(1)} MB`);
-      console.log(`  parse, naive     : ${b.ms.toFixed(0).padStart(6)} ms  ${rate(b).toLocaleString('en').padStart(9)} rows/s  peak RSS +${b.peakRssMb.toFixed(1)} MB`);
+      console.log(
+        `  parse, streaming : ${s.ms.toFixed(0).padStart(6)} ms  ${rate(s).toLocaleString('en').padStart(9)} rows/s  peak RSS +${s.peakRssMb.toFixed(1)} MB`,
+      );
+      console.log(
+        `  parse, naive     : ${b.ms.toFixed(0).padStart(6)} ms  ${rate(b).toLocaleString('en').padStart(9)} rows/s  peak RSS +${b.peakRssMb.toFixed(1)} MB`,
+      );
       console.log(`  streaming/naive  : time ×${(s.ms / b.ms).toFixed(2)}, peak RSS growth ×${(s.peakRssMb / Math.max(b.peakRssMb, 0.1)).toFixed(2)}`);
       const p = await measure(() => pipeline(report.path));
-      console.log(`  parse+map+batch  : ${p.ms.toFixed(0).padStart(6)} ms  ${rate(p).toLocaleString('en').padStart(9)} rows/s  peak RSS +${p.peakRssMb.toFixed(1)} MB  (${Math.round((report.rows * POINTS) / (p.ms / 1000)).toLocaleString('en')} points/s, no storage)`);
+      console.log(
+        `  parse+map+batch  : ${p.ms.toFixed(0).padStart(6)} ms  ${rate(p).toLocaleString('en').padStart(9)} rows/s  peak RSS +${p.peakRssMb.toFixed(1)} MB  (${Math.round((report.rows * POINTS) / (p.ms / 1000)).toLocaleString('en')} points/s, no storage)`,
+      );
     }
 
     // Full import through the adapter into a real gateway (LevelDB, fsync on).
@@ -146,28 +176,41 @@ async function main(): Promise<void> {
     const drop = join(dir, 'drop');
     const gw = await startTestGateway(
       { teardown: (fn) => teardowns.push(fn) },
-      { log: { level: 'warn' }, gateway: { timezone: ZONE }, adapters: [{ id: 'insight', type: 'bms-files', format: 'siemens-insight', dropDir: drop, pollMs: 20, stableMs: 0 }] },
+      {
+        log: { level: 'warn' },
+        gateway: { timezone: ZONE },
+        adapters: [{ id: 'insight', type: 'bms-files', format: 'siemens-insight', dropDir: drop, pollMs: 20, stableMs: 0 }],
+      },
       { types: [bmsFiles as never] },
     );
     // First import registers the datapoints; the second is the same file again (every reading an overwrite).
-    console.log(`\nInsight report for the storage runs: ${POINTS} points × ${report.rows} rows, ${((await stat(report.path)).size / 1024 / 1024).toFixed(2)} MB`);
+    console.log(
+      `\nInsight report for the storage runs: ${POINTS} points × ${report.rows} rows, ${((await stat(report.path)).size / 1024 / 1024).toFixed(2)} MB`,
+    );
     const cpu0 = process.cpuUsage();
     const store = gw.gateway.store;
     const direct = await measure(() => storeOnly(report.path, (p) => store.write(p), 'direct'));
     const directCpu = cpuMs(process.cpuUsage(cpu0));
-    const rates = (ms: number, points: number): string => `${Math.round(report.rows / (ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(points / (ms / 1000)).toLocaleString('en')} points/s`;
-    console.log(`storage alone (parse+map → LevelStore.write, new datapoints, batches of ${DEFAULT_BATCH_SIZE.toLocaleString('en')}): ${direct.ms.toFixed(0)} ms, CPU ${directCpu.toFixed(0)} ms for ${direct.result.toLocaleString('en')} points = ${rates(direct.ms, direct.result)}, peak RSS +${direct.peakRssMb.toFixed(0)} MB`);
+    const rates = (ms: number, points: number): string =>
+      `${Math.round(report.rows / (ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(points / (ms / 1000)).toLocaleString('en')} points/s`;
+    console.log(
+      `storage alone (parse+map → LevelStore.write, new datapoints, batches of ${DEFAULT_BATCH_SIZE.toLocaleString('en')}): ${direct.ms.toFixed(0)} ms, CPU ${directCpu.toFixed(0)} ms for ${direct.result.toLocaleString('en')} points = ${rates(direct.ms, direct.result)}, peak RSS +${direct.peakRssMb.toFixed(0)} MB`,
+    );
     const cpu1 = process.cpuUsage();
     const overwrite = await measure(() => storeOnly(report.path, (p) => store.write(p), 'direct', true));
     const overwriteCpu = cpuMs(process.cpuUsage(cpu1));
-    console.log(`storage alone, the same report again with every value changed (every reading an overwrite): ${overwrite.ms.toFixed(0)} ms, CPU ${overwriteCpu.toFixed(0)} ms = ${rates(overwrite.ms, overwrite.result)}, peak RSS +${overwrite.peakRssMb.toFixed(0)} MB`);
+    console.log(
+      `storage alone, the same report again with every value changed (every reading an overwrite): ${overwrite.ms.toFixed(0)} ms, CPU ${overwriteCpu.toFixed(0)} ms = ${rates(overwrite.ms, overwrite.result)}, peak RSS +${overwrite.peakRssMb.toFixed(0)} MB`,
+    );
     console.log(`  overwrite / first write: time ×${(overwrite.ms / direct.ms).toFixed(2)}, CPU ×${(overwriteCpu / directCpu).toFixed(2)}`);
     let peerMs: number | undefined;
     if (process.env.BENCH_FULL) {
       const sqlite = openSqlite(join(dir, 'peer.sqlite'));
       teardowns.push(() => sqlite.close());
       const peer = await measure(() => storeOnly(report.path, sqliteWriter(sqlite), 'peer'));
-      console.log(`SQLite peer (parse+map → the same rows, outbox and rollups in SQLite):    ${peer.ms.toFixed(0)} ms for ${peer.result.toLocaleString('en')} points = ${rates(peer.ms, peer.result)}`);
+      console.log(
+        `SQLite peer (parse+map → the same rows, outbox and rollups in SQLite):    ${peer.ms.toFixed(0)} ms for ${peer.result.toLocaleString('en')} points = ${rates(peer.ms, peer.result)}`,
+      );
       console.log(`  LevelStore / SQLite: ×${(peer.ms / direct.ms).toFixed(2)} the speed`);
       peerMs = peer.ms;
     }
@@ -180,21 +223,35 @@ async function main(): Promise<void> {
       const m = await measure(async () => {
         await copyFile(report.path, join(drop, `${name}.tmp`));
         await rename(join(drop, `${name}.tmp`), join(drop, name));
-        return eventually(async () => {
-          const items = ((await (await fetch(`${gw.httpUrl}/api/adapters`)).json()) as { items: Array<{ id: string; info?: Record<string, any> }> }).items;
-          const i = items.find((x) => x.id === 'insight')!.info!;
-          return i.lastImport?.file === name ? i : undefined;
-        }, 600_000, 50);
+        return eventually(
+          async () => {
+            const items = (
+              (await (await fetch(`${gw.httpUrl}/api/adapters`)).json()) as {
+                items: Array<{ id: string; info?: { lastImport?: { file?: string; ms: number; rows: number; points: number } } }>;
+              }
+            ).items;
+            const i = items.find((x) => x.id === 'insight')!.info!;
+            return i.lastImport?.file === name ? i : undefined;
+          },
+          600_000,
+          50,
+        );
       });
       const li = m.result!.lastImport as { ms: number; rows: number; points: number };
       const cpu = cpuMs(process.cpuUsage(cpuStart));
       results.push({ ms: li.ms, cpu, peakMb: m.peakMb });
-      console.log(`full import into LevelDB, ${pass}: ${li.ms} ms, CPU ${cpu.toFixed(0)} ms for ${li.rows} rows / ${li.points.toLocaleString('en')} points = ${Math.round(li.rows / (li.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(li.points / (li.ms / 1000)).toLocaleString('en')} points/s, peak RSS ${m.peakMb.toFixed(0)} MB (+${m.peakRssMb.toFixed(0)} MB in this pass)`);
-      console.log(`  full import / storage alone: time ×${(li.ms / direct.ms).toFixed(2)}, CPU ×${(cpu / directCpu).toFixed(2)}  (the rest is ingest validation, bus publish, journal)`);
+      console.log(
+        `full import into LevelDB, ${pass}: ${li.ms} ms, CPU ${cpu.toFixed(0)} ms for ${li.rows} rows / ${li.points.toLocaleString('en')} points = ${Math.round(li.rows / (li.ms / 1000)).toLocaleString('en')} rows/s, ${Math.round(li.points / (li.ms / 1000)).toLocaleString('en')} points/s, peak RSS ${m.peakMb.toFixed(0)} MB (+${m.peakRssMb.toFixed(0)} MB in this pass)`,
+      );
+      console.log(
+        `  full import / storage alone: time ×${(li.ms / direct.ms).toFixed(2)}, CPU ×${(cpu / directCpu).toFixed(2)}  (the rest is ingest validation, bus publish, journal)`,
+      );
       if (peerMs !== undefined && n === 0) console.log(`  full import / SQLite peer (storage alone): time ×${(li.ms / peerMs).toFixed(2)}`);
     }
     const [first, again] = results as [(typeof results)[0], (typeof results)[0]];
-    console.log(`re-import / first import: time ×${(again.ms / first.ms).toFixed(2)}, CPU ×${(again.cpu / first.cpu).toFixed(2)}, peak RSS ×${(again.peakMb / first.peakMb).toFixed(2)} (${again.peakMb.toFixed(0)} vs ${first.peakMb.toFixed(0)} MB)`);
+    console.log(
+      `re-import / first import: time ×${(again.ms / first.ms).toFixed(2)}, CPU ×${(again.cpu / first.cpu).toFixed(2)}, peak RSS ×${(again.peakMb / first.peakMb).toFixed(2)} (${again.peakMb.toFixed(0)} vs ${first.peakMb.toFixed(0)} MB)`,
+    );
   } finally {
     for (const fn of teardowns.reverse()) await fn();
     await rm(dir, { recursive: true, force: true });

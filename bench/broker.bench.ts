@@ -54,7 +54,10 @@ const SINK_SCALE = 3;
 
 function selectedBrokers(raw: string | undefined): Set<BrokerKey> {
   if (!raw) return new Set(ALL_BROKERS);
-  const names = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   const unknown = names.filter((n) => !(ALL_BROKERS as readonly string[]).includes(n));
   if (unknown.length) throw new Error(`BENCH_BROKERS: unknown ${unknown.join(', ')} (known: ${ALL_BROKERS.join(', ')})`);
   return new Set(names as BrokerKey[]);
@@ -84,7 +87,17 @@ async function measure(broker: BrokerProcess, key: BrokerKey, label: string, qos
   const row: Row = { broker: label, key, qos, withSubscriber };
   const messages = MESSAGES[qos] * (key === 'sink' ? SINK_SCALE : 1);
   try {
-    row.result = await runLoad({ host: '127.0.0.1', port: broker.port, qos, publishers: PUBLISHERS, messages, window: WINDOW, datapoints: DATAPOINTS, withSubscriber, label: `bench-${label.replace(/\W+/g, '')}-q${qos}-${Date.now()}` });
+    row.result = await runLoad({
+      host: '127.0.0.1',
+      port: broker.port,
+      qos,
+      publishers: PUBLISHERS,
+      messages,
+      window: WINDOW,
+      datapoints: DATAPOINTS,
+      withSubscriber,
+      label: `bench-${label.replace(/\W+/g, '')}-q${qos}-${Date.now()}`,
+    });
   } catch (err) {
     row.failure = (err as Error).message;
   }
@@ -141,7 +154,11 @@ async function runPeer(start: () => Promise<BrokerProcess>, key: BrokerKey, run:
 }
 
 const f = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
-const indent = (s: string) => (s.trim() ? s.trimEnd() : '(empty)').split('\n').map((l) => `    ${l}`).join('\n');
+const indent = (s: string) =>
+  (s.trim() ? s.trimEnd() : '(empty)')
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 
 function formatRow(r: Row): string {
   const name = `${r.broker.padEnd(26)} ${String(r.qos).padStart(3)}`;
@@ -180,12 +197,20 @@ function printRatios(): void {
   console.log(`\nratios of messages delivered to one subscriber per second${basis}:`);
   const perSecond = (n: number) => (Number.isFinite(n) ? `${f(n)}/s` : 'n/a (no run completed)');
   if (RUNS > 1) {
-    for (const [key, name] of [['outpost', 'outpost'], ['aedes', 'bare aedes'], ['mosquitto', 'mosquitto']] as const) {
-      if (Number.isFinite(delivered(key, 0)) || Number.isFinite(delivered(key, 1))) console.log(`  ${name.padEnd(10)} median: QoS 0 ${perSecond(delivered(key, 0))}, QoS 1 ${perSecond(delivered(key, 1))}`);
+    for (const [key, name] of [
+      ['outpost', 'outpost'],
+      ['aedes', 'bare aedes'],
+      ['mosquitto', 'mosquitto'],
+    ] as const) {
+      if (Number.isFinite(delivered(key, 0)) || Number.isFinite(delivered(key, 1)))
+        console.log(`  ${name.padEnd(10)} median: QoS 0 ${perSecond(delivered(key, 0))}, QoS 1 ${perSecond(delivered(key, 1))}`);
     }
   }
   let peers = 0;
-  for (const [key, name] of [['aedes', 'bare aedes'], ['mosquitto', 'mosquitto']] as const) {
+  for (const [key, name] of [
+    ['aedes', 'bare aedes'],
+    ['mosquitto', 'mosquitto'],
+  ] as const) {
     const peer = { 0: delivered(key, 0), 1: delivered(key, 1) };
     if (!Number.isFinite(peer[0]) && !Number.isFinite(peer[1])) continue;
     peers++;
@@ -204,7 +229,9 @@ function printCrashCheck(): void {
   const outpostRows = rows.filter((r) => r.key === 'outpost');
   const deaths = outpostRows.filter((r) => r.died);
   const crashedRuns = new Set(deaths.map((r) => r.broker)).size;
-  console.log(`\ncrash check: outpost died in ${crashedRuns} of ${RUNS} run${RUNS > 1 ? 's' : ''} (each a fresh process: QoS 0 then QoS 1)${crashedRuns === 0 ? ', alive after every measurement' : ''}`);
+  console.log(
+    `\ncrash check: outpost died in ${crashedRuns} of ${RUNS} run${RUNS > 1 ? 's' : ''} (each a fresh process: QoS 0 then QoS 1)${crashedRuns === 0 ? ', alive after every measurement' : ''}`,
+  );
   const printed = new Map<string, string>();
   for (const r of deaths) {
     const tail = r.stderrTail ?? '';
@@ -220,7 +247,8 @@ function collectOddities(): void {
     // A broker that died is in the crash check; lost messages and connections only follow from it.
     if (!x || r.died) continue;
     const what = `${r.broker} QoS ${r.qos}`;
-    if (r.withSubscriber && x.delivered < x.sent) notes.push(`${what}: subscriber got ${f(x.delivered)} of ${f(x.sent)} sent (${f(x.sent - x.delivered)} missing)`);
+    if (r.withSubscriber && x.delivered < x.sent)
+      notes.push(`${what}: subscriber got ${f(x.delivered)} of ${f(x.sent)} sent (${f(x.sent - x.delivered)} missing)`);
     if (r.withSubscriber && x.delivered > x.sent) notes.push(`${what}: subscriber got ${f(x.delivered)}, more than the ${f(x.sent)} sent (duplicates)`);
     if (x.sent < x.messages) notes.push(`${what}: only ${f(x.sent)} of ${f(x.messages)} were written`);
     if (x.qos === 1 && x.acked < x.sent) notes.push(`${what}: ${f(x.sent - x.acked)} publications never acknowledged`);
@@ -231,7 +259,8 @@ function collectOddities(): void {
     if (x.subscriberClosed) notes.push(`${what}: the subscriber's connection was closed by the broker`);
     if (x.stuck) notes.push(`${what}: nothing moved for 30 s, run abandoned`);
     for (const e of x.errors) notes.push(`${what}: ${e}`);
-    if (x.affinities.some((a) => a !== String(LOAD_CORE))) notes.push(`${what}: load generator threads not all on core ${LOAD_CORE} (${x.affinities.join(' / ')})`);
+    if (x.affinities.some((a) => a !== String(LOAD_CORE)))
+      notes.push(`${what}: load generator threads not all on core ${LOAD_CORE} (${x.affinities.join(' / ')})`);
   }
 }
 
@@ -239,7 +268,9 @@ pinSelf();
 console.log(
   `broker: ${PUBLISHERS} publishers x ${f(MESSAGES[0])} msgs at QoS 0 (pipelined), x ${f(MESSAGES[1])} at QoS 1 (window ${WINDOW} each); ` +
     `${DATAPOINTS} datapoints, payload {"v":i}; one subscriber on outpost/dp/+/value; ` +
-    (hasTaskset ? `brokers on core ${BROKER_CORE}, load generator threads on core ${LOAD_CORE} (${threadAffinities().join(' / ')})` : 'NOT pinned (no taskset)'),
+    (hasTaskset
+      ? `brokers on core ${BROKER_CORE}, load generator threads on core ${LOAD_CORE} (${threadAffinities().join(' / ')})`
+      : 'NOT pinned (no taskset)'),
 );
 console.log(HEADER);
 const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-broker-'));

@@ -58,7 +58,11 @@ export function forwardBefore(codec: MoCodec, readings: readonly Reading[], down
     if (!down(hour)) sent.push(...waiting.splice(0));
   });
   sent.push(...waiting.splice(0)); // the link is back at the end of the day
-  return { messages: sent.length, credits: sent.reduce((n, m) => n + creditsFor(m.length), 0), readings: sent.reduce((n, m) => n + codec.decode(m).readings.length, 0) };
+  return {
+    messages: sent.length,
+    credits: sent.reduce((n, m) => n + creditsFor(m.length), 0),
+    readings: sent.reduce((n, m) => n + codec.decode(m).readings.length, 0),
+  };
 }
 
 /** The forwarding queue as the adapter runs it (durable writes included), with credits to spare. */

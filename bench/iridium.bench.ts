@@ -38,7 +38,13 @@ const table: CodecTable = {
 function realisticSite(rand: () => number, minutes: number): Reading[] {
   const out: Reading[] = [];
   const start = Date.UTC(2025, 5, 1);
-  let energy = 12_345.67, temp = 14, hum = 70, wind = 6, volt = 12.8, level = 2.4, pump = false;
+  let energy = 12_345.67,
+    temp = 14,
+    hum = 70,
+    wind = 6,
+    volt = 12.8,
+    level = 2.4,
+    pump = false;
   for (let m = 0; m < minutes; m++) {
     // A real gateway stamps readings with a few hundred ms of scheduling jitter.
     const t = start + m * 60_000 + Math.floor((rand() - 0.5) * 400);
@@ -55,7 +61,9 @@ function realisticSite(rand: () => number, minutes: number): Reading[] {
     if (level < 1.5) pump = false;
     if (level > 2.8) pump = true;
     const v = [Math.round(grid), Math.round(load), Math.round(pv), energy, temp, hum, wind, volt, level, pump];
-    table.datapoints.forEach((dp, i) => out.push({ id: dp.id, t, v: v[i]! as number | boolean }));
+    table.datapoints.forEach((dp, i) => {
+      out.push({ id: dp.id, t, v: v[i]! as number | boolean });
+    });
   }
   return out;
 }
@@ -155,6 +163,11 @@ row(`every minute, outage recovery (6 h down)`, `${fig(fwd.outageBefore)} → ${
 row(`every 15 min (${sparse.length}), steady`, `${fig(fwdSparse.steadyBefore)} → ${fig(fwdSparse.steadyNow)}`);
 row(`every 15 min, outage recovery (6 h down)`, `${fig(fwdSparse.outageBefore)} → ${fig(fwdSparse.outageNow)}`);
 
-const ok = perCredit >= 20 && jsonBytes / compactBytes >= 10 && paidUse >= 0.95 && per(fwd.outageNow) >= per(fwd.steadyNow) && per(fwdSparse.outageNow) >= per(fwdSparse.steadyNow);
+const ok =
+  perCredit >= 20 &&
+  jsonBytes / compactBytes >= 10 &&
+  paidUse >= 0.95 &&
+  per(fwd.outageNow) >= per(fwd.steadyNow) &&
+  per(fwdSparse.outageNow) >= per(fwdSparse.steadyNow);
 console.log(`\n${ok ? 'PASS' : 'FAIL'}: ≥ 20 readings/credit, ≥ 10× JSON, ≥ 95 % of paid bytes used, an outage costs no more per reading than steady sending`);
 if (!ok) process.exitCode = 1;

@@ -92,7 +92,10 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error('exited before its port opened');
     const ok = await new Promise<boolean>((resolve) => {
-      const s = netConnect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      const s = netConnect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
     });
     if (ok) return;
@@ -105,7 +108,10 @@ function stop(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => (clearTimeout(kill), resolve()));
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
     child.kill('SIGTERM');
   });
 }
@@ -215,7 +221,10 @@ const contenders: Contender[] = [
     name: 'Outpost core only',
     async start(dir) {
       const cfg = join(dir, 'outpost.yaml');
-      await writeFile(cfg, `gateway: { id: bench }\ndataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nbroker: { mqtt: { host: 127.0.0.1, port: 0 } }\nhttp: { host: 127.0.0.1, port: 0 }\n`);
+      await writeFile(
+        cfg,
+        `gateway: { id: bench }\ndataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nbroker: { mqtt: { host: 127.0.0.1, port: 0 } }\nhttp: { host: 127.0.0.1, port: 0 }\n`,
+      );
       return startOutpost(['start', '-c', cfg]);
     },
   },
@@ -236,7 +245,10 @@ const contenders: Contender[] = [
           telemetry: { enabled: false }, diagnostics: { enabled: false }, editorTheme: { tours: false } };\n`,
       );
       const redJs = join(dirname(require.resolve('node-red/package.json')), 'red.js');
-      const child = spawn(process.execPath, [redJs, '-u', dir, '-s', join(dir, 'settings.js'), '-p', '0'], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [redJs, '-u', dir, '-s', join(dir, 'settings.js'), '-p', '0'], {
+        env: childEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       await waitForLine(child, /Started flows/, 60_000);
       return { child };
     },
@@ -270,10 +282,16 @@ for (const c of contenders) {
 }
 
 const mb = (k: number | undefined): string => (k === undefined ? '—' : `${(k / 1024).toFixed(1)} MB`);
-console.log(`Outpost ${outpost.label}; settle ${SETTLE_MS / 1000} s; load: QoS 1 subscriber on outpost/dp/+/value + QoS 1 publisher at ${LOAD_RATE} msg/s for ${LOAD_SECONDS} s over ${DATAPOINTS} datapoints`);
-console.log(`${'process'.padEnd(44)} ${'ready'.padStart(9)} ${'RSS idle'.padStart(10)} ${'RSS load'.padStart(10)} ${'delivered'.padStart(10)}  (of ${LOAD_RATE * LOAD_SECONDS})`);
+console.log(
+  `Outpost ${outpost.label}; settle ${SETTLE_MS / 1000} s; load: QoS 1 subscriber on outpost/dp/+/value + QoS 1 publisher at ${LOAD_RATE} msg/s for ${LOAD_SECONDS} s over ${DATAPOINTS} datapoints`,
+);
+console.log(
+  `${'process'.padEnd(44)} ${'ready'.padStart(9)} ${'RSS idle'.padStart(10)} ${'RSS load'.padStart(10)} ${'delivered'.padStart(10)}  (of ${LOAD_RATE * LOAD_SECONDS})`,
+);
 for (const r of results) {
-  console.log(`${r.name.padEnd(44)} ${`${(r.readyMs / 1000).toFixed(2)} s`.padStart(9)} ${mb(r.idleKiB).padStart(10)} ${mb(r.loadKiB).padStart(10)} ${(r.delivered === undefined ? '—' : String(r.delivered)).padStart(10)}`);
+  console.log(
+    `${r.name.padEnd(44)} ${`${(r.readyMs / 1000).toFixed(2)} s`.padStart(9)} ${mb(r.idleKiB).padStart(10)} ${mb(r.loadKiB).padStart(10)} ${(r.delivered === undefined ? '—' : String(r.delivered)).padStart(10)}`,
+  );
 }
 const byName = (prefix: string): Result | undefined => results.find((r) => r.name.startsWith(prefix));
 const ratio = (a: Result | undefined, b: Result | undefined, key: 'readyMs' | 'idleKiB' | 'loadKiB'): string => {
@@ -288,7 +306,9 @@ const bareRed = byName('bare Node-RED');
 const mosq = byName('Mosquitto');
 console.log('ratios (RSS idle / RSS under load / time to ready):');
 console.log(`  Outpost core / Mosquitto                   ${ratio(core, mosq, 'idleKiB')} / ${ratio(core, mosq, 'loadKiB')} / ${ratio(core, mosq, 'readyMs')}`);
-console.log(`  Outpost + Node-RED / bare Node-RED         ${ratio(red, bareRed, 'idleKiB')} / n/a (bare Node-RED has no broker) / ${ratio(red, bareRed, 'readyMs')}`);
+console.log(
+  `  Outpost + Node-RED / bare Node-RED         ${ratio(red, bareRed, 'idleKiB')} / n/a (bare Node-RED has no broker) / ${ratio(red, bareRed, 'readyMs')}`,
+);
 console.log(`  Outpost all adapters / Outpost core        ${ratio(all, core, 'idleKiB')} / ${ratio(all, core, 'loadKiB')} / ${ratio(all, core, 'readyMs')}`);
 console.log(`  Outpost + Node-RED / Outpost all adapters  ${ratio(red, all, 'idleKiB')} / ${ratio(red, all, 'loadKiB')} / ${ratio(red, all, 'readyMs')}`);
 if (red && all) console.log(`  Node-RED's share inside Outpost: ${mb(red.idleKiB - all.idleKiB)} idle`);

@@ -55,7 +55,9 @@ const sensors = template.points.filter((p) => p.kind === 'sensor');
 const blocks = planReads(sensors, template);
 
 // 1. Coalescing
-console.log(`SDM630 (${sensors.length} sensor points): ${blocks.length} requests per cycle vs ${sensors.length} one-per-datapoint → ${(sensors.length / blocks.length).toFixed(1)}× fewer requests`);
+console.log(
+  `SDM630 (${sensors.length} sensor points): ${blocks.length} requests per cycle vs ${sensors.length} one-per-datapoint → ${(sensors.length / blocks.length).toFixed(1)}× fewer requests`,
+);
 console.log(`  reads: ${blocks.map((b) => `FC4 ${b.address}+${b.count}`).join(', ')}`);
 
 interface Rate {
@@ -93,7 +95,10 @@ function benchContext(stamps?: number[]): AdapterContext {
     datapoints: { register: async () => [], get: () => undefined, list: () => [] },
     bus: {
       // One batch per cycle: its arrival is the cycle's completion time.
-      publishValues: async (points: unknown[]) => (stamps?.push(performance.now()), points.length),
+      publishValues: async (points: unknown[]) => {
+        stamps?.push(performance.now());
+        return points.length;
+      },
       publishValue: async () => ({ v: 0, t: 0 }),
     },
     setStatus: () => undefined,
@@ -109,7 +114,24 @@ async function runPoller(link: ModbusLink, real?: { ctx: AdapterContext; prefix:
   const ctx = real?.ctx ?? benchContext(stamps);
   const prefix = real?.prefix ?? 'bench.m';
   // interval 0: the next cycle starts as soon as the last answer is decoded (throughput, not schedule).
-  const poller = new DevicePoller(ctx, bus, { name: 'm', bus: 'b', unit: 1, prefix, model: template.model, interval: 0, timeoutMs: 1000, maxRegisters: template.maxRegisters, maxGap: template.maxGap, backoff: { initialMs: 100, maxMs: 100 }, points: sensors }, () => undefined);
+  const poller = new DevicePoller(
+    ctx,
+    bus,
+    {
+      name: 'm',
+      bus: 'b',
+      unit: 1,
+      prefix,
+      model: template.model,
+      interval: 0,
+      timeoutMs: 1000,
+      maxRegisters: template.maxRegisters,
+      maxGap: template.maxGap,
+      backoff: { initialMs: 100, maxMs: 100 },
+      points: sensors,
+    },
+    () => undefined,
+  );
   await poller.start();
   const rate = await measure(() => poller.status.cycles, real ? undefined : stamps, windowMs);
   await poller.stop();
@@ -181,7 +203,11 @@ if (ONLY !== 'rtu') {
     }),
   });
   const teardowns: Array<() => unknown> = [];
-  const gw = await startTestGateway({ teardown: (fn) => teardowns.push(fn) }, { log: { level: 'warn' }, adapters: [{ id: 'benchmb', type: 'bench-modbus-ctx' }] }, { types: [probe] });
+  const gw = await startTestGateway(
+    { teardown: (fn) => teardowns.push(fn) },
+    { log: { level: 'warn' }, adapters: [{ id: 'benchmb', type: 'bench-modbus-ctx' }] },
+    { types: [probe] },
+  );
   const ingestLink = new TcpLink({ host: '127.0.0.1', port, maxInFlight: 1, connectTimeoutMs: 1000, reconnectMs: 100 });
   // Count the batches the gateway has durably stored (publishValues resolved), with their times.
   const real = captured!;
@@ -211,14 +237,22 @@ if (ONLY !== 'rtu') {
       `  round ${i + 1}: bare ${r.bare.cyclesPerS.toFixed(0)} cycles/s (${r.bare.cpuUsPerCycle.toFixed(0)} µs CPU/cycle), engine ${r.engine.cyclesPerS.toFixed(0)} cycles/s (${r.engine.cpuUsPerCycle.toFixed(0)} µs CPU/cycle) → ${pct(ratios[i]!)}; engine overhead ${(r.engine.cpuUsPerCycle - r.bare.cpuUsPerCycle).toFixed(0)} µs CPU/cycle`,
     );
   }
-  console.log(`  adapter engine, 1 in flight: median ${pct(median(ratios))} of bare (range ${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}; target ≥ 80%)`);
+  console.log(
+    `  adapter engine, 1 in flight: median ${pct(median(ratios))} of bare (range ${pct(Math.min(...ratios))}–${pct(Math.max(...ratios))}; target ≥ 80%)`,
+  );
   const overhead = rounds.map((r) => r.engine.cpuUsPerCycle - r.bare.cpuUsPerCycle);
-  console.log(`  process CPU per cycle (client + in-process simulator): bare ${median(rounds.map((r) => r.bare.cpuUsPerCycle)).toFixed(0)} µs, engine ${median(rounds.map((r) => r.engine.cpuUsPerCycle)).toFixed(0)} µs (medians); bare/engine ${pct(median(rounds.map((r) => r.bare.cpuUsPerCycle / r.engine.cpuUsPerCycle)))}; engine overhead median ${median(overhead).toFixed(0)} µs/cycle`);
-  console.log(`  adapter engine, pipelined ×8 (median of 3 windows): ${pipelined.cyclesPerS.toFixed(0)} cycles/s → ${pct(pipelined.cyclesPerS / bareMed)} of the median bare (device must allow pipelining)`);
+  console.log(
+    `  process CPU per cycle (client + in-process simulator): bare ${median(rounds.map((r) => r.bare.cpuUsPerCycle)).toFixed(0)} µs, engine ${median(rounds.map((r) => r.engine.cpuUsPerCycle)).toFixed(0)} µs (medians); bare/engine ${pct(median(rounds.map((r) => r.bare.cpuUsPerCycle / r.engine.cpuUsPerCycle)))}; engine overhead median ${median(overhead).toFixed(0)} µs/cycle`,
+  );
+  console.log(
+    `  adapter engine, pipelined ×8 (median of 3 windows): ${pipelined.cyclesPerS.toFixed(0)} cycles/s → ${pct(pipelined.cyclesPerS / bareMed)} of the median bare (device must allow pipelining)`,
+  );
   console.log(
     `  engine + real gateway ingest (validate, LevelDB, retained publish): ${withIngest.cyclesPerS.toFixed(0)} cycles/s polled → ${pct(withIngest.cyclesPerS / bareMed)} of the median bare; ${storedPerS.toFixed(0)} cycles/s stored (${(storedPerS * sensors.length).toFixed(0)} values/s), ${withIngest.dropped} batches dropped by the bounded queue (16) because storage lagged`,
   );
-  console.log(`    → storage/ingest, not polling, bounds end-to-end throughput: ${pct(storedPerS / bareMed)} of the bare poll rate is stored; process CPU ${withIngest.cpuUsPerCycle.toFixed(0)} µs per polled cycle`);
+  console.log(
+    `    → storage/ingest, not polling, bounds end-to-end throughput: ${pct(storedPerS / bareMed)} of the bare poll rate is stored; process CPU ${withIngest.cpuUsPerCycle.toFixed(0)} µs per polled cycle`,
+  );
 }
 
 // 3. RTU over a pty with emulated wire time
@@ -311,16 +345,22 @@ try {
     const gap = interFrameGapMs(settings);
     const cycleMs = blocks.reduce((sum, b) => sum + (8 + 5 + 2 * b.count) * charMs + 2 * gap, 0);
     const limit = 1000 / cycleMs;
-    console.log(`RTU ${baudRate} baud over a socat pty (wire time + slave t3.5 emulated), frame-time limit ${limit.toFixed(2)} cycles/s (${cycleMs.toFixed(1)} ms/cycle):`);
+    console.log(
+      `RTU ${baudRate} baud over a socat pty (wire time + slave t3.5 emulated), frame-time limit ${limit.toFixed(2)} cycles/s (${cycleMs.toFixed(1)} ms/cycle):`,
+    );
     for (let i = 0; i < RTU_ROUNDS; i++) {
       if (!VERBOSE) break;
-      console.log(`  round ${i + 1}: bare serialport master ${peers[i]!.cyclesPerS.toFixed(2)} cycles/s (${pct(peers[i]!.cyclesPerS / limit)} of the limit), engine ${engines[i]!.cyclesPerS.toFixed(2)} cycles/s (${pct(engines[i]!.cyclesPerS / limit)} of the limit, ${pct(engines[i]!.cyclesPerS / peers[i]!.cyclesPerS)} of the peer)`);
+      console.log(
+        `  round ${i + 1}: bare serialport master ${peers[i]!.cyclesPerS.toFixed(2)} cycles/s (${pct(peers[i]!.cyclesPerS / limit)} of the limit), engine ${engines[i]!.cyclesPerS.toFixed(2)} cycles/s (${pct(engines[i]!.cyclesPerS / limit)} of the limit, ${pct(engines[i]!.cyclesPerS / peers[i]!.cyclesPerS)} of the peer)`,
+      );
     }
     const best = (rs: Rate[]): number => Math.max(...rs.map((r) => r.cyclesPerS));
     const worst = (rs: Rate[]): number => Math.min(...rs.map((r) => r.cyclesPerS));
     console.log(`  bare serialport master (peer): ${pct(worst(peers) / limit)}–${pct(best(peers) / limit)} of the limit (what this pty + simulator allow)`);
     const vsPeer = engines.map((e, i) => e.cyclesPerS / peers[i]!.cyclesPerS);
-    console.log(`  adapter engine: ${pct(worst(engines) / limit)}–${pct(best(engines) / limit)} of the limit, median ${pct(median(engines.map((e) => e.cyclesPerS)) / limit)} (target ≥ 90%); vs the peer in the same round: median ${pct(median(vsPeer))} (${vsPeer.map(pct).join(' ')})`);
+    console.log(
+      `  adapter engine: ${pct(worst(engines) / limit)}–${pct(best(engines) / limit)} of the limit, median ${pct(median(engines.map((e) => e.cyclesPerS)) / limit)} (target ≥ 90%); vs the peer in the same round: median ${pct(median(vsPeer))} (${vsPeer.map(pct).join(' ')})`,
+    );
   }
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -68,7 +68,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 const dir = await mkdtemp(join(tmpdir(), 'outpost-soak-'));
 const cfg = join(dir, 'outpost.yaml');
-await writeFile(cfg, `gateway: { id: soak }\ndataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nbroker: { mqtt: { host: 127.0.0.1, port: 0 } }\nhttp: { host: 127.0.0.1, port: 0 }\n`);
+await writeFile(
+  cfg,
+  `gateway: { id: soak }\ndataDir: ${JSON.stringify(join(dir, 'data'))}\nlog: { level: warn }\nbroker: { mqtt: { host: 127.0.0.1, port: 0 } }\nhttp: { host: 127.0.0.1, port: 0 }\n`,
+);
 const child: ChildProcess = spawn(process.execPath, [...outpostArgs(), 'start', '-c', cfg], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
 let out = '';
 child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -81,7 +84,10 @@ const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
       resolve(m);
     }
   }, 50);
-  child.once('exit', (code) => (clearInterval(timer), reject(new Error(`outpost exited (${code}) before ready:\n${out}`))));
+  child.once('exit', (code) => {
+    clearInterval(timer);
+    reject(new Error(`outpost exited (${code}) before ready:\n${out}`));
+  });
 });
 const httpUrl = ready[1]!;
 const url = `mqtt://127.0.0.1:${ready[2]}`;
@@ -109,7 +115,8 @@ const sampler = setInterval(() => {
       const s = (Date.now() - started) / 1000;
       const mib = rssMiB(pid);
       samples.push({ s, mib, heap: await heapUsedMiB() });
-      if (process.env.OUTPOST_SOAK_VERBOSE === '1') console.log(`  t=${s.toFixed(0)} s RSS ${mib.toFixed(1)} MB heap used ${samples.at(-1)!.heap.toFixed(1)} MB`);
+      if (process.env.OUTPOST_SOAK_VERBOSE === '1')
+        console.log(`  t=${s.toFixed(0)} s RSS ${mib.toFixed(1)} MB heap used ${samples.at(-1)!.heap.toFixed(1)} MB`);
     } catch (err) {
       console.error(`RSS sample failed (process gone?): ${(err as Error).message}`);
     }
@@ -143,15 +150,34 @@ await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('e
 await rm(dir, { recursive: true, force: true });
 
 const second = samples.filter((x) => x.s >= (MINUTES * 60) / 2);
-const perHour = second.length >= 2 ? slope(second.map((x) => x.s), second.map((x) => x.mib)) * 3600 : Number.NaN;
+const perHour =
+  second.length >= 2
+    ? slope(
+        second.map((x) => x.s),
+        second.map((x) => x.mib),
+      ) * 3600
+    : Number.NaN;
 const peak = Math.max(...samples.map((x) => x.mib));
-const heapPerHour = second.length >= 2 ? slope(second.map((x) => x.s), second.map((x) => x.heap)) * 3600 : Number.NaN;
-console.log(`soak: ${MINUTES} min, ${DATAPOINTS} datapoints at 1 s over ${DEVICES} MQTT connections (QoS 1) + 1 subscriber; RSS every ${SAMPLE_EVERY_MS / 1000} s (${samples.length} samples)`);
+const heapPerHour =
+  second.length >= 2
+    ? slope(
+        second.map((x) => x.s),
+        second.map((x) => x.heap),
+      ) * 3600
+    : Number.NaN;
+console.log(
+  `soak: ${MINUTES} min, ${DATAPOINTS} datapoints at 1 s over ${DEVICES} MQTT connections (QoS 1) + 1 subscriber; RSS every ${SAMPLE_EVERY_MS / 1000} s (${samples.length} samples)`,
+);
 console.log(`  published ${published}, acknowledged ${acked}, failed ${failed}, stored ${stored}, delivered to the subscriber ${delivered}`);
 console.log(`  RSS start ${samples[0]!.mib.toFixed(1)} MB, peak ${peak.toFixed(1)} MB, end ${samples.at(-1)!.mib.toFixed(1)} MB`);
-console.log(`  V8 heap used: start ${samples[0]!.heap.toFixed(1)} MB, end ${samples.at(-1)!.heap.toFixed(1)} MB, second-half trend ${heapPerHour.toFixed(1)} MB/h`);
-console.log(`  growth over the second half (least squares, ${second.length} samples): ${perHour.toFixed(1)} MB/h (bound ${GROWTH_BOUND_MB_PER_HOUR} MB/h), peak bound ${PEAK_BOUND_MB} MB`);
+console.log(
+  `  V8 heap used: start ${samples[0]!.heap.toFixed(1)} MB, end ${samples.at(-1)!.heap.toFixed(1)} MB, second-half trend ${heapPerHour.toFixed(1)} MB/h`,
+);
+console.log(
+  `  growth over the second half (least squares, ${second.length} samples): ${perHour.toFixed(1)} MB/h (bound ${GROWTH_BOUND_MB_PER_HOUR} MB/h), peak bound ${PEAK_BOUND_MB} MB`,
+);
 if (MINUTES < 30) console.log('  note: a run this short extrapolates warm-up into the per-hour figure; the bound is meant for the 1 h run');
-const pass = Number.isFinite(perHour) && perHour < GROWTH_BOUND_MB_PER_HOUR && peak < PEAK_BOUND_MB && failed === 0 && acked === published && stored >= published;
+const pass =
+  Number.isFinite(perHour) && perHour < GROWTH_BOUND_MB_PER_HOUR && peak < PEAK_BOUND_MB && failed === 0 && acked === published && stored >= published;
 console.log(`  ${pass ? 'PASS' : 'FAIL'}`);
 if (!pass) process.exitCode = 1;

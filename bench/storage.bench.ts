@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { LevelStore } from '../storage/level-store.js';
+import { LevelStore } from '../storage/level/level-store.js';
 import { RESOLUTIONS } from '../storage/rollups.js';
 import type { PointRecord } from '../storage/store.js';
 import { startTestGateway } from '../test/helpers/gateway.js';

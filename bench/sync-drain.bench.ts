@@ -8,8 +8,8 @@
  *   node --import tsx bench/sync-drain.bench.ts            # 1,000,000 records
  *   BENCH_RECORDS=200000 node --import tsx bench/sync-drain.bench.ts
  *
- * The backlog is written straight in the outbox layout of storage/keys.ts and
- * storage/outbox-codec.ts (`o!<first seq>` → one commit's records, `x!seq`): what is
+ * The backlog is written straight in the outbox layout of storage/level/keys.ts and
+ * storage/level/outbox-codec.ts (`o!<first seq>` → one commit's records, `x!seq`): what is
  * measured is the drain, not ingest.
  */
 import { spawn } from 'node:child_process';
@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
 import mqtt from 'mqtt';
-import { LevelStore } from '../storage/level-store.js';
-import { outboxKey, SEQ_KEY } from '../storage/keys.js';
-import { OutboxEncoder } from '../storage/outbox-codec.js';
+import { LevelStore } from '../storage/level/level-store.js';
+import { outboxKey, SEQ_KEY } from '../storage/level/keys.js';
+import { OutboxEncoder } from '../storage/level/outbox-codec.js';
 import { SyncService } from '../runtime/sync/service.js';
 import { decodeBatch } from '../runtime/sync/codec.js';
 import { createLogger } from '../runtime/log.js';
@@ -43,10 +43,25 @@ async function freePort(): Promise<number> {
 const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-sync-'));
 const port = await freePort();
 const conf = join(dir, 'mosquitto.conf');
-await writeFile(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 0', 'max_inflight_messages 0', ...(process.getuid?.() === 0 ? ['user root'] : [])].join('\n') + '\n');
+await writeFile(
+  conf,
+  [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'max_queued_messages 0',
+    'max_inflight_messages 0',
+    ...(process.getuid?.() === 0 ? ['user root'] : []),
+  ].join('\n') + '\n',
+);
 const broker = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
 for (let i = 0; ; i++) {
-  const ok = await new Promise<boolean>((r) => connect(port, '127.0.0.1', function (this: import('node:net').Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
+  const ok = await new Promise<boolean>((r) =>
+    connect(port, '127.0.0.1', function (this: import('node:net').Socket) {
+      this.destroy();
+      r(true);
+    }).on('error', () => r(false)),
+  );
   if (ok) break;
   if (i > 200) throw new Error('mosquitto did not start');
   await new Promise((r) => setTimeout(r, 25));
@@ -91,7 +106,13 @@ try {
   const store = new LevelStore({ path: join(dir, 'db'), sync: false, maxBatch: 5000, maxPending: 100_000 });
   await store.open();
   const sync = new SyncService({
-    config: { enabled: true, pollMs: 50, datapointsIntervalMs: 0, live: { enabled: false }, links: [{ name: 'central', type: 'mqtt', url, batchRecords: BATCH, window: WINDOW }] },
+    config: {
+      enabled: true,
+      pollMs: 50,
+      datapointsIntervalMs: 0,
+      live: { enabled: false },
+      links: [{ name: 'central', type: 'mqtt', url, batchRecords: BATCH, window: WINDOW }],
+    },
     store,
     ingest: { setpoint: async () => ({ id: '', v: 0, t: 0 }), acceptMany: async () => 0 },
     log: createLogger({ level: 'warn', pretty: false }),
@@ -140,10 +161,16 @@ try {
 
   const ours = N / drainS;
   const theirs = received / peerS;
-  console.log(`drain:  ${N.toLocaleString()} records in ${drainS.toFixed(2)} s = ${Math.round(ours).toLocaleString()} records/s (${payloads.length} batches, ${(bytes / 1e6).toFixed(1)} MB gzip JSON, ${(bytes / N).toFixed(1)} B/record), received ${received.toLocaleString()}`);
+  console.log(
+    `drain:  ${N.toLocaleString()} records in ${drainS.toFixed(2)} s = ${Math.round(ours).toLocaleString()} records/s (${payloads.length} batches, ${(bytes / 1e6).toFixed(1)} MB gzip JSON, ${(bytes / N).toFixed(1)} B/record), received ${received.toLocaleString()}`,
+  );
   console.log(`        of which ${(readMs / 1000).toFixed(2)} s awaiting store.readOutbox (LevelDB iterator, decoding each commit's outbox value)`);
-  console.log(`peer:   same ${(bytes / 1e6).toFixed(1)} MB published by bare MQTT.js QoS 1 (window ${WINDOW}) in ${peerS.toFixed(2)} s = ${Math.round(theirs).toLocaleString()} records/s equivalent`);
-  console.log(`ratio:  drain / Mosquitto ingest of the same bytes = ${(ours / theirs).toFixed(2)}   target ≥ 50,000 records/s: ${ours >= 50_000 ? 'met' : 'NOT met'}`);
+  console.log(
+    `peer:   same ${(bytes / 1e6).toFixed(1)} MB published by bare MQTT.js QoS 1 (window ${WINDOW}) in ${peerS.toFixed(2)} s = ${Math.round(theirs).toLocaleString()} records/s equivalent`,
+  );
+  console.log(
+    `ratio:  drain / Mosquitto ingest of the same bytes = ${(ours / theirs).toFixed(2)}   target ≥ 50,000 records/s: ${ours >= 50_000 ? 'met' : 'NOT met'}`,
+  );
   if (received !== N) console.log(`WARNING: capture subscriber saw ${received} of ${N} records (QoS 0 capture may drop under load)`);
 } finally {
   broker.kill('SIGKILL');

@@ -38,7 +38,13 @@ interface ReceiverReport {
   peerLastAt: number;
 }
 
-type ToReceiver = { type: 'prefixTarget'; n: number } | { type: 'latencyFrom'; t: number } | { type: 'report' } | { type: 'payloads'; gateway: string } | { type: 'capture'; on: boolean } | { type: 'close' };
+type ToReceiver =
+  | { type: 'prefixTarget'; n: number }
+  | { type: 'latencyFrom'; t: number }
+  | { type: 'report' }
+  | { type: 'payloads'; gateway: string }
+  | { type: 'capture'; on: boolean }
+  | { type: 'close' };
 
 if (!isMainThread) {
   // ---- the central side, in its own thread ----
@@ -51,7 +57,13 @@ if (!isMainThread) {
     else if (m.type === 'report') {
       const sites: Record<string, SiteTally> = {};
       for (const gw of receiver.gateways()) sites[gw] = receiver.tally(gw);
-      const report: ReceiverReport = { sites, latencies: receiver.latencies, malformed: receiver.malformed, peerRecords: receiver.peerRecords, peerLastAt: receiver.peerLastAt };
+      const report: ReceiverReport = {
+        sites,
+        latencies: receiver.latencies,
+        malformed: receiver.malformed,
+        peerRecords: receiver.peerRecords,
+        peerLastAt: receiver.peerLastAt,
+      };
       parentPort!.postMessage({ type: 'report', report });
     } else if (m.type === 'payloads') {
       // Copied, not transferred: MQTT.js payloads can be views into one shared socket buffer.
@@ -109,9 +121,15 @@ async function main(): Promise<void> {
     let t0 = performance.now();
     for (let i = 0; i < GATEWAYS; i++) fleet.push(await startFleetGateway(`gw-${String(i).padStart(3, '0')}`, { datapoints: DATAPOINTS }));
     const rssFleet = process.memoryUsage().rss;
-    console.log(`fleet:   ${GATEWAYS} gateways started in ${((performance.now() - t0) / 1000).toFixed(1)} s; RSS ${mb(rss0)} → ${mb(rssFleet)} (${mb((rssFleet - rss0) / GATEWAYS)} per gateway, in one process)`);
+    console.log(
+      `fleet:   ${GATEWAYS} gateways started in ${((performance.now() - t0) / 1000).toFixed(1)} s; RSS ${mb(rss0)} → ${mb(rssFleet)} (${mb((rssFleet - rss0) / GATEWAYS)} per gateway, in one process)`,
+    );
 
-    const linkConfig = { pollMs: 50, datapointsIntervalMs: 0, links: [{ name: 'central', type: 'mqtt', url: broker.url, batchRecords: BATCH, window: WINDOW, reconnectMs: 200 }] };
+    const linkConfig = {
+      pollMs: 50,
+      datapointsIntervalMs: 0,
+      links: [{ name: 'central', type: 'mqtt', url: broker.url, batchRecords: BATCH, window: WINDOW, reconnectMs: 200 }],
+    };
     const waitFor = async (done: (r: ReceiverReport) => boolean, ms: number): Promise<ReceiverReport> => {
       const until = Date.now() + ms;
       let rep = await report();
@@ -132,7 +150,9 @@ async function main(): Promise<void> {
       const sr = await waitFor((rep) => (rep.sites.solo?.accepted ?? 0) >= SOLO_BACKLOG, 60_000);
       const soloTally = sr.sites.solo!;
       soloRate = soloTally.accepted / ((soloTally.lastAt - soloStart) / 1000);
-      console.log(`solo:    1 gateway alone drains ${fmt(soloTally.accepted)} of ${fmt(SOLO_BACKLOG)} records in ${((soloTally.lastAt - soloStart) / 1000).toFixed(2)} s = ${fmt(soloRate)} records/s${soloTally.accepted === SOLO_BACKLOG && soloTally.ranges.length === 1 ? '' : ' INCOMPLETE'}`);
+      console.log(
+        `solo:    1 gateway alone drains ${fmt(soloTally.accepted)} of ${fmt(SOLO_BACKLOG)} records in ${((soloTally.lastAt - soloStart) / 1000).toFixed(2)} s = ${fmt(soloRate)} records/s${soloTally.accepted === SOLO_BACKLOG && soloTally.ranges.length === 1 ? '' : ' INCOMPLETE'}`,
+      );
     } finally {
       await solo.stop();
     }
@@ -144,7 +164,9 @@ async function main(): Promise<void> {
     t0 = performance.now();
     for (const gw of fleet) await gw.writeBacklog(BACKLOG, T0);
     const total = GATEWAYS * BACKLOG;
-    console.log(`backlog: ${fmt(total)} readings (${GATEWAYS} × ${fmt(BACKLOG)}, ${DATAPOINTS} datapoints each) written through ingest in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `backlog: ${fmt(total)} readings (${GATEWAYS} × ${fmt(BACKLOG)}, ${DATAPOINTS} datapoints each) written through ingest in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
     worker.postMessage({ type: 'prefixTarget', n: BACKLOG } satisfies ToReceiver);
 
     // Live ingest: every gateway writes its 20 datapoints every 100 ms, from the moment sync
@@ -176,9 +198,15 @@ async function main(): Promise<void> {
       return s?.prefixAt ? BACKLOG / ((s.prefixAt - startedAt) / 1000) : 0;
     });
     const ours = total / drainS;
-    console.log(`drain:   ${GATEWAYS} backlogs (${fmt(total)} records) stored by the receiver in ${drainS.toFixed(2)} s = ${fmt(ours)} backlog records/s aggregate, live ingest running meanwhile`);
-    console.log(`         per gateway ${fmt(Math.min(...perGateway))} – ${fmt(Math.max(...perGateway))} records/s (min – max, each until its whole backlog arrived)`);
-    console.log(`ratio:   fleet aggregate / one gateway alone = ${(ours / soloRate).toFixed(2)}  (per gateway: ${(ours / GATEWAYS / soloRate).toFixed(3)} of the solo rate)`);
+    console.log(
+      `drain:   ${GATEWAYS} backlogs (${fmt(total)} records) stored by the receiver in ${drainS.toFixed(2)} s = ${fmt(ours)} backlog records/s aggregate, live ingest running meanwhile`,
+    );
+    console.log(
+      `         per gateway ${fmt(Math.min(...perGateway))} – ${fmt(Math.max(...perGateway))} records/s (min – max, each until its whole backlog arrived)`,
+    );
+    console.log(
+      `ratio:   fleet aggregate / one gateway alone = ${(ours / soloRate).toFixed(2)}  (per gateway: ${(ours / GATEWAYS / soloRate).toFixed(3)} of the solo rate)`,
+    );
 
     // Live keeps going LIVE_SECONDS past the catch-up: measurement → receiver latency once caught up.
     const liveFrom = Date.now();
@@ -195,7 +223,9 @@ async function main(): Promise<void> {
     console.log(
       `live:    ${GATEWAYS} × ${DATAPOINTS} datapoints every ${LIVE_INTERVAL_MS} ms for ${liveS.toFixed(1)} s (during the drain and ${LIVE_SECONDS} s after) = ${fmt(liveTotal)} readings; measurement → receiver latency after catch-up p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${lat[lat.length - 1]} ms${ingestErrors ? `; ${ingestErrors} ingest errors` : ''}`,
     );
-    console.log(`         cursors ${acked.every((a, i) => a === written.get(fleet[i]!.id)) ? 'all at the last record written' : `${Math.min(...acked)}..${Math.max(...acked)}`}; peak RSS ${mb(peakRss)} (${mb((peakRss - rss0) / GATEWAYS)} per gateway over the bare process)`);
+    console.log(
+      `         cursors ${acked.every((a, i) => a === written.get(fleet[i]!.id)) ? 'all at the last record written' : `${Math.min(...acked)}..${Math.max(...acked)}`}; peak RSS ${mb(peakRss)} (${mb((peakRss - rss0) / GATEWAYS)} per gateway over the bare process)`,
+    );
 
     // ---- 3. peer: the same payload bytes, published by bare MQTT.js ----
     for (const gw of fleet) await gw.sync!.stop();
@@ -234,7 +264,9 @@ async function main(): Promise<void> {
     const peerRecords = pr.peerRecords - before;
     await Promise.all(clients.map((c) => c.endAsync()));
     const theirs = peerRecords / peerS;
-    console.log(`peer:    the same ${(peerBytes / 1e6).toFixed(1)} MB (${fmt(peerRecords)} records) from ${GATEWAYS} bare MQTT.js clients, QoS 1, window ${WINDOW}: ${peerS.toFixed(2)} s = ${fmt(theirs)} records/s`);
+    console.log(
+      `peer:    the same ${(peerBytes / 1e6).toFixed(1)} MB (${fmt(peerRecords)} records) from ${GATEWAYS} bare MQTT.js clients, QoS 1, window ${WINDOW}: ${peerS.toFixed(2)} s = ${fmt(theirs)} records/s`,
+    );
     console.log(`ratio:   fleet drain / Mosquitto ingest of the same bytes = ${(ours / theirs).toFixed(2)}`);
 
     // ---- verdict ----
@@ -251,7 +283,8 @@ async function main(): Promise<void> {
       duplicatesDropped += s.duplicates;
       repeated += s.repeatedKeys;
       if (s.accepted !== w) problems.push(`${gw.id}: stored ${s.accepted} of ${w} written`);
-      if (s.ranges.length !== 1 || s.ranges[0]![0] !== 1 || s.ranges[0]![1] !== w) problems.push(`${gw.id}: sequence ranges ${JSON.stringify(s.ranges.slice(0, 4))}`);
+      if (s.ranges.length !== 1 || s.ranges[0]![0] !== 1 || s.ranges[0]![1] !== w)
+        problems.push(`${gw.id}: sequence ranges ${JSON.stringify(s.ranges.slice(0, 4))}`);
       if (s.foreignKeys) problems.push(`${gw.id}: ${s.foreignKeys} batches with another gateway's key`);
       if (s.outOfOrder) problems.push(`${gw.id}: ${s.outOfOrder} records out of order per datapoint`);
     }

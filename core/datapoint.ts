@@ -4,10 +4,10 @@ import { OutpostError } from './errors.js';
 /** Datapoint ids: stable, lower-case, `[a-z0-9_.-]` (DESIGN.md, data model). */
 export const DATAPOINT_ID = /^[a-z0-9_.-]{1,128}$/;
 
-export const Scalar = z.union([z.number(), z.string(), z.boolean()]);
+const Scalar = z.union([z.number(), z.string(), z.boolean()]);
 
 /** A datapoint's own raw retention (see `retention` below). */
-export const DatapointRetentionSchema = z.strictObject({
+const DatapointRetentionSchema = z.strictObject({
   /** Days raw readings are kept; null: for ever. */
   rawDays: z.number().positive().nullable(),
 });
@@ -80,7 +80,13 @@ export function parseValuePayload(payload: Buffer | string): { v: unknown; t?: u
     const o = parsed as Record<string, unknown>;
     if (!('v' in o)) throw new OutpostError('VALUE_MALFORMED', 'value message has no "v" field');
     for (const key in o) {
-      if (key !== 'v' && key !== 't' && key !== 'q') throw new OutpostError('VALUE_MALFORMED', `value message has unknown field(s): ${Object.keys(o).filter((k) => k !== 'v' && k !== 't' && k !== 'q').join(', ')}`);
+      if (key !== 'v' && key !== 't' && key !== 'q')
+        throw new OutpostError(
+          'VALUE_MALFORMED',
+          `value message has unknown field(s): ${Object.keys(o)
+            .filter((k) => k !== 'v' && k !== 't' && k !== 'q')
+            .join(', ')}`,
+        );
     }
     return { v: o.v, t: o.t, q: o.q };
   }
@@ -94,7 +100,10 @@ export function validateValue(dp: Pick<Datapoint, 'id' | 'type'>, raw: { v: unkn
     throw new OutpostError('VALUE_TIME', `${dp.id}: "t" must be an integer epoch in milliseconds`);
   }
   if (t < MIN_TIME || t > now + MAX_FUTURE_MS) {
-    throw new OutpostError('VALUE_TIME', `${dp.id}: "t" ${t} is outside 2000-01-01 .. now+24h (is it seconds instead of milliseconds, or is the device clock wrong?)`);
+    throw new OutpostError(
+      'VALUE_TIME',
+      `${dp.id}: "t" ${t} is outside 2000-01-01 .. now+24h (is it seconds instead of milliseconds, or is the device clock wrong?)`,
+    );
   }
   let q: ValueMessage['q'];
   if (raw.q !== undefined && raw.q !== 'good') {
@@ -115,10 +124,15 @@ export function validateValue(dp: Pick<Datapoint, 'id' | 'type'>, raw: { v: unkn
  * so a 650,000-point file import copies nothing per reading), else its normalised copy.
  * Throws what validateValue throws.
  */
-export function validatePoint(dp: Pick<Datapoint, 'id' | 'type'>, p: { id: string; v: unknown; t: unknown; q?: unknown }, now: number): { id: string } & ValueMessage {
+export function validatePoint(
+  dp: Pick<Datapoint, 'id' | 'type'>,
+  p: { id: string; v: unknown; t: unknown; q?: unknown },
+  now: number,
+): { id: string } & ValueMessage {
   const { t, v, q } = p;
   if (typeof t === 'number' && Number.isInteger(t) && t >= MIN_TIME && t <= now + MAX_FUTURE_MS) {
-    if (q === undefined ? dp.type === 'number' && typeof v === 'number' && Number.isFinite(v) : v === null && (q === 'bad' || q === 'stale')) return p as { id: string } & ValueMessage;
+    if (q === undefined ? dp.type === 'number' && typeof v === 'number' && Number.isFinite(v) : v === null && (q === 'bad' || q === 'stale'))
+      return p as { id: string } & ValueMessage;
   }
   return { id: p.id, ...validateValue(dp, p, now) };
 }

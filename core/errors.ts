@@ -38,17 +38,7 @@ export function defineErrors<const C extends Record<string, ErrorDefinition>>(ca
   return catalogue;
 }
 
-/** The definition of a code, from whichever catalogue declared it. */
-export function errorDefinition(code: string): ErrorDefinition | undefined {
-  return definitions.get(code);
-}
-
-/** Every code registered so far (the catalogues of the modules loaded). */
-export function registeredErrorCodes(): string[] {
-  return [...definitions.keys()];
-}
-
-export const coreErrors = defineErrors({
+const coreErrors = defineErrors({
   CONFIG_INVALID: { status: 400, retryable: false, message: 'configuration is invalid' },
   CONFIG_NOT_FOUND: { status: 400, retryable: false, message: 'configuration file not found' },
   DP_UNKNOWN: { status: 404, retryable: false, message: 'unknown datapoint' },
@@ -78,48 +68,8 @@ export const coreErrors = defineErrors({
   NOT_FOUND: { status: 404, retryable: false, message: 'not found' },
   BAD_REQUEST: { status: 400, retryable: false, message: 'bad request' },
   GATEWAY_UNREACHABLE: { status: 503, retryable: true, message: 'the running gateway cannot be reached' },
-  STORAGE_WRITE_FAILED: { status: 503, retryable: true, message: 'storage write failed' },
-  STORAGE_CLOSED: { status: 503, retryable: true, message: 'storage is closed' },
-  STORAGE_OPEN_FAILED: { status: 500, retryable: false, message: 'storage could not be opened' },
-  STORAGE_IN_USE: { status: 409, retryable: true, message: 'storage is in use by a running gateway' },
-  STORAGE_CORRUPT: { status: 500, retryable: false, message: 'storage is damaged and needs repair' },
-  BACKUP_INVALID: { status: 400, retryable: false, message: 'backup file is invalid' },
-  RESTORE_BUSY: { status: 409, retryable: true, message: 'a restore is already running' },
   PORT_CONFLICT: { status: 400, retryable: false, message: 'shared port opened with conflicting settings' },
-  MODBUS_TIMEOUT: { status: 504, retryable: true, message: 'Modbus device did not answer in time' },
-  MODBUS_EXCEPTION: { status: 502, retryable: false, message: 'Modbus device answered with an exception code' },
-  MODBUS_FRAME: { status: 502, retryable: true, message: 'Modbus response was corrupt (CRC, length or address)' },
-  MODBUS_PORT_UNAVAILABLE: { status: 503, retryable: true, message: 'Modbus port or connection is not available' },
-  MODBUS_TEMPLATE_INVALID: { status: 400, retryable: false, message: 'Modbus device template is invalid' },
-  BMS_FILE_INVALID: { status: 400, retryable: false, message: 'building-automation export file is malformed' },
-  BMS_FILE_INCOMPLETE: { status: 400, retryable: false, message: 'building-automation export file is cut off or still being written' },
-  BMS_POINT_UNMAPPED: { status: 400, retryable: false, message: 'building-automation point has no datapoint mapping' },
   UPLOAD_TOO_LARGE: { status: 413, retryable: false, message: 'upload is larger than the configured limit' },
-  CHARGER_OFFLINE: { status: 503, retryable: true, message: 'charger is not connected' },
-  CHARGER_CALL_FAILED: { status: 502, retryable: true, message: 'charger did not answer the OCPP call' },
-  CHARGER_REJECTED: { status: 409, retryable: false, message: 'charger rejected the OCPP call' },
-  IRIDIUM_TIMEOUT: { status: 504, retryable: true, message: 'Iridium modem did not answer in time' },
-  IRIDIUM_PROTOCOL: { status: 502, retryable: true, message: 'Iridium modem sent an unexpected response' },
-  IRIDIUM_CHECKSUM: { status: 502, retryable: true, message: 'Iridium SBD checksum mismatch' },
-  IRIDIUM_MO_SIZE: { status: 400, retryable: false, message: 'Iridium MO message size is not acceptable' },
-  IRIDIUM_SESSION_FAILED: { status: 503, retryable: true, message: 'Iridium SBD session failed' },
-  IRIDIUM_ACCOUNT: { status: 503, retryable: false, message: 'Iridium access denied (account or modem locked)' },
-  IRIDIUM_BUDGET: { status: 429, retryable: true, message: 'Iridium credit budget exhausted' },
-  IRIDIUM_QUEUE_FULL: { status: 503, retryable: true, message: 'Iridium send queue is full' },
-  IRIDIUM_CODEC: { status: 400, retryable: false, message: 'Iridium message cannot be encoded or decoded' },
-  IRIDIUM_MT_REFUSED: { status: 403, retryable: false, message: 'Iridium MT message refused (forged, replayed or malformed)' },
-  SYNC_LINK_DOWN: { status: 503, retryable: true, message: 'upstream link is not connected' },
-  SYNC_ACK_TIMEOUT: { status: 504, retryable: true, message: 'upstream did not acknowledge in time' },
-  SYNC_THROTTLED: { status: 429, retryable: true, message: 'upstream asked to retry later' },
-  SYNC_REJECTED: { status: 502, retryable: false, message: 'upstream refused the batch' },
-  SYNC_LINK_REFUSED: { status: 502, retryable: true, message: 'upstream refused the request itself (authentication, URL or method), not its records' },
-  SYNC_BLOCKED: { status: 502, retryable: true, message: 'upstream refuses records and they could not be isolated as single poison records' },
-  SYNC_CONFIG: { status: 400, retryable: false, message: 'sync configuration is unusable (certificate, key or URL)' },
-  SYNC_COMMAND_INVALID: { status: 400, retryable: false, message: 'downlink command is malformed or unknown' },
-  SYNC_COMMAND_UNSIGNED: { status: 401, retryable: false, message: 'downlink command is not signed and this link takes only signed commands' },
-  SYNC_COMMAND_FORGED: { status: 403, retryable: false, message: 'downlink command signature does not match the link secret' },
-  SYNC_COMMAND_STALE: { status: 400, retryable: false, message: 'downlink command is too old, or dated too far in the future (clock skew)' },
-  SYNC_COMMAND_SUPERSEDED: { status: 409, retryable: false, message: 'retained downlink command is not newer than the last one applied' },
   FLOWS_START_FAILED: { status: 500, retryable: false, message: 'Node-RED failed to start' },
   INTERNAL: { status: 500, retryable: false, message: 'internal error' },
 });

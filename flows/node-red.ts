@@ -1,8 +1,10 @@
+// NodeRedService: starts and stops the embedded Node-RED and is its front door (login checks on
+// /flows, websocket upgrades, the change audit). What Node-RED is started with lives in
+// node-red-settings.ts and flow-file.ts, the HTTP plumbing in http-bridge.ts.
 import { createRequire } from 'node:module';
 import { EventEmitter } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { dirname, join, resolve } from 'node:path';
-import { access, copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -15,37 +17,20 @@ import type { Store } from '../storage/store.js';
 import type { Topics } from '../runtime/topics.js';
 import type { AdapterStatus } from '../runtime/adapter-host.js';
 import type { UpgradeHandler } from '../runtime/adapter.js';
-import { systemClock, type Clock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { FlowsConfig } from './config.js';
 import { CrashGuard } from './crash-guard.js';
 import { EditorTokens, TOKEN_HEADER, assertFlowsAdmin, type Authorize, type AuthorizeUpgrade, type FlowChangeEvent, type FlowsUser } from './editor-auth.js';
+import { ADMIN_ROOT, NODES_DIR, NODE_ROOT, nodeRedSettings, readCredentialSecret } from './node-red-settings.js';
+import { prepareFlowFile } from './flow-file.js';
+import { delegate, refuse, refuseUpgrade } from './http-bridge.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** Outpost's Node-RED nodes (CommonJS, loaded by Node-RED's own loader). */
-export const NODES_DIR = join(here, 'nodes');
-export const DEFAULT_FLOWS_FILE = join(here, 'default-flows.json');
-
-/** Where the editor and the admin API live, and where HTTP-in/websocket nodes are served. */
-export const ADMIN_ROOT = '/flows';
-export const NODE_ROOT = '/flows-api';
+export { NODES_DIR, type OutpostNodeContext } from './node-red-settings.js';
+export { DEFAULT_FLOWS_FILE, readFlowFile } from './flow-file.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** An upgrade Node-RED has not answered by then is for a path no websocket node serves. */
 const UNANSWERED_UPGRADE_MS = 5_000;
-
-/** What Outpost's nodes find in `RED.settings.outpost` (see flows/nodes/lib/context.cjs). */
-export interface OutpostNodeContext {
-  bus: Bus;
-  ingest: Ingest;
-  registry: DatapointRegistry;
-  store: Store;
-  topics: Topics;
-  clock: Clock;
-  log: Logger;
-  hostStatuses: () => AdapterStatus[];
-  /** Upstream link states, once runtime/sync provides them. */
-  linkStatuses?: () => unknown[];
-}
 
 export interface NodeRedDeps {
   /** Express app or router on the gateway's HTTP server; the service mounts /flows and /flows-api on it. */
@@ -92,18 +77,6 @@ interface NodeRedModule {
   readonly version: string;
 }
 
-/** Node-RED numeric log levels (@node-red/util log.js) → pino methods. */
-const LEVELS: Record<number, 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'> = {
-  10: 'fatal',
-  20: 'error',
-  30: 'warn',
-  40: 'info',
-  50: 'debug',
-  60: 'trace',
-  98: 'info', // audit
-  99: 'debug', // metric
-};
-
 /** Node-RED is a module-level singleton: one embedded instance per process. */
 let running: NodeRedService | undefined;
 
@@ -146,19 +119,20 @@ export class NodeRedService {
     }
     if (this.red) return;
     if (running) throw new OutpostError('FLOWS_START_FAILED', 'Node-RED is already running in this process (it is a process-wide singleton)');
-    const credentialSecret = await this.credentialSecret();
+    const credentialSecret = await readCredentialSecret(config);
     await mkdir(this.userDir, { recursive: true });
-    await this.prepareFlowFile();
+    await prepareFlowFile(config, this.userDir, this.log);
 
     const require = createRequire(import.meta.url);
     const red = require('node-red') as NodeRedModule;
     this.guard.install();
     running = this;
     try {
-      red.init(this.upgradeProxy, this.settings(credentialSecret));
+      red.init(this.upgradeProxy, nodeRedSettings(this.deps, this.userDir, credentialSecret, this.tokens));
       await red.start();
       for (const type of ['outpost in', 'outpost out', 'outpost history', 'outpost status']) {
-        if (!red.nodes.getType(type)) throw new OutpostError('FLOWS_START_FAILED', `node type "${type}" did not load from ${NODES_DIR} (is the .cjs file missing from the build?)`);
+        if (!red.nodes.getType(type))
+          throw new OutpostError('FLOWS_START_FAILED', `node type "${type}" did not load from ${NODES_DIR} (is the .cjs file missing from the build?)`);
       }
     } catch (err) {
       await red.stop().catch((stopErr: unknown) => this.log.debug({ err: stopErr }, 'Node-RED stop after failed start'));
@@ -190,110 +164,6 @@ export class NodeRedService {
     }
   }
 
-  /** Never Node-RED's default: without a secret it writes its own key beside the credentials it protects. */
-  private async credentialSecret(): Promise<string> {
-    const { config } = this.deps;
-    let secret = config.credentialSecret;
-    if (secret === undefined && config.credentialSecretFile) {
-      try {
-        secret = (await readFile(config.credentialSecretFile, 'utf8')).split(/\r?\n/)[0]?.trim();
-      } catch (err) {
-        throw new OutpostError('CONFIG_INVALID', `flows.credentialSecretFile: cannot read ${config.credentialSecretFile}: ${(err as Error).message}`);
-      }
-    }
-    if (!secret) {
-      throw new OutpostError(
-        'CONFIG_INVALID',
-        'flows.credentialSecret (or flows.credentialSecretFile, or OUTPOST_FLOWS_CREDENTIALSECRET) is required when flows are enabled: ' +
-          'without it Node-RED encrypts flow credentials with a key it generates and stores next to them, which protects nothing',
-      );
-    }
-    if (secret.length < 16) throw new OutpostError('CONFIG_INVALID', 'flows credential secret: expected at least 16 characters (e.g. `openssl rand -hex 32`)');
-    return secret;
-  }
-
-  /** Fleet roll-out: a configured flow file replaces the stored flows; the demo seeds its flows once. */
-  private async prepareFlowFile(): Promise<void> {
-    const { config } = this.deps;
-    const target = join(this.userDir, 'flows.json');
-    if (config.flowFile) {
-      const flows = await readFlowFile(config.flowFile);
-      const tmp = `${target}.tmp`;
-      await writeFile(tmp, JSON.stringify(flows, null, 2));
-      await rename(tmp, target);
-      this.log.info({ file: config.flowFile, nodes: flows.length }, 'deploying flows from file');
-      return;
-    }
-    if (config.defaultFlows && !(await exists(target))) {
-      await readFlowFile(DEFAULT_FLOWS_FILE);
-      await copyFile(DEFAULT_FLOWS_FILE, target);
-      this.log.info({ file: DEFAULT_FLOWS_FILE }, 'seeded the default demo flows');
-    }
-  }
-
-  private settings(credentialSecret: string): Record<string, unknown> {
-    const { config } = this.deps;
-    const context: OutpostNodeContext = {
-      bus: this.deps.bus,
-      ingest: this.deps.ingest,
-      registry: this.deps.registry,
-      store: this.deps.store,
-      topics: this.deps.topics,
-      clock: this.deps.clock ?? systemClock,
-      log: this.log.child({ component: 'flows' }),
-      hostStatuses: this.deps.hostStatuses,
-      linkStatuses: this.deps.linkStatuses,
-    };
-    const nodeRedLog = this.log.child({ component: 'node-red' });
-    return {
-      userDir: this.userDir,
-      flowFile: 'flows.json',
-      flowFilePretty: true,
-      credentialSecret,
-      httpAdminRoot: ADMIN_ROOT,
-      httpNodeRoot: NODE_ROOT,
-      disableEditor: !config.editor,
-      nodesDir: [NODES_DIR],
-      nodesExcludes: config.excludeNodes.map((n) => (n.endsWith('.js') ? n : `${n}.js`)),
-      // Sites are often offline and always memory-bound: no npm at run time, no calls home.
-      functionExternalModules: false,
-      externalModules: { autoInstall: false, palette: { allowInstall: false, allowUpload: false }, modules: { allowInstall: false } },
-      telemetry: { enabled: false },
-      diagnostics: { enabled: false },
-      runtimeState: { enabled: false },
-      editorTheme: {
-        page: { title: 'Outpost flows' },
-        header: { title: 'Outpost flows' },
-        projects: { enabled: false },
-        tours: false,
-        multiplayer: { enabled: false },
-      },
-      // Node-RED's own login is off: the front door (authorize) has already decided, and
-      // passes the user in TOKEN_HEADER; `tokens` resolves it (Node-RED "custom token" auth).
-      adminAuth: {
-        type: 'credentials',
-        users: async () => null,
-        authenticate: async () => null,
-        tokens: async (token: string) => this.tokens.lookup(token),
-        tokenHeader: TOKEN_HEADER,
-      },
-      logging: {
-        outpost: {
-          level: config.logLevel,
-          audit: true,
-          metrics: false,
-          handler: () => (msg: { level: number; msg: unknown; type?: string; id?: string; name?: string; event?: string; user?: unknown }) => {
-            const level = LEVELS[msg.level] ?? 'info';
-            const node = msg.type ? { type: msg.type, id: msg.id, name: msg.name } : undefined;
-            if (msg.level === 98) return nodeRedLog.info({ audit: msg.event, user: (msg.user as { username?: string } | undefined)?.username }, 'Node-RED audit');
-            nodeRedLog[level]({ node }, describe(msg.msg));
-          },
-        },
-      },
-      outpost: context,
-    };
-  }
-
   /** Mounts /flows (behind authorize) and /flows-api on the gateway app, and the websocket upgrades. */
   private mount(): void {
     if (!this.mounted) {
@@ -322,7 +192,7 @@ export class NodeRedService {
     const red = this.red;
     if (!red) return next();
     delete req.headers[TOKEN_HEADER];
-    let user;
+    let user: FlowsUser | null;
     try {
       user = await this.deps.authorize(req);
     } catch (err) {
@@ -356,7 +226,14 @@ export class NodeRedService {
     const method = req.method;
     const path = req.originalUrl.split('?')[0]!;
     res.once('close', () => {
-      const event: FlowChangeEvent = { user: user.username, role: user.role, ok: res.writableFinished && res.statusCode < 400, status: res.statusCode, method, path };
+      const event: FlowChangeEvent = {
+        user: user.username,
+        role: user.role,
+        ok: res.writableFinished && res.statusCode < 400,
+        status: res.statusCode,
+        method,
+        path,
+      };
       try {
         onDeploy(event);
       } catch (err) {
@@ -432,81 +309,12 @@ export class NodeRedService {
       this.log.warn({ err: toOutpostError(err).message, path: req.url }, `flows ${what} websocket: login check failed`);
     }
     if (!user) {
-      this.log.info({ path: req.url, origin: req.headers.origin, address: req.socket.remoteAddress }, `flows ${what} websocket refused: no login, or a foreign Origin`);
+      this.log.info(
+        { path: req.url, origin: req.headers.origin, address: req.socket.remoteAddress },
+        `flows ${what} websocket refused: no login, or a foreign Origin`,
+      );
       refuseUpgrade(socket, new OutpostError('NOT_AUTHENTICATED', `the ${what} websocket needs a login or API token, from this site`));
     }
     return user;
   }
-}
-
-/** Answers a refused websocket upgrade with the error's status and closes the socket; Node-RED never sees it. */
-function refuseUpgrade(socket: Duplex, err: OutpostError): void {
-  const reason = err.status === 401 ? 'Unauthorized' : err.status === 403 ? 'Forbidden' : err.status === 404 ? 'Not Found' : 'Error';
-  socket.end(`HTTP/1.1 ${err.status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-}
-
-/** Log text of what Node-RED logs: strings, or errors (possibly from a function node's own realm, so no instanceof). */
-function describe(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const message = (value as { message?: unknown } | null)?.message;
-  if (typeof message === 'string') return message;
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
-}
-
-function refuse(res: Response, err: OutpostError): void {
-  res.status(err.status).json({ error: err.toJSON() });
-}
-
-/**
- * Hands a request to one of Node-RED's Express 4 apps from the gateway's Express 5 app.
- * Express 4 swaps the request/response prototypes for its own; restore them when the
- * request falls through, as Express does for a mounted sub-app. A body the gateway's
- * JSON parser already read is marked parsed (body-parser 1 checks `_body`).
- */
-function delegate(app: express.RequestHandler, req: Request, res: Response, next: NextFunction): void {
-  const reqProto = Object.getPrototypeOf(req) as object;
-  const resProto = Object.getPrototypeOf(res) as object;
-  if (req.body !== undefined) (req as Request & { _body?: boolean })._body = true;
-  app(req, res, (err?: unknown) => {
-    Object.setPrototypeOf(req, reqProto);
-    Object.setPrototypeOf(res, resProto);
-    next(err);
-  });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Reads and checks a Node-RED flow export: a JSON array of nodes, each with `id` and `type`. */
-export async function readFlowFile(path: string): Promise<Array<Record<string, unknown>>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new OutpostError('CONFIG_INVALID', `flows.flowFile: cannot read ${path}: ${(err as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new OutpostError('CONFIG_INVALID', `flows.flowFile: ${path} is not JSON: ${(err as Error).message}`);
-  }
-  if (!Array.isArray(parsed)) throw new OutpostError('CONFIG_INVALID', `flows.flowFile: ${path} must hold a JSON array of nodes (a Node-RED flow export)`);
-  parsed.forEach((n: unknown, i) => {
-    const node = n as { id?: unknown; type?: unknown } | null;
-    if (!node || typeof node !== 'object' || typeof node.id !== 'string' || typeof node.type !== 'string') {
-      throw new OutpostError('CONFIG_INVALID', `flows.flowFile: ${path}: node [${i}] needs a string "id" and "type"`);
-    }
-  });
-  return parsed as Array<Record<string, unknown>>;
 }

@@ -15,11 +15,17 @@ import type { Topics } from './topics.js';
 import type { DatapointRegistry } from './datapoints/registry.js';
 import type { Store } from '../storage/store.js';
 import type { PortRegistry } from './ports.js';
-import type { AuditSink } from './audit/audit-log.js';
+import type { AuditSink } from './audit/entry.js';
 import { sourceOf } from './audit/actor.js';
 import type { Principal } from './auth/roles.js';
+import { ServiceRegistry } from './services.js';
 
-export type AdapterState = 'starting' | 'running' | 'error' | 'stopping' | 'stopped' | 'disabled';
+/**
+ * `error`: failed, a retry is scheduled (`info.retryInMs`). `failed`: the start failed with an
+ * error no retry can mend (an OutpostError with `retryable: false`, e.g. a config or template
+ * error): not retried until the gateway restarts.
+ */
+export type AdapterState = 'starting' | 'running' | 'error' | 'failed' | 'stopping' | 'stopped' | 'disabled';
 
 export interface AdapterStatus extends AdapterStatusDetail {
   id: string;
@@ -54,6 +60,8 @@ export interface AdapterHostDeps {
   clientAddress?: (req: IncomingMessage) => string;
   /** Raw retention as storage applies it, behind `ctx.retention` (absent: no retention runs). */
   retention?: AdapterContext['retention'];
+  /** The gateway's service registry behind `ctx.services` (default: one of the host's own). */
+  services?: ServiceRegistry;
 }
 
 interface Slot {
@@ -70,6 +78,11 @@ interface Slot {
   generation: number;
   /** Routes of the running instance; replaced on restart, cleared on stop. */
   router?: express.Router;
+  /**
+   * What the running instance attached through its context (bus subscriptions, services it
+   * provides, service watchers): undone by the host when it stops, crashes or restarts.
+   */
+  disposers: Set<() => unknown>;
 }
 
 /**
@@ -80,8 +93,11 @@ interface Slot {
 export class AdapterHost {
   private readonly slots: Slot[] = [];
   private stopping = false;
+  private readonly services: ServiceRegistry;
 
-  constructor(private readonly deps: AdapterHostDeps) {}
+  constructor(private readonly deps: AdapterHostDeps) {
+    this.services = deps.services ?? new ServiceRegistry();
+  }
 
   /** Creates every instance (no I/O) and starts the enabled ones. Never throws for one adapter's failure. */
   async start(entries: readonly AdapterEntry[]): Promise<void> {
@@ -93,6 +109,7 @@ export class AdapterHost {
         type,
         attempts: 0,
         generation: 0,
+        disposers: new Set(),
         log: this.deps.log.child({ component: 'adapter', adapter: entry.id, type: entry.type }),
         status: { id: entry.id, type: entry.type, state: entry.enabled ? 'starting' : 'disabled', since: this.deps.clock.now(), restarts: 0 },
       };
@@ -128,7 +145,10 @@ export class AdapterHost {
       slot.log.info('adapter running');
     } catch (err) {
       if (generation !== slot.generation) return;
-      await this.handleFailure(slot, new OutpostError('ADAPTER_START_FAILED', `${slot.entry.id}: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+      const wrapped = new OutpostError('ADAPTER_START_FAILED', `${slot.entry.id}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      // A config or template error fails every retry the same way: say so once and stop.
+      if (err instanceof OutpostError && !err.retryable) await this.handlePermanentFailure(slot, wrapped, err);
+      else await this.handleFailure(slot, wrapped);
     }
   }
 
@@ -137,19 +157,78 @@ export class AdapterHost {
     const adapterId = slot.entry.id;
     const router = express.Router();
     slot.router = router;
+    /** Runs `dispose` when the adapter stops (or now, when it has stopped already); returns the idempotent undo. */
+    const track = <T>(dispose: () => T): (() => T | undefined) => {
+      let done = false;
+      const once = (): T | undefined => {
+        if (done) return undefined;
+        done = true;
+        slot.disposers.delete(once);
+        return dispose();
+      };
+      if (signal.aborted || slot.generation !== generation) once();
+      else slot.disposers.add(once);
+      return once;
+    };
+    const live = (): boolean => !signal.aborted && slot.generation === generation;
     return {
       id: adapterId,
       log: slot.log,
+      topics: deps.topics,
+      services: {
+        register: (kind, name, service) => {
+          // A late call from a run that is stopping provides nothing.
+          if (!live()) return () => undefined;
+          return track(this.services.register(kind, name, service));
+        },
+        get: (kind, name) => this.services.get(kind, name),
+        watch: (kind, name, watcher) => track(this.services.watch(kind, name, (service) => (live() ? watcher(service) : undefined))),
+      },
       clock: deps.clock,
       signal,
       ports: deps.ports,
       dataDir,
       gateway: deps.gateway,
       bus: {
-        publishValue: (id, v, options = {}) => this.reviving(adapterId, () => [id], () => deps.ingest.accept(adapterId, id, { v, t: options.t, q: options.q })),
-        publishValues: (points) => this.reviving(adapterId, () => points.map((p) => p.id), () => deps.ingest.acceptMany(adapterId, points)),
-        publish: (topic, payload, options) => deps.bus.publish(topic, payload, options),
-        subscribe: (filter, handler) => deps.bus.subscribe(filter, handler),
+        publishValue: (id, v, options = {}) =>
+          this.reviving(
+            adapterId,
+            () => [id],
+            () => {
+              this.checkOwner(adapterId, [id]);
+              return deps.ingest.accept(adapterId, id, { v, t: options.t, q: options.q });
+            },
+          ),
+        publishValues: (points) =>
+          this.reviving(
+            adapterId,
+            () => points.map((p) => p.id),
+            () => {
+              this.checkOwner(
+                adapterId,
+                points.map((p) => p.id),
+              );
+              return deps.ingest.acceptMany(adapterId, points);
+            },
+          ),
+        publish: async (topic, payload, options) => {
+          if (deps.topics.isGatewayOwned(topic)) {
+            throw new OutpostError(
+              'TOPIC_PROTECTED',
+              `${adapterId} may not publish on ${topic}: topics under "${deps.topics.prefix}/" are the gateway's (values through publishValue, setpoints through ctx.setpoint, status through setStatus)`,
+            );
+          }
+          return deps.bus.publish(topic, payload, options);
+        },
+        subscribe: async (filter, handler) => {
+          if (!live()) return async () => undefined;
+          // Nothing reaches a stopping adapter, even before the host has removed the subscription.
+          const unsubscribe = await deps.bus.subscribe(filter, (topic, payload) => (live() ? handler(topic, payload) : undefined));
+          const undo = track(unsubscribe);
+          return async () => {
+            await undo();
+          };
+        },
       },
       datapoints: {
         register: async (defs, options = {}) => {
@@ -170,7 +249,8 @@ export class AdapterHost {
         upgrade: (prefix, handler) => {
           deps.upgrades.set(prefix, (req, socket, head) => (slot.generation === generation && !signal.aborted ? handler(req, socket, head) : socket.destroy()));
         },
-        source: (req, locals) => sourceOf(locals.principal as Principal | undefined, deps.clientAddress?.(req) ?? plainAddress(req.socket.remoteAddress ?? 'unknown')),
+        source: (req, locals) =>
+          sourceOf(locals.principal as Principal | undefined, deps.clientAddress?.(req) ?? plainAddress(req.socket.remoteAddress ?? 'unknown')),
       },
       audit: (entry) => deps.audit?.record(entry),
       ...(deps.retention ? { retention: deps.retention } : {}),
@@ -203,6 +283,26 @@ export class AdapterHost {
       if (back.length === 0) throw err;
       this.deps.metrics.datapoints.set(this.deps.registry.size);
       return run();
+    }
+  }
+
+  /**
+   * An adapter writes only its own datapoints: one owned by another adapter, defined in the
+   * configuration (`virtual`) or auto-registered from plain MQTT is refused before anything is
+   * stored (an adapter takes over a plain-MQTT datapoint by registering it). Unknown ids pass:
+   * the ingest refuses them as DP_UNKNOWN (and `reviving` may bring a deleted one back).
+   */
+  private checkOwner(adapter: string, ids: Iterable<string>): void {
+    for (const id of ids) {
+      const owner = this.deps.registry.get(id)?.adapter;
+      if (owner === undefined || owner === adapter) continue;
+      const whose =
+        owner === 'virtual'
+          ? 'is defined in the configuration file (datapoints:)'
+          : owner === 'mqtt'
+            ? 'belongs to plain MQTT devices (register it to take it over)'
+            : `is owned by adapter "${owner}"`;
+      throw new OutpostError('DP_CONFLICT', `adapter "${adapter}" may not write datapoint ${id}: it ${whose}; nothing was stored`, { details: { id, owner } });
     }
   }
 
@@ -241,19 +341,39 @@ export class AdapterHost {
     slot.retryTimer.unref();
   }
 
+  /**
+   * A start that failed with a non-retryable error (config, template): logged once, the
+   * adapter `failed` with the reason on its status topic and dashboard card, no retry.
+   */
+  private async handlePermanentFailure(slot: Slot, err: OutpostError, reason: OutpostError): Promise<void> {
+    slot.log.error(
+      { code: reason.code, err: (err.cause as Error) ?? err },
+      'adapter failed: not retried (the error is not retryable; fix the cause and restart the gateway)',
+    );
+    this.deps.metrics.errors.inc({ adapter: slot.entry.id, code: reason.code });
+    slot.status = { ...slot.status, error: { code: reason.code, message: err.message } };
+    if (slot.status.info) delete slot.status.info.retryInMs;
+    await this.stopInstance(slot);
+    slot.runningSince = undefined;
+    this.setState(slot, 'failed');
+  }
+
   private async stopInstance(slot: Slot): Promise<void> {
     const instance = slot.instance;
     slot.instance = undefined;
     slot.router = undefined;
     slot.controller?.abort(new OutpostError('ADAPTER_UNAVAILABLE', 'adapter stopping'));
     this.deps.registry.dropHandlers(slot.entry.id);
-    if (!instance) return;
+    if (!instance) return this.dispose(slot);
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         instance.stop(),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new OutpostError('ADAPTER_STOP_TIMEOUT', `${slot.entry.id} did not stop within ${this.deps.stopTimeoutMs} ms`)), this.deps.stopTimeoutMs);
+          timer = setTimeout(
+            () => reject(new OutpostError('ADAPTER_STOP_TIMEOUT', `${slot.entry.id} did not stop within ${this.deps.stopTimeoutMs} ms`)),
+            this.deps.stopTimeoutMs,
+          );
         }),
       ]);
     } catch (err) {
@@ -262,7 +382,23 @@ export class AdapterHost {
       this.deps.metrics.errors.inc({ adapter: slot.entry.id, code: e.code });
     } finally {
       clearTimeout(timer);
+      await this.dispose(slot);
     }
+  }
+
+  /** Undoes what the instance attached through its context and did not undo itself. */
+  private async dispose(slot: Slot): Promise<void> {
+    const pending = [...slot.disposers];
+    slot.disposers.clear();
+    await Promise.all(
+      pending.map(async (undo) => {
+        try {
+          await undo();
+        } catch (err) {
+          slot.log.warn({ err: (err as Error)?.message ?? String(err) }, 'adapter subscription not removed');
+        }
+      }),
+    );
   }
 
   /** Stops all adapters in reverse order of configuration. */

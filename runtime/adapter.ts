@@ -7,9 +7,11 @@ import type { Clock } from '../core/clock.js';
 import type { Datapoint, DatapointInput, SetpointRequest, Value, ValueMessage } from '../core/datapoint.js';
 import type { RangeQuery, StoredValue } from '../storage/store.js';
 import type { PortRegistry } from './ports.js';
-import type { AuditInput } from './audit/audit-log.js';
+import type { AuditInput } from './audit/entry.js';
 import type { CommandSource } from './audit/actor.js';
 import type { RetentionPolicy } from '../storage/retention.js';
+import type { Topics } from './topics.js';
+import type { ServiceKind, ServiceTypes } from './services.js';
 
 /** What an adapter reports about itself on `outpost/adapter/<id>/status`. */
 export interface AdapterStatusDetail {
@@ -28,17 +30,42 @@ export interface PublishValueOptions {
 }
 
 export interface AdapterBus {
-  /** Validates, stores durably, then publishes the value. Rejects with an OutpostError on a bad value. */
+  /**
+   * Validates, stores durably, then publishes the value. Rejects with an OutpostError on a bad
+   * value, and with DP_CONFLICT (nothing stored) when the datapoint is defined in the config or
+   * belongs to another adapter (or to plain MQTT): an adapter writes only the datapoints it registered.
+   */
   publishValue(id: string, v: Value, options?: PublishValueOptions): Promise<ValueMessage>;
-  /** Many points in one durable write (imports, backfill); only the newest per datapoint goes on the bus. */
+  /** Many points in one durable write (imports, backfill); only the newest per datapoint goes on the bus. All or nothing: one foreign datapoint refuses the batch. */
   publishValues(points: ReadonlyArray<{ id: string; v: Value; t: number; q?: 'stale' | 'bad' }>): Promise<number>;
-  /** Raw publish on the embedded broker. */
+  /**
+   * Raw publish on the embedded broker. Readings and metadata of datapoints
+   * (`<prefix>/dp/<id>/value|meta`) are refused (TOPIC_PROTECTED): they go through
+   * `publishValue(s)` and `datapoints.register`, which check ownership.
+   */
   publish(topic: string, payload: string | Buffer, options?: { retain?: boolean; qos?: 0 | 1 }): Promise<void>;
-  /** In-process subscription; returns the unsubscribe function. */
+  /**
+   * In-process subscription; returns the unsubscribe function. The host keeps track of it:
+   * nothing is delivered once the adapter is stopping, and a subscription the adapter did not
+   * remove is removed by the host when the adapter stops, crashes or restarts.
+   */
   subscribe(filter: string, handler: (topic: string, payload: Buffer) => void): Promise<() => Promise<void>>;
 }
 
-export type SetpointHandler = (request: SetpointRequest & { id: string }) => Promise<Value | void>;
+/**
+ * The gateway's service registry as an adapter sees it (runtime/services.ts): what it
+ * provides to others (a satellite modem for the sync service) and what it uses. What an
+ * adapter registered is withdrawn, and its watchers dropped, by the host when it stops.
+ */
+export interface AdapterServices {
+  /** Provides `service` as `(kind, name)` while the adapter runs; returns the function that withdraws it. */
+  register<K extends ServiceKind>(kind: K, name: string, service: ServiceTypes[K]): () => void;
+  get<K extends ServiceKind>(kind: K, name: string): ServiceTypes[K] | undefined;
+  /** Calls `watcher` now and on every change of `(kind, name)`; returns the function that stops it. */
+  watch<K extends ServiceKind>(kind: K, name: string, watcher: (service: ServiceTypes[K] | undefined) => void): () => void;
+}
+
+export type SetpointHandler = (request: SetpointRequest & { id: string }) => Promise<Value | undefined> | Promise<void>;
 
 export interface AdapterDatapoints {
   /** Registers (or updates) datapoints owned by this adapter; published retained on `.../meta`. */
@@ -72,6 +99,14 @@ export interface AdapterContext {
   id: string;
   log: Logger;
   bus: AdapterBus;
+  /**
+   * The gateway's topic scheme under `broker.prefix` (`topics.value(id)`, `topics.set(id)`):
+   * an adapter that subscribes to datapoint topics builds them here, never from a prefix of
+   * its own, so changing `broker.prefix` cannot silently break its subscriptions.
+   */
+  topics: Pick<Topics, 'prefix' | 'value' | 'set' | 'setResult' | 'schedule' | 'meta' | 'error' | 'adapterStatus' | 'parseDatapointTopic'>;
+  /** Services provided and used by adapters and the runtime of this gateway (never process-wide globals). */
+  services: AdapterServices;
   datapoints: AdapterDatapoints;
   store: AdapterStore;
   http: AdapterHttp;
@@ -109,9 +144,34 @@ export interface AdapterContext {
 }
 
 export interface AdapterInstance {
+  /**
+   * Throws to fail the start: the host retries with backoff, unless the error is an
+   * OutpostError with `retryable: false` (a config or template error), which no retry can
+   * mend: the adapter is then `failed`, with the message on its status, until a restart.
+   */
   start(ctx: AdapterContext): Promise<void>;
   /** Must release every resource; the host gives it `stopTimeoutMs`. */
   stop(): Promise<void>;
+}
+
+/** One thing `outpost check` (and `start`, before anything starts) finds wrong in an adapter's options. */
+export interface CheckProblem {
+  /** Dotted path inside the adapter's options (`buses.0.devices.1.template`); empty for the whole entry. */
+  path: string;
+  message: string;
+}
+
+/** What an adapter's `check` may know besides its options. */
+export interface CheckEnv {
+  /** Instance id (`id:` under `adapters:`). */
+  id: string;
+  /** Folder of the config file (cwd for a config that comes from no file). */
+  configDir: string;
+  /** Relative paths in options resolve against this, as they do at start (the process's cwd). */
+  cwd: string;
+  /** The gateway's data directory, absolute. */
+  dataDir: string;
+  gateway: { id: string; timezone: string };
 }
 
 export interface AdapterType<S extends z.ZodObject = z.ZodObject> {
@@ -121,6 +181,24 @@ export interface AdapterType<S extends z.ZodObject = z.ZodObject> {
   schema: S;
   /** Does no I/O: everything that touches the world happens in `start`. */
   create(options: z.output<S>, instance: { id: string }): AdapterInstance;
+  /**
+   * Everything `start` would refuse that the schema cannot see (template and profile files,
+   * names they define, files the options name). No side effects: it may read files, never
+   * write, open ports or connect. `outpost check` and the gateway's start both run it.
+   */
+  check?(options: z.output<S>, env: CheckEnv): CheckProblem[] | Promise<CheckProblem[]>;
+  /**
+   * Shared devices (serial ports) this instance acquires at start, with the settings it passes
+   * to `ctx.ports.acquire`: the config check refuses one device claimed with two settings.
+   */
+  ports?(options: z.output<S>): PortClaim[];
+}
+
+/** A device an adapter opens through `ctx.ports`; `path` is the option that names it. */
+export interface PortClaim {
+  path: string;
+  device: string;
+  settings: Record<string, unknown>;
 }
 
 export function defineAdapter<S extends z.ZodObject>(def: AdapterType<S>): AdapterType<S> {

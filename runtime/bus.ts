@@ -1,6 +1,6 @@
 import { Aedes, type Client, type PublishPacket, type AedesPublishPacket } from 'aedes';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { EventEmitter } from 'node:events';
@@ -51,7 +51,7 @@ const PACKETS_PER_READ = 64;
 /** Messages in delivery at once (Aedes' default); the others wait in the topic emitter's queue. */
 const DELIVERY_CONCURRENCY = 100;
 
-export const DEFAULT_BUS_LIMITS: BusLimits = { maxConnections: 200, maxPacketBytes: 256 * 1024, maxInflight: 100, drainTimeoutMs: 10_000 };
+const DEFAULT_BUS_LIMITS: BusLimits = { maxConnections: 200, maxPacketBytes: 256 * 1024, maxInflight: 100, drainTimeoutMs: 10_000 };
 
 /** A valid hash no password matches, verified for unknown users (same cost as a real check). */
 const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
@@ -183,7 +183,7 @@ export class Bus {
     // without a listener an EventEmitter throws it, and that killed the process.
     (aedes as unknown as EventEmitter).on('error', (err: unknown) => options.log.error({ err }, 'broker error'));
     aedes.on('clientError', (client, err) => options.log.debug({ client: client?.id, err: err.message }, 'mqtt client error'));
-    aedes.on('connectionError', (client, err) => options.log.debug({ err: err.message }, 'mqtt connection error'));
+    aedes.on('connectionError', (_client, err) => options.log.debug({ err: err.message }, 'mqtt connection error'));
     return bus;
   }
 
@@ -212,7 +212,11 @@ export class Bus {
       // A websocket that passed the HTTP login (dashboard) is a reader.
       const principal = (client as unknown as { req?: IncomingMessage }).req?.outpostPrincipal;
       if (principal && principal.kind !== 'loopback') {
-        this.identities.set(client, { username: `${principal.kind}:${principal.name}`, acl: READ_ONLY, ...(principal.sessionId ? { sessionId: principal.sessionId } : {}) });
+        this.identities.set(client, {
+          username: `${principal.kind}:${principal.name}`,
+          acl: READ_ONLY,
+          ...(principal.sessionId ? { sessionId: principal.sessionId } : {}),
+        });
         return true;
       }
       const ok = this.options.anonymous === 'loopback' && isLoopbackAddress(address);
@@ -232,7 +236,11 @@ export class Bus {
     let ok: boolean;
     try {
       // An unknown user costs a hash too, so timing does not tell which names exist.
-      ok = await passwordChecks.run(async () => (user !== undefined && password !== undefined ? verifyPassword(password, user.passwordHash) : (await verifyPassword(password ?? '', DUMMY_HASH), false)));
+      ok = await passwordChecks.run(async () => {
+        if (user !== undefined && password !== undefined) return verifyPassword(password, user.passwordHash);
+        await verifyPassword(password ?? '', DUMMY_HASH);
+        return false;
+      });
     } catch (err) {
       attempt.abandoned();
       throw err;
@@ -265,7 +273,13 @@ export class Bus {
           // Aedes takes a PUBLISH as a retransmission (PUBREC only, not routed again) when it
           // finds the id in its store, which it writes after the original's guard: wait for that.
           for (let tries = 0; tries < 100; tries++) {
-            if (await persistence.incomingGetPacket(client, packet).then(() => true, () => false)) break;
+            if (
+              await persistence.incomingGetPacket(client, packet).then(
+                () => true,
+                () => false,
+              )
+            )
+              break;
             await new Promise((resolve) => setImmediate(resolve));
           }
           Object.assign(packet, { topic: guarded.topic, payload: guarded.payload, retain: guarded.retain });
@@ -337,7 +351,10 @@ export class Bus {
     if (this.aclWarned.has(key)) return;
     if (this.aclWarned.size > 1000) this.aclWarned.clear();
     this.aclWarned.add(key);
-    this.options.log.warn({ client: client.id, username: id.username, address: remoteAddress(client), action, topic }, 'MQTT ACL refused (repeats are not logged)');
+    this.options.log.warn(
+      { client: client.id, username: id.username, address: remoteAddress(client), action, topic },
+      'MQTT ACL refused (repeats are not logged)',
+    );
   }
 
   /**
@@ -375,11 +392,15 @@ export class Bus {
 
   /** Starts an MQTTS listener (MQTT over TLS, port 8883 by convention) from PEM files. */
   async listenTls(host: string, port: number, files: { certFile: string; keyFile: string; caFile?: string }): Promise<number> {
-    let options;
+    let options: TlsOptions;
     try {
       options = { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile), ...(files.caFile ? { ca: readFileSync(files.caFile) } : {}) };
     } catch (err) {
-      throw new OutpostError('CONFIG_INVALID', `broker.mqtts: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`, { cause: err });
+      throw new OutpostError(
+        'CONFIG_INVALID',
+        `broker.mqtts: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     const server = createTlsServer(options, (socket) => this.handleFramed(socket));
     server.maxConnections = this.limits.maxConnections + 10;
@@ -409,7 +430,14 @@ export class Bus {
   publish(topic: string, payload: string | Buffer, options: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       this.aedes.publish(
-        { cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos: options.qos ?? 0, retain: options.retain ?? false, dup: false },
+        {
+          cmd: 'publish',
+          topic,
+          payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+          qos: options.qos ?? 0,
+          retain: options.retain ?? false,
+          dup: false,
+        },
         (err) => (err ? reject(err) : resolve()),
       );
     });

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline/promises';
 
 import { adapterTypes } from '../adapters/index.js';
 import { loadConfigFile, validateConfig } from './config/load.js';
+import { assertConfigChecks } from './config/check.js';
 import { DemoDevices } from './demo.js';
 import type { Config } from './config/schema.js';
 import { isOutpostError } from '../core/errors.js';
@@ -11,13 +12,13 @@ import { createLogger, type Logger } from './log.js';
 import { Gateway } from './gateway.js';
 import { hashPassword, hashToken } from './auth/passwords.js';
 import { VERSION } from './version.js';
-import { repairLevelDb } from '../storage/level-store.js';
+import { repairLevelDb } from '../storage/level/level-store.js';
 import { assertNotInUse } from '../storage/data-dir-lock.js';
 import { userCommand } from './auth/user-cli.js';
 import { apiCommand } from './auth/api-cli.js';
 import { backupCommand, restoreCommand } from '../storage/backup-cli.js';
 import { cliActor, recordOffline } from './audit/offline.js';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 const HELP = `outpost ${VERSION} — edge gateway runtime
 
@@ -52,7 +53,9 @@ async function readSecret(prompt: string): Promise<string> {
   if (!process.stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    return Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
   }
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   const answer = await rl.question(prompt);
@@ -67,10 +70,10 @@ interface RunHooks {
   afterStop?(): Promise<void>;
 }
 
-async function run(config: Config, hooks: RunHooks = {}): Promise<void> {
+async function run(config: Config, hooks: RunHooks = {}, configFile?: string): Promise<void> {
   // A fault that lasts (a full disk) is logged once a minute per kind, not at every attempt.
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty, repeatWindowMs: 60_000 });
-  const gateway = new Gateway({ config, log, adapterTypes });
+  const gateway = new Gateway({ config, log, adapterTypes, ...(configFile ? { configFile } : {}) });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -80,23 +83,25 @@ async function run(config: Config, hooks: RunHooks = {}): Promise<void> {
       .stop()
       .then(() => hooks.afterStop?.())
       .then(
-      () => {
-        log.info('stopped');
-        log.flush?.();
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(EXIT_RUNTIME);
-      },
-    );
+        () => {
+          log.info('stopped');
+          log.flush?.();
+          process.exit(0);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(EXIT_RUNTIME);
+        },
+      );
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   try {
     const { httpUrl, mqttPort } = await gateway.start();
     if (gateway.firstAdmin?.generatedPassword) {
-      process.stdout.write(`First start: dashboard login "${gateway.firstAdmin.username}", password ${gateway.firstAdmin.generatedPassword} (shown once; change it under Users)\n`);
+      process.stdout.write(
+        `First start: dashboard login "${gateway.firstAdmin.username}", password ${gateway.firstAdmin.generatedPassword} (shown once; change it under Users)\n`,
+      );
     }
     await hooks.afterStart?.(httpUrl, log);
     log.info({ http: httpUrl, mqtt: mqttPort, dataDir: config.dataDir }, 'outpost ready');
@@ -105,6 +110,14 @@ async function run(config: Config, hooks: RunHooks = {}): Promise<void> {
   } catch (err) {
     // Stopped while the start waited (for room to open storage): shutdown() exits 0.
     if (stopping) return;
+    // Refused before anything started (the checks of `outpost check`): the same message and exit code.
+    if (isOutpostError(err, 'CONFIG_INVALID') && !gateway.store) {
+      process.stderr.write(`${err.message}\n`);
+      await gateway.stop().catch(() => undefined);
+      process.exitCode = EXIT_CONFIG;
+      setTimeout(() => process.exit(EXIT_CONFIG), 100).unref();
+      return;
+    }
     log.fatal({ err: isOutpostError(err) ? err.message : err }, 'start failed');
     await gateway.stop().catch(() => undefined);
     log.flush?.();
@@ -155,10 +168,12 @@ async function main(argv: string[]): Promise<number | undefined> {
       const config = await loadConfigFile(configPath, adapterTypes);
       if (values['data-dir']) config.dataDir = values['data-dir'];
       if (command === 'check') {
+        // The same checks start runs before it starts anything (Gateway.start).
+        await assertConfigChecks(config, adapterTypes, { source: configPath, configDir: dirname(resolve(configPath)) });
         process.stdout.write(`${configPath}: ok (${config.adapters.length} adapter(s), gateway "${config.gateway.id}")\n`);
         return 0;
       }
-      await run(config);
+      await run(config, {}, configPath);
       return undefined;
     }
     case 'repair': {
@@ -188,7 +203,11 @@ async function main(argv: string[]): Promise<number | undefined> {
       const dataDir = values['data-dir'] ?? config?.dataDir;
       const file = command === 'backup' ? values.out : positionals[1];
       if (!dataDir || !file) {
-        process.stderr.write(command === 'backup' ? 'outpost backup: give -c outpost.yaml (or --data-dir DIR) and --out FILE\n' : 'outpost restore: give -c outpost.yaml (or --data-dir DIR) and the backup FILE\n');
+        process.stderr.write(
+          command === 'backup'
+            ? 'outpost backup: give -c outpost.yaml (or --data-dir DIR) and --out FILE\n'
+            : 'outpost restore: give -c outpost.yaml (or --data-dir DIR) and the backup FILE\n',
+        );
         return EXIT_CONFIG;
       }
       try {
@@ -197,14 +216,28 @@ async function main(argv: string[]): Promise<number | undefined> {
             ? await backupCommand({ dataDir, gateway: config?.gateway.id ?? 'unknown', out: file, from: values.from, to: values.to })
             : await restoreCommand({ dataDir, file, sync: config?.storage.sync });
         process.stdout.write(`${line}\n`);
-        if (command === 'restore') await recordOffline(dataDir, { action: 'backup.restore', actor: cliActor(), target: config?.gateway.id, details: { file: resolve(file), result: line }, outcome: 'ok' });
+        if (command === 'restore')
+          await recordOffline(dataDir, {
+            action: 'backup.restore',
+            actor: cliActor(),
+            target: config?.gateway.id,
+            details: { file: resolve(file), result: line },
+            outcome: 'ok',
+          });
         return 0;
       } catch (err) {
         if (!isOutpostError(err)) throw err;
         process.stderr.write(`outpost ${command}: ${err.message}\n`);
         // A database in use means a running gateway, which owns the audit files: nothing was restored.
         if (command === 'restore' && err.code !== 'STORAGE_OPEN_FAILED' && err.code !== 'STORAGE_IN_USE') {
-          await recordOffline(dataDir, { action: 'backup.restore', actor: cliActor(), target: config?.gateway.id, details: { file: resolve(file) }, outcome: 'refused', error: { code: err.code, message: err.message } });
+          await recordOffline(dataDir, {
+            action: 'backup.restore',
+            actor: cliActor(),
+            target: config?.gateway.id,
+            details: { file: resolve(file) },
+            outcome: 'refused',
+            error: { code: err.code, message: err.message },
+          });
         }
         return err.code === 'BAD_REQUEST' ? EXIT_CONFIG : EXIT_RUNTIME;
       }
@@ -286,4 +319,3 @@ main(process.argv.slice(2)).then(
     process.exitCode = EXIT_RUNTIME;
   },
 );
-

@@ -29,7 +29,12 @@ export class DemoDevices {
 
   /** Starts the Modbus simulator and returns the demo config pointing at it. */
   async config(dataDir: string): Promise<Record<string, unknown>> {
-    this.modbus = new ModbusSimulator({ devices: [{ unit: 1, template: 'eastron-sdm630' }, { unit: 3, template: 'sunspec' }] });
+    this.modbus = new ModbusSimulator({
+      devices: [
+        { unit: 1, template: 'eastron-sdm630' },
+        { unit: 3, template: 'sunspec' },
+      ],
+    });
     const modbusPort = await this.modbus.listenTcp({ host: '127.0.0.1', port: 0 });
     // Node-RED's credential key: made once per data directory, readable by this user only.
     await mkdir(dataDir, { recursive: true });
@@ -47,7 +52,15 @@ export class DemoDevices {
   async connectChargers(httpUrl: string): Promise<void> {
     const endpoint = httpUrl.replace(/^http/, 'ws') + '/ocpp';
     for (const [i, identity] of DEMO_CHARGERS.entries()) {
-      const sim = new ChargePointSimulator({ endpoint, identity, password: this.chargerPassword, meterIntervalMs: 10_000, phases: 3, maxCurrentA: 32, car: DEMO_CAR });
+      const sim = new ChargePointSimulator({
+        endpoint,
+        identity,
+        password: this.chargerPassword,
+        meterIntervalMs: 10_000,
+        phases: 3,
+        maxCurrentA: 32,
+        car: DEMO_CAR,
+      });
       this.chargers.push(sim);
       try {
         await sim.connect();
@@ -57,14 +70,17 @@ export class DemoDevices {
       }
       // Each car has its own tag: a tag holds one transaction at a time (a second one is answered
       // ConcurrentTx, OCPP 1.6 §7.2, and the charger stops it), so a shared tag left CP2 idle.
-      const timer = setTimeout(() => {
-        sim
-          .startSession(1, demoIdTag(i))
-          .then((s) => {
-            if (s.status !== 'Accepted') this.log.warn({ charger: identity, status: s.status }, 'demo session refused');
-          })
-          .catch((err: Error) => this.log.warn({ charger: identity, err: err.message }, 'demo session did not start'));
-      }, 3000 + i * 5000);
+      const timer = setTimeout(
+        () => {
+          sim
+            .startSession(1, demoIdTag(i))
+            .then((s) => {
+              if (s.status !== 'Accepted') this.log.warn({ charger: identity, status: s.status }, 'demo session refused');
+            })
+            .catch((err: Error) => this.log.warn({ charger: identity, err: err.message }, 'demo session did not start'));
+        },
+        3000 + i * 5000,
+      );
       timer.unref();
       this.timers.push(timer);
     }

@@ -1,6 +1,7 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OutpostError } from '../core/errors.js';
+import '../storage/errors.js'; // registers the STORAGE_* codes thrown here
 
 /**
  * Small state files that must survive kill -9 and power loss (sync cursors, replay

@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
-import { resolve, join } from 'node:path';
+import { dirname, resolve, join } from 'node:path';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Config } from './config/schema.js';
+import { assertConfigChecks } from './config/check.js';
 import type { Logger } from './log.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { Bus } from './bus.js';
@@ -12,27 +13,25 @@ import { Ingest } from './ingest.js';
 import { AdapterHost } from './adapter-host.js';
 import { PortRegistry } from './ports.js';
 import { createHttp, listen } from './http/server.js';
-import { apiRoutes } from './http/api.js';
 import type { AdapterType } from './adapter.js';
-import { LevelStore } from '../storage/level-store.js';
+import { LevelStore } from '../storage/level/level-store.js';
 import { createBrokerPersistence } from '../storage/broker-persistence.js';
-import { storageRoutes } from './http/values.js';
-import { backupRoutes } from './http/backup.js';
 import { Retention, RetentionPolicy } from '../storage/retention.js';
 import { MemoryStore } from '../storage/memory-store.js';
-import type { Store } from '../storage/store.js';
+import { supports, type Store } from '../storage/store.js';
 import { VERSION } from './version.js';
 import { SyncService } from './sync/service.js';
+import { SatelliteDirectory } from './sync/satellite.js';
+import { ServiceRegistry } from './services.js';
 import { Security } from './auth/middleware.js';
 import { NodeRedService } from '../flows/node-red.js';
 import { AuditLog } from './audit/audit-log.js';
-import { auditRoutes } from './audit/routes.js';
-import { DatapointDeleter, datapointDeletionRoutes } from './datapoints/deletion.js';
+import { DatapointDeleter } from './datapoints/deletion.js';
 import { flowChangeEntry } from './audit/record.js';
 import { LocalAccessToken } from './auth/local-access.js';
 import { ProxyTrust } from './http/forwarded.js';
 import { openStore } from './storage-wait.js';
-import { SpaceReserve } from '../storage/space-reserve.js';
+import { SpaceReserve } from '../storage/level/space-reserve.js';
 import { removePidFile, runningGateway, writePidFile } from '../storage/data-dir-lock.js';
 import type { LevelBrokerPersistence } from '../storage/broker-persistence.js';
 
@@ -43,6 +42,8 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Restart backoff of failed adapters (tests shorten it). */
   backoff?: { initialMs: number; maxMs: number };
+  /** The file the config came from: named in CONFIG_INVALID, its folder given to adapter checks. */
+  configFile?: string;
 }
 
 export interface GatewayAddresses {
@@ -54,6 +55,8 @@ export interface GatewayAddresses {
 /** Composition root: storage → registry → bus → HTTP → adapters; stopped in reverse. */
 export class Gateway {
   readonly metrics = new Metrics();
+  /** Services adapters provide to this gateway (a satellite modem for sync): this instance's, never process-wide. */
+  readonly services = new ServiceRegistry();
   readonly clock: Clock;
   readonly topics: Topics;
   store!: Store;
@@ -86,6 +89,11 @@ export class Gateway {
 
   async start(): Promise<GatewayAddresses> {
     const { config, log } = this.o;
+    // What `outpost check` checks, before anything starts: a config it refuses never half-runs.
+    await assertConfigChecks(config, this.o.adapterTypes, {
+      source: this.o.configFile ?? 'configuration',
+      ...(this.o.configFile ? { configDir: dirname(resolve(this.o.configFile)) } : {}),
+    });
     const dataDir = resolve(config.dataDir);
     await mkdir(dataDir, { recursive: true });
     this.dataDir = dataDir;
@@ -113,7 +121,7 @@ export class Gateway {
     // (none to give up) wait for room, answering 503 meanwhile.
     const opened = await openStore({
       store: this.store,
-      path: this.store instanceof LevelStore ? this.store.path : undefined,
+      path: supports(this.store, 'location') ? this.store.path : undefined,
       log,
       http: config.http,
       gateway: config.gateway.id,
@@ -132,21 +140,26 @@ export class Gateway {
     // The storage alarm is published again at every start from the store's state: a copy on disk would be stale.
     const storageTopic = this.topics.gatewayStorage();
     const store = this.store;
-    const persistence = (this.persistence =
-      store instanceof LevelStore
-        ? createBrokerPersistence({
-            db: store.db,
-            volatileRetained: (topic) => valueTopic.test(topic) || topic === storageTopic,
-            // Broker state shares the database: while storage is read-only its changes wait in memory.
-            writable: () => !store.readOnly,
-            onWriteError: (err) => {
-              if (!err) return;
-              log.warn({ component: 'broker', reason: err.message }, 'broker state not written: kept in memory until storage recovers');
-              store.writeFailed((err.cause as Error | undefined)?.message ?? err.message);
-            },
-          })
-        : undefined);
-    this.bus = await Bus.create({ log: log.child({ component: 'broker' }), anonymous: config.broker.anonymous, users: config.broker.users, persistence, limits: config.broker.limits });
+    const persistence = (this.persistence = supports(store, 'brokerState')
+      ? createBrokerPersistence({
+          db: store.brokerDatabase(),
+          volatileRetained: (topic) => valueTopic.test(topic) || topic === storageTopic,
+          // Broker state shares the database: while storage is read-only its changes wait in memory.
+          writable: () => !store.readOnly,
+          onWriteError: (err) => {
+            if (!err) return;
+            log.warn({ component: 'broker', reason: err.message }, 'broker state not written: kept in memory until storage recovers');
+            store.writeFailed((err.cause as Error | undefined)?.message ?? err.message);
+          },
+        })
+      : undefined);
+    this.bus = await Bus.create({
+      log: log.child({ component: 'broker' }),
+      anonymous: config.broker.anonymous,
+      users: config.broker.users,
+      persistence,
+      limits: config.broker.limits,
+    });
     this.ingest = new Ingest({
       store: this.store,
       registry: this.registry,
@@ -198,10 +211,7 @@ export class Gateway {
       tls: config.http.tls,
       dashboard: config.dashboard.enabled,
     });
-    http.api.use(storageRoutes({ store: this.store, datapoint: (id) => this.registry.get(id), clock: this.clock }));
     const clientAddress = (req: IncomingMessage): string => security.client(req).address;
-    http.api.use(backupRoutes({ store: this.store, registry: this.registry, dataDir, gatewayId: config.gateway.id, log: log.child({ component: 'backup' }), audit: this.audit, clientAddress }));
-    http.api.use(auditRoutes(this.audit));
     const configured = new Set(config.datapoints.map((dp) => dp.id));
     this.deleter = new DatapointDeleter({
       registry: this.registry,
@@ -215,9 +225,21 @@ export class Gateway {
       log: log.child({ component: 'datapoints' }),
       onDeleted: () => this.metrics.datapoints.set(this.registry.size),
     });
-    http.api.use(datapointDeletionRoutes(this.deleter, { clientAddress }));
-    http.api.use(
-      apiRoutes({
+    // Every feature route, one plugin per feature: runtime/http/routes.ts.
+    http.routes({
+      clientAddress,
+      deleter: this.deleter,
+      audit: this.audit,
+      backup: {
+        store: this.store,
+        registry: this.registry,
+        dataDir,
+        gatewayId: config.gateway.id,
+        log: log.child({ component: 'backup' }),
+        audit: this.audit,
+        clientAddress,
+      },
+      api: {
         registry: this.registry,
         store: this.store,
         ingest: this.ingest,
@@ -230,8 +252,8 @@ export class Gateway {
         gateway: config.gateway,
         startedAt,
         clientAddress,
-      }),
-    );
+      },
+    });
     if (config.flows.enabled) {
       this.nodeRed = new NodeRedService({
         app: http.api,
@@ -288,7 +310,8 @@ export class Gateway {
       audit: this.audit,
       clientAddress,
       // What the retention pass below applies: adapters warn at import about readings it will delete.
-      retention: this.store instanceof LevelStore ? new RetentionPolicy(config.storage.retention) : undefined,
+      retention: supports(this.store, 'retention') ? new RetentionPolicy(config.storage.retention) : undefined,
+      services: this.services,
     });
     await this.host.start(config.adapters);
     this.metrics.datapoints.set(this.registry.size);
@@ -305,12 +328,14 @@ export class Gateway {
       gatewayId: config.gateway.id,
       dataDir,
       topicPrefix: config.broker.prefix,
+      satellites: new SatelliteDirectory({ gatewayId: config.gateway.id, services: this.services }),
     });
     await this.sync.start();
-    if (this.store.readOnly) this.sync.reportStorage({ state: 'read-only', error: this.store.stats().error ?? 'storage is read-only', since: this.clock.now() });
+    if (this.store.readOnly)
+      this.sync.reportStorage({ state: 'read-only', error: this.store.stats().error ?? 'storage is read-only', since: this.clock.now() });
     await this.nodeRed?.start();
 
-    if (this.store instanceof LevelStore) {
+    if (supports(this.store, 'retention')) {
       const retentionLog = log.child({ component: 'retention' });
       this.retention = new Retention(this.store, config.storage.retention);
       this.retention.start(
@@ -320,7 +345,11 @@ export class Gateway {
           this.metrics.storageDropped.inc({ kind: 'raw' }, report.rawDroppedForBudget);
           this.metrics.storageDropped.inc({ kind: 'rollup' }, report.rollupsDroppedForBudget);
           this.metrics.storageDropped.inc({ kind: 'outbox' }, report.outboxDropped);
-          (dropped > 0 || report.overBudget ? retentionLog.warn : retentionLog.info).call(retentionLog, { ...report }, report.overBudget ? 'retention pass: still over the disk budget' : 'retention pass');
+          (dropped > 0 || report.overBudget ? retentionLog.warn : retentionLog.info).call(
+            retentionLog,
+            { ...report },
+            report.overBudget ? 'retention pass: still over the disk budget' : 'retention pass',
+          );
         },
         (err) => retentionLog.error({ err }, 'retention pass failed'),
       );
@@ -335,7 +364,8 @@ export class Gateway {
 
   private async recordPid(dataDir: string): Promise<void> {
     const pid = await writePidFile(dataDir);
-    if (!pid.ok) this.o.log.warn({ component: 'storage', reason: pid.reason }, 'pid file not written: offline tools recognise this gateway by the database LOCK only');
+    if (!pid.ok)
+      this.o.log.warn({ component: 'storage', reason: pid.reason }, 'pid file not written: offline tools recognise this gateway by the database LOCK only');
   }
 
   /** Storage went read-only (disk full, I/O error) or recovered: say so where operators look. */
@@ -377,7 +407,9 @@ export class Gateway {
       await closed;
     }
     if (this.bus) {
-      await this.bus.publish(this.topics.gatewayStatus(), JSON.stringify({ state: 'offline', since: this.clock.now() }), { retain: true }).catch(() => undefined);
+      await this.bus
+        .publish(this.topics.gatewayStatus(), JSON.stringify({ state: 'offline', since: this.clock.now() }), { retain: true })
+        .catch(() => undefined);
       await this.bus.close();
     }
     // QoS 0 readings the broker took are written before storage closes.

@@ -1,17 +1,28 @@
 import type { PublishPacket } from 'aedes';
 import { plainAddress } from './net.js';
 import { OutpostError, toOutpostError } from '../core/errors.js';
-import type { Logger } from './log.js';
+import { warnOnce, type Logger } from './log.js';
 import type { Clock } from '../core/clock.js';
 import type { Store } from '../storage/store.js';
 import type { Metrics } from './metrics.js';
 import type { Bus, PublishingClient } from './bus.js';
-import { Topics } from './topics.js';
-import { DatapointRegistry, EXTERNAL_OWNERS } from './datapoints/registry.js';
-import { DATAPOINT_ID, DatapointSchema, parseValuePayload, validatePoint, validateValue, type Datapoint, type SetpointRequest, type Value, type ValueMessage } from '../core/datapoint.js';
+import type { Topics } from './topics.js';
+import { type DatapointRegistry, EXTERNAL_OWNERS } from './datapoints/registry.js';
+import {
+  DATAPOINT_ID,
+  DatapointSchema,
+  parseValuePayload,
+  validatePoint,
+  validateValue,
+  type Datapoint,
+  type SetpointRequest,
+  type Value,
+  type ValueMessage,
+} from '../core/datapoint.js';
 import { ReadingTimes } from './datapoints/stamps.js';
 import { actorText, toSource, type CommandSource } from './audit/actor.js';
-import type { AuditSink } from './audit/audit-log.js';
+import type { AuditSink } from './audit/entry.js';
+import { formatZodError } from '../core/zod-error.js';
 
 export interface IngestOptions {
   store: Store;
@@ -55,7 +66,8 @@ const QOS0_FLUSH_MS = 50;
 const QOS0_BATCH = 2_000;
 
 export class Ingest {
-  private readonly warned = new Set<string>();
+  /** Problems of a kind (QoS 0 write failures by code, refusals by client and code) are logged once. */
+  private readonly logOnce = warnOnce(() => this.o.log, { max: 10_000 });
   /** Times for readings sent without one, and which reading of a datapoint is the newest. */
   private readonly times = new ReadingTimes();
   /** Auto-registrations under way: a burst of first values to a new datapoint shares one. */
@@ -203,7 +215,11 @@ export class Ingest {
     const point = validatePoint(dp, raw.q === undefined ? { id, v: raw.v, t } : { id, v: raw.v, t, q: raw.q }, now);
     packet.retain = this.isNewest(id, point.t, now);
     // What subscribers get: the stored message (for a number, the text JSON.stringify would give).
-    packet.payload = Buffer.from(point.q === undefined && typeof point.v === 'number' ? `{"v":${point.v},"t":${point.t}}` : JSON.stringify(point.q ? { v: point.v, t: point.t, q: point.q } : { v: point.v, t: point.t }));
+    packet.payload = Buffer.from(
+      point.q === undefined && typeof point.v === 'number'
+        ? `{"v":${point.v},"t":${point.t}}`
+        : JSON.stringify(point.q ? { v: point.v, t: point.t, q: point.q } : { v: point.v, t: point.t }),
+    );
     if (packet.qos > 0 || this.unconfirmedQos0 >= MAX_UNCONFIRMED_QOS0 || this.o.store.readOnly) {
       // Acknowledged means durable: the PUBACK (or PUBREC) waits for the fsync.
       return this.writeDurably(point);
@@ -272,9 +288,11 @@ export class Ingest {
   private lostQos0(points: ReadonlyArray<{ id: string }>, err: OutpostError): void {
     this.o.metrics.errors.inc({ adapter: 'mqtt', code: err.code }, points.length);
     const key = `qos0|${err.code}`;
-    if (this.warned.has(key)) return;
-    this.warned.add(key);
-    this.o.log.warn({ readings: points.length, first: points[0]?.id, code: err.code, reason: err.message }, 'QoS 0 readings not stored (further ones are counted, not logged)');
+    this.logOnce(
+      key,
+      { readings: points.length, first: points[0]?.id, code: err.code, reason: err.message },
+      'QoS 0 readings not stored (further ones are counted, not logged)',
+    );
   }
 
   /**
@@ -289,7 +307,10 @@ export class Ingest {
     }
     const max = this.o.maxAutoDatapoints ?? 10_000;
     if (this.autoRegistered() >= max) {
-      throw new OutpostError('DP_LIMIT', `unknown datapoint "${id}" not registered: MQTT clients have created ${max} datapoints already (broker.maxAutoDatapoints)`);
+      throw new OutpostError(
+        'DP_LIMIT',
+        `unknown datapoint "${id}" not registered: MQTT clients have created ${max} datapoints already (broker.maxAutoDatapoints)`,
+      );
     }
     this.autoCount = this.autoRegistered() + 1;
     const type = typeof v === 'boolean' ? 'boolean' : typeof v === 'string' ? 'string' : typeof v === 'number' ? 'number' : 'json';
@@ -315,7 +336,10 @@ export class Ingest {
    * refused one goes to `.../error` instead; either way the outcome is on `.../set/result`.
    */
   private guardSetpoint(client: PublishingClient, id: string, packet: PublishPacket): void {
-    const source: CommandSource = { actor: { kind: 'mqtt', name: client.id, ...(client.username ? { username: client.username } : {}) }, ...(client.address ? { address: plainAddress(client.address) } : {}) };
+    const source: CommandSource = {
+      actor: { kind: 'mqtt', name: client.id, ...(client.username ? { username: client.username } : {}) },
+      ...(client.address ? { address: plainAddress(client.address) } : {}),
+    };
     const now = this.o.clock.now();
     let checked: { dp: Datapoint; request: SetpointRequest };
     let body: unknown;
@@ -354,7 +378,7 @@ export class Ingest {
       throw new OutpostError('DP_INVALID', `"retention" of ${id} is not set over MQTT: use storage.retention.rules in the configuration`);
     }
     const parsed = DatapointSchema.safeParse({ ...(body as object), id, adapter: existing?.adapter ?? 'mqtt' });
-    if (!parsed.success) throw new OutpostError('DP_INVALID', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    if (!parsed.success) throw new OutpostError('DP_INVALID', formatZodError(parsed.error, { root: '' }));
     const dp = await this.o.registry.register(parsed.data);
     packet.payload = Buffer.from(JSON.stringify(dp));
     packet.retain = true;
@@ -380,14 +404,25 @@ export class Ingest {
     return this.applySetpoint(checked, source, now);
   }
 
-  private async applySetpoint(checked: { dp: Datapoint; request: SetpointRequest }, source: CommandSource, now: number): Promise<{ id: string; v: Value; t: number }> {
+  private async applySetpoint(
+    checked: { dp: Datapoint; request: SetpointRequest },
+    source: CommandSource,
+    now: number,
+  ): Promise<{ id: string; v: Value; t: number }> {
     try {
       const result = await this.o.registry.applySetpoint(checked.dp, checked.request, now, async (dp: Datapoint, v: Value) => {
         await this.accept(dp.adapter, dp.id, { v });
       });
       this.o.metrics.setpoints.inc({ result: 'ok' });
       this.o.log.info({ id: checked.dp.id, v: result.v, source: actorText(source.actor), address: source.address }, 'setpoint applied');
-      this.o.audit?.record({ action: 'setpoint', actor: source.actor, target: checked.dp.id, details: { ...setpointDetails(checked.request), v: result.v }, outcome: 'ok', address: source.address });
+      this.o.audit?.record({
+        action: 'setpoint',
+        actor: source.actor,
+        target: checked.dp.id,
+        details: { ...setpointDetails(checked.request), v: result.v },
+        outcome: 'ok',
+        address: source.address,
+      });
       this.publishSetResult(checked.dp.id, { ok: true, ...result });
       return result;
     } catch (err) {
@@ -399,14 +434,24 @@ export class Ingest {
   private setpointRefused(id: string, source: CommandSource, e: OutpostError, body: unknown): OutpostError {
     this.o.metrics.setpoints.inc({ result: e.code });
     this.o.log.info({ id, source: actorText(source.actor), address: source.address, code: e.code, reason: e.message }, 'setpoint refused');
-    this.o.audit?.record({ action: 'setpoint', actor: source.actor, target: id, details: setpointDetails(body), outcome: 'refused', error: { code: e.code, message: e.message }, address: source.address });
+    this.o.audit?.record({
+      action: 'setpoint',
+      actor: source.actor,
+      target: id,
+      details: setpointDetails(body),
+      outcome: 'refused',
+      error: { code: e.code, message: e.message },
+      address: source.address,
+    });
     if (DATAPOINT_ID.test(id)) this.publishSetResult(id, { ok: false, id, error: e.toJSON(), t: this.o.clock.now() });
     return e;
   }
 
   /** The outcome of a setpoint from any source, on `.../set/result` (not retained). */
   private publishSetResult(id: string, result: object): void {
-    this.o.bus.publish(this.o.topics.setResult(id), JSON.stringify(result)).catch((err: unknown) => this.o.log.debug({ err, id }, 'set/result not published (broker closing)'));
+    this.o.bus
+      .publish(this.o.topics.setResult(id), JSON.stringify(result))
+      .catch((err: unknown) => this.o.log.debug({ err, id }, 'set/result not published (broker closing)'));
   }
 
   /**
@@ -419,11 +464,11 @@ export class Ingest {
     this.o.metrics.rejected.inc({ code: err.code });
     this.o.metrics.errors.inc({ adapter: 'mqtt', code: err.code });
     const key = `${client.id}|${err.code}|${id ?? ''}`;
-    if (!this.warned.has(key)) {
-      if (this.warned.size > 10_000) this.warned.clear();
-      this.warned.add(key);
-      this.o.log.warn({ client: client.id, address: client.address, topic: packet.topic, code: err.code, reason: err.message }, 'MQTT publication refused (further ones like it are counted, not logged)');
-    }
+    this.logOnce(
+      key,
+      { client: client.id, address: client.address, topic: packet.topic, code: err.code, reason: err.message },
+      'MQTT publication refused (further ones like it are counted, not logged)',
+    );
     const original = packet.topic;
     packet.topic = id && DATAPOINT_ID.test(id) ? this.o.topics.error(id) : this.o.topics.gatewayRejected();
     packet.retain = false;

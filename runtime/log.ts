@@ -4,7 +4,7 @@ import { repeatLimiter } from './log-limit.js';
 export type { Logger };
 
 /** Paths pino blanks out in every record: secrets never reach the log. */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'password',
   'passwordHash',
   'token',
@@ -38,7 +38,9 @@ export function createLogger(options: LogOptions): Logger {
     base: undefined,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    ...(options.repeatWindowMs ? { hooks: { logMethod: repeatLimiter(options.repeatWindowMs).logMethod as NonNullable<LoggerOptions['hooks']>['logMethod'] } } : {}),
+    ...(options.repeatWindowMs
+      ? { hooks: { logMethod: repeatLimiter(options.repeatWindowMs).logMethod as NonNullable<LoggerOptions['hooks']>['logMethod'] } }
+      : {}),
   };
   const pretty = options.pretty ?? (options.destination === undefined && process.stdout.isTTY === true);
   if (pretty) {
@@ -49,4 +51,35 @@ export function createLogger(options: LogOptions): Logger {
   }
   if (options.destination) return pino(base, options.destination as pino.DestinationStream);
   return pino(base, pino.destination({ dest: 1, sync: false }));
+}
+
+/** Logs a kind of problem once (see {@link warnOnce}); true when this call logged. */
+export interface WarnOnce {
+  (key: string, fields: Record<string, unknown>, message: string): boolean;
+  /** Forget every kind: each logs once more. */
+  clear(): void;
+  /** Kinds remembered. */
+  readonly size: number;
+}
+
+/**
+ * The one warn-once: the first problem of a kind (`key`: what it is about and its error code)
+ * is logged as a warning, the repeats are not (callers count them in metrics). At most `max`
+ * kinds are remembered; past that all are forgotten, so a kind may be logged once more
+ * rather than memory growing with every client or topic ever seen. `log` may be a function
+ * for components whose logger is known only later (an adapter's, at start).
+ */
+export function warnOnce(log: Logger | (() => Logger), options: { max?: number } = {}): WarnOnce {
+  const max = options.max ?? 1000;
+  const seen = new Set<string>();
+  const fn = ((key: string, fields: Record<string, unknown>, message: string): boolean => {
+    if (seen.has(key)) return false;
+    if (seen.size >= max) seen.clear();
+    seen.add(key);
+    (typeof log === 'function' ? log() : log).warn(fields, message);
+    return true;
+  }) as WarnOnce;
+  fn.clear = () => seen.clear();
+  Object.defineProperty(fn, 'size', { get: () => seen.size });
+  return fn;
 }

@@ -8,11 +8,6 @@ export function isLoopbackAddress(address: string | undefined | null): boolean {
   return isIP(a) === 4 && a.startsWith('127.');
 }
 
-/** True when a listen host only accepts loopback connections. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || isLoopbackAddress(host);
-}
-
 /** IPv4-mapped IPv6 (`::ffff:10.0.0.1`) is the IPv4 address: a dual-stack socket reports it so. */
 export function plainAddress(address: string): string {
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;

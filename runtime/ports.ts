@@ -20,12 +20,7 @@ interface Entry {
 export class PortRegistry {
   private readonly entries = new Map<string, Entry>();
 
-  async acquire<T>(
-    path: string,
-    settings: Record<string, unknown>,
-    open: () => Promise<T>,
-    close: (resource: T) => Promise<void>,
-  ): Promise<PortLease<T>> {
+  async acquire<T>(path: string, settings: Record<string, unknown>, open: () => Promise<T>, close: (resource: T) => Promise<void>): Promise<PortLease<T>> {
     const settingsKey = JSON.stringify(settings, Object.keys(settings).sort());
     let entry = this.entries.get(path);
     if (entry && entry.settingsKey !== settingsKey) {

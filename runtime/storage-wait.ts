@@ -3,11 +3,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OutpostError, toOutpostError } from '../core/errors.js';
+import '../storage/errors.js'; // registers the STORAGE_* codes thrown here
 import type { Logger } from './log.js';
 import { listen } from './http/server.js';
-import { measure, type StorageRoom } from '../storage/storage-alarm.js';
+import { measure, type StorageRoom } from '../storage/level/storage-alarm.js';
 import type { Store } from '../storage/store.js';
-import { isNoRoom } from '../storage/space-reserve.js';
+import { isNoRoom } from '../storage/level/space-reserve.js';
 
 export interface OpenStoreOptions {
   store: Store;
@@ -87,7 +88,13 @@ function waitingServer(o: OpenStoreOptions, intervalMs: number, state: () => { e
     const path = (req.url ?? '/').split('?')[0];
     const body =
       path === '/healthz'
-        ? { status: 'error', version: o.version, gateway: o.gateway, storage: { state: 'unavailable', error, ...roomFields(room), retryEverySeconds: intervalMs / 1000 }, adapters: {} }
+        ? {
+            status: 'error',
+            version: o.version,
+            gateway: o.gateway,
+            storage: { state: 'unavailable', error, ...roomFields(room), retryEverySeconds: intervalMs / 1000 },
+            adapters: {},
+          }
         : { error: new OutpostError('STORAGE_CLOSED', `storage cannot be opened (${error}): the gateway starts once the disk has room`).toJSON() };
     res.end(JSON.stringify(body));
   };
@@ -95,6 +102,8 @@ function waitingServer(o: OpenStoreOptions, intervalMs: number, state: () => { e
   try {
     return createHttpsServer({ cert: readFileSync(o.http.tls.certFile), key: readFileSync(o.http.tls.keyFile) }, handler);
   } catch (err) {
-    throw new OutpostError('CONFIG_INVALID', `http.tls: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`, { cause: err });
+    throw new OutpostError('CONFIG_INVALID', `http.tls: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }

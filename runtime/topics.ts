@@ -8,17 +8,37 @@ export class Topics {
     this.datapointHead = `${prefix}/dp/`;
   }
 
-  value(id: string): string { return `${this.prefix}/dp/${id}/value`; }
-  set(id: string): string { return `${this.prefix}/dp/${id}/set`; }
-  setResult(id: string): string { return `${this.prefix}/dp/${id}/set/result`; }
-  schedule(id: string): string { return `${this.prefix}/dp/${id}/schedule`; }
-  meta(id: string): string { return `${this.prefix}/dp/${id}/meta`; }
+  value(id: string): string {
+    return `${this.prefix}/dp/${id}/value`;
+  }
+  set(id: string): string {
+    return `${this.prefix}/dp/${id}/set`;
+  }
+  setResult(id: string): string {
+    return `${this.prefix}/dp/${id}/set/result`;
+  }
+  schedule(id: string): string {
+    return `${this.prefix}/dp/${id}/schedule`;
+  }
+  meta(id: string): string {
+    return `${this.prefix}/dp/${id}/meta`;
+  }
   /** Where a refused publication is reported, so nothing is dropped silently. */
-  error(id: string): string { return `${this.prefix}/dp/${id}/error`; }
-  adapterStatus(id: string): string { return `${this.prefix}/adapter/${id}/status`; }
-  gatewayStatus(): string { return `${this.prefix}/gateway/status`; }
-  gatewayRejected(): string { return `${this.prefix}/gateway/rejected`; }
-  gatewayStorage(): string { return `${this.prefix}/gateway/storage`; }
+  error(id: string): string {
+    return `${this.prefix}/dp/${id}/error`;
+  }
+  adapterStatus(id: string): string {
+    return `${this.prefix}/adapter/${id}/status`;
+  }
+  gatewayStatus(): string {
+    return `${this.prefix}/gateway/status`;
+  }
+  gatewayRejected(): string {
+    return `${this.prefix}/gateway/rejected`;
+  }
+  gatewayStorage(): string {
+    return `${this.prefix}/gateway/storage`;
+  }
 
   /** Splits `<prefix>/dp/<id>/<kind>[/...]`; undefined for any other topic. */
   parseDatapointTopic(topic: string): { id: string; kind: string } | undefined {

@@ -6,10 +6,7 @@ export const VERSION: string = (() => {
     try {
       const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'outpost' && pkg.version) return pkg.version;
-    } catch {
-      // Try the next candidate: the layout differs between dist/ and a source run.
-      continue;
-    }
+    } catch {}
   }
   return '0.0.0-unknown';
 })();

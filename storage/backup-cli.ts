@@ -2,15 +2,17 @@ import { join, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { OutpostError } from '../core/errors.js';
-import { LevelStore } from './level-store.js';
+import './errors.js';
+import { LevelStore } from './level/level-store.js';
 import { assertNotInUse, isLockedError } from './data-dir-lock.js';
 import { backupToFile, restoreFile } from './backup.js';
 
 /** `--from` / `--to` on the command line: epoch ms or an ISO 8601 date. */
-export function parseTimeArg(name: string, raw: string | undefined): number | undefined {
+function parseTimeArg(name: string, raw: string | undefined): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   const n = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(n) || n < 0) throw new OutpostError('BAD_REQUEST', `--${name} must be epoch milliseconds or an ISO 8601 date (2025-01-31T00:00:00Z), got "${raw}"`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new OutpostError('BAD_REQUEST', `--${name} must be epoch milliseconds or an ISO 8601 date (2025-01-31T00:00:00Z), got "${raw}"`);
   return n;
 }
 
@@ -19,7 +21,7 @@ export function parseTimeArg(name: string, raw: string | undefined): number | un
  * LevelDB LOCK it holds) means refusal: two writers would corrupt the database, and a backup
  * of a database being written is no image of anything (storage/data-dir-lock.ts).
  */
-export async function openOffline(dataDir: string, command: string, sync = true, mustExist = false): Promise<LevelStore> {
+async function openOffline(dataDir: string, command: string, sync = true, mustExist = false): Promise<LevelStore> {
   const path = join(resolve(dataDir), 'db');
   await assertNotInUse(path, command);
   // Opening creates an empty database: a mistyped data dir would give an empty backup.

@@ -97,7 +97,7 @@ function deserialize<T>(raw: string): T {
 
 export interface LevelBrokerPersistenceOptions {
   /** An open LevelDB to share (the store's), or a path for a database of its own. */
-  /** A database shared with the store (LevelStore.db; values read as text here). */
+  /** A database shared with the store (its `brokerDatabase()`, capability `brokerState`; values read as text here). */
   db?: Level<string, Buffer | string>;
   path?: string;
   /**

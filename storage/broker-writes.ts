@@ -1,5 +1,6 @@
 import type { Level } from 'level';
 import { OutpostError } from '../core/errors.js';
+import './errors.js';
 
 export type BrokerOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
@@ -109,7 +110,9 @@ export class BrokerWrites {
   private failed(err: unknown): void {
     if (!this.failing) {
       this.failing = true;
-      this.o.onError?.(new OutpostError('STORAGE_WRITE_FAILED', `broker state write failed, kept in memory and retried: ${(err as Error).message}`, { cause: err }));
+      this.o.onError?.(
+        new OutpostError('STORAGE_WRITE_FAILED', `broker state write failed, kept in memory and retried: ${(err as Error).message}`, { cause: err }),
+      );
     }
     // With a writable() gate, resume() says when to try again; without one, a timer does
     // (not a tight loop against a full disk).
@@ -131,8 +134,12 @@ export class BrokerWrites {
       this.o.onError?.(new OutpostError('STORAGE_WRITE_FAILED', `${ops.length} broker state change(s) not written at shutdown: storage is read-only`));
       return;
     }
-    await this.o.db.batch(ops, { sync: this.o.sync ?? false }).catch((err: unknown) =>
-      this.o.onError?.(new OutpostError('STORAGE_WRITE_FAILED', `${ops.length} broker state change(s) not written at shutdown: ${(err as Error).message}`, { cause: err })),
-    );
+    await this.o.db
+      .batch(ops, { sync: this.o.sync ?? false })
+      .catch((err: unknown) =>
+        this.o.onError?.(
+          new OutpostError('STORAGE_WRITE_FAILED', `${ops.length} broker state change(s) not written at shutdown: ${(err as Error).message}`, { cause: err }),
+        ),
+      );
   }
 }

@@ -3,6 +3,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Level } from 'level';
 import { OutpostError } from '../core/errors.js';
+import './errors.js';
 
 /**
  * Who holds a data directory: the running gateway writes its pid to `<dataDir>/outpost.pid` at
@@ -70,12 +71,18 @@ export async function assertNotInUse(dbPath: string, command: string): Promise<v
   const dataDir = basename(dbPath) === 'db' ? dirname(dbPath) : undefined;
   const pid = dataDir ? await runningGateway(dataDir) : undefined;
   if (pid !== undefined) {
-    throw new OutpostError('STORAGE_IN_USE', `${dataDir} is in use: stop the gateway first (pid ${pid} runs on it)${hint(command)}; if no gateway runs, remove ${join(dataDir!, PID_FILE)}`, {
-      details: { pid, dataDir },
-    });
+    throw new OutpostError(
+      'STORAGE_IN_USE',
+      `${dataDir} is in use: stop the gateway first (pid ${pid} runs on it)${hint(command)}; if no gateway runs, remove ${join(dataDir!, PID_FILE)}`,
+      {
+        details: { pid, dataDir },
+      },
+    );
   }
   if (await lockHeld(dbPath)) {
-    throw new OutpostError('STORAGE_IN_USE', `the database ${dbPath} is in use: stop the gateway first (another process holds its LOCK)${hint(command)}`, { details: { path: dbPath } });
+    throw new OutpostError('STORAGE_IN_USE', `the database ${dbPath} is in use: stop the gateway first (another process holds its LOCK)${hint(command)}`, {
+      details: { path: dbPath },
+    });
   }
 }
 

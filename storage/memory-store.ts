@@ -1,4 +1,5 @@
 import { OutpostError } from '../core/errors.js';
+import './errors.js';
 import type { Datapoint } from '../core/datapoint.js';
 import {
   DEFAULT_QUERY_LIMIT,
@@ -8,6 +9,7 @@ import {
   type PointRecord,
   type RangeQuery,
   type Store,
+  type StoreSupports,
   type StoreStats,
   type StoredValue,
   type WriteOptions,
@@ -34,6 +36,8 @@ import {
  * LevelStore's incrementally maintained rollups against a brute-force reference.
  */
 export class MemoryStore implements Store {
+  /** Deleting a datapoint is the one capability beyond the contract this store has (storage/store.ts). */
+  readonly supports: StoreSupports = { deleteDatapoint: true };
   private readonly series = new Map<string, StoredValue[]>();
   private readonly meta = new Map<string, Datapoint>();
   private readonly outbox: OutboxRecord[] = [];
@@ -164,7 +168,15 @@ export class MemoryStore implements Store {
   }
 
   stats(): StoreStats {
-    return { pending: 0, written: this.written, commits: this.commits, lastSeq: this.seq, ackedSeq: this.acked, outboxDepth: this.outbox.length, readOnly: false };
+    return {
+      pending: 0,
+      written: this.written,
+      commits: this.commits,
+      lastSeq: this.seq,
+      ackedSeq: this.acked,
+      outboxDepth: this.outbox.length,
+      readOnly: false,
+    };
   }
 
   private assertOpen(): void {

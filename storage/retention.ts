@@ -1,18 +1,21 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { HIGH, metaKey, pointTime, pointPrefix, rollupPrefix } from './keys.js';
+import { HIGH, pointPrefix, rollupPrefix } from './level/keys.js';
 import { RESOLUTIONS, type ResolutionName } from './rollups.js';
-import type { LevelStore } from './level-store.js';
+import type { RetentionTarget, Store } from './store.js';
 
 const DAY = 86_400_000;
 
 /** Days to keep, or null for "keep forever". */
 const Days = z.number().positive().nullable();
 
-export const RetentionRuleSchema = z.strictObject({
+const RetentionRuleSchema = z.strictObject({
   /** Datapoint id glob: `*` any characters (dots included), `?` one character. */
-  pattern: z.string().min(1).regex(/^[a-z0-9_.*?-]+$/, 'expected a datapoint id glob of [a-z0-9_.-], * and ?'),
+  pattern: z
+    .string()
+    .min(1)
+    .regex(/^[a-z0-9_.*?-]+$/, 'expected a datapoint id glob of [a-z0-9_.-], * and ?'),
   rawDays: Days.optional(),
 });
 
@@ -28,10 +31,12 @@ export const RetentionConfigSchema = z
   .strictObject({
     rawDays: Days.default(90),
     rules: z.array(RetentionRuleSchema).default([]),
-    rollupDays: z
-      .strictObject({ '1m': Days.default(30), '15m': Days.default(730), '1h': Days.default(1825), '1d': Days.default(null) })
-      .prefault({}),
-    maxBytes: z.number().int().min(1024 * 1024).optional(),
+    rollupDays: z.strictObject({ '1m': Days.default(30), '15m': Days.default(730), '1h': Days.default(1825), '1d': Days.default(null) }).prefault({}),
+    maxBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .optional(),
     dropUnsyncedOutbox: z.boolean().default(false),
     intervalMinutes: z.number().min(1).max(1440).default(60),
   })
@@ -160,7 +165,8 @@ export class RetentionCheck {
       if (w) {
         w.readings++;
         if (p.t < w.oldest) w.oldest = p.t;
-      } else if (this.found.size < this.maxDatapoints) this.found.set(p.id, { id: p.id, rawDays: c.rawDays!, source: c.source, readings: 1, oldest: p.t, cutoff: c.cutoff });
+      } else if (this.found.size < this.maxDatapoints)
+        this.found.set(p.id, { id: p.id, rawDays: c.rawDays!, source: c.source, readings: 1, oldest: p.t, cutoff: c.cutoff });
       else this.moreReadings++;
     }
   }
@@ -177,14 +183,20 @@ export class RetentionCheck {
     const readings = list.reduce((n, w) => n + w.readings, 0) + this.moreReadings;
     const shown = list
       .slice(0, 3)
-      .map((w) => `${w.id} keeps ${w.rawDays} days (${w.source === 'rule' ? 'storage.retention.rules' : w.source === 'datapoint' ? "its adapter's retention" : 'storage.retention.rawDays'})`)
+      .map(
+        (w) =>
+          `${w.id} keeps ${w.rawDays} days (${w.source === 'rule' ? 'storage.retention.rules' : w.source === 'datapoint' ? "its adapter's retention" : 'storage.retention.rawDays'})`,
+      )
       .join(', ');
     return `${readings} reading(s) of ${list.length}${this.moreReadings ? '+' : ''} datapoint(s) are older than their raw retention and will be deleted at the next retention pass (rollups stay): ${shown}${list.length > 3 ? ', …' : ''}`;
   }
 }
 
 export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\-]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }
 
@@ -207,7 +219,7 @@ export class Retention {
   last: RetentionReport | undefined;
 
   constructor(
-    private readonly store: LevelStore,
+    private readonly store: Store & RetentionTarget,
     private readonly config: RetentionConfig,
     private readonly now: () => number = Date.now,
   ) {
@@ -221,13 +233,7 @@ export class Retention {
 
   /** The stored definition of `id` (its own `retention`), read per pass: definitions change while the gateway runs. */
   private async definition(id: string): Promise<RetentionOverride | undefined> {
-    const raw = await this.store.db.get(metaKey(id), { valueEncoding: 'utf8' });
-    if (raw === undefined) return undefined;
-    try {
-      return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8')) as RetentionOverride;
-    } catch {
-      return undefined;
-    }
+    return (await this.store.storedDefinition(id)) as RetentionOverride | undefined;
   }
 
   /** Runs every `intervalMinutes`; errors go to `onError` (the runtime logs them once). */
@@ -340,7 +346,8 @@ export class Retention {
     const ids = await this.store.idsUnder(prefix);
     let oldest = Infinity;
     for (const id of ids) {
-      for await (const k of this.store.db.keys({ gte: idPrefix(id), lt: idPrefix(id) + HIGH, limit: 1 })) oldest = Math.min(oldest, pointTime(k));
+      const t = await this.store.oldestKeyTime(idPrefix(id));
+      if (t !== undefined) oldest = Math.min(oldest, t);
     }
     if (oldest === Infinity) return undefined;
     const cutoff = Math.floor(oldest / DAY) * DAY + DAY;

@@ -1,5 +1,6 @@
 import { OutpostError } from '../core/errors.js';
-import type { StoredValue } from './store.js';
+// Rollup math only: the Store contract (store.ts) uses these types, not the other way round.
+import type { Value } from '../core/datapoint.js';
 
 /**
  * Rollups: per datapoint and resolution, one aggregate per time bucket (UTC-aligned,
@@ -63,7 +64,7 @@ export interface AggregatePoint {
 export const MAX_AGGREGATE_INTERVALS = 100_000;
 
 /** The reading as a number for rollups, or undefined when it does not count. */
-export function numericValue(p: StoredValue): number | undefined {
+export function numericValue(p: { v: Value }): number | undefined {
   if (typeof p.v === 'number') return Number.isFinite(p.v) ? p.v : undefined;
   if (typeof p.v === 'boolean') return p.v ? 1 : 0;
   return undefined;

@@ -1,5 +1,6 @@
 import type { Datapoint, Value } from '../core/datapoint.js';
-import type { AggregatePoint, AggregateQuery } from './rollups.js';
+import type { Level } from 'level';
+import type { AggregatePoint, AggregateQuery, ResolutionName } from './rollups.js';
 
 export type { AggregatePoint, AggregateQuery, Aggregation } from './rollups.js';
 
@@ -125,11 +126,71 @@ export interface Store {
   /**
    * Deletes everything stored of a datapoint but its outbox records (history in flight to
    * upstream): its definition, raw readings and rollups, and what is kept of them in memory
-   * (latest value, current buckets). LevelStore deletes in bounded slices (storage/datapoint-erase.ts).
+   * (latest value, current buckets). LevelStore deletes in bounded slices (storage/level/datapoint-erase.ts).
    */
   deleteDatapoint?(id: string): Promise<DatapointDeletion>;
   /** How many raw readings of a datapoint are stored (read in bounded batches), and their span. */
   storedPoints?(id: string): Promise<StoredPoints>;
+  /** What the store offers beyond this contract (StoreCapabilities); ask with `supports(store, name)`. */
+  readonly supports?: StoreSupports;
+}
+
+/**
+ * Capabilities a store may have beyond the contract, declared by the store in `supports`
+ * (abstract-level's manifest style) rather than found out with `instanceof`: callers (the
+ * gateway, backup, retention, datapoint deletion) ask `supports(store, name)` and get the
+ * store typed with what that capability brings.
+ */
+export interface StoreCapabilities {
+  /** The store keeps its data in a folder (the open checks and disk usage name it). */
+  location: { readonly path: string };
+  /** Everything stored of a datapoint can be counted and deleted (Store.deleteDatapoint, Store.storedPoints). */
+  deleteDatapoint: Required<Pick<Store, 'deleteDatapoint' | 'storedPoints'>>;
+  /** The ids of every series with raw points, definitions or not (backup lists series written straight to the store). */
+  seriesIds: { seriesIds(): Promise<string[]> };
+  /** What a retention pass works with (storage/retention.ts). */
+  retention: RetentionTarget;
+  /** Broker state (Aedes persistence) kept in the store's own database. */
+  brokerState: BrokerStateHost;
+}
+
+export type Capability = keyof StoreCapabilities;
+export type StoreSupports = { readonly [K in Capability]?: boolean };
+
+/** Whether `store` declares `capability`, typing it with what the capability brings. */
+export function supports<K extends Capability>(store: Store, capability: K): store is Store & StoreCapabilities[K] {
+  return store.supports?.[capability] === true;
+}
+
+/**
+ * Retention primitives. Series are named by key prefix: `p!` raw points, `r!<resolution>!`
+ * rollups; `p!<id>!`, `r!<resolution>!<id>!` one datapoint's (storage/DESIGN.md "Key layout").
+ */
+export interface RetentionTarget {
+  readonly path: string;
+  /** Ids of the datapoints that have series under `prefix` (`p!`, `r!<resolution>!`). */
+  idsUnder(prefix: string): Promise<string[]>;
+  /** Time of the first entry stored under a series prefix of one datapoint (undefined: none). */
+  oldestKeyTime(prefix: string): Promise<number | undefined>;
+  /** Deletes a series' entries older than `cutoff` (raw points, or the rollups of `resolution`); returns how many. */
+  deleteBefore(id: string, cutoff: number, resolution?: ResolutionName): Promise<number>;
+  /** The definition of `id` as stored (parsed JSON, not validated; undefined: none or unreadable). */
+  storedDefinition(id: string): Promise<unknown>;
+  /** Compacts a key range so deleted data gives its disk space back. */
+  compact(start: string, end: string): Promise<void>;
+  /** Forgets cached chunks after deletes outside the write path. */
+  dropRollupCache(): void;
+}
+
+/** The database broker state shares with the store (values read as text there; `b!` keys). */
+export type BrokerDb = Level<string, Buffer | string>;
+
+/** A store that keeps broker state in its own database, and goes read-only when writing that fails. */
+export interface BrokerStateHost {
+  /** The store's database, for broker state under its own `b!` keys (nothing else is touched). */
+  brokerDatabase(): BrokerDb;
+  /** A write of broker state failed: storage goes read-only as for a failed commit. */
+  writeFailed(error: string): void;
 }
 
 export const DEFAULT_QUERY_LIMIT = 10_000;

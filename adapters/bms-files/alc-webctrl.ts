@@ -80,7 +80,7 @@ export class AlcParser implements ReportParser {
   constructor(
     private readonly o: AlcOptions,
     timeZone: string,
-    private readonly states: Record<string, number> = {},
+    states: Record<string, number> = {},
     extra: { dateOrder?: SlashDateOrder } = {},
   ) {
     this.parseTime = compileTimestampFormat(o.timestampFormat, extra.dateOrder);
@@ -121,7 +121,11 @@ export class AlcParser implements ReportParser {
       if (index < 0) continue;
       const v = this.cells.read(fields[c]!);
       if (v === undefined) continue;
-      if (Number.isNaN(v)) throw fileError(line, `column ${c + 1} (${this.names[c]}): cannot read ${JSON.stringify(fields[c]!.slice(0, 40))} as a number, a state or a gap marker`);
+      if (Number.isNaN(v))
+        throw fileError(
+          line,
+          `column ${c + 1} (${this.names[c]}): cannot read ${JSON.stringify(fields[c]!.slice(0, 40))} as a number, a state or a gap marker`,
+        );
       sink.sample(index, v);
     }
     this.stats.rows++;
@@ -164,7 +168,14 @@ export class AlcParser implements ReportParser {
     }
     const find = (col: string | number, what: string): number => {
       const i = typeof col === 'number' ? col : lower.indexOf(col.toLowerCase());
-      if (i < 0 || i >= names.length) throw fileError(line, `${what} column ${JSON.stringify(col)} is not in the header (${names.slice(0, 8).map((n) => JSON.stringify(n)).join(', ')}…); check skipLines and the column settings`);
+      if (i < 0 || i >= names.length)
+        throw fileError(
+          line,
+          `${what} column ${JSON.stringify(col)} is not in the header (${names
+            .slice(0, 8)
+            .map((n) => JSON.stringify(n))
+            .join(', ')}…); check skipLines and the column settings`,
+        );
       return i;
     };
     this.tsCol = find(this.o.timestampColumn, 'timestamp');
@@ -239,5 +250,8 @@ export class AlcCatalogue {
 }
 
 function norm(s: string): string {
-  return s.trim().toLowerCase().replace(/\s*[/:]\s*/g, '/');
+  return s
+    .trim()
+    .toLowerCase()
+    .replace(/\s*[/:]\s*/g, '/');
 }

@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { OutpostError, isOutpostError } from '../../core/errors.js';
+import './errors.js';
 import { importFile, type ImportOptions, type ImportResult, type ImportTarget } from './importer.js';
 
 export type CheckOptions = Omit<ImportOptions, 'target' | 'checkpoint' | 'resume' | 'registered'> & {
@@ -56,7 +57,7 @@ function incomplete(line: number, reason: string): OutpostError {
 }
 
 /** True when the file's last byte ends a line (UTF-16 too: `\n\0` or `\0\n`). Empty files count as ended. */
-export async function endsWithLineBreak(path: string): Promise<boolean> {
+async function endsWithLineBreak(path: string): Promise<boolean> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
@@ -73,7 +74,7 @@ export async function endsWithLineBreak(path: string): Promise<boolean> {
 }
 
 /** Lines in the file as `readLines` counts them: LF (or, with none, CR) breaks, plus an unterminated last line. */
-export async function countLines(path: string): Promise<number> {
+async function countLines(path: string): Promise<number> {
   let lf = 0;
   let cr = 0;
   let last = -1;

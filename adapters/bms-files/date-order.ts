@@ -83,7 +83,12 @@ export async function scanDateOrder(lines: AsyncIterable<string>, source: DateOr
     if (a < 1 || b < 1 || a > 31 || b > 31 || (a > 12 && b > 12)) continue;
     ev.dates++;
     const seen = (): DateSeen => {
-      const stamp = fields && timeColumn !== undefined && timeColumn >= 0 ? `${fields[column]!.trim()} ${(fields[timeColumn] ?? '').trim()}` : fields ? cell!.trim() : firstCell(text, alc?.delimiter ?? ',');
+      const stamp =
+        fields && timeColumn !== undefined && timeColumn >= 0
+          ? `${fields[column]!.trim()} ${(fields[timeColumn] ?? '').trim()}`
+          : fields
+            ? cell!.trim()
+            : firstCell(text, alc?.delimiter ?? ',');
       return { line: lineNo, text: `${m[1]}/${m[2]}/${m[3]}`, stamp: stamp.slice(0, 40) };
     };
     if (a > 12) ev.dayFirst ??= seen();

@@ -1,4 +1,4 @@
-import { appendFile, open, readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Router } from 'express';
 import { OutpostError } from '../../core/errors.js';
@@ -35,8 +35,8 @@ export interface ImportHistoryEntry {
 }
 
 /** Most entries one request may ask for, and what is kept in memory. */
-export const HISTORY_MAX_LIMIT = 500;
-export const HISTORY_DEFAULT_LIMIT = 50;
+const HISTORY_MAX_LIMIT = 500;
+const HISTORY_DEFAULT_LIMIT = 50;
 
 /**
  * Durable, bounded import history of one source: `import-history.jsonl` in the adapter's
@@ -143,7 +143,7 @@ function parseEntry(line: string): ImportHistoryEntry | undefined {
 }
 
 /** `?limit=` → 1…500 (default 50); anything else is a 400 naming the accepted range. */
-export function parseLimit(raw: unknown): number {
+function parseLimit(raw: unknown): number {
   if (raw === undefined) return HISTORY_DEFAULT_LIMIT;
   if (typeof raw !== 'string' || !/^\d{1,6}$/.test(raw)) {
     throw new OutpostError('BAD_REQUEST', `limit must be a whole number from 1 to ${HISTORY_MAX_LIMIT}, got ${JSON.stringify(raw)}`);

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import { MAX_FUTURE_MS, type DatapointInput } from '../../core/datapoint.js';
 import { readLines } from './lines.js';
 import { fileError, type ReportParser, type ReportSink, type SourcePoint } from './report.js';
@@ -90,7 +91,8 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
         return;
       }
       const other = idOwner.get(mapped.id);
-      if (other !== undefined) throw fileError(lineNo, `points "${other}" and "${point.name}" both map to datapoint ${mapped.id}; make the mapping rules distinguish them`);
+      if (other !== undefined)
+        throw fileError(lineNo, `points "${other}" and "${point.name}" both map to datapoint ${mapped.id}; make the mapping rules distinguish them`);
       idOwner.set(mapped.id, point.name);
       ids[index] = mapped.id;
       if (o.seen) o.seen.datapoints = idOwner.size;
@@ -184,7 +186,8 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
       o.parser.end(lineNo);
     } catch (err) {
       // The file ended before its trailer or header: cut off, or still being written (check.ts).
-      if (isOutpostError(err) && err.code === 'BMS_FILE_INVALID') throw new OutpostError(err.code, err.message, { cause: err, details: { ...(err.details as object), atEnd: true } });
+      if (isOutpostError(err) && err.code === 'BMS_FILE_INVALID')
+        throw new OutpostError(err.code, err.message, { cause: err, details: { ...(err.details as object), atEnd: true } });
       throw err;
     }
     await registerPending();
@@ -206,7 +209,15 @@ export async function importFile(o: ImportOptions): Promise<ImportResult> {
     // Never return (and let the file be moved) while a batch is still being written.
     await inFlight.catch(() => undefined);
   }
-  return { ...total, lines: lineNo, datapoints: idOwner.size, unmapped, pointErrors, dstSkippedRows: o.parser.stats.dstSkippedRows, dstRepeatedRows: o.parser.stats.dstRepeatedRows };
+  return {
+    ...total,
+    lines: lineNo,
+    datapoints: idOwner.size,
+    unmapped,
+    pointErrors,
+    dstSkippedRows: o.parser.stats.dstSkippedRows,
+    dstRepeatedRows: o.parser.stats.dstRepeatedRows,
+  };
 }
 
 /** Mapping and validation errors raised inside a parser callback get the line they belong to. */

@@ -1,115 +1,28 @@
-import { z } from 'zod';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
-import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
+import { toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { DatapointInput } from '../../core/datapoint.js';
-import { AlcCatalogue, AlcParser, alcOptionsSchema, type AlcPointInfo } from './alc-webctrl.js';
+import { AlcCatalogue, AlcParser } from './alc-webctrl.js';
 import { ImportHistory, mountHistoryRoute } from './history.js';
-import { importFile, type ImportTarget, type Progress } from './importer.js';
-import { checkFile } from './check.js';
-import { RetentionCheck } from '../../storage/retention.js';
-import { ImportAttempts, versionKey } from './attempts.js';
+import type { ImportTarget } from './importer.js';
+import { ImportAttempts } from './attempts.js';
 import { ImportJournal } from './journal.js';
-import { writeFileDurably } from '../../runtime/durable-file.js';
-import { PointMapper, pointRuleSchema } from './mapping.js';
+import { PointMapper } from './mapping.js';
 import type { ReportParser, SourcePoint } from './report.js';
 import { InsightParser } from './siemens-insight.js';
 import { runInsightSimulator } from './simulator.js';
-import { forgetOriginalName, listSpooled, mountUpload, originalName } from './upload.js';
-import { decideDateOrder, type DateOrderSource } from './date-order.js';
+import { listSpooled, mountUpload } from './upload.js';
+import type { DateOrderSource } from './date-order.js';
 import type { SlashDateOrder } from './timestamps.js';
-import { timezoneSchema } from '../../runtime/config/timezone.js';
-import { DropFolderWatcher, moveInto, moveToFailed, type StableFile } from './watcher.js';
+import { DropFolderWatcher, moveInto } from './watcher.js';
+import { FORMATS, bmsFilesSchema, type Format } from './config.js';
+import { loadCatalogue, readPointsList } from './points-lists.js';
+import { makeFileProcessor, type ArchivedFile, type IncompleteFile, type Live } from './process-file.js';
 
-const timezone = timezoneSchema;
-
-const FORMATS = { 'siemens-insight': 'siemens', 'alc-webctrl': 'alc' } as const;
-type Format = keyof typeof FORMATS;
-
-/** Points per durable write unless configured (`batchSize`); the bench stores at this size too. */
-export const DEFAULT_BATCH_SIZE = 50_000;
-
-const schema = z.strictObject({
-  /** Which export this source receives. */
-  format: z.enum(['siemens-insight', 'alc-webctrl']),
-  /** Zone of the local times in the files; defaults to gateway.timezone. */
-  timezone: timezone.optional(),
-  /** Folder the BMS exports into (relative paths are under the gateway's data directory). */
-  dropDir: z.string().min(1).optional(),
-  /** Where imported files go; default `<dropDir>/archive`. */
-  archiveDir: z.string().min(1).optional(),
-  /** Where refused files go with `<name>.error.txt`; default `<dropDir>/failed`. */
-  failedDir: z.string().min(1).optional(),
-  pollMs: z.number().int().min(20).max(60_000).default(1000),
-  /** Size and mtime must stay unchanged this long before a file is read. */
-  stableMs: z.number().int().min(0).max(600_000).default(2000),
-  /**
-   * A dropped file that looks cut off (no `End of Report`, no line break after its last row)
-   * is waited for this long after its last change (a writer still at work), then refused.
-   */
-  completeWithinMs: z.number().int().min(0).max(86_400_000).default(600_000),
-  /**
-   * Archived files are watched this long for rows appended after the import (a writer that
-   * paused longer than `stableMs`); one that grows goes back to the drop folder and is imported whole.
-   */
-  appendWatchMs: z.number().int().min(0).max(86_400_000).default(600_000),
-  /** Imports that never finished (the gateway died during each) before the file is quarantined in failed/. */
-  maxAttempts: z.number().int().min(1).max(100).default(3),
-  /**
-   * Points per durable write (bounds memory: at most two batches are held). Larger batches
-   * cost storage less per point: a 650,000-point report imports ~1.5× faster at 50,000 than
-   * at 5,000 (bench/README.md), with ~40 MB more heap at its peak.
-   */
-  batchSize: z.number().int().min(100).max(50_000).default(DEFAULT_BATCH_SIZE),
-  upload: z
-    .strictObject({
-      /** Default `/upload/siemens` or `/upload/alc`; set it for a second instance of the same format. */
-      path: z.string().regex(/^\/[A-Za-z0-9/_-]+$/, 'expected a path such as /upload/siemens').optional(),
-      /** `sha256:<hex>` hashes from `outpost hash-token`. */
-      tokenHashes: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex> from `outpost hash-token`')).min(1),
-      maxBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(50 * 1024 * 1024),
-      maxQueued: z.number().int().min(1).max(10_000).default(100),
-    })
-    .optional(),
-  /** BMS point name → datapoint id rules, first match wins. */
-  points: z.array(pointRuleSchema).default([]),
-  /** Points no rule maps: register as `<idPrefix>.<name>`, skip, or refuse the file. */
-  unknownPoints: z.enum(['register', 'skip', 'fail']).default('register'),
-  /** Prefix of auto-registered ids; default the instance id. */
-  idPrefix: z.string().regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/).optional(),
-  /** Extra text states → numbers (ON/OFF built in), e.g. `{ OCC: 1, UNOCC: 0 }`. */
-  states: z.record(z.string().min(1), z.number()).default({}),
-  /**
-   * Days the raw readings of this source's datapoints are kept (set on every datapoint it
-   * registers); null, the default, keeps imported history for ever. A matching
-   * `storage.retention.rules` pattern wins over it (storage/retention.ts); rollups follow
-   * `storage.retention.rollupDays`.
-   */
-  retentionRawDays: z.number().positive().nullable().default(null),
-  /** ALC trend CSV layout (format alc-webctrl). */
-  alc: alcOptionsSchema.prefault({}),
-  /** ALC points-list export(s) read at start for point metadata. */
-  pointsLists: z.array(z.string().min(1)).default([]),
-  /** Writes simulated Insight reports into dropDir (demo). */
-  simulator: z
-    .strictObject({
-      everyMs: z.number().int().min(1000).max(86_400_000).default(60_000),
-      points: z.number().int().min(1).max(2000).default(24),
-      intervalMinutes: z.number().int().min(1).max(60).default(15),
-      rows: z.number().int().min(1).max(10_000).default(8),
-    })
-    .optional(),
-});
-
-export type BmsFilesOptions = z.output<typeof schema>;
-
-/** Per-source status detail (also what /api/adapters shows). */
-interface Live {
-  queued: number;
-  importing: string | null;
-}
+export { DEFAULT_BATCH_SIZE, type BmsFilesOptions } from './config.js';
 
 /**
  * Building-automation trend exports (Siemens Insight, ALC WebCTRL) from a drop folder and
@@ -118,7 +31,18 @@ interface Live {
 export default defineAdapter({
   type: 'bms-files',
   description: 'Siemens Insight and ALC WebCTRL trend exports from a drop folder or HTTP upload',
-  schema,
+  schema: bmsFilesSchema,
+  async check(options, env) {
+    const problems: Array<{ path: string; message: string }> = [];
+    for (const [i, list] of options.pointsLists.entries()) {
+      try {
+        await readPointsList(resolve(env.cwd, list), options.timezone ?? env.gateway.timezone, () => Date.now());
+      } catch (err) {
+        problems.push({ path: `pointsLists.${i}`, message: (err as Error).message });
+      }
+    }
+    return problems;
+  },
   create(options, { id: instanceId }) {
     const format = options.format as Format;
     let stopController: AbortController | undefined;
@@ -145,9 +69,9 @@ export default defineAdapter({
         const attempts = new ImportAttempts(ctx.dataDir, options.maxAttempts);
         await attempts.load();
         /** Dropped files that looked cut off, by path: not parsed again until they change. */
-        const incomplete = new Map<string, { size: number; mtimeMs: number; warned: boolean }>();
+        const incomplete = new Map<string, IncompleteFile>();
         /** Recently archived drop-folder files, watched for rows appended after the import (bounded). */
-        const archivedWatch: Array<{ archived: string; name: string; size: number; mtimeMs: number; until: number }> = [];
+        const archivedWatch: ArchivedFile[] = [];
         const history = new ImportHistory(ctx.dataDir);
         const dropped = await history.load();
         if (dropped > 0) ctx.log.warn({ dropped, path: history.path }, 'import history had unreadable lines (torn by a crash?); they were dropped');
@@ -158,7 +82,8 @@ export default defineAdapter({
         const registered = new Set<string>();
         // A changed `retentionRawDays` applies to the series imported before, not only to the next file's.
         const stale = ctx.datapoints.list().filter((d) => d.adapter === ctx.id && (d.retention?.rawDays ?? null) !== options.retentionRawDays);
-        if (stale.length > 0) await ctx.datapoints.register(stale.map(({ adapter: _adapter, ...d }) => ({ ...d, retention: { rawDays: options.retentionRawDays } })));
+        if (stale.length > 0)
+          await ctx.datapoints.register(stale.map(({ adapter: _adapter, ...d }) => ({ ...d, retention: { rawDays: options.retentionRawDays } })));
         const live: Live = { queued: 0, importing: null };
         const spoolPending = new Set<string>();
         await mkdir(spoolDir, { recursive: true });
@@ -205,9 +130,19 @@ export default defineAdapter({
           const info = format === 'alc-webctrl' ? catalogue.lookup(point.name) : undefined;
           const meta: Record<string, unknown> = { source: instanceId, format, bmsPoint: point.name, ...point.meta };
           if (info) Object.assign(meta, { location: info.location, controlProgram: info.controlProgram, ioType: info.ioType });
-          const fallback = info ? `${info.controlProgram} ${info.name} (${info.location})` : `${format === 'siemens-insight' ? 'Siemens Insight' : 'ALC WebCTRL'} point ${point.name}`;
+          const fallback = info
+            ? `${info.controlProgram} ${info.name} (${info.location})`
+            : `${format === 'siemens-insight' ? 'Siemens Insight' : 'ALC WebCTRL'} point ${point.name}`;
           // Imported history is kept as long as the source says (default for ever), not storage.retention.rawDays.
-          return { id: mapped.id, kind: 'sensor', type: 'number', unit: mapped.unit, description: (mapped.description ?? fallback).slice(0, 1024), meta, retention: { rawDays: options.retentionRawDays } };
+          return {
+            id: mapped.id,
+            kind: 'sensor',
+            type: 'number',
+            unit: mapped.unit,
+            description: (mapped.description ?? fallback).slice(0, 1024),
+            meta,
+            retention: { rawDays: options.retentionRawDays },
+          };
         };
 
         // One import at a time per source: bounded memory and I/O on a small gateway.
@@ -222,148 +157,34 @@ export default defineAdapter({
         };
 
         const dateSource: DateOrderSource = format === 'siemens-insight' ? { format } : { format, alc: options.alc };
-        const makeParser = (dateOrder?: SlashDateOrder): ReportParser => (format === 'siemens-insight' ? new InsightParser({ timeZone, states: options.states }) : new AlcParser(options.alc, timeZone, options.states, { dateOrder }));
+        const makeParser = (dateOrder?: SlashDateOrder): ReportParser =>
+          format === 'siemens-insight'
+            ? new InsightParser({ timeZone, states: options.states })
+            : new AlcParser(options.alc, timeZone, options.states, { dateOrder });
 
-        /** Refuses a file: failed/ with `.error.txt`, history, counters. */
-        const refuse = async (file: StableFile, dirs: { failed: string; spool?: boolean }, shownName: string, startedAt: number, stored: Progress, datapoints: number, e: OutpostError): Promise<void> => {
-          const line = (e.details as { line?: number } | undefined)?.line;
-          const reason = (e.details as { reason?: string } | undefined)?.reason ?? e.message;
-          await journal.flush();
-          const moved = await moveToFailed(file.path, dirs.failed, ctx.clock.now(), { line: line || undefined, reason, source: instanceId });
-          const failedAt = ctx.clock.now();
-          // The same line and reason as the `.error.txt` beside the file.
-          await history.add({ status: 'failed', file: shownName, storedAs: basename(moved), size: file.size, at: failedAt, startedAt, ms: failedAt - startedAt, rows: stored.rows, points: stored.points, gaps: stored.gaps, datapoints, ...(line ? { line } : {}), reason });
-          if (dirs.spool) await forgetOriginalName(file.path);
-          await journal.finish(file.path, { ok: false, failure: { file: shownName, at: ctx.clock.now(), reason: e.message } });
-          ctx.log.warn({ file: file.name, code: e.code, reason: e.message, movedTo: moved }, 'BMS file refused');
-        };
-
-        const processFile = (file: StableFile, dirs: { archive: string; failed: string; spool?: boolean }): Promise<void> =>
-          serial(async () => {
-            if (signal.aborted) return;
-            // A dropped file that looked cut off and has not changed since: still waiting for its writer.
-            const waiting = incomplete.get(file.path);
-            if (!dirs.spool && waiting && waiting.size === file.size && waiting.mtimeMs === file.mtimeMs && ctx.clock.now() - file.mtimeMs < options.completeWithinMs) return;
-            const key = versionKey(file);
-            // Uploads: the name as the client sent it (upload.ts keeps it beside the spooled file).
-            const shownName = dirs.spool ? await originalName(file.path) : file.name;
-            if (attempts.unfinished(key) >= attempts.max) {
-              const e = new OutpostError('BMS_FILE_INVALID', `quarantined: ${attempts.max} imports of this file never finished (the gateway stopped or died during each, e.g. out of memory); it is not tried again`, {
-                details: { reason: `quarantined: ${attempts.max} imports of this file never finished (the gateway stopped or died during each, e.g. out of memory); it is not tried again` },
-              });
-              await refuse(file, dirs, shownName, ctx.clock.now(), { committedLine: 0, rows: 0, points: 0, gaps: 0 }, 0, e);
-              await attempts.end(key);
-              spoolPending.delete(file.path);
-              publishStatus();
-              return;
-            }
-            // Counted before any work: an attempt the process does not survive stays counted.
-            await attempts.begin(key);
-            let resume = journal.progress(file.path);
-            if (resume && (resume.size !== file.size || resume.mtimeMs !== file.mtimeMs)) {
-              await journal.forget(file.path);
-              resume = undefined;
-            }
-            let parser = makeParser();
-            const started = ctx.clock.now();
-            let stored: Progress = resume ? { committedLine: resume.committedLine, rows: resume.rows, points: resume.points, gaps: resume.gaps } : { committedLine: 0, rows: 0, points: 0, gaps: 0 };
-            const seen = { datapoints: 0 };
-            live.importing = shownName;
-            publishStatus();
-            try {
-              // Pass 1: the whole file, nothing stored (check.ts). A defect refuses it whole;
-              // a file that looks cut off is waited for (drop folder) or refused (upload).
-              // Readings the next retention pass would delete (storage/retention.ts): said before anything is stored.
-              const retentionCheck = ctx.retention && new RetentionCheck(ctx.retention, (id) => ctx.datapoints.get(id) ?? { retention: { rawDays: options.retentionRawDays } }, ctx.clock.now());
-              // Day/month order of slash dates, from the whole file (date-order.ts); refuses ambiguous or mixed dates.
-              const dateOrder = await decideDateOrder(file.path, dateSource, signal);
-              parser = makeParser(dateOrder);
-              await checkFile({ path: file.path, parser: makeParser(dateOrder), mapper, describe, batchSize: options.batchSize, signal, seen, now: () => ctx.clock.now(), onPoints: (points) => retentionCheck?.add(points) });
-              const retentionWarning = retentionCheck?.message();
-              if (retentionWarning) ctx.log.warn({ file: file.name, datapoints: retentionCheck!.warnings.slice(0, 20) }, retentionWarning);
-              incomplete.delete(file.path);
-              const result = await importFile({
-                path: file.path,
-                parser,
-                mapper,
-                target,
-                describe,
-                batchSize: options.batchSize,
-                resume: resume && { committedLine: resume.committedLine, rows: resume.rows, points: resume.points, gaps: resume.gaps },
-                registered,
-                signal,
-                seen,
-                checkpoint: async (p, delta) => {
-                  stored = p;
-                  await journal.checkpoint(file.path, { size: file.size, mtimeMs: file.mtimeMs, startedAt: resume?.startedAt ?? started, ...p }, delta);
-                  publishStatus();
-                },
-              });
-              if (parser instanceof AlcParser && parser.isPointsList) {
-                catalogue.add(parser.catalogue);
-                await writeFileDurably(cataloguePath, JSON.stringify(catalogue.entries()));
-              }
-              journal.note(result);
-              // Counters of the last batches before the file leaves the drop folder: once archived it is never counted again.
-              await journal.flush();
-              // A writer that went on while the file was imported: not archived; imported again (idempotently) once stable.
-              const after = await stat(file.path);
-              if (after.size !== file.size || after.mtimeMs !== file.mtimeMs) {
-                await journal.forget(file.path);
-                await attempts.end(key, true);
-                ctx.log.warn({ file: file.name }, 'BMS file changed while it was imported; it is imported again once it stops changing');
-                return;
-              }
-              const archived = await moveInto(file.path, dirs.archive, ctx.clock.now());
-              if (!dirs.spool && options.appendWatchMs > 0) {
-                const st = await stat(archived);
-                archivedWatch.push({ archived, name: file.name, size: st.size, mtimeMs: st.mtimeMs, until: ctx.clock.now() + options.appendWatchMs });
-                if (archivedWatch.length > 100) archivedWatch.shift();
-              }
-              // One clock reading for the end, so `at - ms === startedAt` holds in the history.
-              const startedAt = resume?.startedAt ?? started;
-              const at = ctx.clock.now();
-              const ms = at - startedAt;
-              // History before the journal: a crash in between re-imports nothing (the file is
-              // archived) and at worst leaves the counters one file short, never the history.
-              await history.add({ status: 'imported', file: shownName, storedAs: basename(archived), size: file.size, at, startedAt, ms, rows: result.rows, points: result.points, gaps: result.gaps, datapoints: result.datapoints, ...(retentionWarning ? { warning: retentionWarning } : {}) });
-              if (dirs.spool) await forgetOriginalName(file.path);
-              await journal.finish(file.path, { ok: true, summary: { file: shownName, at, rows: result.rows, points: result.points, gaps: result.gaps, ms } });
-              await attempts.end(key);
-              ctx.log.info({ file: file.name, rows: result.rows, points: result.points, gaps: result.gaps, ms, resumedAfterLine: resume?.committedLine, unmapped: result.unmapped.length || undefined, pointsList: parser instanceof AlcParser && parser.isPointsList ? parser.catalogue.length : undefined }, 'BMS file imported');
-            } catch (err) {
-              if (signal.aborted) {
-                // Stopped mid-import: the journal resumes it on the next start.
-                await journal.flush();
-                await attempts.end(key, true);
-                return;
-              }
-              const e = toOutpostError(err);
-              const transient = !(err instanceof OutpostError) ? Boolean((err as NodeJS.ErrnoException)?.code) : e.retryable;
-              if (transient) {
-                await journal.flush();
-                await attempts.end(key, true);
-                ctx.log.warn({ file: file.name, code: e.code, reason: e.message }, 'BMS file import interrupted; retrying on the next poll');
-                throw err;
-              }
-              if (e.code === 'BMS_FILE_INCOMPLETE' && !dirs.spool && ctx.clock.now() - file.mtimeMs < options.completeWithinMs) {
-                // Nothing stored: the writer may still be at work. Refused only if it stays like this.
-                const seenBefore = incomplete.get(file.path);
-                incomplete.set(file.path, { size: file.size, mtimeMs: file.mtimeMs, warned: true });
-                if (!seenBefore) ctx.log.info({ file: file.name, reason: e.message, refusedAfterSeconds: Math.round(options.completeWithinMs / 1000) }, 'BMS file looks cut off or still being written; waiting for the rest');
-                await attempts.end(key, true);
-                return;
-              }
-              incomplete.delete(file.path);
-              const refused = e.code === 'BMS_FILE_INCOMPLETE' ? new OutpostError('BMS_FILE_INVALID', e.message, { cause: e, details: { ...(e.details as object), reason: `${(e.details as { reason?: string }).reason ?? e.message}${dirs.spool ? '' : ` (unchanged for ${Math.round(options.completeWithinMs / 1000)} s)`}; nothing was stored` } }) : e;
-              await refuse(file, dirs, shownName, resume?.startedAt ?? started, stored, seen.datapoints, refused);
-              await attempts.end(key);
-            } finally {
-              live.importing = null;
-              spoolPending.delete(file.path);
-              publishStatus();
-            }
-          });
+        const processFile = makeFileProcessor({
+          ctx,
+          options,
+          instanceId,
+          signal,
+          serial,
+          journal,
+          attempts,
+          history,
+          mapper,
+          target,
+          describe,
+          registered,
+          catalogue,
+          cataloguePath,
+          dateSource,
+          makeParser,
+          incomplete,
+          archivedWatch,
+          live,
+          spoolPending,
+          publishStatus,
+        });
 
         const onError = (where: string) => (err: unknown) => {
           const e = toOutpostError(err);
@@ -427,7 +248,19 @@ export default defineAdapter({
           );
           if (options.simulator && format === 'siemens-insight') {
             const sim = options.simulator;
-            tasks.push(runInsightSimulator({ dir: dropDir, timeZone, everyMs: sim.everyMs, points: sim.points, intervalMinutes: sim.intervalMinutes, rows: sim.rows, now: () => ctx.clock.now(), signal, onError: onError('simulator') }));
+            tasks.push(
+              runInsightSimulator({
+                dir: dropDir,
+                timeZone,
+                everyMs: sim.everyMs,
+                points: sim.points,
+                intervalMinutes: sim.intervalMinutes,
+                rows: sim.rows,
+                now: () => ctx.clock.now(),
+                signal,
+                onError: onError('simulator'),
+              }),
+            );
           }
         }
 
@@ -457,33 +290,3 @@ export default defineAdapter({
     };
   },
 });
-
-async function loadCatalogue(catalogue: AlcCatalogue, path: string, lists: string[], timeZone: string, ctx: AdapterContext): Promise<void> {
-  try {
-    catalogue.add(JSON.parse(await readFile(path, 'utf8')) as AlcPointInfo[]);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') ctx.log.warn({ err: (err as Error).message, path }, 'ALC point catalogue unreadable; rebuilding from points lists');
-  }
-  for (const list of lists) {
-    const parser = new AlcParser(alcOptionsSchema.parse({}), timeZone);
-    const mapper = new PointMapper([], 'skip', 'x');
-    try {
-      await importFile({
-        path: list,
-        parser,
-        mapper,
-        target: { register: async () => undefined, publishValues: async () => 0, now: () => ctx.clock.now() },
-        describe: () => {
-          throw new OutpostError('INTERNAL', 'a points list has no values');
-        },
-        batchSize: 5000,
-        registered: new Set(),
-        checkpoint: async () => undefined,
-      });
-    } catch (err) {
-      throw isOutpostError(err) ? new OutpostError('CONFIG_INVALID', `pointsLists: ${list}: ${err.message}`, { cause: err }) : err;
-    }
-    if (!parser.isPointsList) throw new OutpostError('CONFIG_INVALID', `pointsLists: ${list} is not a WebCTRL points list (expected "Location","Control Program","Name","Type" columns)`);
-    catalogue.add(parser.catalogue);
-  }
-}

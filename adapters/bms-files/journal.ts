@@ -122,7 +122,9 @@ export class ImportJournal {
       parsed.notes = parsed.notes === undefined ? { ...emptyNotes(), lastFileFailed: failedLast } : readNotes(parsed.notes);
       this.state = parsed;
     } catch (err) {
-      throw new OutpostError('INTERNAL', `import journal ${this.path} is unreadable: ${(err as Error).message}; move it away to start counting afresh`, { cause: err });
+      throw new OutpostError('INTERNAL', `import journal ${this.path} is unreadable: ${(err as Error).message}; move it away to start counting afresh`, {
+        cause: err,
+      });
     }
   }
 
@@ -199,7 +201,10 @@ export class ImportJournal {
     if (this.dirty) await this.persist();
   }
 
-  async finish(file: string, outcome: { ok: true; summary: NonNullable<SourceCounters['lastImport']> } | { ok: false; failure: NonNullable<SourceCounters['lastFailure']> }): Promise<void> {
+  async finish(
+    file: string,
+    outcome: { ok: true; summary: NonNullable<SourceCounters['lastImport']> } | { ok: false; failure: NonNullable<SourceCounters['lastFailure']> },
+  ): Promise<void> {
     delete this.state.inProgress[file];
     if (outcome.ok) {
       this.state.counters.files++;

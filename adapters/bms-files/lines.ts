@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { fileError } from './report.js';
 
 /** A BMS export line is a few kB; anything this long is binary junk or a wrong file, not a report row. */
-export const DEFAULT_MAX_LINE_CHARS = 1024 * 1024;
+const DEFAULT_MAX_LINE_CHARS = 1024 * 1024;
 
 /** The text encodings exports come in (see `ExportDecoder`). */
 export type ExportEncoding = 'utf8' | 'utf16le' | 'utf16be';
@@ -23,7 +23,7 @@ const SNIFF_BYTES = 4;
  * pair end up next to each other in the line). A dangling last byte reads as U+FFFD, as an
  * incomplete UTF-8 sequence does: the file was cut off.
  */
-export class ExportDecoder {
+class ExportDecoder {
   /** Bytes seen before the encoding is decided; undefined once it is. */
   private head: Buffer | undefined = Buffer.alloc(0);
   private decoder = new StringDecoder('utf8');

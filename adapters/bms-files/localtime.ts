@@ -13,10 +13,7 @@
  *   and counted (`dstSkippedRows`), never shifted onto the next hour where it would
  *   overwrite the real 03:xx readings.
  */
-export type WallTimeResolution =
-  | { kind: 'exact'; t: number }
-  | { kind: 'ambiguous'; earlier: number; later: number }
-  | { kind: 'nonexistent' };
+export type WallTimeResolution = { kind: 'exact'; t: number } | { kind: 'ambiguous'; earlier: number; later: number } | { kind: 'nonexistent' };
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { DATAPOINT_ID } from '../../core/datapoint.js';
+import { globToRegExp } from '../../core/glob.js';
 
 /**
  * One mapping rule: BMS point name → datapoint id. Exactly one of `exact`, `glob`, `regex`.
@@ -53,7 +55,7 @@ interface CompiledRule {
 }
 
 /** Lower-cases and replaces everything outside `[a-z0-9_.-]`; `EV.RM102.V` → `ev.rm102.v`. */
-export function slug(text: string): string {
+function slug(text: string): string {
   return text
     .toLowerCase()
     .replace(/[^a-z0-9_.-]+/g, '_')
@@ -61,14 +63,9 @@ export function slug(text: string): string {
     .replace(/^[._-]+|[._-]+$/g, '');
 }
 
+/** A point-name glob (core/glob.ts, no separator): each `*` and `?` is a capture group, `{1}`… in `id`. */
 function globToRegex(glob: string): RegExp {
-  let src = '';
-  for (const ch of glob) {
-    if (ch === '*') src += '(.*?)';
-    else if (ch === '?') src += '(.)';
-    else src += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp('^' + src + '$');
+  return globToRegExp(glob, { capture: true });
 }
 
 /**

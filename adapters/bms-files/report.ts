@@ -1,4 +1,5 @@
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { pickInstant, type ZoneConverter } from './localtime.js';
 import type { WallTime } from './timestamps.js';
 
@@ -102,17 +103,26 @@ function isPlainNumber(s: string, from: number, to: number): boolean {
   let c = s.charCodeAt(i);
   if (c === 43 || c === 45) c = s.charCodeAt(++i); // + -
   let digits = 0;
-  while (i < to && isDigit(c)) (digits++, (c = s.charCodeAt(++i)));
+  while (i < to && isDigit(c)) {
+    digits++;
+    c = s.charCodeAt(++i);
+  }
   if (i < to && c === 46) {
     c = s.charCodeAt(++i); // .
-    while (i < to && isDigit(c)) (digits++, (c = s.charCodeAt(++i)));
+    while (i < to && isDigit(c)) {
+      digits++;
+      c = s.charCodeAt(++i);
+    }
   }
   if (digits === 0) return false;
   if (i < to && (c === 101 || c === 69)) {
     c = s.charCodeAt(++i); // e E
     if (i < to && (c === 43 || c === 45)) c = s.charCodeAt(++i);
     let exponent = 0;
-    while (i < to && isDigit(c)) (exponent++, (c = s.charCodeAt(++i)));
+    while (i < to && isDigit(c)) {
+      exponent++;
+      c = s.charCodeAt(++i);
+    }
     if (exponent === 0) return false;
   }
   return i === to;

@@ -66,7 +66,11 @@ export class InsightParser implements ReportParser {
     if (!fields) throw fileError(line, 'unterminated quote');
     const first = fields[0]!.trim();
     if (this.phase === 'start') {
-      if (!/^Key\b/.test(first)) throw fileError(line, `not a Siemens Insight trend interval report: expected the "Key  Name:Suffix  Trend Definitions Used" heading, found ${quote(text)}`);
+      if (!/^Key\b/.test(first))
+        throw fileError(
+          line,
+          `not a Siemens Insight trend interval report: expected the "Key  Name:Suffix  Trend Definitions Used" heading, found ${quote(text)}`,
+        );
       this.phase = 'key';
       return;
     }
@@ -86,7 +90,10 @@ export class InsightParser implements ReportParser {
     const name = (fields[1] ?? '').trim();
     const suffix = (fields[2] ?? '').trim();
     const trend = (fields[3] ?? '').trim();
-    const error = fields.slice(1).map((f) => f.trim()).find((f) => /^Error\b/i.test(f));
+    const error = fields
+      .slice(1)
+      .map((f) => f.trim())
+      .find((f) => /^Error\b/i.test(f));
     const point: SourcePoint = {
       // The suffix qualifies the point (`NAME:SUFFIX`); most reports leave it empty.
       name: error && error === name ? label : suffix ? `${name}:${suffix}` : name,
@@ -127,12 +134,17 @@ export class InsightParser implements ReportParser {
     if (!raw) throw fileError(line, 'unterminated quote (truncated row?)');
     const fields = raw.length > this.width ? trimTrailingEmpty(raw, this.width) : raw;
     if (fields.length !== this.width) {
-      throw fileError(line, `expected ${this.width} columns (Date, Time and ${this.width - 2} points), found ${fields.length}${fields.length < this.width ? ' (truncated row?)' : ''}`);
+      throw fileError(
+        line,
+        `expected ${this.width} columns (Date, Time and ${this.width - 2} points), found ${fields.length}${fields.length < this.width ? ' (truncated row?)' : ''}`,
+      );
     }
     const wall = parseInsightDateTime(fields[0]!, fields[1]!);
     if (!wall) {
       // `13/11/2024`: day first, so not as Insight wrote it (re-saved under a day-first locale; date-order.ts refuses such files up front).
-      const dayFirst = /^\s*(1[3-9]|2\d|3[01])\/(0?[1-9]|1[0-2])\/\d{4}\s*$/.test(fields[0]!) ? '; the day comes first, so the report was re-saved with day-first dates (Excel under another locale?)' : '';
+      const dayFirst = /^\s*(1[3-9]|2\d|3[01])\/(0?[1-9]|1[0-2])\/\d{4}\s*$/.test(fields[0]!)
+        ? '; the day comes first, so the report was re-saved with day-first dates (Excel under another locale?)'
+        : '';
       throw fileError(line, `unparseable date/time ${quote(fields[0]!)} ${quote(fields[1]!)} (expected M/D/YYYY and HH:MM:SS${dayFirst})`);
     }
     const t = this.clock.instant(wall);
@@ -142,7 +154,8 @@ export class InsightParser implements ReportParser {
       const cell = fields[c + 2]!;
       const v = this.cells.read(cell);
       if (v === undefined) continue;
-      if (Number.isNaN(v)) throw fileError(line, `column ${c + 3} (${this.columnLabel(c)}): cannot read ${quote(cell)} as a number, ON/OFF, a configured state or a gap marker`);
+      if (Number.isNaN(v))
+        throw fileError(line, `column ${c + 3} (${this.columnLabel(c)}): cannot read ${quote(cell)} as a number, ON/OFF, a configured state or a gap marker`);
       sink.sample(this.columns[c]!, v);
     }
     this.stats.rows++;

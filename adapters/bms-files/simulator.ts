@@ -33,7 +33,10 @@ export interface InsightReportOptions {
  * temperatures (`EV.RM102.RT`, °F), outdoor air (`OATEMP`) and a pump enable (`ON`/`OFF`).
  */
 export function defaultInsightPoints(count: number): SimPoint[] {
-  const points: SimPoint[] = [{ name: 'OATEMP', kind: 'outdoor' }, { name: 'EV.HX2.ENA', kind: 'enable' }];
+  const points: SimPoint[] = [
+    { name: 'OATEMP', kind: 'outdoor' },
+    { name: 'EV.HX2.ENA', kind: 'enable' },
+  ];
   for (let room = 100; points.length < count; room++) {
     points.push({ name: `EV.RM${room}.V`, kind: 'valve' });
     if (points.length < count) points.push({ name: `EV.RM${room}.RT`, kind: 'room' });
@@ -69,7 +72,16 @@ function value(p: SimPoint, index: number, t: number, hour: number): string {
 export function* insightReportLines(o: InsightReportOptions): Generator<string> {
   const q = o.quoted === false ? (s: string) => s : (s: string) => `"${s}"`;
   const row = (cells: string[]): string => cells.map(q).join(',');
-  const fmt = new Intl.DateTimeFormat('en-US', { timeZone: o.timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const fmt = new Intl.DateTimeFormat('en-US', {
+    timeZone: o.timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
   const wall = (t: number) => {
     const p: Record<string, string> = {};
     for (const part of fmt.formatToParts(new Date(t))) p[part.type] = part.value;
@@ -143,7 +155,14 @@ export async function runInsightSimulator(o: SimulatorOptions): Promise<void> {
     try {
       const lastRow = Math.floor(o.now() / step) * step;
       const stamp = new Date(lastRow).toISOString().replace(/[-:]/g, '').slice(0, 13);
-      await writeInsightReport(o.dir, `insight-sim-${stamp}.csv`, { points, start: lastRow - (o.rows - 1) * step, rows: o.rows, intervalMinutes: o.intervalMinutes, timeZone: o.timeZone, gapRatio: 0.01 });
+      await writeInsightReport(o.dir, `insight-sim-${stamp}.csv`, {
+        points,
+        start: lastRow - (o.rows - 1) * step,
+        rows: o.rows,
+        intervalMinutes: o.intervalMinutes,
+        timeZone: o.timeZone,
+        gapRatio: 0.01,
+      });
     } catch (err) {
       o.onError(err);
     }

@@ -61,7 +61,16 @@ export function compileTimestampFormat(format: string, dateOrder: SlashDateOrder
       if (!/^\d{9,13}(\.\d+)?$/.test(s)) return undefined;
       const t = Math.round(Number(s) * scale);
       const d = new Date(t);
-      return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds(), ms: d.getUTCMilliseconds(), offsetMs: 0 };
+      return {
+        year: d.getUTCFullYear(),
+        month: d.getUTCMonth() + 1,
+        day: d.getUTCDate(),
+        hour: d.getUTCHours(),
+        minute: d.getUTCMinutes(),
+        second: d.getUTCSeconds(),
+        ms: d.getUTCMilliseconds(),
+        offsetMs: 0,
+      };
     };
   }
   const order: string[] = [];
@@ -87,16 +96,41 @@ export function compileTimestampFormat(format: string, dateOrder: SlashDateOrder
       const s = m[i + 1];
       if (s === undefined) return;
       switch (tok) {
-        case 'YYYY': w.year = Number(s); break;
-        case 'YY': w.year = 2000 + Number(s); break;
-        case 'M': case 'MM': w.month = Number(s); break;
-        case 'D': case 'DD': w.day = Number(s); break;
-        case 'H': case 'HH': w.hour = Number(s); break;
-        case 'h': case 'hh': w.hour = Number(s); twelve = true; break;
-        case 'mm': w.minute = Number(s); break;
-        case 'ss': w.second = Number(s); break;
-        case 'SSS': w.ms = Number(s.padEnd(3, '0')); break;
-        case 'A': pm = s.toUpperCase() === 'PM'; break;
+        case 'YYYY':
+          w.year = Number(s);
+          break;
+        case 'YY':
+          w.year = 2000 + Number(s);
+          break;
+        case 'M':
+        case 'MM':
+          w.month = Number(s);
+          break;
+        case 'D':
+        case 'DD':
+          w.day = Number(s);
+          break;
+        case 'H':
+        case 'HH':
+          w.hour = Number(s);
+          break;
+        case 'h':
+        case 'hh':
+          w.hour = Number(s);
+          twelve = true;
+          break;
+        case 'mm':
+          w.minute = Number(s);
+          break;
+        case 'ss':
+          w.second = Number(s);
+          break;
+        case 'SSS':
+          w.ms = Number(s.padEnd(3, '0'));
+          break;
+        case 'A':
+          pm = s.toUpperCase() === 'PM';
+          break;
       }
     });
     if (pm !== undefined) {
@@ -137,7 +171,7 @@ function parseIso(text: string): WallTime | undefined {
 }
 
 /** Rejects 2/30/2018, 24:00:00 and friends rather than letting Date.UTC roll them over. */
-export function isValidWall(w: WallTime): boolean {
+function isValidWall(w: WallTime): boolean {
   if (w.month < 1 || w.month > 12 || w.day < 1 || w.hour > 23 || w.minute > 59 || w.second > 59) return false;
   const daysInMonth = new Date(Date.UTC(w.year, w.month, 0)).getUTCDate();
   return w.day <= daysInMonth;

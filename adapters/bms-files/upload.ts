@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Request, Response, Router } from 'express';
 import busboy from 'busboy';
@@ -8,7 +8,7 @@ import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { verifyToken } from '../../runtime/auth/passwords.js';
 import type { Logger } from '../../runtime/log.js';
 import { fsyncDir, writeFileDurably } from '../../runtime/durable-file.js';
-import { isCandidate } from './watcher.js';
+import { exists, isCandidate } from './watcher.js';
 
 export interface UploadOptions {
   path: string;
@@ -46,7 +46,7 @@ export function sanitizeFilename(raw: string | undefined): string {
 }
 
 /** Longest original name kept (characters); longer ones keep their start and extension. */
-export const MAX_DISPLAY_NAME = 200;
+const MAX_DISPLAY_NAME = 200;
 
 /**
  * The file name as the client sent it, for the history and status (never for a path):
@@ -142,7 +142,10 @@ export async function forgetOriginalName(spoolPath: string): Promise<void> {
  */
 export async function listSpooled(spoolDir: string): Promise<string[]> {
   const entries = await readdir(spoolDir, { withFileTypes: true });
-  await sweepSidecars(spoolDir, entries.map((e) => e.name));
+  await sweepSidecars(
+    spoolDir,
+    entries.map((e) => e.name),
+  );
   return entries
     .filter((e) => e.isFile() && isCandidate(e.name))
     .map((e) => join(spoolDir, e.name))
@@ -160,16 +163,6 @@ async function sweepSidecars(spoolDir: string, names: readonly string[]): Promis
     // Asked again: a listing taken during a rename from `.part` may show neither name.
     if ((await exists(join(spoolDir, upload))) || (await exists(join(spoolDir, `${upload}.part`)))) continue;
     await forgetOriginalName(join(spoolDir, upload));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
   }
 }
 
@@ -198,7 +191,10 @@ export function mountUpload(router: Router, o: UploadOptions): void {
 function send(res: Response, status: number, text: string, close = false): void {
   if (res.headersSent) return;
   if (close) res.setHeader('Connection', 'close');
-  res.status(status).type('text/plain').send(status === 200 ? text : `${text}\n`);
+  res
+    .status(status)
+    .type('text/plain')
+    .send(status === 200 ? text : `${text}\n`);
 }
 
 async function handle(req: Request, res: Response, o: UploadOptions): Promise<void> {
@@ -267,7 +263,10 @@ async function handle(req: Request, res: Response, o: UploadOptions): Promise<vo
   const cleanup = async (): Promise<void> => {
     out?.destroy();
     await written?.catch(() => undefined);
-    if (partPath) await unlink(partPath).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') o.log.warn({ err: err.message, partPath }, 'could not remove partial upload'); });
+    if (partPath)
+      await unlink(partPath).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') o.log.warn({ err: err.message, partPath }, 'could not remove partial upload');
+      });
   };
 
   try {

@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import type { Clock } from '../../core/clock.js';
@@ -83,7 +84,7 @@ export class DropFolderWatcher {
     for (const e of entries) {
       if (!e.isFile() || !isCandidate(e.name)) continue;
       const path = join(this.o.dir, e.name);
-      let st;
+      let st: Stats;
       try {
         st = await stat(path);
       } catch (err) {
@@ -148,7 +149,8 @@ export async function moveToFailed(path: string, failedDir: string, now: number,
   return target;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether `path` is there; errors other than ENOENT (a permission, a failing disk) are thrown. */
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;

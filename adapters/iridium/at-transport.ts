@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 
 /**
  * Byte-level framing for the Iridium 9602/9603 AT interface (ISU AT Command Reference).

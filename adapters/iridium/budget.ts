@@ -71,8 +71,7 @@ export class CreditBudget {
     this.roll();
     const { dailyCredits, monthlyCredits, alarmReserve, historyShare } = this.config;
     if (monthlyCredits !== undefined && this.state.monthTotal + credits > monthlyCredits) return false;
-    const limit =
-      priority === 'alarm' ? dailyCredits : priority === 'latest' ? dailyCredits - alarmReserve : (dailyCredits - alarmReserve) * historyShare;
+    const limit = priority === 'alarm' ? dailyCredits : priority === 'latest' ? dailyCredits - alarmReserve : (dailyCredits - alarmReserve) * historyShare;
     return this.state.today + credits <= limit;
   }
 

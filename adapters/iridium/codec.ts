@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { ByteReader, ByteWriter } from './varint.js';
 
 /**
@@ -42,9 +43,9 @@ import { ByteReader, ByteWriter } from './varint.js';
  * append new datapoints at the end; changing it changes the fingerprint.
  */
 
-export const CODEC_VERSION = 1;
+const CODEC_VERSION = 1;
 /** Readings with their outbox sequence numbers (sync fallback link). */
-export const CODEC_VERSION_SEQ = 2;
+const CODEC_VERSION_SEQ = 2;
 /** Epoch of the base timestamp: keeps the varint at 4 bytes for second resolution. */
 export const CODEC_EPOCH_MS = Date.UTC(2020, 0, 1);
 /** 9602/9603 maximum MO message (ISU AT Command Reference, +SBDWB). */
@@ -186,12 +187,22 @@ export class MoCodec {
     // Stable sort: readings of one datapoint at the same time keep the caller's order.
     for (const [, list] of ordered) list.sort((a, b) => a.tq - b.tq);
     const w = new ByteWriter(400);
-    w.byte(options.outboxSeqs ? CODEC_VERSION_SEQ : CODEC_VERSION).byte(this.fingerprint >> 8).byte(this.fingerprint & 0xff).uvarint(seq).uvarint(base);
-    if (options.outboxSeqs) writeSeqs(w, ordered.flatMap(([, list]) => list.map((e) => e.r)));
+    w.byte(options.outboxSeqs ? CODEC_VERSION_SEQ : CODEC_VERSION)
+      .byte(this.fingerprint >> 8)
+      .byte(this.fingerprint & 0xff)
+      .uvarint(seq)
+      .uvarint(base);
+    if (options.outboxSeqs)
+      writeSeqs(
+        w,
+        ordered.flatMap(([, list]) => list.map((e) => e.r)),
+      );
     for (const [i, list] of ordered) {
       const dp = this.table.datapoints[i]!;
       const hasNulls = list.some((e) => e.r.v === null);
-      w.uvarint(i * 2 + (hasNulls ? 1 : 0)).uvarint(list.length - 1).uvarint(list[0]!.tq - base);
+      w.uvarint(i * 2 + (hasNulls ? 1 : 0))
+        .uvarint(list.length - 1)
+        .uvarint(list[0]!.tq - base);
       if (list.length > 1) {
         const runs: Array<[number, number]> = [];
         for (let k = 1; k < list.length; k++) {
@@ -225,7 +236,10 @@ export class MoCodec {
     if (version !== CODEC_VERSION && version !== CODEC_VERSION_SEQ) throw new OutpostError('IRIDIUM_CODEC', `unsupported MO codec version ${version}`);
     const fp = (r.byte() << 8) | r.byte();
     if (fp !== this.fingerprint) {
-      throw new OutpostError('IRIDIUM_CODEC', `codec table fingerprint ${fp.toString(16)} does not match ${this.fingerprint.toString(16)}: the datapoint tables differ`);
+      throw new OutpostError(
+        'IRIDIUM_CODEC',
+        `codec table fingerprint ${fp.toString(16)} does not match ${this.fingerprint.toString(16)}: the datapoint tables differ`,
+      );
     }
     const seq = r.uvarint();
     const base = r.uvarint();
@@ -272,8 +286,11 @@ export class MoCodec {
       }
     }
     if (outboxSeqs) {
-      if (outboxSeqs.length !== readings.length) throw new OutpostError('IRIDIUM_CODEC', `${outboxSeqs.length} sequence numbers for ${readings.length} readings`);
-      readings.forEach((reading, k) => (reading.seq = outboxSeqs[k]!));
+      if (outboxSeqs.length !== readings.length)
+        throw new OutpostError('IRIDIUM_CODEC', `${outboxSeqs.length} sequence numbers for ${readings.length} readings`);
+      readings.forEach((reading, k) => {
+        reading.seq = outboxSeqs[k]!;
+      });
     }
     return { version, seq, readings };
   }
@@ -310,7 +327,8 @@ function unscale(dp: CodecDatapoint, raw: number): number | boolean {
 /** Version 2 sequence section: count, first, run-length encoded signed deltas. */
 function writeSeqs(w: ByteWriter, readings: readonly Reading[]): void {
   const seqs = readings.map((r) => {
-    if (r.seq === undefined || !Number.isSafeInteger(r.seq) || r.seq < 0) throw new OutpostError('IRIDIUM_CODEC', `${r.id}: an outbox sequence number is required (got ${r.seq})`);
+    if (r.seq === undefined || !Number.isSafeInteger(r.seq) || r.seq < 0)
+      throw new OutpostError('IRIDIUM_CODEC', `${r.id}: an outbox sequence number is required (got ${r.seq})`);
     return r.seq;
   });
   w.uvarint(seqs.length).uvarint(seqs[0]!);
@@ -358,7 +376,7 @@ function readBitmap(bytes: Uint8Array, n: number): boolean[] {
   return out;
 }
 
-export function tableFingerprint(table: CodecTable): number {
+function tableFingerprint(table: CodecTable): number {
   const h = createHash('sha256')
     .update(JSON.stringify([table.timeResolutionMs, table.datapoints.map((d) => [d.id, d.decimals, d.type])]))
     .digest();

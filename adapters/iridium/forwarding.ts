@@ -11,7 +11,6 @@ export interface ForwardedDatapoint {
 }
 
 export interface ForwardingOptions {
-  topicPrefix: string;
   datapoints: readonly ForwardedDatapoint[];
   sendIntervalMs: number;
   /** Readings buffered between two send intervals; the oldest are dropped beyond it. */
@@ -25,7 +24,7 @@ export interface ForwardingOptions {
  * (or on `flush`, e.g. the MT command `send_now`).
  */
 export async function startForwarding(
-  ctx: Pick<AdapterContext, 'bus' | 'log'>,
+  ctx: Pick<AdapterContext, 'bus' | 'log' | 'topics'>,
   options: ForwardingOptions,
   queue: ForwardQueue,
   notify: () => void,
@@ -44,7 +43,7 @@ export async function startForwarding(
     });
   };
   for (const d of options.datapoints.filter((x) => x.forward)) {
-    const un = await ctx.bus.subscribe(`${options.topicPrefix}/dp/${d.id}/value`, (_topic, payload) => {
+    const un = await ctx.bus.subscribe(ctx.topics.value(d.id), (_topic, payload) => {
       let msg: { v: unknown; t: number; q?: 'stale' | 'bad' };
       try {
         msg = JSON.parse(payload.toString('utf8'));
@@ -76,7 +75,11 @@ export async function startForwarding(
       await Promise.all(unsubscribe.splice(0).map((un) => un()));
       // What was buffered goes to the queue on disk: sent after the restart, not lost with it.
       if (buffered.length > 0) {
-        await queue.release(buffered.splice(0)).catch((err: unknown) => ctx.log.warn({ code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'Iridium readings buffered at stop not saved'));
+        await queue
+          .release(buffered.splice(0))
+          .catch((err: unknown) =>
+            ctx.log.warn({ code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'Iridium readings buffered at stop not saved'),
+          );
       }
     },
   };

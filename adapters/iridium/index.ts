@@ -2,14 +2,15 @@ import { z } from 'zod';
 import { SerialPort, SerialPortMock } from 'serialport';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import { AtTransport, serialPortIo } from './at-transport.js';
 import { CreditBudget, DEFAULT_MT_CREDITS_PER_DAY, type Priority } from './budget.js';
 import { creditsFor, MAX_MO_BYTES, MoCodec, type Reading } from './codec.js';
 import { IridiumModem } from './modem.js';
-import { MtVerifier, type MtCommand } from './mt.js';
+import { MtVerifier, type AcceptedMt, type MtCommand } from './mt.js';
 import { SbdLink, type LinkState, type MtHandler } from './session.js';
 import { encodeMoAck, moKind } from './mo-ack.js';
-import { satelliteModems, type SatelliteModem, type SatelliteMt } from '../../runtime/sync/satellite.js';
+import type { SatelliteModem, SatelliteMt } from '../../runtime/sync/satellite.js';
 import { IridiumSimulator, mockDeviceIo } from './simulator.js';
 import { MoSeq } from './mo-seq.js';
 import { ForwardQueue } from './mo-queue.js';
@@ -33,8 +34,11 @@ const schema = z.strictObject({
   /** Turn echo off with ATE0 (the driver works either way). */
   echoOff: z.boolean().default(true),
   ringAlerts: z.boolean().default(true),
-  /** Broker topic prefix (as in broker config), for setpoints from MT messages. */
-  topicPrefix: z.string().default('outpost'),
+  /**
+   * No longer used: the topics come from the gateway (`broker.prefix`, `ctx.topics`). Still
+   * accepted so existing configs load; a value that differs from `broker.prefix` is warned about.
+   */
+  topicPrefix: z.string().optional(),
   /**
    * Stand-alone forwarding of the table's datapoints (those with `forward: true`). Set it
    * false when the modem is the sync service's fallback link (`sync.links[].type: iridium`):
@@ -116,8 +120,12 @@ export interface IridiumLinkApi {
   readonly state: LinkState;
 }
 
-/** Running Iridium links by adapter id, for the sync link to find. */
-export const iridiumLinks = new Map<string, IridiumLinkApi>();
+declare module '../../runtime/services.js' {
+  interface ServiceTypes {
+    /** A running Iridium adapter's link API, by adapter id (`ctx.services.get('iridium-link', id)`). */
+    'iridium-link': IridiumLinkApi;
+  }
+}
 
 /**
  * Iridium SBD modem (RockBLOCK 9603/9602) on a serial port: drives the modem, sends
@@ -128,16 +136,31 @@ export default defineAdapter({
   type: 'iridium',
   description: 'Iridium SBD satellite modem (RockBLOCK 9603/9602): metered uplink and authenticated downlink',
   schema,
+  ports(options) {
+    return [{ path: 'port', device: options.port, settings: { baudRate: options.baudRate } }];
+  },
+  check(options) {
+    try {
+      new MoCodec({ datapoints: options.datapoints, timeResolutionMs: options.timeResolutionMs });
+      return [];
+    } catch (err) {
+      return [{ path: 'datapoints', message: (err as Error).message }];
+    }
+  },
   create(options, { id }) {
     let link: SbdLink | undefined;
     let transport: AtTransport | undefined;
     let release: (() => Promise<void>) | undefined;
     const timers: NodeJS.Timeout[] = [];
-    let unregister: (() => void) | undefined;
+    /** What this run provides through `ctx.services` (the host withdraws them too when it stops). */
+    const withdraw: Array<() => void> = [];
     let forwarding: { flush(): void; stop(): Promise<void> } | undefined;
 
     return {
       async start(ctx: AdapterContext) {
+        if (options.topicPrefix !== undefined && options.topicPrefix !== ctx.topics.prefix) {
+          ctx.log.warn({ topicPrefix: options.topicPrefix, prefix: ctx.topics.prefix }, 'topicPrefix is ignored: the topics follow broker.prefix');
+        }
         const codec = new MoCodec({ datapoints: options.datapoints, timeResolutionMs: options.timeResolutionMs });
         const dp = {
           signal: `${id}.signal`,
@@ -164,7 +187,9 @@ export default defineAdapter({
           { id: dp.mtToday, type: 'number', unit: 'credits', description: 'Iridium credits spent on MT today (budget.mtCreditsPerDay)' },
         ]);
         const publish = (point: string, v: number | string): void => {
-          ctx.bus.publishValue(point, v).catch((err: unknown) => ctx.log.warn({ id: point, err: toOutpostError(err).message }, 'Iridium status value not stored'));
+          ctx.bus
+            .publishValue(point, v)
+            .catch((err: unknown) => ctx.log.warn({ id: point, err: toOutpostError(err).message }, 'Iridium status value not stored'));
         };
 
         const budget = await CreditBudget.open(ctx.dataDir, options.budget, ctx.clock, ctx.gateway.timezone);
@@ -191,7 +216,13 @@ export default defineAdapter({
               port.open((err) => {
                 if (err) return reject(new OutpostError('ADAPTER_START_FAILED', `cannot open ${options.port}: ${err.message}`, { cause: err }));
                 // The simulated modem sits on the device end of the mock port (it needs the open binding).
-                if (sim) simulatedModem = new IridiumSimulator(mockDeviceIo(port), { echo: true, signal: sim.signal, sessionDelayMs: sim.sessionDelayMs, historyLimit: 20 });
+                if (sim)
+                  simulatedModem = new IridiumSimulator(mockDeviceIo(port), {
+                    echo: true,
+                    signal: sim.signal,
+                    sessionDelayMs: sim.sessionDelayMs,
+                    historyLimit: 20,
+                  });
                 resolve(port);
               });
             }),
@@ -210,7 +241,14 @@ export default defineAdapter({
           echoOff: options.echoOff,
           ringAlerts: options.ringAlerts,
           signal: ctx.signal,
-          timeouts: { atMs: t.atMs, startupMs: t.startupMs, startupProbeMs: t.startupProbeMs, sessionMs: t.sessionMs, sbdwbMs: t.sbdwbMs, sbdrbOkMs: t.sbdrbOkMs },
+          timeouts: {
+            atMs: t.atMs,
+            startupMs: t.startupMs,
+            startupProbeMs: t.startupProbeMs,
+            sessionMs: t.sessionMs,
+            sbdwbMs: t.sbdwbMs,
+            sbdrbOkMs: t.sbdrbOkMs,
+          },
         });
         const info = await modem.init();
         ctx.log.info({ imei: info.imei, model: info.model, firmware: info.firmware[0] }, 'Iridium modem ready');
@@ -290,7 +328,7 @@ export default defineAdapter({
             ctx.log.warn({ mtmsn: mtInfo.mtmsn, bytes: bytes.length }, 'MT message refused: no mt.secret configured');
             return;
           }
-          let accepted;
+          let accepted: AcceptedMt;
           try {
             accepted = await verifier.accept(bytes);
           } catch (err) {
@@ -301,7 +339,10 @@ export default defineAdapter({
             ctx.log.warn({ mtmsn: mtInfo.mtmsn, reason: (e.details as { reason: string }).reason, detail: e.message }, 'MT message refused');
             return;
           }
-          ctx.log.info({ mtmsn: mtInfo.mtmsn, counter: accepted.counter, commands: accepted.commands.length, via: commandSink ? 'sync' : 'adapter' }, 'MT message accepted');
+          ctx.log.info(
+            { mtmsn: mtInfo.mtmsn, counter: accepted.counter, commands: accepted.commands.length, via: commandSink ? 'sync' : 'adapter' },
+            'MT message accepted',
+          );
           for (const c of accepted.commands) {
             if (c.kind === 'command') {
               if (c.name === 'mailbox_check') l.mailboxCheck();
@@ -325,14 +366,20 @@ export default defineAdapter({
 
         // ---- stand-alone forwarding of readings (forwarding.ts, mo-queue.ts) ----
         const moSeq = await MoSeq.open(ctx.dataDir);
-        const queue = await ForwardQueue.open({ dataDir: ctx.dataDir, codec, takeSeq: () => moSeq.take(), maxReadings: options.maxBufferedReadings, log: ctx.log });
+        const queue = await ForwardQueue.open({
+          dataDir: ctx.dataDir,
+          codec,
+          takeSeq: () => moSeq.take(),
+          maxReadings: options.maxBufferedReadings,
+          log: ctx.log,
+        });
         l.setSource(queue);
         if (options.forward) {
           forwarding = await startForwarding(ctx, options, queue, () => l.notify());
         }
         const flush = (): void => forwarding?.flush();
         type Sent = { momsn: number; credits: number; seq: number };
-        /** In-process users (`iridiumLinks`): packs readings into messages of their own, in memory. */
+        /** In-process users (service `iridium-link`): packs readings into messages of their own, in memory. */
         const sendReadings = async (readings: readonly Reading[], priority: Priority = 'history'): Promise<Sent[]> => {
           const messages: Array<{ bytes: Buffer; seq: number }> = [];
           let offset = 0;
@@ -368,7 +415,7 @@ export default defineAdapter({
         }
         if (options.mailboxCheckMs > 0) timers.push(setInterval(() => l.mailboxCheck(), options.mailboxCheckMs));
 
-        iridiumLinks.set(id, {
+        const linkApi: IridiumLinkApi = {
           send: (bytes, priority) => l.send(bytes, priority),
           sendReadings,
           onMt: (h) => {
@@ -380,7 +427,8 @@ export default defineAdapter({
           get state() {
             return l.state;
           },
-        });
+        };
+        withdraw.push(ctx.services.register('iridium-link', id, linkApi));
 
         // ---- the sync fallback link's view of this modem (runtime/sync/satellite.ts) ----
         const modemApi: SatelliteModem = {
@@ -414,13 +462,11 @@ export default defineAdapter({
             };
           },
         };
-        unregister = satelliteModems.register(ctx.gateway.id, id, modemApi);
+        withdraw.push(ctx.services.register('satellite-modem', id, modemApi));
         l.start();
       },
       async stop() {
-        iridiumLinks.delete(id);
-        unregister?.();
-        unregister = undefined;
+        for (const undo of withdraw.splice(0)) undo();
         for (const timer of timers.splice(0)) clearInterval(timer);
         await forwarding?.stop();
         forwarding = undefined;

@@ -1,4 +1,5 @@
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { ByteReader, ByteWriter } from './varint.js';
 
 /**
@@ -14,10 +15,10 @@ import { ByteReader, ByteWriter } from './varint.js';
  *     N ×  u8 status: an index into ACK_STATUS; 255 = another error
  */
 
-export const MO_ACK_KIND = 3;
+const MO_ACK_KIND = 3;
 
 /** Status codes on the wire (append only: the index is the contract with the central side). */
-export const ACK_STATUS = [
+const ACK_STATUS = [
   'ok',
   'DP_UNKNOWN',
   'DP_NOT_ACTUATOR',

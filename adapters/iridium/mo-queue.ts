@@ -2,6 +2,7 @@ import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../runtime/log.js';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 import { PRIORITIES, type CreditBudget, type Priority } from './budget.js';
 import { creditsFor, type MoCodec, type Reading } from './codec.js';
@@ -78,7 +79,10 @@ export class ForwardQueue implements MoSource {
       // Kept aside for a person to look at; forwarding goes on with what comes next.
       const aside = `${file}.damaged-${Date.now()}`;
       await rename(file, aside);
-      o.log.error({ file: aside, reason: e.message }, 'Iridium forwarding queue unreadable: set aside, starting empty (waiting readings, alarms among them, are not sent)');
+      o.log.error(
+        { file: aside, reason: e.message },
+        'Iridium forwarding queue unreadable: set aside, starting empty (waiting readings, alarms among them, are not sent)',
+      );
       state = EMPTY;
     }
     const carried = (r: Reading): boolean => o.codec.carries(r);
@@ -95,7 +99,8 @@ export class ForwardQueue implements MoSource {
       else o.log.warn({ seq: state.inflight.seq }, 'the MO message in doubt at the last stop was packed with another codec table: not sent again');
     }
     const queue = new ForwardQueue(o, file, alarms, latest, history, inflight);
-    if (inflight || alarms.length > 0) o.log.info({ alarms: alarms.length, latest: latest.size, history: history.length, inDoubt: inflight?.seq }, 'Iridium forwarding queue restored');
+    if (inflight || alarms.length > 0)
+      o.log.info({ alarms: alarms.length, latest: latest.size, history: history.length, inDoubt: inflight?.seq }, 'Iridium forwarding queue restored');
     return queue;
   }
 
@@ -207,7 +212,8 @@ export class ForwardQueue implements MoSource {
 
   private toFile(): QueueFile {
     const f: QueueFile = { version: 1, alarms: this.alarms, latest: [...this.latest.values()], history: this.history };
-    if (this.inflight) f.inflight = { seq: this.inflight.seq, bytes: this.inflight.bytes.toString('base64'), priority: this.inflight.priority, counts: this.inflight.counts };
+    if (this.inflight)
+      f.inflight = { seq: this.inflight.seq, bytes: this.inflight.bytes.toString('base64'), priority: this.inflight.priority, counts: this.inflight.counts };
     return f;
   }
 }
@@ -215,7 +221,13 @@ export class ForwardQueue implements MoSource {
 function checkFile(f: QueueFile): QueueFile {
   const isReading = (r: unknown): r is Reading => {
     const x = r as Reading;
-    return typeof x === 'object' && x !== null && typeof x.id === 'string' && typeof x.t === 'number' && (x.v === null || typeof x.v === 'number' || typeof x.v === 'boolean');
+    return (
+      typeof x === 'object' &&
+      x !== null &&
+      typeof x.id === 'string' &&
+      typeof x.t === 'number' &&
+      (x.v === null || typeof x.v === 'number' || typeof x.v === 'boolean')
+    );
   };
   const ok =
     typeof f === 'object' &&

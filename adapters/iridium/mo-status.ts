@@ -8,7 +8,8 @@
 export type MoClass = 'success' | 'retry' | 'wait' | 'account' | 'fatal' | 'hardware';
 
 export function classifyMoStatus(code: number): { kind: MoClass; reason: string } {
-  if (code >= 0 && code <= 4) return { kind: 'success', reason: code === 1 ? 'sent; MT message too big for the modem' : code === 2 ? 'sent; location update not accepted' : 'sent' };
+  if (code >= 0 && code <= 4)
+    return { kind: 'success', reason: code === 1 ? 'sent; MT message too big for the modem' : code === 2 ? 'sent; location update not accepted' : 'sent' };
   switch (code) {
     case 12:
       return { kind: 'fatal', reason: 'MO message has too many segments' };

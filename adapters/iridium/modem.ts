@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { OutpostError } from '../../core/errors.js';
-import { AtTransport, withChecksum } from './at-transport.js';
+import './errors.js';
+import { type AtTransport, withChecksum } from './at-transport.js';
 
 /**
  * Driver for the Iridium 9602/9603 (RockBLOCK) AT command set. References are to the
@@ -23,7 +24,7 @@ export interface ModemTimeouts {
   sbdrbOkMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: ModemTimeouts = {
+const DEFAULT_TIMEOUTS: ModemTimeouts = {
   atMs: 5_000,
   startupMs: 60_000,
   startupProbeMs: 1_000,
@@ -44,10 +45,10 @@ export interface SbdixResult {
 }
 
 /** +SBDWB result codes (ISU AT Command Reference, +SBDWB). */
-export const SBDWB_STATUS = { OK: 0, TIMEOUT: 1, BAD_CHECKSUM: 2, WRONG_SIZE: 3 } as const;
+const SBDWB_STATUS = { OK: 0, TIMEOUT: 1, BAD_CHECKSUM: 2, WRONG_SIZE: 3 } as const;
 
-export const MAX_MO_BYTES = 340;
-export const MAX_MT_BYTES = 270;
+const MAX_MO_BYTES = 340;
+const MAX_MT_BYTES = 270;
 
 export interface ModemInfo {
   firmware: string[];
@@ -240,7 +241,7 @@ export class IridiumModem extends EventEmitter {
   }
 }
 
-export function parseSbdix(line: string): SbdixResult {
+function parseSbdix(line: string): SbdixResult {
   const m = /\+SBDIX:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)/.exec(line);
   if (!m) throw new OutpostError('IRIDIUM_PROTOCOL', `malformed +SBDIX response: ${JSON.stringify(line)}`);
   const [moStatus, momsn, mtStatus, mtmsn, mtLength, mtQueued] = m.slice(1).map(Number) as [number, number, number, number, number, number];

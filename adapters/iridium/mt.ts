@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { CodecDatapoint } from './codec.js';
 import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 import { ByteReader, ByteWriter } from './varint.js';
@@ -23,14 +24,12 @@ import { ByteReader, ByteWriter } from './varint.js';
  * `context` (the gateway id) binds a message to one site even when keys are shared.
  */
 
-export const MT_VERSION = 1;
-export const MT_TAG_BYTES = 8;
-export const MAX_MT_BYTES = 270;
+const MT_VERSION = 1;
+const MT_TAG_BYTES = 8;
+const MAX_MT_BYTES = 270;
 const DOMAIN = 'outpost-iridium-mt/1';
 
-export type MtCommand =
-  | { kind: 'setpoint'; id: string; v: number | boolean; expiresInS?: number }
-  | { kind: 'command'; name: string };
+export type MtCommand = { kind: 'setpoint'; id: string; v: number | boolean; expiresInS?: number } | { kind: 'command'; name: string };
 
 export interface MtFormat {
   /** Shared secret (at least 16 bytes). */
@@ -67,7 +66,9 @@ export function encodeMt(format: MtFormat, counter: number, commands: readonly M
     if (i < 0) throw new OutpostError('IRIDIUM_CODEC', `datapoint ${c.id} is not in the Iridium table`);
     const dp = format.datapoints[i]!;
     const scaled = dp.type === 'boolean' ? (c.v ? 1 : 0) : Math.round((c.v as number) * 10 ** dp.decimals);
-    w.byte(c.expiresInS === undefined ? 0x01 : 0x02).uvarint(i).svarint(scaled);
+    w.byte(c.expiresInS === undefined ? 0x01 : 0x02)
+      .uvarint(i)
+      .svarint(scaled);
     if (c.expiresInS !== undefined) w.uvarint(c.expiresInS);
   }
   const body = w.toBuffer();

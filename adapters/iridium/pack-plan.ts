@@ -1,4 +1,5 @@
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { PRIORITIES, type Priority } from './budget.js';
 import { CREDIT_BYTES, MAX_MO_BYTES, creditsFor, type MoCodec, type Reading } from './codec.js';
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../runtime/log.js';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import { PRIORITIES, type CreditBudget, type Priority } from './budget.js';
 import { creditsFor } from './codec.js';
 import { classifyMoStatus } from './mo-status.js';
@@ -39,7 +40,7 @@ export interface LinkOptions {
   random?: () => number;
 }
 
-export const DEFAULT_LINK_OPTIONS: LinkOptions = {
+const DEFAULT_LINK_OPTIONS: LinkOptions = {
   minSignal: 2,
   signalRetryMs: 30_000,
   backoffInitialMs: 20_000,
@@ -275,7 +276,10 @@ export class SbdLink extends EventEmitter {
       if (!pick && !fetchMt) {
         if (wantMt && !deferredNoted) {
           deferredNoted = true;
-          this.log.warn({ mtCreditsToday: this.budget.mtToday, rings: this.rings, ringsDeferred: this.ringsDeferred }, 'MT fetch deferred: the MT share of the credit budget is spent; the next MO session fetches it');
+          this.log.warn(
+            { mtCreditsToday: this.budget.mtToday, rings: this.rings, ringsDeferred: this.ringsDeferred },
+            'MT fetch deferred: the MT share of the credit budget is spent; the next MO session fetches it',
+          );
         }
         if (this.queued > 0) {
           this.setState('budget', 'daily or monthly credit budget reached');
@@ -330,7 +334,9 @@ export class SbdLink extends EventEmitter {
       pick.m.reject(reason);
       return;
     }
-    await this.source!.drop(reason).catch((err: unknown) => this.log.warn({ code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'dropping a forwarding message was not recorded'));
+    await this.source!.drop(reason).catch((err: unknown) =>
+      this.log.warn({ code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'dropping a forwarding message was not recorded'),
+    );
     this.emit('queue', this.queued);
   }
 
@@ -384,7 +390,10 @@ export class SbdLink extends EventEmitter {
         pick.m.resolve({ momsn: result.momsn, credits });
       } else if (pick) {
         await this.source!.sent().catch((err: unknown) =>
-          this.log.warn({ code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'forwarding queue not saved after a sent message; a restart may send it again'),
+          this.log.warn(
+            { code: toOutpostError(err).code, reason: toOutpostError(err).message },
+            'forwarding queue not saved after a sent message; a restart may send it again',
+          ),
         );
         this.emit('queue', this.queued);
       }
@@ -412,7 +421,10 @@ export class SbdLink extends EventEmitter {
       case 'account':
       case 'hardware':
         this.setState(cls.kind === 'account' ? 'account_error' : 'down', cls.reason);
-        this.emit('alert', new OutpostError(cls.kind === 'account' ? 'IRIDIUM_ACCOUNT' : 'IRIDIUM_SESSION_FAILED', `MO status ${result.moStatus}: ${cls.reason}`));
+        this.emit(
+          'alert',
+          new OutpostError(cls.kind === 'account' ? 'IRIDIUM_ACCOUNT' : 'IRIDIUM_SESSION_FAILED', `MO status ${result.moStatus}: ${cls.reason}`),
+        );
         await this.sleep(this.options.accountRetryMs, signal);
         return;
       default:

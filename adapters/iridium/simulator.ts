@@ -198,7 +198,16 @@ export class IridiumSimulator {
       this.ringAlerts = mta[1] === '1';
       return this.respond([]);
     }
-    if (upper === 'AT+CGMR') return this.respond(['Call Processor Version: TA21004', 'Modem DSP Version: 1.7 svn: 2358', 'DBB Version: 0x0001 (ASIC)', 'RFA Version: 0x0007 (SRFA2)', 'NVM Version: KVS', 'Hardware Version: BOOT07d2/9603NrvA-D/04/RAW0c', 'BOOT Version: TA21004 (rev exported)']);
+    if (upper === 'AT+CGMR')
+      return this.respond([
+        'Call Processor Version: TA21004',
+        'Modem DSP Version: 1.7 svn: 2358',
+        'DBB Version: 0x0001 (ASIC)',
+        'RFA Version: 0x0007 (SRFA2)',
+        'NVM Version: KVS',
+        'Hardware Version: BOOT07d2/9603NrvA-D/04/RAW0c',
+        'BOOT Version: TA21004 (rev exported)',
+      ]);
     if (upper === 'AT+CGSN') return this.respond([this.imei]);
     if (upper === 'AT+CGMM') return this.respond(['IRIDIUM 9600 Family SBD Transceiver']);
     if (upper === 'AT+CSQ') return this.respond([`+CSQ:${this.noNetwork ? 0 : this.signal}`]);
@@ -306,7 +315,9 @@ export function mockDeviceIo(hostPort: { port?: unknown }): ByteIo {
   binding.write = async (b: Buffer) => {
     await original(b);
     const copy = Buffer.from(b);
-    setImmediate(() => handlers.forEach((h) => h(copy)));
+    setImmediate(() => {
+      for (const h of handlers) h(copy);
+    });
   };
   return {
     write: async (data) => {

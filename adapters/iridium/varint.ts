@@ -1,4 +1,5 @@
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 
 /**
  * LEB128-style unsigned varints and zigzag signed integers, using Number arithmetic
@@ -95,21 +96,11 @@ export class ByteReader {
   }
 }
 
-export function zigzag(n: number): number {
+function zigzag(n: number): number {
   if (!Number.isSafeInteger(n)) throw new OutpostError('IRIDIUM_CODEC', `integer out of range: ${n}`);
   return n >= 0 ? n * 2 : -n * 2 - 1;
 }
 
-export function unzigzag(z: number): number {
+function unzigzag(z: number): number {
   return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-}
-
-/** Bytes a value takes as an unsigned varint. */
-export function uvarintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    size++;
-  }
-  return size;
 }

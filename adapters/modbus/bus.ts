@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { atOrAfter } from './timing.js';
 import type { ModbusLink, ModbusRequest, ModbusResponse } from './transport.js';
 
@@ -13,9 +14,9 @@ interface Job {
 }
 
 /** Requests one device may have waiting: a poll cycle's blocks plus a few writes. */
-export const MAX_QUEUED_PER_DEVICE = 256;
+const MAX_QUEUED_PER_DEVICE = 256;
 /** A failing device's probe waits behind healthy traffic at most this long, so it is never starved. */
-export const PROBATION_MAX_WAIT_MS = 2000;
+const PROBATION_MAX_WAIT_MS = 2000;
 
 /**
  * Request scheduler in front of one link (an RS-485 line or a TCP connection).

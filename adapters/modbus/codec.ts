@@ -119,7 +119,7 @@ export function compileDecoder(type: RegisterType, order: WordOrder, length = re
     case 'bool':
       return (words, at) => words[at]! & 0xffff;
     case 'int32':
-      return (words, at) => ((be(words, at, 0) << 16) | be(words, at, 1)) | 0;
+      return (words, at) => (be(words, at, 0) << 16) | be(words, at, 1) | 0;
     case 'uint32':
       return (words, at) => be(words, at, 0) * 0x10000 + be(words, at, 1);
     case 'float32':

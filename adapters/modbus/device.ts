@@ -1,59 +1,16 @@
 import type { AdapterContext } from '../../runtime/adapter.js';
 import type { Value } from '../../core/datapoint.js';
-import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { ModbusBus } from './bus.js';
-import { BAD, compilePoint, datapointFor, datapointId, decodePoint, encodePoint, type CompiledPoint } from './mapping.js';
+import { BAD, datapointFor } from './mapping.js';
 import { planReads } from './planner.js';
-import { discoverSunSpec, type SunSpecDefinitions } from './sunspec.js';
+import { discoverSunSpec } from './sunspec.js';
 import type { PointDef } from './templates.js';
-import type { RegisterFunction } from './templates.js';
 import type { ModbusRequest, ModbusResponse } from './transport.js';
-
-export interface DeviceOptions {
-  /** Adapter-unique device name (status key and lane name). */
-  name: string;
-  bus: string;
-  unit: number;
-  /** Datapoint id prefix, e.g. `plant.meter1`. */
-  prefix: string;
-  model: string;
-  interval: number;
-  timeoutMs: number;
-  maxRegisters: number;
-  maxGap: number;
-  backoff: { initialMs: number; maxMs: number };
-  /** Fixed register map (templates and inline maps); absent for SunSpec discovery. */
-  points?: PointDef[];
-  sunspec?: SunSpecDefinitions;
-  /** Per-point interval overrides by point name. */
-  intervals?: Record<string, number>;
-  /** Restrict to these point names (after discovery for SunSpec). */
-  only?: string[];
-}
-
-export type DeviceState = 'starting' | 'ok' | 'failing';
-
-export interface DeviceStatus {
-  bus: string;
-  unit: number;
-  model: string;
-  state: DeviceState;
-  since: number;
-  lastError?: string;
-  code?: string;
-  failures: number;
-  retryInMs?: number;
-  lastOkAt?: number;
-  cycles: number;
-  requests: number;
-  errors: number;
-  points: number;
-  /** Reads in the last full cycle vs one read per point. */
-  requestsPerCycle?: number;
-  badPoints?: string[];
-  identity?: Record<string, string>;
-  droppedBatches?: number;
-}
+import type { DeviceOptions, DeviceStatus } from './device-options.js';
+import { buildSlots, planSlotReads, selectPoints, type PlannedRead, type Quality, type Reading, type Slot } from './slots.js';
+import { writeSetpoint } from './setpoint.js';
 
 /** Exceptions that say "this address/function is not there", a map problem rather than a dead device. */
 const MAP_EXCEPTIONS = new Set([1, 2, 3]);
@@ -63,43 +20,6 @@ const BAD_POINT_RETRY_INTERVALS = 20;
 const MAX_PENDING_BATCHES = 16;
 /** Plans kept per device (distinct sets of due points); real devices have a handful. */
 const MAX_CACHED_PLANS = 256;
-
-type Quality = 'good' | 'bad' | 'stale';
-type Reading = { id: string; v: Value; t: number; q?: 'bad' | 'stale' };
-
-/** One point of the device with its schedule and state, worked out once in `usePoints`. */
-interface Slot {
-  readonly index: number;
-  readonly def: PointDef;
-  readonly point: CompiledPoint;
-  /** Datapoint id (prefix + name). */
-  readonly id: string;
-  readonly interval: number;
-  /** Points due within a tenth of their interval ride along with this cycle's reads. */
-  readonly slack: number;
-  /** The slot of this point's scale-factor register, if it has one. */
-  scaleFactor: Slot | undefined;
-  nextDue: number;
-  /** Refused by the device (exception on a single read): not read again before this. */
-  badUntil: number;
-  quality: Quality | undefined;
-  /** When it was last written: a read that started before that is older than the read-back. */
-  writtenAt: number;
-  /** Read on its own after the device refused a merged read that covered it. */
-  isolated: boolean;
-  /** Scratch flag of the current cycle. */
-  due: boolean;
-}
-
-/** One read of a cycle with its decode plan: which slot sits at which offset, scale factors first. */
-interface PlannedRead {
-  readonly request: ModbusRequest & { kind: 'read' };
-  readonly function: RegisterFunction;
-  readonly address: number;
-  readonly count: number;
-  readonly slots: readonly Slot[];
-  readonly offsets: readonly number[];
-}
 
 /**
  * Polls one device: plans coalesced reads of the points that are due, decodes and
@@ -137,7 +57,18 @@ export class DevicePoller {
     readonly options: DeviceOptions,
     private readonly onStatus: () => void,
   ) {
-    this.status = { bus: options.bus, unit: options.unit, model: options.model, state: 'starting', since: ctx.clock.now(), failures: 0, cycles: 0, requests: 0, errors: 0, points: 0 };
+    this.status = {
+      bus: options.bus,
+      unit: options.unit,
+      model: options.model,
+      state: 'starting',
+      since: ctx.clock.now(),
+      failures: 0,
+      cycles: 0,
+      requests: 0,
+      errors: 0,
+      points: 0,
+    };
   }
 
   private get lane(): string {
@@ -158,48 +89,15 @@ export class DevicePoller {
   }
 
   private async usePoints(all: PointDef[]): Promise<void> {
-    const only = this.options.only ? new Set(this.options.only) : undefined;
-    let points = only ? all.filter((p) => only.has(p.name)) : all;
-    if (only) {
-      const missing = [...only].filter((n) => !all.some((p) => p.name === n));
-      if (missing.length) throw new OutpostError('CONFIG_INVALID', `${this.options.name}: "only" names unknown point(s) ${missing.join(', ')}`);
-      // Scale-factor registers of the chosen points are needed to decode them.
-      const sfs = new Set(points.map((p) => p.scaleFactor).filter((s): s is string => !!s));
-      points = all.filter((p) => only.has(p.name) || sfs.has(p.name));
-    }
-    for (const name of Object.keys(this.options.intervals ?? {})) {
-      if (!points.some((p) => p.name === name)) throw new OutpostError('CONFIG_INVALID', `${this.options.name}: "intervals" names unknown point ${name}`);
-    }
-    const defs = points.map((p) => ({ ...p, interval: this.options.intervals?.[p.name] ?? p.interval ?? this.options.interval }));
-    // Scale factors follow the fastest point that uses them.
-    for (const p of defs) {
-      if (!p.scaleFactor) continue;
-      const sf = defs.find((q) => q.name === p.scaleFactor)!;
-      sf.interval = Math.min(sf.interval, p.interval);
-    }
+    const defs = selectPoints(all, this.options);
     const published = defs.filter((p) => !p.internal);
     const meta = { device: this.options.name, bus: this.options.bus, unit: this.options.unit, model: this.options.model };
     const sensors = published.filter((p) => p.kind === 'sensor').map((p) => datapointFor(this.options.prefix, p, meta));
     if (sensors.length) await this.ctx.datapoints.register(sensors);
     const now = this.ctx.clock.now();
-    this.slots = defs.map((def, index) => ({
-      index,
-      def,
-      point: compilePoint(def),
-      id: datapointId(this.options.prefix, def),
-      interval: def.interval,
-      slack: Math.min(def.interval / 10, 1000),
-      scaleFactor: undefined,
-      nextDue: now,
-      badUntil: 0,
-      quality: undefined,
-      writtenAt: -Infinity,
-      isolated: false,
-      due: false,
-    }));
+    this.slots = buildSlots(defs, this.options.prefix, now);
     this.slotOf.clear();
     for (const s of this.slots) this.slotOf.set(s.def, s);
-    for (const s of this.slots) if (s.def.scaleFactor) s.scaleFactor = this.slots.find((q) => q.def.name === s.def.scaleFactor);
     this.hasScaleFactors = this.slots.some((s) => s.scaleFactor);
     for (const s of this.slots) {
       if (s.def.internal || s.def.kind !== 'actuator') continue;
@@ -249,8 +147,15 @@ export class DevicePoller {
     try {
       const found = await discoverSunSpec(async (address, count) => (await this.request({ kind: 'read', function: 'holding', address, count })).words!, defs);
       this.status.identity = found.identity;
-      this.ctx.log.info({ device: this.options.name, base: found.base, models: found.models.map((m) => m.id), identity: found.identity }, 'SunSpec device discovered');
-      if (found.points.length === 0) throw new OutpostError('MODBUS_TEMPLATE_INVALID', `SunSpec device has none of the supported models (found ${found.models.map((m) => m.id).join(', ')})`);
+      this.ctx.log.info(
+        { device: this.options.name, base: found.base, models: found.models.map((m) => m.id), identity: found.identity },
+        'SunSpec device discovered',
+      );
+      if (found.points.length === 0)
+        throw new OutpostError(
+          'MODBUS_TEMPLATE_INVALID',
+          `SunSpec device has none of the supported models (found ${found.models.map((m) => m.id).join(', ')})`,
+        );
       await this.usePoints(found.points);
     } catch (err) {
       if (this.stopped) return;
@@ -269,24 +174,7 @@ export class DevicePoller {
     }
     let reads = this.planCache.get(key);
     if (reads) return reads;
-    const due = this.slots.filter((s) => s.due);
-    const blocks = planReads(
-      due.filter((s) => !s.isolated).map((s) => s.def),
-      this.options,
-    );
-    for (const s of due) if (s.isolated) blocks.push({ function: s.def.function, address: s.def.address, count: s.def.count, points: [s.def] });
-    reads = blocks.map((b) => {
-      // Scale-factor registers are decoded before the points that use them.
-      const slots = b.points.map((p) => this.slotOf.get(p)!).sort((x, y) => (y.def.internal ? 1 : 0) - (x.def.internal ? 1 : 0));
-      return {
-        request: { kind: 'read', function: b.function, address: b.address, count: b.count },
-        function: b.function,
-        address: b.address,
-        count: b.count,
-        slots,
-        offsets: slots.map((s) => s.def.address - b.address),
-      };
-    });
+    reads = planSlotReads(this.slots, this.slotOf, this.options);
     if (this.planCache.size >= MAX_CACHED_PLANS) this.planCache.clear();
     this.planCache.set(key, reads);
     return reads;
@@ -382,7 +270,10 @@ export class DevicePoller {
     if (read.slots.length > 1) {
       for (const s of read.slots) s.isolated = true;
       this.planCache.clear();
-      this.ctx.log.info({ device: this.options.name, block: `${read.function} ${read.address}+${read.count}`, reason: err.message }, 'device refused a merged read; reading those points one by one');
+      this.ctx.log.info(
+        { device: this.options.name, block: `${read.function} ${read.address}+${read.count}`, reason: err.message },
+        'device refused a merged read; reading those points one by one',
+      );
       // Read them again right away, one by one, so good points lose no cycle.
       for (const s of read.slots) s.nextDue = t;
       return;
@@ -400,7 +291,8 @@ export class DevicePoller {
   private publish(values: Reading[]): void {
     if (this.pendingBatches >= MAX_PENDING_BATCHES) {
       this.status.droppedBatches = (this.status.droppedBatches ?? 0) + 1;
-      if (this.status.droppedBatches === 1) this.ctx.log.warn({ device: this.options.name }, 'storage is slower than polling; dropping Modbus reading batches (counted in status)');
+      if (this.status.droppedBatches === 1)
+        this.ctx.log.warn({ device: this.options.name }, 'storage is slower than polling; dropping Modbus reading batches (counted in status)');
       return;
     }
     this.pendingBatches++;
@@ -463,7 +355,10 @@ export class DevicePoller {
     for (const s of this.slots) s.nextDue = this.nextAttemptAt;
     const changed = this.status.state !== 'failing' || this.status.code !== e.code;
     if (this.status.state !== 'failing') {
-      this.ctx.log.warn({ device: this.options.name, unit: this.options.unit, code: e.code, reason: e.message }, 'Modbus device not answering; its values are marked stale (retrying with backoff)');
+      this.ctx.log.warn(
+        { device: this.options.name, unit: this.options.unit, code: e.code, reason: e.message },
+        'Modbus device not answering; its values are marked stale (retrying with backoff)',
+      );
       this.status.since = t;
     }
     this.status.state = 'failing';
@@ -477,41 +372,18 @@ export class DevicePoller {
     if (changed) this.onStatus();
   }
 
-  /**
-   * Setpoint on an actuator point: write (FC5 coil, FC6 or FC16 registers), read the
-   * same registers back and compare the register image, then publish the read-back
-   * value. Any failure reaches the requester as SETPOINT_FAILED naming the cause.
-   */
-  private async write(s: Slot, v: Value): Promise<Value> {
-    const p = s.def;
-    const id = s.id;
-    const encoded = encodePoint(p, v);
-    const request: ModbusRequest =
-      encoded.bit !== undefined
-        ? { kind: 'write-coil', address: p.address, value: encoded.bit }
-        : encoded.words!.length === 1 && p.write === 'single'
-          ? { kind: 'write-register', address: p.address, value: encoded.words![0]! }
-          : { kind: 'write-registers', address: p.address, values: encoded.words! };
-    let back: ModbusResponse;
-    s.writtenAt = this.ctx.clock.now();
-    try {
-      await this.request(request, true);
-      back = await this.request({ kind: 'read', function: p.function, address: p.address, count: p.count }, true);
-    } catch (err) {
-      const e = toOutpostError(err, 'MODBUS_FRAME');
-      throw new OutpostError('SETPOINT_FAILED', `${id}: ${e.message}`, { cause: e, details: { code: e.code, ...(e.details as object) } });
-    }
-    const ok = encoded.bit !== undefined ? back.bits?.[0] === encoded.bit : encoded.words!.every((w, i) => back.words?.[i] === w);
-    const readBack = decodePoint(p, { address: p.address, words: back.words, bits: back.bits }, this.scaleFactors);
-    if (!ok) {
-      throw new OutpostError('SETPOINT_FAILED', `${id}: wrote ${JSON.stringify(v)} but the device reads back ${JSON.stringify(readBack.v)}`, {
-        details: { written: v, readBack: readBack.v },
-      });
-    }
-    const t = this.ctx.clock.now();
-    this.setQuality(s, 'good');
-    await this.ctx.bus.publishValue(id, readBack.v, { t });
-    return readBack.v;
+  /** Setpoint on an actuator point: written and read back by setpoint.ts over this device's lane. */
+  private write(s: Slot, v: Value): Promise<Value> {
+    return writeSetpoint(
+      {
+        ctx: this.ctx,
+        request: (request, urgent) => this.request(request, urgent),
+        scaleFactors: this.scaleFactors,
+        setQuality: (slot, q) => this.setQuality(slot, q),
+      },
+      s,
+      v,
+    );
   }
 }
 

@@ -1,9 +1,12 @@
 import { z } from 'zod';
-import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
+import { resolve } from 'node:path';
+import { defineAdapter, type AdapterContext, type CheckEnv, type CheckProblem } from '../../runtime/adapter.js';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { PortLease } from '../../runtime/ports.js';
 import { ModbusBus } from './bus.js';
-import { DevicePoller, type DeviceOptions } from './device.js';
+import { DevicePoller } from './device.js';
+import type { DeviceOptions } from './device-options.js';
 import { loadSunSpec, type SunSpecDefinitions } from './sunspec.js';
 import { REGISTER_TYPES } from './codec.js';
 import { loadTemplates, resolvePoints, type DeviceTemplate } from './templates.js';
@@ -45,7 +48,13 @@ const deviceSchema = z
     /** Inline register map (same fields as a template point); added to the template's points. */
     registers: z.array(z.record(z.string(), z.unknown())).optional(),
     /** Defaults for inline registers. */
-    defaults: z.strictObject({ function: z.enum(['coil', 'discrete', 'holding', 'input']).optional(), type: z.enum(REGISTER_TYPES).optional(), wordOrder: z.enum(['ABCD', 'CDAB', 'BADC', 'DCBA']).optional() }).optional(),
+    defaults: z
+      .strictObject({
+        function: z.enum(['coil', 'discrete', 'holding', 'input']).optional(),
+        type: z.enum(REGISTER_TYPES).optional(),
+        wordOrder: z.enum(['ABCD', 'CDAB', 'BADC', 'DCBA']).optional(),
+      })
+      .optional(),
     /** Datapoint id prefix; default `<adapter id>.<device name>`. */
     prefix: z.string().regex(PREFIX).optional(),
     interval: z.number().int().min(50).max(86_400_000).default(5000),
@@ -55,7 +64,9 @@ const deviceSchema = z
     maxGap: z.number().int().min(0).max(124).optional(),
     intervals: z.record(z.string(), z.number().int().min(50).max(86_400_000)).optional(),
     only: z.array(z.string()).min(1).optional(),
-    backoff: z.strictObject({ initialMs: z.number().int().min(10).default(1000), maxMs: z.number().int().min(10).default(60_000) }).default({ initialMs: 1000, maxMs: 60_000 }),
+    backoff: z
+      .strictObject({ initialMs: z.number().int().min(10).default(1000), maxMs: z.number().int().min(10).default(60_000) })
+      .default({ initialMs: 1000, maxMs: 60_000 }),
   })
   .refine((d) => d.template !== undefined || (d.registers?.length ?? 0) > 0, 'a device needs a "template" or inline "registers"');
 
@@ -75,6 +86,11 @@ export const modbusSchema = z.strictObject({
 });
 export type ModbusOptions = z.output<typeof modbusSchema>;
 
+/** What a bus passes to `ctx.ports.acquire`: lines shared by several adapters must agree on it. */
+function rtuSettings(rtu: z.output<typeof rtuSchema>): Record<string, unknown> {
+  return { kind: 'modbus-rtu', baudRate: rtu.baudRate, parity: rtu.parity, dataBits: rtu.dataBits, stopBits: rtu.stopBits };
+}
+
 interface OpenBus {
   name: string;
   bus: ModbusBus;
@@ -83,7 +99,12 @@ interface OpenBus {
 }
 
 /** Builds each device's options from config and templates; configuration mistakes name their path. */
-export function resolveDevices(adapterId: string, options: ModbusOptions, templates: Map<string, DeviceTemplate>, sunspec: SunSpecDefinitions): Array<DeviceOptions> {
+export function resolveDevices(
+  adapterId: string,
+  options: ModbusOptions,
+  templates: Map<string, DeviceTemplate>,
+  sunspec: SunSpecDefinitions,
+): Array<DeviceOptions> {
   const out: DeviceOptions[] = [];
   const names = new Set<string>();
   const prefixes = new Set<string>();
@@ -147,6 +168,65 @@ export function resolveDevices(adapterId: string, options: ModbusOptions, templa
 }
 
 /**
+ * What start would refuse: templates (built-in and `templatesDir`) that do not load, unknown
+ * template names, inline registers, names and units used twice, `only`/`intervals` naming no point.
+ */
+function checkModbus(options: ModbusOptions, env: CheckEnv): CheckProblem[] {
+  const problems: CheckProblem[] = [];
+  const message = (err: unknown): string => (err as Error).message;
+  let templates: Map<string, DeviceTemplate>;
+  let sunspec: SunSpecDefinitions;
+  try {
+    templates = loadTemplates();
+    sunspec = loadSunSpec();
+  } catch (err) {
+    return [{ path: '', message: `built-in device templates: ${message(err)}` }];
+  }
+  if (options.templatesDir) {
+    try {
+      for (const [k, v] of loadTemplates(resolve(env.cwd, options.templatesDir))) templates.set(k, v);
+    } catch (err) {
+      const system = (err as NodeJS.ErrnoException).syscall !== undefined;
+      problems.push({ path: 'templatesDir', message: system ? `cannot read ${options.templatesDir}: ${(err as NodeJS.ErrnoException).code}` : message(err) });
+    }
+  }
+  options.buses.forEach((b, bi) => {
+    b.devices.forEach((d, di) => {
+      if (d.template && d.template !== 'sunspec' && !templates.has(d.template)) {
+        problems.push({
+          path: `buses.${bi}.devices.${di}.template`,
+          message: `unknown template "${d.template}"; known: sunspec, ${[...templates.keys()].join(', ')}`,
+        });
+      }
+    });
+  });
+  if (problems.length > 0) return problems;
+  let devices: DeviceOptions[];
+  try {
+    devices = resolveDevices(env.id, options, templates, sunspec);
+  } catch (err) {
+    // resolveDevices names the device as `buses[i].devices[j]`: the same path, dotted.
+    const m = /^buses\[(\d+)\]\.devices\[(\d+)\][.:]? ?(.*)$/s.exec(message(err));
+    return [m ? { path: `buses.${m[1]}.devices.${m[2]}`, message: m[3]! } : { path: 'buses', message: message(err) }];
+  }
+  let i = 0;
+  options.buses.forEach((b, bi) => {
+    b.devices.forEach((d, di) => {
+      const points = devices[i++]!.points;
+      if (!points) return; // SunSpec: the points are discovered at start
+      const missing = (d.only ?? []).filter((n) => !points.some((p) => p.name === n));
+      if (missing.length) problems.push({ path: `buses.${bi}.devices.${di}.only`, message: `names unknown point(s) ${missing.join(', ')}` });
+      const chosen = d.only ? points.filter((p) => d.only!.includes(p.name)) : points;
+      for (const name of Object.keys(d.intervals ?? {})) {
+        if (!chosen.some((p) => p.name === name))
+          problems.push({ path: `buses.${bi}.devices.${di}.intervals.${name}`, message: `names unknown point ${name}` });
+      }
+    });
+  });
+  return problems;
+}
+
+/**
  * Modbus RTU and TCP meters and inverters: template-driven register maps, coalesced
  * polling with per-point intervals, per-device fault isolation and backoff, verified
  * writes to holding registers and coils.
@@ -155,6 +235,12 @@ export default defineAdapter({
   type: 'modbus',
   description: 'Modbus RTU/TCP devices (energy meters, inverters) from YAML device templates',
   schema: modbusSchema,
+  check(options, env) {
+    return checkModbus(options, env);
+  },
+  ports(options) {
+    return options.buses.flatMap((b, i) => (b.rtu ? [{ path: `buses.${i}.rtu.path`, device: b.rtu.path, settings: rtuSettings(b.rtu) }] : []));
+  },
   create(options, instance) {
     const buses: OpenBus[] = [];
     const devices: DevicePoller[] = [];
@@ -174,7 +260,7 @@ export default defineAdapter({
             // Shared by every adapter instance that talks to this RS-485 line, so requests never collide on the wire.
             const lease: PortLease<{ line: RtuLine; bus: ModbusBus }> = await ctx.ports.acquire(
               rtu.path,
-              { kind: 'modbus-rtu', ...settings },
+              rtuSettings(rtu),
               async () => {
                 const line = new RtuLine({ path: rtu.path, ...settings }, { reopenMs: rtu.reopenMs, log: ctx.log });
                 await line.start();

@@ -1,6 +1,7 @@
 import type { DatapointInput } from '../../core/datapoint.js';
 import { OutpostError } from '../../core/errors.js';
-import { compileDecoder, decodeRaw, encodeRaw, isSentinel, normaliseSentinels, type RawDecoder, type RawValue } from './codec.js';
+import './errors.js';
+import { compileDecoder, encodeRaw, isSentinel, normaliseSentinels, type RawDecoder } from './codec.js';
 import type { PointDef } from './templates.js';
 
 /**
@@ -18,7 +19,11 @@ export function datapointFor(prefix: string, point: PointDef, meta: Record<strin
     kind: point.kind,
     type,
     description: point.description ?? point.name,
-    meta: { ...meta, register: { function: point.function, address: point.address, type: point.type, wordOrder: point.wordOrder }, ...(point.counter ? { counter: true } : {}) },
+    meta: {
+      ...meta,
+      register: { function: point.function, address: point.address, type: point.type, wordOrder: point.wordOrder },
+      ...(point.counter ? { counter: true } : {}),
+    },
   };
   if (point.unit) def.unit = point.unit;
   if (point.kind === 'actuator') {
@@ -77,18 +82,6 @@ function publishedDigits(point: PointDef): number {
   return 0;
 }
 
-export function rawOf(point: PointDef, data: BlockData): RawValue | boolean {
-  const i = point.address - data.address;
-  if (point.function === 'coil' || point.function === 'discrete') {
-    const bit = data.bits?.[i];
-    if (bit === undefined) throw new OutpostError('MODBUS_FRAME', `${point.name}: bit ${point.address} missing from the response`);
-    return bit;
-  }
-  const words = data.words?.slice(i, i + point.count);
-  if (!words || words.length !== point.count) throw new OutpostError('MODBUS_FRAME', `${point.name}: registers ${point.address}+${point.count} missing from the response`);
-  return decodeRaw(words, point.type, point.wordOrder);
-}
-
 /** A reading the device sent that is not a value: sentinel, NaN/∞, missing or absurd scale factor. */
 export const BAD: unique symbol = Symbol('bad reading');
 export type Reading = number | boolean | string | typeof BAD;
@@ -108,7 +101,7 @@ export class CompiledPoint {
     this.bits = def.function === 'coil' || def.function === 'discrete';
     this.decode = compileDecoder(def.type, def.wordOrder, def.count);
     const s = normaliseSentinels(def.type, def.nan);
-    this.sentinels = s && s.length ? s : undefined;
+    this.sentinels = s?.length ? s : undefined;
     this.digits = publishedDigits(def);
   }
 
@@ -120,7 +113,8 @@ export class CompiledPoint {
       if (bit === undefined) throw new OutpostError('MODBUS_FRAME', `${p.name}: bit ${p.address} missing from the response`);
       return bit;
     }
-    if (!words || offset < 0 || offset + p.count > words.length) throw new OutpostError('MODBUS_FRAME', `${p.name}: registers ${p.address}+${p.count} missing from the response`);
+    if (!words || offset < 0 || offset + p.count > words.length)
+      throw new OutpostError('MODBUS_FRAME', `${p.name}: registers ${p.address}+${p.count} missing from the response`);
     const raw = this.decode(words, offset);
     if (p.type === 'bool') {
       const n = raw as number;
@@ -132,7 +126,7 @@ export class CompiledPoint {
       if (this.sentinels && isSentinel(raw, this.sentinels)) return BAD;
       value = Number(raw);
     } else {
-      if (this.sentinels && this.sentinels.includes(raw)) return BAD;
+      if (this.sentinels?.includes(raw)) return BAD;
       value = raw;
     }
     if (!Number.isFinite(value)) return BAD;
@@ -168,19 +162,6 @@ export function decodePoint(point: PointDef, data: BlockData, scaleFactors?: Rea
   return v === BAD ? { v: null, q: 'bad' } : { v };
 }
 
-/** Decodes every point of a block, scale-factor registers first so dependents can use them. */
-export function decodeBlock(points: readonly PointDef[], data: BlockData, scaleFactors: Map<string, number | null>): Map<PointDef, PointValue> {
-  const out = new Map<PointDef, PointValue>();
-  for (const p of points) {
-    if (!p.internal) continue;
-    const value = decodePoint(p, data);
-    scaleFactors.set(p.name, typeof value.v === 'number' ? value.v : null);
-    out.set(p, value);
-  }
-  for (const p of points) if (!p.internal) out.set(p, decodePoint(p, data, scaleFactors));
-  return out;
-}
-
 /** Register image (or coil state) for a setpoint; refuses values the register cannot represent exactly. */
 export function encodePoint(point: PointDef, v: unknown): { words?: number[]; bit?: boolean } {
   if (point.function === 'coil') {
@@ -196,7 +177,10 @@ export function encodePoint(point: PointDef, v: unknown): { words?: number[]; bi
   if (point.type !== 'float32' && point.type !== 'float64') {
     const rounded = Math.round(raw);
     if (Math.abs(raw - rounded) > 1e-6 * Math.max(1, Math.abs(raw))) {
-      throw new OutpostError('SETPOINT_OUT_OF_RANGE', `${point.name}: ${v} is not a multiple of the register resolution ${point.scale}${point.unit ? ' ' + point.unit : ''}`);
+      throw new OutpostError(
+        'SETPOINT_OUT_OF_RANGE',
+        `${point.name}: ${v} is not a multiple of the register resolution ${point.scale}${point.unit ? ' ' + point.unit : ''}`,
+      );
     }
     raw = rounded;
   }

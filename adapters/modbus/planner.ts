@@ -17,8 +17,8 @@ export interface PlanOptions {
 }
 
 /** FC1/FC2 read at most 2000 bits (Modbus Application Protocol §6.1/§6.2). */
-export const MAX_BITS = 2000;
-export const MAX_REGISTERS = 125;
+const MAX_BITS = 2000;
+const MAX_REGISTERS = 125;
 
 /**
  * Coalesces points into as few reads as the limits allow: per function, sorted by

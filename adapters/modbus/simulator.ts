@@ -70,7 +70,7 @@ function plausible(p: PointDef, t: number, phase: number): number | boolean {
 }
 
 /** One simulated slave: a register image per table, refreshed from its points. */
-export class SimDevice {
+class SimDevice {
   readonly tables: Record<Table, Map<number, number>> = { coil: new Map(), discrete: new Map(), holding: new Map(), input: new Map() };
   /** Holding/coil addresses that accept writes, and whether FC6 is refused (Eastron only takes FC16). */
   private readonly writable = new Map<number, { multipleOnly: boolean }>();
@@ -117,7 +117,9 @@ export class SimDevice {
     let raw = ((typeof value === 'boolean' ? (value ? 1 : 0) : value) - p.offset) / scale;
     if (p.type !== 'float32' && p.type !== 'float64') raw = Math.round(raw);
     const words = encodeRaw(raw, p.type, p.wordOrder);
-    words.forEach((w, i) => table.set(p.address + i, w));
+    words.forEach((w, i) => {
+      table.set(p.address + i, w);
+    });
   }
 
   /** Moves values on: instantaneous ones follow a slow wave, counters integrate power. */
@@ -127,7 +129,7 @@ export class SimDevice {
       const counter = this.counters.get(p);
       if (counter !== undefined) {
         const kw = 5.4 * (1 + 0.3 * Math.sin(t / 20_000 + this.phase));
-        const next = counter + (kw * dtMs) / 3_600_000 * (p.unit === 'Wh' ? 1000 : 1);
+        const next = counter + ((kw * dtMs) / 3_600_000) * (p.unit === 'Wh' ? 1000 : 1);
         this.counters.set(p, next);
         this.setPoint(p, p.unit === 'Wh' ? Math.round(next) : next);
         continue;
@@ -224,7 +226,10 @@ function sunspecDevice(unit: number, defs: SunSpecDefinitions, options: { strict
     for (const p of def.points) {
       const abs = { ...p, address: address + 2 + p.address, name: `${def.name}.${p.name}` };
       if (p.type === 'string') {
-        strings.push({ p: abs, v: { manufacturer: 'Outpost', model: 'SimInverter 5000', options: '', version: '1.0.0', serial: `SIM${unit}0001` }[p.name] ?? '' });
+        strings.push({
+          p: abs,
+          v: { manufacturer: 'Outpost', model: 'SimInverter 5000', options: '', version: '1.0.0', serial: `SIM${unit}0001` }[p.name] ?? '',
+        });
         continue;
       }
       if (p.internal) {
@@ -241,7 +246,12 @@ function sunspecDevice(unit: number, defs: SunSpecDefinitions, options: { strict
   }
   fixed.push({ address, value: SUNSPEC_END }, { address: address + 1, value: 0 });
   // State and events are set below; the heat-sink sensor is left "not implemented" (0x8000) like many inverters.
-  const device = new SimDevice(unit, 'sunspec', points.filter((p) => !/^(state|events|temperature_heatsink)$/.test(p.name.split('.')[1]!)), options);
+  const device = new SimDevice(
+    unit,
+    'sunspec',
+    points.filter((p) => !/^(state|events|temperature_heatsink)$/.test(p.name.split('.')[1]!)),
+    options,
+  );
   for (const f of fixed) device.tables.holding.set(f.address, f.value);
   for (const s of strings) device.setPoint(s.p, s.v);
   // Fill the rest of each model with "not implemented" so strict reads of the whole model succeed.

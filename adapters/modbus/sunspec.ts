@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { OutpostError, isOutpostError } from '../../core/errors.js';
+import './errors.js';
+import { parseDeviceData } from '../../runtime/device-data.js';
 import { decodeRaw } from './codec.js';
 import { DEVICES_DIR, resolvePoints, type PointDef } from './templates.js';
 
@@ -32,12 +33,8 @@ export interface SunSpecDefinitions {
   models: Map<number, { name: string; layout: string; points: PointDef[] }>;
 }
 
-export function parseSunSpec(text: string, where = 'sunspec.yaml'): SunSpecDefinitions {
-  const parsed = fileSchema.safeParse(parseYaml(text));
-  if (!parsed.success) {
-    throw new OutpostError('MODBUS_TEMPLATE_INVALID', parsed.error.issues.map((i) => `${where}.${i.path.join('.')}: ${i.message}`).join('; '));
-  }
-  const f = parsed.data;
+function parseSunSpec(text: string, where = 'sunspec.yaml'): SunSpecDefinitions {
+  const f = parseDeviceData(text, where, fileSchema, 'MODBUS_TEMPLATE_INVALID').data;
   const layouts = new Map<string, PointDef[]>();
   for (const [name, points] of Object.entries(f.layouts)) {
     layouts.set(name, resolvePoints(points, { function: 'holding', wordOrder: 'ABCD' }, `${where}.layouts.${name}`));
@@ -98,7 +95,7 @@ export async function discoverSunSpec(read: HoldingReader, defs: SunSpecDefiniti
   const models: DiscoveredModel[] = [];
   let address = base + 2;
   while (models.length < MAX_MODELS && address + 2 <= 0x10000) {
-    const [id, length] = await read(address, 2) as [number, number];
+    const [id, length] = (await read(address, 2)) as [number, number];
     if (id === SUNSPEC_END) break;
     models.push({ id, address, length });
     address += 2 + length;
@@ -117,7 +114,8 @@ export async function discoverSunSpec(read: HoldingReader, defs: SunSpecDefiniti
       // Common model: identity strings, read once (Mn, Md, Opt, Vr, SN).
       const words = await read(dataStart, Math.min(m.length, 64));
       for (const p of def.points) {
-        if (p.type === 'string' && p.address + p.count <= words.length) identity[p.name] = decodeRaw(words.slice(p.address, p.address + p.count), 'string', 'ABCD') as string;
+        if (p.type === 'string' && p.address + p.count <= words.length)
+          identity[p.name] = decodeRaw(words.slice(p.address, p.address + p.count), 'string', 'ABCD') as string;
       }
       continue;
     }

@@ -1,10 +1,12 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
+import { parseDeviceData, readDeviceData } from '../../runtime/device-data.js';
 import { REGISTER_TYPES, WORD_ORDERS, registerCount, type RegisterType, type WordOrder } from './codec.js';
+import { formatZodError } from '../../core/zod-error.js';
 
 /**
  * Device templates are data: `devices/*.yaml`, validated here at load time.
@@ -25,7 +27,10 @@ const pointFields = {
   length: z.number().int().min(1).max(125).optional(),
   wordOrder: z.enum(WORD_ORDERS).optional(),
   /** value = raw × scale × 10^scaleFactor + offset */
-  scale: z.number().refine((s) => s !== 0, 'scale must not be 0').optional(),
+  scale: z
+    .number()
+    .refine((s) => s !== 0, 'scale must not be 0')
+    .optional(),
   offset: z.number().optional(),
   /** Name of an int16 point in the same map holding a power-of-ten exponent (SunSpec `sunssf`). */
   scaleFactor: z.string().regex(POINT_NAME).optional(),
@@ -38,7 +43,10 @@ const pointFields = {
   kind: z.enum(['sensor', 'actuator']).optional(),
   min: z.number().optional(),
   max: z.number().optional(),
-  allowed: z.array(z.union([z.number(), z.boolean()])).min(1).optional(),
+  allowed: z
+    .array(z.union([z.number(), z.boolean()]))
+    .min(1)
+    .optional(),
   /** Poll interval of this point (ms); defaults to the device interval. */
   interval: z.number().int().min(50).max(86_400_000).optional(),
   /** FC6 (`single`) or FC16 (`multiple`) for one-register holding writes; multi-register writes always use FC16. */
@@ -49,7 +57,7 @@ const pointFields = {
   internal: z.boolean().optional(),
 };
 
-export const PointInputSchema = z.strictObject(pointFields);
+const PointInputSchema = z.strictObject(pointFields);
 export type PointInput = z.input<typeof PointInputSchema>;
 
 const defaultsSchema = z.strictObject({
@@ -112,7 +120,7 @@ export interface DeviceTemplate {
 type Defaults = z.output<typeof defaultsSchema>;
 
 function issuesText(error: z.ZodError, prefix: string): string {
-  return error.issues.map((i) => `${[prefix, ...i.path].filter((p) => p !== '').join('.')}: ${i.message}`).join('; ');
+  return formatZodError(error, { prefix, root: '' });
 }
 
 /** Applies defaults and the rules zod cannot express per field; `where` names the source for errors. */
@@ -176,7 +184,8 @@ export function resolvePoints(raw: unknown[], defaults: Defaults, where: string)
     const sf = out.find((q) => q.name === p.scaleFactor);
     if (!sf) throw new OutpostError('MODBUS_TEMPLATE_INVALID', `${where}: ${p.name} refers to scale factor point "${p.scaleFactor}" that does not exist`);
     if (sf.type !== 'int16') throw new OutpostError('MODBUS_TEMPLATE_INVALID', `${where}: scale factor point ${sf.name} must be int16`);
-    if (p.kind === 'actuator') throw new OutpostError('MODBUS_TEMPLATE_INVALID', `${where}: ${p.name} is an actuator with a scale-factor register; write it unscaled instead`);
+    if (p.kind === 'actuator')
+      throw new OutpostError('MODBUS_TEMPLATE_INVALID', `${where}: ${p.name} is an actuator with a scale-factor register; write it unscaled instead`);
   }
   return out;
 }
@@ -186,15 +195,11 @@ function pickDefined<T extends object>(o: T): Partial<T> {
 }
 
 export function parseTemplate(text: string, where: string): DeviceTemplate {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw new OutpostError('MODBUS_TEMPLATE_INVALID', `${where}: not valid YAML: ${(err as Error).message}`, { cause: err });
-  }
-  const parsed = templateSchema.safeParse(doc);
-  if (!parsed.success) throw new OutpostError('MODBUS_TEMPLATE_INVALID', issuesText(parsed.error, where));
-  const t = parsed.data;
+  const t = parseDeviceData(text, where, templateSchema, 'MODBUS_TEMPLATE_INVALID').data;
+  return templateFrom(t, where);
+}
+
+function templateFrom(t: z.output<typeof templateSchema>, where: string): DeviceTemplate {
   const points = resolvePoints(t.points, t.defaults, where);
   for (const p of points) {
     if (p.function !== 'coil' && p.function !== 'discrete' && p.count > t.maxRegisters) {
@@ -209,10 +214,12 @@ export const DEVICES_DIR = join(dirname(fileURLToPath(import.meta.url)), 'device
 /** Register-map templates in a directory, by model id. SunSpec model definitions live in their own file (sunspec.ts). */
 export function loadTemplates(dir = DEVICES_DIR): Map<string, DeviceTemplate> {
   const out = new Map<string, DeviceTemplate>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+    .sort()) {
     if (file.startsWith('sunspec')) continue;
     const where = basename(file);
-    const template = parseTemplate(readFileSync(join(dir, file), 'utf8'), where);
+    const template = templateFrom(readDeviceData(join(dir, file), where, templateSchema, 'MODBUS_TEMPLATE_INVALID').data, where);
     if (out.has(template.model)) throw new OutpostError('MODBUS_TEMPLATE_INVALID', `${where}: model "${template.model}" is defined twice`);
     out.set(template.model, template);
   }

@@ -3,6 +3,7 @@ import { ModbusClient } from './client.js';
 import { SerialPort } from 'serialport';
 import type { Logger } from '../../runtime/log.js';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { InFlight, describeRequest, failSoon, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
 
 export interface RtuSettings {
@@ -211,7 +212,13 @@ export class RtuLine implements ModbusLink {
   execute(unit: number, request: ModbusRequest, timeoutMs: number, done: LinkCallback): void {
     const client = this.client;
     if (!client || this.state !== 'open') {
-      return failSoon(done, new OutpostError('MODBUS_PORT_UNAVAILABLE', `unit ${unit} ${describeRequest(request)} on ${this.settings.path}: port is not open${this.lastError ? ` (${this.lastError})` : ''}`));
+      return failSoon(
+        done,
+        new OutpostError(
+          'MODBUS_PORT_UNAVAILABLE',
+          `unit ${unit} ${describeRequest(request)} on ${this.settings.path}: port is not open${this.lastError ? ` (${this.lastError})` : ''}`,
+        ),
+      );
     }
     this.pending.issue(client, unit, request, timeoutMs, () => this.describe(unit, request), done);
   }

@@ -1,6 +1,7 @@
 import { ModbusClient } from './client.js';
 import type { Logger } from '../../runtime/log.js';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { InFlight, describeRequest, failSoon, toModbusError, type LinkCallback, type ModbusLink, type ModbusRequest } from './transport.js';
 
 export interface TcpSettings {
@@ -51,7 +52,12 @@ export class TcpLink implements ModbusLink {
     if (this.connecting) return this.connecting;
     const since = Date.now() - this.lastFailureAt;
     if (since < this.settings.reconnectMs) {
-      return Promise.reject(new OutpostError('MODBUS_PORT_UNAVAILABLE', `${this.name}: not connected (${this.lastError ?? 'connection failed'}); next attempt in ${this.settings.reconnectMs - since} ms`));
+      return Promise.reject(
+        new OutpostError(
+          'MODBUS_PORT_UNAVAILABLE',
+          `${this.name}: not connected (${this.lastError ?? 'connection failed'}); next attempt in ${this.settings.reconnectMs - since} ms`,
+        ),
+      );
     }
     const client = new ModbusClient();
     client.on('error', (err: unknown) => {

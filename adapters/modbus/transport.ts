@@ -1,5 +1,6 @@
 import type { ModbusClient } from './client.js';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { RegisterFunction } from './templates.js';
 
 /** One Modbus transaction, independent of RTU or TCP framing. */
@@ -56,7 +57,7 @@ interface FcClient {
  * it right before the call makes it per request. `done` gets modbus-serial's raw error;
  * the link maps it (and names the request) only when there is one.
  */
-export function issue(client: ModbusClient, unit: number, r: ModbusRequest, timeoutMs: number, done: (err: unknown, res?: ModbusResponse) => void): void {
+function issue(client: ModbusClient, unit: number, r: ModbusRequest, timeoutMs: number, done: (err: unknown, res?: ModbusResponse) => void): void {
   client.setTimeout(timeoutMs);
   const c = client as unknown as FcClient;
   switch (r.kind) {
@@ -64,7 +65,8 @@ export function issue(client: ModbusClient, unit: number, r: ModbusRequest, time
       if (r.function === 'holding') return c.writeFC3(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { words: data.data })));
       if (r.function === 'input') return c.writeFC4(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { words: data.data })));
       // FC1/FC2 answer whole bytes; the padding bits past `count` are not ours.
-      if (r.function === 'coil') return c.writeFC1(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { bits: data.data.slice(0, r.count) })));
+      if (r.function === 'coil')
+        return c.writeFC1(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { bits: data.data.slice(0, r.count) })));
       return c.writeFC2(unit, r.address, r.count, (err, data) => (err ? done(err) : done(null, { bits: data.data.slice(0, r.count) })));
     case 'write-coil':
       return c.writeFC5(unit, r.address, r.value, (err) => done(err, {}));
@@ -76,7 +78,7 @@ export function issue(client: ModbusClient, unit: number, r: ModbusRequest, time
 }
 
 /** Modbus exception codes (Modbus Application Protocol V1.1b3 §7). */
-export const EXCEPTION_NAMES: Record<number, string> = {
+const EXCEPTION_NAMES: Record<number, string> = {
   1: 'illegal function',
   2: 'illegal data address',
   3: 'illegal data value',
@@ -93,10 +95,15 @@ export function toModbusError(err: unknown, what: string): OutpostError {
   const e = (err ?? {}) as { name?: string; message?: string; errno?: string; modbusCode?: number };
   if (typeof e.modbusCode === 'number') {
     // 11 is the gateway saying the device behind it did not answer: treat as a timeout.
-    if (e.modbusCode === 11) return new OutpostError('MODBUS_TIMEOUT', `${what}: gateway target device failed to respond (exception 11)`, { cause: err, details: { exception: 11 } });
-    return new OutpostError('MODBUS_EXCEPTION', `${what}: exception ${e.modbusCode} (${EXCEPTION_NAMES[e.modbusCode] ?? 'unknown'})`, { cause: err, details: { exception: e.modbusCode } });
+    if (e.modbusCode === 11)
+      return new OutpostError('MODBUS_TIMEOUT', `${what}: gateway target device failed to respond (exception 11)`, { cause: err, details: { exception: 11 } });
+    return new OutpostError('MODBUS_EXCEPTION', `${what}: exception ${e.modbusCode} (${EXCEPTION_NAMES[e.modbusCode] ?? 'unknown'})`, {
+      cause: err,
+      details: { exception: e.modbusCode },
+    });
   }
-  if (e.name === 'TransactionTimedOutError' || e.errno === 'ETIMEDOUT') return new OutpostError('MODBUS_TIMEOUT', `${what}: no answer within the timeout`, { cause: err });
+  if (e.name === 'TransactionTimedOutError' || e.errno === 'ETIMEDOUT')
+    return new OutpostError('MODBUS_TIMEOUT', `${what}: no answer within the timeout`, { cause: err });
   const message = e.message ?? String(err);
   if (/CRC error|Data length error|Unexpected data error/.test(message)) return new OutpostError('MODBUS_FRAME', `${what}: ${message}`, { cause: err });
   if (e.name === 'PortNotOpenError' || /Port Not Open|ECONNREFUSED|EPIPE|ECONNRESET|closed/i.test(message)) {

@@ -1,73 +1,29 @@
-import type { RPCClient } from 'ocpp-rpc';
 import type { AdapterContext } from '../../runtime/adapter.js';
-import type { DatapointInput, Value } from '../../core/datapoint.js';
+import { warnOnce } from '../../runtime/log.js';
+import type { Value } from '../../core/datapoint.js';
 import { MAX_FUTURE_MS } from '../../core/datapoint.js';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { ChargerConfig, OcppOptions } from './config.js';
 import { matchChargerProfile, type ChargerProfile } from './chargers.js';
+import type { ChargerConnection, ChargerState, ConnectorState, Counters } from './charger-state.js';
+import { applySessionLimit, setCap, setEnabled } from './charger-limits.js';
 import { createOcpp16Validator } from './codec.js';
+import { loadSessions } from './load-inputs.js';
 import { chargerIds, chargerKey, connectorIds, connectorPrefix, connectorSensorDefs } from './mapping.js';
-import { LoadManager, type LoadSessionInput, type PhaseIndex, type PhaseTriple, type Plan } from './load-manager.js';
-import type { ChargingSession, SessionStore } from './sessions.js';
-import { chargePointMaxProfile, limitInUnit, txDefaultProfile, txProfile } from './profiles.js';
-
-/** The websocket connection of one charge point (an ocpp-rpc server-side client). */
-export type ChargerConnection = Pick<RPCClient, 'call' | 'handle' | 'close' | 'on' | 'once' | 'off' | 'identity'>;
-
-export interface ConnectorState {
-  id: number;
-  status?: string;
-  errorCode?: string;
-  powerW?: number;
-  /** Latest measured current per phase (A); undefined when never reported. */
-  currentsA: [number | undefined, number | undefined, number | undefined];
-  /** Arrival time of the MeterValues that last set currentsA (load management times its reports by it). */
-  currentsAt?: number;
-  energyWh?: number;
-  /** Operator caps (actuators). */
-  currentLimitA?: number;
-  powerLimitW?: number;
-  enabled: boolean;
-}
-
-export interface ChargerState {
-  identity: string;
-  config?: ChargerConfig;
-  profile: ChargerProfile;
-  connection?: ChargerConnection;
-  online: boolean;
-  connectedAt?: number;
-  lastSeen?: number;
-  boot?: { chargePointVendor?: string; chargePointModel?: string; firmwareVersion?: string; chargePointSerialNumber?: string; at: number };
-  connectors: Map<number, ConnectorState>;
-}
-
-export interface Counters {
-  connections: number;
-  refused: Record<string, number>;
-  /** Inbound payloads that failed the OCPP 1.6 JSON schema, by OCPP-J error code sent back. */
-  schemaViolations: Record<string, number>;
-  /** Frames that were not valid OCPP-J (broken JSON, wrong message type). */
-  badFrames: number;
-  notImplemented: number;
-  /** Our own output failed the schema: a bug on our side, logged as error. */
-  outputViolations: number;
-  dataTransfers: number;
-  samplesSkipped: number;
-  clockSkewed: number;
-  valuesRejected: number;
-  unknownTransactions: number;
-  callFailures: number;
-  /** Messages naming a connector the charger does not have (answered PropertyConstraintViolation). */
-  connectorIdsRefused: number;
-}
+import { LoadManager, type PhaseIndex, type Plan } from './load-manager.js';
+import { PlanStatusReporter } from './plan-status.js';
+import { SafetyProfiles } from './safety-profiles.js';
+import type { SessionStore } from './sessions.js';
 
 const PHASE_INDEX: Record<string, PhaseIndex> = { L1: 0, L2: 1, L3: 2 };
 
 /**
  * The OCPP central system state of one adapter instance: chargers, connectors, their
- * datapoints, outbound calls and load management. Transport lives in server.ts,
- * message handling in handlers/, storage in sessions.ts.
+ * datapoints, outbound calls and the wiring of load management. Transport lives in server.ts,
+ * message handling in handlers/, storage in sessions.ts; the charger limits in
+ * charger-limits.ts, load management's inputs in load-inputs.ts, safety profiles in
+ * safety-profiles.ts, plan and status reports in plan-status.ts.
  */
 export class CentralSystem {
   readonly chargers = new Map<string, ChargerState>();
@@ -90,15 +46,14 @@ export class CentralSystem {
   readonly loadManager: LoadManager | undefined;
   private readonly registered = new Set<string>();
   private readonly registering = new Map<string, Promise<void>>();
-  private statusTimer: NodeJS.Timeout | undefined;
-  private readonly warned = new Set<string>();
+  private readonly warnedOnce = warnOnce(() => this.ctx.log);
   readonly voltage: number;
   /** Total EV current per phase that is safe with no knowledge of the site (config fallbackA). */
   readonly fallbackA: number | undefined;
-  /** ChargePointMaxProfile limit (A) each connected charger confirmed; cleared on reconnect. */
-  private readonly appliedCaps = new Map<string, number>();
-  /** Allocations of the last plan logged at info, to log only changes there. */
-  private lastPlanSignature: string | undefined;
+  /** TxDefaultProfile per connection and ChargePointMaxProfile caps, with what each charger confirmed. */
+  private readonly safetyProfiles = new SafetyProfiles(this);
+  /** Plan log and datapoints, adapter status. */
+  private readonly reporter = new PlanStatusReporter(this);
   readonly ids: { plan: string; allocated: string; completed: string };
 
   constructor(
@@ -108,7 +63,11 @@ export class CentralSystem {
     readonly sessions: SessionStore,
   ) {
     this.voltage = options.loadManagement?.voltage ?? 230;
-    this.ids = { plan: `${options.prefix}.site.charging_plan`, allocated: `${options.prefix}.site.allocated_current`, completed: `${options.prefix}.sessions.completed` };
+    this.ids = {
+      plan: `${options.prefix}.site.charging_plan`,
+      allocated: `${options.prefix}.site.allocated_current`,
+      completed: `${options.prefix}.sessions.completed`,
+    };
     for (const config of options.chargers) this.chargerState(config.id);
     const lm = options.loadManagement;
     if (lm) {
@@ -126,11 +85,16 @@ export class CentralSystem {
         },
         {
           now: () => ctx.clock.now(),
-          sessions: () => this.loadSessions(),
-          apply: (key, limitA) => this.applySessionLimit(key, limitA),
-          onPlan: (plan) => this.onPlan(plan),
-          betweenLowerAndRaise: (plan) => this.applyChargerCaps(plan),
-          onError: (key, err) => this.warnOnce(`apply:${key}:${toOutpostError(err).code}`, { session: key, code: toOutpostError(err).code, reason: (err as Error).message }, 'charging limit not applied; retried at the next plan'),
+          sessions: () => loadSessions(this),
+          apply: (key, limitA) => applySessionLimit(this, key, limitA),
+          onPlan: (plan) => this.reporter.onPlan(plan),
+          betweenLowerAndRaise: (plan) => this.safetyProfiles.applyChargerCaps(plan),
+          onError: (key, err) =>
+            this.warnOnce(
+              `apply:${key}:${toOutpostError(err).code}`,
+              { session: key, code: toOutpostError(err).code, reason: (err as Error).message },
+              'charging limit not applied; retried at the next plan',
+            ),
         },
       );
     }
@@ -218,35 +182,65 @@ export class CentralSystem {
   private async registerDatapoints(charger: ChargerState, connectorId?: number): Promise<void> {
     const { prefix } = this.options;
     if (connectorId === undefined) {
-      await this.ctx.datapoints.register({ id: chargerIds(prefix, charger.identity).online, type: 'boolean', description: `Charger ${charger.identity} connected`, meta: { charger: charger.identity } });
+      await this.ctx.datapoints.register({
+        id: chargerIds(prefix, charger.identity).online,
+        type: 'boolean',
+        description: `Charger ${charger.identity} connected`,
+        meta: { charger: charger.identity },
+      });
       return;
     }
     const connector = this.connector(charger, connectorId);
     await this.ctx.datapoints.register(connectorSensorDefs(prefix, charger.identity, connectorId));
-    for (const suffix of ['power', 'current_l1', 'current_l2', 'current_l3', 'energy', 'status', 'error_code']) this.registered.add(`${connectorPrefix(prefix, charger.identity, connectorId)}.${suffix}`);
+    for (const suffix of ['power', 'current_l1', 'current_l2', 'current_l3', 'energy', 'status', 'error_code'])
+      this.registered.add(`${connectorPrefix(prefix, charger.identity, connectorId)}.${suffix}`);
     if (connectorId === 0) return;
     const ids = connectorIds(prefix, charger.identity, connectorId);
     const maxA = this.maxCurrentOf(charger);
     const phases = this.phasesOf(charger).length;
     const meta = { charger: charger.identity, connector: connectorId };
     await this.ctx.datapoints.register(
-      { id: ids.currentLimit, kind: 'actuator', type: 'number', unit: 'A', min: 0, max: maxA, description: `Current limit per phase for ${charger.identity}/${connectorId} (0 pauses)`, meta },
-      { onSet: async ({ v }) => this.setCap(charger, connector, { currentLimitA: v as number }) },
+      {
+        id: ids.currentLimit,
+        kind: 'actuator',
+        type: 'number',
+        unit: 'A',
+        min: 0,
+        max: maxA,
+        description: `Current limit per phase for ${charger.identity}/${connectorId} (0 pauses)`,
+        meta,
+      },
+      { onSet: async ({ v }) => setCap(this, charger, connector, { currentLimitA: v as number }) },
     );
     await this.ctx.datapoints.register(
-      { id: ids.powerLimit, kind: 'actuator', type: 'number', unit: 'W', min: 0, max: Math.round(maxA * this.voltage * phases), description: `Power limit for ${charger.identity}/${connectorId} (0 pauses)`, meta },
-      { onSet: async ({ v }) => this.setCap(charger, connector, { powerLimitW: v as number }) },
+      {
+        id: ids.powerLimit,
+        kind: 'actuator',
+        type: 'number',
+        unit: 'W',
+        min: 0,
+        max: Math.round(maxA * this.voltage * phases),
+        description: `Power limit for ${charger.identity}/${connectorId} (0 pauses)`,
+        meta,
+      },
+      { onSet: async ({ v }) => setCap(this, charger, connector, { powerLimitW: v as number }) },
     );
     await this.ctx.datapoints.register(
       { id: ids.enabled, kind: 'actuator', type: 'boolean', description: `Connector ${charger.identity}/${connectorId} available for charging`, meta },
-      { onSet: async ({ v }) => this.setEnabled(charger, connector, v as boolean) },
+      { onSet: async ({ v }) => setEnabled(this, charger, connector, v as boolean) },
     );
   }
 
   /** Registers a datapoint for a measurand seen for the first time. */
   async ensureMeasurand(id: string, unit: string, charger: ChargerState, connectorId: number, measurand: string): Promise<void> {
     if (this.registered.has(id)) return;
-    await this.ctx.datapoints.register({ id, type: 'number', unit: unit || undefined, description: `${measurand} of ${charger.identity}/${connectorId}`, meta: { charger: charger.identity, connector: connectorId, measurand } });
+    await this.ctx.datapoints.register({
+      id,
+      type: 'number',
+      unit: unit || undefined,
+      description: `${measurand} of ${charger.identity}/${connectorId}`,
+      meta: { charger: charger.identity, connector: connectorId, measurand },
+    });
     this.registered.add(id);
   }
 
@@ -273,10 +267,7 @@ export class CentralSystem {
   }
 
   warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
-    if (this.warned.has(key)) return;
-    if (this.warned.size > 1000) this.warned.clear();
-    this.warned.add(key);
-    this.ctx.log.warn(fields, `${message} (further ones like it are not logged)`);
+    this.warnedOnce(key, fields, `${message} (further ones like it are not logged)`);
   }
 
   // ------------------------------------------------------------------ connections
@@ -295,7 +286,7 @@ export class CentralSystem {
     }
     // A (re)connected charger may have lost or kept its profiles: everything is sent again.
     for (const c of charger.connectors.keys()) this.loadManager?.forget(`${identity}/${c}`);
-    this.appliedCaps.delete(identity);
+    this.safetyProfiles.appliedCaps.delete(identity);
     void this.ensureDatapoints(charger)
       .then(() => this.publish([{ id: chargerIds(this.options.prefix, identity).online, v: true, t: this.ctx.clock.now() }]))
       .catch((err) => this.warnOnce(`register:${identity}`, { charger: identity, reason: (err as Error).message }, 'charger datapoints not registered'));
@@ -321,65 +312,22 @@ export class CentralSystem {
       // Strict on output: our own request must pass the OCPP 1.6 schema before it is sent.
       this.validator.validate(`urn:${action}.req`, params);
     } catch (err) {
-      throw new OutpostError('BAD_REQUEST', `${action} request does not match the OCPP 1.6 schema: ${(err as Error).message}`, { details: { ocppError: (err as { rpcErrorCode?: string }).rpcErrorCode } });
+      throw new OutpostError('BAD_REQUEST', `${action} request does not match the OCPP 1.6 schema: ${(err as Error).message}`, {
+        details: { ocppError: (err as { rpcErrorCode?: string }).rpcErrorCode },
+      });
     }
     try {
       return (await charger.connection.call(action, params, { callTimeoutMs: this.options.callTimeoutMs })) as T;
     } catch (err) {
       this.counters.callFailures++;
       const code = (err as { rpcErrorCode?: string }).rpcErrorCode;
-      if (code) throw new OutpostError('CHARGER_REJECTED', `${identity} answered ${action} with ${code}: ${(err as Error).message}`, { details: { ocppError: code }, cause: err });
+      if (code)
+        throw new OutpostError('CHARGER_REJECTED', `${identity} answered ${action} with ${code}: ${(err as Error).message}`, {
+          details: { ocppError: code },
+          cause: err,
+        });
       throw new OutpostError('CHARGER_CALL_FAILED', `${identity} did not answer ${action}: ${(err as Error).message}`, { cause: err });
     }
-  }
-
-  // ------------------------------------------------------------------ actuators
-
-  private async setCap(charger: ChargerState, connector: ConnectorState, cap: { currentLimitA?: number; powerLimitW?: number }): Promise<Value> {
-    const ids = connectorIds(this.options.prefix, charger.identity, connector.id);
-    if (!this.loadManager) {
-      // Without load management a cap is sent straight to the charger, so it must be connected.
-      const limitA = Math.min(cap.currentLimitA ?? connector.currentLimitA ?? Infinity, (cap.powerLimitW ?? connector.powerLimitW ?? Infinity) / (this.voltage * this.phasesOf(charger).length), this.maxCurrentOf(charger));
-      try {
-        await this.sendConnectorLimit(charger, connector.id, limitA);
-      } catch (err) {
-        const e = toOutpostError(err);
-        if (e.code === 'CHARGER_REJECTED') throw new OutpostError('SETPOINT_FAILED', e.message, { details: e.details, cause: e });
-        throw e;
-      }
-    }
-    if (cap.currentLimitA !== undefined) connector.currentLimitA = cap.currentLimitA;
-    if (cap.powerLimitW !== undefined) connector.powerLimitW = cap.powerLimitW;
-    const v = cap.currentLimitA ?? cap.powerLimitW!;
-    await this.ctx.bus.publishValue(cap.currentLimitA !== undefined ? ids.currentLimit : ids.powerLimit, v);
-    this.loadManager?.replan('operator limit changed');
-    return v;
-  }
-
-  /** TxDefaultProfile for future sessions, plus a TxProfile for the running one (OCPP 1.6 §3.13.2). */
-  private async sendConnectorLimit(charger: ChargerState, connectorId: number, limitA: number): Promise<void> {
-    const { profile } = charger;
-    const phases = this.phasesOf(charger).length;
-    const limit = limitInUnit(limitA, profile.chargingRateUnit, phases, this.voltage);
-    const def = txDefaultProfile({ connectorId, limit, unit: profile.chargingRateUnit, phases, stackLevel: Math.max(0, profile.stackLevel - 1) });
-    await this.expectAccepted(charger.identity, 'SetChargingProfile', { connectorId, csChargingProfiles: def });
-    const session = this.sessions.activeOn(charger.identity, connectorId);
-    if (session) await this.sendTxLimit(charger, session, limitA);
-  }
-
-  private async sendTxLimit(charger: ChargerState, session: ChargingSession, limitA: number): Promise<void> {
-    const phases = this.phasesOf(charger).length;
-    const unit = charger.profile.chargingRateUnit;
-    const profile = txProfile({
-      connectorId: session.connectorId,
-      transactionId: session.id,
-      limit: limitInUnit(limitA, unit, phases, this.voltage),
-      unit,
-      phases,
-      stackLevel: charger.profile.stackLevel,
-      now: this.ctx.clock.now(),
-    });
-    await this.expectAccepted(charger.identity, 'SetChargingProfile', { connectorId: session.connectorId, csChargingProfiles: profile });
   }
 
   async expectAccepted(identity: string, action: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -391,270 +339,45 @@ export class CentralSystem {
     return result;
   }
 
-  private async setEnabled(charger: ChargerState, connector: ConnectorState, enabled: boolean): Promise<Value> {
-    // ChangeAvailability (OCPP 1.6 §5.7): "Scheduled" means after the running transaction.
-    try {
-      await this.expectAccepted(charger.identity, 'ChangeAvailability', { connectorId: connector.id, type: enabled ? 'Operative' : 'Inoperative' });
-    } catch (err) {
-      const e = toOutpostError(err);
-      if (e.code === 'CHARGER_REJECTED') throw new OutpostError('SETPOINT_FAILED', e.message, { details: e.details, cause: e });
-      throw e;
-    }
-    connector.enabled = enabled;
-    if (!this.loadManager) {
-      // Inoperative is only "Scheduled" while a transaction runs: the car would keep charging
-      // until unplugged. A 0 A TxProfile stops the current now (load management does the
-      // same through its plan); enabling again restores the operator limit or the maximum.
-      const session = this.sessions.activeOn(charger.identity, connector.id);
-      if (session) {
-        const cap = Math.min(connector.currentLimitA ?? Infinity, (connector.powerLimitW ?? Infinity) / (this.voltage * this.phasesOf(charger).length), this.maxCurrentOf(charger));
-        await this.sendTxLimit(charger, session, enabled ? cap : 0);
-      }
-    }
-    await this.ctx.bus.publishValue(connectorIds(this.options.prefix, charger.identity, connector.id).enabled, enabled);
-    this.loadManager?.replan('connector availability changed');
-    return enabled;
-  }
-
-  // ------------------------------------------------------------------ load management
-
-  private loadSessions(): LoadSessionInput[] {
-    const out: LoadSessionInput[] = [];
-    for (const session of this.sessions.openSessions()) {
-      const charger = this.chargers.get(session.charger);
-      if (!charger) continue;
-      const connector = this.connector(charger, session.connectorId);
-      const phases = this.phasesOf(charger);
-      const key = `${charger.identity}/${session.connectorId}`;
-      const drawA: PhaseTriple = [0, 0, 0];
-      for (const p of phases) drawA[p] = connector.currentsA[p] ?? 0;
-      let maxA = this.maxCurrentOf(charger);
-      let capReason: string | undefined = `charger max ${maxA} A`;
-      if (connector.currentLimitA !== undefined && connector.currentLimitA < maxA) {
-        maxA = connector.currentLimitA;
-        capReason = `operator current_limit ${maxA} A`;
-      }
-      if (connector.powerLimitW !== undefined) {
-        const fromPower = Math.floor((connector.powerLimitW / (this.voltage * phases.length)) * 10) / 10;
-        if (fromPower < maxA) {
-          maxA = fromPower;
-          capReason = `operator power_limit ${connector.powerLimitW} W`;
-        }
-      }
-      if (!connector.enabled) {
-        maxA = 0;
-        capReason = 'disabled by operator';
-      }
-      if (session.authorization !== 'Accepted') {
-        // OCPP 1.6 §5.16: a transaction whose idTag was not accepted is not to deliver energy
-        // (the charger stops it, or suspends it with StopTransactionOnInvalidId false).
-        maxA = 0;
-        capReason = `idTag ${session.authorization}`;
-      }
-      let minA = charger.profile.minCurrentA;
-      let priority = charger.config?.priority ?? 0;
-      if (!charger.online) {
-        // An offline charger keeps charging at its last limit: reserve exactly that, first.
-        const held = this.loadManager?.appliedLimit(key) ?? maxA;
-        minA = held;
-        maxA = held;
-        priority = Number.MAX_SAFE_INTEGER;
-        capReason = `charger offline, holding its last limit ${held} A`;
-      }
-      out.push({ key, phases, minA, maxA, priority, order: session.start, capReason, drawA, reportedAt: connector.currentsAt, startedAt: session.start });
-    }
-    return out;
-  }
-
-  private async applySessionLimit(key: string, limitA: number): Promise<void> {
-    const slash = key.lastIndexOf('/');
-    const identity = key.slice(0, slash);
-    const connectorId = Number(key.slice(slash + 1));
-    const charger = this.chargers.get(identity);
-    const session = this.sessions.activeOn(identity, connectorId);
-    if (!charger || !session) return;
-    if (!charger.online) throw new OutpostError('CHARGER_OFFLINE', `charger "${identity}" is not connected`);
-    await this.sendTxLimit(charger, session, limitA);
-    await this.publish([{ id: connectorIds(this.options.prefix, identity, connectorId).allocated, v: limitA, t: this.ctx.clock.now() }]);
-  }
-
-  private planDatapointsRegistered = false;
-
-  private onPlan(plan: Plan & { t: number; trigger: string }): void {
-    // Info only when what the sessions get changes; every other round (each meter reading) is debug.
-    const signature = plan.allocations.map((a) => `${a.key}=${a.limitA}`).join(',');
-    const changed = signature !== this.lastPlanSignature;
-    this.lastPlanSignature = signature;
-    this.ctx.log[changed ? 'info' : 'debug'](
-      { trigger: plan.trigger, reason: plan.reason, meterState: plan.meterState, availableA: plan.availableA, allocatedA: plan.allocatedA, allocations: plan.allocations.map((a) => ({ session: a.key, limitA: a.limitA, reason: a.reason })) },
-      changed ? 'charging plan changed' : 'charging plan unchanged',
-    );
-    const publish = async (): Promise<void> => {
-      if (!this.planDatapointsRegistered) {
-        await this.ctx.datapoints.register([
-          { id: this.ids.plan, type: 'json', description: 'Latest load management plan with reasons' },
-          { id: this.ids.allocated, type: 'number', unit: 'A', description: 'Current granted to EV charging on the most loaded phase' },
-        ]);
-        this.planDatapointsRegistered = true;
-      }
-      await this.publish([
-        { id: this.ids.plan, v: plan as unknown as Value, t: plan.t },
-        { id: this.ids.allocated, v: Math.max(...plan.allocatedA), t: plan.t },
-      ]);
-    };
-    publish().catch((err) => this.warnOnce('plan-publish', { reason: (err as Error).message }, 'charging plan not published'));
-    this.scheduleStatus();
-  }
-
-  // ------------------------------------------------------------------ safety profiles
-
-  /**
-   * Sent once per connection when load management is on: a TxDefaultProfile at the minimum
-   * current (IEC 61851-1: 6 A) on connector 0, so every new session starts low until the plan
-   * raises it with a TxProfile (OCPP 1.6 §3.13.2: TxProfile wins over TxDefaultProfile). The
-   * ChargePointMaxProfile follows with the first plan (applyChargerCaps).
-   */
-  async sendSafetyProfiles(identity: string): Promise<void> {
-    const charger = this.chargers.get(identity);
-    if (!this.loadManager || !charger?.online) return;
-    const phases = this.phasesOf(charger).length;
-    const unit = charger.profile.chargingRateUnit;
-    const minA = charger.profile.minCurrentA;
-    const def = txDefaultProfile({ connectorId: 0, limit: limitInUnit(minA, unit, phases, this.voltage), unit, phases, stackLevel: Math.max(0, charger.profile.stackLevel - 1) });
-    try {
-      await this.expectAccepted(identity, 'SetChargingProfile', { connectorId: 0, csChargingProfiles: def });
-      this.ctx.log.info({ charger: identity, limitA: minA }, 'TxDefaultProfile set: new sessions start at the minimum current');
-    } catch (err) {
-      const e = toOutpostError(err);
-      this.ctx.log.warn({ charger: identity, code: e.code, reason: e.message }, 'charger refused the TxDefaultProfile: new sessions start at its own default until the plan limits them');
-    }
-  }
-
-  /**
-   * ChargePointMaxProfile targets (A per phase, whole charger): what the plan gives the charger's
-   * sessions, plus a share of what is left of the fallback limit. A charger cut off from the
-   * gateway keeps its cap, so the sum over all chargers never exceeds max(fallbackA, the
-   * current plan's total) even if every one of them starts sessions on its own. The rest of the
-   * fallback is shared equally, but a share below the 6 A minimum cannot charge anything:
-   * then 6 A go to as many chargers as fit (in config order) and 0 A to the others.
-   */
-  chargerCaps(plan: Plan): Map<string, number> {
-    const deci = (a: number): number => Math.floor(a * 10 + 1e-9);
-    const planned = new Map<string, number>();
-    for (const charger of this.chargers.values()) {
-      // An offline charger holds whatever cap it confirmed last: reserve that.
-      planned.set(charger.identity, charger.online ? 0 : deci(this.appliedCaps.get(charger.identity) ?? 0));
-    }
-    for (const a of plan.allocations) {
-      const identity = a.key.slice(0, a.key.lastIndexOf('/'));
-      if (this.chargers.get(identity)?.online) planned.set(identity, (planned.get(identity) ?? 0) + deci(a.limitA));
-    }
-    let remaining = Math.max(0, deci(this.fallbackA ?? 0) - [...planned.values()].reduce((x, y) => x + y, 0));
-    const count = Math.max(1, planned.size);
-    const share = Math.floor(remaining / count);
-    const caps = new Map<string, number>();
-    for (const charger of this.chargers.values()) {
-      const base = planned.get(charger.identity)!;
-      const minA = deci(charger.profile.minCurrentA);
-      let extra = share;
-      if (share < minA) {
-        extra = remaining >= minA ? minA : 0;
-        remaining -= extra;
-      }
-      const max = deci(this.maxCurrentOf(charger));
-      caps.set(charger.identity, Math.max(base, Math.min(max, base + extra)) / 10);
-    }
-    return caps;
-  }
-
-  /** Lowers then raises ChargePointMaxProfiles; refusals are logged and retried next round. */
-  private async applyChargerCaps(plan: Plan): Promise<void> {
-    const targets = [...this.chargerCaps(plan)].filter(([identity, capA]) => this.chargers.get(identity)?.online && this.appliedCaps.get(identity) !== capA);
-    const lower = targets.filter(([identity, capA]) => capA < (this.appliedCaps.get(identity) ?? Infinity));
-    const higher = targets.filter((t) => !lower.includes(t));
-    for (const group of [lower, higher]) {
-      await Promise.all(
-        group.map(async ([identity, capA]) => {
-          const charger = this.chargers.get(identity)!;
-          const phases = this.phasesOf(charger).length;
-          const unit = charger.profile.chargingRateUnit;
-          try {
-            await this.expectAccepted(identity, 'SetChargingProfile', { connectorId: 0, csChargingProfiles: chargePointMaxProfile({ limit: limitInUnit(capA, unit, phases, this.voltage), unit, phases }) });
-            this.appliedCaps.set(identity, capA);
-            this.ctx.log.debug({ charger: identity, limitA: capA }, 'ChargePointMaxProfile set');
-          } catch (err) {
-            const e = toOutpostError(err);
-            this.warnOnce(`cpmax:${identity}:${e.code}`, { charger: identity, limitA: capA, code: e.code, reason: e.message }, 'charger refused the ChargePointMaxProfile; retried at the next plan');
-          }
-        }),
-      );
-    }
-  }
-
-  /** Last ChargePointMaxProfile limit a charger confirmed (A), for status and tests. */
-  appliedCap(identity: string): number | undefined {
-    return this.appliedCaps.get(identity);
-  }
-
-  /**
-   * A charging profile was set or cleared from outside load management (REST): what the load
-   * manager thinks is in force on that charger is no longer true, so it forgets it and re-plans,
-   * which sends its own profiles again. Connector 0 or none means the whole charger.
-   */
-  profilesChangedExternally(identity: string, connectorId: number | undefined, clearedAll: boolean): void {
-    if (!this.loadManager) return;
-    const charger = this.chargers.get(identity);
-    if (!charger) return;
-    for (const c of charger.connectors.keys()) if (connectorId === undefined || connectorId === 0 || connectorId === c) this.loadManager.forget(`${identity}/${c}`);
-    if (connectorId === undefined || connectorId === 0) this.appliedCaps.delete(identity);
-    if (clearedAll) void this.sendSafetyProfiles(identity);
-    this.loadManager.replan(`charging profile changed on ${identity} outside load management`);
-  }
-
   statusChanged(trigger: string): void {
     this.loadManager?.replan(trigger);
     this.scheduleStatus();
   }
 
-  // ------------------------------------------------------------------ status
+  // ------------------------------------------------------------------ safety profiles (safety-profiles.ts)
+
+  /** TxDefaultProfile at the minimum current on connector 0, once per connection (load management on). */
+  sendSafetyProfiles(identity: string): Promise<void> {
+    return this.safetyProfiles.sendSafetyProfiles(identity);
+  }
+
+  /** ChargePointMaxProfile target per charger (A per phase) for a plan. */
+  chargerCaps(plan: Plan): Map<string, number> {
+    return this.safetyProfiles.chargerCaps(plan);
+  }
+
+  /** Last ChargePointMaxProfile limit a charger confirmed (A), for status and tests. */
+  appliedCap(identity: string): number | undefined {
+    return this.safetyProfiles.appliedCap(identity);
+  }
+
+  /** A charging profile was set or cleared through REST: load management forgets and re-plans. */
+  profilesChangedExternally(identity: string, connectorId: number | undefined, clearedAll: boolean): void {
+    this.safetyProfiles.profilesChangedExternally(identity, connectorId, clearedAll);
+  }
+
+  // ------------------------------------------------------------------ status (plan-status.ts)
 
   /** Adapter status at most every 500 ms: counters, chargers, plan. */
   scheduleStatus(): void {
-    if (this.statusTimer) return;
-    this.statusTimer = setTimeout(() => {
-      this.statusTimer = undefined;
-      this.reportStatus();
-    }, 500);
-    this.statusTimer.unref();
+    this.reporter.scheduleStatus();
   }
 
   reportStatus(): void {
-    const chargers = [...this.chargers.values()].map((c) => ({
-      id: c.identity,
-      online: c.online,
-      profile: c.profile.name,
-      connectors: Object.fromEntries([...c.connectors.values()].map((k) => [k.id, k.status ?? 'unknown'])),
-    }));
-    const offline = chargers.filter((c) => !c.online && this.configFor(c.id));
-    const plan = this.loadManager?.lastPlan;
-    this.ctx.setStatus({
-      degraded: offline.length > 0 || plan?.meterState === 'stale',
-      message: [
-        `${chargers.filter((c) => c.online).length}/${chargers.length} chargers online, ${this.sessions.openSessions().length} sessions`,
-        plan ? `plan: ${plan.reason}` : undefined,
-      ]
-        .filter(Boolean)
-        .join('; '),
-      info: {
-        counters: this.counters,
-        chargers,
-        ...(plan ? { plan: { t: plan.t, trigger: plan.trigger, reason: plan.reason, meterState: plan.meterState, availableA: plan.availableA, allocatedA: plan.allocatedA, allocations: plan.allocations } } : {}),
-      },
-    });
+    this.reporter.reportStatus();
   }
 
   stop(): void {
-    if (this.statusTimer) clearTimeout(this.statusTimer);
-    this.statusTimer = undefined;
+    this.reporter.stop();
   }
 }

@@ -1,8 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { parse as parseYaml } from 'yaml';
+import { parseDeviceData, readDeviceData } from '../../runtime/device-data.js';
 import { OutpostError } from '../../core/errors.js';
 
 /**
@@ -11,31 +11,33 @@ import { OutpostError } from '../../core/errors.js';
  * They are data (`chargers/*.yaml`), validated at load; `test/adapters/ocpp/chargers.test.ts`
  * loads every one.
  */
-export const ChargerProfileSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9-]+$/),
-  description: z.string().min(1),
-  /** Regular expressions against BootNotification's chargePointVendor / chargePointModel. */
-  match: z
-    .strictObject({ vendor: z.string().min(1), model: z.string().min(1).optional() })
-    .refine((m) => isRegex(m.vendor) && (m.model === undefined || isRegex(m.model)), 'match.vendor/model must be valid regular expressions')
-    .optional(),
-  phases: z.union([z.literal(1), z.literal(3)]),
-  /**
-   * NumberOfConnectors (OCPP 1.6 §9.1.21): connector ids 1..n are the charger's outlets, 0 the
-   * charger as a whole. Messages naming another connector are refused, so a charger cannot
-   * make up datapoints.
-   */
-  connectors: z.number().int().min(1).max(32).default(1),
-  maxCurrentA: z.number().min(6).max(63),
-  /** IEC 61851-1: below 6 A a vehicle may not charge, so such sessions are paused instead. */
-  minCurrentA: z.number().min(6).max(63).default(6),
-  chargingRateUnit: z.enum(['A', 'W']).default('A'),
-  stackLevel: z.number().int().min(0).max(100).default(1),
-  /** Unit assumed for energy samples that come without one (spec default is Wh, §7.31). */
-  defaultEnergyUnit: z.enum(['Wh', 'kWh']).default('Wh'),
-  /** ChangeConfiguration keys sent after each BootNotification. */
-  configuration: z.record(z.string().max(50), z.string().max(500)).default({}),
-}).refine((p) => p.minCurrentA <= p.maxCurrentA, 'minCurrentA must not exceed maxCurrentA');
+export const ChargerProfileSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9-]+$/),
+    description: z.string().min(1),
+    /** Regular expressions against BootNotification's chargePointVendor / chargePointModel. */
+    match: z
+      .strictObject({ vendor: z.string().min(1), model: z.string().min(1).optional() })
+      .refine((m) => isRegex(m.vendor) && (m.model === undefined || isRegex(m.model)), 'match.vendor/model must be valid regular expressions')
+      .optional(),
+    phases: z.union([z.literal(1), z.literal(3)]),
+    /**
+     * NumberOfConnectors (OCPP 1.6 §9.1.21): connector ids 1..n are the charger's outlets, 0 the
+     * charger as a whole. Messages naming another connector are refused, so a charger cannot
+     * make up datapoints.
+     */
+    connectors: z.number().int().min(1).max(32).default(1),
+    maxCurrentA: z.number().min(6).max(63),
+    /** IEC 61851-1: below 6 A a vehicle may not charge, so such sessions are paused instead. */
+    minCurrentA: z.number().min(6).max(63).default(6),
+    chargingRateUnit: z.enum(['A', 'W']).default('A'),
+    stackLevel: z.number().int().min(0).max(100).default(1),
+    /** Unit assumed for energy samples that come without one (spec default is Wh, §7.31). */
+    defaultEnergyUnit: z.enum(['Wh', 'kWh']).default('Wh'),
+    /** ChangeConfiguration keys sent after each BootNotification. */
+    configuration: z.record(z.string().max(50), z.string().max(500)).default({}),
+  })
+  .refine((p) => p.minCurrentA <= p.maxCurrentA, 'minCurrentA must not exceed maxCurrentA');
 
 export type ChargerProfile = z.output<typeof ChargerProfileSchema>;
 
@@ -52,25 +54,16 @@ export const CHARGERS_DIR = fileURLToPath(new URL('./chargers/', import.meta.url
 
 /** Parses and validates one profile file; errors name the file and the path inside it. */
 export function parseChargerProfile(text: string, file: string): ChargerProfile {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (err) {
-    throw new OutpostError('CONFIG_INVALID', `${file}: not valid YAML: ${(err as Error).message}`);
-  }
-  const result = ChargerProfileSchema.safeParse(raw);
-  if (!result.success) {
-    const issues = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new OutpostError('CONFIG_INVALID', `${file}: ${issues}`);
-  }
-  return result.data;
+  return parseDeviceData(text, file, ChargerProfileSchema, 'CONFIG_INVALID').data;
 }
 
 /** Loads every `*.yaml` in a directory; file name (without extension) must equal `name`. */
 export function loadChargerProfiles(dir: string = CHARGERS_DIR): Map<string, ChargerProfile> {
   const profiles = new Map<string, ChargerProfile>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
-    const profile = parseChargerProfile(readFileSync(join(dir, file), 'utf8'), file);
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
+    const profile = readDeviceData(join(dir, file), file, ChargerProfileSchema, 'CONFIG_INVALID').data;
     if (file !== `${profile.name}.yaml`) throw new OutpostError('CONFIG_INVALID', `${file}: name "${profile.name}" must match the file name`);
     profiles.set(profile.name, profile);
   }

@@ -10,7 +10,7 @@ const require = createRequire(import.meta.url);
 const OCPP16_SCHEMAS = require('ocpp-rpc/lib/schemas/ocpp1_6.json') as Array<Record<string, unknown> & { $id: string }>;
 
 /** Actions a charge point initiates (OCPP 1.6 §4): their `.req` comes in, our `.conf` goes out. */
-export const CHARGE_POINT_ACTIONS = [
+const CHARGE_POINT_ACTIONS = [
   'Authorize',
   'BootNotification',
   'DataTransfer',
@@ -45,7 +45,7 @@ function relaxDateTimes(node: unknown): unknown {
  * Schemas for strict mode: inbound requests from charge points accept offset-less times;
  * everything we send (our `.conf` answers and our own calls) keeps the strict schema.
  */
-export function lenientOcpp16Schemas(): Array<Record<string, unknown>> {
+function lenientOcpp16Schemas(): Array<Record<string, unknown>> {
   const inbound = new Set<string>(CHARGE_POINT_ACTIONS.map((a) => `urn:${a}.req`));
   return OCPP16_SCHEMAS.map((schema) => (inbound.has(schema.$id) ? (relaxDateTimes(schema) as Record<string, unknown>) : schema));
 }
@@ -84,7 +84,24 @@ export function parseSampledNumber(text: string): number | undefined {
   return Number.isFinite(v) ? v : undefined;
 }
 
-export type OcppUnit = 'Wh' | 'kWh' | 'varh' | 'kvarh' | 'W' | 'kW' | 'VA' | 'kVA' | 'var' | 'kvar' | 'A' | 'V' | 'K' | 'Celcius' | 'Celsius' | 'Fahrenheit' | 'Percent';
+export type OcppUnit =
+  | 'Wh'
+  | 'kWh'
+  | 'varh'
+  | 'kvarh'
+  | 'W'
+  | 'kW'
+  | 'VA'
+  | 'kVA'
+  | 'var'
+  | 'kvar'
+  | 'A'
+  | 'V'
+  | 'K'
+  | 'Celcius'
+  | 'Celsius'
+  | 'Fahrenheit'
+  | 'Percent';
 
 /**
  * Normalises to the units Outpost stores: energy in kWh/kvarh, power in W/VA/var,

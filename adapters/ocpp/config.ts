@@ -9,7 +9,11 @@ import { isPasswordHash } from '../../runtime/auth/passwords.js';
 const chargerSchema = z
   .strictObject({
     /** Charge point identity: the last path segment of `ws://gateway/ocpp/<id>`. */
-    id: z.string().min(1).max(48).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
+    id: z
+      .string()
+      .min(1)
+      .max(48)
+      .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
     /** scrypt hash of the HTTP Basic password (OCPP 1.6 security profiles 1 and 2). */
     password: z.string().refine(isPasswordHash, 'must be a hash made by hashPassword (scrypt$…), never a clear-text password').optional(),
     /**
@@ -30,11 +34,18 @@ const chargerSchema = z
     priority: z.number().int().min(-100).max(100).default(0),
     description: z.string().max(200).optional(),
   })
-  .refine((c) => c.securityProfile === 0 || c.password !== undefined, { message: 'a password hash is required for security profile 1 and 2', path: ['password'] });
+  .refine((c) => c.securityProfile === 0 || c.password !== undefined, {
+    message: 'a password hash is required for security profile 1 and 2',
+    path: ['password'],
+  });
 
 const idTagEntry = z.union([
   z.string().min(1).max(20),
-  z.strictObject({ idTag: z.string().min(1).max(20), expiryDate: z.string().datetime({ offset: true }).optional(), parentIdTag: z.string().min(1).max(20).optional() }),
+  z.strictObject({
+    idTag: z.string().min(1).max(20),
+    expiryDate: z.string().datetime({ offset: true }).optional(),
+    parentIdTag: z.string().min(1).max(20).optional(),
+  }),
 ]);
 
 const loadManagementSchema = z
@@ -77,9 +88,15 @@ const loadManagementSchema = z
 
 export const ocppOptionsSchema = z.strictObject({
   /** Datapoint id prefix: `<prefix>.<charger>.<connector>.<quantity>`. */
-  prefix: z.string().regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/).default('ev'),
+  prefix: z
+    .string()
+    .regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/)
+    .default('ev'),
   /** Websocket path prefix on the gateway's HTTP server. */
-  path: z.string().regex(/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/).default('/ocpp'),
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/)
+    .default('/ocpp'),
   /** Accept chargers that are not configured (no password check). For commissioning only. */
   autoAccept: z.boolean().default(false),
   heartbeatIntervalS: z.number().int().min(10).max(86_400).default(300),
@@ -98,7 +115,8 @@ export const ocppOptionsSchema = z.strictObject({
       chargers.forEach((c, i) => {
         const key = chargerKey(c.id);
         const other = seen.get(key);
-        if (other !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${c.id}" and "${other}" map to the same datapoint ids (${key}); rename one` });
+        if (other !== undefined)
+          ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${c.id}" and "${other}" map to the same datapoint ids (${key}); rename one` });
         else seen.set(key, c.id);
       });
     }),
@@ -112,8 +130,14 @@ export const ocppOptionsSchema = z.strictObject({
     })
     .default({ allow: [], block: [], acceptUnknown: false }),
   loadManagement: loadManagementSchema.optional(),
-  /** Topic prefix of the gateway's bus (broker.prefix), for the site meter subscription. */
-  busPrefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('outpost'),
+  /**
+   * No longer used: the site meter's topic comes from the gateway (`broker.prefix`,
+   * `ctx.topics`). Still accepted so existing configs load; a different value is warned about.
+   */
+  busPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .optional(),
 });
 
 export type OcppOptions = z.output<typeof ocppOptionsSchema>;

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { CentralSystem } from './central.js';
 import { loadChargerProfiles } from './chargers.js';
 import { ocppOptionsSchema } from './config.js';
@@ -16,6 +17,19 @@ export default defineAdapter({
   type: 'ocpp',
   description: 'OCPP 1.6-J central system: EV chargers, charging sessions, site load management',
   schema: ocppOptionsSchema,
+  check(options) {
+    let profiles: ReadonlyMap<string, unknown>;
+    try {
+      profiles = loadChargerProfiles();
+    } catch (err) {
+      return [{ path: '', message: `charger profiles: ${(err as Error).message}` }];
+    }
+    return options.chargers.flatMap((c, i) =>
+      c.profile && !profiles.has(c.profile)
+        ? [{ path: `chargers.${i}.profile`, message: `charger "${c.id}": unknown profile "${c.profile}" (known: ${[...profiles.keys()].join(', ')})` }]
+        : [],
+    );
+  },
   create(options) {
     let server: OcppServer | undefined;
     let sessions: SessionStore | undefined;
@@ -26,6 +40,9 @@ export default defineAdapter({
 
     return {
       async start(ctx: AdapterContext) {
+        if (options.busPrefix !== undefined && options.busPrefix !== ctx.topics.prefix) {
+          ctx.log.warn({ busPrefix: options.busPrefix, prefix: ctx.topics.prefix }, 'busPrefix is ignored: the site meter topic follows broker.prefix');
+        }
         const profiles = loadChargerProfiles();
         for (const c of options.chargers) {
           if (c.profile && !profiles.has(c.profile)) {
@@ -45,7 +62,7 @@ export default defineAdapter({
           // Stored before a restart: aged from its own time, but never from the future (a fast meter clock).
           if (last && typeof last.v === 'number') lm.meterReading(last.v, Math.min(last.t, ctx.clock.now()));
           const c = central;
-          unsubscribe = await ctx.bus.subscribe(`${options.busPrefix}/dp/${meter.datapoint}/value`, (_topic, payload) => {
+          unsubscribe = await ctx.bus.subscribe(ctx.topics.value(meter.datapoint), (_topic, payload) => {
             try {
               const msg = JSON.parse(payload.toString('utf8')) as { v: unknown; t: unknown; q?: unknown };
               if (typeof msg.t !== 'number') throw new Error('no "t"');
@@ -58,14 +75,20 @@ export default defineAdapter({
           });
           // The meter can go quiet without telling us: check its age, re-plan when it turns stale.
           let state = lm.meterState();
-          staleTimer = setInterval(() => {
-            const now = lm.meterState();
-            if (now !== state) {
-              ctx.log.warn({ datapoint: meter.datapoint, state: now }, now === 'stale' ? 'site meter stale: charging falls back to the safe limit' : 'site meter back');
-              lm.replan(`site meter ${now}`);
-            }
-            state = now;
-          }, Math.min(5000, Math.max(250, meter.staleAfterMs / 4)));
+          staleTimer = setInterval(
+            () => {
+              const now = lm.meterState();
+              if (now !== state) {
+                ctx.log.warn(
+                  { datapoint: meter.datapoint, state: now },
+                  now === 'stale' ? 'site meter stale: charging falls back to the safe limit' : 'site meter back',
+                );
+                lm.replan(`site meter ${now}`);
+              }
+              state = now;
+            },
+            Math.min(5000, Math.max(250, meter.staleAfterMs / 4)),
+          );
           staleTimer.unref();
         }
 

@@ -34,7 +34,7 @@ export interface ControlConfig {
   toleranceA: number;
 }
 
-export const DEFAULT_CONTROL: ControlConfig = {
+const DEFAULT_CONTROL: ControlConfig = {
   followMs: 5000,
   settleTimeoutMs: 30_000,
   increaseHoldMs: 10_000,
@@ -130,7 +130,11 @@ export class LoadManager {
         const total = (t: PhaseTriple): number[] => (meter.unit === 'A' ? t : [t[0] + t[1] + t[2]]);
         this.estimator.update(this.meter.channels, total(lo), total(hi));
       } else {
-        this.estimator.update(this.meter.channels, this.meter.channels.map(() => 0), this.meter.channels.map(() => 0));
+        this.estimator.update(
+          this.meter.channels,
+          this.meter.channels.map(() => 0),
+          this.meter.channels.map(() => 0),
+        );
       }
     }
     this.replan('site meter reading');
@@ -231,7 +235,10 @@ export class LoadManager {
       sessions: sessions.map((s) => {
         const paused = this.applied.get(s.key)?.limitA === 0;
         const since = this.pausedSince.get(s.key);
-        const holdPaused = paused && since !== undefined && now - since < c.minPauseMs ? `minimum pause, resumes no sooner than in ${Math.ceil((since + c.minPauseMs - now) / 1000)} s` : undefined;
+        const holdPaused =
+          paused && since !== undefined && now - since < c.minPauseMs
+            ? `minimum pause, resumes no sooner than in ${Math.ceil((since + c.minPauseMs - now) / 1000)} s`
+            : undefined;
         return { ...s, paused, holdPaused };
       }),
     });
@@ -241,7 +248,8 @@ export class LoadManager {
     const unsettled = sessions.filter((s) => !this.settled(s, now)).length;
     let waiting: string | undefined;
     if (unsettled > 0) waiting = `increases wait until ${unsettled} car(s) followed their last limit`;
-    else if (now < this.lastDecreaseAt + c.increaseHoldMs) waiting = `increases wait ${Math.ceil((this.lastDecreaseAt + c.increaseHoldMs - now) / 1000)} s after the last decrease`;
+    else if (now < this.lastDecreaseAt + c.increaseHoldMs)
+      waiting = `increases wait ${Math.ceil((this.lastDecreaseAt + c.increaseHoldMs - now) / 1000)} s after the last decrease`;
     const decreases: Allocation[] = [];
     const firsts: Allocation[] = [];
     const increases: Allocation[] = [];
@@ -252,7 +260,12 @@ export class LoadManager {
         // A new session runs at its TxDefaultProfile (the minimum), or at the charger's own
         // default if that was refused: its first limit goes out at once, no higher than the minimum.
         const first = Math.min(a.limitA, byKey.get(a.key)?.minA ?? a.limitA);
-        const start = { ...a, limitA: first, paused: first === 0, reason: first < a.limitA ? `${a.reason}; starts at ${first} A, raised once the car follows` : a.reason };
+        const start = {
+          ...a,
+          limitA: first,
+          paused: first === 0,
+          reason: first < a.limitA ? `${a.reason}; starts at ${first} A, raised once the car follows` : a.reason,
+        };
         firsts.push(start);
         return start;
       }
@@ -261,11 +274,21 @@ export class LoadManager {
         return a;
       }
       if (waiting) {
-        return { ...a, limitA: current, paused: current === 0, reason: `${a.reason}; ${current} A until ${waiting.replace(/^increases wait /, '')} (target ${a.limitA} A)` };
+        return {
+          ...a,
+          limitA: current,
+          paused: current === 0,
+          reason: `${a.reason}; ${current} A until ${waiting.replace(/^increases wait /, '')} (target ${a.limitA} A)`,
+        };
       }
       // From a pause straight to the minimum: less would not let the car charge at all.
       const step = Math.min(a.limitA, Math.max(current + c.rampStepA, byKey.get(a.key)?.minA ?? 0));
-      const raised = { ...a, limitA: step, paused: step === 0, reason: step < a.limitA ? `${a.reason}; ramping by ${c.rampStepA} A (target ${a.limitA} A)` : a.reason };
+      const raised = {
+        ...a,
+        limitA: step,
+        paused: step === 0,
+        reason: step < a.limitA ? `${a.reason}; ramping by ${c.rampStepA} A (target ${a.limitA} A)` : a.reason,
+      };
       increases.push(raised);
       return raised;
     });

@@ -124,7 +124,12 @@ export function planLoad(input: PlanInput): Plan {
     if (short !== undefined) {
       grant.set(s.key, 0);
       const left = fromDeci(Math.max(0, avail[short] - used[short]));
-      why.set(s.key, s.paused ? `paused: resumes with ${fromDeci(needed)} A (minimum + margin), ${left} A left on ${phaseName(short)}` : `paused: needs ${s.minA} A, only ${left} A left on ${phaseName(short)}`);
+      why.set(
+        s.key,
+        s.paused
+          ? `paused: resumes with ${fromDeci(needed)} A (minimum + margin), ${left} A left on ${phaseName(short)}`
+          : `paused: needs ${s.minA} A, only ${left} A left on ${phaseName(short)}`,
+      );
       continue;
     }
     for (const p of s.phases) used[p] += min;

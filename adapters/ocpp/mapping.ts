@@ -9,7 +9,10 @@ import { normaliseUnit, parseSampledNumber, type OcppUnit } from './codec.js';
 
 /** Lower-case, `[a-z0-9_-]` only, so any OCPP identity gives a valid datapoint id segment. */
 export function chargerKey(identity: string): string {
-  const key = identity.toLowerCase().replace(/[^a-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
+  const key = identity
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   return (key || 'charger').slice(0, 48);
 }
 
@@ -50,8 +53,6 @@ export function connectorIds(prefix: string, identity: string, connectorId: numb
 export function chargerIds(prefix: string, identity: string): { online: string } {
   return { online: `${prefix}.${chargerKey(identity)}.online` };
 }
-
-export const STATUS_VALUES = ['Available', 'Preparing', 'Charging', 'SuspendedEVSE', 'SuspendedEV', 'Finishing', 'Reserved', 'Unavailable', 'Faulted'] as const;
 
 /** Sensor datapoints every connector gets up front; further measurands are registered on first sight. */
 export function connectorSensorDefs(prefix: string, identity: string, connectorId: number): DatapointInput[] {

@@ -29,13 +29,13 @@ export interface ChargingProfile {
 }
 
 /** 0.1 resolution, rounded down: a limit is a ceiling and must not grow by rounding. */
-export function roundLimit(value: number): number {
+function roundLimit(value: number): number {
   return Math.floor(value * 10 + 1e-9) / 10;
 }
 
 const PROFILE_ID_BASE = { ChargePointMaxProfile: 1000, TxDefaultProfile: 2000, TxProfile: 3000 } as const;
 
-export function profileId(purpose: ChargingProfile['chargingProfilePurpose'], connectorId: number): number {
+function profileId(purpose: ChargingProfile['chargingProfilePurpose'], connectorId: number): number {
   return PROFILE_ID_BASE[purpose] + connectorId;
 }
 
@@ -44,7 +44,15 @@ export function limitInUnit(currentA: number, unit: 'A' | 'W', phases: number, v
   return unit === 'A' ? roundLimit(currentA) : roundLimit(currentA * voltage * phases);
 }
 
-export function txProfile(opts: { connectorId: number; transactionId: number; limit: number; unit: 'A' | 'W'; phases: number; stackLevel: number; now: number }): ChargingProfile {
+export function txProfile(opts: {
+  connectorId: number;
+  transactionId: number;
+  limit: number;
+  unit: 'A' | 'W';
+  phases: number;
+  stackLevel: number;
+  now: number;
+}): ChargingProfile {
   return {
     chargingProfileId: profileId('TxProfile', opts.connectorId),
     transactionId: opts.transactionId,

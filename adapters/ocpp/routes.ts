@@ -67,13 +67,20 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
       central.ctx.audit({
         ...entry,
         details: { call: action, params: auditParams(action, params), status },
-        ...(done ? { outcome: 'ok' as const } : { outcome: 'refused' as const, error: { code: 'CHARGER_REJECTED', message: `the charger answered ${status}` } }),
+        ...(done
+          ? { outcome: 'ok' as const }
+          : { outcome: 'refused' as const, error: { code: 'CHARGER_REJECTED', message: `the charger answered ${status}` } }),
       });
       if (result.status === 'Accepted') afterProfileCall(identity, action, params);
       res.json({ action, result });
     } catch (err) {
       const e = toOutpostError(err);
-      central.ctx.audit({ ...entry, details: { call: action, ...(params ? { params: auditParams(action, params) } : {}) }, outcome: 'refused', error: { code: e.code, message: e.message } });
+      central.ctx.audit({
+        ...entry,
+        details: { call: action, ...(params ? { params: auditParams(action, params) } : {}) },
+        outcome: 'refused',
+        error: { code: e.code, message: e.message },
+      });
       throw err;
     }
   };
@@ -87,13 +94,29 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
     else if (action === 'SetChargingProfile') central.profilesChangedExternally(identity, connectorId, false);
     else if (action === 'RemoteStartTransaction' && params.chargingProfile !== undefined) central.profilesChangedExternally(identity, connectorId, false);
   };
-  const pick = (body: Record<string, unknown>, keys: string[]): Record<string, unknown> => Object.fromEntries(keys.filter((k) => body[k] !== undefined).map((k) => [k, body[k]]));
+  const pick = (body: Record<string, unknown>, keys: string[]): Record<string, unknown> =>
+    Object.fromEntries(keys.filter((k) => body[k] !== undefined).map((k) => [k, body[k]]));
 
-  router.post('/api/charging/chargers/:id/remote-start', call('RemoteStartTransaction', (b) => pick(b, ['connectorId', 'idTag', 'chargingProfile'])));
-  router.post('/api/charging/chargers/:id/remote-stop', call('RemoteStopTransaction', (b) => pick(b, ['transactionId'])));
-  router.post('/api/charging/chargers/:id/charging-profile', call('SetChargingProfile', (b) => pick(b, ['connectorId', 'csChargingProfiles'])));
-  router.post('/api/charging/chargers/:id/clear-charging-profile', call('ClearChargingProfile', (b) => pick(b, ['id', 'connectorId', 'chargingProfilePurpose', 'stackLevel'])));
-  router.post('/api/charging/chargers/:id/configuration', call('ChangeConfiguration', (b) => pick(b, ['key', 'value'])));
+  router.post(
+    '/api/charging/chargers/:id/remote-start',
+    call('RemoteStartTransaction', (b) => pick(b, ['connectorId', 'idTag', 'chargingProfile'])),
+  );
+  router.post(
+    '/api/charging/chargers/:id/remote-stop',
+    call('RemoteStopTransaction', (b) => pick(b, ['transactionId'])),
+  );
+  router.post(
+    '/api/charging/chargers/:id/charging-profile',
+    call('SetChargingProfile', (b) => pick(b, ['connectorId', 'csChargingProfiles'])),
+  );
+  router.post(
+    '/api/charging/chargers/:id/clear-charging-profile',
+    call('ClearChargingProfile', (b) => pick(b, ['id', 'connectorId', 'chargingProfilePurpose', 'stackLevel'])),
+  );
+  router.post(
+    '/api/charging/chargers/:id/configuration',
+    call('ChangeConfiguration', (b) => pick(b, ['key', 'value'])),
+  );
   // Reading a charger's configuration is an OCPP call to the device, and some chargers keep
   // backend URLs and credentials there: operators only, and secret-looking values redacted.
   router.get('/api/charging/chargers/:id/configuration', async (req: Request, res: Response) => {
@@ -105,13 +128,27 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
     const keys = key === undefined ? [] : Array.isArray(key) ? key.map(String) : [String(key)];
     const identity = String(req.params.id);
     const result = await central.call(identity, 'GetConfiguration', keys.length ? { key: keys } : {});
-    const configurationKey = (result.configurationKey as Array<{ key: string; value?: string }> | undefined)?.map((k) => (SECRET_KEY.test(k.key) && k.value !== undefined ? { ...k, value: REDACTED } : k));
+    const configurationKey = (result.configurationKey as Array<{ key: string; value?: string }> | undefined)?.map((k) =>
+      SECRET_KEY.test(k.key) && k.value !== undefined ? { ...k, value: REDACTED } : k,
+    );
     res.json({ action: 'GetConfiguration', result: configurationKey ? { ...result, configurationKey } : result });
   });
-  router.post('/api/charging/chargers/:id/trigger', call('TriggerMessage', (b) => pick(b, ['requestedMessage', 'connectorId'])));
-  router.post('/api/charging/chargers/:id/reset', call('Reset', (b) => ({ type: b.type ?? 'Soft' })));
-  router.post('/api/charging/chargers/:id/unlock', call('UnlockConnector', (b) => pick(b, ['connectorId'])));
-  router.post('/api/charging/chargers/:id/availability', call('ChangeAvailability', (b) => pick(b, ['connectorId', 'type'])));
+  router.post(
+    '/api/charging/chargers/:id/trigger',
+    call('TriggerMessage', (b) => pick(b, ['requestedMessage', 'connectorId'])),
+  );
+  router.post(
+    '/api/charging/chargers/:id/reset',
+    call('Reset', (b) => ({ type: b.type ?? 'Soft' })),
+  );
+  router.post(
+    '/api/charging/chargers/:id/unlock',
+    call('UnlockConnector', (b) => pick(b, ['connectorId'])),
+  );
+  router.post(
+    '/api/charging/chargers/:id/availability',
+    call('ChangeAvailability', (b) => pick(b, ['connectorId', 'type'])),
+  );
 }
 
 /** Answers (OCPP 1.6 §6) meaning the charger does or will do what was asked. */
@@ -133,7 +170,8 @@ async function querySessions(central: CentralSystem, req: Request): Promise<Char
   if (from !== undefined && to !== undefined && to < from) throw new OutpostError('BAD_REQUEST', '"to" is before "from"');
   const charger = req.query.charger === undefined ? undefined : String(req.query.charger);
   const limit = req.query.limit === undefined ? undefined : Number(req.query.limit);
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000)) throw new OutpostError('BAD_REQUEST', '"limit" must be an integer 1..10000');
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000))
+    throw new OutpostError('BAD_REQUEST', '"limit" must be an integer 1..10000');
   return central.sessions.query({ from, to, charger, limit });
 }
 
@@ -146,7 +184,19 @@ function parseTime(value: unknown, name: string): number | undefined {
   return t;
 }
 
-const CSV_COLUMNS = ['id', 'charger', 'connectorId', 'idTag', 'authorization', 'start', 'stop', 'meterStartWh', 'meterStopWh', 'energyKwh', 'stopReason'] as const;
+const CSV_COLUMNS = [
+  'id',
+  'charger',
+  'connectorId',
+  'idTag',
+  'authorization',
+  'start',
+  'stop',
+  'meterStartWh',
+  'meterStopWh',
+  'energyKwh',
+  'stopReason',
+] as const;
 
 /** RFC 4180 CSV; times in ISO 8601 UTC; cells starting with = + - @ are quoted with a leading ' (CSV injection). */
 export function toCsv(sessions: readonly ChargingSession[]): string {

@@ -5,12 +5,13 @@ import { verifyPassword } from '../../runtime/auth/passwords.js';
 import { isLoopbackAddress } from '../../runtime/net.js';
 import { isOutpostError } from '../../core/errors.js';
 import type { AdapterContext } from '../../runtime/adapter.js';
-import type { CentralSystem, ChargerConnection } from './central.js';
+import type { CentralSystem } from './central.js';
+import type { ChargerConnection } from './charger-state.js';
 import { actionHandlers } from './handlers/index.js';
 import { checkConnectorId } from './handlers/connector-bound.js';
 import { createOcpp16Validator } from './codec.js';
 
-export const SUBPROTOCOL = 'ocpp1.6';
+const SUBPROTOCOL = 'ocpp1.6';
 
 /**
  * The OCPP-J transport: an ocpp-rpc RPCServer that does not listen itself but takes the
@@ -127,19 +128,26 @@ export class OcppServer {
       if (Array.isArray(response) && (response[2] === 'RpcFrameworkError' || response[2] === 'MessageTypeNotSupported')) response[2] = 'FormationViolation';
       central.scheduleStatus();
     });
-    client.on('strictValidationFailure', ({ method, outbound, isCall, error }: { method: string; outbound: boolean; isCall: boolean; error: { rpcErrorCode?: string; message: string } }) => {
-      if (outbound) {
-        central.counters.outputViolations++;
-        ctx.log.error({ charger: identity, action: method, isCall, reason: error.message }, 'our OCPP message failed the schema');
-      } else {
-        let code = error.rpcErrorCode ?? 'FormationViolation';
-        if (code === 'FormatViolation') code = 'FormationViolation';
-        if (code === 'OccurenceConstraintViolation') code = 'OccurrenceConstraintViolation';
-        central.counters.schemaViolations[code] = (central.counters.schemaViolations[code] ?? 0) + 1;
-        central.warnOnce(`schema:${identity}:${method}:${code}`, { charger: identity, action: method, ocppError: code, reason: error.message.slice(0, 300) }, 'charger message violates the OCPP 1.6 schema');
-      }
-      central.scheduleStatus();
-    });
+    client.on(
+      'strictValidationFailure',
+      ({ method, outbound, isCall, error }: { method: string; outbound: boolean; isCall: boolean; error: { rpcErrorCode?: string; message: string } }) => {
+        if (outbound) {
+          central.counters.outputViolations++;
+          ctx.log.error({ charger: identity, action: method, isCall, reason: error.message }, 'our OCPP message failed the schema');
+        } else {
+          let code = error.rpcErrorCode ?? 'FormationViolation';
+          if (code === 'FormatViolation') code = 'FormationViolation';
+          if (code === 'OccurenceConstraintViolation') code = 'OccurrenceConstraintViolation';
+          central.counters.schemaViolations[code] = (central.counters.schemaViolations[code] ?? 0) + 1;
+          central.warnOnce(
+            `schema:${identity}:${method}:${code}`,
+            { charger: identity, action: method, ocppError: code, reason: error.message.slice(0, 300) },
+            'charger message violates the OCPP 1.6 schema',
+          );
+        }
+        central.scheduleStatus();
+      },
+    );
     client.on('callError', ({ outbound, method, error }: { outbound: boolean; method: string; error: { rpcErrorCode?: string; message: string } }) => {
       if (outbound) return;
       if (error.rpcErrorCode === 'NotImplemented') {
@@ -155,7 +163,9 @@ export class OcppServer {
     });
     // A charger that reconnects does not send BootNotification again: ask for its connector states.
     setImmediate(() => {
-      central.call(identity, 'TriggerMessage', { requestedMessage: 'StatusNotification' }).catch((err: Error) => ctx.log.debug({ charger: identity, reason: err.message }, 'TriggerMessage StatusNotification not accepted'));
+      central
+        .call(identity, 'TriggerMessage', { requestedMessage: 'StatusNotification' })
+        .catch((err: Error) => ctx.log.debug({ charger: identity, reason: err.message }, 'TriggerMessage StatusNotification not accepted'));
       // Load management: new sessions start at the minimum until planned (also after a reconnect).
       void central.sendSafetyProfiles(identity);
     });

@@ -1,5 +1,6 @@
 import { Level } from 'level';
 import { OutpostError } from '../../core/errors.js';
+import '../../storage/errors.js'; // registers the STORAGE_* codes thrown here
 
 /**
  * Durable charging sessions in a LevelDB of their own (`<dataDir>/sessions`). The gateway

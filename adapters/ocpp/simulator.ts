@@ -1,73 +1,19 @@
 import { RPCClient } from 'ocpp-rpc';
 import { CarFollower, type CarResponse } from './sim-car.js';
+import { handleCentralSystemCalls } from './sim-handlers.js';
+import type { InstalledProfile, QueuedCall, SimConnector, SimulatorOptions } from './sim-types.js';
 import { pathToFileURL } from 'node:url';
+
+export type { SimConnector, SimulatorOptions } from './sim-types.js';
 
 /**
  * An OCPP 1.6-J charge point simulator (ocpp-rpc client): boots, reports connector status,
  * runs sessions whose car draws min(profile limit, car maximum) on its phases, integrates
  * energy, and sends MeterValues with energy, power, per-phase current and voltage, and SoC.
  * While disconnected it queues transaction messages (bounded) and sends them on reconnect,
- * like a real charger (OCPP 1.6 §3.16 transaction-related messages).
+ * like a real charger (OCPP 1.6 §3.16 transaction-related messages). Its answers to the central
+ * system's calls are in sim-handlers.ts, its types in sim-types.ts.
  */
-
-export interface SimulatorOptions {
-  /** e.g. `ws://127.0.0.1:8080/ocpp` (the identity is appended). */
-  endpoint: string;
-  identity: string;
-  password?: string;
-  connectors?: number;
-  vendor?: string;
-  model?: string;
-  phases?: 1 | 3;
-  maxCurrentA?: number;
-  voltage?: number;
-  /** Automatic meter values every this many ms; 0 = only when `tick` is called. */
-  meterIntervalMs?: number;
-  /** Battery size for SoC. */
-  batteryKwh?: number;
-  /** Send timestamps without offset (a common firmware quirk). */
-  timestampsWithoutOffset?: boolean;
-  callTimeoutMs?: number;
-  /** Messages kept while offline; older ones are dropped first. */
-  maxQueued?: number;
-  /**
-   * A car that follows a new limit after a delay and ramps (sim-car.ts), in real time; the draw
-   * is then `drawNow()` at any moment, not only at meter values. Omitted: the car takes the new
-   * limit at the next meter value.
-   */
-  car?: CarResponse;
-}
-
-export interface SimConnector {
-  id: number;
-  status: string;
-  transactionId?: number;
-  idTag?: string;
-  energyWh: number;
-  /** Limit from the charging profile in force (A per phase). */
-  limitA: number;
-  /** What the car can take (A per phase). */
-  carMaxA: number;
-  socPercent: number;
-  drawA: number;
-  available: boolean;
-  /** The car's response in time (with the `car` option), for the session running. */
-  car?: CarFollower;
-}
-
-interface InstalledProfile {
-  connectorId: number;
-  limitA: number;
-  profile: { chargingProfileId: number; transactionId?: number; stackLevel: number; chargingProfilePurpose: string; chargingSchedule: { chargingRateUnit: string; chargingSchedulePeriod: Array<{ limit: number }> } };
-}
-
-interface QueuedCall {
-  action: string;
-  params: Record<string, unknown>;
-  resolve: (v: Record<string, unknown>) => void;
-  reject: (err: unknown) => void;
-}
-
 export class ChargePointSimulator {
   readonly connectors: SimConnector[];
   readonly configuration = new Map<string, string>([
@@ -78,12 +24,17 @@ export class ChargePointSimulator {
   readonly profiles: Array<{ connectorId: number; csChargingProfiles: Record<string, unknown> }> = [];
   readonly received: Array<{ action: string; params: unknown }> = [];
   private client: RPCClient | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** Not private: sim-handlers.ts restarts it on ChangeConfiguration. */
+  timer: NodeJS.Timeout | undefined;
   private readonly queue: QueuedCall[] = [];
-  private readonly opts: Required<Omit<SimulatorOptions, 'password' | 'car'>> & { password?: string; car?: CarResponse };
+  /** Not private: sim-handlers.ts changes meterIntervalMs on ChangeConfiguration. */
+  readonly opts: Required<Omit<SimulatorOptions, 'password' | 'car'>> & { password?: string; car?: CarResponse };
   bootStatus: string | undefined;
-  /** Charging profiles in force (OCPP 1.6 §3.13), bounded: one per id/purpose/stack level/connector. */
-  private installed: InstalledProfile[] = [];
+  /**
+   * Charging profiles in force (OCPP 1.6 §3.13), bounded: one per id/purpose/stack level/connector.
+   * Not private, like installProfile and recomputeLimits: sim-handlers.ts sets and clears them.
+   */
+  installed: InstalledProfile[] = [];
   /** Called after a charging profile changed a connector's limit. */
   onLimit: ((connectorId: number, limitA: number) => void) | undefined;
 
@@ -130,14 +81,18 @@ export class ChargePointSimulator {
       ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
       // ocpp-rpc's typings mark every option required although all have defaults.
     } as Partial<ConstructorParameters<typeof RPCClient>[0]> as ConstructorParameters<typeof RPCClient>[0]);
-    this.registerHandlers(client);
+    handleCentralSystemCalls(this, client);
     await client.connect();
     this.client = client;
     client.once('close', () => {
       if (this.client === client) this.client = undefined;
     });
     if (options.boot ?? true) {
-      const boot = (await client.call('BootNotification', { chargePointVendor: this.opts.vendor, chargePointModel: this.opts.model, firmwareVersion: '1.0.0' })) as { status: string };
+      const boot = (await client.call('BootNotification', {
+        chargePointVendor: this.opts.vendor,
+        chargePointModel: this.opts.model,
+        firmwareVersion: '1.0.0',
+      })) as { status: string };
       this.bootStatus = boot.status;
       await this.sendStatus(0, 'Available');
       for (const c of this.connectors) await this.sendStatus(c.id, c.status);
@@ -146,8 +101,8 @@ export class ChargePointSimulator {
     if (this.opts.meterIntervalMs > 0 && !this.timer) this.startMeterTimer(this.opts.meterIntervalMs);
   }
 
-  /** Meter values every `ms` (MeterValueSampleInterval). */
-  private startMeterTimer(ms: number): void {
+  /** Meter values every `ms` (MeterValueSampleInterval). Not private: called from sim-handlers.ts. */
+  startMeterTimer(ms: number): void {
     if (this.timer) clearInterval(this.timer);
     this.opts.meterIntervalMs = ms;
     this.timer = setInterval(() => void this.tick(ms).catch(() => undefined), ms);
@@ -263,7 +218,11 @@ export class ChargePointSimulator {
     c.drawA = 0;
     c.car = undefined;
     await this.sendStatus(connectorId, 'Finishing');
-    const res = await this.send('StopTransaction', { transactionId, idTag: c.idTag, meterStop: Math.round(c.energyWh), timestamp: this.timestamp(), reason }, true);
+    const res = await this.send(
+      'StopTransaction',
+      { transactionId, idTag: c.idTag, meterStop: Math.round(c.energyWh), timestamp: this.timestamp(), reason },
+      true,
+    );
     c.idTag = undefined;
     await this.sendStatus(connectorId, 'Available');
     return res;
@@ -285,7 +244,9 @@ export class ChargePointSimulator {
       c.socPercent = Math.min(100, c.socPercent + (wh / 1000 / this.opts.batteryKwh) * 100);
       const status = full ? 'SuspendedEV' : c.drawA === 0 ? 'SuspendedEVSE' : 'Charging';
       if (status !== c.status) await this.sendStatus(c.id, status);
-      const sent = this.send('MeterValues', { connectorId: c.id, transactionId: c.transactionId, meterValue: [this.meterValue(c, powerW)] }, true).catch(() => undefined);
+      const sent = this.send('MeterValues', { connectorId: c.id, transactionId: c.transactionId, meterValue: [this.meterValue(c, powerW)] }, true).catch(
+        () => undefined,
+      );
       if (this.online) await sent; // offline: it waits in the queue, the clock goes on
     }
   }
@@ -316,11 +277,13 @@ export class ChargePointSimulator {
   }
 
   /** §3.13.2: a profile with the same id, or the same purpose, stack level and connector, replaces the old one. */
-  private installProfile(connectorId: number, profile: InstalledProfile['profile']): void {
+  installProfile(connectorId: number, profile: InstalledProfile['profile']): void {
     const limit = profile.chargingSchedule.chargingSchedulePeriod[0]!.limit;
     const limitA = profile.chargingSchedule.chargingRateUnit === 'W' ? limit / (this.opts.voltage * this.opts.phases) : limit;
     this.installed = this.installed.filter(
-      (i) => i.profile.chargingProfileId !== profile.chargingProfileId && !(i.connectorId === connectorId && i.profile.chargingProfilePurpose === profile.chargingProfilePurpose && i.profile.stackLevel === profile.stackLevel),
+      (i) =>
+        i.profile.chargingProfileId !== profile.chargingProfileId &&
+        !(i.connectorId === connectorId && i.profile.chargingProfilePurpose === profile.chargingProfilePurpose && i.profile.stackLevel === profile.stackLevel),
     );
     this.installed.push({ connectorId, limitA, profile });
     if (this.installed.length > 100) this.installed.shift();
@@ -332,13 +295,19 @@ export class ChargePointSimulator {
    * over a TxDefaultProfile (connector-specific before connector 0), and the ChargePointMaxProfile
    * caps the whole charge point, shared by the connectors that are charging.
    */
-  private recomputeLimits(): void {
+  recomputeLimits(): void {
     const top = (list: InstalledProfile[]): InstalledProfile | undefined => list.sort((a, b) => b.profile.stackLevel - a.profile.stackLevel)[0];
     const cpMax = top(this.installed.filter((i) => i.profile.chargingProfilePurpose === 'ChargePointMaxProfile'));
     const active = Math.max(1, this.connectors.filter((c) => c.transactionId !== undefined).length);
     for (const c of this.connectors) {
       const tx =
-        (c.transactionId !== undefined ? top(this.installed.filter((i) => i.profile.chargingProfilePurpose === 'TxProfile' && i.connectorId === c.id && i.profile.transactionId === c.transactionId)) : undefined) ??
+        (c.transactionId !== undefined
+          ? top(
+              this.installed.filter(
+                (i) => i.profile.chargingProfilePurpose === 'TxProfile' && i.connectorId === c.id && i.profile.transactionId === c.transactionId,
+              ),
+            )
+          : undefined) ??
         top(this.installed.filter((i) => i.profile.chargingProfilePurpose === 'TxDefaultProfile' && i.connectorId === c.id)) ??
         top(this.installed.filter((i) => i.profile.chargingProfilePurpose === 'TxDefaultProfile' && i.connectorId === 0));
       const limitA = Math.min(this.opts.maxCurrentA, tx?.limitA ?? Infinity, cpMax ? cpMax.limitA / active : Infinity);
@@ -348,110 +317,6 @@ export class ChargePointSimulator {
         this.onLimit?.(c.id, limitA);
       }
     }
-  }
-
-  private registerHandlers(client: RPCClient): void {
-    const record = (action: string, params: unknown): void => {
-      this.received.push({ action, params });
-      if (this.received.length > 1000) this.received.shift();
-    };
-    client.handle('SetChargingProfile', async ({ params }) => {
-      record('SetChargingProfile', params);
-      const p = params as { connectorId: number; csChargingProfiles: InstalledProfile['profile'] };
-      this.profiles.push(p);
-      const purpose = p.csChargingProfiles.chargingProfilePurpose;
-      // §5.16: a ChargePointMaxProfile only on connector 0; a TxProfile only for a running transaction.
-      if (purpose === 'ChargePointMaxProfile' && p.connectorId !== 0) return { status: 'Rejected' };
-      if (purpose === 'TxProfile' && (p.connectorId === 0 || p.csChargingProfiles.transactionId === undefined || p.csChargingProfiles.transactionId !== this.connector(p.connectorId).transactionId)) return { status: 'Rejected' };
-      this.installProfile(p.connectorId, p.csChargingProfiles);
-      return { status: 'Accepted' };
-    });
-    client.handle('ClearChargingProfile', async ({ params }) => {
-      record('ClearChargingProfile', params);
-      const q = params as { id?: number; connectorId?: number; chargingProfilePurpose?: string; stackLevel?: number };
-      // §5.5: every given criterion must match; no criteria clears all profiles.
-      const keep = this.installed.filter(
-        (i) =>
-          !(
-            (q.id === undefined || i.profile.chargingProfileId === q.id) &&
-            (q.connectorId === undefined || i.connectorId === q.connectorId) &&
-            (q.chargingProfilePurpose === undefined || i.profile.chargingProfilePurpose === q.chargingProfilePurpose) &&
-            (q.stackLevel === undefined || i.profile.stackLevel === q.stackLevel)
-          ),
-      );
-      const removed = this.installed.length - keep.length;
-      this.installed = keep;
-      this.recomputeLimits();
-      return { status: removed > 0 ? 'Accepted' : 'Unknown' };
-    });
-    client.handle('RemoteStartTransaction', async ({ params }) => {
-      record('RemoteStartTransaction', params);
-      const p = params as { connectorId?: number; idTag: string };
-      const c = this.connectors.find((k) => (p.connectorId === undefined || k.id === p.connectorId) && k.transactionId === undefined);
-      if (!c) return { status: 'Rejected' };
-      setImmediate(() => void this.startSession(c.id, p.idTag).catch(() => undefined));
-      return { status: 'Accepted' };
-    });
-    client.handle('RemoteStopTransaction', async ({ params }) => {
-      record('RemoteStopTransaction', params);
-      const c = this.connectors.find((k) => k.transactionId === (params as { transactionId: number }).transactionId);
-      if (!c) return { status: 'Rejected' };
-      setImmediate(() => void this.stopSession(c.id, 'Remote').catch(() => undefined));
-      return { status: 'Accepted' };
-    });
-    client.handle('ChangeConfiguration', async ({ params }) => {
-      record('ChangeConfiguration', params);
-      const p = params as { key: string; value: string };
-      this.configuration.set(p.key, p.value);
-      // A central system asking for meter values at another interval (OCPP 1.6 §9.1.18) gets them.
-      if (p.key === 'MeterValueSampleInterval' && this.opts.meterIntervalMs > 0 && Number(p.value) > 0) {
-        if (this.timer) this.startMeterTimer(Number(p.value) * 1000);
-        else this.opts.meterIntervalMs = Number(p.value) * 1000; // the timer starts after the boot
-      }
-      return { status: 'Accepted' };
-    });
-    client.handle('GetConfiguration', async ({ params }) => {
-      record('GetConfiguration', params);
-      const keys = (params as { key?: string[] }).key;
-      const known = [...this.configuration].filter(([k]) => !keys?.length || keys.includes(k)).map(([key, value]) => ({ key, value, readonly: false }));
-      const unknownKey = (keys ?? []).filter((k) => !this.configuration.has(k));
-      return { configurationKey: known, ...(unknownKey.length ? { unknownKey } : {}) };
-    });
-    client.handle('TriggerMessage', async ({ params }) => {
-      record('TriggerMessage', params);
-      const p = params as { requestedMessage: string; connectorId?: number };
-      if (p.requestedMessage === 'StatusNotification') {
-        setImmediate(() => {
-          void (async () => {
-            for (const c of this.connectors) if (p.connectorId === undefined || p.connectorId === c.id) await this.sendStatus(c.id, c.status);
-          })().catch(() => undefined);
-        });
-        return { status: 'Accepted' };
-      }
-      if (p.requestedMessage === 'Heartbeat') {
-        setImmediate(() => void this.send('Heartbeat', {}).catch(() => undefined));
-        return { status: 'Accepted' };
-      }
-      return { status: 'NotImplemented' };
-    });
-    client.handle('Reset', async ({ params }) => {
-      record('Reset', params);
-      return { status: 'Accepted' };
-    });
-    client.handle('UnlockConnector', async ({ params }) => {
-      record('UnlockConnector', params);
-      const c = this.connectors.find((k) => k.id === (params as { connectorId: number }).connectorId);
-      return { status: c ? 'Unlocked' : 'NotSupported' };
-    });
-    client.handle('ChangeAvailability', async ({ params }) => {
-      record('ChangeAvailability', params);
-      const p = params as { connectorId: number; type: string };
-      const targets = p.connectorId === 0 ? this.connectors : this.connectors.filter((k) => k.id === p.connectorId);
-      if (targets.length === 0) return { status: 'Rejected' };
-      const busy = targets.some((k) => k.transactionId !== undefined);
-      for (const k of targets) k.available = p.type === 'Operative';
-      return { status: busy ? 'Scheduled' : 'Accepted' };
-    });
   }
 }
 

@@ -148,16 +148,16 @@ export async function runScenario(spec: ScenarioSpec, make: (hooks: ControllerHo
       cars
         .filter((c) => c.arrivesAt <= now)
         .map((c, i) => ({
-        key: c.key,
-        phases: [0, 1, 2],
-        minA: 6,
-        maxA: 32,
-        priority: 0,
-        order: startAt + i,
-        drawA: c.report ? [c.report.drawA, c.report.drawA, c.report.drawA] : [0, 0, 0],
-        reportedAt: c.report?.at,
-        startedAt: c.arrivesAt,
-      })),
+          key: c.key,
+          phases: [0, 1, 2],
+          minA: 6,
+          maxA: 32,
+          priority: 0,
+          order: startAt + i,
+          drawA: c.report ? [c.report.drawA, c.report.drawA, c.report.drawA] : [0, 0, 0],
+          reportedAt: c.report?.at,
+          startedAt: c.arrivesAt,
+        })),
     apply: (key, limitA) =>
       new Promise<void>((resolve) => {
         commands++;

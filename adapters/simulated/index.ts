@@ -6,13 +6,19 @@ const schema = z.strictObject({
   /** Milliseconds between readings. */
   interval: z.number().int().min(100).max(3_600_000).default(1000),
   /** Datapoint id prefix, e.g. `site` → `site.grid.power`. */
-  prefix: z.string().regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/).default('site'),
+  prefix: z
+    .string()
+    .regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/)
+    .default('site'),
   /**
    * Datapoints (W) whose latest values are part of the site load, so the grid meter measures
    * them as a real one would: the demo's chargers (`ev.cp1.1.power`), which load management
    * expects to find in the grid power (`includesChargers`).
    */
-  addPower: z.array(z.string().regex(/^[a-z0-9_.-]{1,128}$/)).max(100).default([]),
+  addPower: z
+    .array(z.string().regex(/^[a-z0-9_.-]{1,128}$/))
+    .max(100)
+    .default([]),
 });
 
 /** Starting value of the simulated import counter on a fresh data directory (kWh). */

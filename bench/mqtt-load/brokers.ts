@@ -30,7 +30,9 @@ function tailOf(stream: NodeJS.ReadableStream): () => string {
 
 function spawnPinned(core: number, cmd: string, args: string[]): ChildProcess {
   // taskset execs the command, so the child's pid is the broker's and every thread it starts stays on `core`.
-  return hasTaskset ? spawn('taskset', ['-c', String(core), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return hasTaskset
+    ? spawn('taskset', ['-c', String(core), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function waitForLine(child: ChildProcess, re: RegExp): Promise<RegExpExecArray> {
@@ -110,7 +112,10 @@ async function waitForPort(port: number, child: ChildProcess, ms: number): Promi
   for (;;) {
     if (child.exitCode !== null) throw new Error(`mosquitto exited (${child.exitCode}) before it listened`);
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;

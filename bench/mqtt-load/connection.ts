@@ -40,7 +40,10 @@ export class MqttConnection {
     let timer: NodeJS.Timeout | undefined;
     const connack = new Promise<void>((resolve, reject) => {
       // A broker that is alive but does not answer is a finding too; say which step hung.
-      timer = setTimeout(() => (reject(new Error(`no CONNACK within ${ANSWER_TIMEOUT_MS / 1000} s`)), socket.destroy()), ANSWER_TIMEOUT_MS);
+      timer = setTimeout(() => {
+        reject(new Error(`no CONNACK within ${ANSWER_TIMEOUT_MS / 1000} s`));
+        socket.destroy();
+      }, ANSWER_TIMEOUT_MS);
       conn.onFrame = (type, _flags, buf, body) => {
         if (type !== CONNACK) return reject(new Error(`expected CONNACK, got packet type ${type}`));
         const code = buf[body + 1];

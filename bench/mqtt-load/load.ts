@@ -76,7 +76,10 @@ function startWorker(script: string, data: PublisherData | SubscriberData, error
   let onReady: () => void = () => {};
   let onFailed: (e: Error) => void = () => {};
   let onDone: (r: PublisherResult | undefined) => void = () => {};
-  const ready = new Promise<void>((resolve, reject) => ((onReady = resolve), (onFailed = reject)));
+  const ready = new Promise<void>((resolve, reject) => {
+    onReady = resolve;
+    onFailed = reject;
+  });
   const done = new Promise<PublisherResult | undefined>((resolve) => (onDone = resolve));
   worker.on('message', (m: WorkerReport) => {
     if (m.type === 'ready') onReady();
@@ -118,7 +121,9 @@ async function closeAll(workers: Worker[]): Promise<void> {
 /** Linux: the distinct CPU affinity lists of this process's threads (main, workers, V8 and libuv helpers). */
 export function threadAffinities(): string[] {
   try {
-    const lists = readdirSync('/proc/self/task').map((tid) => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))?.[1] ?? '?');
+    const lists = readdirSync('/proc/self/task').map(
+      (tid) => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))?.[1] ?? '?',
+    );
     return [...new Set(lists)];
   } catch {
     return ['unknown'];
@@ -133,12 +138,32 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const workers: Worker[] = [];
   try {
     if (o.withSubscriber) {
-      const sub = startWorker('./subscriber.js', { host: o.host, port: o.port, clientId: `${o.label}-sub`, qos: o.qos, filter: 'outpost/dp/+/value', progress, slot: subSlot }, errors);
+      const sub = startWorker(
+        './subscriber.js',
+        { host: o.host, port: o.port, clientId: `${o.label}-sub`, qos: o.qos, filter: 'outpost/dp/+/value', progress, slot: subSlot },
+        errors,
+      );
       workers.push(sub.worker);
       await withTimeout(sub.ready, READY_TIMEOUT_MS, 'subscriber');
     }
     const pubs = Array.from({ length: o.publishers }, (_, p) =>
-      startWorker('./publisher.js', { host: o.host, port: o.port, clientId: `${o.label}-pub${p}`, qos: o.qos, publisher: p, publishers: o.publishers, messages: o.messages, datapoints: o.datapoints, window: o.window, writeBytes: WRITE_BYTES, progress }, errors),
+      startWorker(
+        './publisher.js',
+        {
+          host: o.host,
+          port: o.port,
+          clientId: `${o.label}-pub${p}`,
+          qos: o.qos,
+          publisher: p,
+          publishers: o.publishers,
+          messages: o.messages,
+          datapoints: o.datapoints,
+          window: o.window,
+          writeBytes: WRITE_BYTES,
+          progress,
+        },
+        errors,
+      ),
     );
     workers.push(...pubs.map((s) => s.worker));
     await withTimeout(Promise.all(pubs.map((s) => s.ready)), READY_TIMEOUT_MS, 'publishers');
@@ -148,7 +173,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     for (const s of pubs) s.worker.postMessage({ type: 'go' });
     let results: Array<PublisherResult | undefined> | undefined;
     void Promise.all(pubs.map((s) => s.done)).then((r) => (results = r));
-    const stuck = await waitUntilSettled(() => results !== undefined, () => sumProgress(counters), () => Atomics.load(counters, subSlot + SUB_DELIVERED), o.withSubscriber ? (o.stallMs ?? 2000) : 0);
+    const stuck = await waitUntilSettled(
+      () => results !== undefined,
+      () => sumProgress(counters),
+      () => Atomics.load(counters, subSlot + SUB_DELIVERED),
+      o.withSubscriber ? (o.stallMs ?? 2000) : 0,
+    );
     // Read before our own DISCONNECT closes it: only a close by the broker counts.
     const subscriberClosed = o.withSubscriber && Atomics.load(counters, subSlot + SUB_CLOSED) === 1;
     await closeAll(workers);

@@ -10,19 +10,19 @@ const YEAR = 366 * 86_400_000;
  * `outpost history`: stored values of a datapoint (store.query) or rollups per interval
  * (store.queryAggregate, when the storage offers it). msg.payload = [{ t, v, ... }].
  */
-module.exports = function (RED) {
+module.exports = (RED) => {
   function OutpostHistoryNode(config) {
     RED.nodes.createNode(this, config);
-    const node = this;
-    const ctx = requireContext(RED, node);
+    const ctx = requireContext(RED, this);
     if (!ctx) return;
     const { store, registry, clock } = ctx;
 
-    node.on('input', (msg, send, done) => {
+    this.on('input', (msg, send, done) => {
       const err = (code, message) => Object.assign(new Error(message), { code, toJSON: () => ({ code, message, retryable: false }) });
       const id = config.datapoint || msg.datapoint || msg.topic;
-      if (typeof id !== 'string' || !DATAPOINT_ID.test(id)) return fail(node, done, msg, err('DP_INVALID', `no valid datapoint id in the node or msg.topic (got ${JSON.stringify(id)})`));
-      if (!registry.get(id)) return fail(node, done, msg, err('DP_UNKNOWN', `unknown datapoint "${id}"`));
+      if (typeof id !== 'string' || !DATAPOINT_ID.test(id))
+        return fail(this, done, msg, err('DP_INVALID', `no valid datapoint id in the node or msg.topic (got ${JSON.stringify(id)})`));
+      if (!registry.get(id)) return fail(this, done, msg, err('DP_UNKNOWN', `unknown datapoint "${id}"`));
       const now = clock.now();
       const to = Number.isFinite(msg.to) ? msg.to : now;
       const from = Number.isFinite(msg.from) ? msg.from : to - ms(config.range, 3_600_000, 10 * YEAR);
@@ -32,23 +32,23 @@ module.exports = function (RED) {
       if (agg === 'none') {
         query = store.query(id, { from, to, limit, order: 'asc' });
       } else {
-        if (!AGGREGATIONS.includes(agg)) return fail(node, done, msg, err('BAD_REQUEST', `agg must be none or one of ${AGGREGATIONS.join(', ')}`));
+        if (!AGGREGATIONS.includes(agg)) return fail(this, done, msg, err('BAD_REQUEST', `agg must be none or one of ${AGGREGATIONS.join(', ')}`));
         // Rollups come from storage/ (issue: rollups); older stores only answer raw queries.
-        if (typeof store.queryAggregate !== 'function') return fail(node, done, msg, err('BAD_REQUEST', 'this storage has no rollups: use agg "none"'));
+        if (typeof store.queryAggregate !== 'function') return fail(this, done, msg, err('BAD_REQUEST', 'this storage has no rollups: use agg "none"'));
         const interval = Math.max(1, Math.round(Number(msg.interval || config.interval) || 15)) * 60_000;
         query = store.queryAggregate(id, { from, to, interval, agg, limit });
       }
-      node.status({ fill: 'blue', shape: 'ring', text: 'querying' });
+      this.status({ fill: 'blue', shape: 'ring', text: 'querying' });
       Promise.resolve(query).then(
         (rows) => {
           msg.payload = rows;
           msg.topic = id;
           msg.query = { id, from, to, agg, limit };
-          node.status({ fill: 'green', shape: 'dot', text: `${rows.length} ${agg === 'none' ? 'values' : 'intervals'}` });
+          this.status({ fill: 'green', shape: 'dot', text: `${rows.length} ${agg === 'none' ? 'values' : 'intervals'}` });
           send(msg);
           done();
         },
-        (e) => fail(node, done, msg, e),
+        (e) => fail(this, done, msg, e),
       );
     });
   }

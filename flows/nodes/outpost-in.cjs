@@ -6,19 +6,18 @@ const { requireContext, compilePatterns } = require('./lib/context.cjs');
  * (in-process subscription on `<prefix>/dp/<id>/value`). One message per value:
  * msg.topic = datapoint id, msg.payload = value, msg.t = measurement time, msg.q = quality.
  */
-module.exports = function (RED) {
+module.exports = (RED) => {
   function OutpostInNode(config) {
     RED.nodes.createNode(this, config);
-    const node = this;
-    const ctx = requireContext(RED, node);
+    const ctx = requireContext(RED, this);
     if (!ctx) return;
     let patterns;
     try {
       patterns = compilePatterns(config.datapoints);
       if (patterns.empty) throw new Error('no datapoint id or pattern configured');
     } catch (err) {
-      node.status({ fill: 'red', shape: 'ring', text: 'bad datapoints' });
-      node.error(err.message);
+      this.status({ fill: 'red', shape: 'ring', text: 'bad datapoints' });
+      this.error(err.message);
       return;
     }
     const { bus, topics, registry, store } = ctx;
@@ -32,8 +31,8 @@ module.exports = function (RED) {
       if (message.q) msg.q = message.q;
       if (dp) msg.datapoint = { id: dp.id, adapter: dp.adapter, kind: dp.kind, type: dp.type, unit: dp.unit, description: dp.description };
       received++;
-      node.status({ fill: message.q ? 'yellow' : 'green', shape: 'dot', text: `${id}: ${JSON.stringify(message.v)}`.slice(0, 40) });
-      node.send(msg);
+      this.status({ fill: message.q ? 'yellow' : 'green', shape: 'dot', text: `${id}: ${JSON.stringify(message.v)}`.slice(0, 40) });
+      this.send(msg);
     };
 
     const onValue = (topic, payload) => {
@@ -41,10 +40,10 @@ module.exports = function (RED) {
       try {
         if (closed) return;
         const parsed = topics.parseDatapointTopic(topic);
-        if (!parsed || parsed.kind !== 'value' || !patterns.matches(parsed.id)) return;
+        if (parsed?.kind !== 'value' || !patterns.matches(parsed.id)) return;
         emit(parsed.id, JSON.parse(payload.toString('utf8')));
       } catch (err) {
-        node.error(`value on ${topic} could not be handled: ${err.message}`);
+        this.error(`value on ${topic} could not be handled: ${err.message}`);
       }
     };
 
@@ -54,7 +53,7 @@ module.exports = function (RED) {
       (subs) => {
         unsubscribers.push(...subs);
         if (closed) return Promise.all(subs.map((u) => u()));
-        node.status({ fill: 'grey', shape: 'ring', text: 'waiting for values' });
+        this.status({ fill: 'grey', shape: 'ring', text: 'waiting for values' });
         if (config.initial) {
           for (const dp of registry.list()) {
             if (!patterns.matches(dp.id)) continue;
@@ -63,17 +62,17 @@ module.exports = function (RED) {
           }
         }
       },
-      (err) => node.error(`subscribing failed: ${err.message}`),
+      (err) => this.error(`subscribing failed: ${err.message}`),
     );
 
-    node.on('close', (done) => {
+    this.on('close', (done) => {
       closed = true;
       ready
         .then(() => Promise.all(unsubscribers.map((u) => u())))
-        .catch((err) => node.warn(`unsubscribe failed: ${err.message}`))
+        .catch((err) => this.warn(`unsubscribe failed: ${err.message}`))
         .then(() => done());
     });
-    node.receivedCount = () => received;
+    this.receivedCount = () => received;
   }
   RED.nodes.registerType('outpost in', OutpostInNode);
 };

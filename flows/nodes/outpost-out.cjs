@@ -17,7 +17,7 @@ function inferType(v) {
  * same validation as the REST API and MQTT). Refusals go to Catch nodes with
  * msg.outpostError = { code, message, retryable }.
  */
-module.exports = function (RED) {
+module.exports = (RED) => {
   function OutpostOutNode(config) {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -40,7 +40,10 @@ module.exports = function (RED) {
       const existing = registry.get(id);
       if (existing) {
         if (existing.adapter !== 'virtual') {
-          throw outpostError('DP_CONFLICT', `datapoint ${id} belongs to adapter "${existing.adapter}": flows may only write values of virtual datapoints (use setpoint mode for actuators)`);
+          throw outpostError(
+            'DP_CONFLICT',
+            `datapoint ${id} belongs to adapter "${existing.adapter}": flows may only write values of virtual datapoints (use setpoint mode for actuators)`,
+          );
         }
         return existing;
       }
@@ -59,7 +62,12 @@ module.exports = function (RED) {
     node.on('input', (msg, send, done) => {
       const id = config.datapoint || msg.datapoint || msg.topic;
       if (typeof id !== 'string' || !DATAPOINT_ID.test(id)) {
-        return fail(node, done, msg, outpostError('DP_INVALID', `no valid datapoint id: set one on the node or in msg.topic ([a-z0-9_.-], got ${JSON.stringify(id)})`));
+        return fail(
+          node,
+          done,
+          msg,
+          outpostError('DP_INVALID', `no valid datapoint id: set one on the node or in msg.topic ([a-z0-9_.-], got ${JSON.stringify(id)})`),
+        );
       }
       if (inFlight >= MAX_IN_FLIGHT) {
         return fail(node, done, msg, outpostError('STORAGE_WRITE_FAILED', `${MAX_IN_FLIGHT} writes already waiting for storage; message dropped`));

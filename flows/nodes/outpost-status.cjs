@@ -6,21 +6,22 @@ const { requireContext } = require('./lib/context.cjs');
  * current list; with "on change" it also emits each update published on
  * `<prefix>/adapter/<id>/status` (in-process bus subscription).
  */
-module.exports = function (RED) {
+module.exports = (RED) => {
   function OutpostStatusNode(config) {
     RED.nodes.createNode(this, config);
-    const node = this;
-    const ctx = requireContext(RED, node);
+    const ctx = requireContext(RED, this);
     if (!ctx) return;
     const { bus, topics, hostStatuses } = ctx;
     const only = String(config.adapter || '').trim();
     const wanted = (s) => !only || s.id === only;
     const summarise = (list) => {
       const bad = list.filter((s) => s.state !== 'running' && s.state !== 'disabled').length;
-      node.status(bad ? { fill: 'red', shape: 'dot', text: `${bad} of ${list.length} not running` } : { fill: 'green', shape: 'dot', text: `${list.length} running` });
+      this.status(
+        bad ? { fill: 'red', shape: 'dot', text: `${bad} of ${list.length} not running` } : { fill: 'green', shape: 'dot', text: `${list.length} running` },
+      );
     };
 
-    node.on('input', (msg, send, done) => {
+    this.on('input', (msg, send, done) => {
       const list = hostStatuses().filter(wanted);
       msg.payload = list;
       msg.links = typeof ctx.linkStatuses === 'function' ? ctx.linkStatuses() : [];
@@ -38,10 +39,10 @@ module.exports = function (RED) {
             if (closed) return;
             const id = topic.split('/')[2];
             if (only && id !== only) return;
-            node.send({ topic: id, payload: JSON.parse(payload.toString('utf8')) });
+            this.send({ topic: id, payload: JSON.parse(payload.toString('utf8')) });
             summarise(hostStatuses().filter(wanted));
           } catch (err) {
-            node.error(`status on ${topic} could not be handled: ${err.message}`);
+            this.error(`status on ${topic} could not be handled: ${err.message}`);
           }
         })
         .then(
@@ -49,13 +50,13 @@ module.exports = function (RED) {
             unsubscribe = u;
             if (closed) return u();
           },
-          (err) => node.error(`subscribing failed: ${err.message}`),
+          (err) => this.error(`subscribing failed: ${err.message}`),
         );
     }
-    node.on('close', (done) => {
+    this.on('close', (done) => {
       closed = true;
       Promise.resolve(unsubscribe ? unsubscribe() : undefined)
-        .catch((err) => node.warn(`unsubscribe failed: ${err.message}`))
+        .catch((err) => this.warn(`unsubscribe failed: ${err.message}`))
         .then(() => done());
     });
   }

@@ -20,7 +20,7 @@ export interface CommandSource {
 }
 
 /** The actor of an authenticated HTTP request (res.locals.principal). */
-export function actorOf(principal: Principal | undefined): AuditActor {
+function actorOf(principal: Principal | undefined): AuditActor {
   if (!principal) return { kind: 'system', name: 'anonymous' };
   if (principal.kind === 'session') return { kind: 'user', name: principal.name };
   if (principal.kind === 'token') return { kind: 'token', name: principal.name };
@@ -35,7 +35,15 @@ export function sourceOf(principal: Principal | undefined, address: string | und
   return { actor: principal ? actorOf(principal) : { kind: 'http', name: plain }, address: plain };
 }
 
-const PREFIXED: Record<string, AuditActor['kind']> = { upstream: 'upstream', adapter: 'adapter', 'node-red': 'flow', mqtt: 'mqtt', http: 'http', user: 'user', token: 'token' };
+const PREFIXED: Record<string, AuditActor['kind']> = {
+  upstream: 'upstream',
+  adapter: 'adapter',
+  'node-red': 'flow',
+  mqtt: 'mqtt',
+  http: 'http',
+  user: 'user',
+  token: 'token',
+};
 
 /**
  * The older string form of a setpoint source (`schedule`, `upstream:<source>`,

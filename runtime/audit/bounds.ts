@@ -1,7 +1,7 @@
-import type { AuditInput } from './audit-log.js';
+import type { AuditInput } from './entry.js';
 
 /** Longest actor name, target, address or error message kept: a client id may be 64 KiB. */
-export const MAX_FIELD_CHARS = 200;
+const MAX_FIELD_CHARS = 200;
 
 function cut(s: string): string {
   return s.length > MAX_FIELD_CHARS ? `${s.slice(0, MAX_FIELD_CHARS)}…` : s;

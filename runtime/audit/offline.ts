@@ -1,7 +1,8 @@
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLogger } from '../log.js';
-import { AuditLog, type AuditInput } from './audit-log.js';
+import { AuditLog } from './audit-log.js';
+import type { AuditInput } from './entry.js';
 
 /** Who runs a command-line tool: the operating-system user (the tools have no login). */
 export function cliActor(): AuditInput['actor'] {

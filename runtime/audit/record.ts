@@ -1,11 +1,17 @@
-import { refused, type AuditInput, type AuditSink } from './audit-log.js';
+import { refused } from './audit-log.js';
+import type { AuditInput, AuditSink } from './entry.js';
 
 /**
  * Runs a command and records it with its outcome: `ok` when `run` resolves (plus details
  * taken from its result by `more`, e.g. the id of a created token), `refused` with the error
  * code when it throws; the error is thrown on unchanged. Without a sink it only runs.
  */
-export async function audited<T>(sink: AuditSink | undefined, entry: Omit<AuditInput, 'outcome' | 'error'>, run: () => Promise<T> | T, more?: (result: T) => Record<string, unknown>): Promise<T> {
+export async function audited<T>(
+  sink: AuditSink | undefined,
+  entry: Omit<AuditInput, 'outcome' | 'error'>,
+  run: () => Promise<T> | T,
+  more?: (result: T) => Record<string, unknown>,
+): Promise<T> {
   let result: T;
   try {
     result = await run();
@@ -39,6 +45,8 @@ export function flowChangeEntry(event: FlowChange): AuditInput {
     actor: { kind: 'user', name: event.user },
     target: event.path,
     details: { method: event.method, status: event.status },
-    ...(event.ok ? { outcome: 'ok' as const } : { outcome: 'refused' as const, error: { code: `HTTP_${event.status}`, message: `the flows API answered ${event.status}` } }),
+    ...(event.ok
+      ? { outcome: 'ok' as const }
+      : { outcome: 'refused' as const, error: { code: `HTTP_${event.status}`, message: `the flows API answered ${event.status}` } }),
   };
 }

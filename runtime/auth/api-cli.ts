@@ -55,7 +55,9 @@ function send(url: URL, method: string, headers: Record<string, string>, body: s
         ? httpsRequest(url, { ...options, ca: cert, checkServerIdentity: () => undefined }, resolve)
         : httpRequest(url, options, resolve);
     req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
-    req.on('error', (err) => reject(new OutpostError('GATEWAY_UNREACHABLE', `outpost api: cannot reach the gateway at ${url.origin}: ${err.message}`, { cause: err })));
+    req.on('error', (err) =>
+      reject(new OutpostError('GATEWAY_UNREACHABLE', `outpost api: cannot reach the gateway at ${url.origin}: ${err.message}`, { cause: err })),
+    );
     req.end(body);
   });
 }

@@ -5,7 +5,7 @@ import type { NextFunction, Request, Response } from 'express';
  * own scripts, styles and connections: the dashboard works offline and from no CDN, and
  * an injected script from anywhere else does not run (OWASP Secure Headers project).
  */
-export const CONTENT_SECURITY_POLICY = [
+const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",

@@ -12,7 +12,7 @@ import { passwordChecks } from './hash-gate.js';
 import { UserStore, USERNAME } from './users.js';
 import type { LocalAccessToken } from './local-access.js';
 import { ProxyTrust } from '../http/forwarded.js';
-import type { AuditSink } from '../audit/audit-log.js';
+import type { AuditSink } from '../audit/entry.js';
 import { audited } from '../audit/record.js';
 import { sourceOf } from '../audit/actor.js';
 
@@ -79,7 +79,6 @@ function hostIsLoopback(req: IncomingMessage): boolean {
   return host === 'localhost' || isLoopbackAddress(host);
 }
 
-
 /**
  * Users, sessions, tokens and the HTTP checks around them: `authenticate` finds who
  * is asking, `authorize` decides by path and method, `routes` is the login and
@@ -96,7 +95,12 @@ export class Security {
     this.proxies = o.proxies ?? new ProxyTrust([]);
     this.users = new UserStore(join(o.dataDir, 'auth', 'users.json'), o.now);
     const c = o.config;
-    this.sessions = new SessionStore({ idleMs: c.session.idleMinutes * 60_000, maxAgeMs: c.session.maxHours * 3_600_000, maxSessions: c.session.maxSessions, now: o.now });
+    this.sessions = new SessionStore({
+      idleMs: c.session.idleMinutes * 60_000,
+      maxAgeMs: c.session.maxHours * 3_600_000,
+      maxSessions: c.session.maxSessions,
+      now: o.now,
+    });
     this.throttle = new LoginThrottle({
       maxFailures: c.login.maxFailures,
       maxFailuresPerAddress: c.login.maxFailuresPerAddress,
@@ -113,7 +117,10 @@ export class Security {
   async init(): Promise<{ username: string; created: boolean; generatedPassword?: string; file: string }> {
     this.users.load();
     if (this.o.config.loopback !== 'none') {
-      this.o.log.warn({ role: this.o.config.loopback }, 'auth.loopback gives this role to every request from this host without credentials: a reverse proxy or port forwarder here hands it to the whole network');
+      this.o.log.warn(
+        { role: this.o.config.loopback },
+        'auth.loopback gives this role to every request from this host without credentials: a reverse proxy or port forwarder here hands it to the whole network',
+      );
     }
     const admin = this.o.config.admin;
     const result = await this.users.ensureInitialAdmin(admin);
@@ -194,7 +201,10 @@ export class Security {
       if (needed === 'public') return next();
       if (!principal) throw new OutpostError('NOT_AUTHENTICATED', 'log in, or send "Authorization: Bearer <token>"');
       if (!roleAtLeast(principal.role, needed)) {
-        this.o.log.warn({ user: principal.name, kind: principal.kind, role: principal.role, method: req.method, path: req.path }, 'request refused: role too low');
+        this.o.log.warn(
+          { user: principal.name, kind: principal.kind, role: principal.role, method: req.method, path: req.path },
+          'request refused: role too low',
+        );
         throw new OutpostError('FORBIDDEN', `${req.method} ${req.path} needs the ${needed} role; "${principal.name}" is ${principal.role}`);
       }
       if (principal.kind === 'session' && !SAFE_METHODS.has(req.method)) this.checkCsrf(req, principal);
@@ -280,7 +290,8 @@ export class Security {
   routes(): express.Router {
     const r = express.Router();
     const body = (req: Request): Record<string, unknown> => {
-      if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) throw new OutpostError('BAD_REQUEST', 'expected a JSON object body (Content-Type: application/json)');
+      if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body))
+        throw new OutpostError('BAD_REQUEST', 'expected a JSON object body (Content-Type: application/json)');
       return req.body as Record<string, unknown>;
     };
     const principal = (res: Response): Principal => {
@@ -294,7 +305,8 @@ export class Security {
       const b = body(req);
       const username = typeof b.username === 'string' ? b.username.trim().toLowerCase() : '';
       const password = typeof b.password === 'string' ? b.password : '';
-      if (!USERNAME.test(username) || password.length === 0 || password.length > 256) throw new OutpostError('BAD_REQUEST', '"username" and "password" are required');
+      if (!USERNAME.test(username) || password.length === 0 || password.length > 256)
+        throw new OutpostError('BAD_REQUEST', '"username" and "password" are required');
       const address = this.client(req).address;
       const user = await this.checkPassword(res, address, username, password);
       if (!user) {
@@ -347,7 +359,12 @@ export class Security {
       const b = body(req);
       const user = await audited(
         this.o.audit,
-        { action: 'user.add', ...sourceOf(principal(res), this.client(req).address), target: typeof b.username === 'string' ? b.username : undefined, details: { role: b.role } },
+        {
+          action: 'user.add',
+          ...sourceOf(principal(res), this.client(req).address),
+          target: typeof b.username === 'string' ? b.username : undefined,
+          details: { role: b.role },
+        },
         () => this.users.addUser({ username: b.username, role: b.role, password: b.password }),
       );
       this.o.log.info({ username: user.username, role: user.role, by: principal(res).name }, 'user added');
@@ -355,7 +372,12 @@ export class Security {
     });
     r.patch('/api/users/:username', async (req, res) => {
       const b = body(req);
-      const change = { action: 'user.change', ...sourceOf(principal(res), this.client(req).address), target: req.params.username, details: { role: b.role, passwordChanged: b.password !== undefined } };
+      const change = {
+        action: 'user.change',
+        ...sourceOf(principal(res), this.client(req).address),
+        target: req.params.username,
+        details: { role: b.role, passwordChanged: b.password !== undefined },
+      };
       const user = await audited(this.o.audit, change, async () => {
         const changed = await this.users.updateUser(req.params.username!, { role: b.role, password: b.password });
         // A changed role or password applies at once: the user's sessions end.
@@ -384,7 +406,12 @@ export class Security {
       // The token's value is in `created` and goes to the client only; the trail gets its id.
       const created = await audited(
         this.o.audit,
-        { action: 'token.create', ...sourceOf(principal(res), this.client(req).address), target: typeof b.name === 'string' ? b.name : undefined, details: { role: b.role } },
+        {
+          action: 'token.create',
+          ...sourceOf(principal(res), this.client(req).address),
+          target: typeof b.name === 'string' ? b.name : undefined,
+          details: { role: b.role },
+        },
         () => this.users.createToken({ name: b.name, role: b.role, createdBy: principal(res).name }),
         (t) => ({ id: t.id }),
       );
@@ -393,7 +420,16 @@ export class Security {
     });
     r.delete('/api/tokens/:id', async (req, res) => {
       const name = this.users.listTokens().find((t) => t.id === req.params.id)?.name;
-      await audited(this.o.audit, { action: 'token.revoke', ...sourceOf(principal(res), this.client(req).address), target: req.params.id, details: name === undefined ? undefined : { name } }, () => this.users.revokeToken(req.params.id!));
+      await audited(
+        this.o.audit,
+        {
+          action: 'token.revoke',
+          ...sourceOf(principal(res), this.client(req).address),
+          target: req.params.id,
+          details: name === undefined ? undefined : { name },
+        },
+        () => this.users.revokeToken(req.params.id!),
+      );
       this.o.log.info({ tokenId: req.params.id, by: principal(res).name }, 'API token revoked');
       res.json({ ok: true });
     });
@@ -406,7 +442,7 @@ export class Security {
  * percent-encoded letters too, so `/API/Users` and `/api/%75sers` reach the `/api/users`
  * handlers. The role check must see the same path, or it is bypassed by spelling.
  */
-export function routingPath(path: string): string {
+function routingPath(path: string): string {
   let decoded = path;
   try {
     decoded = decodeURIComponent(path);

@@ -1,7 +1,8 @@
+import { globMatch } from '../../core/glob.js';
 /**
  * Topic ACLs for MQTT users. A pattern is an MQTT topic filter (`+` one level, `#` the
- * rest, MQTT 3.1.1 §4.7.1) where a level may also hold a `*` glob (any characters inside
- * that one level) and `%u` stands for the username, as in Mosquitto's pattern ACLs:
+ * rest, MQTT 3.1.1 §4.7.1) where a level may also hold a glob of core/glob.ts (`*` any characters
+ * inside that one level, `?` one character) and `%u` stands for the username, as in Mosquitto's pattern ACLs:
  *
  *   outpost/dp/meter1.*\/value     a meter publishes only its own datapoints' values
  *   outpost/dp/%u.*\/value         the same, for every device named after its prefix
@@ -30,22 +31,13 @@ export function aclPatternProblem(pattern: string): string | undefined {
 
 function expand(pattern: string, username: string): string[] {
   // A username containing wildcards must not widen its own ACL.
-  const safe = username.replace(/[+#*/]/g, '\u0000');
+  const safe = username.replace(/[+#*?/]/g, '\u0000');
   return pattern.replaceAll('%u', safe).split('/');
 }
 
+/** One level of a pattern against one level of a topic: a glob of core/glob.ts (`*` and `?` stay inside the level). */
 function globMatches(glob: string, text: string): boolean {
-  if (!glob.includes('*')) return glob === text;
-  const parts = glob.split('*');
-  if (!text.startsWith(parts[0]!) || !text.endsWith(parts[parts.length - 1]!)) return false;
-  let at = parts[0]!.length;
-  const end = text.length - parts[parts.length - 1]!.length;
-  for (const part of parts.slice(1, -1)) {
-    const found = text.indexOf(part, at);
-    if (found < 0 || found + part.length > end) return false;
-    at = found + part.length;
-  }
-  return at <= end;
+  return globMatch(glob, text, { separator: '/' });
 }
 
 /** May a client publish on `topic` (a concrete topic, no wildcards)? */

@@ -50,7 +50,14 @@ export class SessionStore {
 
   create(username: string, role: Role): Session {
     const now = this.now();
-    const session: Session = { id: randomBytes(32).toString('base64url'), username, role, csrf: randomBytes(32).toString('base64url'), createdAt: now, lastSeenAt: now };
+    const session: Session = {
+      id: randomBytes(32).toString('base64url'),
+      username,
+      role,
+      csrf: randomBytes(32).toString('base64url'),
+      createdAt: now,
+      lastSeenAt: now,
+    };
     while (this.sessions.size >= this.o.maxSessions) {
       const oldest = this.sessions.keys().next().value;
       if (oldest === undefined) break;

@@ -4,7 +4,7 @@ import { isRole, ROLES } from './roles.js';
 import { OutpostError } from '../../core/errors.js';
 
 /** The user file of a data dir (the same path the gateway's Security uses). */
-export function userFilePath(dataDir: string): string {
+function userFilePath(dataDir: string): string {
   return join(dataDir, 'auth', 'users.json');
 }
 
@@ -28,7 +28,12 @@ export async function userCommand(dataDir: string, args: { action: string; usern
       return `password of "${user.username}" changed (their sessions end when the gateway next sees the file)`;
     }
     case 'list':
-      return store.listUsers().map((u) => `${u.username}\t${u.role}`).join('\n') || '(no users yet: the first start creates the admin)';
+      return (
+        store
+          .listUsers()
+          .map((u) => `${u.username}\t${u.role}`)
+          .join('\n') || '(no users yet: the first start creates the admin)'
+      );
     default:
       throw new OutpostError('BAD_REQUEST', 'usage: outpost user add <name> [--role admin|operator|viewer] | outpost user passwd <name> | outpost user list');
   }

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -9,13 +9,13 @@ import { hashPassword, hashToken, isPasswordHash, verifyPassword } from './passw
 import { ROLES, type Role } from './roles.js';
 
 export const USERNAME = /^[a-z0-9][a-z0-9_.@-]{0,63}$/;
-export const MIN_PASSWORD_LENGTH = 10;
-export const MAX_PASSWORD_LENGTH = 256;
+const MIN_PASSWORD_LENGTH = 10;
+const MAX_PASSWORD_LENGTH = 256;
 /** A token is `opt_<id>_<secret>` so the id is visible in logs without the secret. */
 const TOKEN_FORMAT = /^opt_([a-z0-9]{8})_([A-Za-z0-9_-]{32,})$/;
 /** Bounds the file (and memory) on a small device. */
-export const MAX_USERS = 200;
-export const MAX_TOKENS = 200;
+const MAX_USERS = 200;
+const MAX_TOKENS = 200;
 
 const UserRecord = z.strictObject({
   username: z.string().regex(USERNAME),
@@ -59,7 +59,7 @@ function publicToken(t: TokenRecord): PublicToken {
   return { id: t.id, name: t.name, role: t.role, createdBy: t.createdBy, createdAt: t.createdAt };
 }
 
-export function checkPassword(password: unknown): string {
+function checkPassword(password: unknown): string {
   if (typeof password !== 'string') throw new OutpostError('BAD_REQUEST', '"password" must be a string');
   if (password.length < MIN_PASSWORD_LENGTH) throw new OutpostError('BAD_REQUEST', `password must have at least ${MIN_PASSWORD_LENGTH} characters`);
   if (password.length > MAX_PASSWORD_LENGTH) throw new OutpostError('BAD_REQUEST', `password must have at most ${MAX_PASSWORD_LENGTH} characters`);
@@ -74,7 +74,8 @@ function checkUsername(username: unknown): string {
 }
 
 function checkRole(role: unknown): Role {
-  if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) throw new OutpostError('BAD_REQUEST', `role must be one of ${ROLES.join(', ')}`);
+  if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role))
+    throw new OutpostError('BAD_REQUEST', `role must be one of ${ROLES.join(', ')}`);
   return role as Role;
 }
 
@@ -98,7 +99,7 @@ export class UserStore {
 
   /** Loads the file (absent = no users yet). A damaged file is an error, never "no users". */
   load(): void {
-    let stat;
+    let stat: Stats;
     try {
       stat = statSync(this.path);
     } catch (err) {
@@ -111,7 +112,7 @@ export class UserStore {
       throw err;
     }
     if (stat.mtimeMs === this.mtimeMs) return;
-    let parsed;
+    let parsed: z.infer<typeof AuthFile>;
     try {
       parsed = AuthFile.parse(JSON.parse(readFileSync(this.path, 'utf8')));
     } catch (err) {
@@ -243,7 +244,8 @@ export class UserStore {
 
   /** Makes a machine token; the secret is returned once and only its hash is kept. */
   async createToken(input: { name: unknown; role: unknown; createdBy: string }): Promise<{ token: string } & PublicToken> {
-    if (typeof input.name !== 'string' || input.name.length < 1 || input.name.length > 64) throw new OutpostError('BAD_REQUEST', '"name" must be 1-64 characters');
+    if (typeof input.name !== 'string' || input.name.length < 1 || input.name.length > 64)
+      throw new OutpostError('BAD_REQUEST', '"name" must be 1-64 characters');
     const name = input.name;
     const role = checkRole(input.role);
     return this.mutate(() => {

@@ -101,7 +101,8 @@ export class MqttFraming extends Duplex {
         length += (byte & 0x7f) * multiplier;
         if ((byte & 0x80) === 0) break;
         multiplier *= 128;
-        if (i - at - 1 >= 4) return this.refuse({ reason: 'malformed remaining length (a fifth length byte, MQTT 3.1.1 §2.2.3)', announcedBytes: Number.POSITIVE_INFINITY });
+        if (i - at - 1 >= 4)
+          return this.refuse({ reason: 'malformed remaining length (a fifth length byte, MQTT 3.1.1 §2.2.3)', announcedBytes: Number.POSITIVE_INFINITY });
       }
       const total = i - at + length;
       if (total > this.options.maxPacketBytes) return this.refuse({ reason: 'packet too large', announcedBytes: total });
@@ -228,7 +229,13 @@ export class MqttFraming extends Duplex {
       for (const cb of callbacks) cb(new Error('connection closed'));
       return;
     }
-    const accepted = this.inner.write(bytes, callbacks.length === 0 ? undefined : (err) => callbacks.forEach((cb) => cb(err)));
+    const written: WriteCallback | undefined =
+      callbacks.length === 0
+        ? undefined
+        : (err) => {
+            for (const cb of callbacks) cb(err);
+          };
+    const accepted = this.inner.write(bytes, written);
     if (!accepted) {
       if (!this.innerBlocked) {
         this.innerBlocked = true;

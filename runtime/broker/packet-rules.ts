@@ -15,7 +15,7 @@ import { isUtf8 } from 'node:buffer';
 import type { PacketViolation } from './framing.js';
 
 /** Control packet types, MQTT 3.1.1 §2.2.1. */
-const enum PacketType {
+enum PacketType {
   Connect = 1,
   Connack = 2,
   Publish = 3,
@@ -32,7 +32,24 @@ const enum PacketType {
   Disconnect = 14,
 }
 
-const PACKET_NAMES: readonly string[] = ['packet type 0', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP', 'SUBSCRIBE', 'SUBACK', 'UNSUBSCRIBE', 'UNSUBACK', 'PINGREQ', 'PINGRESP', 'DISCONNECT', 'packet type 15'];
+const PACKET_NAMES: readonly string[] = [
+  'packet type 0',
+  'CONNECT',
+  'CONNACK',
+  'PUBLISH',
+  'PUBACK',
+  'PUBREC',
+  'PUBREL',
+  'PUBCOMP',
+  'SUBSCRIBE',
+  'SUBACK',
+  'UNSUBSCRIBE',
+  'UNSUBACK',
+  'PINGREQ',
+  'PINGRESP',
+  'DISCONNECT',
+  'packet type 15',
+];
 
 /** Fixed-header flag bits each type must carry (§2.2.2, Table 2.2); unused for PUBLISH (DUP, QoS, RETAIN) and the reserved types 0 and 15. */
 const REQUIRED_FLAGS: readonly number[] = [0, 0b0000, 0b0000, 0, 0b0000, 0b0000, 0b0010, 0b0000, 0b0010, 0b0000, 0b0010, 0b0000, 0b0000, 0b0000, 0b0000, 0];
@@ -42,13 +59,17 @@ const SLASH = 0x2f;
 const PLUS = 0x2b;
 const HASH = 0x23;
 
-const violation = (reason: string, connackReturnCode?: number): PacketViolation => (connackReturnCode === undefined ? { reason } : { reason, connackReturnCode });
+const violation = (reason: string, connackReturnCode?: number): PacketViolation =>
+  connackReturnCode === undefined ? { reason } : { reason, connackReturnCode };
 
 /** Checks one complete packet (fixed header included) from a client; `first` is the connection's first packet. */
 export function packetViolation(packet: Buffer, first: boolean): PacketViolation | undefined {
   const type = packet[0]! >> 4;
   // §3.1, [MQTT-3.1.0-1]: the first packet from the client MUST be CONNECT; [MQTT-3.1.0-2]: only one.
-  if (first) return type === PacketType.Connect ? connectViolation(packet) : violation(`the first packet is ${PACKET_NAMES[type]}, not CONNECT (MQTT 3.1.1 §3.1, [MQTT-3.1.0-1])`);
+  if (first)
+    return type === PacketType.Connect
+      ? connectViolation(packet)
+      : violation(`the first packet is ${PACKET_NAMES[type]}, not CONNECT (MQTT 3.1.1 §3.1, [MQTT-3.1.0-1])`);
   if (type === PacketType.Publish) return publishViolation(packet);
   const flags = packet[0]! & 0x0f;
   switch (type) {
@@ -144,8 +165,10 @@ function topicFilterProblem(packet: Buffer, start: number, end: number): string 
     const byte = packet[i]!;
     const levelStart = i === start || packet[i - 1] === SLASH;
     const levelEnd = i === end - 1 || packet[i + 1] === SLASH;
-    if (byte === HASH && !(levelStart && i === end - 1)) return `${quoted(packet, start, end)} has '#' other than as the whole last level (MQTT 3.1.1 §4.7.1.2, [MQTT-4.7.1-2])`;
-    if (byte === PLUS && !(levelStart && levelEnd)) return `${quoted(packet, start, end)} has '+' other than as a whole level (MQTT 3.1.1 §4.7.1.3, [MQTT-4.7.1-3])`;
+    if (byte === HASH && !(levelStart && i === end - 1))
+      return `${quoted(packet, start, end)} has '#' other than as the whole last level (MQTT 3.1.1 §4.7.1.2, [MQTT-4.7.1-2])`;
+    if (byte === PLUS && !(levelStart && levelEnd))
+      return `${quoted(packet, start, end)} has '+' other than as a whole level (MQTT 3.1.1 §4.7.1.3, [MQTT-4.7.1-3])`;
   }
   return undefined;
 }
@@ -158,7 +181,8 @@ function quoted(packet: Buffer, start: number, end: number): string {
 
 /** §2.3.1, [MQTT-2.3.1-1]: the packet identifier is present and non-zero. */
 function packetIdViolation(name: string, packet: Buffer, at: number): PacketViolation | undefined {
-  if (at + 2 > packet.length) return violation(`${name} without its packet identifier (remaining length ${packet.length - bodyOffset(packet)}, MQTT 3.1.1 §2.3.1)`);
+  if (at + 2 > packet.length)
+    return violation(`${name} without its packet identifier (remaining length ${packet.length - bodyOffset(packet)}, MQTT 3.1.1 §2.3.1)`);
   if (uint16(packet, at) === 0) return violation(`${name} with packet identifier 0 (MQTT 3.1.1 §2.3.1, [MQTT-2.3.1-1])`);
   return undefined;
 }
@@ -226,7 +250,7 @@ function protocolName(packet: Buffer, start: number, end: number): ProtocolName 
 const LEVEL_OF: Readonly<Record<ProtocolName, number>> = { MQTT: 4, MQIsdp: 3 };
 
 /** Connect flag bits, §3.1.2.3. */
-const enum ConnectFlag {
+enum ConnectFlag {
   Reserved = 0x01,
   Will = 0x04,
   WillQos = 0x18,
@@ -288,7 +312,8 @@ function connectViolation(packet: Buffer): PacketViolation | undefined {
   }
   if (at !== end) return violation(`CONNECT has ${end - at} byte(s) after its last payload field (MQTT 3.1.1 §3.1.3, [MQTT-3.1.3-1])`);
   // MQTT 3.1: a client identifier is 1 to 23 characters, else CONNACK 0x02 (identifier rejected).
-  if (name === 'MQIsdp' && idEnd === idStart + 2) return violation('MQTT 3.1 CONNECT with an empty client identifier: MQTT 3.1 takes 1 to 23 characters (CONNACK 0x02, MQTT 3.1 §3.1)', 2);
+  if (name === 'MQIsdp' && idEnd === idStart + 2)
+    return violation('MQTT 3.1 CONNECT with an empty client identifier: MQTT 3.1 takes 1 to 23 characters (CONNACK 0x02, MQTT 3.1 §3.1)', 2);
   return undefined;
 }
 

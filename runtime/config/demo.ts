@@ -25,7 +25,13 @@ export function demoIdTag(i: number): string {
 export function demoConfig(dataDir = './data', devices: DemoDevices = {}): Record<string, unknown> {
   const adapters: Array<Record<string, unknown>> = [
     // The grid meter measures the chargers too (as load management assumes): their power is part of the load.
-    { id: 'site', type: 'simulated', interval: 1000, prefix: 'site', addPower: devices.chargerPasswordHash !== undefined ? DEMO_CHARGERS.map((id) => `ev.${id.toLowerCase()}.1.power`) : [] },
+    {
+      id: 'site',
+      type: 'simulated',
+      interval: 1000,
+      prefix: 'site',
+      addPower: devices.chargerPasswordHash !== undefined ? DEMO_CHARGERS.map((id) => `ev.${id.toLowerCase()}.1.power`) : [],
+    },
     {
       // Siemens Insight trend reports: the simulator drops one into data/bms/insight every minute.
       id: 'insight',

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { OutpostError } from '../../core/errors.js';
 import { adapterEntrySchema, coreSchema, type AdapterEntry, type Config } from './schema.js';
 import type { AdapterType } from '../adapter.js';
+import { formatIssueLines, issueLines } from '../../core/zod-error.js';
 
 export interface ConfigIssue {
   path: string;
@@ -11,10 +12,16 @@ export interface ConfigIssue {
 }
 
 /** Env vars read by the CLI itself, not config paths. */
-const RESERVED_ENV = new Set(['OUTPOST_CONFIG']);
+const RESERVED_ENV = new Set(['OUTPOST_CONFIG', 'OUTPOST_CHROMIUM']);
+/** The project's own test, benchmark and proof switches: never configuration keys, so never an error. */
+const RESERVED_ENV_PREFIXES = ['OUTPOST_TEST_', 'OUTPOST_BENCH_', 'OUTPOST_SOAK_', 'OUTPOST_FUZZ_', 'OUTPOST_PROOF_'];
+
+function isReservedEnv(name: string): boolean {
+  return RESERVED_ENV.has(name) || RESERVED_ENV_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
 
 export function formatIssues(issues: ConfigIssue[]): string {
-  return issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n');
+  return formatIssueLines(issues, { indent: '  ', separator: '\n' });
 }
 
 function configError(issues: ConfigIssue[], source: string): OutpostError {
@@ -22,12 +29,8 @@ function configError(issues: ConfigIssue[], source: string): OutpostError {
 }
 
 function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): ConfigIssue[] {
-  return error.issues.flatMap((issue) => {
-    const path = [...prefix, ...issue.path];
-    // One line per unknown key, at its own path, so a typo is found where it is.
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ path: [...path, k].join('.'), message: `unknown key "${k}"` }));
-    return [{ path: path.join('.'), message: issue.message }];
-  });
+  // One line per unknown key, at its own path, so a typo is found where it is.
+  return issueLines(error, prefix);
 }
 
 /**
@@ -35,10 +38,10 @@ function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): ConfigI
  * camelCase, so `_` separates levels; matching is case-insensitive against the keys the
  * schema (or the file) knows; numeric segments index arrays. Values are YAML scalars.
  */
-export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: ConfigIssue[]): void {
+function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: ConfigIssue[]): void {
   const known = knownKeys(coreSchema());
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('OUTPOST_') || RESERVED_ENV.has(name) || value === undefined) continue;
+    if (!name.startsWith('OUTPOST_') || isReservedEnv(name) || value === undefined) continue;
     const segments = name.slice('OUTPOST_'.length).toLowerCase().split('_');
     let target: Record<string, unknown> | unknown[] = raw;
     let knownHere: KnownKeys | undefined = known;
@@ -48,12 +51,18 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
       const last = i === segments.length - 1;
       let key: string | number;
       if (Array.isArray(target)) {
-        if (!/^\d+$/.test(seg)) { ok = false; break; }
+        if (!/^\d+$/.test(seg)) {
+          ok = false;
+          break;
+        }
         key = Number(seg);
       } else {
         const candidates = new Set([...Object.keys(knownHere ?? {}), ...Object.keys(target)]);
         const match = [...candidates].find((k) => k.toLowerCase() === seg);
-        if (!match) { ok = false; break; }
+        if (!match) {
+          ok = false;
+          break;
+        }
         key = match;
       }
       const child: KnownKeys | undefined = typeof key === 'string' ? (knownHere?.[key] ?? undefined) : knownHere;
@@ -65,7 +74,10 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
           next = /^\d+$/.test(segments[i + 1]!) ? [] : {};
           (target as Record<string | number, unknown>)[key] = next;
         }
-        if (typeof next !== 'object') { ok = false; break; }
+        if (typeof next !== 'object') {
+          ok = false;
+          break;
+        }
         target = next as Record<string, unknown>;
         knownHere = child === null ? undefined : child;
       }
@@ -144,11 +156,7 @@ export function validateConfig(
   return { ...core.data, adapters };
 }
 
-export async function loadConfigFile(
-  path: string,
-  adapterTypes: ReadonlyMap<string, AdapterType>,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Config> {
+export async function loadConfigFile(path: string, adapterTypes: ReadonlyMap<string, AdapterType>, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DATAPOINT_ID, DatapointSchema } from '../../core/datapoint.js';
+import { DatapointSchema } from '../../core/datapoint.js';
 import { isPasswordHash } from '../auth/passwords.js';
 import type { AdapterType } from '../adapter.js';
 import { RetentionConfigSchema } from '../../storage/retention.js';
@@ -45,13 +45,12 @@ export function coreSchema() {
       .prefault({}),
     broker: z
       .strictObject({
-        prefix: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'expected a single topic level').default('outpost'),
-        mqtt: z
-          .strictObject({ enabled: z.boolean().default(true), host: z.string().default('127.0.0.1'), port: port.default(1883) })
-          .prefault({}),
-        websocket: z
-          .strictObject({ enabled: z.boolean().default(true), path: z.string().startsWith('/').default('/mqtt') })
-          .prefault({}),
+        prefix: z
+          .string()
+          .regex(/^[a-zA-Z0-9_-]+$/, 'expected a single topic level')
+          .default('outpost'),
+        mqtt: z.strictObject({ enabled: z.boolean().default(true), host: z.string().default('127.0.0.1'), port: port.default(1883) }).prefault({}),
+        websocket: z.strictObject({ enabled: z.boolean().default(true), path: z.string().startsWith('/').default('/mqtt') }).prefault({}),
         anonymous: z.enum(['loopback', 'never']).default('loopback'),
         users: z
           .array(
@@ -79,7 +78,12 @@ export function coreSchema() {
         limits: z
           .strictObject({
             maxConnections: z.number().int().min(1).max(100_000).default(200),
-            maxPacketBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(256 * 1024),
+            maxPacketBytes: z
+              .number()
+              .int()
+              .min(1024)
+              .max(64 * 1024 * 1024)
+              .default(256 * 1024),
             maxInflight: z.number().int().min(1).max(65_535).default(100),
             drainTimeoutMs: z.number().int().min(1000).max(600_000).default(10_000),
           })
@@ -94,15 +98,22 @@ export function coreSchema() {
         port: port.default(8080),
         /** sha256 hashes of API tokens accepted from non-loopback clients (`outpost hash-token`). */
         tokens: z.array(z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex> from `outpost hash-token`')).default([]),
-        maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+        maxBodyBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(16 * 1024 * 1024)
+          .default(1024 * 1024),
         /** Serve HTTPS (and the dashboard's MQTT over wss) from these files. */
         tls: tlsFiles.optional(),
         /** Reverse proxies (addresses, CIDRs) whose X-Forwarded-For/-Proto/-Host are believed; none by default. */
         trustedProxies: z
-          .array(z.string().superRefine((entry, ctx) => {
-            const problem = proxyEntryProblem(entry);
-            if (problem) ctx.addIssue({ code: 'custom', message: `"${entry}" ${problem}` });
-          }))
+          .array(
+            z.string().superRefine((entry, ctx) => {
+              const problem = proxyEntryProblem(entry);
+              if (problem) ctx.addIssue({ code: 'custom', message: `"${entry}" ${problem}` });
+            }),
+          )
           .max(64)
           .default([]),
       })
@@ -112,15 +123,28 @@ export function coreSchema() {
         loopback: z.enum([...ROLES, 'none']).default('none'),
         admin: z
           .strictObject({
-            username: z.string().regex(/^[a-z0-9][a-z0-9_.@-]{0,63}$/, 'expected lower-case letters, digits, . _ @ -').default('admin'),
+            username: z
+              .string()
+              .regex(/^[a-z0-9][a-z0-9_.@-]{0,63}$/, 'expected lower-case letters, digits, . _ @ -')
+              .default('admin'),
             password: z.string().min(10, 'expected at least 10 characters').max(256).optional(),
             passwordHash: z.string().refine(isPasswordHash, 'expected a hash made by `outpost hash-password` (scrypt$...)').optional(),
           })
           .prefault({}),
         session: z
           .strictObject({
-            idleMinutes: z.number().int().min(1).max(7 * 24 * 60).default(480),
-            maxHours: z.number().int().min(1).max(24 * 90).default(168),
+            idleMinutes: z
+              .number()
+              .int()
+              .min(1)
+              .max(7 * 24 * 60)
+              .default(480),
+            maxHours: z
+              .number()
+              .int()
+              .min(1)
+              .max(24 * 90)
+              .default(168),
             maxSessions: z.number().int().min(1).max(100_000).default(1000),
           })
           .prefault({}),
@@ -143,8 +167,13 @@ export function coreSchema() {
         sync: z.boolean().default(true),
         maxBatch: z.number().int().min(1).max(100_000).default(10_000),
         maxPending: z.number().int().min(100).max(10_000_000).default(100_000),
-        /** Bytes kept free in a file next to the database, given up to open it on a full disk (storage/space-reserve.ts); 0: none. */
-        reserveBytes: z.number().int().min(0).max(1 << 30).default(8 << 20),
+        /** Bytes kept free in a file next to the database, given up to open it on a full disk (storage/level/space-reserve.ts); 0: none. */
+        reserveBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(1 << 30)
+          .default(8 << 20),
         retention: RetentionConfigSchema,
       })
       .prefault({}),
@@ -175,5 +204,3 @@ export function adapterEntrySchema(type: AdapterType) {
     enabled: z.boolean().default(true),
   });
 }
-
-export { DATAPOINT_ID };

@@ -11,7 +11,7 @@ const require = createRequire(import.meta.url);
  * Where the dashboard's files are: beside this module (source tree, or dist/ once the
  * build copies them), else the source tree next to dist/ (a build without the copy).
  */
-export function dashboardRoot(): string {
+function dashboardRoot(): string {
   const candidates = [join(here, 'public'), join(here, '..', '..', '..', 'runtime', 'dashboard', 'public')];
   const found = candidates.find((dir) => existsSync(join(dir, 'app.js')));
   if (!found) throw new Error(`dashboard files not found (looked in ${candidates.join(', ')})`);
@@ -19,7 +19,7 @@ export function dashboardRoot(): string {
 }
 
 /** Browser builds of our two libraries, served from node_modules: no CDN, works offline. */
-export function vendorFiles(): Record<string, string> {
+function vendorFiles(): Record<string, string> {
   const uplotDist = dirname(require.resolve('uplot/dist/uPlot.esm.js'));
   const mqttDist = join(dirname(require.resolve('mqtt/package.json')), 'dist');
   return {

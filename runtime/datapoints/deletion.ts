@@ -1,14 +1,10 @@
-import express, { type Request, type Response } from 'express';
-import type { IncomingMessage } from 'node:http';
 import { OutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
-import { plainAddress } from '../net.js';
-import type { AuditSink } from '../audit/audit-log.js';
+import type { AuditSink } from '../audit/entry.js';
 import { audited } from '../audit/record.js';
-import { sourceOf, type CommandSource } from '../audit/actor.js';
-import { roleAtLeast, type Principal } from '../auth/roles.js';
+import type { CommandSource } from '../audit/actor.js';
 import type { Topics } from '../topics.js';
-import type { Store } from '../../storage/store.js';
+import type { DatapointDeletion, Store } from '../../storage/store.js';
 import type { DatapointRegistry } from './registry.js';
 import { DATAPOINT_ID, type Datapoint } from '../../core/datapoint.js';
 
@@ -130,7 +126,7 @@ export class DatapointDeleter {
     const started = Date.now();
     // Out of the registry first: its values are refused as unknown, and it cannot be registered again, while its data goes.
     registry.remove(id);
-    let deleted;
+    let deleted: DatapointDeletion;
     try {
       await this.d.ingest.flush();
       deleted = await store.deleteDatapoint(id);
@@ -147,34 +143,20 @@ export class DatapointDeleter {
     await this.d.bus.publish(this.d.topics.meta(id), '', { retain: true });
     this.d.onDeleted?.(id);
     const back = this.returning(dp);
-    const result: DeletionResult = { ok: true, id, points: deleted.points, rollups: deleted.rollups, definition: deleted.definition, ...(dp ? { adapter: dp.adapter } : {}), ...back, outboxKept: true };
-    this.d.log.info({ id, points: deleted.points, rollups: deleted.rollups, adapter: dp?.adapter, by: source.actor, address: source.address, ms: Date.now() - started }, 'datapoint deleted with its data');
+    const result: DeletionResult = {
+      ok: true,
+      id,
+      points: deleted.points,
+      rollups: deleted.rollups,
+      definition: deleted.definition,
+      ...(dp ? { adapter: dp.adapter } : {}),
+      ...back,
+      outboxKept: true,
+    };
+    this.d.log.info(
+      { id, points: deleted.points, rollups: deleted.rollups, adapter: dp?.adapter, by: source.actor, address: source.address, ms: Date.now() - started },
+      'datapoint deleted with its data',
+    );
     return result;
   }
-}
-
-/** Who may delete: admins only, whatever the path rules in front say (the route checks it again). */
-function requireAdmin(req: Request, res: Response): Principal {
-  const principal = res.locals.principal as Principal | undefined;
-  if (!principal) throw new OutpostError('NOT_AUTHENTICATED', 'log in, or send "Authorization: Bearer <token>"');
-  if (!roleAtLeast(principal.role, 'admin')) throw new OutpostError('FORBIDDEN', `${req.method} /api/datapoints/<id> needs the admin role; "${principal.name}" is ${principal.role}`);
-  return principal;
-}
-
-/**
- * `GET /api/datapoints/:id/stored` (what a deletion would remove: readings, rollups, span;
- * any role) and `DELETE /api/datapoints/:id` (admin; audited as `datapoint.delete`).
- */
-export function datapointDeletionRoutes(deleter: DatapointDeleter, options: { clientAddress?: (req: IncomingMessage) => string } = {}): express.Router {
-  const r = express.Router();
-  r.get('/api/datapoints/:id/stored', async (req, res) => {
-    res.json(await deleter.stored(req.params.id!));
-  });
-  r.delete('/api/datapoints/:id', async (req, res) => {
-    const principal = res.locals.principal as Principal | undefined;
-    const address = options.clientAddress?.(req) ?? plainAddress(req.socket.remoteAddress ?? 'unknown');
-    const result = await deleter.delete(req.params.id!, sourceOf(principal, address), () => void requireAdmin(req, res));
-    res.json(result);
-  });
-  return r;
 }

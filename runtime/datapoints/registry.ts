@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../../storage/store.js';
 import { DatapointSchema, validateSetpoint, type Datapoint, type DatapointInput, type SetpointRequest, type Value } from '../../core/datapoint.js';
 import type { SetpointHandler } from '../adapter.js';
+import { formatZodError } from '../../core/zod-error.js';
 
 /** Deleted definitions remembered for `revive`, at most. */
 const MAX_DELETED = 10_000;
@@ -98,7 +99,7 @@ export class DatapointRegistry {
   private check(input: DatapointInput & { adapter: string }): Datapoint {
     const parsed = DatapointSchema.safeParse(input);
     if (!parsed.success) {
-      const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'datapoint'}: ${i.message}`).join('; ');
+      const detail = formatZodError(parsed.error, { root: 'datapoint' });
       throw new OutpostError('DP_INVALID', `datapoint ${JSON.stringify((input as { id?: unknown }).id)}: ${detail}`);
     }
     const dp = parsed.data;
@@ -202,7 +203,7 @@ export class DatapointRegistry {
       await storeValue(dp, request.v);
       return { id, v: request.v, t: now };
     }
-    let applied: Value | void;
+    let applied: Awaited<ReturnType<SetpointHandler>>;
     try {
       applied = await handler({ id, ...request });
     } catch (err) {

@@ -1,18 +1,16 @@
-import express, { type Request } from 'express';
+import express from 'express';
 import { plainAddress } from '../net.js';
 import type { IncomingMessage } from 'node:http';
 import { OutpostError } from '../../core/errors.js';
-import { isNoRoom } from '../../storage/space-reserve.js';
+import { isNoRoom } from '../../storage/level/space-reserve.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
 import type { Store } from '../../storage/store.js';
-import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from '../../storage/store.js';
 import type { Ingest } from '../ingest.js';
 import type { Metrics } from '../metrics.js';
 import type { AdapterHost } from '../adapter-host.js';
 import type { SyncService } from '../sync/service.js';
 import type { Bus } from '../bus.js';
 import type { Clock } from '../../core/clock.js';
-import { timeParam } from './params.js';
 import { sourceOf } from '../audit/actor.js';
 import type { Principal } from '../auth/roles.js';
 
@@ -32,14 +30,10 @@ export interface ApiDeps {
   clientAddress?: (req: IncomingMessage) => string;
 }
 
-function intParam(req: Request, name: string, fallback: number, max: number): number {
-  const raw = req.query[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new OutpostError('BAD_REQUEST', `"${name}" must be an integer from 1 to ${max}`);
-  return n;
-}
-
+/**
+ * The core API: health, metrics, datapoint list and metadata, setpoints, sync and adapter state.
+ * Values of a datapoint are served by ./values.ts (raw and aggregated in one handler).
+ */
 export function apiRoutes(deps: ApiDeps): express.Router {
   const r = express.Router();
 
@@ -59,7 +53,9 @@ export function apiRoutes(deps: ApiDeps): express.Router {
             error: storage.error,
             ...storage.room,
             // A full disk recovers by itself once there is room; anything else may need a repair.
-            ...(isNoRoom(storage.error) ? { recovery: 'free disk space: writes resume without a restart' } : { repair: 'stop the gateway, then run: outpost repair -c <config>' }),
+            ...(isNoRoom(storage.error)
+              ? { recovery: 'free disk space: writes resume without a restart' }
+              : { repair: 'stop the gateway, then run: outpost repair -c <config>' }),
           }
         : { state: 'ok', outboxDepth: storage.outboxDepth },
       adapters: Object.fromEntries(adapters.map((a) => [a.id, a.state])),
@@ -89,18 +85,6 @@ export function apiRoutes(deps: ApiDeps): express.Router {
     const dp = deps.registry.get(req.params.id);
     if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${req.params.id}"`);
     res.json({ ...dp, latest: deps.store.latest(dp.id) ?? null });
-  });
-
-  r.get('/api/datapoints/:id/values', async (req, res) => {
-    const dp = deps.registry.get(req.params.id);
-    if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${req.params.id}"`);
-    const to = timeParam(req, 'to') ?? deps.clock.now();
-    const from = timeParam(req, 'from') ?? to - 24 * 3600 * 1000;
-    if (from > to) throw new OutpostError('BAD_REQUEST', '"from" is after "to"');
-    const limit = intParam(req, 'limit', DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT);
-    const order = req.query.order === 'desc' ? 'desc' : 'asc';
-    const values = await deps.store.query(dp.id, { from, to, limit, order });
-    res.json({ id: dp.id, unit: dp.unit, from, to, count: values.length, truncated: values.length === limit, values });
   });
 
   r.post('/api/datapoints/:id/setpoint', async (req, res) => {

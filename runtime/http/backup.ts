@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
-import type { AuditInput, AuditSink } from '../audit/audit-log.js';
+import '../../storage/errors.js'; // registers the STORAGE_* codes thrown here
+import type { AuditInput, AuditSink } from '../audit/entry.js';
 import { sourceOf } from '../audit/actor.js';
 import type { Logger } from '../log.js';
 import { roleAtLeast, type Principal } from '../auth/roles.js';
@@ -21,7 +22,7 @@ import type { Store } from '../../storage/store.js';
  * Largest restore upload accepted (a constant, not config: it bounds the spool file on
  * the data disk). About 40 million points of plain NDJSON, far more gzip-compressed.
  */
-export const MAX_RESTORE_UPLOAD_BYTES = 512 * 1024 * 1024;
+const MAX_RESTORE_UPLOAD_BYTES = 512 * 1024 * 1024;
 
 export interface BackupRoutesDeps {
   store: Store;
@@ -72,7 +73,10 @@ function idsParam(req: Request): string[] | undefined {
 }
 
 function fileStamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Counts bytes through and fails with UPLOAD_TOO_LARGE past the limit (before they reach the disk). */
@@ -89,7 +93,10 @@ class ByteLimit extends Transform {
 }
 
 function tooLarge(limit: number): OutpostError {
-  return new OutpostError('UPLOAD_TOO_LARGE', `a backup upload may be at most ${limit} bytes; restore larger files with "outpost restore" while the gateway is stopped`);
+  return new OutpostError(
+    'UPLOAD_TOO_LARGE',
+    `a backup upload may be at most ${limit} bytes; restore larger files with "outpost restore" while the gateway is stopped`,
+  );
 }
 
 /**
@@ -139,8 +146,17 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
     if (gzip) res.setHeader('Content-Encoding', 'gzip');
     try {
       const summary = gzip ? await backupGzip(deps.store, res, options) : await backup(deps.store, res, options);
-      deps.log.info({ user: principal.name, datapoints: summary.datapoints, points: summary.points, from: summary.from, to: summary.to, gzip }, 'backup downloaded');
-      audit(req, res, 'backup.download', { from: summary.from, to: summary.to, ids: options.ids?.length, datapoints: summary.datapoints, points: summary.points });
+      deps.log.info(
+        { user: principal.name, datapoints: summary.datapoints, points: summary.points, from: summary.from, to: summary.to, gzip },
+        'backup downloaded',
+      );
+      audit(req, res, 'backup.download', {
+        from: summary.from,
+        to: summary.to,
+        ids: options.ids?.length,
+        datapoints: summary.datapoints,
+        points: summary.points,
+      });
     } catch (err) {
       audit(req, res, 'backup.download', { from: options.from, to: options.to }, err);
       if (!res.headersSent) {
@@ -157,7 +173,13 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
   r.post('/api/admin/restore', async (req, res) => {
     try {
       const { bytes, ...answer } = await restoreRequest(req, res);
-      audit(req, res, 'backup.restore', { bytes, backupOf: answer.gateway, datapoints: answer.datapoints, points: answer.points, definitionsKept: answer.definitionsKept });
+      audit(req, res, 'backup.restore', {
+        bytes,
+        backupOf: answer.gateway,
+        datapoints: answer.datapoints,
+        points: answer.points,
+        definitionsKept: answer.definitionsKept,
+      });
       res.json(answer);
     } catch (err) {
       audit(req, res, 'backup.restore', {}, err);
@@ -169,7 +191,10 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
   const restoreRequest = async (req: Request, res: Response): Promise<HttpRestoreReport & { bytes: number }> => {
     const principal = requireAdmin(req, res);
     if (req.body !== undefined) {
-      throw new OutpostError('BAD_REQUEST', 'send the backup file as the raw body (Content-Type: application/x-ndjson, application/gzip or application/octet-stream), not as JSON');
+      throw new OutpostError(
+        'BAD_REQUEST',
+        'send the backup file as the raw body (Content-Type: application/x-ndjson, application/gzip or application/octet-stream), not as JSON',
+      );
     }
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxUpload) {
@@ -204,7 +229,10 @@ export function backupRoutes(deps: BackupRoutesDeps): express.Router {
         },
       });
       answer = { ...report, definitionsKept, bytes: limit.bytes };
-      deps.log.info({ user: principal.name, bytes: limit.bytes, datapoints: report.datapoints, points: report.points, definitionsKept, backupOf: report.gateway }, 'backup restored');
+      deps.log.info(
+        { user: principal.name, bytes: limit.bytes, datapoints: report.datapoints, points: report.points, definitionsKept, backupOf: report.gateway },
+        'backup restored',
+      );
     } finally {
       // Removed before answering, so a client that sees the answer sees the disk space back.
       await rm(spool, { force: true });

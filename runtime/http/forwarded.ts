@@ -90,7 +90,13 @@ export class ProxyTrust {
         untrustedForwarding: false,
       };
     } else {
-      view = { address: peer, proto: tls ? 'https' : 'http', host: hostHeader, proxied: false, untrustedForwarding: FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined) };
+      view = {
+        address: peer,
+        proto: tls ? 'https' : 'http',
+        host: hostHeader,
+        proxied: false,
+        untrustedForwarding: FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined),
+      };
     }
     req.outpostClient = view;
     return view;

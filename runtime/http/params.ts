@@ -10,3 +10,15 @@ export function timeParam(req: Request, name: string): number | undefined {
   if (!Number.isFinite(n)) throw new OutpostError('BAD_REQUEST', `"${name}" must be epoch milliseconds or an ISO 8601 date, got "${raw}"`);
   return n;
 }
+
+/**
+ * A positive integer query parameter from 1 to `max`; undefined when absent or empty.
+ * At most 15 digits, so a long string of digits is refused rather than rounded.
+ */
+export function intParam(req: Request, name: string, max: number): number | undefined {
+  const raw = req.query[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = typeof raw === 'string' && /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new OutpostError('BAD_REQUEST', `"${name}" must be an integer from 1 to ${max}`);
+  return n;
+}

@@ -11,7 +11,7 @@ import type { UpgradeHandler } from '../adapter.js';
 import type { Bus } from '../bus.js';
 import type { Security } from '../auth/middleware.js';
 import { securityHeaders } from '../auth/headers.js';
-import { dashboardRouter } from '../dashboard/index.js';
+import { mountRoutes, type RouteDeps } from './routes.js';
 
 /** How often sessions past their idle or maximum age are looked for. */
 const SESSION_SWEEP_MS = 30_000;
@@ -41,6 +41,11 @@ export interface HttpParts {
   adapters: express.Router;
   upgrades: Map<string, UpgradeHandler>;
   server: Server;
+  /**
+   * Mounts the feature routes (runtime/http/routes.ts) on `api`, with this server's
+   * `security` and `dashboard`; once. `finish()` does it with no more deps if not done yet.
+   */
+  routes(deps?: Omit<RouteDeps, 'security' | 'dashboard'>): string[];
   /** Call after all routes are mounted: adds 404 and error handlers. */
   finish(): void;
 }
@@ -79,8 +84,6 @@ export function createHttp(options: HttpOptions): HttpParts {
   if (security) app.use(security.guard);
   else app.use((req, res, next) => (req.path === '/healthz' ? next() : authenticate(options.tokens)(req, res, next)));
   app.use(express.json({ limit: options.maxBodyBytes }));
-  if (security) app.use(security.routes());
-  if (options.dashboard) app.use(dashboardRouter());
   app.use(api);
   app.use(adapters);
 
@@ -115,13 +118,21 @@ export function createHttp(options: HttpOptions): HttpParts {
     socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
   });
 
+  let routesMounted = false;
+  const routes = (deps: Omit<RouteDeps, 'security' | 'dashboard'> = {}): string[] => {
+    if (routesMounted) throw new Error('HTTP feature routes are already mounted');
+    routesMounted = true;
+    return mountRoutes(api, { ...deps, security, dashboard: options.dashboard });
+  };
   const finish = (): void => {
+    if (!routesMounted) routes();
     app.use((req, _res, next) => next(new OutpostError('NOT_FOUND', `no route for ${req.method} ${req.path}`)));
     app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
       let e: OutpostError;
       if (err instanceof OutpostError) e = err;
       else if ((err as { type?: string }).type === 'entity.parse.failed') e = new OutpostError('BAD_REQUEST', 'request body is not valid JSON');
-      else if ((err as { type?: string }).type === 'entity.too.large') e = new OutpostError('BODY_TOO_LARGE', `request body is larger than ${options.maxBodyBytes} bytes`);
+      else if ((err as { type?: string }).type === 'entity.too.large')
+        e = new OutpostError('BODY_TOO_LARGE', `request body is larger than ${options.maxBodyBytes} bytes`);
       else {
         options.log.error({ err, method: req.method, path: req.path }, 'unhandled error in HTTP handler');
         e = new OutpostError('INTERNAL', 'internal error');
@@ -129,14 +140,16 @@ export function createHttp(options: HttpOptions): HttpParts {
       res.status(e.status).json({ error: e.toJSON() });
     });
   };
-  return { app, api, adapters, upgrades, server, finish };
+  return { app, api, adapters, upgrades, server, routes, finish };
 }
 
 function readTls(tls: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
   try {
     return { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) };
   } catch (err) {
-    throw new OutpostError('CONFIG_INVALID', `http.tls: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`, { cause: err });
+    throw new OutpostError('CONFIG_INVALID', `http.tls: cannot read ${(err as { path?: string }).path ?? 'certificate files'}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 

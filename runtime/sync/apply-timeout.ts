@@ -1,4 +1,5 @@
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 
 /**
  * A downlink command's outcome, or SYNC_ACK_TIMEOUT once `ms` pass: the central side gets an

@@ -48,7 +48,16 @@ export function decodeBatch(payload: Buffer): WireBatch {
     throw new OutpostError('VALUE_MALFORMED', 'batch is not JSON', { cause: err });
   }
   const b = parsed as Partial<WireBatch>;
-  if (b === null || typeof b !== 'object' || b.format !== BATCH_FORMAT || typeof b.gw !== 'string' || typeof b.key !== 'string' || !Number.isSafeInteger(b.first) || !Number.isSafeInteger(b.last) || !Array.isArray(b.records)) {
+  if (
+    b === null ||
+    typeof b !== 'object' ||
+    b.format !== BATCH_FORMAT ||
+    typeof b.gw !== 'string' ||
+    typeof b.key !== 'string' ||
+    !Number.isSafeInteger(b.first) ||
+    !Number.isSafeInteger(b.last) ||
+    !Array.isArray(b.records)
+  ) {
     throw new OutpostError('VALUE_MALFORMED', `batch does not have the format ${BATCH_FORMAT} shape {format, gw, key, first, last, lane, records}`);
   }
   return b as WireBatch;

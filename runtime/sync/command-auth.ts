@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { timingSafeEqual } from 'node:crypto';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import { signBody } from './http-link.js';
 import type { MqttLinkConfig } from './config.js';
 
@@ -19,8 +20,8 @@ import type { MqttLinkConfig } from './config.js';
  * (`command-memory.ts`) answers a copy instead of applying it again.
  */
 
-export const DEFAULT_MAX_AGE_MS = 300_000;
-export const DEFAULT_MAX_SKEW_MS = 60_000;
+const DEFAULT_MAX_AGE_MS = 300_000;
+const DEFAULT_MAX_SKEW_MS = 60_000;
 const MIN_SECRET_CHARS = 16;
 
 /**
@@ -29,7 +30,10 @@ const MIN_SECRET_CHARS = 16;
  * saying how to configure it (the uplink keeps working: a gateway upgraded in the field must
  * not lose its data path over this).
  */
-export type CommandAuth = { kind: 'hmac'; secret: string; maxAgeMs: number; maxSkewMs: number } | { kind: 'none'; maxAgeMs: number; maxSkewMs: number } | { kind: 'missing'; link: string };
+export type CommandAuth =
+  | { kind: 'hmac'; secret: string; maxAgeMs: number; maxSkewMs: number }
+  | { kind: 'none'; maxAgeMs: number; maxSkewMs: number }
+  | { kind: 'missing'; link: string };
 
 /** An authenticated (or, with `none`, accepted) command: its body and its timestamp if it has one. */
 export interface OpenedCommand {
@@ -48,7 +52,9 @@ export async function resolveCommandAuth(config: MqttLinkConfig): Promise<Comman
     try {
       secret = (await readFile(a.secretFile, 'utf8')).trim();
     } catch (err) {
-      throw new OutpostError('SYNC_CONFIG', `link ${config.name}: downlinkAuth.secretFile ${a.secretFile} cannot be read: ${(err as Error).message}`, { cause: err });
+      throw new OutpostError('SYNC_CONFIG', `link ${config.name}: downlinkAuth.secretFile ${a.secretFile} cannot be read: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
   if (secret === undefined || secret.length < MIN_SECRET_CHARS) {
@@ -72,16 +78,22 @@ export function openCommand(payload: Buffer, auth: CommandAuth): OpenedCommand {
   const outer = parseObject(payload.toString('utf8'), 'command payload');
   const envelope = typeof outer.body === 'string';
   if (auth.kind === 'missing') {
-    throw new OutpostError('SYNC_COMMAND_UNSIGNED', `link ${auth.link} takes no commands until it has a secret: set downlinkAuth: { secretFile: … } on the gateway (or downlinkAuth: none to accept unsigned commands)`);
+    throw new OutpostError(
+      'SYNC_COMMAND_UNSIGNED',
+      `link ${auth.link} takes no commands until it has a secret: set downlinkAuth: { secretFile: … } on the gateway (or downlinkAuth: none to accept unsigned commands)`,
+    );
   }
   if (auth.kind === 'hmac') {
-    if (!envelope || typeof outer.sig !== 'string') throw new OutpostError('SYNC_COMMAND_UNSIGNED', 'command is not signed: expected {"t": <epoch ms>, "sig": "sha256=…", "body": "<command JSON>"}');
+    if (!envelope || typeof outer.sig !== 'string')
+      throw new OutpostError('SYNC_COMMAND_UNSIGNED', 'command is not signed: expected {"t": <epoch ms>, "sig": "sha256=…", "body": "<command JSON>"}');
     const t = outer.t;
-    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) throw new OutpostError('SYNC_COMMAND_INVALID', 'signed command needs "t": epoch milliseconds (an integer)');
+    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0)
+      throw new OutpostError('SYNC_COMMAND_INVALID', 'signed command needs "t": epoch milliseconds (an integer)');
     // Authenticate before interpreting the body; constant-time comparison.
     const expected = Buffer.from(signBody(auth.secret, String(t), Buffer.from(outer.body as string, 'utf8')));
     const given = Buffer.from(outer.sig);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new OutpostError('SYNC_COMMAND_FORGED', 'command signature does not match the link secret');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected))
+      throw new OutpostError('SYNC_COMMAND_FORGED', 'command signature does not match the link secret');
     return { body: parseObject(outer.body as string, 'command body'), t, signed: true };
   }
   // downlinkAuth: none — the operator chose to trust whoever may publish on the topic.
@@ -89,7 +101,8 @@ export function openCommand(payload: Buffer, auth: CommandAuth): OpenedCommand {
   const source = envelope ? outer : body;
   let t: number | undefined;
   if (source.t !== undefined) {
-    if (typeof source.t !== 'number' || !Number.isSafeInteger(source.t)) throw new OutpostError('SYNC_COMMAND_INVALID', '"t" must be epoch milliseconds (an integer)');
+    if (typeof source.t !== 'number' || !Number.isSafeInteger(source.t))
+      throw new OutpostError('SYNC_COMMAND_INVALID', '"t" must be epoch milliseconds (an integer)');
     t = source.t;
   }
   // `t` of a plain command is the command's time, not a setpoint field.
@@ -100,10 +113,18 @@ export function openCommand(payload: Buffer, auth: CommandAuth): OpenedCommand {
 /** SYNC_COMMAND_STALE unless `t` is at most `maxAgeMs` old and at most `maxSkewMs` ahead of `now`. */
 export function checkAge(t: number, auth: { maxAgeMs: number; maxSkewMs: number }, now: number): void {
   if (now - t > auth.maxAgeMs) {
-    throw new OutpostError('SYNC_COMMAND_STALE', `command dated ${new Date(t).toISOString()} is ${Math.round((now - t) / 1000)} s old; at most ${Math.round(auth.maxAgeMs / 1000)} s accepted`, { details: { t, now } });
+    throw new OutpostError(
+      'SYNC_COMMAND_STALE',
+      `command dated ${new Date(t).toISOString()} is ${Math.round((now - t) / 1000)} s old; at most ${Math.round(auth.maxAgeMs / 1000)} s accepted`,
+      { details: { t, now } },
+    );
   }
   if (t - now > auth.maxSkewMs) {
-    throw new OutpostError('SYNC_COMMAND_STALE', `command dated ${new Date(t).toISOString()} is ${Math.round((t - now) / 1000)} s in the future; the clocks differ by more than ${Math.round(auth.maxSkewMs / 1000)} s`, { details: { t, now } });
+    throw new OutpostError(
+      'SYNC_COMMAND_STALE',
+      `command dated ${new Date(t).toISOString()} is ${Math.round((t - now) / 1000)} s in the future; the clocks differ by more than ${Math.round(auth.maxSkewMs / 1000)} s`,
+      { details: { t, now } },
+    );
   }
 }
 

@@ -1,12 +1,13 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OutpostError } from '../../core/errors.js';
+import '../../storage/errors.js'; // registers the STORAGE_* codes thrown here
 import { readJsonState, writeJsonState } from '../durable-file.js';
 import type { Clock } from '../../core/clock.js';
 import type { DownlinkAck } from './link.js';
 
 /** Longest a requestId is remembered, whatever the count. */
-export const MEMORY_MAX_AGE_MS = 7 * 24 * 3600_000;
+const MEMORY_MAX_AGE_MS = 7 * 24 * 3600_000;
 /** Most (command, datapoint) pairs whose last applied time is kept. */
 const APPLIED_MAX = 10_000;
 /** A remembered ack's `result` larger than this is replaced by a marker (the file is rewritten per command). */
@@ -55,7 +56,11 @@ export class CommandMemory {
       if (!Array.isArray(state.answered) || !Array.isArray(state.applied)) throw new Error('unexpected shape');
     } catch (err) {
       // Failing closed: without it a replayed command would be applied again.
-      throw new OutpostError('STORAGE_CORRUPT', `downlink command memory ${this.o.file} is unreadable (${(err as Error).message}); delete it to start with an empty memory (commands answered before may then be applied again)`, { cause: err });
+      throw new OutpostError(
+        'STORAGE_CORRUPT',
+        `downlink command memory ${this.o.file} is unreadable (${(err as Error).message}); delete it to start with an empty memory (commands answered before may then be applied again)`,
+        { cause: err },
+      );
     }
     for (const [rid, entry] of state.answered) this.answered.set(rid, entry);
     for (const [key, t] of state.applied) this.applied.set(key, t);

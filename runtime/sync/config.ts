@@ -49,9 +49,15 @@ export const mqttLinkSchema = z
     format: z.enum(['json', 'sparkplug']).default('json'),
     sparkplug: z
       .strictObject({
-        groupId: z.string().regex(/^[^/+#]+$/, 'no /, + or # in a Sparkplug group id').default('outpost'),
+        groupId: z
+          .string()
+          .regex(/^[^/+#]+$/, 'no /, + or # in a Sparkplug group id')
+          .default('outpost'),
         /** Defaults to the gateway id. */
-        edgeNodeId: z.string().regex(/^[^/+#]+$/, 'no /, + or # in a Sparkplug edge node id').optional(),
+        edgeNodeId: z
+          .string()
+          .regex(/^[^/+#]+$/, 'no /, + or # in a Sparkplug edge node id')
+          .optional(),
       })
       .prefault({}),
     /** Subscribe to `<root>/cmd/#` for setpoints and commands from upstream. */
@@ -70,7 +76,12 @@ export const mqttLinkSchema = z
           .strictObject({
             secret: z.string().min(16).optional(),
             secretFile: z.string().min(1).optional(),
-            maxAgeMs: z.number().int().min(1000).max(7 * 24 * 3600_000).default(300_000),
+            maxAgeMs: z
+              .number()
+              .int()
+              .min(1000)
+              .max(7 * 24 * 3600_000)
+              .default(300_000),
             maxSkewMs: z.number().int().min(0).max(3_600_000).default(60_000),
           })
           .refine((a) => (a.secret === undefined) !== (a.secretFile === undefined), 'give secret or secretFile (one of them)'),
@@ -79,45 +90,47 @@ export const mqttLinkSchema = z
   })
   .refine((l) => !(l.password !== undefined && l.passwordFile !== undefined), 'give password or passwordFile, not both');
 
-export const httpLinkSchema = z
-  .strictObject({
-    ...common,
-    type: z.literal('http'),
-    /** Batches are POSTed here. */
-    url: z.string().regex(/^https?:\/\//, 'expected http:// or https:// URL'),
-    auth: z
-      .discriminatedUnion('type', [
-        z.strictObject({ type: z.literal('none') }),
-        z.strictObject({ type: z.literal('bearer'), token: z.string().min(1).optional(), tokenFile: z.string().min(1).optional() }),
-        /** HMAC-SHA256 of `<timestamp>.<body>` in `x-outpost-signature`, timestamp in `x-outpost-timestamp`. */
-        z.strictObject({ type: z.literal('hmac'), secret: z.string().min(16).optional(), secretFile: z.string().min(1).optional() }),
-      ])
-      .default({ type: 'none' }),
-    tls: tlsSchema.optional(),
-    /** A link counts as down after this many consecutive failures (transport errors, 5xx). */
-    downAfterFailures: z.number().int().min(1).max(100).default(1),
-    /**
-     * Concurrent POSTs. 1 keeps records in order per datapoint at the receiver: with more,
-     * a retried batch can land after a later one (the server handles requests in any
-     * order). Raise it only for a receiver that orders by sequence number.
-     */
-    window: z.number().int().min(1).max(64).default(1),
-    /**
-     * HTTP poll downlink: when present, `GET <url>/downlink?after=<cursor>&limit=<limit>` every
-     * `intervalMs` (signed like the uplink), results posted to `<url>/downlink/ack`.
-     */
-    downlink: z
-      .strictObject({
-        /** Base URL of the downlink API; defaults to the link's `url`. */
-        url: z.string().regex(/^https?:\/\//, 'expected http:// or https:// URL').optional(),
-        intervalMs: z.number().int().min(50).max(3_600_000).default(10_000),
-        /** Commands asked for per poll. */
-        limit: z.number().int().min(1).max(500).default(20),
-        /** Longest wait between polls after consecutive errors (exponential backoff with jitter). */
-        maxBackoffMs: z.number().int().min(50).max(3_600_000).default(300_000),
-      })
-      .optional(),
-  });
+export const httpLinkSchema = z.strictObject({
+  ...common,
+  type: z.literal('http'),
+  /** Batches are POSTed here. */
+  url: z.string().regex(/^https?:\/\//, 'expected http:// or https:// URL'),
+  auth: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('none') }),
+      z.strictObject({ type: z.literal('bearer'), token: z.string().min(1).optional(), tokenFile: z.string().min(1).optional() }),
+      /** HMAC-SHA256 of `<timestamp>.<body>` in `x-outpost-signature`, timestamp in `x-outpost-timestamp`. */
+      z.strictObject({ type: z.literal('hmac'), secret: z.string().min(16).optional(), secretFile: z.string().min(1).optional() }),
+    ])
+    .default({ type: 'none' }),
+  tls: tlsSchema.optional(),
+  /** A link counts as down after this many consecutive failures (transport errors, 5xx). */
+  downAfterFailures: z.number().int().min(1).max(100).default(1),
+  /**
+   * Concurrent POSTs. 1 keeps records in order per datapoint at the receiver: with more,
+   * a retried batch can land after a later one (the server handles requests in any
+   * order). Raise it only for a receiver that orders by sequence number.
+   */
+  window: z.number().int().min(1).max(64).default(1),
+  /**
+   * HTTP poll downlink: when present, `GET <url>/downlink?after=<cursor>&limit=<limit>` every
+   * `intervalMs` (signed like the uplink), results posted to `<url>/downlink/ack`.
+   */
+  downlink: z
+    .strictObject({
+      /** Base URL of the downlink API; defaults to the link's `url`. */
+      url: z
+        .string()
+        .regex(/^https?:\/\//, 'expected http:// or https:// URL')
+        .optional(),
+      intervalMs: z.number().int().min(50).max(3_600_000).default(10_000),
+      /** Commands asked for per poll. */
+      limit: z.number().int().min(1).max(500).default(20),
+      /** Longest wait between polls after consecutive errors (exponential backoff with jitter). */
+      maxBackoffMs: z.number().int().min(50).max(3_600_000).default(300_000),
+    })
+    .optional(),
+});
 
 /**
  * The Iridium SBD modem of an `iridium` adapter as the metered fallback link: priority
@@ -142,7 +155,7 @@ export const iridiumLinkSchema = z.strictObject({
 });
 
 /** A link implemented in-process by code (tests). */
-export const customLinkSchema = z.strictObject({
+const customLinkSchema = z.strictObject({
   name: common.name,
   role: common.role,
   type: z.literal('custom'),
@@ -151,7 +164,7 @@ export const customLinkSchema = z.strictObject({
   maxBytesPerSecond: common.maxBytesPerSecond,
 });
 
-export const linkSchema = z.discriminatedUnion('type', [mqttLinkSchema, httpLinkSchema, iridiumLinkSchema, customLinkSchema]);
+const linkSchema = z.discriminatedUnion('type', [mqttLinkSchema, httpLinkSchema, iridiumLinkSchema, customLinkSchema]);
 
 /** The `sync:` section of the gateway configuration. */
 export const syncSchema = z
@@ -185,7 +198,7 @@ export const syncSchema = z
         afterMs: z.number().int().min(0).default(300_000),
         /** How often to send a priority batch over a fallback link. */
         intervalMs: z.number().int().min(100).default(900_000),
-        /** Datapoint id patterns (`*` wildcard) that are alarms: always first. Records with q bad/stale count too. */
+        /** Datapoint id globs (README, Patterns: `*`, `?`) that are alarms: always first. Records with q bad/stale count too. */
         alarms: z.array(z.string().min(1)).default(['*.alarm', '*.alarm.*', 'alarm.*']),
       })
       .prefault({}),
@@ -200,7 +213,8 @@ export const syncSchema = z
       if (names.has(l.name)) ctx.addIssue({ code: 'custom', path: ['links', i, 'name'], message: `duplicate link name "${l.name}"` });
       names.add(l.name);
     });
-    if (s.enabled && !s.links.some((l) => l.role === 'primary')) ctx.addIssue({ code: 'custom', path: ['links'], message: 'sync is enabled but no primary link is configured' });
+    if (s.enabled && !s.links.some((l) => l.role === 'primary'))
+      ctx.addIssue({ code: 'custom', path: ['links'], message: 'sync is enabled but no primary link is configured' });
     if (s.backoff.initialMs > s.backoff.maxMs) ctx.addIssue({ code: 'custom', path: ['backoff', 'initialMs'], message: 'initialMs must not exceed maxMs' });
   });
 

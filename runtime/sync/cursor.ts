@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OutpostError } from '../../core/errors.js';
+import '../../storage/errors.js'; // registers the STORAGE_* codes thrown here
 import { writeJsonState } from '../durable-file.js';
 
 /**

@@ -1,6 +1,7 @@
 import { open, readFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OutpostError } from '../../core/errors.js';
+import '../../storage/errors.js'; // registers the STORAGE_* codes thrown here
 import { fsyncDir, writeFileDurably } from '../durable-file.js';
 import type { Logger } from '../log.js';
 import type { OutboxRecord } from '../../storage/store.js';
@@ -32,7 +33,7 @@ export interface DeadLetterSummary {
 }
 
 /** Entries kept; beyond, the oldest are dropped (the count says how many there were). */
-export const DEAD_LETTER_MAX_ENTRIES = 1000;
+const DEAD_LETTER_MAX_ENTRIES = 1000;
 /** Characters of the receiver's answer kept per entry. */
 export const ANSWER_CHARS = 500;
 /** A line longer than this keeps a preview of the value instead of the value. */
@@ -52,9 +53,7 @@ export class DeadLetterStore {
   /** Appends and rewrites one at a time, in order. */
   private turn: Promise<void> = Promise.resolve();
 
-  constructor(
-    private readonly o: { file: string; log: Logger; maxEntries?: number },
-  ) {}
+  constructor(private readonly o: { file: string; log: Logger; maxEntries?: number }) {}
 
   private get maxEntries(): number {
     return this.o.maxEntries ?? DEAD_LETTER_MAX_ENTRIES;
@@ -144,6 +143,7 @@ function parseEntry(line: string): DeadLetter | undefined {
     return undefined; // the caller counts and reports unreadable lines
   }
   const e = parsed as Partial<DeadLetter>;
-  if (typeof e !== 'object' || e === null || !Number.isSafeInteger(e.n) || typeof e.record !== 'object' || e.record === null || typeof e.reason !== 'string') return undefined;
+  if (typeof e !== 'object' || e === null || !Number.isSafeInteger(e.n) || typeof e.record !== 'object' || e.record === null || typeof e.reason !== 'string')
+    return undefined;
   return e as DeadLetter;
 }

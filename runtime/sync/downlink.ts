@@ -1,4 +1,5 @@
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import type { Ingest } from '../ingest.js';
@@ -18,7 +19,7 @@ export interface DownlinkOptions {
 }
 
 /** Commands the central side may send; anything else is refused with a reason. */
-export const DOWNLINK_COMMANDS = ['setpoint', 'schedule', 'ping'] as const;
+const DOWNLINK_COMMANDS = ['setpoint', 'schedule', 'ping'] as const;
 
 const MAX_COMMAND_BYTES = 64 * 1024;
 
@@ -48,16 +49,19 @@ export class Downlink {
     if (cmd.refused) return this.refuse(cmd, cmd.refused.requestId, command, cmd.refused.error);
     let rest: Record<string, unknown>;
     try {
-      if (cmd.payload.length > MAX_COMMAND_BYTES) throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${cmd.payload.length} bytes; at most ${MAX_COMMAND_BYTES}`);
+      if (cmd.payload.length > MAX_COMMAND_BYTES)
+        throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${cmd.payload.length} bytes; at most ${MAX_COMMAND_BYTES}`);
       let body: unknown;
       try {
         body = JSON.parse(cmd.payload.toString('utf8'));
       } catch {
         throw new OutpostError('SYNC_COMMAND_INVALID', 'command payload is not JSON');
       }
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new OutpostError('SYNC_COMMAND_INVALID', 'command payload must be a JSON object');
+      if (body === null || typeof body !== 'object' || Array.isArray(body))
+        throw new OutpostError('SYNC_COMMAND_INVALID', 'command payload must be a JSON object');
       const { requestId: rid, type, ...others } = body as Record<string, unknown>;
-      if (typeof rid !== 'string' || rid.length === 0 || rid.length > 128) throw new OutpostError('SYNC_COMMAND_INVALID', 'command needs a "requestId" string (1-128 characters)');
+      if (typeof rid !== 'string' || rid.length === 0 || rid.length > 128)
+        throw new OutpostError('SYNC_COMMAND_INVALID', 'command needs a "requestId" string (1-128 characters)');
       requestId = rid;
       if (cmd.name === undefined || cmd.name === '') command = typeof type === 'string' ? type : 'unknown';
       rest = others;

@@ -67,7 +67,10 @@ export class FallbackMemory {
     const doubt = state.inDoubt;
     if (doubt && (doubt.latest.length > 0 || doubt.alarms.length > 0)) {
       for (const [id, seq] of doubt.latest) if (seq > acked) this.setLatest(id, seq);
-      this.o.log.info({ latest: doubt.latest.length, alarms: doubt.alarms.length }, 'a fallback message was under way when the gateway stopped: its latest values count as sent, its alarms go again');
+      this.o.log.info(
+        { latest: doubt.latest.length, alarms: doubt.alarms.length },
+        'a fallback message was under way when the gateway stopped: its latest values count as sent, its alarms go again',
+      );
     }
   }
 
@@ -129,7 +132,10 @@ export class FallbackMemory {
       await mkdir(dirname(this.file), { recursive: true });
       await writeJsonState(this.file, state);
     } catch (err) {
-      this.o.log.warn({ link: link.name, file: this.file, reason: toOutpostError(err).message }, 'could not record what went over the fallback link; after a restart it may be sent again');
+      this.o.log.warn(
+        { link: link.name, file: this.file, reason: toOutpostError(err).message },
+        'could not record what went over the fallback link; after a restart it may be sent again',
+      );
     }
   }
 }

@@ -2,6 +2,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { appliedWithin } from './apply-timeout.js';
 import { join } from 'node:path';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import '../../storage/errors.js'; // registers the STORAGE_* codes thrown here
+import './errors.js';
 import { writeJsonState } from '../durable-file.js';
 import type { Logger } from '../log.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';
@@ -121,7 +123,10 @@ export class HttpDownlinkPoller {
         const jittered = Math.round(backoffMs * (0.5 + 0.5 * (this.o.random ?? Math.random)()));
         const retryAfterMs = (e.details as { retryAfterMs?: number } | undefined)?.retryAfterMs;
         delay = Math.max(jittered, retryAfterMs ?? 0);
-        this.o.log.warn({ link: this.o.linkName, code: e.code, reason: e.message, backoffMs, retryInMs: delay, failures: this.failures }, 'downlink poll failed');
+        this.o.log.warn(
+          { link: this.o.linkName, code: e.code, reason: e.message, backoffMs, retryInMs: delay, failures: this.failures },
+          'downlink poll failed',
+        );
       }
       if (!this.running) break;
       if (delay > 0) {
@@ -143,7 +148,8 @@ export class HttpDownlinkPoller {
     const res = await this.o.request('GET', url, undefined);
     this.check(res, 'GET downlink');
     if (res.status === 204 || res.text.trim() === '') return false;
-    if (res.text.length > MAX_RESPONSE_BYTES) throw new OutpostError('SYNC_REJECTED', `downlink response is ${res.text.length} bytes; at most ${MAX_RESPONSE_BYTES}`);
+    if (res.text.length > MAX_RESPONSE_BYTES)
+      throw new OutpostError('SYNC_REJECTED', `downlink response is ${res.text.length} bytes; at most ${MAX_RESPONSE_BYTES}`);
     let body: unknown;
     try {
       body = JSON.parse(res.text);
@@ -186,7 +192,10 @@ export class HttpDownlinkPoller {
       return previous;
     }
     const { cursor: _cursor, ...command } = (raw ?? {}) as Record<string, unknown>;
-    const cmd: DownlinkCommand = { source: `http-poll:${this.o.linkName}`, payload: Buffer.from(JSON.stringify(raw === null || typeof raw !== 'object' ? raw : command)) };
+    const cmd: DownlinkCommand = {
+      source: `http-poll:${this.o.linkName}`,
+      payload: Buffer.from(JSON.stringify(raw === null || typeof raw !== 'object' ? raw : command)),
+    };
     return appliedWithin(this.o.apply(cmd), this.o.applyTimeoutMs);
   }
 
@@ -210,7 +219,9 @@ export class HttpDownlinkPoller {
       const retryAfterMs = res.retryAfterMs;
       throw new OutpostError('SYNC_THROTTLED', `${what}: HTTP ${res.status}`, { details: { status: res.status, retryAfterMs } });
     }
-    throw new OutpostError(res.status >= 500 ? 'SYNC_LINK_DOWN' : 'SYNC_REJECTED', `${what}: HTTP ${res.status} ${res.text.slice(0, 200)}`, { details: { status: res.status } });
+    throw new OutpostError(res.status >= 500 ? 'SYNC_LINK_DOWN' : 'SYNC_REJECTED', `${what}: HTTP ${res.status} ${res.text.slice(0, 200)}`, {
+      details: { status: res.status },
+    });
   }
 
   private async load(): Promise<PollState> {
@@ -226,7 +237,10 @@ export class HttpDownlinkPoller {
       if ((s.after !== null && typeof s.after !== 'string') || !Array.isArray(s.recent) || !Array.isArray(s.pending)) throw new Error('unexpected shape');
       return s;
     } catch (err) {
-      throw new OutpostError('STORAGE_CORRUPT', `downlink poll state ${this.file} is unreadable (${(err as Error).message}); delete it to poll from the server's start`);
+      throw new OutpostError(
+        'STORAGE_CORRUPT',
+        `downlink poll state ${this.file} is unreadable (${(err as Error).message}); delete it to poll from the server's start`,
+      );
     }
   }
 
@@ -235,5 +249,4 @@ export class HttpDownlinkPoller {
     this.state.recent = [...this.recent.entries()];
     return writeJsonState(this.file, this.state);
   }
-
 }

@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import type { HttpLinkConfig } from './config.js';
@@ -82,7 +83,11 @@ export class HttpLink extends LinkBase implements Link {
     const auth = c.auth;
     if (auth.type === 'bearer') this.credential = auth.token ?? (auth.tokenFile ? (await read(auth.tokenFile, 'auth.tokenFile')).trim() : undefined);
     if (auth.type === 'hmac') this.credential = auth.secret ?? (auth.secretFile ? (await read(auth.secretFile, 'auth.secretFile')).trim() : undefined);
-    if (auth.type !== 'none' && !this.credential) throw new OutpostError('SYNC_CONFIG', `link ${this.name}: auth.${auth.type} needs a ${auth.type === 'bearer' ? 'token or tokenFile' : 'secret or secretFile'}`);
+    if (auth.type !== 'none' && !this.credential)
+      throw new OutpostError(
+        'SYNC_CONFIG',
+        `link ${this.name}: auth.${auth.type} needs a ${auth.type === 'bearer' ? 'token or tokenFile' : 'secret or secretFile'}`,
+      );
     if (this.url.protocol === 'https:') {
       this.agent = new https.Agent({
         keepAlive: true,
@@ -120,7 +125,8 @@ export class HttpLink extends LinkBase implements Link {
         apply: (cmd) =>
           new Promise((resolve, reject) => {
             // The service applies it (Downlink.handle) and hands the ack back through `reply`.
-            if (!this.emit('command', { ...cmd, reply: resolve })) reject(new OutpostError('SYNC_LINK_DOWN', `link ${this.name}: nobody takes downlink commands`));
+            if (!this.emit('command', { ...cmd, reply: resolve }))
+              reject(new OutpostError('SYNC_LINK_DOWN', `link ${this.name}: nobody takes downlink commands`));
           }),
         log: this.o.log,
         random: this.o.random,
@@ -238,7 +244,12 @@ export class HttpLink extends LinkBase implements Link {
     return this.exchange('POST', this.url, body, headers);
   }
 
-  private exchange(method: 'GET' | 'POST', url: URL, body: Buffer | undefined, headers: Record<string, string>): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
+  private exchange(
+    method: 'GET' | 'POST',
+    url: URL,
+    body: Buffer | undefined,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
     const lib = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = lib.request(url, { method, headers, agent: this.agent, timeout: this.o.config.ackTimeoutMs }, (res) => {
@@ -263,7 +274,6 @@ export class HttpLink extends LinkBase implements Link {
     this.failures++;
     if (this.failures >= this.o.config.downAfterFailures) this.setState('down');
   }
-
 }
 
 async function read(path: string, what: string): Promise<string> {

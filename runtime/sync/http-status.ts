@@ -3,7 +3,7 @@ import type { HttpReply } from './http-downlink.js';
 import type { StorageReport } from './link.js';
 
 /** Body format of a status document (`x-outpost-lane: status`), told apart from batches (`format` of codec.ts). */
-export const STATUS_FORMAT = 'outpost-status/1';
+const STATUS_FORMAT = 'outpost-status/1';
 
 export interface HttpStatusReporterOptions {
   linkName: string;
@@ -87,7 +87,10 @@ export class HttpStatusReporter {
     this.lastError = `HTTP ${status}: ${reply.text.slice(0, 200)}`;
     if (!this.warnedRefusal) {
       this.warnedRefusal = true;
-      this.o.log.warn({ link: this.o.linkName, status, answer: reply.text.slice(0, 200) }, 'the receiver refused the storage status document; it does not learn of read-only storage from this link');
+      this.o.log.warn(
+        { link: this.o.linkName, status, answer: reply.text.slice(0, 200) },
+        'the receiver refused the storage status document; it does not learn of read-only storage from this link',
+      );
     }
     if (this.pending === storage) this.pending = undefined;
   }

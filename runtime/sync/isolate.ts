@@ -1,4 +1,5 @@
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import type { OutboxRecord } from '../../storage/store.js';
@@ -6,7 +7,7 @@ import type { Batch } from './link.js';
 import type { DeadLetterStore } from './dead-letter.js';
 
 /** Refused single records of one batch set aside at most; more means the receiver refuses everything. */
-export const MAX_REFUSED_PER_BATCH = 10;
+const MAX_REFUSED_PER_BATCH = 10;
 
 /** A refusal about the batch's content (HTTP 4xx but 401/403/404/405/407/408/429): splitting it can find the culprit. */
 export function isRecordRefusal(err: OutpostError): boolean {
@@ -68,7 +69,9 @@ export class RefusalIsolator {
     let acceptedHere = false;
     let requests = 0;
     const blocked = (why: string): OutpostError =>
-      new OutpostError('SYNC_BLOCKED', `${x.link}: records ${x.batch.first}-${x.batch.last} refused (${x.refusal.message}); ${why}`, { details: { status: statusOf(x.refusal) } });
+      new OutpostError('SYNC_BLOCKED', `${x.link}: records ${x.batch.first}-${x.batch.last} refused (${x.refusal.message}); ${why}`, {
+        details: { status: statusOf(x.refusal) },
+      });
 
     // Parts still to send, the next one last (depth first, in sequence order).
     const stack: Array<readonly OutboxRecord[]> = [];
@@ -82,7 +85,6 @@ export class RefusalIsolator {
         await x.send(part);
         acceptedHere = true;
         if (refused.length === 0) x.advance(part[part.length - 1]!.seq);
-        continue;
       } catch (err) {
         const e = toOutpostError(err);
         // Anything but a refusal of the content (the link went down, throttling): back off, resume from the cursor.
@@ -128,7 +130,10 @@ export class RefusalIsolator {
     );
     this.evidence.delete(x.link);
     for (const { record, err } of refused) {
-      this.o.log.warn({ link: x.link, seq: record.seq, id: record.id, reason: reasonOf(err), answer: answerOf(err)?.slice(0, 200) }, 'record refused by the receiver for good: set aside in the dead-letter store');
+      this.o.log.warn(
+        { link: x.link, seq: record.seq, id: record.id, reason: reasonOf(err), answer: answerOf(err)?.slice(0, 200) },
+        'record refused by the receiver for good: set aside in the dead-letter store',
+      );
     }
     x.advance(x.batch.last);
   }

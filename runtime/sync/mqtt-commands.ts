@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { appliedWithin } from './apply-timeout.js';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';
@@ -58,11 +59,23 @@ export class MqttCommandGate {
   ) {}
 
   static async open(o: MqttCommandGateOptions): Promise<MqttCommandGate> {
-    const memory = new CommandMemory({ file: o.stateDir === undefined ? undefined : join(o.stateDir, `commands-${o.linkName}.json`), maxIds: o.maxIds, clock: o.clock });
+    const memory = new CommandMemory({
+      file: o.stateDir === undefined ? undefined : join(o.stateDir, `commands-${o.linkName}.json`),
+      maxIds: o.maxIds,
+      clock: o.clock,
+    });
     await memory.load();
     const gate = new MqttCommandGate(o, memory);
-    if (o.auth.kind === 'missing') o.log.warn({ link: o.linkName }, 'MQTT link has no downlinkAuth: every command from upstream is refused (SYNC_COMMAND_UNSIGNED); set downlinkAuth: { secretFile } or, to accept unsigned commands, downlinkAuth: none');
-    else if (o.auth.kind === 'none') o.log.warn({ link: o.linkName }, 'MQTT link accepts unsigned commands (downlinkAuth: none): anyone who may publish on its command topic can change setpoints');
+    if (o.auth.kind === 'missing')
+      o.log.warn(
+        { link: o.linkName },
+        'MQTT link has no downlinkAuth: every command from upstream is refused (SYNC_COMMAND_UNSIGNED); set downlinkAuth: { secretFile } or, to accept unsigned commands, downlinkAuth: none',
+      );
+    else if (o.auth.kind === 'none')
+      o.log.warn(
+        { link: o.linkName },
+        'MQTT link accepts unsigned commands (downlinkAuth: none): anyone who may publish on its command topic can change setpoints',
+      );
     return gate;
   }
 
@@ -73,7 +86,11 @@ export class MqttCommandGate {
       this.o.log.debug({ link: this.o.linkName, topic: msg.topic }, 'empty command payload ignored (a retained command was cleared)');
       return;
     }
-    this.queue = this.queue.then(() => this.process(msg)).catch((err: unknown) => this.o.log.error({ link: this.o.linkName, topic: msg.topic, err: toOutpostError(err).message }, 'downlink command not processed'));
+    this.queue = this.queue
+      .then(() => this.process(msg))
+      .catch((err: unknown) =>
+        this.o.log.error({ link: this.o.linkName, topic: msg.topic, err: toOutpostError(err).message }, 'downlink command not processed'),
+      );
   }
 
   /** Stops taking commands; waits for the one being applied (queued ones are dropped unanswered: the central side resends). */
@@ -87,16 +104,21 @@ export class MqttCommandGate {
     let requestId: string | null = null;
     let ack: DownlinkAck;
     try {
-      if (msg.payload.length > MAX_COMMAND_BYTES) throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${msg.payload.length} bytes; at most ${MAX_COMMAND_BYTES}`);
+      if (msg.payload.length > MAX_COMMAND_BYTES)
+        throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${msg.payload.length} bytes; at most ${MAX_COMMAND_BYTES}`);
       const auth = this.o.auth;
       const opened = openCommand(msg.payload, auth);
       const { gw, ...body } = opened.body;
       if (typeof body.requestId === 'string') requestId = body.requestId;
       if (opened.signed && body.type !== msg.name) {
         // The topic is not signed; the body is. A signed setpoint must not work as another command.
-        throw new OutpostError('SYNC_COMMAND_INVALID', `a signed command names itself: "type" in its body must be "${msg.name}" (the topic's command), not ${JSON.stringify(body.type)}`);
+        throw new OutpostError(
+          'SYNC_COMMAND_INVALID',
+          `a signed command names itself: "type" in its body must be "${msg.name}" (the topic's command), not ${JSON.stringify(body.type)}`,
+        );
       }
-      if (gw !== undefined && gw !== this.o.gatewayId) throw new OutpostError('SYNC_COMMAND_INVALID', `command is for gateway ${JSON.stringify(gw)}, this is "${this.o.gatewayId}"`);
+      if (gw !== undefined && gw !== this.o.gatewayId)
+        throw new OutpostError('SYNC_COMMAND_INVALID', `command is for gateway ${JSON.stringify(gw)}, this is "${this.o.gatewayId}"`);
       const previous = requestId === null ? undefined : this.memory.get(requestId);
       if (previous) {
         this.o.log.debug({ link: this.o.linkName, requestId, retained: msg.retained }, 'downlink command seen before: answered again, not applied again');
@@ -106,22 +128,30 @@ export class MqttCommandGate {
         const key = `${msg.name || String(body.type)}:${typeof body.id === 'string' ? body.id : ''}`;
         if (msg.retained) this.checkRetained(key, opened.t);
         ack = await this.apply({ source: msg.topic, name: msg.name, payload: Buffer.from(JSON.stringify(body)) }, requestId);
-        if (requestId !== null && (ack.ok || ack.error?.retryable === false)) await this.remember(requestId, ack, ack.ok && opened.t !== undefined ? { key, t: opened.t } : undefined);
+        if (requestId !== null && (ack.ok || ack.error?.retryable === false))
+          await this.remember(requestId, ack, ack.ok && opened.t !== undefined ? { key, t: opened.t } : undefined);
       }
     } catch (err) {
       // Echoed so the central side can match the refusal to what it sent; never remembered.
       requestId ??= peekRequestId(msg.payload);
       ack = await this.apply({ source: msg.topic, name: msg.name, payload: msg.payload, refused: { error: toOutpostError(err), requestId } }, requestId);
     }
-    await this.o.sendAck(ack).catch((err: Error) => this.o.log.warn({ link: this.o.linkName, requestId: ack.requestId, err: err.message }, 'downlink acknowledgement not delivered'));
+    await this.o
+      .sendAck(ack)
+      .catch((err: Error) => this.o.log.warn({ link: this.o.linkName, requestId: ack.requestId, err: err.message }, 'downlink acknowledgement not delivered'));
   }
 
   /** A retained command is the broker's copy of an old one: only a newer one than the last applied may act. */
   private checkRetained(key: string, t: number | undefined): void {
-    if (t === undefined) throw new OutpostError('SYNC_COMMAND_SUPERSEDED', 'a retained command needs a time "t" to show it is newer than the last one applied; ignored');
+    if (t === undefined)
+      throw new OutpostError('SYNC_COMMAND_SUPERSEDED', 'a retained command needs a time "t" to show it is newer than the last one applied; ignored');
     const last = this.memory.lastApplied(key);
     if (last !== undefined && t <= last) {
-      throw new OutpostError('SYNC_COMMAND_SUPERSEDED', `retained command dated ${new Date(t).toISOString()} is not newer than the last one applied (${new Date(last).toISOString()}); ignored`, { details: { t, last } });
+      throw new OutpostError(
+        'SYNC_COMMAND_SUPERSEDED',
+        `retained command dated ${new Date(t).toISOString()} is not newer than the last one applied (${new Date(last).toISOString()}); ignored`,
+        { details: { t, last } },
+      );
     }
   }
 
@@ -130,7 +160,10 @@ export class MqttCommandGate {
       await this.memory.remember(requestId, ack, applied);
     } catch (err) {
       // Applied already: the ack still goes out. The in-process memory holds the answer; only a restart would forget it.
-      this.o.log.warn({ link: this.o.linkName, requestId, err: toOutpostError(err).message }, 'downlink command memory not written: after a restart this command could be applied again');
+      this.o.log.warn(
+        { link: this.o.linkName, requestId, err: toOutpostError(err).message },
+        'downlink command memory not written: after a restart this command could be applied again',
+      );
     }
   }
 

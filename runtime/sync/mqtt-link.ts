@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import type { MqttLinkConfig } from './config.js';
@@ -109,7 +110,8 @@ export class MqttLink extends LinkBase implements Link {
         log: this.o.log,
         apply: (cmd) =>
           new Promise((resolve, reject) => {
-            if (!this.emit('command', { ...cmd, reply: resolve })) reject(new OutpostError('SYNC_LINK_DOWN', `link ${this.name}: nobody takes downlink commands`));
+            if (!this.emit('command', { ...cmd, reply: resolve }))
+              reject(new OutpostError('SYNC_LINK_DOWN', `link ${this.name}: nobody takes downlink commands`));
           }),
         sendAck: (ack) => this.sendAck(ack),
       });
@@ -129,14 +131,18 @@ export class MqttLink extends LinkBase implements Link {
 
   async stop(): Promise<void> {
     // The command being applied finishes and is acked while the connection is still there.
-    await withTimeout(this.commands?.stop() ?? Promise.resolve(), 5000).catch((err: Error) => this.o.log.warn({ link: this.name, err: err.message }, 'downlink command still being applied at stop'));
+    await withTimeout(this.commands?.stop() ?? Promise.resolve(), 5000).catch((err: Error) =>
+      this.o.log.warn({ link: this.name, err: err.message }, 'downlink command still being applied at stop'),
+    );
     const client = this.client;
     this.client = undefined;
     this.failPending(new OutpostError('SYNC_LINK_DOWN', `link ${this.name} stopped`));
     if (client) {
       // A clean stop says "offline" itself: the will only fires on an unexpected loss.
       if (client.connected) {
-        const offline = this.sparkplug ? this.sparkplug.death() : { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId, t: this.o.clock.now() })) };
+        const offline = this.sparkplug
+          ? this.sparkplug.death()
+          : { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId, t: this.o.clock.now() })) };
         await withTimeout(client.publishAsync(offline.topic, offline.payload, { qos: 1, retain: !this.sparkplug }), 2000).catch((err: Error) =>
           this.o.log.debug({ link: this.name, err: err.message }, 'offline status not published on stop'),
         );
@@ -159,7 +165,7 @@ export class MqttLink extends LinkBase implements Link {
   async sendAck(ack: DownlinkAck): Promise<void> {
     const client = this.client;
     // Connected is enough: a retained command arrives right after SUBACK, before the link is `up`.
-    if (!client || !client.connected) throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is ${this.current}`);
+    if (!client?.connected) throw new OutpostError('SYNC_LINK_DOWN', `link ${this.name} is ${this.current}`);
     await this.publish(client, this.topics.ack, Buffer.from(JSON.stringify(ack)));
   }
 
@@ -198,15 +204,22 @@ export class MqttLink extends LinkBase implements Link {
         if (err) reject(err);
         else resolve();
       };
-      const timer = setTimeout(() => settle(new OutpostError('SYNC_ACK_TIMEOUT', `no PUBACK from ${this.name} within ${this.o.config.ackTimeoutMs} ms`)), this.o.config.ackTimeoutMs);
+      const timer = setTimeout(
+        () => settle(new OutpostError('SYNC_ACK_TIMEOUT', `no PUBACK from ${this.name} within ${this.o.config.ackTimeoutMs} ms`)),
+        this.o.config.ackTimeoutMs,
+      );
       this.pending.add(settle);
-      client.publish(topic, payload, { qos: 1, retain }, (err) => settle(err ? new OutpostError('SYNC_LINK_DOWN', `publish to ${this.name} failed: ${err.message}`, { cause: err }) : undefined));
+      client.publish(topic, payload, { qos: 1, retain }, (err) =>
+        settle(err ? new OutpostError('SYNC_LINK_DOWN', `publish to ${this.name} failed: ${err.message}`, { cause: err }) : undefined),
+      );
     });
   }
 
   /** The retained `<root>/status` while connected: online, and the storage state when it is not ok. */
   private statusPayload(): Buffer {
-    return Buffer.from(JSON.stringify({ state: 'online', gatewayId: this.o.gatewayId, since: this.onlineSince, ...(this.storage ? { storage: this.storage } : {}) }));
+    return Buffer.from(
+      JSON.stringify({ state: 'online', gatewayId: this.o.gatewayId, since: this.onlineSince, ...(this.storage ? { storage: this.storage } : {}) }),
+    );
   }
 
   reportStorage(storage: StorageReport): void {
@@ -265,7 +278,6 @@ export class MqttLink extends LinkBase implements Link {
   private failPending(err: OutpostError): void {
     for (const settle of [...this.pending]) settle(err);
   }
-
 }
 
 async function readConfigFile(path: string, what: string): Promise<Buffer> {

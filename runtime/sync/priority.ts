@@ -1,11 +1,12 @@
+import { compileGlobs } from '../../core/glob.js';
 import type { OutboxRecord } from '../../storage/store.js';
 
-/** `*` matches any run of characters; everything else is literal. */
+/**
+ * `sync.fallback.alarms`: datapoint id globs (core/glob.ts; ids have no separator, so `*`
+ * crosses dots). A `?` was literal before, but no datapoint id can hold one.
+ */
 export function compilePatterns(patterns: readonly string[]): (id: string) => boolean {
-  if (patterns.length === 0) return () => false;
-  const source = patterns.map((p) => p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')).join('|');
-  const re = new RegExp(`^(?:${source})$`);
-  return (id) => re.test(id);
+  return compileGlobs(patterns);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import type { OutboxRecord } from '../../storage/store.js';
@@ -84,7 +85,10 @@ export class SatelliteLink extends LinkBase implements Link {
     if (!m) return [];
     const carried = ordered.filter((r) => m.carries(r));
     if (carried.length < ordered.length) {
-      this.o.log.debug({ link: this.name, skipped: ordered.length - carried.length }, 'records not in the Iridium codec table (or of another type) stay for the primary link');
+      this.o.log.debug(
+        { link: this.name, skipped: ordered.length - carried.length },
+        'records not in the Iridium codec table (or of another type) stay for the primary link',
+      );
     }
     if (carried.length === 0) return [];
     const alarms = carried.filter(isAlarm);
@@ -135,7 +139,10 @@ export class SatelliteLink extends LinkBase implements Link {
     if (this.o.config.downlink) this.detach.push(modem.setCommandSink((mt) => this.onMt(mt)));
     if (modem.forwarding && !this.warnedForwarding) {
       this.warnedForwarding = true;
-      this.o.log.warn({ link: this.name, adapter: this.o.config.adapter }, 'the iridium adapter also forwards readings on its own (forward: true): set forward: false so only the sync fallback spends credits');
+      this.o.log.warn(
+        { link: this.name, adapter: this.o.config.adapter },
+        'the iridium adapter also forwards readings on its own (forward: true): set forward: false so only the sync fallback spends credits',
+      );
     }
     this.onModemState(modem.state);
   }
@@ -218,8 +225,8 @@ export class SatelliteLink extends LinkBase implements Link {
     // must go on to send this acknowledgement.
     m.sendPacked(bytes, 'latest').then(
       () => this.o.log.info({ link: this.name, counter, results }, 'MT commands acknowledged over the satellite'),
-      (err: unknown) => this.o.log.warn({ link: this.name, counter, code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'MT acknowledgement not sent'),
+      (err: unknown) =>
+        this.o.log.warn({ link: this.name, counter, code: toOutpostError(err).code, reason: toOutpostError(err).message }, 'MT acknowledgement not sent'),
     );
   }
-
 }

@@ -1,11 +1,11 @@
-import { OutpostError } from '../../core/errors.js';
+import { ServiceRegistry } from '../services.js';
 
 /**
  * The contract between a metered satellite modem adapter (adapters/iridium) and the
  * sync service's fallback link (`satellite-link.ts`). The adapter owns the serial port,
  * the session policy, the budget and the wire codec; the link decides what to send.
  * Kept here, in the runtime, so sync never imports an adapter: the adapter implements
- * this interface and registers itself in `satelliteModems` while it runs.
+ * this interface and provides it through `ctx.services` (kind `satellite-modem`) while it runs.
  */
 
 /** Budget class of a message: alarms may use the whole daily budget, latest values less. */
@@ -60,54 +60,44 @@ export interface SatelliteModem {
   setCommandSink(sink: (mt: SatelliteMt) => void): () => void;
 }
 
-type Watcher = (modem: SatelliteModem | undefined) => void;
-
-/**
- * Running satellite modems by `(gateway id, adapter id)`. The adapter registers on start
- * and unregisters on stop (the adapter host restarts it after a failure); a link watches
- * its entry, so it attaches whenever the adapter is running, whatever the start order.
- */
-export class SatelliteDirectory {
-  private readonly modems = new Map<string, SatelliteModem>();
-  private readonly watchers = new Map<string, Set<Watcher>>();
-
-  register(gatewayId: string, adapterId: string, modem: SatelliteModem): () => void {
-    const key = this.key(gatewayId, adapterId);
-    if (this.modems.has(key)) throw new OutpostError('CONFIG_INVALID', `a satellite modem "${adapterId}" of gateway "${gatewayId}" is already running in this process`);
-    this.modems.set(key, modem);
-    this.notify(key, modem);
-    return () => {
-      if (this.modems.get(key) !== modem) return;
-      this.modems.delete(key);
-      this.notify(key, undefined);
-    };
-  }
-
-  get(gatewayId: string, adapterId: string): SatelliteModem | undefined {
-    return this.modems.get(this.key(gatewayId, adapterId));
-  }
-
-  /** Calls `watcher` now with the current modem (or undefined) and on every change. */
-  watch(gatewayId: string, adapterId: string, watcher: Watcher): () => void {
-    const key = this.key(gatewayId, adapterId);
-    let set = this.watchers.get(key);
-    if (!set) this.watchers.set(key, (set = new Set()));
-    set.add(watcher);
-    watcher(this.modems.get(key));
-    return () => {
-      set.delete(watcher);
-      if (set.size === 0) this.watchers.delete(key);
-    };
-  }
-
-  private notify(key: string, modem: SatelliteModem | undefined): void {
-    for (const w of this.watchers.get(key) ?? []) w(modem);
-  }
-
-  private key(gatewayId: string, adapterId: string): string {
-    return `${gatewayId}\u0000${adapterId}`;
+declare module '../services.js' {
+  interface ServiceTypes {
+    /** A running satellite modem adapter, by adapter id (the sync service's iridium link uses it). */
+    'satellite-modem': SatelliteModem;
   }
 }
 
-/** The process-wide directory the iridium adapter registers in and the sync service reads. */
-export const satelliteModems = new SatelliteDirectory();
+/**
+ * Running satellite modems by `(gateway id, adapter id)`, over the gateways' service
+ * registries (runtime/services.ts). The gateway builds one with its own registry (`home`),
+ * where its adapters provide their modem through `ctx.services` while they run (the adapter
+ * host withdraws it when the adapter stops); other gateway ids get registries of their own
+ * here, so gateways in one process never see each other's modems. A link watches its entry,
+ * so it attaches whenever the adapter is running, whatever the start order.
+ */
+export class SatelliteDirectory {
+  private readonly byGateway = new Map<string, ServiceRegistry>();
+
+  constructor(home?: { gatewayId: string; services: ServiceRegistry }) {
+    if (home) this.byGateway.set(home.gatewayId, home.services);
+  }
+
+  register(gatewayId: string, adapterId: string, modem: SatelliteModem): () => void {
+    return this.services(gatewayId).register('satellite-modem', adapterId, modem);
+  }
+
+  get(gatewayId: string, adapterId: string): SatelliteModem | undefined {
+    return this.byGateway.get(gatewayId)?.get('satellite-modem', adapterId);
+  }
+
+  /** Calls `watcher` now with the current modem (or undefined) and on every change. */
+  watch(gatewayId: string, adapterId: string, watcher: (modem: SatelliteModem | undefined) => void): () => void {
+    return this.services(gatewayId).watch('satellite-modem', adapterId, watcher);
+  }
+
+  private services(gatewayId: string): ServiceRegistry {
+    let services = this.byGateway.get(gatewayId);
+    if (!services) this.byGateway.set(gatewayId, (services = new ServiceRegistry()));
+    return services;
+  }
+}

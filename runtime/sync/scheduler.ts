@@ -1,10 +1,11 @@
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { OutboxRecord, Store } from '../../storage/store.js';
 import type { DurableCursor } from './cursor.js';
 import { batchKey, priorityKey, type Batch, type Link } from './link.js';
-import { backoffDelay, ByteBucket } from './pacing.js';
+import { backoffDelay, type ByteBucket } from './pacing.js';
 import { selectPriority } from './priority.js';
 import { AckWindow } from './ack-window.js';
 import { isRecordRefusal, type RefusalIsolator } from './isolate.js';
@@ -45,8 +46,6 @@ export interface DrainOptions {
 
 /** Unacknowledged batch ranges remembered, at most (a window is at most 256 batches). */
 const MAX_CUTS = 1024;
-
-type Outcome = { ok: true; bytes: number } | { ok: false; err: OutpostError };
 
 /**
  * Drains the outbox through the primary link: reads after the cursor in batches,
@@ -239,7 +238,10 @@ export class DrainScheduler {
     if (!isRecordRefusal(head.err) || !head.atHead || this.o.cursor.value >= head.batch.first || signal.aborted) throw head.err;
     this.o.onError?.(lane, head.err);
     this.setBlocked(lane, head.err.message);
-    this.o.log.warn({ link: lane.link.name, first: head.batch.first, last: head.batch.last, reason: head.err.message }, 'the receiver refuses a batch for good; splitting it to find the refused records');
+    this.o.log.warn(
+      { link: lane.link.name, first: head.batch.first, last: head.batch.last, reason: head.err.message },
+      'the receiver refuses a batch for good; splitting it to find the refused records',
+    );
     // Not isolated this time (the receiver refuses everything, or accepted nothing yet): the
     // next try reads afresh, so records that came meanwhile can join the batch and show
     // whether the receiver takes anything at all.
@@ -247,18 +249,27 @@ export class DrainScheduler {
       if (isOutpostError(err, 'SYNC_BLOCKED')) this.cuts.delete(head.batch.first);
       throw err;
     };
-    await isolator.isolate({
-      link: lane.link.name,
-      batch: head.batch,
-      refusal: head.err,
-      send: async (records) => {
-        if (!(await lane.bucket.waitReady(signal))) throw new OutpostError('SYNC_LINK_DOWN', 'sync stopping');
-        const part: Batch = { key: batchKey(this.o.gatewayId, records[0]!.seq, records[records.length - 1]!.seq), gatewayId: this.o.gatewayId, first: records[0]!.seq, last: records[records.length - 1]!.seq, records, lane: 'history' };
-        const bytes = await this.send(lane, part);
-        this.o.onSent?.(lane, part, bytes);
-      },
-      advance: (seq) => this.markAcked(seq),
-    }).catch(retryWithNewRecords);
+    await isolator
+      .isolate({
+        link: lane.link.name,
+        batch: head.batch,
+        refusal: head.err,
+        send: async (records) => {
+          if (!(await lane.bucket.waitReady(signal))) throw new OutpostError('SYNC_LINK_DOWN', 'sync stopping');
+          const part: Batch = {
+            key: batchKey(this.o.gatewayId, records[0]!.seq, records[records.length - 1]!.seq),
+            gatewayId: this.o.gatewayId,
+            first: records[0]!.seq,
+            last: records[records.length - 1]!.seq,
+            records,
+            lane: 'history',
+          };
+          const bytes = await this.send(lane, part);
+          this.o.onSent?.(lane, part, bytes);
+        },
+        advance: (seq) => this.markAcked(seq),
+      })
+      .catch(retryWithNewRecords);
     this.setBlocked(lane, undefined);
   }
 
@@ -370,9 +381,11 @@ export class DrainScheduler {
       const timer = setTimeout(done, ms);
       const stepMs = Math.min(ms, this.o.pollMs);
       // New outbox records cut an idle wait short (not a backoff wait: that would defeat it).
-      const poll = ignoreNewData ? undefined : setInterval(() => {
-        if (this.o.store.stats().lastSeq > this.o.cursor.value) done();
-      }, stepMs);
+      const poll = ignoreNewData
+        ? undefined
+        : setInterval(() => {
+            if (this.o.store.stats().lastSeq > this.o.cursor.value) done();
+          }, stepMs);
       const onAbort = (): void => done();
       this.abort.signal.addEventListener('abort', onAbort, { once: true });
       const self = this;

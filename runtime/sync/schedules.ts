@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import { writeJsonState } from '../durable-file.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
@@ -80,7 +81,8 @@ export class SetpointSchedules {
     const dp = this.o.registry.get(id);
     if (!dp) throw new OutpostError('DP_UNKNOWN', `unknown datapoint "${id}"`);
     const list = (body as { entries?: unknown } | null)?.entries;
-    if (!Array.isArray(list)) throw new OutpostError('SYNC_COMMAND_INVALID', 'schedule needs "entries": [{"at": <epoch ms or ISO 8601>, "v": <value>}, …] (empty to clear)');
+    if (!Array.isArray(list))
+      throw new OutpostError('SYNC_COMMAND_INVALID', 'schedule needs "entries": [{"at": <epoch ms or ISO 8601>, "v": <value>}, …] (empty to clear)');
     const now = this.o.clock.now();
     const entries: ScheduleEntry[] = list.map((item, i) => {
       if (item === null || typeof item !== 'object') throw new OutpostError('SYNC_COMMAND_INVALID', `entries[${i}] must be an object {"at", "v"}`);
@@ -155,5 +157,4 @@ export class SetpointSchedules {
     await mkdir(dirname(this.o.file), { recursive: true });
     await writeJsonState(this.o.file, Object.fromEntries(this.pending));
   }
-
 }

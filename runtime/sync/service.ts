@@ -1,28 +1,35 @@
+// SyncService: drains the outbox through the links, fails over to the fallback link, takes
+// downlink commands and reports. The parts it is built from sit beside it: link-runtime.ts (a
+// link and its lane), snapshot.ts (what it reports), metrics.ts and status-datapoints.ts
+// (how it reports).
 import { join } from 'node:path';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import type { Ingest } from '../ingest.js';
 import type { Bus } from '../bus.js';
 import type { DatapointRegistry } from '../datapoints/registry.js';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { Store } from '../../storage/store.js';
 import { syncSchema, type SyncConfig } from './config.js';
 import { DurableCursor } from './cursor.js';
 import { Downlink } from './downlink.js';
 import type { DownlinkCommand, Link, LinkState, StorageReport } from './link.js';
-import { MqttLink } from './mqtt-link.js';
-import { storeCurrentValues } from './sparkplug-edge.js';
-import { HttpLink } from './http-link.js';
-import { SatelliteLink } from './satellite-link.js';
-import { satelliteModems, type SatelliteDirectory } from './satellite.js';
-import { ByteBucket } from './pacing.js';
+import type { SatelliteDirectory } from './satellite.js';
 import { compilePatterns } from './priority.js';
-import { DrainScheduler, type Lane } from './scheduler.js';
+import { DrainScheduler } from './scheduler.js';
 import { FallbackMemory } from './fallback-memory.js';
-import { DeadLetterStore, type DeadLetterSummary } from './dead-letter.js';
+import { DeadLetterStore } from './dead-letter.js';
 import { RefusalIsolator } from './isolate.js';
 import { SetpointSchedules } from './schedules.js';
+import { formatZodError } from '../../core/zod-error.js';
+import { createLinkRuntime, lastErrorOf, stateOf, type LinkRuntime } from './link-runtime.js';
+import type { SyncSnapshot } from './snapshot.js';
+import { SyncMetrics } from './metrics.js';
+import { publishSyncDatapoints, registerSyncDatapoints } from './status-datapoints.js';
+
+export type { LinkSnapshot, SyncSnapshot } from './snapshot.js';
 
 export interface SyncServiceOptions {
   /** The `sync:` section (raw or already parsed by `syncSchema`). */
@@ -42,57 +49,12 @@ export interface SyncServiceOptions {
   topicPrefix?: string;
   /** Links built by code, matched by name to `type: custom` entries (tests). */
   customLinks?: ReadonlyMap<string, Link>;
-  /** Where `type: iridium` links find their adapter's modem (default: the process-wide directory). */
+  /**
+   * Where `type: iridium` links find their adapter's modem: the gateway's own service registry
+   * (runtime/gateway.ts). Without it no modem is ever found (there is no process-wide one).
+   */
   satellites?: SatelliteDirectory;
   random?: () => number;
-}
-
-export interface LinkSnapshot {
-  name: string;
-  role: Link['role'];
-  state: LinkState;
-  since: number;
-  lastError: string | undefined;
-  batches: number;
-  records: number;
-  bytes: number;
-  errors: number;
-}
-
-export interface SyncSnapshot {
-  enabled: boolean;
-  /** Highest outbox sequence handed out / acknowledged upstream. */
-  lastSeq: number;
-  acked: number;
-  backlogRecords: number;
-  /** Estimate: backlog × payload bytes per record seen lately. */
-  backlogBytes: number;
-  /** Age of the oldest unsent record (its measurement time), seconds; 0 when none. */
-  oldestUnsentAgeSeconds: number;
-  /** Records per second acknowledged over the last ~10 s. */
-  drainRate: number;
-  /** Records per second added to the outbox over the last ~10 s. */
-  ingestRate: number;
-  /** Seconds until caught up at the current rates; null when not converging. */
-  catchUpSeconds: number | null;
-  activeLink: string | undefined;
-  mode: 'idle' | 'primary' | 'fallback' | 'offline';
-  links: LinkSnapshot[];
-  downlink: { ok: number; refused: number };
-  /** Records the receiver refused for good, set aside (`<dataDir>/sync/dead-letter.jsonl`): count and the newest. */
-  deadLetters: DeadLetterSummary;
-}
-
-interface LinkRuntime {
-  link: Link;
-  lane: Lane;
-  since: number;
-  batches: number;
-  records: number;
-  bytes: number;
-  errors: number;
-  /** Why the receiver refuses records for good, while the drain isolates them (the link shows `blocked`). */
-  blocked: string | undefined;
 }
 
 /**
@@ -108,9 +70,7 @@ export class SyncService {
   private downlink!: Downlink;
   /** Setpoint schedules from upstream (needs the datapoint registry). */
   schedules: SetpointSchedules | undefined;
-  private readonly metricNames: string[] = [];
-  private gauges: Record<string, Gauge> = {};
-  private counters: Record<string, Counter> = {};
+  private readonly metrics: SyncMetrics;
   private timers: NodeJS.Timeout[] = [];
   private samples: Array<{ t: number; acked: number; lastSeq: number }> = [];
   private allPrimariesDownSince: number | undefined;
@@ -128,9 +88,10 @@ export class SyncService {
   constructor(private readonly o: SyncServiceOptions) {
     const parsed = syncSchema.safeParse(o.config ?? {});
     if (!parsed.success) {
-      throw new OutpostError('CONFIG_INVALID', `sync: ${parsed.error.issues.map((i) => `${['sync', ...i.path].join('.')}: ${i.message}`).join('; ')}`);
+      throw new OutpostError('CONFIG_INVALID', `sync: ${formatZodError(parsed.error, { prefix: 'sync' })}`);
     }
     this.config = parsed.data;
+    this.metrics = new SyncMetrics(o.registry);
   }
 
   async start(): Promise<void> {
@@ -151,7 +112,13 @@ export class SyncService {
     await this.deadLetters.load();
 
     if (o.datapoints) {
-      this.schedules = new SetpointSchedules({ file: join(o.dataDir, 'sync', 'schedules.json'), registry: o.datapoints, ingest: o.ingest, clock: o.clock, log: log.child({ component: 'schedules' }) });
+      this.schedules = new SetpointSchedules({
+        file: join(o.dataDir, 'sync', 'schedules.json'),
+        registry: o.datapoints,
+        ingest: o.ingest,
+        clock: o.clock,
+        log: log.child({ component: 'schedules' }),
+      });
       await this.schedules.start();
     }
     this.downlink = new Downlink({
@@ -163,36 +130,18 @@ export class SyncService {
       onResult: (command, result) => {
         if (result === 'ok') this.downlinkCounts.ok++;
         else this.downlinkCounts.refused++;
-        this.counters.downlink?.inc({ command, result });
+        this.metrics.counters.downlink?.inc({ command, result });
       },
     });
 
     for (const lc of config.links) {
-      let link: Link;
-      if (lc.type === 'mqtt') link = new MqttLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, stateDir: join(o.dataDir, 'sync'), current: storeCurrentValues(o.store), downlinkMemory: config.downlinkMemory });
-      else if (lc.type === 'http') link = new HttpLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, stateDir: join(o.dataDir, 'sync'), random: o.random });
-      else if (lc.type === 'iridium') link = new SatelliteLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, directory: o.satellites ?? satelliteModems });
-      else {
-        const custom = o.customLinks?.get(lc.name);
-        if (!custom) throw new OutpostError('SYNC_CONFIG', `sync link "${lc.name}" is type custom but no link of that name was supplied`);
-        link = custom;
-      }
-      const rt: LinkRuntime = {
-        link,
-        // A satellite link sends one message at a time, cut by its own `fit`.
-        lane: lc.type === 'iridium' ? { link, window: 1, batchRecords: link.maxBatchRecords, bucket: new ByteBucket(lc.maxBytesPerSecond, o.clock) } : { link, window: lc.window, batchRecords: lc.batchRecords, bucket: new ByteBucket(lc.maxBytesPerSecond, o.clock) },
-        since: o.clock.now(),
-        batches: 0,
-        records: 0,
-        bytes: 0,
-        errors: 0,
-        blocked: undefined,
-      };
+      const rt = createLinkRuntime(lc, o, config);
+      const link = rt.link;
       link.on('state', (_state, error) => this.onLinkState(rt, error));
       link.on('command', (cmd) => void this.onCommand(rt, cmd));
       this.links.push(rt);
     }
-    this.registerMetrics();
+    this.metrics.register({ refreshOldest: () => this.refreshOldest(), snapshot: () => this.snapshotSync() }, this.links);
 
     this.drain = new DrainScheduler({
       store: o.store,
@@ -212,14 +161,14 @@ export class SyncService {
         rt.records += batch.records.length;
         rt.bytes += bytes;
         this.bytesPerRecord = bytes / Math.max(1, batch.records.length);
-        this.counters.records?.inc({ link: rt.link.name }, batch.records.length);
-        this.counters.bytes?.inc({ link: rt.link.name }, bytes);
+        this.metrics.counters.records?.inc({ link: rt.link.name }, batch.records.length);
+        this.metrics.counters.bytes?.inc({ link: rt.link.name }, bytes);
         this.fallbackMemory.forgetUpTo(batch.last);
       },
       onError: (lane, err) => {
         const rt = this.links.find((l) => l.lane === lane)!;
         rt.errors++;
-        this.counters.errors?.inc({ link: rt.link.name, code: err.code });
+        this.metrics.counters.errors?.inc({ link: rt.link.name, code: err.code });
       },
       isolator: new RefusalIsolator({ deadLetters: this.deadLetters, log, clock: o.clock }),
       onBlocked: (lane, reason) => {
@@ -243,8 +192,10 @@ export class SyncService {
     this.drain.start();
     this.timers.push(setInterval(() => this.tick(), 1000));
     if (config.datapointsIntervalMs > 0 && o.datapoints) {
-      await this.registerDatapoints();
-      this.timers.push(setInterval(() => void this.publishDatapoints(), config.datapointsIntervalMs));
+      await registerSyncDatapoints(o.datapoints, this.links);
+      this.timers.push(
+        setInterval(() => void publishSyncDatapoints({ snapshot: () => this.snapshot(), ingest: o.ingest, clock: o.clock, log }), config.datapointsIntervalMs),
+      );
     }
     for (const t of this.timers) t.unref();
   }
@@ -265,7 +216,7 @@ export class SyncService {
     }
     // A satellite send in flight ends with the links (or has ended): let it record what went out.
     await this.fallbackRun;
-    for (const name of this.metricNames.splice(0)) this.o.registry?.removeSingleMetric(name);
+    this.metrics.remove();
   }
 
   /** Everything an operator needs at a glance (HTTP API, dashboard, tests). */
@@ -297,9 +248,9 @@ export class SyncService {
       links: this.links.map((rt) => ({
         name: rt.link.name,
         role: rt.link.role,
-        state: this.stateOf(rt),
+        state: stateOf(rt),
         since: rt.since,
-        lastError: this.lastErrorOf(rt),
+        lastError: lastErrorOf(rt),
         batches: rt.batches,
         records: rt.records,
         bytes: rt.bytes,
@@ -308,15 +259,6 @@ export class SyncService {
       downlink: { ...this.downlinkCounts },
       deadLetters: this.deadLetters?.summary() ?? { count: 0, total: 0, newest: [] },
     };
-  }
-
-  /** The link's own state, or `blocked` while its receiver refuses records for good (it is reachable). */
-  private stateOf(rt: LinkRuntime): LinkState {
-    return rt.blocked !== undefined && rt.link.state === 'up' ? 'blocked' : rt.link.state;
-  }
-
-  private lastErrorOf(rt: LinkRuntime): string | undefined {
-    return (rt.blocked !== undefined && rt.link.state === 'up' ? rt.blocked : undefined) ?? rt.link.lastError;
   }
 
   private pickPrimary(): LinkRuntime | undefined {
@@ -334,37 +276,32 @@ export class SyncService {
     return this.links.find((l) => l.link.role === 'fallback' && l.link.state === 'up');
   }
 
-  /** One series per link and state, 1 for the current one (so a dashboard can show the state, not just up/down). */
-  private setStateGauge(link: string, state: LinkState): void {
-    const g = this.gauges.linkState;
-    if (!g) return;
-    const previous = this.stateShown.get(link);
-    if (previous !== undefined && previous !== state) g.set({ link, state: previous }, 0);
-    g.set({ link, state }, 1);
-    this.stateShown.set(link, state);
-  }
-
-  private readonly stateShown = new Map<string, LinkState>();
-
   /**
    * A link changed state, or its receiver started or stopped refusing records (`blocked`
    * overlays `up`). Everything an observer sees changes only with the shown state.
    */
   private onLinkState(rt: LinkRuntime, error: string | undefined): void {
-    const state = this.stateOf(rt);
+    const state = stateOf(rt);
     if (this.shown.get(rt) === state) return;
     this.shown.set(rt, state);
     rt.since = this.o.clock.now();
     const connected = rt.link.state === 'up';
-    this.gauges.linkUp?.set({ link: rt.link.name }, connected ? 1 : 0);
-    this.setStateGauge(rt.link.name, state);
+    this.metrics.gauges.linkUp?.set({ link: rt.link.name }, connected ? 1 : 0);
+    this.metrics.setStateGauge(rt.link.name, state);
     const level = state === 'down' || state === 'blocked' ? 'warn' : 'info';
     this.o.log[level]({ link: rt.link.name, state, ...(error ? { reason: error } : {}) }, `sync link ${state}`);
     this.updatePrimaryDown();
     if (connected) this.drain?.wake();
     const prefix = this.o.topicPrefix ?? 'outpost';
     this.o.bus
-      ?.publish(`${prefix}/sync/status`, JSON.stringify({ links: this.links.map((l) => ({ name: l.link.name, state: this.stateOf(l), lastError: this.lastErrorOf(l) })), t: this.o.clock.now() }), { retain: true })
+      ?.publish(
+        `${prefix}/sync/status`,
+        JSON.stringify({
+          links: this.links.map((l) => ({ name: l.link.name, state: stateOf(l), lastError: lastErrorOf(l) })),
+          t: this.o.clock.now(),
+        }),
+        { retain: true },
+      )
       .catch((err: Error) => this.o.log.debug({ err: err.message }, 'sync status not published on the local bus'));
   }
 
@@ -423,19 +360,25 @@ export class SyncService {
     try {
       const lastSeq = this.o.store.stats().lastSeq;
       const scan = this.config.live.scanRecords;
-      const batch = await this.drain.priorityBatch(fb.link.maxBatchRecords, this.fallbackMemory.skip, Math.max(this.cursor.value, lastSeq - scan), scan, fb.link.fit?.bind(fb.link));
+      const batch = await this.drain.priorityBatch(
+        fb.link.maxBatchRecords,
+        this.fallbackMemory.skip,
+        Math.max(this.cursor.value, lastSeq - scan),
+        scan,
+        fb.link.fit?.bind(fb.link),
+      );
       this.lastFallbackSend = now;
       if (!batch) return;
       const bytes = await this.fallbackMemory.send(fb.lane, batch, this.cursor.value);
       fb.batches++;
       fb.records += batch.records.length;
       fb.bytes += bytes;
-      this.counters.records?.inc({ link: fb.link.name }, batch.records.length);
-      this.counters.bytes?.inc({ link: fb.link.name }, bytes);
+      this.metrics.counters.records?.inc({ link: fb.link.name }, batch.records.length);
+      this.metrics.counters.bytes?.inc({ link: fb.link.name }, bytes);
     } catch (err) {
       const e = toOutpostError(err);
       fb.errors++;
-      this.counters.errors?.inc({ link: fb.link.name, code: e.code });
+      this.metrics.counters.errors?.inc({ link: fb.link.name, code: e.code });
       this.o.log.warn({ link: fb.link.name, code: e.code, reason: e.message }, 'fallback batch not sent');
     }
   }
@@ -446,90 +389,5 @@ export class SyncService {
     if (!this.cursor || (!force && now - this.oldest.at < 1000)) return;
     const [head] = await this.o.store.readOutbox(this.cursor.value, 1);
     this.oldest = { at: now, ageSeconds: head ? Math.max(0, (now - head.t) / 1000) : 0 };
-  }
-
-  private registerMetrics(): void {
-    const registry = this.o.registry;
-    if (!registry) return;
-    const registers = [registry];
-    const gauge = (name: string, help: string, set: (s: SyncSnapshot) => number, labelNames: string[] = []): Gauge => {
-      const self = this;
-      const g = new Gauge({
-        name,
-        help,
-        labelNames,
-        registers,
-        async collect() {
-          await self.refreshOldest();
-          if (labelNames.length === 0) this.set(set(self.snapshotSync()));
-        },
-      });
-      this.metricNames.push(name);
-      return g;
-    };
-    this.gauges = {
-      backlog: gauge('outpost_sync_backlog_records', 'Outbox records not yet acknowledged upstream', (s) => s.backlogRecords),
-      backlogBytes: gauge('outpost_sync_backlog_bytes', 'Estimated payload bytes of the backlog', (s) => s.backlogBytes),
-      oldest: gauge('outpost_sync_oldest_unsent_age_seconds', 'Age of the oldest unsent record', (s) => s.oldestUnsentAgeSeconds),
-      rate: gauge('outpost_sync_drain_rate', 'Records per second acknowledged upstream (10 s window)', (s) => s.drainRate),
-      catchUp: gauge('outpost_sync_catchup_seconds', 'Estimated seconds until the backlog is sent (-1: not converging)', (s) => s.catchUpSeconds ?? -1),
-      acked: gauge('outpost_sync_acked_seq', 'Highest outbox sequence acknowledged upstream', (s) => s.acked),
-      linkUp: gauge('outpost_sync_link_up', '1 when the sync link is connected', () => 0, ['link']),
-      linkState: gauge('outpost_sync_link_state', '1 for the state each sync link is in (connecting, up, down, …)', () => 0, ['link', 'state']),
-    };
-    for (const rt of this.links) {
-      this.gauges.linkUp!.set({ link: rt.link.name }, rt.link.state === 'up' ? 1 : 0);
-      this.setStateGauge(rt.link.name, rt.link.state);
-    }
-    const counter = (name: string, help: string, labelNames: string[]): Counter => {
-      const c = new Counter({ name, help, labelNames, registers });
-      this.metricNames.push(name);
-      return c;
-    };
-    this.counters = {
-      records: counter('outpost_sync_records_total', 'Records acknowledged upstream, by link', ['link']),
-      bytes: counter('outpost_sync_bytes_total', 'Payload bytes acknowledged upstream, by link', ['link']),
-      errors: counter('outpost_sync_errors_total', 'Failed sends, by link and error code', ['link', 'code']),
-      downlink: counter('outpost_sync_downlink_total', 'Downlink commands, by command and result', ['command', 'result']),
-    };
-  }
-
-  private async registerDatapoints(): Promise<void> {
-    const reg = this.o.datapoints!;
-    const defs = [
-      { id: 'gateway.sync.backlog', unit: 'records', description: 'Outbox records not yet acknowledged upstream' },
-      { id: 'gateway.sync.backlog_bytes', unit: 'B', description: 'Estimated bytes of the sync backlog' },
-      { id: 'gateway.sync.oldest_age', unit: 's', description: 'Age of the oldest unsent record' },
-      { id: 'gateway.sync.drain_rate', unit: 'records/s', description: 'Records acknowledged upstream per second' },
-      { id: 'gateway.sync.catchup', unit: 's', description: 'Estimated time to send the backlog (-1: not converging)' },
-    ];
-    for (const d of defs) await reg.register({ ...d, adapter: 'sync', kind: 'sensor', type: 'number' });
-    for (const rt of this.links) {
-      await reg.register({ id: `gateway.sync.link.${rt.link.name}.up`, adapter: 'sync', kind: 'sensor', type: 'boolean', description: `sync link ${rt.link.name} connected` });
-      await reg.register({ id: `gateway.sync.link.${rt.link.name}.state`, adapter: 'sync', kind: 'sensor', type: 'string', description: `sync link ${rt.link.name} state` });
-      await reg.register({ id: `gateway.sync.link.${rt.link.name}.last_error`, adapter: 'sync', kind: 'sensor', type: 'string', description: `sync link ${rt.link.name}: last error` });
-    }
-  }
-
-  private async publishDatapoints(): Promise<void> {
-    try {
-      const s = await this.snapshot();
-      const t = this.o.clock.now();
-      await this.o.ingest.acceptMany('sync', [
-        { id: 'gateway.sync.backlog', v: s.backlogRecords, t },
-        { id: 'gateway.sync.backlog_bytes', v: s.backlogBytes, t },
-        { id: 'gateway.sync.oldest_age', v: Math.round(s.oldestUnsentAgeSeconds), t },
-        { id: 'gateway.sync.drain_rate', v: Math.round(s.drainRate), t },
-        { id: 'gateway.sync.catchup', v: s.catchUpSeconds === null ? -1 : Math.round(s.catchUpSeconds), t },
-        ...s.links.flatMap((l) => [
-          { id: `gateway.sync.link.${l.name}.up`, v: l.state === 'up' || l.state === 'blocked', t },
-          { id: `gateway.sync.link.${l.name}.state`, v: l.state, t },
-          // Bounded: an error message is one line, but a server may put a page into it.
-          { id: `gateway.sync.link.${l.name}.last_error`, v: (l.lastError ?? '').slice(0, 500), t },
-        ]),
-      ]);
-    } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'sync datapoints not published');
-    }
   }
 }

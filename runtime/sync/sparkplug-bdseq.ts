@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { OutpostError } from '../../core/errors.js';
+import '../../storage/errors.js'; // registers the STORAGE_* codes thrown here
 import { readJsonState, writeJsonState } from '../durable-file.js';
 import { SEQ_MODULUS } from './sparkplug.js';
 
@@ -44,7 +45,10 @@ export class BdSeqCounter {
     if (state === undefined) return;
     const last = state.bdSeq;
     if (!Number.isInteger(last) || last < 0 || last >= SEQ_MODULUS) {
-      throw new OutpostError('STORAGE_OPEN_FAILED', `${this.file}: bdSeq ${JSON.stringify(last)} is not an integer 0-255; refusing to guess (remove the file to start at 0)`);
+      throw new OutpostError(
+        'STORAGE_OPEN_FAILED',
+        `${this.file}: bdSeq ${JSON.stringify(last)} is not an integer 0-255; refusing to guess (remove the file to start at 0)`,
+      );
     }
     this.lastSaved = last;
     this.next = (last + 1) % SEQ_MODULUS;

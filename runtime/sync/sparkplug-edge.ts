@@ -1,5 +1,6 @@
 import type { IClientOptions, MqttClient, Packet } from 'mqtt';
 import { OutpostError } from '../../core/errors.js';
+import './errors.js';
 import type { Logger } from '../log.js';
 import type { PointRecord, Store } from '../../storage/store.js';
 import type { Batch } from './link.js';
@@ -143,7 +144,9 @@ export class SparkplugEdge {
     // Requests that arrive before the births went out are answered by those births: one sequence, not one each.
     if (this.rebirthWanted) return;
     this.rebirthWanted = true;
-    this.run(this.generation, async () => []).catch((err: Error) => this.o.log.warn({ link: this.o.linkName, err: err.message }, 'Sparkplug rebirth not published'));
+    this.run(this.generation, async () => []).catch((err: Error) =>
+      this.o.log.warn({ link: this.o.linkName, err: err.message }, 'Sparkplug rebirth not published'),
+    );
   }
 
   private async births(): Promise<SparkplugMessage[]> {
@@ -204,7 +207,10 @@ export class SparkplugEdge {
         if (err) reject(err);
         else resolve();
       };
-      const timer = setTimeout(() => settle(new OutpostError('SYNC_ACK_TIMEOUT', `no ${what} from ${this.o.linkName} within ${this.o.ackTimeoutMs} ms`)), this.o.ackTimeoutMs);
+      const timer = setTimeout(
+        () => settle(new OutpostError('SYNC_ACK_TIMEOUT', `no ${what} from ${this.o.linkName} within ${this.o.ackTimeoutMs} ms`)),
+        this.o.ackTimeoutMs,
+      );
       this.pending.add(settle);
       start((err) => settle(err ? new OutpostError('SYNC_LINK_DOWN', `${what} to ${this.o.linkName} failed: ${err.message}`, { cause: err }) : undefined));
     });

@@ -31,12 +31,12 @@ export interface SparkplugMessage {
   kind: 'NBIRTH' | 'NDEATH' | 'DBIRTH' | 'NDATA' | 'DDATA';
 }
 
-export const REBIRTH_METRIC = 'Node Control/Rebirth';
+const REBIRTH_METRIC = 'Node Control/Rebirth';
 
 /** Largest bdSeq and seq; both wrap to 0 after it (§6.4.19 NBIRTH, §6.4.21 NDATA). */
 export const SEQ_MODULUS = 256;
 
-export function splitId(id: string): { device: string | undefined; metric: string } {
+function splitId(id: string): { device: string | undefined; metric: string } {
   const dot = id.indexOf('.');
   if (dot < 0) return { device: undefined, metric: id };
   return { device: id.slice(0, dot), metric: id.slice(dot + 1).replaceAll('.', '/') };
@@ -120,8 +120,14 @@ export class SparkplugSession {
     this.seq = 0;
     this.born.clear();
     this.nodeBorn = true;
-    const metrics = [bdSeqMetric(this.bdSeq), { name: REBIRTH_METRIC, type: 'Boolean' as const, value: false }, ...[...this.node].map(([name, k]) => metricOf(name, k))];
-    const out: SparkplugMessage[] = [{ topic: this.topic('NBIRTH'), payload: Buffer.from(spb.encodePayload({ timestamp: this.now(), seq: 0, metrics })), kind: 'NBIRTH' }];
+    const metrics = [
+      bdSeqMetric(this.bdSeq),
+      { name: REBIRTH_METRIC, type: 'Boolean' as const, value: false },
+      ...[...this.node].map(([name, k]) => metricOf(name, k)),
+    ];
+    const out: SparkplugMessage[] = [
+      { topic: this.topic('NBIRTH'), payload: Buffer.from(spb.encodePayload({ timestamp: this.now(), seq: 0, metrics })), kind: 'NBIRTH' },
+    ];
     for (const device of this.devices.keys()) out.push(this.deviceBirth(device));
     return out;
   }
@@ -203,7 +209,11 @@ export class SparkplugSession {
   private deviceBirth(device: string): SparkplugMessage {
     this.born.add(device);
     const metrics = [...(this.devices.get(device) ?? [])].map(([n, k]) => metricOf(n, k));
-    return { topic: this.topic('DBIRTH', device), payload: Buffer.from(spb.encodePayload({ timestamp: this.now(), seq: this.nextSeq(), metrics })), kind: 'DBIRTH' };
+    return {
+      topic: this.topic('DBIRTH', device),
+      payload: Buffer.from(spb.encodePayload({ timestamp: this.now(), seq: this.nextSeq(), metrics })),
+      kind: 'DBIRTH',
+    };
   }
 
   private data(kind: 'NDATA' | 'DDATA', device: string | undefined, metrics: Metric[], body: Buffer): SparkplugMessage {

@@ -38,7 +38,10 @@ t.test('Tasmota- and Shelly-style devices become datapoints; bad messages are no
   await device.publishAsync('tele/fridge/SENSOR', JSON.stringify({ ENERGY: { Power: 'lots' } }), { qos: 1 });
   await device.publishAsync('tele/fridge/SENSOR', JSON.stringify({ ENERGY: { Power: 90 } }), { qos: 1 });
   await eventually(async () => (await gw.gateway.store.query('plug.fridge.power', {})).length === 2);
-  t.same((await gw.gateway.store.query('plug.fridge.power', {})).map((p) => p.v), [87, 90]);
+  t.same(
+    (await gw.gateway.store.query('plug.fridge.power', {})).map((p) => p.v),
+    [87, 90],
+  );
   t.match(gw.gateway.registry.get('plug.fridge.power'), { adapter: 'plugs', unit: 'W', meta: { topic: 'tele/+/SENSOR' } });
   await eventually(() => gw.gateway.store.latest('shelly.pump1.on')?.v === true);
   const warnings = gw.logs.filter((l) => l.msg && String(l.msg).startsWith('mapped MQTT message not stored'));

@@ -11,7 +11,10 @@ t.test('curves have the shapes an operator expects', async (t) => {
   for (let i = 0; i < 10_000; i++) c = nextCloud(c, Math.random);
   t.ok(c >= 0.35 && c <= 1, 'cloud cover stays bounded');
   t.equal(hvacPower({ cloud: 1, hvacSetpoint: 21, hvacEnabled: false }, 5), 0);
-  t.ok(hvacPower({ cloud: 1, hvacSetpoint: 24, hvacEnabled: true }, 5) > hvacPower({ cloud: 1, hvacSetpoint: 18, hvacEnabled: true }, 5), 'a higher setpoint costs more');
+  t.ok(
+    hvacPower({ cloud: 1, hvacSetpoint: 24, hvacEnabled: true }, 5) > hvacPower({ cloud: 1, hvacSetpoint: 18, hvacEnabled: true }, 5),
+    'a higher setpoint costs more',
+  );
   const berlin = hourFormatter('Europe/Berlin');
   t.equal(localHour(Date.UTC(2026, 0, 15, 11, 30), berlin), 12.5, 'CET is UTC+1 in January');
   t.equal(localHour(Date.UTC(2026, 6, 15, 11, 30), berlin), 13.5, 'CEST is UTC+2 in July');
@@ -23,7 +26,15 @@ t.test('the adapter publishes all datapoints, obeys setpoints, and its counter n
   t.teardown(() => import('node:fs/promises').then((fs) => fs.rm(dir, { recursive: true, force: true })));
   const cfg = { adapters: [{ id: 'site', type: 'simulated', interval: 100, prefix: 'plant' }] };
   const gw = await startTestGateway(t, cfg, { dataDir: dir });
-  for (const id of ['plant.grid.power', 'plant.grid.energy_import', 'plant.load.power', 'plant.pv.power', 'plant.outdoor.temperature', 'plant.hvac.setpoint', 'plant.hvac.enabled']) {
+  for (const id of [
+    'plant.grid.power',
+    'plant.grid.energy_import',
+    'plant.load.power',
+    'plant.pv.power',
+    'plant.outdoor.temperature',
+    'plant.hvac.setpoint',
+    'plant.hvac.enabled',
+  ]) {
     t.ok(gw.gateway.registry.get(id), id);
   }
   await eventually(async () => (await gw.gateway.store.query('plant.grid.power', {})).length >= 3);

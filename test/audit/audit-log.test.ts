@@ -1,21 +1,22 @@
 import t from 'tap';
 import { recordingLogger } from '../helpers/logs.js';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AuditLog, type AuditInput } from '../../runtime/audit/audit-log.js';
+import { AuditLog } from '../../runtime/audit/audit-log.js';
+import type { AuditInput } from '../../runtime/audit/entry.js';
 import { actorFromSource, actorText, sourceOf } from '../../runtime/audit/actor.js';
 import { audited, flowChangeEntry } from '../../runtime/audit/record.js';
 import { OutpostError } from '../../core/errors.js';
+import { tempDir } from '../helpers/teardown.js';
 
-
-async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-audit-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-const setpoint = (i: number): AuditInput => ({ action: 'setpoint', actor: { kind: 'user', name: 'alice' }, target: 'site.hvac.setpoint', details: { v: i, note: 'x'.repeat(200) }, outcome: 'ok', address: '192.0.2.7' });
+const setpoint = (i: number): AuditInput => ({
+  action: 'setpoint',
+  actor: { kind: 'user', name: 'alice' },
+  target: 'site.hvac.setpoint',
+  details: { v: i, note: 'x'.repeat(200) },
+  outcome: 'ok',
+  address: '192.0.2.7',
+});
 
 t.test('actors read the same in the log, the files and the dashboard', async (t) => {
   t.same(sourceOf({ kind: 'session', name: 'alice', role: 'operator' }, '::ffff:10.0.0.5'), { actor: { kind: 'user', name: 'alice' }, address: '10.0.0.5' });
@@ -28,12 +29,16 @@ t.test('actors read the same in the log, the files and the dashboard', async (t)
   t.same(actorFromSource('node-red:ab12'), { kind: 'flow', name: 'ab12' });
   t.equal(actorText(actorFromSource('upstream:central')), 'upstream:central');
   t.match(flowChangeEntry({ user: 'admin', ok: true, status: 204, method: 'POST', path: '/flows/flows' }), { action: 'flows.deploy', outcome: 'ok' });
-  t.match(flowChangeEntry({ user: 'admin', ok: false, status: 400, method: 'POST', path: '/flows/flows' }), { action: 'flows.deploy', outcome: 'refused', error: { code: 'HTTP_400' } });
+  t.match(flowChangeEntry({ user: 'admin', ok: false, status: 400, method: 'POST', path: '/flows/flows' }), {
+    action: 'flows.deploy',
+    outcome: 'refused',
+    error: { code: 'HTTP_400' },
+  });
   t.match(flowChangeEntry({ user: 'admin', ok: true, status: 200, method: 'POST', path: '/flows/inject/n1' }), { action: 'flows.change' });
 });
 
 t.test('entries survive a restart, ids go on, the API pages newest first', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-audit-');
   const { log } = recordingLogger();
   const a = new AuditLog({ dir, log });
   await a.open();
@@ -44,22 +49,36 @@ t.test('entries survive a restart, ids go on, the API pages newest first', async
   const b = new AuditLog({ dir, log });
   await b.open();
   const all = b.query({ limit: 100 });
-  t.same(all.items.map((e) => e.id), [6, 5, 4, 3, 2, 1], 'loaded from the file, newest first');
+  t.same(
+    all.items.map((e) => e.id),
+    [6, 5, 4, 3, 2, 1],
+    'loaded from the file, newest first',
+  );
   t.equal(all.items[0]!.by, 'user admin');
   b.record(setpoint(7));
   t.equal(b.query({ limit: 1 }).items[0]!.id, 7, 'ids continue after the restart');
   const page = b.query({ limit: 3 });
-  t.same(page.items.map((e) => e.id), [7, 6, 5]);
+  t.same(
+    page.items.map((e) => e.id),
+    [7, 6, 5],
+  );
   t.equal(page.more, true);
   const older = b.query({ limit: 3, before: 5 });
-  t.same(older.items.map((e) => e.id), [4, 3, 2]);
-  t.same(b.query({ limit: 10, action: 'user' }).items.map((e) => e.action), ['user.add'], 'an action family matches its members');
+  t.same(
+    older.items.map((e) => e.id),
+    [4, 3, 2],
+  );
+  t.same(
+    b.query({ limit: 10, action: 'user' }).items.map((e) => e.action),
+    ['user.add'],
+    'an action family matches its members',
+  );
   t.same(b.query({ limit: 10, action: 'use' }).items, [], 'but not a mere prefix of a name');
   await b.close();
 });
 
 t.test('one actor cannot fill the trail: fields are bounded, repeated refusals are rate-limited', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-audit-');
   const { log } = recordingLogger();
   let now = 1_000_000;
   const a = new AuditLog({ dir, log, clock: { now: () => now } as never });
@@ -72,8 +91,15 @@ t.test('one actor cannot fill the trail: fields are bounded, repeated refusals a
   }
   const page = a.query({ limit: 100 });
   t.equal(page.items.length, 11, 'ten refusals of that actor a minute, and the earlier entry');
-  t.same(a.query({ limit: 10, action: 'user' }).items.map((e) => e.target), ['bob'], 'the admin action is still there');
-  t.ok(page.items.every((e) => JSON.stringify(e).length < 2_000), 'each entry stays small whatever the client id, target or message');
+  t.same(
+    a.query({ limit: 10, action: 'user' }).items.map((e) => e.target),
+    ['bob'],
+    'the admin action is still there',
+  );
+  t.ok(
+    page.items.every((e) => JSON.stringify(e).length < 2_000),
+    'each entry stays small whatever the client id, target or message',
+  );
   t.equal(a.suppressed, 2_090, 'the rest are counted');
   now += 61_000;
   a.record({ action: 'setpoint', actor: flooder, target: 'nope', outcome: 'refused', error: { code: 'DP_UNKNOWN', message: 'unknown' } });
@@ -82,7 +108,7 @@ t.test('one actor cannot fill the trail: fields are bounded, repeated refusals a
 });
 
 t.test('rotation keeps the files within the bound; the newest are still served', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-audit-');
   const { log } = recordingLogger();
   const maxFileBytes = 16 * 1024;
   const a = new AuditLog({ dir, log, maxFileBytes, keepFiles: 2, tailSize: 20 });
@@ -100,19 +126,29 @@ t.test('rotation keeps the files within the bound; the newest are still served',
     t.ok(size <= maxFileBytes, `${f} is ${size} bytes (bound ${maxFileBytes})`);
   }
   const lines = (await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))).flatMap((s) => s.split('\n').filter(Boolean));
-  t.ok(lines.every((l) => JSON.parse(l).action === 'setpoint'), 'every line is a whole entry');
-  t.ok(lines.some((l) => JSON.parse(l).id === n), 'the newest entry is on disk');
+  t.ok(
+    lines.every((l) => JSON.parse(l).action === 'setpoint'),
+    'every line is a whole entry',
+  );
+  t.ok(
+    lines.some((l) => JSON.parse(l).id === n),
+    'the newest entry is on disk',
+  );
 
   const b = new AuditLog({ dir, log, maxFileBytes, keepFiles: 2, tailSize: 20 });
   await b.open();
   const newest = b.query({ limit: 5 });
-  t.same(newest.items.map((e) => e.details?.v), [n, n - 1, n - 2, n - 3, n - 4], 'the API returns the newest after a restart');
+  t.same(
+    newest.items.map((e) => e.details?.v),
+    [n, n - 1, n - 2, n - 3, n - 4],
+    'the API returns the newest after a restart',
+  );
   t.equal(b.query({ limit: 1000 }).items.length, 20, 'the memory tail is bounded');
   await b.close();
 });
 
 t.test('a failing disk never reaches the caller: counted, logged once', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-audit-');
   const { log, records } = recordingLogger();
   const a = new AuditLog({ dir, log });
   await a.open();
@@ -125,29 +161,69 @@ t.test('a failing disk never reaches the caller: counted, logged once', async (t
   t.equal(a.dropped, 10, 'the lost entries are counted');
   t.equal(records.filter((r) => /not being written/.test(String(r.msg))).length, 1, 'and logged once');
   t.equal(a.query({ limit: 100 }).items.length, 10, 'the API still shows them');
-  t.doesNotThrow(() => a.record({ action: 'x', actor: { kind: 'system', name: 'test' }, details: { self: (() => { const o: Record<string, unknown> = {}; o.o = o; return o; })() }, outcome: 'ok' }), 'not even an entry that cannot be serialised throws');
+  t.doesNotThrow(
+    () =>
+      a.record({
+        action: 'x',
+        actor: { kind: 'system', name: 'test' },
+        details: {
+          self: (() => {
+            const o: Record<string, unknown> = {};
+            o.o = o;
+            return o;
+          })(),
+        },
+        outcome: 'ok',
+      }),
+    'not even an entry that cannot be serialised throws',
+  );
 });
 
 t.test('secrets are dropped from details, whatever the caller passed', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-audit-');
   const { log } = recordingLogger();
   const a = new AuditLog({ dir, log });
   await a.open();
-  a.record({ action: 'user.change', actor: { kind: 'user', name: 'admin' }, target: 'bob', details: { role: 'viewer', password: 'hunter2-hunter2', nested: { token: 'opt_abc_secretvalue', apiKey: 'k-123456' }, current: 'old-password-9' }, outcome: 'ok' });
+  a.record({
+    action: 'user.change',
+    actor: { kind: 'user', name: 'admin' },
+    target: 'bob',
+    details: { role: 'viewer', password: 'hunter2-hunter2', nested: { token: 'opt_abc_secretvalue', apiKey: 'k-123456' }, current: 'old-password-9' },
+    outcome: 'ok',
+  });
   a.record({ action: 'setpoint', actor: { kind: 'user', name: 'admin' }, details: { v: 'y'.repeat(20_000) }, outcome: 'ok' });
   await a.close();
   const text = await readFile(join(dir, 'audit.jsonl'), 'utf8');
   for (const secret of ['hunter2-hunter2', 'opt_abc_secretvalue', 'k-123456', 'old-password-9']) t.notOk(text.includes(secret), `${secret} is not in the file`);
   t.match(text, /"role":"viewer"/, 'the rest of the details is kept');
-  t.ok(text.split('\n').every((l) => l.length < 9000), 'a huge value is cut');
+  t.ok(
+    text.split('\n').every((l) => l.length < 9000),
+    'a huge value is cut',
+  );
 });
 
 t.test('audited() records ok and refused, and passes the error on', async (t) => {
   const entries: AuditInput[] = [];
   const sink = { record: (e: AuditInput) => void entries.push(e) };
   const base = { action: 'token.create', actor: { kind: 'user' as const, name: 'admin' }, target: 'ci' };
-  t.equal(await audited(sink, base, async () => ({ id: 'abc', token: 'opt_secret' }), (r) => ({ id: r.id })).then((r) => r.id), 'abc');
-  await t.rejects(audited(sink, base, () => { throw new OutpostError('AUTH_CONFLICT', 'at most 100 tokens'); }), { code: 'AUTH_CONFLICT' });
-  t.match(entries, [{ outcome: 'ok', details: { id: 'abc' } }, { outcome: 'refused', error: { code: 'AUTH_CONFLICT' } }]);
+  t.equal(
+    await audited(
+      sink,
+      base,
+      async () => ({ id: 'abc', token: 'opt_secret' }),
+      (r) => ({ id: r.id }),
+    ).then((r) => r.id),
+    'abc',
+  );
+  await t.rejects(
+    audited(sink, base, () => {
+      throw new OutpostError('AUTH_CONFLICT', 'at most 100 tokens');
+    }),
+    { code: 'AUTH_CONFLICT' },
+  );
+  t.match(entries, [
+    { outcome: 'ok', details: { id: 'abc' } },
+    { outcome: 'refused', error: { code: 'AUTH_CONFLICT' } },
+  ]);
   t.notOk(JSON.stringify(entries).includes('opt_secret'), 'only what `more` picks from the result is kept');
 });

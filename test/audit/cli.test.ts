@@ -1,10 +1,10 @@
 import t from 'tap';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnOutpost } from '../helpers/process.js';
 import { startTestGateway } from '../helpers/gateway.js';
-import type { AuditEntry } from '../../runtime/audit/audit-log.js';
+import type { AuditEntry } from '../../runtime/audit/entry.js';
+import { tempDir } from '../helpers/teardown.js';
 
 // From the sources: a dist/ built before the audit trail existed would not write it.
 process.env.OUTPOST_TEST_FROM_SOURCE = '1';
@@ -16,8 +16,7 @@ async function outpost(args: string[]): Promise<{ code: number | null; stderr: s
 }
 
 t.test('outpost restore, run while the gateway is stopped, is in the audit trail with the OS user', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-audit-cli-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-audit-cli-');
   const source = join(dir, 'a');
   const gw = await startTestGateway(t, { datapoints: [{ id: 'site.temp', kind: 'sensor', type: 'number' }] }, { dataDir: source });
   await gw.gateway.ingest.accept('virtual', 'site.temp', { v: 21.5 });
@@ -32,7 +31,10 @@ t.test('outpost restore, run while the gateway is stopped, is in the audit trail
   await writeFile(damaged, (await readFile(file, 'utf8')).split('\n').slice(0, 2).join('\n') + '\n');
   t.not((await outpost(['restore', '--data-dir', target, damaged])).code, 0);
 
-  const entries = (await readFile(join(target, 'audit', 'audit.jsonl'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEntry);
+  const entries = (await readFile(join(target, 'audit', 'audit.jsonl'), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditEntry);
   t.equal(entries.length, 2);
   t.match(entries[0], { action: 'backup.restore', actor: { kind: 'cli', name: String }, outcome: 'ok', details: { file } });
   t.match(entries[0]!.by, /^cli:/);

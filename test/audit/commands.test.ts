@@ -3,7 +3,7 @@ import { ApiClient, ADMIN_PASSWORD, startSecureSite } from '../security/harness.
 import { eventually } from '../helpers/gateway.js';
 import { hashPassword } from '../../runtime/auth/passwords.js';
 import { ChargePointSimulator } from '../../adapters/ocpp/simulator.js';
-import type { AuditEntry } from '../../runtime/audit/audit-log.js';
+import type { AuditEntry } from '../../runtime/audit/entry.js';
 
 const CP_PASSWORD = 'cp-audit-1-authorization-key';
 
@@ -22,17 +22,35 @@ t.test('charger commands name who gave them; a secret configuration value is not
   const otto = new ApiClient(site.url);
   await otto.login('otto', 'otto-password-1');
 
-  const cp = new ChargePointSimulator({ endpoint: site.httpUrl.replace(/^http/, 'ws') + '/ocpp', identity: 'CP-AUDIT-1', password: CP_PASSWORD, connectors: 1 });
+  const cp = new ChargePointSimulator({
+    endpoint: site.httpUrl.replace(/^http/, 'ws') + '/ocpp',
+    identity: 'CP-AUDIT-1',
+    password: CP_PASSWORD,
+    connectors: 1,
+  });
   t.teardown(() => cp.close());
   await cp.connect();
-  await eventually(async () => ((await (await otto.request('GET', '/api/charging/chargers')).json()) as { chargers: Array<{ online: boolean }> }).chargers[0]?.online);
+  await eventually(
+    async () => ((await (await otto.request('GET', '/api/charging/chargers')).json()) as { chargers: Array<{ online: boolean }> }).chargers[0]?.online,
+  );
 
   const start = await otto.request('POST', '/api/charging/chargers/CP-AUDIT-1/remote-start', { connectorId: 1, idTag: 'TAG-OK' });
   t.equal(start.status, 200);
-  t.match((await auditOf(admin, 'charger'))[0], { action: 'charger.command', by: 'user otto', target: 'CP-AUDIT-1', details: { call: 'RemoteStartTransaction', params: { connectorId: 1, idTag: 'TAG-OK' }, status: 'Accepted' }, outcome: 'ok', address: '127.0.0.1' });
+  t.match((await auditOf(admin, 'charger'))[0], {
+    action: 'charger.command',
+    by: 'user otto',
+    target: 'CP-AUDIT-1',
+    details: { call: 'RemoteStartTransaction', params: { connectorId: 1, idTag: 'TAG-OK' }, status: 'Accepted' },
+    outcome: 'ok',
+    address: '127.0.0.1',
+  });
 
   t.equal((await otto.request('POST', '/api/charging/chargers/CP-AUDIT-1/remote-stop', { transactionId: 987654 })).status, 200);
-  t.match((await auditOf(admin, 'charger'))[0], { by: 'user otto', details: { call: 'RemoteStopTransaction', status: 'Rejected' }, outcome: 'refused', error: { code: 'CHARGER_REJECTED' } }, 'a call the charger rejects is recorded as refused');
+  t.match(
+    (await auditOf(admin, 'charger'))[0],
+    { by: 'user otto', details: { call: 'RemoteStopTransaction', status: 'Rejected' }, outcome: 'refused', error: { code: 'CHARGER_REJECTED' } },
+    'a call the charger rejects is recorded as refused',
+  );
 
   t.equal((await otto.request('POST', '/api/charging/chargers/CP-NOBODY/reset', { type: 'Hard' })).status, 404);
   t.match((await auditOf(admin, 'charger'))[0], { target: 'CP-NOBODY', details: { call: 'Reset' }, outcome: 'refused', error: { code: 'NOT_FOUND' } });

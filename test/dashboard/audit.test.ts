@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { chromiumSkip, launchChromium } from '../helpers/browser.js';
+import { chromiumSkip, firstPage, launchChromium, logIn } from '../helpers/browser.js';
 import { ApiClient, ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
 
 const ARTIFACTS = join(process.cwd(), 'test', 'artifacts', 'dashboard');
@@ -21,15 +21,6 @@ function watchProblems(page: Page): string[] {
   return problems;
 }
 
-async function logIn(page: Page, username: string, password: string): Promise<void> {
-  await page.getByRole('button', { name: 'Log in' }).waitFor();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  // Back on the page the hash names (the one the session ended on), or the overview.
-  await page.getByRole('button', { name: 'Log out' }).waitFor();
-}
-
 t.test('an admin sees the setpoint they just made on the Audit page, on a desktop and a phone', { skip }, async (t) => {
   const site = await startSecureSite(t, {
     datapoints: [{ id: 'site.mode', kind: 'actuator', type: 'string', allowed: ['auto', 'manual', 'off'] }],
@@ -40,7 +31,7 @@ t.test('an admin sees the setpoint they just made on the Audit page, on a deskto
   for (let i = 0; i < 120; i++) await site.gateway.ingest.setpoint('site.mode', { v: i % 2 ? 'auto' : 'off' }, 'schedule');
   await mkdir(ARTIFACTS, { recursive: true });
   const context = await launchChromium(t);
-  const page = context.pages()[0] ?? (await context.newPage());
+  const page = await firstPage(context);
   const problems = watchProblems(page);
 
   await page.goto(site.url);
@@ -57,7 +48,10 @@ t.test('an admin sees the setpoint they just made on the Audit page, on a deskto
   t.match(await first.textContent(), /user admin.*Setpoint.*site\.hvac\.setpoint.*v: 23\.5.*ok/s, 'the newest row is the setpoint just made, by the admin');
   t.equal(await page.locator('#audit-table tbody tr').count(), 100, 'one page of entries');
   await page.getByRole('button', { name: 'Load older' }).click();
-  await page.getByRole('status').filter({ hasText: /^12\d entries/ }).waitFor();
+  await page
+    .getByRole('status')
+    .filter({ hasText: /^12\d entries/ })
+    .waitFor();
   t.pass('"Load older" appends the older entries');
   await page.screenshot({ path: join(ARTIFACTS, 'audit-01-desktop.png') });
 
@@ -99,7 +93,7 @@ t.test('a page whose session ends goes to the login screen instead of freezing',
   const boss = await admin(site.url);
   await boss.request('POST', '/api/users', { username: 'olga', role: 'operator', password: 'olga-password-1' });
   const context = await launchChromium(t);
-  const page = context.pages()[0] ?? (await context.newPage());
+  const page = await firstPage(context);
   const problems = watchProblems(page);
   const loginShown = async (what: string) => {
     const t0 = Date.now();

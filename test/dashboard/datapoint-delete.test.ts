@@ -1,13 +1,12 @@
 import t from 'tap';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
-import type { Page } from 'playwright-core';
-import { defineAdapter } from '../../runtime/adapter.js';
-import type { LevelStore } from '../../storage/level-store.js';
-import { chromiumSkip, launchChromium } from '../helpers/browser.js';
+import type { LevelStore } from '../../storage/level/level-store.js';
+import type { AuditEntry } from '../../runtime/audit/entry.js';
+import { chromiumSkip, firstPage, launchChromium, logIn, pageErrors } from '../helpers/browser.js';
 import { eventually } from '../helpers/gateway.js';
 import { ApiClient, ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
+import { drivenAdapter } from '../helpers/driven-adapter.js';
 
 const ARTIFACTS = join(process.cwd(), 'test', 'artifacts', 'dashboard');
 const skip = chromiumSkip;
@@ -15,33 +14,15 @@ const JUNK = 'alc.1730602800000';
 const POINTS = 1234;
 const T0 = Date.UTC(2024, 10, 3);
 
-const junkSource = defineAdapter({
-  type: 'junk-import',
-  description: 'a datapoint left by a refused import',
-  schema: z.strictObject({}),
-  create() {
-    return {
-      async start(ctx) {
-        await ctx.datapoints.register({ id: JUNK, kind: 'sensor', type: 'number' });
-        const points = [];
-        for (let i = 0; i < POINTS; i++) points.push({ id: JUNK, t: T0 + i * 300_000, v: i });
-        await ctx.bus.publishValues(points);
-      },
-      async stop() {},
-    };
-  },
+const junkSource = drivenAdapter('junk-import', 'a datapoint left by a refused import', async (ctx) => {
+  await ctx.datapoints.register({ id: JUNK, kind: 'sensor', type: 'number' });
+  const points = [];
+  for (let i = 0; i < POINTS; i++) points.push({ id: JUNK, t: T0 + i * 300_000, v: i });
+  await ctx.bus.publishValues(points);
 });
 
-async function logIn(page: Page, username: string, password: string): Promise<void> {
-  await page.getByRole('button', { name: 'Log in' }).waitFor();
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('button', { name: 'Log out' }).waitFor();
-}
-
 t.test('an admin deletes a junk datapoint from its page after a confirm naming it and its stored readings; a viewer has no button', { skip }, async (t) => {
-  const site = await startSecureSite(t, { adapters: [{ id: 'alc', type: 'junk-import' }], auth: { loopback: 'none' } }, { types: [junkSource as never] });
+  const site = await startSecureSite(t, { adapters: [{ id: 'alc', type: 'junk-import' }], auth: { loopback: 'none' } }, { types: [junkSource.type] });
   const store = site.gateway.store as LevelStore;
   await eventually(async () => (await store.storedPoints(JUNK)).points === POINTS);
   const boss = new ApiClient(site.url);
@@ -50,9 +31,8 @@ t.test('an admin deletes a junk datapoint from its page after a confirm naming i
   await mkdir(ARTIFACTS, { recursive: true });
 
   const context = await launchChromium(t, { locale: 'en-US' });
-  const page = context.pages()[0] ?? (await context.newPage());
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(e.message));
+  const page = await firstPage(context);
+  const problems = pageErrors(page);
   page.on('console', (m) => {
     if (m.type() === 'error' && !/status of (401|404)/.test(m.text())) problems.push(m.text());
   });
@@ -74,8 +54,16 @@ t.test('an admin deletes a junk datapoint from its page after a confirm naming i
   await page.getByRole('button', { name: 'Delete datapoint…' }).click();
   const question = page.locator('#del-question');
   await question.waitFor();
-  t.match(await question.textContent(), new RegExp(`Delete ${JUNK.replace(/\./g, '\\.')} and its 1,234 stored readings from `), 'the confirm names the datapoint and the number of stored readings');
-  t.match(await page.locator('#del-confirm').textContent(), /It may come back: adapter "alc" is running/, 'and says that its running adapter may bring it back');
+  t.match(
+    await question.textContent(),
+    new RegExp(`Delete ${JUNK.replace(/\./g, '\\.')} and its 1,234 stored readings from `),
+    'the confirm names the datapoint and the number of stored readings',
+  );
+  t.match(
+    await page.locator('#del-confirm').textContent(),
+    /It may come back: adapter "alc" is running/,
+    'and says that its running adapter may bring it back',
+  );
   await page.screenshot({ path: join(ARTIFACTS, 'datapoint-delete-01-confirm.png') });
 
   // Cancel deletes nothing.
@@ -96,7 +84,7 @@ t.test('an admin deletes a junk datapoint from its page after a confirm naming i
   await page.locator('#dp-search').waitFor();
   t.equal(await page.getByText(JUNK).count(), 0, 'not in the list');
 
-  const audit = (await (await boss.request('GET', '/api/audit?action=datapoint.delete')).json()) as { items: Array<Record<string, any>> };
+  const audit = (await (await boss.request('GET', '/api/audit?action=datapoint.delete')).json()) as { items: AuditEntry[] };
   t.match(audit.items[0], { actor: { name: 'admin' }, target: JUNK, outcome: 'ok', details: { points: POINTS } }, 'audited');
   t.same(problems, [], 'no script errors');
 });

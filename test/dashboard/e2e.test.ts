@@ -45,7 +45,7 @@ t.test('dashboard end to end in headless Chromium', { skip: chromiumSkip }, asyn
   await page.locator('.chart canvas').first().waitFor();
   await page.waitForTimeout(400);
   await shot('02-overview');
-  t.pass('logged in; overview with live connection and today\'s curve');
+  t.pass("logged in; overview with live connection and today's curve");
 
   // The demo's live value changes without a reload.
   await page.goto(`${site.url}/#/datapoints`);
@@ -88,7 +88,12 @@ t.test('dashboard end to end in headless Chromium', { skip: chromiumSkip }, asyn
   t.equal(site.gateway.store.latest('site.hvac.setpoint')?.v, 22.5, 'the invalid setpoint changed nothing');
   await shot('04-datapoint-setpoint');
 
-  for (const [hash, name, heading] of [['chargers', '05-chargers', 'Chargers'], ['links', '06-links', 'Links'], ['imports', '07-imports', 'Imports'], ['users', '08-users', 'Users']] as const) {
+  for (const [hash, name, heading] of [
+    ['chargers', '05-chargers', 'Chargers'],
+    ['links', '06-links', 'Links'],
+    ['imports', '07-imports', 'Imports'],
+    ['users', '08-users', 'Users'],
+  ] as const) {
     await page.goto(`${site.url}/#/${hash}`);
     await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
     await page.waitForTimeout(200);
@@ -121,7 +126,7 @@ t.test('dashboard end to end in headless Chromium', { skip: chromiumSkip }, asyn
     const res = await fetch('/api/datapoints/site.hvac.setpoint/setpoint', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf }, body: '{"v":17}' });
     return { status: res.status, body: await res.json() };
   })()`)) as { status: number; body: unknown };
-  t.match(forced, { status: 403, body: { error: { code: 'FORBIDDEN' } } }, 'a forced write from the viewer\'s page is refused');
+  t.match(forced, { status: 403, body: { error: { code: 'FORBIDDEN' } } }, "a forced write from the viewer's page is refused");
   t.equal(site.gateway.store.latest('site.hvac.setpoint')?.v, 22.5);
   await shot('09-viewer-setpoint');
 

@@ -1,12 +1,10 @@
 import t from 'tap';
-import { chromiumSkip, launchChromium } from '../helpers/browser.js';
+import { chromiumSkip, firstPage, launchChromium, logIn, pageErrors } from '../helpers/browser.js';
 import { ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
 import { eventually } from '../helpers/gateway.js';
 import { IridiumSimulator } from '../../adapters/iridium/simulator.js';
 import { serialPortIo } from '../../adapters/iridium/at-transport.js';
-import { openSerial, ptyPair } from '../adapters/iridium/harness.js';
-
-const FAST = { atMs: 500, startupMs: 3000, startupProbeMs: 200, sessionMs: 2000, sbdwbMs: 1000, sbdrbOkMs: 200, backoffInitialMs: 50, backoffMaxMs: 200, budgetRetryMs: 200 };
+import { FAST_TIMING, openSerial, ptyPair } from '../adapters/iridium/harness.js';
 
 // Issue 22: a flood of ring alerts (MT queued at the Iridium gateway by whoever knows the
 // IMEI) is counted and shown on the Links page's Iridium card, live.
@@ -17,7 +15,7 @@ t.test('Links page, Iridium card: ring alerts, those deferred for the MT share, 
   const site = await startSecureSite(t, {
     gateway: { id: 'ridge-2', timezone: 'UTC' },
     // The default MT share (6 credits): three fetches of a small MT message.
-    adapters: [{ id: 'sat', type: 'iridium', port: a, datapoints: [{ id: 'tank.level', decimals: 2 }], budget: { dailyCredits: 20 }, timing: FAST }],
+    adapters: [{ id: 'sat', type: 'iridium', port: a, datapoints: [{ id: 'tank.level', decimals: 2 }], budget: { dailyCredits: 20 }, timing: FAST_TIMING }],
   });
   const latest = (id: string): unknown => site.gateway.store.latest(id)?.v;
   await eventually(() => latest('sat.link_state') === 'idle');
@@ -28,13 +26,10 @@ t.test('Links page, Iridium card: ring alerts, those deferred for the MT share, 
   const rings = latest('sat.ring_alerts') as number;
 
   const context = await launchChromium(t, { timezoneId: 'UTC', locale: 'en-US' });
-  const page = context.pages()[0] ?? (await context.newPage());
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(e.message));
+  const page = await firstPage(context);
+  const problems = pageErrors(page);
   await page.goto(site.url);
-  await page.getByLabel('Username').fill('admin');
-  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logIn(page, 'admin', ADMIN_PASSWORD);
   await page.getByRole('heading', { name: 'Overview' }).waitFor();
   await page.getByRole('link', { name: 'Links', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Links' }).waitFor();
@@ -50,7 +45,9 @@ t.test('Links page, Iridium card: ring alerts, those deferred for the MT share, 
 
   // Another ring while the page is open: updated in place, live.
   sim.ring();
-  await value('ring_alerts').filter({ hasText: new RegExp(`^${rings + 1}$`) }).waitFor({ timeout: 5000 });
+  await value('ring_alerts')
+    .filter({ hasText: new RegExp(`^${rings + 1}$`) })
+    .waitFor({ timeout: 5000 });
   await value('rings_deferred').filter({ hasText: /^2$/ }).waitFor({ timeout: 5000 });
   t.pass('updated live');
   t.same(problems, [], 'no page errors');

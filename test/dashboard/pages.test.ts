@@ -4,12 +4,13 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import type { Page } from 'playwright-core';
-import { chromiumSkip, launchChromium } from '../helpers/browser.js';
+import { chromiumSkip, firstPage, launchChromium, logIn } from '../helpers/browser.js';
 import { ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
 import { eventually } from '../helpers/gateway.js';
 import { hashPassword, hashToken } from '../../runtime/auth/passwords.js';
 import { ChargePointSimulator } from '../../adapters/ocpp/simulator.js';
 import { defaultInsightPoints, insightReportLines } from '../../adapters/bms-files/simulator.js';
+import type { Teardown } from '../helpers/teardown.js';
 
 const ARTIFACTS = join(process.cwd(), 'test', 'artifacts', 'dashboard');
 const CP_PASSWORD = 'cp-test-1-authorization-key';
@@ -72,7 +73,7 @@ function counterReadings(yesterday: number): { readings: Reading[]; expectedYest
 }
 
 /** An upstream HTTP ingest that refuses (500) until told to accept. */
-async function upstream(t: { teardown(fn: () => unknown): void }): Promise<{ url: string; accept(): void; received(): number }> {
+async function upstream(t: Teardown): Promise<{ url: string; accept(): void; received(): number }> {
   let accepting = false;
   let received = 0;
   const server: Server = createServer((req, res) => {
@@ -112,7 +113,13 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
     ],
     adapters: [
       { id: 'chargers', type: 'ocpp', chargers: [{ id: 'CP-TEST-1', password: await hashPassword(CP_PASSWORD) }], idTags: { allow: ['TAG-OK'] } },
-      { id: 'insight', type: 'bms-files', format: 'siemens-insight', upload: { tokenHashes: [hashToken(UPLOAD_TOKEN)] }, points: [{ exact: 'OATEMP', id: 'bms.outdoor.temperature', unit: '°F' }] },
+      {
+        id: 'insight',
+        type: 'bms-files',
+        format: 'siemens-insight',
+        upload: { tokenHashes: [hashToken(UPLOAD_TOKEN)] },
+        points: [{ exact: 'OATEMP', id: 'bms.outdoor.temperature', unit: '°F' }],
+      },
     ],
     sync: { enabled: true, links: [{ name: 'central', type: 'http', url: ingest.url }], backoff: { initialMs: 100, maxMs: 400 }, pollMs: 50 },
     auth: { loopback: 'none' },
@@ -140,14 +147,18 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
 
   // Two uploads: a good Insight report and a truncated one (no End of Report).
   const reportStart = Date.now() - 3 * HOUR;
-  const good = [...insightReportLines({ points: defaultInsightPoints(4), start: reportStart, rows: 8, intervalMinutes: 15, timeZone: 'UTC' })].join('\r\n') + '\r\n';
-  const cut = [...insightReportLines({ points: defaultInsightPoints(4), start: reportStart, rows: 8, intervalMinutes: 15, timeZone: 'UTC', truncate: true })].join('\r\n') + '\r\n';
+  const good =
+    [...insightReportLines({ points: defaultInsightPoints(4), start: reportStart, rows: 8, intervalMinutes: 15, timeZone: 'UTC' })].join('\r\n') + '\r\n';
+  const cut =
+    [...insightReportLines({ points: defaultInsightPoints(4), start: reportStart, rows: 8, intervalMinutes: 15, timeZone: 'UTC', truncate: true })].join(
+      '\r\n',
+    ) + '\r\n';
   t.equal((await upload(httpUrl, 'plant-room-good.csv', good)).status, 200);
   t.equal((await upload(httpUrl, 'plant-room-truncated.csv', cut)).status, 200);
 
   await mkdir(ARTIFACTS, { recursive: true });
   const context = await launchChromium(t, { viewport: { width: 1280, height: 900 }, timezoneId: ZONE, locale: 'en-US' });
-  const page = context.pages()[0] ?? (await context.newPage());
+  const page = await firstPage(context);
   const problems: string[] = [];
   page.on('console', (m) => {
     // The refused limit (400) is on purpose; an absent optional API (404) is not an error.
@@ -157,9 +168,7 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
   const shot = (name: string, p: Page = page) => p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
   await page.goto(site.url);
-  await page.getByLabel('Username').fill('admin');
-  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logIn(page, 'admin', ADMIN_PASSWORD);
   await page.getByRole('heading', { name: 'Overview' }).waitFor();
   // Before login the page's session probe is answered 401 on purpose; from here on, nothing may fail.
   problems.length = 0;
@@ -172,7 +181,13 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
     // Keyboard: the Previous button is reachable and works with Enter.
     await page.getByRole('button', { name: 'Previous period' }).focus();
     await page.keyboard.press('Enter');
-    const title = new Date(yesterday + OFFSET_MS).toLocaleDateString('en-US', { timeZone: 'UTC', weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' });
+    const title = new Date(yesterday + OFFSET_MS).toLocaleDateString('en-US', {
+      timeZone: 'UTC',
+      weekday: 'short',
+      day: 'numeric',
+      month: 'short',
+      year: 'numeric',
+    });
     await page.locator('#cons-title', { hasText: title }).waitFor();
     await page.locator('#cons-total', { hasText: '48 kWh' }).waitFor();
     t.equal(await page.locator('#cons-prev-total').textContent(), '24 kWh', 'the day before: 24 × 1 kWh');
@@ -183,18 +198,35 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
     await page.getByText('Figures as a table').click();
     const rows = (await page.locator('#cons-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)))) as string[][];
     t.equal(rows.length, 24, 'one row per local hour');
-    t.same(rows.map((r) => r[0]), Array.from({ length: 24 }, (_, h) => String(h).padStart(2, '0')), 'hours 00…23 in local time');
-    t.same(rows.map((r) => r[1]), expectedYesterday.map((v) => `${v} kWh`), 'kWh per hour, with the reset hour counted from 0 and the thrice-read hour summed');
-    t.same(rows.map((r) => r[2]), expectedBefore.map((v) => `${v} kWh`), 'the previous day beside it');
+    t.same(
+      rows.map((r) => r[0]),
+      Array.from({ length: 24 }, (_, h) => String(h).padStart(2, '0')),
+      'hours 00…23 in local time',
+    );
+    t.same(
+      rows.map((r) => r[1]),
+      expectedYesterday.map((v) => `${v} kWh`),
+      'kWh per hour, with the reset hour counted from 0 and the thrice-read hour summed',
+    );
+    t.same(
+      rows.map((r) => r[2]),
+      expectedBefore.map((v) => `${v} kWh`),
+      'the previous day beside it',
+    );
 
     // Largest consumers: kWh, Wh and MWh counters ranked together in kWh.
     await page.locator('#cons-rank li[data-id="site.lights.energy"]').waitFor();
-    const ranked = (await page.locator('#cons-rank li').evaluateAll((lis) => lis.map((li) => [li.getAttribute('data-id'), li.querySelector('.rank-value')?.textContent]))) as string[][];
-    t.same(ranked.filter(([id]) => id?.startsWith('site.')), [
-      ['site.main.energy_import', '48 kWh'],
-      ['site.hvac.energy', '12 kWh'],
-      ['site.lights.energy', '6 kWh'],
-    ]);
+    const ranked = (await page
+      .locator('#cons-rank li')
+      .evaluateAll((lis) => lis.map((li) => [li.getAttribute('data-id'), li.querySelector('.rank-value')?.textContent]))) as string[][];
+    t.same(
+      ranked.filter(([id]) => id?.startsWith('site.')),
+      [
+        ['site.main.energy_import', '48 kWh'],
+        ['site.hvac.energy', '12 kWh'],
+        ['site.lights.energy', '6 kWh'],
+      ],
+    );
     await shot('pages-01-consumption-day');
 
     // Picking a consumer from the ranking shows its own figures.
@@ -213,7 +245,10 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
     const days = (await page.locator('#cons-table tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)))) as string[][];
     const local = (ms: number) => new Date(ms + OFFSET_MS); // its UTC fields are the local date
     const thisMonth = local(Date.now()).getUTCMonth();
-    for (const [at, kwh] of [[yesterday, '48 kWh'], [yesterday - DAY, '24 kWh']] as const) {
+    for (const [at, kwh] of [
+      [yesterday, '48 kWh'],
+      [yesterday - DAY, '24 kWh'],
+    ] as const) {
       const d = local(at);
       t.equal(days[d.getUTCDate() - 1]![d.getUTCMonth() === thisMonth ? 1 : 2], kwh, `day ${d.getUTCDate()} summed from its local hours`);
     }
@@ -226,7 +261,10 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
     t.equal(months.length, 12, 'one row per month');
     const thisYear = local(Date.now()).getUTCFullYear();
     const expected = new Map<string, number>();
-    for (const [at, kwh] of [[yesterday, 48], [yesterday - DAY, 24]] as const) {
+    for (const [at, kwh] of [
+      [yesterday, 48],
+      [yesterday - DAY, 24],
+    ] as const) {
       const d = local(at);
       const key = `${d.getUTCFullYear() === thisYear ? 1 : 2}:${d.getUTCMonth()}`;
       expected.set(key, (expected.get(key) ?? 0) + kwh);
@@ -312,12 +350,22 @@ t.test('Consumption, Chargers, Links and Imports pages in headless Chromium', { 
     t.ok(failedEntry, 'the route lists the refused upload under its sent name');
     const failedRow = page.locator('section[data-source="insight"] table.imports tr.failed[data-file="plant-room-truncated.csv"]');
     await failedRow.waitFor();
-    t.match(await failedRow.locator('td.counts').textContent(), new RegExp(`^\\d+ rows, \\d+ points.*\\(${failedEntry!.datapoints} datapoints · [\\d.,]+ k?B · [\\d,]+ ms\\)`), 'the failed row is drawn from the route');
+    t.match(
+      await failedRow.locator('td.counts').textContent(),
+      new RegExp(`^\\d+ rows, \\d+ points.*\\(${failedEntry!.datapoints} datapoints · [\\d.,]+ k?B · [\\d,]+ ms\\)`),
+      'the failed row is drawn from the route',
+    );
   });
 
   await t.test('phone width: no page scrolls sideways', async (t) => {
     await page.setViewportSize({ width: 360, height: 740 });
-    for (const [hash, heading] of [['overview', 'Overview'], ['consumption', 'Consumption'], ['chargers', 'Chargers'], ['links', 'Links'], ['imports', 'Imports']] as const) {
+    for (const [hash, heading] of [
+      ['overview', 'Overview'],
+      ['consumption', 'Consumption'],
+      ['chargers', 'Chargers'],
+      ['links', 'Links'],
+      ['imports', 'Imports'],
+    ] as const) {
       await page.goto(`${site.url}/#/${hash}`);
       await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
       if (hash === 'consumption') await page.locator('#cons-rank li').first().waitFor();

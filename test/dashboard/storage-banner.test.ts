@@ -4,10 +4,10 @@
  */
 import t from 'tap';
 import { ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
-import { chromiumSkip, launchChromium } from '../helpers/browser.js';
+import { chromiumSkip, firstPage, launchChromium, logIn, pageErrors } from '../helpers/browser.js';
 import { eventually } from '../helpers/gateway.js';
 import { failCommits } from '../helpers/storage-faults.js';
-import type { LevelStore } from '../../storage/level-store.js';
+import type { LevelStore } from '../../storage/level/level-store.js';
 
 t.test('Overview: a banner while storage is read-only, gone once it recovers', { skip: chromiumSkip }, async (t) => {
   const site = await startSecureSite(t, { datapoints: [{ id: 'a.x', kind: 'sensor', type: 'number' }] });
@@ -21,13 +21,10 @@ t.test('Overview: a banner while storage is read-only, gone once it recovers', {
   await t.rejects(site.gateway.store.write([{ id: 'a.x', t: Date.now(), v: 1 }]));
 
   const context = await launchChromium(t);
-  const page = context.pages()[0] ?? (await context.newPage());
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
+  const page = await firstPage(context);
+  const errors = pageErrors(page);
   await page.goto(site.url);
-  await page.getByLabel('Username').fill('admin');
-  await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logIn(page, 'admin', ADMIN_PASSWORD);
   await page.getByRole('heading', { name: 'Overview' }).waitFor();
   const banner = page.getByRole('alert').filter({ hasText: 'Storage is read-only' });
   await banner.waitFor({ timeout: 10_000 });

@@ -1,25 +1,20 @@
 import t from 'tap';
 import mqtt from 'mqtt';
-import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnOutpost } from '../helpers/process.js';
+import { spawnOutpost, processYamlHead } from '../helpers/process.js';
 import { eventually } from '../helpers/gateway.js';
 import { localApi } from '../helpers/local-api.js';
+import { tempDir, type Teardown } from '../helpers/teardown.js';
 
-async function tempConfig(t: { teardown(fn: () => unknown): void }, extra = ''): Promise<{ dir: string; file: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-e2e-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+async function tempConfig(t: Teardown, extra = ''): Promise<{ dir: string; file: string }> {
+  const dir = await tempDir(t, 'outpost-e2e-');
   const file = join(dir, 'outpost.yaml');
   await writeFile(
     file,
-    `gateway: { id: e2e, timezone: Europe/Berlin }
-dataDir: ${join(dir, 'data')}
-log: { level: info }
-broker: { mqtt: { host: 127.0.0.1, port: 0 } }
-http: { host: 127.0.0.1, port: 0 }
-adapters:
+    `${processYamlHead({ id: 'e2e', timezone: 'Europe/Berlin', dataDir: join(dir, 'data') })}adapters:
   - { id: site, type: simulated, interval: 200 }
 ${extra}`,
   );
@@ -47,7 +42,11 @@ t.test('the real process: publish over MQTT, read over REST, SIGKILL, restart, d
   await client.endAsync();
   t.equal((await fetch(`${url}/api/datapoints`)).status, 401, 'no credentials, no data, even from this host');
   const read = async () => (await (await api(`/api/datapoints/e2e.probe/values?from=${base}&to=${base + 100}`)).json()) as { values: Array<{ v: number }> };
-  t.same((await read()).values.map((p) => p.v), [...Array(20).keys()], 'REST returns what MQTT published');
+  t.same(
+    (await read()).values.map((p) => p.v),
+    [...Array(20).keys()],
+    'REST returns what MQTT published',
+  );
   const live = await eventually(async () => {
     const r = (await (await api(`/api/datapoints/site.grid.power`)).json()) as { latest: { t: number } | null };
     return r.latest;
@@ -60,7 +59,11 @@ t.test('the real process: publish over MQTT, read over REST, SIGKILL, restart, d
   const second = spawnOutpost(['start', '-c', file]);
   t.teardown(() => second.child.kill('SIGKILL'));
   await second.ready;
-  t.same((await read()).values.map((p) => p.v), [...Array(20).keys()], 'every acknowledged value survived kill -9');
+  t.same(
+    (await read()).values.map((p) => p.v),
+    [...Array(20).keys()],
+    'every acknowledged value survived kill -9',
+  );
   const meta = (await (await api(`/api/datapoints/e2e.probe`)).json()) as { adapter: string };
   t.equal(meta.adapter, 'mqtt', 'auto-registered datapoint survived too');
   const energy = (await (await api(`/api/datapoints/site.grid.energy_import/values?order=desc&limit=2`)).json()) as { values: Array<{ v: number }> };
@@ -115,7 +118,9 @@ t.test('outpost --version, --help, unknown command, busy port', async (t) => {
   t.teardown(() => a.child.kill('SIGKILL'));
   await a.ready;
   const port = mqttPortOf(a.stdout());
-  const b = spawnOutpost(['start', '-c', file], { env: { OUTPOST_BROKER_MQTT_PORT: String(port), OUTPOST_DATADIR: join(tmpdir(), `outpost-busy-${process.pid}`) } });
+  const b = spawnOutpost(['start', '-c', file], {
+    env: { OUTPOST_BROKER_MQTT_PORT: String(port), OUTPOST_DATADIR: join(tmpdir(), `outpost-busy-${process.pid}`) },
+  });
   t.equal((await b.exited).code, 1, 'a port in use is a clear runtime failure');
   t.match(b.stdout() + b.stderr(), /EADDRINUSE/);
 });

@@ -5,8 +5,7 @@ import { recordingLogger } from '../helpers/logs.js';
 import t from 'tap';
 import express from 'express';
 import { createServer, type IncomingMessage } from 'node:http';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
@@ -15,7 +14,7 @@ import { NodeRedService, DEFAULT_FLOWS_FILE, readFlowFile } from '../../flows/no
 import { FlowsConfigSchema } from '../../flows/config.js';
 import type { FlowChangeEvent, FlowsUser } from '../../flows/editor-auth.js';
 import { isOutpostError } from '../../core/errors.js';
-
+import { tempDir } from '../helpers/teardown.js';
 
 const SECRET = 'test-credential-secret-0123456789';
 
@@ -45,23 +44,28 @@ t.test('refuses to start without a credential secret, before touching Node-RED',
     dataDir: gw.dataDir,
     authorize,
   });
-  const err = await svc.start().then(() => undefined, (e: unknown) => e);
+  const err = await svc.start().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(isOutpostError(err, 'CONFIG_INVALID'), 'CONFIG_INVALID');
   t.match((err as Error).message, /credentialSecret.*key it generates/s, 'says why: no default key');
   t.equal(svc.running, false);
 
-  const short = new NodeRedService({ ...svc['deps' as never] as object, config: FlowsConfigSchema.parse({ enabled: true, credentialSecret: 'x'.repeat(16) }) } as never);
+  const short = new NodeRedService({
+    ...(svc['deps' as never] as object),
+    config: FlowsConfigSchema.parse({ enabled: true, credentialSecret: 'x'.repeat(16) }),
+  } as never);
   t.equal(FlowsConfigSchema.safeParse({ enabled: true, credentialSecret: 'short' }).success, false, 'config schema refuses a short secret');
   t.ok(short);
 
-  const disabled = new NodeRedService({ ...svc['deps' as never] as object, config: FlowsConfigSchema.parse({}) } as never);
+  const disabled = new NodeRedService({ ...(svc['deps' as never] as object), config: FlowsConfigSchema.parse({}) } as never);
   await disabled.start();
   t.equal(disabled.running, false, 'disabled by default: nothing is loaded');
 });
 
 t.test('flow files are checked before they replace the stored flows', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-flowfile-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-flowfile-');
   const bad = join(dir, 'bad.json');
   await writeFile(bad, '{"not": "an array"}');
   await t.rejects(readFlowFile(bad), { code: 'CONFIG_INVALID', message: /JSON array/ });
@@ -172,7 +176,11 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
 
     const flows = [{ id: 'x1', type: 'tab', label: 'x' }];
     for (const session of ['viewer-cookie', 'operator-cookie']) {
-      const res = await fetch(`${base}/flows/flows`, { method: 'POST', headers: as(session, { 'content-type': 'application/json' }), body: JSON.stringify(flows) });
+      const res = await fetch(`${base}/flows/flows`, {
+        method: 'POST',
+        headers: as(session, { 'content-type': 'application/json' }),
+        body: JSON.stringify(flows),
+      });
       t.equal(res.status, 403, `${session}: deploy refused`);
       t.match(await res.json(), { error: { code: 'FORBIDDEN' } });
     }
@@ -205,7 +213,13 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
     const tab = 'api.tab';
     const flows = [
       { id: tab, type: 'tab', label: 'deployed through the API' },
-      { id: 'api.in', type: 'outpost in', z: tab, datapoints: 'site.load.power, site.pv.power', wires: [['api.net', 'api.throws', 'api.rejects', 'api.badtype']] },
+      {
+        id: 'api.in',
+        type: 'outpost in',
+        z: tab,
+        datapoints: 'site.load.power, site.pv.power',
+        wires: [['api.net', 'api.throws', 'api.rejects', 'api.badtype']],
+      },
       {
         id: 'api.net',
         type: 'function',
@@ -217,14 +231,31 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
       },
       { id: 'api.net.out', type: 'outpost out', z: tab, datapoint: 'site.net.power', mode: 'value', valueType: 'number', unit: 'W', wires: [[]] },
       { id: 'api.throws', type: 'function', z: tab, name: 'throws', func: "throw new Error('bug in a flow');", outputs: 1, wires: [[]] },
-      { id: 'api.rejects', type: 'function', z: tab, name: 'rejects', func: "Promise.reject(new Error('async bug in a flow'));\nreturn null;", outputs: 1, wires: [[]] },
+      {
+        id: 'api.rejects',
+        type: 'function',
+        z: tab,
+        name: 'rejects',
+        func: "Promise.reject(new Error('async bug in a flow'));\nreturn null;",
+        outputs: 1,
+        wires: [[]],
+      },
       { id: 'api.badtype', type: 'function', z: tab, name: 'bad type', func: "return { payload: 'not a number' };", outputs: 1, wires: [['api.bad.out']] },
       { id: 'api.bad.out', type: 'outpost out', z: tab, datapoint: 'test.typed', mode: 'value', valueType: 'number', wires: [[]] },
       { id: 'api.catch', type: 'catch', z: tab, scope: ['api.bad.out'], uncaught: false, wires: [['api.code']] },
       { id: 'api.code', type: 'function', z: tab, func: 'return { payload: msg.outpostError.code };', outputs: 1, wires: [['api.code.out']] },
       { id: 'api.code.out', type: 'outpost out', z: tab, datapoint: 'test.caught', mode: 'value', valueType: 'string', wires: [[]] },
       // A config node with credentials: they must land encrypted with our secret.
-      { id: 'api.broker', type: 'mqtt-broker', name: 'upstream', broker: '127.0.0.1', port: '1', clientid: '', autoConnect: false, credentials: { user: 'site-user', password: 'plaintext-password-42' } },
+      {
+        id: 'api.broker',
+        type: 'mqtt-broker',
+        name: 'upstream',
+        broker: '127.0.0.1',
+        port: '1',
+        clientid: '',
+        autoConnect: false,
+        credentials: { user: 'site-user', password: 'plaintext-password-42' },
+      },
     ];
     const res = await fetch(`${base}/flows/flows`, {
       method: 'POST',
@@ -233,15 +264,35 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
     });
     t.equal(res.status, 204, 'admin deploy accepted');
     const change = await eventually(() => changes.find((c) => c.path === '/flows/flows'));
-    t.same(change, { user: 'ada', role: 'admin', ok: true, status: 204, method: 'POST', path: '/flows/flows' }, 'onDeploy told who deployed, and that it worked');
-    const bad = await fetch(`${base}/flows/flows?x=1`, { method: 'POST', headers: as('admin-cookie', { 'content-type': 'application/json', 'Node-RED-Deployment-Type': 'full' }), body: '{"flows": 42}' });
+    t.same(
+      change,
+      { user: 'ada', role: 'admin', ok: true, status: 204, method: 'POST', path: '/flows/flows' },
+      'onDeploy told who deployed, and that it worked',
+    );
+    const bad = await fetch(`${base}/flows/flows?x=1`, {
+      method: 'POST',
+      headers: as('admin-cookie', { 'content-type': 'application/json', 'Node-RED-Deployment-Type': 'full' }),
+      body: '{"flows": 42}',
+    });
     t.ok(bad.status >= 400, `a malformed deploy is refused by Node-RED (${bad.status})`);
     const failed = await eventually(() => changes.find((c) => !c.ok));
-    t.same(failed, { user: 'ada', role: 'admin', ok: false, status: bad.status, method: 'POST', path: '/flows/flows' }, 'onDeploy told of the failed attempt too');
+    t.same(
+      failed,
+      { user: 'ada', role: 'admin', ok: false, status: bad.status, method: 'POST', path: '/flows/flows' },
+      'onDeploy told of the failed attempt too',
+    );
     t.ok(await eventually(() => logs.some((l) => l.audit === 'flows.set' && l.user === 'ada')), 'deploy audited with the Outpost user');
     await eventually(() => logs.filter((l) => l.msg === 'Started flows').length >= 2, 10_000);
 
-    t.teardown(() => { if (process.env.DUMP) console.error(logs.filter((l) => (l.level as number) >= 30).map((l) => JSON.stringify(l)).join('\n')); });
+    t.teardown(() => {
+      if (process.env.DUMP)
+        console.error(
+          logs
+            .filter((l) => (l.level as number) >= 30)
+            .map((l) => JSON.stringify(l))
+            .join('\n'),
+        );
+    });
     await publish('site.pv.power', 1500);
     await publish('site.load.power', 5000);
     const net = await eventually(async () => (await store.query('site.net.power')).find((p) => p.v === 3500), 10_000);
@@ -252,8 +303,14 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
     t.equal(caught!.v, 'VALUE_TYPE', 'the refused write went to the Catch node with its code');
 
     await eventually(() => svc.containedErrors > 0, 10_000);
-    t.ok(logs.some((l) => /escaped a Node-RED flow/.test(String(l.msg))), 'the escaped async error is logged, the process lives on');
-    t.ok(logs.some((l) => l.component === 'node-red' && /bug in a flow/.test(String(l.msg))), 'the throwing function node is reported');
+    t.ok(
+      logs.some((l) => /escaped a Node-RED flow/.test(String(l.msg))),
+      'the escaped async error is logged, the process lives on',
+    );
+    t.ok(
+      logs.some((l) => l.component === 'node-red' && /bug in a flow/.test(String(l.msg))),
+      'the throwing function node is reported',
+    );
 
     // Ingestion goes on, and so does the flow, after both kinds of crash.
     await publish('site.load.power', 6000);
@@ -281,7 +338,10 @@ t.test('Node-RED embedded in a running gateway', async (t) => {
     await publish('site.load.power', 100);
     await publish('site.pv.power', 50);
     await new Promise((r) => setTimeout(r, 100));
-    t.notOk((await store.query('site.net.power')).some((p) => p.v === 50), 'flows no longer run');
+    t.notOk(
+      (await store.query('site.net.power')).some((p) => p.v === 50),
+      'flows no longer run',
+    );
     t.equal((await store.query('site.load.power')).at(-1)?.v, 100, 'ingestion unaffected');
   });
 });

@@ -86,7 +86,10 @@ t.test('Outpost nodes', async (t) => {
   t.test('outpost in: a bad pattern is reported, not subscribed', async (t) => {
     await helper.load(nodes, [{ id: 'in', type: 'outpost in', datapoints: 'Site/Power#', wires: [[]] }]);
     const logged = helper.log().args.map((a) => a[0] as { level: number; id?: string; msg?: unknown });
-    t.ok(logged.some((l) => l.level === 20 && l.id === 'in' && /not a datapoint id or pattern/.test(String(l.msg))), 'error names the bad pattern');
+    t.ok(
+      logged.some((l) => l.level === 20 && l.id === 'in' && /not a datapoint id or pattern/.test(String(l.msg))),
+      'error names the bad pattern',
+    );
   });
 
   // Routing to a real Catch node is covered in node-red.test.ts (the helper's mock runtime
@@ -126,7 +129,10 @@ t.test('Outpost nodes', async (t) => {
   });
 
   t.test('outpost out: a virtual datapoint is created and stored', async (t) => {
-    await helper.load(nodes, [{ id: 'v', type: 'outpost out', datapoint: 'site.derived.test', mode: 'value', valueType: 'auto', unit: 'kW', wires: [['ok']] }, { id: 'ok', type: 'helper' }]);
+    await helper.load(nodes, [
+      { id: 'v', type: 'outpost out', datapoint: 'site.derived.test', mode: 'value', valueType: 'auto', unit: 'kW', wires: [['ok']] },
+      { id: 'ok', type: 'helper' },
+    ]);
     const ok = collect(helper.getNode('ok'));
     helper.getNode('v').receive({ payload: 1.25 });
     await eventually(() => ok.length === 1);
@@ -160,9 +166,16 @@ t.test('Outpost nodes', async (t) => {
     // Intervals are whole hours, and the simulator keeps writing into the last one after `to`:
     // the rollup max is a reading of those hours, at least the max of [from, to].
     const aggMax = Math.max(...agg.map((a) => a.v));
-    const hours = await g.store.query('site.grid.power', { from: Math.floor(from / 3_600_000) * 3_600_000, to: Math.floor(to / 3_600_000) * 3_600_000 + 2 * 3_600_000, limit: 100_000 });
+    const hours = await g.store.query('site.grid.power', {
+      from: Math.floor(from / 3_600_000) * 3_600_000,
+      to: Math.floor(to / 3_600_000) * 3_600_000 + 2 * 3_600_000,
+      limit: 100_000,
+    });
     t.ok(aggMax >= Math.max(...stored.map((s) => s.v as number)), `rollup max ${aggMax} >= the max of the raw values in the range`);
-    t.ok(hours.some((s) => s.v === aggMax), 'and it is one of the stored readings of those hours');
+    t.ok(
+      hours.some((s) => s.v === aggMax),
+      'and it is one of the stored readings of those hours',
+    );
     helper.getNode('hbad').receive({ topic: 'no.such.point' });
     await eventually(() => bad.length === 1);
     t.equal((bad[0]!.msg!.outpostError as { code: string }).code, 'DP_UNKNOWN');

@@ -7,6 +7,7 @@ import { validateConfig } from '../../runtime/config/load.js';
 import { createLogger } from '../../runtime/log.js';
 import { adapterTypes as builtinTypes } from '../../adapters/index.js';
 import type { AdapterType } from '../../runtime/adapter.js';
+import type { Teardown } from './teardown.js';
 
 export interface TestGateway {
   gateway: Gateway;
@@ -16,10 +17,6 @@ export interface TestGateway {
   /** Every log record written so far, parsed. */
   logs: Array<Record<string, unknown>>;
   stop(): Promise<void>;
-}
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
 }
 
 /**

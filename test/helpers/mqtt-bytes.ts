@@ -11,7 +11,8 @@ export const field = (value: Buffer | string): Buffer => {
   return Buffer.concat([u16(bytes.length), bytes]);
 };
 
-export const bytes = (...parts: Array<Buffer | string | number[]>): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
+export const bytes = (...parts: Array<Buffer | string | number[]>): Buffer =>
+  Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
 
 /** A packet with a correct remaining length (§2.2.3) for `parts`. */
 export function packet(firstByte: number, ...parts: Buffer[]): Buffer {

@@ -23,6 +23,21 @@ export function outpostCommand(args: string[], nodeArgs: string[] = []): { comma
  * semi-spaces and a multi-GB old generation instead, and RSS under load would say little
  * about a Pi. Tests that bound the gateway's memory run it with these.
  */
+/**
+ * The first lines of an `outpost.yaml` for a test process: the gateway (`id`, and `timezone`
+ * when given), its data dir, MQTT and HTTP on loopback (port 0: any free port), the log level.
+ * The test appends the rest (datapoints, adapters, sync).
+ */
+export function processYamlHead(o: { id: string; timezone?: string; dataDir: string; log?: string; httpPort?: number }): string {
+  const gateway = o.timezone ? `{ id: ${o.id}, timezone: ${o.timezone} }` : `{ id: ${o.id} }`;
+  return `gateway: ${gateway}
+dataDir: ${o.dataDir}
+log: { level: ${o.log ?? 'info'} }
+broker: { mqtt: { host: 127.0.0.1, port: 0 } }
+http: { host: 127.0.0.1, port: ${o.httpPort ?? 0} }
+`;
+}
+
 export const PI_HEAP_NODE_ARGS = ['--max-old-space-size=256', '--max-semi-space-size=1'];
 
 export interface OutpostProcess {
@@ -44,7 +59,9 @@ export function spawnOutpost(args: string[], options: { env?: NodeJS.ProcessEnv;
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   const ready = new Promise<string>((resolve, reject) => {
     const onData = (): void => {
       const m = /ready: (http:\/\/\S+)/.exec(out);

@@ -6,10 +6,7 @@ import { join } from 'node:path';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { REPO_ROOT } from './process.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import type { Teardown } from './teardown.js';
 
 export interface RunningProxy {
   /** Base URL clients use: `http(s)://127.0.0.1:<port>`. */
@@ -126,7 +123,11 @@ export async function readmeCaddy(t: Teardown, gatewayPort: number, cert: { cert
   // No admin endpoint, no port-80 redirect listener, state in the temp dir: a test, not a service.
   const caddyfile = `{\n  admin off\n  auto_https disable_redirects\n  storage file_system ${dir}/data\n}\n${site}`;
   await writeFile(join(dir, 'Caddyfile'), caddyfile);
-  return run(t, '/usr/bin/caddy', ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], port, true, { HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir });
+  return run(t, '/usr/bin/caddy', ['run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], port, true, {
+    HOME: dir,
+    XDG_DATA_HOME: dir,
+    XDG_CONFIG_HOME: dir,
+  });
 }
 
 /** A plain TCP forwarder (socat): what `ssh -L` or a port-forward does, no headers added. */
@@ -145,10 +146,19 @@ export interface RawResponse {
  * One HTTP(S) request with full control: the source address (127.0.0.2, 127.0.0.3… stand for
  * different remote clients), any Host/Origin, and a pinned CA for the test certificate.
  */
-export function rawRequest(url: string, o: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string; ca?: string } = {}): Promise<RawResponse> {
+export function rawRequest(
+  url: string,
+  o: { method?: string; headers?: Record<string, string>; body?: string; localAddress?: string; ca?: string } = {},
+): Promise<RawResponse> {
   const u = new URL(url);
   // agent: false — one connection per request, closed after it: nothing lingers past a test.
-  const options = { method: o.method ?? 'GET', headers: o.headers ?? {}, localAddress: o.localAddress, agent: false, ...(u.protocol === 'https:' ? { ca: o.ca } : {}) };
+  const options = {
+    method: o.method ?? 'GET',
+    headers: o.headers ?? {},
+    localAddress: o.localAddress,
+    agent: false,
+    ...(u.protocol === 'https:' ? { ca: o.ca } : {}),
+  };
   return new Promise((resolve, reject) => {
     const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, options, (res) => {
       let body = '';

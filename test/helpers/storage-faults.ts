@@ -1,25 +1,22 @@
-import type { LevelStore } from '../../storage/level-store.js';
+import type { LevelStore } from '../../storage/level/level-store.js';
 
-type BatchDb = { batch(...args: unknown[]): { write(options?: unknown): Promise<void>; close(): Promise<void> } };
+type WritableBatch = { write(options?: unknown): Promise<void>; close(): Promise<void> };
 
 /**
  * Makes the store's commits fail as a full disk makes them (the chained batch's write
- * rejects with ENOSPC's message), for the next one only or for every one. Reads and the
- * store's own recovery (a reopen makes a new database object) are untouched.
+ * rejects with ENOSPC's message), for the next one only or for every one, through the
+ * store's commit test hook (LevelStore.testHooks.onCommitBatch). Reads and the store's own
+ * writes outside commits are untouched.
  */
 export function failCommits(store: LevelStore, o: { once: boolean }): void {
-  const db = store.db as unknown as BatchDb;
-  const batchOf = db.batch.bind(db);
   let armed = true;
-  db.batch = (...args: unknown[]) => {
-    const batch = batchOf(...args);
-    if (args.length === 0 && armed) {
-      if (o.once) armed = false;
-      batch.write = async () => {
-        await batch.close();
-        throw new Error('No space left on device (injected write failure)');
-      };
-    }
-    return batch;
-  };
+  store.testHooks.onCommitBatch((made) => {
+    if (!armed) return;
+    if (o.once) armed = false;
+    const batch = made as unknown as WritableBatch;
+    batch.write = async () => {
+      await batch.close();
+      throw new Error('No space left on device (injected write failure)');
+    };
+  });
 }

@@ -18,7 +18,6 @@ import type { Aedes, Client } from 'aedes';
 import { startTestGateway } from '../helpers/gateway.js';
 import { eventually, REGISTER_RACE_TODO, sleep } from './harness.js';
 
-
 t.test('a client that drops between authentication and registration is not counted as connected for ever', async (t) => {
   const gw = await startTestGateway(t, { log: { level: 'warn' }, broker: { limits: { maxConnections: 5 } } });
   t.teardown(() => gw.stop());

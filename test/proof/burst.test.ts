@@ -32,12 +32,23 @@ async function metric(httpUrl: string, re: RegExp): Promise<number> {
 function flood(port: number, index: number): { socket: Socket; written: Promise<void> } {
   const packets: Buffer[] = [];
   for (let i = 0; i < PER_CLIENT; i++) {
-    packets.push(generate({ cmd: 'publish', topic: `outpost/dp/burst.p${i % DATAPOINTS}/value`, payload: Buffer.from(`{"v":${index * PER_CLIENT + i}}`), qos: 0, retain: false, dup: false }));
+    packets.push(
+      generate({
+        cmd: 'publish',
+        topic: `outpost/dp/burst.p${i % DATAPOINTS}/value`,
+        payload: Buffer.from(`{"v":${index * PER_CLIENT + i}}`),
+        qos: 0,
+        retain: false,
+        dup: false,
+      }),
+    );
   }
   const bytes = Buffer.concat(packets);
   const socket = netConnect({ host: '127.0.0.1', port });
   socket.on('error', () => undefined); // a dropped flooder shows as fewer stored values below
-  socket.once('connect', () => socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `burst-${index}`, keepalive: 0 })));
+  socket.once('connect', () =>
+    socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `burst-${index}`, keepalive: 0 })),
+  );
   const written = new Promise<void>((resolve) => socket.once('data', () => socket.write(bytes, () => resolve())));
   return { socket, written };
 }
@@ -80,7 +91,9 @@ t.test(`${CLIENTS} clients pipelining ${PER_CLIENT} QoS 0 publications each to $
   const subscriber = subscriberLeavingAfter(gw.mqttPort, 20_000);
   await sleep(200);
   const flooders = Array.from({ length: CLIENTS }, (_, i) => flood(gw.mqttPort, i));
-  t.teardown(() => flooders.forEach((f) => f.socket.destroy()));
+  t.teardown(() => {
+    for (const f of flooders) f.socket.destroy();
+  });
   const total = CLIENTS * PER_CLIENT;
   const storedRe = /^outpost_points_stored_total\{adapter="mqtt"\} (\d+)/m;
   let stored = 0;
@@ -106,7 +119,11 @@ t.test(`${CLIENTS} clients pipelining ${PER_CLIENT} QoS 0 publications each to $
   const longestGap = Math.max(...during.slice(1).map((at, i) => at - during[i]!));
   t.ok(longestGap < 5_000, `longest wait for a witness PUBACK during the burst: ${longestGap} ms (< 5 s)`);
   const witnessStored = await witness.stored(gw.httpUrl);
-  t.same(witness.acked.filter((n) => !witnessStored.has(n)), [], `all ${witness.acked.length} acknowledged witness values are stored`);
+  t.same(
+    witness.acked.filter((n) => !witnessStored.has(n)),
+    [],
+    `all ${witness.acked.length} acknowledged witness values are stored`,
+  );
   t.same(witness.undelivered(), [], 'and delivered back to its QoS 1 subscription');
 
   const peak = rss.peak ? ` (peak: ${describeMemory(rss.peak)})` : '';
@@ -117,6 +134,10 @@ t.test(`${CLIENTS} clients pipelining ${PER_CLIENT} QoS 0 publications each to $
   const ids = list.items.map((d) => d.id).filter((id) => /^burst\.p\d+$/.test(id));
   t.equal(ids.length, DATAPOINTS, `${DATAPOINTS} datapoints auto-registered`);
   const one = (await (await fetch(`${gw.httpUrl}/api/datapoints/burst.p7/values?from=0&limit=100000`)).json()) as { values: Array<{ v: number; t: number }> };
-  t.equal(one.values.length, (CLIENTS * PER_CLIENT) / DATAPOINTS, 'one datapoint holds every value sent to it, none overwritten by another of the same millisecond');
+  t.equal(
+    one.values.length,
+    (CLIENTS * PER_CLIENT) / DATAPOINTS,
+    'one datapoint holds every value sent to it, none overwritten by another of the same millisecond',
+  );
   t.notMatch(gw.proc.stdout() + gw.proc.stderr(), /"level":(50|60)|uncaught|unhandled|RangeError/i, 'no error or fatal log line');
 });

@@ -98,7 +98,16 @@ t.test('a subscriber to # that never reads, a publisher at full speed: bounded m
   let sent = 0;
   const floodUntil = Date.now() + FLOOD_SECONDS * 1000;
   while (Date.now() < floodUntil) {
-    const ok = stream.write(generate({ cmd: 'publish', topic: `outpost/dp/flood.p${sent % 50}/value`, payload: Buffer.from(JSON.stringify({ v: sent, t: tBase + sent })), qos: 0, retain: false, dup: false }));
+    const ok = stream.write(
+      generate({
+        cmd: 'publish',
+        topic: `outpost/dp/flood.p${sent % 50}/value`,
+        payload: Buffer.from(JSON.stringify({ v: sent, t: tBase + sent })),
+        qos: 0,
+        retain: false,
+        dup: false,
+      }),
+    );
     sent++;
     // Full speed, but respecting the publisher's own socket back-pressure (a real client would too);
     // bounded so a publisher the broker stopped reading does not hold the test beyond the flood.
@@ -115,7 +124,11 @@ t.test('a subscriber to # that never reads, a publisher at full speed: bounded m
   const gaps = witness.ackTimes.slice(1).map((at, i) => at - witness.ackTimes[i]!);
   t.ok(Math.max(0, ...gaps) < 15_000, `longest wait between witness PUBACKs: ${Math.max(0, ...gaps)} ms (< 15 s)`);
   const stored = await witness.stored(gw.httpUrl);
-  t.same(witness.acked.filter((n) => !stored.has(n)), [], `every one of the ${witness.acked.length} acknowledged witness values is stored, read back over REST`);
+  t.same(
+    witness.acked.filter((n) => !stored.has(n)),
+    [],
+    `every one of the ${witness.acked.length} acknowledged witness values is stored, read back over REST`,
+  );
   const storedMqtt = Number(/^outpost_points_stored_total\{adapter="mqtt"\} (\d+)/m.exec(await (await fetch(`${gw.httpUrl}/metrics`)).text())?.[1] ?? 0);
   t.ok(storedMqtt > witness.acked.length, `${storedMqtt} points stored from MQTT; the flooder wrote ${sent} QoS 0 publications into its socket`);
   const peak = rss.peak ? ` at the peak: ${describeMemory(rss.peak)}` : '';
@@ -123,7 +136,11 @@ t.test('a subscriber to # that never reads, a publisher at full speed: bounded m
   t.ok(rss.max - idle < RSS_GROWTH_BOUND_MB * 2 ** 20, `RSS grew by ${mb(rss.max - idle)} MB (bound ${RSS_GROWTH_BOUND_MB} MB)`);
   const undelivered = witness.undelivered().length;
   t.comment(`witness values acknowledged but not yet delivered back while the frozen subscriber blocks delivery: ${undelivered} of ${witness.acked.length}`);
-  t.equal(await clientsGauge(gw.httpUrl), 3, 'the frozen subscriber, the witness and the flooder are connected: the broker waits up to drainTimeoutMs before dropping it');
+  t.equal(
+    await clientsGauge(gw.httpUrl),
+    3,
+    'the frozen subscriber, the witness and the flooder are connected: the broker waits up to drainTimeoutMs before dropping it',
+  );
 
   // broker.limits.drainTimeoutMs (from the first blocked write) drops the frozen subscriber; then the queued deliveries flow.
   const dropped = await eventually(async () => (await clientsGauge(gw.httpUrl)) === 2, DRAIN_TIMEOUT_MS + 15_000);
@@ -141,10 +158,14 @@ t.test('1,000 concurrent connections with maxConnections 1,100: all served, the 
   witness.start(20);
   const sampler = rssSampler(gw.httpUrl, 500);
   const clients: RawClient[] = [];
-  t.teardown(() => clients.forEach((c) => c.socket.destroy()));
+  t.teardown(() => {
+    for (const c of clients) c.socket.destroy();
+  });
   // Half subscribe to something, as site devices do; connect in waves of 100.
   for (let i = 0; i < 1000; i += 100) {
-    const wave = Array.from({ length: 100 }, (_, j) => rawClient(gw.mqttPort, `crowd-${i + j}`, (i + j) % 2 ? { topic: `outpost/dp/crowd.d${(i + j) % 20}/set`, qos: 1 } : undefined));
+    const wave = Array.from({ length: 100 }, (_, j) =>
+      rawClient(gw.mqttPort, `crowd-${i + j}`, (i + j) % 2 ? { topic: `outpost/dp/crowd.d${(i + j) % 20}/set`, qos: 1 } : undefined),
+    );
     clients.push(...wave);
     await Promise.all(wave.map((c) => c.connack));
   }
@@ -158,8 +179,15 @@ t.test('1,000 concurrent connections with maxConnections 1,100: all served, the 
   const stored = await witness.stored(gw.httpUrl);
   t.equal(witness.disconnects, 0, 'the witness kept its connection');
   t.ok(witness.acked.length >= 10, `the witness got ${witness.acked.length} publications acknowledged`);
-  t.same(witness.acked.filter((n) => !stored.has(n)), [], 'every acknowledged witness value is stored');
-  t.ok(rss.max < RSS_BOUND_MB * 2 ** 20, `RSS idle ${mb(idle)} MB, with 1,000 clients ${mb(rss.max)} MB (${((rss.max - idle) / 1000 / 1024).toFixed(1)} KiB per connection; bound ${RSS_BOUND_MB} MB)`);
+  t.same(
+    witness.acked.filter((n) => !stored.has(n)),
+    [],
+    'every acknowledged witness value is stored',
+  );
+  t.ok(
+    rss.max < RSS_BOUND_MB * 2 ** 20,
+    `RSS idle ${mb(idle)} MB, with 1,000 clients ${mb(rss.max)} MB (${((rss.max - idle) / 1000 / 1024).toFixed(1)} KiB per connection; bound ${RSS_BOUND_MB} MB)`,
+  );
   t.ok(gw.alive(), 'the process is still running');
 });
 
@@ -167,7 +195,9 @@ t.test('the connection limit refuses extra clients cleanly and admits new ones o
   const LIMIT = 50;
   const gw = await startOutpostProcess(t, { extraBroker: `limits: { maxConnections: ${LIMIT} }` });
   const clients: RawClient[] = [];
-  t.teardown(() => clients.forEach((c) => c.socket.destroy()));
+  t.teardown(() => {
+    for (const c of clients) c.socket.destroy();
+  });
   for (let i = 0; i < LIMIT; i++) {
     const c = rawClient(gw.mqttPort, `limit-${i}`);
     clients.push(c);
@@ -194,7 +224,7 @@ t.test('the connection limit refuses extra clients cleanly and admits new ones o
   const burst = Array.from({ length: 300 }, (_, i) => rawClient(gw.mqttPort, `burst-${i}`));
   const burstCodes = await Promise.all(burst.map((c) => c.connack));
   t.equal(burstCodes.filter((c) => c === 0).length, 0, 'no burst connection is admitted past the limit');
-  burst.forEach((c) => c.socket.destroy());
+  for (const c of burst) c.socket.destroy();
 
   for (const c of clients.splice(0, 10)) c.socket.destroy();
   await sleep(300);
@@ -214,7 +244,9 @@ t.test('250 clients connecting at once with maxConnections 200: exactly 200 admi
   // All at once: their authentications overlap. Seen before: 210 CONNACK 0 (the check read a
   // count that grows only after authentication, and the listener holds maxConnections + 10).
   const crowd = Array.from({ length: 250 }, (_, i) => rawClient(gw.mqttPort, `simultaneous-${i}`));
-  t.teardown(() => crowd.forEach((c) => c.socket.destroy()));
+  t.teardown(() => {
+    for (const c of crowd) c.socket.destroy();
+  });
   const codes = await Promise.all(crowd.map((c) => c.connack));
   const admitted = codes.filter((c) => c === 0).length;
   t.equal(admitted, LIMIT, `${admitted} admitted (CONNACK 0)`);

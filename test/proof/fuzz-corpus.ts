@@ -4,7 +4,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { generate, type Packet } from 'mqtt-packet';
-import { prng, sleep } from './harness.js';
+import { type prng, sleep } from './harness.js';
 
 /** Seed of connection i: a 32-bit mix of the run seed and the index (Weyl step, then a murmur3 multiplier). */
 export const connectionSeed = (seed: number, i: number): number => Math.imul((seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0, 0x85ebca6b) >>> 0;
@@ -18,7 +18,9 @@ const connectPacket = (rng: Rng): Packet => ({
   clean: rng.next() < 0.8,
   clientId: `fuzz-${rng.int(1e9)}`,
   keepalive: rng.pick([0, 1, 60, 65535]),
-  ...(rng.next() < 0.2 ? { will: { topic: `fuzz/will/${rng.int(100)}`, payload: rng.bytes(rng.int(64)), qos: rng.pick([0, 1, 2] as const), retain: rng.next() < 0.5 } } : {}),
+  ...(rng.next() < 0.2
+    ? { will: { topic: `fuzz/will/${rng.int(100)}`, payload: rng.bytes(rng.int(64)), qos: rng.pick([0, 1, 2] as const), retain: rng.next() < 0.5 } }
+    : {}),
 });
 
 /** Topic strings that stress the parser, the topic tree and the gateway's datapoint guard. */
@@ -64,10 +66,22 @@ function validPacket(rng: Rng): Packet {
     case 0:
     case 1: {
       const qos = rng.pick([0, 1, 2] as const);
-      return { cmd: 'publish', topic: nastyTopic(rng), payload: nastyPayload(rng), qos, retain: rng.next() < 0.3, dup: rng.next() < 0.1, ...(qos > 0 ? { messageId: 1 + rng.int(65_535) } : {}) } as Packet;
+      return {
+        cmd: 'publish',
+        topic: nastyTopic(rng),
+        payload: nastyPayload(rng),
+        qos,
+        retain: rng.next() < 0.3,
+        dup: rng.next() < 0.1,
+        ...(qos > 0 ? { messageId: 1 + rng.int(65_535) } : {}),
+      } as Packet;
     }
     case 2:
-      return { cmd: 'subscribe', messageId: 1 + rng.int(65_535), subscriptions: Array.from({ length: 1 + rng.int(5) }, () => ({ topic: nastyTopic(rng), qos: rng.pick([0, 1, 2] as const) })) } as Packet;
+      return {
+        cmd: 'subscribe',
+        messageId: 1 + rng.int(65_535),
+        subscriptions: Array.from({ length: 1 + rng.int(5) }, () => ({ topic: nastyTopic(rng), qos: rng.pick([0, 1, 2] as const) })),
+      } as Packet;
     case 3:
       return { cmd: 'unsubscribe', messageId: 1 + rng.int(65_535), unsubscriptions: [nastyTopic(rng)] } as Packet;
     case 4:
@@ -100,7 +114,11 @@ function mutate(rng: Rng, buf: Buffer): Buffer {
       if (b.length > 1) b[1] = (b[1]! | 0x7f) & 0x7f;
       return b;
     case 3: // huge remaining-length claims: 268,435,455 bytes (the maximum, §2.2.3) and a malformed 5-byte length
-      return Buffer.concat([Buffer.from([b[0] ?? 0x30]), rng.pick([Buffer.from([0xff, 0xff, 0xff, 0x7f]), Buffer.from([0xff, 0xff, 0xff, 0xff, 0x01]), Buffer.from([0x80, 0x80, 0x80, 0x01])]), rng.bytes(rng.int(100))]);
+      return Buffer.concat([
+        Buffer.from([b[0] ?? 0x30]),
+        rng.pick([Buffer.from([0xff, 0xff, 0xff, 0x7f]), Buffer.from([0xff, 0xff, 0xff, 0xff, 0x01]), Buffer.from([0x80, 0x80, 0x80, 0x01])]),
+        rng.bytes(rng.int(100)),
+      ]);
     case 4: // reserved packet types 0 and 15, and bad fixed-header flags (§2.2.2)
       b[0] = rng.pick([0x00, 0xf0, 0x31 | 0x06, 0x82 & 0xf0, 0x62 & 0xf0]);
       return b;
@@ -126,9 +144,12 @@ export function buildScript(rng: Rng): Script {
   const chunks: Buffer[] = [];
   let connect: Buffer | undefined;
   const mode = rng.int(10);
-  if (mode === 0) chunks.push(rng.bytes(1 + rng.int(4096))); // pure noise
-  else if (mode === 1) chunks.push(mutate(rng, encode(rng, connectPacket(rng)))); // a broken CONNECT
-  else if (mode === 2) chunks.push(encode(rng, validPacket(rng))); // no CONNECT first (§3.1: must be first)
+  if (mode === 0)
+    chunks.push(rng.bytes(1 + rng.int(4096))); // pure noise
+  else if (mode === 1)
+    chunks.push(mutate(rng, encode(rng, connectPacket(rng)))); // a broken CONNECT
+  else if (mode === 2)
+    chunks.push(encode(rng, validPacket(rng))); // no CONNECT first (§3.1: must be first)
   else {
     connect = encode(rng, connectPacket(rng));
     for (let i = 0, n = 1 + rng.int(6); i < n; i++) {
@@ -153,7 +174,12 @@ export async function runConnection(port: number, rng: Rng, stats: FuzzStats): P
   // A reset is the broker's expected answer to garbage; the close is what the test counts.
   socket.on('error', () => undefined);
   let closed = false;
-  const closedP = new Promise<void>((resolve) => socket.once('close', () => ((closed = true), resolve())));
+  const closedP = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      closed = true;
+      resolve();
+    }),
+  );
   // Read everything the broker answers so it never blocks on us; the first bytes tell if CONNECT was accepted.
   const firstAnswer = new Promise<void>((resolve) => {
     // The broker's writes may arrive split (Aedes writes a packet in pieces): collect the 4 CONNACK bytes.
@@ -196,4 +222,3 @@ export async function runConnection(port: number, rng: Rng, stats: FuzzStats): P
   if (closed) stats.closedByBroker++;
   socket.destroy();
 }
-

@@ -4,11 +4,11 @@
  * every acknowledged QoS 1 value must end up stored and delivered while the torture runs.
  */
 import mqtt from 'mqtt';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PI_HEAP_NODE_ARGS, spawnOutpost, type OutpostProcess } from '../helpers/process.js';
 import { mulberry32 } from '../helpers/rng.js';
+import { tempDir, type Teardown } from '../helpers/teardown.js';
 
 /**
  * Aedes 1.2.0 keeps a client registered for ever when its connection closes between
@@ -17,11 +17,9 @@ import { mulberry32 } from '../helpers/rng.js';
  * OUTPOST_PROOF_EXPECT_REGISTER_FIX=0 marks them todo again (to check an Aedes upgrade).
  */
 export const REGISTER_RACE_FIXED = process.env.OUTPOST_PROOF_EXPECT_REGISTER_FIX !== '0';
-export const REGISTER_RACE_TODO = REGISTER_RACE_FIXED ? {} : { todo: 'Aedes 1.2.0 registers clients after their close; needs the runtime/bus.ts fix from the issue 11 report' };
-
-export interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+export const REGISTER_RACE_TODO = REGISTER_RACE_FIXED
+  ? {}
+  : { todo: 'Aedes 1.2.0 registers clients after their close; needs the runtime/bus.ts fix from the issue 11 report' };
 
 export interface RunningOutpost {
   proc: OutpostProcess;
@@ -37,8 +35,7 @@ export interface RunningOutpost {
  * data dir. `extraBroker` is merged into the `broker:` flow mapping (e.g. `limits: {...}`).
  */
 export async function startOutpostProcess(t: Teardown, options: { extraBroker?: string; extraYaml?: string } = {}): Promise<RunningOutpost> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-proof-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-proof-');
   const file = join(dir, 'outpost.yaml');
   const broker = ['mqtt: { host: 127.0.0.1, port: 0 }', 'websocket: { enabled: false }', ...(options.extraBroker ? [options.extraBroker] : [])].join(', ');
   await writeFile(
@@ -99,7 +96,12 @@ export async function memorySample(httpUrl: string): Promise<MemorySample> {
     if (!m) throw new Error(`outpost_${name} missing from /metrics`);
     return Number(m[1]);
   };
-  return { rss: read('process_resident_memory_bytes'), heapTotal: read('nodejs_heap_size_total_bytes'), heapUsed: read('nodejs_heap_size_used_bytes'), external: read('nodejs_external_memory_bytes') };
+  return {
+    rss: read('process_resident_memory_bytes'),
+    heapTotal: read('nodejs_heap_size_total_bytes'),
+    heapUsed: read('nodejs_heap_size_used_bytes'),
+    external: read('nodejs_external_memory_bytes'),
+  };
 }
 
 const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
@@ -187,7 +189,12 @@ export class Witness {
   ) {}
 
   static async connect(port: number, datapoint: string): Promise<Witness> {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `witness-${datapoint}`, reconnectPeriod: 0, keepalive: 10, connectTimeout: 5000 });
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+      clientId: `witness-${datapoint}`,
+      reconnectPeriod: 0,
+      keepalive: 10,
+      connectTimeout: 5000,
+    });
     const w = new Witness(client, datapoint);
     client.on('close', () => w.disconnects++);
     client.on('error', (err) => w.failures.push(`error: ${err.message}`));

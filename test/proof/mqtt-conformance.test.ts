@@ -11,7 +11,8 @@ import { startTestGateway } from '../helpers/gateway.js';
 const ZERO_ID_FIXED = process.env.OUTPOST_PROOF_EXPECT_ZERO_ID_FIX !== '0';
 
 /** CONNECT, protocol "MQTT" level 4, keep-alive 0, zero-byte client id; flags byte given. */
-const zeroIdConnect = (cleanSession: boolean): Buffer => Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, cleanSession ? 0x02 : 0x00, 0x00, 0x00, 0x00, 0x00]);
+const zeroIdConnect = (cleanSession: boolean): Buffer =>
+  Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, cleanSession ? 0x02 : 0x00, 0x00, 0x00, 0x00, 0x00]);
 
 async function answer(port: number, packet: Buffer): Promise<{ bytes: string; closed: boolean }> {
   const socket = netConnect({ host: '127.0.0.1', port });

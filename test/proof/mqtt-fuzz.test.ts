@@ -30,7 +30,6 @@ const RSS_BOUND_MB = 300;
 /** And the fuzz itself may not cost more than this above idle (64 live connections at most). */
 const RSS_GROWTH_BOUND_MB = 150;
 
-
 t.test(`MQTT fuzz: ${CONNECTIONS} hostile connections (seed ${SEED}), the broker and a well-behaved client survive`, async (t) => {
   const gw = await startOutpostProcess(t, { extraBroker: `limits: { maxConnections: ${CONCURRENCY + 50} }` });
   const idleRss = await rssBytes(gw.httpUrl);
@@ -55,7 +54,10 @@ t.test(`MQTT fuzz: ${CONNECTIONS} hostile connections (seed ${SEED}), the broker
   const rss = await sampler.stop();
   await witness.stop();
 
-  t.ok(gw.alive(), `the process is still running after ${stats.connections} fuzz connections (exit: ${gw.proc.child.exitCode ?? gw.proc.child.signalCode ?? 'none'})`);
+  t.ok(
+    gw.alive(),
+    `the process is still running after ${stats.connections} fuzz connections (exit: ${gw.proc.child.exitCode ?? gw.proc.child.signalCode ?? 'none'})`,
+  );
   if (!gw.alive()) t.comment(gw.proc.stderr().slice(-4000));
   if (ONLY === undefined) {
     // The corpus must really reach both the parser's refusals and the session code, or the test proves little.
@@ -70,8 +72,16 @@ t.test(`MQTT fuzz: ${CONNECTIONS} hostile connections (seed ${SEED}), the broker
   const longestGap = Math.max(...during.slice(1).map((at, i) => at - during[i]!));
   t.ok(longestGap < 10_000, `longest wait for a PUBACK during the fuzz: ${longestGap} ms (< 10 s)`);
   const stored = await witness.stored(gw.httpUrl);
-  t.same(witness.acked.filter((n) => !stored.has(n)), [], `all ${witness.acked.length} acknowledged values are stored`);
-  t.same(witness.acked.filter((n) => !witness.received.has(n)), [], 'and each was delivered back to the QoS 1 subscriber');
+  t.same(
+    witness.acked.filter((n) => !stored.has(n)),
+    [],
+    `all ${witness.acked.length} acknowledged values are stored`,
+  );
+  t.same(
+    witness.acked.filter((n) => !witness.received.has(n)),
+    [],
+    'and each was delivered back to the QoS 1 subscriber',
+  );
   const mb = (b: number) => (b / 2 ** 20).toFixed(1);
   t.ok(rss.max < RSS_BOUND_MB * 2 ** 20, `RSS idle ${mb(idleRss)} MB, max during fuzz ${mb(rss.max)} MB (bound ${RSS_BOUND_MB} MB)`);
   t.ok(rss.max - idleRss < RSS_GROWTH_BOUND_MB * 2 ** 20, `RSS grew by ${mb(rss.max - idleRss)} MB during the fuzz (bound ${RSS_GROWTH_BOUND_MB} MB)`);
@@ -87,7 +97,11 @@ t.test(`MQTT fuzz: ${CONNECTIONS} hostile connections (seed ${SEED}), the broker
   t.teardown(() => late.endAsync(true));
   const retained = new Promise<{ v: number }>((resolve) => late.once('message', (_topic, payload) => resolve(JSON.parse(payload.toString()) as { v: number })));
   await late.subscribeAsync('outpost/dp/fuzz.witness/value', { qos: 1 });
-  t.equal((await Promise.race([retained, sleep(5000).then(() => ({ v: -1 }))])).v, Math.max(...witness.acked), 'a client connecting after the fuzz gets the retained latest witness value');
+  t.equal(
+    (await Promise.race([retained, sleep(5000).then(() => ({ v: -1 }))])).v,
+    Math.max(...witness.acked),
+    'a client connecting after the fuzz gets the retained latest witness value',
+  );
   t.notMatch(gw.proc.stdout() + gw.proc.stderr(), /"level":(50|60)|uncaught|unhandled/i, 'no error or fatal log line');
   t.comment(`fuzz: ${stats.connections} connections in ${((fuzzEnded - started) / 1000).toFixed(1)} s, seed ${SEED}`);
 });

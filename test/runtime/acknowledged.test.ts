@@ -10,7 +10,7 @@ import { startTestGateway, eventually } from '../helpers/gateway.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
 import { join } from 'node:path';
 import { ReadingTimes } from '../../runtime/datapoints/stamps.js';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 
 const portOf = (url: string) => Number(new URL(url).port);
 const isPuback = (p: Packet) => p.cmd === 'puback';
@@ -22,7 +22,20 @@ t.test('2,000 QoS 1 {"v": i} without "t", pipelined to one datapoint: every ackn
   t.teardown(() => c.destroy());
   const N = 2000;
   const before = Date.now();
-  c.send(...Array.from({ length: N }, (_, i): Packet => ({ cmd: 'publish', topic: 'outpost/dp/burst.same/value', payload: Buffer.from(JSON.stringify({ v: i })), qos: 1, messageId: i + 1, retain: false, dup: false })));
+  c.send(
+    ...Array.from(
+      { length: N },
+      (_, i): Packet => ({
+        cmd: 'publish',
+        topic: 'outpost/dp/burst.same/value',
+        payload: Buffer.from(JSON.stringify({ v: i })),
+        qos: 1,
+        messageId: i + 1,
+        retain: false,
+        dup: false,
+      }),
+    ),
+  );
   const acks = await c.waitForCount(isPuback, N, 30_000);
   t.equal(acks.length, N, 'all PUBACKed');
   const stored = await gw.gateway.store.query('burst.same', { limit: 100_000 });
@@ -46,7 +59,20 @@ t.test('1,000 QoS 1 publications pipelined right behind the CONNECT, before its 
   t.teardown(() => gw.stop());
   const c = await RawMqtt.connect(portOf(gw.mqttUrl), { clientId: 'eager', awaitConnack: false });
   t.teardown(() => c.destroy());
-  c.send(...Array.from({ length: 1000 }, (_, i): Packet => ({ cmd: 'publish', topic: `outpost/dp/eager.p${i % 10}/value`, payload: Buffer.from(JSON.stringify({ v: i })), qos: 1, messageId: i + 1, retain: false, dup: false })));
+  c.send(
+    ...Array.from(
+      { length: 1000 },
+      (_, i): Packet => ({
+        cmd: 'publish',
+        topic: `outpost/dp/eager.p${i % 10}/value`,
+        payload: Buffer.from(JSON.stringify({ v: i })),
+        qos: 1,
+        messageId: i + 1,
+        retain: false,
+        dup: false,
+      }),
+    ),
+  );
   t.equal((await c.waitForCount(isPuback, 1000, 30_000)).length, 1000, 'all PUBACKed');
   t.notOk(c.closed, 'and the connection stays open (Aedes queues only maxInflight packets before its CONNACK)');
   t.equal((await gw.gateway.store.query('eager.p3', { limit: 1000 })).length, 100);
@@ -61,7 +87,11 @@ t.test('a re-sent value with an explicit "t" stays idempotent; values with and w
   for (let i = 0; i < 3; i++) await c.publishAsync('outpost/dp/idem.p/value', JSON.stringify({ v: 7, t: ts }), { qos: 1 });
   t.same(await gw.gateway.store.query('idem.p', { from: 0 }), [{ t: ts, v: 7 }], 'the same (id, t) three times is one reading');
   const now = Date.now();
-  await Promise.all([c.publishAsync('outpost/dp/idem.q/value', JSON.stringify({ v: 1, t: now }), { qos: 1 }), c.publishAsync('outpost/dp/idem.q/value', '{"v":2}', { qos: 1 }), c.publishAsync('outpost/dp/idem.q/value', '3', { qos: 1 })]);
+  await Promise.all([
+    c.publishAsync('outpost/dp/idem.q/value', JSON.stringify({ v: 1, t: now }), { qos: 1 }),
+    c.publishAsync('outpost/dp/idem.q/value', '{"v":2}', { qos: 1 }),
+    c.publishAsync('outpost/dp/idem.q/value', '3', { qos: 1 }),
+  ]);
   const q = await gw.gateway.store.query('idem.q', { from: 0 });
   t.same(
     q.map((p) => p.v),
@@ -89,7 +119,15 @@ t.test('QoS 2 is exactly once into storage: a DUP before PUBREL, in the same rea
   const gw = await startTestGateway(t, { log: { level: 'warn' } });
   t.teardown(() => gw.stop());
   const port = portOf(gw.mqttUrl);
-  const publish = (messageId: number, v: number, dup = false): Packet => ({ cmd: 'publish', topic: 'outpost/dp/once.p/value', payload: Buffer.from(JSON.stringify({ v })), qos: 2, messageId, retain: false, dup });
+  const publish = (messageId: number, v: number, dup = false): Packet => ({
+    cmd: 'publish',
+    topic: 'outpost/dp/once.p/value',
+    payload: Buffer.from(JSON.stringify({ v })),
+    qos: 2,
+    messageId,
+    retain: false,
+    dup,
+  });
   const values = async () => (await gw.gateway.store.query('once.p', { from: 0 })).map((p) => p.v);
   const pubrecs = (c: RawMqtt, id: number) => c.received.filter((p) => p.cmd === 'pubrec' && p.messageId === id).length;
 
@@ -149,15 +187,44 @@ t.test('a burst of first values to a new datapoint registers it once and counts 
   gw.gateway.registry.onChange((dp) => dp.id === 'burst.a' && metas++);
   const c = await RawMqtt.connect(portOf(gw.mqttUrl), { clientId: 'first-burst' });
   t.teardown(() => c.destroy());
-  c.send(...Array.from({ length: 10 }, (_, i): Packet => ({ cmd: 'publish', topic: 'outpost/dp/burst.a/value', payload: Buffer.from(JSON.stringify({ v: i })), qos: 1, messageId: i + 1, retain: false, dup: false })));
+  c.send(
+    ...Array.from(
+      { length: 10 },
+      (_, i): Packet => ({
+        cmd: 'publish',
+        topic: 'outpost/dp/burst.a/value',
+        payload: Buffer.from(JSON.stringify({ v: i })),
+        qos: 1,
+        messageId: i + 1,
+        retain: false,
+        dup: false,
+      }),
+    ),
+  );
   await c.waitForCount(isPuback, 10);
   t.equal(metas, 1, 'registered once');
   t.equal((await gw.gateway.store.query('burst.a', { from: 0 })).length, 10, 'all ten stored');
-  c.send(...['b', 'c', 'd', 'e', 'f'].map((x, i): Packet => ({ cmd: 'publish', topic: `outpost/dp/burst.${x}/value`, payload: Buffer.from('{"v":1}'), qos: 1, messageId: 100 + i, retain: false, dup: false })));
+  c.send(
+    ...['b', 'c', 'd', 'e', 'f'].map(
+      (x, i): Packet => ({
+        cmd: 'publish',
+        topic: `outpost/dp/burst.${x}/value`,
+        payload: Buffer.from('{"v":1}'),
+        qos: 1,
+        messageId: 100 + i,
+        retain: false,
+        dup: false,
+      }),
+    ),
+  );
   await c.waitForCount(isPuback, 15);
   t.ok(gw.gateway.registry.get('burst.e'), 'four more new datapoints fit the limit of five');
   t.notOk(gw.gateway.registry.get('burst.f'), 'the sixth is refused');
-  t.match(gw.logs.find((l) => l.code === 'DP_LIMIT'), { code: 'DP_LIMIT' }, 'with DP_LIMIT');
+  t.match(
+    gw.logs.find((l) => l.code === 'DP_LIMIT'),
+    { code: 'DP_LIMIT' },
+    'with DP_LIMIT',
+  );
 });
 
 t.test('QoS 0 readings the broker took are on disk after a graceful stop', async (t) => {
@@ -165,7 +232,19 @@ t.test('QoS 0 readings the broker took are on disk after a graceful stop', async
   const c = await RawMqtt.connect(portOf(gw.mqttUrl), { clientId: 'qos0-stop' });
   t.teardown(() => c.destroy());
   const base = Date.now() - 60_000;
-  c.send(...Array.from({ length: 500 }, (_, i): Packet => ({ cmd: 'publish', topic: 'outpost/dp/stop.q0/value', payload: Buffer.from(JSON.stringify({ v: i, t: base + i })), qos: 0, retain: false, dup: false })));
+  c.send(
+    ...Array.from(
+      { length: 500 },
+      (_, i): Packet => ({
+        cmd: 'publish',
+        topic: 'outpost/dp/stop.q0/value',
+        payload: Buffer.from(JSON.stringify({ v: i, t: base + i })),
+        qos: 0,
+        retain: false,
+        dup: false,
+      }),
+    ),
+  );
   // A QoS 1 publication behind them: once it is acknowledged, the broker has taken all 500.
   c.send({ cmd: 'publish', topic: 'outpost/dp/stop.q1/value', payload: Buffer.from('{"v":1}'), qos: 1, messageId: 1, retain: false, dup: false });
   await c.waitFor(isPuback);

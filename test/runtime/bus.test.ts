@@ -88,11 +88,18 @@ t.test('malformed payloads are refused, reported on the error topic, counted, lo
   t.equal(errors[0]!.retain, false);
 
   const stored = await gw.gateway.store.query('meter.power', {});
-  t.same(stored.map((p) => p.v), [100], 'only the good value is stored');
+  t.same(
+    stored.map((p) => p.v),
+    [100],
+    'only the good value is stored',
+  );
   t.ok(bad.connected, 'the offending client is not disconnected');
   await good.publishAsync('outpost/dp/meter.power/value', '{"v": 101}', { qos: 1 });
   await eventually(() => values.some((m) => (m.payload as { v: number }).v === 101));
-  t.notOk(values.some((m) => (m.payload as { v: unknown }).v === 1), 'the malformed value never reaches subscribers');
+  t.notOk(
+    values.some((m) => (m.payload as { v: unknown }).v === 1),
+    'the malformed value never reaches subscribers',
+  );
 
   const metrics = await (await fetch(`${gw.httpUrl}/metrics`)).text();
   t.match(metrics, /outpost_rejected_publish_total\{code="VALUE_MALFORMED"\} 4/);
@@ -124,7 +131,7 @@ t.test('unknown datapoints are refused when configured, and gateway-owned topics
   const status = await collect(c, 'outpost/adapter/site/status');
   await eventually(() => status.length > 0);
   t.match(status[0]!.payload, { state: 'running' });
-  t.notOk((status[0]!.payload as object as { restarts?: unknown }).restarts === undefined, 'retained status is the gateway\'s, not the intruder\'s');
+  t.notOk((status[0]!.payload as object as { restarts?: unknown }).restarts === undefined, "retained status is the gateway's, not the intruder's");
 });
 
 t.test('auto-registration from MQTT is bounded by broker.maxAutoDatapoints', async (t) => {
@@ -134,9 +141,16 @@ t.test('auto-registration from MQTT is bounded by broker.maxAutoDatapoints', asy
   const errors = await collect(c, 'outpost/dp/+/error');
   for (let i = 0; i < 5; i++) await c.publishAsync(`outpost/dp/spray.p${i}/value`, `{"v": ${i}}`, { qos: 1 });
   await eventually(() => errors.length === 2);
-  t.same(errors.map((e) => e.topic), ['outpost/dp/spray.p3/error', 'outpost/dp/spray.p4/error']);
+  t.same(
+    errors.map((e) => e.topic),
+    ['outpost/dp/spray.p3/error', 'outpost/dp/spray.p4/error'],
+  );
   t.match(errors[0]!.payload, { error: { code: 'DP_LIMIT', message: /maxAutoDatapoints/ } });
-  t.same([0, 1, 2, 3, 4].map((i) => gw.gateway.registry.get(`spray.p${i}`) !== undefined), [true, true, true, false, false], 'the first three are registered, the rest refused');
+  t.same(
+    [0, 1, 2, 3, 4].map((i) => gw.gateway.registry.get(`spray.p${i}`) !== undefined),
+    [true, true, true, false, false],
+    'the first three are registered, the rest refused',
+  );
   await c.publishAsync('outpost/dp/spray.p1/value', '{"v": 11}', { qos: 1 });
   await eventually(async () => (await gw.gateway.store.query('spray.p1', {})).some((p) => p.v === 11));
   t.pass('values for the registered ones are still stored');
@@ -155,8 +169,14 @@ t.test('setpoints over MQTT are validated and answered on set/result', async (t)
   const by = (id: string) => results.filter((r) => r.topic === `outpost/dp/${id}/set/result`).map((r) => r.payload);
   // Results arrive when each request finishes, not in request order.
   const sp = by('site.hvac.setpoint') as Array<{ ok: boolean }>;
-  t.match(sp.find((r) => r.ok), { ok: true, v: 23.5 });
-  t.match(sp.find((r) => !r.ok), { ok: false, error: { code: 'SETPOINT_OUT_OF_RANGE', message: /\[16, 26\]/ } });
+  t.match(
+    sp.find((r) => r.ok),
+    { ok: true, v: 23.5 },
+  );
+  t.match(
+    sp.find((r) => !r.ok),
+    { ok: false, error: { code: 'SETPOINT_OUT_OF_RANGE', message: /\[16, 26\]/ } },
+  );
   t.match(by('site.grid.power'), [{ ok: false, error: { code: 'DP_NOT_ACTUATOR' } }]);
   t.match(by('site.hvac.enabled'), [{ ok: true, v: false }]);
   await eventually(() => gw.gateway.store.latest('site.hvac.setpoint')?.v === 23.5);
@@ -194,9 +214,14 @@ t.test('MQTT over websocket on the HTTP server', async (t) => {
   const ws = await connect(gw.httpUrl.replace('http', 'ws') + '/mqtt');
   t.teardown(() => ws.endAsync());
   await ws.publishAsync('outpost/dp/ws.test/value', '{"v": 7}', { qos: 1 });
-  t.same((await gw.gateway.store.query('ws.test', {})).map((p) => p.v), [7]);
+  t.same(
+    (await gw.gateway.store.query('ws.test', {})).map((p) => p.v),
+    [7],
+  );
   const status = await new Promise<number | undefined>((resolve, reject) => {
-    const req = request(`${gw.httpUrl}/nope`, { headers: { upgrade: 'websocket', connection: 'upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' } });
+    const req = request(`${gw.httpUrl}/nope`, {
+      headers: { upgrade: 'websocket', connection: 'upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+    });
     req.on('response', (res) => resolve(res.statusCode));
     req.on('upgrade', () => resolve(101));
     req.on('error', reject);
@@ -212,7 +237,11 @@ t.test('mosquitto_pub and mosquitto_sub (real external clients) talk to the bus'
   const gw = await startTestGateway(t);
   const port = new URL(gw.mqttUrl).port;
   await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-t', 'outpost/dp/cli.probe/value', '-m', '{"v": 12.5}']);
-  t.same((await gw.gateway.store.query('cli.probe', {})).map((p) => p.v), [12.5], 'stored once mosquitto_pub returned (after PUBACK)');
+  t.same(
+    (await gw.gateway.store.query('cli.probe', {})).map((p) => p.v),
+    [12.5],
+    'stored once mosquitto_pub returned (after PUBACK)',
+  );
   const { stdout } = await run('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-t', 'outpost/dp/cli.probe/value', '-C', '1', '-W', '5']);
   t.match(JSON.parse(stdout), { v: 12.5, t: Number }, 'mosquitto_sub receives the retained latest value');
 });

@@ -53,7 +53,20 @@ t.test('every error is listed, each by its path', async (t) => {
     ),
   );
   const paths = issues.map((i) => i.path).sort();
-  t.same(paths, ['adapters.0.interval', 'adapters.1.type', 'adapters.2.id', 'adapters.2.typo', 'adapters.3.id', 'gateway.id', 'gateway.timezone', 'http.hots', 'http.port'].sort());
+  t.same(
+    paths,
+    [
+      'adapters.0.interval',
+      'adapters.1.type',
+      'adapters.2.id',
+      'adapters.2.typo',
+      'adapters.3.id',
+      'gateway.id',
+      'gateway.timezone',
+      'http.hots',
+      'http.port',
+    ].sort(),
+  );
   t.match(issues.find((i) => i.path === 'http.hots')!.message, /unknown key "hots"/);
   t.match(issues.find((i) => i.path === 'adapters.1.type')!.message, /unknown adapter type "nope".*simulated/);
   t.match(issues.find((i) => i.path === 'gateway.timezone')!.message, /IANA/);
@@ -72,7 +85,13 @@ t.test('plain-text passwords are refused in broker.users', async (t) => {
 
 t.test('OUTPOST_* env vars override keys, case-insensitively, with YAML scalars', async (t) => {
   const c = validateConfig({ http: { port: 8080 } }, adapterTypes, {
-    env: { OUTPOST_HTTP_PORT: '9090', OUTPOST_LOG_LEVEL: 'debug', OUTPOST_DATADIR: '/var/lib/outpost', OUTPOST_BROKER_MQTT_ENABLED: 'false', OUTPOST_CONFIG: 'ignored.yaml' },
+    env: {
+      OUTPOST_HTTP_PORT: '9090',
+      OUTPOST_LOG_LEVEL: 'debug',
+      OUTPOST_DATADIR: '/var/lib/outpost',
+      OUTPOST_BROKER_MQTT_ENABLED: 'false',
+      OUTPOST_CONFIG: 'ignored.yaml',
+    },
   });
   t.equal(c.http.port, 9090);
   t.equal(c.log.level, 'debug');
@@ -87,6 +106,21 @@ t.test('an env var that names no key is an error, not ignored', async (t) => {
   t.match(bad[0], { path: 'http.port' });
 });
 
+t.test("the project's own test and benchmark switches in the environment are not configuration", async (t) => {
+  const env = {
+    OUTPOST_TEST_FROM_SOURCE: '1',
+    OUTPOST_CHROMIUM: '/usr/bin/chromium',
+    OUTPOST_BENCH_CLI: 'x',
+    OUTPOST_SOAK_MINUTES: '1',
+    OUTPOST_FUZZ_SEED: '2',
+    OUTPOST_PROOF_LONG: '1',
+  };
+  const c = validateConfig({}, adapterTypes, { env });
+  t.equal(c.http.port, 8080, 'started as if they were not there');
+  const typo = issuesOf(() => validateConfig({}, adapterTypes, { env: { OUTPOST_TESTS: '1' } }));
+  t.match(typo[0], { path: 'env OUTPOST_TESTS', message: /does not name/ }, 'only the exact prefixes are reserved');
+});
+
 t.test('config files: missing file, YAML syntax error, duplicate keys', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-cfg-'));
   await t.rejects(loadConfigFile(join(dir, 'none.yaml'), adapterTypes, {}), { code: 'CONFIG_NOT_FOUND' });
@@ -99,7 +133,12 @@ t.test('config files: missing file, YAML syntax error, duplicate keys', async (t
 });
 
 t.test('http.trustedProxies: addresses and CIDRs only, each bad entry named', async (t) => {
-  t.same(validateConfig({ http: { trustedProxies: ['127.0.0.1', '::1', '10.0.0.0/8', 'fd00::/8'] } }, adapterTypes).http.trustedProxies, ['127.0.0.1', '::1', '10.0.0.0/8', 'fd00::/8']);
+  t.same(validateConfig({ http: { trustedProxies: ['127.0.0.1', '::1', '10.0.0.0/8', 'fd00::/8'] } }, adapterTypes).http.trustedProxies, [
+    '127.0.0.1',
+    '::1',
+    '10.0.0.0/8',
+    'fd00::/8',
+  ]);
   const issues = issuesOf(() => validateConfig({ http: { trustedProxies: ['nginx', '10.0.0.0/33', '127.0.0.1/8/1', '::1/129'] } }, adapterTypes));
   t.same(
     issues.map((i) => i.path),

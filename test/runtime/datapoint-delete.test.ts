@@ -1,11 +1,11 @@
 import t from 'tap';
 import mqtt from 'mqtt';
-import { z } from 'zod';
-import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
-import { LevelStore } from '../../storage/level-store.js';
-import { HIGH } from '../../storage/keys.js';
+import type { LevelStore } from '../../storage/level/level-store.js';
+import type { AuditEntry } from '../../runtime/audit/entry.js';
+import { HIGH } from '../../storage/level/keys.js';
 import { eventually, startTestGateway } from '../helpers/gateway.js';
 import { ApiClient, ADMIN_PASSWORD, startSecureSite } from '../security/harness.js';
+import { drivenAdapter } from '../helpers/driven-adapter.js';
 
 const JUNK = 'alc.1730602800000';
 const KEEP = 'alc.zone1.temp';
@@ -13,26 +13,14 @@ const POINTS = 1000;
 const T0 = Date.now() - 20 * 86_400_000;
 
 /** What a refused import left behind: a datapoint named after a timestamp, with readings. */
-let junkCtx: AdapterContext | undefined;
-const junkSource = defineAdapter({
-  type: 'junk-import',
-  description: 'registers two datapoints with readings, as a file import does',
-  schema: z.strictObject({}),
-  create() {
-    return {
-      async start(ctx) {
-        junkCtx = ctx;
-        await ctx.datapoints.register([
-          { id: JUNK, kind: 'sensor', type: 'number' },
-          { id: KEEP, kind: 'sensor', type: 'number', unit: '°C' },
-        ]);
-        const points = [];
-        for (let i = 0; i < POINTS; i++) points.push({ id: JUNK, t: T0 + i * 900_000, v: i }, { id: KEEP, t: T0 + i * 900_000, v: 20 + (i % 5) });
-        await ctx.bus.publishValues(points);
-      },
-      async stop() {},
-    };
-  },
+const junkSource = drivenAdapter('junk-import', 'registers two datapoints with readings, as a file import does', async (ctx) => {
+  await ctx.datapoints.register([
+    { id: JUNK, kind: 'sensor', type: 'number' },
+    { id: KEEP, kind: 'sensor', type: 'number', unit: '°C' },
+  ]);
+  const points = [];
+  for (let i = 0; i < POINTS; i++) points.push({ id: JUNK, t: T0 + i * 900_000, v: i }, { id: KEEP, t: T0 + i * 900_000, v: 20 + (i % 5) });
+  await ctx.bus.publishValues(points);
 });
 
 /** Retained messages a new subscriber gets on `topics` within `ms`. */
@@ -50,7 +38,7 @@ async function retained(url: string, topics: string[], ms = 600): Promise<Map<st
 
 async function dbKeys(store: LevelStore, id: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const key of store.db.keys({ gte: '', lt: HIGH })) if (key === `m!${id}` || key.includes(`!${id}!`)) out.push(key);
+  for (const key of await store.testHooks.keys({ gte: '', lt: HIGH })) if (key === `m!${id}` || key.includes(`!${id}!`)) out.push(key);
   return out;
 }
 
@@ -61,7 +49,7 @@ t.test('DELETE /api/datapoints/<id>: admins only, with its data, the retained va
       datapoints: [{ id: 'site.mode', kind: 'actuator', type: 'string', allowed: ['auto', 'off'] }],
       adapters: [{ id: 'alc', type: 'junk-import' }],
     },
-    { types: [junkSource as never] },
+    { types: [junkSource.type] },
   );
   const gw = site.gateway;
   const store = gw.store as LevelStore;
@@ -71,7 +59,8 @@ t.test('DELETE /api/datapoints/<id>: admins only, with its data, the retained va
   for (const [username, role] of [
     ['olga', 'operator'],
     ['vera', 'viewer'],
-  ]) t.equal((await admin.request('POST', '/api/users', { username, role, password: `${username}-password-1` })).status, 201);
+  ])
+    t.equal((await admin.request('POST', '/api/users', { username, role, password: `${username}-password-1` })).status, 201);
   const operator = new ApiClient(site.url);
   await operator.login('olga', 'olga-password-1');
   const viewer = new ApiClient(site.url);
@@ -84,7 +73,15 @@ t.test('DELETE /api/datapoints/<id>: admins only, with its data, the retained va
 
   // What a deletion would remove, for the confirm step (any role may ask).
   const stored = (await (await viewer.request('GET', `/api/datapoints/${JUNK}/stored`)).json()) as Record<string, unknown>;
-  t.match(stored, { id: JUNK, points: POINTS, oldest: T0, newest: T0 + (POINTS - 1) * 900_000, adapter: 'alc', mayReturn: true, note: /adapter "alc" is running/ });
+  t.match(stored, {
+    id: JUNK,
+    points: POINTS,
+    oldest: T0,
+    newest: T0 + (POINTS - 1) * 900_000,
+    adapter: 'alc',
+    mayReturn: true,
+    note: /adapter "alc" is running/,
+  });
   t.ok((stored.rollups as number) > 0, 'rollup buckets counted');
 
   // Not allowed, not known, not deletable here.
@@ -111,14 +108,23 @@ t.test('DELETE /api/datapoints/<id>: admins only, with its data, the retained va
   // Gone from the API, the registry and LevelDB.
   t.equal((await admin.request('GET', `/api/datapoints/${JUNK}`)).status, 404, 'GET now 404');
   const list = (await (await admin.request('GET', '/api/datapoints')).json()) as { items: Array<{ id: string }> };
-  t.notOk(list.items.some((d) => d.id === JUNK), 'not listed');
-  t.ok(list.items.some((d) => d.id === KEEP), 'its neighbour is');
+  t.notOk(
+    list.items.some((d) => d.id === JUNK),
+    'not listed',
+  );
+  t.ok(
+    list.items.some((d) => d.id === KEEP),
+    'its neighbour is',
+  );
   t.same(await store.query(JUNK, { from: 0, to: Date.now() }), [], 'no readings by a query');
   t.same(await store.queryAggregate(JUNK, { from: T0, to: Date.now(), interval: 86_400_000, agg: 'count' }), [], 'no rollups by a query');
   t.same(await dbKeys(store, JUNK), [], 'no key of it in LevelDB');
   t.equal(store.latest(JUNK), undefined, 'no latest value');
   t.equal((await store.storedPoints(KEEP)).points, POINTS, 'the other datapoint keeps its readings');
-  t.ok((await store.readOutbox(0, 100_000)).some((r) => r.id === JUNK), 'outbox records already queued stay');
+  t.ok(
+    (await store.readOutbox(0, 100_000)).some((r) => r.id === JUNK),
+    'outbox records already queued stay',
+  );
   t.equal((await admin.request('DELETE', `/api/datapoints/${JUNK}`)).status, 404, 'deleting it again: 404');
 
   // A new subscriber gets nothing retained for it; the other datapoint's value still is.
@@ -128,32 +134,39 @@ t.test('DELETE /api/datapoints/<id>: admins only, with its data, the retained va
   t.ok(after.has(`outpost/dp/${KEEP}/value`), 'the other retained value is still served');
 
   // The audit trail: who, from where, what, how many.
-  const audit = (await (await admin.request('GET', '/api/audit?action=datapoint.delete')).json()) as { items: Array<Record<string, any>> };
+  const audit = (await (await admin.request('GET', '/api/audit?action=datapoint.delete')).json()) as { items: AuditEntry[] };
   const ok = audit.items.find((e) => e.outcome === 'ok');
-  t.match(ok, { action: 'datapoint.delete', actor: { kind: 'user', name: 'admin' }, address: '127.0.0.1', target: JUNK, outcome: 'ok', details: { points: POINTS, adapter: 'alc' } });
+  t.match(ok, {
+    action: 'datapoint.delete',
+    actor: { kind: 'user', name: 'admin' },
+    address: '127.0.0.1',
+    target: JUNK,
+    outcome: 'ok',
+    details: { points: POINTS, adapter: 'alc' },
+  });
   t.ok(
-    audit.items.some((e) => e.outcome === 'refused' && e.actor.name === 'olga' && e.error.code === 'FORBIDDEN'),
+    audit.items.some((e) => e.outcome === 'refused' && e.actor.name === 'olga' && e.error?.code === 'FORBIDDEN'),
     'the operator’s attempt is recorded as refused',
   );
   t.ok(
-    audit.items.some((e) => e.outcome === 'refused' && e.target === 'site.mode' && e.error.code === 'DP_CONFIG_OWNED'),
+    audit.items.some((e) => e.outcome === 'refused' && e.target === 'site.mode' && e.error?.code === 'DP_CONFIG_OWNED'),
     'the refused config datapoint too',
   );
 
   // Its adapter is running: when it reports the datapoint again (without registering it again,
   // as adapters that register once do), it is back with its definition (documented).
-  await junkCtx!.bus.publishValues([{ id: JUNK, t: T0, v: 5 }]);
+  await junkSource.ctx!.bus.publishValues([{ id: JUNK, t: T0, v: 5 }]);
   t.same(await store.query(JUNK, { from: 0, to: Date.now() }), [{ t: T0, v: 5 }], 'reported again by its adapter: a fresh series');
   t.match(gw.registry.get(JUNK), { id: JUNK, adapter: 'alc', type: 'number' }, 'with its definition');
   t.equal((await admin.request('GET', `/api/datapoints/${JUNK}`)).status, 200, 'listed again');
   // A datapoint of another adapter, or one never deleted, is not made up.
-  await t.rejects(junkCtx!.bus.publishValue('alc.never.registered', 1), { code: 'DP_UNKNOWN' });
+  await t.rejects(junkSource.ctx!.bus.publishValue('alc.never.registered', 1), { code: 'DP_UNKNOWN' });
 });
 
 t.test('the deletion survives a restart: LevelDB reopened has no trace of it', async (t) => {
-  const first = await startTestGateway(t, { adapters: [{ id: 'alc', type: 'junk-import' }] }, { types: [junkSource as never] });
+  const first = await startTestGateway(t, { adapters: [{ id: 'alc', type: 'junk-import' }] }, { types: [junkSource.type] });
   const dataDir = first.dataDir;
-  await eventually(async () => ((await (first.gateway.store as LevelStore).storedPoints(JUNK)).points === POINTS));
+  await eventually(async () => (await (first.gateway.store as LevelStore).storedPoints(JUNK)).points === POINTS);
   // Local tools act as admin (auth.loopback: admin in the test gateway).
   const res = await fetch(`${first.httpUrl}/api/datapoints/${JUNK}`, { method: 'DELETE' });
   t.equal(res.status, 200);

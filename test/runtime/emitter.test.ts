@@ -26,7 +26,10 @@ t.test('100,000 messages queued behind busy slots, with no listener or a synchro
   t.equal(mq.length, 100_000, 'all queued');
   for (const done of held.splice(0)) done(); // the slots free up: the queue drains in one loop
   t.equal(answered.length, 100_000, 'every message delivered and answered');
-  t.ok(answered.every((n, i) => n === i), 'in order');
+  t.ok(
+    answered.every((n, i) => n === i),
+    'in order',
+  );
   t.equal(seen.length, 50_000, 'the synchronous listener got its half');
   t.equal(mq.current, 0, 'every slot released');
   t.same(errors, []);

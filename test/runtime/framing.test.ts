@@ -70,7 +70,10 @@ t.test('one socket chunk of 1,000 packets reaches the broker 64 packets per read
   inner.write(chunk);
   await tick();
   t.equal(broker.reads.length, 1, 'one read handed over');
-  t.ok(broker.reads[0]!.length <= 2 * 64 * PUBLISH.length && broker.reads[0]!.length % PUBLISH.length === 0, `whole packets, at most two reads' worth: ${broker.reads[0]!.length / PUBLISH.length} packets`);
+  t.ok(
+    broker.reads[0]!.length <= 2 * 64 * PUBLISH.length && broker.reads[0]!.length % PUBLISH.length === 0,
+    `whole packets, at most two reads' worth: ${broker.reads[0]!.length / PUBLISH.length} packets`,
+  );
   t.equal(inner.isPaused(), true, 'the socket is not read while packets wait for the broker');
   let total = broker.reads[0]!.length;
   while (total < chunk.length) {
@@ -120,7 +123,11 @@ t.test('the inspector sees each complete packet once; a violation drops the conn
   inner.push(Buffer.from([0x10, 0x00]));
   await closed;
   t.same(refusals, [{ reason: 'unsupported level' }]);
-  t.same(inner.writes.map((w) => w.toString('hex')), ['20020001'], 'CONNACK with return code 1, then the close');
+  t.same(
+    inner.writes.map((w) => w.toString('hex')),
+    ['20020001'],
+    'CONNACK with return code 1, then the close',
+  );
   t.ok(inner.destroyed, 'the socket is closed');
 
   const plain = new FakeSocket();
@@ -155,7 +162,11 @@ t.test('the pieces of one packet written in one tick leave in one write (one seg
   process.nextTick(() => f.uncork());
   await tick();
   await tick();
-  t.same(inner.writes.map((w) => w.toString('hex')), ['20020000'], 'a CONNACK in one write, not four');
+  t.same(
+    inner.writes.map((w) => w.toString('hex')),
+    ['20020000'],
+    'a CONNACK in one write, not four',
+  );
 });
 
 t.test('packets written by separate callbacks of one event-loop turn leave together', async (t) => {
@@ -165,7 +176,11 @@ t.test('packets written by separate callbacks of one event-loop turn leave toget
   for (let i = 0; i < 3; i++) setImmediate(() => f.write(Buffer.from(PINGREQ)));
   await tick();
   await tick();
-  t.same(inner.writes.map((w) => w.toString('hex')), ['c000c000c000'], 'three packets, one write');
+  t.same(
+    inner.writes.map((w) => w.toString('hex')),
+    ['c000c000c000'],
+    'three packets, one write',
+  );
 });
 
 t.test('what is written just before the connection is destroyed still leaves (a refusing CONNACK)', async (t) => {
@@ -174,7 +189,11 @@ t.test('what is written just before the connection is destroyed still leaves (a 
   f.write(Buffer.from([0x20, 0x02, 0x00, 0x05]));
   f.destroy();
   await tick();
-  t.same(inner.writes.map((w) => w.toString('hex')), ['20020005'], 'CONNACK 5, then the close');
+  t.same(
+    inner.writes.map((w) => w.toString('hex')),
+    ['20020005'],
+    'CONNACK 5, then the close',
+  );
 });
 
 t.test('back-pressure: once the socket is full, writes answer false until it drains, then "drain"', async (t) => {
@@ -188,7 +207,7 @@ t.test('back-pressure: once the socket is full, writes answer false until it dra
   const { f } = framing(inner);
   t.equal(f.write(Buffer.from([0xc0, 0x00, 0xc0, 0x00, 0xc0, 0x00])), true, 'gathered for the end of the turn');
   await tick();
-  t.equal(inner.writes.length, 1, 'sent; the socket\'s buffer is now over its mark');
+  t.equal(inner.writes.length, 1, "sent; the socket's buffer is now over its mark");
   t.equal(f.write(Buffer.from(PINGREQ)), false, 'the socket is full: wait for drain');
   const drained = new Promise<boolean>((resolve) => f.once('drain', () => resolve(true)));
   release!();

@@ -4,7 +4,11 @@ import { createHttp } from '../../runtime/http/server.js';
 import { hashToken } from '../../runtime/auth/passwords.js';
 import { createLogger } from '../../runtime/log.js';
 
-const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+const json = (body: unknown) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
 
 t.test('REST API over a running gateway', async (t) => {
   const gw = await startTestGateway(t, {
@@ -13,13 +17,22 @@ t.test('REST API over a running gateway', async (t) => {
   });
   const base = gw.httpUrl;
   const t0 = Date.UTC(2026, 0, 1);
-  await gw.gateway.ingest.acceptMany('test', Array.from({ length: 50 }, (_, i) => ({ id: 'site.outdoor.temperature', v: i, t: t0 + i * 1000 })));
+  await gw.gateway.ingest.acceptMany(
+    'test',
+    Array.from({ length: 50 }, (_, i) => ({ id: 'site.outdoor.temperature', v: i, t: t0 + i * 1000 })),
+  );
 
   const list = (await (await fetch(`${base}/api/datapoints`)).json()) as { items: Array<{ id: string; latest: unknown }>; count: number };
   t.ok(list.items.find((d) => d.id === 'site.grid.power')?.latest, 'datapoints are listed with their latest value');
-  t.ok(list.items.find((d) => d.id === 'site.mode'), 'virtual datapoints from config are listed');
+  t.ok(
+    list.items.find((d) => d.id === 'site.mode'),
+    'virtual datapoints from config are listed',
+  );
   const filtered = (await (await fetch(`${base}/api/datapoints?q=hvac`)).json()) as { items: Array<{ id: string }> };
-  t.same(filtered.items.map((d) => d.id), ['site.hvac.enabled', 'site.hvac.setpoint']);
+  t.same(
+    filtered.items.map((d) => d.id),
+    ['site.hvac.enabled', 'site.hvac.setpoint'],
+  );
 
   const one = await fetch(`${base}/api/datapoints/site.hvac.setpoint`);
   t.match(await one.json(), { id: 'site.hvac.setpoint', kind: 'actuator', min: 16, max: 26, unit: '°C' });
@@ -27,11 +40,19 @@ t.test('REST API over a running gateway', async (t) => {
   t.equal(missing.status, 404);
   t.match(await missing.json(), { error: { code: 'DP_UNKNOWN', message: /nope/ } });
 
-  const range = (await (await fetch(`${base}/api/datapoints/site.outdoor.temperature/values?from=${t0 + 10_000}&to=${new Date(t0 + 19_000).toISOString()}`)).json()) as { values: Array<{ t: number; v: number }>; count: number };
+  const range = (await (
+    await fetch(`${base}/api/datapoints/site.outdoor.temperature/values?from=${t0 + 10_000}&to=${new Date(t0 + 19_000).toISOString()}`)
+  ).json()) as { values: Array<{ t: number; v: number }>; count: number };
   t.equal(range.count, 10, 'from/to are inclusive; ISO dates accepted');
   t.same(range.values[0], { t: t0 + 10_000, v: 10 });
-  const limited = (await (await fetch(`${base}/api/datapoints/site.outdoor.temperature/values?from=${t0}&to=${t0 + 60_000}&limit=5&order=desc`)).json()) as { values: Array<{ v: number }>; truncated: boolean };
-  t.same(limited.values.map((v) => v.v), [49, 48, 47, 46, 45]);
+  const limited = (await (await fetch(`${base}/api/datapoints/site.outdoor.temperature/values?from=${t0}&to=${t0 + 60_000}&limit=5&order=desc`)).json()) as {
+    values: Array<{ v: number }>;
+    truncated: boolean;
+  };
+  t.same(
+    limited.values.map((v) => v.v),
+    [49, 48, 47, 46, 45],
+  );
   t.equal(limited.truncated, true);
   for (const q of ['from=yesterday', 'limit=0', 'limit=1000000', `from=${t0 + 1}&to=${t0}`]) {
     const bad = await fetch(`${base}/api/datapoints/site.outdoor.temperature/values?${q}`);
@@ -79,13 +100,25 @@ t.test('REST API over a running gateway', async (t) => {
 
 t.test('clients beyond loopback need a bearer token', async (t) => {
   const token = 'x'.repeat(40);
-  const http = createHttp({ log: createLogger({ level: 'silent', pretty: false }), tokens: [hashToken(token)], maxBodyBytes: 1024, bus: {} as never, websocketPath: undefined });
+  const http = createHttp({
+    log: createLogger({ level: 'silent', pretty: false }),
+    tokens: [hashToken(token)],
+    maxBodyBytes: 1024,
+    bus: {} as never,
+    websocketPath: undefined,
+  });
   http.api.get('/api/ping', (_req, res) => res.json({ pong: true }));
   http.finish();
   // Drive the real express app with a request whose socket is on the site network.
   const call = (headers: Record<string, string>, path = '/api/ping', remoteAddress = '10.0.0.7') =>
     new Promise<{ status: number; body: string }>((resolve) => {
-      const req = Object.assign(Object.create(http.app.request), { method: 'GET', url: path, headers, socket: { remoteAddress }, connection: { remoteAddress } });
+      const req = Object.assign(Object.create(http.app.request), {
+        method: 'GET',
+        url: path,
+        headers,
+        socket: { remoteAddress },
+        connection: { remoteAddress },
+      });
       let body = '';
       const res = Object.assign(Object.create(http.app.response), {
         statusCode: 200,

@@ -10,7 +10,8 @@ import { packetViolation } from '../../runtime/broker/packet-rules.js';
 import { bytes, connectPacket, field, packet, u16 } from '../helpers/mqtt-bytes.js';
 
 const connect = connectPacket;
-const publish = (topic: Buffer | string, qos: 0 | 1 | 2 = 0, id = 1): Buffer => packet(0x30 | (qos << 1), field(topic), qos > 0 ? u16(id) : Buffer.alloc(0), Buffer.from('payload'));
+const publish = (topic: Buffer | string, qos: 0 | 1 | 2 = 0, id = 1): Buffer =>
+  packet(0x30 | (qos << 1), field(topic), qos > 0 ? u16(id) : Buffer.alloc(0), Buffer.from('payload'));
 const subscribe = (filters: Array<Buffer | string>, id = 1): Buffer => packet(0x82, u16(id), ...filters.flatMap((f) => [field(f), Buffer.from([1])]));
 const unsubscribe = (filters: Array<Buffer | string>, id = 1): Buffer => packet(0xa2, u16(id), ...filters.map((f) => field(f)));
 
@@ -44,7 +45,14 @@ t.test('well-formed packets from mqtt-packet pass', async (t) => {
     { cmd: 'publish', topic: '/', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false },
     { cmd: 'publish', topic: '$SYS/x', payload: Buffer.from('x'), qos: 0, retain: false, dup: false },
     { cmd: 'publish', topic: 'x'.repeat(65_535), payload: Buffer.alloc(20_000), qos: 1, messageId: 3, retain: false, dup: false },
-    { cmd: 'subscribe', messageId: 1, subscriptions: ['#', '+', 'a/+/b', 'a/#', '+/+', '/+/', '/#', '+/#', 'a/+/#', '$SYS/#', 'é/€/😀', '//', '$share/g/a'].map((topic) => ({ topic, qos: 1 as const })) },
+    {
+      cmd: 'subscribe',
+      messageId: 1,
+      subscriptions: ['#', '+', 'a/+/b', 'a/#', '+/+', '/+/', '/#', '+/#', 'a/+/#', '$SYS/#', 'é/€/😀', '//', '$share/g/a'].map((topic) => ({
+        topic,
+        qos: 1 as const,
+      })),
+    },
     { cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['#', 'a/+/b', '$SYS/#', 'é/+'] },
     { cmd: 'puback', messageId: 1 },
     { cmd: 'pubrec', messageId: 2 },
@@ -57,8 +65,25 @@ t.test('well-formed packets from mqtt-packet pass', async (t) => {
   const connects: Packet[] = [
     { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'meter-1', keepalive: 60 },
     { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: '', keepalive: 0 },
-    { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'é€😀', keepalive: 60, username: 'ü', password: Buffer.from([0, 0xff, 0]) },
-    { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'w', keepalive: 60, will: { topic: 'site/w/status', payload: Buffer.from('offline'), qos: 2, retain: true } },
+    {
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: false,
+      clientId: 'é€😀',
+      keepalive: 60,
+      username: 'ü',
+      password: Buffer.from([0, 0xff, 0]),
+    },
+    {
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      clientId: 'w',
+      keepalive: 60,
+      will: { topic: 'site/w/status', payload: Buffer.from('offline'), qos: 2, retain: true },
+    },
     { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'u', keepalive: 60, username: 'user' },
     { cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clean: true, clientId: 'old-client', keepalive: 60 },
   ];
@@ -73,7 +98,12 @@ t.test('a packet with a 2- or 3-byte remaining length is read from the right off
   passes(t, generate({ cmd: 'publish', topic: 'a/b', payload: Buffer.alloc(200), qos: 1, messageId: 9, retain: false, dup: false }), false, '2-byte length');
   passes(t, generate({ cmd: 'publish', topic: 'a/b', payload: Buffer.alloc(20_000), qos: 1, messageId: 9, retain: false, dup: false }), false, '3-byte length');
   // 1 type byte + 3 length bytes + 2 topic length bytes: "a/b" is at 6..8; its "b" becomes "#".
-  refused(t, generate({ cmd: 'publish', topic: 'a/b', payload: Buffer.alloc(20_000), qos: 0, retain: false, dup: false }).fill(0x23, 8, 9), false, /PUBLISH topic contains the wildcard '#'/);
+  refused(
+    t,
+    generate({ cmd: 'publish', topic: 'a/b', payload: Buffer.alloc(20_000), qos: 0, retain: false, dup: false }).fill(0x23, 8, 9),
+    false,
+    /PUBLISH topic contains the wildcard '#'/,
+  );
   refused(t, packet(0x32, field('a/b'), u16(0), Buffer.alloc(200)), false, /packet identifier 0/);
 });
 
@@ -159,7 +189,12 @@ t.test('§2.2.2 fixed-header flags and §2.2.1 packet types', async (t) => {
   refused(t, Buffer.from([0xe2, 0x00]), false, /DISCONNECT with fixed-header flags 0010/);
   refused(t, Buffer.from([0x00, 0x00]), false, /packet type 0 is reserved .*§2\.2\.1/);
   refused(t, Buffer.from([0xf0, 0x00]), false, /packet type 15 is reserved/);
-  for (const [first, name] of [[0x20, 'CONNACK'], [0x90, 'SUBACK'], [0xb0, 'UNSUBACK'], [0xd0, 'PINGRESP']] as const) {
+  for (const [first, name] of [
+    [0x20, 'CONNACK'],
+    [0x90, 'SUBACK'],
+    [0xb0, 'UNSUBACK'],
+    [0xd0, 'PINGRESP'],
+  ] as const) {
     refused(t, Buffer.from([first, 0x02, 0x00, 0x01]), false, new RegExp(`${name} is a server-to-client packet`));
   }
   passes(t, Buffer.from([0x3d, ...publish('a/b', 2).subarray(1)]), false, 'PUBLISH flags are DUP, QoS and RETAIN (0x3d: DUP, QoS 2, RETAIN)');
@@ -194,8 +229,10 @@ t.test('SUBSCRIBE: packet identifier, at least one filter, wildcard placement, U
   refused(t, packet(0x82, u16(1)), false, /SUBSCRIBE without a topic filter .*\[MQTT-3\.8\.3-3\]/);
   refused(t, Buffer.from([0x82, 0x01, 0x00]), false, /SUBSCRIBE without its packet identifier/);
   refused(t, Buffer.from([0x82, 0x00]), false, /SUBSCRIBE without its packet identifier/);
-  for (const filter of ['a+/b', 'a/+b', 'a+', '+a', 'a/b+', '++', 'a/++/b']) refused(t, subscribe([filter]), false, new RegExp(`"${filter.replace(/\+/g, '\\+')}" has '\\+' other than as a whole level .*§4\\.7\\.1\\.3`));
-  for (const filter of ['a#', 'a/b#', 'a/#/b', '#/a', '##', '#/', 'a/#/#']) refused(t, subscribe([filter]), false, /has '#' other than as the whole last level .*§4\.7\.1\.2/);
+  for (const filter of ['a+/b', 'a/+b', 'a+', '+a', 'a/b+', '++', 'a/++/b'])
+    refused(t, subscribe([filter]), false, new RegExp(`"${filter.replace(/\+/g, '\\+')}" has '\\+' other than as a whole level .*§4\\.7\\.1\\.3`));
+  for (const filter of ['a#', 'a/b#', 'a/#/b', '#/a', '##', '#/', 'a/#/#'])
+    refused(t, subscribe([filter]), false, /has '#' other than as the whole last level .*§4\.7\.1\.2/);
   refused(t, subscribe(['a/b', 'a+/b']), false, /"a\+\/b"/);
   refused(t, subscribe(['']), false, /SUBSCRIBE topic filter is empty/);
   refused(t, subscribe([bytes('a/', NOT_UTF8)]), false, /SUBSCRIBE topic filter is not valid UTF-8/);
@@ -222,7 +259,12 @@ t.test('UNSUBSCRIBE: packet identifier, at least one filter, the filter rules', 
 });
 
 t.test('PUBACK, PUBREC, PUBREL, PUBCOMP: a non-zero packet identifier (§2.3.1)', async (t) => {
-  for (const [first, name] of [[0x40, 'PUBACK'], [0x50, 'PUBREC'], [0x62, 'PUBREL'], [0x70, 'PUBCOMP']] as const) {
+  for (const [first, name] of [
+    [0x40, 'PUBACK'],
+    [0x50, 'PUBREC'],
+    [0x62, 'PUBREL'],
+    [0x70, 'PUBCOMP'],
+  ] as const) {
     refused(t, Buffer.from([first, 0x02, 0x00, 0x00]), false, new RegExp(`^${name} with packet identifier 0`));
     refused(t, Buffer.from([first, 0x01, 0x00]), false, new RegExp(`^${name} without its packet identifier \\(remaining length 1`));
     refused(t, Buffer.from([first, 0x00]), false, new RegExp(`^${name} without its packet identifier \\(remaining length 0`));
@@ -240,7 +282,13 @@ t.test('never throws, whatever the bytes', async (t) => {
     seed ^= seed << 5;
     return (seed >>> 0) % n;
   };
-  const samples = [connect({ flags: 0xee, willTopic: 'w/t' }), publish('a/é', 2, 5), subscribe(['a/+', '#']), unsubscribe(['a/#']), Buffer.from([0x62, 0x02, 0x00, 0x01])];
+  const samples = [
+    connect({ flags: 0xee, willTopic: 'w/t' }),
+    publish('a/é', 2, 5),
+    subscribe(['a/+', '#']),
+    unsubscribe(['a/#']),
+    Buffer.from([0x62, 0x02, 0x00, 0x01]),
+  ];
   let calls = 0;
   for (const sample of samples) {
     for (let cut = 0; cut <= sample.length; cut++) {

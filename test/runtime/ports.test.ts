@@ -18,7 +18,14 @@ t.test('shared ports: opened once, reference-counted, conflicts refused', async 
   await b.release();
   t.equal(closes, 1);
   t.equal(reg.size, 0);
-  const failing = reg.acquire('/dev/gone', {}, async () => { throw new Error('ENOENT'); }, close);
+  const failing = reg.acquire(
+    '/dev/gone',
+    {},
+    async () => {
+      throw new Error('ENOENT');
+    },
+    close,
+  );
   await t.rejects(failing, /ENOENT/);
   t.equal(reg.size, 0, 'a failed open leaves nothing behind, so it can be retried');
 });

@@ -35,7 +35,11 @@ t.test('many definitions: one durable write of those that changed; listeners hea
   t.equal((await store.listDatapoints()).length, 160, 'all stored');
   // Again, one of them changed: only that one is written.
   await registry.registerMany(defs.map((d, i) => (i === 7 ? { ...d, unit: 'W' } : d)));
-  t.same(writes.at(-1)!.map((d) => [d.id, d.unit]), [['bms.p7', 'W']], 'only the changed definition is written');
+  t.same(
+    writes.at(-1)!.map((d) => [d.id, d.unit]),
+    [['bms.p7', 'W']],
+    'only the changed definition is written',
+  );
   t.equal(registry.get('bms.p7')!.unit, 'W');
   await registry.registerMany(defs.map((d, i) => (i === 7 ? { ...d, unit: 'W' } : d)));
   t.equal(writes.length, 2, 'nothing changed: nothing written');
@@ -45,8 +49,20 @@ t.test('all or none: an invalid definition or a datapoint of another adapter wri
   const { registry, writes } = await harness();
   await registry.register({ id: 'owned', adapter: 'modbus' });
   const before = writes.length;
-  await t.rejects(registry.registerMany([{ id: 'ok.one', adapter: 'bms' }, { id: 'Bad Id!', adapter: 'bms' }]), { code: 'DP_INVALID' });
-  await t.rejects(registry.registerMany([{ id: 'ok.two', adapter: 'bms' }, { id: 'owned', adapter: 'bms' }]), { code: 'DP_CONFLICT', message: /owned by adapter "modbus"/ });
+  await t.rejects(
+    registry.registerMany([
+      { id: 'ok.one', adapter: 'bms' },
+      { id: 'Bad Id!', adapter: 'bms' },
+    ]),
+    { code: 'DP_INVALID' },
+  );
+  await t.rejects(
+    registry.registerMany([
+      { id: 'ok.two', adapter: 'bms' },
+      { id: 'owned', adapter: 'bms' },
+    ]),
+    { code: 'DP_CONFLICT', message: /owned by adapter "modbus"/ },
+  );
   await t.rejects(registry.registerMany([{ id: 'ok.three', adapter: 'bms', min: 5, max: 1 }]), { code: 'DP_INVALID', message: /min 5 is above max 1/ });
   t.equal(writes.length, before, 'nothing written');
   t.equal(registry.get('ok.one'), undefined);
@@ -58,7 +74,10 @@ t.test('all or none: an invalid definition or a datapoint of another adapter wri
 
 t.test('two adapters registering the same id at once: the second fails; a failed write keeps the claim for a retry', async (t) => {
   const { registry, store } = await harness();
-  const results = await Promise.allSettled([registry.registerMany([{ id: 'shared.p', adapter: 'one' }]), registry.registerMany([{ id: 'shared.p', adapter: 'two' }])]);
+  const results = await Promise.allSettled([
+    registry.registerMany([{ id: 'shared.p', adapter: 'one' }]),
+    registry.registerMany([{ id: 'shared.p', adapter: 'two' }]),
+  ]);
   t.equal(results[0]!.status, 'fulfilled');
   t.match(results[1], { status: 'rejected', reason: { code: 'DP_CONFLICT' } });
   const putDatapoints = store.putDatapoints.bind(store);

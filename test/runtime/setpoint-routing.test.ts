@@ -11,14 +11,17 @@ import { promisify } from 'node:util';
 import { startTestGateway, eventually, type TestGateway } from '../helpers/gateway.js';
 import { Mosquitto } from '../sync/helpers/mosquitto.js';
 import { GATEWAY_ID, startSync } from '../sync/helpers/sync.js';
+import type { Teardown } from '../helpers/teardown.js';
 
 const run = promisify(execFile);
 const portOf = (url: string) => String(new URL(url).port);
 
 /** mosquitto_sub as the device: resolves once its SUBACK came; `lines` are the payloads it got. */
-async function device(t: { teardown(fn: () => unknown): void }, gw: TestGateway, topic: string): Promise<{ lines: string[] }> {
+async function device(t: Teardown, gw: TestGateway, topic: string): Promise<{ lines: string[] }> {
   // stdbuf: mosquitto_sub's output to a pipe is block-buffered; each line is needed as it comes.
-  const child = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-h', '127.0.0.1', '-p', portOf(gw.mqttUrl), '-i', 'valve-device', '-q', '1', '-t', topic, '-d'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-h', '127.0.0.1', '-p', portOf(gw.mqttUrl), '-i', 'valve-device', '-q', '1', '-t', topic, '-d'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(() => child.kill());
   const lines: string[] = [];
   let buffered = '';
@@ -67,12 +70,18 @@ t.test('a plain MQTT actuator 0..1: refused setpoints never reach its /set subsc
   t.match(results[1], { ok: true, v: 1 }, 'MQTT: a bare 1 is accepted');
 
   // REST
-  const post = (v: unknown) => fetch(`${gw.httpUrl}/api/datapoints/lab.valve/setpoint`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v }) });
+  const post = (v: unknown) =>
+    fetch(`${gw.httpUrl}/api/datapoints/lab.valve/setpoint`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v }) });
   t.equal((await post(-1)).status, 400, 'REST: -1 refused');
   t.equal((await post(0)).status, 200, 'REST: 0 accepted');
 
   // Downlink over a real Mosquitto as the central broker
-  await startSync(t, gw, { pollMs: 20, backoff: { initialMs: 50, maxMs: 300 }, datapointsIntervalMs: 0, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, downlinkAuth: 'none' }] });
+  await startSync(t, gw, {
+    pollMs: 20,
+    backoff: { initialMs: 50, maxMs: 300 },
+    datapointsIntervalMs: 0,
+    links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, downlinkAuth: 'none' }],
+  });
   const central = await mqtt.connectAsync(broker.url, { clientId: 'central-cmd' });
   t.teardown(() => central.endAsync(true));
   const acks: Array<{ requestId: string; ok: boolean }> = [];
@@ -95,7 +104,7 @@ t.test('a plain MQTT actuator 0..1: refused setpoints never reach its /set subsc
   t.equal(gw.gateway.store.latest('lab.valve')?.v, 1);
 });
 
-t.test('values on an actuator\'s /value: a device reports its state; a virtual actuator\'s value is its setpoint', async (t) => {
+t.test("values on an actuator's /value: a device reports its state; a virtual actuator's value is its setpoint", async (t) => {
   const gw = await startTestGateway(t, { log: { level: 'warn' }, datapoints: [{ id: 'site.mode', kind: 'actuator', type: 'number', min: 0, max: 3 }] });
   t.teardown(() => gw.stop());
   await pub(gw, 'outpost/dp/lab.heater/meta', '{"kind":"actuator","type":"number","min":0,"max":1}');
@@ -103,12 +112,19 @@ t.test('values on an actuator\'s /value: a device reports its state; a virtual a
   const heater = await device(t, gw, 'outpost/dp/+/set');
   await pub(gw, 'outpost/dp/lab.heater/value', '{"v":5}');
   await eventually(() => gw.gateway.store.latest('lab.heater') !== undefined);
-  t.equal(gw.gateway.store.latest('lab.heater')?.v, 5, 'a plain MQTT device\'s reported state is recorded as it is, even outside the range it may be commanded to');
+  t.equal(
+    gw.gateway.store.latest('lab.heater')?.v,
+    5,
+    "a plain MQTT device's reported state is recorded as it is, even outside the range it may be commanded to",
+  );
   await pub(gw, 'outpost/dp/site.mode/value', '{"v":9}');
   await pub(gw, 'outpost/dp/site.mode/value', '{"v":2}');
   await new Promise((r) => setTimeout(r, 200));
   t.equal(gw.gateway.store.latest('site.mode'), undefined, 'a virtual actuator takes no value from /value: it has no device to report it');
-  t.match(gw.logs.find((l) => l.code === 'TOPIC_PROTECTED'), { topic: 'outpost/dp/site.mode/value' });
+  t.match(
+    gw.logs.find((l) => l.code === 'TOPIC_PROTECTED'),
+    { topic: 'outpost/dp/site.mode/value' },
+  );
   await pub(gw, 'outpost/dp/site.mode/set', '2');
   await eventually(() => gw.gateway.store.latest('site.mode')?.v === 2);
   t.pass('its /set is the way to change it');

@@ -1,8 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Server } from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { validateConfig } from '../../runtime/config/load.js';
@@ -13,6 +12,7 @@ import { createLogger } from '../../runtime/log.js';
 import { Security } from '../../runtime/auth/middleware.js';
 import { VERSION } from '../../runtime/version.js';
 import type { AdapterType } from '../../runtime/adapter.js';
+import { tempDir, type Teardown } from '../helpers/teardown.js';
 
 export const ADMIN_PASSWORD = 'admin-secret-pw-1';
 
@@ -24,10 +24,6 @@ export interface SecureSite extends TestGateway {
   httpLogs: Array<Record<string, unknown>>;
 }
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
 /**
  * A real gateway plus the secured HTTP server. Until gateway.ts mounts runtime/auth
  * itself, the secured server is composed here exactly as the wiring in the report
@@ -35,7 +31,11 @@ interface Teardown {
  * gateway's own bus, store and registry. Once gateway.ts does it (detected by
  * /api/auth/me answering), the gateway's own server is used.
  */
-export async function startSecureSite(t: Teardown, raw: Record<string, unknown> = {}, options: { types?: AdapterType[]; tls?: { certFile: string; keyFile: string } } = {}): Promise<SecureSite> {
+export async function startSecureSite(
+  t: Teardown,
+  raw: Record<string, unknown> = {},
+  options: { types?: AdapterType[]; tls?: { certFile: string; keyFile: string } } = {},
+): Promise<SecureSite> {
   const auth = { loopback: 'none', admin: { username: 'admin', password: ADMIN_PASSWORD }, ...(raw.auth as object) };
   const gw = await startTestGateway(t, { ...raw, auth }, { types: options.types });
   const probe = await fetch(`${gw.httpUrl}/api/auth/me`).catch(() => undefined);
@@ -54,9 +54,29 @@ export async function startSecureSite(t: Teardown, raw: Record<string, unknown> 
   if (wired) return { ...gw, url: gw.httpUrl, security, httpLogs: gw.logs };
 
   const g = gw.gateway;
-  const http = createHttp({ log: log.child({ component: 'http' }), tokens: cfg.http.tokens, maxBodyBytes: cfg.http.maxBodyBytes, bus: g.bus, websocketPath: '/mqtt', security, dashboard: true, tls: options.tls });
+  const http = createHttp({
+    log: log.child({ component: 'http' }),
+    tokens: cfg.http.tokens,
+    maxBodyBytes: cfg.http.maxBodyBytes,
+    bus: g.bus,
+    websocketPath: '/mqtt',
+    security,
+    dashboard: true,
+    tls: options.tls,
+  });
   http.api.use(
-    apiRoutes({ registry: g.registry, store: g.store, ingest: g.ingest, metrics: g.metrics, host: () => g.host, bus: g.bus, clock: g.clock, version: VERSION, gateway: cfg.gateway, startedAt: Date.now() }),
+    apiRoutes({
+      registry: g.registry,
+      store: g.store,
+      ingest: g.ingest,
+      metrics: g.metrics,
+      host: () => g.host,
+      bus: g.bus,
+      clock: g.clock,
+      version: VERSION,
+      gateway: cfg.gateway,
+      startedAt: Date.now(),
+    }),
   );
   http.finish();
   const port = await listen(http.server, '127.0.0.1', 0);
@@ -76,7 +96,11 @@ export class ApiClient {
   constructor(readonly base: string) {}
 
   async login(username: string, password: string): Promise<Response> {
-    const res = await fetch(`${this.base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+    const res = await fetch(`${this.base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username, password }),
+    });
     const setCookie = res.headers.get('set-cookie');
     if (res.ok && setCookie) {
       this.cookie = setCookie.split(';')[0];
@@ -96,11 +120,30 @@ export class ApiClient {
 
 /** A self-signed certificate for 127.0.0.1 made with openssl, in a temp dir removed at teardown. */
 export async function selfSignedCert(t: Teardown): Promise<{ certFile: string; keyFile: string; cert: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-tls-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-tls-');
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const { readFileSync } = await import('node:fs');
   return { certFile, keyFile, cert: readFileSync(certFile, 'utf8') };
 }

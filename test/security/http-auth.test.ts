@@ -16,7 +16,10 @@ async function withUsers(t: Test) {
   const site = await startSecureSite(t, SITE);
   const admin = new ApiClient(site.url);
   t.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200, 'the first admin from config logs in');
-  for (const [username, role] of [['vera', 'viewer'], ['otto', 'operator']] as const) {
+  for (const [username, role] of [
+    ['vera', 'viewer'],
+    ['otto', 'operator'],
+  ] as const) {
     const res = await admin.request('POST', '/api/users', { username, role, password: `${username}-password-1` });
     t.equal(res.status, 201, `admin adds ${role} ${username}`);
   }
@@ -38,7 +41,11 @@ t.test('unauthenticated requests are refused; health and the dashboard shell are
     ['POST', '/api/datapoints/site.hvac.setpoint/setpoint'],
     ['POST', '/api/users'],
   ] as const) {
-    const res = await fetch(`${site.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'POST' ? '{"v":20}' : undefined });
+    const res = await fetch(`${site.url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: method === 'POST' ? '{"v":20}' : undefined,
+    });
     t.equal(res.status, 401, `${method} ${path} without login`);
     t.match(await res.json(), { error: { code: 'NOT_AUTHENTICATED' } });
   }
@@ -54,12 +61,34 @@ t.test('unauthenticated requests are refused; health and the dashboard shell are
 
 t.test('login sets a hardened session cookie; logout ends it', async (t) => {
   const site = await startSecureSite(t, SITE);
-  const wrong = await fetch(`${site.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'wrong-password' }) });
+  const wrong = await fetch(`${site.url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: 'wrong-password' }),
+  });
   t.equal(wrong.status, 401);
   t.equal(wrong.headers.get('set-cookie'), null);
-  const unknown = await fetch(`${site.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ghost', password: 'whatever-pw' }) });
-  t.same(await unknown.json(), await (await fetch(`${site.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'wrong-again' }) })).json(), 'unknown user and wrong password answer alike');
-  const form = await fetch(`${site.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=admin&password=' + ADMIN_PASSWORD });
+  const unknown = await fetch(`${site.url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'ghost', password: 'whatever-pw' }),
+  });
+  t.same(
+    await unknown.json(),
+    await (
+      await fetch(`${site.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: 'wrong-again' }),
+      })
+    ).json(),
+    'unknown user and wrong password answer alike',
+  );
+  const form = await fetch(`${site.url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'username=admin&password=' + ADMIN_PASSWORD,
+  });
   t.equal(form.status, 400, 'a form post (what a cross-site page can send without CORS) is not a login');
 
   const c = new ApiClient(site.url);
@@ -102,7 +131,14 @@ t.test('roles: viewer reads, operator writes setpoints, admin manages users', as
     }
   }
   const users = (await (await admin.request('GET', '/api/users')).json()) as { items: Array<Record<string, unknown>> };
-  t.same(users.items.map((u) => [u.username, u.role]), [['admin', 'admin'], ['otto', 'operator'], ['vera', 'viewer']]);
+  t.same(
+    users.items.map((u) => [u.username, u.role]),
+    [
+      ['admin', 'admin'],
+      ['otto', 'operator'],
+      ['vera', 'viewer'],
+    ],
+  );
   t.notOk(JSON.stringify(users).includes('scrypt'), 'no password hash in the API');
 
   const dup = await admin.request('POST', '/api/users', { username: 'vera', role: 'viewer', password: 'another-password' });
@@ -149,7 +185,11 @@ t.test('API tokens for machines: role-bound, shown once, revocable', async (t) =
   t.match(token, /^opt_[a-z0-9]{8}_/);
   const bearer = { authorization: `Bearer ${token}` };
   t.equal((await fetch(`${site.url}/api/datapoints`, { headers: bearer })).status, 200, 'the token reads');
-  const write = await fetch(`${site.url}/api/datapoints/site.hvac.setpoint/setpoint`, { method: 'POST', headers: { ...bearer, 'content-type': 'application/json' }, body: '{"v":20}' });
+  const write = await fetch(`${site.url}/api/datapoints/site.hvac.setpoint/setpoint`, {
+    method: 'POST',
+    headers: { ...bearer, 'content-type': 'application/json' },
+    body: '{"v":20}',
+  });
   t.equal(write.status, 403, 'a viewer token cannot write');
   const listed = await (await admin.request('GET', '/api/tokens')).text();
   t.notOk(listed.includes(token) || listed.includes('sha256:'), 'the list shows neither the token nor its hash');
@@ -160,7 +200,11 @@ t.test('API tokens for machines: role-bound, shown once, revocable', async (t) =
   t.equal((await fetch(`${site.url}/api/datapoints`, { headers: bearer })).status, 401, 'a revoked token is refused');
 
   const op = (await (await admin.request('POST', '/api/tokens', { name: 'ems', role: 'operator' })).json()) as { token: string };
-  const opWrite = await fetch(`${site.url}/api/datapoints/site.hvac.setpoint/setpoint`, { method: 'POST', headers: { authorization: `Bearer ${op.token}`, 'content-type': 'application/json' }, body: '{"v":20}' });
+  const opWrite = await fetch(`${site.url}/api/datapoints/site.hvac.setpoint/setpoint`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${op.token}`, 'content-type': 'application/json' },
+    body: '{"v":20}',
+  });
   t.equal(opWrite.status, 200, 'an operator token writes without CSRF (no cookie, no ambient authority)');
 });
 
@@ -184,7 +228,12 @@ t.test('brute-force logins are throttled before the password is checked', async 
 
 t.test('parallel logins: thirty wrong passwords and the right one at once get the same budget as one by one', async (t) => {
   const site = await startSecureSite(t, { ...SITE, auth: { loopback: 'none', login: { maxFailures: 3, maxFailuresPerAddress: 20, windowSeconds: 600 } } });
-  const login = (password: string) => fetch(`${site.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+  const login = (password: string) =>
+    fetch(`${site.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password }),
+    });
   const answers = await Promise.all([...Array.from({ length: 30 }, (_, i) => login(`parallel-guess-${i}`)), login(ADMIN_PASSWORD)]);
   const statuses = answers.map((r) => r.status);
   t.equal(statuses[30], 429, 'the right password, sent with the guesses, waits');
@@ -198,9 +247,14 @@ t.test('password changes are throttled like logins', async (t) => {
   const admin = new ApiClient(site.url);
   t.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 200);
   const statuses: number[] = [];
-  for (let i = 0; i < 5; i++) statuses.push((await admin.request('POST', '/api/auth/password', { current: `guess-${i}-xxxx`, password: 'new-password-123' })).status);
+  for (let i = 0; i < 5; i++)
+    statuses.push((await admin.request('POST', '/api/auth/password', { current: `guess-${i}-xxxx`, password: 'new-password-123' })).status);
   t.same(statuses, [401, 401, 401, 429, 429], 'a stolen session cannot guess the current password');
-  t.equal((await admin.request('POST', '/api/auth/password', { current: ADMIN_PASSWORD, password: 'new-password-123' })).status, 429, 'even the right one waits');
+  t.equal(
+    (await admin.request('POST', '/api/auth/password', { current: ADMIN_PASSWORD, password: 'new-password-123' })).status,
+    429,
+    'even the right one waits',
+  );
   t.ok(site.httpLogs.filter((l) => l.msg === 'password change: wrong current password').length === 3, 'each wrong attempt is logged');
 });
 
@@ -228,7 +282,9 @@ t.test('no secrets in logs or API responses', async (t) => {
   const secrets = [ADMIN_PASSWORD, 'vera-password-1', 'otto-password-1', 'otto-password-2', tokenRes.token, admin.cookie!.split('=')[1]!, admin.csrf!];
   for (const s of secrets) t.notOk(everything.includes(s), `secret ${s.slice(0, 4)}… is not in the logs`);
   t.notOk(everything.includes('scrypt$'), 'no password hash in the logs');
-  const apis = await Promise.all(['/api/users', '/api/tokens', '/api/datapoints', '/api/adapters', '/healthz'].map(async (p) => (await admin.request('GET', p)).text()));
+  const apis = await Promise.all(
+    ['/api/users', '/api/tokens', '/api/datapoints', '/api/adapters', '/healthz'].map(async (p) => (await admin.request('GET', p)).text()),
+  );
   for (const s of [...secrets.slice(0, 5), 'scrypt$', 'sha256:']) t.notOk(apis.join('').includes(s), `no ${s.slice(0, 7)}… in API answers`);
 });
 
@@ -250,12 +306,20 @@ t.test('loopback trust is for tools on this host, never for browsers', async (t)
   const site = await startSecureSite(t, { ...SITE, auth: { loopback: 'viewer' } });
   const tool = await fetch(`${site.url}/api/datapoints`);
   t.equal(tool.status, 200, 'curl on the box reads as a viewer');
-  const write = await fetch(`${site.url}/api/datapoints/site.mode/setpoint`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"v":"off"}' });
+  const write = await fetch(`${site.url}/api/datapoints/site.mode/setpoint`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"v":"off"}',
+  });
   t.equal(write.status, 403, 'with the viewer role only');
   t.equal((await fetch(`${site.url}/api/datapoints`, { headers: { 'sec-fetch-site': 'same-origin' } })).status, 401, 'a browser on this host logs in');
   t.equal((await fetch(`${site.url}/api/datapoints`, { headers: { origin: 'http://evil.example' } })).status, 401, 'a page elsewhere gets nothing');
   for (const header of ['x-forwarded-for', 'forwarded', 'x-real-ip']) {
-    t.equal((await fetch(`${site.url}/api/datapoints`, { headers: { [header]: header === 'forwarded' ? 'for=203.0.113.7' : '203.0.113.7' } })).status, 401, `a request a local proxy forwarded (${header}) is not trusted as loopback`);
+    t.equal(
+      (await fetch(`${site.url}/api/datapoints`, { headers: { [header]: header === 'forwarded' ? 'for=203.0.113.7' : '203.0.113.7' } })).status,
+      401,
+      `a request a local proxy forwarded (${header}) is not trusted as loopback`,
+    );
   }
   // fetch() may not set Host; a plain request can, as a DNS-rebinding page's browser would.
   const rebound = await new Promise<number>((resolve, reject) => {
@@ -301,7 +365,10 @@ t.test("reading a charger's configuration needs the operator role", async (t) =>
   const site = await startSecureSite(t, { ...SITE, adapters: [...SITE.adapters, { id: 'ev', type: 'ocpp', chargers: [{ id: 'CPX', securityProfile: 0 }] }] });
   const admin = new ApiClient(site.url);
   await admin.login('admin', ADMIN_PASSWORD);
-  for (const [username, role] of [['vera', 'viewer'], ['otto', 'operator']] as const) {
+  for (const [username, role] of [
+    ['vera', 'viewer'],
+    ['otto', 'operator'],
+  ] as const) {
     t.equal((await admin.request('POST', '/api/users', { username, role, password: `${username}-password-1` })).status, 201);
   }
   const viewer = new ApiClient(site.url);

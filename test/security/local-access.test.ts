@@ -4,8 +4,7 @@
  */
 import t from 'tap';
 import { statSync, existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { startSecureSite, selfSignedCert } from './harness.js';
@@ -13,12 +12,15 @@ import { outpostCommand, REPO_ROOT } from '../helpers/process.js';
 import { localAccessPath, readLocalAccess } from '../../runtime/auth/local-access.js';
 import { ProxyTrust } from '../../runtime/http/forwarded.js';
 import type { IncomingMessage } from 'node:http';
+import { tempDir } from '../helpers/teardown.js';
 
 /** `outpost api …` from the sources or the build, as users run it. */
 function outpost(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const { command, args: full } = outpostCommand(args);
   return new Promise((resolve) => {
-    const child = execFile(command, full, { cwd: REPO_ROOT }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    const child = execFile(command, full, { cwd: REPO_ROOT }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
     child.stdin!.end(stdin ?? '');
   });
 }
@@ -74,8 +76,7 @@ t.test('outpost api: reads, writes, and refuses clearly', async (t) => {
   const badJson = await outpost(['api', 'POST', '/api/datapoints/lab.mode/setpoint', '{v: off}', ...dataDir]);
   t.equal(badJson.code, 2);
   t.match(badJson.stderr, /not valid JSON/);
-  const empty = await mkdtemp(join(tmpdir(), 'outpost-noaccess-'));
-  t.teardown(() => rm(empty, { recursive: true, force: true }));
+  const empty = await tempDir(t, 'outpost-noaccess-');
   const none = await outpost(['api', 'GET', '/api/datapoints', '--data-dir', empty]);
   t.equal(none.code, 1);
   t.match(none.stderr, /local-access\.json does not exist: is the gateway running with this data dir\?/);
@@ -96,10 +97,30 @@ t.test('ProxyTrust: the client is the rightmost address a trusted proxy added', 
   const req = (peer: string, headers: Record<string, string> = {}) => ({ socket: { remoteAddress: peer }, headers }) as unknown as IncomingMessage;
   const trust = new ProxyTrust(['127.0.0.1', '10.0.0.0/8', '::1']);
   t.match(trust.view(req('127.0.0.1', { 'x-forwarded-for': '203.0.113.9' })), { address: '203.0.113.9', proxied: true, proto: 'http' });
-  t.match(trust.view(req('::ffff:127.0.0.1', { 'x-forwarded-for': '6.6.6.6, 203.0.113.9, 10.1.1.1' })), { address: '203.0.113.9' }, 'chained proxies are skipped; what the client claimed (6.6.6.6) is not believed');
-  t.match(trust.view(req('::1', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gw.example.com', host: '127.0.0.1:8080' })), { address: '::1', proto: 'https', host: 'gw.example.com' });
-  t.match(trust.view(req('192.0.2.1', { 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https', host: 'gw:8080' })), { address: '192.0.2.1', proto: 'http', host: 'gw:8080', proxied: false, untrustedForwarding: true }, 'an untrusted peer: headers ignored, noticed');
-  t.match(new ProxyTrust([]).view(req('127.0.0.1', { 'x-forwarded-for': '1.2.3.4' })), { address: '127.0.0.1', untrustedForwarding: true }, 'nobody is trusted by default');
-  t.match(trust.view(req('127.0.0.1', { 'x-forwarded-proto': 'https, http', 'x-forwarded-host': 'evil.example, gw:443', host: 'x' })), { proto: 'http', host: 'gw:443' }, 'the value our proxy set (the last), not what the client sent before it');
+  t.match(
+    trust.view(req('::ffff:127.0.0.1', { 'x-forwarded-for': '6.6.6.6, 203.0.113.9, 10.1.1.1' })),
+    { address: '203.0.113.9' },
+    'chained proxies are skipped; what the client claimed (6.6.6.6) is not believed',
+  );
+  t.match(trust.view(req('::1', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gw.example.com', host: '127.0.0.1:8080' })), {
+    address: '::1',
+    proto: 'https',
+    host: 'gw.example.com',
+  });
+  t.match(
+    trust.view(req('192.0.2.1', { 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'https', host: 'gw:8080' })),
+    { address: '192.0.2.1', proto: 'http', host: 'gw:8080', proxied: false, untrustedForwarding: true },
+    'an untrusted peer: headers ignored, noticed',
+  );
+  t.match(
+    new ProxyTrust([]).view(req('127.0.0.1', { 'x-forwarded-for': '1.2.3.4' })),
+    { address: '127.0.0.1', untrustedForwarding: true },
+    'nobody is trusted by default',
+  );
+  t.match(
+    trust.view(req('127.0.0.1', { 'x-forwarded-proto': 'https, http', 'x-forwarded-host': 'evil.example, gw:443', host: 'x' })),
+    { proto: 'http', host: 'gw:443' },
+    'the value our proxy set (the last), not what the client sent before it',
+  );
   t.throws(() => new ProxyTrust(['localhost']), { code: 'CONFIG_INVALID' });
 });

@@ -72,15 +72,22 @@ t.test('per-device MQTT users with topic ACLs, over real MQTT.js clients', async
   // MQTT.js turns a SUBACK return code 0x80 into an error.
   await t.rejects(meter.subscribeAsync('#'), /Subscribe error/, 'SUBACK refuses the wide filter');
   const granted = await meter.subscribeAsync('outpost/dp/meter1.power/value');
-  t.same(granted.map((g) => [g.topic, g.qos]), [['outpost/dp/meter1.power/value', 0]], 'and grants the own one');
+  t.same(
+    granted.map((g) => [g.topic, g.qos]),
+    [['outpost/dp/meter1.power/value', 0]],
+    'and grants the own one',
+  );
 
   const closed = new Promise<void>((resolve) => meter.once('close', () => resolve()));
   meter.publish('outpost/dp/meter2.power/value', JSON.stringify({ v: 666 }), { qos: 1 });
   await closed;
-  t.pass('publishing another device\'s datapoint drops the connection');
+  t.pass("publishing another device's datapoint drops the connection");
   await new Promise((r) => setTimeout(r, 100));
   t.equal(gw.gateway.store.latest('meter2.power'), undefined, 'and nothing was stored');
-  t.ok(gw.logs.some((l) => l.msg === 'MQTT ACL refused (repeats are not logged)' && l.username === 'meter1' && l.topic === 'outpost/dp/meter2.power/value'), 'the refusal is logged with who and what');
+  t.ok(
+    gw.logs.some((l) => l.msg === 'MQTT ACL refused (repeats are not logged)' && l.username === 'meter1' && l.topic === 'outpost/dp/meter2.power/value'),
+    'the refusal is logged with who and what',
+  );
 
   const plant = await connect(gw.mqttUrl, { username: 'plant', password: 'meter1-secret' });
   t.teardown(() => void plant.end(true));
@@ -93,10 +100,14 @@ t.test('per-device MQTT users with topic ACLs, over real MQTT.js clients', async
 t.test('MQTT password guessing is throttled per address, before any hashing', async (t) => {
   const passwordHash = await hashPassword('meter1-secret');
   const gw = await startTestGateway(t, { broker: { anonymous: 'never', users: [{ username: 'meter1', passwordHash }] } });
-  for (let i = 0; i < 5; i++) await t.rejects(connect(gw.mqttUrl, { username: 'meter1', password: `guess-${i}`, reconnectPeriod: 0 }), `guess ${i + 1} refused`);
+  for (let i = 0; i < 5; i++)
+    await t.rejects(connect(gw.mqttUrl, { username: 'meter1', password: `guess-${i}`, reconnectPeriod: 0 }), `guess ${i + 1} refused`);
   // The sixth attempt, even with the right password, is refused until the window passes.
   await t.rejects(connect(gw.mqttUrl, { username: 'meter1', password: 'meter1-secret', reconnectPeriod: 0 }), 'the right password is refused while throttled');
-  t.ok(gw.logs.some((l) => l.msg === 'MQTT login refused: too many failures from this address' && l.username === 'meter1'), 'the throttling is logged');
+  t.ok(
+    gw.logs.some((l) => l.msg === 'MQTT login refused: too many failures from this address' && l.username === 'meter1'),
+    'the throttling is logged',
+  );
   // Unknown users are refused the same way and count toward the address limit.
   await t.rejects(connect(gw.mqttUrl, { username: 'nobody', password: 'x', reconnectPeriod: 0 }), 'an unknown user is refused');
 });
@@ -104,7 +115,12 @@ t.test('MQTT password guessing is throttled per address, before any hashing', as
 t.test('broker bounds: packet size, client count, MQTTS', async (t) => {
   const log = createLogger({ level: 'silent', pretty: false });
   const tls = await selfSignedCert(t);
-  const bus = await Bus.create({ log, anonymous: 'loopback', users: [], limits: { maxConnections: 2, maxPacketBytes: 2048, maxInflight: 10, drainTimeoutMs: 10_000 } });
+  const bus = await Bus.create({
+    log,
+    anonymous: 'loopback',
+    users: [],
+    limits: { maxConnections: 2, maxPacketBytes: 2048, maxInflight: 10, drainTimeoutMs: 10_000 },
+  });
   t.teardown(() => bus.close());
   const port = await bus.listen('127.0.0.1', 0);
   const url = `mqtt://127.0.0.1:${port}`;
@@ -125,7 +141,10 @@ t.test('broker bounds: packet size, client count, MQTTS', async (t) => {
   b.publish('x/big', Buffer.alloc(4096, 1), { qos: 0 });
   await closed;
   t.pass('a packet over maxPacketBytes drops the connection');
-  t.notOk(got.some((p) => p.length > 2048), 'and is never delivered');
+  t.notOk(
+    got.some((p) => p.length > 2048),
+    'and is never delivered',
+  );
 
   // A raw header announcing 200 MB is refused after 5 bytes, not buffered.
   const raw = netConnect(port, '127.0.0.1');
@@ -147,13 +166,16 @@ t.test('broker bounds: packet size, client count, MQTTS', async (t) => {
   t.pass('MQTTS from configured certificate files');
 });
 
-t.test('the dashboard\'s MQTT over websocket needs a login and the same origin, and only reads', async (t) => {
+t.test("the dashboard's MQTT over websocket needs a login and the same origin, and only reads", async (t) => {
   const site = await startSecureSite(t, { adapters: [{ id: 'site', type: 'simulated', interval: 60_000 }], auth: { loopback: 'none' } });
   const wsUrl = site.url.replace('http', 'ws') + '/mqtt';
   await t.rejects(connect(wsUrl), 'no session: the upgrade is refused');
   const c = new ApiClient(site.url);
   await c.login('admin', ADMIN_PASSWORD);
-  await t.rejects(connect(wsUrl, { wsOptions: { headers: { cookie: c.cookie!, origin: 'http://evil.example' } } }), 'a foreign Origin is refused (cross-site websocket hijacking)');
+  await t.rejects(
+    connect(wsUrl, { wsOptions: { headers: { cookie: c.cookie!, origin: 'http://evil.example' } } }),
+    'a foreign Origin is refused (cross-site websocket hijacking)',
+  );
   const ws = await connect(wsUrl, { wsOptions: { headers: { cookie: c.cookie!, origin: site.url } } });
   t.teardown(() => void ws.end(true));
   const seen: Array<{ topic: string; v: unknown }> = [];
@@ -186,13 +208,28 @@ t.test('parallel guessing over MQTT: sixty wrong passwords and the right one at 
   const port = Number(new URL(gw.mqttUrl).port);
   // Raw connections, all CONNECTs written before any answer: the checks overlap.
   const sockets: Socket[] = [];
-  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+  });
   const attempt = (password: string) =>
     new Promise<number | 'closed'>((resolve) => {
       const socket = netConnect({ host: '127.0.0.1', port });
       sockets.push(socket);
       socket.on('error', () => undefined);
-      socket.once('connect', () => socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `guess-${password}`, keepalive: 0, username: 'meter1', password: Buffer.from(password) })));
+      socket.once('connect', () =>
+        socket.write(
+          generate({
+            cmd: 'connect',
+            protocolId: 'MQTT',
+            protocolVersion: 4,
+            clean: true,
+            clientId: `guess-${password}`,
+            keepalive: 0,
+            username: 'meter1',
+            password: Buffer.from(password),
+          }),
+        ),
+      );
       socket.once('data', (d: Buffer) => resolve(d[0] === 0x20 ? d[3]! : -1));
       socket.once('close', () => resolve('closed'));
     });

@@ -7,14 +7,14 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ADMIN_PASSWORD, selfSignedCert, startSecureSite, type SecureSite } from './harness.js';
 import { spawnOutpost } from '../helpers/process.js';
 import { localApi } from '../helpers/local-api.js';
 import { rawRequest, readmeCaddy, readmeNginx, startNginx, startSocat, type RunningProxy } from '../helpers/reverse-proxy.js';
+import { tempDir } from '../helpers/teardown.js';
 
 const json = { 'content-type': 'application/json' };
 const SITE = {
@@ -41,8 +41,7 @@ async function strangerAttacks(t: Test, base: string, headers: Record<string, st
 }
 
 t.test('a TCP forwarder (socat) in front of the real process: strangers get nothing, even with Host: 127.0.0.1', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-socat-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-socat-');
   const file = join(dir, 'outpost.yaml');
   await writeFile(
     file,
@@ -95,7 +94,7 @@ t.test('nginx with a bare proxy_pass (no forwarding headers): no credential-less
   const both = await startSecureSite(t, { ...SITE, auth: { loopback: 'viewer' }, http: { trustedProxies: ['127.0.0.1'] } });
   const nginx = await startNginx(t, `server { listen 443 ssl; location / { proxy_pass http://127.0.0.1:${portOf(both.url)}; } }`, { tls: false });
   t.equal((await rawRequest(`${nginx.url}/api/datapoints`)).status, 401, 'not to what came through the trusted proxy');
-  t.equal((await rawRequest(`${both.url}/api/datapoints`)).status, 401, 'nor to anything else from the proxy\'s address');
+  t.equal((await rawRequest(`${both.url}/api/datapoints`)).status, 401, "nor to anything else from the proxy's address");
 });
 
 /** Logs in through the proxy as a browser at `origin` would, from `localAddress`. */
@@ -126,46 +125,65 @@ function openSocket(url: string, o: { headers: Record<string, string>; ca: strin
 
 async function proxiedSite(t: Test, proxyKind: 'nginx' | 'caddy'): Promise<{ site: SecureSite; proxy: RunningProxy; ca: string }> {
   const cert = await selfSignedCert(t);
-  const site = await startSecureSite(t, { ...SITE, http: { trustedProxies: ['127.0.0.1', '::1'] }, auth: { login: { maxFailures: 3, maxFailuresPerAddress: 6, windowSeconds: 600 } } });
+  const site = await startSecureSite(t, {
+    ...SITE,
+    http: { trustedProxies: ['127.0.0.1', '::1'] },
+    auth: { login: { maxFailures: 3, maxFailuresPerAddress: 6, windowSeconds: 600 } },
+  });
   const proxy = proxyKind === 'nginx' ? await readmeNginx(t, portOf(site.url), cert) : await readmeCaddy(t, portOf(site.url), cert);
   return { site, proxy, ca: cert.cert };
 }
 
 for (const proxyKind of ['nginx', 'caddy'] as const) {
-  t.test(`the README's ${proxyKind} snippet over TLS: browsers log in, cookies are Secure, websockets need the session, throttles are per client`, async (t) => {
-    const { proxy, ca, site } = await proxiedSite(t, proxyKind);
+  t.test(
+    `the README's ${proxyKind} snippet over TLS: browsers log in, cookies are Secure, websockets need the session, throttles are per client`,
+    async (t) => {
+      const { proxy, ca, site } = await proxiedSite(t, proxyKind);
 
-    const login = await browserLogin(proxy, ca, ADMIN_PASSWORD, '127.0.0.2');
-    t.equal(login.status, 200, `a browser at ${proxy.url} logs in through ${proxyKind} (X-Forwarded-Proto/-Host believed): ${login.body}`);
-    const setCookie = String(login.headers['set-cookie'] ?? '');
-    t.match(setCookie, /; Secure/, 'the session cookie is Secure: the browser used HTTPS');
-    const cookie = setCookie.split(';')[0]!;
-    const me = await rawRequest(`${proxy.url}/api/auth/me`, { headers: { cookie }, ca, localAddress: '127.0.0.2' });
-    t.match(JSON.parse(me.body), { username: 'admin', kind: 'session' });
+      const login = await browserLogin(proxy, ca, ADMIN_PASSWORD, '127.0.0.2');
+      t.equal(login.status, 200, `a browser at ${proxy.url} logs in through ${proxyKind} (X-Forwarded-Proto/-Host believed): ${login.body}`);
+      const setCookie = String(login.headers['set-cookie'] ?? '');
+      t.match(setCookie, /; Secure/, 'the session cookie is Secure: the browser used HTTPS');
+      const cookie = setCookie.split(';')[0]!;
+      const me = await rawRequest(`${proxy.url}/api/auth/me`, { headers: { cookie }, ca, localAddress: '127.0.0.2' });
+      t.match(JSON.parse(me.body), { username: 'admin', kind: 'session' });
 
-    const wsUrl = `${proxy.url.replace('https', 'wss')}/mqtt`;
-    t.same(await openSocket(wsUrl, { headers: { cookie, origin: proxy.url }, ca, localAddress: '127.0.0.2' }), { opened: true }, 'the live feed opens with the session and our Origin');
-    t.equal((await openSocket(wsUrl, { headers: { origin: proxy.url }, ca, localAddress: '127.0.0.2' })).status, 401, 'without a session it is refused');
-    t.equal((await openSocket(wsUrl, { headers: { cookie, origin: 'https://evil.example' }, ca, localAddress: '127.0.0.2' })).status, 401, 'from a foreign Origin it is refused (cross-site websocket hijacking)');
+      const wsUrl = `${proxy.url.replace('https', 'wss')}/mqtt`;
+      t.same(
+        await openSocket(wsUrl, { headers: { cookie, origin: proxy.url }, ca, localAddress: '127.0.0.2' }),
+        { opened: true },
+        'the live feed opens with the session and our Origin',
+      );
+      t.equal((await openSocket(wsUrl, { headers: { origin: proxy.url }, ca, localAddress: '127.0.0.2' })).status, 401, 'without a session it is refused');
+      t.equal(
+        (await openSocket(wsUrl, { headers: { cookie, origin: 'https://evil.example' }, ca, localAddress: '127.0.0.2' })).status,
+        401,
+        'from a foreign Origin it is refused (cross-site websocket hijacking)',
+      );
 
-    // One client guesses, even claiming other addresses in X-Forwarded-For; another logs in.
-    for (let i = 0; i < 8; i++) {
-      await rawRequest(`${proxy.url}/api/auth/login`, {
-        method: 'POST',
-        headers: { ...json, origin: proxy.url, 'x-forwarded-for': `10.66.0.${i}` },
-        body: JSON.stringify({ username: i % 2 ? 'admin' : `guess${i}`, password: 'wrong-password' }),
-        localAddress: '127.0.0.3',
-        ca,
-      });
-    }
-    const guesser = await browserLogin(proxy, ca, ADMIN_PASSWORD, '127.0.0.3');
-    t.equal(guesser.status, 429, 'the guessing client is throttled, whatever X-Forwarded-For it sends');
-    t.equal((await browserLogin(proxy, ca, ADMIN_PASSWORD, '127.0.0.4')).status, 200, 'another client behind the same proxy still logs in (one address per client, not one per proxy)');
-    t.ok(
-      logsOf(site).some((l) => l.msg === 'login failed' && l.address === '127.0.0.3'),
-      'logs name the real client address',
-    );
-  });
+      // One client guesses, even claiming other addresses in X-Forwarded-For; another logs in.
+      for (let i = 0; i < 8; i++) {
+        await rawRequest(`${proxy.url}/api/auth/login`, {
+          method: 'POST',
+          headers: { ...json, origin: proxy.url, 'x-forwarded-for': `10.66.0.${i}` },
+          body: JSON.stringify({ username: i % 2 ? 'admin' : `guess${i}`, password: 'wrong-password' }),
+          localAddress: '127.0.0.3',
+          ca,
+        });
+      }
+      const guesser = await browserLogin(proxy, ca, ADMIN_PASSWORD, '127.0.0.3');
+      t.equal(guesser.status, 429, 'the guessing client is throttled, whatever X-Forwarded-For it sends');
+      t.equal(
+        (await browserLogin(proxy, ca, ADMIN_PASSWORD, '127.0.0.4')).status,
+        200,
+        'another client behind the same proxy still logs in (one address per client, not one per proxy)',
+      );
+      t.ok(
+        logsOf(site).some((l) => l.msg === 'login failed' && l.address === '127.0.0.3'),
+        'logs name the real client address',
+      );
+    },
+  );
 }
 
 t.test('a TLS proxy that is not trusted: its headers are ignored, the refusal says what to set', async (t) => {
@@ -180,12 +198,26 @@ t.test('a TLS proxy that is not trusted: its headers are ignored, the refusal sa
 });
 
 t.test('forwarding headers from a client that is not a trusted proxy change nothing', async (t) => {
-  const site = await startSecureSite(t, { ...SITE, http: { trustedProxies: ['127.0.0.1'] }, auth: { login: { maxFailures: 3, maxFailuresPerAddress: 4, windowSeconds: 600 } } });
+  const site = await startSecureSite(t, {
+    ...SITE,
+    http: { trustedProxies: ['127.0.0.1'] },
+    auth: { login: { maxFailures: 3, maxFailuresPerAddress: 4, windowSeconds: 600 } },
+  });
   // 127.0.0.9 is not a proxy: what it claims about the client, the scheme and the host is ignored.
   for (let i = 0; i < 6; i++) {
-    await rawRequest(`${site.url}/api/auth/login`, { method: 'POST', headers: { ...json, 'x-forwarded-for': `10.0.0.${i}` }, body: JSON.stringify({ username: `u${i}`, password: 'wrong-password' }), localAddress: '127.0.0.9' });
+    await rawRequest(`${site.url}/api/auth/login`, {
+      method: 'POST',
+      headers: { ...json, 'x-forwarded-for': `10.0.0.${i}` },
+      body: JSON.stringify({ username: `u${i}`, password: 'wrong-password' }),
+      localAddress: '127.0.0.9',
+    });
   }
-  const again = await rawRequest(`${site.url}/api/auth/login`, { method: 'POST', headers: { ...json, 'x-forwarded-for': '10.0.0.99' }, body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), localAddress: '127.0.0.9' });
+  const again = await rawRequest(`${site.url}/api/auth/login`, {
+    method: 'POST',
+    headers: { ...json, 'x-forwarded-for': '10.0.0.99' },
+    body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+    localAddress: '127.0.0.9',
+  });
   t.equal(again.status, 429, 'a fresh X-Forwarded-For does not buy a fresh throttle');
   const spoofedProto = await rawRequest(`${site.url}/api/auth/login`, {
     method: 'POST',

@@ -1,8 +1,6 @@
 import t from 'tap';
 
-type Teardown = { teardown(fn: () => unknown): void; equal(...a: unknown[]): unknown };
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { UserStore } from '../../runtime/auth/users.js';
@@ -10,15 +8,10 @@ import { SessionStore, readCookie } from '../../runtime/auth/sessions.js';
 import { LoginThrottle, throttleAddress, type LoginAttempt } from '../../runtime/auth/rate-limit.js';
 import { HashGate } from '../../runtime/auth/hash-gate.js';
 import { MqttFraming } from '../../runtime/broker/framing.js';
-
-async function tempDir(t: Teardown): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-auth-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from '../helpers/teardown.js';
 
 t.test('user store: first admin, reload on external change, damaged file', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-auth-');
   const store = new UserStore(join(dir, 'auth', 'users.json'));
   store.load();
   const first = await store.ensureInitialAdmin({ username: 'admin' });
@@ -38,11 +31,15 @@ t.test('user store: first admin, reload on external change, damaged file', async
 
   await writeFile(store.path, '{"version":1,"users":[{"username":"x"}]');
   const damaged = new UserStore(store.path);
-  t.throws(() => damaged.load(), { code: 'CONFIG_INVALID', message: /damaged/ }, 'a damaged file is an error, never "no users" (which would re-create an admin)');
+  t.throws(
+    () => damaged.load(),
+    { code: 'CONFIG_INVALID', message: /damaged/ },
+    'a damaged file is an error, never "no users" (which would re-create an admin)',
+  );
 });
 
 t.test('user store: concurrent changes are serialised, none lost', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-auth-');
   const store = new UserStore(join(dir, 'users.json'));
   await Promise.all(Array.from({ length: 5 }, (_, i) => store.addUser({ username: `u${i}`, role: 'viewer', password: `password-${i}-xx` })));
   const onDisk = JSON.parse(await readFile(store.path, 'utf8')) as { users: unknown[] };
@@ -109,7 +106,10 @@ t.test('login throttle: per username across addresses, IPv6 counted per /64', as
 t.test('login throttle: checks under way count against the limits until they settle', async (t) => {
   const th = new LoginThrottle({ maxFailures: 3, maxFailuresPerAddress: 5, windowMs: 10_000 });
   const attempts = [th.begin('1.1.1.1', 'a'), th.begin('1.1.1.1', 'a'), th.begin('1.1.1.1', 'a')];
-  t.ok(attempts.every((a) => typeof a === 'object'), 'three checks start');
+  t.ok(
+    attempts.every((a) => typeof a === 'object'),
+    'three checks start',
+  );
   t.equal(th.begin('1.1.1.1', 'a'), 1, 'a fourth waits while three are under way (1 s)');
   const other = th.begin('1.1.1.1', 'b');
   t.type(other, 'object', 'another name has its own budget');
@@ -174,9 +174,9 @@ t.test('packet size guard: headers split across chunks, oversized and malformed 
   t.equal(malformed.oversize, Number.POSITIVE_INFINITY, 'a fifth length byte is malformed (MQTT 3.1.1 §2.2.3)');
 });
 
-t.test('outpost user add/passwd/list edit the data dir\'s user file', async (t) => {
+t.test("outpost user add/passwd/list edit the data dir's user file", async (t) => {
   const { userCommand } = await import('../../runtime/auth/user-cli.js');
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-auth-');
   t.match(await userCommand(dir, { action: 'list' }), /no users yet/);
   t.equal(await userCommand(dir, { action: 'add', username: 'ops', role: 'operator', password: 'ops-password-1' }), 'user "ops" added with role operator');
   await t.rejects(userCommand(dir, { action: 'add', username: 'x', role: 'root', password: 'long-enough-1' }), { code: 'BAD_REQUEST', message: /--role/ });

@@ -15,7 +15,7 @@ import { backupCommand, restoreCommand } from '../../storage/backup-cli.js';
  * and the values read back over REST from a gateway started on that dir.
  */
 
-async function siteConfig(t: Test, dir: string, name: string, gatewayId: string): Promise<string> {
+async function siteConfig(_t: Test, dir: string, name: string, gatewayId: string): Promise<string> {
   const file = join(dir, `${name}.yaml`);
   await writeFile(
     file,
@@ -79,7 +79,7 @@ t.test('outpost backup / restore with the real process', async (t) => {
   t.match(busy.stderr, /in use: stop the gateway first/, busy.stderr);
   t.notOk(existsSync(file), 'and writes no file');
   const busyRestore = await run(t, ['restore', '-c', siteA, file]);
-  t.not(busyRestore.code, 0, 'restore into a running gateway\'s data dir is refused too');
+  t.not(busyRestore.code, 0, "restore into a running gateway's data dir is refused too");
 
   t.equal(await stop(first), 0, 'the gateway stops cleanly');
 
@@ -89,7 +89,17 @@ t.test('outpost backup / restore with the real process', async (t) => {
   const bytes = await readFile(file);
   t.same([bytes[0], bytes[1]], [0x1f, 0x8b], 'a .gz name gives a gzip file');
 
-  const ranged = await run(t, ['backup', '-c', siteA, '--out', join(dir, 'range.ndjson'), '--from', String(base + 10_000), '--to', new Date(base + 19_000).toISOString()]);
+  const ranged = await run(t, [
+    'backup',
+    '-c',
+    siteA,
+    '--out',
+    join(dir, 'range.ndjson'),
+    '--from',
+    String(base + 10_000),
+    '--to',
+    new Date(base + 19_000).toISOString(),
+  ]);
   t.equal(ranged.code, 0, ranged.stderr);
   t.match(ranged.stdout, /2 datapoint\(s\), 10 point\(s\)/, '--from (ms) and --to (ISO) bound the points');
 
@@ -119,7 +129,9 @@ t.test('outpost backup / restore with the real process', async (t) => {
   t.same(await read(api, 'site.probe.state', base, base), [{ t: base, v: 'running' }]);
   const meta = (await (await api(`/api/datapoints/site.probe.power`)).json()) as { adapter: string };
   t.equal(meta.adapter, 'mqtt', 'the definition came along');
-  const hourly = (await (await api(`/api/datapoints/site.probe.power/values?interval=1m&agg=count&from=${base}&to=${base + 119_000}`)).json()) as { values: Array<{ v: number }> };
+  const hourly = (await (await api(`/api/datapoints/site.probe.power/values?interval=1m&agg=count&from=${base}&to=${base + 119_000}`)).json()) as {
+    values: Array<{ v: number }>;
+  };
   t.equal(
     hourly.values.reduce((n, x) => n + x.v, 0),
     115,
@@ -131,10 +143,21 @@ t.test('outpost backup / restore with the real process', async (t) => {
 t.test('backup/restore commands refuse bad arguments before touching anything (in-process, same code as the CLI)', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-backup-cli-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  await t.rejects(backupCommand({ dataDir: join(dir, 'nowhere'), gateway: 'x', out: join(dir, 'empty.ndjson') }), { code: 'STORAGE_OPEN_FAILED', message: /there is no database at .*nowhere/ }, 'a data dir without a database is refused, not backed up as empty');
+  await t.rejects(
+    backupCommand({ dataDir: join(dir, 'nowhere'), gateway: 'x', out: join(dir, 'empty.ndjson') }),
+    { code: 'STORAGE_OPEN_FAILED', message: /there is no database at .*nowhere/ },
+    'a data dir without a database is refused, not backed up as empty',
+  );
   t.notOk(existsSync(join(dir, 'nowhere')), 'and not created');
   t.notOk(existsSync(join(dir, 'empty.ndjson')));
-  await t.rejects(backupCommand({ dataDir: dir, gateway: 'x', out: join(dir, 'x.ndjson'), from: 'yesterday' }), { code: 'BAD_REQUEST', message: /--from must be epoch milliseconds or an ISO 8601 date/ }, 'a bad --from is a usage error (exit 2)');
-  await t.rejects(restoreCommand({ dataDir: join(dir, 'target'), file: join(dir, 'missing.ndjson') }), { code: 'BACKUP_INVALID', message: /cannot read .*missing\.ndjson/ });
+  await t.rejects(
+    backupCommand({ dataDir: dir, gateway: 'x', out: join(dir, 'x.ndjson'), from: 'yesterday' }),
+    { code: 'BAD_REQUEST', message: /--from must be epoch milliseconds or an ISO 8601 date/ },
+    'a bad --from is a usage error (exit 2)',
+  );
+  await t.rejects(restoreCommand({ dataDir: join(dir, 'target'), file: join(dir, 'missing.ndjson') }), {
+    code: 'BACKUP_INVALID',
+    message: /cannot read .*missing\.ndjson/,
+  });
   t.notOk(existsSync(join(dir, 'target')), 'a missing file creates no database');
 });

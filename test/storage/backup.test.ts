@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { gzipSync, gunzipSync } from 'node:zlib';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import { MAX_LINE_BYTES, backup, backupToFile, restore, restoreFile, verifyBackup, type BackupSummary } from '../../storage/backup.js';
 import type { Datapoint } from '../../core/datapoint.js';
 import type { Aggregation, PointRecord, StoredValue } from '../../storage/store.js';
@@ -160,7 +160,9 @@ t.test('round trip into a fresh store: identical definitions, points (stale null
   for (const id of ['plant.meter1.power', 'plant.meter1.energy', 'plant.pump.on', 'legacy.temp']) {
     t.same(await rollups(target, id), await rollups(source, id), `rollups of ${id} rebuilt identically`);
   }
-  const hourly = (await target.queryAggregate('plant.meter1.energy', { from: T0, to: T0 + 7200_000 - 1, interval: 60 * MIN, agg: 'delta' })) as Array<{ v: number }>;
+  const hourly = (await target.queryAggregate('plant.meter1.energy', { from: T0, to: T0 + 7200_000 - 1, interval: 60 * MIN, agg: 'delta' })) as Array<{
+    v: number;
+  }>;
   t.equal(hourly.length, 2, 'the counter gives consumption for both hours');
   t.same(target.latest('plant.meter1.power'), source.latest('plant.meter1.power'), 'the latest value is known after restore');
 });
@@ -206,7 +208,10 @@ t.test('from/to range and ids: only the points inside, inclusive bounds', async 
     count += inside.length;
   }
   t.equal(summary.points, count);
-  t.ok(restored.series['plant.meter1.power']!.some((p) => p.t === from) && restored.series['plant.meter1.power']!.some((p) => p.t === to), 'both bounds are inclusive');
+  t.ok(
+    restored.series['plant.meter1.power']!.some((p) => p.t === from) && restored.series['plant.meter1.power']!.some((p) => p.t === to),
+    'both bounds are inclusive',
+  );
 
   const onlyFile = join(dir, 'ids.ndjson');
   const only = await backupToFile(source, onlyFile, { ids: ['plant.mode', 'legacy.temp'] });
@@ -232,7 +237,12 @@ t.test('restoring twice is idempotent: same points, same rollups (counts not dou
   // The second restore overwrites every (id, t): the store recomputes the touched buckets
   // from raw points, summing in another order, so sums may differ in the last float bits.
   sameAggregates(t, await rollups(target, 'plant.meter1.power'), rollupsOnce, 'rollups after the second restore');
-  sameAggregates(t, await rollups(target, 'plant.meter1.energy'), await rollups(source, 'plant.meter1.energy'), 'counter rollups (delta) after the second restore');
+  sameAggregates(
+    t,
+    await rollups(target, 'plant.meter1.energy'),
+    await rollups(source, 'plant.meter1.energy'),
+    'counter rollups (delta) after the second restore',
+  );
   // Restoring into the very store the backup came from changes nothing either.
   await restoreFile(source, file);
   t.same(await dump(source), once);
@@ -248,8 +258,16 @@ t.test('every damaged file is refused with BACKUP_INVALID naming the line, and n
 
   const cutLine = 200;
   const upToCut = body.slice(0, cutLine - 1).join('\n') + '\n';
-  cases.push({ name: 'cut in the middle of a line', bytes: Buffer.from(upToCut + body[cutLine - 1]!.slice(0, 15)), message: new RegExp(`line ${cutLine}: the file ends in the middle of a line \\(truncated\\)`) });
-  cases.push({ name: 'cut before the trailer', bytes: text(body.slice(0, -1)), message: new RegExp(`line ${trailerLine}: the file ends after line ${trailerLine - 1} without the trailer line: it is truncated`) });
+  cases.push({
+    name: 'cut in the middle of a line',
+    bytes: Buffer.from(upToCut + body[cutLine - 1]!.slice(0, 15)),
+    message: new RegExp(`line ${cutLine}: the file ends in the middle of a line \\(truncated\\)`),
+  });
+  cases.push({
+    name: 'cut before the trailer',
+    bytes: text(body.slice(0, -1)),
+    message: new RegExp(`line ${trailerLine}: the file ends after line ${trailerLine - 1} without the trailer line: it is truncated`),
+  });
   cases.push({ name: 'cut at a line boundary mid-file', bytes: text(body.slice(0, 300)), message: /line 301: .*without the trailer line/ });
 
   const edited = [...body];
@@ -267,8 +285,16 @@ t.test('every damaged file is refused with BACKUP_INVALID naming the line, and n
   wrongType[boolAt] = wrongType[boolAt]!.replace(/"v":(true|false)/, '"v":"yes"');
   cases.push({ name: 'a value of the wrong type', bytes: text(wrongType), message: new RegExp(`line ${boolAt + 1}: plant.pump.on: expected true/false`) });
 
-  cases.push({ name: 'another format in the header', bytes: text([JSON.stringify({ ...JSON.parse(body[0]!), format: 'something-else' }), ...body.slice(1)]), message: /line 1: not an Outpost backup/ });
-  cases.push({ name: 'a newer version', bytes: text([JSON.stringify({ ...JSON.parse(body[0]!), version: 2 }), ...body.slice(1)]), message: /line 1: backup format version 2 is not supported \(this Outpost reads version 1\)/ });
+  cases.push({
+    name: 'another format in the header',
+    bytes: text([JSON.stringify({ ...JSON.parse(body[0]!), format: 'something-else' }), ...body.slice(1)]),
+    message: /line 1: not an Outpost backup/,
+  });
+  cases.push({
+    name: 'a newer version',
+    bytes: text([JSON.stringify({ ...JSON.parse(body[0]!), version: 2 }), ...body.slice(1)]),
+    message: /line 1: backup format version 2 is not supported \(this Outpost reads version 1\)/,
+  });
   cases.push({ name: 'not a backup at all (CSV)', bytes: Buffer.from('time,value\n2025-01-01,1\n'), message: /line 1: not an Outpost backup/ });
   cases.push({ name: 'an empty file', bytes: Buffer.alloc(0), message: /line 1: the file is empty/ });
 
@@ -285,8 +311,16 @@ t.test('every damaged file is refused with BACKUP_INVALID naming the line, and n
   const oversized = [...body];
   oversized.splice(70, 0, JSON.stringify({ id: 'plant.cfg', t: T0 + 1, v: 'x'.repeat(MAX_LINE_BYTES + 10) }));
   cases.push({ name: 'an oversized line', bytes: text(oversized), message: new RegExp(`line 71: line is longer than ${MAX_LINE_BYTES} bytes`) });
-  cases.push({ name: 'a file of one endless line', bytes: Buffer.alloc(MAX_LINE_BYTES * 2, 0x41), message: new RegExp(`line 1: line is longer than ${MAX_LINE_BYTES} bytes`) });
-  cases.push({ name: 'data after the trailer', bytes: Buffer.concat([good, Buffer.from(body[5]! + '\n')]), message: new RegExp(`line ${trailerLine + 1}: data after the trailer line`) });
+  cases.push({
+    name: 'a file of one endless line',
+    bytes: Buffer.alloc(MAX_LINE_BYTES * 2, 0x41),
+    message: new RegExp(`line 1: line is longer than ${MAX_LINE_BYTES} bytes`),
+  });
+  cases.push({
+    name: 'data after the trailer',
+    bytes: Buffer.concat([good, Buffer.from(body[5]! + '\n')]),
+    message: new RegExp(`line ${trailerLine + 1}: data after the trailer line`),
+  });
 
   const gz = gzipSync(good);
   const flipped = Buffer.from(gz);
@@ -317,7 +351,11 @@ t.test('a one-shot stream (no verify pass): a bad line stops the restore and say
   t.match(message, /line 1001: not valid JSON; 5 datapoint definition\(s\) and 500 point\(s\) from the lines before were already restored/);
   t.equal((await target.listDatapoints()).length, 5);
   const written = (await dump(target)).series;
-  t.equal(Object.values(written).reduce((n, s) => n + s.length, 0), 500, 'exactly the batches the message reports');
+  t.equal(
+    Object.values(written).reduce((n, s) => n + s.length, 0),
+    500,
+    'exactly the batches the message reports',
+  );
 });
 
 t.test('a failed backup leaves no file under the name', async (t) => {
@@ -328,7 +366,11 @@ t.test('a failed backup leaves no file under the name', async (t) => {
   await source.close();
   const file = join(dir, 'closed.ndjson');
   await t.rejects(backupToFile(source, file), { code: 'STORAGE_CLOSED' });
-  t.same((await readdir(dir)).filter((f) => f.startsWith('closed')), [], 'neither the file nor its .partial exists');
+  t.same(
+    (await readdir(dir)).filter((f) => f.startsWith('closed')),
+    [],
+    'neither the file nor its .partial exists',
+  );
 });
 
 t.test('50,000 points round trip through gzip', async (t) => {
@@ -366,12 +408,18 @@ t.test('a backup of a store that keeps writing is one point-in-time image (a Lev
   const ids = ['snap.a', 'snap.b', 'snap.c'];
   for (const id of ids) await store.putDatapoint({ id, adapter: 'virtual', kind: 'sensor', type: 'number' });
   // 3 × 12,000 points: several pages (5,000 points) per series, many output chunks.
-  for (const id of ids) for (let start = 0; start < 12_000; start += 4000) await store.write(Array.from({ length: 4000 }, (_, i) => ({ id, t: T0 + (start + i) * 1000, v: 1 })));
+  for (const id of ids)
+    for (let start = 0; start < 12_000; start += 4000) await store.write(Array.from({ length: 4000 }, (_, i) => ({ id, t: T0 + (start + i) * 1000, v: 1 })));
   const lines: string[] = [];
   let writes = 0;
   const out = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l.length > 0),
+      );
       // While the backup is being read: overwrite old values, add new points, a new datapoint.
       writes++;
       const changes: PointRecord[] = ids.flatMap((id) => [
@@ -387,7 +435,13 @@ t.test('a backup of a store that keeps writing is one point-in-time image (a Lev
   const points = lines.map((l) => JSON.parse(l) as { id?: string; v?: unknown; datapoint?: unknown; end?: string }).filter((l) => l.id !== undefined);
   t.equal(summary.points, 36_000, 'exactly the points there were when it started');
   t.equal(points.length, 36_000);
-  t.ok(points.every((p) => p.v === 1), 'with the values they had then (no overwrite made during the backup shows)');
-  t.notOk(points.some((p) => p.id === 'snap.late'), 'no series created during the backup');
+  t.ok(
+    points.every((p) => p.v === 1),
+    'with the values they had then (no overwrite made during the backup shows)',
+  );
+  t.notOk(
+    points.some((p) => p.id === 'snap.late'),
+    'no series created during the backup',
+  );
   t.ok((await store.query('snap.a', { from: T0 + 20_001_000 })).length > 0, 'the writes did land in the store');
 });

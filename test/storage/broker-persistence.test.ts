@@ -22,7 +22,14 @@ t.test("aedes-persistence's abstract suite passes", async (t) => {
   t.equal(code, 0, 'suite exits 0');
   t.equal(fail, 0, 'no failures');
   t.ok(pass >= 50, `${pass} abstract tests passed`);
-  if (code !== 0) t.comment(out.split('\n').filter((l) => /not ok|Error|expected|actual/.test(l)).slice(0, 30).join('\n'));
+  if (code !== 0)
+    t.comment(
+      out
+        .split('\n')
+        .filter((l) => /not ok|Error|expected|actual/.test(l))
+        .slice(0, 30)
+        .join('\n'),
+    );
 });
 
 interface RunningBroker {
@@ -95,7 +102,11 @@ t.test('retained messages, persistent sessions and offline QoS 1 queues survive 
   await viewer.subscribeAsync('site/#', { qos: 0 });
   t.equal(await retained, 'v1', 'retained message restored');
   await Promise.all([back.endAsync(), other.endAsync(), viewer.endAsync()]);
-  t.same((await broker.persistence.subscriptionsByClient({ id: 'dev-a' })).map((s) => [s.topic, s.qos]), [['alarm/#', 1]], 'stored subscription');
+  t.same(
+    (await broker.persistence.subscriptionsByClient({ id: 'dev-a' })).map((s) => [s.topic, s.qos]),
+    [['alarm/#', 1]],
+    'stored subscription',
+  );
 });
 
 t.test('wills and incoming QoS 2 packets survive, wills keep the dead broker id', async (t) => {

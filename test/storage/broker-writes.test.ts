@@ -33,7 +33,10 @@ t.test('a failed write resolves, is reported once, and lands (last operation per
   await writes.write([{ type: 'put', key: 'b!w!a', value: 'will-a' }]);
   state.full = true;
   await writes.write([{ type: 'put', key: 'b!r!x', value: '1' }]);
-  await writes.write([{ type: 'put', key: 'b!r!x', value: '2' }, { type: 'del', key: 'b!w!a' }]);
+  await writes.write([
+    { type: 'put', key: 'b!r!x', value: '2' },
+    { type: 'del', key: 'b!w!a' },
+  ]);
   t.equal(errors.length, 1, 'reported once');
   t.match(errors[0], /kept in memory and retried: .*No space left/);
   t.equal(writes.deferredCount, 2, 'one operation per key kept');
@@ -69,7 +72,14 @@ t.test('later writes queue behind the deferred ones, in one batch', async (t) =>
   const before = state.batches;
   await writes.write([{ type: 'put', key: 'k2', value: 'b' }]);
   t.equal(state.batches, before + 1, 'one batch');
-  t.same([...disk].sort(), [['k1', 'a'], ['k2', 'b']], 'the deferred operation went with it');
+  t.same(
+    [...disk].sort(),
+    [
+      ['k1', 'a'],
+      ['k2', 'b'],
+    ],
+    'the deferred operation went with it',
+  );
   await writes.close();
 });
 
@@ -106,11 +116,19 @@ t.test('Aedes on broker state whose disk is full: clients connect, with and with
   t.teardown(() => process.off('unhandledRejection', onUnhandled));
 
   state.full = true;
-  const withWill = await mqtt.connectAsync(url, { clientId: 'dev-will', will: { topic: 'dev/status', payload: Buffer.from('offline'), qos: 1, retain: true }, reconnectPeriod: 0 });
+  const withWill = await mqtt.connectAsync(url, {
+    clientId: 'dev-will',
+    will: { topic: 'dev/status', payload: Buffer.from('offline'), qos: 1, retain: true },
+    reconnectPeriod: 0,
+  });
   const plain = await mqtt.connectAsync(url, { clientId: 'reader', clean: false, reconnectPeriod: 0 });
   await plain.subscribeAsync('site/alarm', { qos: 1 });
   const got = new Promise<string>((resolve) => plain.once('message', (_topic, payload) => resolve(payload.toString())));
-  await new Promise<void>((resolve, reject) => aedes.publish({ cmd: 'publish', topic: 'site/alarm', payload: Buffer.from('read-only'), qos: 0, retain: true, dup: false }, (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    aedes.publish({ cmd: 'publish', topic: 'site/alarm', payload: Buffer.from('read-only'), qos: 0, retain: true, dup: false }, (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
   let timer: NodeJS.Timeout | undefined;
   const delivered = await Promise.race([got, new Promise<string>((r) => (timer = setTimeout(() => r('nothing within 5 s'), 5000)))]);
   clearTimeout(timer);

@@ -1,5 +1,5 @@
 /**
- * The chunked layout of raw points and rollup buckets (storage/chunks.ts): the codecs, how
+ * The chunked layout of raw points and rollup buckets (storage/level/chunks.ts): the codecs, how
  * entries are cut into chunks, and LevelStore against a plain model under live appends,
  * bulk writes, late values, overwrites, restarts (cold caches), values written one per key
  * by earlier versions, and retention cutting inside a chunk.
@@ -9,9 +9,9 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHUNK_MAX, LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, cut, mergeEntries, rawCodec, rollupBlockMs, rollupCodec } from '../../storage/chunks.js';
-import { LevelStore } from '../../storage/level-store.js';
-import { pointKey, rollupKey } from '../../storage/keys.js';
+import { CHUNK_MAX, LIVE_MAX, RAW_BLOCK_MS, ROLLUP_LIVE_MAX, cut, mergeEntries, rawCodec, rollupBlockMs, rollupCodec } from '../../storage/level/chunks.js';
+import { LevelStore } from '../../storage/level/level-store.js';
+import { pointKey, rollupKey } from '../../storage/level/keys.js';
 import { RESOLUTIONS, decodeAgg, encodeAgg, singleAgg, type Agg } from '../../storage/rollups.js';
 import { MAX_QUERY_LIMIT, type PointRecord, type StoredValue } from '../../storage/store.js';
 import { mulberry32 } from '../helpers/rng.js';
@@ -40,7 +40,7 @@ async function tempStore(t: Test): Promise<{ open(): Promise<LevelStore>; dir: s
 }
 
 async function keysUnder(store: LevelStore, prefix: string): Promise<string[]> {
-  return store.db.keys({ gte: prefix, lt: prefix + '\xff' }).all();
+  return store.testHooks.keys({ gte: prefix, lt: prefix + '\xff' });
 }
 
 const aggCodec = rollupCodec(decodeAgg);
@@ -53,7 +53,7 @@ async function layoutViolation(store: LevelStore, id: string): Promise<string | 
   ];
   for (const { prefix, blockMs, codec } of series) {
     let previousLast = -Infinity;
-    for await (const [key, value] of store.db.iterator({ gte: prefix, lt: prefix + '\xff' })) {
+    for (const [key, value] of await store.testHooks.entries({ gte: prefix, lt: prefix + '\xff' })) {
       const keyT = Number(key.slice(prefix.length));
       const { ts } = codec.decode(keyT, value);
       if (ts[0] !== keyT) return `${key}: first entry ${ts[0]} is not the key's time`;
@@ -79,12 +79,32 @@ t.test('raw codec: numbers as doubles, everything else (and quality) exactly as 
     { t: 8, v: 1e300 },
     { t: 9, v: 0 },
   ];
-  const raw = rawCodec.encode(es.map((e) => e.t), es);
+  const raw = rawCodec.encode(
+    es.map((e) => e.t),
+    es,
+  );
   t.equal(rawCodec.count(raw), es.length, 'count from the header');
   t.same(rawCodec.decode(1, raw).es, es, 'round trip');
-  t.same(rawCodec.decode(1, raw).ts, es.map((e) => e.t));
+  t.same(
+    rawCodec.decode(1, raw).ts,
+    es.map((e) => e.t),
+  );
   t.equal(raw[0], 6, 'bytes (marker 6)');
-  t.equal(raw.length, 8 + 16 * es.length + Buffer.byteLength(JSON.stringify([[2, es[2]!.v], [3, true], [4, null, 'bad'], [5, 42, 'stale'], [6, es[6]!.v]])), 'header, doubles, then the other entries as UTF-8 JSON');
+  t.equal(
+    raw.length,
+    8 +
+      16 * es.length +
+      Buffer.byteLength(
+        JSON.stringify([
+          [2, es[2]!.v],
+          [3, true],
+          [4, null, 'bad'],
+          [5, 42, 'stale'],
+          [6, es[6]!.v],
+        ]),
+      ),
+    'header, doubles, then the other entries as UTF-8 JSON',
+  );
   // The layout before, as text (marker 2, latin1 characters, the JSON as it is), read as text and as its UTF-8 bytes from disk.
   const head = Buffer.from(raw.subarray(0, 8 + 16 * es.length));
   head[0] = 2;
@@ -131,7 +151,9 @@ t.test('rollup codec: one-reading buckets in three doubles, others in ten; earli
   const before = Buffer.alloc(8 + 80 * 2);
   before[0] = 3;
   before.writeUInt32LE(2, 4);
-  [T0, 1, 3, 3, 3, T0, 3, T0, 3, 0, T0 + MIN, 4, 10.5, -1, 7, T0 + MIN, 2, T0 + 2 * MIN, 7, 5].forEach((d, i) => before.writeDoubleLE(d, 8 + 8 * i));
+  [T0, 1, 3, 3, 3, T0, 3, T0, 3, 0, T0 + MIN, 4, 10.5, -1, 7, T0 + MIN, 2, T0 + 2 * MIN, 7, 5].forEach((d, i) => {
+    before.writeDoubleLE(d, 8 + 8 * i);
+  });
   t.same(codec.decode(T0, before.toString('latin1')), { ts: [T0, T0 + MIN], es: aggs }, 'ten doubles per bucket (marker 3)');
   t.equal(codec.count(before.toString('latin1')), 2);
   t.same(codec.decode(T0, encodeAgg(aggs[1]!)), { ts: [T0], es: [aggs[1]] }, 'binary single bucket');
@@ -142,15 +164,41 @@ t.test('cut: at block boundaries and CHUNK_MAX; the newest entry alone when the 
   const ts = Array.from({ length: 1300 }, (_, i) => T0 + i * 1000);
   const es = ts.map((x) => x);
   const pieces = cut(ts, es, RAW_BLOCK_MS, 'none');
-  t.same(pieces.map((p) => p.ts.length), [CHUNK_MAX, CHUNK_MAX, 1300 - 2 * CHUNK_MAX]);
+  t.same(
+    pieces.map((p) => p.ts.length),
+    [CHUNK_MAX, CHUNK_MAX, 1300 - 2 * CHUNK_MAX],
+  );
   const tail = cut(ts, es, RAW_BLOCK_MS, 'tail');
-  t.same(tail.map((p) => p.ts.length), [CHUNK_MAX, CHUNK_MAX, 1300 - 2 * CHUNK_MAX - 1, 1], 'newest entry alone');
-  t.same(cut(ts.slice(0, LIVE_MAX), es.slice(0, LIVE_MAX), RAW_BLOCK_MS, 'tail').map((p) => p.ts.length), [LIVE_MAX], 'a short newest chunk stays whole');
-  t.same(cut(ts.slice(0, 3), es.slice(0, 3), RAW_BLOCK_MS, 'head').map((p) => p.ts.length), [2, 1], 'head: the newest entry always alone');
-  t.same(cut(ts.slice(0, 1), es.slice(0, 1), RAW_BLOCK_MS, 'head').map((p) => p.ts.length), [1]);
+  t.same(
+    tail.map((p) => p.ts.length),
+    [CHUNK_MAX, CHUNK_MAX, 1300 - 2 * CHUNK_MAX - 1, 1],
+    'newest entry alone',
+  );
+  t.same(
+    cut(ts.slice(0, LIVE_MAX), es.slice(0, LIVE_MAX), RAW_BLOCK_MS, 'tail').map((p) => p.ts.length),
+    [LIVE_MAX],
+    'a short newest chunk stays whole',
+  );
+  t.same(
+    cut(ts.slice(0, 3), es.slice(0, 3), RAW_BLOCK_MS, 'head').map((p) => p.ts.length),
+    [2, 1],
+    'head: the newest entry always alone',
+  );
+  t.same(
+    cut(ts.slice(0, 1), es.slice(0, 1), RAW_BLOCK_MS, 'head').map((p) => p.ts.length),
+    [1],
+  );
   const across = [T0 + DAY - 2000, T0 + DAY - 1000, T0 + DAY, T0 + DAY + 1000];
-  t.same(cut(across, across, RAW_BLOCK_MS, 'none').map((p) => p.ts), [across.slice(0, 2), across.slice(2)], 'never across a day');
-  t.same(mergeEntries([{ key: 'k', ts: [1, 3, 5], es: ['a', 'c', 'e'] }], [0, 3, 5, 9], ['z', 'C', null, 'i']), { ts: [0, 1, 3, 9], es: ['z', 'a', 'C', 'i'] }, 'changes replace, null removes');
+  t.same(
+    cut(across, across, RAW_BLOCK_MS, 'none').map((p) => p.ts),
+    [across.slice(0, 2), across.slice(2)],
+    'never across a day',
+  );
+  t.same(
+    mergeEntries([{ key: 'k', ts: [1, 3, 5], es: ['a', 'c', 'e'] }], [0, 3, 5, 9], ['z', 'C', null, 'i']),
+    { ts: [0, 1, 3, 9], es: ['z', 'a', 'C', 'i'] },
+    'changes replace, null removes',
+  );
 });
 
 t.test('live appends share chunks of LIVE_MAX readings; bulk writes chunks of up to CHUNK_MAX', async (t) => {
@@ -159,32 +207,54 @@ t.test('live appends share chunks of LIVE_MAX readings; bulk writes chunks of up
   for (let i = 0; i < 48; i++) await store.write([{ id: 'live', t: T0 + i * 1000, v: i }]);
   const liveKeys = await keysUnder(store, 'p!live!');
   t.equal(liveKeys.length, 48 / LIVE_MAX, `48 readings written one per commit sit in ${liveKeys.length} keys`);
-  t.same((await store.query('live')).map((p) => p.v), Array.from({ length: 48 }, (_, i) => i));
+  t.same(
+    (await store.query('live')).map((p) => p.v),
+    Array.from({ length: 48 }, (_, i) => i),
+  );
   // Live rollups: 48 s of data is one 1 min bucket, updated by every commit, in one key.
   t.equal((await keysUnder(store, 'r!1m!live!')).length, 1, 'one 1 min bucket, one key');
   for (let i = 0; i < 100; i++) await store.write([{ id: 'live2', t: T0 + i * MIN, v: i }]);
   const minuteKeys = await keysUnder(store, 'r!1m!live2!');
   t.equal(minuteKeys.length, Math.ceil(99 / ROLLUP_LIVE_MAX) + 1, `100 one-minute buckets written live sit in ${minuteKeys.length} keys (the newest alone)`);
-  t.same((await store.queryAggregate('live2', { from: T0, to: T0 + 100 * MIN, interval: MIN, agg: 'last' })).map((p) => p.v), Array.from({ length: 100 }, (_, i) => i));
+  t.same(
+    (await store.queryAggregate('live2', { from: T0, to: T0 + 100 * MIN, interval: MIN, agg: 'last' })).map((p) => p.v),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
   const bulk: PointRecord[] = Array.from({ length: 86_400 }, (_, i) => ({ id: 'bulk', t: T0 + i * 1000, v: i % 997 }));
   for (let i = 0; i < bulk.length; i += 5000) await store.write(bulk.slice(i, i + 5000));
   const bulkKeys = await keysUnder(store, 'p!bulk!');
   t.ok(bulkKeys.length <= Math.ceil(86_400 / CHUNK_MAX) + 2 * 18, `a day of 1 s data in ${bulkKeys.length} keys`);
   const day = await store.query('bulk', { from: T0, to: T0 + DAY - 1, limit: MAX_QUERY_LIMIT });
   t.equal(day.length, 86_400);
-  t.ok(day.every((p, i) => p.t === T0 + i * 1000 && p.v === i % 997), 'every reading in order');
+  t.ok(
+    day.every((p, i) => p.t === T0 + i * 1000 && p.v === i % 997),
+    'every reading in order',
+  );
   const rollupKeys = await keysUnder(store, 'r!1m!bulk!');
   t.ok(rollupKeys.length < 20, `1,440 one-minute buckets in ${rollupKeys.length} keys`);
   const minutes = await store.queryAggregate('bulk', { from: T0, to: T0 + DAY - 1, interval: MIN, agg: 'count' });
   t.equal(minutes.length, 1440);
-  t.ok(minutes.every((m) => m.v === 60), 'each minute counts 60 readings');
+  t.ok(
+    minutes.every((m) => m.v === 60),
+    'each minute counts 60 readings',
+  );
   // A range starting and ending inside chunks.
   const mid = await store.query('bulk', { from: T0 + 1000 * 1000 + 1, to: T0 + 1003 * 1000 });
-  t.same(mid.map((p) => p.t), [T0 + 1001 * 1000, T0 + 1002 * 1000, T0 + 1003 * 1000]);
+  t.same(
+    mid.map((p) => p.t),
+    [T0 + 1001 * 1000, T0 + 1002 * 1000, T0 + 1003 * 1000],
+  );
   const newest = await store.query('bulk', { order: 'desc', limit: 3 });
-  t.same(newest.map((p) => p.v), [86_399 % 997, 86_398 % 997, 86_397 % 997]);
+  t.same(
+    newest.map((p) => p.v),
+    [86_399 % 997, 86_398 % 997, 86_397 % 997],
+  );
   const desc = await store.query('bulk', { order: 'desc', from: T0 + 1000 * 1000 + 1, to: T0 + 1003 * 1000 });
-  t.same(desc.map((p) => p.t), [T0 + 1003 * 1000, T0 + 1002 * 1000, T0 + 1001 * 1000], 'descending inside chunks');
+  t.same(
+    desc.map((p) => p.t),
+    [T0 + 1003 * 1000, T0 + 1002 * 1000, T0 + 1001 * 1000],
+    'descending inside chunks',
+  );
 });
 
 t.test('chunks written as text by the version before are read, and rewritten as bytes when written again', async (t) => {
@@ -194,7 +264,7 @@ t.test('chunks written as text by the version before are read, and rewritten as 
   await store.write(Array.from({ length: 40 }, (_, i) => ({ id, t: T0 + i * MIN, v: i % 2 === 0 ? i : `s${i}ü` })));
   // Turn every chunk into the text form the version before stored (markers 2 and 5, latin1 characters, UTF-8 on disk).
   const ops: Array<{ type: 'put'; key: string; value: string }> = [];
-  for await (const [key, value] of store.db.iterator({ gte: 'p!', lt: 's' })) {
+  for (const [key, value] of await store.testHooks.entries({ gte: 'p!', lt: 's' })) {
     if (!key.includes(id)) continue;
     const bytes = value as Buffer;
     if (bytes[0] === 6) {
@@ -209,12 +279,16 @@ t.test('chunks written as text by the version before are read, and rewritten as 
     }
   }
   t.ok(ops.length >= 5, `${ops.length} chunks in the text form`);
-  await store.db.batch(ops);
+  await store.testHooks.batch(ops);
   store = await h.open();
   const want = Array.from({ length: 40 }, (_, i) => ({ t: T0 + i * MIN, v: i % 2 === 0 ? i : `s${i}ü` }));
   t.same(await store.query(id, { limit: MAX_QUERY_LIMIT }), want, 'raw points read from the text form');
   const sums = await store.queryAggregate(id, { from: T0, to: T0 + 40 * MIN - 1, interval: 15 * MIN, agg: 'sum' });
-  t.same(sums.map((b) => b.v), [0 + 2 + 4 + 6 + 8 + 10 + 12 + 14, 16 + 18 + 20 + 22 + 24 + 26 + 28, 30 + 32 + 34 + 36 + 38], 'rollups read from the text form');
+  t.same(
+    sums.map((b) => b.v),
+    [0 + 2 + 4 + 6 + 8 + 10 + 12 + 14, 16 + 18 + 20 + 22 + 24 + 26 + 28, 30 + 32 + 34 + 36 + 38],
+    'rollups read from the text form',
+  );
   // A late value rewrites its chunks (merging the text form) as bytes.
   await store.write([{ id, t: T0 + 5 * MIN + 1, v: 100 }]);
   want.splice(6, 0, { t: T0 + 5 * MIN + 1, v: 100 });
@@ -232,15 +306,24 @@ t.test('readings and buckets written one per key by earlier versions are read, a
     ops.push({ type: 'put' as const, key: pointKey('old', T0 + i * MIN), value: `[${i}]` });
     ops.push({ type: 'put' as const, key: rollupKey('1m', 'old', T0 + i * MIN), value: encodeAgg(singleAgg(T0 + i * MIN, i)) });
   }
-  await store.db.batch(ops);
+  await store.testHooks.batch(ops);
   store = await h.open(); // reopen so the newest value is loaded from the old layout
   t.same(store.latest('old'), { t: T0 + 9 * MIN, v: 9 });
-  t.same((await store.query('old')).map((p) => p.v), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  t.same(
+    (await store.query('old')).map((p) => p.v),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   // Overwrite three old readings and add new ones after them.
   await store.write([3, 4, 5, 10, 11].map((i) => ({ id: 'old', t: T0 + i * MIN, v: 100 + i })));
-  t.same((await store.query('old')).map((p) => p.v), [0, 1, 2, 103, 104, 105, 6, 7, 8, 9, 110, 111]);
+  t.same(
+    (await store.query('old')).map((p) => p.v),
+    [0, 1, 2, 103, 104, 105, 6, 7, 8, 9, 110, 111],
+  );
   const perMinute = await store.queryAggregate('old', { from: T0, to: T0 + 12 * MIN - 1, interval: MIN, agg: 'last' });
-  t.same(perMinute.map((p) => p.v), [0, 1, 2, 103, 104, 105, 6, 7, 8, 9, 110, 111]);
+  t.same(
+    perMinute.map((p) => p.v),
+    [0, 1, 2, 103, 104, 105, 6, 7, 8, 9, 110, 111],
+  );
   const keys = await keysUnder(store, 'p!old!');
   t.ok(keys.length < 12, `the overwritten range was merged into chunks (${keys.length} keys)`);
 });
@@ -269,7 +352,11 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
       const lastPerMinute = new Map<number, number>();
       for (const p of [...model.get(id)!.values()].sort((a, b) => a.t - b.t)) if (typeof p.v === 'number') lastPerMinute.set(Math.floor(p.t / MIN) * MIN, p.v);
       const minutes = await store.queryAggregate(id, { from: T0, to: clock + DAY, interval: MIN, agg: 'last' });
-      t.same(minutes.map((m) => [m.t, m.v]), [...lastPerMinute], `${label}: ${id} the last reading of every minute, in order`);
+      t.same(
+        minutes.map((m) => [m.t, m.v]),
+        [...lastPerMinute],
+        `${label}: ${id} the last reading of every minute, in order`,
+      );
       const want = [...model.get(id)!.values()].sort((a, b) => a.t - b.t);
       const got = await store.query(id, { limit: MAX_QUERY_LIMIT });
       if (got.length !== want.length || got.some((g, i) => g.t !== want[i]!.t || JSON.stringify(g) !== JSON.stringify(want[i]))) {
@@ -286,7 +373,11 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
       if (mismatch) t.fail(`${label}: ${mismatch}`);
       const counts = await store.queryAggregate(id, { from: T0, to: clock + DAY, interval: 15 * MIN, agg: 'count' });
       const numeric = want.filter((p) => typeof p.v === 'number' || typeof p.v === 'boolean');
-      t.equal(counts.reduce((a, p) => a + p.v, 0), numeric.length, `${label}: ${id} rollups count every numeric reading`);
+      t.equal(
+        counts.reduce((a, p) => a + p.v, 0),
+        numeric.length,
+        `${label}: ${id} rollups count every numeric reading`,
+      );
     }
   };
   for (let round = 0; round < 120; round++) {
@@ -295,15 +386,17 @@ t.test('random live, bulk, late and overwriting writes equal a plain model, acro
     for (const id of ids) {
       const series = model.get(id)!;
       const times: number[] = [];
-      if (kind < 0.6) times.push(clock + Math.floor(random() * 5000)); // live
-      else if (kind < 0.75) for (let i = 0; i < bulkCount(kind); i++) times.push(clock + i * bulkStep(kind)); // bulk, crosses chunk limits
+      if (kind < 0.6)
+        times.push(clock + Math.floor(random() * 5000)); // live
+      else if (kind < 0.75)
+        for (let i = 0; i < bulkCount(kind); i++) times.push(clock + i * bulkStep(kind)); // bulk, crosses chunk limits
       else if (kind < 0.82) {
         // Late, anywhere, with one near the newest: old chunks are read, the cached newest ones must stay right.
         for (let i = 0; i < 3; i++) times.push(T0 + Math.floor(random() * (clock - T0 + 1)));
         for (let i = 0; i < 2; i++) times.push(T0 + Math.floor(random() * 6 * 3_600_000)); // more than a block before the rest
         times.push(clock - Math.floor(random() * 10 * MIN), clock + 60_000 + Math.floor(random() * 5000));
-      }
-      else if (kind < 0.9) for (let i = 0; i < 3; i++) times.push(clock - Math.floor(random() * 20 * MIN)); // late, near the newest
+      } else if (kind < 0.9)
+        for (let i = 0; i < 3; i++) times.push(clock - Math.floor(random() * 20 * MIN)); // late, near the newest
       else times.push(...[...series.keys()].filter(() => random() < 0.05)); // overwrites
       for (const time of times) {
         const r = random();
@@ -337,7 +430,7 @@ t.test('a failed commit leaves no trace in the cached newest chunks and buckets 
   await live(40); // caches warm: every commit now extends the cached chunks and buckets in place
   failCommits(store, { once: true }); // the next commit fails, as a full disk makes it
   await t.rejects(store.write(ids.map((id) => ({ id, t: clock, v: 1000 }))), /injected write failure/, 'the commit fails');
-  // Storage is read-only now and leaves that state only by reopening the database (storage/storage-alarm.ts).
+  // Storage is read-only now and leaves that state only by reopening the database (storage/level/storage-alarm.ts).
   t.ok(store.readOnly, 'a failed write makes storage read-only');
   for (const end = Date.now() + 15_000; store.readOnly && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
   t.notOk(store.readOnly, 'it recovers by reopening');
@@ -382,7 +475,11 @@ t.test('a late value between the cached newest chunks, in a batch that also read
   ]);
   t.equal(await layoutViolation(store, 'gap'), undefined, 'no chunk overlaps another');
   const minutes = await store.queryAggregate('gap', { from: T0, to: T0 + 3 * DAY, interval: MIN, agg: 'last' });
-  t.same(minutes.map((m) => m.v), [3, 1, 4, 2, 5], 'every minute once, in order');
+  t.same(
+    minutes.map((m) => m.v),
+    [3, 1, 4, 2, 5],
+    'every minute once, in order',
+  );
 });
 
 t.test('rollups that outlived their raw points (retention) merge with late writes after a restart', async (t) => {
@@ -397,9 +494,16 @@ t.test('rollups that outlived their raw points (retention) merge with late write
   await store.write([{ id: 'old', t: T0 + 1, v: 100 }]);
   t.equal(await layoutViolation(store, 'old'), undefined, 'no chunk overlaps another, none replaced');
   const days = await store.queryAggregate('old', { from: T0, to: T0 + 10 * DAY - 1, interval: DAY, agg: 'count' });
-  t.same(days.map((d) => [d.t, d.v]), Array.from({ length: 10 }, (_, i) => [T0 + i * DAY, i === 0 || i === 3 || i === 5 ? 2 : 1]), 'every day once, in order, the late readings counted in');
+  t.same(
+    days.map((d) => [d.t, d.v]),
+    Array.from({ length: 10 }, (_, i) => [T0 + i * DAY, i === 0 || i === 3 || i === 5 ? 2 : 1]),
+    'every day once, in order, the late readings counted in',
+  );
   const sums = await store.queryAggregate('old', { from: T0, to: T0 + 10 * DAY - 1, interval: DAY, agg: 'sum' });
-  t.same(sums.map((d) => d.v), [100, 1, 2, 33, 4, 55, 6, 7, 8, 9]);
+  t.same(
+    sums.map((d) => d.v),
+    [100, 1, 2, 33, 4, 55, 6, 7, 8, 9],
+  );
 });
 
 t.test('trend data in bulk (one reading per 1 min and 15 min bucket), then late, live and reused points: every rollup equals the model', async (t) => {
@@ -425,7 +529,11 @@ t.test('trend data in bulk (one reading per 1 min and 15 min bucket), then late,
   reused.v = -1; // after the last write: must change nothing stored or cached
   await write([{ id: 'bms', t: T0 + 21 * 15 * MIN, v: 1 }]);
   t.equal(await aggregateMismatch(store, 'bms', want, T0, T0 + DAY), undefined, 'live readings after the bulk, one point object reused');
-  t.same((await store.query('bms', { limit: MAX_QUERY_LIMIT })).map((p) => p.v), want.sort((a, b) => a.t - b.t).map((p) => p.v), 'raw points as written');
+  t.same(
+    (await store.query('bms', { limit: MAX_QUERY_LIMIT })).map((p) => p.v),
+    want.sort((a, b) => a.t - b.t).map((p) => p.v),
+    'raw points as written',
+  );
   t.same(store.latest('bms'), { t: T0 + 21 * 15 * MIN, v: 1 }, 'the latest reading is a copy of what was written');
   store = await h.open();
   t.equal(await aggregateMismatch(store, 'bms', want, T0, T0 + DAY), undefined, 'after a restart');

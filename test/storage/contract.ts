@@ -37,7 +37,13 @@ async function rejectsWith(t: Test, fn: () => Promise<unknown>, code: string, wh
 const rng = mulberry32;
 
 /** Naive reference: per interval, from every numeric reading sorted by time. */
-function reference(points: Map<number, StoredValue>, from: number, to: number, interval: number, agg: Aggregation): Array<{ t: number; v: number; count: number }> {
+function reference(
+  points: Map<number, StoredValue>,
+  from: number,
+  to: number,
+  interval: number,
+  agg: Aggregation,
+): Array<{ t: number; v: number; count: number }> {
   const numeric = [...points.values()]
     .map((p) => ({ t: p.t, v: typeof p.v === 'number' ? p.v : typeof p.v === 'boolean' ? (p.v ? 1 : 0) : undefined }))
     .filter((p): p is { t: number; v: number } => p.v !== undefined)
@@ -105,11 +111,19 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     await store.write(points.slice(0, 50));
     const all = await store.query('a');
     t.equal(all.length, 100);
-    t.same(all.map((p) => p.v), points.map((p) => p.v), 'ascending by t');
+    t.same(
+      all.map((p) => p.v),
+      points.map((p) => p.v),
+      'ascending by t',
+    );
     const range = await store.query('a', { from: T0 + 10_000, to: T0 + 20_000 });
     t.same([range[0]!.t, range.at(-1)!.t, range.length], [T0 + 10_000, T0 + 20_000, 11], 'from/to inclusive');
     const desc = await store.query('a', { order: 'desc', limit: 3 });
-    t.same(desc.map((p) => p.v), [99, 98, 97], 'desc with limit');
+    t.same(
+      desc.map((p) => p.v),
+      [99, 98, 97],
+      'desc with limit',
+    );
     t.equal((await store.query('a', { limit: MAX_QUERY_LIMIT * 10 })).length, 100, 'limit above the cap is capped, not an error');
     t.same(await store.query('nothing'), [], 'unknown id: empty');
     t.same(await store.query('a', { from: T0 + 1e9 }), [], 'empty range');
@@ -126,9 +140,18 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
       { id: 'a_b', t: T0 + 1, v: 4 },
       { id: 'ab', t: T0 + 2, v: 5 },
     ]);
-    t.same((await store.query('a')).map((p) => p.v), [1]);
-    t.same((await store.query('a.b')).map((p) => p.v), [2]);
-    t.same((await store.query('ab')).map((p) => p.v), [5]);
+    t.same(
+      (await store.query('a')).map((p) => p.v),
+      [1],
+    );
+    t.same(
+      (await store.query('a.b')).map((p) => p.v),
+      [2],
+    );
+    t.same(
+      (await store.query('ab')).map((p) => p.v),
+      [5],
+    );
     t.equal(store.latest('a')?.v, 1);
     await store.close();
   });
@@ -192,7 +215,10 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
       { id: 'ob.q', t: T0 + 1, v: null, q: 'bad' },
     ];
     await store.write(points);
-    t.same((await store.readOutbox(0, 100)).map(({ seq: _seq, ...r }) => r), points);
+    t.same(
+      (await store.readOutbox(0, 100)).map(({ seq: _seq, ...r }) => r),
+      points,
+    );
     await store.close();
   });
 
@@ -207,11 +233,23 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     await Promise.all(Array.from({ length: 30 }, (_, i) => store.write([{ id: `o${i % 3}`, t: T0 + i, v: i }])));
     const all = await store.readOutbox(0, 1000);
     t.equal(all.length, 32);
-    t.same(all.map((r) => r.seq), Array.from({ length: 32 }, (_, i) => i + 1), 'gap-free, ascending, unique under concurrent writers');
+    t.same(
+      all.map((r) => r.seq),
+      Array.from({ length: 32 }, (_, i) => i + 1),
+      'gap-free, ascending, unique under concurrent writers',
+    );
     t.same(all[1], { seq: 2, id: 'o', t: T0 + 1, v: null, q: 'bad' });
-    t.same((await store.readOutbox(10, 5)).map((r) => r.seq), [11, 12, 13, 14, 15], 'after + limit');
+    t.same(
+      (await store.readOutbox(10, 5)).map((r) => r.seq),
+      [11, 12, 13, 14, 15],
+      'after + limit',
+    );
     t.equal(await store.ackOutbox(10), 10, 'ack deletes acknowledged records');
-    t.same((await store.readOutbox(0, 3)).map((r) => r.seq), [11, 12, 13], 'acknowledged records are gone');
+    t.same(
+      (await store.readOutbox(0, 3)).map((r) => r.seq),
+      [11, 12, 13],
+      'acknowledged records are gone',
+    );
     t.equal(await store.ackOutbox(5), 0, 'a lower ack is a no-op');
     t.equal(await store.ackOutbox(1000), 22, 'ack above the high-water mark is capped');
     t.same(await store.readOutbox(0, 10), []);
@@ -220,14 +258,32 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     await rejectsWith(t, () => store.ackOutbox(-1), 'BAD_REQUEST', 'negative ack');
     await rejectsWith(t, () => store.ackOutbox(1.5), 'BAD_REQUEST', 'fractional ack');
     await store.write([{ id: 'o', t: T0 + 99, v: 9 }]);
-    t.same((await store.readOutbox(0, 10)).map((r) => r.seq), [33], 'numbers are never reused after a drain');
+    t.same(
+      (await store.readOutbox(0, 10)).map((r) => r.seq),
+      [33],
+      'numbers are never reused after a drain',
+    );
     // A restore stores history without queueing it for sync again.
-    await store.write([{ id: 'restored', t: T0, v: 1 }, { id: 'o', t: T0 + 100, v: 10 }], { outbox: false });
-    t.same((await store.query('restored')).map((p) => p.v), [1], 'outbox:false points are stored');
+    await store.write(
+      [
+        { id: 'restored', t: T0, v: 1 },
+        { id: 'o', t: T0 + 100, v: 10 },
+      ],
+      { outbox: false },
+    );
+    t.same(
+      (await store.query('restored')).map((p) => p.v),
+      [1],
+      'outbox:false points are stored',
+    );
     t.equal(store.latest('o')?.v, 10, 'and become the latest value');
     t.equal(store.stats().lastSeq, 33, 'but take no sequence number');
     await Promise.all([store.write([{ id: 'o', t: T0 + 101, v: 11 }]), store.write([{ id: 'restored', t: T0 + 1, v: 2 }], { outbox: false })]);
-    t.same((await store.readOutbox(33, 10)).map((r) => [r.seq, r.id, r.v]), [[34, 'o', 11]], 'mixed in one group commit: only the synced point is queued');
+    t.same(
+      (await store.readOutbox(33, 10)).map((r) => [r.seq, r.id, r.v]),
+      [[34, 'o', 11]],
+      'mixed in one group commit: only the synced point is queued',
+    );
     await store.close();
   });
 
@@ -238,18 +294,25 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     await store.putDatapoint(dp('m.two'));
     await store.putDatapoint({ ...dp('m.one'), unit: 'kW' });
     const list = (await store.listDatapoints()).sort((a, b) => a.id.localeCompare(b.id));
-    t.same(list.map((d) => [d.id, d.unit]), [
-      ['m.one', 'kW'],
-      ['m.two', undefined],
-    ]);
+    t.same(
+      list.map((d) => [d.id, d.unit]),
+      [
+        ['m.one', 'kW'],
+        ['m.two', undefined],
+      ],
+    );
     await store.putDatapoints([{ ...dp('m.two'), unit: 'W' }, dp('m.three'), dp('m.four')]);
     const after = (await store.listDatapoints()).sort((a, b) => a.id.localeCompare(b.id));
-    t.same(after.map((d) => [d.id, d.unit]), [
-      ['m.four', undefined],
-      ['m.one', 'kW'],
-      ['m.three', undefined],
-      ['m.two', 'W'],
-    ], 'several at once, one of them an update');
+    t.same(
+      after.map((d) => [d.id, d.unit]),
+      [
+        ['m.four', undefined],
+        ['m.one', 'kW'],
+        ['m.three', undefined],
+        ['m.two', 'W'],
+      ],
+      'several at once, one of them an update',
+    );
     await store.close();
   });
 
@@ -273,31 +336,90 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     // Two hours of 5-minute readings; values 0..23.
     await store.write(Array.from({ length: 24 }, (_, i) => ({ id: 'h', t: T0 + i * 5 * MIN, v: i })));
     const q = (agg: Aggregation, interval = HOUR) => store.queryAggregate('h', { from: T0, to: T0 + 2 * HOUR - 1, interval, agg });
-    t.same(await q('count'), [{ t: T0, v: 12, count: 12 }, { t: T0 + HOUR, v: 12, count: 12 }]);
-    t.same((await q('sum')).map((p) => p.v), [66, 210]);
-    t.same((await q('avg')).map((p) => p.v), [5.5, 17.5]);
-    t.same((await q('min')).map((p) => p.v), [0, 12]);
-    t.same((await q('max')).map((p) => p.v), [11, 23]);
-    t.same((await q('first')).map((p) => p.v), [0, 12]);
-    t.same((await q('last')).map((p) => p.v), [11, 23]);
-    t.same((await q('avg', 15 * MIN)).map((p) => p.v), [1, 4, 7, 10, 13, 16, 19, 22]);
-    t.same((await q('sum', DAY)).map((p) => [p.t, p.v]), [[T0, 276]], 'interval longer than the range');
-    t.same((await q('sum', 2 * HOUR)).map((p) => p.v), [276], 'interval of several buckets');
+    t.same(await q('count'), [
+      { t: T0, v: 12, count: 12 },
+      { t: T0 + HOUR, v: 12, count: 12 },
+    ]);
+    t.same(
+      (await q('sum')).map((p) => p.v),
+      [66, 210],
+    );
+    t.same(
+      (await q('avg')).map((p) => p.v),
+      [5.5, 17.5],
+    );
+    t.same(
+      (await q('min')).map((p) => p.v),
+      [0, 12],
+    );
+    t.same(
+      (await q('max')).map((p) => p.v),
+      [11, 23],
+    );
+    t.same(
+      (await q('first')).map((p) => p.v),
+      [0, 12],
+    );
+    t.same(
+      (await q('last')).map((p) => p.v),
+      [11, 23],
+    );
+    t.same(
+      (await q('avg', 15 * MIN)).map((p) => p.v),
+      [1, 4, 7, 10, 13, 16, 19, 22],
+    );
+    t.same(
+      (await q('sum', DAY)).map((p) => [p.t, p.v]),
+      [[T0, 276]],
+      'interval longer than the range',
+    );
+    t.same(
+      (await q('sum', 2 * HOUR)).map((p) => p.v),
+      [276],
+      'interval of several buckets',
+    );
 
     // A late value lands in the right buckets and becomes first by time, not by arrival.
     await store.write([{ id: 'h', t: T0 - 1, v: 100 }]);
     await store.write([{ id: 'h', t: T0 + 7 * MIN, v: -50 }]);
-    t.same((await q('min')).map((p) => p.v), [-50, 12], 'late minimum inside a bucket');
-    t.same((await store.queryAggregate('h', { from: T0 - HOUR, to: T0 - 1, interval: HOUR, agg: 'last' })).map((p) => p.v), [100], 'late value in a new earlier bucket');
+    t.same(
+      (await q('min')).map((p) => p.v),
+      [-50, 12],
+      'late minimum inside a bucket',
+    );
+    t.same(
+      (await store.queryAggregate('h', { from: T0 - HOUR, to: T0 - 1, interval: HOUR, agg: 'last' })).map((p) => p.v),
+      [100],
+      'late value in a new earlier bucket',
+    );
     // Overwriting the minimum with a larger value must restore the previous minimum.
     await store.write([{ id: 'h', t: T0 + 7 * MIN, v: 5 }]);
-    t.same((await q('min')).map((p) => p.v), [0, 12], 'overwritten minimum is corrected');
+    t.same(
+      (await q('min')).map((p) => p.v),
+      [0, 12],
+      'overwritten minimum is corrected',
+    );
     await store.write([{ id: 'h', t: T0, v: 42 }]);
-    t.same((await q('first')).map((p) => p.v), [42, 12], 'overwritten first');
-    t.same((await q('max')).map((p) => p.v), [42, 23], 'overwrite raises the maximum');
+    t.same(
+      (await q('first')).map((p) => p.v),
+      [42, 12],
+      'overwritten first',
+    );
+    t.same(
+      (await q('max')).map((p) => p.v),
+      [42, 23],
+      'overwrite raises the maximum',
+    );
     await store.write([{ id: 'h', t: T0, v: null, q: 'bad' }]);
-    t.same((await q('count')).map((p) => p.v), [12, 12], 'a reading replaced by a bad one leaves the rollup');
-    t.same((await q('first')).map((p) => p.v), [1, 12]);
+    t.same(
+      (await q('count')).map((p) => p.v),
+      [12, 12],
+      'a reading replaced by a bad one leaves the rollup',
+    );
+    t.same(
+      (await q('first')).map((p) => p.v),
+      [1, 12],
+    );
 
     // Booleans count as 0/1 (duty cycle); strings not at all.
     await store.write([
@@ -307,7 +429,10 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
       { id: 'pump', t: T0 + 3 * MIN, v: true },
       { id: 'txt', t: T0, v: 'hello' },
     ]);
-    t.same((await store.queryAggregate('pump', { from: T0, to: T0 + HOUR, interval: HOUR, agg: 'avg' })).map((p) => p.v), [0.75]);
+    t.same(
+      (await store.queryAggregate('pump', { from: T0, to: T0 + HOUR, interval: HOUR, agg: 'avg' })).map((p) => p.v),
+      [0.75],
+    );
     t.same(await store.queryAggregate('txt', { from: T0, to: T0 + HOUR, interval: HOUR, agg: 'count' }), []);
     await store.close();
   });
@@ -321,14 +446,28 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     const hourly = await store.queryAggregate('kwh', { from: T0, to: T0 + 4 * HOUR - 1, interval: HOUR, agg: 'delta' });
     // 00h: 100→104→110 = 10; 01h: 110→111→120→125 = 15; 02h: 125→130→140→150 = 25;
     // 03h: 150→3 (reset: +3), 3→8, 8→20 = 3+5+12 = 20.
-    t.same(hourly.map((p) => p.v), [10, 15, 25, 20]);
+    t.same(
+      hourly.map((p) => p.v),
+      [10, 15, 25, 20],
+    );
     const total = await store.queryAggregate('kwh', { from: T0, to: T0 + 4 * HOUR - 1, interval: DAY, agg: 'delta' });
-    t.same(total.map((p) => p.v), [70], 'the day is the sum of its hours');
+    t.same(
+      total.map((p) => p.v),
+      [70],
+      'the day is the sum of its hours',
+    );
     const from2h = await store.queryAggregate('kwh', { from: T0 + 2 * HOUR, to: T0 + 4 * HOUR - 1, interval: HOUR, agg: 'delta' });
-    t.same(from2h.map((p) => p.v), [25, 20], 'the first interval counts from the reading before it');
+    t.same(
+      from2h.map((p) => p.v),
+      [25, 20],
+      'the first interval counts from the reading before it',
+    );
     // A late reading inside an interval changes nothing when it is monotonic.
     await store.write([{ id: 'kwh', t: T0 + 30 * MIN, v: 107 }]);
-    t.same((await store.queryAggregate('kwh', { from: T0, to: T0 + 4 * HOUR - 1, interval: HOUR, agg: 'delta' })).map((p) => p.v), [10, 15, 25, 20]);
+    t.same(
+      (await store.queryAggregate('kwh', { from: T0, to: T0 + 4 * HOUR - 1, interval: HOUR, agg: 'delta' })).map((p) => p.v),
+      [10, 15, 25, 20],
+    );
     await store.close();
   });
 
@@ -386,7 +525,11 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
             const got = await store.queryAggregate(id, { from, to, interval, agg });
             const same = got.length === want.length && got.every((g, i) => g.t === want[i]!.t && g.count === want[i]!.count && close(g.v, want[i]!.v));
             if (!same) {
-              t.fail(`${label}: ${id} ${agg} per ${interval / MIN} min differs`, { got: got.slice(0, 5), want: want.slice(0, 5), lengths: [got.length, want.length] });
+              t.fail(`${label}: ${id} ${agg} per ${interval / MIN} min differs`, {
+                got: got.slice(0, 5),
+                want: want.slice(0, 5),
+                lengths: [got.length, want.length],
+              });
               return;
             }
             compared += got.length;
@@ -397,7 +540,11 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     };
     await check('fresh');
     const raw = await store.query('r.one', { limit: MAX_QUERY_LIMIT });
-    t.same(raw.map((p) => p.t), [...model.get('r.one')!.keys()].sort((a, b) => a - b), 'raw points equal the model');
+    t.same(
+      raw.map((p) => p.t),
+      [...model.get('r.one')!.keys()].sort((a, b) => a - b),
+      'raw points equal the model',
+    );
     if (h.reopen) {
       store = await h.reopen(store);
       await check('after restart');
@@ -434,7 +581,11 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
       for (const agg of ['avg', 'min', 'max', 'sum', 'first', 'last', 'count', 'delta'] as Aggregation[]) {
         const want = reference(model, T0, T0 + 2 * DAY, interval, agg);
         const got = await store.queryAggregate('re.import', { from: T0, to: T0 + 2 * DAY, interval, agg });
-        t.ok(got.length === want.length && got.every((g, i) => g.t === want[i]!.t && g.count === want[i]!.count && close(g.v, want[i]!.v)), `${agg} per ${interval / MIN} min`, { got: got.slice(0, 3), want: want.slice(0, 3) });
+        t.ok(
+          got.length === want.length && got.every((g, i) => g.t === want[i]!.t && g.count === want[i]!.count && close(g.v, want[i]!.v)),
+          `${agg} per ${interval / MIN} min`,
+          { got: got.slice(0, 3), want: want.slice(0, 3) },
+        );
         compared += got.length;
       }
     }
@@ -463,11 +614,21 @@ export function storeContract(t: Test, name: string, makeHarness: (t: Test) => P
     ]);
     t.same(store.latest('p.one'), { t: T0 + 1000, v: 2 }, 'latest restored');
     t.same(store.latest('unregistered'), { t: T0 + 5, v: 'x' }, 'latest restored for series without metadata too');
-    t.same((await store.listDatapoints()).map((d) => d.id), ['p.one']);
+    t.same(
+      (await store.listDatapoints()).map((d) => d.id),
+      ['p.one'],
+    );
     t.same([store.stats().lastSeq, store.stats().ackedSeq], [3, 1], 'outbox marks restored');
     await store.write([{ id: 'p.one', t: T0 + 2000, v: 3 }]);
-    t.same((await store.readOutbox(0, 10)).map((r) => r.seq), [2, 3, 4], 'numbering continues');
-    t.same((await store.queryAggregate('p.one', { from: T0, to: T0 + HOUR, interval: HOUR, agg: 'sum' })).map((p) => p.v), [6]);
+    t.same(
+      (await store.readOutbox(0, 10)).map((r) => r.seq),
+      [2, 3, 4],
+      'numbering continues',
+    );
+    t.same(
+      (await store.queryAggregate('p.one', { from: T0, to: T0 + HOUR, interval: HOUR, agg: 'sum' })).map((p) => p.v),
+      [6],
+    );
     await store.close();
   });
 }

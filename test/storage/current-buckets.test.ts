@@ -1,5 +1,5 @@
 /**
- * Current rollup buckets (storage/current-buckets.ts): live commits do not rewrite the newest
+ * Current rollup buckets (storage/level/current-buckets.ts): live commits do not rewrite the newest
  * bucket of each resolution; it is kept exact in memory, laid over what is read from disk,
  * written exact when it closes, before retention takes its raw points, and recomputed from
  * the raw points when the store opens, also after a crash.
@@ -9,10 +9,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { LevelStore } from '../../storage/level-store.js';
-import { rollupKey } from '../../storage/keys.js';
+import { LevelStore } from '../../storage/level/level-store.js';
+import { rollupKey } from '../../storage/level/keys.js';
 import { decodeAgg } from '../../storage/rollups.js';
-import { rollupCodec } from '../../storage/chunks.js';
+import { rollupCodec } from '../../storage/level/chunks.js';
 import { MAX_QUERY_LIMIT, type StoredValue } from '../../storage/store.js';
 import { REPO_ROOT } from '../helpers/process.js';
 import { aggregateMismatch } from './rollup-model.js';
@@ -37,7 +37,7 @@ async function opened(t: Test, path: string): Promise<LevelStore> {
 /** The count of the 1 min bucket at `bucket` as stored on disk (no overlay), or undefined. */
 async function countOnDisk(store: LevelStore, id: string, bucket: number): Promise<number | undefined> {
   const key = rollupKey('1m', id, bucket);
-  const value = await store.db.get(key);
+  const value = await store.testHooks.get(key);
   if (value === undefined) return undefined;
   const d = aggCodec.decode(bucket, value);
   const i = d.ts.indexOf(bucket);
@@ -90,7 +90,10 @@ t.test('late values and overwrites into a current bucket whose disk state is old
   const readings = new Map<number, StoredValue>();
   for (const p of await live(store, 'cur.c', T0, 12, 4_000)) readings.set(p.t, p);
   // A late reading inside the current minute, and an overwrite of one in it.
-  for (const p of [{ t: T0 + 1_000, v: 99 }, { t: T0 + 8_000, v: -5 }]) {
+  for (const p of [
+    { t: T0 + 1_000, v: 99 },
+    { t: T0 + 8_000, v: -5 },
+  ]) {
     await store.write([{ id: 'cur.c', ...p }]);
     readings.set(p.t, p);
   }
@@ -135,7 +138,11 @@ t.test('a reading that is not a number moves past a current bucket whose disk st
     store.dropRollupCache();
     const next = { t: T0 + 70_000, v: 5 };
     await store.write([{ id: 'cur.e', ...next }]);
-    t.equal(await aggregateMismatch(store, 'cur.e', [...readings, next], T0 - DAY, T0 + DAY), undefined, 'exact after the caches were dropped and a number came');
+    t.equal(
+      await aggregateMismatch(store, 'cur.e', [...readings, next], T0 - DAY, T0 + DAY),
+      undefined,
+      'exact after the caches were dropped and a number came',
+    );
   }
   {
     const { store, readings } = await setup(join(await tempDir(t), 'db'));
@@ -148,10 +155,17 @@ t.test('a reading that is not a number moves past a current bucket whose disk st
     let store = await opened(t, path);
     const readings = await live(store, 'cur.f', T0, 10, 5_000);
     store.dropRollupCache();
-    const batch = [{ t: T0 + 52_000, v: 3 }, { t: T0 + 65_000, v: null, q: 'bad' as const }];
+    const batch = [
+      { t: T0 + 52_000, v: 3 },
+      { t: T0 + 65_000, v: null, q: 'bad' as const },
+    ];
     await store.write(batch.map((p) => ({ id: 'cur.f', ...p })));
     readings.push(...batch);
-    t.equal(await aggregateMismatch(store, 'cur.f', readings, T0 - DAY, T0 + DAY), undefined, 'one batch: a number in the stale minute, then a gap reading in the next');
+    t.equal(
+      await aggregateMismatch(store, 'cur.f', readings, T0 - DAY, T0 + DAY),
+      undefined,
+      'one batch: a number in the stale minute, then a gap reading in the next',
+    );
     await store.close();
     store = await opened(t, path);
     t.equal(await aggregateMismatch(store, 'cur.f', readings, T0 - DAY, T0 + DAY), undefined, 'and after a reopen');
@@ -160,7 +174,11 @@ t.test('a reading that is not a number moves past a current bucket whose disk st
 
 /** Starts the live writer on `path`; resolves with its durable commit count once killed after `commits`. */
 async function writeThenKill(path: string, datapoints: number, first: number, commits: number): Promise<number> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test', 'storage', 'fixtures', 'live-writer.ts'), path, String(datapoints), String(first)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'test', 'storage', 'fixtures', 'live-writer.ts'), path, String(datapoints), String(first)],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let committed = -1;
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));

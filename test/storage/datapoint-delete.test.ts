@@ -2,10 +2,10 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import { MemoryStore } from '../../storage/memory-store.js';
-import { ERASE_SLICE } from '../../storage/datapoint-erase.js';
-import { HIGH } from '../../storage/keys.js';
+import { ERASE_SLICE } from '../../storage/level/datapoint-erase.js';
+import { HIGH } from '../../storage/level/keys.js';
 import type { PointRecord, Store } from '../../storage/store.js';
 
 const DAY = 86_400_000;
@@ -20,7 +20,7 @@ async function tempDir(t: Test): Promise<string> {
 /** Every key of the database whose name holds the datapoint `id` (as `!<id>!` or `m!<id>`). */
 async function keysOf(store: LevelStore, id: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const key of store.db.keys({ gte: '', lt: HIGH })) {
+  for (const key of await store.testHooks.keys({ gte: '', lt: HIGH })) {
     if (key === `m!${id}` || key.includes(`!${id}!`)) out.push(key);
   }
   return out;
@@ -54,7 +54,11 @@ t.test('LevelStore: a datapoint is deleted with its definition, raw chunks, roll
   const written = await fill(store, days);
   const before = await keysOf(store, 'a');
   t.ok(before.length > 2 * ERASE_SLICE, `more keys than two slices (${before.length})`);
-  t.same(await store.storedPoints('a'), { points: written, rollups: (await store.storedPoints('a')).rollups, oldest: T0, newest: T0 + days * DAY + 49_000 }, 'counted before');
+  t.same(
+    await store.storedPoints('a'),
+    { points: written, rollups: (await store.storedPoints('a')).rollups, oldest: T0, newest: T0 + days * DAY + 49_000 },
+    'counted before',
+  );
   t.ok((await store.storedPoints('a')).rollups > 4 * days, 'rollup buckets counted');
   const outboxBefore = store.stats().outboxDepth;
 
@@ -70,7 +74,10 @@ t.test('LevelStore: a datapoint is deleted with its definition, raw chunks, roll
   t.equal((await store.query('a.b', { from: 0, to: Date.now() })).length, 20, 'a.b (same prefix) untouched');
   t.equal((await store.query('ab', { from: 0, to: Date.now() })).length, 20, 'ab untouched');
   t.equal(store.stats().outboxDepth, outboxBefore, 'outbox records kept');
-  t.ok((await store.readOutbox(0, 100_000)).some((r) => r.id === 'a'), 'the datapoint’s queued records are still there');
+  t.ok(
+    (await store.readOutbox(0, 100_000)).some((r) => r.id === 'a'),
+    'the datapoint’s queued records are still there',
+  );
   t.same(await store.storedPoints('a'), { points: 0, rollups: 0 });
 
   // A reading after the deletion starts a fresh series: its rollups count it alone.
@@ -78,8 +85,16 @@ t.test('LevelStore: a datapoint is deleted with its definition, raw chunks, roll
   await store.write([{ id: 'a', t: late, v: 7 }]);
   t.same(await store.query('a', { from: 0, to: Date.now() }), [{ t: late, v: 7 }]);
   t.same(store.latest('a'), { t: late, v: 7 }, 'latest is the new reading, though older than the deleted newest');
-  t.same((await store.queryAggregate('a', { from: late - DAY, to: late + DAY, interval: 60_000, agg: 'count' })).map((p) => p.v), [1], '1 min bucket: one reading');
-  t.same((await store.queryAggregate('a', { from: T0, to: late + DAY, interval: DAY, agg: 'count' })).map((p) => p.v), [1], 'day bucket: one reading, nothing of the deleted series');
+  t.same(
+    (await store.queryAggregate('a', { from: late - DAY, to: late + DAY, interval: 60_000, agg: 'count' })).map((p) => p.v),
+    [1],
+    '1 min bucket: one reading',
+  );
+  t.same(
+    (await store.queryAggregate('a', { from: T0, to: late + DAY, interval: DAY, agg: 'count' })).map((p) => p.v),
+    [1],
+    'day bucket: one reading, nothing of the deleted series',
+  );
 
   // Reopened: still gone (the deletes were made durable), the new reading kept.
   await store.close();
@@ -88,8 +103,14 @@ t.test('LevelStore: a datapoint is deleted with its definition, raw chunks, roll
   t.teardown(() => store.close());
   t.same(await store.query('a', { from: 0, to: Date.now() }), [{ t: late, v: 7 }], 'after reopen: only the reading written after the deletion');
   t.same(store.latest('a'), { t: late, v: 7 });
-  t.same((await store.queryAggregate('a', { from: T0, to: late + DAY, interval: DAY, agg: 'count' })).map((p) => p.v), [1]);
-  t.notOk((await store.listDatapoints()).some((d) => d.id === 'a'), 'no definition after reopen');
+  t.same(
+    (await store.queryAggregate('a', { from: T0, to: late + DAY, interval: DAY, agg: 'count' })).map((p) => p.v),
+    [1],
+  );
+  t.notOk(
+    (await store.listDatapoints()).some((d) => d.id === 'a'),
+    'no definition after reopen',
+  );
 });
 
 t.test('LevelStore: readings written while a deletion runs are deleted too, and ingest goes on meanwhile', async (t) => {

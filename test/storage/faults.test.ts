@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import { spawnOutpost } from '../helpers/process.js';
 import { isOutpostError } from '../../core/errors.js';
 

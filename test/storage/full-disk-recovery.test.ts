@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import { isOutpostError } from '../../core/errors.js';
 
 /**
@@ -87,6 +87,8 @@ for (const size of [100, 333, 1000]) {
     const stored = new Set((await again.query('full', { limit: 100_000 })).map((p) => p.t - T0));
     await again.close();
     const lost = acked.filter((i) => !stored.has(i));
-    t.same(lost.length, 0, `no acknowledged reading lost (${before} before the disk filled, ${acked.length - before} after it had room again)`, { lost: lost.slice(0, 5) });
+    t.same(lost.length, 0, `no acknowledged reading lost (${before} before the disk filled, ${acked.length - before} after it had room again)`, {
+      lost: lost.slice(0, 5),
+    });
   });
 }

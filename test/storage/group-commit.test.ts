@@ -1,9 +1,9 @@
 /**
- * GroupCommit (storage/group-commit.ts): writers answered when their commit is durable, in
+ * GroupCommit (storage/level/group-commit.ts): writers answered when their commit is durable, in
  * order; at most one commit prepared behind the one being written; flush waits for the disk.
  */
 import t from 'tap';
-import { GroupCommit } from '../../storage/group-commit.js';
+import { GroupCommit } from '../../storage/level/group-commit.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

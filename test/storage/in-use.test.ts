@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawnOutpost, type OutpostProcess } from '../helpers/process.js';
 import { localApi } from '../helpers/local-api.js';
 import { assertNotInUse, PID_FILE } from '../../storage/data-dir-lock.js';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 
 /**
  * `outpost repair`, `backup` and `restore` refuse a database a running gateway holds. Before,
@@ -83,7 +83,11 @@ t.test('repair, backup and restore are refused while the gateway runs, and work 
   ]) {
     const r = await cli(t, args);
     t.equal(r.code, 1, `outpost ${args.join(' ')}: refused with exit 1 (a runtime failure, like a port in use)`);
-    t.match(r.stderr, new RegExp(`outpost ${args[0]}: .* is in use: stop the gateway first \\(pid ${running.child.pid} runs on it\\)`), 'the message says why and what to do');
+    t.match(
+      r.stderr,
+      new RegExp(`outpost ${args[0]}: .* is in use: stop the gateway first \\(pid ${running.child.pid} runs on it\\)`),
+      'the message says why and what to do',
+    );
     t.notMatch(r.stdout, /repairing|backup written|restored/, 'nothing was done');
   }
   t.notOk(existsSync(join(dir, 'refused.ndjson')), 'no backup file written');
@@ -128,7 +132,10 @@ t.test('the pid file alone refuses (a gateway waiting for room holds no LOCK); a
   const alive = spawn('sleep', ['30']);
   t.teardown(() => alive.kill());
   await writeFile(join(dir, PID_FILE), `${alive.pid}\n`);
-  await t.rejects(assertNotInUse(join(dir, 'db'), 'outpost repair'), { code: 'STORAGE_IN_USE', message: new RegExp(`stop the gateway first \\(pid ${alive.pid} runs on it\\)`) });
+  await t.rejects(assertNotInUse(join(dir, 'db'), 'outpost repair'), {
+    code: 'STORAGE_IN_USE',
+    message: new RegExp(`stop the gateway first \\(pid ${alive.pid} runs on it\\)`),
+  });
   alive.kill();
   await new Promise((r) => alive.once('exit', r));
   await t.resolves(assertNotInUse(join(dir, 'db'), 'outpost repair'), 'the process is gone: the pid file is stale');
@@ -137,5 +144,8 @@ t.test('the pid file alone refuses (a gateway waiting for room holds no LOCK); a
   const holder = new LevelStore({ path: join(dir, 'db') });
   await holder.open();
   t.teardown(() => holder.close());
-  await t.rejects(assertNotInUse(join(dir, 'db'), 'outpost backup'), { code: 'STORAGE_IN_USE', message: /is in use: stop the gateway first \(another process holds its LOCK\), or use GET \/api\/admin\/backup/ });
+  await t.rejects(assertNotInUse(join(dir, 'db'), 'outpost backup'), {
+    code: 'STORAGE_IN_USE',
+    message: /is in use: stop the gateway first \(another process holds its LOCK\), or use GET \/api\/admin\/backup/,
+  });
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import type { Store } from '../../storage/store.js';
 import { storeContract } from './contract.js';
 

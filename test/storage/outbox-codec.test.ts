@@ -1,9 +1,9 @@
 /**
- * The outbox value of one commit (storage/outbox-codec.ts): binary times and values, ids and
+ * The outbox value of one commit (storage/level/outbox-codec.ts): binary times and values, ids and
  * non-numeric records as JSON; values written by earlier versions (JSON rows) still read.
  */
 import t from 'tap';
-import { OutboxEncoder, decodeOutbox, type OutboxRow } from '../../storage/outbox-codec.js';
+import { OutboxEncoder, decodeOutbox, type OutboxRow } from '../../storage/level/outbox-codec.js';
 import type { Value } from '../../core/datapoint.js';
 import { mulberry32 } from '../helpers/rng.js';
 
@@ -50,7 +50,11 @@ t.test('odd and even record counts, growing past the initial capacity, an encode
 });
 
 t.test('values written by earlier versions: the same layout as text, JSON rows, and one row per key (as text and as their UTF-8 bytes on disk)', async (t) => {
-  const rows: OutboxRow[] = [['a', T0, 1.25], ['b', T0 + 1, 'x ü', 'bad'], ['a', T0 + 2, -3]];
+  const rows: OutboxRow[] = [
+    ['a', T0, 1.25],
+    ['b', T0 + 1, 'x ü', 'bad'],
+    ['a', T0 + 2, -3],
+  ];
   const bytes = encode(rows);
   t.equal(bytes[0], 9, 'bytes (marker 9)');
   // The version before: marker 4, the binary part as latin1 characters, then the JSON as it is.
@@ -61,12 +65,32 @@ t.test('values written by earlier versions: the same layout as text, JSON rows, 
   const text = head.toString('latin1') + bytes.toString('utf8', binaryEnd);
   t.same(decodeOutbox(text), rows, 'text layout (marker 4)');
   t.same(decodeOutbox(Buffer.from(text, 'utf8')), rows, 'text layout read from disk as bytes');
-  const json = JSON.stringify([['a', T0, 1], ['b', T0 + 1, 'x', 'bad']]);
-  t.same(decodeOutbox(json), [['a', T0, 1], ['b', T0 + 1, 'x', 'bad']]);
-  t.same(decodeOutbox(Buffer.from(json, 'utf8')), [['a', T0, 1], ['b', T0 + 1, 'x', 'bad']]);
+  const json = JSON.stringify([
+    ['a', T0, 1],
+    ['b', T0 + 1, 'x', 'bad'],
+  ]);
+  t.same(decodeOutbox(json), [
+    ['a', T0, 1],
+    ['b', T0 + 1, 'x', 'bad'],
+  ]);
+  t.same(decodeOutbox(Buffer.from(json, 'utf8')), [
+    ['a', T0, 1],
+    ['b', T0 + 1, 'x', 'bad'],
+  ]);
   t.same(decodeOutbox(JSON.stringify(['a', T0, 2])), [['a', T0, 2]]);
 });
 
 t.test('non-finite numbers are stored as null, as JSON would', async (t) => {
-  t.same(decodeOutbox(encode([['a', T0, Number.NaN], ['a', T0 + 1, Number.POSITIVE_INFINITY]])), [['a', T0, null], ['a', T0 + 1, null]]);
+  t.same(
+    decodeOutbox(
+      encode([
+        ['a', T0, Number.NaN],
+        ['a', T0 + 1, Number.POSITIVE_INFINITY],
+      ]),
+    ),
+    [
+      ['a', T0, null],
+      ['a', T0 + 1, null],
+    ],
+  );
 });

@@ -1,7 +1,7 @@
 /**
  * Overwrites in bulk (issue 21, item 1: a trend file imported again): LevelStore against a
  * plain model when whole ranges of many datapoints are written again, in commits larger than
- * what the general write path handles at once (storage/level-store.ts READ_SLICE_POINTS), with
+ * what the general write path handles at once (storage/level/batch.ts READ_SLICE_POINTS), with
  * the same values (nothing may be rewritten), with every value changed (raw points and every
  * rollup exactly the new ones), and as sparse readings over densely stored ones (only the
  * chunks they land in are rewritten).
@@ -10,8 +10,8 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHUNK_MAX, KEEP_BOUNDARY_MIN, RAW_BLOCK_MS, cut, rawCodec, rollupBlockMs, rollupCodec } from '../../storage/chunks.js';
-import { LevelStore } from '../../storage/level-store.js';
+import { CHUNK_MAX, KEEP_BOUNDARY_MIN, RAW_BLOCK_MS, cut, rawCodec, rollupBlockMs, rollupCodec } from '../../storage/level/chunks.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import { RESOLUTIONS, decodeAgg } from '../../storage/rollups.js';
 import { MAX_QUERY_LIMIT, type PointRecord, type StoredValue } from '../../storage/store.js';
 import type { Value } from '../../core/datapoint.js';
@@ -42,7 +42,7 @@ async function tempStore(t: Test): Promise<{ open(): Promise<LevelStore> }> {
 /** Every chunk (raw and rollups) as stored: key → value bytes. */
 async function chunksOnDisk(store: LevelStore, prefix = ''): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for await (const [key, value] of store.db.iterator({ gte: 'p!' + prefix, lt: 's' })) {
+  for (const [key, value] of await store.testHooks.entries({ gte: 'p!' + prefix, lt: 's' })) {
     if (key.startsWith('p!' + prefix) || (prefix === '' && key.startsWith('r!'))) out.set(key, Buffer.from(value as Buffer).toString('hex'));
   }
   return out;
@@ -56,7 +56,7 @@ async function layoutViolation(store: LevelStore, id: string): Promise<string | 
   ];
   for (const { prefix, blockMs, codec } of series) {
     let previousLast = -Infinity;
-    for await (const [key, value] of store.db.iterator({ gte: prefix, lt: prefix + '\xff' })) {
+    for (const [key, value] of await store.testHooks.entries({ gte: prefix, lt: prefix + '\xff' })) {
       const keyT = Number(key.slice(prefix.length));
       const { ts } = codec.decode(keyT, value);
       if (ts[0] !== keyT) return `${key}: first entry is not the key's time`;
@@ -97,7 +97,13 @@ async function writeAll(store: LevelStore, points: PointRecord[], batch: number)
 }
 
 /** The first datapoint whose raw points or rollups differ from the model, or whose chunks break the layout. */
-async function mismatch(store: LevelStore, model: Map<string, Map<number, StoredValue>>, from: number, to: number, rollupsOf: string[]): Promise<string | undefined> {
+async function mismatch(
+  store: LevelStore,
+  model: Map<string, Map<number, StoredValue>>,
+  from: number,
+  to: number,
+  rollupsOf: string[],
+): Promise<string | undefined> {
   for (const [id, byTime] of model) {
     const want = [...byTime.values()].sort((a, b) => a.t - b.t);
     const got = await store.query(id, { from, to, limit: MAX_QUERY_LIMIT });
@@ -105,7 +111,8 @@ async function mismatch(store: LevelStore, model: Map<string, Map<number, Stored
     for (let i = 0; i < want.length; i++) {
       const g = got[i]!;
       const w = want[i]!;
-      if (g.t !== w.t || !Object.is(g.v, w.v) || g.q !== w.q) return `${id} at ${new Date(w.t).toISOString()}: ${JSON.stringify(g)}, model ${JSON.stringify(w)}`;
+      if (g.t !== w.t || !Object.is(g.v, w.v) || g.q !== w.q)
+        return `${id} at ${new Date(w.t).toISOString()}: ${JSON.stringify(g)}, model ${JSON.stringify(w)}`;
     }
     const layout = await layoutViolation(store, id);
     if (layout) return layout;
@@ -129,7 +136,11 @@ t.test('cut keeps the starts of rewritten chunks once the chunk before holds KEE
     [0, 200_000],
     'a start after fewer than KEEP_BOUNDARY_MIN entries is joined',
   );
-  t.same(cut(ts, ts, RAW_BLOCK_MS, 'none').map((p) => p.ts.length), [300], 'without starts: one chunk');
+  t.same(
+    cut(ts, ts, RAW_BLOCK_MS, 'none').map((p) => p.ts.length),
+    [300],
+    'without starts: one chunk',
+  );
 });
 
 t.test('a trend file written again: same values rewrite nothing; changed values are stored exactly, rollups too, across a restart', async (t) => {
@@ -137,7 +148,8 @@ t.test('a trend file written again: same values rewrite nothing; changed values 
   let store = await h.open();
   const ids = Array.from({ length: 24 }, (_, i) => `site.p${i}`);
   const rows = 1500; // 15.6 days of 15 min rows: 36,000 readings, commits of 10,000 (several slices each)
-  const base = (i: number, r: number): Value => (i === 3 ? r % 96 > 40 && r % 96 < 80 : (r * 7 + i * 13) % 53 === 0 ? null : Math.round(Math.sin(r / 9 + i) * 5000) / 100 + i);
+  const base = (i: number, r: number): Value =>
+    i === 3 ? r % 96 > 40 && r % 96 < 80 : (r * 7 + i * 13) % 53 === 0 ? null : Math.round(Math.sin(r / 9 + i) * 5000) / 100 + i;
   const first = report(ids, rows, base);
   await writeAll(store, first.points, 10_000);
   const from = T0;
@@ -166,7 +178,11 @@ t.test('a trend file written again: same values rewrite nothing; changed values 
     changed.model.get('site.p0')!.set(p.t, { t: p.t, v: p.v });
   }
   await writeAll(store, [...changed.points, ...extra], 10_000);
-  t.equal(await mismatch(store, changed.model, from, to, ['site.p0', 'site.p1', 'site.p3', 'site.p23']), undefined, 'every value changed: raw and every rollup equal the model');
+  t.equal(
+    await mismatch(store, changed.model, from, to, ['site.p0', 'site.p1', 'site.p3', 'site.p23']),
+    undefined,
+    'every value changed: raw and every rollup equal the model',
+  );
   store = await h.open();
   t.equal(await mismatch(store, changed.model, from, to, ['site.p0', 'site.p3']), undefined, 'and after a restart (current buckets recomputed)');
   // Live readings after the re-import extend it as before.

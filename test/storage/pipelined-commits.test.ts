@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import { MAX_QUERY_LIMIT, type PointRecord, type StoredValue } from '../../storage/store.js';
 import { eventually } from '../helpers/gateway.js';
 
@@ -43,18 +43,16 @@ async function harness(t: Test): Promise<Harness> {
     failPreparingNext: () => (failPreparing = true),
     preparedDuringWrite: 0,
   };
-  const db = store.db as unknown as { batch(...args: unknown[]): { put(...args: unknown[]): unknown; write(options?: unknown): Promise<void>; close(): Promise<void> } };
-  const batchOf = db.batch.bind(db);
-  db.batch = (...args: unknown[]) => {
-    const batch = batchOf(...args);
-    if (args.length > 0) return batch; // array form: retention and outbox acks, not commits
+  // Commits only (retention and outbox acks write arrays, not chained batches).
+  store.testHooks.onCommitBatch((made) => {
+    const batch = made as unknown as { put(...args: unknown[]): unknown; write(options?: unknown): Promise<void>; close(): Promise<void> };
     if (writing > 0) h.preparedDuringWrite++;
     if (failPreparing) {
       failPreparing = false;
       batch.put = () => {
         throw new Error('injected preparation failure');
       };
-      return batch;
+      return;
     }
     const held = hold;
     hold = undefined;
@@ -72,12 +70,12 @@ async function harness(t: Test): Promise<Harness> {
         writing--;
       }
     };
-    return batch;
-  };
+  });
   return h;
 }
 
-const minutes = (id: string, from: number, count: number, v: (i: number) => number): PointRecord[] => Array.from({ length: count }, (_, i) => ({ id, t: T0 + (from + i) * MIN, v: v(from + i) }));
+const minutes = (id: string, from: number, count: number, v: (i: number) => number): PointRecord[] =>
+  Array.from({ length: count }, (_, i) => ({ id, t: T0 + (from + i) * MIN, v: v(from + i) }));
 
 t.test('a commit prepared while the one before is written reads what that one writes', async (t) => {
   const h = await harness(t);
@@ -124,21 +122,36 @@ t.test('a failed write fails the commit prepared behind it; neither leaves a tra
   t.equal(h.preparedDuringWrite, 1, 'it was prepared while the failing one was written');
   t.equal(h.store.stats().lastSeq, seqBefore, 'no outbox sequence numbers taken');
   t.same(h.store.latest('f.a'), model.get('f.a')!.at(-1), 'latest is the last stored reading');
-  // Writable again once the store reopened the database (storage/storage-alarm.ts).
+  // Writable again once the store reopened the database (storage/level/storage-alarm.ts).
   await eventually(() => !h.store.readOnly);
   clock += 7_000;
   await live(30); // the same buckets, then new ones
   for (const id of ids) {
     t.same(await h.store.query(id, { limit: MAX_QUERY_LIMIT }), model.get(id), `${id}: raw points without either commit's`);
     const counts = await h.store.queryAggregate(id, { from: T0, to: clock, interval: MIN, agg: 'count' });
-    t.equal(counts.reduce((a, b) => a + b.v, 0), model.get(id)!.length, `${id}: rollups count exactly the stored readings`);
+    t.equal(
+      counts.reduce((a, b) => a + b.v, 0),
+      model.get(id)!.length,
+      `${id}: rollups count exactly the stored readings`,
+    );
     const sums = await h.store.queryAggregate(id, { from: T0, to: clock, interval: 60 * MIN, agg: 'sum' });
-    t.equal(sums.reduce((a, b) => a + b.v, 0), model.get(id)!.reduce((a, p) => a + (p.v as number), 0), `${id}: hourly sums without either commit's values`);
+    t.equal(
+      sums.reduce((a, b) => a + b.v, 0),
+      model.get(id)!.reduce((a, p) => a + (p.v as number), 0),
+      `${id}: hourly sums without either commit's values`,
+    );
   }
   const outbox = await h.store.readOutbox(0, 10_000);
   t.equal(outbox.length, 2 * 60, 'the outbox holds every stored reading once');
-  t.same(outbox.map((r) => r.seq), outbox.map((_, i) => i + 1), 'sequence numbers without a gap');
-  t.notOk(outbox.some((r) => r.v === 1000 || r.v === 2000), 'none of the failed commits');
+  t.same(
+    outbox.map((r) => r.seq),
+    outbox.map((_, i) => i + 1),
+    'sequence numbers without a gap',
+  );
+  t.notOk(
+    outbox.some((r) => r.v === 1000 || r.v === 2000),
+    'none of the failed commits',
+  );
 });
 
 t.test('a commit failing while it is prepared leaves the one being written, and the numbering, as they are', async (t) => {
@@ -156,15 +169,29 @@ t.test('a commit failing while it is prepared leaves the one being written, and 
   t.equal(results[2]!.status, 'fulfilled', 'the next one too');
   t.equal(h.preparedDuringWrite, 1, 'the failing commit was prepared while the one before was written');
   const outbox = await h.store.readOutbox(0, 100);
-  t.same(outbox.map((r) => r.seq), Array.from({ length: 18 }, (_, i) => i + 1), 'sequence numbers 1-18, none given twice');
-  t.same(outbox.map((r) => (r.t - T0) / MIN), [...Array.from({ length: 15 }, (_, i) => i), 30, 31, 32], 'every stored reading in the outbox once');
+  t.same(
+    outbox.map((r) => r.seq),
+    Array.from({ length: 18 }, (_, i) => i + 1),
+    'sequence numbers 1-18, none given twice',
+  );
+  t.same(
+    outbox.map((r) => (r.t - T0) / MIN),
+    [...Array.from({ length: 15 }, (_, i) => i), 30, 31, 32],
+    'every stored reading in the outbox once',
+  );
   t.equal(h.store.stats().lastSeq, 18);
-  t.same((await h.store.query('s', { limit: MAX_QUERY_LIMIT })).map((p) => (p.t - T0) / MIN), [...Array.from({ length: 15 }, (_, i) => i), 30, 31, 32]);
+  t.same(
+    (await h.store.query('s', { limit: MAX_QUERY_LIMIT })).map((p) => (p.t - T0) / MIN),
+    [...Array.from({ length: 15 }, (_, i) => i), 30, 31, 32],
+  );
 });
 
 t.test('after a failed write, nothing is written until the database is reopened; then numbering goes on without a gap', async (t) => {
   const h = await harness(t);
-  await h.store.write([{ id: 'a', t: T0, v: 1 }, { id: 'b', t: T0, v: 1 }]);
+  await h.store.write([
+    { id: 'a', t: T0, v: 1 },
+    { id: 'b', t: T0, v: 1 },
+  ]);
   // Three commits at once: the first fails in its write; the second was prepared behind it (void);
   // the third is prepared once the first has failed. It used to be written, from the state on
   // disk; but LevelDB's log may now end in a torn record, and what is written behind it is lost
@@ -176,14 +203,33 @@ t.test('after a failed write, nothing is written until the database is reopened;
   const results = await Promise.allSettled([failing, voided, third]);
   t.match(results[0], { status: 'rejected', reason: { message: /injected write failure/ } });
   t.match(results[1], { status: 'rejected', reason: { message: /commit before it failed/ } });
-  t.match(results[2], { status: 'rejected', reason: { code: 'STORAGE_WRITE_FAILED', message: /read-only after a write error/ } }, 'the third, queued before the failure, is refused too');
+  t.match(
+    results[2],
+    { status: 'rejected', reason: { code: 'STORAGE_WRITE_FAILED', message: /read-only after a write error/ } },
+    'the third, queued before the failure, is refused too',
+  );
   await eventually(() => !h.store.readOnly);
   await h.store.write([{ id: 'c', t: T0 + 12 * MIN, v: 3000 }]);
   await h.store.write([{ id: 'c', t: T0 + 13 * MIN, v: 4000 }]);
-  t.same(await h.store.query('c'), [{ t: T0 + 12 * MIN, v: 3000 }, { t: T0 + 13 * MIN, v: 4000 }]);
+  t.same(await h.store.query('c'), [
+    { t: T0 + 12 * MIN, v: 3000 },
+    { t: T0 + 13 * MIN, v: 4000 },
+  ]);
   t.same(await h.store.query('b'), [{ t: T0, v: 1 }], 'nothing of the voided commit');
   const outbox = await h.store.readOutbox(0, 100);
-  t.same(outbox.map((r) => [r.seq, r.id, r.v]), [[1, 'a', 1], [2, 'b', 1], [3, 'c', 3000], [4, 'c', 4000]], 'numbered without a gap');
+  t.same(
+    outbox.map((r) => [r.seq, r.id, r.v]),
+    [
+      [1, 'a', 1],
+      [2, 'b', 1],
+      [3, 'c', 3000],
+      [4, 'c', 4000],
+    ],
+    'numbered without a gap',
+  );
   const counts = await h.store.queryAggregate('c', { from: T0, to: T0 + DAY_MS, interval: MIN, agg: 'count' });
-  t.same(counts.map((b) => b.v), [1, 1]);
+  t.same(
+    counts.map((b) => b.v),
+    [1, 1],
+  );
 });

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import { Retention, RetentionCheck, RetentionConfigSchema, RetentionPolicy, effectiveRawDays } from '../../storage/retention.js';
 import type { PointRecord } from '../../storage/store.js';
 import { DatapointSchema } from '../../core/datapoint.js';
@@ -25,12 +25,19 @@ async function tempStore(t: Test): Promise<LevelStore> {
 }
 
 t.test('precedence: a storage.retention.rules pattern, then the datapoint’s own retention, then rawDays', async (t) => {
-  const config = RetentionConfigSchema.parse({ rawDays: 90, rules: [{ pattern: 'debug.*' }, { pattern: 'ruled.*', rawDays: 60 }, { pattern: 'kept.*', rawDays: null }] });
+  const config = RetentionConfigSchema.parse({
+    rawDays: 90,
+    rules: [{ pattern: 'debug.*' }, { pattern: 'ruled.*', rawDays: 60 }, { pattern: 'kept.*', rawDays: null }],
+  });
   const policy = new RetentionPolicy(config);
   t.same(policy.explain('plain', undefined), { rawDays: 90, source: 'default' }, 'no rule, no own retention: the default');
   t.same(policy.explain('imp.x', { retention: { rawDays: null } }), { rawDays: null, source: 'datapoint' }, 'the datapoint’s own: kept for ever');
   t.same(policy.explain('imp.x', { retention: { rawDays: 30 } }), { rawDays: 30, source: 'datapoint' });
-  t.same(policy.explain('ruled.x', { retention: { rawDays: null } }), { rawDays: 60, source: 'rule', pattern: 'ruled.*' }, 'a rule wins over the datapoint’s own');
+  t.same(
+    policy.explain('ruled.x', { retention: { rawDays: null } }),
+    { rawDays: 60, source: 'rule', pattern: 'ruled.*' },
+    'a rule wins over the datapoint’s own',
+  );
   t.same(policy.explain('kept.x', { retention: { rawDays: 7 } }), { rawDays: null, source: 'rule', pattern: 'kept.*' }, 'also when the rule keeps longer');
   t.same(policy.explain('debug.x', { retention: { rawDays: 5 } }), { rawDays: 5, source: 'datapoint' }, 'a rule without rawDays decides nothing');
   t.equal(effectiveRawDays(config, 'imp.x', { retention: { rawDays: null } }), null, 'the function form');
@@ -77,7 +84,11 @@ t.test('a retention pass keeps a year-old imported history by its datapoint’s 
 
 t.test('RetentionCheck: the readings of an import that the next pass deletes, per datapoint', async (t) => {
   const policy = new RetentionPolicy(RetentionConfigSchema.parse({ rawDays: 90, rules: [{ pattern: 'ruled.*', rawDays: 10 }] }));
-  const defs: Record<string, { retention?: { rawDays: number | null } }> = { 'imp.keep': { retention: { rawDays: null } }, 'imp.month': { retention: { rawDays: 30 } }, 'ruled.x': { retention: { rawDays: null } } };
+  const defs: Record<string, { retention?: { rawDays: number | null } }> = {
+    'imp.keep': { retention: { rawDays: null } },
+    'imp.month': { retention: { rawDays: 30 } },
+    'ruled.x': { retention: { rawDays: null } },
+  };
   const check = new RetentionCheck(policy, (id) => defs[id], NOW);
   t.equal(check.message(), undefined, 'nothing yet');
   check.add([
@@ -94,9 +105,17 @@ t.test('RetentionCheck: the readings of an import that the next pass deletes, pe
     { id: 'ruled.x', rawDays: 10, source: 'rule', readings: 1, oldest: NOW - 11 * DAY, cutoff: NOW - 10 * DAY },
     { id: 'other', rawDays: 90, source: 'default', readings: 1, oldest: NOW - 91 * DAY, cutoff: NOW - 90 * DAY },
   ]);
-  t.match(check.message(), /^4 reading\(s\) of 3 datapoint\(s\) are older than their raw retention and will be deleted at the next retention pass \(rollups stay\): imp\.month keeps 30 days \(its adapter's retention\), ruled\.x keeps 10 days \(storage\.retention\.rules\), other keeps 90 days \(storage\.retention\.rawDays\)$/);
+  t.match(
+    check.message(),
+    /^4 reading\(s\) of 3 datapoint\(s\) are older than their raw retention and will be deleted at the next retention pass \(rollups stay\): imp\.month keeps 30 days \(its adapter's retention\), ruled\.x keeps 10 days \(storage\.retention\.rules\), other keeps 90 days \(storage\.retention\.rawDays\)$/,
+  );
   const bounded = new RetentionCheck(policy, () => undefined, NOW, 2);
-  bounded.add([{ id: 'a', t: 0 }, { id: 'b', t: 0 }, { id: 'c', t: 0 }, { id: 'c', t: 1 }]);
+  bounded.add([
+    { id: 'a', t: 0 },
+    { id: 'b', t: 0 },
+    { id: 'c', t: 0 },
+    { id: 'c', t: 1 },
+  ]);
   t.equal(bounded.warnings.length, 2, 'at most maxDatapoints entries');
   t.equal(bounded.moreReadings, 2, 'the rest counted');
 });
@@ -104,7 +123,15 @@ t.test('RetentionCheck: the readings of an import that the next pass deletes, pe
 t.test('bms-files: an imported 2017 Insight report survives the retention pass by default, goes with retentionRawDays: 30 or a config rule', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'outpost-retention-bms-'));
   t.teardown(() => rm(base, { recursive: true, force: true }));
-  const source = (id: string, extra: Record<string, unknown> = {}) => ({ id, type: 'bms-files', format: 'siemens-insight', dropDir: join(base, id), pollMs: 30, stableMs: 100, ...extra });
+  const source = (id: string, extra: Record<string, unknown> = {}) => ({
+    id,
+    type: 'bms-files',
+    format: 'siemens-insight',
+    dropDir: join(base, id),
+    pollMs: 30,
+    stableMs: 100,
+    ...extra,
+  });
   const gw = await startTestGateway(
     t,
     {
@@ -115,7 +142,8 @@ t.test('bms-files: an imported 2017 Insight report survives the retention pass b
     { types: [bmsFiles as never] },
   );
   for (const id of ['keep', 'month', 'ruled']) await copyFile(SAMPLE, join(base, id, 'weitz-2018-01-02.csv'));
-  for (const id of ['keep', 'month', 'ruled']) await eventually(async () => (await readdir(join(base, id, 'archive')).catch((): string[] => [])).length === 1, 60_000, 50);
+  for (const id of ['keep', 'month', 'ruled'])
+    await eventually(async () => (await readdir(join(base, id, 'archive')).catch((): string[] => [])).length === 1, 60_000, 50);
   const store = gw.gateway.store as LevelStore;
   const dp = (await (await fetch(`${gw.httpUrl}/api/datapoints/keep.ev.rm102.v`)).json()) as Record<string, unknown>;
   t.same(dp.retention, { rawDays: null }, 'the source sets retention null on the datapoints it registers');
@@ -126,7 +154,11 @@ t.test('bms-files: an imported 2017 Insight report survives the retention pass b
 
   const report = await gw.gateway.retention!.run();
   const after = await store.storedPoints('keep.ev.rm102.v');
-  t.same([after.points, after.oldest, after.newest], [before.points, before.oldest, before.newest], 'default (retentionRawDays null): the 2017 history is kept');
+  t.same(
+    [after.points, after.oldest, after.newest],
+    [before.points, before.oldest, before.newest],
+    'default (retentionRawDays null): the 2017 history is kept',
+  );
   t.equal((await store.storedPoints('month.ev.rm102.v')).points, 0, 'retentionRawDays: 30: deleted');
   t.equal((await store.storedPoints('ruled.ev.rm102.v')).points, 0, 'a storage.retention.rules pattern (365 days) wins over the source’s null');
   t.ok(report.rawExpired > 0);

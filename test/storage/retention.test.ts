@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 import { Retention, RetentionConfigSchema, directoryBytes, globToRegExp } from '../../storage/retention.js';
 import type { PointRecord } from '../../storage/store.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -59,17 +59,23 @@ t.test('raw points expire by age per pattern; rollups are kept longer', async (t
   const other = await store.query('other', { limit: 100_000 });
   t.equal(other.length, 90 * 24, '90 days left');
   t.ok(other[0]!.t >= NOW - 90 * DAY, 'oldest kept point is within 90 days');
-  t.equal(report.rawExpired, (4800 - 240) + (4800 - 2160), 'every deleted point counted');
+  t.equal(report.rawExpired, 4800 - 240 + (4800 - 2160), 'every deleted point counted');
   t.equal(report.rollupsExpired['1m'], 3 * (4800 - 30 * 24), '1 min rollups beyond 30 days expired');
   t.same([report.rollupsExpired['15m'], report.rollupsExpired['1h'], report.rollupsExpired['1d']], [0, 0, 0]);
   // History older than raw retention is still answered from the 15 min / 1 d rollups.
   const daily = await store.queryAggregate('other', { from: NOW - 200 * DAY, to: NOW - 1, interval: DAY, agg: 'count' });
   t.equal(daily.length, 200);
-  t.ok(daily.every((d) => d.v === 24), 'day counts intact after raw deletes');
+  t.ok(
+    daily.every((d) => d.v === 24),
+    'day counts intact after raw deletes',
+  );
   // Writes after retention still merge correctly (cache dropped).
   await store.write([{ id: 'other', t: NOW - 150 * DAY + 1, v: 1000 }]);
   const day150 = await store.queryAggregate('other', { from: NOW - 150 * DAY, to: NOW - 149 * DAY - 1, interval: DAY, agg: 'count' });
-  t.same(day150.map((d) => d.v), [25]);
+  t.same(
+    day150.map((d) => d.v),
+    [25],
+  );
   const again = await retention.run();
   t.equal(again.rawExpired, 1, 'second pass removes only the late old point');
   t.equal(retention.totals.runs, 2);
@@ -84,7 +90,8 @@ t.test('disk budget: oldest raw first, unsynced outbox kept unless configured', 
   const fill = async (store: LevelStore): Promise<number> => {
     for (let day = 0; day < DAYS; day++) {
       const batch: PointRecord[] = [];
-      for (let s = 0; s < PER_DAY; s++) for (const id of ids) batch.push({ id, t: NOW - (DAYS - day) * DAY + s * 10_000, v: Math.round(noise() * 1000) / 1000 });
+      for (let s = 0; s < PER_DAY; s++)
+        for (const id of ids) batch.push({ id, t: NOW - (DAYS - day) * DAY + s * 10_000, v: Math.round(noise() * 1000) / 1000 });
       for (let i = 0; i < batch.length; i += 5000) await store.write(batch.slice(i, i + 5000));
     }
     await store.compact('\x00', '\xff');

@@ -2,7 +2,7 @@
  * A plain model of rollups for storage tests: the aggregates of readings per interval,
  * computed from the readings alone, and the first place where a store's rollups differ.
  */
-import type { LevelStore } from '../../storage/level-store.js';
+import type { LevelStore } from '../../storage/level/level-store.js';
 import type { StoredValue } from '../../storage/store.js';
 
 const MIN = 60_000;
@@ -47,10 +47,10 @@ export async function aggregateMismatch(store: LevelStore, id: string, points: r
       if (got.length !== want.size) return `${id} ${agg} per ${interval / MIN} min: ${got.length} buckets, model ${want.size}`;
       for (const g of got) {
         const w = want.get(g.t)?.[agg];
-        if (w === undefined || Math.abs(g.v - w) > 1e-6 * Math.max(1, Math.abs(w))) return `${id} ${agg} per ${interval / MIN} min at ${new Date(g.t).toISOString()}: ${g.v}, model ${w}`;
+        if (w === undefined || Math.abs(g.v - w) > 1e-6 * Math.max(1, Math.abs(w)))
+          return `${id} ${agg} per ${interval / MIN} min at ${new Date(g.t).toISOString()}: ${g.v}, model ${w}`;
       }
     }
   }
   return undefined;
 }
-

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { spawn } from 'node:child_process';
 import { REPO_ROOT } from '../helpers/process.js';
-import { LevelStore } from '../../storage/level-store.js';
+import { LevelStore } from '../../storage/level/level-store.js';
 
 const ROUNDS = Number(process.env.STORAGE_SIGKILL_ROUNDS ?? 20);
 const T_BASE = Date.UTC(2024, 0, 1);
@@ -103,7 +103,9 @@ function startOutpost(cli: string, cfg: string) {
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   const mqttPort = new Promise<number>((resolve, reject) => {
     const onData = (): void => {
       const m = /ready: .*MQTT on 127\.0\.0\.1:(\d+)/.exec(out);

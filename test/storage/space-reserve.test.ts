@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SpaceReserve, isNoRoom } from '../../storage/space-reserve.js';
+import { SpaceReserve, isNoRoom } from '../../storage/level/space-reserve.js';
 
 async function free(path: string): Promise<number> {
   const s = await statfs(path);

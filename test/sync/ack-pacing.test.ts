@@ -1,40 +1,20 @@
 import t from 'tap';
-import { EventEmitter } from 'node:events';
-import type { Batch, Link, LinkEvents, LinkState } from '../../runtime/sync/link.js';
+import type { Batch } from '../../runtime/sync/link.js';
 import { AckWindow } from '../../runtime/sync/ack-window.js';
 import { OutpostError } from '../../core/errors.js';
-import { startTestGateway, eventually } from '../helpers/gateway.js';
+import { startTestGateway } from '../helpers/gateway.js';
 import { sensors, startSync, writeReadings } from './helpers/sync.js';
+import { UpLink } from './helpers/fake-link.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 
 /** A primary link whose upstream acknowledges every batch at once, reporting a fixed size. */
-class InstantLink extends EventEmitter implements Link {
-  readonly role = 'primary' as const;
-  readonly state: LinkState = 'up';
-  readonly lastError = undefined;
-  readonly maxBatchRecords = 100;
+class InstantLink extends UpLink {
   /** Records acknowledged by the upstream (what a receiver has). */
   delivered = 0;
-  constructor(
-    readonly name: string,
-    private readonly bytesPerSend: number,
-  ) {
-    super();
-  }
-  async start(): Promise<void> {
-    this.emit('state', 'up');
-  }
-  async stop(): Promise<void> {}
-  async send(batch: Batch): Promise<number> {
+  override async send(batch: Batch): Promise<number> {
     this.delivered = Math.max(this.delivered, batch.last);
     return this.bytesPerSend;
-  }
-  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.on(event, listener);
-  }
-  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.off(event, listener);
   }
 }
 
@@ -46,7 +26,12 @@ t.test('under a bandwidth cap the cursor follows the acknowledgements, not the w
   const { sync } = await startSync(
     t,
     gw,
-    { pollMs: 20, datapointsIntervalMs: 0, live: { enabled: false }, links: [{ name: 'capped', type: 'custom', role: 'primary', batchRecords: 100, window: 16, maxBytesPerSecond: 4000 }] },
+    {
+      pollMs: 20,
+      datapointsIntervalMs: 0,
+      live: { enabled: false },
+      links: [{ name: 'capped', type: 'custom', role: 'primary', batchRecords: 100, window: 16, maxBytesPerSecond: 4000 }],
+    },
     { customLinks: new Map([['capped', link]]) },
   );
   let worstLag = 0;
@@ -74,10 +59,7 @@ t.test('AckWindow: a contiguous prefix of acknowledgements, whatever order they 
   const batch = (first: number, last: number): Batch => ({ key: `k${first}`, gatewayId: 'g', first, last, records: [], lane: 'history' });
   const settle: Array<{ ok: (n: number) => void; fail: (e: unknown) => void }> = [];
   for (let i = 0; i < 4; i++) {
-    w.add(
-      batch(i * 10 + 1, i * 10 + 10),
-      new Promise<number>((ok, fail) => settle.push({ ok, fail })),
-    );
+    w.add(batch(i * 10 + 1, i * 10 + 10), new Promise<number>((ok, fail) => settle.push({ ok, fail })));
   }
   settle[1]!.ok(1);
   await new Promise((r) => setImmediate(r));

@@ -11,6 +11,13 @@ t.test('a priority batch never carries the key of the history batch of the same 
   ];
   const live = priorityKey(GATEWAY_ID, records);
   t.not(live, batchKey(GATEWAY_ID, 5, 9), 'a receiver dropping requests by key would otherwise drop seqs 6-8 of the history batch');
-  t.equal(live, priorityKey(GATEWAY_ID, records.map((r) => ({ ...r }))), 'derived from the records: the same pick, the same key');
+  t.equal(
+    live,
+    priorityKey(
+      GATEWAY_ID,
+      records.map((r) => ({ ...r })),
+    ),
+    'derived from the records: the same pick, the same key',
+  );
   t.not(live, priorityKey(GATEWAY_ID, [records[0]!, { ...records[1]!, seq: 8 }, records[1]!]), 'another pick of the same range, another key');
 });

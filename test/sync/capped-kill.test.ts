@@ -1,15 +1,15 @@
 import t from 'tap';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
-import { spawnOutpost } from '../helpers/process.js';
+import { spawnOutpost, processYamlHead } from '../helpers/process.js';
 import { localApi } from '../helpers/local-api.js';
 import { Mosquitto } from './helpers/mosquitto.js';
 import { Receiver, inOrderPerDatapoint } from './helpers/receiver.js';
 import { sensors, writeReadings } from './helpers/sync.js';
 import { mulberry32 } from '../helpers/rng.js';
 import type { SyncSnapshot } from '../../runtime/sync/service.js';
+import { tempDir } from '../helpers/teardown.js';
 
 const GW = 'gw-capped';
 const IDS = ['plant.m1.power', 'plant.m2.power', 'yard.temp'];
@@ -25,8 +25,7 @@ const PER_RUN = 1200;
 t.test('a bandwidth-capped link takes acknowledgements as they come: SIGKILLs of the real process resend little', async (t) => {
   const broker = await Mosquitto.create(t);
   const receiver = await Receiver.connect(t, broker.url, { clientId: 'central-capped', clean: false });
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-capped-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-capped-');
   const dataDir = join(dir, 'data');
 
   // The backlog: written by the gateway in-process (sync off), then drained by the real process.
@@ -37,12 +36,7 @@ t.test('a bandwidth-capped link takes acknowledgements as they come: SIGKILLs of
   const config = join(dir, 'outpost.yaml');
   await writeFile(
     config,
-    `gateway: { id: ${GW} }
-dataDir: ${dataDir}
-log: { level: info }
-broker: { mqtt: { host: 127.0.0.1, port: 0 } }
-http: { host: 127.0.0.1, port: 0 }
-datapoints:
+    `${processYamlHead({ id: GW, dataDir })}datapoints:
 ${IDS.map((id) => `  - { id: ${id}, kind: sensor, type: number }`).join('\n')}
 sync:
   enabled: true
@@ -91,10 +85,16 @@ sync:
     if (run > 0) resentAfterKill.push(receiver.duplicates - before.dups);
   }
 
-  t.same(receiver.records.map((r) => r.seq), Array.from({ length: N }, (_, i) => i + 1), 'every record once after dedupe, in order');
+  t.same(
+    receiver.records.map((r) => r.seq),
+    Array.from({ length: N }, (_, i) => i + 1),
+    'every record once after dedupe, in order',
+  );
   t.notOk(inOrderPerDatapoint(receiver.records));
   const total = resentAfterKill.reduce((a, b) => a + b, 0);
-  t.comment(`records resent after each of ${KILLS} kills: ${resentAfterKill.join(', ')} (total ${total}; one window is ${WINDOW * BATCH}); cursor lag at each kill: ${lagAtKill.join(', ')}`);
+  t.comment(
+    `records resent after each of ${KILLS} kills: ${resentAfterKill.join(', ')} (total ${total}; one window is ${WINDOW * BATCH}); cursor lag at each kill: ${lagAtKill.join(', ')}`,
+  );
   t.equal(resentAfterKill.length, KILLS);
   // Resent after a kill: what was delivered and not yet durably acknowledged. With acks taken
   // as they arrive that is the batch on the wire and an fsync or two, not the window.

@@ -1,6 +1,5 @@
 import t from 'tap';
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeadLetterStore } from '../../runtime/sync/dead-letter.js';
 import { RefusalIsolator } from '../../runtime/sync/isolate.js';
@@ -9,14 +8,21 @@ import { systemClock } from '../../core/clock.js';
 import type { Batch } from '../../runtime/sync/link.js';
 import type { OutboxRecord } from '../../storage/store.js';
 import { testLogger } from './helpers/sync.js';
+import { tempDir, type Teardown } from '../helpers/teardown.js';
 
-async function tempFile(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-dead-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+async function tempFile(t: Teardown): Promise<string> {
+  const dir = await tempDir(t, 'outpost-dead-');
   return join(dir, 'sync', 'dead-letter.jsonl');
 }
 
-const entry = (seq: number, v: unknown = seq) => ({ at: 1, link: 'ingest', record: { seq, id: 'a.x', t: 1, v } as OutboxRecord, reason: 'HTTP 400', status: 400, answer: 'no' });
+const entry = (seq: number, v: unknown = seq) => ({
+  at: 1,
+  link: 'ingest',
+  record: { seq, id: 'a.x', t: 1, v } as OutboxRecord,
+  reason: 'HTTP 400',
+  status: 400,
+  answer: 'no',
+});
 
 t.test('dead-letter store: bounded, durable, a torn last line is dropped', async (t) => {
   const file = await tempFile(t);
@@ -27,7 +33,11 @@ t.test('dead-letter store: bounded, durable, a torn last line is dropped', async
   const s = store.summary(3);
   t.ok(s.count <= 10, `at most maxEntries kept (${s.count})`);
   t.equal(s.total, 25, 'the running number still counts every one');
-  t.same(s.newest.map((e) => e.record.seq), [25, 24, 23], 'newest first');
+  t.same(
+    s.newest.map((e) => e.record.seq),
+    [25, 24, 23],
+    'newest first',
+  );
   const lines = (await readFile(file, 'utf8')).trim().split('\n');
   t.equal(lines.length, s.count, 'the file holds what is kept, nothing more');
 
@@ -70,13 +80,26 @@ t.test('isolation: several poison records in one batch, bounded requests, the cu
     },
     advance: (seq) => advanced.push(seq),
   });
-  t.same(deadLetters.summary().newest.map((e) => e.record.seq).sort((a, b) => a - b), [3, 500, 501, 999], 'exactly the refused records set aside');
+  t.same(
+    deadLetters
+      .summary()
+      .newest.map((e) => e.record.seq)
+      .sort((a, b) => a - b),
+    [3, 500, 501, 999],
+    'exactly the refused records set aside',
+  );
   t.ok(requests <= 4 * (2 * Math.ceil(Math.log2(1000)) + 1), `${requests} requests for 4 poison records in 1,000`);
   t.same(advanced, [2, 1000], 'the cursor moved over the accepted prefix, then past the batch once the refused records were set aside');
 
   // Everything refused: nothing set aside, SYNC_BLOCKED.
   const before = deadLetters.summary().total;
-  const everything = isolator.isolate({ link: 'other', batch, refusal: refuse(), send: async () => Promise.reject(refuse()), advance: () => t.fail('no advance') });
+  const everything = isolator.isolate({
+    link: 'other',
+    batch,
+    refusal: refuse(),
+    send: async () => Promise.reject(refuse()),
+    advance: () => t.fail('no advance'),
+  });
   await t.rejects(everything, { code: 'SYNC_BLOCKED' });
   t.equal(deadLetters.summary().total, before, 'a receiver refusing everything gets nothing dead-lettered');
 });

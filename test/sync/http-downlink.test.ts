@@ -8,6 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { signBody, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../runtime/sync/http-link.js';
 import { decodeBatch, wireRecords, SeqDeduper } from '../../runtime/sync/codec.js';
 import type { OutboxRecord } from '../../storage/store.js';
+import type { Teardown } from '../helpers/teardown.js';
 
 const SECRET = 'downlink-hmac-secret-0123456789';
 const fast = { pollMs: 20, backoff: { initialMs: 50, maxMs: 200 }, datapointsIntervalMs: 0 };
@@ -25,7 +26,14 @@ interface Poll {
  * gateway sends (or `serve` decides), records every GET and every ack POST, checks the
  * HMAC of each request, and accepts uplink batches (2xx) so the link stays healthy.
  */
-async function downlinkServer(t: { teardown(fn: () => unknown): void }, opts: { commands: Array<Record<string, unknown>>; status?: (n: number) => { status: number; headers?: Record<string, string> } | undefined; serve?: (after: string | null) => Array<Record<string, unknown>> }) {
+async function downlinkServer(
+  t: Teardown,
+  opts: {
+    commands: Array<Record<string, unknown>>;
+    status?: (n: number) => { status: number; headers?: Record<string, string> } | undefined;
+    serve?: (after: string | null) => Array<Record<string, unknown>>;
+  },
+) {
   const polls: Poll[] = [];
   const acks: Array<Record<string, unknown> & { signatureOk: boolean }> = [];
   /** Uplink records after dedupe: every applied setpoint is stored and sent upstream once. */
@@ -67,10 +75,22 @@ async function downlinkServer(t: { teardown(fn: () => unknown): void }, opts: { 
   return { base, polls, acks, uplink };
 }
 
-const link = (base: string, downlink: Record<string, unknown>) => ({ name: 'central', type: 'http', url: base, auth: { type: 'hmac', secret: SECRET }, downlink: { intervalMs: 50, ...downlink } });
+const link = (base: string, downlink: Record<string, unknown>) => ({
+  name: 'central',
+  type: 'http',
+  url: base,
+  auth: { type: 'hmac', secret: SECRET },
+  downlink: { intervalMs: 50, ...downlink },
+});
 
 async function gatewayWithActuator(t: Parameters<typeof startTestGateway>[0]) {
-  return startTestGateway(t, { datapoints: [{ id: ACTUATOR, kind: 'actuator', type: 'number', unit: '°C', min: 30, max: 80 }, { id: 'plant.boiler.temp', kind: 'sensor', type: 'number' }], storage: { sync: false } });
+  return startTestGateway(t, {
+    datapoints: [
+      { id: ACTUATOR, kind: 'actuator', type: 'number', unit: '°C', min: 30, max: 80 },
+      { id: 'plant.boiler.temp', kind: 'sensor', type: 'number' },
+    ],
+    storage: { sync: false },
+  });
 }
 
 /** Values of the actuator that reached the central side over the uplink (after dedupe): one per applied setpoint. */
@@ -100,9 +120,19 @@ t.test('HTTP poll downlink: valid setpoint applied and acked ok, invalid ones ac
   t.match(byId('r3'), { cursor: '3', ok: false, error: { code: 'DP_NOT_ACTUATOR' } });
   t.match(byId('r4'), { cursor: '4', ok: false, error: { code: 'SYNC_COMMAND_INVALID', message: /unknown command "reboot"/ } });
   t.match(byId(null), { cursor: '5', ok: false, error: { code: 'SYNC_COMMAND_INVALID', message: /requestId/ } });
-  t.same(srv.acks.map((a) => a.cursor), ['1', '2', '3', '4', '5'], 'acks posted in command order');
-  t.ok(srv.acks.every((a) => a.signatureOk), 'every ack carries a valid HMAC of its body');
-  t.ok(srv.polls.every((p) => p.signatureOk), 'every GET carries a valid HMAC of its path and query');
+  t.same(
+    srv.acks.map((a) => a.cursor),
+    ['1', '2', '3', '4', '5'],
+    'acks posted in command order',
+  );
+  t.ok(
+    srv.acks.every((a) => a.signatureOk),
+    'every ack carries a valid HMAC of its body',
+  );
+  t.ok(
+    srv.polls.every((p) => p.signatureOk),
+    'every GET carries a valid HMAC of its path and query',
+  );
   t.equal(srv.polls[0]!.after, null, 'the first poll has no cursor');
   t.equal(srv.polls[0]!.limit, '10');
   await eventually(() => srv.polls.some((p) => p.after === '5'), 5000);
@@ -143,7 +173,14 @@ t.test('HTTP poll downlink: no command applied twice after a restart (durable po
   await startSync(t, gw, { ...fast, links: [link(srv.base, {})] });
   await eventually(() => srv.acks.length >= acksBefore + 2, 10_000);
   const again = srv.acks.slice(acksBefore, acksBefore + 2);
-  t.match(again, [{ requestId: 'a1', ok: true, result: { v: 41 } }, { requestId: 'a2', ok: true, result: { v: 42 } }], 'answered again with the original results');
+  t.match(
+    again,
+    [
+      { requestId: 'a1', ok: true, result: { v: 41 } },
+      { requestId: 'a2', ok: true, result: { v: 42 } },
+    ],
+    'answered again with the original results',
+  );
   t.same(await appliedValues(gw, srv), [41, 42], 'served again after a restart: not applied twice');
 });
 
@@ -157,7 +194,11 @@ t.test('HTTP poll downlink: backs off exponentially on server errors, honours Re
   const { logs } = await startSync(t, gw, { ...fast, links: [link(srv.base, { intervalMs: 50, maxBackoffMs: 5000 })] }, { random: () => 0.999 });
   await eventually(() => srv.acks.some((a) => a.requestId === 'b1'), 20_000);
   const failures = logs.filter((l) => l.msg === 'downlink poll failed');
-  t.same(failures.map((l) => l.backoffMs), [100, 200, 400, 800, 1600], 'backoff doubles per consecutive failure');
+  t.same(
+    failures.map((l) => l.backoffMs),
+    [100, 200, 400, 800, 1600],
+    'backoff doubles per consecutive failure',
+  );
   t.match(failures[0], { code: 'SYNC_LINK_DOWN' });
   t.match(failures[1], { code: 'SYNC_THROTTLED' });
   t.ok((failures[1]!.retryInMs as number) >= 1000, 'Retry-After (1 s) wins over the shorter backoff');
@@ -195,6 +236,12 @@ t.test('HTTP poll downlink: malformed pages are refused and nothing is applied',
 
 t.test('HTTP poll downlink: config is validated', async (t) => {
   const gw = await gatewayWithActuator(t);
-  await t.rejects(startSync(t, gw, { links: [{ name: 'central', type: 'http', url: 'http://127.0.0.1:1/x', downlink: { intervalMs: 10 } }] }), { code: 'CONFIG_INVALID', message: /downlink\.intervalMs/ });
-  await t.rejects(startSync(t, gw, { links: [{ name: 'central', type: 'http', url: 'http://127.0.0.1:1/x', downlink: { url: 'ftp://x' } }] }), { code: 'CONFIG_INVALID', message: /downlink\.url/ });
+  await t.rejects(startSync(t, gw, { links: [{ name: 'central', type: 'http', url: 'http://127.0.0.1:1/x', downlink: { intervalMs: 10 } }] }), {
+    code: 'CONFIG_INVALID',
+    message: /downlink\.intervalMs/,
+  });
+  await t.rejects(startSync(t, gw, { links: [{ name: 'central', type: 'http', url: 'http://127.0.0.1:1/x', downlink: { url: 'ftp://x' } }] }), {
+    code: 'CONFIG_INVALID',
+    message: /downlink\.url/,
+  });
 });

@@ -6,6 +6,7 @@ import { sensors, startSync, writeReadings, GATEWAY_ID } from './helpers/sync.js
 import { decodeBatch, wireRecords, SeqDeduper } from '../../runtime/sync/codec.js';
 import { signBody, parseRetryAfter, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../runtime/sync/http-link.js';
 import type { OutboxRecord } from '../../storage/store.js';
+import type { Teardown } from '../helpers/teardown.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const fast = { pollMs: 20, backoff: { initialMs: 50, maxMs: 200 }, datapointsIntervalMs: 0 };
@@ -17,7 +18,7 @@ interface Seen {
 }
 
 /** A local ingest endpoint; `script` decides the status of each request in turn. */
-async function ingestServer(t: { teardown(fn: () => unknown): void }, script: (n: number, req: IncomingMessage, body: Buffer) => { status: number; headers?: Record<string, string> }) {
+async function ingestServer(t: Teardown, script: (n: number, req: IncomingMessage, body: Buffer) => { status: number; headers?: Record<string, string> }) {
   const dedupe = new SeqDeduper();
   const records: OutboxRecord[] = [];
   const seen: Seen[] = [];
@@ -50,9 +51,15 @@ t.test('HTTP link: gzip JSON with bearer token; honours Retry-After on 429 and 5
   });
   const gw = await startTestGateway(t, { datapoints: sensors(['a.x', 'a.y']), storage: { sync: false } });
   await writeReadings(gw, ['a.x', 'a.y'], 2000, T0);
-  const { sync } = await startSync(t, gw, { ...fast, links: [{ name: 'ingest', type: 'http', url: srv.url, batchRecords: 400, window: 1, auth: { type: 'bearer', token: 'tok-123' } }] });
+  const { sync } = await startSync(t, gw, {
+    ...fast,
+    links: [{ name: 'ingest', type: 'http', url: srv.url, batchRecords: 400, window: 1, auth: { type: 'bearer', token: 'tok-123' } }],
+  });
   await eventually(() => srv.records.length === 2000, 20_000);
-  t.same(srv.records.map((r) => r.seq), Array.from({ length: 2000 }, (_, i) => i + 1));
+  t.same(
+    srv.records.map((r) => r.seq),
+    Array.from({ length: 2000 }, (_, i) => i + 1),
+  );
   const h = srv.seen[0]!.headers;
   t.equal(h['content-encoding'], 'gzip');
   t.equal(h['content-type'], 'application/json');
@@ -84,7 +91,10 @@ t.test('HTTP link: HMAC-SHA256 signature over timestamp and body; a 4xx keeps th
   t.equal((await gw.gateway.store.readOutbox(0, 1000)).length, 100, 'records stay in the outbox');
   reject = false;
   await eventually(() => srv.records.length === 100, 10_000);
-  t.ok(srv.seen.every((s) => s.status !== 401), 'every request carried a valid signature');
+  t.ok(
+    srv.seen.every((s) => s.status !== 401),
+    'every request carried a valid signature',
+  );
 });
 
 t.test('HTTP link with the default window: records arrive in order per datapoint although every 3rd POST fails', async (t) => {
@@ -96,14 +106,22 @@ t.test('HTTP link with the default window: records arrive in order per datapoint
   t.ok(srv.seen.filter((s) => s.status === 503).length >= 4, 'failures happened mid-drain');
   for (const id of ['a.x', 'a.y']) {
     const seqs = srv.records.filter((r) => r.id === id).map((r) => r.seq);
-    t.same(seqs, [...seqs].sort((a, b) => a - b), `${id} arrived in order`);
+    t.same(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+      `${id} arrived in order`,
+    );
   }
 });
 
 t.test('HTTP link: server unreachable → link down, still probing, nothing acknowledged', async (t) => {
   const gw = await startTestGateway(t, { datapoints: sensors(['a.x']), storage: { sync: false } });
   await writeReadings(gw, ['a.x'], 10, T0);
-  const { sync } = await startSync(t, gw, { ...fast, datapointsIntervalMs: 100, links: [{ name: 'ingest', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 1000 }] });
+  const { sync } = await startSync(t, gw, {
+    ...fast,
+    datapointsIntervalMs: 100,
+    links: [{ name: 'ingest', type: 'http', url: 'http://127.0.0.1:1/ingest', ackTimeoutMs: 1000 }],
+  });
   const snap = (await eventually(async () => {
     const s = await sync.snapshot();
     return s.links[0]!.state === 'down' ? s : undefined;

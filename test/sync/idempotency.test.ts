@@ -34,10 +34,19 @@ t.test('Idempotency-Key: a retried batch keeps its key although new records arri
 
   const retried = receiver.requests.slice(0, FAILURES + 1);
   const firstTry = retried[0]!;
-  t.ok(retried.every((r) => r.first === 1), 'every retry starts at the cursor');
-  t.ok(gw.gateway.store.stats().lastSeq > firstTry.last + FAILURES, `records came in while it was retried (${firstTry.last} at the first try, ${gw.gateway.store.stats().lastSeq} in the end)`);
+  t.ok(
+    retried.every((r) => r.first === 1),
+    'every retry starts at the cursor',
+  );
+  t.ok(
+    gw.gateway.store.stats().lastSeq > firstTry.last + FAILURES,
+    `records came in while it was retried (${firstTry.last} at the first try, ${gw.gateway.store.stats().lastSeq} in the end)`,
+  );
   t.same([...new Set(retried.map((r) => r.key))], [`${GATEWAY_ID}:1-${firstTry.last}`], `one key over ${FAILURES} failures and the success`);
-  t.ok(retried.every((r) => r.last === firstTry.last && r.count === firstTry.count), 'the same range each time');
+  t.ok(
+    retried.every((r) => r.last === firstTry.last && r.count === firstTry.count),
+    'the same range each time',
+  );
   for (const [first, keys] of keysByFirst(receiver)) t.equal(keys.size, 1, `requests starting at seq ${first}: one key`);
   for (const r of receiver.requests) t.equal(r.key, batchKey(GATEWAY_ID, r.first, r.last), 'the key names the range carried');
   t.equal(receiver.duplicates, 0, 'each range stored once');

@@ -1,20 +1,13 @@
 import t from 'tap';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
-import { MoCodec, type Reading } from '../../adapters/iridium/codec.js';
+import type { Reading } from '../../adapters/iridium/codec.js';
 import { decodeMoAck, encodeMoAck, moKind } from '../../adapters/iridium/mo-ack.js';
-import { seeded } from '../adapters/iridium/harness.js';
+import { seeded, threePointCodec } from '../adapters/iridium/harness.js';
 import { SatelliteDirectory, type SatelliteModem } from '../../runtime/sync/satellite.js';
 import { syncSchema } from '../../runtime/sync/config.js';
 
 const T0 = Date.UTC(2025, 0, 1);
-const codec = new MoCodec({
-  timeResolutionMs: 1000,
-  datapoints: [
-    { id: 'a.level', decimals: 2, type: 'number' },
-    { id: 'b.temp', decimals: 1, type: 'number' },
-    { id: 'c.alarm', decimals: 0, type: 'boolean' },
-  ],
-});
+const codec = threePointCodec();
 
 t.test('codec version 2: every reading keeps its outbox sequence number (property test)', async (t) => {
   const random = seeded(42);
@@ -120,12 +113,17 @@ t.test('config: the iridium link', async (t) => {
   t.notOk(bad({ adapter: 'sat', role: 'primary' }).success, 'a satellite link is never primary');
   t.notOk(bad({ adapter: 'sat', messageBytes: 341 }).success, 'messageBytes above the 340-byte MO limit');
   t.notOk(bad({ adapter: 'sat', window: 4 }).success, 'unknown keys are errors');
-  t.notOk(syncSchema.safeParse({ enabled: true, links: [{ name: 'sat', type: 'iridium', adapter: 'sat' }] }).success, 'a satellite link alone is not enough: a primary is required');
+  t.notOk(
+    syncSchema.safeParse({ enabled: true, links: [{ name: 'sat', type: 'iridium', adapter: 'sat' }] }).success,
+    'a satellite link alone is not enough: a primary is required',
+  );
 });
 
 t.test('an iridium link whose adapter is not running says so and never becomes the fallback', async (t) => {
   const gw = await startTestGateway(t, {
     storage: { sync: false },
+    // Configured (a link to no adapter at all is refused by the config check) but never running: no such port.
+    adapters: [{ id: 'missing', type: 'iridium', port: '/dev/outpost-no-such-modem' }],
     sync: {
       enabled: true,
       datapointsIntervalMs: 0,

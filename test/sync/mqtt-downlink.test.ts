@@ -8,16 +8,16 @@
 import t from 'tap';
 import mqtt from 'mqtt';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnOutpost, type OutpostProcess } from '../helpers/process.js';
+import { spawnOutpost, type OutpostProcess, processYamlHead } from '../helpers/process.js';
 import { eventually, startTestGateway } from '../helpers/gateway.js';
 import { localApi } from '../helpers/local-api.js';
 import { Mosquitto } from './helpers/mosquitto.js';
 import { GATEWAY_ID, sensors, startSync, testLogger, writeReadings } from './helpers/sync.js';
 import { SyncService } from '../../runtime/sync/service.js';
 import { signCommand } from '../../runtime/sync/command-auth.js';
+import { tempDir, type Teardown } from '../helpers/teardown.js';
 
 const GW = 'gw1';
 const SECRET = 'central-gw1-downlink-secret-7f3a9c';
@@ -30,10 +30,6 @@ interface Ack {
   result?: { id: string; v: number; t: number };
   error?: { code: string; message: string };
   t: number;
-}
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
 }
 
 /** One site: a config file and data dir; `start` runs `outpost start` on them and waits until the link is up. */
@@ -50,18 +46,12 @@ class Site {
   }
 
   static async create(t: Teardown, broker: Mosquitto, downlinkAuth: string): Promise<Site> {
-    const dir = await mkdtemp(join(tmpdir(), 'outpost-downlink-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const dir = await tempDir(t, 'outpost-downlink-');
     await writeFile(join(dir, 'downlink.secret'), SECRET + '\n', { mode: 0o600 });
     const file = join(dir, 'outpost.yaml');
     await writeFile(
       file,
-      `gateway: { id: ${GW} }
-dataDir: ${join(dir, 'data')}
-log: { level: info }
-broker: { mqtt: { host: 127.0.0.1, port: 0 } }
-http: { host: 127.0.0.1, port: 0 }
-datapoints:
+      `${processYamlHead({ id: GW, dataDir: join(dir, 'data') })}datapoints:
   - { id: ${DP}, kind: actuator, type: number, unit: degC, min: 30, max: 80 }
 sync:
   enabled: true
@@ -108,7 +98,11 @@ sync:
 
   /** The operator changes the setpoint on site (REST, with the local token). */
   async localChange(v: number): Promise<void> {
-    const res = await this.api(`/api/datapoints/${DP}/setpoint`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v }) });
+    const res = await this.api(`/api/datapoints/${DP}/setpoint`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ v }),
+    });
     if (res.status !== 200) throw new Error(`local setpoint: HTTP ${res.status} ${await res.text()}`);
   }
 }
@@ -166,11 +160,17 @@ const secretFile = '{ secretFile: <dir>/downlink.secret }';
 const setpoint = (requestId: string, v: number, t = Date.now(), secret = SECRET) => signCommand(secret, { requestId, type: 'setpoint', id: DP, v }, t);
 const settle = () => new Promise((r) => setTimeout(r, 500));
 
-t.test('five copies of one command sent back-to-back: applied once, five identical acks', async (t) => {
+/** A broker, the central side on it, and a site (the real process) started against it, link up. */
+async function siteAndCentral(t: Teardown): Promise<{ central: Central; site: Site; proc: OutpostProcess }> {
   const broker = await Mosquitto.create(t);
   const central = await Central.connect(t, broker);
   const site = await Site.create(t, broker, secretFile);
-  await site.start();
+  const proc = await site.start();
+  return { central, site, proc };
+}
+
+t.test('five copies of one command sent back-to-back: applied once, five identical acks', async (t) => {
+  const { central, site } = await siteAndCentral(t);
 
   const cmd = setpoint('five-1', 55);
   await central.publish([cmd, cmd, cmd, cmd, cmd]);
@@ -179,18 +179,18 @@ t.test('five copies of one command sent back-to-back: applied once, five identic
   const acks = central.acksFor('five-1');
   t.equal(acks.length, 5, 'every copy is answered');
   t.match(acks[0], { ok: true, result: { id: DP, v: 55 } });
-  t.ok(acks.every((a) => JSON.stringify(a) === JSON.stringify(acks[0])), 'with the same ack');
+  t.ok(
+    acks.every((a) => JSON.stringify(a) === JSON.stringify(acks[0])),
+    'with the same ack',
+  );
   t.equal(site.appliedFromUpstream(), 1, 'applied once');
   t.equal(await site.value(), 55);
   const metrics = await (await site.api('/metrics')).text();
   t.match(metrics, /outpost_sync_downlink_total\{command="setpoint",result="ok"\} 1\n/);
 });
 
-t.test('the same command after a restart (kill -9) is answered again, not applied: the operator\'s local change stays', async (t) => {
-  const broker = await Mosquitto.create(t);
-  const central = await Central.connect(t, broker);
-  const site = await Site.create(t, broker, secretFile);
-  await site.start();
+t.test("the same command after a restart (kill -9) is answered again, not applied: the operator's local change stays", async (t) => {
+  const { central, site } = await siteAndCentral(t);
 
   const cmd = setpoint('keep-1', 60);
   await central.publish([cmd]);
@@ -215,10 +215,7 @@ t.test('the same command after a restart (kill -9) is answered again, not applie
 });
 
 t.test('a retained command is applied once, not at every restart; an older retained one is superseded, a newer one applies', async (t) => {
-  const broker = await Mosquitto.create(t);
-  const central = await Central.connect(t, broker);
-  const site = await Site.create(t, broker, secretFile);
-  await site.start();
+  const { central, site } = await siteAndCentral(t);
 
   const signedAt = Date.now();
   await central.publish([setpoint('ret-1', 50, signedAt)], { retain: true });
@@ -258,10 +255,7 @@ t.test('a retained command is applied once, not at every restart; an older retai
 });
 
 t.test('unsigned, forged, stale and misdirected commands are refused with acks, counted, logged once', async (t) => {
-  const broker = await Mosquitto.create(t);
-  const central = await Central.connect(t, broker);
-  const site = await Site.create(t, broker, secretFile);
-  const proc = await site.start();
+  const { central, site, proc } = await siteAndCentral(t);
 
   await central.publish([JSON.stringify({ requestId: 'bad-1', id: DP, v: 70 })]);
   t.match(await central.ackFor('bad-1'), { ok: false, error: { code: 'SYNC_COMMAND_UNSIGNED' } }, 'unsigned');
@@ -269,7 +263,10 @@ t.test('unsigned, forged, stale and misdirected commands are refused with acks, 
   const forged = setpoint('bad-2', 70, Date.now(), 'not-the-secret-but-long-enough');
   await central.publish([forged, forged, forged]);
   await central.ackFor('bad-2', 3);
-  t.ok(central.acksFor('bad-2').every((a) => a.error?.code === 'SYNC_COMMAND_FORGED'), 'signed with another secret: forged');
+  t.ok(
+    central.acksFor('bad-2').every((a) => a.error?.code === 'SYNC_COMMAND_FORGED'),
+    'signed with another secret: forged',
+  );
 
   const genuine = JSON.parse(setpoint('bad-3', 40)) as { t: number; sig: string; body: string };
   await central.publish([JSON.stringify({ ...genuine, body: genuine.body.replace('"v":40', '"v":79') })]);
@@ -281,7 +278,11 @@ t.test('unsigned, forged, stale and misdirected commands are refused with acks, 
   t.match(await central.ackFor('bad-5'), { ok: false, error: { code: 'SYNC_COMMAND_STALE', message: /in the future/ } }, 'ten minutes ahead: stale');
 
   await central.publish([setpoint('bad-6', 70)], { topic: `sites/${GW}/cmd/schedule` });
-  t.match(await central.ackFor('bad-6'), { ok: false, error: { code: 'SYNC_COMMAND_INVALID', message: /"type" in its body must be "schedule"/ } }, 'a signed setpoint moved to another command topic');
+  t.match(
+    await central.ackFor('bad-6'),
+    { ok: false, error: { code: 'SYNC_COMMAND_INVALID', message: /"type" in its body must be "schedule"/ } },
+    'a signed setpoint moved to another command topic',
+  );
   await central.publish([signCommand(SECRET, { requestId: 'bad-7', type: 'setpoint', gw: 'gw2', id: DP, v: 70 })]);
   t.match(await central.ackFor('bad-7'), { ok: false, error: { code: 'SYNC_COMMAND_INVALID', message: /for gateway "gw2"/ } }, 'a command for another site');
 
@@ -293,7 +294,11 @@ t.test('unsigned, forged, stale and misdirected commands are refused with acks, 
   t.match(metrics, /outpost_sync_downlink_total\{command="setpoint",result="SYNC_COMMAND_FORGED"\} 4\n/);
   t.match(metrics, /outpost_sync_downlink_total\{command="setpoint",result="SYNC_COMMAND_STALE"\} 2\n/);
   const refusedLogs = logLines(proc).filter((l) => String(l.msg).startsWith('downlink command refused by the link'));
-  t.same(refusedLogs.map((l) => l.code).sort(), ['SYNC_COMMAND_FORGED', 'SYNC_COMMAND_INVALID', 'SYNC_COMMAND_STALE', 'SYNC_COMMAND_UNSIGNED'], 'one warning per kind of refusal, not one per command (the repeats are counted)');
+  t.same(
+    refusedLogs.map((l) => l.code).sort(),
+    ['SYNC_COMMAND_FORGED', 'SYNC_COMMAND_INVALID', 'SYNC_COMMAND_STALE', 'SYNC_COMMAND_UNSIGNED'],
+    'one warning per kind of refusal, not one per command (the repeats are counted)',
+  );
   t.notOk(proc.stdout().includes(SECRET), 'the secret is never logged');
 
   // A refusal is not remembered: the genuine command with a requestId a forger used applies.
@@ -305,17 +310,36 @@ t.test('unsigned, forged, stale and misdirected commands are refused with acks, 
 t.test('a link without downlinkAuth refuses every command, saying how to configure it, and still drains; bad settings are config errors', async (t) => {
   const broker = await Mosquitto.create(t);
   const central = await Central.connect(t, broker);
-  const gw = await startTestGateway(t, { datapoints: [{ id: DP, kind: 'actuator', type: 'number', min: 30, max: 80 }, ...sensors(['a.x'])], storage: { sync: false } });
+  const gw = await startTestGateway(t, {
+    datapoints: [{ id: DP, kind: 'actuator', type: 'number', min: 30, max: 80 }, ...sensors(['a.x'])],
+    storage: { sync: false },
+  });
   await writeReadings(gw, ['a.x'], 20, Date.UTC(2025, 0, 1));
-  const { sync, logs } = await startSync(t, gw, { pollMs: 20, datapointsIntervalMs: 0, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }] });
+  const { sync, logs } = await startSync(t, gw, {
+    pollMs: 20,
+    datapointsIntervalMs: 0,
+    links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100 }],
+  });
   await eventually(async () => (await sync.snapshot()).acked === 20, 10_000);
-  t.ok(logs.some((l) => l.level === 40 && /no downlinkAuth/.test(String(l.msg))), 'warned at start');
+  t.ok(
+    logs.some((l) => l.level === 40 && /no downlinkAuth/.test(String(l.msg))),
+    'warned at start',
+  );
   await central.publish([JSON.stringify({ requestId: 'n-1', id: DP, v: 50 })]);
   await central.publish([setpoint('n-2', 50)]);
   for (const rid of ['n-1', 'n-2']) t.match(await central.ackFor(rid), { ok: false, error: { code: 'SYNC_COMMAND_UNSIGNED', message: /downlinkAuth/ } });
   t.equal(gw.gateway.store.latest(DP), undefined, 'nothing applied');
 
-  const bad = (downlinkAuth: unknown) => new SyncService({ config: { enabled: true, links: [{ name: 'central', type: 'mqtt', url: broker.url, downlinkAuth }] }, store: gw.gateway.store, ingest: gw.gateway.ingest, log: testLogger().log, clock: gw.gateway.clock, gatewayId: GATEWAY_ID, dataDir: gw.dataDir });
+  const bad = (downlinkAuth: unknown) =>
+    new SyncService({
+      config: { enabled: true, links: [{ name: 'central', type: 'mqtt', url: broker.url, downlinkAuth }] },
+      store: gw.gateway.store,
+      ingest: gw.gateway.ingest,
+      log: testLogger().log,
+      clock: gw.gateway.clock,
+      gatewayId: GATEWAY_ID,
+      dataDir: gw.dataDir,
+    });
   t.throws(() => bad({ secret: 'short' }), { code: 'CONFIG_INVALID', message: /downlinkAuth/ });
   t.throws(() => bad({ secret: SECRET, secretFile: '/etc/x' }), { code: 'CONFIG_INVALID', message: /secret or secretFile/ });
   t.throws(() => bad('nope'), { code: 'CONFIG_INVALID', message: /downlinkAuth/ });

@@ -27,7 +27,11 @@ t.test('drains the outbox to Mosquitto with QoS 1, then releases it from storage
   await eventually(() => receiver.records.length === 5000, 15_000);
   t.equal(receiver.duplicates, 0, 'no duplicates on a clean run');
   t.notOk(inOrderPerDatapoint(receiver.records), 'in order per datapoint');
-  t.same(receiver.records.map((r) => r.seq), Array.from({ length: 5000 }, (_, i) => i + 1), 'every sequence once, in order');
+  t.same(
+    receiver.records.map((r) => r.seq),
+    Array.from({ length: 5000 }, (_, i) => i + 1),
+    'every sequence once, in order',
+  );
   t.same(receiver.records[7], { seq: 8, id: IDS[7 % 4], t: T0 + 7, v: 7 });
 
   // Payload: gzip'd JSON with the idempotency key gateway:first-last.
@@ -77,7 +81,10 @@ t.test('link down for a long stretch while ingest continues, then up: every reco
   await eventually(async () => (await sync.snapshot()).links[0]!.state === 'down');
   // Ingest goes on while the link is down: 20,000 more readings in 20 bursts.
   for (let i = 0; i < 20; i++) {
-    await gw.gateway.ingest.acceptMany('test', Array.from({ length: 1000 }, (_, j) => ({ id: IDS[j % IDS.length]!, v: 1000 + i * 1000 + j, t: T0 + 1000 + i * 1000 + j })));
+    await gw.gateway.ingest.acceptMany(
+      'test',
+      Array.from({ length: 1000 }, (_, j) => ({ id: IDS[j % IDS.length]!, v: 1000 + i * 1000 + j, t: T0 + 1000 + i * 1000 + j })),
+    );
     await new Promise((r) => setTimeout(r, 25));
   }
   const down = await sync.snapshot();
@@ -94,9 +101,17 @@ t.test('link down for a long stretch while ingest continues, then up: every reco
   await eventually(() => receiver.records.length === 21_000, 30_000);
   t.comment(`caught up in ${Date.now() - t1} ms`);
   t.notOk(inOrderPerDatapoint(receiver.records), 'in order per datapoint');
-  t.same(receiver.records.map((r) => r.seq), Array.from({ length: 21_000 }, (_, i) => i + 1), 'every record exactly once after dedupe');
+  t.same(
+    receiver.records.map((r) => r.seq),
+    Array.from({ length: 21_000 }, (_, i) => i + 1),
+    'every record exactly once after dedupe',
+  );
   t.ok(receiver.live.length > 0, 'latest values went out on the live lane while catching up');
-  for (const id of IDS) t.ok(receiver.live.some((r) => r.id === id), `live lane has ${id}`);
+  for (const id of IDS)
+    t.ok(
+      receiver.live.some((r) => r.id === id),
+      `live lane has ${id}`,
+    );
   await eventually(() => gw.gateway.store.stats().ackedSeq === 21_000);
 });
 
@@ -106,14 +121,25 @@ t.test('broker restarted mid-drain: the drain resumes from the cursor, nothing l
   const gw = await startTestGateway(t, { datapoints: sensors(IDS), storage: { sync: false } });
   await writeReadings(gw, IDS, 30_000, T0);
   // A bandwidth cap makes the drain last long enough to be interrupted.
-  const { logs } = await startSync(t, gw, { ...fast, live: { enabled: false }, links: [mqttLink(broker.url, { batchRecords: 200, window: 4, maxBytesPerSecond: 60_000 })] });
+  const { logs } = await startSync(t, gw, {
+    ...fast,
+    live: { enabled: false },
+    links: [mqttLink(broker.url, { batchRecords: 200, window: 4, maxBytesPerSecond: 60_000 })],
+  });
 
   await eventually(() => receiver.records.length >= 3000, 20_000);
   t.ok(receiver.records.length < 30_000, 'restart happens mid-drain');
   await broker.restart(200);
   await eventually(() => receiver.records.length === 30_000, 60_000);
-  t.same(receiver.records.map((r) => r.seq), Array.from({ length: 30_000 }, (_, i) => i + 1), 'every record once, in order');
-  t.ok(logs.some((l) => l.msg === 'sync link down'), 'the link saw the broker go away');
+  t.same(
+    receiver.records.map((r) => r.seq),
+    Array.from({ length: 30_000 }, (_, i) => i + 1),
+    'every record once, in order',
+  );
+  t.ok(
+    logs.some((l) => l.msg === 'sync link down'),
+    'the link saw the broker go away',
+  );
   t.ok(logs.filter((l) => l.msg === 'sync link up').length >= 2, 'and reconnected by itself');
   await eventually(() => gw.gateway.store.stats().ackedSeq === 30_000);
 });

@@ -15,7 +15,12 @@ const fast = { pollMs: 20, backoff: { initialMs: 50, maxMs: 300 }, datapointsInt
 t.test('TLS with a test CA and a client certificate', async (t) => {
   const pki = await makeTestPki(t);
   const broker = await Mosquitto.create(t, { tls: { caFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey, requireCertificate: true } });
-  const receiver = await Receiver.connect(t, broker.url, { clientId: 'central-tls', ca: await readFile(pki.ca), cert: await readFile(pki.clientCert), key: await readFile(pki.clientKey) });
+  const receiver = await Receiver.connect(t, broker.url, {
+    clientId: 'central-tls',
+    ca: await readFile(pki.ca),
+    cert: await readFile(pki.clientCert),
+    key: await readFile(pki.clientKey),
+  });
   const gw = await startTestGateway(t, { datapoints: sensors(['a.x']), storage: { sync: false } });
   await writeReadings(gw, ['a.x'], 300, T0);
   const { sync } = await startSync(t, gw, {
@@ -30,7 +35,9 @@ t.test('TLS with a test CA and a client certificate', async (t) => {
   await writeReadings(gw2, ['a.x'], 10, T0);
   const { sync: wrongCa } = await startSync(t, gw2, {
     ...fast,
-    links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, tls: { caFile: pki.otherCa, certFile: pki.clientCert, keyFile: pki.clientKey } }],
+    links: [
+      { name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, tls: { caFile: pki.otherCa, certFile: pki.clientCert, keyFile: pki.clientKey } },
+    ],
   });
   const snap = (await eventually(async () => {
     const s = await wrongCa.snapshot();
@@ -58,7 +65,10 @@ t.test('username/password: wrong password keeps the link down, right one drains'
   const receiver = await Receiver.connect(t, broker.url, { clientId: 'central-auth', username: 'central', password: 'central-pass' });
   const gw = await startTestGateway(t, { datapoints: sensors(['a.x']), storage: { sync: false } });
   await writeReadings(gw, ['a.x'], 50, T0);
-  const { sync, logs } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, username: 'gw1', password: 'wrong' }] });
+  const { sync, logs } = await startSync(t, gw, {
+    ...fast,
+    links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, username: 'gw1', password: 'wrong' }],
+  });
   const snap = (await eventually(async () => {
     const s = await sync.snapshot();
     return s.links[0]!.lastError ? s : undefined;
@@ -68,7 +78,10 @@ t.test('username/password: wrong password keeps the link down, right one drains'
   t.notOk(JSON.stringify(logs).includes('wrong'), 'the password never reaches the log');
   await sync.stop();
 
-  const { sync: ok } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, username: 'gw1', password: 's3cret-pass' }] });
+  const { sync: ok } = await startSync(t, gw, {
+    ...fast,
+    links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, username: 'gw1', password: 's3cret-pass' }],
+  });
   await eventually(() => receiver.records.length === 50, 10_000);
   t.equal((await ok.snapshot()).acked, 50);
 });
@@ -100,7 +113,8 @@ t.test('downlink: setpoint round trip with acknowledgement, and refusals with re
     await sub.endAsync(true);
     return got;
   });
-  const cmd = (body: unknown, name = 'setpoint') => central.publishAsync(`sites/${GATEWAY_ID}/cmd/${name}`, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
+  const cmd = (body: unknown, name = 'setpoint') =>
+    central.publishAsync(`sites/${GATEWAY_ID}/cmd/${name}`, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
 
   await cmd({ requestId: 'r1', id: 'plant.boiler.setpoint', v: 55 });
   const ok = await eventually(() => acks.find((a) => a.requestId === 'r1'));
@@ -116,11 +130,17 @@ t.test('downlink: setpoint round trip with acknowledgement, and refusals with re
   await cmd({ requestId: 'r5', id: 'plant.boiler.setpoint', v: 40, expires: Date.now() - 1000 });
   t.match(await eventually(() => acks.find((a) => a.requestId === 'r5')), { ok: false, error: { code: 'SETPOINT_EXPIRED' } });
   await cmd({ id: 'plant.boiler.setpoint', v: 40 });
-  t.match(await eventually(() => acks.find((a) => a.requestId === null && (a.error as { message: string })?.message.includes('requestId'))), { ok: false, error: { code: 'SYNC_COMMAND_INVALID' } });
+  t.match(await eventually(() => acks.find((a) => a.requestId === null && (a.error as { message: string })?.message.includes('requestId'))), {
+    ok: false,
+    error: { code: 'SYNC_COMMAND_INVALID' },
+  });
   await cmd('{not json');
   await eventually(() => acks.some((a) => (a.error as { message?: string })?.message === 'command payload is not JSON'));
   await cmd({ requestId: 'r6' }, 'reboot');
-  t.match(await eventually(() => acks.find((a) => a.requestId === 'r6')), { ok: false, error: { code: 'SYNC_COMMAND_INVALID', message: /unknown command "reboot"/ } });
+  t.match(await eventually(() => acks.find((a) => a.requestId === 'r6')), {
+    ok: false,
+    error: { code: 'SYNC_COMMAND_INVALID', message: /unknown command "reboot"/ },
+  });
   await cmd({ requestId: 'r7' }, 'ping');
   t.match(await eventually(() => acks.find((a) => a.requestId === 'r7')), { ok: true, result: { pong: Number } });
 
@@ -135,14 +155,53 @@ t.test('downlink: setpoint round trip with acknowledgement, and refusals with re
   // A schedule: every value checked on arrival like a local setpoint, each applied at its time.
   const at1 = Date.now() + 1500;
   const at2 = at1 + 500;
-  await cmd({ requestId: 's1', id: 'plant.boiler.setpoint', entries: [{ at: new Date(at2).toISOString(), v: 64 }, { at: at1, v: 62 }] }, 'schedule');
-  t.match(await eventually(() => acks.find((a) => a.requestId === 's1')), { ok: true, result: { id: 'plant.boiler.setpoint', entries: [{ at: at1, v: 62 }, { at: at2, v: 64 }] } });
+  await cmd(
+    {
+      requestId: 's1',
+      id: 'plant.boiler.setpoint',
+      entries: [
+        { at: new Date(at2).toISOString(), v: 64 },
+        { at: at1, v: 62 },
+      ],
+    },
+    'schedule',
+  );
+  t.match(await eventually(() => acks.find((a) => a.requestId === 's1')), {
+    ok: true,
+    result: {
+      id: 'plant.boiler.setpoint',
+      entries: [
+        { at: at1, v: 62 },
+        { at: at2, v: 64 },
+      ],
+    },
+  });
   await eventually(() => gw.gateway.store.latest('plant.boiler.setpoint')?.v === 64, 10_000);
-  const applied = (await gw.gateway.store.query('plant.boiler.setpoint', { from: at1 - 1000 })).map((p) => ({ v: p.v, onTime: p.t >= (p.v === 62 ? at1 : at2) }));
-  t.same(applied, [{ v: 62, onTime: true }, { v: 64, onTime: true }], 'applied in order, none before its time');
+  const applied = (await gw.gateway.store.query('plant.boiler.setpoint', { from: at1 - 1000 })).map((p) => ({
+    v: p.v,
+    onTime: p.t >= (p.v === 62 ? at1 : at2),
+  }));
+  t.same(
+    applied,
+    [
+      { v: 62, onTime: true },
+      { v: 64, onTime: true },
+    ],
+    'applied in order, none before its time',
+  );
   t.same(sync.schedules!.list(), {}, 'nothing left pending');
   // One bad value refuses the whole schedule, naming the entry.
-  await cmd({ requestId: 's2', id: 'plant.boiler.setpoint', entries: [{ at: Date.now() + 60_000, v: 50 }, { at: Date.now() + 120_000, v: 99 }] }, 'schedule');
+  await cmd(
+    {
+      requestId: 's2',
+      id: 'plant.boiler.setpoint',
+      entries: [
+        { at: Date.now() + 60_000, v: 50 },
+        { at: Date.now() + 120_000, v: 99 },
+      ],
+    },
+    'schedule',
+  );
   t.match(await eventually(() => acks.find((a) => a.requestId === 's2')), { ok: false, error: { code: 'SETPOINT_OUT_OF_RANGE', message: /entries\[1\]/ } });
   await cmd({ requestId: 's3', id: 'plant.boiler.temp', entries: [{ at: Date.now() + 60_000, v: 20 }] }, 'schedule');
   t.match(await eventually(() => acks.find((a) => a.requestId === 's3')), { ok: false, error: { code: 'DP_NOT_ACTUATOR' } });
@@ -151,7 +210,10 @@ t.test('downlink: setpoint round trip with acknowledgement, and refusals with re
   await cmd({ requestId: 's4', id: 'plant.boiler.setpoint', entries: [{ at: Date.now() + 3_600_000, v: 45 }] }, 'schedule');
   await eventually(() => acks.some((a) => a.requestId === 's4'));
   await sync.stop();
-  const { sync: again } = await startSync(t, gw, { ...fast, links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, downlinkAuth: 'none' }] });
+  const { sync: again } = await startSync(t, gw, {
+    ...fast,
+    links: [{ name: 'central', type: 'mqtt', url: broker.url, reconnectMs: 100, downlinkAuth: 'none' }],
+  });
   t.match(again.schedules!.list(), { 'plant.boiler.setpoint': [{ v: 45 }] }, 'pending after a restart');
 });
 
@@ -166,7 +228,10 @@ t.test('Sparkplug B: NBIRTH/DBIRTH/DDATA/NDATA decoded by sparkplug-payload, seq
   });
   await host.subscribeAsync('spBv1.0/#', { qos: 1 });
 
-  const gw = await startTestGateway(t, { datapoints: [...sensors(['plant.m1.power', 'plant.m2.power', 'yard.temp', 'uptime']), { id: 'plant.pump.on', kind: 'sensor', type: 'boolean' }], storage: { sync: false } });
+  const gw = await startTestGateway(t, {
+    datapoints: [...sensors(['plant.m1.power', 'plant.m2.power', 'yard.temp', 'uptime']), { id: 'plant.pump.on', kind: 'sensor', type: 'boolean' }],
+    storage: { sync: false },
+  });
   await gw.gateway.ingest.acceptMany('test', [
     { id: 'plant.m1.power', v: 1.5, t: T0 },
     { id: 'yard.temp', v: 12, t: T0 },
@@ -182,7 +247,10 @@ t.test('Sparkplug B: NBIRTH/DBIRTH/DDATA/NDATA decoded by sparkplug-payload, seq
   const nbirth = msgs.find((m) => m.topic === `spBv1.0/plants/NBIRTH/${GATEWAY_ID}`)!;
   t.ok(nbirth, 'NBIRTH published');
   t.equal(Number(nbirth.p.seq), 0, 'NBIRTH seq is 0');
-  t.match(nbirth.p.metrics, [{ name: 'bdSeq', type: 'Int64' }, { name: 'Node Control/Rebirth', type: 'Boolean', value: false }]);
+  t.match(nbirth.p.metrics, [
+    { name: 'bdSeq', type: 'Int64' },
+    { name: 'Node Control/Rebirth', type: 'Boolean', value: false },
+  ]);
   const dbirth = msgs.find((m) => m.topic === `spBv1.0/plants/DBIRTH/${GATEWAY_ID}/plant`)!;
   t.ok(dbirth, 'DBIRTH for device "plant"');
   t.same(dbirth.p.metrics!.map((m) => m.name).sort(), ['m1/power', 'm2/power', 'pump/on']);
@@ -199,11 +267,19 @@ t.test('Sparkplug B: NBIRTH/DBIRTH/DDATA/NDATA decoded by sparkplug-payload, seq
   // Sequence numbers: consecutive (mod 256) from the latest NBIRTH.
   const lastBirth = msgs.map((m) => m.topic).lastIndexOf(`spBv1.0/plants/NBIRTH/${GATEWAY_ID}`);
   const seqs = msgs.slice(lastBirth).map((m) => Number(m.p.seq));
-  t.same(seqs, seqs.map((_, i) => i % 256), 'seq 0,1,2,... after the last NBIRTH');
+  t.same(
+    seqs,
+    seqs.map((_, i) => i % 256),
+    'seq 0,1,2,... after the last NBIRTH',
+  );
 
   // Rebirth on request.
   const before = msgs.length;
-  await host.publishAsync(`spBv1.0/plants/NCMD/${GATEWAY_ID}`, Buffer.from(sparkplugCodec.encodePayload({ timestamp: Date.now(), metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] })), { qos: 1 });
+  await host.publishAsync(
+    `spBv1.0/plants/NCMD/${GATEWAY_ID}`,
+    Buffer.from(sparkplugCodec.encodePayload({ timestamp: Date.now(), metrics: [{ name: 'Node Control/Rebirth', type: 'Boolean', value: true }] })),
+    { qos: 1 },
+  );
   await eventually(() => msgs.slice(before).some((m) => m.topic.startsWith('spBv1.0/plants/DBIRTH/gw1/yard')));
   const reborn = msgs.slice(before);
   t.equal(reborn[0]!.topic, `spBv1.0/plants/NBIRTH/${GATEWAY_ID}`);
@@ -217,7 +293,10 @@ t.test('Sparkplug B: NBIRTH/DBIRTH/DDATA/NDATA decoded by sparkplug-payload, seq
   const typed = msgs.slice(beforeTyped);
   const rebirth = typed.find((m) => m.topic === `spBv1.0/plants/DBIRTH/${GATEWAY_ID}/plant`);
   t.ok(rebirth, 'a DBIRTH declares the new type');
-  t.match(rebirth!.p.metrics!.find((m) => m.name === 'm2/power'), { type: 'Double' });
+  t.match(
+    rebirth!.p.metrics!.find((m) => m.name === 'm2/power'),
+    { type: 'Double' },
+  );
   t.match(typed.find((m) => m.topic.endsWith('DDATA/gw1/plant'))!.p.metrics, [{ name: 'm2/power', type: 'Double', value: 5 }]);
 
   // 300 more readings: seq wraps from 255 to 0.
@@ -225,7 +304,8 @@ t.test('Sparkplug B: NBIRTH/DBIRTH/DDATA/NDATA decoded by sparkplug-payload, seq
   await eventually(async () => (await sync.snapshot()).acked === 306, 15_000);
   await eventually(() => msgs.filter((m) => m.topic.endsWith('DDATA/gw1/yard')).length >= 2);
   const afterRebirth = msgs.slice(before).map((m) => Number(m.p.seq));
-  for (let i = 1; i < afterRebirth.length; i++) if (afterRebirth[i] !== (afterRebirth[i - 1]! + 1) % 256) t.fail(`seq jump ${afterRebirth[i - 1]} → ${afterRebirth[i]}`);
+  for (let i = 1; i < afterRebirth.length; i++)
+    if (afterRebirth[i] !== (afterRebirth[i - 1]! + 1) % 256) t.fail(`seq jump ${afterRebirth[i - 1]} → ${afterRebirth[i]}`);
   t.ok(afterRebirth.length < 256 || afterRebirth.includes(0), 'seq stays within 0-255');
 
   // Clean stop publishes NDEATH with the session's bdSeq.

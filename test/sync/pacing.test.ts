@@ -1,37 +1,30 @@
 import t from 'tap';
-import { EventEmitter } from 'node:events';
-import type { Batch, Link, LinkEvents, LinkState } from '../../runtime/sync/link.js';
+import type { Batch } from '../../runtime/sync/link.js';
 import { ByteBucket } from '../../runtime/sync/pacing.js';
 import type { Clock } from '../../core/clock.js';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
 import { sensors, startSync, writeReadings } from './helpers/sync.js';
+import { UpLink } from './helpers/fake-link.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const fast = { pollMs: 20, backoff: { initialMs: 50, maxMs: 200 }, datapointsIntervalMs: 0, live: { enabled: false } };
 
 /** A primary link that holds every send until the test releases it, and reports a fixed size per send. */
-class HeldLink extends EventEmitter implements Link {
-  readonly role = 'primary' as const;
-  readonly state: LinkState = 'up';
-  readonly lastError = undefined;
-  readonly maxBatchRecords = 100;
+class HeldLink extends UpLink {
   readonly sent: Batch[] = [];
   readonly pending: Array<() => void> = [];
   maxPending = 0;
   constructor(
-    readonly name: string,
-    private readonly bytesPerSend: number,
+    name: string,
+    bytesPerSend: number,
     private readonly hold: boolean,
   ) {
-    super();
+    super(name, bytesPerSend);
   }
-  async start(): Promise<void> {
-    this.emit('state', 'up');
-  }
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     for (const release of this.pending.splice(0)) release();
   }
-  send(batch: Batch): Promise<number> {
+  override send(batch: Batch): Promise<number> {
     this.sent.push(batch);
     if (!this.hold) return Promise.resolve(this.bytesPerSend);
     return new Promise((resolve) => {
@@ -39,19 +32,18 @@ class HeldLink extends EventEmitter implements Link {
       this.maxPending = Math.max(this.maxPending, this.pending.length);
     });
   }
-  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.on(event, listener);
-  }
-  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
-    return super.off(event, listener);
-  }
 }
 
 t.test('the in-flight window bounds unacknowledged batches per link', async (t) => {
   const gw = await startTestGateway(t, { datapoints: sensors(['w.x']), storage: { sync: false } });
   await writeReadings(gw, ['w.x'], 1000, T0);
   const link = new HeldLink('held', 100, true);
-  const { sync } = await startSync(t, gw, { ...fast, links: [{ name: 'held', type: 'custom', role: 'primary', batchRecords: 100, window: 3 }] }, { customLinks: new Map([['held', link]]) });
+  const { sync } = await startSync(
+    t,
+    gw,
+    { ...fast, links: [{ name: 'held', type: 'custom', role: 'primary', batchRecords: 100, window: 3 }] },
+    { customLinks: new Map([['held', link]]) },
+  );
   await eventually(() => link.pending.length === 3);
   await new Promise((r) => setTimeout(r, 200));
   t.equal(link.sent.length, 3, 'no fourth batch while three await their acknowledgement');
@@ -75,7 +67,12 @@ t.test('the bandwidth cap spaces sends to maxBytesPerSecond', async (t) => {
   // initial allowance, the other 8,000 take at least 2 s.
   const link = new HeldLink('capped', 2000, false);
   const started = Date.now();
-  const { sync } = await startSync(t, gw, { ...fast, links: [{ name: 'capped', type: 'custom', role: 'primary', batchRecords: 100, window: 1, maxBytesPerSecond: 4000 }] }, { customLinks: new Map([['capped', link]]) });
+  const { sync } = await startSync(
+    t,
+    gw,
+    { ...fast, links: [{ name: 'capped', type: 'custom', role: 'primary', batchRecords: 100, window: 1, maxBytesPerSecond: 4000 }] },
+    { customLinks: new Map([['capped', link]]) },
+  );
   await eventually(async () => (await sync.snapshot()).acked === 600, 20_000);
   const elapsed = Date.now() - started;
   t.equal(link.sent.length, 6);

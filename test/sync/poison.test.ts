@@ -22,8 +22,10 @@ async function withPoison(gw: TestGateway, n: number, at: number): Promise<void>
   await gw.gateway.ingest.acceptMany('test', rest);
 }
 
-const refusesPoison = (delayMs = 0) => (batch: { records: Array<[number, string, ...unknown[]]> }) =>
-  batch.records.some((r) => r[1] === POISON) ? { status: 400, body: `{"error":"unknown datapoint ${POISON}"}`, delayMs } : { status: 200, delayMs };
+const refusesPoison =
+  (delayMs = 0) =>
+  (batch: { records: Array<[number, string, ...unknown[]]> }) =>
+    batch.records.some((r) => r[1] === POISON) ? { status: 400, body: `{"error":"unknown datapoint ${POISON}"}`, delayMs } : { status: 200, delayMs };
 
 t.test('one record the HTTP receiver refuses for good goes to the dead-letter store; the rest flows on', async (t) => {
   const receiver = await HttpReceiver.start(t, refusesPoison(15));
@@ -63,9 +65,23 @@ t.test('one record the HTTP receiver refuses for good goes to the dead-letter st
   t.equal(snap.acked, total, 'the cursor moved past the refused record');
   t.equal(receiver.records.length, total - 1, 'every other record reached the receiver');
   t.notOk(receiver.records.some((r) => r.id === POISON));
-  t.same(receiver.records.map((r) => r.seq).sort((a, b) => a - b), Array.from({ length: total }, (_, i) => i + 1).filter((s) => s !== 451), 'once each (after dedupe), none missing');
+  t.same(
+    receiver.records.map((r) => r.seq).sort((a, b) => a - b),
+    Array.from({ length: total }, (_, i) => i + 1).filter((s) => s !== 451),
+    'once each (after dedupe), none missing',
+  );
   t.equal(snap.deadLetters.count, 1, '/api/sync counts the dead letter');
-  t.match(snap.deadLetters.newest[0], { link: 'ingest', reason: 'HTTP 400', status: 400, record: { seq: 451, id: POISON, v: 'not a number the receiver knows' }, answer: `{"error":"unknown datapoint ${POISON}"}` }, 'with the record, the reason and the receiver answer');
+  t.match(
+    snap.deadLetters.newest[0],
+    {
+      link: 'ingest',
+      reason: 'HTTP 400',
+      status: 400,
+      record: { seq: 451, id: POISON, v: 'not a number the receiver knows' },
+      answer: `{"error":"unknown datapoint ${POISON}"}`,
+    },
+    'with the record, the reason and the receiver answer',
+  );
   t.ok(states.has('blocked'), `the link showed "blocked" while the refusal was isolated (seen: ${[...states].join(', ')})`);
   t.equal(snap.links[0]!.state, 'up', 'and is up again once it moved on');
   const refusals = receiver.requests.filter((r) => r.status === 400).length;
@@ -93,7 +109,11 @@ t.test('one record the HTTP receiver refuses for good goes to the dead-letter st
 
 t.test('dead letters survive a restart', async (t) => {
   const receiver = await HttpReceiver.start(t, refusesPoison());
-  const gw = await startTestGateway(t, { gateway: { id: GATEWAY_ID }, datapoints: [...sensors(IDS), { id: POISON, kind: 'sensor', type: 'string' }], storage: { sync: false } });
+  const gw = await startTestGateway(t, {
+    gateway: { id: GATEWAY_ID },
+    datapoints: [...sensors(IDS), { id: POISON, kind: 'sensor', type: 'string' }],
+    storage: { sync: false },
+  });
   await withPoison(gw, 300, 100);
   const config = { ...fast, links: [{ name: 'ingest', type: 'http', url: receiver.url, batchRecords: 100 }] };
   const first = await startSync(t, gw, config);
@@ -135,12 +155,18 @@ t.test('retryable failures (503, 408, 429, timeouts) back off and are retried, n
   });
   const gw = await startTestGateway(t, { datapoints: sensors(IDS), storage: { sync: false } });
   await writeReadings(gw, IDS, 300, T0);
-  const { sync, logs } = await startSync(t, gw, { ...fast, links: [{ name: 'ingest', type: 'http', url: receiver.url, batchRecords: 100, ackTimeoutMs: 500 }] });
+  const { sync, logs } = await startSync(t, gw, {
+    ...fast,
+    links: [{ name: 'ingest', type: 'http', url: receiver.url, batchRecords: 100, ackTimeoutMs: 500 }],
+  });
   await eventually(() => receiver.records.length === 300, 20_000);
   const snap = await sync.snapshot();
   t.equal(snap.deadLetters.count, 0, 'nothing set aside');
   t.equal(snap.acked, 300);
-  t.notOk(logs.some((l) => l.msg === 'sync link blocked'), 'never shown as blocked');
+  t.notOk(
+    logs.some((l) => l.msg === 'sync link blocked'),
+    'never shown as blocked',
+  );
   t.ok(receiver.requests.filter((r) => r.first === 101).length >= 7, 'the same batch was retried after each failure');
 });
 
@@ -173,5 +199,8 @@ t.test('401/403/404: the link is refused, not the records: down, nothing set asi
   t.equal(snap.links[0]!.state, 'down');
   t.match(snap.links[0]!.lastError, /HTTP 401/);
   t.equal(snap.deadLetters.count, 0);
-  t.ok(receiver.requests.every((r) => r.count === 50), 'never split');
+  t.ok(
+    receiver.requests.every((r) => r.count === 50),
+    'never split',
+  );
 });

@@ -1,10 +1,9 @@
 import t from 'tap';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import mqtt from 'mqtt';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestGateway, eventually } from '../helpers/gateway.js';
-import { spawnOutpost } from '../helpers/process.js';
+import { spawnOutpost, processYamlHead } from '../helpers/process.js';
 import { localApi } from '../helpers/local-api.js';
 import { openSerial, ptyPair } from '../adapters/iridium/harness.js';
 import { IridiumSimulator } from '../../adapters/iridium/simulator.js';
@@ -14,6 +13,7 @@ import { moKind } from '../../adapters/iridium/mo-ack.js';
 import { SatelliteDirectory, type SatelliteModem, type SatellitePriority, type SatelliteReading } from '../../runtime/sync/satellite.js';
 import { sensors, startSync } from './helpers/sync.js';
 import { OutpostError } from '../../core/errors.js';
+import { tempDir } from '../helpers/teardown.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const SECRET = '8f1e2d3c4b5a69788796a5b4c3d2e1f0';
@@ -70,7 +70,12 @@ t.test('the satellite link forgets its last error once the modem is back', async
   const satellites = new SatelliteDirectory();
   const modem = new FakeModem();
   satellites.register('gw1', 'sat', modem);
-  const { sync } = await startSync(t, gw, { pollMs: 20, datapointsIntervalMs: 0, links: [DOWN_PRIMARY, { name: 'sat', type: 'iridium', adapter: 'sat' }] }, { satellites });
+  const { sync } = await startSync(
+    t,
+    gw,
+    { pollMs: 20, datapointsIntervalMs: 0, links: [DOWN_PRIMARY, { name: 'sat', type: 'iridium', adapter: 'sat' }] },
+    { satellites },
+  );
   const sat = async () => (await sync.snapshot()).links.find((l) => l.name === 'sat')!;
   t.equal((await sat()).state, 'up');
   modem.set('no_signal', 'no satellite in view (+CSQ 0)');
@@ -83,7 +88,12 @@ t.test('the satellite link forgets its last error once the modem is back', async
 
 t.test('a fallback message under way when the gateway stops: after the restart its latest values are not paid again, its alarms are', async (t) => {
   const gw = await startTestGateway(t, { datapoints: sensors(['tank.level', 'tank.alarm']), storage: { sync: false } });
-  const config = { pollMs: 20, datapointsIntervalMs: 0, fallback: { afterMs: 200, intervalMs: 100 }, links: [DOWN_PRIMARY, { name: 'sat', type: 'iridium', adapter: 'sat' }] };
+  const config = {
+    pollMs: 20,
+    datapointsIntervalMs: 0,
+    fallback: { afterMs: 200, intervalMs: 100 },
+    links: [DOWN_PRIMARY, { name: 'sat', type: 'iridium', adapter: 'sat' }],
+  };
   await gw.gateway.ingest.acceptMany('test', [
     { id: 'tank.level', v: 1.5, t: T0 },
     { id: 'tank.alarm', v: 1, t: T0 },
@@ -104,12 +114,15 @@ t.test('a fallback message under way when the gateway stops: after the restart i
   await startSync(t, gw, config, { satellites });
   await eventually(() => again.sent.length >= 1, 10_000);
   await new Promise((r) => setTimeout(r, 300));
-  t.same(again.sent.flatMap((m) => m.readings.map((r) => r.id)), ['tank.alarm'], 'the alarm goes again; the unchanged latest value does not');
+  t.same(
+    again.sent.flatMap((m) => m.readings.map((r) => r.id)),
+    ['tank.alarm'],
+    'the alarm goes again; the unchanged latest value does not',
+  );
 });
 
 t.test('Iridium, real process: SIGKILL during a satellite session; after the restart the same setpoint and latest value are not paid again', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-sat-kill-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-sat-kill-');
   const dataDir = join(dir, 'data');
   const { a, b } = await ptyPair(t);
   // A session takes 1.5 s here (real ones 10-60 s): long enough to kill the gateway in the middle of one.
@@ -118,12 +131,7 @@ t.test('Iridium, real process: SIGKILL during a satellite session; after the res
   const config = join(dir, 'outpost.yaml');
   await writeFile(
     config,
-    `gateway: { id: buoy-9 }
-dataDir: ${dataDir}
-log: { level: info }
-broker: { mqtt: { host: 127.0.0.1, port: 0 } }
-http: { host: 127.0.0.1, port: 0 }
-datapoints:
+    `${processYamlHead({ id: 'buoy-9', dataDir })}datapoints:
   - { id: tank.level, kind: sensor, type: number }
   - { id: pump.setpoint, kind: actuator, type: number, min: 0, max: 100 }
 adapters:
@@ -153,7 +161,11 @@ sync:
   const first = spawnOutpost(['start', '-c', config]);
   t.teardown(() => first.child.kill('SIGKILL'));
   await first.ready;
-  const set = await api('/api/datapoints/pump.setpoint/setpoint', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ v: 42 }) });
+  const set = await api('/api/datapoints/pump.setpoint/setpoint', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ v: 42 }),
+  });
   t.equal(set.status, 200, 'setpoint applied');
   const port = Number(/MQTT on 127\.0\.0\.1:(\d+)/.exec(first.stdout())![1]);
   const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
@@ -165,7 +177,13 @@ sync:
   await first.exited;
   // The modem finishes the session it started on its own: the message went out, and was billed.
   await eventually(() => readings().length === 2, 5000);
-  t.same(readings().map((r) => r.id).sort(), ['pump.setpoint', 'tank.level'], 'the setpoint and the latest value went out in the session the kill interrupted');
+  t.same(
+    readings()
+      .map((r) => r.id)
+      .sort(),
+    ['pump.setpoint', 'tank.level'],
+    'the setpoint and the latest value went out in the session the kill interrupted',
+  );
 
   sim.sessionDelayMs = 0;
   const second = spawnOutpost(['start', '-c', config]);

@@ -29,13 +29,21 @@ t.test('fleet of 10 gateways, one Mosquitto: zero loss, no duplicates after dedu
     const t = T0 + 1_000_000 + liveRounds++;
     await Promise.all(
       fleet.map(async (gw) => {
-        await gw.gateway.ingest.acceptMany('fleet', gw.datapoints.map((id, k) => ({ id, v: k, t })));
+        await gw.gateway.ingest.acceptMany(
+          'fleet',
+          gw.datapoints.map((id, k) => ({ id, v: k, t })),
+        );
         written.set(gw.id, written.get(gw.id)! + DATAPOINTS);
       }),
     );
   };
   // Small batches and window so the drain spans many PUBACK round trips and the restart hits it mid-way.
-  const linkConfig = { pollMs: 20, datapointsIntervalMs: 0, backoff: { initialMs: 50, maxMs: 300 }, links: [{ name: 'central', type: 'mqtt', url: broker.url, batchRecords: 100, window: 2, reconnectMs: 100 }] };
+  const linkConfig = {
+    pollMs: 20,
+    datapointsIntervalMs: 0,
+    backoff: { initialMs: 50, maxMs: 300 },
+    links: [{ name: 'central', type: 'mqtt', url: broker.url, batchRecords: 100, window: 2, reconnectMs: 100 }],
+  };
   await Promise.all(fleet.map((gw) => gw.startSync(linkConfig)));
   for (let i = 0; i < 5; i++) await live();
   // Mid-drain broker restart (SIGTERM, as an operator does): unacknowledged batches are resent.
@@ -56,9 +64,15 @@ t.test('fleet of 10 gateways, one Mosquitto: zero loss, no duplicates after dedu
     t.same(s.ranges, [[1, w]], `${gw.id}: every sequence 1..${w}, no gap, nothing extra`);
     t.equal(s.outOfOrder, 0, `${gw.id}: in order per datapoint`);
     t.equal(s.foreignKeys, 0, `${gw.id}: idempotency keys name this gateway only`);
-    t.ok([...receiver.keys(gw.id)].every((k) => /^site-\d+:\d+-\d+$/.test(k) && k.startsWith(`${gw.id}:`)), `${gw.id}: keys are <gateway>:<first>-<last>`);
+    t.ok(
+      [...receiver.keys(gw.id)].every((k) => /^site-\d+:\d+-\d+$/.test(k) && k.startsWith(`${gw.id}:`)),
+      `${gw.id}: keys are <gateway>:<first>-<last>`,
+    );
   }
-  t.ok(storedBeforeRestart < GATEWAYS * BACKLOG, `the broker restarted mid-drain (${storedBeforeRestart} of ${GATEWAYS * BACKLOG} backlog records stored before)`);
+  t.ok(
+    storedBeforeRestart < GATEWAYS * BACKLOG,
+    `the broker restarted mid-drain (${storedBeforeRestart} of ${GATEWAYS * BACKLOG} backlog records stored before)`,
+  );
   t.equal(lost, 0, 'lost: 0');
   t.equal(receiver.malformed, 0, 'every message decoded');
   t.equal(receiver.gateways().length, GATEWAYS, 'no message under an unknown gateway id');

@@ -1,14 +1,14 @@
 import t from 'tap';
 import mqtt from 'mqtt';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnOutpost, type OutpostProcess } from '../helpers/process.js';
+import { spawnOutpost, type OutpostProcess, processYamlHead } from '../helpers/process.js';
 import { eventually } from '../helpers/gateway.js';
 import { localApi } from '../helpers/local-api.js';
 import { Mosquitto } from './helpers/mosquitto.js';
 import { TcpGate } from './helpers/tcp-gate.js';
 import { SparkplugHost, type HostMessage } from './helpers/sparkplug-host.js';
+import { tempDir } from '../helpers/teardown.js';
 
 const GROUP = 'plants';
 const GW = 'gw1';
@@ -18,12 +18,7 @@ async function writeConfig(dir: string, gatePort: number): Promise<string> {
   const file = join(dir, 'outpost.yaml');
   await writeFile(
     file,
-    `gateway: { id: ${GW} }
-dataDir: ${join(dir, 'data')}
-log: { level: info }
-broker: { mqtt: { host: 127.0.0.1, port: 0 } }
-http: { host: 127.0.0.1, port: 0 }
-sync:
+    `${processYamlHead({ id: GW, dataDir: join(dir, 'data') })}sync:
   enabled: true
   pollMs: 50
   datapointsIntervalMs: 0
@@ -56,8 +51,7 @@ t.test('Sparkplug B 3.0 against a host emulation: real process, outage, SIGKILL 
   const broker = await Mosquitto.create(t);
   const gate = await TcpGate.create(t, broker.port);
   const host = await SparkplugHost.connect(t, broker.url, GROUP, GW);
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-spb-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-spb-');
   const dataDir = join(dir, 'data');
   const file = await writeConfig(dir, gate.port);
   const api = localApi(dataDir);
@@ -109,18 +103,29 @@ t.test('Sparkplug B 3.0 against a host emulation: real process, outage, SIGKILL 
   t.equal(host.births[birthsBefore], 1, 'next session: bdSeq 1, failed connect attempts used none');
   await eventually(() => outage.every((at) => host.readings.some((r) => r.device === 'plant' && r.metric === 'm1/power' && r.t === at)), 15_000);
   const reborn = since(host, beforeReconnect);
-  t.match(metricIn(birthsOf(reborn, 'plant')[0], 'm1/power'), { value: lastPower.v }, 'the DBIRTH after the outage carries the current value, not the one before it');
+  t.match(
+    metricIn(birthsOf(reborn, 'plant')[0], 'm1/power'),
+    { value: lastPower.v },
+    'the DBIRTH after the outage carries the current value, not the one before it',
+  );
   t.equal(Number(metricIn(birthsOf(reborn, 'plant')[0], 'm1/power')?.timestamp), lastPower.t);
   const replayed = host.readings.filter((r) => r.device === 'plant' && r.metric === 'm1/power' && outage.includes(r.t) && r.t < lastPower.t);
   t.ok(replayed.length >= outage.length - 1, 'the backlog is replayed');
-  t.same(replayed.filter((r) => !r.historical).map((r) => r.t), [], 'replayed backlog carries is_historical');
+  t.same(
+    replayed.filter((r) => !r.historical).map((r) => r.t),
+    [],
+    'replayed backlog carries is_historical',
+  );
   t.same(host.valueOf('plant', 'm1/power'), lastPower, 'the host shows the latest value, not the replayed ones');
   t.same(host.sideChannel, [], 'nothing outside spBv1.0: latest-first data went as DDATA, not JSON on sites/<gw>/live');
 
   // 3. SIGKILL once everything is upstream; the restarted gateway continues the bdSeq and re-announces every device.
   await eventually(async () => (await syncState()).backlogRecords === 0, 15_000);
   const known = new Set(reborn.filter((m) => m.kind === 'DBIRTH').map((m) => m.device!));
-  t.ok(['plant', 'yard', 'tank'].every((d) => known.has(d)), `devices born after the outage: ${[...known].join(', ')}`);
+  t.ok(
+    ['plant', 'yard', 'tank'].every((d) => known.has(d)),
+    `devices born after the outage: ${[...known].join(', ')}`,
+  );
   proc.child.kill('SIGKILL');
   await proc.exited;
   await eventually(() => host.deaths.length >= 2, 10_000);
@@ -134,14 +139,23 @@ t.test('Sparkplug B 3.0 against a host emulation: real process, outage, SIGKILL 
   ({ proc, publish } = await start());
   await eventually(() => host.births.length > birthsBeforeRestart, 10_000);
   t.equal(host.births[birthsBeforeRestart], 2, 'after kill -9 the bdSeq continues (2), not 0');
-  await eventually(() => [...known].every((d) => birthsOf(since(host, beforeRestart), d).length >= 1), 10_000).catch(() => t.fail(`not every device born again after the restart: ${[...known].filter((d) => birthsOf(since(host, beforeRestart), d).length === 0).join(', ')}`));
+  await eventually(() => [...known].every((d) => birthsOf(since(host, beforeRestart), d).length >= 1), 10_000).catch(() =>
+    t.fail(`not every device born again after the restart: ${[...known].filter((d) => birthsOf(since(host, beforeRestart), d).length === 0).join(', ')}`),
+  );
   await new Promise((r) => setTimeout(r, 1000));
   await host.clearRetained();
   const restarted = since(host, beforeRestart);
   t.equal(restarted.filter((m) => m.kind === 'NBIRTH').length, 1, 'one NBIRTH after the restart: a retained NCMD is not obeyed');
   t.equal(metricIn(birthsOf(restarted, 'tank')[0], 'level')?.value, 0.5, 'a device without new readings is born again after a restart, with its current value');
   t.equal(metricIn(birthsOf(restarted, 'yard')[0], 'temp')?.value, 59, 'DBIRTH with the current value');
-  t.equal(metricIn(restarted.find((m) => m.kind === 'NBIRTH'), 'uptime')?.value, 3600, 'node metrics in the NBIRTH with their current value');
+  t.equal(
+    metricIn(
+      restarted.find((m) => m.kind === 'NBIRTH'),
+      'uptime',
+    )?.value,
+    3600,
+    'node metrics in the NBIRTH with their current value',
+  );
 
   // 4. Rebirth request: exactly one NBIRTH and one DBIRTH per device, same bdSeq.
   const beforeRebirth = host.messages.length;

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SparkplugSession, sparkplugCodec, type SparkplugMessage } from '../../runtime/sync/sparkplug.js';
 import { BdSeqCounter } from '../../runtime/sync/sparkplug-bdseq.js';
 import { createLogger } from '../../runtime/log.js';
+import { tempDir } from '../helpers/teardown.js';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const decode = (m: SparkplugMessage) => sparkplugCodec.decodePayload(m.payload);
@@ -17,8 +17,15 @@ t.test('a batch with a new node metric and a new device: one NBIRTH, one DBIRTH 
   s.learn([{ id: 'plant.m1', v: 1, t: 10 }]);
   t.same(kinds(s.birth()), ['NBIRTH', 'DBIRTH/plant']);
   const out = s.encode([rec('uptime', 5, 20), rec('tank.level', 0.5, 20), rec('plant.m1', 2, 20)], 'k');
-  t.same(kinds(out), ['NBIRTH', 'DBIRTH/plant', 'DBIRTH/tank', 'NDATA', 'DDATA/tank', 'DDATA/plant'], 'the full rebirth covers the new device: no second DBIRTH');
-  t.same(out.map((m) => Number(decode(m).seq)), [0, 1, 2, 3, 4, 5]);
+  t.same(
+    kinds(out),
+    ['NBIRTH', 'DBIRTH/plant', 'DBIRTH/tank', 'NDATA', 'DDATA/tank', 'DDATA/plant'],
+    'the full rebirth covers the new device: no second DBIRTH',
+  );
+  t.same(
+    out.map((m) => Number(decode(m).seq)),
+    [0, 1, 2, 3, 4, 5],
+  );
   // A device gaining a metric is born again, alone.
   t.same(kinds(s.encode([rec('plant.m2', 7, 30)], 'k2')), ['DBIRTH/plant', 'DDATA/plant']);
 });
@@ -52,8 +59,7 @@ t.test('a metric first seen null takes its type from a historical value too, dec
 });
 
 t.test('bdSeq: persisted, one per connection that reached the server, wraps at 255', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-bdseq-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-bdseq-');
   const file = join(dir, 'sync', 'sparkplug-x.json');
   const c = new BdSeqCounter(file, log);
   await c.load();
@@ -80,7 +86,11 @@ t.test('bdSeq: persisted, one per connection that reached the server, wraps at 2
   t.equal(wrap.value, 0, '255 wraps to 0');
 
   await writeFile(file, JSON.stringify({ bdSeq: 300 }));
-  await t.rejects(new BdSeqCounter(file, log).load(), { code: 'STORAGE_OPEN_FAILED', message: /0-255/ }, 'an out-of-range bdSeq is an error, not a silent reset');
+  await t.rejects(
+    new BdSeqCounter(file, log).load(),
+    { code: 'STORAGE_OPEN_FAILED', message: /0-255/ },
+    'an out-of-range bdSeq is an error, not a silent reset',
+  );
   await writeFile(file, '{not json');
   await t.rejects(new BdSeqCounter(file, log).load(), { code: 'STORAGE_OPEN_FAILED' }, 'so is a damaged file');
 });

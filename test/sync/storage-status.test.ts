@@ -12,7 +12,7 @@ import { signBody, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../runtime/sync
 import { startTestGateway, eventually } from '../helpers/gateway.js';
 import { Mosquitto } from './helpers/mosquitto.js';
 import { failCommits } from '../helpers/storage-faults.js';
-import type { LevelStore } from '../../storage/level-store.js';
+import type { LevelStore } from '../../storage/level/level-store.js';
 
 t.test('storage read-only and recovered, as the central side sees it on the status topic', async (t) => {
   const broker = await Mosquitto.create(t);
@@ -66,7 +66,11 @@ t.test('HTTP link: the storage alarm and its recovery POSTed as status documents
   failCommits(gw.gateway.store as LevelStore, { once: true });
   await t.rejects(gw.gateway.store.write([{ id: 'a.x', t: Date.now(), v: 1 }]));
   const alarm = await eventually(() => statuses.find((s) => s.storage.state === 'read-only'), 10_000);
-  t.match(alarm, { format: 'outpost-status/1', gw: 'gw-hs', storage: { state: 'read-only', error: /No space left on device/ } }, 'the read-only alarm reaches the receiver after one 503');
+  t.match(
+    alarm,
+    { format: 'outpost-status/1', gw: 'gw-hs', storage: { state: 'read-only', error: /No space left on device/ } },
+    'the read-only alarm reaches the receiver after one 503',
+  );
   await eventually(() => statuses.at(-1)?.storage.state === 'ok', 20_000);
   t.pass('and the recovery after the reopen');
   t.equal(statuses.length, 2, 'one document per change');

@@ -27,7 +27,16 @@ export const bootNotification: ActionHandler<BootNotificationReq> = (central, ch
     chargePointSerialNumber: params.chargePointSerialNumber ?? params.chargeBoxSerialNumber,
     at: now,
   });
-  central.ctx.log.info({ charger: charger.identity, vendor: params.chargePointVendor, model: params.chargePointModel, firmware: params.firmwareVersion, profile: charger.profile.name }, 'charger booted');
+  central.ctx.log.info(
+    {
+      charger: charger.identity,
+      vendor: params.chargePointVendor,
+      model: params.chargePointModel,
+      firmware: params.firmwareVersion,
+      profile: charger.profile.name,
+    },
+    'charger booted',
+  );
   setImmediate(() => void configureAfterBoot(central, charger.identity));
   central.statusChanged('charger booted');
   return { status: 'Accepted', currentTime: formatOcppTime(now), interval: central.options.heartbeatIntervalS };
@@ -40,7 +49,8 @@ async function configureAfterBoot(central: Parameters<ActionHandler>[0], identit
   // Load management learns that a car followed a new limit from its next MeterValues: ask
   // for them more often while it runs (OCPP 1.6 §9.1.18 MeterValueSampleInterval, seconds).
   const faster = central.options.loadManagement?.meterValuesIntervalS;
-  if (faster !== undefined && faster > 0 && Number(configuration.MeterValueSampleInterval ?? Infinity) > faster) configuration.MeterValueSampleInterval = String(faster);
+  if (faster !== undefined && faster > 0 && Number(configuration.MeterValueSampleInterval ?? Infinity) > faster)
+    configuration.MeterValueSampleInterval = String(faster);
   for (const [key, value] of Object.entries(configuration)) {
     try {
       const result = await central.call(identity, 'ChangeConfiguration', { key, value });

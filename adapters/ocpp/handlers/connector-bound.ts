@@ -1,5 +1,6 @@
 import { OutpostError } from '../../../core/errors.js';
-import type { CentralSystem, ChargerState } from '../central.js';
+import type { CentralSystem } from '../central.js';
+import type { ChargerState } from '../charger-state.js';
 
 /**
  * Actions whose connectorId names the outlet a transaction runs on: OCPP 1.6 §6
@@ -30,5 +31,7 @@ export function checkConnectorId(central: CentralSystem, charger: ChargerState, 
     'charger named a connector it does not have, refused; if it has more, set `connectors` for it in the config',
   );
   central.scheduleStatus();
-  throw new OutpostError('BAD_REQUEST', `connectorId ${connectorId} is out of range for ${action} (${min}..${max})`, { details: { ocppError: 'PropertyConstraintViolation' } });
+  throw new OutpostError('BAD_REQUEST', `connectorId ${connectorId} is out of range for ${action} (${min}..${max})`, {
+    details: { ocppError: 'PropertyConstraintViolation' },
+  });
 }

@@ -7,7 +7,13 @@ import type { ActionHandler } from './types.js';
 export const dataTransfer: ActionHandler<{ vendorId: string; messageId?: string; data?: string }> = (central, charger, params) => {
   central.counters.dataTransfers++;
   central.ctx.log.info(
-    { charger: charger.identity, vendorId: params.vendorId, messageId: params.messageId, data: params.data?.slice(0, 256), dataLength: params.data?.length ?? 0 },
+    {
+      charger: charger.identity,
+      vendorId: params.vendorId,
+      messageId: params.messageId,
+      data: params.data?.slice(0, 256),
+      dataLength: params.data?.length ?? 0,
+    },
     'DataTransfer from charger',
   );
   return { status: 'UnknownVendorId' };

@@ -1,7 +1,8 @@
 import type { Value } from '../../../core/datapoint.js';
 import { parseOcppTime } from '../codec.js';
 import { connectorIds, connectorPrefix, readSample, type SampledValueIn } from '../mapping.js';
-import type { CentralSystem, ChargerState } from '../central.js';
+import type { CentralSystem } from '../central.js';
+import type { ChargerState } from '../charger-state.js';
 import type { MeterValueRecord } from '../sessions.js';
 import type { ActionHandler } from './types.js';
 
@@ -19,7 +20,13 @@ const RECENT_SAMPLE_MS = 60_000;
  * values, connector state for load management, and session records. Every measurand,
  * phase and unit of OCPP 1.6 §7.31 is mapped; unparseable samples are counted and skipped.
  */
-export async function ingestMeterValues(central: CentralSystem, charger: ChargerState, connectorId: number, transactionId: number | undefined, meterValues: MeterValueIn[]): Promise<void> {
+export async function ingestMeterValues(
+  central: CentralSystem,
+  charger: ChargerState,
+  connectorId: number,
+  transactionId: number | undefined,
+  meterValues: MeterValueIn[],
+): Promise<void> {
   await central.ensureDatapoints(charger, connectorId);
   const connector = central.connector(charger, connectorId);
   const prefix = connectorPrefix(central.options.prefix, charger.identity, connectorId);
@@ -68,10 +75,18 @@ export async function ingestMeterValues(central: CentralSystem, charger: Charger
   if (currentsSet && live) connector.currentsAt = arrived;
   const byId = transactionId !== undefined ? central.sessions.getOpen(transactionId) : undefined;
   // Only the charger's own session: transaction ids are sequential and easy to guess.
-  const session = transactionId !== undefined ? (byId?.charger === charger.identity ? byId : undefined) : connectorId > 0 ? central.sessions.activeOn(charger.identity, connectorId) : undefined;
+  const session =
+    transactionId !== undefined
+      ? byId?.charger === charger.identity
+        ? byId
+        : undefined
+      : connectorId > 0
+        ? central.sessions.activeOn(charger.identity, connectorId)
+        : undefined;
   if (session) {
     const updated = await central.sessions.addMeterValues(session.id, records, latestEnergyWh);
-    if (updated && latestEnergyWh !== undefined) points.push({ id: connectorIds(central.options.prefix, charger.identity, connectorId).sessionEnergy, v: updated.energyKwh, t: newest });
+    if (updated && latestEnergyWh !== undefined)
+      points.push({ id: connectorIds(central.options.prefix, charger.identity, connectorId).sessionEnergy, v: updated.energyKwh, t: newest });
   }
   await central.publish(points);
   if (session) central.loadManager?.replan(`meter values ${charger.identity}/${connectorId}`);

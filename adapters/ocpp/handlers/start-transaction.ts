@@ -26,13 +26,18 @@ export const startTransaction: ActionHandler<StartTransactionReq> = async (centr
   }
   if (existing) {
     // The StopTransaction of the previous session never arrived: close it where it must have ended.
-    central.ctx.log.warn({ charger: charger.identity, connector: params.connectorId, transactionId: existing.id }, 'closing a session whose StopTransaction never arrived');
+    central.ctx.log.warn(
+      { charger: charger.identity, connector: params.connectorId, transactionId: existing.id },
+      'closing a session whose StopTransaction never arrived',
+    );
     await central.sessions.stop(existing.id, { stop: start, meterStopWh: existing.lastMeterWh ?? params.meterStart, reason: 'Other' });
     central.loadManager?.forget(`${charger.identity}/${params.connectorId}`);
   }
   if (idTagInfo.status === 'Accepted') {
     const tag = params.idTag.toLowerCase();
-    const elsewhere = central.sessions.openSessions().find((s) => s.idTag.toLowerCase() === tag && !(s.charger === charger.identity && s.connectorId === params.connectorId));
+    const elsewhere = central.sessions
+      .openSessions()
+      .find((s) => s.idTag.toLowerCase() === tag && !(s.charger === charger.identity && s.connectorId === params.connectorId));
     if (elsewhere) idTagInfo = { status: 'ConcurrentTx' };
   }
   const session = await central.sessions.start({
@@ -45,7 +50,10 @@ export const startTransaction: ActionHandler<StartTransactionReq> = async (centr
     lastMeterWh: params.meterStart,
     ...(params.reservationId !== undefined ? { reservationId: params.reservationId } : {}),
   });
-  central.ctx.log.info({ charger: charger.identity, connector: params.connectorId, transactionId: session.id, authorization: idTagInfo.status }, 'charging session started');
+  central.ctx.log.info(
+    { charger: charger.identity, connector: params.connectorId, transactionId: session.id, authorization: idTagInfo.status },
+    'charging session started',
+  );
   await central.ensureDatapoints(charger, params.connectorId);
   await central.publish([{ id: connectorIds(central.options.prefix, charger.identity, params.connectorId).sessionEnergy, v: 0, t: start }]);
   // Re-plan only after this answer is on the wire: a TxProfile naming the transaction id

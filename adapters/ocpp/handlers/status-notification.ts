@@ -20,7 +20,10 @@ export const statusNotification: ActionHandler<StatusNotificationReq> = async (c
   connector.errorCode = params.errorCode;
   const t = central.sampleTime(parseOcppTime(params.timestamp) ?? central.ctx.clock.now());
   if (params.errorCode !== 'NoError') {
-    central.ctx.log.warn({ charger: charger.identity, connector: params.connectorId, errorCode: params.errorCode, info: params.info, vendorErrorCode: params.vendorErrorCode }, 'charger reports an error');
+    central.ctx.log.warn(
+      { charger: charger.identity, connector: params.connectorId, errorCode: params.errorCode, info: params.info, vendorErrorCode: params.vendorErrorCode },
+      'charger reports an error',
+    );
   }
   await central.ensureDatapoints(charger, params.connectorId);
   const ids = connectorIds(central.options.prefix, charger.identity, params.connectorId);

@@ -27,14 +27,22 @@ export const stopTransaction: ActionHandler<StopTransactionReq> = async (central
   // only end its own sessions; anything else is treated as an unknown transaction.
   if (open && open.charger !== charger.identity) {
     central.counters.unknownTransactions++;
-    central.ctx.log.warn({ charger: charger.identity, transactionId: params.transactionId, owner: open.charger }, 'StopTransaction for another charger\'s transaction refused');
+    central.ctx.log.warn(
+      { charger: charger.identity, transactionId: params.transactionId, owner: open.charger },
+      "StopTransaction for another charger's transaction refused",
+    );
     return params.idTag ? { idTagInfo: authorizeIdTag(central.options.idTags, params.idTag, now) } : {};
   }
   if (open && params.transactionData?.length) {
     await ingestMeterValues(central, charger, open.connectorId, open.id, params.transactionData);
   }
   const stop = central.sampleTime(parseOcppTime(params.timestamp));
-  const session = await central.sessions.stop(params.transactionId, { stop, meterStopWh: params.meterStop, reason: params.reason ?? 'Local', idTag: params.idTag });
+  const session = await central.sessions.stop(params.transactionId, {
+    stop,
+    meterStopWh: params.meterStop,
+    reason: params.reason ?? 'Local',
+    idTag: params.idTag,
+  });
   const answer = params.idTag ? { idTagInfo: authorizeIdTag(central.options.idTags, params.idTag, now) } : {};
   if (!session) {
     central.counters.unknownTransactions++;
@@ -42,7 +50,10 @@ export const stopTransaction: ActionHandler<StopTransactionReq> = async (central
     return answer;
   }
   if (!open) return answer; // already closed: a repeated StopTransaction
-  central.ctx.log.info({ charger: charger.identity, connector: session.connectorId, transactionId: session.id, energyKwh: session.energyKwh, reason: session.stopReason }, 'charging session stopped');
+  central.ctx.log.info(
+    { charger: charger.identity, connector: session.connectorId, transactionId: session.id, energyKwh: session.energyKwh, reason: session.stopReason },
+    'charging session stopped',
+  );
   const key = `${charger.identity}/${session.connectorId}`;
   central.loadManager?.forget(key);
   await central.ensureDatapoints(charger, session.connectorId);

@@ -1,7 +1,7 @@
 'use strict';
 // Shared helpers of Outpost's Node-RED nodes. The gateway hands its in-process parts
 // (bus, ingest, registry, store, topics) to Node-RED as `settings.outpost`
-// (flows/node-red.ts, OutpostNodeContext); nodes never talk to the broker over TCP.
+// (flows/node-red-settings.ts, OutpostNodeContext); nodes never talk to the broker over TCP.
 
 /** The Outpost runtime context, or undefined when the node runs outside Outpost. */
 function outpostContext(RED) {
@@ -12,7 +12,7 @@ function outpostContext(RED) {
     // RED.settings throws for unknown keys in some Node-RED versions: treated as "not embedded".
     ctx = undefined;
   }
-  return ctx && ctx.bus && ctx.ingest && ctx.registry && ctx.store && ctx.topics ? ctx : undefined;
+  return ctx?.bus && ctx.ingest && ctx.registry && ctx.store && ctx.topics ? ctx : undefined;
 }
 
 /** Marks a node that cannot work because Node-RED is not running inside Outpost. */
@@ -57,7 +57,7 @@ function compilePatterns(text) {
 /** Passes an error to Catch nodes with the Outpost error code on msg.outpostError. */
 function fail(node, done, msg, err) {
   if (err && typeof err.toJSON === 'function' && err.code) msg.outpostError = err.toJSON();
-  else msg.outpostError = { code: 'INTERNAL', message: err && err.message ? err.message : String(err), retryable: false };
+  else msg.outpostError = { code: 'INTERNAL', message: err?.message ? err.message : String(err), retryable: false };
   node.status({ fill: 'red', shape: 'dot', text: (msg.outpostError.code || 'error') + '' });
   if (done) done(err);
   else node.error(err, msg);

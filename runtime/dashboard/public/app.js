@@ -1,7 +1,7 @@
 // Outpost dashboard: a hash-routed single page in plain ES modules (no build, no CDN).
 import { api, get, post, setCsrf, ApiError } from './api.js';
 import { h, formatValue, formatTime, formatDuration, flash } from './dom.js';
-import { startLive, stopLive, onValue, onStatus, onConnection } from './live.js';
+import { startLive, stopLive, onValue, onConnection } from './live.js';
 import { lineChart } from './chart.js';
 import { card, kv, dpTable as dpTableOf, adapterCards as adapterCardsOf, submitSetpoint } from './widgets.js';
 import { consumption } from './consumption.js';
@@ -14,7 +14,7 @@ import { deleteCard } from './delete-datapoint.js';
 const root = document.getElementById('root');
 let me;
 /** Cleanups of the current page (live listeners, charts, timers). */
-let cleanups = [];
+const cleanups = [];
 const onLeave = (fn) => cleanups.push(fn);
 
 const PAGES = [
@@ -94,14 +94,22 @@ function leave() {
 
 function shell(active) {
   const liveDot = h('span', { class: 'live-dot', role: 'status', 'aria-live': 'polite' }, 'connecting');
-  onLeave(onConnection((up) => {
-    liveDot.textContent = up ? 'live' : 'offline';
-    liveDot.classList.toggle('up', up);
-  }));
+  onLeave(
+    onConnection((up) => {
+      liveDot.textContent = up ? 'live' : 'offline';
+      liveDot.classList.toggle('up', up);
+    }),
+  );
   const nav = h(
     'nav',
     { 'aria-label': 'Main' },
-    h('ul', {}, PAGES.filter(([, , role]) => !role || me.role === role).map(([id, label]) => h('li', {}, h('a', { href: `#/${id}`, 'aria-current': id === active ? 'page' : undefined }, label)))),
+    h(
+      'ul',
+      {},
+      PAGES.filter(([, , role]) => !role || me.role === role).map(([id, label]) =>
+        h('li', {}, h('a', { href: `#/${id}`, 'aria-current': id === active ? 'page' : undefined }, label)),
+      ),
+    ),
   );
   const logout = h('button', { type: 'button', class: 'link' }, 'Log out');
   logout.addEventListener('click', async () => {
@@ -110,7 +118,13 @@ function shell(active) {
   });
   const main = h('main', { id: 'main', tabindex: '-1' });
   root.replaceChildren(
-    h('header', { class: 'top' }, h('a', { class: 'brand', href: '#/overview' }, 'Outpost'), nav, h('div', { class: 'who' }, liveDot, h('span', { class: 'user' }, `${me.username} (${me.role})`), me.kind === 'session' ? logout : '')),
+    h(
+      'header',
+      { class: 'top' },
+      h('a', { class: 'brand', href: '#/overview' }, 'Outpost'),
+      nav,
+      h('div', { class: 'who' }, liveDot, h('span', { class: 'user' }, `${me.username} (${me.role})`), me.kind === 'session' ? logout : ''),
+    ),
     main,
   );
   return main;
@@ -139,19 +153,63 @@ function route() {
 
 // ---------- shared pieces ----------
 
-/** Values (raw or aggregated) of one datapoint; falls back to raw when rollups are not served. */
-async function loadValues(id, from, to, agg) {
-  const span = to - from;
-  const interval = span <= 2 * 3600e3 ? '1m' : span <= 2 * 86400e3 ? '15m' : span <= 14 * 86400e3 ? '1h' : '1d';
-  if (agg && agg !== 'raw') {
-    try {
-      const r = await get(`/api/datapoints/${encodeURIComponent(id)}/values?from=${from}&to=${to}&interval=${interval}&agg=${agg}`);
-      if (r.interval !== undefined) return { ...r, interval };
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.status >= 500) throw err;
-    }
+/** Raw readings a chart asks for at most; more in the range and it draws rollups instead. */
+const CHART_RAW_LIMIT = 10_000;
+/** Raw readings a CSV download holds at most (the API's cap): the newest of the range. */
+const CSV_RAW_LIMIT = 100_000;
+const INTERVALS = [
+  ['1m', 60e3],
+  ['15m', 900e3],
+  ['1h', 3600e3],
+  ['1d', 86400e3],
+];
+
+const valuesUrl = (id, query) => `/api/datapoints/${encodeURIComponent(id)}/values?${new URLSearchParams(query)}`;
+
+/** Rollups of a range, or undefined when the gateway does not serve them (a 4xx). */
+async function rollups(id, from, to, interval, agg) {
+  try {
+    const r = await get(valuesUrl(id, { from, to, interval, agg }));
+    if (r.interval !== undefined) return { ...r, interval };
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status >= 500) throw err;
   }
-  return get(`/api/datapoints/${encodeURIComponent(id)}/values?from=${from}&to=${to}&limit=10000`);
+  return undefined;
+}
+
+/**
+ * The newest raw readings of a range (at most `limit`), oldest first: asked newest first,
+ * so a range holding more than `limit` readings loses its oldest part, never its newest.
+ */
+async function newestRaw(id, from, to, limit) {
+  const r = await get(valuesUrl(id, { from, to, limit, order: 'desc' }));
+  return { ...r, values: r.values.reverse() };
+}
+
+/**
+ * Values of one datapoint for a chart. An aggregation reads the rollups (raw when they are
+ * not served). Raw reads the newest readings; when the range holds more than a chart draws,
+ * a number datapoint is drawn from 'avg' rollups of the finest interval giving at most
+ * ~2,000 points, the still-filling last bucket drawn from its raw readings (`auto` says
+ * so), else the newest readings only (`truncated`).
+ */
+async function loadValues(id, from, to, agg, { numeric = true } = {}) {
+  const span = to - from;
+  if (agg && agg !== 'raw') {
+    const interval = span <= 2 * 3600e3 ? '1m' : span <= 2 * 86400e3 ? '15m' : span <= 14 * 86400e3 ? '1h' : '1d';
+    const r = await rollups(id, from, to, interval, agg);
+    if (r) return r;
+  }
+  const raw = await newestRaw(id, from, to, CHART_RAW_LIMIT);
+  if (!raw.truncated || !numeric) return raw;
+  const [interval] = INTERVALS.find(([, ms]) => span / ms <= 2000) ?? INTERVALS[INTERVALS.length - 1];
+  const r = await rollups(id, from, to, interval, 'avg');
+  if (!r) return raw;
+  // The last bucket is still filling: its raw readings (already read, the newest) end the
+  // line, so the chart reaches the newest reading rather than the last bucket's start.
+  const lastStart = r.values.length ? r.values[r.values.length - 1].t : from;
+  if (!raw.values.length || raw.values[0].t > lastStart) return { ...r, auto: true };
+  return { ...r, values: [...r.values.slice(0, -1), ...raw.values.filter((p) => p.t >= lastStart)], auto: true };
 }
 
 /** The shared widgets, with this page's cleanup as the default tracker. */
@@ -167,7 +225,13 @@ async function overview(main) {
   const [health, adapters, dps] = await Promise.all([get('/healthz').catch(healthOf), get('/api/adapters'), get('/api/datapoints')]);
   if (health.storage.state !== 'ok') {
     const s = health.storage;
-    main.append(h('p', { class: 'banner-bad', role: 'alert' }, `Storage is ${s.state}: readings are refused until writes succeed again (${s.error ?? 'unknown error'}). ${s.recovery ?? s.repair ?? ''}`));
+    main.append(
+      h(
+        'p',
+        { class: 'banner-bad', role: 'alert' },
+        `Storage is ${s.state}: readings are refused until writes succeed again (${s.error ?? 'unknown error'}). ${s.recovery ?? s.repair ?? ''}`,
+      ),
+    );
   }
   const power = dps.items.find((d) => /grid\.power$/.test(d.id)) ?? dps.items.find((d) => d.unit === 'W' || d.unit === 'kW');
   const now = h('p', { class: 'big num', 'aria-live': 'off' }, power ? formatValue(power.latest?.v, power.unit) : '—');
@@ -178,7 +242,16 @@ async function overview(main) {
       'div',
       { class: 'grid' },
       card('Site power now', h('p', { class: 'muted' }, power ? power.id : 'no power datapoint'), now),
-      card('Gateway health', kv([['status', h('span', { class: `state state-${health.status}` }, health.status)], ['gateway', health.gateway], ['version', health.version], ['uptime', formatDuration(health.uptimeSeconds)], ['storage', health.storage.state]])),
+      card(
+        'Gateway health',
+        kv([
+          ['status', h('span', { class: `state state-${health.status}` }, health.status)],
+          ['gateway', health.gateway],
+          ['version', health.version],
+          ['uptime', formatDuration(health.uptimeSeconds)],
+          ['storage', health.storage.state],
+        ]),
+      ),
       card('Sync backlog', backlog),
     ),
     card("Today's power", chartBox),
@@ -188,15 +261,18 @@ async function overview(main) {
   if (power) {
     const midnight = new Date();
     midnight.setHours(0, 0, 0, 0);
-    const r = await loadValues(power.id, midnight.getTime(), Date.now(), 'avg');
-    const chart = lineChart(chartBox, { label: power.id, unit: power.unit, points: r.values });
+    const today = { from: midnight.getTime(), to: Date.now() };
+    const r = await loadValues(power.id, today.from, today.to, 'avg');
+    const chart = lineChart(chartBox, { label: power.id, unit: power.unit, points: r.values, range: today });
     onLeave(() => chart.destroy());
-    onLeave(onValue((id, msg) => {
-      if (id !== power.id) return;
-      now.textContent = formatValue(msg.v, power.unit);
-      flash(now);
-      if (r.interval === undefined) chart.push(msg.t, msg.v);
-    }));
+    onLeave(
+      onValue((id, msg) => {
+        if (id !== power.id) return;
+        now.textContent = formatValue(msg.v, power.unit);
+        flash(now);
+        if (r.interval === undefined) chart.push(msg.t, msg.v);
+      }),
+    );
   } else chartBox.append(h('p', { class: 'muted' }, 'No power datapoint on this site.'));
   loadBacklog(backlog);
 }
@@ -252,57 +328,118 @@ const RANGES = [
 
 async function datapoint(main, id) {
   const dp = await get(`/api/datapoints/${encodeURIComponent(id)}`);
-  main.append(
-    h('p', {}, h('a', { href: '#/datapoints' }, '← All datapoints')),
-    h('h1', {}, dp.id),
-    h('p', { class: 'muted' }, dp.description ?? ''),
-  );
+  main.append(h('p', {}, h('a', { href: '#/datapoints' }, '← All datapoints')), h('h1', {}, dp.id), h('p', { class: 'muted' }, dp.description ?? ''));
   const value = h('span', { class: 'big num', id: 'dp-value' }, formatValue(dp.latest?.v, dp.unit));
   const time = h('span', { class: 'muted time' }, formatTime(dp.latest?.t));
-  main.append(h('div', { class: 'grid' }, card('Latest value', h('p', {}, value), h('p', {}, time)), card('Datapoint', kv([['kind', dp.kind], ['type', dp.type], ['unit', dp.unit ?? '—'], ['adapter', dp.adapter], ...(dp.min !== undefined ? [['min', String(dp.min)]] : []), ...(dp.max !== undefined ? [['max', String(dp.max)]] : []), ...(dp.allowed ? [['allowed', dp.allowed.join(', ')]] : [])]))));
+  main.append(
+    h(
+      'div',
+      { class: 'grid' },
+      card('Latest value', h('p', {}, value), h('p', {}, time)),
+      card(
+        'Datapoint',
+        kv([
+          ['kind', dp.kind],
+          ['type', dp.type],
+          ['unit', dp.unit ?? '—'],
+          ['adapter', dp.adapter],
+          ...(dp.min !== undefined ? [['min', String(dp.min)]] : []),
+          ...(dp.max !== undefined ? [['max', String(dp.max)]] : []),
+          ...(dp.allowed ? [['allowed', dp.allowed.join(', ')]] : []),
+        ]),
+      ),
+    ),
+  );
 
   if (dp.kind === 'actuator') main.append(setpointForm(dp));
 
-  const range = h('select', { id: 'range' }, RANGES.map(([label]) => h('option', { value: label, selected: label === '24h' }, label)));
-  const agg = h('select', { id: 'agg' }, ['raw', 'avg', 'min', 'max'].map((a) => h('option', { value: a }, a)));
+  const range = h(
+    'select',
+    { id: 'range' },
+    RANGES.map(([label]) => h('option', { value: label, selected: label === '24h' }, label)),
+  );
+  const agg = h(
+    'select',
+    { id: 'agg' },
+    ['raw', 'avg', 'min', 'max'].map((a) => h('option', { value: a }, a)),
+  );
   const csv = h('button', { type: 'button', id: 'csv' }, 'Download CSV');
   const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' });
   const chartBox = h('div', { class: 'chart', id: 'chart', role: 'img', 'aria-label': `Chart of ${dp.id}` });
-  main.append(card('History', h('div', { class: 'toolbar' }, h('label', { for: 'range' }, 'Range'), range, h('label', { for: 'agg' }, 'Aggregation'), agg, csv), chartBox, status));
+  main.append(
+    card(
+      'History',
+      h('div', { class: 'toolbar' }, h('label', { for: 'range' }, 'Range'), range, h('label', { for: 'agg' }, 'Aggregation'), agg, csv),
+      chartBox,
+      status,
+    ),
+  );
   // Deleting it with its data is for admins (DELETE /api/datapoints/<id>).
   if (me.role === 'admin') main.append(deleteCard(dp));
 
   let chart;
   let data = { values: [] };
+  let shown = { from: 0, to: 0 };
+  const numeric = dp.type === 'number' || dp.type === 'boolean';
   const load = async () => {
     const to = Date.now();
     const from = to - RANGES.find(([l]) => l === range.value)[1];
+    shown = { from, to };
     status.textContent = 'Loading…';
-    data = await loadValues(dp.id, from, to, agg.value);
+    data = await loadValues(dp.id, from, to, agg.value, { numeric });
     chart?.destroy();
-    chart = lineChart(chartBox, { label: dp.id, unit: dp.unit, points: data.values });
-    status.textContent = `${data.values.length} ${data.interval ? `× ${agg.value} of ${data.interval}` : data.values.length === 1 ? 'reading' : 'readings'}${data.truncated ? ' (truncated: pick an aggregation)' : ''}`;
+    chart = lineChart(chartBox, { label: dp.id, unit: dp.unit, points: data.values, range: shown });
+    const n = data.values.length;
+    const what = data.interval ? `× ${data.agg ?? agg.value} of ${data.interval}` : n === 1 ? 'reading' : 'readings';
+    const note = data.auto
+      ? ` (the range holds more than ${CHART_RAW_LIMIT.toLocaleString()} readings: drawn as averages, the last ${data.interval} as readings, so it reaches now; pick min or max for the extremes)`
+      : data.truncated
+        ? ` (the newest ${n.toLocaleString()} only, from ${formatTime(data.values[0]?.t)}: pick a shorter range)`
+        : '';
+    status.textContent = `${n.toLocaleString()} ${what}${note}`;
   };
   range.addEventListener('change', load);
   agg.addEventListener('change', load);
-  csv.addEventListener('click', () => {
-    const lines = ['time_iso,epoch_ms,value' + (data.interval ? ',count' : '')];
-    for (const p of data.values) lines.push([new Date(p.t).toISOString(), p.t, JSON.stringify(p.v ?? ''), ...(data.interval ? [p.count] : [])].join(','));
+  // CSV: the aggregates when an aggregation is picked; else the raw readings of the range,
+  // the newest CSV_RAW_LIMIT of them, and the page says when the range held more.
+  csv.addEventListener('click', async () => {
+    let rows = data.values;
+    let cut = false;
+    const interval = data.auto ? undefined : data.interval;
+    if (!interval) {
+      status.textContent = 'Preparing the CSV…';
+      try {
+        const raw = await newestRaw(dp.id, shown.from, shown.to, CSV_RAW_LIMIT);
+        rows = raw.values;
+        cut = raw.truncated;
+      } catch (err) {
+        status.textContent = `No CSV: ${err.message}`;
+        return;
+      }
+    }
+    const lines = ['time_iso,epoch_ms,value' + (interval ? ',count' : '')];
+    for (const p of rows) lines.push([new Date(p.t).toISOString(), p.t, JSON.stringify(p.v ?? ''), ...(interval ? [p.count] : [])].join(','));
+    const name = cut ? `${dp.id}-newest-${rows.length}.csv` : `${dp.id}.csv`;
+    status.textContent = cut
+      ? `CSV cut: the newest ${rows.length.toLocaleString()} readings of the range, from ${formatTime(rows[0]?.t)}; the range holds more (pick a shorter range for the rest).`
+      : `CSV: ${rows.length.toLocaleString()} ${interval ? `× ${data.agg ?? agg.value} of ${interval}` : 'readings'}, the whole range.`;
     const url = URL.createObjectURL(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }));
-    const a = h('a', { href: url, download: `${dp.id}.csv` });
+    const a = h('a', { href: url, download: name });
     document.body.append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   });
   onLeave(() => chart?.destroy());
-  onLeave(onValue((vid, msg) => {
-    if (vid !== dp.id) return;
-    value.textContent = msg.q ? msg.q : formatValue(msg.v, dp.unit);
-    time.textContent = formatTime(msg.t);
-    flash(value);
-    if (!data.interval && chart) chart.push(msg.t, msg.v);
-  }));
+  onLeave(
+    onValue((vid, msg) => {
+      if (vid !== dp.id) return;
+      value.textContent = msg.q ? msg.q : formatValue(msg.v, dp.unit);
+      time.textContent = formatTime(msg.t);
+      flash(value);
+      if (!data.interval && chart) chart.push(msg.t, msg.v);
+    }),
+  );
   await load();
 }
 
@@ -310,13 +447,28 @@ function setpointForm(dp) {
   const msg = h('p', { class: 'form-msg', id: 'sp-msg', role: 'status', 'aria-live': 'polite' });
   let input;
   if (dp.type === 'boolean') input = h('select', { id: 'sp-value' }, h('option', { value: 'true' }, 'on'), h('option', { value: 'false' }, 'off'));
-  else if (dp.allowed) input = h('select', { id: 'sp-value' }, dp.allowed.map((a) => h('option', { value: JSON.stringify(a) }, String(a))));
-  else if (dp.type === 'number') input = h('input', { id: 'sp-value', type: 'number', step: 'any', inputmode: 'decimal', 'aria-describedby': 'sp-hint sp-msg' });
+  else if (dp.allowed)
+    input = h(
+      'select',
+      { id: 'sp-value' },
+      dp.allowed.map((a) => h('option', { value: JSON.stringify(a) }, String(a))),
+    );
+  else if (dp.type === 'number')
+    input = h('input', { id: 'sp-value', type: 'number', step: 'any', inputmode: 'decimal', 'aria-describedby': 'sp-hint sp-msg' });
   else input = h('input', { id: 'sp-value', 'aria-describedby': 'sp-msg' });
-  const hint = dp.type === 'number' ? h('p', { class: 'muted', id: 'sp-hint' }, `Allowed: ${dp.min ?? '−∞'} … ${dp.max ?? '∞'}${dp.unit ? ' ' + dp.unit : ''}`) : '';
+  const hint =
+    dp.type === 'number' ? h('p', { class: 'muted', id: 'sp-hint' }, `Allowed: ${dp.min ?? '−∞'} … ${dp.max ?? '∞'}${dp.unit ? ' ' + dp.unit : ''}`) : '';
   const canWrite = me.role === 'operator' || me.role === 'admin';
   const button = h('button', { type: 'submit', disabled: !canWrite }, 'Set');
-  const form = h('form', { class: 'setpoint', novalidate: true }, h('label', { for: 'sp-value' }, `New value${dp.unit ? ` (${dp.unit})` : ''}`), input, button, hint, msg);
+  const form = h(
+    'form',
+    { class: 'setpoint', novalidate: true },
+    h('label', { for: 'sp-value' }, `New value${dp.unit ? ` (${dp.unit})` : ''}`),
+    input,
+    button,
+    hint,
+    msg,
+  );
   if (!canWrite) msg.textContent = 'Your role (viewer) cannot change setpoints.';
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -349,19 +501,91 @@ async function users(main) {
   const refresh = async () => {
     const [u, tk] = await Promise.all([get('/api/users'), get('/api/tokens')]);
     list.replaceChildren(
-      h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['User', 'Role', 'Changed', ''].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, u.items.map((user) => {
-        const role = h('select', { 'aria-label': `Role of ${user.username}` }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r, selected: r === user.role }, r)));
-        role.addEventListener('change', () => act(() => api('PATCH', `/api/users/${encodeURIComponent(user.username)}`, { role: role.value }), `${user.username} is now ${role.value}`));
-        const del = h('button', { type: 'button', class: 'danger', disabled: user.username === me.username }, 'Remove');
-        del.addEventListener('click', () => confirm(`Remove ${user.username}?`) && act(() => api('DELETE', `/api/users/${encodeURIComponent(user.username)}`), `${user.username} removed`));
-        return h('tr', {}, h('th', { scope: 'row' }, user.username), h('td', {}, role), h('td', { class: 'time' }, formatTime(user.updatedAt)), h('td', {}, del));
-      })))),
+      h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { class: 'people', id: 'users' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['User', 'Role', 'Changed', ''].map((c) => h('th', { scope: 'col' }, c)),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            u.items.map((user) => {
+              const role = h(
+                'select',
+                { 'aria-label': `Role of ${user.username}` },
+                ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r, selected: r === user.role }, r)),
+              );
+              role.addEventListener('change', () =>
+                act(() => api('PATCH', `/api/users/${encodeURIComponent(user.username)}`, { role: role.value }), `${user.username} is now ${role.value}`),
+              );
+              const del = h('button', { type: 'button', class: 'danger', disabled: user.username === me.username }, 'Remove');
+              del.addEventListener(
+                'click',
+                () =>
+                  confirm(`Remove ${user.username}?`) &&
+                  act(() => api('DELETE', `/api/users/${encodeURIComponent(user.username)}`), `${user.username} removed`),
+              );
+              return h(
+                'tr',
+                {},
+                h('th', { scope: 'row' }, user.username),
+                h('td', {}, role),
+                h('td', { class: 'time' }, formatTime(user.updatedAt)),
+                h('td', {}, del),
+              );
+            }),
+          ),
+        ),
+      ),
     );
-    tokenList.replaceChildren(tk.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, ['Token', 'Name', 'Role', 'Created', ''].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, tk.items.map((t) => {
-      const del = h('button', { type: 'button', class: 'danger' }, 'Revoke');
-      del.addEventListener('click', () => act(() => api('DELETE', `/api/tokens/${t.id}`), `token ${t.name} revoked`));
-      return h('tr', {}, h('td', { class: 'mono' }, t.id), h('td', {}, t.name), h('td', {}, t.role), h('td', { class: 'time' }, formatTime(t.createdAt)), h('td', {}, del));
-    })))) : h('p', { class: 'muted' }, 'No API tokens.'));
+    tokenList.replaceChildren(
+      tk.items.length
+        ? h(
+            'div',
+            { class: 'table-wrap' },
+            h(
+              'table',
+              { class: 'people', id: 'tokens' },
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Token', 'Name', 'Role', 'Created', ''].map((c) => h('th', { scope: 'col' }, c)),
+                ),
+              ),
+              h(
+                'tbody',
+                {},
+                tk.items.map((t) => {
+                  const del = h('button', { type: 'button', class: 'danger' }, 'Revoke');
+                  del.addEventListener('click', () => act(() => api('DELETE', `/api/tokens/${t.id}`), `token ${t.name} revoked`));
+                  return h(
+                    'tr',
+                    {},
+                    h('td', { class: 'mono' }, t.id),
+                    h('td', {}, t.name),
+                    h('td', {}, t.role),
+                    h('td', { class: 'time' }, formatTime(t.createdAt)),
+                    h('td', {}, del),
+                  );
+                }),
+              ),
+            ),
+          )
+        : h('p', { class: 'muted' }, 'No API tokens.'),
+    );
   };
   const msg = h('p', { class: 'form-msg', role: 'status', 'aria-live': 'polite' });
   const act = async (fn, done) => {
@@ -381,22 +605,51 @@ async function users(main) {
   };
   const name = h('input', { id: 'nu-name', autocomplete: 'off', required: true, autocapitalize: 'none' });
   const pw = h('input', { id: 'nu-pass', type: 'password', autocomplete: 'new-password', required: true, minlength: '10' });
-  const role = h('select', { id: 'nu-role' }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, r)));
-  const add = h('form', { class: 'inline', novalidate: true }, h('label', { for: 'nu-name' }, 'Username'), name, h('label', { for: 'nu-pass' }, 'Password'), pw, h('label', { for: 'nu-role' }, 'Role'), role, h('button', { type: 'submit' }, 'Add user'));
+  const role = h(
+    'select',
+    { id: 'nu-role' },
+    ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, r)),
+  );
+  const add = h(
+    'form',
+    { class: 'inline', novalidate: true },
+    h('label', { for: 'nu-name' }, 'Username'),
+    name,
+    h('label', { for: 'nu-pass' }, 'Password'),
+    pw,
+    h('label', { for: 'nu-role' }, 'Role'),
+    role,
+    h('button', { type: 'submit' }, 'Add user'),
+  );
   add.addEventListener('submit', (e) => {
     e.preventDefault();
     act(() => post('/api/users', { username: name.value.trim(), password: pw.value, role: role.value }), `${name.value} added`).then((ok) => ok && add.reset());
   });
   const tname = h('input', { id: 'nt-name', autocomplete: 'off', required: true });
-  const trole = h('select', { id: 'nt-role' }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, r)));
+  const trole = h(
+    'select',
+    { id: 'nt-role' },
+    ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, r)),
+  );
   const shown = h('output', { class: 'mono secret', id: 'nt-secret' });
-  const tform = h('form', { class: 'inline' }, h('label', { for: 'nt-name' }, 'Token name'), tname, h('label', { for: 'nt-role' }, 'Role'), trole, h('button', { type: 'submit' }, 'Create token'));
+  const tform = h(
+    'form',
+    { class: 'inline' },
+    h('label', { for: 'nt-name' }, 'Token name'),
+    tname,
+    h('label', { for: 'nt-role' }, 'Role'),
+    trole,
+    h('button', { type: 'submit' }, 'Create token'),
+  );
   tform.addEventListener('submit', (e) => {
     e.preventDefault();
-    act(() => post('/api/tokens', { name: tname.value, role: trole.value }), (r) => {
-      shown.textContent = r.token;
-      return `Token ${r.name} created: copy it now, it is shown only once.`;
-    });
+    act(
+      () => post('/api/tokens', { name: tname.value, role: trole.value }),
+      (r) => {
+        shown.textContent = r.token;
+        return `Token ${r.name} created: copy it now, it is shown only once.`;
+      },
+    );
   });
   main.append(msg, card('Users', list, add), card('API tokens', tokenList, tform, shown));
   await refresh();

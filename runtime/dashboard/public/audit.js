@@ -33,7 +33,10 @@ function detailsText(details) {
 }
 
 function row(e) {
-  const outcome = e.outcome === 'ok' ? h('span', { class: 'state state-ok' }, 'ok') : h('span', { class: 'state state-error', title: e.error?.message ?? '' }, `refused${e.error ? ` (${e.error.code})` : ''}`);
+  const outcome =
+    e.outcome === 'ok'
+      ? h('span', { class: 'state state-ok' }, 'ok')
+      : h('span', { class: 'state state-error', title: e.error?.message ?? '' }, `refused${e.error ? ` (${e.error.code})` : ''}`);
   // One wrapper per cell: on a phone the cell is a two-column grid (label, content).
   const cell = (label, attrs, ...children) => h('td', { 'data-label': label, ...attrs }, h('div', {}, ...children));
   return h(
@@ -61,7 +64,21 @@ export async function audit(main, _arg, { me }) {
   const tableBox = h(
     'div',
     { class: 'table-wrap' },
-    h('table', { class: 'audit', id: 'audit-table' }, h('caption', {}, 'Newest first'), h('thead', {}, h('tr', {}, ['Time', 'Who', 'Action', 'Target', 'Details', 'Outcome'].map((c) => h('th', { scope: 'col' }, c)))), body),
+    h(
+      'table',
+      { class: 'audit', id: 'audit-table' },
+      h('caption', {}, 'Newest first'),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Time', 'Who', 'Action', 'Target', 'Details', 'Outcome'].map((c) => h('th', { scope: 'col' }, c)),
+        ),
+      ),
+      body,
+    ),
   );
   const older = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load older');
   main.append(h('div', { class: 'toolbar' }, h('label', { for: 'audit-action' }, 'Action'), filter, refresh, status), tableBox, h('p', {}, older));

@@ -20,7 +20,7 @@ export function barChart(container, { labels, series, unit, height = 260 }) {
       height,
       scales: { x: { time: false, range: () => [-0.5, names.length - 0.5] }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.08 : 1] } },
       series: [
-        { label: 'period', value: (_u, i) => (i === null || i === undefined ? '' : names[i] ?? '') },
+        { label: 'period', value: (_u, i) => (i === null || i === undefined ? '' : (names[i] ?? '')) },
         ...series.map((s, i) => ({
           label: unit ? `${s.label} (${unit})` : s.label,
           fill: i === 0 ? CURRENT : PREVIOUS,

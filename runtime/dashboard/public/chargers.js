@@ -36,7 +36,9 @@ export async function chargers(main, _arg, { track, me }) {
   const [adapters, dps, list] = await Promise.all([get('/api/adapters'), get('/api/datapoints'), optionalJson('/api/charging/chargers')]);
   const ocpp = adapters.items.filter((a) => a.type === 'ocpp');
   if (!ocpp.length || !list) {
-    main.append(card('No charging on this gateway', h('p', { class: 'muted' }, 'Add an ocpp adapter: chargers connect to ws://<gateway>/ocpp/<charge point id>.')));
+    main.append(
+      card('No charging on this gateway', h('p', { class: 'muted' }, 'Add an ocpp adapter: chargers connect to ws://<gateway>/ocpp/<charge point id>.')),
+    );
     return;
   }
   const plan = await optionalJson('/api/charging/plan');
@@ -44,7 +46,14 @@ export async function chargers(main, _arg, { track, me }) {
     h(
       'div',
       { class: 'grid' },
-      card('Central system', kv([['adapter', ocpp.map((a) => a.id).join(', ')], ['state', h('span', { class: `state state-${ocpp[0].state}` }, ocpp[0].state)], ['chargers', `${list.chargers.filter((c) => c.online).length} online of ${list.chargers.length}`]])),
+      card(
+        'Central system',
+        kv([
+          ['adapter', ocpp.map((a) => a.id).join(', ')],
+          ['state', h('span', { class: `state state-${ocpp[0].state}` }, ocpp[0].state)],
+          ['chargers', `${list.chargers.filter((c) => c.online).length} online of ${list.chargers.length}`],
+        ]),
+      ),
       ...(plan?.plan
         ? [
             card(
@@ -70,9 +79,11 @@ export async function chargers(main, _arg, { track, me }) {
     if (!updaters.has(dp.id)) updaters.set(dp.id, []);
     updaters.get(dp.id).push(fn);
   };
-  track(onValue((id, msg) => {
-    for (const fn of updaters.get(id) ?? []) fn(msg);
-  }));
+  track(
+    onValue((id, msg) => {
+      for (const fn of updaters.get(id) ?? []) fn(msg);
+    }),
+  );
 
   for (const c of list.chargers) main.append(chargerCard(c, dps.items, { watch, track, me }));
 
@@ -118,7 +129,13 @@ function chargerCard(c, items, { watch, track, me }) {
     const cells = {
       status: h('td', { class: 'status' }, h('span', { class: `cstatus cstatus-${k.status ?? 'unknown'}` }, k.status ?? '—')),
       power: h('td', { class: 'num' }, kw(k.powerW)),
-      currents: h('td', { class: 'num' }, k.currentsA.some((a) => a !== null && a !== undefined) ? k.currentsA.map((a) => (a === null || a === undefined ? '–' : a.toFixed(1))).join(' / ') + ' A' : '—'),
+      currents: h(
+        'td',
+        { class: 'num' },
+        k.currentsA.some((a) => a !== null && a !== undefined)
+          ? k.currentsA.map((a) => (a === null || a === undefined ? '–' : a.toFixed(1))).join(' / ') + ' A'
+          : '—',
+      ),
       energy: h('td', { class: 'num' }, k.energyWh === undefined ? '—' : formatValue(k.energyWh / 1000, 'kWh')),
       limit: h('td', { class: 'num' }, k.currentLimitA === undefined ? 'none' : amps(k.currentLimitA)),
       allocated: h('td', { class: 'num' }, amps(dpOf('allocated_current')?.latest?.v)),
@@ -141,32 +158,71 @@ function chargerCard(c, items, { watch, track, me }) {
       if (session) set(cells.session, `#${session.id} · ${formatValue(msg.v, 'kWh')}`);
     });
     const latestCurrents = [...k.currentsA];
-    ['current_l1', 'current_l2', 'current_l3'].forEach((q, i) =>
+    ['current_l1', 'current_l2', 'current_l3'].forEach((q, i) => {
       watch(dpOf(q), (msg) => {
         latestCurrents[i] = msg.v;
         set(cells.currents, latestCurrents.map((a) => (a === null || a === undefined ? '–' : Number(a).toFixed(1))).join(' / ') + ' A');
-      }),
+      });
+    });
+    return h(
+      'tr',
+      { dataset: { connector: String(k.id) } },
+      h('th', { scope: 'row' }, String(k.id)),
+      cells.status,
+      cells.power,
+      cells.currents,
+      cells.energy,
+      cells.limit,
+      cells.allocated,
+      cells.session,
     );
-    return h('tr', { dataset: { connector: String(k.id) } }, h('th', { scope: 'row' }, String(k.id)), cells.status, cells.power, cells.currents, cells.energy, cells.limit, cells.allocated, cells.session);
   });
   const head = ['Connector', 'Status', 'Power', 'Current L1 / L2 / L3', 'Energy register', 'Limit', 'Allocated', 'Session'];
   const connTable = h(
     'div',
     { class: 'table-wrap' },
-    h('table', { class: 'connectors' }, h('caption', {}, `Connectors of ${c.id}`), h('thead', {}, h('tr', {}, head.map((l, i) => h('th', { scope: 'col', class: i >= 2 && i !== 1 ? 'num' : undefined }, l)))), h('tbody', {}, rows)),
+    h(
+      'table',
+      { class: 'connectors' },
+      h('caption', {}, `Connectors of ${c.id}`),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          head.map((l, i) => h('th', { scope: 'col', class: i >= 2 && i !== 1 ? 'num' : undefined }, l)),
+        ),
+      ),
+      h('tbody', {}, rows),
+    ),
   );
 
   // Limits: the connector's current_limit actuator (cap per phase → charging profile).
   const limits = connectors
     .map((k) => ({ k, dp: byConnector.get(k.id)?.get('current_limit') }))
     .filter((x) => x.dp)
-    .map(({ k, dp }) => numberSetpoint(dp, { me, key: `${c.id}-${k.id}-limit`.replace(/[^A-Za-z0-9_-]/g, '_'), label: `Current limit, connector ${k.id} (A)`, current: k.currentLimitA ?? dp.latest?.v }));
+    .map(({ k, dp }) =>
+      numberSetpoint(dp, {
+        me,
+        key: `${c.id}-${k.id}-limit`.replace(/[^A-Za-z0-9_-]/g, '_'),
+        label: `Current limit, connector ${k.id} (A)`,
+        current: k.currentLimitA ?? dp.latest?.v,
+      }),
+    );
 
   // Power plot of one connector (selectable), last 6 h, new readings appended live.
   const powered = connectors.filter((k) => byConnector.get(k.id)?.get('power'));
   const plotBox = h('div', { class: 'chart', role: 'img', 'aria-label': `Power of ${c.id}, last 6 hours` });
   const plotKey = `plot-${c.id}`.replace(/[^A-Za-z0-9_-]/g, '_');
-  const pick = powered.length > 1 ? h('select', { id: plotKey }, powered.map((k) => h('option', { value: String(k.id) }, `Connector ${k.id}`))) : undefined;
+  const pick =
+    powered.length > 1
+      ? h(
+          'select',
+          { id: plotKey },
+          powered.map((k) => h('option', { value: String(k.id) }, `Connector ${k.id}`)),
+        )
+      : undefined;
   let chart;
   let plotted;
   track(() => chart?.destroy());
@@ -178,10 +234,11 @@ function chargerCard(c, items, { watch, track, me }) {
       return;
     }
     const to = Date.now();
-    const r = await get(`/api/datapoints/${encodeURIComponent(dp.id)}/values?from=${to - PLOT_SPAN_MS}&to=${to}&limit=10000`);
+    // Newest first, so more than 10,000 readings in the span cut its oldest part, never now.
+    const r = await get(`/api/datapoints/${encodeURIComponent(dp.id)}/values?from=${to - PLOT_SPAN_MS}&to=${to}&limit=10000&order=desc`);
     chart?.destroy();
     plotted = dp.id;
-    chart = lineChart(plotBox, { label: dp.id, unit: dp.unit, points: r.values });
+    chart = lineChart(plotBox, { label: dp.id, unit: dp.unit, points: r.values.reverse(), range: { from: to - PLOT_SPAN_MS, to } });
   };
   pick?.addEventListener('change', () => plot());
   for (const k of powered) {
@@ -197,7 +254,13 @@ function chargerCard(c, items, { watch, track, me }) {
     'section',
     { class: 'card charger', 'aria-labelledby': `${plotKey}-title`, dataset: { charger: c.id } },
     h('h2', { id: `${plotKey}-title` }, c.id, ' ', onlineEl),
-    kv([['model', model || '—'], ['firmware', c.boot?.firmwareVersion ?? '—'], ['profile', c.profile], ['last seen', lastSeen], ...(c.configured ? [] : [['note', 'not in the configuration (auto-accepted)']])]),
+    kv([
+      ['model', model || '—'],
+      ['firmware', c.boot?.firmwareVersion ?? '—'],
+      ['profile', c.profile],
+      ['last seen', lastSeen],
+      ...(c.configured ? [] : [['note', 'not in the configuration (auto-accepted)']]),
+    ]),
     connTable,
     limits.length ? h('div', { class: 'limits' }, h('h3', {}, 'Limits'), ...limits) : '',
     h('h3', {}, 'Power, last 6 hours'),

@@ -30,6 +30,43 @@ export function isCounter(dp) {
   return dp.unit in TO_KWH;
 }
 
+/** What a counter may count, as `meta.energy` names it (README, "Consumption"). */
+export const ENERGY_ROLES = ['import', 'consumption', 'export', 'production', 'total'];
+const EXPORT_WORDS = new Set(['export', 'exported', 'feed', 'feedin', 'injection']);
+const IMPORT_WORDS = new Set(['import', 'imported']);
+const CONSUMPTION_WORDS = new Set(['consumption', 'consumed', 'load']);
+const PRODUCTION_WORDS = new Set(['pv', 'solar', 'inverter', 'production', 'produced', 'generation', 'generated', 'generator', 'yield']);
+
+/**
+ * What an energy counter counts: `meta.energy` when set (one of ENERGY_ROLES); else from
+ * the words of its id (split at `.`, `_`, `-`, trailing digits dropped, so `pv2` is `pv`):
+ * an export word (export, feed, feedin, injection) → export; an import word (import) →
+ * import; consumption or load → consumption; a production word (pv, solar, inverter, production,
+ * generation, yield) → production; the word `total` (import + export registers) → total;
+ * anything else → consumption.
+ */
+export function energyRole(dp) {
+  const set = dp.meta?.energy;
+  if (typeof set === 'string' && ENERGY_ROLES.includes(set)) return set;
+  const words = dp.id
+    .toLowerCase()
+    .split(/[._-]+/)
+    .map((w) => w.replace(/\d+$/, ''));
+  if (words.some((w) => EXPORT_WORDS.has(w))) return 'export';
+  if (words.some((w) => IMPORT_WORDS.has(w))) return 'import';
+  if (words.some((w) => CONSUMPTION_WORDS.has(w))) return 'consumption';
+  if (words.some((w) => PRODUCTION_WORDS.has(w))) return 'production';
+  if (words.includes('total')) return 'total';
+  return 'consumption';
+}
+
+/** Ranked among the largest consumers: an energy counter that counts what was drawn (import or consumption). */
+export function isConsumer(dp) {
+  if (!isCounter(dp) || !(dp.unit in TO_KWH)) return false;
+  const role = energyRole(dp);
+  return role === 'import' || role === 'consumption';
+}
+
 /**
  * The local-time period `shift` periods away from the one containing `ref`:
  * { start, end, bounds (bucket edges, ascending), labels, title }.
@@ -103,12 +140,14 @@ export function formatEnergy(v, unit) {
 async function pool(items, n, fn) {
   const out = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]);
+      }
+    }),
+  );
   return out;
 }
 
@@ -120,13 +159,40 @@ export async function consumption(main, arg, { track }) {
   const { items } = await get('/api/datapoints');
   const counters = items.filter(isCounter).sort((a, b) => a.id.localeCompare(b.id));
   if (!counters.length) {
-    main.append(card('No meter counters', h('p', { class: 'muted' }, 'A counter is a number datapoint with meta.counter: true, or in kWh / Wh (energy import registers of meters, inverters and chargers).')));
+    main.append(
+      card(
+        'No meter counters',
+        h(
+          'p',
+          { class: 'muted' },
+          'A counter is a number datapoint with meta.counter: true, or in kWh / Wh (energy import registers of meters, inverters and chargers).',
+        ),
+      ),
+    );
     return;
   }
-  const preferred = counters.find((d) => d.id === arg) ?? counters.find((d) => /grid\.energy_import$/.test(d.id)) ?? counters.find((d) => /main\.energy_import$/.test(d.id)) ?? counters[0];
+  const preferred =
+    counters.find((d) => d.id === arg) ??
+    counters.find((d) => /grid\.energy_import$/.test(d.id)) ??
+    counters.find((d) => /main\.energy_import$/.test(d.id)) ??
+    counters[0];
 
-  const meter = h('select', { id: 'cons-meter' }, counters.map((d) => h('option', { value: d.id, selected: d.id === preferred.id }, d.unit ? `${d.id} (${d.unit})` : d.id)));
-  const kind = h('select', { id: 'cons-period' }, Object.entries(KINDS).map(([k, v]) => h('option', { value: k, selected: k === state.kind }, v.label)));
+  const meter = h(
+    'select',
+    { id: 'cons-meter' },
+    counters.map((d) =>
+      h(
+        'option',
+        { value: d.id, selected: d.id === preferred.id },
+        `${d.id} (${[d.unit, d.unit in TO_KWH ? energyRole(d) : ''].filter(Boolean).join(', ')})`.replace(' ()', ''),
+      ),
+    ),
+  );
+  const kind = h(
+    'select',
+    { id: 'cons-period' },
+    Object.entries(KINDS).map(([k, v]) => h('option', { value: k, selected: k === state.kind }, v.label)),
+  );
   const prevBtn = h('button', { type: 'button', id: 'cons-prev', 'aria-label': 'Previous period' }, '‹ Previous');
   const nextBtn = h('button', { type: 'button', id: 'cons-next', 'aria-label': 'Next period' }, 'Next ›');
   const nowBtn = h('button', { type: 'button', id: 'cons-now', class: 'secondary' }, 'Now');
@@ -144,7 +210,11 @@ export async function consumption(main, arg, { track }) {
   const table = h('tbody');
   const tableHead = h('tr');
   const rank = h('ol', { class: 'rank', id: 'cons-rank' });
-  const rankNote = h('p', { class: 'muted note' }, 'Sub-meters are also counted by the meter above them, so the figures do not add up to a site total.');
+  const rankNote = h(
+    'p',
+    { class: 'muted note' },
+    'Import and consumption counters only: production (PV, inverters), export and total registers are left out (set meta.energy on a datapoint to say what it counts). Sub-meters are also counted by the meter above them, so the figures do not add up to a site total.',
+  );
   const msg = h('p', { class: 'form-msg', role: 'alert' });
 
   main.append(
@@ -160,7 +230,16 @@ export async function consumption(main, arg, { track }) {
     title,
     msg,
     h('div', { class: 'grid summary' }, thisCard, prevCard, card('Change', change, changeNote)),
-    card('Energy', chartBox, h('details', {}, h('summary', {}, 'Figures as a table'), h('div', { class: 'table-wrap' }, h('table', { id: 'cons-table' }, h('thead', {}, tableHead), table)))),
+    card(
+      'Energy',
+      chartBox,
+      h(
+        'details',
+        {},
+        h('summary', {}, 'Figures as a table'),
+        h('div', { class: 'table-wrap' }, h('table', { id: 'cons-table' }, h('thead', {}, tableHead), table)),
+      ),
+    ),
     card('Largest consumers', rank, rankNote),
   );
 
@@ -172,7 +251,7 @@ export async function consumption(main, arg, { track }) {
     const gen = ++generation;
     const dp = counters.find((d) => d.id === meter.value) ?? preferred;
     const factor = TO_KWH[dp.unit] ?? 1;
-    const unit = dp.unit in TO_KWH ? 'kWh' : dp.unit ?? '';
+    const unit = dp.unit in TO_KWH ? 'kWh' : (dp.unit ?? '');
     const noun = KINDS[state.kind].noun;
     const cur = period(state.kind, new Date(), state.shift);
     const prev = period(state.kind, new Date(cur.start), -1);
@@ -211,7 +290,10 @@ export async function consumption(main, arg, { track }) {
       setText(changeNote, `nothing recorded in the previous ${noun}${ongoing ? ' by the same time' : ''}`);
     }
 
-    const series = [{ label: cur.title, values: curVals }, { label: prev.title, values: prevVals }];
+    const series = [
+      { label: cur.title, values: curVals },
+      { label: prev.title, values: prevVals },
+    ];
     // Categories by position: hour 0…23, Mon…Sun, day 1…31, Jan…Dec (the longer period's labels).
     const labels = prev.labels.length > cur.labels.length ? prev.labels : cur.labels;
     for (const s of series) while (s.values.length < labels.length) s.values.push(null);
@@ -220,10 +302,22 @@ export async function consumption(main, arg, { track }) {
     else chart = barChart(chartBox, { labels, series, unit });
 
     const bucketName = KINDS[state.kind].bucket;
-    tableHead.replaceChildren(...[bucketName[0].toUpperCase() + bucketName.slice(1), cur.title, prev.title].map((c, i) => h('th', { scope: 'col', class: i ? 'num' : undefined }, c)));
-    table.replaceChildren(...labels.map((l, i) => h('tr', {}, h('th', { scope: 'row' }, l), h('td', { class: 'num' }, formatEnergy(curVals[i], unit)), h('td', { class: 'num' }, formatEnergy(prevVals[i], unit)))));
+    tableHead.replaceChildren(
+      ...[bucketName[0].toUpperCase() + bucketName.slice(1), cur.title, prev.title].map((c, i) => h('th', { scope: 'col', class: i ? 'num' : undefined }, c)),
+    );
+    table.replaceChildren(
+      ...labels.map((l, i) =>
+        h(
+          'tr',
+          {},
+          h('th', { scope: 'row' }, l),
+          h('td', { class: 'num' }, formatEnergy(curVals[i], unit)),
+          h('td', { class: 'num' }, formatEnergy(prevVals[i], unit)),
+        ),
+      ),
+    );
 
-    const energy = counters.filter((d) => d.unit in TO_KWH);
+    const energy = counters.filter(isConsumer);
     const ranked = (await pool(energy, 4, async (d) => ({ dp: d, kwh: sum((await deltas(d.id, cur)).map((p) => p.v)) * TO_KWH[d.unit] })))
       .filter((r) => r.kwh > 0)
       .sort((a, b) => b.kwh - a.kwh);
@@ -279,9 +373,13 @@ export async function consumption(main, arg, { track }) {
   });
   // New readings change the running period: refresh once a minute (rollups are cheap to read).
   let first = true;
-  await every(60_000, async () => {
-    if (!first && state.shift !== 0) return;
-    first = false;
-    await reload();
-  }, { track });
+  await every(
+    60_000,
+    async () => {
+      if (!first && state.shift !== 0) return;
+      first = false;
+      await reload();
+    },
+    { track },
+  );
 }

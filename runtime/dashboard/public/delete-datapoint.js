@@ -13,7 +13,14 @@ export function deleteCard(dp) {
   const msg = h('p', { class: 'form-msg', id: 'del-msg', role: 'status', 'aria-live': 'polite' });
   const start = h('button', { type: 'button', class: 'danger', id: 'del-start' }, 'Delete datapoint…');
   const confirmBox = h('div', { id: 'del-confirm' });
-  const body = h('div', {}, h('p', { class: 'muted' }, 'Deletes the definition, every stored reading and rollup, and the retained value. It cannot be undone.'), h('div', { class: 'toolbar' }, start), confirmBox, msg);
+  const body = h(
+    'div',
+    {},
+    h('p', { class: 'muted' }, 'Deletes the definition, every stored reading and rollup, and the retained value. It cannot be undone.'),
+    h('div', { class: 'toolbar' }, start),
+    confirmBox,
+    msg,
+  );
 
   const reset = () => {
     confirmBox.replaceChildren();

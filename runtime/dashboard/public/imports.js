@@ -33,14 +33,23 @@ function remember(id, info) {
 }
 
 /** The file name as the operator dropped it (uploads get a unique `<ms>-<hex>-` prefix in the spool). */
-const displayName = (file) => String(file).split(/[/\\]/).pop().replace(/^\d{10,}-[0-9a-f]{8}-/, '');
+const displayName = (file) =>
+  String(file)
+    .split(/[/\\]/)
+    .pop()
+    .replace(/^\d{10,}-[0-9a-f]{8}-/, '');
 
 export async function imports(main, _arg, { track }) {
   main.append(h('h1', {}, 'Imports'));
   const adapters = await get('/api/adapters');
   const sources = adapters.items.filter((a) => a.type === 'bms-files');
   if (!sources.length) {
-    main.append(card('No file imports on this gateway', h('p', { class: 'muted' }, 'Add a bms-files adapter (Siemens Insight or ALC WebCTRL trend exports) with a drop folder or an upload route.')));
+    main.append(
+      card(
+        'No file imports on this gateway',
+        h('p', { class: 'muted' }, 'Add a bms-files adapter (Siemens Insight or ALC WebCTRL trend exports) with a drop folder or an upload route.'),
+      ),
+    );
     return;
   }
   for (const a of sources) main.append(sourceSection(a, track));
@@ -94,7 +103,7 @@ function sourceSection(a, track) {
     state.className = `state state-${status.state}${status.degraded ? ' state-degraded' : ''}`;
     for (const k of ['files', 'rows', 'points', 'gaps', 'failures']) if (setText(counters[k], (i[k] ?? 0).toLocaleString())) flash(counters[k]);
     setText(queue, `${i.queued ?? 0} waiting`);
-    setText(importing, i.importing ? displayName(typeof i.importing === 'object' ? i.importing.file ?? JSON.stringify(i.importing) : i.importing) : 'idle');
+    setText(importing, i.importing ? displayName(typeof i.importing === 'object' ? (i.importing.file ?? JSON.stringify(i.importing)) : i.importing) : 'idle');
     if (i.lastFailure) {
       lastFailure.className = `last-failure${status.degraded ? ' bad' : ''}`;
       lastFailure.replaceChildren(
@@ -104,7 +113,11 @@ function sourceSection(a, track) {
         h('span', { class: 'reason' }, i.lastFailure.reason),
       );
     } else lastFailure.replaceChildren(h('span', { class: 'muted' }, 'No file has been refused.'));
-    const extra = [...(i.unmappedPoints?.length ? [`Unmapped points: ${i.unmappedPoints.join(', ')}`] : []), ...(i.pointErrors?.length ? [`Point errors: ${i.pointErrors.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(', ')}`] : []), ...(i.dstSkippedRows ? [`${i.dstSkippedRows} rows skipped in the spring DST gap`] : [])];
+    const extra = [
+      ...(i.unmappedPoints?.length ? [`Unmapped points: ${i.unmappedPoints.join(', ')}`] : []),
+      ...(i.pointErrors?.length ? [`Point errors: ${i.pointErrors.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join(', ')}`] : []),
+      ...(i.dstSkippedRows ? [`${i.dstSkippedRows} rows skipped in the spring DST gap`] : []),
+    ];
     setText(unmapped, extra.join(' · '));
     // A file was imported or refused since the last look: the durable history has a new row.
     const files = `${i.files ?? 0}/${i.failures ?? 0}`;
@@ -114,12 +127,15 @@ function sourceSection(a, track) {
     } else if (!routeItems) renderHistory();
   };
   for (const k of ['files', 'rows', 'points', 'gaps', 'failures']) counter(k);
-  track(onStatus((id, msg) => {
-    if (id !== a.id) return;
-    remember(a.id, msg.info);
-    render(msg);
-  }));
-  const source = [info.dropDir ? `drop folder ${info.dropDir}` : '', info.uploadPath ? `upload POST ${info.uploadPath}` : ''].filter(Boolean).join(' · ') || '—';
+  track(
+    onStatus((id, msg) => {
+      if (id !== a.id) return;
+      remember(a.id, msg.info);
+      render(msg);
+    }),
+  );
+  const source =
+    [info.dropDir ? `drop folder ${info.dropDir}` : '', info.uploadPath ? `upload POST ${info.uploadPath}` : ''].filter(Boolean).join(' · ') || '—';
   const section = h(
     'section',
     { class: 'source', 'aria-labelledby': `src-${a.id}`, dataset: { source: a.id } },
@@ -127,8 +143,26 @@ function sourceSection(a, track) {
     h(
       'div',
       { class: 'grid' },
-      card('Source', kv([['adapter', state], ['from', source], ['time zone', info.timezone ?? '—'], ['queue', queue], ['now', importing]])),
-      card('Counted', kv([['files', counters.files], ['rows', counters.rows], ['points', counters.points], ['gaps', counters.gaps], ['refused files', counters.failures]])),
+      card(
+        'Source',
+        kv([
+          ['adapter', state],
+          ['from', source],
+          ['time zone', info.timezone ?? '—'],
+          ['queue', queue],
+          ['now', importing],
+        ]),
+      ),
+      card(
+        'Counted',
+        kv([
+          ['files', counters.files],
+          ['rows', counters.rows],
+          ['points', counters.points],
+          ['gaps', counters.gaps],
+          ['refused files', counters.failures],
+        ]),
+      ),
     ),
     card('Last refusal', lastFailure, unmapped),
     card(
@@ -140,7 +174,15 @@ function sourceSection(a, track) {
           'table',
           { class: 'imports', id: `history-${a.id}` },
           h('caption', {}, `Imported and refused files, newest first (up to ${HISTORY_LIMIT})`),
-          h('thead', {}, h('tr', {}, ['When', 'File', 'Result', 'Rows / points', 'Reason'].map((c) => h('th', { scope: 'col' }, c)))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['When', 'File', 'Result', 'Rows / points', 'Reason'].map((c) => h('th', { scope: 'col' }, c)),
+            ),
+          ),
           body,
         ),
       ),
@@ -154,13 +196,25 @@ function sourceSection(a, track) {
 /** One history row: time, file, result, what was stored, and for a refused file the line and reason. */
 function historyRow(e) {
   const name = displayName(e.file);
-  const counts = e.rows === undefined ? '' : `${e.rows.toLocaleString()} rows, ${e.points.toLocaleString()} points${e.gaps ? `, ${e.gaps.toLocaleString()} gaps` : ''}`;
-  const details = [e.datapoints ? `${e.datapoints} datapoints` : '', e.size !== undefined ? formatBytes(e.size) : '', e.ms !== undefined ? `${e.ms.toLocaleString()} ms` : ''].filter(Boolean).join(' · ');
+  const counts =
+    e.rows === undefined ? '' : `${e.rows.toLocaleString()} rows, ${e.points.toLocaleString()} points${e.gaps ? `, ${e.gaps.toLocaleString()} gaps` : ''}`;
+  const details = [
+    e.datapoints ? `${e.datapoints} datapoints` : '',
+    e.size !== undefined ? formatBytes(e.size) : '',
+    e.ms !== undefined ? `${e.ms.toLocaleString()} ms` : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
   return h(
     'tr',
     { class: e.ok ? 'ok' : 'failed', dataset: { file: name } },
     h('td', { class: 'time' }, formatTime(e.at)),
-    h('th', { scope: 'row', class: 'mono' }, name, e.storedAs && e.storedAs !== name && !e.storedAs.endsWith(`-${name}`) ? h('span', { class: 'muted' }, ` (as ${e.storedAs})`) : null),
+    h(
+      'th',
+      { scope: 'row', class: 'mono' },
+      name,
+      e.storedAs && e.storedAs !== name && !e.storedAs.endsWith(`-${name}`) ? h('span', { class: 'muted' }, ` (as ${e.storedAs})`) : null,
+    ),
     h('td', {}, h('span', { class: `state state-${e.ok ? 'ok' : 'error'}` }, e.ok ? 'imported' : 'refused')),
     h('td', { class: 'counts' }, counts, details ? h('span', { class: 'muted' }, ` (${details})`) : null),
     h('td', { class: 'reason' }, e.ok ? '' : `${e.line ? `line ${e.line}: ` : ''}${e.reason ?? ''}`),

@@ -17,13 +17,21 @@ export async function links(main, _arg, { track }) {
   const [first, adapters, dps] = await Promise.all([get('/api/sync'), get('/api/adapters'), get('/api/datapoints')]);
   const syncBox = h('div', { id: 'sync' });
   main.append(syncBox);
-  if (!first.enabled) syncBox.append(card('Upstream sync', h('p', { class: 'muted' }, 'Upstream sync is off on this gateway (sync.enabled: false): readings stay here.')));
+  if (!first.enabled)
+    syncBox.append(card('Upstream sync', h('p', { class: 'muted' }, 'Upstream sync is off on this gateway (sync.enabled: false): readings stay here.')));
   else await syncPanel(syncBox, first, track);
 
   const iridium = adapters.items.filter((a) => a.type === 'iridium');
   main.append(h('h2', { class: 'section' }, 'Satellite (Iridium)'));
   if (!iridium.length) main.append(h('p', { class: 'muted' }, 'No Iridium modem on this gateway.'));
-  else main.append(h('div', { class: 'grid' }, iridium.map((a) => iridiumCard(a, dps.items, track))));
+  else
+    main.append(
+      h(
+        'div',
+        { class: 'grid' },
+        iridium.map((a) => iridiumCard(a, dps.items, track)),
+      ),
+    );
 }
 
 async function syncPanel(box, first, track) {
@@ -47,9 +55,31 @@ async function syncPanel(box, first, track) {
     h(
       'div',
       { class: 'grid' },
-      card('Upstream', kv([['mode', f.mode], ['carrying', f.active], ['acknowledged up to', f.acked], ['downlink', f.downlink]])),
-      card('Backlog', f.records, kv([['size', f.bytes], ['oldest unsent', f.oldest]])),
-      card('Rates', kv([['drain', f.drain], ['ingest', f.ingest], ['caught up in', f.catchUp]])),
+      card(
+        'Upstream',
+        kv([
+          ['mode', f.mode],
+          ['carrying', f.active],
+          ['acknowledged up to', f.acked],
+          ['downlink', f.downlink],
+        ]),
+      ),
+      card(
+        'Backlog',
+        f.records,
+        kv([
+          ['size', f.bytes],
+          ['oldest unsent', f.oldest],
+        ]),
+      ),
+      card(
+        'Rates',
+        kv([
+          ['drain', f.drain],
+          ['ingest', f.ingest],
+          ['caught up in', f.catchUp],
+        ]),
+      ),
     ),
     card(
       'Links',
@@ -60,7 +90,17 @@ async function syncPanel(box, first, track) {
           'table',
           { id: 'sync-links' },
           h('caption', {}, 'In the order they are tried; the first primary that is up carries the history'),
-          h('thead', {}, h('tr', {}, ['Link', 'Role', 'State', 'Since', 'Batches', 'Records', 'Bytes', 'Errors', 'Last error'].map((c, i) => h('th', { scope: 'col', class: i >= 4 && i <= 7 ? 'num' : undefined }, c)))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['Link', 'Role', 'State', 'Since', 'Batches', 'Records', 'Bytes', 'Errors', 'Last error'].map((c, i) =>
+                h('th', { scope: 'col', class: i >= 4 && i <= 7 ? 'num' : undefined }, c),
+              ),
+            ),
+          ),
           linkBody,
         ),
       ),
@@ -68,14 +108,26 @@ async function syncPanel(box, first, track) {
     card(
       'Dead letters',
       f.deadCount,
-      h('p', { class: 'muted' }, 'Records the receiver refused for good (an HTTP 4xx for that record alone). They were set aside so the rest could go on, and are kept in sync/dead-letter.jsonl in the data directory; the newest are listed here.'),
+      h(
+        'p',
+        { class: 'muted' },
+        'Records the receiver refused for good (an HTTP 4xx for that record alone). They were set aside so the rest could go on, and are kept in sync/dead-letter.jsonl in the data directory; the newest are listed here.',
+      ),
       h(
         'div',
         { class: 'table-wrap' },
         h(
           'table',
           { id: 'sync-dead-letters-table' },
-          h('thead', {}, h('tr', {}, ['When', 'Link', 'Seq', 'Datapoint', 'Value', 'Reason', 'Receiver said'].map((c) => h('th', { scope: 'col' }, c)))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['When', 'Link', 'Seq', 'Datapoint', 'Value', 'Reason', 'Receiver said'].map((c) => h('th', { scope: 'col' }, c)),
+            ),
+          ),
           deadBody,
         ),
       ),
@@ -103,9 +155,31 @@ async function syncPanel(box, first, track) {
     for (const l of s.links) {
       let r = rows.get(l.name);
       if (!r) {
-        r = { state: h('span'), since: h('td', { class: 'time' }), batches: h('td', { class: 'num' }), records: h('td', { class: 'num' }), bytes: h('td', { class: 'num' }), errors: h('td', { class: 'num' }), lastError: h('td', { class: 'last-error' }) };
+        r = {
+          state: h('span'),
+          since: h('td', { class: 'time' }),
+          batches: h('td', { class: 'num' }),
+          records: h('td', { class: 'num' }),
+          bytes: h('td', { class: 'num' }),
+          errors: h('td', { class: 'num' }),
+          lastError: h('td', { class: 'last-error' }),
+        };
         rows.set(l.name, r);
-        linkBody.append(h('tr', { dataset: { link: l.name } }, h('th', { scope: 'row' }, l.name), h('td', {}, l.role), h('td', {}, r.state), r.since, r.batches, r.records, r.bytes, r.errors, r.lastError));
+        linkBody.append(
+          h(
+            'tr',
+            { dataset: { link: l.name } },
+            h('th', { scope: 'row' }, l.name),
+            h('td', {}, l.role),
+            h('td', {}, r.state),
+            r.since,
+            r.batches,
+            r.records,
+            r.bytes,
+            r.errors,
+            r.lastError,
+          ),
+        );
       }
       setText(r.state, l.state);
       // Blocked: reachable, but refusing records; as bad as down for what gets through.
@@ -115,11 +189,18 @@ async function syncPanel(box, first, track) {
       setText(r.records, l.records.toLocaleString());
       setText(r.bytes, formatBytes(l.bytes));
       setText(r.errors, l.errors.toLocaleString());
-      setText(r.lastError, l.lastError ? (typeof l.lastError === 'string' ? l.lastError : `${l.lastError.code ?? ''} ${l.lastError.message ?? ''}`.trim()) : '—');
+      setText(
+        r.lastError,
+        l.lastError ? (typeof l.lastError === 'string' ? l.lastError : `${l.lastError.code ?? ''} ${l.lastError.message ?? ''}`.trim()) : '—',
+      );
     }
     const dead = s.deadLetters ?? { count: 0, total: 0, newest: [] };
     const records = (n) => `${n.toLocaleString()} record${n === 1 ? '' : 's'}`;
-    if (setText(f.deadCount, dead.total === dead.count ? records(dead.count) : `${records(dead.count)} kept (${dead.total.toLocaleString()} in all)`) && dead.count) flash(f.deadCount);
+    if (
+      setText(f.deadCount, dead.total === dead.count ? records(dead.count) : `${records(dead.count)} kept (${dead.total.toLocaleString()} in all)`) &&
+      dead.count
+    )
+      flash(f.deadCount);
     // Rebuilt only when the newest entry changes: the list is append-only.
     const key = `${dead.total}`;
     if (key !== deadShown) {
@@ -127,7 +208,17 @@ async function syncPanel(box, first, track) {
       deadBody.replaceChildren(
         ...(dead.newest.length
           ? dead.newest.map((d) =>
-              h('tr', { dataset: { seq: String(d.record.seq) } }, h('td', { class: 'time' }, formatTime(d.at)), h('td', {}, d.link), h('td', { class: 'num' }, `#${d.record.seq}`), h('td', {}, d.record.id), h('td', {}, JSON.stringify(d.record.v)), h('td', {}, d.reason), h('td', { class: 'last-error' }, d.answer ?? '—')),
+              h(
+                'tr',
+                { dataset: { seq: String(d.record.seq) } },
+                h('td', { class: 'time' }, formatTime(d.at)),
+                h('td', {}, d.link),
+                h('td', { class: 'num' }, `#${d.record.seq}`),
+                h('td', {}, d.record.id),
+                h('td', {}, JSON.stringify(d.record.v)),
+                h('td', {}, d.reason),
+                h('td', { class: 'last-error' }, d.answer ?? '—'),
+              ),
             )
           : [h('tr', {}, h('td', { colspan: '7', class: 'muted' }, 'None: every record the receiver was sent, it took.'))]),
       );
@@ -135,24 +226,34 @@ async function syncPanel(box, first, track) {
   };
   render(first);
   let skip = true;
-  await every(REFRESH_MS, async () => {
-    if (skip) {
-      skip = false;
-      return;
-    }
-    render(await get('/api/sync'));
-  }, { track, onError: (err) => setText(f.active, `unavailable: ${err.message}`) });
+  await every(
+    REFRESH_MS,
+    async () => {
+      if (skip) {
+        skip = false;
+        return;
+      }
+      render(await get('/api/sync'));
+    },
+    { track, onError: (err) => setText(f.active, `unavailable: ${err.message}`) },
+  );
 }
 
 /** Signal bars 0..5 as a meter (accessible: role meter with a value text). */
 function signalMeter(bars) {
-  const el = h('span', { class: 'sigbars', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': '5', 'aria-label': 'Signal' }, [1, 2, 3, 4, 5].map((i) => h('span', { class: `bar b${i}`, 'aria-hidden': 'true' })));
+  const el = h(
+    'span',
+    { class: 'sigbars', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': '5', 'aria-label': 'Signal' },
+    [1, 2, 3, 4, 5].map((i) => h('span', { class: `bar b${i}`, 'aria-hidden': 'true' })),
+  );
   const text = h('span', { class: 'num' });
   const set = (v) => {
     const n = typeof v === 'number' ? Math.max(0, Math.min(5, Math.round(v))) : undefined;
     el.setAttribute('aria-valuenow', String(n ?? 0));
     el.setAttribute('aria-valuetext', n === undefined ? 'unknown' : `${n} of 5 bars`);
-    el.querySelectorAll('.bar').forEach((b, i) => b.classList.toggle('on', n !== undefined && i < n));
+    el.querySelectorAll('.bar').forEach((b, i) => {
+      b.classList.toggle('on', n !== undefined && i < n);
+    });
     setText(text, n === undefined ? '—' : `${n} / 5`);
   };
   set(bars);
@@ -182,18 +283,22 @@ function iridiumCard(a, items, track) {
   // Rings beyond the MT share: someone is queueing MT messages faster than the budget lets us fetch them.
   const flood = (v) => slots.rings_deferred.el.classList.toggle('warn', typeof v === 'number' && v > 0);
   flood(latest('rings_deferred'));
-  track(onValue((id, msg) => {
-    if (!id.startsWith(`${a.id}.`)) return;
-    const q = id.slice(a.id.length + 1);
-    if (q === 'signal') signal.set(msg.v);
-    else if (slots[q] && setText(slots[q].el, slots[q].fmt(msg.v))) flash(slots[q].el);
-    if (q === 'rings_deferred') flood(msg.v);
-  }));
-  track(onStatus((id, msg) => {
-    if (id !== a.id) return;
-    setText(state, msg.state);
-    state.className = `state state-${msg.state}`;
-  }));
+  track(
+    onValue((id, msg) => {
+      if (!id.startsWith(`${a.id}.`)) return;
+      const q = id.slice(a.id.length + 1);
+      if (q === 'signal') signal.set(msg.v);
+      else if (slots[q] && setText(slots[q].el, slots[q].fmt(msg.v))) flash(slots[q].el);
+      if (q === 'rings_deferred') flood(msg.v);
+    }),
+  );
+  track(
+    onStatus((id, msg) => {
+      if (id !== a.id) return;
+      setText(state, msg.state);
+      state.className = `state state-${msg.state}`;
+    }),
+  );
   return card(
     a.id,
     kv([

@@ -14,18 +14,24 @@ export let connected = false;
 export function startLive() {
   if (client) return;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mqtt`;
-  client = mqtt.connect(url, { reconnectPeriod: 2000, connectTimeout: 5000, clean: true, clientId: 'dashboard-' + Math.random().toString(16).slice(2, 10), timerVariant: 'native' });
+  client = mqtt.connect(url, {
+    reconnectPeriod: 2000,
+    connectTimeout: 5000,
+    clean: true,
+    clientId: 'dashboard-' + Math.random().toString(16).slice(2, 10),
+    timerVariant: 'native',
+  });
   client.on('connect', () => {
     connected = true;
     failedReconnects = 0;
-    stateListeners.forEach((fn) => fn(true));
+    for (const fn of stateListeners) fn(true);
     client.subscribe([`${PREFIX}/dp/+/value`, `${PREFIX}/adapter/+/status`], { qos: 0 });
   });
   const own = client;
   client.on('close', () => {
     const wasUp = connected;
     connected = false;
-    stateListeners.forEach((fn) => fn(false));
+    for (const fn of stateListeners) fn(false);
     // Closed by the server (session ended) or refused on reconnect (401): ask whether the
     // login is gone, once per drop and then every few failed reconnects, not on every retry.
     if (client !== own) return;
@@ -39,8 +45,11 @@ export function startLive() {
     } catch {
       return;
     }
-    if (parts[1] === 'dp' && parts[3] === 'value') valueListeners.forEach((fn) => fn(parts[2], msg));
-    else if (parts[1] === 'adapter' && parts[3] === 'status') statusListeners.forEach((fn) => fn(parts[2], msg));
+    if (parts[1] === 'dp' && parts[3] === 'value') {
+      for (const fn of valueListeners) fn(parts[2], msg);
+    } else if (parts[1] === 'adapter' && parts[3] === 'status') {
+      for (const fn of statusListeners) fn(parts[2], msg);
+    }
   });
 }
 

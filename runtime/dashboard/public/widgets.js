@@ -10,7 +10,11 @@ export function card(title, ...body) {
 }
 
 export function kv(rows) {
-  return h('dl', { class: 'kv' }, rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+  return h(
+    'dl',
+    { class: 'kv' },
+    rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+  );
 }
 
 /** GET that answers undefined when the API is absent (404) or not ready (503). */
@@ -23,52 +27,106 @@ export async function optionalJson(path) {
   }
 }
 
+/** An id that may wrap after its dots on a narrow screen (a <wbr> after each). */
+function breakable(id) {
+  return id.split('.').flatMap((part, i, all) => (i < all.length - 1 ? [`${part}.`, h('wbr')] : [part]));
+}
+
 /** A live table of datapoints: values update in place, with fixed widths. */
 export function dpTable(items, { caption, link = true, track }) {
   const cells = new Map();
   const rows = items.map((dp) => {
-    const value = h('td', { class: 'num' }, formatValue(dp.latest?.v, dp.unit));
+    // A JSON or long string value is cut with an ellipsis (the whole of it in the tooltip
+    // and on the datapoint's page), so it cannot stretch the column past the screen.
+    const text = formatValue(dp.latest?.v, dp.unit);
+    const shown = h('span', { class: 'val', title: text }, text);
+    const value = h('td', { class: 'num' }, shown);
     const time = h('td', { class: 'time' }, formatTime(dp.latest?.t));
-    cells.set(dp.id, { value, time, dp });
+    cells.set(dp.id, { value, shown, time, dp });
     return h(
       'tr',
       { dataset: { id: dp.id } },
-      h('th', { scope: 'row' }, link ? h('a', { href: `#/datapoints/${encodeURIComponent(dp.id)}` }, dp.id) : dp.id),
+      h('th', { scope: 'row' }, link ? h('a', { href: `#/datapoints/${encodeURIComponent(dp.id)}` }, breakable(dp.id)) : breakable(dp.id)),
       h('td', { class: 'desc' }, dp.description ?? ''),
       value,
       time,
       h('td', { class: 'col-kind' }, dp.kind === 'actuator' ? h('span', { class: 'tag' }, 'actuator') : ''),
     );
   });
-  track(onValue((id, msg) => {
-    const c = cells.get(id);
-    if (!c) return;
-    c.value.textContent = msg.q ? `${msg.q}` : formatValue(msg.v, c.dp.unit);
-    c.time.textContent = formatTime(msg.t);
-    flash(c.value);
-  }));
+  track(
+    onValue((id, msg) => {
+      const c = cells.get(id);
+      if (!c) return;
+      const text = msg.q ? `${msg.q}` : formatValue(msg.v, c.dp.unit);
+      c.shown.textContent = text;
+      c.shown.title = text;
+      c.time.textContent = formatTime(msg.t);
+      flash(c.value);
+    }),
+  );
   return h(
     'div',
     { class: 'table-wrap' },
-    h('table', { class: 'dps' }, caption ? h('caption', {}, caption) : '', h('thead', {}, h('tr', {}, [['Datapoint', ''], ['Description', 'desc'], ['Value', 'num'], ['Measured', 'time'], ['Kind', 'col-kind']].map(([c, cls]) => h('th', { scope: 'col', class: cls || undefined }, c)))), h('tbody', {}, rows)),
+    h(
+      'table',
+      { class: 'dps' },
+      caption ? h('caption', {}, caption) : '',
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          [
+            ['Datapoint', ''],
+            ['Description', 'desc'],
+            ['Value', 'num'],
+            ['Measured', 'time'],
+            ['Kind', 'col-kind'],
+          ].map(([c, cls]) => h('th', { scope: 'col', class: cls || undefined }, c)),
+        ),
+      ),
+      h('tbody', {}, rows),
+    ),
   );
 }
 
-/** Status cards of adapters; the state follows the retained status topic live. */
+/** An adapter state as shown: `failed` says that no retry follows. */
+function stateText(state) {
+  return state === 'failed' ? 'failed (not retried: fix the cause, then restart)' : state;
+}
+
+/** Status cards of adapters; the state (and its error) follows the retained status topic live. */
 export function adapterCards(statuses, { track, info = true }) {
   if (!statuses.length) return h('p', { class: 'muted' }, 'None configured on this gateway.');
   return h(
     'div',
     { class: 'grid' },
     statuses.map((a) => {
-      const state = h('span', { class: `state state-${a.state}` }, a.state);
+      const state = h('span', { class: `state state-${a.state}` }, stateText(a.state));
+      // `failed`: a start error no retry can mend (config, template); the reason stays on the card.
+      const error = h('span', { class: 'adapter-error' }, a.error ? a.error.message : '');
       const extra = info && a.info ? Object.entries(a.info).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]) : [];
-      const el = card(`${a.id}`, kv([['type', a.type], ['state', state], ['since', formatTime(a.since)], ...(a.message ? [['message', a.message]] : []), ...(a.error ? [['error', a.error.message]] : []), ...extra]));
-      track(onStatus((id, msg) => {
-        if (id !== a.id) return;
-        state.textContent = msg.state;
-        state.className = `state state-${msg.state}`;
-      }));
+      const list = kv([
+        ['type', a.type],
+        ['state', state],
+        ['since', formatTime(a.since)],
+        ...(a.message ? [['message', a.message]] : []),
+        ...(a.error ? [['error', error]] : []),
+        ...extra,
+      ]);
+      const el = card(`${a.id}`, list);
+      track(
+        onStatus((id, msg) => {
+          if (id !== a.id) return;
+          state.textContent = stateText(msg.state);
+          state.className = `state state-${msg.state}`;
+          if (msg.error) {
+            error.textContent = msg.error.message;
+            if (!error.isConnected) list.append(h('dt', {}, 'error'), h('dd', {}, error));
+          } else if (msg.state === 'running') error.textContent = '';
+        }),
+      );
       return el;
     }),
   );
@@ -79,7 +137,35 @@ export function objectTable(rows, caption) {
   if (!rows.length) return h('p', { class: 'muted' }, `No ${caption.toLowerCase()}.`);
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))].slice(0, 8);
   const cell = (v) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
-  return h('div', { class: 'table-wrap' }, h('table', {}, h('caption', {}, caption), h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows.map((r) => h('tr', {}, cols.map((c) => h('td', {}, cell(r[c]))))))));
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      {},
+      h('caption', {}, caption),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          cols.map((c) => h('th', { scope: 'col' }, c)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        rows.map((r) =>
+          h(
+            'tr',
+            {},
+            cols.map((c) => h('td', {}, cell(r[c]))),
+          ),
+        ),
+      ),
+    ),
+  );
 }
 
 /** Runs `fn` now and every `ms` while the page is shown; errors go to `onError`. */
@@ -150,8 +236,21 @@ export async function submitSetpoint(dp, v, { input, msg }) {
 export function numberSetpoint(dp, { me, key, label, current }) {
   const inputId = `sp-${key}`;
   const msgId = `sp-${key}-msg`;
-  const input = h('input', { id: inputId, type: 'number', step: 'any', inputmode: 'decimal', min: dp.min, max: dp.max, value: current ?? undefined, 'aria-describedby': msgId });
-  const msg = h('p', { class: 'form-msg', id: msgId, role: 'status', 'aria-live': 'polite' }, canWrite(me) ? `${dp.min ?? '−∞'} … ${dp.max ?? '∞'} ${dp.unit ?? ''}`.trim() : 'Your role (viewer) cannot change limits.');
+  const input = h('input', {
+    id: inputId,
+    type: 'number',
+    step: 'any',
+    inputmode: 'decimal',
+    min: dp.min,
+    max: dp.max,
+    value: current ?? undefined,
+    'aria-describedby': msgId,
+  });
+  const msg = h(
+    'p',
+    { class: 'form-msg', id: msgId, role: 'status', 'aria-live': 'polite' },
+    canWrite(me) ? `${dp.min ?? '−∞'} … ${dp.max ?? '∞'} ${dp.unit ?? ''}`.trim() : 'Your role (viewer) cannot change limits.',
+  );
   const button = h('button', { type: 'submit', disabled: !canWrite(me) }, 'Set');
   const form = h('form', { class: 'inline compact', novalidate: true }, h('label', { for: inputId }, label), input, button, msg);
   form.addEventListener('submit', async (e) => {
@@ -179,8 +278,26 @@ export function table(rows, cols, { caption, id, empty = 'Nothing yet.' } = {}) 
       'table',
       { id },
       caption ? h('caption', {}, caption) : '',
-      h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col', class: c.class }, c.label)))),
-      h('tbody', {}, rows.map((r) => h('tr', {}, cols.map((c, i) => (i === 0 ? h('th', { scope: 'row', class: c.class }, c.cell(r)) : h('td', { class: c.class }, c.cell(r))))))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          cols.map((c) => h('th', { scope: 'col', class: c.class }, c.label)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        rows.map((r) =>
+          h(
+            'tr',
+            {},
+            cols.map((c, i) => (i === 0 ? h('th', { scope: 'row', class: c.class }, c.cell(r)) : h('td', { class: c.class }, c.cell(r)))),
+          ),
+        ),
+      ),
     ),
   );
 }

@@ -11,28 +11,23 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { mkdtemp, open, readdir, readFile, rm, writeFile, appendFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readdir, readFile, writeFile, appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnOutpost, type OutpostProcess } from '../../helpers/process.js';
+import { spawnOutpost, type OutpostProcess, processYamlHead } from '../../helpers/process.js';
 import { localApi } from '../../helpers/local-api.js';
 import { eventually } from '../../helpers/gateway.js';
 import { freePort } from '../../helpers/reverse-proxy.js';
 import { hashToken } from '../../../runtime/auth/passwords.js';
 import { defaultInsightPoints, insightReportLines } from '../../../adapters/bms-files/simulator.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 const TOKEN = 'complete-files-upload-token';
-
-async function tempDir(t: Test, name: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `outpost-${name}-`));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** An ALC wide trend export: 20 rows of two points, ISO times; row 8 of point "AHU1 SAT" is 65.0. */
 function alcRows(): string[] {
   const rows = ['Time,AHU1 SAT,Zone 101 Temp'];
-  for (let i = 0; i < 20; i++) rows.push(`${new Date(Date.UTC(2024, 2, 1, 0, 15 * i)).toISOString()},${i === 7 ? '65.0' : (50 + i).toFixed(1)},${(70 + i / 10).toFixed(1)}`);
+  for (let i = 0; i < 20; i++)
+    rows.push(`${new Date(Date.UTC(2024, 2, 1, 0, 15 * i)).toISOString()},${i === 7 ? '65.0' : (50 + i).toFixed(1)},${(70 + i / 10).toFixed(1)}`);
   return rows;
 }
 
@@ -45,7 +40,7 @@ interface Site {
 }
 
 async function site(t: Test): Promise<Site> {
-  const root = await tempDir(t, 'complete');
+  const root = await tempDir(t, 'outpost-complete-');
   const dataDir = join(root, 'data');
   const alcDrop = join(root, 'alc');
   const insightDrop = join(root, 'insight');
@@ -53,12 +48,7 @@ async function site(t: Test): Promise<Site> {
   const config = join(root, 'outpost.yaml');
   await writeFile(
     config,
-    `gateway: { id: complete-files, timezone: America/Chicago }
-dataDir: ${dataDir}
-log: { level: info }
-broker: { mqtt: { host: 127.0.0.1, port: 0 } }
-http: { host: 127.0.0.1, port: ${httpPort} }
-adapters:
+    `${processYamlHead({ id: 'complete-files', timezone: 'America/Chicago', dataDir, httpPort })}adapters:
   - { id: alc, type: bms-files, format: alc-webctrl, dropDir: ${alcDrop}, pollMs: 100, stableMs: 500, completeWithinMs: 4000, upload: { tokenHashes: ["${hashToken(TOKEN)}"] } }
   - { id: insight, type: bms-files, format: siemens-insight, dropDir: ${insightDrop}, pollMs: 100, stableMs: 500, completeWithinMs: 4000, points: [{ exact: OATEMP, id: weitz.oat }] }
 `,
@@ -115,7 +105,9 @@ t.test('writers that pause, files cut off: imported whole once complete, or refu
   t.match(gw.stdout(), /rows were written to a BMS file after it was imported/, 'and the log says what happened and what to do');
 
   // 3. Insight writer pausing before the trailer: waited for, not refused.
-  const insight = [...insightReportLines({ points: defaultInsightPoints(4), start: Date.UTC(2024, 0, 1, 6), rows: 10, intervalMinutes: 15, timeZone: 'America/Chicago' })];
+  const insight = [
+    ...insightReportLines({ points: defaultInsightPoints(4), start: Date.UTC(2024, 0, 1, 6), rows: 10, intervalMinutes: 15, timeZone: 'America/Chicago' }),
+  ];
   const insightPath = join(s.insightDrop, 'insight.csv');
   await writeFile(insightPath, insight.slice(0, -1).join('\r\n') + '\r\n');
   await pause(2500);
@@ -125,7 +117,11 @@ t.test('writers that pause, files cut off: imported whole once complete, or refu
   t.pass('imported once the trailer arrived');
 
   // 4. A file cut two characters before its end: "65.0" would be stored as "6".
-  const cut = rows.slice(0, 9).join('\r\n').slice(0, -2).replace(/2024-03-01/g, '2024-03-05');
+  const cut = rows
+    .slice(0, 9)
+    .join('\r\n')
+    .slice(0, -2)
+    .replace(/2024-03-01/g, '2024-03-05');
   const form = new FormData();
   form.append('file', new Blob([cut]), 'cut.csv');
   const up = await fetch(`http://127.0.0.1:${s.httpPort}/upload/alc`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: form });
@@ -149,7 +145,13 @@ t.test('writers that pause, files cut off: imported whole once complete, or refu
 t.test('a file the gateway dies importing is quarantined after 3 attempts, not resumed forever', async (t) => {
   const s = await site(t);
   // ~14 MB: pass 1 alone takes long enough to be interrupted.
-  const lines = insightReportLines({ points: defaultInsightPoints(200), start: Date.UTC(2023, 0, 1, 6), rows: 12_000, intervalMinutes: 1, timeZone: 'America/Chicago' });
+  const lines = insightReportLines({
+    points: defaultInsightPoints(200),
+    start: Date.UTC(2023, 0, 1, 6),
+    rows: 12_000,
+    intervalMinutes: 1,
+    timeZone: 'America/Chicago',
+  });
   await mkdir(s.insightDrop, { recursive: true });
   const fh = await open(join(s.insightDrop, 'huge.tmp'), 'w');
   for (const line of lines) await fh.write(line + '\r\n');
@@ -157,7 +159,8 @@ t.test('a file the gateway dies importing is quarantined after 3 attempts, not r
   const { rename } = await import('node:fs/promises');
   await rename(join(s.insightDrop, 'huge.tmp'), join(s.insightDrop, 'huge.csv'));
   const attemptsFile = join(s.dataDir, 'adapters', 'insight', 'import-attempts.json');
-  const attempts = async (): Promise<number> => Object.values(JSON.parse(await readFile(attemptsFile, 'utf8').catch(() => '{}')) as Record<string, number>)[0] ?? 0;
+  const attempts = async (): Promise<number> =>
+    Object.values(JSON.parse(await readFile(attemptsFile, 'utf8').catch(() => '{}')) as Record<string, number>)[0] ?? 0;
 
   // Three starts, each killed (as the OOM killer or a crash would) while importing the file.
   for (let n = 1; n <= 3; n++) {

@@ -6,8 +6,7 @@
  * read as month first without a word (05/11/2024 stored as May 11).
  */
 import t from 'tap';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { AlcParser, alcOptionsSchema } from '../../../adapters/bms-files/alc-webctrl.js';
@@ -16,14 +15,14 @@ import { InsightParser } from '../../../adapters/bms-files/siemens-insight.js';
 import { compileTimestampFormat } from '../../../adapters/bms-files/timestamps.js';
 import { isOutpostError } from '../../../core/errors.js';
 import { FIXTURES, parseAll } from './helpers.js';
+import { tempDir, type Teardown } from '../../helpers/teardown.js';
 
 const CHICAGO = 'America/Chicago';
 const INSIGHT: DateOrderSource = { format: 'siemens-insight' };
 const alcSource = (o: Record<string, unknown> = {}): DateOrderSource => ({ format: 'alc-webctrl', alc: alcOptionsSchema.parse(o) });
 
-async function tempFile(t: { teardown(fn: () => unknown): void }, name: string, content: string | Buffer): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-date-order-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+async function tempFile(t: Teardown, name: string, content: string | Buffer): Promise<string> {
+  const dir = await tempDir(t, 'outpost-date-order-');
   const path = join(dir, name);
   await writeFile(path, content);
   return path;
@@ -45,23 +44,39 @@ const scan = (text: string, source: DateOrderSource) => scanDateOrder(Readable.f
 
 t.test('evidence: a first field over 12 is day first, a second over 12 month first, equal fields read the same', async (t) => {
   const csv = (...stamps: string[]) => ['Time,A', ...stamps.map((s) => `${s},1`)].join('\n');
-  t.match(await scan(csv('13/11/2024 00:00', '05/11/2024 00:00'), alcSource()), { order: 'DMY', dayFirst: { line: 2, text: '13/11/2024' }, ambiguous: { line: 3 } });
+  t.match(await scan(csv('13/11/2024 00:00', '05/11/2024 00:00'), alcSource()), {
+    order: 'DMY',
+    dayFirst: { line: 2, text: '13/11/2024' },
+    ambiguous: { line: 3 },
+  });
   t.match(await scan(csv('05/11/2024 00:00', '11/13/2024 0:00'), alcSource()), { order: 'MDY', monthFirst: { line: 3, text: '11/13/2024' } });
-  t.match(await scan(csv('05/11/2024 00:00', '06/11/2024 00:00'), alcSource()), { order: 'ambiguous', ambiguous: { line: 2, text: '05/11/2024', stamp: '05/11/2024 00:00' }, dates: 2 });
+  t.match(await scan(csv('05/11/2024 00:00', '06/11/2024 00:00'), alcSource()), {
+    order: 'ambiguous',
+    ambiguous: { line: 2, text: '05/11/2024', stamp: '05/11/2024 00:00' },
+    dates: 2,
+  });
   t.match(await scan(csv('5/5/2024 1:00 PM', '6/6/2024 1:00 PM'), alcSource()), { order: 'MDY', dates: 2 }, 'the same date either way: nothing to decide');
   t.match(await scan(csv('2024-11-05T00:00:00Z'), alcSource()), { order: 'n/a', dates: 0 }, 'ISO 8601');
   t.match(await scan(csv('1730764800000'), alcSource()), { order: 'n/a' }, 'epoch');
-  t.match(await scan(csv('13/13/2024 00:00', '00/05/2024 00:00'), alcSource()), { order: 'n/a', dates: 0 }, 'impossible dates are the parser\'s to refuse');
+  t.match(await scan(csv('13/13/2024 00:00', '00/05/2024 00:00'), alcSource()), { order: 'n/a', dates: 0 }, "impossible dates are the parser's to refuse");
   t.match(await scan(csv('13/11/2024 00:00', '11/13/2024 00:00'), alcSource()), { order: 'ambiguous', dayFirst: { line: 2 }, monthFirst: { line: 3 } });
 });
 
 t.test('evidence: only the timestamp column of rows, after skipLines and the header; points lists have none', async (t) => {
   // The report title has a day-first date; the rows are month first in column "Datum" with a separate time column.
   const csv = ['Report 13/11/2024', 'Value;Datum;Zeit', '1;11/5/2024;13:00:00', '2;11/14/2024;13:15:00'].join('\n');
-  t.match(await scan(csv, alcSource({ skipLines: 1, delimiter: ';', timestampColumn: 'datum', timeColumn: 'Zeit' })), { order: 'MDY', ambiguous: { line: 3, stamp: '11/5/2024 13:00:00' }, monthFirst: { line: 4 } });
+  t.match(await scan(csv, alcSource({ skipLines: 1, delimiter: ';', timestampColumn: 'datum', timeColumn: 'Zeit' })), {
+    order: 'MDY',
+    ambiguous: { line: 3, stamp: '11/5/2024 13:00:00' },
+    monthFirst: { line: 4 },
+  });
   const points = await readFile(FIXTURES + 'alc-webctrl-points-list.csv', 'utf8');
   t.match(await scan(points, alcSource()), { order: 'n/a', dates: 0 });
-  t.match(await scan(['Stamp,A', '13/5/2024 1:00,1'].join('\n'), alcSource({ timestampColumn: 'Nope' })), { order: 'n/a' }, 'unknown column: the parser reports it');
+  t.match(
+    await scan(['Stamp,A', '13/5/2024 1:00,1'].join('\n'), alcSource({ timestampColumn: 'Nope' })),
+    { order: 'n/a' },
+    'unknown column: the parser reports it',
+  );
   // Insight: the heading's `Date Range:` (12/26/2017 … 1/2/2018) is not a row.
   const insight = await readFile(FIXTURES + 'siemens-insight-trend-interval.csv', 'utf8');
   t.match(await scan(insight, INSIGHT), { order: 'MDY', dates: 16, monthFirst: { text: '12/26/2017' } });
@@ -94,10 +109,17 @@ t.test('ALC auto: an all-ambiguous file is refused naming alc.timestampFormat wi
     ['M/D/YYYY H:mm', 5, 11],
     ['D/M/YYYY H:mm', 11, 5],
   ] as const) {
-    const out = await parseAll(new AlcParser(alcOptionsSchema.parse({ timestampFormat: format }), CHICAGO), await readFile(FIXTURES + 'alc-webctrl-trend-ambiguous.csv'));
+    const out = await parseAll(
+      new AlcParser(alcOptionsSchema.parse({ timestampFormat: format }), CHICAGO),
+      await readFile(FIXTURES + 'alc-webctrl-trend-ambiguous.csv'),
+    );
     t.equal(new Date(out.rows[0]!.t).getUTCMonth() + 1, month, `${format}: month ${month}`);
     t.equal(new Date(out.rows[0]!.t - 6 * 3_600_000).getUTCDate(), day);
-    t.equal(await decideDateOrder(FIXTURES + 'alc-webctrl-trend-ambiguous.csv', alcSource({ timestampFormat: format })), undefined, `${format}: an explicit format decides, the file is not refused`);
+    t.equal(
+      await decideDateOrder(FIXTURES + 'alc-webctrl-trend-ambiguous.csv', alcSource({ timestampFormat: format })),
+      undefined,
+      `${format}: an explicit format decides, the file is not refused`,
+    );
   }
 });
 
@@ -115,7 +137,10 @@ t.test('ALC auto: a day-first file is read day first (13 November, not refused, 
   t.match(auto('2024-11-05T13:05:00Z'), { month: 11, day: 5, offsetMs: 0 }, 'ISO stays ISO');
   t.match(compileTimestampFormat('auto')('5/11/2024 13:05'), { month: 5, day: 11 }, 'default order unchanged');
   // Without the decided order (as before): the day-first file fails at its first day over 12.
-  await t.rejects(parseAll(new AlcParser(alcOptionsSchema.parse({}), CHICAGO), await readFile(path)), /line 2: unparseable timestamp "13\/11\/2024 23:00" \(timestampFormat: auto\)/);
+  await t.rejects(
+    parseAll(new AlcParser(alcOptionsSchema.parse({}), CHICAGO), await readFile(path)),
+    /line 2: unparseable timestamp "13\/11\/2024 23:00" \(timestampFormat: auto\)/,
+  );
   const mixed = await tempFile(t, 'mixed.csv', ['Time,A', '1/13/2024 00:00,1', '13/1/2024 00:00,2'].join('\n'));
   await t.rejects(decideDateOrder(mixed, alcSource()), /line 3: dates disagree/);
 });

@@ -1,11 +1,12 @@
 import t from 'tap';
-import { appendFile, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bmsFiles from '../../../adapters/bms-files/index.js';
 import { defaultInsightPoints, writeInsightReport } from '../../../adapters/bms-files/simulator.js';
 import { eventually, startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import { FIXTURES, reportText } from './helpers.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 const types = [bmsFiles as never];
 const SAMPLE = FIXTURES + 'siemens-insight-trend-interval.csv';
@@ -15,23 +16,31 @@ const WEITZ_RULES = [
   { regex: '^EV\\.(\\w+)\\.RT$', id: 'weitz.{1}.temperature', unit: '°F' },
 ];
 
-async function tempDir(t: { teardown(fn: () => unknown): void }, name: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `outpost-bms-${name}-`));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 async function values(gw: TestGateway, id: string): Promise<Array<{ t: number; v: unknown; q?: string }>> {
   const res = await fetch(`${gw.httpUrl}/api/datapoints/${id}/values?from=2000-01-01T00:00:00Z&to=2030-01-01T00:00:00Z&limit=100000`);
   if (res.status !== 200) throw new Error(`${id}: HTTP ${res.status}`);
   return ((await res.json()) as { values: Array<{ t: number; v: unknown; q?: string }> }).values;
 }
 
-async function info(gw: TestGateway, id: string): Promise<Record<string, any>> {
+/** The adapter's info with its status; the counters these tests read are typed, the rest is there for t.match. */
+interface ImporterInfo {
+  [key: string]: unknown;
+  files: number;
+  rows: number;
+  points: number;
+  failures: number;
+  unmappedPoints: string[];
+  degraded?: boolean;
+  message?: string;
+  state: string;
+}
+
+async function info(gw: TestGateway, id: string): Promise<ImporterInfo> {
   const res = await fetch(`${gw.httpUrl}/api/adapters`);
-  const items = ((await res.json()) as { items: Array<{ id: string; info?: Record<string, unknown>; degraded?: boolean; message?: string; state: string }> }).items;
+  const items = ((await res.json()) as { items: Array<{ id: string; info?: Record<string, unknown>; degraded?: boolean; message?: string; state: string }> })
+    .items;
   const a = items.find((i) => i.id === id)!;
-  return { ...a.info, degraded: a.degraded, message: a.message, state: a.state };
+  return { ...a.info, degraded: a.degraded, message: a.message, state: a.state } as ImporterInfo;
 }
 
 function source(dropDir: string, extra: Record<string, unknown> = {}) {
@@ -39,7 +48,7 @@ function source(dropDir: string, extra: Record<string, unknown> = {}) {
 }
 
 t.test('real Insight sample dropped into the folder: stored, archived, counted; a second copy changes nothing stored', async (t) => {
-  const drop = await tempDir(t, 'drop');
+  const drop = await tempDir(t, 'outpost-bms-drop-');
   const gw = await startTestGateway(t, { gateway: { timezone: 'America/Chicago' }, adapters: [source(drop)] }, { types });
   await copyFile(SAMPLE, join(drop, 'weitz-2018-01-02.csv'));
   await eventually(async () => (await readdir(join(drop, 'archive')).catch((): string[] => [])).includes('weitz-2018-01-02.csv'), 60_000, 50);
@@ -50,12 +59,19 @@ t.test('real Insight sample dropped into the folder: stored, archived, counted; 
   t.same(oat[0], { t: Date.UTC(2017, 11, 26, 6), v: -2.41 });
   const last = oat.at(-1)!;
   t.same(last, { t: Date.UTC(2018, 0, 2, 9, 30), v: null, q: 'bad' }, 'No Data is stored as a gap, not a zero');
-  const dp = await (await fetch(`${gw.httpUrl}/api/datapoints/weitz.rm102.valve`)).json() as Record<string, any>;
+  const dp = (await (await fetch(`${gw.httpUrl}/api/datapoints/weitz.rm102.valve`)).json()) as Record<string, unknown>;
   t.match(dp, { unit: '%', adapter: 'insight', meta: { bmsPoint: 'EV.RM102.V', trendDefinition: '5 minutes', format: 'siemens-insight' } });
   const auto = await values(gw, 'insight.ev.hx2.ena');
   t.equal(auto[0]!.v, 1, 'unmapped points are auto-registered; ON → 1');
   const loss = await values(gw, 'weitz.rm208.temperature');
-  t.same(loss.filter((p) => p.q === 'bad' && p.t > Date.UTC(2017, 11, 29)).map((p) => p.t).slice(0, 3), [Date.UTC(2017, 11, 29, 9, 30), Date.UTC(2017, 11, 29, 9, 45), Date.UTC(2017, 11, 29, 10)], 'Data Loss is a gap');
+  t.same(
+    loss
+      .filter((p) => p.q === 'bad' && p.t > Date.UTC(2017, 11, 29))
+      .map((p) => p.t)
+      .slice(0, 3),
+    [Date.UTC(2017, 11, 29, 9, 30), Date.UTC(2017, 11, 29, 9, 45), Date.UTC(2017, 11, 29, 10)],
+    'Data Loss is a gap',
+  );
 
   const s1 = await eventually(async () => {
     const i = await info(gw, 'insight');
@@ -73,7 +89,7 @@ t.test('real Insight sample dropped into the folder: stored, archived, counted; 
 });
 
 t.test('a file still being written is not read until size and mtime are stable', async (t) => {
-  const drop = await tempDir(t, 'partial');
+  const drop = await tempDir(t, 'outpost-bms-partial-');
   const gw = await startTestGateway(t, { gateway: { timezone: 'America/Chicago' }, adapters: [source(drop, { stableMs: 400 })] }, { types });
   const text = await readFile(SAMPLE, 'utf8');
   const file = join(drop, 'slow.csv');
@@ -92,7 +108,7 @@ t.test('a file still being written is not read until size and mtime are stable',
 });
 
 t.test('refused files go to failed/ with <name>.error.txt naming line and reason', async (t) => {
-  const drop = await tempDir(t, 'failed');
+  const drop = await tempDir(t, 'outpost-bms-failed-');
   // A cut-off file is waited for completeWithinMs (a writer may still be at work), then refused.
   const gw = await startTestGateway(t, { gateway: { timezone: 'America/Chicago' }, adapters: [source(drop, { completeWithinMs: 1000 })] }, { types });
   const sample = (await readFile(SAMPLE, 'utf8')).split('\n');
@@ -101,7 +117,18 @@ t.test('refused files go to failed/ with <name>.error.txt naming line and reason
     ['bad-date.csv', sample.join('\n'), /line: 172\nreason: unparseable date\/time "12\/32\/2017" "00:45:00"/],
     ['empty.csv', '', /reason: empty file/],
     ['junk.bin', Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919) % 256)), /reason: .*(not a Siemens Insight|binary data|unterminated quote)/],
-    ['truncated.csv', reportText({ points: defaultInsightPoints(4), start: Date.UTC(2024, 0, 1, 6), rows: 10, intervalMinutes: 15, timeZone: 'America/Chicago', truncate: true }), /reason: file ends without the "End of Report" trailer .*\(unchanged for 1 s\); nothing was stored/],
+    [
+      'truncated.csv',
+      reportText({
+        points: defaultInsightPoints(4),
+        start: Date.UTC(2024, 0, 1, 6),
+        rows: 10,
+        intervalMinutes: 15,
+        timeZone: 'America/Chicago',
+        truncate: true,
+      }),
+      /reason: file ends without the "End of Report" trailer .*\(unchanged for 1 s\); nothing was stored/,
+    ],
   ];
   for (const [name, content] of cases) await writeFile(join(drop, name), content);
   await eventually(async () => (await info(gw, 'insight')).failures === cases.length, 60_000, 50);
@@ -117,15 +144,18 @@ t.test('refused files go to failed/ with <name>.error.txt naming line and reason
   t.match(st.message, /last file failed/);
   // All or nothing per file (issue 21): no rows before the defect, no datapoints of refused files.
   t.same(
-    gw.gateway.registry.list().filter((d) => d.id.startsWith('weitz.') || d.id.startsWith('insight.')).map((d) => d.id),
+    gw.gateway.registry
+      .list()
+      .filter((d) => d.id.startsWith('weitz.') || d.id.startsWith('insight.'))
+      .map((d) => d.id),
     [],
     'refused files left no datapoints (and so no rows) behind',
   );
 });
 
 t.test('unknown points: skip keeps going and reports them, fail refuses the file', async (t) => {
-  const skipDir = await tempDir(t, 'skip');
-  const failDir = await tempDir(t, 'fail');
+  const skipDir = await tempDir(t, 'outpost-bms-skip-');
+  const failDir = await tempDir(t, 'outpost-bms-fail-');
   const gw = await startTestGateway(
     t,
     {
@@ -150,8 +180,8 @@ t.test('unknown points: skip keeps going and reports them, fail refuses the file
 });
 
 t.test('an import interrupted by a restart resumes from the journal without loss or double counting', async (t) => {
-  const dataDir = await tempDir(t, 'data');
-  const drop = await tempDir(t, 'resume');
+  const dataDir = await tempDir(t, 'outpost-bms-data-');
+  const drop = await tempDir(t, 'outpost-bms-resume-');
   const points = defaultInsightPoints(40);
   const rows = 600;
   const start = Date.UTC(2024, 0, 1, 6);
@@ -179,26 +209,38 @@ t.test('an import interrupted by a restart resumes from the journal without loss
 });
 
 t.test('resume skips exactly the rows the journal says are stored', async (t) => {
-  const dataDir = await tempDir(t, 'data2');
-  const drop = await tempDir(t, 'resume2');
+  const dataDir = await tempDir(t, 'outpost-bms-data2-');
+  const drop = await tempDir(t, 'outpost-bms-resume2-');
   const points = defaultInsightPoints(3);
   await mkdir(join(dataDir, 'adapters', 'insight'), { recursive: true });
   const path = join(drop, 'r.csv');
   await writeFile(path, reportText({ points, start: Date.UTC(2024, 0, 1, 6), rows: 10, intervalMinutes: 15, timeZone: 'America/Chicago' }));
   const st = await stat(path);
   // Header is lines 1–9 (key, 3 points, 3 settings, blank, column header): rows are lines 10–19.
-  const journal = { version: 1, counters: { files: 0, rows: 4, points: 12, gaps: 0, failures: 0 }, inProgress: { [path]: { size: st.size, mtimeMs: st.mtimeMs, committedLine: 13, rows: 4, points: 12, gaps: 0, startedAt: 0 } } };
+  const journal = {
+    version: 1,
+    counters: { files: 0, rows: 4, points: 12, gaps: 0, failures: 0 },
+    inProgress: { [path]: { size: st.size, mtimeMs: st.mtimeMs, committedLine: 13, rows: 4, points: 12, gaps: 0, startedAt: 0 } },
+  };
   await writeFile(join(dataDir, 'adapters', 'insight', 'import-journal.json'), JSON.stringify(journal));
   const gw = await startTestGateway(t, { gateway: { timezone: 'America/Chicago' }, adapters: [source(drop, { points: [] })] }, { types, dataDir });
   await eventually(async () => (await info(gw, 'insight')).files === 1, 60_000, 50);
   const stored = await values(gw, 'insight.oatemp');
-  t.same(stored.map((p) => p.t), Array.from({ length: 6 }, (_, i) => Date.UTC(2024, 0, 1, 7) + i * 900_000), 'rows 5–10 stored, rows 1–4 taken as already stored');
+  t.same(
+    stored.map((p) => p.t),
+    Array.from({ length: 6 }, (_, i) => Date.UTC(2024, 0, 1, 7) + i * 900_000),
+    'rows 5–10 stored, rows 1–4 taken as already stored',
+  );
   t.match(await info(gw, 'insight'), { rows: 10, points: 30, files: 1, lastImport: { rows: 10 } });
 });
 
 t.test('the simulator writes realistic Insight reports that the adapter imports', async (t) => {
-  const drop = await tempDir(t, 'sim');
-  const gw = await startTestGateway(t, { gateway: { timezone: 'Europe/Berlin' }, adapters: [source(drop, { points: [], simulator: { everyMs: 1000, points: 12, rows: 8 } })] }, { types });
+  const drop = await tempDir(t, 'outpost-bms-sim-');
+  const gw = await startTestGateway(
+    t,
+    { gateway: { timezone: 'Europe/Berlin' }, adapters: [source(drop, { points: [], simulator: { everyMs: 1000, points: 12, rows: 8 } })] },
+    { types },
+  );
   await eventually(async () => (await info(gw, 'insight')).files >= 1, 60_000, 50);
   const st = await info(gw, 'insight');
   t.equal(st.failures, 0);

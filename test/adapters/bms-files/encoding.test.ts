@@ -5,8 +5,7 @@
  * refused with what to export instead; the long-line error names its line once.
  */
 import t from 'tap';
-import { copyFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import bmsFiles from '../../../adapters/bms-files/index.js';
@@ -16,6 +15,7 @@ import { InsightParser } from '../../../adapters/bms-files/siemens-insight.js';
 import { isOutpostError } from '../../../core/errors.js';
 import { eventually, startTestGateway } from '../../helpers/gateway.js';
 import { FIXTURES, parseAll } from './helpers.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 const CHICAGO = 'America/Chicago';
 const insight = () => new InsightParser({ timeZone: CHICAGO });
@@ -70,7 +70,12 @@ t.test('the UTF-16LE and UTF-16BE ALC trend fixtures parse like the UTF-8 one, n
   const original = await parseAll(alc(), await readFile(FIXTURES + 'alc-webctrl-trend-wide.csv'));
   t.same(
     original.points.map((p) => p.name),
-    ['Weitz Center/AHU-1/Supply Air Temp (°F)', 'Weitz Center/AHU-1/Supply Fan Status', 'Weitz Center/Zähler März/Energy (kWh)', 'Weitz Center/Room 101/Zone Temp (°F)'],
+    [
+      'Weitz Center/AHU-1/Supply Air Temp (°F)',
+      'Weitz Center/AHU-1/Supply Fan Status',
+      'Weitz Center/Zähler März/Energy (kWh)',
+      'Weitz Center/Room 101/Zone Temp (°F)',
+    ],
   );
   t.equal(original.rows.length, 8);
   t.equal(original.rows[0]!.t, Date.UTC(2024, 10, 14, 5), '11/13/2024 11:00:00 PM CST');
@@ -96,9 +101,17 @@ t.test('UTF-16 decoding: surrogate pairs and code units split across chunks, all
     // A pair split exactly between its two code units, in two reads.
     const pair = bytes.indexOf(enc('🌡').subarray(2)) + 2;
     t.same(await lines([bytes.subarray(0, pair), bytes.subarray(pair)]), want, `${name}: surrogate pair across reads`);
-    t.same(await lines([Buffer.concat([bytes, Buffer.from([0x41])])]), [...want.slice(0, 3), 'end\ufffd'], `${name}: a dangling last byte is U+FFFD, not dropped silently`);
+    t.same(
+      await lines([Buffer.concat([bytes, Buffer.from([0x41])])]),
+      [...want.slice(0, 3), 'end\ufffd'],
+      `${name}: a dangling last byte is U+FFFD, not dropped silently`,
+    );
   }
-  t.same(await lines([Buffer.from([0xfe]), Buffer.from([0xff, 0x00]), Buffer.from([0x41, 0x00, 0x0a, 0x00, 0x42])]), ['A', 'B'], 'the BOM decides, even split across reads');
+  t.same(
+    await lines([Buffer.from([0xfe]), Buffer.from([0xff, 0x00]), Buffer.from([0x41, 0x00, 0x0a, 0x00, 0x42])]),
+    ['A', 'B'],
+    'the BOM decides, even split across reads',
+  );
   t.same(await lines([Buffer.from('a\nb')]), ['a', 'b'], 'a file shorter than the sniffed bytes is still read');
   t.same(await lines([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('x,y\n')]), ['x,y'], 'UTF-8 BOM as before');
 });
@@ -129,20 +142,33 @@ t.test('the long-line error says "line N:" once; its reason (.error.txt, history
 });
 
 t.test('real process: UTF-16LE and UTF-16BE Insight exports dropped into a folder are imported, not refused', async (t) => {
-  const drop = await mkdtemp(join(tmpdir(), 'outpost-bms-utf16-'));
-  t.teardown(() => rm(drop, { recursive: true, force: true }));
+  const drop = await tempDir(t, 'outpost-bms-utf16-');
   const gw = await startTestGateway(
     t,
     {
       gateway: { timezone: CHICAGO },
-      adapters: [{ id: 'insight', type: 'bms-files', format: 'siemens-insight', dropDir: drop, pollMs: 30, stableMs: 100, points: [{ exact: 'OATEMP', id: 'weitz.oat' }] }],
+      adapters: [
+        {
+          id: 'insight',
+          type: 'bms-files',
+          format: 'siemens-insight',
+          dropDir: drop,
+          pollMs: 30,
+          stableMs: 100,
+          points: [{ exact: 'OATEMP', id: 'weitz.oat' }],
+        },
+      ],
     },
     { types: [bmsFiles as never] },
   );
   await copyFile(FIXTURES + 'siemens-insight-trend-interval.utf16le.csv', join(drop, 'weitz-unicode-le.csv'));
   await copyFile(FIXTURES + 'siemens-insight-trend-interval.utf16be.csv', join(drop, 'weitz-unicode-be.csv'));
-  const info = async (): Promise<Record<string, any>> => {
-    const items = ((await (await fetch(`${gw.httpUrl}/api/adapters`)).json()) as { items: Array<{ id: string; info: Record<string, unknown> }> }).items;
+  const info = async (): Promise<Record<string, unknown> & { files: number; failures: number; rows: number }> => {
+    const items = (
+      (await (await fetch(`${gw.httpUrl}/api/adapters`)).json()) as {
+        items: Array<{ id: string; info: Record<string, unknown> & { files: number; failures: number; rows: number } }>;
+      }
+    ).items;
     return items.find((i) => i.id === 'insight')!.info;
   };
   await eventually(async () => (await info()).files + (await info()).failures === 2, 60_000, 50);
@@ -150,6 +176,8 @@ t.test('real process: UTF-16LE and UTF-16BE Insight exports dropped into a folde
   t.equal(i.failures, 0, `nothing refused (${JSON.stringify(i.lastFailure)})`);
   t.equal(i.rows, 32, 'both files: 16 rows each');
   t.same((await readdir(join(drop, 'archive'))).sort(), ['weitz-unicode-be.csv', 'weitz-unicode-le.csv']);
-  const v = (await (await fetch(`${gw.httpUrl}/api/datapoints/weitz.oat/values?from=2017-01-01T00:00:00Z&to=2019-01-01T00:00:00Z`)).json()) as { values: unknown[] };
+  const v = (await (await fetch(`${gw.httpUrl}/api/datapoints/weitz.oat/values?from=2017-01-01T00:00:00Z&to=2019-01-01T00:00:00Z`)).json()) as {
+    values: unknown[];
+  };
   t.equal(v.values.length, 16, 'the same 16 readings (the second file overwrites the first)');
 });

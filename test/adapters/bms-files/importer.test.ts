@@ -1,6 +1,5 @@
 import t from 'tap';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { importFile, type Progress } from '../../../adapters/bms-files/importer.js';
 import { InsightParser } from '../../../adapters/bms-files/siemens-insight.js';
@@ -8,12 +7,12 @@ import { PointMapper } from '../../../adapters/bms-files/mapping.js';
 import { defaultInsightPoints } from '../../../adapters/bms-files/simulator.js';
 import { OutpostError } from '../../../core/errors.js';
 import { reportText } from './helpers.js';
+import { tempDir, type Teardown } from '../../helpers/teardown.js';
 
 const ZONE = 'America/Chicago';
 
-async function report(t: { teardown(fn: () => unknown): void }, rows: number, extra: { truncate?: boolean } = {}): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-bms-importer-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+async function report(t: Teardown, rows: number, extra: { truncate?: boolean } = {}): Promise<string> {
+  const dir = await tempDir(t, 'outpost-bms-importer-');
   const path = join(dir, 'r.csv');
   await writeFile(path, reportText({ points: defaultInsightPoints(10), start: Date.UTC(2024, 0, 1, 6), rows, intervalMinutes: 15, timeZone: ZONE, ...extra }));
   return path;
@@ -47,30 +46,42 @@ function slowTarget(failOnCall?: number) {
   };
 }
 
-t.test('at most two batches are being stored at once, handed over in file order, each checkpointed after it and those before it are stored', async (t) => {
-  const path = await report(t, 200);
-  const s = slowTarget();
-  const checkpoints: Progress[] = [];
-  const result = await importFile({
+/** `importFile` of an Insight report into `s`, every point registered under its own name. */
+function importInto(path: string, s: ReturnType<typeof slowTarget>, batchSize: number, checkpoint: (p: Progress) => Promise<void>) {
+  return importFile({
     path,
     parser: new InsightParser({ timeZone: ZONE }),
     mapper: new PointMapper([], 'register', 'x'),
     target: s.target,
     describe: (_p, m) => ({ id: m.id }),
-    batchSize: 300,
+    batchSize,
     registered: new Set(),
-    checkpoint: async (p) => {
-      t.ok(s.stored.length >= p.points, `checkpoint at line ${p.committedLine} only after its points are stored`);
-      checkpoints.push(p);
-    },
+    checkpoint,
+  });
+}
+
+t.test('at most two batches are being stored at once, handed over in file order, each checkpointed after it and those before it are stored', async (t) => {
+  const path = await report(t, 200);
+  const s = slowTarget();
+  const checkpoints: Progress[] = [];
+  const result = await importInto(path, s, 300, async (p) => {
+    t.ok(s.stored.length >= p.points, `checkpoint at line ${p.committedLine} only after its points are stored`);
+    checkpoints.push(p);
   });
   t.equal(result.rows, 200);
   t.equal(result.points, 2000);
   t.equal(result.datapoints, 10);
   t.equal(s.maxActive, 2, 'two writes at once (storage prepares one while it writes the other), never three');
-  t.same(s.stored.map((p) => p.t), [...s.stored.map((p) => p.t)].sort((a, b) => a - b), 'stored in file order');
+  t.same(
+    s.stored.map((p) => p.t),
+    [...s.stored.map((p) => p.t)].sort((a, b) => a - b),
+    'stored in file order',
+  );
   t.ok(checkpoints.length >= 6, `${checkpoints.length} batches`);
-  t.same(checkpoints.map((c) => c.committedLine), [...checkpoints.map((c) => c.committedLine)].sort((a, b) => a - b));
+  t.same(
+    checkpoints.map((c) => c.committedLine),
+    [...checkpoints.map((c) => c.committedLine)].sort((a, b) => a - b),
+  );
 });
 
 t.test('a storage failure stops the import with the storage error; nothing after it is checkpointed', async (t) => {
@@ -78,16 +89,7 @@ t.test('a storage failure stops the import with the storage error; nothing after
   const s = slowTarget(3);
   const checkpoints: Progress[] = [];
   await t.rejects(
-    importFile({
-      path,
-      parser: new InsightParser({ timeZone: ZONE }),
-      mapper: new PointMapper([], 'register', 'x'),
-      target: s.target,
-      describe: (_p, m) => ({ id: m.id }),
-      batchSize: 300,
-      registered: new Set(),
-      checkpoint: async (p) => void checkpoints.push(p),
-    }),
+    importInto(path, s, 300, async (p) => void checkpoints.push(p)),
     { code: 'STORAGE_WRITE_FAILED' },
   );
   t.equal(checkpoints.length, 2, 'the two stored batches are in the journal, the failed one is not');
@@ -102,16 +104,7 @@ t.test('a defect keeps the complete rows before it, stored before the error is t
   const s = slowTarget();
   let last: Progress | undefined;
   await t.rejects(
-    importFile({
-      path,
-      parser: new InsightParser({ timeZone: ZONE }),
-      mapper: new PointMapper([], 'register', 'x'),
-      target: s.target,
-      describe: (_p, m) => ({ id: m.id }),
-      batchSize: 120,
-      registered: new Set(),
-      checkpoint: async (p) => void (last = p),
-    }),
+    importInto(path, s, 120, async (p) => void (last = p)),
     { code: 'BMS_FILE_INVALID', message: /End of Report/ },
   );
   t.equal(last?.rows, 50, 'every complete row stored and checkpointed');

@@ -28,7 +28,10 @@ t.test('line splitter: CRLF, LF, CR-only, CR|LF across chunks, BOM, multi-byte U
   t.same(await lines([Buffer.from([0xef, 0xbb]), Buffer.from([0xbf, 0x78, 0x0a])]), ['x'], 'BOM split across chunks is removed');
   const euro = Buffer.from('€\n');
   t.same(await lines([euro.subarray(0, 1), euro.subarray(1)]), ['€']);
-  await t.rejects(lines(['x'.repeat(100)]).then(() => readLinesWithMax('y'.repeat(100), 10)), /longer than 10 characters/);
+  await t.rejects(
+    lines(['x'.repeat(100)]).then(() => readLinesWithMax('y'.repeat(100), 10)),
+    /longer than 10 characters/,
+  );
 });
 
 async function readLinesWithMax(text: string, max: number): Promise<string[]> {
@@ -66,10 +69,36 @@ t.test('zone conversion and the DST rule (America/Chicago and Europe/Berlin)', a
 t.test('value cells: plain numbers padded with blanks, and everything that is not one', async (t) => {
   const cells = new CellReader();
   const cases: Array<[string, number | null | undefined]> = [
-    ['12.34', 12.34], [' -2.41', -2.41], ['  7  ', 7], ['+.5', 0.5], ['5.', 5], ['-0', -0], ['1e5', 1e5], ['2.5E-3', 0.0025], ['1e+2', 100],
-    ['1,234.5', 1234.5], ['\t3', 3], ['', undefined], ['   ', undefined], ['ON', 1], [' off ', 0], ['No Data', null], ['data loss', null],
-    ['.', NaN], ['-', NaN], ['1e', NaN], ['1e+', NaN], ['0x10', NaN], ['Infinity', NaN], ['-Infinity', NaN], ['1 2', NaN], ['12a', NaN],
-    ['1.2.3', NaN], ['--1', NaN], ['1e5.5', NaN], ['١٢', NaN],
+    ['12.34', 12.34],
+    [' -2.41', -2.41],
+    ['  7  ', 7],
+    ['+.5', 0.5],
+    ['5.', 5],
+    ['-0', -0],
+    ['1e5', 1e5],
+    ['2.5E-3', 0.0025],
+    ['1e+2', 100],
+    ['1,234.5', 1234.5],
+    ['\t3', 3],
+    ['', undefined],
+    ['   ', undefined],
+    ['ON', 1],
+    [' off ', 0],
+    ['No Data', null],
+    ['data loss', null],
+    ['.', NaN],
+    ['-', NaN],
+    ['1e', NaN],
+    ['1e+', NaN],
+    ['0x10', NaN],
+    ['Infinity', NaN],
+    ['-Infinity', NaN],
+    ['1 2', NaN],
+    ['12a', NaN],
+    ['1.2.3', NaN],
+    ['--1', NaN],
+    ['1e5.5', NaN],
+    ['١٢', NaN],
   ];
   for (const [cell, want] of cases) t.same(cells.read(cell), want, JSON.stringify(cell));
   t.equal(Object.is(cells.read('-0'), -0), true, '-0 stays negative zero');
@@ -129,13 +158,29 @@ t.test('real sample: key block, settings, header, values, ON, gaps, leading spac
   t.notOk(all.some((v) => typeof v === 'number' && Number.isNaN(v)));
 });
 
-const small = { points: [{ name: 'OATEMP', kind: 'outdoor' as const }, { name: 'EV.HX2.ENA', kind: 'enable' as const }, { name: 'EV.RM102.V', kind: 'valve' as const }], start: Date.UTC(2024, 0, 15, 6), rows: 96, intervalMinutes: 15, timeZone: CHICAGO };
+const small = {
+  points: [
+    { name: 'OATEMP', kind: 'outdoor' as const },
+    { name: 'EV.HX2.ENA', kind: 'enable' as const },
+    { name: 'EV.RM102.V', kind: 'valve' as const },
+  ],
+  start: Date.UTC(2024, 0, 15, 6),
+  rows: 96,
+  intervalMinutes: 15,
+  timeZone: CHICAGO,
+};
 
 t.test('line-ending, BOM and Excel unquoted variants parse to the same values', async (t) => {
   const reference = await parseAll(parser(), reportText(small));
   t.equal(reference.rows.length, 96);
-  t.ok(reference.rows.some((r) => r.values.get(1) === 0), 'OFF → 0 present');
-  t.ok(reference.rows.some((r) => r.values.get(1) === 1), 'ON → 1 present');
+  t.ok(
+    reference.rows.some((r) => r.values.get(1) === 0),
+    'OFF → 0 present',
+  );
+  t.ok(
+    reference.rows.some((r) => r.values.get(1) === 1),
+    'ON → 1 present',
+  );
   const variants: Array<[string, string | Buffer]> = [
     ['LF', reportText({ ...small, eol: '\n' })],
     ['CR only', reportText({ ...small, eol: '\r' })],
@@ -157,7 +202,11 @@ t.test('DST days: autumn repeated hour goes to standard time, spring missing hou
   const autumn = { ...small, start: Date.UTC(2023, 10, 5, 5), rows: 12 };
   const pa = parser();
   const a = await parseAll(pa, reportText(autumn));
-  t.same(a.rows.map((r) => r.t), Array.from({ length: 12 }, (_, i) => autumn.start + i * 900_000), 'every instant recovered in order');
+  t.same(
+    a.rows.map((r) => r.t),
+    Array.from({ length: 12 }, (_, i) => autumn.start + i * 900_000),
+    'every instant recovered in order',
+  );
   t.equal(pa.stats.dstRepeatedRows, 4);
   // A spring report written on a fixed local grid includes 02:00–02:45, which never happened.
   const spring = ['"Key  Name:Suffix  Trend Definitions Used"', '"Point_1:","OATEMP","","15 minutes"', '"<>Date","Time","Point_1"'];
@@ -165,17 +214,37 @@ t.test('DST days: autumn repeated hour goes to standard time, spring missing hou
   spring.push('" *** End of Report ***"');
   const ps = parser();
   const s = await parseAll(ps, spring.join('\r\n'));
-  t.same(s.rows.map((r) => r.t), [Date.UTC(2023, 2, 12, 7, 45), Date.UTC(2023, 2, 12, 8, 0)]);
-  t.same(s.rows.map((r) => r.values.get(0)), [1, 3], 'the 03:00 reading is not overwritten by a shifted 02:xx row');
+  t.same(
+    s.rows.map((r) => r.t),
+    [Date.UTC(2023, 2, 12, 7, 45), Date.UTC(2023, 2, 12, 8, 0)],
+  );
+  t.same(
+    s.rows.map((r) => r.values.get(0)),
+    [1, 3],
+    'the 03:00 reading is not overwritten by a shifted 02:xx row',
+  );
   t.equal(ps.stats.dstSkippedRows, 4);
 });
 
 t.test('Error: trend definitions are kept as point errors, their cells read as gaps', async (t) => {
-  const text = ['"Key  Name:Suffix  Trend Definitions Used"', '"Point_1:","EV.RM102.V","","Error: Trend definition not found"', '"Point_2:","OATEMP","","15 minutes"', '"<>Date","Time","Point_1","Point_2"', '"1/15/2024","00:00:00","No Data","12.5"', '" *** End of Report ***"'].join('\r\n');
+  const text = [
+    '"Key  Name:Suffix  Trend Definitions Used"',
+    '"Point_1:","EV.RM102.V","","Error: Trend definition not found"',
+    '"Point_2:","OATEMP","","15 minutes"',
+    '"<>Date","Time","Point_1","Point_2"',
+    '"1/15/2024","00:00:00","No Data","12.5"',
+    '" *** End of Report ***"',
+  ].join('\r\n');
   const out = await parseAll(parser(), text);
   t.equal(out.points[0]!.error, 'Error: Trend definition not found');
   t.equal(out.points[0]!.name, 'EV.RM102.V');
-  t.same([...out.rows[0]!.values], [[0, null], [1, 12.5]]);
+  t.same(
+    [...out.rows[0]!.values],
+    [
+      [0, null],
+      [1, 12.5],
+    ],
+  );
 });
 
 async function failure(text: string | Buffer): Promise<{ line: number; reason: string; message: string }> {

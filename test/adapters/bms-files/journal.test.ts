@@ -4,11 +4,11 @@
  * counters, and a stop (flush) or the end of a file writes everything.
  */
 import t from 'tap';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImportJournal, MAX_NOTED } from '../../../adapters/bms-files/journal.js';
 import { OutpostError } from '../../../core/errors.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 const FILE = '/drop/a.csv';
 const progress = (line: number, rows: number) => ({ size: 100, mtimeMs: 1, committedLine: line, rows, points: rows * 3, gaps: 0, startedAt: 5 });
@@ -20,8 +20,7 @@ async function onDisk(dir: string): Promise<ImportJournal> {
 }
 
 t.test('checkpoints in between writes are kept in memory; flush and finish write them', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-journal-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-journal-');
   const journal = new ImportJournal(dir, 60_000);
   await journal.checkpoint(FILE, progress(10, 10), { rows: 10, points: 30, gaps: 0 });
   t.equal((await onDisk(dir)).progress(FILE)?.committedLine, 10, 'the first checkpoint is written');
@@ -29,7 +28,11 @@ t.test('checkpoints in between writes are kept in memory; flush and finish write
   await journal.checkpoint(FILE, progress(30, 30), { rows: 10, points: 30, gaps: 0 });
   t.equal(journal.counters.rows, 30, 'counters in memory are current');
   const crashed = await onDisk(dir);
-  t.same([crashed.progress(FILE)?.committedLine, crashed.counters.rows], [10, 10], 'a crash now resumes after line 10 with the rows up to it counted: replayed rows count once');
+  t.same(
+    [crashed.progress(FILE)?.committedLine, crashed.counters.rows],
+    [10, 10],
+    'a crash now resumes after line 10 with the rows up to it counted: replayed rows count once',
+  );
   await journal.flush();
   const stopped = await onDisk(dir);
   t.same([stopped.progress(FILE)?.committedLine, stopped.counters.rows, stopped.counters.points], [30, 30, 90], 'flush writes the last checkpoint');
@@ -42,10 +45,11 @@ t.test('checkpoints in between writes are kept in memory; flush and finish write
 const fileNotes = (o: Partial<Parameters<ImportJournal['note']>[0]> = {}) => ({ unmapped: [], pointErrors: [], dstSkippedRows: 0, dstRepeatedRows: 0, ...o });
 
 t.test('status notes (unmapped points, point errors, DST rows, last file failed) survive a restart', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-journal-notes-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-journal-notes-');
   const journal = new ImportJournal(dir, 60_000);
-  journal.note(fileNotes({ unmapped: ['EV.X', 'EV.Y'], pointErrors: [{ name: 'EV.RM208.RT', error: 'Error: Trend not defined' }], dstSkippedRows: 4, dstRepeatedRows: 1 }));
+  journal.note(
+    fileNotes({ unmapped: ['EV.X', 'EV.Y'], pointErrors: [{ name: 'EV.RM208.RT', error: 'Error: Trend not defined' }], dstSkippedRows: 4, dstRepeatedRows: 1 }),
+  );
   await journal.finish(FILE, { ok: true, summary: { file: 'a.csv', at: 9, rows: 40, points: 120, gaps: 0, ms: 4 } });
   journal.note(fileNotes({ unmapped: ['EV.Y', 'EV.Z'], pointErrors: [{ name: 'EV.RM208.RT', error: 'Error: Trend not defined' }], dstSkippedRows: 4 }));
   await journal.finish('/drop/b.csv', { ok: false, failure: { file: 'b.csv', at: 10, reason: 'bad' } });
@@ -67,10 +71,21 @@ t.test('status notes (unmapped points, point errors, DST rows, last file failed)
 });
 
 t.test('journals written before the notes load with empty notes and the last outcome from the counters', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-journal-old-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-journal-old-');
   // As the previous version wrote it.
-  const old = { version: 1, counters: { files: 3, rows: 48, points: 7776, gaps: 447, failures: 1, lastImport: { file: 'a.csv', at: 100, rows: 16, points: 2592, gaps: 149, ms: 50 }, lastFailure: { file: 'b.csv', at: 200, reason: 'line 2: x' } }, inProgress: {} };
+  const old = {
+    version: 1,
+    counters: {
+      files: 3,
+      rows: 48,
+      points: 7776,
+      gaps: 447,
+      failures: 1,
+      lastImport: { file: 'a.csv', at: 100, rows: 16, points: 2592, gaps: 149, ms: 50 },
+      lastFailure: { file: 'b.csv', at: 200, reason: 'line 2: x' },
+    },
+    inProgress: {},
+  };
   await writeFile(join(dir, 'import-journal.json'), JSON.stringify(old));
   const j = await onDisk(dir);
   t.same(j.counters, old.counters);
@@ -81,13 +96,15 @@ t.test('journals written before the notes load with empty notes and the last out
   t.same(written.counters, old.counters, 'counters as they were: an older version still reads the file');
   t.equal(written.version, 1);
   // Damaged or partial notes (a hand edit) start from what is readable.
-  await writeFile(join(dir, 'import-journal.json'), JSON.stringify({ ...old, notes: { unmappedPoints: ['A', 7], pointErrors: [{ name: 'B' }], dstSkippedRows: 'x' } }));
+  await writeFile(
+    join(dir, 'import-journal.json'),
+    JSON.stringify({ ...old, notes: { unmappedPoints: ['A', 7], pointErrors: [{ name: 'B' }], dstSkippedRows: 'x' } }),
+  );
   t.same((await onDisk(dir)).notes, { unmappedPoints: ['A'], pointErrors: [], dstSkippedRows: 0, dstRepeatedRows: 0, lastFileFailed: false });
 });
 
 t.test('pruneUnmapped: names the current rules map are dropped at start; a rule that refuses keeps them', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-journal-prune-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-journal-prune-');
   const j = new ImportJournal(dir);
   j.note(fileNotes({ unmapped: ['OATEMP', 'EV.X', 'EV.Y'] }));
   await j.save();

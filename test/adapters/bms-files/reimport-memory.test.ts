@@ -7,7 +7,7 @@
  * Before: a re-import read and held everything it overwrote (every chunk and rollup bucket a
  * commit of 50,000 points touched, all datapoints at once): the 6.2 MB report of the issue died
  * with "JavaScript heap out of memory" after ~17 s; this test's 50 MB report did the same
- * (storage/README.md "Overwrites"). Now all three complete and the process stays under
+ * (storage/DESIGN.md "Overwrites"). Now all three complete and the process stays under
  * ANON_BOUND_MB and RSS_BOUND_MB (adapters/bms-files/README.md "Limits"), sampled every 250 ms
  * from /proc/<pid>/status.
  *
@@ -16,15 +16,15 @@
  * does not have: the bounds hold with room for that.
  */
 import t from 'tap';
-import { copyFile, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PI_HEAP_NODE_ARGS, spawnOutpost } from '../../helpers/process.js';
+import { PI_HEAP_NODE_ARGS, spawnOutpost, processYamlHead } from '../../helpers/process.js';
 import { localApi } from '../../helpers/local-api.js';
 import { eventually } from '../../helpers/gateway.js';
 import { freePort } from '../../helpers/reverse-proxy.js';
 import { defaultInsightPoints, writeInsightReport } from '../../../adapters/bms-files/simulator.js';
 import type { ImportHistoryEntry } from '../../../adapters/bms-files/history.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 // The sources, not a build in dist/ that may be older than them.
 process.env.OUTPOST_TEST_FROM_SOURCE = '1';
@@ -60,124 +60,131 @@ async function memoryOf(pid: number): Promise<{ rss: number; hwm: number; anon: 
   }
 }
 
-t.test(`a ${REPORT_MB} MB Insight report imported twice (every reading overwritten), then a corrected export, under the Pi heap flags: all complete, memory bounded`, async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'outpost-reimport-'));
-  t.teardown(() => rm(root, { recursive: true, force: true }));
-  const dataDir = join(root, 'data');
-  const drop = join(root, 'drop');
-  const config = join(root, 'outpost.yaml');
-  await writeFile(
-    config,
-    `gateway: { id: reimport-memory, timezone: America/Chicago }
-dataDir: ${dataDir}
-log: { level: warn }
-broker: { mqtt: { host: 127.0.0.1, port: 0 } }
-http: { host: 127.0.0.1, port: ${await freePort()} }
-adapters:
+t.test(
+  `a ${REPORT_MB} MB Insight report imported twice (every reading overwritten), then a corrected export, under the Pi heap flags: all complete, memory bounded`,
+  async (t) => {
+    const root = await tempDir(t, 'outpost-reimport-');
+    const dataDir = join(root, 'data');
+    const drop = join(root, 'drop');
+    const config = join(root, 'outpost.yaml');
+    await writeFile(
+      config,
+      `${processYamlHead({ id: 'reimport-memory', timezone: 'America/Chicago', dataDir, log: 'warn', httpPort: await freePort() })}adapters:
   - { id: insight, type: bms-files, format: siemens-insight, dropDir: ${drop}, pollMs: 200, stableMs: 300 }
 `,
-  );
-  const rows = Math.round((REPORT_MB * 1024 * 1024) / ROW_BYTES);
-  const report = await writeInsightReport(root, 'report.csv', {
-    points: defaultInsightPoints(POINTS),
-    start: Date.UTC(2022, 0, 1, 6),
-    rows,
-    intervalMinutes: 15,
-    timeZone: 'America/Chicago',
-    gapRatio: 0.01,
-  });
-  const size = (await stat(report.path)).size;
-  t.comment(`report: ${POINTS} points × ${rows} rows, ${(size / 1024 / 1024).toFixed(1)} MB`);
-
-  const gw = spawnOutpost(['start', '-c', config], { nodeArgs: PI_HEAP_NODE_ARGS });
-  t.teardown(() => gw.child.kill('SIGKILL'));
-  await gw.ready;
-  const pid = gw.child.pid!;
-  let peakRss = 0;
-  let peakAnon = 0;
-  const trace: string[] = [];
-  const sampler = setInterval(() => {
-    void memoryOf(pid).then((m) => {
-      if (!m) return;
-      peakRss = Math.max(peakRss, m.rss);
-      peakAnon = Math.max(peakAnon, m.anon);
-      if (trace.length < 2000) trace.push(`${m.rss.toFixed(0)}/${m.anon.toFixed(0)}`);
-    });
-  }, 250);
-  t.teardown(() => clearInterval(sampler));
-  const idle = (await memoryOf(pid))!.rss;
-
-  const api = localApi(dataDir);
-  // The V8 heap as the gateway reports it (/metrics), for the figures.
-  let peakHeap = 0;
-  const heapSampler = setInterval(() => {
-    void api('/metrics')
-      .then((res) => res.text())
-      .then((text) => {
-        const used = /^outpost_nodejs_heap_size_used_bytes (\S+)/m.exec(text);
-        if (used) peakHeap = Math.max(peakHeap, Number(used[1]) / 1024 / 1024);
-      })
-      .catch(() => undefined);
-  }, 1000);
-  t.teardown(() => clearInterval(heapSampler));
-  const history = async (): Promise<ImportHistoryEntry[]> => ((await (await api('/api/imports/insight?limit=10')).json()) as { items: ImportHistoryEntry[] }).items;
-  // Into the drop folder under a name the watcher skips, then renamed: it never sees half a file.
-  const dropAs = async (name: string, path = report.path): Promise<ImportHistoryEntry> => {
-    await copyFile(path, join(drop, `${name}.tmp`));
-    await rename(join(drop, `${name}.tmp`), join(drop, name));
-    let done: ImportHistoryEntry | undefined;
-    await eventually(
-      async () => {
-        if (gw.child.exitCode !== null || gw.child.signalCode !== null) throw new Error(`the gateway died importing ${name}:\n${gw.stderr().slice(-2000)}`);
-        done = (await history()).find((h) => h.file === name);
-        return done !== undefined;
-      },
-      200_000,
-      250,
     );
-    return done!;
-  };
+    const rows = Math.round((REPORT_MB * 1024 * 1024) / ROW_BYTES);
+    const report = await writeInsightReport(root, 'report.csv', {
+      points: defaultInsightPoints(POINTS),
+      start: Date.UTC(2022, 0, 1, 6),
+      rows,
+      intervalMinutes: 15,
+      timeZone: 'America/Chicago',
+      gapRatio: 0.01,
+    });
+    const size = (await stat(report.path)).size;
+    t.comment(`report: ${POINTS} points × ${rows} rows, ${(size / 1024 / 1024).toFixed(1)} MB`);
 
-  const first = await dropAs('first.csv');
-  t.comment(`first import: ${first.ms} ms, ${first.points} points; peak RSS so far ${peakRss.toFixed(0)} MB (idle ${idle.toFixed(0)} MB)`);
-  const second = await dropAs('second.csv');
-  t.comment(`re-import: ${second.ms} ms (×${(second.ms / first.ms).toFixed(2)} the first); peak RSS ${peakRss.toFixed(0)} MB, RssAnon ${peakAnon.toFixed(0)} MB, V8 heap used ${peakHeap.toFixed(0)} MB`);
+    const gw = spawnOutpost(['start', '-c', config], { nodeArgs: PI_HEAP_NODE_ARGS });
+    t.teardown(() => gw.child.kill('SIGKILL'));
+    await gw.ready;
+    const pid = gw.child.pid!;
+    let peakRss = 0;
+    let peakAnon = 0;
+    const trace: string[] = [];
+    const sampler = setInterval(() => {
+      void memoryOf(pid).then((m) => {
+        if (!m) return;
+        peakRss = Math.max(peakRss, m.rss);
+        peakAnon = Math.max(peakAnon, m.anon);
+        if (trace.length < 2000) trace.push(`${m.rss.toFixed(0)}/${m.anon.toFixed(0)}`);
+      });
+    }, 250);
+    t.teardown(() => clearInterval(sampler));
+    const idle = (await memoryOf(pid))!.rss;
 
-  // A corrected export: the first CHANGED_ROWS rows with every number changed. The same file
-  // again stores no reading anew (storage skips what is stored as it is); this one overwrites
-  // every number and recomputes every rollup bucket it lands in, in the same bounded memory.
-  const outdoor = async (at: number): Promise<number | undefined> => {
-    const iso = new Date(at).toISOString();
-    const res = (await (await api(`/api/datapoints/insight.oatemp/values?from=${iso}&to=${iso}`)).json()) as { values: Array<{ v: number }> };
-    return res.values[0]?.v;
-  };
-  const probe = Date.UTC(2022, 0, 1, 6) + 100 * 15 * 60_000;
-  const before = await outdoor(probe);
-  const corrected = await writeInsightReport(root, 'corrected.csv', {
-    points: defaultInsightPoints(POINTS),
-    start: Date.UTC(2022, 0, 1, 6),
-    rows: CHANGED_ROWS,
-    intervalMinutes: 15,
-    timeZone: 'America/Chicago',
-    gapRatio: 0.01,
-  });
-  const text = await readFile(corrected.path, 'utf8');
-  await writeFile(corrected.path, text.replace(/"(-?\d+\.\d\d)"/g, (_all, v: string) => `"${(Number(v) + 1).toFixed(2)}"`));
-  const third = await dropAs('corrected.csv', corrected.path);
-  const end = (await memoryOf(pid))!;
-  clearInterval(sampler);
-  clearInterval(heapSampler);
-  t.comment(`corrected export (${CHANGED_ROWS} rows, every number changed): ${third.ms} ms; peak RSS ${Math.max(peakRss, end.hwm).toFixed(0)} MB (VmHWM), now ${end.rss.toFixed(0)} MB; peak RssAnon ${peakAnon.toFixed(0)} MB, RssFile now ${end.file.toFixed(0)} MB; peak V8 heap used ${peakHeap.toFixed(0)} MB`);
-  t.comment(`RSS/RssAnon every 250 ms (MB): ${trace.join(' ')}`);
+    const api = localApi(dataDir);
+    // The V8 heap as the gateway reports it (/metrics), for the figures.
+    let peakHeap = 0;
+    const heapSampler = setInterval(() => {
+      void api('/metrics')
+        .then((res) => res.text())
+        .then((text) => {
+          const used = /^outpost_nodejs_heap_size_used_bytes (\S+)/m.exec(text);
+          if (used) peakHeap = Math.max(peakHeap, Number(used[1]) / 1024 / 1024);
+        })
+        .catch(() => undefined);
+    }, 1000);
+    t.teardown(() => clearInterval(heapSampler));
+    const history = async (): Promise<ImportHistoryEntry[]> =>
+      ((await (await api('/api/imports/insight?limit=10')).json()) as { items: ImportHistoryEntry[] }).items;
+    // Into the drop folder under a name the watcher skips, then renamed: it never sees half a file.
+    const dropAs = async (name: string, path = report.path): Promise<ImportHistoryEntry> => {
+      await copyFile(path, join(drop, `${name}.tmp`));
+      await rename(join(drop, `${name}.tmp`), join(drop, name));
+      let done: ImportHistoryEntry | undefined;
+      await eventually(
+        async () => {
+          if (gw.child.exitCode !== null || gw.child.signalCode !== null) throw new Error(`the gateway died importing ${name}:\n${gw.stderr().slice(-2000)}`);
+          done = (await history()).find((h) => h.file === name);
+          return done !== undefined;
+        },
+        200_000,
+        250,
+      );
+      return done!;
+    };
 
-  t.match(first, { status: 'imported', rows }, 'the first import completes with every row');
-  t.match(second, { status: 'imported', rows, points: first.points }, 'the re-import (every reading an overwrite) completes with every row');
-  t.match(third, { status: 'imported', rows: CHANGED_ROWS }, 'the corrected export (every number an overwrite with a new value) completes');
-  t.equal(await outdoor(probe), before! + 1, 'its values are stored');
-  t.equal(gw.child.exitCode, null, 'the gateway is alive');
-  t.ok(peakAnon < ANON_BOUND_MB, `peak RssAnon ${peakAnon.toFixed(0)} MB is under ${ANON_BOUND_MB} MB`);
-  t.ok(end.hwm < RSS_BOUND_MB, `peak RSS (VmHWM) ${end.hwm.toFixed(0)} MB is under ${RSS_BOUND_MB} MB`);
-  // What was imported is there: the last row's outdoor temperature.
-  const values = (await (await api(`/api/datapoints/insight.oatemp/values?from=2021-01-01T00:00:00Z&to=2030-01-01T00:00:00Z&order=desc&limit=1`)).json()) as { values: Array<{ t: number }> };
-  t.equal(values.values[0]?.t, Date.UTC(2022, 0, 1, 6) + (rows - 1) * 15 * 60_000, 'the newest reading is the report’s last row');
-});
+    const first = await dropAs('first.csv');
+    t.comment(`first import: ${first.ms} ms, ${first.points} points; peak RSS so far ${peakRss.toFixed(0)} MB (idle ${idle.toFixed(0)} MB)`);
+    const second = await dropAs('second.csv');
+    t.comment(
+      `re-import: ${second.ms} ms (×${(second.ms / first.ms).toFixed(2)} the first); peak RSS ${peakRss.toFixed(0)} MB, RssAnon ${peakAnon.toFixed(0)} MB, V8 heap used ${peakHeap.toFixed(0)} MB`,
+    );
+
+    // A corrected export: the first CHANGED_ROWS rows with every number changed. The same file
+    // again stores no reading anew (storage skips what is stored as it is); this one overwrites
+    // every number and recomputes every rollup bucket it lands in, in the same bounded memory.
+    const outdoor = async (at: number): Promise<number | undefined> => {
+      const iso = new Date(at).toISOString();
+      const res = (await (await api(`/api/datapoints/insight.oatemp/values?from=${iso}&to=${iso}`)).json()) as { values: Array<{ v: number }> };
+      return res.values[0]?.v;
+    };
+    const probe = Date.UTC(2022, 0, 1, 6) + 100 * 15 * 60_000;
+    const before = await outdoor(probe);
+    const corrected = await writeInsightReport(root, 'corrected.csv', {
+      points: defaultInsightPoints(POINTS),
+      start: Date.UTC(2022, 0, 1, 6),
+      rows: CHANGED_ROWS,
+      intervalMinutes: 15,
+      timeZone: 'America/Chicago',
+      gapRatio: 0.01,
+    });
+    const text = await readFile(corrected.path, 'utf8');
+    await writeFile(
+      corrected.path,
+      text.replace(/"(-?\d+\.\d\d)"/g, (_all, v: string) => `"${(Number(v) + 1).toFixed(2)}"`),
+    );
+    const third = await dropAs('corrected.csv', corrected.path);
+    const end = (await memoryOf(pid))!;
+    clearInterval(sampler);
+    clearInterval(heapSampler);
+    t.comment(
+      `corrected export (${CHANGED_ROWS} rows, every number changed): ${third.ms} ms; peak RSS ${Math.max(peakRss, end.hwm).toFixed(0)} MB (VmHWM), now ${end.rss.toFixed(0)} MB; peak RssAnon ${peakAnon.toFixed(0)} MB, RssFile now ${end.file.toFixed(0)} MB; peak V8 heap used ${peakHeap.toFixed(0)} MB`,
+    );
+    t.comment(`RSS/RssAnon every 250 ms (MB): ${trace.join(' ')}`);
+
+    t.match(first, { status: 'imported', rows }, 'the first import completes with every row');
+    t.match(second, { status: 'imported', rows, points: first.points }, 'the re-import (every reading an overwrite) completes with every row');
+    t.match(third, { status: 'imported', rows: CHANGED_ROWS }, 'the corrected export (every number an overwrite with a new value) completes');
+    t.equal(await outdoor(probe), before! + 1, 'its values are stored');
+    t.equal(gw.child.exitCode, null, 'the gateway is alive');
+    t.ok(peakAnon < ANON_BOUND_MB, `peak RssAnon ${peakAnon.toFixed(0)} MB is under ${ANON_BOUND_MB} MB`);
+    t.ok(end.hwm < RSS_BOUND_MB, `peak RSS (VmHWM) ${end.hwm.toFixed(0)} MB is under ${RSS_BOUND_MB} MB`);
+    // What was imported is there: the last row's outdoor temperature.
+    const values = (await (await api(`/api/datapoints/insight.oatemp/values?from=2021-01-01T00:00:00Z&to=2030-01-01T00:00:00Z&order=desc&limit=1`)).json()) as {
+      values: Array<{ t: number }>;
+    };
+    t.equal(values.values[0]?.t, Date.UTC(2022, 0, 1, 6) + (rows - 1) * 15 * 60_000, 'the newest reading is the report’s last row');
+  },
+);

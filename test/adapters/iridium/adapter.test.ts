@@ -1,6 +1,6 @@
 import t from 'tap';
 import { connectAsync } from 'mqtt';
-import iridium, { iridiumLinks } from '../../../adapters/iridium/index.js';
+import iridium from '../../../adapters/iridium/index.js';
 import { MoCodec } from '../../../adapters/iridium/codec.js';
 import { encodeMt, type MtFormat } from '../../../adapters/iridium/mt.js';
 import { IridiumSimulator } from '../../../adapters/iridium/simulator.js';
@@ -82,7 +82,10 @@ t.test('stand-alone adapter on a real pty: status datapoints, forwarding, authen
   await eventually(async () => (await latest('sat.mt_refused')) === 2);
   t.equal(gw.logs.filter((l) => l.msg === 'MT setpoint applied').length, 1, 'nothing applied for refused messages');
   const refusals = gw.logs.filter((l) => l.msg === 'MT message refused');
-  t.same(refusals.map((l) => l.reason), ['forged', 'replayed']);
+  t.same(
+    refusals.map((l) => l.reason),
+    ['forged', 'replayed'],
+  );
   t.notOk(JSON.stringify(gw.logs).includes(SECRET), 'the key never reaches the log');
 
   // Readings published on the bus are forwarded in the compact format.
@@ -90,14 +93,20 @@ t.test('stand-alone adapter on a real pty: status datapoints, forwarding, authen
   for (let i = 0; i < 5; i++) await client.publishAsync('outpost/dp/tank.level/value', JSON.stringify({ v: 1.5 + i / 100, t: t0 + i * 10_000 }), { qos: 1 });
   const codec = new MoCodec({ timeResolutionMs: 1000, datapoints: format.datapoints });
   // The send timer may split the five readings over more than one message.
-  const forwarded = () => sim.received.flatMap((m) => codec.decode(m.bytes).readings.filter((r) => r.id === 'tank.level').map((r) => r.v));
+  const forwarded = () =>
+    sim.received.flatMap((m) =>
+      codec
+        .decode(m.bytes)
+        .readings.filter((r) => r.id === 'tank.level')
+        .map((r) => r.v),
+    );
   await eventually(() => forwarded().length >= 5, 8000);
   // The newest reading of a batch goes first (as `latest`), so compare as a set.
   t.same([...forwarded()].sort(), [1.5, 1.51, 1.52, 1.53, 1.54]);
   await eventually(async () => ((await latest('sat.credits_today')) as number) >= 1);
 
   // The API the sync link will use.
-  const link = iridiumLinks.get('sat');
+  const link = gw.gateway.services.get('iridium-link', 'sat');
   t.ok(link, 'link registered');
   const results = await link!.sendReadings([{ id: 'tank.overflow', t: Date.now(), v: true }], 'alarm');
   t.equal(results.length, 1);

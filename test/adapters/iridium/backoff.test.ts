@@ -11,7 +11,10 @@ t.test('retry jitter never exceeds backoffMaxMs, even with the largest random dr
   await link.send(Buffer.from('x'), 'latest');
   t.equal(clock.sleeps.length, 8, 'one wait per failure');
   for (const [i, ms] of clock.sleeps.entries()) t.ok(ms <= 60_000, `wait ${i + 1}: ${ms} ms ≤ 60000`);
-  t.ok(clock.sleeps.slice(2).every((ms) => ms >= 30_000), 'at the cap, waits stay above half of it (still randomised, not zero)');
+  t.ok(
+    clock.sleeps.slice(2).every((ms) => ms >= 30_000),
+    'at the cap, waits stay above half of it (still randomised, not zero)',
+  );
 });
 
 t.test('the smallest random draw waits half the step, so sites still spread out', async (t) => {

@@ -1,9 +1,8 @@
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+
 import { CreditBudget } from '../../../adapters/iridium/budget.js';
 import type { Clock } from '../../../core/clock.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 function fakeClock(start: number): Clock & { set(ms: number): void } {
   let now = start;
@@ -11,8 +10,7 @@ function fakeClock(start: number): Clock & { set(ms: number): void } {
 }
 
 t.test('priorities share the daily budget: alarms may use the reserve, history only its share', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-iridium-budget-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-iridium-budget-');
   const clock = fakeClock(Date.UTC(2025, 2, 10, 12));
   const b = await CreditBudget.open(dir, { dailyCredits: 20, alarmReserve: 5, historyShare: 0.6 }, clock, 'UTC');
   t.ok(b.allows(9, 'history'), 'history up to (20-5)*0.6 = 9');
@@ -38,8 +36,7 @@ t.test('priorities share the daily budget: alarms may use the reserve, history o
 });
 
 t.test('the monthly cap applies to every priority and days follow the gateway timezone', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-iridium-budget-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-iridium-budget-');
   // 23:30 UTC on the 10th is already the 11th in Auckland.
   const clock = fakeClock(Date.UTC(2025, 2, 10, 23, 30));
   const b = await CreditBudget.open(dir, { dailyCredits: 100, monthlyCredits: 10, alarmReserve: 0, historyShare: 1 }, clock, 'Pacific/Auckland');

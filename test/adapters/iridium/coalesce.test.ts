@@ -6,18 +6,15 @@ import { IridiumSimulator } from '../../../adapters/iridium/simulator.js';
 import { serialPortIo } from '../../../adapters/iridium/at-transport.js';
 import { eventually, startTestGateway } from '../../helpers/gateway.js';
 import type { AdapterType } from '../../../runtime/adapter.js';
-import { openSerial, ptyPair } from './harness.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import { FAST_TIMING, openSerial, ptyPair } from './harness.js';
+import type { Teardown } from '../../helpers/teardown.js';
 
 const datapoints = [
   { id: 'tank.level', decimals: 2 },
   { id: 'tank.temp', decimals: 1 },
 ];
 const codecTable = datapoints.map((d) => ({ ...d, type: 'number' as const }));
-const FAST = { atMs: 500, startupMs: 3000, startupProbeMs: 200, sessionMs: 2000, sbdwbMs: 1000, sbdrbOkMs: 200, signalRetryMs: 100, backoffInitialMs: 50, backoffMaxMs: 200, budgetRetryMs: 200 };
+const FAST = { ...FAST_TIMING, signalRetryMs: 100 };
 
 async function site(t: Teardown, signal: number) {
   const { a, b } = await ptyPair(t);
@@ -25,7 +22,10 @@ async function site(t: Teardown, signal: number) {
   t.teardown(() => sim.close());
   const gw = await startTestGateway(
     t,
-    { gateway: { id: 'hut-1' }, adapters: [{ id: 'sat', type: 'iridium', port: a, datapoints, sendIntervalMs: 1000, budget: { dailyCredits: 50 }, timing: FAST }] },
+    {
+      gateway: { id: 'hut-1' },
+      adapters: [{ id: 'sat', type: 'iridium', port: a, datapoints, sendIntervalMs: 1000, budget: { dailyCredits: 50 }, timing: FAST }],
+    },
     { types: [iridium as unknown as AdapterType] },
   );
   const client = await connectAsync(gw.mqttUrl);
@@ -69,6 +69,14 @@ t.test('after an outage of several send intervals: one message, the newest value
   const bytes = sim.received.reduce((n, m) => n + m.bytes.length, 0);
   t.equal(gw.gateway.store.latest('sat.credits_today')?.v, creditsFor(bytes), `one message's credits (${bytes} bytes)`);
   const got = decoded();
-  t.same(got.filter((r) => r.id === 'tank.level').map((r) => r.v), [1, 1.1, 1.2, 1.3], 'every level reading, the newest among them');
-  t.same(got.filter((r) => r.id === 'tank.temp').map((r) => r.v), [20, 21, 22, 23], 'every temperature reading');
+  t.same(
+    got.filter((r) => r.id === 'tank.level').map((r) => r.v),
+    [1, 1.1, 1.2, 1.3],
+    'every level reading, the newest among them',
+  );
+  t.same(
+    got.filter((r) => r.id === 'tank.temp').map((r) => r.v),
+    [20, 21, 22, 23],
+    'every temperature reading',
+  );
 });

@@ -60,9 +60,16 @@ t.test('quantisation keeps the configured precision', async (t) => {
     { id: 'site.tank.level', t: t0 + 700, v: 0.1 },
   ];
   const out = codec.decode(codec.encode(input, 7)).readings;
-  t.same(out.find((r) => r.v === 21.46), { id: 'site.outdoor.temperature', t: t0 - 400, v: 21.46 });
+  t.same(
+    out.find((r) => r.v === 21.46),
+    { id: 'site.outdoor.temperature', t: t0 - 400, v: 21.46 },
+  );
   t.ok(out.find((r) => r.v === -3.1));
-  t.same(out.find((r) => r.id === 'site.tank.level'), { id: 'site.tank.level', t: t0 + 1000 - 400 + 0, v: 0.1 }, 't rounded to the second, 0.1 stays 0.1');
+  t.same(
+    out.find((r) => r.id === 'site.tank.level'),
+    { id: 'site.tank.level', t: t0 + 1000 - 400 + 0, v: 0.1 },
+    't rounded to the second, 0.1 stays 0.1',
+  );
 });
 
 t.test('packPrefix fills a message up to 340 bytes and no further', async (t) => {
@@ -89,7 +96,13 @@ t.test('bad input is refused with typed errors', async (t) => {
   t.throws(() => codec.encode(many, 1), { code: 'IRIDIUM_MO_SIZE' }, 'over 340 bytes');
   t.throws(() => new MoCodec({ timeResolutionMs: 1000, datapoints: [table.datapoints[0]!, table.datapoints[0]!] }), { code: 'IRIDIUM_CODEC' }, 'duplicate id');
 
-  const good = codec.encode([{ id: 'site.grid.power', t: t0, v: 5 }, { id: 'site.grid.power', t: t0 + 1000, v: 6 }], 3);
+  const good = codec.encode(
+    [
+      { id: 'site.grid.power', t: t0, v: 5 },
+      { id: 'site.grid.power', t: t0 + 1000, v: 6 },
+    ],
+    3,
+  );
   t.throws(() => codec.decode(good.subarray(0, good.length - 1)), { code: 'IRIDIUM_CODEC' }, 'truncated');
   const wrongVersion = Buffer.from(good);
   wrongVersion[0] = 9;

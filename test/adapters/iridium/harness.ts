@@ -7,14 +7,37 @@ import { SerialPort, SerialPortMock } from 'serialport';
 import { AtTransport, serialPortIo } from '../../../adapters/iridium/at-transport.js';
 import { IridiumModem, type ModemOptions } from '../../../adapters/iridium/modem.js';
 import { IridiumSimulator, mockDeviceIo, type SimulatorOptions } from '../../../adapters/iridium/simulator.js';
+import { MoCodec } from '../../../adapters/iridium/codec.js';
 import { mulberry32 } from '../../helpers/rng.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import type { Teardown } from '../../helpers/teardown.js';
+import type { TestGateway } from '../../helpers/gateway.js';
 
 /** Short waits so the suite runs in seconds; the real defaults are minutes. */
 export const FAST_TIMEOUTS = { atMs: 400, startupMs: 2_000, startupProbeMs: 150, sessionMs: 1_500, sbdwbMs: 1_000, sbdrbOkMs: 150 };
+
+/** The adapter's `timing` option for a gateway test on a pty: short waits, quick retries. */
+export const FAST_TIMING = {
+  atMs: 500,
+  startupMs: 3000,
+  startupProbeMs: 200,
+  sessionMs: 2000,
+  sbdwbMs: 1000,
+  sbdrbOkMs: 200,
+  backoffInitialMs: 50,
+  backoffMaxMs: 200,
+  budgetRetryMs: 200,
+};
+
+/** `outpost_adapter_info{adapter,key}` values from the gateway's /metrics. */
+export async function adapterInfo(gw: TestGateway, adapter: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${gw.httpUrl}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^outpost_adapter_info\{([^}]*)\} (\S+)$/gm)) {
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (labels.adapter === adapter) out[labels.key!] = Number(m[2]);
+  }
+  return out;
+}
 
 /**
  * A real pseudo-terminal pair from socat (the `.ci/run` image installs it):
@@ -76,7 +99,13 @@ export async function mockRig(t: Teardown, sim: SimulatorOptions = {}, modem: Mo
   return rig(t, mockDeviceIo(host), serialPortIo(host), sim, modem);
 }
 
-function rig(t: Teardown, deviceIo: ReturnType<typeof serialPortIo>, hostIo: ReturnType<typeof serialPortIo>, simOptions: SimulatorOptions, modemOptions: ModemOptions): Rig {
+function rig(
+  t: Teardown,
+  deviceIo: ReturnType<typeof serialPortIo>,
+  hostIo: ReturnType<typeof serialPortIo>,
+  simOptions: SimulatorOptions,
+  modemOptions: ModemOptions,
+): Rig {
   const sim = new IridiumSimulator(deviceIo, simOptions);
   const transport = new AtTransport(hostIo);
   const modem = new IridiumModem(transport, { ...modemOptions, timeouts: { ...FAST_TIMEOUTS, ...modemOptions.timeouts } });
@@ -89,3 +118,15 @@ function rig(t: Teardown, deviceIo: ReturnType<typeof serialPortIo>, hostIo: Ret
 
 /** Deterministic PRNG for property tests. */
 export const seeded = mulberry32;
+
+/** A codec of three datapoints, `a.level` and `b.temp` (numbers) and `c.alarm` (a flag), for the packing and link tests. */
+export function threePointCodec(): MoCodec {
+  return new MoCodec({
+    timeResolutionMs: 1000,
+    datapoints: [
+      { id: 'a.level', decimals: 2, type: 'number' },
+      { id: 'b.temp', decimals: 1, type: 'number' },
+      { id: 'c.alarm', decimals: 0, type: 'boolean' },
+    ],
+  });
+}

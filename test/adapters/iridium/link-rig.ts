@@ -1,15 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { CreditBudget, type BudgetConfig } from '../../../adapters/iridium/budget.js';
 import { SbdLink, type LinkOptions, type LinkState } from '../../../adapters/iridium/session.js';
 import type { Clock } from '../../../core/clock.js';
 import { mockRig, seeded, type Rig } from './harness.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import { tempDir, type Teardown } from '../../helpers/teardown.js';
 
 /** Records every wait the policy asks for and returns almost at once: no minutes-long waits in tests. */
 export function recordingClock(): Clock & { sleeps: number[] } {
@@ -22,7 +16,14 @@ export function recordingClock(): Clock & { sleeps: number[] } {
       return new Promise((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason);
         const timer = setTimeout(resolve, 2);
-        signal?.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+        signal?.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            reject(signal.reason);
+          },
+          { once: true },
+        );
       });
     },
   };
@@ -31,11 +32,14 @@ export function recordingClock(): Clock & { sleeps: number[] } {
 export type LinkRig = Rig & { link: SbdLink; clock: ReturnType<typeof recordingClock>; budget: CreditBudget; states: LinkState[]; dir: string };
 
 /** An `SbdLink` driving the simulated modem over the serialport mock binding, with a budget in a temp dir. */
-export async function linkRig(t: Teardown, options: Partial<LinkOptions> = {}, budgetConfig: BudgetConfig = { dailyCredits: 1000, alarmReserve: 0, historyShare: 1 }): Promise<LinkRig> {
+export async function linkRig(
+  t: Teardown,
+  options: Partial<LinkOptions> = {},
+  budgetConfig: BudgetConfig = { dailyCredits: 1000, alarmReserve: 0, historyShare: 1 },
+): Promise<LinkRig> {
   const r = await mockRig(t);
   await r.modem.init();
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-iridium-link-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-iridium-link-');
   const clock = recordingClock();
   const budget = await CreditBudget.open(dir, budgetConfig, clock, 'UTC');
   const link = new SbdLink(r.modem, budget, clock, pino({ level: 'silent' }), {

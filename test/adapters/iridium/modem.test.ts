@@ -3,8 +3,9 @@ import { classifyMoStatus } from '../../../adapters/iridium/session.js';
 import { mockRig, ptyRig, type Rig } from './harness.js';
 import type { ModemOptions } from '../../../adapters/iridium/modem.js';
 import type { SimulatorOptions } from '../../../adapters/iridium/simulator.js';
+import type { Teardown } from '../../helpers/teardown.js';
 
-type MakeRig = (t: { teardown(fn: () => unknown): void }, sim?: SimulatorOptions, modem?: ModemOptions) => Promise<Rig>;
+type MakeRig = (t: Teardown, sim?: SimulatorOptions, modem?: ModemOptions) => Promise<Rig>;
 
 /** The whole driver suite, run over a real socat pty and over the serialport mock binding. */
 function driverSuite(name: string, make: MakeRig): void {
@@ -90,9 +91,30 @@ function driverSuite(name: string, make: MakeRig): void {
       seen.push([code, classifyMoStatus(code).kind]);
     }
     t.same(Object.fromEntries(seen), {
-      0: 'success', 1: 'success', 2: 'success', 3: 'success', 4: 'success', 5: 'retry', 10: 'retry', 11: 'retry', 12: 'fatal', 13: 'retry',
-      14: 'fatal', 15: 'account', 16: 'account', 17: 'retry', 18: 'retry', 19: 'retry', 32: 'retry', 33: 'hardware', 34: 'hardware',
-      35: 'retry', 36: 'wait', 37: 'retry', 38: 'wait', 64: 'retry',
+      0: 'success',
+      1: 'success',
+      2: 'success',
+      3: 'success',
+      4: 'success',
+      5: 'retry',
+      10: 'retry',
+      11: 'retry',
+      12: 'fatal',
+      13: 'retry',
+      14: 'fatal',
+      15: 'account',
+      16: 'account',
+      17: 'retry',
+      18: 'retry',
+      19: 'retry',
+      32: 'retry',
+      33: 'hardware',
+      34: 'hardware',
+      35: 'retry',
+      36: 'wait',
+      37: 'retry',
+      38: 'wait',
+      64: 'retry',
     });
     t.equal(sim.sessions.find((s) => s.moStatus === 4)?.command, 'AT+SBDIXA');
     sim.queueMt(Buffer.from('abc'));

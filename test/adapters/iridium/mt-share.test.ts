@@ -1,10 +1,9 @@
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+
 import { CreditBudget } from '../../../adapters/iridium/budget.js';
 import type { Clock } from '../../../core/clock.js';
 import { linkRig, waitFor, type LinkRig } from './link-rig.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 /** Waits until the modem has had no new session for `quietMs`. */
 async function settle(r: LinkRig, quietMs = 300): Promise<void> {
@@ -43,7 +42,10 @@ t.test('a ring flood spends the MT share only: the alarm reserve stays for alarm
 
   const alarm = await within(link.send(Buffer.alloc(60, 0xa1), 'alarm'), 3000);
   t.not(alarm, 'timeout', 'the alarm goes out');
-  t.ok(sim.received.some((m) => m.bytes[0] === 0xa1), 'the gateway has the alarm');
+  t.ok(
+    sim.received.some((m) => m.bytes[0] === 0xa1),
+    'the gateway has the alarm',
+  );
   t.equal(sim.sessions.at(-1)?.command, 'AT+SBDIXA', 'its session answers the waiting ring alert');
 });
 
@@ -76,8 +78,7 @@ t.test('a ring beyond the MT share is answered by the next MO session, not one o
 });
 
 t.test('budget: the MT share is per day, outside the alarm reserve, and persisted', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-iridium-mt-budget-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-iridium-mt-budget-');
   let now = Date.UTC(2025, 2, 10, 12);
   const clock: Clock = { now: () => now, sleep: async () => undefined };
   const b = await CreditBudget.open(dir, { dailyCredits: 10, alarmReserve: 3, historyShare: 1, mtCreditsPerDay: 4 }, clock, 'UTC');

@@ -1,8 +1,8 @@
 import t from 'tap';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MtVerifier, encodeMt, type MtFormat } from '../../../adapters/iridium/mt.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 const format: MtFormat = {
   key: Buffer.from('00112233445566778899aabbccddeeff', 'hex'),
@@ -14,14 +14,8 @@ const format: MtFormat = {
   commands: ['mailbox_check', 'send_now'],
 };
 
-async function tempDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-iridium-mt-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 t.test('an authentic message is decoded and its counter stored durably', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-iridium-mt-');
   const v = await MtVerifier.open(dir, format);
   const msg = encodeMt(format, 5, [
     { kind: 'setpoint', id: 'site.hvac.setpoint', v: 21.5 },
@@ -43,7 +37,7 @@ t.test('an authentic message is decoded and its counter stored durably', async (
 });
 
 t.test('replays and old counters are refused', async (t) => {
-  const v = await MtVerifier.open(await tempDir(t), format);
+  const v = await MtVerifier.open(await tempDir(t, 'outpost-iridium-mt-'), format);
   const m10 = encodeMt(format, 10, [{ kind: 'command', name: 'mailbox_check' }]);
   await v.accept(m10);
   await t.rejects(v.accept(m10), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'replayed', counter: 10, last: 10 } });
@@ -52,7 +46,7 @@ t.test('replays and old counters are refused', async (t) => {
 });
 
 t.test('forgeries are refused before anything is interpreted', async (t) => {
-  const v = await MtVerifier.open(await tempDir(t), format);
+  const v = await MtVerifier.open(await tempDir(t, 'outpost-iridium-mt-'), format);
   const good = encodeMt(format, 1, [{ kind: 'setpoint', id: 'site.hvac.setpoint', v: 19 }]);
   for (let i = 0; i < good.length; i++) {
     const bad = Buffer.from(good);
@@ -71,11 +65,21 @@ t.test('forgeries are refused before anything is interpreted', async (t) => {
 });
 
 t.test('authentic but malformed bodies are refused as malformed', async (t) => {
-  const v = await MtVerifier.open(await tempDir(t), format);
+  const v = await MtVerifier.open(await tempDir(t, 'outpost-iridium-mt-'), format);
   // Build by hand with a valid tag: unknown op / unknown datapoint index / empty.
   const { createHmac } = await import('node:crypto');
   const sign = (body: Buffer) =>
-    Buffer.concat([body, createHmac('sha256', format.key).update('outpost-iridium-mt/1').update(Buffer.from([0])).update(format.context).update(Buffer.from([0])).update(body).digest().subarray(0, 8)]);
+    Buffer.concat([
+      body,
+      createHmac('sha256', format.key)
+        .update('outpost-iridium-mt/1')
+        .update(Buffer.from([0]))
+        .update(format.context)
+        .update(Buffer.from([0]))
+        .update(body)
+        .digest()
+        .subarray(0, 8),
+    ]);
   await t.rejects(v.accept(sign(Buffer.from([1, 1, 0x09]))), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'unknown op');
   await t.rejects(v.accept(sign(Buffer.from([1, 2, 0x01, 7, 2]))), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'unknown datapoint index');
   await t.rejects(v.accept(sign(Buffer.from([1, 3]))), { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } }, 'no commands');
@@ -84,5 +88,5 @@ t.test('authentic but malformed bodies are refused as malformed', async (t) => {
 });
 
 t.test('short keys are a configuration error', async (t) => {
-  await t.rejects(MtVerifier.open(await tempDir(t), { ...format, key: Buffer.alloc(8) }), { code: 'CONFIG_INVALID' });
+  await t.rejects(MtVerifier.open(await tempDir(t, 'outpost-iridium-mt-'), { ...format, key: Buffer.alloc(8) }), { code: 'CONFIG_INVALID' });
 });

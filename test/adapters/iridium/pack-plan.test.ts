@@ -1,18 +1,13 @@
 import t from 'tap';
-import { MoCodec, type Reading } from '../../../adapters/iridium/codec.js';
+import type { Reading } from '../../../adapters/iridium/codec.js';
 import { affordableBytes, packMessage } from '../../../adapters/iridium/pack-plan.js';
 import type { Priority } from '../../../adapters/iridium/budget.js';
+import { threePointCodec } from './harness.js';
 
-const codec = new MoCodec({
-  timeResolutionMs: 1000,
-  datapoints: [
-    { id: 'a.level', decimals: 2, type: 'number' },
-    { id: 'b.temp', decimals: 1, type: 'number' },
-    { id: 'c.alarm', decimals: 0, type: 'boolean' },
-  ],
-});
+const codec = threePointCodec();
 const T = Date.UTC(2025, 5, 1);
-const series = (id: string, n: number, from = 0): Reading[] => Array.from({ length: n }, (_, i) => ({ id, t: T + (from + i) * 60_000 + (i % 7) * 1000, v: Math.round(Math.sin(i) * 5000) / 100 }));
+const series = (id: string, n: number, from = 0): Reading[] =>
+  Array.from({ length: n }, (_, i) => ({ id, t: T + (from + i) * 60_000 + (i % 7) * 1000, v: Math.round(Math.sin(i) * 5000) / 100 }));
 /** A budget: credits left per class today. */
 const left = (limits: Record<Priority, number>) => (credits: number, p: Priority) => credits <= limits[p];
 

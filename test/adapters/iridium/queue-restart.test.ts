@@ -1,6 +1,5 @@
 import t from 'tap';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectAsync } from 'mqtt';
@@ -12,22 +11,22 @@ import { serialPortIo } from '../../../adapters/iridium/at-transport.js';
 import { eventually, startTestGateway } from '../../helpers/gateway.js';
 import type { AdapterType } from '../../../runtime/adapter.js';
 import type { Clock } from '../../../core/clock.js';
-import { openSerial, ptyPair } from './harness.js';
+import { FAST_TIMING, openSerial, ptyPair } from './harness.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 const datapoints = [
   { id: 'tank.level', decimals: 2 },
   { id: 'tank.overflow', type: 'boolean' as const, alarm: true },
 ];
 const codecTable = datapoints.map((d) => ({ id: d.id, decimals: d.decimals ?? 0, type: d.type ?? ('number' as const) }));
-const FAST = { atMs: 500, startupMs: 3000, startupProbeMs: 200, sessionMs: 2000, sbdwbMs: 1000, sbdrbOkMs: 200, signalRetryMs: 100, backoffInitialMs: 50, backoffMaxMs: 200, budgetRetryMs: 200 };
+const FAST = { ...FAST_TIMING, signalRetryMs: 100 };
 
 // Issue 22: an alarm waiting for the satellite sat in an in-memory queue and was lost at restart.
 t.test('an alarm waiting through an outage survives a restart and goes first after it', async (t) => {
   const { a, b } = await ptyPair(t);
   const sim = new IridiumSimulator(serialPortIo(await openSerial(t, b)), { echo: true, signal: 0 }); // no satellite in view
   t.teardown(() => sim.close());
-  const dataDir = await mkdtemp(join(tmpdir(), 'outpost-iridium-restart-'));
-  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const dataDir = await tempDir(t, 'outpost-iridium-restart-');
   const config = {
     gateway: { id: 'cabin-3' },
     adapters: [{ id: 'sat', type: 'iridium', port: a, datapoints, sendIntervalMs: 3_600_000, budget: { dailyCredits: 20, alarmReserve: 5 }, timing: FAST }],
@@ -51,9 +50,16 @@ t.test('an alarm waiting through an outage survives a restart and goes first aft
   const codec = new MoCodec({ timeResolutionMs: 1000, datapoints: codecTable });
   await eventually(() => sim.received.length >= 1, 8000);
   const readings = codec.decode(sim.received[0]!.bytes).readings;
-  t.ok(readings.some((r) => r.id === 'tank.overflow' && r.v === true && r.t === t0 + 55_000), 'the alarm is in the first message after the restart');
+  t.ok(
+    readings.some((r) => r.id === 'tank.overflow' && r.v === true && r.t === t0 + 55_000),
+    'the alarm is in the first message after the restart',
+  );
   // The buffered readings were saved at stop too, and ride in the same paid credit.
-  t.same(readings.filter((r) => r.id === 'tank.level').map((r) => r.v), [2, 2.1, 2.2, 2.3, 2.4], 'the level readings buffered at the stop came along');
+  t.same(
+    readings.filter((r) => r.id === 'tank.level').map((r) => r.v),
+    [2, 2.1, 2.2, 2.3, 2.4],
+    'the level readings buffered at the stop came along',
+  );
   t.equal(sim.received.length, 1, 'one message');
   await eventually(() => second.gateway.store.latest('sat.queue')?.v === 0);
 });
@@ -61,16 +67,10 @@ t.test('an alarm waiting through an outage survives a restart and goes first aft
 const noLog = pino({ level: 'silent' });
 const clock: Clock = { now: () => Date.now(), sleep: async () => undefined };
 
-async function queueDir(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-iridium-queue-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 t.test('forwarding queue: bounded, the message in doubt goes again as it was, a damaged file is set aside', async (t) => {
   // Imported here, so the restart test above also runs (and fails) against the code before the queue existed.
   const { ForwardQueue } = await import('../../../adapters/iridium/mo-queue.js');
-  const dir = await queueDir(t);
+  const dir = await tempDir(t, 'outpost-iridium-queue-');
   const codec = new MoCodec({ timeResolutionMs: 1000, datapoints: codecTable });
   let seq = 100;
   const open = () => ForwardQueue.open({ dataDir: dir, codec, takeSeq: async () => seq++, maxReadings: 20, maxAlarms: 3, log: noLog });
@@ -88,7 +88,11 @@ t.test('forwarding queue: bounded, the message in doubt goes again as it was, a 
   t.equal(taken!.priority, 'alarm');
   const decoded = codec.decode(taken!.bytes);
   t.equal(decoded.seq, 100);
-  t.same(decoded.readings.filter((r) => r.id === 'tank.overflow').map((r) => r.t), [T + 2000, T + 3000, T + 4000], 'the newest alarms, all in the first message');
+  t.same(
+    decoded.readings.filter((r) => r.id === 'tank.overflow').map((r) => r.t),
+    [T + 2000, T + 3000, T + 4000],
+    'the newest alarms, all in the first message',
+  );
 
   // A restart before the session finished: the same bytes (same message number) go again.
   const again = await open();
@@ -101,6 +105,9 @@ t.test('forwarding queue: bounded, the message in doubt goes again as it was, a 
   const fresh = await open();
   t.equal(fresh.size, 0, 'a damaged file does not stop the adapter');
   const files = await readdir(dir);
-  t.ok(files.some((f) => f.startsWith('mo-queue.json.damaged-')), 'it is kept aside for a look');
+  t.ok(
+    files.some((f) => f.startsWith('mo-queue.json.damaged-')),
+    'it is kept aside for a look',
+  );
   t.ok((await readFile(join(dir, files.find((f) => f.startsWith('mo-queue.json.damaged-'))!), 'utf8')).startsWith('{"version"'));
 });

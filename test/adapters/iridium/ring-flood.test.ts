@@ -5,9 +5,9 @@ import { MoCodec } from '../../../adapters/iridium/codec.js';
 import { encodeMt } from '../../../adapters/iridium/mt.js';
 import { IridiumSimulator } from '../../../adapters/iridium/simulator.js';
 import { serialPortIo } from '../../../adapters/iridium/at-transport.js';
-import { eventually, startTestGateway, type TestGateway } from '../../helpers/gateway.js';
+import { eventually, startTestGateway } from '../../helpers/gateway.js';
 import type { AdapterType } from '../../../runtime/adapter.js';
-import { openSerial, ptyPair } from './harness.js';
+import { FAST_TIMING, adapterInfo, openSerial, ptyPair } from './harness.js';
 
 const SECRET = '8f1e2d3c4b5a69788796a5b4c3d2e1f0';
 const datapoints = [
@@ -15,17 +15,6 @@ const datapoints = [
   { id: 'tank.overflow', type: 'boolean' as const, alarm: true },
 ];
 const codecTable = datapoints.map((d) => ({ id: d.id, decimals: d.decimals ?? 0, type: d.type ?? ('number' as const) }));
-const FAST = { atMs: 500, startupMs: 3000, startupProbeMs: 200, sessionMs: 2000, sbdwbMs: 1000, sbdrbOkMs: 200, backoffInitialMs: 50, backoffMaxMs: 200, budgetRetryMs: 200 };
-
-async function adapterInfo(gw: TestGateway, adapter: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${gw.httpUrl}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^outpost_adapter_info\{([^}]*)\} (\S+)$/gm)) {
-    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    if (labels.adapter === adapter) out[labels.key!] = Number(m[2]);
-  }
-  return out;
-}
 
 /** Waits until the simulated modem has had no new session for `quietMs`. */
 async function settle(sim: IridiumSimulator, quietMs = 500): Promise<void> {
@@ -47,7 +36,18 @@ t.test('stand-alone on a real pty: a flood of forged MT rings leaves the alarm r
     t,
     {
       gateway: { id: 'buoy-9' },
-      adapters: [{ id: 'sat', type: 'iridium', port: a, datapoints, sendIntervalMs: 3_600_000, mt: { secret: SECRET }, budget: { dailyCredits: 30, alarmReserve: 3 }, timing: FAST }],
+      adapters: [
+        {
+          id: 'sat',
+          type: 'iridium',
+          port: a,
+          datapoints,
+          sendIntervalMs: 3_600_000,
+          mt: { secret: SECRET },
+          budget: { dailyCredits: 30, alarmReserve: 3 },
+          timing: FAST_TIMING,
+        },
+      ],
     },
     { types: [iridium as unknown as AdapterType] },
   );
@@ -55,7 +55,9 @@ t.test('stand-alone on a real pty: a flood of forged MT rings leaves the alarm r
   await eventually(() => latest('sat.link_state') === 'idle');
 
   // Signed with a key that is not the site's: refused, but every fetch is billed all the same.
-  const forged = encodeMt({ key: Buffer.alloc(16, 7), context: 'buoy-9', datapoints: codecTable, commands: ['mailbox_check'] }, 1, [{ kind: 'command', name: 'mailbox_check' }]);
+  const forged = encodeMt({ key: Buffer.alloc(16, 7), context: 'buoy-9', datapoints: codecTable, commands: ['mailbox_check'] }, 1, [
+    { kind: 'command', name: 'mailbox_check' },
+  ]);
   for (let i = 0; i < 20; i++) sim.queueMt(forged);
   await settle(sim);
   for (let i = 0; i < 4; i++) {

@@ -1,69 +1,16 @@
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { CreditBudget, type BudgetConfig } from '../../../adapters/iridium/budget.js';
-import { SbdLink, type LinkOptions, type LinkState } from '../../../adapters/iridium/session.js';
-import type { Clock } from '../../../core/clock.js';
-import { mockRig, seeded, type Rig } from './harness.js';
+import { linkRig, waitFor } from './link-rig.js';
 import { eventually } from '../../helpers/gateway.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-/** Records every wait the policy asks for and returns almost at once: no minutes-long waits in tests. */
-function recordingClock(): Clock & { sleeps: number[] } {
-  const sleeps: number[] = [];
-  return {
-    sleeps,
-    now: () => Date.now(),
-    sleep: (ms, signal) => {
-      sleeps.push(ms);
-      return new Promise((resolve, reject) => {
-        if (signal?.aborted) return reject(signal.reason);
-        const timer = setTimeout(resolve, 2);
-        signal?.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true });
-      });
-    },
-  };
-}
-
-const OPTIONS: Partial<LinkOptions> = {
-  minSignal: 2,
-  signalRetryMs: 30_000,
-  backoffInitialMs: 20_000,
-  backoffMaxMs: 900_000,
-  registrationWaitMs: 180_000,
-  accountRetryMs: 3_600_000,
-  budgetRetryMs: 600_000,
-};
-
-async function linkRig(
-  t: Teardown,
-  options: Partial<LinkOptions> = {},
-  budgetConfig: BudgetConfig = { dailyCredits: 1000, alarmReserve: 0, historyShare: 1 },
-): Promise<Rig & { link: SbdLink; clock: ReturnType<typeof recordingClock>; budget: CreditBudget; states: LinkState[] }> {
-  const r = await mockRig(t);
-  await r.modem.init();
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-iridium-session-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const clock = recordingClock();
-  const budget = await CreditBudget.open(dir, budgetConfig, clock, 'UTC');
-  const link = new SbdLink(r.modem, budget, clock, pino({ level: 'silent' }), { ...OPTIONS, random: seeded(1), ...options });
-  const states: LinkState[] = [];
-  link.on('state', (s: LinkState) => states.push(s));
-  t.teardown(() => link.stop());
-  return { ...r, link, clock, budget, states };
-}
 
 t.test('a successful session sends, bills, and clears the MO buffer', async (t) => {
   const { link, sim, budget } = await linkRig(t);
   link.start();
   const result = await link.send(Buffer.alloc(120, 7), 'latest');
   t.same(result, { momsn: 0, credits: 3 });
-  t.same(sim.received.map((m) => m.bytes.length), [120]);
+  t.same(
+    sim.received.map((m) => m.bytes.length),
+    [120],
+  );
   t.equal(budget.today, 3);
   // The message is settled once sent and paid; the buffer clear follows right after.
   await eventually(() => sim.moBuffer === null);
@@ -79,7 +26,11 @@ t.test('a failed AT+SBDD0 after a successful session neither resends nor re-bill
   sim.errorCommands.clear();
   // Another message afterwards: the first one must not go out again with it.
   await link.send(Buffer.alloc(30, 2), 'latest');
-  t.same(sim.received.map((m) => m.bytes[0]), [1, 2], 'each message received once');
+  t.same(
+    sim.received.map((m) => m.bytes[0]),
+    [1, 2],
+    'each message received once',
+  );
   t.equal(budget.today, 2, 'each billed once');
 });
 
@@ -128,7 +79,10 @@ t.test('status 15 (access denied) is an account problem: alert, long wait, messa
   await link.send(Buffer.from('x'));
   t.same(clock.sleeps, [3_600_000]);
   t.ok(states.includes('account_error'));
-  t.same(alerts.map((a) => a.code), ['IRIDIUM_ACCOUNT']);
+  t.same(
+    alerts.map((a) => a.code),
+    ['IRIDIUM_ACCOUNT'],
+  );
   t.equal(sim.received.length, 1, 'sent once the account works again');
 });
 
@@ -185,7 +139,10 @@ t.test('priorities: alarms, then latest values, then history', async (t) => {
   const sent = [link.send(Buffer.from('history'), 'history'), link.send(Buffer.from('latest'), 'latest'), link.send(Buffer.from('alarm'), 'alarm')];
   link.start();
   await Promise.all(sent);
-  t.same(sim.received.map((m) => m.bytes.toString()), ['alarm', 'latest', 'history']);
+  t.same(
+    sim.received.map((m) => m.bytes.toString()),
+    ['alarm', 'latest', 'history'],
+  );
 });
 
 t.test('the budget holds back history but lets alarms through', async (t) => {
@@ -237,11 +194,3 @@ t.test('a hung session times out, the modem is re-initialised, the message goes 
   t.ok(sim.commands.filter((c) => c === 'AT+CGSN').length >= 2, 're-initialised');
   t.ok(modem.info.imei);
 });
-
-async function waitFor(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -5,29 +5,17 @@ import { MoCodec, type Reading } from '../../../adapters/iridium/codec.js';
 import { encodeMt, type MtFormat } from '../../../adapters/iridium/mt.js';
 import { IridiumSimulator } from '../../../adapters/iridium/simulator.js';
 import { serialPortIo } from '../../../adapters/iridium/at-transport.js';
-import { eventually, startTestGateway, type TestGateway } from '../../helpers/gateway.js';
+import { eventually, startTestGateway } from '../../helpers/gateway.js';
 import type { AdapterType } from '../../../runtime/adapter.js';
-import { openSerial, ptyPair } from './harness.js';
+import { FAST_TIMING, adapterInfo, openSerial, ptyPair } from './harness.js';
 
 const SECRET = '00112233445566778899aabbccddeeff';
 const datapoints = [
   { id: 'tank.level', decimals: 2 },
   { id: 'tank.temp', decimals: 1 },
 ];
-const FAST = { atMs: 500, startupMs: 3000, startupProbeMs: 200, sessionMs: 2000, sbdwbMs: 1000, sbdrbOkMs: 200, backoffInitialMs: 50, backoffMaxMs: 200, budgetRetryMs: 200 };
 
-/** `outpost_adapter_info{adapter,key}` values from the gateway's /metrics. */
-async function adapterInfo(gw: TestGateway, adapter: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${gw.httpUrl}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^outpost_adapter_info\{([^}]*)\} (\S+)$/gm)) {
-    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    if (labels.adapter === adapter) out[labels.key!] = Number(m[2]);
-  }
-  return out;
-}
-
-t.test('status info in /metrics follows signal and spend; history rides free in the newest values\' message, the rest waits for its share', async (t) => {
+t.test("status info in /metrics follows signal and spend; history rides free in the newest values' message, the rest waits for its share", async (t) => {
   const { a, b } = await ptyPair(t);
   const device = await openSerial(t, b);
   const sim = new IridiumSimulator(serialPortIo(device), { echo: true, signal: 3 });
@@ -49,7 +37,7 @@ t.test('status info in /metrics follows signal and spend; history rides free in 
           mt: { secret: SECRET },
           // History may use nothing (historyShare 0): only the `latest` message can go out.
           budget: { dailyCredits: 10, alarmReserve: 0, historyShare: 0 },
-          timing: FAST,
+          timing: FAST_TIMING,
         },
       ],
     },
@@ -94,11 +82,17 @@ t.test('status info in /metrics follows signal and spend; history rides free in 
     { id: 'tank.temp', t: t0 + 30_000, v: 20.1 },
   ];
   // More (older, irregular) history than fits in the rest of one 50-byte credit.
-  for (let i = 0; i < 40; i++) published.push({ id: 'tank.level', t: t0 - 3_600_000 + i * 7_000 + (i % 3) * 1000, v: Math.round(((i * 37) % 101) * 1.7) / 100 });
+  for (let i = 0; i < 40; i++)
+    published.push({ id: 'tank.level', t: t0 - 3_600_000 + i * 7_000 + (i % 3) * 1000, v: Math.round(((i * 37) % 101) * 1.7) / 100 });
   for (const r of published) await client.publishAsync(`outpost/dp/${r.id}/value`, JSON.stringify({ v: r.v, t: r.t }), { qos: 1 });
 
   // Flush now through an authenticated MT command (ring alert, SBDIXA, SBDRB).
-  const format: MtFormat = { key: Buffer.from(SECRET, 'hex'), context: 'pump-3', datapoints: datapoints.map((d) => ({ ...d, type: 'number' as const })), commands: ['mailbox_check', 'send_now'] };
+  const format: MtFormat = {
+    key: Buffer.from(SECRET, 'hex'),
+    context: 'pump-3',
+    datapoints: datapoints.map((d) => ({ ...d, type: 'number' as const })),
+    commands: ['mailbox_check', 'send_now'],
+  };
   sim.queueMt(encodeMt(format, 1, [{ kind: 'command', name: 'send_now' }]));
 
   const codec = new MoCodec({ timeResolutionMs: 1000, datapoints: format.datapoints });
@@ -106,8 +100,14 @@ t.test('status info in /metrics follows signal and spend; history rides free in 
   await eventually(() => decoded().length >= 1, 8000);
   const first = decoded()[0]!;
   t.ok(sim.received[0]!.bytes.length <= 50, `one credit: ${sim.received[0]!.bytes.length} bytes`);
-  t.ok(first.some((r) => r.id === 'tank.level' && r.t === t0 + 120_000 && r.v === 1.3), 'newest level');
-  t.ok(first.some((r) => r.id === 'tank.temp' && r.t === t0 + 180_000 && r.v === 21), 'newest temperature');
+  t.ok(
+    first.some((r) => r.id === 'tank.level' && r.t === t0 + 120_000 && r.v === 1.3),
+    'newest level',
+  );
+  t.ok(
+    first.some((r) => r.id === 'tank.temp' && r.t === t0 + 180_000 && r.v === 21),
+    'newest temperature',
+  );
   t.ok(first.length > 2, `history fills the rest of the paid credit: ${first.length} readings`);
   t.ok(first.length < published.length, 'but not more than that credit holds');
   // The rest is history, which this budget (historyShare 0) does not pay for.
@@ -137,7 +137,7 @@ t.test('simulator option: a simulated modem on the serialport mock binding, no h
           port: `/dev/iridium-sim-${process.pid}`,
           simulator: { signal: 2, sessionDelayMs: 0 },
           datapoints: [{ id: 'tank.alarm', type: 'boolean', alarm: true }],
-          timing: FAST,
+          timing: FAST_TIMING,
         },
       ],
     },
@@ -152,5 +152,8 @@ t.test('simulator option: a simulated modem on the serialport mock binding, no h
   await eventually(() => gw.gateway.store.latest('sat.credits_today')?.v === 1);
   await client.endAsync();
   await gw.stop();
-  t.notOk(gw.logs.some((l) => (l.level as number) >= 50), 'stopped without errors');
+  t.notOk(
+    gw.logs.some((l) => (l.level as number) >= 50),
+    'stopped without errors',
+  );
 });

@@ -8,7 +8,10 @@ function fakeIo(): ByteIo & { push(data: Buffer | string, chunk?: number): void;
   return {
     written,
     write: async (d) => void written.push(d),
-    onData: (h) => ((handler = h), () => (handler = undefined)),
+    onData: (h) => {
+      handler = h;
+      return () => (handler = undefined);
+    },
     push(data, chunk = 1) {
       const buf = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
       for (let i = 0; i < buf.length; i += chunk) handler?.(buf.subarray(i, i + chunk));

@@ -65,7 +65,15 @@ t.test('points: scale, offset, scale-factor register, sentinels, bits', async (t
     {},
     'inline',
   );
-  const [v, w, , temp, flag, relay, sp] = points as [typeof points[0], typeof points[0], unknown, typeof points[0], typeof points[0], typeof points[0], typeof points[0]];
+  const [v, w, , temp, flag, relay, sp] = points as [
+    (typeof points)[0],
+    (typeof points)[0],
+    unknown,
+    (typeof points)[0],
+    (typeof points)[0],
+    (typeof points)[0],
+    (typeof points)[0],
+  ];
   const words = [2301, 0, 123, 0xffff, 100, 0b1000, 215];
   t.same(decodePoint(v, { address: 0, words }), { v: 230.1 });
   t.same(decodePoint(w, { address: 0, words }, new Map([['w_sf', -1]])), { v: 12.3 });

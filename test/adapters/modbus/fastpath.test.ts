@@ -30,7 +30,12 @@ t.test('compiled decoders give what decodeRaw gives, for every type and word ord
         const expected = decodeRaw(words.slice(2, 2 + length), type, order);
         const actual = decode(words, 2);
         if (!Object.is(actual, expected) && !(Number.isNaN(actual) && Number.isNaN(expected))) {
-          t.fail(`${type} ${order} ${words.slice(2, 2 + length).map((w) => w.toString(16)).join(' ')}: ${String(actual)} vs ${String(expected)}`);
+          t.fail(
+            `${type} ${order} ${words
+              .slice(2, 2 + length)
+              .map((w) => w.toString(16))
+              .join(' ')}: ${String(actual)} vs ${String(expected)}`,
+          );
           return;
         }
         compared++;
@@ -59,14 +64,36 @@ t.test('roundToPrecision is Number(x.toPrecision(d)) without the string', async 
     if (!check(x, 12)) bad.push(`${x} @12`);
   }
   // Edges: zero and negative zero, ties, powers of ten and their neighbours, outside 10^0..10^22.
-  const edges = [0, -0, 0.5, 2.5, -2.5, 1.0000005, 9999999.5, 99999995, 1e22, 1e23, 1e-30, 5e-324, 1.7976931348623157e308, Infinity, -Infinity, NaN, 123456789012345, 1e7, 1e6, 999999.95];
+  const edges = [
+    0,
+    -0,
+    0.5,
+    2.5,
+    -2.5,
+    1.0000005,
+    9999999.5,
+    99999995,
+    1e22,
+    1e23,
+    1e-30,
+    5e-324,
+    1.7976931348623157e308,
+    Infinity,
+    -Infinity,
+    NaN,
+    123456789012345,
+    1e7,
+    1e6,
+    999999.95,
+  ];
   for (const x of edges) for (const d of [7, 12]) if (!check(x, d)) bad.push(`${x} @${d}`);
-  for (let k = -20; k <= 25; k++) for (const m of [1, 1 - 1e-15, 1 + 1e-15]) for (const d of [7, 12]) if (!check(m * 10 ** k, d)) bad.push(`${m * 10 ** k} @${d}`);
+  for (let k = -20; k <= 25; k++)
+    for (const m of [1, 1 - 1e-15, 1 + 1e-15]) for (const d of [7, 12]) if (!check(m * 10 ** k, d)) bad.push(`${m * 10 ** k} @${d}`);
   t.same(bad, [], 'no value differs');
 });
 
 t.test('decodePoint keeps its results (sentinels, NaN, scale factors) through the compiled path', async (t) => {
-  const [v, e, s, sf, n] = resolvePoints(
+  const [v, e, s, _sf, n] = resolvePoints(
     [
       { name: 'v', address: 0, type: 'float32' },
       { name: 'e', address: 2, type: 'uint32', wordOrder: 'CDAB', scale: 0.1, nan: [0xffffffff] },
@@ -107,7 +134,24 @@ t.test('one storage batch per poll cycle, with every point of the SDM630 in it',
   const link = new TcpLink({ host: '127.0.0.1', port, maxInFlight: 1, connectTimeoutMs: 1000, reconnectMs: 100 });
   const bus = new ModbusBus(link);
   t.teardown(() => link.close());
-  const poller = new DevicePoller(ctx, bus, { name: 'm', bus: 'b', unit: 1, prefix: 'mb.m', model: template.model, interval: 50, timeoutMs: 1000, maxRegisters: template.maxRegisters, maxGap: template.maxGap, backoff: { initialMs: 100, maxMs: 100 }, points: sensors }, () => undefined);
+  const poller = new DevicePoller(
+    ctx,
+    bus,
+    {
+      name: 'm',
+      bus: 'b',
+      unit: 1,
+      prefix: 'mb.m',
+      model: template.model,
+      interval: 50,
+      timeoutMs: 1000,
+      maxRegisters: template.maxRegisters,
+      maxGap: template.maxGap,
+      backoff: { initialMs: 100, maxMs: 100 },
+      points: sensors,
+    },
+    () => undefined,
+  );
   await poller.start();
   while (poller.status.cycles < 5) await new Promise((r) => setTimeout(r, 20));
   await poller.stop();
@@ -115,10 +159,16 @@ t.test('one storage batch per poll cycle, with every point of the SDM630 in it',
   t.equal(batches.length, poller.status.cycles, 'one batch per cycle, not one per read');
   // stop() may cut one cycle short after its reads were queued: that one is not counted as a cycle.
   const unfinished = poller.status.requests - poller.status.cycles * requestsPerCycle;
-  t.ok(unfinished === 0 || unfinished === requestsPerCycle, `${requestsPerCycle} coalesced reads per cycle (${poller.status.requests} reads, ${poller.status.cycles} cycles)`);
+  t.ok(
+    unfinished === 0 || unfinished === requestsPerCycle,
+    `${requestsPerCycle} coalesced reads per cycle (${poller.status.requests} reads, ${poller.status.cycles} cycles)`,
+  );
   for (const b of batches) {
     t.equal(b.length, sensors.length);
-    t.ok(b.every((p) => typeof p.v === 'number'), 'all decoded');
+    t.ok(
+      b.every((p) => typeof p.v === 'number'),
+      'all decoded',
+    );
   }
   t.same(new Set(batches[0]!.map((p) => p.id)), new Set(sensors.map((p) => `mb.m.${p.name}`)));
 });

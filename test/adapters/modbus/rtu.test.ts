@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import modbus from '../../../adapters/modbus/index.js';
 import { ModbusSimulator, PtyPair } from '../../../adapters/modbus/simulator.js';
 import { eventually, startTestGateway } from '../../helpers/gateway.js';
-import { adapterStatus, latest, tempDir, values } from './helpers.js';
+import { adapterStatus, latest, values } from './helpers.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 const INTERVAL = 200;
 const TIMEOUT = 150;
 
 t.test('RTU over a pty: a dead, an exception and a bad-CRC device do not hold up a healthy one', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-modbus-');
   const pty = new PtyPair(join(dir, 'sim'), join(dir, 'gw'));
   await pty.open();
   t.teardown(() => pty.close());
@@ -57,8 +58,13 @@ t.test('RTU over a pty: a dead, an exception and a bad-CRC device do not hold up
     const series = (await values(gw.httpUrl, 'mb.healthy.power', from)).filter((v) => v.t <= from + 3000);
     const gaps = series.slice(1).map((v, i) => v.t - series[i]!.t);
     const maxGap = Math.max(...gaps);
-    t.comment(`gaps between healthy readings (ms): ${gaps.join(' ')}; status: ${JSON.stringify((await adapterStatus(gw.httpUrl, 'mb'))?.info?.devices?.healthy)}`);
-    t.ok(series.every((v) => typeof v.v === 'number'), 'only good readings');
+    t.comment(
+      `gaps between healthy readings (ms): ${gaps.join(' ')}; status: ${JSON.stringify((await adapterStatus(gw.httpUrl, 'mb'))?.info?.devices?.healthy)}`,
+    );
+    t.ok(
+      series.every((v) => typeof v.v === 'number'),
+      'only good readings',
+    );
     t.ok(series.length >= (3000 / INTERVAL) * 0.33, `${series.length} readings in 3 s at ${INTERVAL} ms`);
     // Worst case: a healthy cycle waits behind the one probe of a failing device already on the wire
     // (one timeout slot), plus its own 6 reads interleaved with the other devices' reads, each a pty
@@ -68,11 +74,11 @@ t.test('RTU over a pty: a dead, an exception and a bad-CRC device do not hold up
   });
 
   await t.test('each failure is reported per device with its cause, values are stale or bad', async (t) => {
-    const st = await eventually(async () => {
+    const st = (await eventually(async () => {
       const s = await adapterStatus(gw.httpUrl, 'mb');
       const d = s?.info?.devices;
       return d?.dead?.code === 'MODBUS_TIMEOUT' && d?.noisy?.code === 'MODBUS_FRAME' && d?.refusing?.badPoints?.length ? s : undefined;
-    });
+    }))!;
     t.equal(st.degraded, true);
     t.match(st.message, /2 of 4 devices failing/);
     t.match(st.info.devices.noisy.lastError, /CRC/);
@@ -107,7 +113,7 @@ t.test('RTU over a pty: a dead, an exception and a bad-CRC device do not hold up
 });
 
 t.test('RTU port that disappears is reopened when it comes back', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-modbus-');
   let pty = new PtyPair(join(dir, 'sim'), join(dir, 'gw'));
   await pty.open();
   t.teardown(() => pty.close());
@@ -121,7 +127,13 @@ t.test('RTU port that disappears is reopened when it comes back', async (t) => {
         {
           id: 'mb',
           type: 'modbus',
-          buses: [{ name: 'usb', rtu: { path: pty.b, baudRate: 9600, reopenMs: 100 }, devices: [{ name: 'm', unit: 7, template: 'eastron-sdm120', interval: 200, timeoutMs: 200, backoff: { initialMs: 100, maxMs: 300 } }] }],
+          buses: [
+            {
+              name: 'usb',
+              rtu: { path: pty.b, baudRate: 9600, reopenMs: 100 },
+              devices: [{ name: 'm', unit: 7, template: 'eastron-sdm120', interval: 200, timeoutMs: 200, backoff: { initialMs: 100, maxMs: 300 } }],
+            },
+          ],
         },
       ],
     },
@@ -131,10 +143,10 @@ t.test('RTU port that disappears is reopened when it comes back', async (t) => {
 
   await sim.detachRtu();
   await pty.close(); // "USB unplugged": both pty nodes vanish
-  const lost = await eventually(async () => {
+  const lost = (await eventually(async () => {
     const s = await adapterStatus(gw.httpUrl, 'mb');
     return s?.info?.devices?.m?.code === 'MODBUS_PORT_UNAVAILABLE' ? s : undefined;
-  });
+  }))!;
   t.match(lost.info.buses.usb.error, /closed|No such file|ENOENT|cannot open/i);
   // The stale marker is stored through the (asynchronous) storage queue, not with the status: wait for it.
   t.ok(await eventually(async () => (await latest(gw.httpUrl, 'mb.m.voltage'))?.q === 'stale'), 'values marked stale');
@@ -149,7 +161,10 @@ t.test('RTU port that disappears is reopened when it comes back', async (t) => {
     const v = await latest(gw.httpUrl, 'mb.m.voltage');
     return v && typeof v.v === 'number' && v.t >= back;
   }, 8000);
-  t.ok(gw.logs.some((l) => l.msg === 'serial port reopened'), 'port reopened');
+  t.ok(
+    gw.logs.some((l) => l.msg === 'serial port reopened'),
+    'port reopened',
+  );
   const s = await adapterStatus(gw.httpUrl, 'mb');
   t.equal(s.info.devices.m.state, 'ok');
   t.equal(s.state, 'running', 'the adapter itself never crashed');

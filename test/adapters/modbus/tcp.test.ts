@@ -80,10 +80,10 @@ t.test('Modbus TCP: templates, SunSpec discovery, writes and a refusing device a
   });
 
   await t.test('a device answering exception 2 is failing, marked bad, and named in the status', async (t) => {
-    const s = await eventually(async () => {
+    const s = (await eventually(async () => {
       const st = await adapterStatus(gw.httpUrl, 'mb');
       return st?.info?.devices?.sub?.badPoints?.length ? st : undefined;
-    }, 8000);
+    }, 8000))!;
     t.equal(s.degraded, true);
     t.match(s.message, /sub/);
     const v = await latest(gw.httpUrl, 'mb.sub.voltage');
@@ -94,7 +94,7 @@ t.test('Modbus TCP: templates, SunSpec discovery, writes and a refusing device a
   });
 
   await t.test('writes: verified by read-back, range checked, and failures reported to the requester', async (t) => {
-    const ok = await postJson(`${gw.httpUrl}/api/datapoints/site.main.demand_period/setpoint`, { v: 15 });
+    const ok = await postJson<{ v: number }>(`${gw.httpUrl}/api/datapoints/site.main.demand_period/setpoint`, { v: 15 });
     t.equal(ok.status, 200, JSON.stringify(ok.body));
     t.equal(ok.body.v, 15);
     const words = sim.device(1).words('holding', 2, 2);
@@ -104,7 +104,7 @@ t.test('Modbus TCP: templates, SunSpec discovery, writes and a refusing device a
     t.equal(b.readFloatBE(0), 15, 'the meter holds 15.0 in holding registers 0x0002-0x0003 (FC16, float32 ABCD)');
     t.equal((await latest(gw.httpUrl, 'site.main.demand_period'))!.v, 15);
 
-    const notAllowed = await postJson(`${gw.httpUrl}/api/datapoints/site.main.demand_period/setpoint`, { v: 7 });
+    const notAllowed = await postJson<{ code?: string; error?: { code: string } }>(`${gw.httpUrl}/api/datapoints/site.main.demand_period/setpoint`, { v: 7 });
     t.equal(notAllowed.status, 400);
     t.equal(notAllowed.body.error?.code ?? notAllowed.body.code, 'SETPOINT_OUT_OF_RANGE');
 

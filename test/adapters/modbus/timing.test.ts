@@ -12,7 +12,7 @@ import { ModbusSimulator, PtyPair } from '../../../adapters/modbus/simulator.js'
 import { loadTemplates } from '../../../adapters/modbus/templates.js';
 import { atOrAfter } from '../../../adapters/modbus/timing.js';
 import { RtuLine, bitsPerChar, interFrameGapMs } from '../../../adapters/modbus/transport-rtu.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 t.test('atOrAfter never runs before its deadline, and a cancelled wait never runs', async (t) => {
   // Waits around the 1-2 ms of an RTU gap, where a whole-millisecond timer can fire ~1 ms early.
@@ -49,11 +49,16 @@ function context(): AdapterContext {
 
 for (const baudRate of [19200, 115200]) {
   t.test(`RTU at ${baudRate} baud: every request waits at least t3.5 after the last frame, also after a timeout`, async (t) => {
-    const dir = await tempDir(t);
+    const dir = await tempDir(t, 'outpost-modbus-');
     const pty = new PtyPair(join(dir, 'sim'), join(dir, 'gw'));
     await pty.open();
     t.teardown(() => pty.close());
-    const sim = new ModbusSimulator({ devices: [{ unit: 1, template: 'eastron-sdm630' }, { unit: 2, template: 'eastron-sdm120', fault: { kind: 'timeout' } }] });
+    const sim = new ModbusSimulator({
+      devices: [
+        { unit: 1, template: 'eastron-sdm630' },
+        { unit: 2, template: 'eastron-sdm120', fault: { kind: 'timeout' } },
+      ],
+    });
     t.teardown(() => sim.close());
     await sim.attachRtu(pty.a, { baudRate });
     const line = new RtuLine({ path: pty.b, baudRate, parity: 'none', dataBits: 8, stopBits: 1 }, { reopenMs: 100 });
@@ -75,8 +80,26 @@ for (const baudRate of [19200, 115200]) {
     const sdm630 = loadTemplates().get('eastron-sdm630')!;
     const sdm120 = loadTemplates().get('eastron-sdm120')!;
     const common = { bus: 'b', interval: 50, maxGap: 8, maxRegisters: 125, backoff: { initialMs: 50, maxMs: 50 } };
-    const healthy = new DevicePoller(context(), bus, { ...common, name: 'healthy', unit: 1, prefix: 'mb.healthy', model: sdm630.model, timeoutMs: 1000, points: sdm630.points.filter((p) => p.kind === 'sensor') }, () => undefined);
-    const dead = new DevicePoller(context(), bus, { ...common, name: 'dead', unit: 2, prefix: 'mb.dead', model: sdm120.model, timeoutMs: 30, points: sdm120.points.filter((p) => p.kind === 'sensor') }, () => undefined);
+    const healthy = new DevicePoller(
+      context(),
+      bus,
+      {
+        ...common,
+        name: 'healthy',
+        unit: 1,
+        prefix: 'mb.healthy',
+        model: sdm630.model,
+        timeoutMs: 1000,
+        points: sdm630.points.filter((p) => p.kind === 'sensor'),
+      },
+      () => undefined,
+    );
+    const dead = new DevicePoller(
+      context(),
+      bus,
+      { ...common, name: 'dead', unit: 2, prefix: 'mb.dead', model: sdm120.model, timeoutMs: 30, points: sdm120.points.filter((p) => p.kind === 'sensor') },
+      () => undefined,
+    );
     await healthy.start();
     await dead.start();
     while (starts.length < 60 || dead.status.errors < 3) await new Promise((r) => setTimeout(r, 20));
@@ -94,7 +117,7 @@ for (const baudRate of [19200, 115200]) {
 }
 
 t.test('the simulator answers no sooner than request + t3.5 + response on a real line', async (t) => {
-  const dir = await tempDir(t);
+  const dir = await tempDir(t, 'outpost-modbus-');
   const pty = new PtyPair(join(dir, 'sim'), join(dir, 'gw'));
   await pty.open();
   t.teardown(() => pty.close());

@@ -11,7 +11,9 @@ import { startOcppGateway, getJson } from './helpers.js';
 import type { Plan } from '../../../adapters/ocpp/load-manager.js';
 
 async function chargePoint(t: Tap, endpoint: string, identity: string): Promise<RPCClient> {
-  const client = new RPCClient({ endpoint, identity, protocols: ['ocpp1.6'], strictMode: true, reconnect: false } as unknown as ConstructorParameters<typeof RPCClient>[0]);
+  const client = new RPCClient({ endpoint, identity, protocols: ['ocpp1.6'], strictMode: true, reconnect: false } as unknown as ConstructorParameters<
+    typeof RPCClient
+  >[0]);
   client.handle(async () => ({ status: 'Accepted' }));
   await client.connect();
   t.teardown(() => client.close({ force: true }));

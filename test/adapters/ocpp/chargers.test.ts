@@ -1,10 +1,10 @@
 import t from 'tap';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CHARGERS_DIR, loadChargerProfiles, matchChargerProfile, parseChargerProfile } from '../../../adapters/ocpp/chargers.js';
 import { isOutpostError } from '../../../core/errors.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 t.test('every charger profile in chargers/ loads and validates', async (t) => {
   const files = readdirSync(CHARGERS_DIR).filter((f) => f.endsWith('.yaml'));
@@ -43,19 +43,15 @@ t.test('bad profiles are refused with the file and path named', async (t) => {
   t.equal(parseChargerProfile('name: x\ndescription: d\nphases: 3\nmaxCurrentA: 32\n', 'x.yaml').connectors, 1, 'one connector unless the profile says more');
   t.match(bad('name: x\n  description: : :\n'), /not valid YAML/);
 
-  const dir = await mkdtemp(join(tmpdir(), 'outpost-chargers-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'outpost-chargers-');
   await writeFile(join(dir, 'generic.yaml'), 'name: other\ndescription: d\nphases: 3\nmaxCurrentA: 32\n');
   t.throws(() => loadChargerProfiles(dir), /must match the file name/);
 });
 
-t.test('a configured profile name that does not exist stops the adapter from starting', async (t) => {
+t.test('a configured profile name that does not exist stops the gateway from starting (what `outpost check` says)', async (t) => {
   const { startOcppGateway } = await import('./helpers.js');
-  const gw = await startOcppGateway(t, { chargers: [{ id: 'CP1', securityProfile: 0, profile: 'no-such-charger' }] });
-  const { eventually } = await import('../../helpers/gateway.js');
-  const status = await eventually(async () => {
-    const s = (await gw.status()) as { state: string; error?: { message: string } };
-    return s.state === 'error' ? s : undefined;
+  await t.rejects(startOcppGateway(t, { chargers: [{ id: 'CP1', securityProfile: 0, profile: 'no-such-charger' }] }), {
+    code: 'CONFIG_INVALID',
+    message: /adapters\.0\.chargers\.0\.profile: charger "CP1": unknown profile "no-such-charger"/,
   });
-  t.match(status!.error!.message, /unknown profile "no-such-charger"/);
 });

@@ -43,7 +43,11 @@ t.test('mapping: measurands, phases, locations, defaults, skips', async (t) => {
 });
 
 t.test('local authorization list: block wins, expiry, case-insensitive', async (t) => {
-  const list = { allow: ['Alice', { idTag: 'bob', expiryDate: '2020-01-01T00:00:00Z' }, { idTag: 'carol', parentIdTag: 'FLEET' }], block: ['ALICE2', 'mallory'], acceptUnknown: false };
+  const list = {
+    allow: ['Alice', { idTag: 'bob', expiryDate: '2020-01-01T00:00:00Z' }, { idTag: 'carol', parentIdTag: 'FLEET' }],
+    block: ['ALICE2', 'mallory'],
+    acceptUnknown: false,
+  };
   const now = Date.UTC(2024, 0, 1);
   t.same(authorizeIdTag(list, 'alice', now), { status: 'Accepted' });
   t.same(authorizeIdTag(list, 'BOB', now), { status: 'Expired' });
@@ -55,6 +59,19 @@ t.test('local authorization list: block wins, expiry, case-insensitive', async (
 });
 
 t.test('CSV quotes separators and defuses formulas', async (t) => {
-  const csv = toCsv([{ id: 1, charger: 'CP,1', connectorId: 1, idTag: '=HYPERLINK("x")', authorization: 'Accepted', start: 0, meterStartWh: 0, energyKwh: 0, samples: 0, samplesDropped: 0 }]);
+  const csv = toCsv([
+    {
+      id: 1,
+      charger: 'CP,1',
+      connectorId: 1,
+      idTag: '=HYPERLINK("x")',
+      authorization: 'Accepted',
+      start: 0,
+      meterStartWh: 0,
+      energyKwh: 0,
+      samples: 0,
+      samplesDropped: 0,
+    },
+  ]);
   t.equal(csv.split('\r\n')[1], `1,"CP,1",1,"'=HYPERLINK(""x"")",Accepted,1970-01-01T00:00:00.000Z,,0,,0,`);
 });

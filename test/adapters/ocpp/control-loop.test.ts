@@ -43,7 +43,15 @@ const base = { limitA: LIMIT, marginA: 1, durationMs: 600_000 };
 const matrix: ScenarioSpec[] = [];
 for (const chargers of [1, 6, 20])
   for (const meterIntervalMs of [1000, 5000])
-    for (const reportIntervalMs of [2000, 10_000]) matrix.push({ ...base, name: `${chargers} chargers, meter ${meterIntervalMs / 1000} s, MeterValues ${reportIntervalMs / 1000} s`, chargers, meterIntervalMs, reportIntervalMs, otherLoad: steps });
+    for (const reportIntervalMs of [2000, 10_000])
+      matrix.push({
+        ...base,
+        name: `${chargers} chargers, meter ${meterIntervalMs / 1000} s, MeterValues ${reportIntervalMs / 1000} s`,
+        chargers,
+        meterIntervalMs,
+        reportIntervalMs,
+        otherLoad: steps,
+      });
 
 for (const spec of matrix) {
   t.test(`${spec.name}, other load 3 → 15 → 3 kW`, async (t) => {
@@ -53,7 +61,10 @@ for (const spec of matrix) {
 
 t.test('steady other load: cars settle and stay (6 chargers, 5 min, 3 kW and 15 kW)', async (t) => {
   for (const kw of [3, 15]) {
-    const r = await runScenario({ ...base, durationMs: 300_000, name: `steady ${kw} kW`, chargers: 6, meterIntervalMs: 1000, reportIntervalMs: 10_000, otherLoad: [{ atMs: 0, kw }] }, controller);
+    const r = await runScenario(
+      { ...base, durationMs: 300_000, name: `steady ${kw} kW`, chargers: 6, meterIntervalMs: 1000, reportIntervalMs: 10_000, otherLoad: [{ atMs: 0, kw }] },
+      controller,
+    );
     assertHolds(t, r);
     t.equal(r.aboveShare, 0, `${kw} kW: never above ${LIMIT} A`);
   }
@@ -61,7 +72,18 @@ t.test('steady other load: cars settle and stay (6 chargers, 5 min, 3 kW and 15 
 
 t.test('meter loss: the fallback takes over after staleAfterMs, and the meter is trusted again when it returns', async (t) => {
   // Other load steady at 3 kW while the meter is silent for 3 minutes.
-  const r = await runScenario({ ...base, name: 'meter loss', chargers: 6, meterIntervalMs: 1000, reportIntervalMs: 10_000, otherLoad: [{ atMs: 0, kw: 3 }], meterLoss: { fromMs: 120_000, toMs: 300_000 } }, controller);
+  const r = await runScenario(
+    {
+      ...base,
+      name: 'meter loss',
+      chargers: 6,
+      meterIntervalMs: 1000,
+      reportIntervalMs: 10_000,
+      otherLoad: [{ atMs: 0, kw: 3 }],
+      meterLoss: { fromMs: 120_000, toMs: 300_000 },
+    },
+    controller,
+  );
   assertHolds(t, r, { headroom: false });
   t.equal(r.aboveShare, 0, `never above ${LIMIT} A`);
 });
@@ -70,7 +92,19 @@ for (const skewMs of [3_600_000, -3_600_000]) {
   t.test(`meter clock ${skewMs > 0 ? '+' : '-'}1 h: staleness by arrival time`, async (t) => {
     // The meter goes silent at 120 s: with its fast clock, the old controller trusted the last
     // reading for the whole hour of skew and never fell back (52.7 A seen in the bench).
-    const r = await runScenario({ ...base, name: 'skew', chargers: 6, meterIntervalMs: 1000, reportIntervalMs: 10_000, otherLoad: steps, meterSkewMs: skewMs, meterLoss: { fromMs: 120_000, toMs: 300_000 } }, controller);
+    const r = await runScenario(
+      {
+        ...base,
+        name: 'skew',
+        chargers: 6,
+        meterIntervalMs: 1000,
+        reportIntervalMs: 10_000,
+        otherLoad: steps,
+        meterSkewMs: skewMs,
+        meterLoss: { fromMs: 120_000, toMs: 300_000 },
+      },
+      controller,
+    );
     t.ok(r.maxOutsideStepsA <= LIMIT * 1.1, `highest site current outside step reactions ${r.maxOutsideStepsA} A`);
     t.ok(r.switchesPer5MinMax <= 2, `worst car ${r.switchesPer5MinMax} changes per 5 min`);
   });

@@ -11,16 +11,33 @@ t.test('estimate: a car ramping to a new limit proves nothing; a settled site gi
   const est = new OtherLoadEstimator();
   // Settled: other 4.3 A + a car at 20 A.
   let b = drawBounds([{ phases: [0], reportA: [20, 0, 0], limitA: 20, maxA: 32, settled: true }]);
-  t.same(est.update([24.3], [b.lo[0]], [b.hi[0]]).map((x) => Math.round(x * 10) / 10), [4.3], 'exact when settled');
+  t.same(
+    est.update([24.3], [b.lo[0]], [b.hi[0]]).map((x) => Math.round(x * 10) / 10),
+    [4.3],
+    'exact when settled',
+  );
   // Raised to 26 A, the car ramps; its report still says 20 A. The meter reads 27.3, 30.3.
   b = drawBounds([{ phases: [0], reportA: [20, 0, 0], limitA: 26, maxA: 32, settled: false }]);
   t.same([b.lo[0], b.hi[0]], [20, 26], 'in flight: between the report and the new limit');
-  for (const m of [27.3, 30.3]) t.same(est.update([m], [b.lo[0]], [b.hi[0]]).map((x) => Math.round(x * 10) / 10), [4.3], `meter ${m} A during the ramp: still 4.3 A (the old controller read ${(m - 20).toFixed(1)} A)`);
+  for (const m of [27.3, 30.3])
+    t.same(
+      est.update([m], [b.lo[0]], [b.hi[0]]).map((x) => Math.round(x * 10) / 10),
+      [4.3],
+      `meter ${m} A during the ramp: still 4.3 A (the old controller read ${(m - 20).toFixed(1)} A)`,
+    );
   // Other load really rises by 10 A while the car is in flight: proven, taken conservatively.
-  t.same(est.update([40.3], [b.lo[0]], [b.hi[0]]).map((x) => Math.round(x * 10) / 10), [20.3], 'a proven rise jumps to the upper bound');
+  t.same(
+    est.update([40.3], [b.lo[0]], [b.hi[0]]).map((x) => Math.round(x * 10) / 10),
+    [20.3],
+    'a proven rise jumps to the upper bound',
+  );
   // Settled again at 26 A: exact.
   b = drawBounds([{ phases: [0], reportA: [26, 0, 0], limitA: 26, maxA: 32, settled: true }]);
-  t.same(est.update([40.3], [b.lo[0]], [b.hi[0]]).map((x) => Math.round(x * 10) / 10), [14.3], 'back to exact once the car settled');
+  t.same(
+    est.update([40.3], [b.lo[0]], [b.hi[0]]).map((x) => Math.round(x * 10) / 10),
+    [14.3],
+    'back to exact once the car settled',
+  );
 });
 
 interface Rig {
@@ -48,7 +65,15 @@ function rig(config: Partial<ConstructorParameters<typeof LoadManager>[0]> = {})
     },
   };
   r.lm = new LoadManager(
-    { limitA: 32, voltage: 230, sitePhases: 3, fallbackA: 16, marginA: 0, meter: { datapoint: 'm', unit: 'A', staleAfterMs: 10_000, includesChargers: true }, ...config },
+    {
+      limitA: 32,
+      voltage: 230,
+      sitePhases: 3,
+      fallbackA: 16,
+      marginA: 0,
+      meter: { datapoint: 'm', unit: 'A', staleAfterMs: 10_000, includesChargers: true },
+      ...config,
+    },
     {
       now: () => clock.now,
       sessions: () => r.sessions,

@@ -2,6 +2,7 @@ import ocpp from '../../../adapters/ocpp/index.js';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 import type { AdapterType } from '../../../runtime/adapter.js';
 import { ChargePointSimulator, type SimulatorOptions } from '../../../adapters/ocpp/simulator.js';
+import type { Teardown } from '../../helpers/teardown.js';
 
 export interface OcppGateway extends TestGateway {
   wsUrl: string;
@@ -9,13 +10,17 @@ export interface OcppGateway extends TestGateway {
   sim(options: Omit<SimulatorOptions, 'endpoint'>): ChargePointSimulator;
 }
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
 /** A real gateway with one `ocpp` adapter instance (id `chargers`) plus any extra adapters. */
-export async function startOcppGateway(t: Teardown, options: Record<string, unknown>, extra: { adapters?: unknown[]; dataDir?: string } = {}): Promise<OcppGateway> {
-  const gw = await startTestGateway(t, { adapters: [...(extra.adapters ?? []), { id: 'chargers', type: 'ocpp', ...options }] }, { types: [ocpp as unknown as AdapterType], dataDir: extra.dataDir });
+export async function startOcppGateway(
+  t: Teardown,
+  options: Record<string, unknown>,
+  extra: { adapters?: unknown[]; dataDir?: string } = {},
+): Promise<OcppGateway> {
+  const gw = await startTestGateway(
+    t,
+    { adapters: [...(extra.adapters ?? []), { id: 'chargers', type: 'ocpp', ...options }] },
+    { types: [ocpp as unknown as AdapterType], dataDir: extra.dataDir },
+  );
   const wsUrl = gw.httpUrl.replace(/^http/, 'ws') + '/ocpp';
   const sims: ChargePointSimulator[] = [];
   t.teardown(async () => {
@@ -27,7 +32,7 @@ export async function startOcppGateway(t: Teardown, options: Record<string, unkn
     async status() {
       const res = await fetch(`${gw.httpUrl}/api/adapters`);
       const body = (await res.json()) as { items: Array<{ id: string; state: string; info?: never; message?: string }> };
-      return body.items.find((a) => a.id === "chargers")!;
+      return body.items.find((a) => a.id === 'chargers')!;
     },
     sim(simOptions) {
       const s = new ChargePointSimulator({ endpoint: wsUrl, ...simOptions });

@@ -27,7 +27,10 @@ t.test('full session lifecycle with a real OCPP client', async (t) => {
   t.equal(unknown.status, 'Invalid');
   // A charger with its own auth cache may start without Authorize: the blocked tag still gets a
   // transaction id (OCPP 1.6 §4.8) and is told Blocked, so the charger ends it.
-  const direct = (await sim.send('StartTransaction', { connectorId: 2, idTag: 'TAG-STOLEN', meterStart: 5, timestamp: sim.timestamp() })) as { transactionId: number; idTagInfo: { status: string } };
+  const direct = (await sim.send('StartTransaction', { connectorId: 2, idTag: 'TAG-STOLEN', meterStart: 5, timestamp: sim.timestamp() })) as {
+    transactionId: number;
+    idTagInfo: { status: string };
+  };
   t.equal(direct.idTagInfo.status, 'Blocked');
   t.ok(direct.transactionId >= 1);
   await sim.send('StopTransaction', { transactionId: direct.transactionId, meterStop: 5, timestamp: sim.timestamp(), reason: 'DeAuthorized' });
@@ -108,7 +111,14 @@ t.test('central-system calls through REST reach the charger', async (t) => {
 
   const profile = await postJson<{ result: { status: string } }>(`${base}/charging-profile`, {
     connectorId: 1,
-    csChargingProfiles: { chargingProfileId: 7, transactionId: txId, stackLevel: 2, chargingProfilePurpose: 'TxProfile', chargingProfileKind: 'Relative', chargingSchedule: { chargingRateUnit: 'A', chargingSchedulePeriod: [{ startPeriod: 0, limit: 10 }] } },
+    csChargingProfiles: {
+      chargingProfileId: 7,
+      transactionId: txId,
+      stackLevel: 2,
+      chargingProfilePurpose: 'TxProfile',
+      chargingProfileKind: 'Relative',
+      chargingSchedule: { chargingRateUnit: 'A', chargingSchedulePeriod: [{ startPeriod: 0, limit: 10 }] },
+    },
   });
   t.equal(profile.body.result.status, 'Accepted');
   t.equal(sim.connector(1).limitA, 10);
@@ -126,7 +136,9 @@ t.test('central-system calls through REST reach the charger', async (t) => {
 
   const stop = await postJson<{ result: { status: string } }>(`${base}/remote-stop`, { transactionId: txId });
   t.equal(stop.body.result.status, 'Accepted');
-  await eventually(async () => (await getJson<{ sessions: Array<{ stop?: number }> }>(`${gw.httpUrl}/api/charging/sessions`)).body.sessions[0]?.stop !== undefined);
+  await eventually(
+    async () => (await getJson<{ sessions: Array<{ stop?: number }> }>(`${gw.httpUrl}/api/charging/sessions`)).body.sessions[0]?.stop !== undefined,
+  );
 
   const offline = await postJson<{ error: { code: string } }>(`${gw.httpUrl}/api/charging/chargers/NOPE/reset`, {});
   t.equal(offline.status, 404);
@@ -146,7 +158,10 @@ t.test('operator setpoints become charging profiles and availability changes', a
   const tx = sim.profiles.find((p) => p.csChargingProfiles.chargingProfilePurpose === 'TxProfile')!;
   t.ok(tx, 'TxProfile sent for the running transaction');
   t.equal(tx.csChargingProfiles.transactionId, started.transactionId);
-  t.ok(sim.profiles.some((p) => p.csChargingProfiles.chargingProfilePurpose === 'TxDefaultProfile'), 'TxDefaultProfile for future sessions');
+  t.ok(
+    sim.profiles.some((p) => p.csChargingProfiles.chargingProfilePurpose === 'TxDefaultProfile'),
+    'TxDefaultProfile for future sessions',
+  );
   t.equal(sim.connector(1).limitA, 12.5);
 
   const tooHigh = await postJson<{ error: { code: string } }>(`${gw.httpUrl}/api/datapoints/ev.cp3.1.current_limit/setpoint`, { v: 80 });
@@ -158,7 +173,10 @@ t.test('operator setpoints become charging profiles and availability changes', a
 
   const disable = await postJson(`${gw.httpUrl}/api/datapoints/ev.cp3.1.enabled/setpoint`, { v: false });
   t.equal(disable.status, 200);
-  t.same(sim.received.filter((r) => r.action === 'ChangeAvailability').map((r) => r.params), [{ connectorId: 1, type: 'Inoperative' }]);
+  t.same(
+    sim.received.filter((r) => r.action === 'ChangeAvailability').map((r) => r.params),
+    [{ connectorId: 1, type: 'Inoperative' }],
+  );
   // Inoperative waits for the running transaction to end: a 0 A TxProfile stops the current now.
   t.equal(sim.connector(1).limitA, 0, 'the running session is held at 0 A');
   await sim.tick(60_000);

@@ -1,30 +1,15 @@
 import t from 'tap';
 import mqtt from 'mqtt';
-import { z } from 'zod';
-import { defineAdapter, type AdapterContext } from '../../../runtime/adapter.js';
 import type { AdapterType } from '../../../runtime/adapter.js';
 import ocpp from '../../../adapters/ocpp/index.js';
 import { startTestGateway, eventually } from '../../helpers/gateway.js';
 import { ChargePointSimulator } from '../../../adapters/ocpp/simulator.js';
 import type { Plan } from '../../../adapters/ocpp/load-manager.js';
+import { drivenAdapter } from '../../helpers/driven-adapter.js';
 
 /** A site meter adapter the test drives: one datapoint, the current on the most loaded phase. */
-let meterCtx: AdapterContext | undefined;
-const siteMeter = defineAdapter({
-  type: 'test-site-meter',
-  description: 'site meter driven by the test',
-  schema: z.strictObject({}),
-  create() {
-    return {
-      async start(ctx) {
-        await ctx.datapoints.register({ id: 'site.meter.current', type: 'number', unit: 'A', description: 'site current, most loaded phase' });
-        meterCtx = ctx;
-      },
-      async stop() {
-        meterCtx = undefined;
-      },
-    };
-  },
+const siteMeter = drivenAdapter('test-site-meter', 'site meter driven by the test', async (ctx) => {
+  await ctx.datapoints.register({ id: 'site.meter.current', type: 'number', unit: 'A', description: 'site current, most loaded phase' });
 });
 
 t.test('three chargers under a 32 A site limit track a simulated site meter', async (t) => {
@@ -53,7 +38,7 @@ t.test('three chargers under a 32 A site limit track a simulated site meter', as
         },
       ],
     },
-    { types: [siteMeter as unknown as AdapterType, ocpp as unknown as AdapterType] },
+    { types: [siteMeter.type, ocpp as unknown as AdapterType] },
   );
 
   // Every plan the gateway makes, as published on the bus.
@@ -75,7 +60,10 @@ t.test('three chargers under a 32 A site limit track a simulated site meter', as
     const id = (sim as unknown as { opts: { identity: string } }).opts.identity;
     sim.onLimit = (_c, limitA) => {
       told.set(id, limitA);
-      worstTold = Math.max(worstTold, [...told.values()].reduce((a, b) => a + b, 0));
+      worstTold = Math.max(
+        worstTold,
+        [...told.values()].reduce((a, b) => a + b, 0),
+      );
     };
     await sim.connect();
   }
@@ -83,7 +71,7 @@ t.test('three chargers under a 32 A site limit track a simulated site meter', as
   let otherLoadA = 0;
   const publishMeter = async (): Promise<void> => {
     const evA = sims.reduce((sum, s) => sum + s.connector(1).drawA, 0);
-    await meterCtx!.bus.publishValue('site.meter.current', Math.round((otherLoadA + evA) * 10) / 10);
+    await siteMeter.ctx!.bus.publishValue('site.meter.current', Math.round((otherLoadA + evA) * 10) / 10);
   };
   const step = async (): Promise<void> => {
     for (const s of sims) await s.tick(10_000);
@@ -92,10 +80,14 @@ t.test('three chargers under a 32 A site limit track a simulated site meter', as
   const latest = (): Plan & { trigger: string } => plans[plans.length - 1]!;
   const limitOf = (key: string): number | undefined => latest()?.allocations.find((a) => a.key === key)?.limitA;
   const settle = async (expect: Record<string, number>): Promise<void> => {
-    await eventually(async () => {
-      await step();
-      return Object.entries(expect).every(([k, v]) => limitOf(k) === v && sims[['A/1', 'B/1', 'C/1'].indexOf(k)]!.connector(1).limitA === v);
-    }, 8000, 50);
+    await eventually(
+      async () => {
+        await step();
+        return Object.entries(expect).every(([k, v]) => limitOf(k) === v && sims[['A/1', 'B/1', 'C/1'].indexOf(k)]!.connector(1).limitA === v);
+      },
+      8000,
+      50,
+    );
   };
 
   await publishMeter();

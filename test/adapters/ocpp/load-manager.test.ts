@@ -11,7 +11,12 @@ function session(key: string, over: Partial<LoadSession> = {}): LoadSession {
 const limitOf = (plan: ReturnType<typeof planLoad>, key: string): number => plan.allocations.find((a) => a.key === key)!.limitA;
 
 t.test('fair share among equals, capped by each session maximum', async (t) => {
-  const plan = planLoad({ siteLimitA: 32, meterState: 'none', fallbackA: 16, sessions: [session('a', { order: 1 }), session('b', { order: 2 }), session('c', { order: 3, maxA: 8 })] });
+  const plan = planLoad({
+    siteLimitA: 32,
+    meterState: 'none',
+    fallbackA: 16,
+    sessions: [session('a', { order: 1 }), session('b', { order: 2 }), session('c', { order: 3, maxA: 8 })],
+  });
   t.equal(limitOf(plan, 'c'), 8);
   t.equal(limitOf(plan, 'a'), 12);
   t.equal(limitOf(plan, 'b'), 12);
@@ -19,7 +24,13 @@ t.test('fair share among equals, capped by each session maximum', async (t) => {
 });
 
 t.test('sessions that cannot get 6 A are paused, latest first', async (t) => {
-  const plan = planLoad({ siteLimitA: 32, meterState: 'fresh', otherLoadA: [18, 18, 18], fallbackA: 16, sessions: [session('a', { order: 1 }), session('b', { order: 2 }), session('c', { order: 3 })] });
+  const plan = planLoad({
+    siteLimitA: 32,
+    meterState: 'fresh',
+    otherLoadA: [18, 18, 18],
+    fallbackA: 16,
+    sessions: [session('a', { order: 1 }), session('b', { order: 2 }), session('c', { order: 3 })],
+  });
   t.same(plan.availableA, [14, 14, 14]);
   t.equal(limitOf(plan, 'a'), 7, 'the two admitted sessions share 14 A fairly');
   t.equal(limitOf(plan, 'b'), 7);
@@ -28,7 +39,12 @@ t.test('sessions that cannot get 6 A are paused, latest first', async (t) => {
 });
 
 t.test('priorities are served first', async (t) => {
-  const plan = planLoad({ siteLimitA: 20, meterState: 'none', fallbackA: 10, sessions: [session('low', { order: 1 }), session('high', { order: 2, priority: 5 })] });
+  const plan = planLoad({
+    siteLimitA: 20,
+    meterState: 'none',
+    fallbackA: 10,
+    sessions: [session('low', { order: 1 }), session('high', { order: 2, priority: 5 })],
+  });
   t.equal(limitOf(plan, 'high'), 14);
   t.equal(limitOf(plan, 'low'), 6);
 });
@@ -38,7 +54,12 @@ t.test('phase-aware: single-phase chargers only use their phase', async (t) => {
     siteLimitA: 16,
     meterState: 'none',
     fallbackA: 8,
-    sessions: [session('l1a', { phases: [0], order: 1 }), session('l1b', { phases: [0], order: 2 }), session('l2', { phases: [1], order: 3 }), session('three', { order: 4 })],
+    sessions: [
+      session('l1a', { phases: [0], order: 1 }),
+      session('l1b', { phases: [0], order: 2 }),
+      session('l2', { phases: [1], order: 3 }),
+      session('three', { order: 4 }),
+    ],
   });
   // L1 is shared by l1a, l1b and the three-phase session: 16/3 → 5.3 < 6, so one must pause.
   t.equal(limitOf(plan, 'three'), 0);
@@ -66,7 +87,14 @@ t.test('property: sum of limits never exceeds the site limit (random inputs)', a
       const single = r() < 0.4;
       const phases: PhaseIndex[] = single ? [Math.floor(r() * 3) as PhaseIndex] : [0, 1, 2];
       const minA = r() < 0.8 ? 6 : 6 + Math.floor(r() * 40) / 10;
-      sessions.push({ key: `s${i}`, phases, minA, maxA: r() < 0.1 ? 0 : Math.round(r() * 630) / 10, priority: Math.floor(r() * 3), order: Math.floor(r() * 1000) });
+      sessions.push({
+        key: `s${i}`,
+        phases,
+        minA,
+        maxA: r() < 0.1 ? 0 : Math.round(r() * 630) / 10,
+        priority: Math.floor(r() * 3),
+        order: Math.floor(r() * 1000),
+      });
     }
     const meterState = (['none', 'fresh', 'stale'] as const)[Math.floor(r() * 3)]!;
     const input: PlanInput = {
@@ -107,7 +135,14 @@ t.test('a power meter (W) with a single-phase charger: the other load on its pha
   // meter shows (60 + 32) A × 230 V in total.
   const applied = new Map<string, number>();
   const lm = new LoadManager(
-    { limitA: 32, voltage: 230, sitePhases: 3, fallbackA: 10, marginA: 0, meter: { datapoint: 'site.power', unit: 'W', staleAfterMs: 60_000, includesChargers: true } },
+    {
+      limitA: 32,
+      voltage: 230,
+      sitePhases: 3,
+      fallbackA: 10,
+      marginA: 0,
+      meter: { datapoint: 'site.power', unit: 'W', staleAfterMs: 60_000, includesChargers: true },
+    },
     {
       now: () => 1000,
       // Reported at 1000 by a car that had started long before: it has followed, so the report counts.
@@ -171,5 +206,12 @@ t.test('a decrease that fails keeps the increases back (the site limit holds)', 
   await lm.idle();
   t.same(calls, [['a', 16]], 'the decrease at once');
   await waitOut();
-  t.same(calls, [['a', 16], ['b', 16]], 'the increase once a followed');
+  t.same(
+    calls,
+    [
+      ['a', 16],
+      ['b', 16],
+    ],
+    'the increase once a followed',
+  );
 });

@@ -1,9 +1,8 @@
 import t from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+
 import { eventually } from '../../helpers/gateway.js';
 import { getJson, startOcppGateway } from './helpers.js';
+import { tempDir } from '../../helpers/teardown.js';
 
 t.test('reconnect mid-session: queued meter values and the stop arrive later, energy is right', async (t) => {
   const gw = await startOcppGateway(t, { chargers: [{ id: 'CP1', securityProfile: 0 }], idTags: { allow: ['TAG'] } });
@@ -50,8 +49,7 @@ t.test('a repeated StartTransaction (lost answer) gets the same transaction id; 
 });
 
 t.test('transaction ids and open sessions survive a gateway restart', async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'outpost-ocpp-'));
-  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const dataDir = await tempDir(t, 'outpost-ocpp-');
   const options = { chargers: [{ id: 'CP1', securityProfile: 0 }], idTags: { acceptUnknown: true } };
 
   const gw1 = await startOcppGateway(t, options, { dataDir });

@@ -9,7 +9,9 @@ interface SentProfile {
 }
 
 const sent = (sim: ChargePointSimulator, purpose: string): SentProfile[] =>
-  sim.received.filter((r) => r.action === 'SetChargingProfile' && (r.params as SentProfile).csChargingProfiles.chargingProfilePurpose === purpose).map((r) => r.params as SentProfile);
+  sim.received
+    .filter((r) => r.action === 'SetChargingProfile' && (r.params as SentProfile).csChargingProfiles.chargingProfilePurpose === purpose)
+    .map((r) => r.params as SentProfile);
 const limitOf = (p: SentProfile | undefined): number | undefined => p?.csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0]?.limit;
 
 t.test('load management caps chargers at connect, starts sessions low, logs plans and re-applies after REST profile changes', async (t) => {
@@ -48,11 +50,21 @@ t.test('load management caps chargers at connect, starts sessions low, logs plan
   t.equal(limitOf(sent(sim, 'TxProfile').at(-1)), 16, 'raised once the car had time to follow');
   t.equal(limitOf(sent(sim, 'ChargePointMaxProfile').at(-1)), 16, 'the charger cap rose with the plan');
   t.ok(limits.indexOf(6) < limits.indexOf(16), `6 A before the plan raised it to 16 A (${limits.join(', ')})`);
-  t.notOk(limits.some((l) => l > 16), 'never above the plan');
+  t.notOk(
+    limits.some((l) => l > 16),
+    'never above the plan',
+  );
 
   // 2. The plan that changed is logged at info with the per-session limit and its reason.
   await eventually(() =>
-    gw.logs.some((l) => l.level === 30 && l.msg === 'charging plan changed' && (l.allocations as Array<{ session: string; limitA: number; reason: string }>).some((a) => a.session === 'A/1' && a.limitA === 16 && a.reason.length > 0)),
+    gw.logs.some(
+      (l) =>
+        l.level === 30 &&
+        l.msg === 'charging plan changed' &&
+        (l.allocations as Array<{ session: string; limitA: number; reason: string }>).some(
+          (a) => a.session === 'A/1' && a.limitA === 16 && a.reason.length > 0,
+        ),
+    ),
   );
   const infoBefore = gw.logs.filter((l) => l.msg === 'charging plan changed').length;
   await sim.tick(10_000); // a meter value: a new round with the same allocations
@@ -71,9 +83,12 @@ t.test('load management caps chargers at connect, starts sessions low, logs plan
   t.pass('the charger is back under the plan');
 
   // Refusals are logged: the charger now rejects charger-wide and default profiles.
-  (sim as unknown as { client: { handle(a: string, f: (call: { params: SentProfile }) => unknown): void } }).client.handle('SetChargingProfile', ({ params }) => ({
-    status: params.csChargingProfiles.chargingProfilePurpose === 'TxProfile' ? 'Accepted' : 'Rejected',
-  }));
+  (sim as unknown as { client: { handle(a: string, f: (call: { params: SentProfile }) => unknown): void } }).client.handle(
+    'SetChargingProfile',
+    ({ params }) => ({
+      status: params.csChargingProfiles.chargingProfilePurpose === 'TxProfile' ? 'Accepted' : 'Rejected',
+    }),
+  );
   await postJson(`${gw.httpUrl}/api/charging/chargers/A/clear-charging-profile`, {});
   await eventually(() => gw.logs.some((l) => l.level === 40 && String(l.msg).startsWith('charger refused the ChargePointMaxProfile')));
   await eventually(() => gw.logs.some((l) => l.level === 40 && String(l.msg).startsWith('charger refused the TxDefaultProfile')));

@@ -74,7 +74,13 @@ t.test('autoAccept lets unknown chargers in; security profile 2 needs TLS', asyn
 
 t.test('charger identities that map to the same datapoint ids are refused in the config', async (t) => {
   const { ocppOptionsSchema } = await import('../../../adapters/ocpp/config.js');
-  const parsed = ocppOptionsSchema.safeParse({ chargers: [{ id: 'CP.1', securityProfile: 0 }, { id: 'cp_1', securityProfile: 0 }, { id: 'CP2', securityProfile: 0 }] });
+  const parsed = ocppOptionsSchema.safeParse({
+    chargers: [
+      { id: 'CP.1', securityProfile: 0 },
+      { id: 'cp_1', securityProfile: 0 },
+      { id: 'CP2', securityProfile: 0 },
+    ],
+  });
   t.notOk(parsed.success);
   t.match(parsed.error?.issues, [{ path: ['chargers', 1, 'id'], message: /"cp_1" and "CP.1" map to the same datapoint ids \(cp_1\)/ }]);
 });
@@ -98,20 +104,40 @@ t.test('invalid frames are answered with OCPP-J 1.6 error codes and counted', as
   t.match(await exchange('{"not": "an array"}'), [4, '-1', 'FormationViolation']);
   t.match(await exchange('[7, "m2", "Heartbeat", {}]'), [4, 'm2', 'FormationViolation'], 'unknown message type');
   // Schema violations.
-  t.match(await exchange(JSON.stringify([2, 'm3', 'StatusNotification', { connectorId: 'one', errorCode: 'NoError', status: 'Available' }])), [4, 'm3', 'TypeConstraintViolation']);
-  t.match(await exchange(JSON.stringify([2, 'm4', 'StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Sleeping' }])), [4, 'm4', 'FormationViolation']);
+  t.match(await exchange(JSON.stringify([2, 'm3', 'StatusNotification', { connectorId: 'one', errorCode: 'NoError', status: 'Available' }])), [
+    4,
+    'm3',
+    'TypeConstraintViolation',
+  ]);
+  t.match(await exchange(JSON.stringify([2, 'm4', 'StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Sleeping' }])), [
+    4,
+    'm4',
+    'FormationViolation',
+  ]);
   t.match(await exchange(JSON.stringify([2, 'm5', 'Heartbeat', { extra: true }])), [4, 'm5', 'PropertyConstraintViolation']);
   t.match(await exchange(JSON.stringify([2, 'm6', 'StartTransaction', { connectorId: 1 }])), [4, 'm6', 'OccurrenceConstraintViolation']);
   // Unknown action → NotImplemented.
   t.match(await exchange(JSON.stringify([2, 'm7', 'MakeCoffee', {}])), [4, 'm7', 'NotImplemented']);
   // Lenient input: a timestamp without offset is accepted (read as UTC).
-  t.same(await exchange(JSON.stringify([2, 'm8', 'StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Available', timestamp: '2024-05-01T10:00:00' }])), [3, 'm8', {}]);
+  t.same(
+    await exchange(
+      JSON.stringify([2, 'm8', 'StatusNotification', { connectorId: 1, errorCode: 'NoError', status: 'Available', timestamp: '2024-05-01T10:00:00' }]),
+    ),
+    [3, 'm8', {}],
+  );
   const heartbeat = await exchange(JSON.stringify([2, 'm9', 'Heartbeat', {}]));
   t.match(heartbeat, [3, 'm9', { currentTime: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/ }], 'strict output: UTC with Z');
   // DataTransfer (§4.3): logged (bounded) and answered UnknownVendorId; a missing vendorId breaks the schema.
-  t.same(await exchange(JSON.stringify([2, 'm10', 'DataTransfer', { vendorId: 'com.acme', messageId: 'diag', data: 'x'.repeat(5000) }])), [3, 'm10', { status: 'UnknownVendorId' }]);
+  t.same(await exchange(JSON.stringify([2, 'm10', 'DataTransfer', { vendorId: 'com.acme', messageId: 'diag', data: 'x'.repeat(5000) }])), [
+    3,
+    'm10',
+    { status: 'UnknownVendorId' },
+  ]);
   t.match(await exchange(JSON.stringify([2, 'm11', 'DataTransfer', { messageId: 'diag' }])), [4, 'm11', 'OccurrenceConstraintViolation']);
-  const logged = await eventually(() => gw.logs.find((l) => (l as { msg?: string }).msg === 'DataTransfer from charger') as { vendorId: string; dataLength: number; data: string } | undefined);
+  const logged = await eventually(
+    () =>
+      gw.logs.find((l) => (l as { msg?: string }).msg === 'DataTransfer from charger') as { vendorId: string; dataLength: number; data: string } | undefined,
+  );
   t.match(logged, { vendorId: 'com.acme', dataLength: 5000 }, 'DataTransfer logged with its vendor');
   t.equal(logged!.data.length, 256, 'the logged data is bounded');
 
@@ -123,7 +149,7 @@ t.test('invalid frames are answered with OCPP-J 1.6 error codes and counted', as
   t.equal(c.badFrames, 3);
   t.same(c.schemaViolations, { TypeConstraintViolation: 1, FormationViolation: 1, PropertyConstraintViolation: 1, OccurrenceConstraintViolation: 2 });
   t.equal(c.notImplemented, 1);
-  const stored = await (await fetch(`${gw.httpUrl}/api/datapoints/ev.raw.1.status`)).json() as { latest: { v: string; t: number } };
+  const stored = (await (await fetch(`${gw.httpUrl}/api/datapoints/ev.raw.1.status`)).json()) as { latest: { v: string; t: number } };
   t.equal(stored.latest.t, Date.UTC(2024, 4, 1, 10), 'offset-less timestamp read as UTC');
   ws!.close();
 });
@@ -137,11 +163,19 @@ t.test('too many bad frames close the connection', async (t) => {
   // Let the gateway record the disconnect before it stops (no publish racing the shutdown).
   // (The charger list, not the online datapoint: a socket closed before its datapoints were
   // registered publishes no "offline" value.)
-  await eventually(async () => (await getJson<{ chargers: Array<{ id: string; online: boolean }> }>(`${gw.httpUrl}/api/charging/chargers`)).body.chargers.every((c) => !c.online));
+  await eventually(async () =>
+    (await getJson<{ chargers: Array<{ id: string; online: boolean }> }>(`${gw.httpUrl}/api/charging/chargers`)).body.chargers.every((c) => !c.online),
+  );
 });
 
 t.test("a charger cannot stop or feed another charger's transaction", async (t) => {
-  const gw = await startOcppGateway(t, { chargers: [{ id: 'OWNER', securityProfile: 0 }, { id: 'ROGUE', securityProfile: 0 }], idTags: { allow: ['TAG-OK'] } });
+  const gw = await startOcppGateway(t, {
+    chargers: [
+      { id: 'OWNER', securityProfile: 0 },
+      { id: 'ROGUE', securityProfile: 0 },
+    ],
+    idTags: { allow: ['TAG-OK'] },
+  });
   const owner = gw.sim({ identity: 'OWNER' });
   const rogue = gw.sim({ identity: 'ROGUE' });
   await owner.connect();
@@ -149,13 +183,22 @@ t.test("a charger cannot stop or feed another charger's transaction", async (t) 
   const started = await owner.startSession(1, 'TAG-OK');
   t.equal(started.status, 'Accepted');
   // The rogue guesses the (sequential) transaction id.
-  await rogue.send('MeterValues', { connectorId: 1, transactionId: started.transactionId, meterValue: [{ timestamp: rogue.timestamp(), sampledValue: [{ value: '999999', measurand: 'Energy.Active.Import.Register', unit: 'Wh' }] }] });
+  await rogue.send('MeterValues', {
+    connectorId: 1,
+    transactionId: started.transactionId,
+    meterValue: [{ timestamp: rogue.timestamp(), sampledValue: [{ value: '999999', measurand: 'Energy.Active.Import.Register', unit: 'Wh' }] }],
+  });
   await rogue.send('StopTransaction', { transactionId: started.transactionId, meterStop: 999999, timestamp: rogue.timestamp(), reason: 'Local' });
-  const { session: detail } = (await (await fetch(`${gw.httpUrl}/api/charging/sessions/${started.transactionId}`)).json()) as { session: { stop?: number; energyKwh: number; charger: string } };
+  const { session: detail } = (await (await fetch(`${gw.httpUrl}/api/charging/sessions/${started.transactionId}`)).json()) as {
+    session: { stop?: number; energyKwh: number; charger: string };
+  };
   t.equal(detail.charger, 'OWNER');
   t.equal(detail.stop, undefined, "the owner's session is still open");
   t.ok(detail.energyKwh < 100, `the rogue's meter value did not land in it (${detail.energyKwh} kWh)`);
-  t.ok(gw.logs.some((l) => (l as { msg?: string }).msg === "StopTransaction for another charger's transaction refused"), 'the attempt is logged');
+  t.ok(
+    gw.logs.some((l) => (l as { msg?: string }).msg === "StopTransaction for another charger's transaction refused"),
+    'the attempt is logged',
+  );
   await owner.stopSession(1);
   const { session: closed } = (await (await fetch(`${gw.httpUrl}/api/charging/sessions/${started.transactionId}`)).json()) as { session: { stop?: number } };
   t.ok(closed.stop !== undefined, 'the owner can still stop it');

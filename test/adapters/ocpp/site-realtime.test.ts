@@ -7,30 +7,16 @@
  * The true site current is sampled every 100 ms.
  */
 import t from 'tap';
-import { z } from 'zod';
-import { defineAdapter, type AdapterContext, type AdapterType } from '../../../runtime/adapter.js';
+import type { AdapterType } from '../../../runtime/adapter.js';
 import ocpp from '../../../adapters/ocpp/index.js';
 import { startTestGateway, eventually } from '../../helpers/gateway.js';
 import { ChargePointSimulator } from '../../../adapters/ocpp/simulator.js';
+import { drivenAdapter } from '../../helpers/driven-adapter.js';
 
 const LIMIT = 32;
 const VOLT = 230;
-let meterCtx: AdapterContext | undefined;
-const gridMeter = defineAdapter({
-  type: 'test-grid-meter',
-  description: 'grid meter driven by the test',
-  schema: z.strictObject({}),
-  create() {
-    return {
-      async start(ctx) {
-        await ctx.datapoints.register({ id: 'site.grid.power', type: 'number', unit: 'W', description: 'grid power, chargers included' });
-        meterCtx = ctx;
-      },
-      async stop() {
-        meterCtx = undefined;
-      },
-    };
-  },
+const gridMeter = drivenAdapter('test-grid-meter', 'grid meter driven by the test', async (ctx) => {
+  await ctx.datapoints.register({ id: 'site.grid.power', type: 'number', unit: 'W', description: 'grid power, chargers included' });
 });
 
 t.test('four chargers, cars following in 1.5 s, a grid meter every second, other load 3 → 15 → 3 kW', async (t) => {
@@ -48,10 +34,12 @@ t.test('four chargers, cars following in 1.5 s, a grid meter every second, other
         },
       ],
     },
-    { types: [gridMeter as unknown as AdapterType, ocpp as unknown as AdapterType] },
+    { types: [gridMeter.type, ocpp as unknown as AdapterType] },
   );
   const wsUrl = gw.httpUrl.replace(/^http/, 'ws') + '/ocpp';
-  const sims = ['A', 'B', 'C', 'D'].map((identity) => new ChargePointSimulator({ endpoint: wsUrl, identity, meterIntervalMs: 10_000, car: { delayMs: 1500, rampUpAPerS: 4, rampDownAPerS: 100 } }));
+  const sims = ['A', 'B', 'C', 'D'].map(
+    (identity) => new ChargePointSimulator({ endpoint: wsUrl, identity, meterIntervalMs: 10_000, car: { delayMs: 1500, rampUpAPerS: 4, rampDownAPerS: 100 } }),
+  );
   t.teardown(async () => {
     for (const s of sims) await s.close();
   });
@@ -69,7 +57,7 @@ t.test('four chargers, cars following in 1.5 s, a grid meter every second, other
   const sampler = setInterval(() => samples.push({ at: Date.now(), siteA: siteA(), charging: sims.map((s) => s.drawNow(1) > 0.5) }), 100);
   const meter = setInterval(() => {
     meterReadings.push(Date.now());
-    void meterCtx?.bus.publishValue('site.grid.power', Math.round(siteA() * 3 * VOLT));
+    void gridMeter.ctx?.bus.publishValue('site.grid.power', Math.round(siteA() * 3 * VOLT));
   }, 1000);
   t.teardown(() => {
     clearInterval(sampler);
@@ -108,7 +96,9 @@ t.test('four chargers, cars following in 1.5 s, a grid meter every second, other
   }
   t.ok(worstAfterDetection <= 2000, `above ${LIMIT} A at most ${worstAfterDetection} ms after the meter reading that showed it (≤ 2 s)`);
   t.ok(worstOutsideSteps <= LIMIT * 1.1, `highest site current outside step reactions ${worstOutsideSteps.toFixed(1)} A (≤ ${LIMIT * 1.1} A)`);
-  const switches = sims.map((_, i) => samples.reduce((n, s, k) => n + (k > 0 && s.charging[i] !== samples[k - 1]!.charging[i] && samples.slice(0, k).some((p) => p.charging[i]) ? 1 : 0), 0));
+  const switches = sims.map((_, i) =>
+    samples.reduce((n, s, k) => n + (k > 0 && s.charging[i] !== samples[k - 1]!.charging[i] && samples.slice(0, k).some((p) => p.charging[i]) ? 1 : 0), 0),
+  );
   t.ok(Math.max(...switches) <= 2, `pause↔charge changes per car in 90 s: ${switches.join(', ')} (≤ 2)`);
   // Back at 3 kW for 35 s: the headroom is used again (paused cars wait out their 2-minute minimum pause; the running one ramps).
   const tail = samples.filter((s) => s.at >= start + 85_000);

@@ -1,5 +1,4 @@
 import t from 'tap';
-import type { Test } from 'tap';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { existsSync } from 'node:fs';
@@ -25,7 +24,11 @@ interface Login {
 }
 
 async function login(base: string, username: string, password: string): Promise<Login> {
-  const res = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+  const res = await fetch(`${base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
   if (res.status !== 200) throw new Error(`login ${username}: ${res.status} ${await res.text()}`);
   return { cookie: res.headers.get('set-cookie')!.split(';')[0]!, csrf: ((await res.json()) as { csrf: string }).csrf };
 }
@@ -35,14 +38,24 @@ function auth(who: Login | undefined, extra: Record<string, string> = {}): Recor
 }
 
 /** Raw HTTP, so the test decides Accept-Encoding and Content-Length itself (fetch would add and decode). */
-function raw(url: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer; declaredLength?: number }): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
+function raw(
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: Buffer; declaredLength?: number },
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'GET', headers: { ...options.headers, ...(options.declaredLength !== undefined ? { 'content-length': String(options.declaredLength) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      url,
+      {
+        method: options.method ?? 'GET',
+        headers: { ...options.headers, ...(options.declaredLength !== undefined ? { 'content-length': String(options.declaredLength) } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     if (options.declaredLength !== undefined) {
       // Claim a huge body, send a little: the server must answer without reading it all.
@@ -99,9 +112,15 @@ t.test('admin downloads a backup (gzip when accepted) and restores it into anoth
   t.equal(plain.headers['content-encoding'], undefined, 'no Accept-Encoding (curl): plain NDJSON');
   t.equal(plain.body.toString('utf8').split('\n').length, lines.length + 1, 'same lines');
 
-  const ranged = await raw(`${a.httpUrl}/api/admin/backup?from=${T0 + 10 * MIN}&to=${new Date(T0 + 20 * MIN).toISOString()}&ids=yard.charger1.power`, { headers: auth(adminA) });
+  const ranged = await raw(`${a.httpUrl}/api/admin/backup?from=${T0 + 10 * MIN}&to=${new Date(T0 + 20 * MIN).toISOString()}&ids=yard.charger1.power`, {
+    headers: auth(adminA),
+  });
   const rangedLines = ranged.body.toString('utf8').trimEnd().split('\n');
-  t.match(JSON.parse(rangedLines.at(-1)!), { datapoints: 1, points: 61 }, 'from/to (epoch ms or ISO) and ids: 10 minutes of one datapoint, both ends inclusive');
+  t.match(
+    JSON.parse(rangedLines.at(-1)!),
+    { datapoints: 1, points: 61 },
+    'from/to (epoch ms or ISO) and ids: 10 minutes of one datapoint, both ends inclusive',
+  );
   const badRange = await raw(`${a.httpUrl}/api/admin/backup?from=${T0 + 1}&to=${T0}`, { headers: auth(adminA, { 'accept-encoding': 'gzip' }) });
   t.equal(badRange.status, 400);
   t.equal(badRange.headers['content-encoding'], undefined, 'an error is plain JSON, not a broken gzip file');
@@ -119,14 +138,21 @@ t.test('admin downloads a backup (gzip when accepted) and restores it into anoth
   for (const id of ['yard.charger1.power', 'yard.charger1.status', 'yard.door.open']) {
     t.same(await values(b.httpUrl, adminB, id), await values(a.httpUrl, adminA, id), `${id}: same values over REST`);
   }
-  const meta = (await (await fetch(`${b.httpUrl}/api/datapoints/yard.charger1.power`, { headers: auth(adminB) })).json()) as { unit: string; latest: { t: number } };
+  const meta = (await (await fetch(`${b.httpUrl}/api/datapoints/yard.charger1.power`, { headers: auth(adminB) })).json()) as {
+    unit: string;
+    latest: { t: number };
+  };
   t.equal(meta.unit, 'kW', 'the definition is known to the running gateway at once');
   t.equal(meta.latest.t, T0 + 599 * 10_000, 'and its latest value');
   const agg = `interval=15m&agg=avg&from=${T0}&to=${T0 + 3600_000}`;
   t.same(await values(b.httpUrl, adminB, 'yard.charger1.power', agg), await values(a.httpUrl, adminA, 'yard.charger1.power', agg), 'rollups answer the same');
 
   // Plain NDJSON upload of the same backup: idempotent.
-  const again = await fetch(`${b.httpUrl}/api/admin/restore`, { method: 'POST', headers: auth(adminB, { 'content-type': 'application/x-ndjson' }), body: plain.body });
+  const again = await fetch(`${b.httpUrl}/api/admin/restore`, {
+    method: 'POST',
+    headers: auth(adminB, { 'content-type': 'application/x-ndjson' }),
+    body: plain.body,
+  });
   t.equal(again.status, 200);
   t.match(await again.json(), { points: written, definitionsKept: 3 }, 'the second time the definitions are already known and kept');
   t.same(await values(b.httpUrl, adminB, 'yard.charger1.power'), await values(a.httpUrl, adminA, 'yard.charger1.power'), 'restoring twice changes nothing');
@@ -140,8 +166,15 @@ t.test('only admins: viewers, operators and unauthenticated or browser requests 
   const gw = await startTestGateway(t, SECURE);
   await seed(gw);
   const admin = await login(gw.httpUrl, 'admin', ADMIN_PASSWORD);
-  for (const [username, role] of [['vera', 'viewer'], ['otto', 'operator']] as const) {
-    const res = await fetch(`${gw.httpUrl}/api/users`, { method: 'POST', headers: auth(admin, { 'content-type': 'application/json' }), body: JSON.stringify({ username, role, password: `${username}-password-1` }) });
+  for (const [username, role] of [
+    ['vera', 'viewer'],
+    ['otto', 'operator'],
+  ] as const) {
+    const res = await fetch(`${gw.httpUrl}/api/users`, {
+      method: 'POST',
+      headers: auth(admin, { 'content-type': 'application/json' }),
+      body: JSON.stringify({ username, role, password: `${username}-password-1` }),
+    });
     t.equal(res.status, 201);
   }
   const backup = await raw(`${gw.httpUrl}/api/admin/backup`, { headers: auth(admin) });
@@ -157,13 +190,24 @@ t.test('only admins: viewers, operators and unauthenticated or browser requests 
     const get = await raw(`${gw.httpUrl}/api/admin/backup`, { headers: auth(who) });
     t.equal(get.status, expected, `${name}: GET backup refused`);
     t.notMatch(get.body.toString('utf8'), /outpost-backup/, `${name}: no data in the answer`);
-    const post = await raw(`${gw.httpUrl}/api/admin/restore`, { method: 'POST', headers: auth(who, { 'content-type': 'application/x-ndjson' }), body: backup.body });
+    const post = await raw(`${gw.httpUrl}/api/admin/restore`, {
+      method: 'POST',
+      headers: auth(who, { 'content-type': 'application/x-ndjson' }),
+      body: backup.body,
+    });
     t.equal(post.status, expected, `${name}: POST restore refused`);
   }
   t.same(await values(gw.httpUrl, admin, 'yard.charger1.power'), before);
-  t.notOk(gw.logs.some((l) => l.msg === 'backup restored'), 'no restore happened');
+  t.notOk(
+    gw.logs.some((l) => l.msg === 'backup restored'),
+    'no restore happened',
+  );
 
-  const wrongCsrf = await raw(`${gw.httpUrl}/api/admin/restore`, { method: 'POST', headers: { cookie: admin.cookie, 'x-csrf-token': 'wrong', 'content-type': 'application/x-ndjson' }, body: backup.body });
+  const wrongCsrf = await raw(`${gw.httpUrl}/api/admin/restore`, {
+    method: 'POST',
+    headers: { cookie: admin.cookie, 'x-csrf-token': 'wrong', 'content-type': 'application/x-ndjson' },
+    body: backup.body,
+  });
   t.equal(wrongCsrf.status, 403, 'an admin session without its CSRF token is refused (cross-site restore)');
 
   // Default config: tools on this host are admin, a browser on this host is not.
@@ -173,7 +217,11 @@ t.test('only admins: viewers, operators and unauthenticated or browser requests 
   t.equal(tool.status, 200, 'curl on the gateway itself (loopback role admin) may back up');
   const browser = await raw(`${open.httpUrl}/api/admin/backup`, { headers: { 'sec-fetch-site': 'same-origin' } });
   t.equal(browser.status, 401, 'a browser without login gets nothing, even on loopback');
-  const crossSite = await raw(`${open.httpUrl}/api/admin/restore`, { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'text/plain' }, body: tool.body });
+  const crossSite = await raw(`${open.httpUrl}/api/admin/restore`, {
+    method: 'POST',
+    headers: { origin: 'http://evil.example', 'content-type': 'text/plain' },
+    body: tool.body,
+  });
   t.equal(crossSite.status, 401, 'a cross-site page cannot restore through the loopback trust');
   const viewerLoopback = await startTestGateway(t, { auth: { loopback: 'viewer' } });
   t.equal((await raw(`${viewerLoopback.httpUrl}/api/admin/backup`, {})).status, 403, 'with auth.loopback: viewer, local tools may not back up');
@@ -188,11 +236,18 @@ t.test('a bad file is refused with 400 naming the line, and nothing is written',
 
   const b = await startTestGateway(t, SECURE);
   const adminB = await login(b.httpUrl, 'admin', ADMIN_PASSWORD);
-  const post = (body: Buffer, type = 'application/x-ndjson') => raw(`${b.httpUrl}/api/admin/restore`, { method: 'POST', headers: auth(adminB, { 'content-type': type }), body });
+  const post = (body: Buffer, type = 'application/x-ndjson') =>
+    raw(`${b.httpUrl}/api/admin/restore`, { method: 'POST', headers: auth(adminB, { 'content-type': type }), body });
 
   const truncated = await post(Buffer.from(lines.slice(0, -1).join('\n') + '\n'));
   t.equal(truncated.status, 400);
-  t.match(JSON.parse(truncated.body.toString('utf8')), { error: { code: 'BACKUP_INVALID', message: new RegExp(`line ${lines.length}: .*without the trailer line.*nothing was restored`), details: { line: lines.length } } });
+  t.match(JSON.parse(truncated.body.toString('utf8')), {
+    error: {
+      code: 'BACKUP_INVALID',
+      message: new RegExp(`line ${lines.length}: .*without the trailer line.*nothing was restored`),
+      details: { line: lines.length },
+    },
+  });
 
   const edited = [...lines];
   edited[20] = edited[20]!.replace(/"v":([\d.]+)/, '"v":999');
@@ -202,13 +257,19 @@ t.test('a bad file is refused with 400 naming the line, and nothing is written',
 
   const junk = [...lines];
   junk.splice(300, 0, '<html>');
-  t.match(JSON.parse((await post(Buffer.from(junk.join('\n') + '\n'))).body.toString('utf8')), { error: { code: 'BACKUP_INVALID', message: /line 301: not valid JSON/ } });
+  t.match(JSON.parse((await post(Buffer.from(junk.join('\n') + '\n'))).body.toString('utf8')), {
+    error: { code: 'BACKUP_INVALID', message: /line 301: not valid JSON/ },
+  });
 
   const asJson = await post(Buffer.from(lines[0]!), 'application/json');
   t.equal(asJson.status, 400, 'a JSON body is not a backup upload');
   t.match(JSON.parse(asJson.body.toString('utf8')), { error: { message: /raw body/ } });
 
-  t.same(b.gateway.registry.list().map((dp) => dp.id), [], 'no definition was registered');
+  t.same(
+    b.gateway.registry.list().map((dp) => dp.id),
+    [],
+    'no definition was registered',
+  );
   t.same(await b.gateway.store.query('yard.charger1.power'), [], 'no point was written');
   t.same(await spoolFiles(b), [], 'no spooled upload left behind');
 });
@@ -216,7 +277,12 @@ t.test('a bad file is refused with 400 naming the line, and nothing is written',
 t.test('an upload over the limit is refused with 413 before it is stored', async (t) => {
   const gw = await startTestGateway(t, SECURE);
   const admin = await login(gw.httpUrl, 'admin', ADMIN_PASSWORD);
-  const declared = await raw(`${gw.httpUrl}/api/admin/restore`, { method: 'POST', headers: auth(admin, { 'content-type': 'application/gzip' }), body: Buffer.from('{"format"'), declaredLength: 513 * 1024 * 1024 });
+  const declared = await raw(`${gw.httpUrl}/api/admin/restore`, {
+    method: 'POST',
+    headers: auth(admin, { 'content-type': 'application/gzip' }),
+    body: Buffer.from('{"format"'),
+    declaredLength: 513 * 1024 * 1024,
+  });
   t.equal(declared.status, 413, 'a declared Content-Length over 512 MiB is refused at once');
   t.match(JSON.parse(declared.body.toString('utf8')), { error: { code: 'UPLOAD_TOO_LARGE', message: /at most 536870912 bytes/ } });
   t.same(await spoolFiles(gw), []);
@@ -228,7 +294,16 @@ t.test('an upload over the limit is refused with 413 before it is stored', async
     res.locals.principal = { kind: 'token', name: 'test', role: 'admin' };
     next();
   });
-  app.use(backupRoutes({ store: gw.gateway.store, registry: gw.gateway.registry, dataDir: gw.dataDir, gatewayId: 'x', log: createLogger({ level: 'silent', pretty: false }), maxUploadBytes: 64 * 1024 }));
+  app.use(
+    backupRoutes({
+      store: gw.gateway.store,
+      registry: gw.gateway.registry,
+      dataDir: gw.dataDir,
+      gatewayId: 'x',
+      log: createLogger({ level: 'silent', pretty: false }),
+      maxUploadBytes: 64 * 1024,
+    }),
+  );
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err instanceof OutpostError ? err : new OutpostError('INTERNAL', String(err));
     res.status(e.status).json({ error: e.toJSON() });
@@ -241,10 +316,14 @@ t.test('an upload over the limit is refused with 413 before it is stored', async
   const big = Buffer.from(lines.join('\n') + '\n');
   t.ok(big.length > 64 * 1024);
   const chunked = await new Promise<number>((resolve, reject) => {
-    const req = httpRequest(`http://127.0.0.1:${port}/api/admin/restore`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    });
+    const req = httpRequest(
+      `http://127.0.0.1:${port}/api/admin/restore`,
+      { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      },
+    );
     req.on('error', reject);
     for (let i = 0; i < big.length; i += 8192) req.write(big.subarray(i, i + 8192));
     req.end();

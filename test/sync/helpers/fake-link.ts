@@ -60,3 +60,37 @@ export class FakeSatelliteLink extends EventEmitter implements Link {
     return super.off(event, listener);
   }
 }
+
+/**
+ * A primary link for the pacing tests: up from the start, a batch limit of 100 records and a
+ * fixed size reported per send. Subclasses decide when a send is acknowledged.
+ */
+export abstract class UpLink extends EventEmitter implements Link {
+  readonly role = 'primary' as const;
+  readonly state: LinkState = 'up';
+  readonly lastError = undefined;
+  readonly maxBatchRecords = 100;
+
+  constructor(
+    readonly name: string,
+    protected readonly bytesPerSend: number,
+  ) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    this.emit('state', 'up');
+  }
+
+  async stop(): Promise<void> {}
+
+  abstract send(batch: Batch): Promise<number>;
+
+  override on<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
+    return super.on(event, listener);
+  }
+
+  override off<E extends keyof LinkEvents>(event: E, listener: LinkEvents[E]): this {
+    return super.off(event, listener);
+  }
+}

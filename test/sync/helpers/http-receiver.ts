@@ -2,10 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { decodeBatch, wireRecords, SeqDeduper, type WireBatch } from '../../../runtime/sync/codec.js';
 import type { OutboxRecord } from '../../../storage/store.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import type { Teardown } from '../../helpers/teardown.js';
 
 export interface HttpRequestSeen {
   at: number;
@@ -47,14 +44,25 @@ export class HttpReceiver {
       req.on('end', () => {
         const batch = decodeBatch(gunzipSync(Buffer.concat(chunks)));
         const answer = r.decide(batch, req, r.requests.length);
-        r.requests.push({ at: Date.now(), status: answer.status, key: req.headers['idempotency-key'] as string | undefined, lane: req.headers['x-outpost-lane'] as string | undefined, first: batch.first, last: batch.last, count: batch.records.length });
+        r.requests.push({
+          at: Date.now(),
+          status: answer.status,
+          key: req.headers['idempotency-key'] as string | undefined,
+          lane: req.headers['x-outpost-lane'] as string | undefined,
+          first: batch.first,
+          last: batch.last,
+          count: batch.records.length,
+        });
         if (answer.status >= 200 && answer.status < 300 && batch.lane === 'history') {
           const records = wireRecords(batch);
           const fresh = r.dedupe.accept(batch.gw, records);
           r.duplicates += records.length - fresh.length;
           r.records.push(...fresh);
         }
-        const send = (): void => void res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers }).end(answer.body ?? (answer.status < 300 ? 'stored' : 'refused'));
+        const send = (): void =>
+          void res
+            .writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers })
+            .end(answer.body ?? (answer.status < 300 ? 'stored' : 'refused'));
         if (answer.delayMs) setTimeout(send, answer.delayMs);
         else send();
       });

@@ -4,13 +4,10 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Teardown } from '../../helpers/teardown.js';
 
 const run = promisify(execFile);
 export const MOSQUITTO = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 export interface MosquittoOptions {
   /** username → password; anonymous access is off when given. */
@@ -45,7 +42,17 @@ export class Mosquitto {
     const dir = await mkdtemp(join(tmpdir(), 'outpost-mosq-'));
     await chmod(dir, 0o755);
     const port = await freePort();
-    const lines = [`listener ${port} 127.0.0.1`, 'persistence true', `persistence_location ${dir}/`, 'autosave_interval 0', 'log_dest stderr', 'log_type error', 'log_type warning', 'max_queued_messages 0', 'max_inflight_messages 0'];
+    const lines = [
+      `listener ${port} 127.0.0.1`,
+      'persistence true',
+      `persistence_location ${dir}/`,
+      'autosave_interval 0',
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      'max_queued_messages 0',
+      'max_inflight_messages 0',
+    ];
     if (process.getuid?.() === 0) lines.push('user root');
     if (options.users) {
       const pw = join(dir, 'passwd');
@@ -114,7 +121,9 @@ export class Mosquitto {
 }
 
 /** A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
-export async function makeTestPki(t: Teardown): Promise<{ dir: string; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; otherCa: string }> {
+export async function makeTestPki(
+  t: Teardown,
+): Promise<{ dir: string; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; otherCa: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-pki-'));
   await chmod(dir, 0o755);
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -125,10 +134,50 @@ export async function makeTestPki(t: Teardown): Promise<{ dir: string; ca: strin
   await ossl('req', '-x509', ...ec, '-keyout', p('other.key'), '-out', p('other.crt'), '-days', '2', '-subj', '/CN=Some Other CA');
   await writeFile(p('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   await ossl('req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=localhost');
-  await ossl('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.crt'), '-days', '2', '-extfile', p('server.ext'));
+  await ossl(
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('server.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    p('server.ext'),
+  );
   await writeFile(p('client.ext'), 'extendedKeyUsage=clientAuth\n');
   await ossl('req', ...ec, '-keyout', p('client.key'), '-out', p('client.csr'), '-subj', '/CN=gw-tls');
-  await ossl('x509', '-req', '-in', p('client.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('client.crt'), '-days', '2', '-extfile', p('client.ext'));
+  await ossl(
+    'x509',
+    '-req',
+    '-in',
+    p('client.csr'),
+    '-CA',
+    p('ca.crt'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('client.crt'),
+    '-days',
+    '2',
+    '-extfile',
+    p('client.ext'),
+  );
   for (const f of ['server.key', 'client.key', 'ca.key']) await chmod(p(f), 0o644);
-  return { dir, ca: p('ca.crt'), serverCert: p('server.crt'), serverKey: p('server.key'), clientCert: p('client.crt'), clientKey: p('client.key'), otherCa: p('other.crt') };
+  return {
+    dir,
+    ca: p('ca.crt'),
+    serverCert: p('server.crt'),
+    serverKey: p('server.key'),
+    clientCert: p('client.crt'),
+    clientKey: p('client.key'),
+    otherCa: p('other.crt'),
+  };
 }

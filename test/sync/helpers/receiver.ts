@@ -1,10 +1,7 @@
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
 import { decodeBatch, wireRecords, SeqDeduper } from '../../../runtime/sync/codec.js';
 import type { OutboxRecord } from '../../../storage/store.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import type { Teardown } from '../../helpers/teardown.js';
 
 /**
  * The central side as a test sees it: subscribes to `sites/+/data` and `sites/+/live`

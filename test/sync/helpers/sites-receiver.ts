@@ -1,5 +1,5 @@
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
-import { decodeBatch, wireRecords, SeqDeduper } from '../../../runtime/sync/codec.js';
+import { decodeBatch, wireRecords, SeqDeduper, type WireBatch } from '../../../runtime/sync/codec.js';
 
 /** What the central side stored for one gateway. */
 export interface SiteTally {
@@ -57,7 +57,12 @@ export class SitesReceiver {
   private constructor(readonly client: MqttClient) {}
 
   static async connect(url: string, options: IClientOptions = {}, topics = ['sites/+/data']): Promise<SitesReceiver> {
-    const client = await mqtt.connectAsync(url, { clientId: `sites-receiver-${Math.random().toString(16).slice(2)}`, clean: true, reconnectPeriod: 200, ...options });
+    const client = await mqtt.connectAsync(url, {
+      clientId: `sites-receiver-${Math.random().toString(16).slice(2)}`,
+      clean: true,
+      reconnectPeriod: 200,
+      ...options,
+    });
     const r = new SitesReceiver(client);
     client.on('message', (topic, payload) => r.onMessage(topic, payload));
     // After a broker restart a clean session has no subscriptions: subscribe again.
@@ -78,7 +83,21 @@ export class SitesReceiver {
 
   tally(gatewayId: string): SiteTally {
     const s = this.sites.get(gatewayId);
-    if (!s) return { accepted: 0, duplicates: 0, messages: 0, payloadBytes: 0, distinctKeys: 0, repeatedKeys: 0, foreignKeys: 0, ranges: [], outOfOrder: 0, firstAt: 0, lastAt: 0, prefixAt: 0 };
+    if (!s)
+      return {
+        accepted: 0,
+        duplicates: 0,
+        messages: 0,
+        payloadBytes: 0,
+        distinctKeys: 0,
+        repeatedKeys: 0,
+        foreignKeys: 0,
+        ranges: [],
+        outOfOrder: 0,
+        firstAt: 0,
+        lastAt: 0,
+        prefixAt: 0,
+      };
     return { ...s.tally, distinctKeys: s.keys.size, ranges: this.dedupe.ranges(gatewayId).map(([a, b]) => [a, b]) };
   }
 
@@ -99,7 +118,12 @@ export class SitesReceiver {
   private site(gatewayId: string): SiteState {
     let s = this.sites.get(gatewayId);
     if (!s) {
-      s = { tally: { accepted: 0, duplicates: 0, messages: 0, payloadBytes: 0, repeatedKeys: 0, foreignKeys: 0, outOfOrder: 0, firstAt: 0, lastAt: 0, prefixAt: 0 }, keys: new Set(), lastSeqById: new Map(), payloads: [] };
+      s = {
+        tally: { accepted: 0, duplicates: 0, messages: 0, payloadBytes: 0, repeatedKeys: 0, foreignKeys: 0, outOfOrder: 0, firstAt: 0, lastAt: 0, prefixAt: 0 },
+        keys: new Set(),
+        lastSeqById: new Map(),
+        payloads: [],
+      };
       this.sites.set(gatewayId, s);
     }
     return s;
@@ -112,7 +136,7 @@ export class SitesReceiver {
       this.malformed++;
       return;
     }
-    let batch;
+    let batch: WireBatch;
     try {
       batch = decodeBatch(payload);
     } catch {

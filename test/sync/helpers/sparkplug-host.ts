@@ -1,9 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { sparkplugCodec } from '../../../runtime/sync/sparkplug.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import type { Teardown } from '../../helpers/teardown.js';
 
 type Payload = ReturnType<typeof sparkplugCodec.decodePayload>;
 type Metric = NonNullable<Payload['metrics']>[number];
@@ -120,7 +117,7 @@ export class SparkplugHost {
     if (qos !== 0) this.violation(`${kind} published at QoS ${qos}, spec: 0`);
     if (kind === 'NBIRTH') return this.onNodeBirth(p);
     const s = this.session;
-    if (!s || !s.online) return this.violation(`${kind} while the node is not born`);
+    if (!s?.online) return this.violation(`${kind} while the node is not born`);
     const expected = (s.seq + 1) % 256;
     if (num(p.seq) !== expected) this.violation(`${kind} seq ${num(p.seq)}, expected ${expected}`);
     s.seq = num(p.seq);
@@ -143,8 +140,8 @@ export class SparkplugHost {
     const metrics = p.metrics ?? [];
     const bd = metrics.find((m) => m.name === 'bdSeq');
     const rebirth = metrics.find((m) => m.name === 'Node Control/Rebirth');
-    if (!bd || bd.type !== 'Int64') this.violation(`NBIRTH bdSeq ${JSON.stringify(bd?.type)}, spec: Int64`);
-    if (!rebirth || rebirth.type !== 'Boolean' || rebirth.value !== false) this.violation('NBIRTH without Node Control/Rebirth = false');
+    if (bd?.type !== 'Int64') this.violation(`NBIRTH bdSeq ${JSON.stringify(bd?.type)}, spec: Int64`);
+    if (rebirth?.type !== 'Boolean' || rebirth.value !== false) this.violation('NBIRTH without Node Control/Rebirth = false');
     if (num(p.seq) !== 0) this.violation(`NBIRTH seq ${num(p.seq)}`);
     const bdSeq = num(bd?.value);
     const prev = this.session;
@@ -163,7 +160,8 @@ export class SparkplugHost {
     // A device may be born again when it gains a metric or a metric its type; not for nothing.
     const declared = new Set((p.metrics ?? []).map((m) => `${m.name}:${m.type}`));
     const before = s.declared.get(device);
-    if (before && before.size === declared.size && [...declared].every((n) => before.has(n))) this.violation(`duplicate DBIRTH for ${device} (same metrics, no NBIRTH between)`);
+    if (before && before.size === declared.size && [...declared].every((n) => before.has(n)))
+      this.violation(`duplicate DBIRTH for ${device} (same metrics, no NBIRTH between)`);
     s.declared.set(device, declared);
     s.devices.set(device, new Set((p.metrics ?? []).map((m) => m.name!)));
     for (const m of p.metrics ?? []) this.setCurrent(device, m);

@@ -2,10 +2,7 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../../runtime/log.js';
 import { SyncService, type SyncServiceOptions } from '../../../runtime/sync/service.js';
 import type { TestGateway } from '../../helpers/gateway.js';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import type { Teardown } from '../../helpers/teardown.js';
 
 export const GATEWAY_ID = 'gw1';
 

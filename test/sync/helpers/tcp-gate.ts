@@ -1,8 +1,5 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import type { Teardown } from '../../helpers/teardown.js';
 
 /**
  * A TCP forwarder in front of a server that a test can shut: `close()` drops every

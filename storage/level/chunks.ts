@@ -1,7 +1,7 @@
 import { endianness } from 'node:os';
-import type { Value } from '../core/datapoint.js';
-import { decodeValue, type StoredValue } from './store.js';
-import { isAgg, type Agg, type RollupEntry } from './rollups.js';
+import type { Value } from '../../core/datapoint.js';
+import { decodeValue, type StoredValue } from '../store.js';
+import { isAgg, type Agg, type RollupEntry } from '../rollups.js';
 
 /**
  * Chunks: one LevelDB entry holds a run of consecutive entries of one series (raw points of
@@ -127,7 +127,7 @@ function doublesOfBytes(raw: Buffer, offset: number, count: number): Float64Arra
 }
 
 /** The scratch's first `bytes` bytes as a value of its own. */
-function valueOf(b: Buffer, bytes: number): Buffer {
+function ownValue(b: Buffer, bytes: number): Buffer {
   return Buffer.from(b.subarray(0, bytes));
 }
 
@@ -170,7 +170,7 @@ export const rawCodec: ChunkCodec<StoredValue> = {
       }
     }
     toDisk(b, 2 * n);
-    if (!other) return valueOf(b, HEADER + 16 * n);
+    if (!other) return ownValue(b, HEADER + 16 * n);
     return Buffer.concat([b.subarray(0, HEADER + 16 * n), Buffer.from(JSON.stringify(other), 'utf8')]);
   },
   decode(keyT, value) {
@@ -287,7 +287,7 @@ export function rollupCodec(decodeSingle: (raw: string) => Agg, readings = false
         o += AGG_DOUBLES;
       }
       if (!LITTLE_ENDIAN) b.subarray(HEADER + kinds, bytes).swap64();
-      return valueOf(b, bytes);
+      return ownValue(b, bytes);
     },
     decode(keyT, value) {
       const raw = bytesOrText(value, ROLLUP_BYTES_MARK);
@@ -361,7 +361,14 @@ export const KEEP_BOUNDARY_MIN = 64;
  * chunks it lands in as they were, instead of joining them into longer ones that the next
  * batch of a re-import reads and rewrites again.
  */
-export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number, mode: CutMode, liveMax = LIVE_MAX, starts: readonly number[] = []): Array<{ ts: number[]; es: E[] }> {
+export function cut<E>(
+  ts: readonly number[],
+  es: readonly E[],
+  blockMs: number,
+  mode: CutMode,
+  liveMax = LIVE_MAX,
+  starts: readonly number[] = [],
+): Array<{ ts: number[]; es: E[] }> {
   const out: Array<{ ts: number[]; es: E[] }> = [];
   let from = 0;
   let s = 0;
@@ -393,7 +400,14 @@ export function cut<E>(ts: readonly number[], es: readonly E[], blockMs: number,
  * Entries go in as `own` returns them (a copy, when the caller's objects must not be kept).
  * Returns false, changing nothing, otherwise. The caller owns the chunk.
  */
-export function extendInPlace<E>(chunks: ReadonlyArray<Chunk<E>>, ts: readonly number[], es: readonly E[], blockMs: number, liveMax: number, own: (e: E) => E = (e) => e): boolean {
+export function extendInPlace<E>(
+  chunks: ReadonlyArray<Chunk<E>>,
+  ts: readonly number[],
+  es: readonly E[],
+  blockMs: number,
+  liveMax: number,
+  own: (e: E) => E = (e) => e,
+): boolean {
   const last = chunks[chunks.length - 1];
   if (!last || last.ts.length + ts.length > liveMax) return false;
   if (ts[ts.length - 1]! >= blockStart(last.ts[0]!, blockMs) + blockMs) return false;

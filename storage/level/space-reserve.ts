@@ -11,7 +11,7 @@ const PIECE_BYTES = 1 << 20;
  * manifest: `IO error: …/000005.ldb: No space left on device`), so a gateway started on a full
  * disk could serve nothing, not even the readings it already holds. Deleting the reserve gives
  * the open the room it needs; the store then stays read-only until the disk has room for the
- * reserve again (storage/storage-alarm.ts), so the reserve is there for the next time.
+ * reserve again (storage/level/storage-alarm.ts), so the reserve is there for the next time.
  *
  * Made only while there is room for twice its size: a reserve must never be what fills the disk.
  */

@@ -1,4 +1,4 @@
-import { RESOLUTIONS, aggregatePoints, bucketStart, mergeOrdered, type Agg } from './rollups.js';
+import { RESOLUTIONS, aggregatePoints, bucketStart, mergeOrdered, type Agg } from '../rollups.js';
 
 /**
  * The newest rollup bucket of a datapoint at one resolution, exact as of what is durable.

@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
-import type { Value } from '../core/datapoint.js';
-import type { StoredValue } from './store.js';
+import type { Value } from '../../core/datapoint.js';
+import type { StoredValue } from '../store.js';
 
 /** One outbox record as stored: `[id, t, v]` or `[id, t, v, q]` (seq = the commit's first + index). */
 export type OutboxRow = [string, number, StoredValue['v'], ('stale' | 'bad')?];
@@ -14,7 +14,7 @@ type Quality = 'stale' | 'bad';
  * datapoint indexes as uint32 LE (padded to 8 bytes); then, as UTF-8, JSON
  * `{"ids":[…],"x":[[index, value, quality?], …]}` with the datapoint ids and the records a
  * double cannot carry (strings, booleans, objects, null, non-finite numbers, quality flags;
- * their double is NaN). Stored as bytes, as the chunks (storage/chunks.ts). Earlier versions
+ * their double is NaN). Stored as bytes, as the chunks (storage/level/chunks.ts). Earlier versions
  * wrote the same as text (marker 4, one latin1 character per byte) or JSON rows
  * `[[id, t, v, q?], …]` (or one row); all read.
  */

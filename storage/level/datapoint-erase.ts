@@ -1,7 +1,7 @@
 import { HIGH, metaKey, pointPrefix, pointTime, rollupPrefix } from './keys.js';
 import { rawCodec, rollupCodec } from './chunks.js';
-import { RESOLUTIONS, decodeAgg } from './rollups.js';
-import type { DatapointDeletion, StoredPoints } from './store.js';
+import { RESOLUTIONS, decodeAgg } from '../rollups.js';
+import type { DatapointDeletion, StoredPoints } from '../store.js';
 
 /** Keys deleted per slice: each slice holds the commit lock, so ingest waits at most one slice. */
 export const ERASE_SLICE = 2_000;

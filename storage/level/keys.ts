@@ -1,6 +1,6 @@
 /**
  * LevelDB key layout. Every read is a range scan over one prefix:
- *   p!<datapoint>!<t>    raw point chunks (storage/chunks.ts), keyed by their first reading's time
+ *   p!<datapoint>!<t>    raw point chunks (storage/level/chunks.ts), keyed by their first reading's time
  *   o!<seq>              the outbox, ordered by global sequence number
  *   m!<datapoint>        datapoint metadata
  *   x!seq                the outbox high-water mark, so numbers are never reused after a drain
@@ -49,14 +49,6 @@ export function rollupKey(res: string, id: string, bucket: number): string {
 
 export function rollupPrefix(res: string, id: string): string {
   return `r!${res}!${id}!`;
-}
-
-/** Bucket start of a rollup key (same fixed-width tail as point keys). */
-export const rollupBucket = pointTime;
-
-/** Datapoint id inside a point key `p!<id>!<t>`. */
-export function pointId(key: string): string {
-  return key.slice(2, key.length - T_WIDTH - 1);
 }
 
 /** Key prefixes that hold time series data (what backup and retention work on). */

@@ -1,6 +1,7 @@
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OutpostError } from '../core/errors.js';
+import { OutpostError } from '../../core/errors.js';
+import '../errors.js';
 import type { SpaceReserve } from './space-reserve.js';
 
 /** Room LevelDB needs to reopen beyond the size of its logs: a new manifest, a new log, table overhead. */
@@ -15,7 +16,7 @@ export interface StorageAlarmOptions {
   reopen(): Promise<void>;
   /** Called when storage enters (error set) or leaves (undefined) the read-only state. */
   onAlarm?: (error: string | undefined) => void;
-  /** The space reserve (storage/space-reserve.ts): while it is missing, recovery also waits for room to make it again. */
+  /** The space reserve (storage/level/space-reserve.ts): while it is missing, recovery also waits for room to make it again. */
   reserve?: SpaceReserve;
 }
 
@@ -62,7 +63,8 @@ export class StorageAlarm {
 
   /** Refuses a write while read-only (same code as a failed write: the client sends it again later). */
   check(): void {
-    if (this.state) throw new OutpostError('STORAGE_WRITE_FAILED', `storage is read-only after a write error (${this.state.error}); writes resume once it recovers`);
+    if (this.state)
+      throw new OutpostError('STORAGE_WRITE_FAILED', `storage is read-only after a write error (${this.state.error}); writes resume once it recovers`);
   }
 
   /** A write failed: enter (or stay in) the alarm state and try to recover every intervalMs. */
