@@ -13,6 +13,7 @@ import type { DatapointRegistry } from '../runtime/datapoints/registry.js';
 import type { Store } from '../storage/store.js';
 import type { Topics } from '../runtime/topics.js';
 import type { AdapterStatus } from '../runtime/adapter-host.js';
+import type { FlowAlarms } from '../runtime/alarms/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { FlowsConfig } from './config.js';
 import { TOKEN_HEADER, type EditorTokens } from './editor-auth.js';
@@ -38,6 +39,8 @@ export interface OutpostNodeContext {
   hostStatuses: () => AdapterStatus[];
   /** Upstream link states, once runtime/sync provides them. */
   linkStatuses?: () => unknown[];
+  /** The gateway's alarms, for the `outpost alarm` node (absent: that node reports it cannot work). */
+  alarms?: FlowAlarms;
 }
 
 /** Node-RED numeric log levels (@node-red/util log.js) → pino methods. */
@@ -86,6 +89,7 @@ export function nodeRedSettings(deps: NodeRedDeps, userDir: string, credentialSe
     log: deps.log.child({ component: 'flows' }),
     hostStatuses: deps.hostStatuses,
     linkStatuses: deps.linkStatuses,
+    alarms: deps.alarms,
   };
   const nodeRedLog = deps.log.child({ component: 'node-red' });
   return {

@@ -16,6 +16,7 @@ import type { DatapointRegistry } from '../runtime/datapoints/registry.js';
 import type { Store } from '../storage/store.js';
 import type { Topics } from '../runtime/topics.js';
 import type { AdapterStatus } from '../runtime/adapter-host.js';
+import type { FlowAlarms } from '../runtime/alarms/index.js';
 import type { UpgradeHandler } from '../runtime/adapter.js';
 import type { Clock } from '../core/clock.js';
 import type { FlowsConfig } from './config.js';
@@ -49,6 +50,8 @@ export interface NodeRedDeps {
   topics: Topics;
   hostStatuses: () => AdapterStatus[];
   linkStatuses?: () => unknown[];
+  /** Raise and clear alarms of the flows' own (the `outpost alarm` node; runtime/alarms). */
+  alarms?: FlowAlarms;
   log: Logger;
   clock?: Clock;
   config: FlowsConfig;
@@ -130,7 +133,7 @@ export class NodeRedService {
     try {
       red.init(this.upgradeProxy, nodeRedSettings(this.deps, this.userDir, credentialSecret, this.tokens));
       await red.start();
-      for (const type of ['outpost in', 'outpost out', 'outpost history', 'outpost status']) {
+      for (const type of ['outpost in', 'outpost out', 'outpost history', 'outpost status', 'outpost alarm']) {
         if (!red.nodes.getType(type))
           throw new OutpostError('FLOWS_START_FAILED', `node type "${type}" did not load from ${NODES_DIR} (is the .cjs file missing from the build?)`);
       }

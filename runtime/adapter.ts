@@ -174,9 +174,61 @@ export interface CheckEnv {
   gateway: { id: string; timezone: string };
 }
 
+/**
+ * How a status value is shown. Numbers: `number` (up to 2 decimals), `count` (integer with
+ * thousands separators), `percent` (0-100), `bytes`, `duration` (milliseconds, as "2 min 5 s"),
+ * `time` (epoch ms, as a local time); `boolean` (yes/no unless `enum` says otherwise); `text`.
+ * Collections: `list` (an array of scalars, joined), `map` (an object of scalars, as
+ * "key value · key value"), `phases` (a three-phase triple, as "L1 16 A · L2 …"), `fields`
+ * (one object, its `fields` as labelled lines) and `rows` (an array, or an object by name, of
+ * objects: a small table, one row each, with `fields` as its columns).
+ */
+export type StatusFormat = 'text' | 'number' | 'count' | 'percent' | 'bytes' | 'duration' | 'time' | 'boolean' | 'list' | 'map' | 'phases' | 'fields' | 'rows';
+
+/** A value's tone on the card: `warn` and `bad` are coloured, `good` is quiet. */
+export type StatusTone = 'good' | 'warn' | 'bad';
+
+/** One field of an adapter's status `info` as the dashboard shows it (JSON: served to the browser). */
+export interface StatusField {
+  /** What a technician calls it ("Credits today"), not the key. */
+  label: string;
+  /** Default: from the value (number, boolean, text, list, map). */
+  format?: StatusFormat;
+  /** After the number ("A", "credits"); for `list`, `map` and `phases` after each item. */
+  unit?: string;
+  /** Value (as a string: `"4"`, `"true"`, `"failing"`) → word; for `list`/`map`, applied to each item (and to a map's keys). */
+  enum?: Readonly<Record<string, string>>;
+  /** Value (as in `enum`) → tone, e.g. `{ failing: 'bad' }`. */
+  tones?: Readonly<Record<string, StatusTone>>;
+  /** A number above this is shown as a warning (a deferred ring alert, a dropped batch). */
+  warnAbove?: number;
+  /** Inside `rows`: shown on the row's detail line, not as a column (a last error, a list of points). */
+  detail?: boolean;
+  /** `fields` and `rows`: the fields of the object(s) inside, in the order shown. */
+  fields?: Readonly<Record<string, StatusField>>;
+  /** `rows` given as an object by name: the heading of the name column ("Device"). */
+  key?: string;
+  /** A sentence shown as the label's tooltip. */
+  help?: string;
+  /** Kept out of the card (duplicated elsewhere, or for machines only). */
+  hidden?: boolean;
+}
+
+/**
+ * The status schema of an adapter type: labels, units, enumerations and formats for the fields
+ * its `ctx.setStatus({ info })` publishes, so the dashboard's adapter card reads as words and
+ * tables, never as JSON. Fields it does not list are still shown, by their key.
+ * runtime/status-schema.ts validates one and finds the keys of a status it does not cover.
+ */
+export interface StatusSchema {
+  fields: Readonly<Record<string, StatusField>>;
+}
+
 export interface AdapterType<S extends z.ZodObject = z.ZodObject> {
   type: string;
   description: string;
+  /** How the dashboard shows this type's status `info` (GET /api/adapters/types); optional. */
+  statusSchema?: StatusSchema;
   /** Options of one instance (besides `id`, `type`, `enabled`); strict, so typos are errors. */
   schema: S;
   /** Does no I/O: everything that touches the world happens in `start`. */

@@ -18,6 +18,7 @@ import { userCommand } from './auth/user-cli.js';
 import { apiCommand } from './auth/api-cli.js';
 import { backupCommand, restoreCommand } from '../storage/backup-cli.js';
 import { cliActor, recordOffline } from './audit/offline.js';
+import { EXIT_RESTART } from './system-info.js';
 import { dirname, join, resolve } from 'node:path';
 
 const HELP = `outpost ${VERSION} — edge gateway runtime
@@ -38,12 +39,14 @@ Usage:
                                       <dataDir>/auth/local-access.json; '-' reads the body from stdin)
   outpost hash-password               read a password on stdin, print its hash for broker.users
   outpost hash-token                  read an API token on stdin, print its hash for http.tokens
+  outpost central -c central.yaml     run Outpost Central, the receiving side of a fleet (central/README.md)
   outpost --version | --help
 
 Environment: OUTPOST_CONFIG names the config file; OUTPOST_<SECTION>_<KEY> overrides
 any key (e.g. OUTPOST_HTTP_PORT=8081, OUTPOST_LOG_LEVEL=debug).
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 75 restart asked for
+(POST /api/system/restart: stopped cleanly for the service manager to start it again).
 `;
 
 const EXIT_RUNTIME = 1;
@@ -73,9 +76,15 @@ interface RunHooks {
 async function run(config: Config, hooks: RunHooks = {}, configFile?: string): Promise<void> {
   // A fault that lasts (a full disk) is logged once a minute per kind, not at every attempt.
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty, repeatWindowMs: 60_000 });
-  const gateway = new Gateway({ config, log, adapterTypes, ...(configFile ? { configFile } : {}) });
+  // An admin's restart (System page): the same clean stop as SIGTERM, then EXIT_RESTART, on which
+  // systemd's Restart=on-failure (README, Operations) starts the gateway again.
+  const restart = (): void => {
+    process.stdout.write(`Outpost stopping for a restart (exit code ${EXIT_RESTART}: the service manager starts it again)\n`);
+    shutdown('restart', EXIT_RESTART);
+  };
+  const gateway = new Gateway({ config, log, adapterTypes, ...(configFile ? { configFile } : {}), restart });
   let stopping = false;
-  const shutdown = (signal: string): void => {
+  const shutdown = (signal: string, code = 0): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
@@ -84,9 +93,9 @@ async function run(config: Config, hooks: RunHooks = {}, configFile?: string): P
       .then(() => hooks.afterStop?.())
       .then(
         () => {
-          log.info('stopped');
+          log.info({ exitCode: code }, 'stopped');
           log.flush?.();
-          process.exit(0);
+          process.exit(code);
         },
         (err: unknown) => {
           log.error({ err }, 'shutdown failed');
@@ -275,6 +284,11 @@ async function main(argv: string[]): Promise<number | undefined> {
         process.stderr.write(`${err.message}\n`);
         return err.code === 'BAD_REQUEST' ? EXIT_CONFIG : EXIT_RUNTIME;
       }
+    }
+    case 'central': {
+      // The receiving side of a fleet: its own folder, loaded only for this command.
+      const { centralCommand } = await import('../central/cli.js');
+      return centralCommand({ configPath: values.config, version: VERSION });
     }
     case 'hash-password': {
       const pw = await readSecret('Password: ');

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve, join } from 'node:path';
 import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Config } from './config/schema.js';
 import { assertConfigChecks } from './config/check.js';
 import type { Logger } from './log.js';
@@ -23,9 +24,12 @@ import { VERSION } from './version.js';
 import { SyncService } from './sync/service.js';
 import { SatelliteDirectory } from './sync/satellite.js';
 import { ServiceRegistry } from './services.js';
+import { tariffService, type TariffService } from './site/services.js';
 import { Security } from './auth/middleware.js';
 import { NodeRedService } from '../flows/node-red.js';
+import { ADMIN_ROOT as FLOWS_EDITOR_PATH } from '../flows/node-red-settings.js';
 import { AuditLog } from './audit/audit-log.js';
+import { AlarmsFeature } from './alarms/index.js';
 import { DatapointDeleter } from './datapoints/deletion.js';
 import { flowChangeEntry } from './audit/record.js';
 import { LocalAccessToken } from './auth/local-access.js';
@@ -44,6 +48,11 @@ export interface GatewayOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** The file the config came from: named in CONFIG_INVALID, its folder given to adapter checks. */
   configFile?: string;
+  /**
+   * Asked for by an admin (POST /api/system/restart): the CLI stops this gateway and exits with
+   * EXIT_RESTART for the service manager to start it again. Absent (embedded, tests): refused.
+   */
+  restart?: () => void;
 }
 
 export interface GatewayAddresses {
@@ -57,6 +66,8 @@ export class Gateway {
   readonly metrics = new Metrics();
   /** Services adapters provide to this gateway (a satellite modem for sync): this instance's, never process-wide. */
   readonly services = new ServiceRegistry();
+  /** The site's tariff (`site.tariff`), also provided to adapters as the service ('tariff', 'site'). */
+  private tariff!: TariffService;
   readonly clock: Clock;
   readonly topics: Topics;
   store!: Store;
@@ -69,6 +80,12 @@ export class Gateway {
   /** Set on the start that created the first admin: the CLI prints a generated password once. */
   firstAdmin: Awaited<ReturnType<Security['init']>> | undefined;
   private http: Server | undefined;
+  /**
+   * Upgraded connections (the dashboard's live MQTT websocket, Node-RED's editor): Node no
+   * longer counts them as HTTP connections, so `server.close()` would wait for them for ever
+   * (a stop or restart with a dashboard open never ended); `stop()` ends them itself.
+   */
+  private readonly upgraded = new Set<Duplex>();
   private localAccess: LocalAccessToken | undefined;
   /** Retention and the disk budget (LevelDB only); `run()` does a pass on demand. */
   retention: Retention | undefined;
@@ -79,6 +96,8 @@ export class Gateway {
   private dataDir: string | undefined;
   /** Who did what (setpoints, charger commands, users, flows, backups): `<dataDir>/audit`. */
   audit: AuditLog | undefined;
+  /** Alarm rules, alarms from flows and the event log (runtime/alarms); also the ('events', 'gateway') service. */
+  alarms: AlarmsFeature | undefined;
   /** `DELETE /api/datapoints/<id>`: a datapoint with its data (runtime/datapoints/deletion.ts). */
   deleter: DatapointDeleter | undefined;
 
@@ -90,10 +109,13 @@ export class Gateway {
   async start(): Promise<GatewayAddresses> {
     const { config, log } = this.o;
     // What `outpost check` checks, before anything starts: a config it refuses never half-runs.
+    const configWarnings: Array<{ path: string; message: string }> = [];
     await assertConfigChecks(config, this.o.adapterTypes, {
       source: this.o.configFile ?? 'configuration',
+      warnings: configWarnings,
       ...(this.o.configFile ? { configDir: dirname(resolve(this.o.configFile)) } : {}),
     });
+    for (const w of configWarnings) log.warn({ component: 'config', path: w.path }, w.message);
     const dataDir = resolve(config.dataDir);
     await mkdir(dataDir, { recursive: true });
     this.dataDir = dataDir;
@@ -105,6 +127,8 @@ export class Gateway {
     this.audit = new AuditLog({ dir: join(dataDir, 'audit'), log: log.child({ component: 'audit' }), clock: this.clock });
     await this.audit.open();
     const startedAt = this.clock.now();
+    this.tariff = tariffService(config.site.tariff, config.gateway.timezone);
+    this.services.register('tariff', 'site', this.tariff);
 
     this.store =
       config.storage.engine === 'memory'
@@ -181,6 +205,22 @@ export class Gateway {
       const latest = this.store.latest(dp.id);
       if (latest) await this.bus.publish(this.topics.value(dp.id), JSON.stringify(latest), { retain: true });
     }
+    // Alarms and the event log: rules see readings from here on (not the stored ones just
+    // published again), the event log sees the storage state below and every adapter status.
+    this.alarms = new AlarmsFeature({
+      config: config.alarms,
+      dataDir,
+      clock: this.clock,
+      log: log.child({ component: 'alarms' }),
+      bus: this.bus,
+      topics: this.topics,
+      registry: this.registry,
+      ingest: this.ingest,
+      store: this.store,
+      version: VERSION,
+    });
+    await this.alarms.start();
+    this.services.register('events', 'gateway', this.alarms.events);
     await this.bus.publish(this.topics.gatewayStatus(), JSON.stringify({ state: 'online', since: startedAt, version: VERSION }), { retain: true });
     await this.bus.publish(storageTopic, JSON.stringify(this.storageState(this.store.stats().error)), { retain: true });
     this.metrics.storageReadOnly.set(this.store.readOnly ? 1 : 0);
@@ -198,6 +238,7 @@ export class Gateway {
       localAccess: this.localAccess,
       audit: this.audit,
       log: log.child({ component: 'auth' }),
+      brokerPrefix: config.broker.prefix,
     });
     this.firstAdmin = await security.init();
 
@@ -228,8 +269,22 @@ export class Gateway {
     // Every feature route, one plugin per feature: runtime/http/routes.ts.
     http.routes({
       clientAddress,
+      site: { config: config.site, timezone: config.gateway.timezone, tariff: this.tariff },
       deleter: this.deleter,
       audit: this.audit,
+      system: {
+        dataDir,
+        ...(supports(this.store, 'location') ? { storePath: this.store.path } : {}),
+        ...(config.storage.retention.maxBytes !== undefined ? { budgetBytes: config.storage.retention.maxBytes } : {}),
+        gateway: config.gateway,
+        version: VERSION,
+        startedAt,
+        clock: this.clock,
+        flows: { enabled: config.flows.enabled, editorPath: FLOWS_EDITOR_PATH },
+        ...(this.o.restart ? { restart: this.o.restart } : {}),
+        log: log.child({ component: 'system' }),
+      },
+      alarms: { engine: this.alarms.engine, events: this.alarms.events },
       backup: {
         store: this.store,
         registry: this.registry,
@@ -252,6 +307,7 @@ export class Gateway {
         gateway: config.gateway,
         startedAt,
         clientAddress,
+        adapterTypes: this.o.adapterTypes,
       },
     });
     if (config.flows.enabled) {
@@ -265,6 +321,7 @@ export class Gateway {
         store: this.store,
         topics: this.topics,
         hostStatuses: () => this.host?.statuses() ?? [],
+        alarms: this.alarms.flows,
         log: log.child({ component: 'flows' }),
         clock: this.clock,
         config: config.flows,
@@ -287,6 +344,10 @@ export class Gateway {
     }
     http.finish();
     this.http = http.server;
+    http.server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
+      this.upgraded.add(socket);
+      socket.once('close', () => this.upgraded.delete(socket));
+    });
     // The port that answered 503 while storage could not open, when the config lets the system choose.
     const httpPort = await listen(http.server, config.http.host, config.http.port === 0 && opened.httpPort ? opened.httpPort : config.http.port);
 
@@ -398,12 +459,18 @@ export class Gateway {
     // Sync stops while the store is still open, so its cursor and releases are written.
     await this.sync?.stop();
     await this.retention?.stop();
+    // Alarm states still to be stored go through the bus and storage: both still open here.
+    await this.alarms?.stop();
     await this.localAccess?.withdraw().catch((err: unknown) => this.o.log.warn({ err }, 'local access file not removed'));
     if (this.http) {
       const server = this.http;
       server.closeIdleConnections?.();
+      for (const socket of this.upgraded) socket.end();
       const closed = new Promise<void>((r) => server.close(() => r()));
-      setTimeout(() => server.closeAllConnections?.(), 2000).unref();
+      setTimeout(() => {
+        server.closeAllConnections?.();
+        for (const socket of this.upgraded) socket.destroy();
+      }, 2000).unref();
       await closed;
     }
     if (this.bus) {

@@ -4,7 +4,7 @@ import { cpSync, readdirSync, statSync, mkdirSync } from 'node:fs';
 import { join, dirname, extname } from 'node:path';
 
 const ASSET_EXTENSIONS = new Set(['.yaml', '.yml', '.json', '.csv', '.html', '.css', '.svg', '.png', '.ico', '.txt', '.cjs']);
-const ROOTS = ['core', 'adapters', 'flows', 'runtime', 'storage'];
+const ROOTS = ['core', 'adapters', 'flows', 'runtime', 'storage', 'central'];
 
 function walk(dir) {
   for (const name of readdirSync(dir)) {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
 import './errors.js';
+import { blueprintStatusSchema, type BlueprintStatusInfo } from './status-schema.js';
 
 /**
  * A copy-me adapter: everything the contract asks of one, and nothing more (README.md beside
@@ -53,6 +54,8 @@ class SimulatedDevice {
 export default defineAdapter({
   type: 'blueprint',
   description: 'Copy-me example adapter (not registered): one polled reading, one actuator, one followed datapoint',
+  // Labels, units and formats of the status `info` below, for the dashboard's adapter card.
+  statusSchema: blueprintStatusSchema,
   schema,
   // No I/O here: everything that touches the world happens in `start`.
   create(options, { id }) {
@@ -106,7 +109,7 @@ export default defineAdapter({
             }
             try {
               await poll(ctx, device, ids.power, options.scale);
-              ctx.setStatus({ degraded: false, message: 'reading', info: { watts: device.enabled ? options.device.watts : 0 } });
+              ctx.setStatus({ degraded: false, message: 'reading', info: { watts: device.enabled ? options.device.watts : 0 } satisfies BlueprintStatusInfo });
             } catch (err) {
               const e = toOutpostError(err);
               ctx.setStatus({ degraded: true, message: `${e.code}: ${e.message}` });

@@ -21,6 +21,7 @@ import { DropFolderWatcher, moveInto } from './watcher.js';
 import { FORMATS, bmsFilesSchema, type Format } from './config.js';
 import { loadCatalogue, readPointsList } from './points-lists.js';
 import { makeFileProcessor, type ArchivedFile, type IncompleteFile, type Live } from './process-file.js';
+import { bmsFilesStatusSchema, type BmsFilesStatusInfo } from './status-schema.js';
 
 export { DEFAULT_BATCH_SIZE, type BmsFilesOptions } from './config.js';
 
@@ -31,6 +32,7 @@ export { DEFAULT_BATCH_SIZE, type BmsFilesOptions } from './config.js';
 export default defineAdapter({
   type: 'bms-files',
   description: 'Siemens Insight and ALC WebCTRL trend exports from a drop folder or HTTP upload',
+  statusSchema: bmsFilesStatusSchema,
   schema: bmsFilesSchema,
   async check(options, env) {
     const problems: Array<{ path: string; message: string }> = [];
@@ -114,7 +116,7 @@ export default defineAdapter({
               dstSkippedRows: n.dstSkippedRows,
               dstRepeatedRows: n.dstRepeatedRows,
               ...(format === 'alc-webctrl' ? { catalogue: catalogue.size } : {}),
-            },
+            } satisfies BmsFilesStatusInfo,
           });
         };
 

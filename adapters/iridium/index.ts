@@ -12,6 +12,7 @@ import { SbdLink, type LinkState, type MtHandler } from './session.js';
 import { encodeMoAck, moKind } from './mo-ack.js';
 import type { SatelliteModem, SatelliteMt } from '../../runtime/sync/satellite.js';
 import { IridiumSimulator, mockDeviceIo } from './simulator.js';
+import { iridiumStatusSchema, type IridiumStatusInfo } from './status-schema.js';
 import { MoSeq } from './mo-seq.js';
 import { ForwardQueue } from './mo-queue.js';
 import { startForwarding } from './forwarding.js';
@@ -135,6 +136,7 @@ declare module '../../runtime/services.js' {
 export default defineAdapter({
   type: 'iridium',
   description: 'Iridium SBD satellite modem (RockBLOCK 9603/9602): metered uplink and authenticated downlink',
+  statusSchema: iridiumStatusSchema,
   schema,
   ports(options) {
     return [{ path: 'port', device: options.port, settings: { baudRate: options.baudRate } }];
@@ -277,7 +279,7 @@ export default defineAdapter({
               ringAlerts: l.rings,
               ringsDeferred: l.ringsDeferred,
               ...(signal === undefined ? {} : { signal }),
-            },
+            } satisfies IridiumStatusInfo,
           });
         };
         l.on('state', (state: LinkState, detail?: string) => {

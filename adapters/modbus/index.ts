@@ -12,6 +12,7 @@ import { REGISTER_TYPES } from './codec.js';
 import { loadTemplates, resolvePoints, type DeviceTemplate } from './templates.js';
 import { RtuLine } from './transport-rtu.js';
 import { TcpLink } from './transport-tcp.js';
+import { modbusStatusSchema, type ModbusStatusInfo } from './status-schema.js';
 
 /** Baud rates RS-485 meters offer (Modbus over Serial Line §2.5.1: 9600 and 19200 required, others optional). */
 const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] as const;
@@ -234,6 +235,7 @@ function checkModbus(options: ModbusOptions, env: CheckEnv): CheckProblem[] {
 export default defineAdapter({
   type: 'modbus',
   description: 'Modbus RTU/TCP devices (energy meters, inverters) from YAML device templates',
+  statusSchema: modbusStatusSchema,
   schema: modbusSchema,
   check(options, env) {
     return checkModbus(options, env);
@@ -288,20 +290,22 @@ export default defineAdapter({
         }
 
         const publishStatus = (): void => {
-          const info: Record<string, unknown> = {};
+          const info: ModbusStatusInfo['devices'] = {};
           const failing: string[] = [];
           for (const d of devices) {
             info[d.options.name] = d.status;
             if (d.status.state === 'failing') failing.push(`${d.options.name} (${d.status.lastError})`);
           }
           const withBad = devices.filter((d) => d.status.badPoints?.length).map((d) => `${d.options.name}: ${d.status.badPoints!.join(', ')}`);
-          const busInfo = Object.fromEntries(buses.map((b) => [b.name, { link: b.link.name, error: b.link.error ?? null, transactions: b.bus.transactions }]));
+          const busInfo: ModbusStatusInfo['buses'] = Object.fromEntries(
+            buses.map((b) => [b.name, { link: b.link.name, error: b.link.error ?? null, transactions: b.bus.transactions }]),
+          );
           const message = failing.length
             ? `${failing.length} of ${devices.length} devices failing: ${failing.join('; ')}`
             : withBad.length
               ? `all ${devices.length} devices answering; unreadable points: ${withBad.join('; ')}`
               : `all ${devices.length} devices answering`;
-          ctx.setStatus({ degraded: failing.length > 0 || withBad.length > 0, message, info: { devices: info, buses: busInfo } });
+          ctx.setStatus({ degraded: failing.length > 0 || withBad.length > 0, message, info: { devices: info, buses: busInfo } satisfies ModbusStatusInfo });
         };
 
         for (const d of resolved) {

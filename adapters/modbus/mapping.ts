@@ -23,6 +23,9 @@ export function datapointFor(prefix: string, point: PointDef, meta: Record<strin
       ...meta,
       register: { function: point.function, address: point.address, type: point.type, wordOrder: point.wordOrder },
       ...(point.counter ? { counter: true } : {}),
+      // Words for coded registers: the dashboard's formatValue shows them (dom.js).
+      ...(point.enum ? { enum: point.enum } : {}),
+      ...(point.bits ? { bits: point.bits } : {}),
     },
   };
   if (point.unit) def.unit = point.unit;

@@ -258,6 +258,9 @@ function sunspecDevice(unit: number, defs: SunSpecDefinitions, options: { strict
   for (let a = base; a < address + 2; a++) if (!device.tables.holding.has(a)) device.tables.holding.set(a, 0x8000);
   const state = points.find((p) => p.name === 'inverter.state');
   if (state) device.tables.holding.set(state.address, 4); // MPPT: producing
+  // No events: Evt1 (bitfield32) is 0, not the "not implemented" filler above, which would set bits 15 and 31.
+  const events = points.find((p) => p.name === 'inverter.events');
+  if (events) for (let i = 0; i < events.count; i++) device.tables.holding.set(events.address + i, 0);
   return device;
 }
 

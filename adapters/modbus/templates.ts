@@ -18,6 +18,13 @@ export type RegisterFunction = (typeof FUNCTIONS)[number];
 
 const POINT_NAME = /^[a-z0-9_]+(\.[a-z0-9_]+)*$/;
 
+/** Register value or bit number → word; a key that is not a number is named in the error. */
+function codedRecord(key: RegExp, message: string) {
+  return z.record(z.string(), z.string().min(1).max(60)).superRefine((record, ctx) => {
+    for (const k of Object.keys(record)) if (!key.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: `${message}, not "${k}"` });
+  });
+}
+
 const pointFields = {
   name: z.string().regex(POINT_NAME, 'point names are lower-case [a-z0-9_] segments separated by dots'),
   address: z.number().int().min(0).max(0xffff),
@@ -55,6 +62,16 @@ const pointFields = {
   counter: z.boolean().optional(),
   /** Read (e.g. a SunSpec scale factor) but not published as a datapoint. */
   internal: z.boolean().optional(),
+  /**
+   * An enumerated register: value → word (SunSpec `enum16` symbols, e.g. inverter `St`
+   * 4 → MPPT). Published as the number; the datapoint's `meta.enum` lets the dashboard show the word.
+   */
+  enum: codedRecord(/^-?\d+$/, 'enumeration keys are integer register values').optional(),
+  /**
+   * A bitfield register: bit (0 = least significant) → what it flags when set (SunSpec
+   * `bitfield16/32` symbols, e.g. `Evt1` bit 0 → ground fault); in the datapoint's `meta.bits`.
+   */
+  bits: codedRecord(/^\d+$/, 'bit numbers are 0 or more').optional(),
 };
 
 const PointInputSchema = z.strictObject(pointFields);
@@ -91,7 +108,14 @@ export interface PointDef {
   write: 'single' | 'multiple';
   counter?: boolean;
   internal?: boolean;
+  /** Register value → word (an enumerated register). */
+  enum?: Record<string, string>;
+  /** Bit → what it flags (a bitfield register). */
+  bits?: Record<string, string>;
 }
+
+/** Integer register types whose raw value can be an enumeration or a bitfield, with their width in bits. */
+const CODED_TYPE_BITS: Partial<Record<RegisterType, number>> = { int16: 16, uint16: 16, int32: 32, uint32: 32 };
 
 const templateSchema = z.strictObject({
   model: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'model ids are lower-case [a-z0-9_-]'),
@@ -151,6 +175,14 @@ export function resolvePoints(raw: unknown[], defaults: Defaults, where: string)
     if (kind === 'actuator' && type === 'string') bad('string points cannot be actuators');
     if (kind === 'actuator' && type === 'bool' && fn === 'holding' && p.bit !== undefined) bad('a single bit of a holding register cannot be written safely');
     if (p.min !== undefined && p.max !== undefined && p.min > p.max) bad('"min" is greater than "max"');
+    if (p.enum || p.bits) {
+      const width = CODED_TYPE_BITS[type];
+      const what = p.enum ? '"enum"' : '"bits"';
+      if (p.enum && p.bits) bad('a point is an enumeration ("enum") or a bitfield ("bits"), not both');
+      if (width === undefined) bad(`${what} needs an int16, uint16, int32 or uint32 point, not ${type}`);
+      if ((p.scale ?? 1) !== 1 || (p.offset ?? 0) !== 0 || p.scaleFactor) bad(`${what} needs the raw register value: no scale, offset or scaleFactor`);
+      for (const bit of Object.keys(p.bits ?? {})) if (Number(bit) >= width!) bad(`bit ${bit} does not exist in a ${type} register (bits 0-${width! - 1})`);
+    }
     const count = bitFunction ? 1 : registerCount(type, p.length);
     if (p.address + count > 0x10000) bad(`address ${p.address} + ${count} registers runs past 65535`);
     if (names.has(p.name)) bad('duplicate point name');
@@ -177,6 +209,8 @@ export function resolvePoints(raw: unknown[], defaults: Defaults, where: string)
       write: p.write ?? 'single',
       counter: p.counter,
       internal: p.internal,
+      enum: p.enum,
+      bits: p.bits,
     });
   });
   for (const p of out) {

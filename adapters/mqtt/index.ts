@@ -3,6 +3,7 @@ import { defineAdapter } from '../../runtime/adapter.js';
 import { warnOnce } from '../../runtime/log.js';
 import { toOutpostError } from '../../core/errors.js';
 import { datapointIdFor, extractValue } from './mapping.js';
+import { mqttStatusSchema } from './status-schema.js';
 import { DATAPOINT_ID } from '../../core/datapoint.js';
 
 const mappingSchema = z.strictObject({
@@ -30,6 +31,7 @@ const mappingSchema = z.strictObject({
 export default defineAdapter({
   type: 'mqtt',
   description: 'Maps MQTT device topics (Tasmota, Shelly, …) to datapoints',
+  statusSchema: mqttStatusSchema,
   schema: z.strictObject({ mappings: z.array(mappingSchema).default([]) }),
   check(options) {
     // Every reading of a mapping whose ids can never be valid would be dropped: say so now.

@@ -7,7 +7,8 @@ import './errors.js';
 import type { ChargerConfig, OcppOptions } from './config.js';
 import { matchChargerProfile, type ChargerProfile } from './chargers.js';
 import type { ChargerConnection, ChargerState, ConnectorState, Counters } from './charger-state.js';
-import { applySessionLimit, setCap, setEnabled } from './charger-limits.js';
+import { applySessionLimit, setCap, setEnabled, setMode } from './charger-limits.js';
+import { CHARGE_MODES, isChargeMode } from './charge-modes.js';
 import { createOcpp16Validator } from './codec.js';
 import { loadSessions } from './load-inputs.js';
 import { chargerIds, chargerKey, connectorIds, connectorPrefix, connectorSensorDefs } from './mapping.js';
@@ -15,6 +16,8 @@ import { LoadManager, type PhaseIndex, type Plan } from './load-manager.js';
 import { PlanStatusReporter } from './plan-status.js';
 import { SafetyProfiles } from './safety-profiles.js';
 import type { SessionStore } from './sessions.js';
+import type { GatewayEventInput } from '../../core/events.js';
+import type {} from '../../runtime/site/services.js'; // the 'events' and 'tariff' service kinds
 
 const PHASE_INDEX: Record<string, PhaseIndex> = { L1: 0, L2: 1, L3: 2 };
 
@@ -82,12 +85,20 @@ export class CentralSystem {
           marginA: lm.marginA,
           meter: lm.meter,
           control: lm.control,
+          pv: lm.pv,
         },
         {
           now: () => ctx.clock.now(),
           sessions: () => loadSessions(this),
           apply: (key, limitA) => applySessionLimit(this, key, limitA),
           onPlan: (plan) => this.reporter.onPlan(plan),
+          onSwitch: (key, paused, reason) =>
+            this.recordEvent({
+              kind: paused ? 'load.paused' : 'load.resumed',
+              severity: 'info',
+              message: `${key} ${paused ? 'paused' : 'resumed'} by load management: ${reason.replace(/^paused: /, '')}`,
+              data: { session: key, reason },
+            }),
           betweenLowerAndRaise: (plan) => this.safetyProfiles.applyChargerCaps(plan),
           onError: (key, err) =>
             this.warnOnce(
@@ -149,7 +160,7 @@ export class CentralSystem {
   connector(charger: ChargerState, connectorId: number): ConnectorState {
     let c = charger.connectors.get(connectorId);
     if (!c) {
-      c = { id: connectorId, currentsA: [undefined, undefined, undefined], enabled: true };
+      c = { id: connectorId, currentsA: [undefined, undefined, undefined], enabled: true, mode: charger.config?.mode ?? 'now' };
       charger.connectors.set(connectorId, c);
       const ids = connectorIds(this.options.prefix, charger.identity, connectorId);
       // Operator caps survive restarts: they are the actuators' last stored values.
@@ -159,6 +170,9 @@ export class CentralSystem {
       if (typeof power === 'number') c.powerLimitW = power;
       const enabled = this.ctx.store.latest(ids.enabled)?.v;
       if (typeof enabled === 'boolean') c.enabled = enabled;
+      // The mode picked last wins over the configured one (a restart keeps it).
+      const mode = this.ctx.store.latest(ids.mode)?.v;
+      if (isChargeMode(mode)) c.mode = mode;
     }
     return c;
   }
@@ -229,6 +243,28 @@ export class CentralSystem {
       { id: ids.enabled, kind: 'actuator', type: 'boolean', description: `Connector ${charger.identity}/${connectorId} available for charging`, meta },
       { onSet: async ({ v }) => setEnabled(this, charger, connector, v as boolean) },
     );
+    await this.ctx.datapoints.register(
+      {
+        id: ids.mode,
+        kind: 'actuator',
+        type: 'string',
+        allowed: [...CHARGE_MODES],
+        description: `Charge mode of ${charger.identity}/${connectorId}: off, now, minpv (minimum + PV surplus), pv (PV surplus only)`,
+        meta,
+      },
+      { onSet: async ({ v }) => setMode(this, charger, connector, v as (typeof CHARGE_MODES)[number]) },
+    );
+  }
+
+  /** An entry in the gateway's event log, when it has one (core/events.ts; absent: nothing). */
+  recordEvent(event: Omit<GatewayEventInput, 'source'>): void {
+    const sink = this.ctx.services.get('events', 'gateway');
+    if (!sink) return;
+    try {
+      sink.record({ source: this.ctx.id, ...event });
+    } catch (err) {
+      this.warnOnce('event-record', { kind: event.kind, reason: (err as Error).message }, 'event not recorded');
+    }
   }
 
   /** Registers a datapoint for a measurand seen for the first time. */

@@ -11,6 +11,33 @@ import type { ChargerState, ConnectorState } from './charger-state.js';
 import { connectorIds } from './mapping.js';
 import type { ChargingSession } from './sessions.js';
 import { limitInUnit, txDefaultProfile, txProfile } from './profiles.js';
+import { unmanagedModeCapA, type ChargeMode } from './charge-modes.js';
+
+/**
+ * Without load management, what a connector may draw (A per phase): the operator caps, the
+ * charger maximum and the charge mode's fixed limit (no surplus is measured: minpv the
+ * minimum, pv 0 A).
+ */
+function unmanagedLimitA(cs: CentralSystem, charger: ChargerState, connector: ConnectorState, change: Partial<ConnectorState> = {}): number {
+  const c = { ...connector, ...change };
+  return Math.min(
+    c.currentLimitA ?? Infinity,
+    (c.powerLimitW ?? Infinity) / (cs.voltage * cs.phasesOf(charger).length),
+    cs.maxCurrentOf(charger),
+    unmanagedModeCapA(c.mode, charger.profile.minCurrentA),
+  );
+}
+
+/** A refusal by the charger is a failed setpoint (the operator sees the charger's answer). */
+async function asSetpoint(send: () => Promise<void>): Promise<void> {
+  try {
+    await send();
+  } catch (err) {
+    const e = toOutpostError(err);
+    if (e.code === 'CHARGER_REJECTED') throw new OutpostError('SETPOINT_FAILED', e.message, { details: e.details, cause: e });
+    throw e;
+  }
+}
 
 export async function setCap(
   cs: CentralSystem,
@@ -21,18 +48,10 @@ export async function setCap(
   const ids = connectorIds(cs.options.prefix, charger.identity, connector.id);
   if (!cs.loadManager) {
     // Without load management a cap is sent straight to the charger, so it must be connected.
-    const limitA = Math.min(
-      cap.currentLimitA ?? connector.currentLimitA ?? Infinity,
-      (cap.powerLimitW ?? connector.powerLimitW ?? Infinity) / (cs.voltage * cs.phasesOf(charger).length),
-      cs.maxCurrentOf(charger),
-    );
-    try {
-      await sendConnectorLimit(cs, charger, connector.id, limitA);
-    } catch (err) {
-      const e = toOutpostError(err);
-      if (e.code === 'CHARGER_REJECTED') throw new OutpostError('SETPOINT_FAILED', e.message, { details: e.details, cause: e });
-      throw e;
-    }
+    const change: Partial<ConnectorState> = {};
+    if (cap.currentLimitA !== undefined) change.currentLimitA = cap.currentLimitA;
+    if (cap.powerLimitW !== undefined) change.powerLimitW = cap.powerLimitW;
+    await asSetpoint(() => sendConnectorLimit(cs, charger, connector.id, unmanagedLimitA(cs, charger, connector, change)));
   }
   if (cap.currentLimitA !== undefined) connector.currentLimitA = cap.currentLimitA;
   if (cap.powerLimitW !== undefined) connector.powerLimitW = cap.powerLimitW;
@@ -83,18 +102,26 @@ export async function setEnabled(cs: CentralSystem, charger: ChargerState, conne
     // until unplugged. A 0 A TxProfile stops the current now (load management does the
     // same through its plan); enabling again restores the operator limit or the maximum.
     const session = cs.sessions.activeOn(charger.identity, connector.id);
-    if (session) {
-      const cap = Math.min(
-        connector.currentLimitA ?? Infinity,
-        (connector.powerLimitW ?? Infinity) / (cs.voltage * cs.phasesOf(charger).length),
-        cs.maxCurrentOf(charger),
-      );
-      await sendTxLimit(cs, charger, session, enabled ? cap : 0);
-    }
+    if (session) await sendTxLimit(cs, charger, session, enabled ? unmanagedLimitA(cs, charger, connector) : 0);
   }
   await cs.ctx.bus.publishValue(connectorIds(cs.options.prefix, charger.identity, connector.id).enabled, enabled);
   cs.loadManager?.replan('connector availability changed');
   return enabled;
+}
+
+/**
+ * The charge mode of a connector (the `mode` actuator). With load management the next plan
+ * applies it (an operator's pick is no oscillation: the minimum pause is lifted); without, its
+ * fixed limit goes to the charger as a cap (TxDefaultProfile + TxProfile).
+ */
+export async function setMode(cs: CentralSystem, charger: ChargerState, connector: ConnectorState, mode: ChargeMode): Promise<Value> {
+  if (!cs.loadManager) await asSetpoint(() => sendConnectorLimit(cs, charger, connector.id, unmanagedLimitA(cs, charger, connector, { mode })));
+  const before = connector.mode;
+  connector.mode = mode;
+  await cs.ctx.bus.publishValue(connectorIds(cs.options.prefix, charger.identity, connector.id).mode, mode);
+  cs.ctx.log.info({ charger: charger.identity, connector: connector.id, mode, before }, 'charge mode changed');
+  cs.loadManager?.modeChanged(`${charger.identity}/${connector.id}`, `charge mode ${before} → ${mode}`);
+  return mode;
 }
 
 /** A limit the load manager planned for one session (`<charger>/<connector>`), as a TxProfile. */

@@ -6,6 +6,7 @@
 import type { RPCClient } from 'ocpp-rpc';
 import type { ChargerConfig } from './config.js';
 import type { ChargerProfile } from './chargers.js';
+import type { ChargeMode } from './charge-modes.js';
 
 /** The websocket connection of one charge point (an ocpp-rpc server-side client). */
 export type ChargerConnection = Pick<RPCClient, 'call' | 'handle' | 'close' | 'on' | 'once' | 'off' | 'identity'>;
@@ -24,6 +25,8 @@ export interface ConnectorState {
   currentLimitA?: number;
   powerLimitW?: number;
   enabled: boolean;
+  /** Charge mode (charge-modes.ts): the `mode` actuator's stored value, else the charger's configured mode. */
+  mode: ChargeMode;
 }
 
 export interface ChargerState {

@@ -1,6 +1,7 @@
 import { chargerKey } from './mapping.js';
 import { z } from 'zod';
 import { isPasswordHash } from '../../runtime/auth/passwords.js';
+import { CHARGE_MODES, DEFAULT_PV } from './charge-modes.js';
 
 /**
  * Options of one `ocpp` adapter instance. Passwords are scrypt hashes made by
@@ -32,6 +33,11 @@ const chargerSchema = z
     maxCurrentA: z.number().min(6).max(63).optional(),
     /** Load management priority: higher is served first. */
     priority: z.number().int().min(-100).max(100).default(0),
+    /**
+     * Charge mode of each connector until an operator picks another (charge-modes.ts): off | now |
+     * minpv | pv. The mode picked last is kept (the `mode` actuator's stored value) and wins over this.
+     */
+    mode: z.enum(CHARGE_MODES).default('now'),
     description: z.string().max(200).optional(),
   })
   .refine((c) => c.securityProfile === 0 || c.password !== undefined, {
@@ -73,6 +79,14 @@ const loadManagementSchema = z
         resumeMarginA: z.number().min(0).max(32).optional(),
       })
       .optional(),
+    /** Charge modes pv and minpv (charge-modes.ts): when a pv session pauses and resumes. */
+    pv: z
+      .strictObject({
+        enableDelayS: z.number().int().min(0).max(3600).default(DEFAULT_PV.enableDelayS),
+        disableDelayS: z.number().int().min(0).max(3600).default(DEFAULT_PV.disableDelayS),
+        enableMarginA: z.number().min(0).max(32).default(DEFAULT_PV.enableMarginA),
+      })
+      .prefault({}),
     meter: z
       .strictObject({
         /** Datapoint of the site meter (grid connection), e.g. `site.grid.power`. */
@@ -131,6 +145,12 @@ export const ocppOptionsSchema = z.strictObject({
     .default({ allow: [], block: [], acceptUnknown: false }),
   loadManagement: loadManagementSchema.optional(),
   /**
+   * The idTag the dashboard's Start button (and a remote-start request without one) sends in
+   * RemoteStartTransaction. The charger authorizes it like a card, so it must be accepted by
+   * `idTags` (in `allow`, or `acceptUnknown`); unset, a remote start must name its idTag.
+   */
+  remoteStartIdTag: z.string().min(1).max(20).optional(),
+  /**
    * No longer used: the site meter's topic comes from the gateway (`broker.prefix`,
    * `ctx.topics`). Still accepted so existing configs load; a different value is warned about.
    */
@@ -142,3 +162,17 @@ export const ocppOptionsSchema = z.strictObject({
 
 export type OcppOptions = z.output<typeof ocppOptionsSchema>;
 export type ChargerConfig = OcppOptions['chargers'][number];
+
+/**
+ * Why `remoteStartIdTag` would not start anything, or undefined: a tag the local list refuses
+ * would start a transaction the charger is told not to charge (OCPP 1.6 §5.11, §5.16).
+ */
+export function remoteStartIdTagIssue(options: Pick<OcppOptions, 'remoteStartIdTag' | 'idTags'>): string | undefined {
+  const tag = options.remoteStartIdTag?.toLowerCase();
+  if (tag === undefined) return undefined;
+  const { allow, block, acceptUnknown } = options.idTags;
+  if (block.some((b) => b.toLowerCase() === tag)) return `remoteStartIdTag "${options.remoteStartIdTag}" is in idTags.block`;
+  const listed = allow.some((e) => (typeof e === 'string' ? e : e.idTag).toLowerCase() === tag);
+  if (!listed && !acceptUnknown) return `remoteStartIdTag "${options.remoteStartIdTag}" must be in idTags.allow (or idTags.acceptUnknown: true)`;
+  return undefined;
+}

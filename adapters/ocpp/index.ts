@@ -4,10 +4,11 @@ import { OutpostError } from '../../core/errors.js';
 import './errors.js';
 import { CentralSystem } from './central.js';
 import { loadChargerProfiles } from './chargers.js';
-import { ocppOptionsSchema } from './config.js';
+import { ocppOptionsSchema, remoteStartIdTagIssue } from './config.js';
 import { mountRoutes } from './routes.js';
 import { OcppServer } from './server.js';
 import { SessionStore } from './sessions.js';
+import { ocppStatusSchema } from './status-schema.js';
 
 /**
  * OCPP 1.6-J central system for EV chargers on the gateway's HTTP server, with durable
@@ -16,6 +17,7 @@ import { SessionStore } from './sessions.js';
 export default defineAdapter({
   type: 'ocpp',
   description: 'OCPP 1.6-J central system: EV chargers, charging sessions, site load management',
+  statusSchema: ocppStatusSchema,
   schema: ocppOptionsSchema,
   check(options) {
     let profiles: ReadonlyMap<string, unknown>;
@@ -24,11 +26,15 @@ export default defineAdapter({
     } catch (err) {
       return [{ path: '', message: `charger profiles: ${(err as Error).message}` }];
     }
-    return options.chargers.flatMap((c, i) =>
-      c.profile && !profiles.has(c.profile)
-        ? [{ path: `chargers.${i}.profile`, message: `charger "${c.id}": unknown profile "${c.profile}" (known: ${[...profiles.keys()].join(', ')})` }]
-        : [],
-    );
+    const remoteStart = remoteStartIdTagIssue(options);
+    return [
+      ...options.chargers.flatMap((c, i) =>
+        c.profile && !profiles.has(c.profile)
+          ? [{ path: `chargers.${i}.profile`, message: `charger "${c.id}": unknown profile "${c.profile}" (known: ${[...profiles.keys()].join(', ')})` }]
+          : [],
+      ),
+      ...(remoteStart ? [{ path: 'remoteStartIdTag', message: remoteStart }] : []),
+    ];
   },
   create(options) {
     let server: OcppServer | undefined;
@@ -49,7 +55,14 @@ export default defineAdapter({
             throw new OutpostError('CONFIG_INVALID', `charger "${c.id}": unknown profile "${c.profile}" (known: ${[...profiles.keys()].join(', ')})`);
           }
         }
-        sessions = new SessionStore(join(ctx.dataDir, 'sessions'), options.maxSamplesPerSession);
+        const remoteStart = remoteStartIdTagIssue(options);
+        if (remoteStart) throw new OutpostError('CONFIG_INVALID', remoteStart);
+        // Sessions are priced with the site tariff as it is when their readings arrive (session-cost.ts).
+        sessions = new SessionStore(join(ctx.dataDir, 'sessions'), options.maxSamplesPerSession, (t) => {
+          const tariff = ctx.services.get('tariff', 'site');
+          const price = tariff?.priceAt(t, 'import');
+          return tariff && price !== undefined ? { price, currency: tariff.currency } : undefined;
+        });
         await sessions.openStore();
         central = new CentralSystem(ctx, options, profiles, sessions);
         // Sessions that were running when the gateway stopped go on: their chargers are still charging.
@@ -79,10 +92,14 @@ export default defineAdapter({
             () => {
               const now = lm.meterState();
               if (now !== state) {
-                ctx.log.warn(
-                  { datapoint: meter.datapoint, state: now },
-                  now === 'stale' ? 'site meter stale: charging falls back to the safe limit' : 'site meter back',
-                );
+                const message = now === 'stale' ? 'site meter stale: charging falls back to the safe limit' : 'site meter back';
+                ctx.log.warn({ datapoint: meter.datapoint, state: now }, message);
+                c.recordEvent({
+                  kind: now === 'stale' ? 'meter.stale' : 'meter.fresh',
+                  severity: now === 'stale' ? 'warning' : 'info',
+                  message: `${message} (${meter.datapoint})`,
+                  data: { datapoint: meter.datapoint, staleAfterMs: meter.staleAfterMs },
+                });
                 lm.replan(`site meter ${now}`);
               }
               state = now;

@@ -64,8 +64,13 @@ export class OtherLoadEstimator {
   /**
    * @param riseToleranceA a lower bound this far above the estimate proves a rise; below it,
    *   the difference is read as measurement noise (the plan's margin covers it).
+   * @param floorA the least the other load can be: 0 for the site limit (PV export never makes
+   *   room above the breaker), -Infinity for the PV surplus (export is other load below 0).
    */
-  constructor(private readonly riseToleranceA = 0.5) {}
+  constructor(
+    private readonly riseToleranceA = 0.5,
+    private readonly floorA = 0,
+  ) {}
 
   /** The current estimate per channel (A), undefined before the first reading. */
   get estimate(): readonly number[] | undefined {
@@ -77,8 +82,8 @@ export class OtherLoadEstimator {
    * `evLo`/`evHi` the bounds of what EV charging draws on the same channels.
    */
   update(meterA: readonly number[], evLo: readonly number[], evHi: readonly number[]): readonly number[] {
-    const lower = meterA.map((m, i) => Math.max(0, m - evHi[i]!));
-    const upper = meterA.map((m, i) => Math.max(0, m - evLo[i]!));
+    const lower = meterA.map((m, i) => Math.max(this.floorA, m - evHi[i]!));
+    const upper = meterA.map((m, i) => Math.max(this.floorA, m - evLo[i]!));
     this.bounds = { lower, upper };
     const previous = this.value;
     this.value = upper.map((up, i) => {

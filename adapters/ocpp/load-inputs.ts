@@ -1,6 +1,7 @@
 /**
  * What load management sees of the open sessions: phases, draw, minimum and maximum current
- * (with the operator caps, authorization and offline chargers folded in), priority and order.
+ * (with the operator caps, authorization and offline chargers folded in), priority, order and
+ * charge mode (applied by the load manager, which knows the PV surplus).
  * Split from central.ts because it is the LoadManager's input, not charger state.
  */
 import type { CentralSystem } from './central.js';
@@ -49,7 +50,20 @@ export function loadSessions(cs: CentralSystem): LoadSessionInput[] {
       priority = Number.MAX_SAFE_INTEGER;
       capReason = `charger offline, holding its last limit ${held} A`;
     }
-    out.push({ key, phases, minA, maxA, priority, order: session.start, capReason, drawA, reportedAt: connector.currentsAt, startedAt: session.start });
+    out.push({
+      key,
+      phases,
+      minA,
+      maxA,
+      priority,
+      order: session.start,
+      capReason,
+      drawA,
+      reportedAt: connector.currentsAt,
+      startedAt: session.start,
+      // An offline charger cannot take a new limit: its held limit is what it draws, whatever the mode.
+      ...(charger.online ? { mode: connector.mode } : {}),
+    });
   }
   return out;
 }

@@ -10,9 +10,12 @@
  * - A paused session stays paused `minPauseMs`, and resumes only when its minimum plus
  *   `resumeMarginA` fits (hysteresis), so cars do not flip between paused and charging.
  * - Meter staleness by arrival time: a meter with a fast clock stamps its readings in the future.
+ * - Charge modes (charge-modes.ts) only lower a session's maximum before the plan: off, minpv and
+ *   pv never get more than the site limit gives; the PV surplus comes from the same meter.
  */
 import { OtherLoadEstimator, drawBounds, type SessionDraw } from './load-estimate.js';
 import { planLoad, type Allocation, type LoadSession, type MeterState, type PhaseTriple, type Plan } from './load-plan.js';
+import { DEFAULT_PV, modeCaps, type ChargeMode, type PvConfig, type PvState, type Surplus } from './charge-modes.js';
 
 export { planLoad } from './load-plan.js';
 export type { Allocation, LoadSession, MeterState, PhaseIndex, PhaseTriple, Plan, PlanInput } from './load-plan.js';
@@ -53,6 +56,8 @@ export interface SiteLimitConfig {
   marginA: number;
   meter?: { datapoint: string; unit: 'W' | 'kW' | 'A'; staleAfterMs: number; includesChargers: boolean };
   control?: Partial<ControlConfig>;
+  /** Charge modes pv/minpv: delays and margin (charge-modes.ts). */
+  pv?: Partial<PvConfig>;
 }
 
 /** A session as the chargers report it. */
@@ -63,6 +68,8 @@ export interface LoadSessionInput extends LoadSession {
   reportedAt?: number;
   /** When the session started (its first report counts once the car had `followMs` to start). */
   startedAt?: number;
+  /** The connector's charge mode; undefined: none applies (as now; e.g. an offline charger holding its limit). */
+  mode?: ChargeMode;
 }
 
 export interface LoadManagerDeps {
@@ -73,6 +80,8 @@ export interface LoadManagerDeps {
   apply(key: string, limitA: number): Promise<void>;
   onPlan(plan: Plan & { t: number; trigger: string }): void;
   onError(key: string, err: unknown): void;
+  /** A session was paused (limit 0) or resumed by a limit the charger accepted, with the plan's reason. */
+  onSwitch?(key: string, paused: boolean, reason: string): void;
   /**
    * Called between the decreases and the increases of a round (only when every decrease went
    * through), so whole-charger caps are lowered after the sessions dropped and raised before
@@ -88,11 +97,21 @@ interface Applied {
   previousA: number | undefined;
 }
 
-export type LoadPlan = Plan & { t: number; trigger: string; waiting?: string };
+export type LoadPlan = Plan & {
+  t: number;
+  trigger: string;
+  waiting?: string;
+  /** What is known of the PV surplus the minpv/pv sessions may use (charge-modes.ts). */
+  surplus: Surplus;
+};
 
 export class LoadManager {
   private meter: { channels: number[]; at: number } | undefined;
   private readonly estimator = new OtherLoadEstimator();
+  /** The other load with PV export as negative load: the PV surplus (never used for the site limit). */
+  private readonly signedEstimator = new OtherLoadEstimator(0.5, -Infinity);
+  private pvStates = new Map<string, PvState>();
+  private readonly pv: PvConfig;
   private readonly control: ControlConfig;
   private running = false;
   private pending: string | undefined;
@@ -109,6 +128,7 @@ export class LoadManager {
     private readonly deps: LoadManagerDeps,
   ) {
     this.control = { ...DEFAULT_CONTROL, ...config.control };
+    this.pv = { ...DEFAULT_PV, ...config.pv };
   }
 
   /**
@@ -121,6 +141,7 @@ export class LoadManager {
     if (value === null) {
       this.meter = undefined;
       this.estimator.reset();
+      this.signedEstimator.reset();
     } else {
       const amps = meter.unit === 'A' ? value : (meter.unit === 'kW' ? value * 1000 : value) / this.config.voltage;
       // A current meter gives one value per phase; a power meter only the site total (one channel).
@@ -129,12 +150,11 @@ export class LoadManager {
         const { lo, hi } = drawBounds(this.deps.sessions().map((s) => this.draw(s)));
         const total = (t: PhaseTriple): number[] => (meter.unit === 'A' ? t : [t[0] + t[1] + t[2]]);
         this.estimator.update(this.meter.channels, total(lo), total(hi));
+        this.signedEstimator.update(this.meter.channels, total(lo), total(hi));
       } else {
-        this.estimator.update(
-          this.meter.channels,
-          this.meter.channels.map(() => 0),
-          this.meter.channels.map(() => 0),
-        );
+        const none = this.meter.channels.map(() => 0);
+        this.estimator.update(this.meter.channels, none, none);
+        this.signedEstimator.update(this.meter.channels, none, none);
       }
     }
     this.replan('site meter reading');
@@ -153,13 +173,23 @@ export class LoadManager {
     this.pausedSince.delete(key);
   }
 
+  /**
+   * An operator picked another charge mode for a session's connector: a decision, not an
+   * oscillation, so the minimum pause no longer holds it, and pv starts its hysteresis afresh.
+   */
+  modeChanged(key: string, trigger: string): void {
+    this.pausedSince.delete(key);
+    this.pvStates.delete(key);
+    this.replan(trigger);
+  }
+
   appliedLimit(key: string): number | undefined {
     return this.applied.get(key)?.limitA;
   }
 
   /** Called every second or so: a round when increases or resumes are waiting for time to pass. */
   tick(): void {
-    if (this.lastPlan?.waiting) this.replan('waiting time passed');
+    if (this.lastPlan?.waiting || [...this.pvStates.values()].some((p) => p.crossingSince !== undefined)) this.replan('waiting time passed');
   }
 
   replan(trigger: string): void {
@@ -223,8 +253,13 @@ export class LoadManager {
     const now = this.deps.now();
     const sessions = this.deps.sessions();
     const state = this.meterState();
-    if (state === 'stale') this.estimator.reset();
+    if (state === 'stale') {
+      this.estimator.reset();
+      this.signedEstimator.reset();
+    }
     const otherLoadA = state === 'fresh' ? this.otherLoadA() : undefined;
+    const surplus = this.surplus(sessions, state);
+    const modal = this.applyModes(sessions, surplus, now);
     const plan = planLoad({
       siteLimitA: this.config.limitA,
       meterState: otherLoadA || state !== 'fresh' ? state : 'stale',
@@ -232,7 +267,7 @@ export class LoadManager {
       marginA: this.config.marginA,
       resumeMarginA: c.resumeMarginA,
       otherLoadA,
-      sessions: sessions.map((s) => {
+      sessions: modal.map((s) => {
         const paused = this.applied.get(s.key)?.limitA === 0;
         const since = this.pausedSince.get(s.key);
         const holdPaused =
@@ -253,6 +288,10 @@ export class LoadManager {
     const decreases: Allocation[] = [];
     const firsts: Allocation[] = [];
     const increases: Allocation[] = [];
+    for (const a of plan.allocations) {
+      const mode = byKey.get(a.key)?.mode;
+      if (mode) a.mode = mode;
+    }
     const inForce: Allocation[] = plan.allocations.map((a) => {
       const current = this.applied.get(a.key)?.limitA;
       if (current === a.limitA) return a;
@@ -298,7 +337,7 @@ export class LoadManager {
       allocations: inForce,
       allocatedA: sumPerPhase(inForce),
     };
-    const stamped: LoadPlan = { ...effective, t: now, trigger, ...(pendingIncrease ? { waiting: waiting ?? 'raising step by step' } : {}) };
+    const stamped: LoadPlan = { ...effective, t: now, trigger, surplus, ...(pendingIncrease ? { waiting: waiting ?? 'raising step by step' } : {}) };
     this.lastPlan = stamped;
     this.plans++;
     this.deps.onPlan(stamped);
@@ -334,11 +373,48 @@ export class LoadManager {
     if (a.limitA === 0 && before !== 0) {
       this.pausedSince.set(a.key, at);
       if (before !== undefined) this.switches++;
+      this.deps.onSwitch?.(a.key, true, a.reason);
     } else if (a.limitA > 0 && before === 0) {
       this.pausedSince.delete(a.key);
       this.switches++;
+      this.deps.onSwitch?.(a.key, false, a.reason);
     }
     return true;
+  }
+
+  /**
+   * The PV surplus the minpv/pv sessions may use: export (negative other load, estimated like the
+   * other load, from readings and draws taken together) minus what the other sessions draw at most.
+   */
+  private surplus(sessions: readonly LoadSessionInput[], state: MeterState): Surplus {
+    const meter = this.config.meter;
+    if (!meter) return { kind: 'none', reason: 'no site meter (loadManagement.meter)' };
+    const est = this.signedEstimator.estimate;
+    if (state !== 'fresh' || !est) return { kind: 'unknown', reason: 'site meter stale' };
+    // A power meter: one channel, the site total in A; a current meter: per phase (balanced).
+    const otherW = (meter.unit === 'A' ? Math.max(...est) * this.config.sitePhases : est[0]!) * this.config.voltage;
+    const fixed = drawBounds(sessions.filter((s) => s.mode !== 'minpv' && s.mode !== 'pv').map((s) => this.draw(s))).hi;
+    return { kind: 'measured', watts: Math.round(-(otherW + (fixed[0] + fixed[1] + fixed[2]) * this.config.voltage)) };
+  }
+
+  /** Sessions with their charge mode's cap folded into their maximum (never above it). */
+  private applyModes(sessions: readonly LoadSessionInput[], surplus: Surplus, now: number): LoadSessionInput[] {
+    const withMode = sessions.filter((s): s is LoadSessionInput & { mode: ChargeMode } => s.mode !== undefined);
+    const { caps, states } = modeCaps({
+      sessions: withMode.map((s) => ({ ...s, phaseCount: s.phases.length })),
+      surplus,
+      voltage: this.config.voltage,
+      pv: this.pv,
+      now,
+      states: this.pvStates,
+    });
+    this.pvStates = states;
+    return sessions.map((s) => {
+      const cap = caps.get(s.key);
+      // A session already at 0 (disabled, idTag refused) keeps that reason.
+      if (!cap || cap.capA === undefined || s.maxA <= 0 || cap.capA > s.maxA) return s;
+      return { ...s, maxA: cap.capA, capReason: cap.reason };
+    });
   }
 }
 

@@ -59,6 +59,8 @@ export interface Allocation {
   phases: PhaseIndex[];
   paused: boolean;
   reason: string;
+  /** The session's charge mode (charge-modes.ts), set by the load manager for sessions that have one. */
+  mode?: 'off' | 'now' | 'minpv' | 'pv';
 }
 
 export interface Plan {

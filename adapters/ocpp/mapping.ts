@@ -30,6 +30,8 @@ export interface ConnectorIds {
   currentLimit: string;
   powerLimit: string;
   enabled: string;
+  /** Charge mode actuator (off | now | minpv | pv). */
+  mode: string;
   /** Current the load manager granted (A per phase), 0 when paused. */
   allocated: string;
 }
@@ -46,6 +48,7 @@ export function connectorIds(prefix: string, identity: string, connectorId: numb
     currentLimit: `${p}.current_limit`,
     powerLimit: `${p}.power_limit`,
     enabled: `${p}.enabled`,
+    mode: `${p}.mode`,
     allocated: `${p}.allocated_current`,
   };
 }

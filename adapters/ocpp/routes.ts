@@ -3,7 +3,8 @@ import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { actorText } from '../../runtime/audit/actor.js';
 import { roleAtLeast, type Principal } from '../../runtime/auth/roles.js';
 import type { CentralSystem } from './central.js';
-import type { ChargingSession } from './sessions.js';
+import type { SessionView } from './sessions.js';
+import { sessionSeries } from './session-series.js';
 
 /**
  * REST for charging: sessions (JSON and CSV), charger state, the load plan, and the
@@ -25,13 +26,18 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
   router.get('/api/charging/sessions/:id', async (req, res) => {
     const id = Number(req.params.id);
     if (!Number.isInteger(id) || id < 1) throw new OutpostError('BAD_REQUEST', 'session id must be a positive integer');
-    const session = await central.sessions.get(id);
-    if (!session) throw new OutpostError('NOT_FOUND', `no session ${id}`);
-    res.json({ session: central.sessions.getOpen(id) ?? session, meterValues: await central.sessions.meterValues(id) });
+    const stored = await central.sessions.get(id);
+    if (!stored) throw new OutpostError('NOT_FOUND', `no session ${id}`);
+    const session = central.sessions.getOpen(id) ?? stored;
+    const meterValues = await central.sessions.meterValues(id);
+    const energyUnit = central.chargers.get(session.charger)?.profile.defaultEnergyUnit ?? 'Wh';
+    res.json({ session: central.sessions.view(session), meterValues, series: sessionSeries(meterValues, session.meterStartWh, energyUnit) });
   });
 
   router.get('/api/charging/chargers', (_req, res) => {
     res.json({
+      // What the dashboard's Start button sends (config remoteStartIdTag); null: a start must name its idTag.
+      remoteStartIdTag: central.options.remoteStartIdTag ?? null,
       chargers: [...central.chargers.values()].map((c) => ({
         id: c.identity,
         online: c.online,
@@ -99,7 +105,13 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
 
   router.post(
     '/api/charging/chargers/:id/remote-start',
-    call('RemoteStartTransaction', (b) => pick(b, ['connectorId', 'idTag', 'chargingProfile'])),
+    call('RemoteStartTransaction', (b) => {
+      const params = pick(b, ['connectorId', 'idTag', 'chargingProfile']);
+      // The dashboard's Start names no idTag: the configured one is sent (README "Start and stop").
+      params.idTag ??= central.options.remoteStartIdTag;
+      if (params.idTag === undefined) throw new OutpostError('BAD_REQUEST', 'give "idTag", or configure remoteStartIdTag for starts that name none');
+      return params;
+    }),
   );
   router.post(
     '/api/charging/chargers/:id/remote-stop',
@@ -164,7 +176,7 @@ function auditParams(action: string, params: Record<string, unknown>): Record<st
 const SECRET_KEY = /password|secret|token|authorizationkey|apikey|privatekey|credential/i;
 const REDACTED = '[redacted]';
 
-async function querySessions(central: CentralSystem, req: Request): Promise<ChargingSession[]> {
+async function querySessions(central: CentralSystem, req: Request): Promise<SessionView[]> {
   const from = parseTime(req.query.from, 'from');
   const to = parseTime(req.query.to, 'to');
   if (from !== undefined && to !== undefined && to < from) throw new OutpostError('BAD_REQUEST', '"to" is before "from"');
@@ -172,7 +184,7 @@ async function querySessions(central: CentralSystem, req: Request): Promise<Char
   const limit = req.query.limit === undefined ? undefined : Number(req.query.limit);
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 10_000))
     throw new OutpostError('BAD_REQUEST', '"limit" must be an integer 1..10000');
-  return central.sessions.query({ from, to, charger, limit });
+  return (await central.sessions.query({ from, to, charger, limit })).map((s) => central.sessions.view(s));
 }
 
 /** Epoch ms or ISO 8601. */
@@ -196,10 +208,14 @@ const CSV_COLUMNS = [
   'meterStopWh',
   'energyKwh',
   'stopReason',
+  // Added with costs (issue 24): at the end, so existing readers keep their column positions.
+  'cost',
+  'currency',
+  'costBasis',
 ] as const;
 
 /** RFC 4180 CSV; times in ISO 8601 UTC; cells starting with = + - @ are quoted with a leading ' (CSV injection). */
-export function toCsv(sessions: readonly ChargingSession[]): string {
+export function toCsv(sessions: readonly SessionView[]): string {
   const cell = (v: unknown): string => {
     if (v === undefined || v === null) return '';
     let s = String(v);

@@ -1,6 +1,7 @@
 import { Level } from 'level';
 import { OutpostError } from '../../core/errors.js';
 import '../../storage/errors.js'; // registers the STORAGE_* codes thrown here
+import { priceReadings, sessionCost, startPricing, type CostAccumulator, type PriceAt, type SessionCost } from './session-cost.js';
 
 /**
  * Durable charging sessions in a LevelDB of their own (`<dataDir>/sessions`). The gateway
@@ -33,7 +34,12 @@ export interface ChargingSession {
   /** Meter value records kept / dropped because the per-session bound was reached. */
   samples: number;
   samplesDropped: number;
+  /** Running cost (session-cost.ts); internal, shown as `cost`, `currency`, `costBasis`. */
+  pricing?: CostAccumulator;
 }
+
+/** A session as REST, the CSV and the completed-sessions datapoint show it: with its cost. */
+export type SessionView = Omit<ChargingSession, 'pricing'> & SessionCost;
 
 export interface MeterValueRecord {
   t: number;
@@ -60,6 +66,8 @@ export class SessionStore {
   constructor(
     path: string,
     private readonly maxSamplesPerSession = 5000,
+    /** The site tariff's import price (absent: sessions have no cost). */
+    private readonly priceAt: PriceAt = () => undefined,
   ) {
     this.db = new Level<string, unknown>(path, { valueEncoding: 'json' });
   }
@@ -105,7 +113,7 @@ export class SessionStore {
   start(input: Omit<ChargingSession, 'id' | 'energyKwh' | 'samples' | 'samplesDropped'>): Promise<ChargingSession> {
     return this.serial(async () => {
       const id = this.lastTxId + 1;
-      const session: ChargingSession = { ...input, id, energyKwh: 0, samples: 0, samplesDropped: 0 };
+      const session: ChargingSession = { ...input, id, energyKwh: 0, samples: 0, samplesDropped: 0, pricing: startPricing(input.meterStartWh, input.start) };
       await this.db.batch([
         { type: 'put', key: 'meta!txid', value: id },
         { type: 'put', key: `s!${idKey(id)}`, value: session },
@@ -124,8 +132,15 @@ export class SessionStore {
       const session = this.open.get(id) ?? ((await this.db.get(`s!${idKey(id)}`)) as ChargingSession | undefined);
       if (!session) return undefined;
       if (session.stop !== undefined) return session; // a repeated StopTransaction (charger retry) changes nothing
+      // The last interval (last reading → meterStop) is priced like the others; a session with
+      // no reading at all is priced at its start (session-cost.ts).
+      const pricing =
+        session.pricing && session.pricing.intervals > 0
+          ? priceReadings(session.pricing, [{ t: stop.stop, wh: stop.meterStopWh }], this.priceAt)
+          : session.pricing;
       const closed: ChargingSession = {
         ...session,
+        ...(pricing ? { pricing } : {}),
         stop: stop.stop,
         meterStopWh: stop.meterStopWh,
         lastMeterWh: stop.meterStopWh,
@@ -142,8 +157,16 @@ export class SessionStore {
     });
   }
 
-  /** Appends meter values to an open session and updates its running energy. */
-  addMeterValues(id: number, records: MeterValueRecord[], lastMeterWh: number | undefined): Promise<ChargingSession | undefined> {
+  /**
+   * Appends meter values to an open session and updates its running energy and cost (`energy`:
+   * the energy register readings among them, Wh, by sample time).
+   */
+  addMeterValues(
+    id: number,
+    records: MeterValueRecord[],
+    lastMeterWh: number | undefined,
+    energy: ReadonlyArray<{ t: number; wh: number }> = [],
+  ): Promise<ChargingSession | undefined> {
     return this.serial(async () => {
       const session = this.open.get(id);
       if (!session) return undefined;
@@ -160,10 +183,18 @@ export class SessionStore {
         session.lastMeterWh = lastMeterWh;
         session.energyKwh = Math.round(lastMeterWh - session.meterStartWh) / 1000;
       }
+      // Sessions stored before costs were kept start their pricing at their first readings.
+      if (energy.length) session.pricing = priceReadings(session.pricing ?? startPricing(session.meterStartWh, session.start), energy, this.priceAt);
       ops.push({ type: 'put', key: `s!${idKey(id)}`, value: session });
       await this.db.batch(ops);
       return session;
     });
+  }
+
+  /** A session with its cost, without the internal running figures. */
+  view(session: ChargingSession): SessionView {
+    const { pricing: _pricing, ...rest } = session;
+    return { ...rest, ...sessionCost(session, this.priceAt) };
   }
 
   async get(id: number): Promise<ChargingSession | undefined> {

@@ -9,6 +9,7 @@
  * Used by test/adapters/ocpp/control-loop.test.ts and bench/load-management.bench.ts.
  */
 import type { PhaseTriple } from './load-plan.js';
+import type { ChargeMode } from './charge-modes.js';
 
 export interface CarSpec {
   /** What the car's onboard charger takes at most (A per phase). */
@@ -42,6 +43,21 @@ export interface ScenarioSpec {
   seed?: number;
   /** Cars arrive one after another this far apart (default 5 s); each session starts at the TxDefaultProfile's 6 A. */
   arrivalSpacingMs?: number;
+  /** PV production steps: from `atMs` on, `kw` spread evenly over three phases (the grid meter goes negative on export). */
+  pv?: Array<{ atMs: number; kw: number }>;
+  /** Charge mode of every session (charge-modes.ts); default: none (as now). */
+  mode?: ChargeMode;
+}
+
+/** The site at one simulated step (every 100 ms), for scenarios that check more than the figures. */
+export interface SiteSample {
+  t: number;
+  /** True site current per phase (A): other load − PV + cars; negative when exporting. */
+  siteA: number;
+  otherA: number;
+  pvA: number;
+  /** What each car draws (A per phase). */
+  carsA: number[];
 }
 
 /** What a controller under test gets from the site, the OCPP adapter's calls. */
@@ -55,6 +71,7 @@ export interface SiteSession {
   drawA: PhaseTriple;
   reportedAt?: number;
   startedAt?: number;
+  mode?: ChargeMode;
 }
 
 export interface ControllerUnderTest {
@@ -118,7 +135,11 @@ interface Car {
 }
 
 /** Runs one scenario against a controller made by `make` (given the hooks it must use). */
-export async function runScenario(spec: ScenarioSpec, make: (hooks: ControllerHooks) => ControllerUnderTest): Promise<RunResult> {
+export async function runScenario(
+  spec: ScenarioSpec,
+  make: (hooks: ControllerHooks) => ControllerUnderTest,
+  onSample?: (sample: SiteSample) => void,
+): Promise<RunResult> {
   // Following a decrease takes ~1.5 s in all (issue 20: cars seen taking 1.5 s); increases ramp.
   const car: CarSpec = { maxA: 32, delayMs: 1300, rampUpAPerS: 4, rampDownAPerS: 100, ...spec.car };
   const spacing = spec.arrivalSpacingMs ?? 5000;
@@ -157,6 +178,7 @@ export async function runScenario(spec: ScenarioSpec, make: (hooks: ControllerHo
           drawA: c.report ? [c.report.drawA, c.report.drawA, c.report.drawA] : [0, 0, 0],
           reportedAt: c.report?.at,
           startedAt: c.arrivesAt,
+          ...(spec.mode ? { mode: spec.mode } : {}),
         })),
     apply: (key, limitA) =>
       new Promise<void>((resolve) => {
@@ -176,6 +198,11 @@ export async function runScenario(spec: ScenarioSpec, make: (hooks: ControllerHo
   const otherA = (t: number): number => {
     let kw = 0;
     for (const s of spec.otherLoad) if (t - startAt >= s.atMs) kw = s.kw;
+    return (kw * 1000) / (3 * VOLT);
+  };
+  const pvA = (t: number): number => {
+    let kw = 0;
+    for (const s of spec.pv ?? []) if (t - startAt >= s.atMs) kw = s.kw;
     return (kw * 1000) / (3 * VOLT);
   };
   const steps = spec.otherLoad.map((s) => startAt + s.atMs).filter((t) => t > startAt);
@@ -218,7 +245,9 @@ export async function runScenario(spec: ScenarioSpec, make: (hooks: ControllerHo
     }
     const ev = cars.reduce((s, c) => s + c.currentA, 0);
     const other = otherA(now);
-    const site = other + ev;
+    const pv = pvA(now);
+    const site = other - pv + ev;
+    onSample?.({ t: now, siteA: site, otherA: other, pvA: pv, carsA: cars.map((c) => c.currentA) });
     // Figures.
     maxA = Math.max(maxA, site);
     const inReaction = steps.some((s) => now >= s && now <= (stepDetected.get(s) ?? Infinity) + 2000);

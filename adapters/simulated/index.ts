@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineAdapter, type AdapterContext } from '../../runtime/adapter.js';
 import { hourFormatter, hvacPower, loadPower, localHour, nextCloud, outdoorTemperature, pvPower, type SiteState } from './curves.js';
+import { simulatedStatusSchema } from './status-schema.js';
 
 const schema = z.strictObject({
   /** Milliseconds between readings. */
@@ -21,16 +22,19 @@ const schema = z.strictObject({
     .default([]),
 });
 
-/** Starting value of the simulated import counter on a fresh data directory (kWh). */
-const INITIAL_ENERGY_KWH = 12_000;
+/** Starting values of the simulated counters on a fresh data directory (kWh). */
+const INITIAL_KWH = { import: 12_000, export: 3_000, pv: 25_000 };
 
 /**
- * A simulated site: grid meter (power and an import energy counter), load, PV,
- * outdoor temperature, and an HVAC unit whose setpoint and enable are actuators.
+ * A simulated site: grid meter (power, import and export energy counters), load, PV (power
+ * and a production counter), outdoor temperature, and an HVAC unit whose setpoint and enable
+ * are actuators. The counters integrate the published powers, so the Energy page's balance
+ * (import + production − export = load) holds.
  */
 export default defineAdapter({
   type: 'simulated',
   description: 'Simulated site meter, PV, temperature and HVAC, for the demo and tests',
+  statusSchema: simulatedStatusSchema,
   schema,
   create(options) {
     let timer: NodeJS.Timeout | undefined;
@@ -38,6 +42,8 @@ export default defineAdapter({
     const ids = (p: string) => ({
       grid: `${p}.grid.power`,
       energy: `${p}.grid.energy_import`,
+      energyExport: `${p}.grid.energy_export`,
+      pvEnergy: `${p}.pv.energy`,
       load: `${p}.load.power`,
       pv: `${p}.pv.power`,
       outdoor: `${p}.outdoor.temperature`,
@@ -53,7 +59,15 @@ export default defineAdapter({
         const model = { adapter: ctx.id };
         await ctx.datapoints.register([
           { id: id.grid, type: 'number', unit: 'W', description: 'Grid connection power (import positive, export negative)', meta: model },
-          { id: id.energy, type: 'number', unit: 'kWh', description: 'Grid import energy counter', meta: { ...model, counter: true } },
+          { id: id.energy, type: 'number', unit: 'kWh', description: 'Grid import energy counter', meta: { ...model, counter: true, energy: 'import' } },
+          { id: id.energyExport, type: 'number', unit: 'kWh', description: 'Grid export energy counter', meta: { ...model, counter: true, energy: 'export' } },
+          {
+            id: id.pvEnergy,
+            type: 'number',
+            unit: 'kWh',
+            description: 'PV production energy counter',
+            meta: { ...model, counter: true, energy: 'production' },
+          },
           { id: id.load, type: 'number', unit: 'W', description: 'Site load power' },
           { id: id.pv, type: 'number', unit: 'W', description: 'PV inverter AC power' },
           { id: id.outdoor, type: 'number', unit: '°C', description: 'Outdoor air temperature' },
@@ -77,7 +91,13 @@ export default defineAdapter({
           },
         );
         // Continue the counter and actuator states from what is stored, so a restart looks like a real meter.
-        let energy = (ctx.store.latest(id.energy)?.v as number | undefined) ?? INITIAL_ENERGY_KWH;
+        const stored = (dp: string, initial: number) => {
+          const v = ctx.store.latest(dp)?.v;
+          return typeof v === 'number' && Number.isFinite(v) ? v : initial;
+        };
+        let energy = stored(id.energy, INITIAL_KWH.import);
+        let exported = stored(id.energyExport, INITIAL_KWH.export);
+        let produced = stored(id.pvEnergy, INITIAL_KWH.pv);
         const storedSetpoint = ctx.store.latest(id.setpoint)?.v;
         if (typeof storedSetpoint === 'number') state.hvacSetpoint = storedSetpoint;
         const storedEnabled = ctx.store.latest(id.enabled)?.v;
@@ -105,12 +125,18 @@ export default defineAdapter({
           }
           const load = r(loadPower(hour, hvacPower(state, outdoor), (Math.random() - 0.5) * 600) + measured, 0);
           const grid = load - pv;
-          energy += (Math.max(0, grid) * dtMs) / 3_600_000 / 1000;
+          // W × ms → kWh: the power just published, held since the last tick.
+          const kwh = (w: number) => (w * dtMs) / 3_600_000 / 1000;
+          energy += kwh(Math.max(0, grid));
+          exported += kwh(Math.max(0, -grid));
+          produced += kwh(pv);
           await ctx.bus.publishValues([
             { id: id.grid, v: grid, t },
             { id: id.load, v: load, t },
             { id: id.pv, v: pv, t },
             { id: id.energy, v: r(energy, 4), t },
+            { id: id.energyExport, v: r(exported, 4), t },
+            { id: id.pvEnergy, v: r(produced, 4), t },
             { id: id.outdoor, v: r(outdoor, 2), t },
           ]);
         };

@@ -48,6 +48,8 @@ export interface SecurityOptions {
   now?: () => number;
   /** The audit trail: user and token changes, own password changes. */
   audit?: AuditSink;
+  /** `broker.prefix`, told to the dashboard by `GET /api/auth/me` (it subscribes to live values under it); default `outpost`. */
+  brokerPrefix?: string;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -329,7 +331,7 @@ export class Security {
 
     r.get('/api/auth/me', (_req, res) => {
       const p = principal(res);
-      res.json({ username: p.name, role: p.role, kind: p.kind, ...(p.csrf ? { csrf: p.csrf } : {}) });
+      res.json({ username: p.name, role: p.role, kind: p.kind, ...(p.csrf ? { csrf: p.csrf } : {}), broker: { prefix: this.o.brokerPrefix ?? 'outpost' } });
     });
 
     r.post('/api/auth/password', async (req, res) => {

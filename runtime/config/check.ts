@@ -5,6 +5,7 @@ import { OutpostError } from '../../core/errors.js';
 import type { AdapterType, CheckEnv } from '../adapter.js';
 import { formatIssues, type ConfigIssue } from './load.js';
 import type { Config } from './schema.js';
+import { checkAlarmRules } from '../alarms/check.js';
 
 /**
  * Everything `start` would refuse that the schema cannot see: what each adapter's `check`
@@ -19,6 +20,8 @@ export interface CheckOptions {
   configDir?: string;
   /** Relative paths resolve against this, as at start; default `process.cwd()`. */
   cwd?: string;
+  /** Collects what is doubtful but may be right (an alarm rule's glob matching no datapoint defined in the file). */
+  warnings?: ConfigIssue[];
 }
 
 export async function checkConfig(config: Config, adapterTypes: ReadonlyMap<string, AdapterType>, options: CheckOptions = {}): Promise<ConfigIssue[]> {
@@ -29,6 +32,7 @@ export async function checkConfig(config: Config, adapterTypes: ReadonlyMap<stri
   checkSyncLinks(config, issues);
   checkFiles(config, cwd, issues);
   checkListeners(config, issues);
+  checkAlarmRules(config, issues, options.warnings ?? []);
   return issues;
 }
 

@@ -97,6 +97,27 @@ export function demoConfig(dataDir = './data', devices: DemoDevices = {}): Recor
   return {
     ...(devices.flowsSecretFile ? { flows: { enabled: true, defaultFlows: true, credentialSecretFile: devices.flowsSecretFile } } : {}),
     gateway: { id: 'demo', name: 'Outpost demo site', timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC' },
+    // The Energy page adds up the simulated site's counters (the Modbus meter and inverter are a
+    // second, separate site) and prices them with a time-of-use import tariff and a feed-in price.
+    site: {
+      // The Overview draws the simulated site (its grid meter also measures the demo chargers,
+      // found by id); the Modbus inverter is not a second PV source of the same site.
+      power: { grid: 'site.grid.power', pv: ['site.pv.power'] },
+      energy: { import: ['site.grid.energy_import'], export: ['site.grid.energy_export'], production: ['site.pv.energy'] },
+      tariff: {
+        currency: 'EUR',
+        import: { default: 0.28, periods: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '07:00', to: '22:00', price: 0.34, name: 'peak' }] },
+        export: 0.08,
+      },
+    },
+    // Example rules, so the Alarms page and banner have something real to show.
+    alarms: {
+      rules: [
+        { id: 'grid-peak', type: 'threshold', datapoint: 'site.grid.power', above: 12_000, hysteresis: 1000, forS: 30, severity: 'warning' },
+        { id: 'site-meter-quiet', type: 'stale', datapoint: 'site.grid.power', afterS: 120, severity: 'alarm' },
+        { id: 'adapters-down', type: 'adapter', adapter: '*', forS: 60 },
+      ],
+    },
     dataDir,
     adapters,
   };

@@ -9,6 +9,8 @@ import { aclPatternProblem } from '../auth/mqtt-acl.js';
 import { ROLES } from '../auth/roles.js';
 import { proxyEntryProblem } from '../http/forwarded.js';
 import { timezoneSchema } from './timezone.js';
+import { siteSchema } from '../site/config.js';
+import { alarmsSchema } from '../alarms/config.js';
 
 const GATEWAY_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const INSTANCE_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -161,6 +163,10 @@ export function coreSchema() {
       })
       .prefault({}),
     dashboard: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+    /** What the site's datapoints are (power-flow roles, energy counters) and its tariff: runtime/site/config.ts. */
+    site: siteSchema,
+    /** Alarm rules (threshold, stale, adapter) and the event log's bounds: runtime/alarms/config.ts. */
+    alarms: alarmsSchema,
     storage: z
       .strictObject({
         engine: z.enum(['level', 'memory']).default('level'),

@@ -13,6 +13,8 @@ import type { Bus } from '../bus.js';
 import type { Clock } from '../../core/clock.js';
 import { sourceOf } from '../audit/actor.js';
 import type { Principal } from '../auth/roles.js';
+import type { AdapterType } from '../adapter.js';
+import { servedStatusSchema } from '../status-schema.js';
 
 export interface ApiDeps {
   registry: DatapointRegistry;
@@ -28,6 +30,8 @@ export interface ApiDeps {
   startedAt: number;
   /** The client's address as the auth layer sees it (trusted proxies applied); default the socket peer. */
   clientAddress?: (req: IncomingMessage) => string;
+  /** Adapter types of this build: their status schemas (labels, units, words) for the adapter cards. */
+  adapterTypes?: ReadonlyMap<string, AdapterType>;
 }
 
 /**
@@ -99,8 +103,25 @@ export function apiRoutes(deps: ApiDeps): express.Router {
     res.json(sync ? await sync.snapshot() : { enabled: false });
   });
 
+  /** Description and status schema (with the host's own fields) of each type, by type name. */
+  const typeInfo = (names: Iterable<string>): Record<string, { description: string; statusSchema: ReturnType<typeof servedStatusSchema> }> => {
+    const out: Record<string, { description: string; statusSchema: ReturnType<typeof servedStatusSchema> }> = {};
+    for (const name of names) {
+      const type = deps.adapterTypes?.get(name);
+      if (type) out[name] = { description: type.description, statusSchema: servedStatusSchema(type) };
+    }
+    return out;
+  };
+
+  // `types`: the schemas of the types listed, so a page can render the cards without asking again.
   r.get('/api/adapters', (_req, res) => {
-    res.json({ items: deps.host()?.statuses() ?? [] });
+    const items = deps.host()?.statuses() ?? [];
+    res.json({ items, types: typeInfo(new Set(items.map((a) => a.type))) });
+  });
+
+  // Every adapter type of this build (the dashboard's adapter cards read it once).
+  r.get('/api/adapters/types', (_req, res) => {
+    res.json({ types: typeInfo(deps.adapterTypes?.keys() ?? []) });
   });
 
   return r;

@@ -3,12 +3,17 @@ import type { IncomingMessage } from 'node:http';
 import type { Security } from '../auth/middleware.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { DatapointDeleter } from '../datapoints/deletion.js';
+import type { SiteDeps } from '../site/services.js';
 import { dashboardRouter } from '../dashboard/index.js';
 import { apiRoutes, type ApiDeps } from './api.js';
 import { valuesRoutes } from './values.js';
 import { backupRoutes, type BackupRoutesDeps } from './backup.js';
 import { auditRoutes } from './audit.js';
 import { datapointDeletionRoutes } from './datapoint-deletion.js';
+import { systemRoutes, type SystemDeps } from './system.js';
+import { alarmsRoutes, type AlarmRoutesDeps } from './alarms.js';
+import { energyRoutes } from './energy.js';
+import { siteRoutes } from './site.js';
 
 /**
  * What the feature routes may need. Each plugin takes what it uses; a feature whose
@@ -26,6 +31,12 @@ export interface RouteDeps {
   deleter?: DatapointDeleter;
   /** The client's address as the auth layer sees it (trusted proxies applied). */
   clientAddress?: (req: IncomingMessage) => string;
+  /** The System page (`/api/system`): disk, memory, clock sync, versions, restart. */
+  system?: Omit<SystemDeps, 'audit' | 'clientAddress'>;
+  /** Site roles, energy counters and tariff (`site` config): power flow and energy routes; they also read `api`. */
+  site?: SiteDeps;
+  /** Alarms and the event log (runtime/alarms): `/api/alarms`, `/api/events`. */
+  alarms?: AlarmRoutesDeps;
 }
 
 /** One feature's routes: a function of the dependencies to a router, or undefined when the feature is off. */
@@ -54,6 +65,10 @@ export const routePlugins: readonly RoutePlugin[] = [
   { name: 'backup', routes: (d) => (d.backup ? backupRoutes({ ...d.backup, clientAddress: d.backup.clientAddress ?? d.clientAddress }) : undefined) },
   { name: 'audit', routes: (d) => (d.audit ? auditRoutes(d.audit) : undefined) },
   { name: 'datapoint-deletion', routes: (d) => (d.deleter ? datapointDeletionRoutes(d.deleter, { clientAddress: d.clientAddress }) : undefined) },
+  { name: 'system', routes: (d) => (d.system ? systemRoutes({ ...d.system, audit: d.audit, clientAddress: d.clientAddress }) : undefined) },
+  { name: 'alarms', routes: (d) => (d.alarms ? alarmsRoutes(d.alarms, { audit: d.audit, clientAddress: d.clientAddress }) : undefined) },
+  { name: 'energy', routes: (d) => (d.site && d.api ? energyRoutes({ site: d.site, api: d.api }) : undefined) },
+  { name: 'site', routes: (d) => (d.site && d.api ? siteRoutes({ site: d.site, api: d.api }) : undefined) },
 ];
 
 /** Mounts every plugin whose feature is on; returns the names mounted. */

@@ -34,6 +34,8 @@ export async function ingestMeterValues(
   const records: MeterValueRecord[] = [];
   let newest = -Infinity;
   let latestEnergyWh: number | undefined;
+  /** Every energy register reading, for the session's cost per interval (session-cost.ts). */
+  const energyReadings: Array<{ t: number; wh: number }> = [];
   const chargerPhases = central.phasesOf(charger);
   let currentsSet = false;
   for (const mv of meterValues) {
@@ -51,6 +53,7 @@ export async function ingestMeterValues(
       const id = `${prefix}.${reading.suffix}`;
       await central.ensureMeasurand(id, reading.unit, charger, connectorId, reading.measurand);
       points.push({ id, v: reading.value, t });
+      if (reading.suffix === 'energy') energyReadings.push({ t, wh: reading.value * 1000 });
       if (!isNewest) continue;
       // Connector state for load management: the newest reading of each kind.
       if (reading.suffix === 'power') connector.powerW = reading.value;
@@ -84,7 +87,7 @@ export async function ingestMeterValues(
         ? central.sessions.activeOn(charger.identity, connectorId)
         : undefined;
   if (session) {
-    const updated = await central.sessions.addMeterValues(session.id, records, latestEnergyWh);
+    const updated = await central.sessions.addMeterValues(session.id, records, latestEnergyWh, energyReadings);
     if (updated && latestEnergyWh !== undefined)
       points.push({ id: connectorIds(central.options.prefix, charger.identity, connectorId).sessionEnergy, v: updated.energyKwh, t: newest });
   }

@@ -61,7 +61,7 @@ export const stopTransaction: ActionHandler<StopTransactionReq> = async (central
   await central.publish([
     { id: connectorIds(central.options.prefix, charger.identity, session.connectorId).sessionEnergy, v: session.energyKwh, t: stop },
     { id: connectorIds(central.options.prefix, charger.identity, session.connectorId).allocated, v: 0, t: stop },
-    { id: central.ids.completed, v: session as unknown as Value, t: stop },
+    { id: central.ids.completed, v: central.sessions.view(session) as unknown as Value, t: stop },
   ]);
   central.statusChanged(`session ${session.id} stopped`);
   return answer;

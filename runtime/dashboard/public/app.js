@@ -3,13 +3,8 @@ import { get, post, setCsrf, ApiError } from './api.js';
 import { h } from './dom.js';
 import { startLive, stopLive, onConnection } from './live.js';
 import { overview } from './overview.js';
-import { datapoints, datapoint } from './datapoints.js';
-import { users } from './users.js';
-import { consumption } from './consumption.js';
-import { chargers } from './chargers.js';
-import { links } from './links.js';
-import { imports } from './imports.js';
-import { audit } from './audit.js';
+import { alarmBanner } from './banner.js';
+import { flowsNavItem } from './widgets.js';
 
 const root = document.getElementById('root');
 let me;
@@ -17,15 +12,23 @@ let me;
 const cleanups = [];
 const onLeave = (fn) => cleanups.push(fn);
 
+/**
+ * The pages: [hash, title, role needed, module]. Only the Overview is loaded with the app;
+ * every other page's module is fetched when it is first opened (first paint on a Pi).
+ * `module` is a function returning the page function for the route's argument.
+ */
 const PAGES = [
-  ['overview', 'Overview'],
-  ['datapoints', 'Datapoints'],
-  ['consumption', 'Consumption'],
-  ['chargers', 'Chargers'],
-  ['links', 'Links'],
-  ['imports', 'Imports'],
-  ['users', 'Users', 'admin'],
-  ['audit', 'Audit', 'admin'],
+  ['overview', 'Overview', undefined, async () => overview],
+  ['datapoints', 'Datapoints', undefined, async (arg) => (await import('./datapoints.js'))[arg ? 'datapoint' : 'datapoints']],
+  ['energy', 'Energy', undefined, async () => (await import('./energy.js')).energy],
+  ['consumption', 'Consumption', undefined, async () => (await import('./consumption.js')).consumption],
+  ['chargers', 'Chargers', undefined, async () => (await import('./chargers.js')).chargers],
+  ['alarms', 'Alarms', undefined, async () => (await import('./alarms.js')).alarms],
+  ['links', 'Links', undefined, async () => (await import('./links.js')).links],
+  ['imports', 'Imports', undefined, async () => (await import('./imports.js')).imports],
+  ['system', 'System', undefined, async () => (await import('./system.js')).system],
+  ['users', 'Users', 'admin', async () => (await import('./users.js')).users],
+  ['audit', 'Audit', 'admin', async () => (await import('./audit.js')).audit],
 ];
 
 // Several requests may notice at once (and the live connection too): the login screen is drawn once.
@@ -109,6 +112,8 @@ function shell(active) {
       PAGES.filter(([, , role]) => !role || me.role === role).map(([id, label]) =>
         h('li', {}, h('a', { href: `#/${id}`, 'aria-current': id === active ? 'page' : undefined }, label)),
       ),
+      // Admins: the Node-RED editor in a new tab, when flows are on (asked once per page load).
+      flowsNavItem(me),
     ),
   );
   const logout = h('button', { type: 'button', class: 'link' }, 'Log out');
@@ -125,6 +130,8 @@ function shell(active) {
       nav,
       h('div', { class: 'who' }, liveDot, h('span', { class: 'user' }, `${me.username} (${me.role})`), me.kind === 'session' ? logout : ''),
     ),
+    // Active alarms on every page (banner.js); empty while there are none.
+    alarmBanner({ track: onLeave, me }),
     main,
   );
   return main;
@@ -141,14 +148,16 @@ function route() {
     return;
   }
   const main = shell(page);
-  const pages = { overview, datapoints: arg ? datapoint : datapoints, consumption, chargers, links, imports, users, audit };
-  const fn = pages[page] ?? overview;
-  document.title = `${(PAGES.find(([id]) => id === page) ?? ['', 'Overview'])[1]} · Outpost`;
+  const entry = PAGES.find(([id]) => id === page) ?? PAGES[0];
+  document.title = `${entry[1]} · Outpost`;
   // Pages in their own modules get what they need: the cleanup tracker and the user.
-  Promise.resolve(fn(main, arg, { track: onLeave, me })).catch((err) => {
-    if (err instanceof ApiError && err.status === 401) return;
-    main.append(h('p', { class: 'error', role: 'alert' }, err.message));
-  });
+  const shown = location.hash;
+  Promise.resolve(entry[3](arg))
+    .then((fn) => (location.hash === shown ? fn(main, arg, { track: onLeave, me }) : undefined))
+    .catch((err) => {
+      if (err instanceof ApiError && err.status === 401) return;
+      main.append(h('p', { class: 'error', role: 'alert' }, err.message));
+    });
 }
 
 boot();

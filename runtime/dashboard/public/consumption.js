@@ -9,9 +9,6 @@ import { h } from './dom.js';
 import { barChart } from './bars.js';
 import { card, every, setText } from './widgets.js';
 
-/** Energy units, as factors to kWh: counters in these units are ranked together. */
-const TO_KWH = { Wh: 0.001, kWh: 1, MWh: 1000 };
-
 const KINDS = {
   day: { label: 'Day', noun: 'day', bucket: 'hour' },
   week: { label: 'Week', noun: 'week', bucket: 'day' },
@@ -19,52 +16,13 @@ const KINDS = {
   year: { label: 'Year', noun: 'year', bucket: 'month' },
 };
 
-/** A datapoint the page treats as a meter counter. */
-export function isCounter(dp) {
-  if (dp.type !== 'number' || dp.kind === 'actuator') return false;
-  if (dp.meta?.counter === true) return true;
-  if (dp.meta?.counter === false) return false;
-  // A charger's per-session energy restarts at 0 with every session and is already
-  // counted by its energy register (adapters/ocpp): ranking both would count it twice.
-  if (/(^|\.)session_energy$/.test(dp.id)) return false;
-  return dp.unit in TO_KWH;
-}
-
-/** What a counter may count, as `meta.energy` names it (README, "Consumption"). */
-export const ENERGY_ROLES = ['import', 'consumption', 'export', 'production', 'total'];
-const EXPORT_WORDS = new Set(['export', 'exported', 'feed', 'feedin', 'injection']);
-const IMPORT_WORDS = new Set(['import', 'imported']);
-const CONSUMPTION_WORDS = new Set(['consumption', 'consumed', 'load']);
-const PRODUCTION_WORDS = new Set(['pv', 'solar', 'inverter', 'production', 'produced', 'generation', 'generated', 'generator', 'yield']);
-
 /**
- * What an energy counter counts: `meta.energy` when set (one of ENERGY_ROLES); else from
- * the words of its id (split at `.`, `_`, `-`, trailing digits dropped, so `pv2` is `pv`):
- * an export word (export, feed, feedin, injection) → export; an import word (import) →
- * import; consumption or load → consumption; a production word (pv, solar, inverter, production,
- * generation, yield) → production; the word `total` (import + export registers) → total;
- * anything else → consumption.
+ * Ranked among the largest consumers: an energy counter that counts what was drawn (import or
+ * consumption). The role is the gateway's (`GET /api/site/energy/counters`,
+ * runtime/site/energy-roles.ts): `site.energy` lists, then `meta.energy`, then the id's words.
  */
-export function energyRole(dp) {
-  const set = dp.meta?.energy;
-  if (typeof set === 'string' && ENERGY_ROLES.includes(set)) return set;
-  const words = dp.id
-    .toLowerCase()
-    .split(/[._-]+/)
-    .map((w) => w.replace(/\d+$/, ''));
-  if (words.some((w) => EXPORT_WORDS.has(w))) return 'export';
-  if (words.some((w) => IMPORT_WORDS.has(w))) return 'import';
-  if (words.some((w) => CONSUMPTION_WORDS.has(w))) return 'consumption';
-  if (words.some((w) => PRODUCTION_WORDS.has(w))) return 'production';
-  if (words.includes('total')) return 'total';
-  return 'consumption';
-}
-
-/** Ranked among the largest consumers: an energy counter that counts what was drawn (import or consumption). */
-export function isConsumer(dp) {
-  if (!isCounter(dp) || !(dp.unit in TO_KWH)) return false;
-  const role = energyRole(dp);
-  return role === 'import' || role === 'consumption';
+export function isConsumer(c) {
+  return c.kwhPerUnit !== null && (c.role === 'import' || c.role === 'consumption');
 }
 
 /**
@@ -156,8 +114,9 @@ const state = { kind: 'day', shift: 0 };
 
 export async function consumption(main, arg, { track }) {
   main.append(h('h1', {}, 'Consumption'));
-  const { items } = await get('/api/datapoints');
-  const counters = items.filter(isCounter).sort((a, b) => a.id.localeCompare(b.id));
+  // Every meter counter with its role, classified by the gateway; a configured id that cannot be
+  // added up (not registered, not a number) is not offered.
+  const counters = (await get('/api/site/energy/counters')).counters.filter((c) => !c.problem);
   if (!counters.length) {
     main.append(
       card(
@@ -181,11 +140,7 @@ export async function consumption(main, arg, { track }) {
     'select',
     { id: 'cons-meter' },
     counters.map((d) =>
-      h(
-        'option',
-        { value: d.id, selected: d.id === preferred.id },
-        `${d.id} (${[d.unit, d.unit in TO_KWH ? energyRole(d) : ''].filter(Boolean).join(', ')})`.replace(' ()', ''),
-      ),
+      h('option', { value: d.id, selected: d.id === preferred.id }, `${d.id} (${[d.unit, d.role].filter(Boolean).join(', ')})`.replace(' ()', '')),
     ),
   );
   const kind = h(
@@ -250,8 +205,8 @@ export async function consumption(main, arg, { track }) {
   const load = async () => {
     const gen = ++generation;
     const dp = counters.find((d) => d.id === meter.value) ?? preferred;
-    const factor = TO_KWH[dp.unit] ?? 1;
-    const unit = dp.unit in TO_KWH ? 'kWh' : (dp.unit ?? '');
+    const factor = dp.kwhPerUnit ?? 1;
+    const unit = dp.kwhPerUnit !== null ? 'kWh' : (dp.unit ?? '');
     const noun = KINDS[state.kind].noun;
     const cur = period(state.kind, new Date(), state.shift);
     const prev = period(state.kind, new Date(cur.start), -1);
@@ -318,7 +273,7 @@ export async function consumption(main, arg, { track }) {
     );
 
     const energy = counters.filter(isConsumer);
-    const ranked = (await pool(energy, 4, async (d) => ({ dp: d, kwh: sum((await deltas(d.id, cur)).map((p) => p.v)) * TO_KWH[d.unit] })))
+    const ranked = (await pool(energy, 4, async (d) => ({ dp: d, kwh: sum((await deltas(d.id, cur)).map((p) => p.v)) * d.kwhPerUnit })))
       .filter((r) => r.kwh > 0)
       .sort((a, b) => b.kwh - a.kwh);
     if (gen !== generation) return;

@@ -1,11 +1,10 @@
-// Datapoints pages: the searchable live table, and one datapoint with its chart, CSV download and setpoint form.
+// Datapoints pages: the searchable live table, and one datapoint with its history chart (overlay.js), CSV download and setpoint form.
 import { get } from './api.js';
 import { h, formatValue, formatTime, flash } from './dom.js';
 import { onValue } from './live.js';
-import { lineChart } from './chart.js';
 import { card, kv, dpTable, submitSetpoint } from './widgets.js';
 import { deleteCard } from './delete-datapoint.js';
-import { CHART_RAW_LIMIT, CSV_RAW_LIMIT, loadValues, newestRaw } from './values.js';
+import { historyCard } from './overlay.js';
 
 export async function datapoints(main, _arg, { track }) {
   main.append(h('h1', {}, 'Datapoints'));
@@ -29,18 +28,12 @@ export async function datapoints(main, _arg, { track }) {
   search.focus();
 }
 
-const RANGES = [
-  ['1h', 3600e3],
-  ['6h', 6 * 3600e3],
-  ['24h', 86400e3],
-  ['7d', 7 * 86400e3],
-  ['30d', 30 * 86400e3],
-];
-
-export async function datapoint(main, id, { track, me }) {
+export async function datapoint(main, arg, { track, me }) {
+  // The route's argument is `<id>` or `<id>?<chart state>` (datapoint ids never hold '?').
+  const [id] = arg.split('?');
   const dp = await get(`/api/datapoints/${encodeURIComponent(id)}`);
   main.append(h('p', {}, h('a', { href: '#/datapoints' }, '← All datapoints')), h('h1', {}, dp.id), h('p', { class: 'muted' }, dp.description ?? ''));
-  const value = h('span', { class: 'big num', id: 'dp-value' }, formatValue(dp.latest?.v, dp.unit));
+  const value = h('span', { class: 'big num', id: 'dp-value' }, formatValue(dp.latest?.v, dp.unit, dp.meta));
   const time = h('span', { class: 'muted time' }, formatTime(dp.latest?.t));
   main.append(
     h(
@@ -64,94 +57,21 @@ export async function datapoint(main, id, { track, me }) {
 
   if (dp.kind === 'actuator') main.append(setpointForm(dp, me));
 
-  const range = h(
-    'select',
-    { id: 'range' },
-    RANGES.map(([label]) => h('option', { value: label, selected: label === '24h' }, label)),
-  );
-  const agg = h(
-    'select',
-    { id: 'agg' },
-    ['raw', 'avg', 'min', 'max'].map((a) => h('option', { value: a }, a)),
-  );
-  const csv = h('button', { type: 'button', id: 'csv' }, 'Download CSV');
-  const status = h('p', { class: 'muted', role: 'status', 'aria-live': 'polite' });
-  const chartBox = h('div', { class: 'chart', id: 'chart', role: 'img', 'aria-label': `Chart of ${dp.id}` });
-  main.append(
-    card(
-      'History',
-      h('div', { class: 'toolbar' }, h('label', { for: 'range' }, 'Range'), range, h('label', { for: 'agg' }, 'Aggregation'), agg, csv),
-      chartBox,
-      status,
-    ),
-  );
+  // History: range (presets or custom), aggregation, overlaid series, CSV (overlay.js).
+  const history = historyCard(dp, { track });
+  main.append(history.element);
   // Deleting it with its data is for admins (DELETE /api/datapoints/<id>).
   if (me.role === 'admin') main.append(deleteCard(dp));
 
-  let chart;
-  let data = { values: [] };
-  let shown = { from: 0, to: 0 };
-  const numeric = dp.type === 'number' || dp.type === 'boolean';
-  const load = async () => {
-    const to = Date.now();
-    const from = to - RANGES.find(([l]) => l === range.value)[1];
-    shown = { from, to };
-    status.textContent = 'Loading…';
-    data = await loadValues(dp.id, from, to, agg.value, { numeric });
-    chart?.destroy();
-    chart = lineChart(chartBox, { label: dp.id, unit: dp.unit, points: data.values, range: shown });
-    const n = data.values.length;
-    const what = data.interval ? `× ${data.agg ?? agg.value} of ${data.interval}` : n === 1 ? 'reading' : 'readings';
-    const note = data.auto
-      ? ` (the range holds more than ${CHART_RAW_LIMIT.toLocaleString()} readings: drawn as averages, the last ${data.interval} as readings, so it reaches now; pick min or max for the extremes)`
-      : data.truncated
-        ? ` (the newest ${n.toLocaleString()} only, from ${formatTime(data.values[0]?.t)}: pick a shorter range)`
-        : '';
-    status.textContent = `${n.toLocaleString()} ${what}${note}`;
-  };
-  range.addEventListener('change', load);
-  agg.addEventListener('change', load);
-  // CSV: the aggregates when an aggregation is picked; else the raw readings of the range,
-  // the newest CSV_RAW_LIMIT of them, and the page says when the range held more.
-  csv.addEventListener('click', async () => {
-    let rows = data.values;
-    let cut = false;
-    const interval = data.auto ? undefined : data.interval;
-    if (!interval) {
-      status.textContent = 'Preparing the CSV…';
-      try {
-        const raw = await newestRaw(dp.id, shown.from, shown.to, CSV_RAW_LIMIT);
-        rows = raw.values;
-        cut = raw.truncated;
-      } catch (err) {
-        status.textContent = `No CSV: ${err.message}`;
-        return;
-      }
-    }
-    const lines = ['time_iso,epoch_ms,value' + (interval ? ',count' : '')];
-    for (const p of rows) lines.push([new Date(p.t).toISOString(), p.t, JSON.stringify(p.v ?? ''), ...(interval ? [p.count] : [])].join(','));
-    const name = cut ? `${dp.id}-newest-${rows.length}.csv` : `${dp.id}.csv`;
-    status.textContent = cut
-      ? `CSV cut: the newest ${rows.length.toLocaleString()} readings of the range, from ${formatTime(rows[0]?.t)}; the range holds more (pick a shorter range for the rest).`
-      : `CSV: ${rows.length.toLocaleString()} ${interval ? `× ${data.agg ?? agg.value} of ${interval}` : 'readings'}, the whole range.`;
-    const url = URL.createObjectURL(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }));
-    const a = h('a', { href: url, download: name });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
-  });
-  track(() => chart?.destroy());
   track(
     onValue((vid, msg) => {
       if (vid !== dp.id) return;
-      value.textContent = msg.q ? msg.q : formatValue(msg.v, dp.unit);
+      value.textContent = msg.q ? msg.q : formatValue(msg.v, dp.unit, dp.meta);
       time.textContent = formatTime(msg.t);
       flash(value);
-      if (!data.interval && chart) chart.push(msg.t, msg.v);
     }),
   );
-  await load();
+  await history.start();
 }
 
 function setpointForm(dp, me) {

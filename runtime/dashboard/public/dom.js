@@ -16,8 +16,16 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-export function formatValue(v, unit) {
+/**
+ * A value as text. `meta` is the datapoint's: a register value with `meta.enum` (value → word)
+ * shows its word ("MPPT"), one with `meta.bits` (bit → what it flags) the flags that are set
+ * ("Ground fault, Over temperature", or "none"), as Modbus templates declare them
+ * (adapters/modbus/README.md). Without `meta`, as before.
+ */
+export function formatValue(v, unit, meta) {
   if (v === null || v === undefined) return '—';
+  if (typeof v === 'number' && meta?.enum && typeof meta.enum === 'object') return meta.enum[String(v)] ?? `${v} (not in the list)`;
+  if (typeof v === 'number' && meta?.bits && typeof meta.bits === 'object' && Number.isInteger(v)) return bitWords(v, meta.bits);
   if (typeof v === 'number') {
     const abs = Math.abs(v);
     const digits = abs >= 1000 ? 0 : abs >= 100 ? 1 : 2;
@@ -26,6 +34,14 @@ export function formatValue(v, unit) {
   if (typeof v === 'boolean') return v ? 'on' : 'off';
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v) + (unit ? ' ' + unit : '');
+}
+
+/** The set bits of a register (a negative int32 as its unsigned image), named by `bits`, least significant first. */
+function bitWords(v, bits) {
+  let n = v < 0 ? v + 2 ** 32 : v;
+  const set = [];
+  for (let bit = 0; n > 0 && bit < 53; bit++, n = Math.floor(n / 2)) if (n % 2 === 1) set.push(bits[String(bit)] ?? `bit ${bit}`);
+  return set.length ? set.join(', ') : 'none';
 }
 
 export function formatTime(t) {

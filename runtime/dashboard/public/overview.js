@@ -1,16 +1,25 @@
-// Overview page: site power now and today, gateway health, sync backlog in brief, adapters.
+// Overview page: the site's power flow now (live), gateway health, sync backlog in brief,
+// today's grid power, adapters.
 import { get } from './api.js';
-import { h, formatValue, formatDuration, flash } from './dom.js';
+import { h, formatDuration } from './dom.js';
 import { onValue } from './live.js';
-import { lineChart } from './chart.js';
 import { card, kv, adapterCards } from './widgets.js';
 import { loadValues } from './values.js';
+import { powerFlow } from './flow.js';
+
+/** How often the picture re-judges which readings have gone stale, without new readings. */
+const STALE_CHECK_MS = 5000;
 
 export async function overview(main, _arg, { track }) {
   main.append(h('h1', {}, 'Overview'));
   // /healthz answers 503 with the reason when storage is read-only (a full disk): that is what to show.
   const healthOf = (e) => (e.status === 503 && e.body?.storage ? e.body : Promise.reject(e));
-  const [health, adapters, dps] = await Promise.all([get('/healthz').catch(healthOf), get('/api/adapters'), get('/api/datapoints')]);
+  // The flow is one request (roles and readings together): the Overview's first paint waits for nothing else.
+  const [health, adapters, flow] = await Promise.all([
+    get('/healthz').catch(healthOf),
+    get('/api/adapters'),
+    get('/api/site/flow').catch((err) => ({ error: err })),
+  ]);
   if (health.storage.state !== 'ok') {
     const s = health.storage;
     main.append(
@@ -21,15 +30,17 @@ export async function overview(main, _arg, { track }) {
       ),
     );
   }
-  const power = dps.items.find((d) => /grid\.power$/.test(d.id)) ?? dps.items.find((d) => d.unit === 'W' || d.unit === 'kW');
-  const now = h('p', { class: 'big num', 'aria-live': 'off' }, power ? formatValue(power.latest?.v, power.unit) : '—');
-  const chartBox = h('div', { class: 'chart', role: 'img', 'aria-label': 'Site power today' });
+  const picture = flowCard(flow, track);
+  // Today's curve: the grid meter, else the first power datapoint the site has.
+  const nodes = flow.nodes ?? [];
+  const power = nodes.find((n) => n.role === 'grid' && !n.problem) ?? nodes.find((n) => !n.problem);
+  const chartBox = h('div', { class: 'chart', role: 'img', 'aria-label': power ? `${power.label} today` : 'Site power today' });
   const backlog = h('div', {}, h('p', { class: 'muted' }, 'Reading /metrics…'));
   main.append(
+    picture.element,
     h(
       'div',
       { class: 'grid' },
-      card('Site power now', h('p', { class: 'muted' }, power ? power.id : 'no power datapoint'), now),
       card(
         'Gateway health',
         kv([
@@ -42,27 +53,50 @@ export async function overview(main, _arg, { track }) {
       ),
       card('Sync backlog', backlog),
     ),
-    card("Today's power", chartBox),
+    card(power ? `Today's power: ${power.label}` : "Today's power", chartBox),
     h('h2', {}, 'Adapters'),
-    adapterCards(adapters.items, { track }),
+    adapterCards(adapters.items, { track, types: adapters.types }),
   );
+  let chart;
+  let liveChart = false;
+  // Subscribed before the chart's readings are asked for, so no reading falls between the two.
+  track(
+    onValue((id, msg) => {
+      picture.update?.(id, msg);
+      if (chart && liveChart && id === power?.id) chart.push(msg.t, msg.v);
+    }),
+  );
+  loadBacklog(backlog);
   if (power) {
     const midnight = new Date();
     midnight.setHours(0, 0, 0, 0);
     const today = { from: midnight.getTime(), to: Date.now() };
-    const r = await loadValues(power.id, today.from, today.to, 'avg');
-    const chart = lineChart(chartBox, { label: power.id, unit: power.unit, points: r.values, range: today });
+    // uPlot is loaded after the picture is drawn: it is not needed for the first paint.
+    const [r, { lineChart }] = await Promise.all([loadValues(power.id, today.from, today.to, 'avg'), import('./chart.js')]);
+    chart = lineChart(chartBox, { label: power.id, unit: power.unit ?? 'W', points: r.values, range: today });
+    liveChart = r.interval === undefined;
     track(() => chart.destroy());
-    track(
-      onValue((id, msg) => {
-        if (id !== power.id) return;
-        now.textContent = formatValue(msg.v, power.unit);
-        flash(now);
-        if (r.interval === undefined) chart.push(msg.t, msg.v);
-      }),
-    );
   } else chartBox.append(h('p', { class: 'muted' }, 'No power datapoint on this site.'));
-  loadBacklog(backlog);
+}
+
+/** The power-flow card, live; a short reason instead when the flow cannot be read or the site has no roles. */
+function flowCard(flow, track) {
+  if (flow.error) return { element: card('Power flow', h('p', { class: 'error' }, `power flow unavailable: ${flow.error.message}`)) };
+  if (flow.nodes.length === 0) {
+    return {
+      element: card(
+        'Power flow',
+        h('p', { class: 'muted' }, 'No grid, PV, battery or charger datapoints found: name them under site.power in the config (outpost.example.yaml).'),
+      ),
+    };
+  }
+  const pf = powerFlow(flow);
+  const timer = setInterval(pf.refresh, STALE_CHECK_MS);
+  track(() => {
+    clearInterval(timer);
+    pf.destroy();
+  });
+  return { element: card('Power flow', pf.element), update: pf.update };
 }
 
 /** Upstream backlog in brief (GET /api/sync, the sync service's snapshot); details on Links. */

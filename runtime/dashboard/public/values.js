@@ -54,8 +54,47 @@ export async function loadValues(id, from, to, agg, { numeric = true } = {}) {
   const r = await rollups(id, from, to, interval, 'avg');
   if (!r) return raw;
   // The last bucket is still filling: its raw readings (already read, the newest) end the
-  // line, so the chart reaches the newest reading rather than the last bucket's start.
+  // line, so the chart reaches the newest reading rather than the last bucket's start
+  // (`tail`: how many of the values are those readings).
   const lastStart = r.values.length ? r.values[r.values.length - 1].t : from;
-  if (!raw.values.length || raw.values[0].t > lastStart) return { ...r, auto: true };
-  return { ...r, values: [...r.values.slice(0, -1), ...raw.values.filter((p) => p.t >= lastStart)], auto: true };
+  if (!raw.values.length || raw.values[0].t > lastStart) return { ...r, auto: true, tail: 0 };
+  const tail = raw.values.filter((p) => p.t >= lastStart);
+  return { ...r, values: [...r.values.slice(0, -1), ...tail], auto: true, tail: tail.length };
+}
+
+/**
+ * As loadValues, plus the min–max band when the line is drawn from 'avg' rollups (picked,
+ * or automatic for a long raw range): `band: { min, max }`, the same buckets. The rollup
+ * route answers one aggregate per request, so a band costs two more requests over the same
+ * buckets (≤ ~2,000 in automatic mode), made in parallel.
+ */
+export async function loadSeries(id, from, to, agg, { numeric = true } = {}) {
+  const data = await loadValues(id, from, to, agg, { numeric });
+  if (!numeric || !data.interval || (data.agg ?? 'avg') !== 'avg') return data;
+  const [min, max] = await Promise.all([rollups(id, from, to, data.interval, 'min'), rollups(id, from, to, data.interval, 'max')]);
+  return min && max ? { ...data, band: { min: min.values, max: max.values } } : data;
+}
+
+/**
+ * CSV lines of several series on one time column: `columns` are ascending [{t, v}] arrays;
+ * one row per distinct timestamp (a k-way merge, so nothing but the lines is held), each
+ * series' value in its column, empty where it has no reading at that instant.
+ */
+export function mergedCsvLines(header, columns) {
+  const lines = [header.join(',')];
+  const at = columns.map(() => 0);
+  for (;;) {
+    let t = Infinity;
+    for (let c = 0; c < columns.length; c++) if (at[c] < columns[c].length && columns[c][at[c]].t < t) t = columns[c][at[c]].t;
+    if (t === Infinity) return lines;
+    const cells = [new Date(t).toISOString(), t];
+    for (let c = 0; c < columns.length; c++) {
+      const p = columns[c][at[c]];
+      if (p && p.t === t) {
+        cells.push(JSON.stringify(p.v ?? ''));
+        at[c]++;
+      } else cells.push('');
+    }
+    lines.push(cells.join(','));
+  }
 }

@@ -4,6 +4,9 @@
 import { get, post, ApiError } from './api.js';
 import { h, formatValue, formatTime, flash } from './dom.js';
 import { onValue, onStatus } from './live.js';
+import { statusInfo, formatBytes } from './status-view.js';
+
+export { formatBytes };
 
 export function card(title, ...body) {
   return h('section', { class: 'card', 'aria-label': title }, h('h2', {}, title), ...body);
@@ -38,7 +41,7 @@ export function dpTable(items, { caption, link = true, track }) {
   const rows = items.map((dp) => {
     // A JSON or long string value is cut with an ellipsis (the whole of it in the tooltip
     // and on the datapoint's page), so it cannot stretch the column past the screen.
-    const text = formatValue(dp.latest?.v, dp.unit);
+    const text = formatValue(dp.latest?.v, dp.unit, dp.meta);
     const shown = h('span', { class: 'val', title: text }, text);
     const value = h('td', { class: 'num' }, shown);
     const time = h('td', { class: 'time' }, formatTime(dp.latest?.t));
@@ -57,7 +60,7 @@ export function dpTable(items, { caption, link = true, track }) {
     onValue((id, msg) => {
       const c = cells.get(id);
       if (!c) return;
-      const text = msg.q ? `${msg.q}` : formatValue(msg.v, c.dp.unit);
+      const text = msg.q ? `${msg.q}` : formatValue(msg.v, c.dp.unit, c.dp.meta);
       c.shown.textContent = text;
       c.shown.title = text;
       c.time.textContent = formatTime(msg.t);
@@ -96,40 +99,121 @@ function stateText(state) {
   return state === 'failed' ? 'failed (not retried: fix the cause, then restart)' : state;
 }
 
-/** Status cards of adapters; the state (and its error) follows the retained status topic live. */
-export function adapterCards(statuses, { track, info = true }) {
+/** The adapter types' status schemas (GET /api/adapters/types), asked once per page load. */
+let typesOnce;
+function adapterTypes() {
+  typesOnce ??= optionalJson('/api/adapters/types')
+    .then((r) => r?.types ?? {})
+    .catch((err) => {
+      typesOnce = undefined; // asked again on the next page
+      console.warn('adapter types not loaded: status shown by key', err);
+      return {};
+    });
+  return typesOnce;
+}
+
+/**
+ * Status cards of adapters: state, since, message and error, then the adapter's status `info`
+ * as its type's status schema describes it (status-view.js: labels, units, words, tables).
+ * Everything follows the retained status topic live. `types` (the `types` of GET
+ * /api/adapters) saves asking for the schemas.
+ */
+export function adapterCards(statuses, { track, info = true, types }) {
   if (!statuses.length) return h('p', { class: 'muted' }, 'None configured on this gateway.');
+  const schemas = types ? Promise.resolve(types) : adapterTypes();
   return h(
     'div',
-    { class: 'grid' },
+    { class: 'grid adapters' },
     statuses.map((a) => {
       const state = h('span', { class: `state state-${a.state}` }, stateText(a.state));
+      const since = h('span', { class: 'time' }, formatTime(a.since));
+      const message = h('span', { class: 'adapter-message' }, a.message ?? '');
       // `failed`: a start error no retry can mend (config, template); the reason stays on the card.
       const error = h('span', { class: 'adapter-error' }, a.error ? a.error.message : '');
-      const extra = info && a.info ? Object.entries(a.info).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]) : [];
+      const typeText = h('span', {}, a.type);
       const list = kv([
-        ['type', a.type],
+        ['type', typeText],
         ['state', state],
-        ['since', formatTime(a.since)],
-        ...(a.message ? [['message', a.message]] : []),
-        ...(a.error ? [['error', error]] : []),
-        ...extra,
+        ['since', since],
+        ['message', message],
+        ['error', error],
       ]);
-      const el = card(`${a.id}`, list);
+      // Rows without content take no room (message and error come and go with the status).
+      const rowOf = (el) => [el.parentElement.previousElementSibling, el.parentElement];
+      const showRow = (el) => {
+        for (const node of rowOf(el)) node.hidden = el.textContent === '';
+      };
+      showRow(message);
+      showRow(error);
+      const details = h('div', { class: 'adapter-info', 'aria-live': 'off' });
+      let schema;
+      let shown = '';
+      const render = (payload) => {
+        if (!info) return;
+        const json = JSON.stringify(payload ?? {});
+        if (json === shown) return;
+        shown = json;
+        details.replaceChildren(payload && Object.keys(payload).length ? statusInfo(payload, schema) : '');
+      };
+      let latest = a.info;
+      let ready = false;
+      schemas.then((byType) => {
+        const type = byType[a.type];
+        schema = type?.statusSchema;
+        if (type?.description) typeText.title = type.description;
+        ready = true;
+        render(latest);
+      });
+      const el = h('section', { class: 'card adapter', 'aria-label': a.id, dataset: { adapter: a.id } }, h('h2', {}, a.id), list, details);
       track(
         onStatus((id, msg) => {
           if (id !== a.id) return;
           state.textContent = stateText(msg.state);
           state.className = `state state-${msg.state}`;
-          if (msg.error) {
-            error.textContent = msg.error.message;
-            if (!error.isConnected) list.append(h('dt', {}, 'error'), h('dd', {}, error));
-          } else if (msg.state === 'running') error.textContent = '';
+          if (msg.since) since.textContent = formatTime(msg.since);
+          message.textContent = msg.message ?? '';
+          error.textContent = msg.error ? msg.error.message : msg.state === 'running' ? '' : error.textContent;
+          showRow(message);
+          showRow(error);
+          latest = msg.info;
+          if (ready) render(latest);
         }),
       );
       return el;
     }),
   );
+}
+
+/** Where the Node-RED editor is: undefined until asked, null when flows are off (asked once per page load). */
+let flowsEditor;
+let flowsAsked;
+
+/**
+ * The top navigation's `Flows ↗` link to the Node-RED editor, for admins (the editor is
+ * theirs only) on a gateway whose flows are on: GET /api/system/flows is asked once per page
+ * load, not on every page; hidden until it says so.
+ */
+export function flowsNavItem(me) {
+  if (me?.role !== 'admin') return '';
+  const link = h('a', { href: flowsEditor ?? '/flows/', target: '_blank', rel: 'noopener', title: 'Node-RED flow editor (new tab)' }, 'Flows ↗');
+  const item = h('li', { class: 'nav-flows', hidden: !flowsEditor }, link);
+  if (flowsEditor === undefined) {
+    flowsAsked ??= optionalJson('/api/system/flows').then(
+      (r) => {
+        flowsEditor = r?.enabled ? r.editor : null;
+      },
+      (err) => {
+        flowsAsked = undefined; // asked again on the next page
+        console.warn('flows state not known: no Flows link', err);
+      },
+    );
+    flowsAsked.then(() => {
+      if (!flowsEditor) return;
+      link.href = flowsEditor;
+      item.hidden = false;
+    });
+  }
+  return item;
 }
 
 /** A plain table of objects (first 8 keys as columns). */
@@ -196,18 +280,6 @@ export function setText(el, text) {
   return true;
 }
 
-export function formatBytes(n) {
-  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
-  const units = ['B', 'kB', 'MB', 'GB'];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${v.toLocaleString(undefined, { maximumFractionDigits: i ? 1 : 0 })} ${units[i]}`;
-}
-
 /** Whether this user may write (setpoints, charger control): operator and admin. */
 export const canWrite = (me) => me?.role === 'operator' || me?.role === 'admin';
 
@@ -218,7 +290,7 @@ export const canWrite = (me) => me?.role === 'operator' || me?.role === 'admin';
 export async function submitSetpoint(dp, v, { input, msg }) {
   try {
     const r = await post(`/api/datapoints/${encodeURIComponent(dp.id)}/setpoint`, { v });
-    msg.textContent = `Applied: ${formatValue(r.v, dp.unit)}`;
+    msg.textContent = `Applied: ${formatValue(r.v, dp.unit, dp.meta)}`;
     msg.classList.add('good');
     input.removeAttribute('aria-invalid');
   } catch (err) {

@@ -73,5 +73,5 @@ t.test('CSV quotes separators and defuses formulas', async (t) => {
       samplesDropped: 0,
     },
   ]);
-  t.equal(csv.split('\r\n')[1], `1,"CP,1",1,"'=HYPERLINK(""x"")",Accepted,1970-01-01T00:00:00.000Z,,0,,0,`);
+  t.equal(csv.split('\r\n')[1], `1,"CP,1",1,"'=HYPERLINK(""x"")",Accepted,1970-01-01T00:00:00.000Z,,0,,0,,,,`);
 });

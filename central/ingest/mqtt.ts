@@ -1,0 +1,205 @@
+import { readFile } from 'node:fs/promises';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { OutpostError, toOutpostError } from '../../core/errors.js';
+import type { MqttIngestConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { rateLimitedWarn } from '../log.js';
+import type { CentralMetrics } from '../metrics.js';
+import '../errors.js';
+
+/** What a receiver does with a message: resolves once it is committed (the PUBACK goes then). */
+export interface MqttMessageHandler {
+  /** A batch on `<root>/data` (history) or `<root>/live` (priority). */
+  data(gateway: string, lane: 'history' | 'priority', payload: Buffer): Promise<void>;
+  /** The gateway's retained `<root>/status` (online/offline, storage state). */
+  status(gateway: string, payload: Buffer): Promise<void>;
+}
+
+export interface MqttReceiverOptions {
+  config: MqttIngestConfig;
+  handler: MqttMessageHandler;
+  metrics: CentralMetrics;
+  log: Logger;
+}
+
+const MAX_BACKOFF_MS = 60_000;
+
+/**
+ * MQTT ingest from any broker: `$share/<group>/<root>/data`, `/live` and `/status` at QoS 1,
+ * a persistent session (clean session false; MQTT 5 with a session expiry) under a stable
+ * client id, so a receiver that restarts gets what was in flight to it again.
+ *
+ * The PUBACK goes only after the message is committed. MQTT.js (5.x) writes the PUBACK of a
+ * QoS 1 PUBLISH once `client.handleMessage(packet, callback)` calls back without an error
+ * (lib/handlers/publish.js); `customHandleAcks` only chooses the MQTT 5 reason code and is
+ * ignored below MQTT 5 (lib/client.js replaces it), and a non-zero reason code still ends the
+ * delivery, so neither can ask for the message again. A commit that fails for now (storage
+ * read-only, the owning central unreachable) therefore sends no PUBACK and drops the
+ * connection: on reconnect the broker delivers the unacknowledged message again (MQTT 3.1.1
+ * §4.4, MQTT 5 §4.4). A message refused for good (not a batch, a gateway not configured) is
+ * acknowledged, counted and logged: redelivering it would block the share group for ever.
+ *
+ * MQTT.js handles one incoming packet at a time (its work queue waits for each publish
+ * handler), so a connection commits one message at a time, in order, and reads nothing more
+ * while it waits: back-pressure through TCP. `connections` opens more members of the share
+ * group in this process for parallel commits (they share the store's group commits).
+ */
+export class MqttReceiver {
+  private readonly clients: MqttClient[] = [];
+  private readonly warn: ReturnType<typeof rateLimitedWarn>;
+  private readonly filters: { data: string; live: string; status: string };
+  private readonly gatewayLevel: number;
+  private readonly kindLevel: number;
+  /** Messages committed and acknowledged, refused for good (acknowledged), failed for now (not acknowledged). */
+  readonly counts = { committed: 0, refused: 0, retried: 0 };
+
+  constructor(private readonly o: MqttReceiverOptions) {
+    const root = o.config.topicRoot;
+    const share = `$share/${o.config.group}/${root}`;
+    this.filters = { data: `${share}/data`, live: `${share}/live`, status: `${share}/status` };
+    const levels = root.split('/');
+    this.gatewayLevel = levels.indexOf('+');
+    this.kindLevel = levels.length;
+    this.warn = rateLimitedWarn(o.log);
+  }
+
+  async start(): Promise<void> {
+    const c = this.o.config;
+    const base = await this.options();
+    for (let n = 0; n < c.connections; n++) {
+      const clientId = c.connections === 1 ? c.clientId : `${c.clientId}-${n + 1}`;
+      const client = mqtt.connect(c.url, { ...base, clientId });
+      this.attach(client, clientId);
+      this.clients.push(client);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const clients = this.clients.splice(0);
+    // Not forced: a message being committed finishes and is acknowledged first.
+    await Promise.all(clients.map((client) => Promise.race([client.endAsync(false), new Promise((r) => setTimeout(r, 5000))]).then(() => client.end(true))));
+  }
+
+  /** Whether every connection is up. */
+  get connected(): boolean {
+    return this.clients.length > 0 && this.clients.every((c) => c.connected);
+  }
+
+  private async options(): Promise<IClientOptions> {
+    const c = this.o.config;
+    const options: IClientOptions = {
+      protocolVersion: c.protocolVersion,
+      clean: false,
+      keepalive: c.keepaliveSeconds,
+      reconnectPeriod: c.reconnectMs,
+      connectTimeout: 30_000,
+      resubscribe: false,
+      queueQoSZero: false,
+    };
+    // MQTT 5: without an expiry a session ends at disconnect, clean start or not (MQTT 5 §3.1.2.11.2).
+    if (c.protocolVersion === 5) options.properties = { sessionExpiryInterval: c.sessionExpirySeconds, receiveMaximum: 64 };
+    if (c.username !== undefined) options.username = c.username;
+    if (c.password !== undefined) options.password = c.password;
+    if (c.passwordFile !== undefined) options.password = (await readConfigFile(c.passwordFile, 'ingest.mqtt.passwordFile')).toString('utf8').trim();
+    if (c.tls) {
+      if (c.tls.caFile) options.ca = await readConfigFile(c.tls.caFile, 'ingest.mqtt.tls.caFile');
+      if (c.tls.certFile) options.cert = await readConfigFile(c.tls.certFile, 'ingest.mqtt.tls.certFile');
+      if (c.tls.keyFile) options.key = await readConfigFile(c.tls.keyFile, 'ingest.mqtt.tls.keyFile');
+      options.rejectUnauthorized = c.tls.rejectUnauthorized;
+      if (c.tls.servername) options.servername = c.tls.servername;
+    }
+    return options;
+  }
+
+  private attach(client: MqttClient, clientId: string): void {
+    let failures = 0;
+    client.on('connect', (connack) => {
+      this.o.metrics.mqttConnected.set({ connection: clientId }, 1);
+      this.o.log.info({ clientId, sessionPresent: connack.sessionPresent }, 'MQTT ingest connected');
+      // Subscribed at every connect, session present or not. A kept session should still hold its
+      // subscriptions, but Mosquitto 2.0.11 restores a persistent session's *shared*
+      // subscriptions from its database without delivering on them again: after a broker
+      // restart the receivers got nothing (sessionPresent 1; plain subscriptions were fine).
+      // Subscribing to an identical filter replaces the subscription without interrupting the
+      // flow (MQTT 3.1.1 §3.8.4, MQTT 5 §3.8.4), and messages queued for the session stay queued.
+      client.subscribeAsync([this.filters.data, this.filters.live, this.filters.status], { qos: 1 }).then(
+        (granted) => {
+          const refused = granted.filter((g) => g.qos === 128);
+          if (refused.length) this.o.log.error({ clientId, refused: refused.map((g) => g.topic) }, 'the broker refused the shared subscriptions (ACL?)');
+        },
+        (err: Error) =>
+          this.warn(`subscribe:${clientId}`, { clientId, err: err.message }, 'MQTT ingest subscribe failed; it is tried again at the next connect'),
+      );
+    });
+    client.on('close', () => this.o.metrics.mqttConnected.set({ connection: clientId }, 0));
+    client.on('error', (err) => this.warn(`error:${clientId}:${err.message}`, { clientId, err: err.message }, 'MQTT ingest connection error'));
+    client.handleMessage = (packet, callback) => {
+      this.handle(packet as IPublishPacket).then(
+        () => {
+          failures = 0;
+          client.options.reconnectPeriod = this.o.config.reconnectMs;
+          callback();
+        },
+        (err: Error) => {
+          // Not acknowledged: drop the connection so the broker delivers it again after the backoff.
+          failures++;
+          this.counts.retried++;
+          const backoff = Math.min(MAX_BACKOFF_MS, this.o.config.reconnectMs * 2 ** Math.min(failures, 16));
+          client.options.reconnectPeriod = backoff;
+          this.warn(
+            `retry:${clientId}`,
+            { clientId, topic: packet.topic, reason: err.message, backoffMs: backoff },
+            'message not committed: not acknowledged, reconnecting for redelivery',
+          );
+          callback(err);
+          client.stream?.destroy();
+        },
+      );
+    };
+  }
+
+  /** Resolves when committed or refused for good (both acknowledged); rejects when it may succeed later. */
+  private async handle(packet: IPublishPacket): Promise<void> {
+    const topic = packet.topic;
+    const levels = topic.split('/');
+    const gateway = levels[this.gatewayLevel];
+    const kind = levels[this.kindLevel];
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const path = kind === 'status' ? 'mqtt_status' : 'mqtt';
+    try {
+      if (!gateway || levels.length !== this.kindLevel + 1 || (kind !== 'data' && kind !== 'live' && kind !== 'status'))
+        throw new OutpostError('CENTRAL_BATCH_INVALID', `topic ${topic.slice(0, 200)} is not <root>/data, /live or /status`);
+      if (payload.length > this.o.config.maxPayloadBytes)
+        throw new OutpostError(
+          'BODY_TOO_LARGE',
+          `${payload.length} bytes on ${topic.slice(0, 200)}; at most ${this.o.config.maxPayloadBytes} (ingest.mqtt.maxPayloadBytes)`,
+        );
+      if (kind === 'status') {
+        // An empty retained payload clears the topic; nothing to record.
+        if (payload.length > 0) await this.o.handler.status(gateway, payload);
+      } else {
+        await this.o.handler.data(gateway, kind === 'live' ? 'priority' : 'history', payload);
+      }
+      this.counts.committed++;
+      this.o.metrics.requests.inc({ path, outcome: 'ok' });
+    } catch (err) {
+      const e = toOutpostError(err);
+      this.o.metrics.requests.inc({ path, outcome: e.code });
+      if (e.retryable || e.code === 'INTERNAL') throw e;
+      this.counts.refused++;
+      this.warn(
+        `refused:${gateway}:${e.code}`,
+        { topic: topic.slice(0, 200), code: e.code, reason: e.message },
+        'MQTT message refused for good: acknowledged and dropped',
+      );
+    }
+  }
+}
+
+async function readConfigFile(path: string, key: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new OutpostError('CONFIG_INVALID', `${key}: ${path} cannot be read (${(err as Error).message})`, { cause: err });
+  }
+}

@@ -1,0 +1,294 @@
+/**
+ * The contract of Outpost Central's store (central/store/contract.ts), as a suite any engine
+ * runs with its own factory (the shape of aedes-persistence's abstract.js): the embedded store
+ * in test/central/level-store.test.ts now, PostgreSQL next. Expectations come from the records
+ * the suite itself wrote, never from a store's own code.
+ */
+import type { Test } from 'tap';
+import { isOutpostError } from '../../core/errors.js';
+import type { CentralStore, IngestRecord, Receipt } from '../../central/store/contract.js';
+
+export interface CentralStoreHarness {
+  /** A fresh, opened, empty store. */
+  open(t: Test): Promise<CentralStore>;
+  /** Closes the store and opens the same storage again (a restart). */
+  reopen(t: Test, store: CentralStore): Promise<CentralStore>;
+}
+
+const T0 = Date.UTC(2025, 2, 3, 10); // a Monday, 10:00 UTC
+const GW = 'site-042';
+const OTHER = 'site-043';
+
+const rx = (at: number, over: Partial<Receipt> = {}): Receipt => ({ via: 'mqtt', lane: 'history', at, ...over });
+
+/** seq s: datapoint `dp.<s % 3>`, one reading a second, a value that says which seq it was. */
+function records(first: number, last: number): IngestRecord[] {
+  const out: IngestRecord[] = [];
+  for (let s = first; s <= last; s++) out.push({ seq: s, id: `dp.${s % 3}`, t: T0 + s * 1000, v: s * 1.5 });
+  return out;
+}
+
+async function refuses(t: Test, fn: () => Promise<unknown>, code: string, what: string): Promise<void> {
+  try {
+    await fn();
+    t.fail(`${what}: expected ${code}`);
+  } catch (err) {
+    t.ok(isOutpostError(err, code as never), `${what}: ${code}`, { found: err });
+  }
+}
+
+export function centralStoreContract(t: Test, harness: CentralStoreHarness): void {
+  t.test('a batch is stored once: again, in part, and within itself', async (t) => {
+    const store = await harness.open(t);
+    t.same(await store.insertReadings(GW, records(1, 30), rx(T0)), { stored: 30, duplicates: 0 });
+    t.same(await store.insertReadings(GW, records(1, 30), rx(T0 + 1)), { stored: 0, duplicates: 30 }, 'the same batch again: all duplicates');
+    t.same(await store.insertReadings(GW, records(21, 40), rx(T0 + 2)), { stored: 10, duplicates: 10 }, 'overlapping: the new half stored');
+    const twice = [...records(41, 42), { seq: 41, id: 'dp.2', t: T0 + 99_000, v: -1 }];
+    t.same(await store.insertReadings(GW, twice, rx(T0 + 3)), { stored: 2, duplicates: 1 }, 'a seq twice in one batch: the first copy');
+    t.equal(await store.countSeqs(GW), 42);
+    t.equal(await store.countReadings(GW), 42);
+    t.equal(await store.countReadings(GW, 'dp.0'), 14, 'seqs 3, 6, … 42');
+    const values = await store.query(GW, 'dp.2', { from: T0, to: T0 + 100_000 });
+    t.same(
+      values.map((v) => v.v),
+      records(1, 42)
+        .filter((r) => r.id === 'dp.2')
+        .map((r) => r.v),
+      'dp.2 holds exactly the first copies, in time order',
+    );
+    t.same(await store.latest(GW, 'dp.0'), { t: T0 + 42_000, v: 63 });
+  });
+
+  t.test('gateways are separate: the same seq of two gateways is stored for each', async (t) => {
+    const store = await harness.open(t);
+    t.same(await store.insertReadings(GW, records(1, 5), rx(T0)), { stored: 5, duplicates: 0 });
+    t.same(await store.insertReadings(OTHER, records(1, 5), rx(T0)), { stored: 5, duplicates: 0 });
+    const dps = await store.datapoints();
+    t.same(
+      dps.map((d) => `${d.gateway}/${d.id}:${d.type}`),
+      ['site-042/dp.0:number', 'site-042/dp.1:number', 'site-042/dp.2:number', 'site-043/dp.0:number', 'site-043/dp.1:number', 'site-043/dp.2:number'],
+    );
+    t.same(
+      (await store.datapoints(OTHER)).map((d) => d.id),
+      ['dp.0', 'dp.1', 'dp.2'],
+    );
+    t.same(await store.datapoints('nobody'), []);
+  });
+
+  t.test('concurrent copies of the same seqs are stored once', async (t) => {
+    const store = await harness.open(t);
+    // Receivers on one shared subscription, an HTTP retry racing the first try, the live lane
+    // and history: ten writers, overlapping ranges, all at once.
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.insertReadings(GW, records(1 + i * 10, 100 + i * 10), rx(T0 + i))));
+    t.equal(
+      results.reduce((n, r) => n + r.stored, 0),
+      190,
+      'seqs 1..190 stored once among them',
+    );
+    t.equal(
+      results.reduce((n, r) => n + r.duplicates, 0),
+      1000 - 190,
+      'every other copy counted as a duplicate',
+    );
+    t.equal(await store.countSeqs(GW), 190);
+    t.equal(await store.countReadings(GW), 190);
+  });
+
+  t.test('one reading per (gateway, datapoint, t): a fresh seq at the same t replaces the value', async (t) => {
+    const store = await harness.open(t);
+    await store.insertReadings(GW, [{ seq: 1, id: 'meter.energy', t: T0, v: 10 }], rx(T0));
+    t.same(await store.insertReadings(GW, [{ seq: 7, id: 'meter.energy', t: T0, v: 11 }], rx(T0 + 1)), { stored: 1, duplicates: 0 });
+    t.same(await store.query(GW, 'meter.energy', { from: T0, to: T0 }), [{ t: T0, v: 11 }], 'the site re-imported the reading: its newer value');
+    t.equal(await store.countReadings(GW, 'meter.energy'), 1);
+    t.equal(await store.countSeqs(GW), 2);
+  });
+
+  t.test('readings without a seq (satellite codec version 1) are idempotent by (datapoint, t)', async (t) => {
+    const store = await harness.open(t);
+    const v1 = [
+      { id: 'tank.level', t: T0, v: 1.25 },
+      { id: 'tank.level', t: T0 + 60_000, v: 1.5 },
+    ];
+    const sat = { via: 'rockblock' as const, lane: 'satellite' as const };
+    await store.insertReadings(GW, v1, rx(T0 + 1, sat));
+    await store.insertReadings(GW, v1, rx(T0 + 2, sat));
+    t.equal(await store.countReadings(GW, 'tank.level'), 2, 'the webhook delivered twice: two readings');
+    t.equal(await store.countSeqs(GW), 0);
+  });
+
+  t.test('the satellite copy of a seq is kept; the backfill of that seq is a duplicate', async (t) => {
+    const store = await harness.open(t);
+    const message = {
+      imei: '300234010753370',
+      momsn: 17,
+      transmitTime: T0 + 5_000,
+      bytes: 27,
+      credits: 1,
+      kind: 'readings' as const,
+      lat: 52.39,
+      lon: 0.29,
+      cepKm: 8,
+    };
+    // The codec rounds: 2 decimals and whole seconds.
+    const satellite = [{ seq: 5, id: 'tank.level', t: T0 + 3_000, v: 1.23 }];
+    t.same(await store.insertReadings(GW, satellite, rx(T0 + 6_000, { via: 'rockblock', lane: 'satellite', satellite: message })), {
+      stored: 1,
+      duplicates: 0,
+    });
+    const backfill = [
+      { seq: 4, id: 'tank.level', t: T0 + 2_100, v: 1.2219 },
+      { seq: 5, id: 'tank.level', t: T0 + 3_004, v: 1.2345 },
+      { seq: 6, id: 'tank.level', t: T0 + 4_100, v: 1.2466 },
+    ];
+    t.same(await store.insertReadings(GW, backfill, rx(T0 + 60_000, { via: 'http' })), { stored: 2, duplicates: 1 });
+    t.same(
+      await store.query(GW, 'tank.level', { from: T0, to: T0 + 10_000 }),
+      [
+        { t: T0 + 2_100, v: 1.2219 },
+        { t: T0 + 3_000, v: 1.23 },
+        { t: T0 + 4_100, v: 1.2466 },
+      ],
+      'three readings, seq 5 once (as the satellite brought it)',
+    );
+    t.same(await store.satelliteUsage(GW, T0, T0 + 86_400_000), { messages: 1, bytes: 27, credits: 1 });
+    await store.recordSatellite(GW, message);
+    t.same(await store.satelliteUsage(GW, T0, T0 + 86_400_000), { messages: 1, bytes: 27, credits: 1 }, 'the same MO message again is not billed twice');
+    await store.recordSatellite(GW, { ...message, momsn: 18, transmitTime: T0 + 7_000, bytes: 5, kind: 'ack', acks: [{ counter: 1, results: ['ok'] }] });
+    t.same(await store.satelliteUsage(GW, T0, T0 + 86_400_000), { messages: 2, bytes: 32, credits: 2 });
+    t.same(await store.satelliteUsage(GW, T0 + 6_000, T0 + 86_400_000), { messages: 1, bytes: 5, credits: 1 }, 'by transmit time');
+    const state = await store.gatewayState(GW);
+    t.equal(state?.satellite?.momsn, 18, 'the newest satellite message');
+    t.equal(state?.satellite?.lat, 52.39);
+  });
+
+  t.test('what the store knows of a gateway: last seen, how, status', async (t) => {
+    const store = await harness.open(t);
+    t.equal(await store.gatewayState(GW), undefined);
+    await store.insertReadings(GW, records(1, 3), rx(T0 + 10, { via: 'http', key: `${GW}:1-3` }));
+    let s = await store.gatewayState(GW);
+    t.same(s?.lastReceipt, { at: T0 + 10, via: 'http', lane: 'history', key: `${GW}:1-3`, stored: 3, duplicates: 0 });
+    t.equal(s?.lastSeen, T0 + 10);
+    t.equal(s?.lastVia, 'http');
+    await store.recordStatus(GW, { at: T0 + 20, via: 'mqtt', state: 'online', since: T0 });
+    s = await store.gatewayState(GW);
+    t.same(s?.status, { at: T0 + 20, via: 'mqtt', state: 'online', since: T0 });
+    t.equal(s?.lastSeen, T0 + 20);
+    t.equal(s?.lastVia, 'mqtt');
+    await store.recordStatus(GW, { at: T0 + 30, via: 'http', storage: { state: 'read-only', error: 'ENOSPC', since: T0 + 25 } });
+    t.same((await store.gatewayState(GW))?.status?.storage, { state: 'read-only', error: 'ENOSPC', since: T0 + 25 });
+    t.same(
+      (await store.gatewayStates()).map((g) => g.id),
+      [GW],
+    );
+  });
+
+  t.test('aggregates of a gateway datapoint, as on the site', async (t) => {
+    const store = await harness.open(t);
+    // Two minutes of one reading a second: 0..119 on dp `p`.
+    const rs: IngestRecord[] = Array.from({ length: 120 }, (_, i) => ({ seq: i + 1, id: 'p', t: T0 + i * 1000, v: i }));
+    await store.insertReadings(GW, rs, rx(T0));
+    const avg = await store.queryAggregate(GW, 'p', { from: T0, to: T0 + 119_000, interval: 60_000, agg: 'avg' });
+    t.same(
+      avg.map((a) => [a.t, a.v, a.count]),
+      [
+        [T0, 29.5, 60],
+        [T0 + 60_000, 89.5, 60],
+      ],
+    );
+    const max = await store.queryAggregate(GW, 'p', { from: T0, to: T0 + 119_000, interval: 120_000, agg: 'max' });
+    t.same(
+      max.map((a) => a.v),
+      [119],
+    );
+    t.same(
+      (await store.query(GW, 'p', { from: T0, to: T0 + 119_000, limit: 3, order: 'desc' })).map((v) => v.v),
+      [119, 118, 117],
+    );
+  });
+
+  t.test('values of every type, and quality', async (t) => {
+    const store = await harness.open(t);
+    await store.insertReadings(
+      GW,
+      [
+        { seq: 1, id: 'a.num', t: T0, v: 1.5 },
+        { seq: 2, id: 'a.bool', t: T0, v: true },
+        { seq: 3, id: 'a.str', t: T0, v: 'hatch open' },
+        { seq: 4, id: 'a.json', t: T0, v: { phases: [1, 2, 3] } },
+        { seq: 5, id: 'a.num', t: T0 + 1000, v: null, q: 'bad' },
+      ],
+      rx(T0),
+    );
+    const types = Object.fromEntries((await store.datapoints(GW)).map((d) => [d.id, d.type]));
+    t.same(types, { 'a.bool': 'boolean', 'a.json': 'json', 'a.num': 'unknown', 'a.str': 'string' }, 'the type of the newest reading (a bad one has none)');
+    t.same(await store.query(GW, 'a.num', { from: T0, to: T0 + 1000 }), [
+      { t: T0, v: 1.5 },
+      { t: T0 + 1000, v: null, q: 'bad' },
+    ]);
+    t.same(await store.latest(GW, 'a.json'), { t: T0, v: { phases: [1, 2, 3] } });
+  });
+
+  t.test('bad input is refused and nothing of the batch is stored', async (t) => {
+    const store = await harness.open(t);
+    await refuses(
+      t,
+      () => store.insertReadings(GW, [...records(1, 2), { seq: 3, id: 'Bad Id', t: T0, v: 1 }], rx(T0)),
+      'CENTRAL_RECORD_INVALID',
+      'a datapoint id',
+    );
+    await refuses(t, () => store.insertReadings(GW, [{ seq: 1, id: 'x', t: -5, v: 1 }], rx(T0)), 'CENTRAL_RECORD_INVALID', 'a negative time');
+    await refuses(t, () => store.insertReadings(GW, [{ seq: 1.5, id: 'x', t: T0, v: 1 }], rx(T0)), 'CENTRAL_RECORD_INVALID', 'a fractional seq');
+    await refuses(t, () => store.insertReadings('../etc', records(1, 2), rx(T0)), 'CENTRAL_RECORD_INVALID', 'a gateway id');
+    t.equal(await store.countSeqs(GW), 0);
+    t.same(await store.datapoints(), []);
+  });
+
+  t.test('the command queue: cursors, acks', async (t) => {
+    const store = await harness.open(t);
+    t.same(await store.commandsAfter(GW, 0, 10), [], 'empty');
+    const a = await store.enqueueCommand(GW, { requestId: 'r-1', type: 'setpoint', id: 'pump.setpoint', v: 42 });
+    const b = await store.enqueueCommand(GW, { requestId: 'r-2', type: 'setpoint', id: 'pump.setpoint', v: 43 });
+    t.ok(b.cursor > a.cursor, 'cursors increase');
+    t.same(
+      (await store.commandsAfter(GW, 0, 10)).map((c) => c.command.requestId),
+      ['r-1', 'r-2'],
+    );
+    t.same(
+      (await store.commandsAfter(GW, a.cursor, 10)).map((c) => c.command.requestId),
+      ['r-2'],
+    );
+    t.same(
+      (await store.commandsAfter(GW, 0, 1)).map((c) => c.command.requestId),
+      ['r-1'],
+      'limit',
+    );
+    t.same(await store.commandsAfter(OTHER, 0, 10), [], 'per gateway');
+    const acked = await store.recordCommandAck(GW, b.cursor, { ok: false, error: { code: 'SETPOINT_OUT_OF_RANGE' }, at: T0, via: 'http' });
+    t.equal(acked?.state, 'refused');
+    t.equal((await store.commandsAfter(GW, a.cursor, 10))[0]?.ack?.error?.code, 'SETPOINT_OUT_OF_RANGE');
+    t.equal(await store.recordCommandAck(GW, 99, { ok: true, at: T0, via: 'http' }), undefined, 'an ack for no command');
+  });
+
+  t.test('after a restart: duplicates still found, datapoints, states and the queue kept', async (t) => {
+    let store = await harness.open(t);
+    await store.insertReadings(GW, records(1, 2000), rx(T0, { via: 'http' }));
+    // A gap: seqs 2001..2999 not stored yet (they come later, e.g. live lane went first).
+    await store.insertReadings(GW, records(3000, 3100), rx(T0 + 1, { lane: 'priority' }));
+    await store.recordStatus(GW, { at: T0 + 2, via: 'mqtt', state: 'online', since: T0 });
+    const cmd = await store.enqueueCommand(GW, { requestId: 'r-1', type: 'ping' });
+    store = await harness.reopen(t, store);
+    t.same(
+      (await store.datapoints(GW)).map((d) => d.id),
+      ['dp.0', 'dp.1', 'dp.2'],
+    );
+    t.equal((await store.gatewayState(GW))?.status?.state, 'online');
+    // Everything resent after the restart, and the gap with it: only the gap is new.
+    t.same(await store.insertReadings(GW, records(1, 3200), rx(T0 + 3)), { stored: 999 + 100, duplicates: 2000 + 101 });
+    t.equal(await store.countSeqs(GW), 3200);
+    t.equal(await store.countReadings(GW), 3200);
+    t.same(await store.insertReadings(GW, records(2990, 3010), rx(T0 + 4)), { stored: 0, duplicates: 21 }, 'and again: nothing');
+    const next = await store.enqueueCommand(GW, { requestId: 'r-2', type: 'ping' });
+    t.ok(next.cursor > cmd.cursor, 'the command cursor continues after the restart');
+    t.equal(store.health().state, 'ok');
+  });
+}
