@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline/promises';
 
 import { adapterTypes } from '../adapters/index.js';
-import { loadConfigFile, validateConfig } from './config/load.js';
+import { formatIssues, loadConfigFile, validateConfig, type ConfigIssue } from './config/load.js';
 import { assertConfigChecks } from './config/check.js';
 import { DemoDevices } from './demo.js';
 import type { Config } from './config/schema.js';
@@ -178,7 +178,10 @@ async function main(argv: string[]): Promise<number | undefined> {
       if (values['data-dir']) config.dataDir = values['data-dir'];
       if (command === 'check') {
         // The same checks start runs before it starts anything (Gateway.start).
-        await assertConfigChecks(config, adapterTypes, { source: configPath, configDir: dirname(resolve(configPath)) });
+        const warnings: ConfigIssue[] = [];
+        await assertConfigChecks(config, adapterTypes, { source: configPath, configDir: dirname(resolve(configPath)), warnings });
+        // Doubtful but possibly right (an alarm rule's glob matching no datapoint of the file): said, not refused.
+        if (warnings.length > 0) process.stderr.write(`${configPath}: warnings:\n${formatIssues(warnings)}\n`);
         process.stdout.write(`${configPath}: ok (${config.adapters.length} adapter(s), gateway "${config.gateway.id}")\n`);
         return 0;
       }

@@ -6,7 +6,7 @@ import { datapointView, gatewaySummary } from '../fleet.js';
 import type { GatewayDirectory } from '../gateways.js';
 import type { CentralMetrics } from '../metrics.js';
 import type { CentralStore } from '../store/contract.js';
-import { intParam, stringParam, timeParam } from './params.js';
+import { intParam, stringParam, timeParam } from '../../core/http-params.js';
 import type { CentralHttp } from './server.js';
 import openapi from './openapi.json' with { type: 'json' };
 

@@ -8,7 +8,7 @@ import { roleAtLeast, type Principal } from '../auth/roles.js';
 import type { AlarmEngine } from '../alarms/engine.js';
 import { isSeverity, type EventLog } from '../alarms/event-log.js';
 import { plainAddress } from '../net.js';
-import { intParam } from './params.js';
+import { intParam } from '../../core/http-params.js';
 
 export interface AlarmRoutesDeps {
   engine: AlarmEngine;

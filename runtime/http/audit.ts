@@ -2,7 +2,7 @@ import express, { type Request, type Response } from 'express';
 import { OutpostError } from '../../core/errors.js';
 import { roleAtLeast, type Principal } from '../auth/roles.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { intParam } from './params.js';
+import { intParam } from '../../core/http-params.js';
 
 const MAX_LIMIT = 500;
 

@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import { roleAtLeast, type Principal } from '../auth/roles.js';
 import type { Datapoint } from '../../core/datapoint.js';
 import { backup, backupGzip, checkBackupOptions, restore, type BackupOptions, type RestoreReport } from '../../storage/backup.js';
-import { timeParam } from './params.js';
+import { timeParam } from '../../core/http-params.js';
 import type { Store } from '../../storage/store.js';
 
 /**

@@ -5,7 +5,7 @@ import type { Datapoint } from '../../core/datapoint.js';
 import type { Store } from '../../storage/store.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from '../../storage/store.js';
 import { MAX_AGGREGATE_INTERVALS, parseAggregation, parseInterval } from '../../storage/rollups.js';
-import { intParam, timeParam } from './params.js';
+import { intParam, timeParam } from '../../core/http-params.js';
 
 export interface ValuesRoutesDeps {
   store: Store;

@@ -153,7 +153,7 @@ t.test('a failing disk never reaches the caller: counted, logged once', async (t
   const a = new AuditLog({ dir, log });
   await a.open();
   // The file handle closed under the log: every append fails, as on a full or vanished disk.
-  await (a as unknown as { handle: { close(): Promise<void> } }).handle.close();
+  await (a as unknown as { journal: { handle: { close(): Promise<void> } } }).journal.handle.close();
   t.doesNotThrow(() => {
     for (let i = 0; i < 10; i++) a.record(setpoint(i));
   });

@@ -297,3 +297,22 @@ t.test('one error format for device data: file, path, line', async (t) => {
     message: /^p\.yaml: phases \(line 3\): /,
   });
 });
+
+t.test('check prints warnings (doubtful but possibly right) and still passes', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'outpost.yaml');
+  await writeFile(
+    file,
+    `dataDir: ${join(dir, 'data')}
+datapoints:
+  - { id: plant.boiler.temp, kind: sensor, type: number, unit: °C }
+alarms:
+  rules:
+    - { id: pumps-hot, type: threshold, datapoint: "plant.pump*.temp", above: 80 }
+`,
+  );
+  const check = await cli(['check', '-c', file]);
+  t.equal(check.code, 0, 'a warning does not refuse the file');
+  t.match(check.err, /warnings:\n.*alarms\.rules\.0\.datapoint: .*plant\.pump\*\.temp/, 'the glob matching nothing is named by its path');
+  t.match(check.out, /: ok \(/);
+});

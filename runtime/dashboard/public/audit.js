@@ -20,6 +20,9 @@ const ACTION_LABELS = {
   'flows.change': 'Flows changed',
   'backup.download': 'Backup downloaded',
   'backup.restore': 'Backup restored',
+  'datapoint.delete': 'Datapoint deleted',
+  'alarm.ack': 'Alarm acknowledged',
+  'system.restart': 'Gateway restarted',
 };
 const actionLabel = (a) => ACTION_LABELS[a] ?? a;
 

@@ -1,7 +1,12 @@
 import type { Request } from 'express';
-import { OutpostError } from '../../core/errors.js';
+import { OutpostError } from './errors.js';
 
-/** A time query parameter: epoch ms or ISO 8601, as the gateway's API takes it (runtime/http/params.ts). */
+/**
+ * Query parameters as every Outpost HTTP API reads them (the gateway's runtime/http and
+ * Outpost Central): one helper per kind, each a clear 400 on a bad value.
+ */
+
+/** A time query parameter: epoch ms or an ISO 8601 date; undefined when absent. */
 export function timeParam(req: Request, name: string): number | undefined {
   const raw = req.query[name];
   if (raw === undefined || raw === '') return undefined;
@@ -11,7 +16,10 @@ export function timeParam(req: Request, name: string): number | undefined {
   return n;
 }
 
-/** A positive integer query parameter from 1 to `max`; undefined when absent. */
+/**
+ * A positive integer query parameter from 1 to `max`; undefined when absent or empty.
+ * At most 15 digits, so a long string of digits is refused rather than rounded.
+ */
 export function intParam(req: Request, name: string, max: number): number | undefined {
   const raw = req.query[name];
   if (raw === undefined || raw === '') return undefined;
@@ -20,7 +28,7 @@ export function intParam(req: Request, name: string, max: number): number | unde
   return n;
 }
 
-/** A string query parameter given at most once. */
+/** A string query parameter given at most once; undefined when absent or empty. */
 export function stringParam(req: Request, name: string): string | undefined {
   const raw = req.query[name];
   if (raw === undefined || raw === '') return undefined;
