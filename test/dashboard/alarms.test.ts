@@ -43,6 +43,18 @@ function watchProblems(page: Page): string[] {
   return problems;
 }
 
+/**
+ * Waits until `expression` is true in the page. Evaluated over CDP each time: the dashboard's CSP
+ * has no 'unsafe-eval', which page.waitForFunction with a string needs once it polls.
+ */
+async function pageTrue(page: Page, expression: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await page.evaluate(expression))) {
+    if (Date.now() > end) throw new Error(`not true within ${timeoutMs} ms: ${expression}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function overflow(page: Page): Promise<number> {
   return (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
 }
@@ -152,11 +164,11 @@ t.test('alarm banner and Alarms page: desktop and phone, operator and viewer', {
   // Filters.
   await page.getByLabel('Severity').selectOption('alarm');
   await page.locator('#events-table tbody tr').first().waitFor();
-  await page.waitForFunction(`[...document.querySelectorAll('#events-table tbody tr')].every((r) => r.classList.contains('ev-alarm'))`);
+  await pageTrue(page, `[...document.querySelectorAll('#events-table tbody tr')].every((r) => r.classList.contains('ev-alarm'))`);
   t.pass('severity filter: alarms only');
   await page.getByLabel('Severity').selectOption('');
   await page.getByLabel('Source').selectOption('meter');
-  await page.waitForFunction(`[...document.querySelectorAll('#events-table td[data-label="Source"]')].every((td) => td.textContent === 'meter')`);
+  await pageTrue(page, `[...document.querySelectorAll('#events-table td[data-label="Source"]')].every((td) => td.textContent === 'meter')`);
   t.pass('source filter');
   t.ok((await overflow(page)) <= 0, 'no horizontal scroll on the Alarms page at 1366 px');
   await page.screenshot({ path: join(ARTIFACTS, 'alarms-desktop.png'), fullPage: true });

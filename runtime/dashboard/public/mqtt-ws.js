@@ -30,6 +30,8 @@ export class MqttWsClient {
     this.nextPacketId = 1;
     /** SUBSCRIBE packets awaiting their SUBACK: packet id → filters. */
     this.pendingSubs = new Map();
+    /** Socket error events seen (each followed by a close). */
+    this.socketErrors = 0;
   }
 
   start() {
@@ -61,6 +63,10 @@ export class MqttWsClient {
   open() {
     const ws = new this.o.WebSocket(this.o.url, 'mqtt'); // §6.0: the "mqtt" subprotocol [MQTT-6.0.0-3]
     ws.binaryType = 'arraybuffer';
+    // An error event is always followed by a close event (WHATWG HTML, "fail the WebSocket
+    // connection"), whose handler does the work; counted here, and kept after detach so that
+    // closing a socket still connecting (stop) never surfaces as an unhandled error (Node's ws).
+    ws.onerror = () => this.socketErrors++;
     this.ws = ws;
     this.connected = false;
     this.pingOutstanding = false;
