@@ -11,7 +11,7 @@ import { AlcParser, type AlcCatalogue } from './alc-webctrl.js';
 import type { ImportHistory } from './history.js';
 import { importFile, type ImportOptions, type ImportTarget, type Progress } from './importer.js';
 import { checkFile } from './check.js';
-import { RetentionCheck } from '../../storage/retention.js';
+import { RetentionCheck, type RetentionWarning } from '../../storage/retention.js';
 import { versionKey, type ImportAttempts } from './attempts.js';
 import type { ImportJournal } from './journal.js';
 import { writeFileDurably } from '../../runtime/durable-file.js';
@@ -263,6 +263,7 @@ export function makeFileProcessor(deps: FileProcessorDeps): (file: StableFile, d
           datapoints: result.datapoints,
           ...(retentionWarning ? { warning: retentionWarning } : {}),
         });
+        if (retentionWarning) recordRetentionEvent(ctx, shownName, basename(archived), retentionWarning, retentionCheck!.warnings);
         if (dirs.spool) await forgetOriginalName(file.path);
         await journal.finish(file.path, { ok: true, summary: { file: shownName, at, rows: result.rows, points: result.points, gaps: result.gaps, ms } });
         await attempts.end(key);
@@ -326,4 +327,34 @@ export function makeFileProcessor(deps: FileProcessorDeps): (file: StableFile, d
       }
     });
   return processFile;
+}
+
+/** Datapoints named in the event's data: the sink keeps at most a few kB of it (runtime/alarms/event-log.ts). */
+const EVENT_DATAPOINTS = 10;
+
+/**
+ * The retention warning of an imported file in the gateway's event log (core/events.ts; the
+ * Alarms page lists it), beside the import history's `warning`: readings the next retention
+ * pass deletes are worth a look by whoever watches the event log, not only the Imports page.
+ * Without the events service (tests, a gateway without alarms) nothing is recorded.
+ */
+function recordRetentionEvent(ctx: AdapterContext, file: string, storedAs: string, warning: string, datapoints: RetentionWarning[]): void {
+  const sink = ctx.services.get('events', 'gateway');
+  if (!sink) return;
+  try {
+    sink.record({
+      source: ctx.id,
+      kind: 'import.retention',
+      severity: 'warning',
+      message: `${file} imported: ${warning}`,
+      data: {
+        file,
+        storedAs,
+        datapoints: datapoints.slice(0, EVENT_DATAPOINTS).map((w) => ({ id: w.id, rawDays: w.rawDays, readings: w.readings, oldest: w.oldest })),
+      },
+    });
+  } catch (err) {
+    // The import is done and its history written: a failing event log does not undo it.
+    ctx.log.warn({ file, reason: (err as Error).message }, 'retention warning not recorded in the event log');
+  }
 }

@@ -4,12 +4,18 @@
 // GET /api/imports/<id>?limit=50 (newest first), fetched again whenever the status says a
 // file was imported or refused. Should the route be unavailable (an older gateway), the table
 // falls back to what the status reported while this tab was open.
+// An imported file that brought readings older than its datapoints' raw retention carries a
+// `warning` in the history (adapters/bms-files/process-file.ts, storage/retention.ts
+// RetentionCheck): the next retention pass deletes those readings while the row says
+// "imported", so the row is marked, the sentence shown, and a line above the table counts them.
 import { get } from './api.js';
 import { h, formatTime, flash } from './dom.js';
 import { onStatus } from './live.js';
 import { card, kv, setText, formatBytes } from './widgets.js';
 
 const HISTORY_MAX = 100;
+/** Column headings; on a phone each cell is labelled with its heading instead (style.css, imports). */
+const HISTORY_COLUMNS = ['When', 'File', 'Result', 'Rows / points', 'Reason or warning'];
 /** Rows asked from the history route (the route allows up to 500). */
 const HISTORY_LIMIT = 50;
 /** adapter id → entries (newest first), kept across page visits within the tab. */
@@ -67,6 +73,7 @@ function sourceSection(a, track) {
   const unmapped = h('p', { class: 'muted' });
   const body = h('tbody');
   const historyNote = h('p', { class: 'muted', role: 'status' });
+  const retentionSummary = h('p', { class: 'import-retention-summary', role: 'status', hidden: true });
   /** Entries from the route (newest first), or undefined while it has not answered. */
   let routeItems;
   let loading = false;
@@ -96,6 +103,9 @@ function sourceSection(a, track) {
     const list = routeItems ?? histories.get(a.id) ?? [];
     body.replaceChildren(...list.map(historyRow));
     if (!list.length) body.append(h('tr', {}, h('td', { colspan: '5', class: 'muted' }, 'No file imported yet.')));
+    const summary = retentionSummaryText(list);
+    setText(retentionSummary, summary);
+    retentionSummary.hidden = !summary;
   };
   const render = (status) => {
     const i = status.info ?? {};
@@ -167,6 +177,7 @@ function sourceSection(a, track) {
     card('Last refusal', lastFailure, unmapped),
     card(
       'History',
+      retentionSummary,
       h(
         'div',
         { class: 'table-wrap' },
@@ -180,7 +191,7 @@ function sourceSection(a, track) {
             h(
               'tr',
               {},
-              ['When', 'File', 'Result', 'Rows / points', 'Reason'].map((c) => h('th', { scope: 'col' }, c)),
+              HISTORY_COLUMNS.map((c) => h('th', { scope: 'col' }, c)),
             ),
           ),
           body,
@@ -193,7 +204,25 @@ function sourceSection(a, track) {
   return section;
 }
 
-/** One history row: time, file, result, what was stored, and for a refused file the line and reason. */
+/**
+ * The line above the history table when files of the list brought readings the next retention
+ * pass deletes; '' when none did. A `storage.retention.rules` pattern wins over the adapter's
+ * `retentionRawDays` (storage/retention.ts), so the advice names it when a warning does.
+ */
+function retentionSummaryText(list) {
+  const warned = list.filter((e) => e.ok && e.warning);
+  if (!warned.length) return '';
+  const n = warned.length;
+  const rule = warned.some((e) => e.warning.includes('storage.retention.rules')) ? ' (or the storage.retention.rules pattern named)' : '';
+  return `${n} ${n === 1 ? 'file' : 'files'} brought readings older than the raw retention; they will be deleted at the next retention pass — set retentionRawDays on the adapter${rule}`;
+}
+
+/**
+ * One history row: time, the file as the operator named it (and the name it has on disk, in
+ * archive/ or failed/, when that differs), result, what was stored, and for a refused file the
+ * line and reason, for an imported one its retention warning. Cells carry their heading in
+ * `data-label` for the phone layout.
+ */
 function historyRow(e) {
   const name = displayName(e.file);
   const counts =
@@ -205,18 +234,33 @@ function historyRow(e) {
   ]
     .filter(Boolean)
     .join(' · ');
+  const warning = e.ok && e.warning ? e.warning : '';
+  // Uploads are stored as `<ms>-<hex>-<name>`: only a name that says more than that prefix is shown.
+  const storedAs = e.storedAs && e.storedAs !== name && !e.storedAs.endsWith(`-${name}`) ? e.storedAs : '';
+  const [when, file, result, rows, reason] = HISTORY_COLUMNS;
   return h(
     'tr',
-    { class: e.ok ? 'ok' : 'failed', dataset: { file: name } },
-    h('td', { class: 'time' }, formatTime(e.at)),
+    { class: `${e.ok ? 'ok' : 'failed'}${warning ? ' warned' : ''}`, dataset: { file: name } },
+    h('td', { class: 'time', 'data-label': when }, formatTime(e.at)),
     h(
       'th',
-      { scope: 'row', class: 'mono' },
+      { scope: 'row', class: 'mono', 'data-label': file },
       name,
-      e.storedAs && e.storedAs !== name && !e.storedAs.endsWith(`-${name}`) ? h('span', { class: 'muted' }, ` (as ${e.storedAs})`) : null,
+      storedAs ? h('span', { class: 'muted stored-as' }, `${e.ok ? 'archived' : 'kept in failed/'} as ${storedAs}`) : null,
     ),
-    h('td', {}, h('span', { class: `state state-${e.ok ? 'ok' : 'error'}` }, e.ok ? 'imported' : 'refused')),
-    h('td', { class: 'counts' }, counts, details ? h('span', { class: 'muted' }, ` (${details})`) : null),
-    h('td', { class: 'reason' }, e.ok ? '' : `${e.line ? `line ${e.line}: ` : ''}${e.reason ?? ''}`),
+    h(
+      'td',
+      { class: 'result', 'data-label': result },
+      h('span', { class: `state state-${e.ok ? 'ok' : 'error'}` }, e.ok ? 'imported' : 'refused'),
+      // Words, not only the sign: the marker is read out and understood without colour.
+      warning ? h('span', { class: 'import-warning-mark' }, h('span', { 'aria-hidden': 'true' }, '⚠ '), 'past retention') : null,
+    ),
+    h('td', { class: 'counts', 'data-label': rows }, counts, details ? h('span', { class: 'muted' }, ` (${details})`) : null),
+    h(
+      'td',
+      { class: 'reason', 'data-label': reason },
+      e.ok ? null : `${e.line ? `line ${e.line}: ` : ''}${e.reason ?? ''}`,
+      warning ? h('p', { class: 'import-warning', role: 'note' }, h('span', { class: 'import-warning-text' }, warning)) : null,
+    ),
   );
 }
