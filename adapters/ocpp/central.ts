@@ -11,6 +11,7 @@ import { applySessionLimit, setCap, setEnabled, setMode } from './charger-limits
 import { CHARGE_MODES, isChargeMode } from './charge-modes.js';
 import { createOcpp16Validator } from './codec.js';
 import { loadSessions } from './load-inputs.js';
+import { connectorBound } from './connector-count.js';
 import { chargerIds, chargerKey, connectorIds, connectorPrefix, connectorSensorDefs } from './mapping.js';
 import { LoadManager, type PhaseIndex, type Plan } from './load-manager.js';
 import { PlanStatusReporter } from './plan-status.js';
@@ -152,9 +153,12 @@ export class CentralSystem {
     return charger.config?.maxCurrentA ?? charger.profile.maxCurrentA;
   }
 
-  /** NumberOfConnectors (OCPP 1.6 §9.1.21): the installation's override, else the profile's. */
+  /**
+   * NumberOfConnectors (OCPP 1.6 §9.1.21): the installation's override, else the charger's own
+   * answer to GetConfiguration, else the profile's (connector-count.ts).
+   */
   connectorCount(charger: ChargerState): number {
-    return charger.config?.connectors ?? charger.profile.connectors;
+    return connectorBound(charger).count;
   }
 
   connector(charger: ChargerState, connectorId: number): ConnectorState {

@@ -39,6 +39,13 @@ export interface ChargerState {
   lastSeen?: number;
   boot?: { chargePointVendor?: string; chargePointModel?: string; firmwareVersion?: string; chargePointSerialNumber?: string; at: number };
   connectors: Map<number, ConnectorState>;
+  /**
+   * NumberOfConnectors as the charger answered GetConfiguration (OCPP 1.6 §9.1.21), capped
+   * (connector-count.ts); undefined until it gave a good answer. Kept across reconnects.
+   */
+  reportedConnectors?: number;
+  /** The GetConfiguration NumberOfConnectors question out now; only the latest one's answer counts. */
+  connectorQuery?: symbol;
 }
 
 export interface Counters {

@@ -28,7 +28,10 @@ const chargerSchema = z
     phases: z.union([z.literal(1), z.literal(3)]).optional(),
     /** Site phase a single-phase charger is wired to. */
     phase: z.enum(['L1', 'L2', 'L3']).default('L1'),
-    /** Connectors of this charger (NumberOfConnectors), when it differs from its profile's. */
+    /**
+     * Connectors of this charger (NumberOfConnectors): wins over the charger's own answer to
+     * GetConfiguration and over its profile's (connector-count.ts).
+     */
     connectors: z.number().int().min(1).max(32).optional(),
     maxCurrentA: z.number().min(6).max(63).optional(),
     /** Load management priority: higher is served first. */

@@ -5,6 +5,7 @@
  */
 import type { Value } from '../../core/datapoint.js';
 import type { CentralSystem } from './central.js';
+import { connectorBound } from './connector-count.js';
 import type { Plan } from './load-manager.js';
 
 export class PlanStatusReporter {
@@ -64,6 +65,8 @@ export class PlanStatusReporter {
       id: c.identity,
       online: c.online,
       profile: c.profile.name,
+      numberOfConnectors: connectorBound(c).count,
+      numberOfConnectorsFrom: connectorBound(c).source,
       connectors: Object.fromEntries([...c.connectors.values()].map((k) => [k.id, k.status ?? 'unknown'])),
     }));
     const offline = chargers.filter((c) => !c.online && this.cs.configFor(c.id));

@@ -3,6 +3,7 @@ import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { actorText } from '../../runtime/audit/actor.js';
 import { roleAtLeast, type Principal } from '../../runtime/auth/roles.js';
 import type { CentralSystem } from './central.js';
+import { connectorBound } from './connector-count.js';
 import type { SessionView } from './sessions.js';
 import { sessionSeries } from './session-series.js';
 
@@ -42,6 +43,9 @@ export function mountRoutes(router: Router, central: CentralSystem): void {
         id: c.identity,
         online: c.online,
         profile: c.profile.name,
+        // NumberOfConnectors in force and where it comes from: config, charger (GetConfiguration) or profile.
+        numberOfConnectors: connectorBound(c).count,
+        numberOfConnectorsFrom: connectorBound(c).source,
         configured: c.config !== undefined,
         boot: c.boot,
         lastSeen: c.lastSeen,

@@ -9,6 +9,7 @@ import type { CentralSystem } from './central.js';
 import type { ChargerConnection } from './charger-state.js';
 import { actionHandlers } from './handlers/index.js';
 import { checkConnectorId } from './handlers/connector-bound.js';
+import { learnConnectorCount } from './connector-count.js';
 import { createOcpp16Validator } from './codec.js';
 
 const SUBPROTOCOL = 'ocpp1.6';
@@ -161,8 +162,12 @@ export class OcppServer {
       ctx.log.info({ charger: identity, code, reason: String(reason ?? '').slice(0, 120) }, 'charger disconnected');
       central.detach(identity, client);
     });
-    // A charger that reconnects does not send BootNotification again: ask for its connector states.
+    // A charger that reconnects does not send BootNotification again: ask for its NumberOfConnectors
+    // (also after a gateway restart, when nothing of it is remembered), then for its connector
+    // states. Calls to one charger go out one at a time (ocpp-rpc callConcurrency 1), in this
+    // order, so the states arrive once the bound is known.
     setImmediate(() => {
+      void learnConnectorCount(central, identity);
       central
         .call(identity, 'TriggerMessage', { requestedMessage: 'StatusNotification' })
         .catch((err: Error) => ctx.log.debug({ charger: identity, reason: err.message }, 'TriggerMessage StatusNotification not accepted'));

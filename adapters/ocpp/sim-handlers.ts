@@ -8,6 +8,9 @@ import type { RPCClient } from 'ocpp-rpc';
 import type { ChargePointSimulator } from './simulator.js';
 import type { InstalledProfile } from './sim-types.js';
 
+/** Configuration keys marked R (read-only) in OCPP 1.6 §9.1 that the simulator has. */
+const READ_ONLY_KEYS = new Set(['NumberOfConnectors']);
+
 /** Registers every handler on a new connection; each call is recorded in `sim.received`. */
 export function handleCentralSystemCalls(sim: ChargePointSimulator, client: RPCClient): void {
   const record = (action: string, params: unknown): void => {
@@ -67,6 +70,8 @@ export function handleCentralSystemCalls(sim: ChargePointSimulator, client: RPCC
   client.handle('ChangeConfiguration', async ({ params }) => {
     record('ChangeConfiguration', params);
     const p = params as { key: string; value: string };
+    // §5.3: a key the charge point does not let be changed is Rejected (read-only keys, §9.1).
+    if (READ_ONLY_KEYS.has(p.key)) return { status: 'Rejected' };
     sim.configuration.set(p.key, p.value);
     // A central system asking for meter values at another interval (OCPP 1.6 §9.1.18) gets them.
     if (p.key === 'MeterValueSampleInterval' && sim.opts.meterIntervalMs > 0 && Number(p.value) > 0) {
@@ -78,7 +83,9 @@ export function handleCentralSystemCalls(sim: ChargePointSimulator, client: RPCC
   client.handle('GetConfiguration', async ({ params }) => {
     record('GetConfiguration', params);
     const keys = (params as { key?: string[] }).key;
-    const known = [...sim.configuration].filter(([k]) => !keys?.length || keys.includes(k)).map(([key, value]) => ({ key, value, readonly: false }));
+    const known = [...sim.configuration]
+      .filter(([k]) => !keys?.length || keys.includes(k))
+      .map(([key, value]) => ({ key, value, readonly: READ_ONLY_KEYS.has(key) }));
     const unknownKey = (keys ?? []).filter((k) => !sim.configuration.has(k));
     return { configurationKey: known, ...(unknownKey.length ? { unknownKey } : {}) };
   });

@@ -63,6 +63,8 @@ export class ChargePointSimulator {
       drawA: 0,
       available: true,
     }));
+    // Read-only (OCPP 1.6 §9.1.21): what the central system bounds connector ids by.
+    this.configuration.set('NumberOfConnectors', String(this.opts.connectors));
   }
 
   get online(): boolean {

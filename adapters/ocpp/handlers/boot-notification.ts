@@ -1,4 +1,5 @@
 import { formatOcppTime } from '../codec.js';
+import { learnConnectorCount } from '../connector-count.js';
 import type { ActionHandler } from './types.js';
 
 interface BootNotificationReq {
@@ -15,8 +16,9 @@ interface BootNotificationReq {
 
 /**
  * BootNotification (OCPP 1.6 §4.2): always Accepted, because the charger already passed
- * authentication at the websocket upgrade. The profile's configuration keys are sent right
- * after the answer (a central system may send requests once it accepted the boot, §4.2).
+ * authentication at the websocket upgrade. Right after the answer (a central system may send
+ * requests once it accepted the boot, §4.2) it is asked its NumberOfConnectors (connector-count.ts)
+ * and sent the profile's configuration keys.
  */
 export const bootNotification: ActionHandler<BootNotificationReq> = (central, charger, params) => {
   const now = central.ctx.clock.now();
@@ -37,7 +39,11 @@ export const bootNotification: ActionHandler<BootNotificationReq> = (central, ch
     },
     'charger booted',
   );
-  setImmediate(() => void configureAfterBoot(central, charger.identity));
+  setImmediate(() => {
+    // A booted charger may have other hardware than before: its NumberOfConnectors is asked again.
+    void learnConnectorCount(central, charger.identity);
+    void configureAfterBoot(central, charger.identity);
+  });
   central.statusChanged('charger booted');
   return { status: 'Accepted', currentTime: formatOcppTime(now), interval: central.options.heartbeatIntervalS };
 };

@@ -1,6 +1,7 @@
 import { OutpostError } from '../../../core/errors.js';
 import type { CentralSystem } from '../central.js';
 import type { ChargerState } from '../charger-state.js';
+import { connectorBound } from '../connector-count.js';
 
 /**
  * Actions whose connectorId names the outlet a transaction runs on: OCPP 1.6 §6
@@ -11,7 +12,8 @@ const TRANSACTION_ACTIONS = new Set(['StartTransaction']);
 
 /**
  * Bounds the connectorId of every charger message that carries one, before its handler runs:
- * 0 (or 1 for a transaction) up to the charger's NumberOfConnectors (OCPP 1.6 §9.1.21).
+ * 0 (or 1 for a transaction) up to the charger's NumberOfConnectors (OCPP 1.6 §9.1.21): the
+ * config's `connectors`, else the charger's own answer, else the profile's (connector-count.ts).
  * The JSON schema only says "integer", so without this a charger could make up any number
  * of connectors, each with its own datapoints and actuators. A refusal is counted, warned
  * about once per charger, and answered with a CALLERROR PropertyConstraintViolation
@@ -22,12 +24,12 @@ export function checkConnectorId(central: CentralSystem, charger: ChargerState, 
   const connectorId = (params as { connectorId: unknown }).connectorId;
   if (typeof connectorId !== 'number') return; // the schema check answered it already
   const min = TRANSACTION_ACTIONS.has(action) ? 1 : 0;
-  const max = central.connectorCount(charger);
+  const { count: max, source } = connectorBound(charger);
   if (Number.isInteger(connectorId) && connectorId >= min && connectorId <= max) return;
   central.counters.connectorIdsRefused++;
   central.warnOnce(
     `connector-range:${charger.identity}`,
-    { charger: charger.identity, action, connectorId, numberOfConnectors: max, profile: charger.profile.name },
+    { charger: charger.identity, action, connectorId, numberOfConnectors: max, from: source, profile: charger.profile.name },
     'charger named a connector it does not have, refused; if it has more, set `connectors` for it in the config',
   );
   central.scheduleStatus();

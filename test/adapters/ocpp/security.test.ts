@@ -89,7 +89,11 @@ t.test('invalid frames are answered with OCPP-J 1.6 error codes and counted', as
   const gw = await startOcppGateway(t, { chargers: [{ id: 'RAW', securityProfile: 0 }], maxBadMessages: 50 });
   const { ws } = await rawConnect(`${gw.wsUrl}/RAW`);
   t.ok(ws);
-  // The gateway asks for status on connect; answer it so it is not an open call.
+  // The gateway asks for the charger's NumberOfConnectors (connector-count.ts; OCPP 1.6 §9.1.21),
+  // then for status on connect; answer both so neither is an open call.
+  const question = await nextMessage(ws!);
+  t.match(question, [2, String, 'GetConfiguration', { key: ['NumberOfConnectors'] }]);
+  ws!.send(JSON.stringify([3, question[1], { configurationKey: [{ key: 'NumberOfConnectors', readonly: true, value: '1' }] }]));
   const trigger = await nextMessage(ws!);
   t.equal(trigger[2], 'TriggerMessage');
   ws!.send(JSON.stringify([3, trigger[1], { status: 'Accepted' }]));
