@@ -37,7 +37,7 @@ import { ByteReader, ByteWriter } from './varint.js';
  * Latest values written together have consecutive sequence numbers: one run.
  *
  * The first byte of every MO message says what it is: 1 and 2 are readings, 3 an
- * acknowledgement of MT commands (`mo-ack.ts`).
+ * acknowledgement of MT commands (`mo-ack.ts`), 4 the gateway's storage state (`mo-storage.ts`).
  *
  * The datapoint table (order, decimals, type) is the contract with the central side:
  * append new datapoints at the end; changing it changes the fingerprint.

@@ -453,6 +453,8 @@ export default defineAdapter({
             return { credits: r.credits };
           },
           encodeAck: (acks) => encodeMoAck(acks),
+          // The forwarding queue's storage slot (mo-queue.ts): on disk, sent first, alarm class.
+          reportStorage: (storage) => queue.setStorage(storage, ctx.clock.now()).finally(() => l.notify()),
           onState: (listener) => {
             l.on('state', listener);
             return () => void l.off('state', listener);

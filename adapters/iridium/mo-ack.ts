@@ -1,5 +1,6 @@
 import { OutpostError } from '../../core/errors.js';
 import './errors.js';
+import { MO_STORAGE_KIND } from './mo-storage.js';
 import { ByteReader, ByteWriter } from './varint.js';
 
 /**
@@ -7,7 +8,7 @@ import { ByteReader, ByteWriter } from './varint.js';
  * learns, per MT message (by its authenticated counter) and per op in it, whether the
  * command was applied or why it was refused. One credit carries ~15 acknowledgements.
  *
- * Wire format (first byte 3: MO messages with 1/2 are readings, see codec.ts):
+ * Wire format (first byte 3: MO messages with 1/2 are readings, see codec.ts; 4 the storage state, mo-storage.ts):
  *   u8   kind (= 3)
  *   then groups until the end of the message, one per MT message:
  *     uv   MT counter (as sent by the central side, mt.ts)
@@ -73,8 +74,8 @@ export function decodeMoAck(bytes: Uint8Array): MtAck[] {
   return out;
 }
 
-/** What an MO message is, by its first byte. */
-export function moKind(bytes: Uint8Array): 'readings' | 'ack' | 'unknown' {
+/** What an MO message is, by its first byte (4: the gateway's storage state, mo-storage.ts). */
+export function moKind(bytes: Uint8Array): 'readings' | 'ack' | 'storage' | 'unknown' {
   const b = bytes[0];
-  return b === 1 || b === 2 ? 'readings' : b === MO_ACK_KIND ? 'ack' : 'unknown';
+  return b === 1 || b === 2 ? 'readings' : b === MO_ACK_KIND ? 'ack' : b === MO_STORAGE_KIND ? 'storage' : 'unknown';
 }

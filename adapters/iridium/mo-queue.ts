@@ -5,7 +5,8 @@ import { OutpostError, toOutpostError } from '../../core/errors.js';
 import './errors.js';
 import { readJsonState, writeJsonState } from '../../runtime/durable-file.js';
 import { PRIORITIES, type CreditBudget, type Priority } from './budget.js';
-import { creditsFor, type MoCodec, type Reading } from './codec.js';
+import { CODEC_EPOCH_MS, creditsFor, type MoCodec, type Reading } from './codec.js';
+import { encodeStorageStatus, type StorageStatus } from './mo-storage.js';
 import { packMessage } from './pack-plan.js';
 import type { MoSource } from './session.js';
 
@@ -35,6 +36,8 @@ interface QueueFile {
   latest: Reading[];
   history: Reading[];
   inflight?: { seq: number; bytes: string; priority: Priority; counts: Record<Priority, number> };
+  /** The gateway's storage state waiting to go (absent in files written before it existed). */
+  storage?: StorageStatus;
 }
 
 const EMPTY: QueueFile = { version: 1, alarms: [], latest: [], history: [] };
@@ -50,12 +53,17 @@ const DEFAULT_MAX_ALARMS = 500;
  * history together then. Latest values are one per datapoint: a newer one replaces the
  * one waiting (which joins history), so an outage of many send intervals costs one
  * latest-values message afterwards, not one per interval.
+ *
+ * It also holds the gateway's storage state for the sync fallback link (`setStorage`,
+ * mo-storage.ts): one slot, sent before anything else, from the alarm class.
  */
 export class ForwardQueue implements MoSource {
   /** Readings dropped because the queue was full, since start. */
   dropped = 0;
   private readonly maxAlarms: number;
   private writing: Promise<unknown> = Promise.resolve();
+  /** What the session under way sends: the storage state (which one) or readings. */
+  private sending: { storage: StorageStatus } | 'readings' | undefined;
 
   private constructor(
     private readonly o: ForwardQueueOptions,
@@ -64,6 +72,8 @@ export class ForwardQueue implements MoSource {
     private readonly latest: Map<string, Reading>,
     private history: Reading[],
     private inflight: InFlight | undefined,
+    /** One slot: the newest storage state not sent yet (mo-storage.ts), sent first, in the alarm class. */
+    private storage: StorageStatus | undefined,
   ) {
     this.maxAlarms = o.maxAlarms ?? DEFAULT_MAX_ALARMS;
   }
@@ -98,15 +108,56 @@ export class ForwardQueue implements MoSource {
       if (bytes.length >= 3 && ((bytes[1]! << 8) | bytes[2]!) === o.codec.fingerprint) inflight = { ...state.inflight, bytes };
       else o.log.warn({ seq: state.inflight.seq }, 'the MO message in doubt at the last stop was packed with another codec table: not sent again');
     }
-    const queue = new ForwardQueue(o, file, alarms, latest, history, inflight);
-    if (inflight || alarms.length > 0)
-      o.log.info({ alarms: alarms.length, latest: latest.size, history: history.length, inDoubt: inflight?.seq }, 'Iridium forwarding queue restored');
+    const queue = new ForwardQueue(o, file, alarms, latest, history, inflight, state.storage);
+    if (inflight || alarms.length > 0 || state.storage)
+      o.log.info(
+        { alarms: alarms.length, latest: latest.size, history: history.length, inDoubt: inflight?.seq, storage: state.storage?.state },
+        'Iridium forwarding queue restored',
+      );
     return queue;
   }
 
-  /** Messages waiting: the one in doubt, plus one while any reading waits (they are packed when they can go). */
+  /** Messages waiting: the storage state, the one in doubt, plus one while any reading waits (they are packed when they can go). */
   get size(): number {
-    return (this.inflight ? 1 : 0) + (this.readings > 0 ? 1 : 0);
+    return (this.storage ? 1 : 0) + (this.inflight ? 1 : 0) + (this.readings > 0 ? 1 : 0);
+  }
+
+  /** The storage state waiting to be sent, if any. */
+  get storageWaiting(): StorageStatus | undefined {
+    return this.storage;
+  }
+
+  /**
+   * The gateway's storage state (read-only, or recovered): replaces the one waiting, if any
+   * (only the newest matters), and goes before everything else, paid from the alarm class. Kept
+   * in memory at once, so it goes even when the disk it would be saved on is the full one;
+   * resolves once on disk (rejects when that failed: it is then lost with a restart).
+   *
+   * `undefined` means the gateway started and reported nothing: its storage was writable then.
+   * A read-only state restored from before that restart is no longer true and may never have
+   * reached the central side (or did, in a session a kill cut short): it becomes `ok` (since
+   * now), so the central side ends on the truth either way. An `ok` waiting stays.
+   */
+  async setStorage(status: StorageStatus | undefined, now: number): Promise<void> {
+    if (status === undefined) {
+      if (this.storage?.state !== 'read-only') return;
+      status = { state: 'ok', since: now };
+    }
+    if (status.state !== 'ok' && status.state !== 'read-only')
+      throw new OutpostError('IRIDIUM_CODEC', `storage state ${JSON.stringify((status as { state: unknown }).state)} is not ok or read-only`);
+    if (!Number.isSafeInteger(status.since)) throw new OutpostError('IRIDIUM_CODEC', `storage state time ${status.since} is not a time in ms`);
+    let since = status.since;
+    if (since < CODEC_EPOCH_MS) {
+      // A clock not set yet (no RTC, no time source since power-up): the alarm matters more than
+      // its time, which goes as the codec epoch (2020-01-01T00:00:00Z), read as "unknown".
+      this.o.log.warn({ since, storage: status.state }, 'storage state time is before 2020 (gateway clock not set?): sent as 2020-01-01');
+      since = CODEC_EPOCH_MS;
+    }
+    // Only the fields of the wire format, checked by encoding before it takes the slot.
+    const slot: StorageStatus = status.state === 'read-only' ? { state: 'read-only', error: status.error, since } : { state: 'ok', since };
+    encodeStorageStatus(slot);
+    this.storage = slot;
+    await this.save();
   }
 
   /** Readings waiting (not counting those in the message in doubt). */
@@ -163,6 +214,8 @@ export class ForwardQueue implements MoSource {
   }
 
   ready(budget: CreditBudget): Priority | undefined {
+    // The storage state goes first: a one-credit message the alarm reserve pays for.
+    if (this.storage) return budget.allows(creditsFor(encodeStorageStatus(this.storage).length), 'alarm') ? 'alarm' : undefined;
     if (this.inflight) return budget.allows(creditsFor(this.inflight.bytes.length), this.inflight.priority) ? this.inflight.priority : undefined;
     // Each class's limit is within the one above it (budget.ts): if the highest class
     // waiting cannot have a credit, the lower ones cannot either.
@@ -171,6 +224,15 @@ export class ForwardQueue implements MoSource {
   }
 
   async take(budget: CreditBudget): Promise<{ bytes: Buffer; priority: Priority } | undefined> {
+    if (this.storage) {
+      const bytes = encodeStorageStatus(this.storage);
+      if (!budget.allows(creditsFor(bytes.length), 'alarm')) return undefined;
+      // Already on disk in its slot: after a kill during the session it goes again (the
+      // central side takes the same state twice as one).
+      this.sending = { storage: this.storage };
+      return { bytes, priority: 'alarm' };
+    }
+    this.sending = 'readings';
     if (this.inflight) return { bytes: this.inflight.bytes, priority: this.inflight.priority };
     if (this.ready(budget) === undefined) return undefined;
     const seq = await this.o.takeSeq();
@@ -188,11 +250,25 @@ export class ForwardQueue implements MoSource {
   }
 
   async sent(): Promise<void> {
-    this.inflight = undefined;
+    const sending = this.sending;
+    this.sending = undefined;
+    if (sending !== undefined && sending !== 'readings') {
+      this.o.log.info({ storage: sending.storage.state, since: sending.storage.since }, 'storage state sent over the satellite');
+      // A newer state that came during the session still goes.
+      if (this.storage === sending.storage) this.storage = undefined;
+    } else this.inflight = undefined;
     await this.save();
   }
 
   async drop(reason: OutpostError): Promise<void> {
+    const sending = this.sending;
+    this.sending = undefined;
+    if (sending !== undefined && sending !== 'readings') {
+      if (this.storage === sending.storage) this.storage = undefined;
+      this.o.log.error({ storage: sending.storage.state, code: reason.code, reason: reason.message }, 'Iridium storage status message dropped');
+      await this.save();
+      return;
+    }
     const lost = this.inflight;
     this.inflight = undefined;
     if (lost) this.o.log.error({ seq: lost.seq, readings: lost.counts, code: reason.code, reason: reason.message }, 'Iridium forwarding message dropped');
@@ -212,6 +288,7 @@ export class ForwardQueue implements MoSource {
 
   private toFile(): QueueFile {
     const f: QueueFile = { version: 1, alarms: this.alarms, latest: [...this.latest.values()], history: this.history };
+    if (this.storage) f.storage = this.storage;
     if (this.inflight)
       f.inflight = { seq: this.inflight.seq, bytes: this.inflight.bytes.toString('base64'), priority: this.inflight.priority, counts: this.inflight.counts };
     return f;
@@ -234,7 +311,19 @@ function checkFile(f: QueueFile): QueueFile {
     f !== null &&
     f.version === 1 &&
     [f.alarms, f.latest, f.history].every((l) => Array.isArray(l) && l.every(isReading)) &&
-    (f.inflight === undefined || (typeof f.inflight.bytes === 'string' && Number.isInteger(f.inflight.seq) && PRIORITIES.includes(f.inflight.priority)));
+    (f.inflight === undefined || (typeof f.inflight.bytes === 'string' && Number.isInteger(f.inflight.seq) && PRIORITIES.includes(f.inflight.priority))) &&
+    (f.storage === undefined || isStorageStatus(f.storage));
   if (!ok) throw new OutpostError('IRIDIUM_CODEC', 'mo-queue.json does not hold a forwarding queue');
   return f;
+}
+
+function isStorageStatus(s: unknown): s is StorageStatus {
+  const x = s as Record<string, unknown>;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    Number.isSafeInteger(x.since) &&
+    (x.since as number) >= CODEC_EPOCH_MS &&
+    (x.state === 'ok' || (x.state === 'read-only' && typeof x.error === 'string'))
+  );
 }

@@ -381,7 +381,15 @@ export class SbdLink extends EventEmitter {
       // a mailbox check, plus the MT message per 50 bytes. MT spend is counted in its share.
       const mtCredits = (bytes ? 0 : 1) + (result.mtStatus === 1 ? creditsFor(result.mtLength) : 0);
       const credits = (bytes ? creditsFor(bytes.length) : 0) + mtCredits;
-      await this.budget.record(credits, mtCredits);
+      try {
+        await this.budget.record(credits, mtCredits);
+      } catch (err) {
+        // Sent and billed: the spend is counted in memory all the same. Failing the attempt here
+        // would send the message again, billed each time: on a full disk (issue 19) copies of
+        // one alarm would spend the day's budget, reserve included.
+        const e = toOutpostError(err);
+        this.log.warn({ code: e.code, reason: e.message, credits }, 'credit spend not saved (credits.json): a restart before the next save forgets it');
+      }
       this.emit('credits', this.budget.today, this.budget.month, this.budget.mtToday);
       // Sent and paid: done, whatever happens next. (Resolving only after the buffer clear
       // below re-sent and re-billed the message when AT+SBDD0 failed.)

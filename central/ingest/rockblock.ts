@@ -3,12 +3,13 @@ import type { Request, Response } from 'express';
 import { OutpostError, isOutpostError } from '../../core/errors.js';
 import { creditsFor, type Reading } from '../../adapters/iridium/codec.js';
 import { decodeMoAck, moKind } from '../../adapters/iridium/mo-ack.js';
+import { decodeStorageStatus, type StorageStatus } from '../../adapters/iridium/mo-storage.js';
 import type { RockblockConfig } from '../config.js';
 import type { GatewayDirectory } from '../gateways.js';
 import { readRawBody } from '../http/body.js';
 import type { CentralHttp } from '../http/server.js';
 import type { CentralMetrics } from '../metrics.js';
-import type { IngestRecord, SatelliteMessage } from '../store/contract.js';
+import type { CentralStore, IngestRecord, SatelliteMessage } from '../store/contract.js';
 import { storageBusy } from './http-ingest.js';
 import { verifyRs256 } from './jwt.js';
 import type { IngestService, IngestSink } from './service.js';
@@ -20,7 +21,7 @@ const MAX_BODY = 64 * 1024;
 export interface RockblockDeps {
   http: CentralHttp;
   service: IngestService;
-  sink: Pick<IngestSink, 'recordSatellite'>;
+  sink: Pick<IngestSink, 'recordSatellite' | 'recordStatus'> & Pick<CentralStore, 'gatewayState'>;
   gateways: GatewayDirectory;
   metrics: CentralMetrics;
   config: RockblockConfig;
@@ -50,7 +51,9 @@ interface MoDelivery {
  *
  * The IMEI names the gateway (`gateways[].iridium.imei`); the message is decoded with that
  * gateway's codec table: readings (codec 1 and 2; version 2 carries the outbox seqs, so the
- * backfill over the primary link drops them again) or an acknowledgement of MT commands.
+ * backfill over the primary link drops them again), an acknowledgement of MT commands, or the
+ * gateway's storage state (read-only or recovered: recorded as its status, like the storage
+ * alarm of the MQTT and HTTP links).
  * 200 once stored; 400 undecodable (garbage hex, another table: the fingerprint differs), 401
  * a missing or wrong JWT, 403 an unknown IMEI. Rock7 retries until it gets a 200.
  */
@@ -63,6 +66,15 @@ export function rockblockRoutes(d: RockblockDeps): void {
       const gw = d.gateways.byModem(mo.imei);
       if (!gw?.codec) throw new OutpostError('CENTRAL_GATEWAY_UNKNOWN', `IMEI ${mo.imei} is not the modem of a configured gateway (gateways[].iridium.imei)`);
       const kind = moKind(mo.data);
+      if (kind === 'storage') {
+        const storage = undecodable(() => decodeStorageStatus(mo.data));
+        const recorded = await recordStorage(d, gw.id, storage, now());
+        // Billed like any MO message; a redelivery (recorded: false) was counted the first time.
+        if (recorded) d.metrics.satelliteCredits.inc({ gateway: gw.id }, creditsFor(mo.data.length));
+        d.metrics.requests.inc({ path: 'rockblock', outcome: 'ok' });
+        res.json({ ok: true, gateway: gw.id, kind: 'storage', storage, recorded });
+        return;
+      }
       const message: SatelliteMessage = {
         imei: mo.imei,
         momsn: mo.momsn,
@@ -82,7 +94,10 @@ export function rockblockRoutes(d: RockblockDeps): void {
         return;
       }
       if (kind !== 'readings')
-        throw new OutpostError('CENTRAL_SATELLITE_INVALID', `MO message kind ${mo.data[0]} is not readings (1, 2) or an acknowledgement (3)`);
+        throw new OutpostError(
+          'CENTRAL_SATELLITE_INVALID',
+          `MO message kind ${mo.data[0]} is not readings (1, 2), an acknowledgement (3) or a storage state (4)`,
+        );
       const decoded = undecodable(() => gw.codec!.decode(mo.data));
       const records = decoded.readings.map(toRecord);
       const result = await d.service.insert(gw.id, records, { via: 'rockblock', lane: 'satellite', at: now(), satellite: message });
@@ -103,6 +118,19 @@ export function rockblockRoutes(d: RockblockDeps): void {
       throw e;
     }
   });
+}
+
+/**
+ * The storage state in an MO message, recorded as the gateway's status (what `GET
+ * /api/gateways/:gw` shows) unless the status already holds a newer storage state, or this
+ * very one: Rock7 redelivers a message until it gets a 200, so an older state may arrive after
+ * a newer one. Whether it was recorded.
+ */
+async function recordStorage(d: RockblockDeps, gateway: string, storage: StorageStatus, at: number): Promise<boolean> {
+  const current = (await d.sink.gatewayState(gateway))?.status?.storage;
+  if (current?.since !== undefined && (current.since > storage.since || (current.since === storage.since && current.state === storage.state))) return false;
+  await d.sink.recordStatus(gateway, { at, via: 'rockblock', storage });
+  return true;
 }
 
 function toRecord(r: Reading): IngestRecord {

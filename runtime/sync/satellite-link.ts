@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Clock } from '../../core/clock.js';
 import type { OutboxRecord } from '../../storage/store.js';
 import type { IridiumLinkConfig } from './config.js';
-import { LinkBase, type Batch, type DownlinkAck, type Link, type LinkState } from './link.js';
+import { LinkBase, type Batch, type DownlinkAck, type Link, type LinkState, type StorageReport } from './link.js';
 import type { SatelliteDirectory, SatelliteModem, SatelliteMt, SatellitePriority } from './satellite.js';
 
 export interface SatelliteLinkOptions {
@@ -41,6 +41,9 @@ interface PendingAck {
  * Downlink: authenticated MT setpoints become `DownlinkCommand`s (same validation as a
  * local write, via `Downlink.handle`); once every op of an MT message has a result, one
  * acknowledgement MO message (`adapters/iridium/mo-ack.ts`) reports them.
+ *
+ * Storage status: `reportStorage` hands the gateway's storage state to the modem, which sends
+ * it first, in the alarm class (`adapters/iridium/mo-storage.ts`).
  */
 export class SatelliteLink extends LinkBase implements Link {
   readonly name: string;
@@ -54,6 +57,10 @@ export class SatelliteLink extends LinkBase implements Link {
   private readonly alarms = new WeakSet<OutboxRecord>();
   private readonly pendingAcks = new Map<number, PendingAck>();
   private warnedForwarding = false;
+  /** The storage state reported and not yet handed to a modem (none was attached). */
+  private storagePending: StorageReport | undefined;
+  /** Whether a modem was told the storage state since start (the first one is told even when nothing was reported). */
+  private storageTold = false;
 
   constructor(private readonly o: SatelliteLinkOptions) {
     super();
@@ -104,6 +111,35 @@ export class SatelliteLink extends LinkBase implements Link {
     return alarms.slice(0, m.pack(alarms, alarmCap).count);
   }
 
+  /**
+   * Storage went read-only or recovered: the modem sends it as a small alarm-class MO message
+   * (adapters/iridium/mo-storage.ts), from the alarm reserve if need be, whether or not the
+   * link is the fallback now — the outbox cannot carry this alarm, and on a site with only the
+   * satellite nothing else would. Kept here until a modem is attached.
+   */
+  reportStorage(storage: StorageReport): void {
+    this.storagePending = storage;
+    this.tellStorage();
+  }
+
+  private tellStorage(): void {
+    const m = this.modem;
+    if (!m || (this.storagePending === undefined && this.storageTold)) return;
+    const storage = this.storagePending;
+    this.storagePending = undefined;
+    this.storageTold = true;
+    m.reportStorage(storage).then(
+      () => {
+        if (storage) this.o.log.info({ link: this.name, storage: storage.state }, 'storage state queued for the satellite (alarm class)');
+      },
+      (err: unknown) =>
+        this.o.log.warn(
+          { link: this.name, storage: storage?.state, code: toOutpostError(err).code, reason: toOutpostError(err).message },
+          'storage state queued for the satellite but not saved: a restart before it goes loses it',
+        ),
+    );
+  }
+
   async send(batch: Batch): Promise<number> {
     const m = this.modem;
     if (!m || this.current !== 'up') throw new OutpostError('SYNC_LINK_DOWN', `Iridium link ${this.name}: ${this.error ?? 'modem not ready'}`);
@@ -145,6 +181,7 @@ export class SatelliteLink extends LinkBase implements Link {
       );
     }
     this.onModemState(modem.state);
+    this.tellStorage();
   }
 
   private release(): void {

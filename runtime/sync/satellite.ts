@@ -1,4 +1,5 @@
 import { ServiceRegistry } from '../services.js';
+import type { StorageReport } from './link.js';
 
 /**
  * The contract between a metered satellite modem adapter (adapters/iridium) and the
@@ -50,6 +51,14 @@ export interface SatelliteModem {
   sendPacked(bytes: Buffer, priority: SatellitePriority): Promise<{ credits: number }>;
   /** Encodes acknowledgements of MT messages as one small MO message. */
   encodeAck(acks: ReadonlyArray<{ counter: number; results: string[] }>): Buffer;
+  /**
+   * Queues the gateway's storage state (read-only, or recovered) as a small MO message of the
+   * alarm class, sent before anything else: one slot (a newer state replaces one not sent yet),
+   * kept on the adapter's disk until sent. `undefined`: the gateway started and reported
+   * nothing, so its storage was writable then (a read-only state waiting from before the
+   * restart is stale). Resolves once saved; the state is queued even when saving fails.
+   */
+  reportStorage(storage: StorageReport | undefined): Promise<void>;
   /** State changes of the modem link; returns the unsubscribe function. */
   onState(listener: (state: string, detail?: string) => void): () => void;
   /**

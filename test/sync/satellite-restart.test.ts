@@ -54,6 +54,7 @@ class FakeModem implements SatelliteModem {
     this.stopped?.(new OutpostError('ADAPTER_UNAVAILABLE', 'Iridium link stopped before the message was sent'));
   }
   encodeAck = (): Buffer => Buffer.from([3]);
+  reportStorage = async (): Promise<void> => undefined;
   onState(listener: (state: string, detail?: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
