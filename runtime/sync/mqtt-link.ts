@@ -45,6 +45,13 @@ export class MqttLink extends LinkBase implements Link {
   /** Storage state other than ok, carried on `<root>/status` (reportStorage). */
   private storage: StorageReport | undefined;
   private onlineSince = 0;
+  /**
+   * The connection this status belongs to: chosen before each CONNECT and named by its will and
+   * by the online status it publishes, so a receiver that gets a will and the next online status
+   * in either order (two members of a shared subscription) keeps the newest session's
+   * (central/README.md "Status order"). Epoch ms, strictly increasing within a process.
+   */
+  private session = 0;
   private readonly topics: ReturnType<typeof mqttTopics>;
   private readonly pending = new Set<(err: OutpostError) => void>();
   /** Publishes go out in call order although gzip runs concurrently (order per datapoint). */
@@ -84,9 +91,7 @@ export class MqttLink extends LinkBase implements Link {
       connectTimeout: Math.min(30_000, c.ackTimeoutMs),
       queueQoSZero: false,
       resubscribe: true,
-      will: this.sparkplug
-        ? this.sparkplug.will()
-        : { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId })), qos: 1, retain: true },
+      will: this.sparkplug ? this.sparkplug.will() : { topic: this.topics.status, payload: this.nextSessionWill(), qos: 1, retain: true },
     };
     if (c.username !== undefined) options.username = c.username;
     if (c.password !== undefined) options.password = c.password;
@@ -142,7 +147,10 @@ export class MqttLink extends LinkBase implements Link {
       if (client.connected) {
         const offline = this.sparkplug
           ? this.sparkplug.death()
-          : { topic: this.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId, t: this.o.clock.now() })) };
+          : {
+              topic: this.topics.status,
+              payload: Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId, session: this.session, t: this.o.clock.now() })),
+            };
         await withTimeout(client.publishAsync(offline.topic, offline.payload, { qos: 1, retain: !this.sparkplug }), 2000).catch((err: Error) =>
           this.o.log.debug({ link: this.name, err: err.message }, 'offline status not published on stop'),
         );
@@ -215,10 +223,22 @@ export class MqttLink extends LinkBase implements Link {
     });
   }
 
+  /** A new session and the will that names it. */
+  private nextSessionWill(): Buffer {
+    this.session = Math.max(this.o.clock.now(), this.session + 1);
+    return Buffer.from(JSON.stringify({ state: 'offline', gatewayId: this.o.gatewayId, session: this.session }));
+  }
+
   /** The retained `<root>/status` while connected: online, and the storage state when it is not ok. */
   private statusPayload(): Buffer {
     return Buffer.from(
-      JSON.stringify({ state: 'online', gatewayId: this.o.gatewayId, since: this.onlineSince, ...(this.storage ? { storage: this.storage } : {}) }),
+      JSON.stringify({
+        state: 'online',
+        gatewayId: this.o.gatewayId,
+        since: this.onlineSince,
+        session: this.session,
+        ...(this.storage ? { storage: this.storage } : {}),
+      }),
     );
   }
 
@@ -263,6 +283,8 @@ export class MqttLink extends LinkBase implements Link {
     const outgoing = (client as unknown as { outgoing?: Record<string, unknown> }).outgoing ?? {};
     for (const id of Object.keys(outgoing)) client.removeOutgoingMessage(Number(id));
     this.sparkplug?.offline(client);
+    // MQTT.js sends options.will with every reconnect's CONNECT: the next connection is a new session.
+    if (!this.sparkplug && client.options.will) client.options.will.payload = this.nextSessionWill();
     if (this.current !== 'stopped') this.setState('down');
   }
 
