@@ -2,6 +2,7 @@ import { isOutpostError } from '../core/errors.js';
 import { loadCentralConfig } from './config.js';
 import { createCentralLogger } from './log.js';
 import { startCentral } from './main.js';
+import { redactUrl } from './store/postgres/db.js';
 
 const EXIT_RUNTIME = 1;
 const EXIT_CONFIG = 2;
@@ -63,10 +64,16 @@ export async function centralCommand(o: { configPath: string | undefined; versio
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
-  const role = central.store ? `store ${central.store.kind} in ${config.dataDir}` : `receiver forwarding to ${config.database}`;
+  // A PostgreSQL URL may carry the password: shown without it.
+  const where = central.store?.kind === 'postgres' ? `at ${redactUrl(config.database)}` : `in ${config.dataDir}`;
+  const role = central.store ? `store ${central.store.kind} ${where}` : `receiver forwarding to ${config.database}`;
   log.info({ http: central.url, role, gateways: central.gateways.size, mqtt: config.ingest.mqtt?.url }, 'outpost central ready');
   process.stdout.write(
     `Outpost Central ${o.version} ready: ${central.url}  (${role}, ${central.gateways.size} gateway(s)${config.ingest.mqtt ? `, MQTT ${config.ingest.mqtt.url}` : ''})\n`,
   );
+  // As the gateway: a generated first password goes to the terminal once, never to the log.
+  const first = central.web?.firstAdmin;
+  if (first?.generatedPassword)
+    process.stdout.write(`First start: web UI login "${first.username}", password ${first.generatedPassword} (shown once; change it under Users)\n`);
   return undefined;
 }

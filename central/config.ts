@@ -7,6 +7,7 @@ import { formatIssueLines, issueLines, type IssueLine } from '../core/zod-error.
 import { applyEnvOverrides } from './config-env.js';
 import './errors.js';
 import { GATEWAY_ID } from './ids.js';
+import { trustedProxiesSchema, webAuthSchema } from './web/config.js';
 
 const TOKEN_HASH = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex> from `outpost hash-token`');
 const SECRET_MIN = 16;
@@ -128,11 +129,24 @@ export const centralSchema = z
     /**
      * `level`: the embedded store in `dataDir`, one process. `http(s)://…`: this process is a
      * receiver only, and forwards what it takes to the central at that URL (which owns the
-     * store). `postgres://…`: PostgreSQL (not built yet).
+     * store). `postgres://user@host:5432/db`: PostgreSQL (store/postgres.ts), shared by any
+     * number of central processes. Its password: in the URL, in `postgres.passwordFile`, or the
+     * whole URL from the environment (`OUTPOST_CENTRAL_DATABASE`); it is never logged.
      */
     database: z.string().min(1).default('level'),
     /** With `database: http(s)://…`: the token this receiver forwards with (its hash in the owner's `ingest.http.receiverTokens`). */
     forward: z.strictObject({ token: z.string().min(24).optional(), tokenFile: z.string().min(1).optional() }).optional(),
+    /** With `database: postgres://…`. */
+    postgres: z
+      .strictObject({
+        /** A file holding the database password (trimmed), rather than the URL (node-postgres also reads PGPASSWORD and ~/.pgpass). */
+        passwordFile: z.string().min(1).optional(),
+        /** Connections this process opens at most. */
+        poolSize: z.number().int().min(1).max(1000).default(10),
+        /** How often the rollups (1 min … 1 d) are brought up to date; aggregates are exact in between. */
+        rollupRefreshSeconds: z.number().int().min(1).max(86_400).default(60),
+      })
+      .prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'), pretty: z.boolean().optional() }).prefault({}),
     http: z
       .strictObject({
@@ -147,8 +161,12 @@ export const centralSchema = z
           .min(1024)
           .max(256 * 1024 * 1024)
           .default(16 * 1024 * 1024),
+        /** Proxies whose X-Forwarded-* headers name the client (web UI origin checks, login throttles); none by default. */
+        trustedProxies: trustedProxiesSchema,
       })
       .prefault({}),
+    /** The web UI's users, sessions and login throttles (central/web/config.ts). */
+    auth: webAuthSchema,
     ingest: z
       .strictObject({
         http: z
@@ -208,6 +226,12 @@ export const centralSchema = z
         path: ['forward'],
         message: 'a receiver forwarding to another central needs exactly one of forward.token or forward.tokenFile',
       });
+    if (kind === 'postgres') {
+      const problem = postgresUrlProblem(c.database);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['database'], message: problem });
+      else if (c.postgres.passwordFile && new URL(c.database).password)
+        ctx.addIssue({ code: 'custom', path: ['postgres', 'passwordFile'], message: 'the database URL carries a password already: give it in one place' });
+    }
     if (kind === 'forward' && !c.ingest.mqtt)
       ctx.addIssue({ code: 'custom', path: ['ingest', 'mqtt'], message: 'a forwarding receiver takes MQTT: configure ingest.mqtt' });
   });
@@ -224,6 +248,22 @@ export function databaseKind(database: string): DatabaseKind {
   if (/^https?:\/\/./.test(database)) return 'forward';
   if (/^postgres(ql)?:\/\//.test(database)) return 'postgres';
   return 'unknown';
+}
+
+/**
+ * What is wrong with a PostgreSQL URL, in words that do not repeat it (it may hold the
+ * password); undefined when node-postgres can take it.
+ */
+function postgresUrlProblem(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'not a valid URL: expected postgres://user@host:5432/database (%-encode special characters of a password)';
+  }
+  if (!u.hostname && !u.searchParams.get('host')) return 'the URL names no host (postgres://user@host:5432/database, or ?host=/run/postgresql for a socket)';
+  if (u.pathname.length > 1 && u.pathname.slice(1).includes('/')) return 'the URL path is the database name alone (postgres://user@host:5432/database)';
+  return undefined;
 }
 
 /** Validates a parsed config (YAML as data); `env` applies `OUTPOST_CENTRAL_*` overrides first. */

@@ -15,6 +15,7 @@ export const centralErrors = defineErrors({
   CENTRAL_SATELLITE_INVALID: { status: 400, retryable: false, message: 'the satellite message cannot be decoded with the gateway datapoint table' },
   CENTRAL_BUSY: { status: 503, retryable: true, message: 'central is busy: retry later' },
   CENTRAL_FORWARD_FAILED: { status: 503, retryable: true, message: 'the central that owns the store did not take the batch' },
+  CENTRAL_STORE_UNAVAILABLE: { status: 503, retryable: true, message: 'the database cannot be reached: retry later' },
   CENTRAL_CONFIG: { status: 400, retryable: false, message: 'central configuration is invalid' },
 });
 

@@ -1,4 +1,3 @@
-import { OutpostError } from '../core/errors.js';
 import { databaseKind, readSecretFile, type CentralConfig } from './config.js';
 import { GatewayDirectory } from './gateways.js';
 import { apiRoutes } from './http/api.js';
@@ -14,6 +13,9 @@ import { createCentralLogger, type Logger } from './log.js';
 import { CentralMetrics } from './metrics.js';
 import type { CentralStore } from './store/contract.js';
 import { LevelCentralStore } from './store/level.js';
+import { PostgresCentralStore } from './store/postgres.js';
+import { urlWithPassword } from './store/postgres/db.js';
+import { openWeb, type CentralWeb } from './web/index.js';
 import openapi from './http/openapi.json' with { type: 'json' };
 import './errors.js';
 
@@ -26,12 +28,14 @@ export interface CentralOptions {
 export interface Central {
   /** The HTTP API and ingest (`http://host:port`). */
   url: string;
-  /** The store, when this process owns it (`database: level`). */
+  /** The store, when this process has one (`database: level`, or `postgres://…` shared with other centrals). */
   store: CentralStore | undefined;
   receiver: MqttReceiver | undefined;
   http: CentralHttp;
   metrics: CentralMetrics;
   gateways: GatewayDirectory;
+  /** The web UI (a central that owns its store): its audit trail, and the first admin when this start created it. */
+  web: CentralWeb | undefined;
   stop(): Promise<void>;
 }
 
@@ -43,33 +47,37 @@ export interface Central {
 export async function startCentral(config: CentralConfig, options: CentralOptions): Promise<Central> {
   const log = options.log ?? createCentralLogger({ level: config.log.level, ...(config.log.pretty !== undefined ? { pretty: config.log.pretty } : {}) });
   const kind = databaseKind(config.database);
-  if (kind === 'postgres')
-    throw new OutpostError('CONFIG_INVALID', 'database: PostgreSQL is not built yet (issue 25, phase 2); use database: level (the embedded store)');
   const metrics = new CentralMetrics();
   const gateways = await GatewayDirectory.load(config);
   const http = new CentralHttp({ host: config.http.host, port: config.http.port, tokens: config.http.tokens, log: log.child({ component: 'http' }) });
   const now = options.now ?? Date.now;
   let store: CentralStore | undefined;
+  let web: CentralWeb | undefined;
   let handler: MqttMessageHandler & { close?(): void };
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
-    if (kind === 'level') {
-      const level = new LevelCentralStore({ dataDir: config.dataDir });
-      await level.open();
-      store = level;
-      cleanups.push(() => level.close());
-      const service = new IngestService({ sink: level, gateways, metrics, log: log.child({ component: 'ingest' }), now });
-      apiRoutes({ http, store: level, gateways, metrics, offlineAfterMs: config.fleet.offlineAfterSeconds * 1000, version: options.version, now });
+    if (kind === 'level' || kind === 'postgres') {
+      // PostgreSQL: every central process opens the same database, each its own receiver.
+      const owned = kind === 'level' ? new LevelCentralStore({ dataDir: config.dataDir }) : await postgresStore(config, log, now);
+      await owned.open();
+      store = owned;
+      cleanups.push(() => owned.close());
+      const service = new IngestService({ sink: owned, gateways, metrics, log: log.child({ component: 'ingest' }), now });
+      // Logins go in front of the API: before its first route (central/web/index.ts).
+      const opened = await openWeb({ config, http, store: owned, gateways, log: log.child({ component: 'web' }), now });
+      web = opened;
+      cleanups.push(() => opened.close());
+      apiRoutes({ http, store: owned, gateways, metrics, offlineAfterMs: config.fleet.offlineAfterSeconds * 1000, version: options.version, now });
       httpIngestRoutes({ http, service, gateways, metrics, ingest: config.ingest.http, maxBodyBytes: config.http.maxBodyBytes, now });
-      downlinkRoutes({ http, store: level, gateways, metrics, ingest: config.ingest.http, now });
+      downlinkRoutes({ http, store: owned, gateways, metrics, ingest: config.ingest.http, now });
       const rb = config.ingest.rockblock;
       if (rb) {
         const publicKey = rb.verify === 'jwt' ? await loadPublicKey(rb.jwt!.publicKeyFile) : undefined;
         if (rb.verify === 'none')
           log.warn({ component: 'ingest' }, 'ingest.rockblock.verify is none: anyone who can reach this URL can post satellite readings');
-        rockblockRoutes({ http, service, sink: level, gateways, metrics, config: rb, publicKey, now });
+        rockblockRoutes({ http, service, sink: owned, gateways, metrics, config: rb, publicKey, now });
       }
-      scrapedMetrics(metrics, level, gateways);
+      scrapedMetrics(metrics, owned, gateways);
       handler = localHandler(service, config.ingest.http.maxBatchBytes);
     } else {
       const token = config.forward!.token ?? (await readSecretFile(config.forward!.tokenFile!, 'forward.tokenFile'));
@@ -95,6 +103,7 @@ export async function startCentral(config: CentralConfig, options: CentralOption
       http,
       metrics,
       gateways,
+      web,
       async stop() {
         if (stopped) return;
         stopped = true;
@@ -105,6 +114,19 @@ export async function startCentral(config: CentralConfig, options: CentralOption
     await runCleanups(cleanups).catch((e: Error) => log.warn({ err: e.message }, 'cleanup after a failed start'));
     throw err;
   }
+}
+
+/** The PostgreSQL store of `database: postgres://…`, with the password from `postgres.passwordFile` when given. */
+async function postgresStore(config: CentralConfig, log: Logger, now: () => number): Promise<PostgresCentralStore> {
+  const file = config.postgres.passwordFile;
+  const url = file ? urlWithPassword(config.database, await readSecretFile(file, 'postgres.passwordFile')) : config.database;
+  return new PostgresCentralStore({
+    url,
+    poolSize: config.postgres.poolSize,
+    refreshMs: config.postgres.rollupRefreshSeconds * 1000,
+    log: log.child({ component: 'store' }),
+    now,
+  });
 }
 
 async function runCleanups(cleanups: Array<() => Promise<void> | void>): Promise<void> {

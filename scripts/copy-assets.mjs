@@ -21,3 +21,5 @@ function walk(dir) {
 for (const root of ROOTS) walk(root);
 // The dashboard's browser modules are plain .js served as they are (no bundler).
 cpSync('runtime/dashboard/public', 'dist/runtime/dashboard/public', { recursive: true });
+// Outpost Central's web UI, likewise (central/web/assets.ts looks beside its module first).
+cpSync('central/web/public', 'dist/central/web/public', { recursive: true });

@@ -4,16 +4,21 @@ import type { AddressInfo } from 'node:net';
 import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
 import '../../storage/errors.js';
 import '../errors.js';
+import { securityHeaders } from '../../runtime/auth/headers.js';
 import { tokenMatches } from '../gateways.js';
 import { bearerOf } from '../ingest/gateway-auth.js';
 import type { Logger } from '../log.js';
 import { rateLimitedWarn } from '../log.js';
 
-/** Who may call a route: API token holders, gateways (the ingest checks their credentials itself), or anyone. */
-export type RouteAccess = 'api' | 'ingest' | 'public';
+/**
+ * Who may call a route: API token holders and, with the web UI, logged-in users (`api`, the role
+ * by method and path: central/web/security.ts); anyone, the guard only finding who asks (`login`:
+ * the login routes); gateways (`ingest`: the ingest checks their credentials itself); anyone.
+ */
+export type RouteAccess = 'api' | 'login' | 'ingest' | 'public';
 
 export interface RouteSpec {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'patch' | 'delete';
   /** Express path (`/api/gateways/:gateway`). */
   path: string;
   access: RouteAccess;
@@ -38,10 +43,15 @@ export class CentralHttp {
   readonly routes: RouteSpec[] = [];
   private server: Server | undefined;
   private readonly warn: ReturnType<typeof rateLimitedWarn>;
+  /** Who may call `api` and `login` routes when the web UI's logins are on (authenticateWith). */
+  private guard: RequestHandler | undefined;
 
   constructor(private readonly o: CentralHttpOptions) {
     this.app.disable('x-powered-by');
     this.app.set('etag', false);
+    // The gateway's headers (CSP `default-src 'self'`, no framing, no referrer): the web UI is
+    // served from here; TLS is a proxy's in front (README), so no HSTS from us.
+    this.app.use(securityHeaders({ tls: false }));
     this.app.use((_req, res, next) => {
       res.setHeader('x-content-type-options', 'nosniff');
       res.setHeader('cache-control', 'no-store');
@@ -50,11 +60,22 @@ export class CentralHttp {
     this.warn = rateLimitedWarn(o.log);
   }
 
-  /** Adds a route; `api` routes need a token of `http.tokens`. */
+  /** Adds a route; `api` routes need a token of `http.tokens` (or what the guard asks, once given). */
   route(method: RouteSpec['method'], path: string, access: RouteAccess, ...handlers: RequestHandler[]): void {
+    if (access === 'login' && !this.guard) throw new Error(`${path}: a login route needs the guard (authenticateWith) first`);
     this.routes.push({ method, path, access });
-    const chain = access === 'api' ? [this.apiAuth(), ...handlers] : handlers;
+    const chain = access === 'api' || access === 'login' ? [this.guard ?? this.apiAuth(), ...handlers] : handlers;
     this.app[method](path, ...chain);
+  }
+
+  /**
+   * Puts `guard` in front of every `api` and `login` route instead of the token check: the web
+   * UI's logins (runtime/auth Security.guard: sessions, CSRF, roles, and `http.tokens` as
+   * viewers). Before any such route is added, so none is left with the other check.
+   */
+  authenticateWith(guard: RequestHandler): void {
+    if (this.routes.some((r) => r.access === 'api' || r.access === 'login')) throw new Error('authenticateWith must come before the first api route');
+    this.guard = guard;
   }
 
   private apiAuth(): RequestHandler {

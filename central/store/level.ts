@@ -324,12 +324,12 @@ function inRanges(ranges: ReadonlyArray<readonly [number, number]>, seq: number)
   return false;
 }
 
-function checkGateway(gateway: string): void {
+export function checkGateway(gateway: string): void {
   if (!GATEWAY_ID.test(gateway)) throw new OutpostError('CENTRAL_RECORD_INVALID', `gateway id "${gateway}" is not [a-z0-9][a-z0-9_-]{0,63}`);
 }
 
 /** The store's own guard (ingest checks first, with the record's position): keys must stay well-formed. */
-function checkRecord(r: IngestRecord): void {
+export function checkRecord(r: IngestRecord): void {
   if (!DATAPOINT_ID.test(r.id)) throw new OutpostError('CENTRAL_RECORD_INVALID', `datapoint id "${r.id}" is not [a-z0-9_.-]{1,128}`);
   if (!Number.isSafeInteger(r.t) || r.t < 0 || r.t > MAX_TIME) throw new OutpostError('CENTRAL_RECORD_INVALID', `${r.id}: time ${r.t} is not epoch ms`);
   if (r.seq !== undefined && (!Number.isSafeInteger(r.seq) || r.seq < 0 || r.seq > MAX_TIME))

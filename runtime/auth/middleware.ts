@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { OutpostError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
-import { isLoopbackAddress } from '../net.js';
+import { isLoopbackAddress, plainAddress } from '../net.js';
 import { verifyToken as verifyConfigToken } from './passwords.js';
 import { roleAtLeast, type Principal, type Role } from './roles.js';
 import { SessionStore, SESSION_COOKIE, csrfMatches, readCookie, sessionCookie, type Session } from './sessions.js';
@@ -14,6 +14,7 @@ import type { LocalAccessToken } from './local-access.js';
 import { ProxyTrust } from '../http/forwarded.js';
 import type { AuditSink } from '../audit/entry.js';
 import { audited } from '../audit/record.js';
+import { refused } from '../audit/audit-log.js';
 import { sourceOf } from '../audit/actor.js';
 
 /** The `auth` section of the configuration (see runtime/config/schema.ts). */
@@ -50,6 +51,10 @@ export interface SecurityOptions {
   audit?: AuditSink;
   /** `broker.prefix`, told to the dashboard by `GET /api/auth/me` (it subscribes to live values under it); default `outpost`. */
   brokerPrefix?: string;
+  /** The role `configTokens` act with (default admin; Outpost Central's read-only API tokens are viewers). */
+  configTokenRole?: Role;
+  /** Record logins in the audit trail (`login`: ok, or refused for a wrong password); Outpost Central turns it on. */
+  auditLogins?: boolean;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -164,7 +169,7 @@ export class Security {
       if (this.o.localAccess?.matches(token)) return { kind: 'token', name: 'local', role: 'admin' };
       const rec = this.users.verifyToken(token);
       if (rec) return { kind: 'token', name: rec.name, role: rec.role };
-      if (verifyConfigToken(token, this.o.configTokens)) return { kind: 'token', name: 'config', role: 'admin' };
+      if (verifyConfigToken(token, this.o.configTokens)) return { kind: 'token', name: 'config', role: this.o.configTokenRole ?? 'admin' };
       throw new OutpostError('NOT_AUTHENTICATED', 'the bearer token is not valid');
     }
     const session = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
@@ -313,12 +318,19 @@ export class Security {
       const user = await this.checkPassword(res, address, username, password);
       if (!user) {
         this.o.log.warn({ username, address }, 'login failed');
-        throw new OutpostError('NOT_AUTHENTICATED', 'wrong username or password');
+        const refusal = new OutpostError('NOT_AUTHENTICATED', 'wrong username or password');
+        // Only refusals after a password check: the throttle bounds them per address and user, so
+        // a guesser cannot rotate everyone else's entries out of the bounded trail.
+        if (this.o.auditLogins)
+          this.o.audit?.record({ action: 'login', actor: { kind: 'user', name: username }, address: plainAddress(address), ...refused(refusal) });
+        throw refusal;
       }
       const old = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
       if (old) this.sessions.destroy(old.id); // a fresh id on login (session fixation)
       const session = this.startSession(req, res, user.username, user.role);
       this.o.log.info({ username, address }, 'login');
+      if (this.o.auditLogins)
+        this.o.audit?.record({ action: 'login', actor: { kind: 'user', name: user.username }, address: plainAddress(address), outcome: 'ok' });
       res.json({ username: user.username, role: user.role, csrf: session.csrf });
     });
 

@@ -12,7 +12,7 @@ const require = createRequire(import.meta.url);
  * Where the dashboard's files are: beside this module (source tree, or dist/ once the
  * build copies them), else the source tree next to dist/ (a build without the copy).
  */
-function dashboardRoot(): string {
+export function dashboardRoot(): string {
   const candidates = [join(here, 'public'), join(here, '..', '..', '..', 'runtime', 'dashboard', 'public')];
   const found = candidates.find((dir) => existsSync(join(dir, 'app.js')));
   if (!found) throw new Error(`dashboard files not found (looked in ${candidates.join(', ')})`);
@@ -23,7 +23,7 @@ function dashboardRoot(): string {
  * The one library the browser loads, uPlot, served from node_modules: no CDN, works offline.
  * Live values need no library: public/mqtt-ws.js is our own subscribe-only MQTT client.
  */
-function vendorFiles(): Record<string, string> {
+export function vendorFiles(): Record<string, string> {
   const uplotDist = dirname(require.resolve('uplot/dist/uPlot.esm.js'));
   return {
     'uPlot.esm.js': join(uplotDist, 'uPlot.esm.js'),

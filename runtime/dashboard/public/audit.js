@@ -22,6 +22,8 @@ const ACTION_LABELS = {
   'backup.restore': 'Backup restored',
   'datapoint.delete': 'Datapoint deleted',
   'alarm.ack': 'Alarm acknowledged',
+  // Outpost Central audits logins (runtime/auth SecurityOptions.auditLogins).
+  login: 'Login',
   'system.restart': 'Gateway restarted',
 };
 const actionLabel = (a) => ACTION_LABELS[a] ?? a;

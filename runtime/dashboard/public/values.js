@@ -12,12 +12,16 @@ const INTERVALS = [
   ['1d', 86400e3],
 ];
 
+/**
+ * The values URL of a datapoint with its query: the gateway's own. Every loader takes another
+ * as `url` (Outpost Central serves a gateway's values under /api/gateways/<gateway>/…).
+ */
 const valuesUrl = (id, query) => `/api/datapoints/${encodeURIComponent(id)}/values?${new URLSearchParams(query)}`;
 
 /** Rollups of a range, or undefined when the gateway does not serve them (a 4xx). */
-async function rollups(id, from, to, interval, agg) {
+async function rollups(id, from, to, interval, agg, url = valuesUrl) {
   try {
-    const r = await get(valuesUrl(id, { from, to, interval, agg }));
+    const r = await get(url(id, { from, to, interval, agg }));
     if (r.interval !== undefined) return { ...r, interval };
   } catch (err) {
     if (!(err instanceof ApiError) || err.status >= 500) throw err;
@@ -29,8 +33,8 @@ async function rollups(id, from, to, interval, agg) {
  * The newest raw readings of a range (at most `limit`), oldest first: asked newest first,
  * so a range holding more than `limit` readings loses its oldest part, never its newest.
  */
-export async function newestRaw(id, from, to, limit) {
-  const r = await get(valuesUrl(id, { from, to, limit, order: 'desc' }));
+export async function newestRaw(id, from, to, limit, url = valuesUrl) {
+  const r = await get(url(id, { from, to, limit, order: 'desc' }));
   return { ...r, values: r.values.reverse() };
 }
 
@@ -41,17 +45,17 @@ export async function newestRaw(id, from, to, limit) {
  * ~2,000 points, the still-filling last bucket drawn from its raw readings (`auto` says
  * so), else the newest readings only (`truncated`).
  */
-export async function loadValues(id, from, to, agg, { numeric = true } = {}) {
+export async function loadValues(id, from, to, agg, { numeric = true, url = valuesUrl } = {}) {
   const span = to - from;
   if (agg && agg !== 'raw') {
     const interval = span <= 2 * 3600e3 ? '1m' : span <= 2 * 86400e3 ? '15m' : span <= 14 * 86400e3 ? '1h' : '1d';
-    const r = await rollups(id, from, to, interval, agg);
+    const r = await rollups(id, from, to, interval, agg, url);
     if (r) return r;
   }
-  const raw = await newestRaw(id, from, to, CHART_RAW_LIMIT);
+  const raw = await newestRaw(id, from, to, CHART_RAW_LIMIT, url);
   if (!raw.truncated || !numeric) return raw;
   const [interval] = INTERVALS.find(([, ms]) => span / ms <= 2000) ?? INTERVALS[INTERVALS.length - 1];
-  const r = await rollups(id, from, to, interval, 'avg');
+  const r = await rollups(id, from, to, interval, 'avg', url);
   if (!r) return raw;
   // The last bucket is still filling: its raw readings (already read, the newest) end the
   // line, so the chart reaches the newest reading rather than the last bucket's start
@@ -68,10 +72,10 @@ export async function loadValues(id, from, to, agg, { numeric = true } = {}) {
  * route answers one aggregate per request, so a band costs two more requests over the same
  * buckets (≤ ~2,000 in automatic mode), made in parallel.
  */
-export async function loadSeries(id, from, to, agg, { numeric = true } = {}) {
-  const data = await loadValues(id, from, to, agg, { numeric });
+export async function loadSeries(id, from, to, agg, { numeric = true, url = valuesUrl } = {}) {
+  const data = await loadValues(id, from, to, agg, { numeric, url });
   if (!numeric || !data.interval || (data.agg ?? 'avg') !== 'avg') return data;
-  const [min, max] = await Promise.all([rollups(id, from, to, data.interval, 'min'), rollups(id, from, to, data.interval, 'max')]);
+  const [min, max] = await Promise.all([rollups(id, from, to, data.interval, 'min', url), rollups(id, from, to, data.interval, 'max', url)]);
   return min && max ? { ...data, band: { min: min.values, max: max.values } } : data;
 }
 

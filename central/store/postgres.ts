@@ -1,0 +1,221 @@
+import { pino } from 'pino';
+import { OutpostError } from '../../core/errors.js';
+import '../../storage/errors.js';
+import type { Logger } from '../log.js';
+import { rateLimitedWarn } from '../log.js';
+import type {
+  AggregatePoint,
+  AggregateQuery,
+  CentralDatapoint,
+  CentralStore,
+  CommandAck,
+  CommandBody,
+  GatewayState,
+  GatewayStatus,
+  IngestRecord,
+  InsertResult,
+  QueuedCommand,
+  RangeQuery,
+  Receipt,
+  SatelliteMessage,
+  SatelliteUsage,
+  StoreHealth,
+  StoredValue,
+} from './contract.js';
+import { Catalog } from './postgres/catalog.js';
+import { commandsAfter, enqueueCommand, recordCommandAck } from './postgres/commands.js';
+import { Database, redactUrl } from './postgres/db.js';
+import { gatewayStates, recordSatellite, recordStatus, satelliteUsage } from './postgres/gateway-state.js';
+import { insertReadings } from './postgres/insert.js';
+import { Partitions } from './postgres/partitions.js';
+import { countReadings, countSeqs, datapoints, latest, queryRange } from './postgres/query.js';
+import { Rollups } from './postgres/rollups.js';
+import { migrate, type Layout } from './postgres/schema.js';
+
+export { redactUrl };
+
+export interface PostgresCentralStoreOptions {
+  /** `postgres://user[:password]@host[:port]/database[?sslmode=…]` (node-postgres reads PGPASSWORD and ~/.pgpass too). */
+  url: string;
+  /** Connections at most (default 10): every central process has its own pool. */
+  poolSize?: number;
+  log?: Logger;
+  now?: () => number;
+  /** How often rollups are refreshed (ms, default 60 s; 0: only by `refreshRollups()`). */
+  refreshMs?: number;
+  /** While the database refuses writes, how often a write is tried again (ms, default 2 s). */
+  probeMs?: number;
+}
+
+const MAINTENANCE_MS = 6 * 3_600_000;
+
+/**
+ * Outpost Central's store on PostgreSQL (central/README.md "Storage"): the contract of
+ * contract.ts, for fleets. Any number of central processes share one database, each its own
+ * receiver: `(gateway, seq)` is a primary key taken with ON CONFLICT DO NOTHING in the
+ * transaction that writes the readings, so no process owns anything. The parts:
+ * `postgres/schema.ts` (tables, migrations), `partitions.ts` (weekly partitions, ahead and on
+ * demand), `insert.ts` (the insert transaction), `query.ts` and `gateway-state.ts` (reads),
+ * `rollups.ts` (refresh and aggregates), `commands.ts`, `timescale.ts` (the TimescaleDB
+ * variant), `db.ts` (pool, transactions, health, redaction of the password).
+ */
+export class PostgresCentralStore implements CentralStore {
+  readonly kind = 'postgres';
+  private readonly db: Database;
+  private readonly catalog: Catalog;
+  private readonly now: () => number;
+  private readonly warn: ReturnType<typeof rateLimitedWarn>;
+  private parts: { layout: Layout; partitions: Partitions; rollups: Rollups } | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private refreshing: Promise<number> | undefined;
+
+  constructor(private readonly options: PostgresCentralStoreOptions) {
+    const log = options.log ?? pino({ level: 'silent' });
+    this.db = new Database({ url: options.url, poolSize: options.poolSize ?? 10, log, probeMs: options.probeMs ?? 2000 });
+    this.catalog = new Catalog(this.db);
+    this.now = options.now ?? Date.now;
+    this.warn = rateLimitedWarn(log);
+  }
+
+  /** The URL without its password, for logs. */
+  get where(): string {
+    return redactUrl(this.options.url);
+  }
+
+  /** `partitioned` (plain PostgreSQL) or `hypertable` (TimescaleDB), as recorded when the schema was made. */
+  get layout(): Layout | undefined {
+    return this.parts?.layout;
+  }
+
+  async open(): Promise<void> {
+    let layout: Layout;
+    let partitions: Partitions;
+    try {
+      layout = await migrate(this.db);
+      this.db.ready = true;
+      partitions = new Partitions(this.db, layout);
+      await partitions.load();
+      await partitions.ahead(this.now());
+    } catch (err) {
+      await this.db.close();
+      if (err instanceof OutpostError) throw err;
+      throw new OutpostError('STORAGE_OPEN_FAILED', `PostgreSQL at ${this.where}: ${this.db.message(err)}`, { cause: err });
+    }
+    this.parts = { layout, partitions, rollups: new Rollups(this.db, partitions) };
+    this.db.log.info({ database: this.where, layout }, 'PostgreSQL store open');
+    const refreshMs = this.options.refreshMs ?? 60_000;
+    if (refreshMs > 0) this.every(refreshMs, () => this.refreshRollups());
+    this.every(MAINTENANCE_MS, () => partitions.ahead(this.now()));
+  }
+
+  private every(ms: number, fn: () => Promise<unknown>): void {
+    const timer = setInterval(() => {
+      if (this.db.health().state !== 'ok') return;
+      Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => this.warn(`background:${ms}`, { err: this.db.message(err) }, 'PostgreSQL store: background work failed'));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.refreshing?.catch(() => undefined);
+    await this.db.close();
+  }
+
+  health(): StoreHealth {
+    return this.db.health();
+  }
+
+  /** Works off the dirty rollup buckets now (scheduled every `refreshMs`); the entries done. One run at a time per store. */
+  async refreshRollups(): Promise<number> {
+    const { rollups } = this.opened();
+    this.refreshing ??= rollups.refresh().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private opened(): NonNullable<PostgresCentralStore['parts']> {
+    if (!this.parts || this.db.isClosed) throw new OutpostError('STORAGE_CLOSED', 'the PostgreSQL store is not open');
+    return this.parts;
+  }
+
+  async insertReadings(gateway: string, records: readonly IngestRecord[], receipt: Receipt): Promise<InsertResult> {
+    const { partitions } = this.opened();
+    return insertReadings({ db: this.db, catalog: this.catalog, partitions }, gateway, records, receipt);
+  }
+
+  async recordStatus(gateway: string, status: GatewayStatus): Promise<void> {
+    this.opened();
+    return recordStatus(this.db, this.catalog, gateway, status);
+  }
+
+  async recordSatellite(gateway: string, message: SatelliteMessage): Promise<void> {
+    this.opened();
+    return recordSatellite(this.db, this.catalog, gateway, message);
+  }
+
+  async gatewayStates(): Promise<GatewayState[]> {
+    this.opened();
+    return gatewayStates(this.db);
+  }
+
+  async gatewayState(gateway: string): Promise<GatewayState | undefined> {
+    this.opened();
+    return (await gatewayStates(this.db, gateway))[0];
+  }
+
+  async satelliteUsage(gateway: string, from: number, to: number): Promise<SatelliteUsage> {
+    this.opened();
+    return satelliteUsage(this.db, gateway, from, to);
+  }
+
+  async datapoints(gateway?: string): Promise<CentralDatapoint[]> {
+    this.opened();
+    return datapoints(this.db, gateway);
+  }
+
+  async latest(gateway: string, id: string): Promise<StoredValue | undefined> {
+    this.opened();
+    return latest(this.db, gateway, id);
+  }
+
+  async query(gateway: string, id: string, range?: RangeQuery): Promise<StoredValue[]> {
+    this.opened();
+    return queryRange(this.db, this.catalog, gateway, id, range);
+  }
+
+  async queryAggregate(gateway: string, id: string, query: AggregateQuery): Promise<AggregatePoint[]> {
+    const { rollups } = this.opened();
+    const series = await this.db.read(() => this.catalog.lookup(gateway, id));
+    if (series === undefined) return [];
+    return rollups.aggregate(series, query);
+  }
+
+  async countReadings(gateway: string, id?: string): Promise<number> {
+    this.opened();
+    return countReadings(this.db, gateway, id);
+  }
+
+  async countSeqs(gateway: string): Promise<number> {
+    this.opened();
+    return countSeqs(this.db, gateway);
+  }
+
+  async enqueueCommand(gateway: string, command: CommandBody): Promise<QueuedCommand> {
+    this.opened();
+    return enqueueCommand(this.db, this.catalog, gateway, command, this.now());
+  }
+
+  async commandsAfter(gateway: string, after: number, limit: number): Promise<QueuedCommand[]> {
+    this.opened();
+    return commandsAfter(this.db, gateway, after, limit);
+  }
+
+  async recordCommandAck(gateway: string, cursor: number, ack: CommandAck): Promise<QueuedCommand | undefined> {
+    this.opened();
+    return recordCommandAck(this.db, gateway, cursor, ack);
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * The PostgreSQL store (central/store/postgres.ts) on a throwaway cluster of Debian's
+ * PostgreSQL (test/helpers/postgres.ts): the same contract suite as the embedded store, then
+ * what matters for PostgreSQL — two pools taking the same seqs at once, weeks without a
+ * partition, the rollups against a brute-force reference before and after the refresh,
+ * migrations run by several processes at once, the password kept out of errors and logs, a
+ * server restart (read-only, then ok by itself), and the insert rate (printed, not asserted).
+ */
+import t, { type Test } from 'tap';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { isOutpostError } from '../../core/errors.js';
+import type { CentralStore, IngestRecord, Receipt } from '../../central/store/contract.js';
+import { PostgresCentralStore, type PostgresCentralStoreOptions } from '../../central/store/postgres.js';
+import { partitionSuffix, weekStart } from '../../central/store/postgres/partitions.js';
+import { MemoryStore } from '../../storage/memory-store.js';
+import { AGGREGATIONS, type AggregateQuery } from '../../storage/rollups.js';
+import { eventually } from '../helpers/gateway.js';
+import { postgresSkip, psql, startThrowawayPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
+import { mulberry32 } from '../helpers/rng.js';
+import { centralStoreContract } from './store-contract.js';
+
+const GW = 'site-042';
+const T0 = Date.UTC(2025, 2, 3, 10);
+const rx = (at: number, over: Partial<Receipt> = {}): Receipt => ({ via: 'mqtt', lane: 'history', at, ...over });
+
+async function rejectsWith(t: Test, p: Promise<unknown>, code: string, what: string): Promise<Error | undefined> {
+  try {
+    await p;
+    t.fail(`${what}: expected ${code}`);
+    return undefined;
+  } catch (err) {
+    t.ok(isOutpostError(err, code as never), `${what}: ${code}`, { found: err });
+    return err as Error;
+  }
+}
+
+t.test('the PostgreSQL store', postgresSkip(), async (t) => {
+  const pg = await startThrowawayPostgres(t);
+  let databases = 0;
+  const freshDatabase = () => pg.createDatabase(`outpost_${++databases}`);
+  const openStore = async (t: Test, url: string, options: Partial<PostgresCentralStoreOptions> = {}) => {
+    const store = new PostgresCentralStore({ url, refreshMs: 100, ...options });
+    await store.open();
+    t.teardown(() => store.close());
+    return store;
+  };
+
+  t.test('the store contract (test/central/store-contract.ts), rollups refreshed every 100 ms meanwhile', async (t) => {
+    const urls = new WeakMap<CentralStore, string>();
+    centralStoreContract(t, {
+      async open(t) {
+        const url = await freshDatabase();
+        const store = await openStore(t, url);
+        urls.set(store, url);
+        return store;
+      },
+      async reopen(t, store) {
+        await store.close();
+        const url = urls.get(store)!;
+        const again = await openStore(t, url);
+        urls.set(again, url);
+        return again;
+      },
+    });
+  });
+
+  t.test('two stores (two pools, as two central processes) taking the same seqs at once store each once, with its own copy', async (t) => {
+    const url = await freshDatabase();
+    const a = await openStore(t, url);
+    const b = await openStore(t, url);
+    // Writer i sends seqs [1 + 50 i, 300 + 50 i], values tagged with i: a stored reading says which copy won.
+    const batch = (i: number): IngestRecord[] =>
+      Array.from({ length: 300 }, (_, k) => {
+        const seq = 1 + 50 * i + k;
+        return { seq, id: `dp.${seq % 3}`, t: T0 + seq * 1000, v: seq * 100 + i };
+      });
+    const writers = Array.from({ length: 12 }, (_, i) => i);
+    const results = await Promise.all(writers.map((i) => (i % 2 ? a : b).insertReadings(GW, batch(i), rx(T0 + i))));
+    const distinct = 300 + 50 * 11;
+    t.equal(
+      results.reduce((n, r) => n + r.stored, 0),
+      distinct,
+      `seqs 1..${distinct} stored once among twelve writers on two pools`,
+    );
+    t.equal(
+      results.reduce((n, r) => n + r.duplicates, 0),
+      12 * 300 - distinct,
+    );
+    t.equal(await a.countSeqs(GW), distinct);
+    t.equal(await b.countReadings(GW), distinct);
+    const perWriter = new Map<number, number>();
+    for (const id of ['dp.0', 'dp.1', 'dp.2'])
+      for (const v of await a.query(GW, id, { from: T0, to: T0 + 10_000_000, limit: 100_000 })) {
+        const tag = (v.v as number) % 100;
+        perWriter.set(tag, (perWriter.get(tag) ?? 0) + 1);
+      }
+    t.same(
+      writers.map((i) => perWriter.get(i) ?? 0),
+      results.map((r) => r.stored),
+      'each writer stored exactly the readings of the seqs it claimed',
+    );
+    t.same(
+      (await b.datapoints(GW)).map((d) => d.id),
+      ['dp.0', 'dp.1', 'dp.2'],
+      'datapoints registered once though both pools met them at the same time',
+    );
+  });
+
+  t.test('a reading for a week with no partition is stored (created on demand), also after an operator dropped it', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url);
+    const future = Date.UTC(2031, 6, 15, 12);
+    const past = Date.UTC(1999, 0, 6, 3, 4, 5, 678);
+    const name = (at: number) => `outpost.readings_${partitionSuffix(weekStart(at))}`;
+    t.equal(await psql(url, `SELECT to_regclass('${name(future)}') IS NULL`), 't', 'no partition for 2031 yet');
+    t.same(
+      await store.insertReadings(
+        GW,
+        [
+          { seq: 1, id: 'x', t: future, v: 1 },
+          { seq: 2, id: 'x', t: past, v: 2 },
+        ],
+        rx(T0),
+      ),
+      { stored: 2, duplicates: 0 },
+    );
+    t.equal(await psql(url, `SELECT count(*) FROM ${name(future)}`), '1', 'the 2031 reading is in its week');
+    t.equal(await psql(url, `SELECT count(*) FROM ${name(past)}`), '1', 'the 1999 reading in its week');
+    t.equal(name(past), 'outpost.readings_p19990104', 'named by the Monday of its ISO week');
+    t.same(await store.query(GW, 'x', { from: past, to: past }), [{ t: past, v: 2 }], 'to the millisecond');
+    await psql(url, `ALTER TABLE outpost.readings DETACH PARTITION ${name(past)}; DROP TABLE ${name(past)}`);
+    t.same(await store.insertReadings(GW, [{ seq: 3, id: 'x', t: past + 1000, v: 3 }], rx(T0 + 1)), { stored: 1, duplicates: 0 }, 'the week is made again');
+    t.same(await store.query(GW, 'x', { from: past, to: past + 1000 }), [{ t: past + 1000, v: 3 }]);
+    const other = await openStore(t, url);
+    t.same(
+      await other.insertReadings(GW, [{ seq: 4, id: 'x', t: future + 1, v: 4 }], rx(T0 + 2)),
+      { stored: 1, duplicates: 0 },
+      'another process finds it made',
+    );
+    t.same(
+      await store.queryAggregate(GW, 'x', { from: future - 3_600_000, to: future + 3_600_000, interval: 3_600_000, agg: 'count' }),
+      [{ t: future, v: 2, count: 2 }],
+      'aggregates there too (rollup partitions come with the week)',
+    );
+  });
+
+  t.test('aggregates equal a brute-force reference: before the refresh, after it, and with new writes over refreshed buckets', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { refreshMs: 0 });
+    const reference = new MemoryStore();
+    await reference.open();
+    const random = mulberry32(25);
+    let seq = 0;
+    const all: IngestRecord[] = [];
+    // A counter with resets, irregular spacing and sub-second times; a pump with booleans, numbers, strings and bad readings.
+    let at = T0 - 3 * 3_600_000 + 137;
+    let counter = 0;
+    while (at < T0 + 26 * 3_600_000) {
+      at += 1000 + Math.floor(random() * 170_000);
+      counter = random() < 0.01 ? Math.floor(random() * 8) * 0.25 : counter + Math.floor(random() * 9) * 0.25;
+      all.push({ seq: ++seq, id: 'meter.energy', t: at, v: counter });
+      const r = random();
+      const v = r < 0.45 ? r < 0.2 : r < 0.9 ? Math.floor(random() * 40) * 0.5 : r < 0.95 ? 'fault' : null;
+      all.push(v === null ? { seq: ++seq, id: 'pump.state', t: at + 250, v, q: 'bad' } : { seq: ++seq, id: 'pump.state', t: at + 250, v });
+    }
+    const write = async (records: IngestRecord[]) => {
+      for (let i = 0; i < records.length; i += 500) await store.insertReadings(GW, records.slice(i, i + 500), rx(T0));
+      await reference.write(records.map((r) => (r.q ? { id: r.id, t: r.t, v: r.v, q: r.q } : { id: r.id, t: r.t, v: r.v })));
+    };
+    await write(all);
+    const end = all[all.length - 1]!.t;
+    const windows = [
+      { from: T0 - 86_400_000, to: end + 86_400_000 },
+      { from: T0 + 7 * 3_600_000 + 13 * 60_000 + 5, to: T0 + 21 * 3_600_000 - 1 },
+      { from: T0 + 20 * 3_600_000, to: T0 + 20 * 3_600_000 + 59_999 },
+    ];
+    const intervals = [60_000, 5 * 60_000, 15 * 60_000, 3_600_000, 86_400_000];
+    const compare = async (phase: string) => {
+      const differences: unknown[] = [];
+      let queries = 0;
+      for (const id of ['meter.energy', 'pump.state'])
+        for (const w of windows)
+          for (const interval of intervals)
+            for (const agg of AGGREGATIONS) {
+              const q: AggregateQuery = { ...w, interval, agg };
+              const [got, want] = [await store.queryAggregate(GW, id, q), await reference.queryAggregate(id, q)];
+              queries++;
+              if (JSON.stringify(got) !== JSON.stringify(want)) differences.push({ id, ...q, got: got.slice(0, 3), want: want.slice(0, 3) });
+            }
+      t.same(differences.slice(0, 3), [], `${phase}: ${queries} queries answer as the reference`);
+    };
+    await compare('nothing refreshed yet (all from raw)');
+    t.ok((await store.refreshRollups()) > 0, 'the refresh took the dirty minutes');
+    t.equal(await psql(url, 'SELECT count(*) FROM outpost.rollup_dirty'), '0', 'nothing dirty after it');
+    t.ok(Number(await psql(url, 'SELECT count(*) FROM outpost.rollup_1d')) >= 2, 'day buckets stored');
+    await compare('refreshed');
+    // New seqs over refreshed buckets: values replaced at stored times (one number by a string:
+    // its minute may lose its only number), and readings between the stored ones.
+    const changes: IngestRecord[] = [];
+    for (let i = 0; i < all.length; i += 37) {
+      const old = all[i]!;
+      changes.push({ seq: ++seq, id: old.id, t: old.t, v: i % 2 ? 'replaced' : typeof old.v === 'number' ? old.v + 100 : 3 });
+      changes.push({ seq: ++seq, id: 'meter.energy', t: old.t + 3, v: Math.floor(random() * 400) * 0.25 });
+    }
+    await write(changes);
+    await compare('new writes over refreshed buckets');
+    await store.refreshRollups();
+    await compare('refreshed again');
+    const emptied = await psql(
+      url,
+      `SELECT count(*) FROM outpost.rollup_1m WHERE series = (SELECT series FROM outpost.datapoints WHERE id = 'pump.state') AND count = 0`,
+    );
+    t.equal(emptied, '0', 'no empty buckets kept');
+  });
+
+  t.test('migrations: three stores opening one new database at once, then one more; a newer schema refused', async (t) => {
+    const url = await freshDatabase();
+    const stores = [0, 1, 2].map(() => new PostgresCentralStore({ url, refreshMs: 0 }));
+    await Promise.all(stores.map((s) => s.open()));
+    for (const s of stores) t.teardown(() => s.close());
+    t.equal(await psql(url, "SELECT string_agg(version::text, ',') FROM outpost.outpost_schema"), '1', 'migration 1 applied once');
+    t.equal(await psql(url, "SELECT value FROM outpost.settings WHERE name = 'layout'"), 'partitioned', 'plain PostgreSQL: our partitions');
+    const results = await Promise.all(stores.map((s, i) => s.insertReadings(GW, [{ seq: 1, id: 'a', t: T0, v: i }], rx(T0))));
+    t.equal(
+      results.reduce((n, r) => n + r.stored, 0),
+      1,
+    );
+    const late = await openStore(t, url);
+    t.equal(await late.countSeqs(GW), 1, 'a later process opens the migrated database');
+    await psql(url, "INSERT INTO outpost.outpost_schema (version, description) VALUES (99, 'from the future')");
+    const old = new PostgresCentralStore({ url });
+    const err = await rejectsWith(t, old.open(), 'STORAGE_OPEN_FAILED', 'an older Outpost on a newer schema');
+    t.match(err?.message, /version 99, newer than this Outpost Central knows \(1\)/);
+  });
+
+  t.test('the password is in no error and no log line', async (t) => {
+    const lines: string[] = [];
+    const log = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          lines.push(chunk.toString());
+          cb();
+        },
+      }),
+    );
+    const secret = 'Pa55-w%2Frd-in-url';
+    const withSecret = (u: string) => u.replace('outpost@', `outpost:${secret}@`);
+    const missing = new PostgresCentralStore({ url: withSecret(pg.urlFor('no_such_database')), log });
+    const err = await rejectsWith(t, missing.open(), 'STORAGE_OPEN_FAILED', 'a database that does not exist');
+    t.match(
+      err?.message,
+      /PostgreSQL at postgres:\/\/outpost:\*\*\*@127\.0\.0\.1:\d+\/no_such_database: .*does not exist/,
+      'names the server, not the password',
+    );
+    // The throwaway cluster trusts loopback: the password is sent to no one, but it is in the URL.
+    const url = await freshDatabase();
+    const store = await openStore(t, withSecret(url), { log });
+    await store.insertReadings(GW, [{ seq: 1, id: 'a', t: T0, v: 1 }], rx(T0));
+    t.equal(store.where.includes('***'), true);
+    t.ok(lines.length > 0, 'it logged');
+    t.notOk(
+      lines.some((l) => l.includes('Pa55') || l.includes('w/rd')),
+      'no log line holds the password',
+    );
+  });
+
+  t.test('insert rate: 100,000 readings in 1,000-record batches from one store (printed, not asserted)', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { refreshMs: 0 });
+    const batches = 100;
+    const started = performance.now();
+    for (let b = 0; b < batches; b++) {
+      const records: IngestRecord[] = [];
+      for (let k = 0; k < 1000; k++) {
+        const n = b * 1000 + k;
+        records.push({ seq: n + 1, id: `site.dp${String(n % 100).padStart(3, '0')}`, t: T0 + Math.floor(n / 100) * 10_000, v: (n % 977) * 0.5 });
+      }
+      await store.insertReadings(GW, records, rx(T0 + b, { via: 'http', key: `${GW}:${b * 1000 + 1}-${b * 1000 + 1000}` }));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const refreshStarted = performance.now();
+    const dirty = await store.refreshRollups();
+    const refreshSeconds = (performance.now() - refreshStarted) / 1000;
+    t.equal(await store.countReadings(GW), batches * 1000);
+    t.comment(
+      `PostgreSQL store: ${batches * 1000} readings in ${seconds.toFixed(2)} s = ${Math.round((batches * 1000) / seconds)} rows/s (1,000-record batches, one at a time, fsync on)`,
+    );
+    t.comment(`rollup refresh of those: ${dirty} dirty entries in ${refreshSeconds.toFixed(2)} s`);
+  });
+
+  // Last: it stops the cluster.
+  t.test('the server restarts under the store: read-only while it is gone, ok again by itself, nothing lost', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { probeMs: 200 });
+    const batch = (first: number) => Array.from({ length: 50 }, (_, i) => ({ seq: first + i, id: 'p', t: T0 + (first + i) * 1000, v: first + i }));
+    t.same(await store.insertReadings(GW, batch(1), rx(T0)), { stored: 50, duplicates: 0 });
+    await stopped(pg, async () => {
+      await rejectsWith(t, store.insertReadings(GW, batch(51), rx(T0 + 1)), 'STORAGE_WRITE_FAILED', 'a write while the server is down');
+      t.equal(store.health().state, 'read-only', 'read-only');
+      t.match(store.health().error, /ECONNREFUSED|terminat|connect|shutting down/i, 'saying why');
+      await rejectsWith(t, store.insertReadings(GW, batch(51), rx(T0 + 2)), 'STORAGE_WRITE_FAILED', 'refused at once while read-only');
+      await rejectsWith(t, store.query(GW, 'p'), 'CENTRAL_STORE_UNAVAILABLE', 'a read: 503, retry later');
+    });
+    await eventually(() => store.health().state === 'ok', 30_000, 100);
+    t.pass('ok again without anyone doing anything');
+    t.same(await store.insertReadings(GW, batch(51), rx(T0 + 3)), { stored: 50, duplicates: 0 }, 'the refused batch, sent again, is stored');
+    t.equal(await store.countSeqs(GW), 100);
+    t.same((await store.query(GW, 'p', { limit: 1, order: 'desc' }))[0], { t: T0 + 100_000, v: 100 });
+  });
+});
+
+/** Runs `fn` with the cluster stopped, and starts it again whatever happens. */
+async function stopped(pg: ThrowawayPostgres, fn: () => Promise<void>): Promise<void> {
+  await pg.stop('fast');
+  try {
+    await fn();
+  } finally {
+    await pg.start();
+  }
+}
