@@ -59,6 +59,8 @@ export async function openWebSecurity(config: CentralConfig, http: CentralHttp, 
     proxies: new ProxyTrust(config.http.trustedProxies),
     audit,
     auditLogins: true,
+    // Its own cookie: a gateway on the same host (another port) keeps its login (cookies ignore ports).
+    cookieName: 'outpost_central_session',
     log: log.child({ component: 'auth' }),
   });
   let firstAdmin: WebSecurity['firstAdmin'];

@@ -53,6 +53,11 @@ export interface SecurityOptions {
   brokerPrefix?: string;
   /** The role `configTokens` act with (default admin; Outpost Central's read-only API tokens are viewers). */
   configTokenRole?: Role;
+  /**
+   * The session cookie's name (default `outpost_session`). Cookies are per host, not per port:
+   * Outpost Central on the same host as a gateway uses its own name so the two logins coexist.
+   */
+  cookieName?: string;
   /** Record logins in the audit trail (`login`: ok, or refused for a wrong password); Outpost Central turns it on. */
   auditLogins?: boolean;
 }
@@ -76,8 +81,8 @@ declare module 'node:http' {
 }
 
 /** A request a browser made: browsers send Origin or Sec-Fetch-Site (Fetch Metadata); tools do not. */
-function fromBrowser(req: IncomingMessage): boolean {
-  return req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined || readCookie(req.headers.cookie, SESSION_COOKIE) !== undefined;
+function fromBrowser(req: IncomingMessage, cookieName: string): boolean {
+  return req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined || readCookie(req.headers.cookie, cookieName) !== undefined;
 }
 
 /** Host header names this host: a DNS-rebinding page carries its own name instead. */
@@ -97,9 +102,11 @@ export class Security {
   readonly throttle: LoginThrottle;
   readonly proxies: ProxyTrust;
   private warnedUntrustedProxy = false;
+  private readonly cookieName: string;
 
   constructor(private readonly o: SecurityOptions) {
     this.proxies = o.proxies ?? new ProxyTrust([]);
+    this.cookieName = o.cookieName ?? SESSION_COOKIE;
     this.users = new UserStore(join(o.dataDir, 'auth', 'users.json'), o.now);
     const c = o.config;
     this.sessions = new SessionStore({
@@ -172,10 +179,16 @@ export class Security {
       if (verifyConfigToken(token, this.o.configTokens)) return { kind: 'token', name: 'config', role: this.o.configTokenRole ?? 'admin' };
       throw new OutpostError('NOT_AUTHENTICATED', 'the bearer token is not valid');
     }
-    const session = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+    const session = this.sessions.get(readCookie(req.headers.cookie, this.cookieName));
     if (session) return { kind: 'session', name: session.username, role: session.role, sessionId: session.id, csrf: session.csrf };
     const loopbackRole = this.o.config.loopback;
-    if (loopbackRole !== 'none' && isLoopbackAddress(req.socket.remoteAddress) && hostIsLoopback(req) && !fromBrowser(req) && !this.forwarded(req)) {
+    if (
+      loopbackRole !== 'none' &&
+      isLoopbackAddress(req.socket.remoteAddress) &&
+      hostIsLoopback(req) &&
+      !fromBrowser(req, this.cookieName) &&
+      !this.forwarded(req)
+    ) {
       return { kind: 'loopback', name: 'loopback', role: loopbackRole };
     }
     return undefined;
@@ -276,7 +289,7 @@ export class Security {
 
   private startSession(req: Request, res: Response, username: string, role: Role): Session {
     const session = this.sessions.create(username, role);
-    res.setHeader('Set-Cookie', sessionCookie(session.id, { secure: this.client(req).proto === 'https' }));
+    res.setHeader('Set-Cookie', sessionCookie(session.id, { secure: this.client(req).proto === 'https', name: this.cookieName }));
     return session;
   }
 
@@ -325,7 +338,7 @@ export class Security {
           this.o.audit?.record({ action: 'login', actor: { kind: 'user', name: username }, address: plainAddress(address), ...refused(refusal) });
         throw refusal;
       }
-      const old = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+      const old = this.sessions.get(readCookie(req.headers.cookie, this.cookieName));
       if (old) this.sessions.destroy(old.id); // a fresh id on login (session fixation)
       const session = this.startSession(req, res, user.username, user.role);
       this.o.log.info({ username, address }, 'login');
@@ -335,9 +348,9 @@ export class Security {
     });
 
     r.post('/api/auth/logout', (req, res) => {
-      const session = this.sessions.get(readCookie(req.headers.cookie, SESSION_COOKIE));
+      const session = this.sessions.get(readCookie(req.headers.cookie, this.cookieName));
       if (session && csrfMatches(session, req.headers['x-csrf-token'] as string | undefined)) this.sessions.destroy(session.id);
-      res.setHeader('Set-Cookie', sessionCookie('', { secure: this.client(req).proto === 'https', maxAgeSeconds: 0 }));
+      res.setHeader('Set-Cookie', sessionCookie('', { secure: this.client(req).proto === 'https', maxAgeSeconds: 0, name: this.cookieName }));
       res.json({ ok: true });
     });
 

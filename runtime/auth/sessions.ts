@@ -140,8 +140,8 @@ export function readCookie(header: string | undefined, name: string): string | u
 }
 
 /** `Set-Cookie` value: HttpOnly (no script reads it), SameSite=Strict, Secure when served over TLS. */
-export function sessionCookie(value: string, options: { secure: boolean; maxAgeSeconds?: number }): string {
-  const parts = [`${SESSION_COOKIE}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict'];
+export function sessionCookie(value: string, options: { secure: boolean; maxAgeSeconds?: number; name?: string }): string {
+  const parts = [`${options.name ?? SESSION_COOKIE}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict'];
   if (options.secure) parts.push('Secure');
   if (options.maxAgeSeconds !== undefined) parts.push(`Max-Age=${options.maxAgeSeconds}`);
   return parts.join('; ');

@@ -100,6 +100,8 @@ t.test('logins, roles, CSRF, origins and the audit trail of the web UI', { skip:
   const login = await operator.login('otto', OPERATOR_PASSWORD);
   t.equal(login.status, 200, 'the operator logs in');
   t.match(login.headers.get('set-cookie') ?? '', /HttpOnly; SameSite=Strict/, 'the session cookie: HttpOnly, SameSite=Strict');
+  // Cookies ignore ports: with the gateway's name a gateway dashboard on the same host would log central out.
+  t.match(login.headers.get('set-cookie') ?? '', /^outpost_central_session=/, "central's own cookie name, not the gateway's outpost_session");
   const noToken = await operator.request('POST', ackPath, {}, { 'x-csrf-token': '' });
   t.equal(noToken.status, 403, 'no CSRF token: 403');
   t.equal((await json(noToken)).error.code, 'CSRF_FAILED');
