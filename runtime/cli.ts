@@ -19,6 +19,8 @@ import { apiCommand } from './auth/api-cli.js';
 import { backupCommand, restoreCommand } from '../storage/backup-cli.js';
 import { cliActor, recordOffline } from './audit/offline.js';
 import { EXIT_RESTART } from './system-info.js';
+import { ConfigStartup } from './config/pending.js';
+import { reportConfigAtStart } from './sync/remote-config.js';
 import { dirname, join, resolve } from 'node:path';
 
 const HELP = `outpost ${VERSION} — edge gateway runtime
@@ -73,9 +75,10 @@ interface RunHooks {
   afterStop?(): Promise<void>;
 }
 
-async function run(config: Config, hooks: RunHooks = {}, configFile?: string): Promise<void> {
+async function run(config: Config, hooks: RunHooks = {}, configFile?: string, startup?: ConfigStartup): Promise<void> {
   // A fault that lasts (a full disk) is logged once a minute per kind, not at every attempt.
   const log = createLogger({ level: config.log.level, pretty: config.log.pretty, repeatWindowMs: 60_000 });
+  for (const note of startup?.notes ?? []) log[note.level]({ component: 'config', ...note.fields }, note.msg);
   // An admin's restart (System page): the same clean stop as SIGTERM, then EXIT_RESTART, on which
   // systemd's Restart=on-failure (README, Operations) starts the gateway again.
   const restart = (): void => {
@@ -113,12 +116,19 @@ async function run(config: Config, hooks: RunHooks = {}, configFile?: string): P
       );
     }
     await hooks.afterStart?.(httpUrl, log);
+    // A pushed config that got this far is applied; the outcome goes upstream (gateway.config.*).
+    if (startup) {
+      const { registry, ingest, store, clock } = gateway;
+      await reportConfigAtStart(startup, { registry, ingest, store, clock, config, events: gateway.alarms?.events }, log.child({ component: 'config' }));
+    }
     log.info({ http: httpUrl, mqtt: mqttPort, dataDir: config.dataDir }, 'outpost ready');
     // One plain line for people and scripts: where to look.
     process.stdout.write(`Outpost ${VERSION} ready: ${httpUrl}  (MQTT on ${config.broker.mqtt.host}:${mqttPort ?? 'off'}, data in ${config.dataDir})\n`);
   } catch (err) {
     // Stopped while the start waited (for room to open storage): shutdown() exits 0.
     if (stopping) return;
+    // On a pushed config under trial: the next start restores the previous one and reports this.
+    await startup?.failed(err);
     // Refused before anything started (the checks of `outpost check`): the same message and exit code.
     if (isOutpostError(err, 'CONFIG_INVALID') && !gateway.store) {
       process.stderr.write(`${err.message}\n`);
@@ -174,6 +184,11 @@ async function main(argv: string[]): Promise<number | undefined> {
         process.stderr.write(`outpost ${command}: give the config file with -c outpost.yaml (or OUTPOST_CONFIG)\n`);
         return EXIT_CONFIG;
       }
+      // A pushed config (sync.remoteConfig) is applied, refused or rolled back before the file is read.
+      const startup =
+        command === 'start'
+          ? await ConfigStartup.prepare({ configPath, adapterTypes, env: process.env, ...(values['data-dir'] ? { dataDirOverride: values['data-dir'] } : {}) })
+          : undefined;
       const config = await loadConfigFile(configPath, adapterTypes);
       if (values['data-dir']) config.dataDir = values['data-dir'];
       if (command === 'check') {
@@ -185,7 +200,7 @@ async function main(argv: string[]): Promise<number | undefined> {
         process.stdout.write(`${configPath}: ok (${config.adapters.length} adapter(s), gateway "${config.gateway.id}")\n`);
         return 0;
       }
-      await run(config, {}, configPath);
+      await run(config, {}, configPath, startup);
       return undefined;
     }
     case 'repair': {

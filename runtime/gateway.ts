@@ -23,6 +23,7 @@ import { supports, type Store } from '../storage/store.js';
 import { VERSION } from './version.js';
 import { SyncService } from './sync/service.js';
 import { SatelliteDirectory } from './sync/satellite.js';
+import { RemoteConfigReceiver } from './sync/remote-config.js';
 import { ServiceRegistry } from './services.js';
 import { tariffService, type TariffService } from './site/services.js';
 import { Security } from './auth/middleware.js';
@@ -390,6 +391,20 @@ export class Gateway {
       dataDir,
       topicPrefix: config.broker.prefix,
       satellites: new SatelliteDirectory({ gatewayId: config.gateway.id, services: this.services }),
+      // The `config` command: checked and stored here, applied by `outpost start` (runtime/config/pending.ts).
+      remoteConfig: new RemoteConfigReceiver({
+        configFile: this.o.configFile,
+        config,
+        adapterTypes: this.o.adapterTypes,
+        restart: this.o.restart,
+        audit: this.audit,
+        events: this.alarms.events,
+        registry: this.registry,
+        ingest: this.ingest,
+        store: this.store,
+        clock: this.clock,
+        log: log.child({ component: 'config' }),
+      }),
     });
     await this.sync.start();
     if (this.store.readOnly)

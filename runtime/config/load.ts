@@ -163,15 +163,21 @@ export async function loadConfigFile(path: string, adapterTypes: ReadonlyMap<str
   } catch (err) {
     throw new OutpostError('CONFIG_NOT_FOUND', `cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  let raw: unknown;
+  return validateConfig(parseConfigText(text, path), adapterTypes, { env, source: path });
+}
+
+/**
+ * Config YAML as `loadConfigFile` reads it (a pushed config too: runtime/config/pending.ts):
+ * a syntax error is CONFIG_INVALID at its line and column.
+ */
+export function parseConfigText(text: string, source: string): unknown {
   try {
-    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
   } catch (err) {
     if (err instanceof YAMLParseError) {
       const pos = err.linePos?.[0];
-      throw configError([{ path: pos ? `line ${pos.line}, column ${pos.col}` : '', message: err.message.split('\n')[0]! }], path);
+      throw configError([{ path: pos ? `line ${pos.line}, column ${pos.col}` : '', message: err.message.split('\n')[0]! }], source);
     }
     throw err;
   }
-  return validateConfig(raw, adapterTypes, { env, source: path });
 }

@@ -206,6 +206,20 @@ export const syncSchema = z
     datapointsIntervalMs: z.number().int().min(0).default(60_000),
     /** Downlink requests remembered to answer a redelivered command without applying it twice. */
     downlinkMemory: z.number().int().min(10).max(100_000).default(1000),
+    /**
+     * Configuration pushed by the central side (`config` downlink command, remote-config.ts).
+     * Off by default. `restart`: an accepted config restarts the gateway at once (exit 75 for
+     * the service manager); otherwise it applies at the next start. `allowSecurity`: it may
+     * change security-sensitive keys (auth, listeners, link URLs and secrets, file paths;
+     * runtime/config/remote-policy.ts), which are refused otherwise.
+     */
+    remoteConfig: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        restart: z.boolean().default(false),
+        allowSecurity: z.boolean().default(false),
+      })
+      .prefault({}),
   })
   .superRefine((s, ctx) => {
     const names = new Set<string>();

@@ -16,12 +16,36 @@ export interface DownlinkOptions {
   onResult?: (command: string, result: string) => void;
   /** Setpoint schedules (`schedule` command); without it the command is refused. */
   schedules?: Pick<SetpointSchedules, 'set'>;
+  /** Pushed configurations (`config` command, remote-config.ts); without it the command is refused. */
+  remoteConfig?: ConfigCommandHandler;
+}
+
+/** Where a `config` command came from: the audit's actor is `upstream:<link>`. */
+export interface ConfigCommandOrigin {
+  requestId: string | null;
+  source: string;
+  link: string | undefined;
+}
+
+/** The `config` command's handler (runtime/sync/remote-config.ts). */
+export interface ConfigCommandHandler {
+  /** Checks and stores a pushed config; resolves with the ack's result or throws a coded error (it audits both). */
+  handle(body: Record<string, unknown>, from: ConfigCommandOrigin & { requestId: string }): Promise<unknown>;
+  /** A config command refused before `handle` (by the link, or malformed): audited too. */
+  refused(from: ConfigCommandOrigin, error: OutpostError): void;
 }
 
 /** Commands the central side may send; anything else is refused with a reason. */
-const DOWNLINK_COMMANDS = ['setpoint', 'schedule', 'ping'] as const;
+const DOWNLINK_COMMANDS = ['setpoint', 'schedule', 'ping', 'config'] as const;
 
 const MAX_COMMAND_BYTES = 64 * 1024;
+/** A `config` command carries a whole outpost.yaml (at most 256 KiB) as a JSON string, maybe inside a signed envelope. */
+const MAX_CONFIG_COMMAND_BYTES = 1024 * 1024;
+
+/** The largest payload of command `name` (unknown until parsed: the larger). */
+export function commandByteLimit(name: string | undefined): number {
+  return name === undefined || name === '' || name === 'config' ? MAX_CONFIG_COMMAND_BYTES : MAX_COMMAND_BYTES;
+}
 
 /**
  * Setpoints and commands from upstream. A setpoint takes exactly the path of a local
@@ -33,6 +57,8 @@ const MAX_COMMAND_BYTES = 64 * 1024;
  * A schedule: `{"requestId", "id", "entries": [{"at": <ms or ISO 8601>, "v": <value>}, …]}` on
  * `<root>/cmd/schedule` (or `"type": "schedule"`): every value validated now like a local
  * setpoint, each applied at its time (`schedules.ts`); an empty list clears the actuator's.
+ * A configuration: `{"requestId", "yaml", "sha256"?, "apply"?}` on `<root>/cmd/config` (or
+ * `"type": "config"`), handed to `remoteConfig` (remote-config.ts), which checks and stores it.
  * Copies of a requestId in flight wait for the first one's ack (single flight). On MQTT the
  * link authenticates commands and remembers requestIds durably first (`mqtt-commands.ts`).
  */
@@ -43,14 +69,15 @@ export class Downlink {
 
   constructor(private readonly o: DownlinkOptions) {}
 
-  async handle(cmd: DownlinkCommand): Promise<DownlinkAck> {
+  /** `link`: the name of the link it came over (the actor of audited commands). */
+  async handle(cmd: DownlinkCommand, link?: string): Promise<DownlinkAck> {
     let requestId: string | null = null;
     let command = cmd.name ?? 'unknown';
-    if (cmd.refused) return this.refuse(cmd, cmd.refused.requestId, command, cmd.refused.error);
+    if (cmd.refused) return this.refuse(cmd, cmd.refused.requestId, command, cmd.refused.error, link);
     let rest: Record<string, unknown>;
     try {
-      if (cmd.payload.length > MAX_COMMAND_BYTES)
-        throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${cmd.payload.length} bytes; at most ${MAX_COMMAND_BYTES}`);
+      const limit = commandByteLimit(cmd.name);
+      if (cmd.payload.length > limit) throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${cmd.payload.length} bytes; at most ${limit}`);
       let body: unknown;
       try {
         body = JSON.parse(cmd.payload.toString('utf8'));
@@ -64,13 +91,15 @@ export class Downlink {
         throw new OutpostError('SYNC_COMMAND_INVALID', 'command needs a "requestId" string (1-128 characters)');
       requestId = rid;
       if (cmd.name === undefined || cmd.name === '') command = typeof type === 'string' ? type : 'unknown';
+      if (cmd.payload.length > commandByteLimit(command))
+        throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${cmd.payload.length} bytes; at most ${commandByteLimit(command)}`);
       rest = others;
     } catch (err) {
-      return this.refuse(cmd, requestId, command, err);
+      return this.refuse(cmd, requestId, command, err, link);
     }
     const previous = this.answered.get(requestId) ?? this.inflight.get(requestId);
     if (previous) return previous;
-    const running = this.execute(cmd, requestId, command, rest);
+    const running = this.execute(cmd, requestId, command, rest, link);
     this.inflight.set(requestId, running);
     try {
       return await running;
@@ -80,7 +109,14 @@ export class Downlink {
   }
 
   /** Applies one command; never throws (a failure is the ack). */
-  private async execute(cmd: DownlinkCommand, requestId: string, command: string, rest: Record<string, unknown>): Promise<DownlinkAck> {
+  private async execute(
+    cmd: DownlinkCommand,
+    requestId: string,
+    command: string,
+    rest: Record<string, unknown>,
+    link: string | undefined,
+  ): Promise<DownlinkAck> {
+    if (command === 'config') return this.config(cmd, requestId, rest, link);
     try {
       let result: unknown;
       switch (command) {
@@ -105,13 +141,30 @@ export class Downlink {
       }
       return this.remember({ requestId, ok: true, result, t: this.o.clock.now() }, command, 'ok');
     } catch (err) {
-      return this.refuse(cmd, requestId, command, err);
+      return this.refuse(cmd, requestId, command, err, link);
     }
   }
 
-  /** The refusal ack: counted, logged once, remembered unless the transport refused it (or it may succeed later). */
-  private refuse(cmd: DownlinkCommand, requestId: string | null, command: string, err: unknown): DownlinkAck {
+  /** A pushed configuration: the handler audits it, accepted or refused. */
+  private async config(cmd: DownlinkCommand, requestId: string, rest: Record<string, unknown>, link: string | undefined): Promise<DownlinkAck> {
+    const from = { requestId, source: cmd.source, link };
+    if (!this.o.remoteConfig)
+      return this.refuse(cmd, requestId, 'config', new OutpostError('SYNC_COMMAND_INVALID', 'configuration pushes are not available on this gateway'), link);
+    try {
+      const result = await this.o.remoteConfig.handle(rest, from);
+      return this.remember({ requestId, ok: true, result, t: this.o.clock.now() }, 'config', 'ok');
+    } catch (err) {
+      return this.refuse(cmd, requestId, 'config', err, link, true);
+    }
+  }
+
+  /**
+   * The refusal ack: counted, logged once, remembered unless the transport refused it (or it may
+   * succeed later). A config command is audited (`audited`: by its handler already).
+   */
+  private refuse(cmd: DownlinkCommand, requestId: string | null, command: string, err: unknown, link?: string, audited = false): DownlinkAck {
     const e = toOutpostError(err);
+    if (command === 'config' && !audited) this.o.remoteConfig?.refused({ requestId, source: cmd.source, link }, e);
     const ack: DownlinkAck = { requestId, ok: false, error: { code: e.code, message: e.message, retryable: e.retryable }, t: this.o.clock.now() };
     const fields = { source: cmd.source, requestId, command, code: e.code, reason: e.message };
     if (!cmd.refused) {

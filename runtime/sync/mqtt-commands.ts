@@ -7,8 +7,7 @@ import type { Clock } from '../../core/clock.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';
 import { checkAge, openCommand, type CommandAuth } from './command-auth.js';
 import { CommandMemory } from './command-memory.js';
-
-const MAX_COMMAND_BYTES = 64 * 1024;
+import { commandByteLimit } from './downlink.js';
 
 export interface MqttCommandGateOptions {
   linkName: string;
@@ -104,8 +103,9 @@ export class MqttCommandGate {
     let requestId: string | null = null;
     let ack: DownlinkAck;
     try {
-      if (msg.payload.length > MAX_COMMAND_BYTES)
-        throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${msg.payload.length} bytes; at most ${MAX_COMMAND_BYTES}`);
+      // `cmd/config` carries a whole outpost.yaml (remote-config.ts); every other command 64 KiB.
+      const limit = commandByteLimit(msg.name);
+      if (msg.payload.length > limit) throw new OutpostError('SYNC_COMMAND_INVALID', `command is ${msg.payload.length} bytes; at most ${limit}`);
       const auth = this.o.auth;
       const opened = openCommand(msg.payload, auth);
       const { gw, ...body } = opened.body;

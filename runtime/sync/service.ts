@@ -14,7 +14,7 @@ import './errors.js';
 import type { Store } from '../../storage/store.js';
 import { syncSchema, type SyncConfig } from './config.js';
 import { DurableCursor } from './cursor.js';
-import { Downlink } from './downlink.js';
+import { Downlink, type ConfigCommandHandler } from './downlink.js';
 import type { DownlinkCommand, Link, LinkState, StorageReport } from './link.js';
 import type { SatelliteDirectory } from './satellite.js';
 import { compilePatterns } from './priority.js';
@@ -54,6 +54,8 @@ export interface SyncServiceOptions {
    * (runtime/gateway.ts). Without it no modem is ever found (there is no process-wide one).
    */
   satellites?: SatelliteDirectory;
+  /** The `config` command's handler (remote-config.ts); without it a pushed config is refused. */
+  remoteConfig?: ConfigCommandHandler;
   random?: () => number;
 }
 
@@ -127,6 +129,7 @@ export class SyncService {
       log,
       clock: o.clock,
       memory: config.downlinkMemory,
+      ...(o.remoteConfig ? { remoteConfig: o.remoteConfig } : {}),
       onResult: (command, result) => {
         if (result === 'ok') this.downlinkCounts.ok++;
         else this.downlinkCounts.refused++;
@@ -315,7 +318,7 @@ export class SyncService {
   }
 
   private async onCommand(rt: LinkRuntime, cmd: DownlinkCommand): Promise<void> {
-    const ack = await this.downlink.handle(cmd);
+    const ack = await this.downlink.handle(cmd, rt.link.name);
     if (cmd.reply) {
       cmd.reply(ack);
       return;
