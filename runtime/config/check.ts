@@ -33,7 +33,16 @@ export async function checkConfig(config: Config, adapterTypes: ReadonlyMap<stri
   checkFiles(config, cwd, issues);
   checkListeners(config, issues);
   checkAlarmRules(config, issues, options.warnings ?? []);
+  checkDatapointRanges(config, issues);
   return issues;
+}
+
+/** The registry refuses a range upside down at start (runtime/datapoints/registry.ts); so does check. */
+function checkDatapointRanges(config: Config, issues: ConfigIssue[]): void {
+  for (const [index, dp] of config.datapoints.entries()) {
+    if (dp.min !== undefined && dp.max !== undefined && dp.min > dp.max)
+      issues.push({ path: `datapoints.${index}`, message: `min ${dp.min} is above max ${dp.max}` });
+  }
 }
 
 /** Runs `checkConfig`; throws CONFIG_INVALID listing every problem by path, as the schema does. */

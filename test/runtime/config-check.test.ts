@@ -244,6 +244,12 @@ t.test('cross-references and files', async (t) => {
   );
   t.match(await issues({ flows: { enabled: true } }), [{ path: 'flows.credentialSecret', message: /required when flows are enabled/ }]);
   t.same(await issues({ http: { port: 0 }, broker: { mqtt: { port: 0 }, mqtts: { enabled: false } } }), [], "port 0 is the system's choice");
+  // start refuses it (DP_INVALID from the registry); check did not see it before.
+  t.match(
+    await issues({ datapoints: [{ id: 'plant.valve', kind: 'actuator', type: 'number', min: 80, max: 30 }] }),
+    [{ path: 'datapoints.0', message: 'min 80 is above max 30' }],
+    'a datapoint range upside down',
+  );
 });
 
 t.test('every device data file shipped in the repo loads', async (t) => {
