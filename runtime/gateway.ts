@@ -17,7 +17,8 @@ import { createHttp, listen } from './http/server.js';
 import type { AdapterType } from './adapter.js';
 import { LevelStore } from '../storage/level/level-store.js';
 import { createBrokerPersistence } from '../storage/broker-persistence.js';
-import { Retention, RetentionPolicy } from '../storage/retention.js';
+import { type Retention, RetentionPolicy } from '../storage/retention.js';
+import { startRetention } from './retention-runner.js';
 import { MemoryStore } from '../storage/memory-store.js';
 import { supports, type Store } from '../storage/store.js';
 import { VERSION } from './version.js';
@@ -411,25 +412,8 @@ export class Gateway {
       this.sync.reportStorage({ state: 'read-only', error: this.store.stats().error ?? 'storage is read-only', since: this.clock.now() });
     await this.nodeRed?.start();
 
-    if (supports(this.store, 'retention')) {
-      const retentionLog = log.child({ component: 'retention' });
-      this.retention = new Retention(this.store, config.storage.retention);
-      this.retention.start(
-        (report) => {
-          const dropped = report.rawDroppedForBudget + report.rollupsDroppedForBudget + report.outboxDropped;
-          // The overflow policy is explicit and counted: what the budget dropped, by kind.
-          this.metrics.storageDropped.inc({ kind: 'raw' }, report.rawDroppedForBudget);
-          this.metrics.storageDropped.inc({ kind: 'rollup' }, report.rollupsDroppedForBudget);
-          this.metrics.storageDropped.inc({ kind: 'outbox' }, report.outboxDropped);
-          (dropped > 0 || report.overBudget ? retentionLog.warn : retentionLog.info).call(
-            retentionLog,
-            { ...report },
-            report.overBudget ? 'retention pass: still over the disk budget' : 'retention pass',
-          );
-        },
-        (err) => retentionLog.error({ err }, 'retention pass failed'),
-      );
-    }
+    if (supports(this.store, 'retention'))
+      this.retention = startRetention(this.store, config.storage.retention, this.metrics, log.child({ component: 'retention' }));
 
     const hostForUrl = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
     const httpUrl = `${config.http.tls ? 'https' : 'http'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${httpPort}`;
