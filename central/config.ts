@@ -8,6 +8,7 @@ import { applyEnvOverrides } from './config-env.js';
 import './errors.js';
 import { GATEWAY_ID } from './ids.js';
 import { trustedProxiesSchema, webAuthSchema } from './web/config.js';
+import { commandsSchema, gatewayDownlinkSchema } from './commands/config.js';
 
 const TOKEN_HASH = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 hex> from `outpost hash-token`');
 const SECRET_MIN = 16;
@@ -60,6 +61,8 @@ const gatewaySchema = z.strictObject({
   /** Credentials of its `http` sync link; without them the HTTP ingest refuses the gateway. */
   auth: gatewayAuthSchema.optional(),
   iridium: iridiumSchema.optional(),
+  /** How commands reach it (central/commands/config.ts). */
+  downlink: gatewayDownlinkSchema.optional(),
 });
 
 const tlsSchema = z.strictObject({
@@ -197,6 +200,8 @@ export const centralSchema = z
       })
       .prefault({}),
     gateways: z.array(gatewaySchema).max(100_000).default([]),
+    /** The command router (central/commands/config.ts). */
+    commands: commandsSchema,
   })
   .superRefine((c, ctx) => {
     const seen = new Map<string, number>();

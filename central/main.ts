@@ -16,6 +16,7 @@ import { LevelCentralStore } from './store/level.js';
 import { PostgresCentralStore } from './store/postgres.js';
 import { urlWithPassword } from './store/postgres/db.js';
 import { openWeb, type CentralWeb } from './web/index.js';
+import { openCommands, type CentralCommands } from './commands/index.js';
 import openapi from './http/openapi.json' with { type: 'json' };
 import './errors.js';
 
@@ -36,6 +37,8 @@ export interface Central {
   gateways: GatewayDirectory;
   /** The web UI (a central that owns its store): its audit trail, and the first admin when this start created it. */
   web: CentralWeb | undefined;
+  /** The command router and its links (a central that owns its store). */
+  commands: CentralCommands | undefined;
   stop(): Promise<void>;
 }
 
@@ -53,6 +56,7 @@ export async function startCentral(config: CentralConfig, options: CentralOption
   const now = options.now ?? Date.now;
   let store: CentralStore | undefined;
   let web: CentralWeb | undefined;
+  let commands: (CentralCommands & { start(): void }) | undefined;
   let handler: MqttMessageHandler & { close?(): void };
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
@@ -68,6 +72,20 @@ export async function startCentral(config: CentralConfig, options: CentralOption
       web = opened;
       cleanups.push(() => opened.close());
       apiRoutes({ http, store: owned, gateways, metrics, offlineAfterMs: config.fleet.offlineAfterSeconds * 1000, version: options.version, now });
+      // Commands to gateways (central/commands): routes now, links once the server listens.
+      const cmds = await openCommands({
+        config,
+        http,
+        store: owned,
+        gateways,
+        metrics,
+        audit: opened.audit,
+        clientAddress: (req) => opened.security.client(req).address,
+        log: log.child({ component: 'commands' }),
+        now,
+      });
+      commands = cmds;
+      cleanups.push(() => cmds.stop());
       httpIngestRoutes({ http, service, gateways, metrics, ingest: config.ingest.http, maxBodyBytes: config.http.maxBodyBytes, now });
       downlinkRoutes({ http, store: owned, gateways, metrics, ingest: config.ingest.http, now });
       const rb = config.ingest.rockblock;
@@ -75,7 +93,7 @@ export async function startCentral(config: CentralConfig, options: CentralOption
         const publicKey = rb.verify === 'jwt' ? await loadPublicKey(rb.jwt!.publicKeyFile) : undefined;
         if (rb.verify === 'none')
           log.warn({ component: 'ingest' }, 'ingest.rockblock.verify is none: anyone who can reach this URL can post satellite readings');
-        rockblockRoutes({ http, service, sink: owned, gateways, metrics, config: rb, publicKey, now });
+        rockblockRoutes({ http, service, sink: owned, gateways, metrics, config: rb, publicKey, now, onMtAcks: cmds.onMtAcks });
       }
       scrapedMetrics(metrics, owned, gateways);
       handler = localHandler(service, config.ingest.http.maxBatchBytes);
@@ -89,6 +107,7 @@ export async function startCentral(config: CentralConfig, options: CentralOption
     let receiver: MqttReceiver | undefined;
     const url = await http.listen();
     cleanups.push(() => http.close());
+    commands?.start();
     if (config.ingest.mqtt) {
       receiver = new MqttReceiver({ config: config.ingest.mqtt, handler, metrics, log: log.child({ component: 'ingest-mqtt' }) });
       await receiver.start();
@@ -104,6 +123,7 @@ export async function startCentral(config: CentralConfig, options: CentralOption
       metrics,
       gateways,
       web,
+      commands,
       async stop() {
         if (stopped) return;
         stopped = true;

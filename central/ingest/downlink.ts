@@ -5,7 +5,8 @@ import type { GatewayDirectory } from '../gateways.js';
 import { readRawBody } from '../http/body.js';
 import type { CentralHttp } from '../http/server.js';
 import type { CentralMetrics } from '../metrics.js';
-import type { CentralStore } from '../store/contract.js';
+import { sendable } from '../store/command-model.js';
+import type { CentralStore, QueuedCommand } from '../store/contract.js';
 import { verifyGatewayRequest } from './gateway-auth.js';
 import { GATEWAY_HEADER, parseJson, storageBusy } from './http-ingest.js';
 import '../errors.js';
@@ -16,7 +17,7 @@ const ACK_MAX_BYTES = 64 * 1024;
 
 export interface DownlinkDeps {
   http: CentralHttp;
-  store: Pick<CentralStore, 'commandsAfter' | 'recordCommandAck'>;
+  store: Pick<CentralStore, 'commandsAfter' | 'recordCommandAck' | 'markCommandSent'>;
   gateways: GatewayDirectory;
   metrics: CentralMetrics;
   ingest: CentralConfig['ingest']['http'];
@@ -40,7 +41,7 @@ export function downlinkRoutes(d: DownlinkDeps): void {
       const gateway = authenticated(d, req, Buffer.from(`GET ${req.originalUrl}`), now());
       const after = cursorParam(req.query.after);
       const limit = limitParam(req.query.limit);
-      const commands = await d.store.commandsAfter(gateway, after, limit);
+      const commands = await servable(d, gateway, after, limit, now());
       d.metrics.requests.inc({ path: 'downlink', outcome: 'ok' });
       if (commands.length === 0) {
         res.status(204).end();
@@ -92,6 +93,29 @@ export function downlinkRoutes(d: DownlinkDeps): void {
       throw e;
     }
   });
+}
+
+/** Pages looked through for a command to serve; past them the poll gets 204 and its cursor stays. */
+const MAX_PAGES = 20;
+
+/**
+ * The commands after `after` that may still go out (command-model.ts `sendable`, never one
+ * that went over Iridium: the gateway would apply that copy again, router.ts), each marked
+ * `sent` over http. Settled ones in between are skipped, a page at a time; the gateway's
+ * cursor moves past them with the next served command.
+ */
+async function servable(d: DownlinkDeps, gateway: string, after: number, limit: number, at: number): Promise<QueuedCommand[]> {
+  const out: QueuedCommand[] = [];
+  let from = after;
+  for (let page = 0; page < MAX_PAGES && out.length === 0; page++) {
+    const list = await d.store.commandsAfter(gateway, from, limit);
+    for (const c of list) if (sendable(c, at) && !(c.sends ?? []).some((s) => s.via === 'iridium')) out.push(c);
+    if (list.length < limit) break;
+    from = list[list.length - 1]!.cursor;
+  }
+  const served: QueuedCommand[] = [];
+  for (const c of out) served.push((await d.store.markCommandSent(gateway, c.cursor, { at, via: 'http' })) ?? c);
+  return served;
 }
 
 function authenticated(d: DownlinkDeps, req: Request, signed: Buffer, at: number): string {

@@ -85,7 +85,8 @@ export class MqttReceiver {
     return this.clients.length > 0 && this.clients.every((c) => c.connected);
   }
 
-  private async options(): Promise<IClientOptions> {
+  /** The connect options of `ingest.mqtt` (the command link connects with them too, under its own client id). */
+  async options(): Promise<IClientOptions> {
     const c = this.o.config;
     const options: IClientOptions = {
       protocolVersion: c.protocolVersion,
@@ -132,6 +133,15 @@ export class MqttReceiver {
       );
     });
     client.on('close', () => this.o.metrics.mqttConnected.set({ connection: clientId }, 0));
+    // Every packet handled proves the broker alive. MQTT.js (5.x) reschedules its keepalive only
+    // on a PINGRESP or an incoming ack (lib/handlers/index.js), and handles packets one at a
+    // time: with a backlog, the PINGRESP waits behind up to receiveMaximum PUBLISHes, each
+    // waiting for its commit, and once that takes longer than half the keepalive the client
+    // called the broker dead, dropped the connection and got the in-flight messages again — a
+    // reconnect loop that only repeated work (bench/central-ingest.bench.ts: 8 connections,
+    // keepalive timeouts every ~45 s, duplicates stored once). The broker still hears from us:
+    // a PUBACK after every commit.
+    client.on('packetreceive', () => client.reschedulePing(true));
     client.on('error', (err) => this.warn(`error:${clientId}:${err.message}`, { clientId, err: err.message }, 'MQTT ingest connection error'));
     client.handleMessage = (packet, callback) => {
       this.handle(packet as IPublishPacket).then(

@@ -28,6 +28,8 @@ export interface RockblockDeps {
   /** The Rock7 public key when `verify: jwt`. */
   publicKey: KeyObject | undefined;
   now?: () => number;
+  /** Acknowledgements of MT messages (MO kind 3), after they are stored: the command queue's. */
+  onMtAcks?(gateway: string, acks: ReadonlyArray<{ counter: number; results: string[] }>, at: number): Promise<unknown>;
 }
 
 /** The fields of a RockBLOCK MO delivery (Rock7 "Receiving MO messages via HTTP Webhook"). */
@@ -89,6 +91,8 @@ export function rockblockRoutes(d: RockblockDeps): void {
       if (kind === 'ack') {
         const acks = undecodable(() => decodeMoAck(mo.data));
         await d.sink.recordSatellite(gw.id, { ...message, acks });
+        // The commands those MT counters carried (central/commands/router.ts): applied or refused.
+        await d.onMtAcks?.(gw.id, acks, now());
         d.metrics.requests.inc({ path: 'rockblock', outcome: 'ok' });
         res.json({ ok: true, gateway: gw.id, kind: 'ack', acks });
         return;

@@ -87,7 +87,7 @@ export class IngestService {
 
 /**
  * The gateway's status, from either channel: MQTT `{"state":"online"|"offline","gatewayId",
- * "since"?,"storage"?}` (runtime/sync/mqtt-link.ts) or HTTP `{"format":"outpost-status/1",
+ * "session"?,"since"?,"t"?,"storage"?}` (runtime/sync/mqtt-link.ts) or HTTP `{"format":"outpost-status/1",
  * "gw","storage"}` (runtime/sync/http-status.ts).
  */
 export function parseStatus(gateway: string, raw: unknown, via: IngestVia, at: number): GatewayStatus {
@@ -102,6 +102,13 @@ export function parseStatus(gateway: string, raw: unknown, via: IngestVia, at: n
   if (doc.state !== undefined) {
     if (doc.state !== 'online' && doc.state !== 'offline') throw new OutpostError('CENTRAL_BATCH_INVALID', 'status "state" is "online" or "offline"');
     status.state = doc.state;
+  }
+  if (doc.session !== undefined) {
+    // The MQTT connection the state belongs to: the store keeps the newest session's (store/contract.ts GatewayStatus).
+    if (typeof doc.session !== 'number' || !Number.isSafeInteger(doc.session) || doc.session < 0)
+      throw new OutpostError('CENTRAL_BATCH_INVALID', 'status "session" is a whole number ≥ 0 (epoch ms of the connection)');
+    if (status.state === undefined) throw new OutpostError('CENTRAL_BATCH_INVALID', 'a status with a "session" carries "state"');
+    status.session = doc.session;
   }
   if (typeof doc.since === 'number' && Number.isSafeInteger(doc.since)) status.since = doc.since;
   else if (status.state === 'offline' && typeof doc.t === 'number' && Number.isSafeInteger(doc.t)) status.since = doc.t;

@@ -35,7 +35,7 @@ export interface CentralStore {
 
   /** Stores the records not stored before (by seq), with the receipt, in one durable commit. */
   insertReadings(gateway: string, records: readonly IngestRecord[], receipt: Receipt): Promise<InsertResult>;
-  /** A status document or message from the gateway (MQTT `<root>/status`, HTTP `outpost-status/1`). */
+  /** A status document or message from the gateway (MQTT `<root>/status`, HTTP `outpost-status/1`), merged as `GatewayStatus` says. */
   recordStatus(gateway: string, status: GatewayStatus): Promise<void>;
   /** A satellite message that carried no readings (an MT acknowledgement): counted for credits and position. */
   recordSatellite(gateway: string, message: SatelliteMessage): Promise<void>;
@@ -60,10 +60,53 @@ export interface CentralStore {
    * The command queue of a gateway (issue 26 fills it; the HTTP poll downlink serves it now).
    * `cursor` is a per-gateway number, increasing; `commandsAfter` returns commands by cursor.
    */
-  enqueueCommand(gateway: string, command: CommandBody): Promise<QueuedCommand>;
+  enqueueCommand(gateway: string, command: CommandBody, options?: EnqueueOptions): Promise<QueuedCommand>;
   commandsAfter(gateway: string, after: number, limit: number): Promise<QueuedCommand[]>;
-  /** The gateway's answer to the command at `cursor` (undefined: no such command). */
+  /** The gateway's answer to the command at `cursor` (undefined: no such command); see `ackedState`. */
   recordCommandAck(gateway: string, cursor: number, ack: CommandAck): Promise<QueuedCommand | undefined>;
+  /** One command, by cursor, by requestId, or by the counter of an MT message that carried it. */
+  command(gateway: string, ref: CommandRef): Promise<QueuedCommand | undefined>;
+  /** Commands of one gateway or all, newest first, optionally of one state or group. */
+  listCommands(filter: CommandFilter): Promise<GatewayCommand[]>;
+  /** A link sent it (queued|sent → sent, the send appended; a settled or expired command is left as it is). */
+  markCommandSent(gateway: string, cursor: number, send: CommandSend): Promise<QueuedCommand | undefined>;
+  /** queued|sent commands whose `expiresAt` is at or before `now` become `expired`; answers those. */
+  expireCommands(now: number): Promise<QueuedCommand[]>;
+  /**
+   * The next Iridium MT replay counter of a gateway, durable before it is answered: the larger of
+   * the last one + 1 and `floor` (central passes a clock-derived floor so that a store made anew
+   * still counts above what the modem's MtVerifier accepted last).
+   */
+  nextMtCounter(gateway: string, floor: number): Promise<number>;
+}
+
+/** Links a command goes over: MQTT `cmd/*`, the HTTP poll downlink, Iridium MT via RockBLOCK. */
+export type CommandLink = 'mqtt' | 'http' | 'iridium';
+
+export type CommandRef = { cursor: number } | { requestId: string } | { mtCounter: number };
+
+export interface EnqueueOptions {
+  /** Not sent after this (epoch ms); default: created + 24 h. */
+  expiresAt?: number;
+  /** The group id shared by the commands of one request to a tagged group. */
+  group?: string;
+  /** Who asked (the web user or token), kept with the command. */
+  by?: string;
+}
+
+export interface CommandFilter {
+  gateway?: string;
+  state?: CommandState;
+  group?: string;
+  /** At most this many (default 100, at most 1000). */
+  limit?: number;
+}
+
+export interface CommandSend {
+  at: number;
+  via: CommandLink;
+  /** The MT message's replay counter (Iridium): its MO acknowledgement names it. */
+  counter?: number;
 }
 
 export interface StoreHealth {
@@ -102,6 +145,23 @@ export interface InsertResult {
   duplicates: number;
 }
 
+/**
+ * A gateway's status. `recordStatus` does not simply keep the newest commit: the reported
+ * status (`gatewayState().status`) is merged from what was committed (store/status-order.ts
+ * `mergeStatus`, the same in every store):
+ *
+ * - `state`, `since`, `session` are the newest session's: the highest `session` wins, and
+ *   within one session `offline` beats `online` (then the later commit). A will of session 2
+ *   committed after the `online` of session 3 changes nothing; an `online` of session 3
+ *   committed after its `offline` changes nothing. A status with a state but no `session`
+ *   (gateways before sessions) ranks as the session of its arrival `at`: among those the newest
+ *   arrival wins. A status of an older session is ignored whole.
+ * - `storage` is the newest storage report: a status without a state (HTTP `outpost-status/1`,
+ *   a RockBLOCK storage state) replaces `storage` and keeps the connection part; an accepted
+ *   `online` replaces `storage` with its own (none means ok); an accepted `offline` keeps it
+ *   unless it carries one.
+ * - `at` and `via` are those of the newest commit that changed it (`at` never goes back).
+ */
 export interface GatewayStatus {
   /** Arrival time at central. */
   at: number;
@@ -109,6 +169,8 @@ export interface GatewayStatus {
   /** MQTT retained status: online (with `since`), offline (its will, or a clean stop). */
   state?: 'online' | 'offline';
   since?: number;
+  /** The MQTT connection the state belongs to (epoch ms chosen by the gateway before each CONNECT, increasing). */
+  session?: number;
   /** The gateway's storage state when it is not ok (read-only alarm), or its recovery. */
   storage?: { state: string; error?: string; since?: number };
 }
@@ -169,7 +231,13 @@ export interface CommandBody {
   [key: string]: unknown;
 }
 
-export type CommandState = 'queued' | 'applied' | 'refused';
+/**
+ * queued → sent → applied | refused, or → expired when `expiresAt` passes first (it is then sent
+ * no more). An ack decides whatever came before: a command that expired while its copy was on the
+ * way and was applied says `applied` (with `expiredAt`) — the state says what happened at the
+ * site. `applied` is final: a later refusal (another link's copy) is not recorded over it.
+ */
+export type CommandState = 'queued' | 'sent' | 'applied' | 'refused' | 'expired';
 
 export interface CommandAck {
   ok: boolean;
@@ -187,8 +255,19 @@ export interface QueuedCommand {
   command: CommandBody;
   state: CommandState;
   createdAt: number;
+  /** Not sent after this (epoch ms). */
+  expiresAt: number;
+  /** When it became `expired` (kept when a late ack settles it). */
+  expiredAt?: number;
+  group?: string;
+  by?: string;
+  /** Every send, oldest first (at most MAX_SENDS kept: the first and the newest). */
+  sends?: CommandSend[];
   ack?: CommandAck;
 }
+
+/** A command with the gateway it is for (lists across gateways). */
+export type GatewayCommand = QueuedCommand & { gateway: string };
 
 /** The type of a reading's value, as the gateway's data model names it (core/datapoint.ts). */
 export function typeOfValue(v: Value | undefined): DatapointType {

@@ -8,6 +8,8 @@ import { SeqDeduper } from '../../runtime/sync/codec.js';
 import { GATEWAY_ID } from '../ids.js';
 import '../errors.js';
 import { KeyedLock } from './keyed-lock.js';
+import { LevelCommandQueue } from './level-commands.js';
+import { mergeStatus } from './status-order.js';
 import { internalSeries, parseSeries, readingSeries, satelliteKey } from './series.js';
 import {
   typeOfValue,
@@ -17,6 +19,11 @@ import {
   type CentralStore,
   type CommandAck,
   type CommandBody,
+  type CommandFilter,
+  type CommandRef,
+  type CommandSend,
+  type EnqueueOptions,
+  type GatewayCommand,
   type GatewayState,
   type GatewayStatus,
   type IngestRecord,
@@ -65,9 +72,12 @@ export class LevelCentralStore implements CentralStore {
   private readonly index = new Map<string, Set<string>>();
   /** Gateways with any series. */
   private readonly known = new Set<string>();
+  /** The command queues (`$cmd/<gw>`, level-commands.ts). */
+  private readonly commands: LevelCommandQueue;
 
   constructor(options: LevelCentralStoreOptions) {
     this.store = new LevelStore({ path: join(options.dataDir, 'db'), sync: options.sync ?? true });
+    this.commands = new LevelCommandQueue(this.store, this.lock, this.known);
   }
 
   async open(): Promise<void> {
@@ -172,7 +182,18 @@ export class LevelCentralStore implements CentralStore {
 
   async recordStatus(gateway: string, status: GatewayStatus): Promise<void> {
     checkGateway(gateway);
-    await this.store.write([{ id: internalSeries('status', gateway), t: status.at, v: status as unknown as Value }], { outbox: false });
+    // Read, merge, write under the gateway's lock: two receivers committing a will and the
+    // next online at once both see the other's (contract.ts `GatewayStatus`).
+    // (A key of its own: status commits do not wait for the gateway's readings.)
+    await this.lock.run(`${gateway}\u0000status`, async () => {
+      const series = internalSeries('status', gateway);
+      const current = this.store.latest(series);
+      const merged = mergeStatus(current?.v as unknown as GatewayStatus | undefined, status);
+      if (!merged) return;
+      // Never behind the current point, or latest() would not show it.
+      const t = Math.max(merged.at, current?.t ?? 0);
+      await this.store.write([{ id: series, t, v: merged as unknown as Value }], { outbox: false });
+    });
     this.known.add(gateway);
   }
 
@@ -269,34 +290,40 @@ export class LevelCentralStore implements CentralStore {
     return (await this.store.storedPoints(internalSeries('seq', gateway))).points;
   }
 
-  async enqueueCommand(gateway: string, command: CommandBody): Promise<QueuedCommand> {
+  enqueueCommand(gateway: string, command: CommandBody, options?: EnqueueOptions): Promise<QueuedCommand> {
     checkGateway(gateway);
-    return this.lock.run(gateway, async () => {
-      const series = internalSeries('cmd', gateway);
-      const cursor = (this.store.latest(series)?.t ?? 0) + 1;
-      const queued: QueuedCommand = { cursor, command, state: 'queued', createdAt: Date.now() };
-      await this.store.write([{ id: series, t: cursor, v: queued as unknown as Value }], { outbox: false });
-      this.known.add(gateway);
-      return queued;
-    });
+    return this.commands.enqueue(gateway, command, options, Date.now());
   }
 
-  async commandsAfter(gateway: string, after: number, limit: number): Promise<QueuedCommand[]> {
-    if (!this.known.has(gateway)) return [];
-    const values = await this.store.query(internalSeries('cmd', gateway), { from: Math.max(0, after + 1), limit });
-    return values.map((v) => v.v as unknown as QueuedCommand);
+  commandsAfter(gateway: string, after: number, limit: number): Promise<QueuedCommand[]> {
+    return this.commands.after(gateway, after, limit);
   }
 
-  async recordCommandAck(gateway: string, cursor: number, ack: CommandAck): Promise<QueuedCommand | undefined> {
+  recordCommandAck(gateway: string, cursor: number, ack: CommandAck): Promise<QueuedCommand | undefined> {
     checkGateway(gateway);
-    return this.lock.run(gateway, async () => {
-      const series = internalSeries('cmd', gateway);
-      const [entry] = await this.store.query(series, { from: cursor, to: cursor, limit: 1 });
-      if (!entry) return undefined;
-      const updated: QueuedCommand = { ...(entry.v as unknown as QueuedCommand), state: ack.ok ? 'applied' : 'refused', ack };
-      await this.store.write([{ id: series, t: cursor, v: updated as unknown as Value }], { outbox: false });
-      return updated;
-    });
+    return this.commands.ack(gateway, cursor, ack);
+  }
+
+  command(gateway: string, ref: CommandRef): Promise<QueuedCommand | undefined> {
+    return this.commands.get(gateway, ref);
+  }
+
+  listCommands(filter: CommandFilter): Promise<GatewayCommand[]> {
+    return this.commands.list(filter);
+  }
+
+  markCommandSent(gateway: string, cursor: number, send: CommandSend): Promise<QueuedCommand | undefined> {
+    checkGateway(gateway);
+    return this.commands.sent(gateway, cursor, send);
+  }
+
+  expireCommands(now: number): Promise<QueuedCommand[]> {
+    return this.commands.expire(now);
+  }
+
+  nextMtCounter(gateway: string, floor: number): Promise<number> {
+    checkGateway(gateway);
+    return this.commands.nextMtCounter(gateway, floor);
   }
 
   private datapointSet(gateway: string): Set<string> {

@@ -10,6 +10,11 @@ import type {
   CentralStore,
   CommandAck,
   CommandBody,
+  CommandFilter,
+  CommandRef,
+  CommandSend,
+  EnqueueOptions,
+  GatewayCommand,
   GatewayState,
   GatewayStatus,
   IngestRecord,
@@ -23,7 +28,16 @@ import type {
   StoredValue,
 } from './contract.js';
 import { Catalog } from './postgres/catalog.js';
-import { commandsAfter, enqueueCommand, recordCommandAck } from './postgres/commands.js';
+import {
+  commandsAfter,
+  enqueueCommand,
+  expireCommands,
+  findCommand,
+  listCommands,
+  markCommandSent,
+  nextMtCounter,
+  recordCommandAck,
+} from './postgres/commands.js';
 import { Database, redactUrl } from './postgres/db.js';
 import { gatewayStates, recordSatellite, recordStatus, satelliteUsage } from './postgres/gateway-state.js';
 import { insertReadings } from './postgres/insert.js';
@@ -204,9 +218,9 @@ export class PostgresCentralStore implements CentralStore {
     return countSeqs(this.db, gateway);
   }
 
-  async enqueueCommand(gateway: string, command: CommandBody): Promise<QueuedCommand> {
+  async enqueueCommand(gateway: string, command: CommandBody, options?: EnqueueOptions): Promise<QueuedCommand> {
     this.opened();
-    return enqueueCommand(this.db, this.catalog, gateway, command, this.now());
+    return enqueueCommand(this.db, this.catalog, gateway, command, options, this.now());
   }
 
   async commandsAfter(gateway: string, after: number, limit: number): Promise<QueuedCommand[]> {
@@ -217,5 +231,30 @@ export class PostgresCentralStore implements CentralStore {
   async recordCommandAck(gateway: string, cursor: number, ack: CommandAck): Promise<QueuedCommand | undefined> {
     this.opened();
     return recordCommandAck(this.db, gateway, cursor, ack);
+  }
+
+  async command(gateway: string, ref: CommandRef): Promise<QueuedCommand | undefined> {
+    this.opened();
+    return findCommand(this.db, gateway, ref);
+  }
+
+  async listCommands(filter: CommandFilter): Promise<GatewayCommand[]> {
+    this.opened();
+    return listCommands(this.db, filter);
+  }
+
+  async markCommandSent(gateway: string, cursor: number, send: CommandSend): Promise<QueuedCommand | undefined> {
+    this.opened();
+    return markCommandSent(this.db, gateway, cursor, send);
+  }
+
+  async expireCommands(now: number): Promise<QueuedCommand[]> {
+    this.opened();
+    return expireCommands(this.db, now);
+  }
+
+  async nextMtCounter(gateway: string, floor: number): Promise<number> {
+    this.opened();
+    return nextMtCounter(this.db, gateway, floor, this.now());
   }
 }

@@ -13,7 +13,7 @@
  * | `$rx/<gw>`          | arrival                   | receipt {via, lane, key, stored, duplicates} |
  * | `$status/<gw>`      | arrival                   | status document                     |
  * | `$sat/<gw>`         | transmit time + momsn % 1000 | MO message (credits, position)   |
- * | `$cmd/<gw>`         | cursor                    | queued command and its ack          |
+ * | `$cmd/<gw>`         | cursor (0: MT counter)    | command, its sends and its ack; at 0 the last Iridium MT counter |
  *
  * A `null` value and JSON objects are kept raw (no rollups: storage/DESIGN.md "Rollups").
  */

@@ -219,7 +219,7 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     const stores = [0, 1, 2].map(() => new PostgresCentralStore({ url, refreshMs: 0 }));
     await Promise.all(stores.map((s) => s.open()));
     for (const s of stores) t.teardown(() => s.close());
-    t.equal(await psql(url, "SELECT string_agg(version::text, ',') FROM outpost.outpost_schema"), '1', 'migration 1 applied once');
+    t.equal(await psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM outpost.outpost_schema"), '1,2', 'migrations 1 and 2 applied once');
     t.equal(await psql(url, "SELECT value FROM outpost.settings WHERE name = 'layout'"), 'partitioned', 'plain PostgreSQL: our partitions');
     const results = await Promise.all(stores.map((s, i) => s.insertReadings(GW, [{ seq: 1, id: 'a', t: T0, v: i }], rx(T0))));
     t.equal(
@@ -231,7 +231,7 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     await psql(url, "INSERT INTO outpost.outpost_schema (version, description) VALUES (99, 'from the future')");
     const old = new PostgresCentralStore({ url });
     const err = await rejectsWith(t, old.open(), 'STORAGE_OPEN_FAILED', 'an older Outpost on a newer schema');
-    t.match(err?.message, /version 99, newer than this Outpost Central knows \(1\)/);
+    t.match(err?.message, /version 99, newer than this Outpost Central knows \(2\)/);
   });
 
   t.test('the password is in no error and no log line', async (t) => {

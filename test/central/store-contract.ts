@@ -182,6 +182,75 @@ export function centralStoreContract(t: Test, harness: CentralStoreHarness): voi
     );
   });
 
+  t.test('status order: the newest session, offline winning within one; storage merged', async (t) => {
+    // A will and the next online reach two members of a shared subscription and commit in
+    // either order (contract.ts GatewayStatus).
+    const store = await harness.open(t);
+    const S2 = T0 - 60_000;
+    const S3 = T0;
+    const state = async () => (await store.gatewayState(GW))?.status;
+    await store.recordStatus(GW, { at: T0 + 10, via: 'mqtt', state: 'online', since: S3, session: S3 });
+    await store.recordStatus(GW, { at: T0 + 11, via: 'mqtt', state: 'offline', session: S2 });
+    t.same(await state(), { at: T0 + 10, via: 'mqtt', state: 'online', since: S3, session: S3 }, 'will of session 2 after online of session 3: online');
+    await store.recordStatus(GW, { at: T0 + 20, via: 'http', storage: { state: 'read-only', error: 'ENOSPC', since: T0 + 15 } });
+    t.same(
+      await state(),
+      { at: T0 + 20, via: 'http', state: 'online', since: S3, session: S3, storage: { state: 'read-only', error: 'ENOSPC', since: T0 + 15 } },
+      'a storage document keeps the online state',
+    );
+    await store.recordStatus(GW, { at: T0 + 30, via: 'mqtt', state: 'offline', session: S3 });
+    let s = await state();
+    t.equal(s?.state, 'offline', 'the will of session 3');
+    t.same(s?.storage, { state: 'read-only', error: 'ENOSPC', since: T0 + 15 }, 'a will keeps the storage state');
+    await store.recordStatus(GW, { at: T0 + 31, via: 'mqtt', state: 'online', since: S3, session: S3 });
+    t.equal((await state())?.state, 'offline', 'online of session 3 after offline of session 3: offline');
+    await store.recordStatus(GW, { at: T0 + 40, via: 'rockblock', storage: { state: 'ok', since: T0 + 35 } });
+    s = await state();
+    t.same([s?.state, s?.session, s?.storage], ['offline', S3, { state: 'ok', since: T0 + 35 }], 'a RockBLOCK storage state keeps the offline state');
+    t.equal(s?.at, T0 + 40);
+    const S4 = T0 + 45;
+    await store.recordStatus(GW, { at: T0 + 50, via: 'mqtt', state: 'online', since: S4, session: S4 });
+    s = await state();
+    t.same([s?.state, s?.session, s?.since, s?.storage], ['online', S4, S4, undefined], 'online of session 4: its storage (none: ok) replaces');
+    await store.recordStatus(GW, { at: T0 + 51, via: 'mqtt', state: 'offline', session: S3 });
+    await store.recordStatus(GW, { at: T0 + 52, via: 'mqtt', state: 'online', since: S3, session: S3 });
+    t.same([(await state())?.state, (await state())?.session], ['online', S4], 'late statuses of session 3 change nothing');
+    await store.recordStatus(GW, { at: T0 + 53, via: 'mqtt', state: 'online', since: S4, session: S4, storage: { state: 'read-only', since: T0 + 52 } });
+    t.same((await state())?.storage, { state: 'read-only', since: T0 + 52 }, 'the same session republished with its storage: the later commit');
+    await store.recordStatus(GW, { at: T0 + 60, via: 'mqtt', state: 'offline', session: S4, since: T0 + 59 });
+    s = await state();
+    t.same([s?.state, s?.since, s?.storage], ['offline', T0 + 59, { state: 'read-only', since: T0 + 52 }], 'a clean stop of session 4');
+
+    // Gateways without sessions: the newest arrival, as before.
+    await store.recordStatus(OTHER, { at: T0 + 10, via: 'mqtt', state: 'offline' });
+    await store.recordStatus(OTHER, { at: T0 + 20, via: 'mqtt', state: 'online', since: T0 + 15 });
+    t.equal((await store.gatewayState(OTHER))?.status?.state, 'online', 'no sessions: the later arrival');
+    await store.recordStatus(OTHER, { at: T0 + 30, via: 'mqtt', state: 'offline' });
+    t.equal((await store.gatewayState(OTHER))?.status?.state, 'offline');
+
+    // The order is kept across a restart.
+    const again = await harness.reopen(t, store);
+    await again.recordStatus(GW, { at: T0 + 61, via: 'mqtt', state: 'online', since: S4, session: S4 });
+    t.equal((await again.gatewayState(GW))?.status?.state, 'offline', 'after a restart: still offline within session 4');
+  });
+
+  t.test('status order: concurrent commits of a will and the next online', async (t) => {
+    const store = await harness.open(t);
+    // Many sessions committed at once in a shuffled order: the newest session's offline stays.
+    const sessions = Array.from({ length: 12 }, (_, i) => T0 + i * 1000);
+    const writes = sessions.flatMap((session, i) => [
+      { at: T0 + 100 + i, via: 'mqtt' as const, state: 'online' as const, since: session, session },
+      { at: T0 + 200 + i, via: 'mqtt' as const, state: 'offline' as const, session },
+    ]);
+    for (let i = writes.length - 1; i > 0; i--) {
+      const j = (i * 7 + 3) % (i + 1);
+      [writes[i], writes[j]] = [writes[j]!, writes[i]!];
+    }
+    await Promise.all(writes.map((w) => store.recordStatus(GW, w)));
+    const s = (await store.gatewayState(GW))?.status;
+    t.same([s?.state, s?.session], ['offline', sessions.at(-1)], 'the newest session, offline');
+  });
+
   t.test('aggregates of a gateway datapoint, as on the site', async (t) => {
     const store = await harness.open(t);
     // Two minutes of one reading a second: 0..119 on dp `p`.
@@ -269,6 +338,102 @@ export function centralStoreContract(t: Test, harness: CentralStoreHarness): voi
     t.equal(await store.recordCommandAck(GW, 99, { ok: true, at: T0, via: 'http' }), undefined, 'an ack for no command');
   });
 
+  t.test('a command: queued → sent → applied; applied is final', async (t) => {
+    const store = await harness.open(t);
+    const before = Date.now();
+    const c = await store.enqueueCommand(GW, { requestId: 'c-1', type: 'setpoint', id: 'pump.setpoint', v: 42 }, { group: 'g-1', by: 'ops' });
+    t.equal(c.state, 'queued');
+    t.ok(c.expiresAt >= before + 24 * 3600_000 - 1000 && c.expiresAt <= Date.now() + 24 * 3600_000, 'expires in 24 h by default');
+    t.equal(c.group, 'g-1');
+    const sent = await store.markCommandSent(GW, c.cursor, { at: T0, via: 'mqtt' });
+    t.equal(sent?.state, 'sent');
+    const again = await store.markCommandSent(GW, c.cursor, { at: T0 + 1, via: 'iridium', counter: 7 });
+    t.same(
+      again?.sends?.map((s) => s.via),
+      ['mqtt', 'iridium'],
+      'each send kept',
+    );
+    t.equal((await store.command(GW, { mtCounter: 7 }))?.command.requestId, 'c-1', 'found by the MT counter that carried it');
+    t.equal(await store.command(GW, { mtCounter: 8 }), undefined, 'no command sent with counter 8');
+    const applied = await store.recordCommandAck(GW, c.cursor, { ok: true, result: { v: 42 }, at: T0 + 2, via: 'mqtt' });
+    t.equal(applied?.state, 'applied');
+    const late = await store.recordCommandAck(GW, c.cursor, { ok: false, error: { code: 'X' }, at: T0 + 3, via: 'http' });
+    t.equal(late?.state, 'applied', 'a later refusal does not undo applied');
+    t.same(late?.ack?.result, { v: 42 });
+    t.equal((await store.markCommandSent(GW, c.cursor, { at: T0 + 4, via: 'http' }))?.sends?.length, 2, 'a settled command is not sent');
+    t.equal((await store.command(GW, { cursor: c.cursor }))?.state, 'applied');
+    t.equal((await store.command(GW, { requestId: 'c-1' }))?.cursor, c.cursor);
+    t.equal(await store.command(GW, { requestId: 'nope' }), undefined);
+    t.equal(await store.markCommandSent(GW, 999, { at: T0, via: 'mqtt' }), undefined, 'no such command');
+  });
+
+  t.test("a command refused with the gateway's reason; expired ones are not sendable; an ack after expiry settles it", async (t) => {
+    const store = await harness.open(t);
+    const now = Date.now();
+    const r = await store.enqueueCommand(GW, { requestId: 'c-r', type: 'setpoint', id: 'x', v: 1e9 });
+    const refused = await store.recordCommandAck(GW, r.cursor, {
+      ok: false,
+      error: { code: 'SETPOINT_OUT_OF_RANGE', message: 'above 100' },
+      at: now,
+      via: 'mqtt',
+    });
+    t.equal(refused?.state, 'refused');
+    t.same(refused?.ack?.error, { code: 'SETPOINT_OUT_OF_RANGE', message: 'above 100' });
+    const short = await store.enqueueCommand(GW, { requestId: 'c-e', type: 'ping' }, { expiresAt: now + 60_000 });
+    const long = await store.enqueueCommand(GW, { requestId: 'c-l', type: 'ping' }, { expiresAt: now + 3600_000 });
+    await store.markCommandSent(GW, short.cursor, { at: now, via: 'mqtt' });
+    t.same(await store.expireCommands(now + 30_000), [], 'nothing due yet');
+    const expired = await store.expireCommands(now + 60_000);
+    t.same(
+      expired.map((c) => c.command.requestId),
+      ['c-e'],
+      'at expiresAt: the sent one expires, the other stays',
+    );
+    t.equal((await store.command(GW, { cursor: long.cursor }))?.state, 'queued');
+    t.same(await store.expireCommands(now + 90_000), [], 'expired once');
+    t.equal((await store.markCommandSent(GW, short.cursor, { at: now, via: 'http' }))?.state, 'expired', 'an expired command is not sent');
+    const lateAck = await store.recordCommandAck(GW, short.cursor, { ok: true, at: now + 120_000, via: 'mqtt' });
+    t.equal(lateAck?.state, 'applied', 'the copy on its way was applied: the state says so');
+    t.equal(lateAck?.expiredAt, now + 60_000, 'and when it expired is kept');
+    const past = await store.enqueueCommand(GW, { requestId: 'c-p', type: 'ping' }, { expiresAt: now - 1 });
+    t.equal(past.state, 'expired', 'enqueued already expired');
+    t.same(
+      (await store.listCommands({ gateway: GW, state: 'expired' })).map((c) => c.command.requestId),
+      ['c-p'],
+    );
+  });
+
+  t.test('commands: idempotent by requestId, per-gateway cursors, lists, MT counters', async (t) => {
+    const store = await harness.open(t);
+    const a = await store.enqueueCommand(GW, { requestId: 'same', type: 'ping' }, { group: 'g' });
+    const b = await store.enqueueCommand(GW, { requestId: 'same', type: 'ping' }, { group: 'g' });
+    t.equal(b.cursor, a.cursor, 'the same requestId twice: one command');
+    const concurrent = await Promise.all([1, 2, 3].map(() => store.enqueueCommand(GW, { requestId: 'race', type: 'ping' })));
+    t.equal(new Set(concurrent.map((c) => c.cursor)).size, 1, 'concurrent copies: one command');
+    const o = await store.enqueueCommand(OTHER, { requestId: 'same', type: 'ping' }, { group: 'g' });
+    t.equal(o.cursor, 1, 'the other gateway has its own cursors, and its own requestIds');
+    t.equal((await store.commandsAfter(GW, 0, 10)).length, 2);
+    t.same((await store.listCommands({ group: 'g' })).map((c) => c.gateway).sort(), [GW, OTHER], 'a group across gateways');
+    t.same(
+      (await store.listCommands({ gateway: GW })).map((c) => c.command.requestId),
+      ['race', 'same'],
+      'newest first',
+    );
+    t.same(
+      (await store.listCommands({ gateway: GW, limit: 1 })).map((c) => c.command.requestId),
+      ['race'],
+    );
+    t.same(await store.listCommands({ gateway: 'nobody' }), []);
+    await refuses(t, () => store.enqueueCommand(GW, { requestId: '', type: 'ping' }), 'BAD_REQUEST', 'an empty requestId');
+    await refuses(t, () => store.enqueueCommand(GW, { requestId: 'x y', type: 'ping' }), 'BAD_REQUEST', 'a requestId with a space');
+    t.equal(await store.nextMtCounter(GW, 0), 1);
+    t.equal(await store.nextMtCounter(GW, 0), 2);
+    t.equal(await store.nextMtCounter(GW, 1000), 1000, 'the floor when it is higher');
+    t.equal(await store.nextMtCounter(GW, 5), 1001);
+    t.equal(await store.nextMtCounter(OTHER, 0), 1, 'per gateway');
+    t.equal((await store.commandsAfter(GW, 0, 10)).length, 2, 'the counter is no command');
+  });
+
   t.test('after a restart: duplicates still found, datapoints, states and the queue kept', async (t) => {
     let store = await harness.open(t);
     await store.insertReadings(GW, records(1, 2000), rx(T0, { via: 'http' }));
@@ -276,7 +441,9 @@ export function centralStoreContract(t: Test, harness: CentralStoreHarness): voi
     await store.insertReadings(GW, records(3000, 3100), rx(T0 + 1, { lane: 'priority' }));
     await store.recordStatus(GW, { at: T0 + 2, via: 'mqtt', state: 'online', since: T0 });
     const cmd = await store.enqueueCommand(GW, { requestId: 'r-1', type: 'ping' });
+    const mt = await store.nextMtCounter(GW, 0);
     store = await harness.reopen(t, store);
+    t.equal(await store.nextMtCounter(GW, 0), mt + 1, 'the MT counter continues after the restart');
     t.same(
       (await store.datapoints(GW)).map((d) => d.id),
       ['dp.0', 'dp.1', 'dp.2'],
@@ -289,6 +456,8 @@ export function centralStoreContract(t: Test, harness: CentralStoreHarness): voi
     t.same(await store.insertReadings(GW, records(2990, 3010), rx(T0 + 4)), { stored: 0, duplicates: 21 }, 'and again: nothing');
     const next = await store.enqueueCommand(GW, { requestId: 'r-2', type: 'ping' });
     t.ok(next.cursor > cmd.cursor, 'the command cursor continues after the restart');
+    t.equal((await store.enqueueCommand(GW, { requestId: 'r-1', type: 'ping' })).cursor, cmd.cursor, 'a requestId queued before the restart: the same command');
+    t.equal((await store.command(GW, { requestId: 'r-1' }))?.state, 'queued');
     t.equal(store.health().state, 'ok');
   });
 }

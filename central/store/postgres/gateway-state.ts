@@ -1,6 +1,7 @@
 import { MAX_TIME } from '../../../storage/level/db.js';
 import { checkGateway } from '../level.js';
 import { satelliteKey } from '../series.js';
+import { mergeStatus } from '../status-order.js';
 import type { GatewayState, GatewayStatus, IngestLane, IngestVia, SatelliteMessage, SatelliteUsage } from '../contract.js';
 import type { Catalog } from './catalog.js';
 import { num } from './codec.js';
@@ -23,11 +24,17 @@ export async function recordStatus(db: Database, catalog: Catalog, gateway: stri
     'record status',
     async (c) => {
       await catalog.registerGateway(c, gateway, status.at);
-      // One per (gateway, arrival ms), the later write winning, as the embedded store keeps it.
+      // The gateway's row locked until the commit: receivers in any process committing a will
+      // and the next online at once merge one after the other (contract.ts `GatewayStatus`).
+      await c.query('SELECT 1 FROM outpost.gateways WHERE id = $1 FOR NO KEY UPDATE', [gateway]);
+      const { rows } = await c.query<{ status: GatewayStatus }>('SELECT status FROM outpost.statuses WHERE gateway = $1 ORDER BY at DESC LIMIT 1', [gateway]);
+      const merged = mergeStatus(rows[0]?.status, status);
+      if (!merged) return;
+      // One row per (gateway, arrival ms), the newest the reported one; `at` never goes back.
       await c.query(
         `INSERT INTO outpost.statuses (gateway, at, via, status) VALUES ($1, to_timestamp($2), $3, $4)
          ON CONFLICT (gateway, at) DO UPDATE SET via = excluded.via, status = excluded.status`,
-        [gateway, status.at / 1000, status.via, JSON.stringify(status)],
+        [gateway, merged.at / 1000, merged.via, JSON.stringify(merged)],
       );
     },
     { idempotent: true },

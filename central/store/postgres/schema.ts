@@ -16,7 +16,7 @@ import { createTimescaleTables, timescaleUsable } from './timescale.js';
  * | `receipts`                            | —                        | each commit of readings: via, lane, idempotency key, stored, duplicates              |
  * | `statuses`                            | `(gateway, at)`          | status documents and messages                                                        |
  * | `satellite_messages`                  | `(gateway, key)`         | MO messages (key: transmit second + momsn % 1000 ms, as series.ts `satelliteKey`)   |
- * | `commands`                            | `(gateway, cursor)`      | the command queue and the gateways' answers                                          |
+ * | `commands`                            | `(gateway, cursor)`      | the command queue, sends and the gateways' answers (migration 2: expiry, `doc`)       |
  * | `rollup_1m` (by week), `_15m`, `_1h`, `_1d` | `(series, bucket)` | aggregates as storage/rollups.ts, kept by the refresh (rollups.ts)                  |
  * | `rollup_dirty`                        | —                        | (series, minute) written by inserts since the last refresh                           |
  * | `outpost_schema`, `settings`, `store_probe` | —                  | applied migrations; the readings layout; each process's health probe                 |
@@ -163,6 +163,30 @@ const MIGRATIONS: Migration[] = [
           FROM outpost.readings r JOIN outpost.datapoints d USING (series);
         COMMENT ON TABLE outpost.readings IS 'One reading per (gateway datapoint = series, t); outpost.reading_values has the names';
         COMMENT ON TABLE outpost.seqs IS 'Every stored outbox seq per gateway: the first copy of a seq wins';
+      `);
+    },
+  },
+  {
+    version: 2,
+    description: 'commands: sent and expired states, expiry, groups, MT counters, the whole command as doc',
+    async apply(c) {
+      // Rows of migration 1 keep doc NULL: commands.ts reads them from their columns.
+      await c.query(`
+        ALTER TABLE outpost.commands DROP CONSTRAINT IF EXISTS commands_state_check;
+        ALTER TABLE outpost.commands ADD CONSTRAINT commands_state_check CHECK (state IN ('queued', 'sent', 'applied', 'refused', 'expired'));
+        ALTER TABLE outpost.commands
+          ADD COLUMN expires_at timestamptz,
+          ADD COLUMN group_id text,
+          ADD COLUMN mt_counters bigint[] NOT NULL DEFAULT '{}',
+          ADD COLUMN doc jsonb;
+        UPDATE outpost.commands SET expires_at = created_at + interval '24 hours';
+        ALTER TABLE outpost.commands ALTER COLUMN expires_at SET NOT NULL;
+        CREATE INDEX commands_request ON outpost.commands (gateway, request_id);
+        CREATE INDEX commands_pending ON outpost.commands (expires_at) WHERE state IN ('queued', 'sent');
+        CREATE INDEX commands_newest ON outpost.commands (created_at DESC);
+        CREATE INDEX commands_group ON outpost.commands (group_id) WHERE group_id IS NOT NULL;
+        CREATE INDEX commands_mt ON outpost.commands USING gin (mt_counters);
+        ALTER TABLE outpost.gateways ADD COLUMN mt_counter bigint NOT NULL DEFAULT 0;
       `);
     },
   },

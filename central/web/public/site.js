@@ -8,6 +8,7 @@ import { formatBytes } from './status-view.js';
 import { card, kv, splitArg, stateBadge, whenSeen } from './ui.js';
 import { alarmTable } from './alarms.js';
 import { datapointChart } from './site-chart.js';
+import { commandsCard } from './site-commands.js';
 import { backlogText, creditsText, storageText } from './fleet.js';
 
 /** An id that may wrap after its dots on a narrow screen (a <wbr> after each), as the gateway's tables. */
@@ -115,6 +116,7 @@ export async function site(main, arg, { track, me }) {
   };
   alarmBox.append(alarmTable(alarms.items, { me, showGateway: false, after: reloadAlarms }));
   main.append(card(`Active alarms (${alarms.active})`, alarmBox));
+  main.append(commandsCard(id, dps.items, { me, track }));
 
   const chart = datapointChart(id, dps.items, new URLSearchParams(query), { track });
   const search = h('input', { id: 'dp-search', type: 'search', placeholder: 'datapoint id', autocomplete: 'off' });
