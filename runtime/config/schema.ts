@@ -7,7 +7,7 @@ import { syncSchema } from '../sync/config.js';
 import { FlowsConfigSchema } from '../../flows/config.js';
 import { aclPatternProblem } from '../auth/mqtt-acl.js';
 import { ROLES } from '../auth/roles.js';
-import { proxyEntryProblem } from '../http/forwarded.js';
+import { authCommonShape, trustedProxiesSchema } from '../auth/config-schema.js';
 import { timezoneSchema } from './timezone.js';
 import { siteSchema } from '../site/config.js';
 import { alarmsSchema } from '../alarms/config.js';
@@ -109,55 +109,13 @@ export function coreSchema() {
         /** Serve HTTPS (and the dashboard's MQTT over wss) from these files. */
         tls: tlsFiles.optional(),
         /** Reverse proxies (addresses, CIDRs) whose X-Forwarded-For/-Proto/-Host are believed; none by default. */
-        trustedProxies: z
-          .array(
-            z.string().superRefine((entry, ctx) => {
-              const problem = proxyEntryProblem(entry);
-              if (problem) ctx.addIssue({ code: 'custom', message: `"${entry}" ${problem}` });
-            }),
-          )
-          .max(64)
-          .default([]),
+        trustedProxies: trustedProxiesSchema,
       })
       .prefault({}),
     auth: z
       .strictObject({
         loopback: z.enum([...ROLES, 'none']).default('none'),
-        admin: z
-          .strictObject({
-            username: z
-              .string()
-              .regex(/^[a-z0-9][a-z0-9_.@-]{0,63}$/, 'expected lower-case letters, digits, . _ @ -')
-              .default('admin'),
-            password: z.string().min(10, 'expected at least 10 characters').max(256).optional(),
-            passwordHash: z.string().refine(isPasswordHash, 'expected a hash made by `outpost hash-password` (scrypt$...)').optional(),
-          })
-          .prefault({}),
-        session: z
-          .strictObject({
-            idleMinutes: z
-              .number()
-              .int()
-              .min(1)
-              .max(7 * 24 * 60)
-              .default(480),
-            maxHours: z
-              .number()
-              .int()
-              .min(1)
-              .max(24 * 90)
-              .default(168),
-            maxSessions: z.number().int().min(1).max(100_000).default(1000),
-          })
-          .prefault({}),
-        login: z
-          .strictObject({
-            maxFailures: z.number().int().min(1).max(1000).default(5),
-            maxFailuresPerAddress: z.number().int().min(1).max(100_000).default(20),
-            maxFailuresPerUser: z.number().int().min(1).max(1_000_000).default(100),
-            windowSeconds: z.number().int().min(1).max(86_400).default(900),
-          })
-          .prefault({}),
+        ...authCommonShape,
         adminPaths: z.array(z.string().startsWith('/')).default(['/api/config', '/api/flows', '/red', '/flows']),
         delegatedPaths: z.array(z.string().startsWith('/')).default(['/upload']),
       })
