@@ -150,6 +150,14 @@ export class Database {
   async transaction<T>(fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     const client = await this.pool.connect();
     let broken = false;
+    // A checked-out client whose connection breaks between two queries (the server shut down:
+    // 57P01) emits 'error' itself — the pool listens only to idle ones — and node would crash.
+    // The query in flight, or the next one, fails with it and is handled below.
+    const onError = (err: Error) => {
+      broken = true;
+      this.log.debug({ err: this.message(err) }, 'PostgreSQL: a connection in use failed');
+    };
+    client.on('error', onError);
     try {
       await client.query(begin);
       const out = await fn(client);
@@ -164,6 +172,7 @@ export class Database {
         });
       throw err;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
