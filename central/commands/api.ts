@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import { DATAPOINT_ID } from '../../core/datapoint.js';
@@ -14,10 +14,16 @@ import { isCommandState, MAX_COMMAND_TTL_MS } from '../store/command-model.js';
 import type { CentralStore, CommandBody, GatewayCommand, QueuedCommand } from '../store/contract.js';
 import './errors.js';
 
-/** Command types an operator may send (the gateway's Downlink applies setpoint and schedule; alarm.ack: see README). */
-export const COMMAND_TYPES = ['setpoint', 'schedule', 'alarm.ack'] as const;
+/**
+ * Command types an operator may send (the gateway's Downlink applies setpoint and schedule;
+ * config is a whole outpost.yaml the site must have opted into, runtime/sync/README.md "Remote
+ * configuration"; alarm.ack: see README).
+ */
+export const COMMAND_TYPES = ['setpoint', 'schedule', 'alarm.ack', 'config'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 const MAX_BODY_CHARS = 16 * 1024;
+/** A pushed outpost.yaml: the gateway's own bound (runtime/sync/remote-config.ts). */
+const MAX_CONFIG_CHARS = 256 * 1024;
 const MAX_SCHEDULE_ENTRIES = 1000;
 /** Gateways one request may reach (a tag). */
 const MAX_TARGETS = 1000;
@@ -69,7 +75,7 @@ export function commandView(c: GatewayCommand): Record<string, unknown> {
  * the operator role (made on the Users page) to send.
  */
 export function commandRoutes(d: CommandApiDeps): void {
-  d.http.route('post', '/api/commands', 'api', express.json({ limit: MAX_BODY_CHARS * 2 }), async (req: Request, res: Response) => {
+  d.http.route('post', '/api/commands', 'api', express.json({ limit: MAX_CONFIG_CHARS * 2 }), async (req: Request, res: Response) => {
     const principal = res.locals.principal as Principal | undefined;
     const source = sourceOf(principal, d.clientAddress(req));
     const raw = (req.body ?? {}) as Record<string, unknown>;
@@ -159,8 +165,9 @@ export function parseRequest(raw: Record<string, unknown>, now: number, defaultT
   const body = raw.body;
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return bad('"body" is an object (setpoint: {"id", "v"}; schedule: {"id", "entries"})');
   const b = body as Record<string, unknown>;
-  if (JSON.stringify(b).length > MAX_BODY_CHARS) bad(`"body" is at most ${MAX_BODY_CHARS} characters of JSON`);
   if ('requestId' in b || 'type' in b) bad('"body" may not name "requestId" or "type": central gives each command its own');
+  if (type === 'config') return { target, type, body: configBody(b, bad), expiresAt: expiry(raw, now, defaultTtlMs, bad) };
+  if (JSON.stringify(b).length > MAX_BODY_CHARS) bad(`"body" is at most ${MAX_BODY_CHARS} characters of JSON`);
   if (typeof b.id !== 'string' || (type !== 'alarm.ack' && !DATAPOINT_ID.test(b.id))) bad('"body.id" is the datapoint (setpoint, schedule) or alarm id');
   if (type === 'setpoint' && !['number', 'boolean', 'string'].includes(typeof b.v)) bad('a setpoint\'s "body.v" is a number, boolean or string');
   if (type === 'setpoint' && typeof b.v === 'number' && !Number.isFinite(b.v)) bad('a setpoint\'s "body.v" is finite');
@@ -173,15 +180,30 @@ export function parseRequest(raw: Record<string, unknown>, now: number, defaultT
         bad(`schedule entry ${i} is {"at": <epoch ms or ISO 8601>, "v": <value>}`);
     }
   }
-  let expiresAt = now + defaultTtlMs;
-  if (raw.expiresAt !== undefined) {
-    const e = typeof raw.expiresAt === 'string' ? Date.parse(raw.expiresAt) : raw.expiresAt;
-    if (typeof e !== 'number' || !Number.isSafeInteger(e)) return bad('"expiresAt" is epoch ms or an ISO 8601 time');
-    if (e <= now) bad('"expiresAt" is in the past');
-    if (e > now + MAX_COMMAND_TTL_MS) bad('"expiresAt" is at most 30 days ahead');
-    expiresAt = e;
-  }
-  return { target, type, body: b, expiresAt };
+  return { target, type, body: b, expiresAt: expiry(raw, now, defaultTtlMs, bad) };
+}
+
+function expiry(raw: Record<string, unknown>, now: number, defaultTtlMs: number, bad: (message: string) => never): number {
+  if (raw.expiresAt === undefined) return now + defaultTtlMs;
+  const e = typeof raw.expiresAt === 'string' ? Date.parse(raw.expiresAt) : raw.expiresAt;
+  if (typeof e !== 'number' || !Number.isSafeInteger(e)) return bad('"expiresAt" is epoch ms or an ISO 8601 time');
+  if (e <= now) bad('"expiresAt" is in the past');
+  if (e > now + MAX_COMMAND_TTL_MS) bad('"expiresAt" is at most 30 days ahead');
+  return e;
+}
+
+/**
+ * A config push: `{yaml, apply?}`. Central adds the SHA-256 the gateway checks the file against
+ * (a copy cut short on the way is refused there); the gateway checks the rest with its own schema.
+ */
+function configBody(b: Record<string, unknown>, bad: (message: string) => never): Record<string, unknown> {
+  const extra = Object.keys(b).filter((k) => !['yaml', 'apply'].includes(k));
+  if (extra.length > 0) bad(`a config's "body" is {"yaml", "apply"?}; not ${extra.map((k) => JSON.stringify(k)).join(', ')}`);
+  if (typeof b.yaml !== 'string' || b.yaml.trim() === '') bad('a config\'s "body.yaml" is the whole outpost.yaml');
+  const yaml = b.yaml as string;
+  if (Buffer.byteLength(yaml, 'utf8') > MAX_CONFIG_CHARS) bad(`a config's "body.yaml" is at most ${MAX_CONFIG_CHARS} bytes`);
+  if (b.apply !== undefined && b.apply !== 'restart' && b.apply !== 'next-start') bad('a config\'s "body.apply" is "restart" or "next-start"');
+  return { yaml, sha256: createHash('sha256').update(yaml, 'utf8').digest('hex'), ...(b.apply !== undefined ? { apply: b.apply } : {}) };
 }
 
 /** The configured gateways a target names. */
