@@ -392,6 +392,7 @@ export class Gateway {
       dataDir,
       topicPrefix: config.broker.prefix,
       satellites: new SatelliteDirectory({ gatewayId: config.gateway.id, services: this.services }),
+      alarms: { engine: this.alarms.engine, audit: this.audit },
       // The `config` command: checked and stored here, applied by `outpost start` (runtime/config/pending.ts).
       remoteConfig: new RemoteConfigReceiver({
         configFile: this.o.configFile,

@@ -349,6 +349,10 @@ export default defineAdapter({
             if (c.kind === 'command') {
               if (c.name === 'mailbox_check') l.mailboxCheck();
               else if (c.name === 'send_now') flush();
+            } else if (c.kind === 'schedule') {
+              // Schedules live in the sync service (runtime/sync/schedules.ts); stand-alone there is none.
+              if (!commandSink)
+                ctx.log.warn({ id: c.id, entries: c.entries.length }, 'MT schedule refused: schedules need the sync service (a `type: iridium` sync link)');
             } else if (!commandSink) {
               const body: { v: number | boolean; expires?: number } = { v: c.v };
               if (c.expiresInS !== undefined) body.expires = ctx.clock.now() + c.expiresInS * 1000;

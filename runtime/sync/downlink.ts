@@ -5,6 +5,11 @@ import type { Clock } from '../../core/clock.js';
 import type { Ingest } from '../ingest.js';
 import type { DownlinkAck, DownlinkCommand } from './link.js';
 import type { SetpointSchedules } from './schedules.js';
+import { CommandMemory, requestRef } from './command-memory.js';
+import type { AlarmEngine } from '../alarms/engine.js';
+import type { AuditSink } from '../audit/entry.js';
+import { audited } from '../audit/record.js';
+import { actorText } from '../audit/actor.js';
 
 export interface DownlinkOptions {
   ingest: Pick<Ingest, 'setpoint'>;
@@ -12,12 +17,19 @@ export interface DownlinkOptions {
   clock: Clock;
   /** Request ids remembered so a redelivered command is answered again, not applied again. */
   memory: number;
+  /**
+   * The durable memory of answered requestIds shared by every link (`<dataDir>/sync/commands.json`,
+   * the service's); without it one in this process only, `memory` ids long.
+   */
+  commandMemory?: CommandMemory;
   /** Counts results by command and code. */
   onResult?: (command: string, result: string) => void;
   /** Setpoint schedules (`schedule` command); without it the command is refused. */
   schedules?: Pick<SetpointSchedules, 'set'>;
   /** Pushed configurations (`config` command, remote-config.ts); without it the command is refused. */
   remoteConfig?: ConfigCommandHandler;
+  /** Alarm acknowledgements from upstream (`alarm.ack`, audited with actor `upstream:<link>`); without it the command is refused. */
+  alarms?: { engine: Pick<AlarmEngine, 'acknowledge'>; audit: AuditSink | undefined };
 }
 
 /** Where a `config` command came from: the audit's actor is `upstream:<link>`. */
@@ -36,7 +48,7 @@ export interface ConfigCommandHandler {
 }
 
 /** Commands the central side may send; anything else is refused with a reason. */
-const DOWNLINK_COMMANDS = ['setpoint', 'schedule', 'ping', 'config'] as const;
+const DOWNLINK_COMMANDS = ['setpoint', 'schedule', 'alarm.ack', 'ping', 'config'] as const;
 
 const MAX_COMMAND_BYTES = 64 * 1024;
 /** A `config` command carries a whole outpost.yaml (at most 256 KiB) as a JSON string, maybe inside a signed envelope. */
@@ -57,17 +69,23 @@ export function commandByteLimit(name: string | undefined): number {
  * A schedule: `{"requestId", "id", "entries": [{"at": <ms or ISO 8601>, "v": <value>}, …]}` on
  * `<root>/cmd/schedule` (or `"type": "schedule"`): every value validated now like a local
  * setpoint, each applied at its time (`schedules.ts`); an empty list clears the actuator's.
+ * An alarm acknowledgement: `{"requestId", "id", "by"?}` on `<root>/cmd/alarm.ack` (or `"type": "alarm.ack"`).
  * A configuration: `{"requestId", "yaml", "sha256"?, "apply"?}` on `<root>/cmd/config` (or
  * `"type": "config"`), handed to `remoteConfig` (remote-config.ts), which checks and stores it.
- * Copies of a requestId in flight wait for the first one's ack (single flight). On MQTT the
- * link authenticates commands and remembers requestIds durably first (`mqtt-commands.ts`).
+ * Copies of a requestId in flight wait for the first one's ack (single flight). Every answer
+ * that is final (applied, or refused for good) is written to the durable memory shared by all
+ * links before it is acked, so a copy over any link, before or after a restart, is answered
+ * from it, never applied again; an Iridium MT copy is found by its request ref (`cmd.ref`). On
+ * MQTT the link authenticates commands first (`mqtt-commands.ts`).
  */
 export class Downlink {
-  private readonly answered = new Map<string, DownlinkAck>();
-  /** Commands being applied, by requestId: a copy arriving meanwhile waits for the same ack (single flight). */
+  private readonly memory: CommandMemory;
+  /** Commands being applied, by request ref: a copy arriving meanwhile waits for the same ack (single flight). */
   private readonly inflight = new Map<string, Promise<DownlinkAck>>();
 
-  constructor(private readonly o: DownlinkOptions) {}
+  constructor(private readonly o: DownlinkOptions) {
+    this.memory = o.commandMemory ?? new CommandMemory({ file: undefined, maxIds: o.memory, clock: o.clock });
+  }
 
   /** `link`: the name of the link it came over (the actor of audited commands). */
   async handle(cmd: DownlinkCommand, link?: string): Promise<DownlinkAck> {
@@ -97,14 +115,20 @@ export class Downlink {
     } catch (err) {
       return this.refuse(cmd, requestId, command, err, link);
     }
-    const previous = this.answered.get(requestId) ?? this.inflight.get(requestId);
-    if (previous) return previous;
+    const ref = cmd.ref ?? requestRef(requestId);
+    const answered = this.memory.get(requestId, ref);
+    if (answered) {
+      this.o.log.info({ source: cmd.source, requestId, command }, 'downlink command answered before (over any link): answered again, not applied again');
+      return answered;
+    }
+    const inflight = this.inflight.get(ref);
+    if (inflight) return { ...(await inflight), requestId };
     const running = this.execute(cmd, requestId, command, rest, link);
-    this.inflight.set(requestId, running);
+    this.inflight.set(ref, running);
     try {
       return await running;
     } finally {
-      this.inflight.delete(requestId);
+      this.inflight.delete(ref);
     }
   }
 
@@ -133,16 +157,36 @@ export class Downlink {
           result = await this.o.schedules.set(id, schedule);
           break;
         }
+        case 'alarm.ack':
+          result = await this.acknowledgeAlarm(rest, requestId, link ?? cmd.source);
+          break;
         case 'ping':
           result = { pong: this.o.clock.now() };
           break;
         default:
           throw new OutpostError('SYNC_COMMAND_INVALID', `unknown command "${command}"; expected one of ${DOWNLINK_COMMANDS.join(', ')}`);
       }
-      return this.remember({ requestId, ok: true, result, t: this.o.clock.now() }, command, 'ok');
+      return await this.remember({ requestId, ok: true, result, t: this.o.clock.now() }, command, 'ok', cmd.ref);
     } catch (err) {
       return this.refuse(cmd, requestId, command, err, link);
     }
+  }
+
+  /**
+   * `{"requestId", "id": "<alarm id>"}`: an operator acknowledged the alarm at the central side;
+   * the engine's own acknowledge (event log, stored), audited like a local one. Refused with the
+   * engine's code (ALARM_UNKNOWN, ALARM_NOT_RAISED, ALARM_ACKNOWLEDGED).
+   */
+  private async acknowledgeAlarm(rest: Record<string, unknown>, requestId: string, link: string): Promise<unknown> {
+    const { id, by } = rest;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 200) throw new OutpostError('SYNC_COMMAND_INVALID', 'alarm.ack needs an "id" (alarm id)');
+    const alarms = this.o.alarms;
+    if (!alarms) throw new OutpostError('SYNC_COMMAND_INVALID', 'alarm acknowledgements are not available on this gateway');
+    const actor = { kind: 'upstream', name: link } as const;
+    // Who acknowledged at central, when it says so (shown on the site's alarm as `by`).
+    const who = typeof by === 'string' && by.length > 0 ? `${actorText(actor)} (${by.slice(0, 100)})` : actorText(actor);
+    const done = await audited(alarms.audit, { action: 'alarm.ack', actor, target: id, details: { requestId } }, () => alarms.engine.acknowledge(id, who));
+    return { id, acknowledged: true, by: done.alarm.ackedBy, at: done.alarm.ackedAt, stored: done.stored };
   }
 
   /** A pushed configuration: the handler audits it, accepted or refused. */
@@ -152,7 +196,7 @@ export class Downlink {
       return this.refuse(cmd, requestId, 'config', new OutpostError('SYNC_COMMAND_INVALID', 'configuration pushes are not available on this gateway'), link);
     try {
       const result = await this.o.remoteConfig.handle(rest, from);
-      return this.remember({ requestId, ok: true, result, t: this.o.clock.now() }, 'config', 'ok');
+      return await this.remember({ requestId, ok: true, result, t: this.o.clock.now() }, 'config', 'ok', cmd.ref);
     } catch (err) {
       return this.refuse(cmd, requestId, 'config', err, link, true);
     }
@@ -162,14 +206,14 @@ export class Downlink {
    * The refusal ack: counted, logged once, remembered unless the transport refused it (or it may
    * succeed later). A config command is audited (`audited`: by its handler already).
    */
-  private refuse(cmd: DownlinkCommand, requestId: string | null, command: string, err: unknown, link?: string, audited = false): DownlinkAck {
+  private async refuse(cmd: DownlinkCommand, requestId: string | null, command: string, err: unknown, link?: string, audited = false): Promise<DownlinkAck> {
     const e = toOutpostError(err);
     if (command === 'config' && !audited) this.o.remoteConfig?.refused({ requestId, source: cmd.source, link }, e);
     const ack: DownlinkAck = { requestId, ok: false, error: { code: e.code, message: e.message, retryable: e.retryable }, t: this.o.clock.now() };
     const fields = { source: cmd.source, requestId, command, code: e.code, reason: e.message };
     if (!cmd.refused) {
       this.o.log.info(fields, 'downlink command refused');
-      return this.remember(ack, command, e.code);
+      return this.remember(ack, command, e.code, cmd.ref);
     }
     this.o.onResult?.(command, e.code);
     // A warning, one message per code: the gateway's repeat limiter (runtime/log-limit.ts) makes a
@@ -178,12 +222,20 @@ export class Downlink {
     return ack;
   }
 
-  private remember(ack: DownlinkAck, command: string, result: string): DownlinkAck {
+  /** Counts it; a final answer is made durable before it is returned (and so before the ack goes). */
+  private async remember(ack: DownlinkAck, command: string, result: string, ref: string | undefined): Promise<DownlinkAck> {
     this.o.onResult?.(command, result);
     // A retryable failure (adapter down) may be sent again with the same id and succeed then.
     if (ack.requestId !== null && (ack.ok || ack.error?.retryable === false)) {
-      this.answered.set(ack.requestId, ack);
-      if (this.answered.size > this.o.memory) this.answered.delete(this.answered.keys().next().value!);
+      try {
+        await this.memory.remember(ack.requestId, ack, undefined, ref ?? requestRef(ack.requestId));
+      } catch (err) {
+        // Applied already: the ack still goes out; in this process the memory holds the answer.
+        this.o.log.warn(
+          { requestId: ack.requestId, err: toOutpostError(err).message },
+          'downlink command memory not written: after a restart this command could be applied again',
+        );
+      }
     }
     return ack;
   }

@@ -14,6 +14,7 @@ import { SatelliteDirectory } from './satellite.js';
 import { ByteBucket } from './pacing.js';
 import type { Lane } from './scheduler.js';
 import type { SyncServiceOptions } from './service.js';
+import type { CommandMemory } from './command-memory.js';
 
 export interface LinkRuntime {
   link: Link;
@@ -28,7 +29,7 @@ export interface LinkRuntime {
 }
 
 /** Builds the link of one `links:` entry, with its drain lane and counters at zero. */
-export function createLinkRuntime(lc: LinkConfig, o: SyncServiceOptions, config: SyncConfig): LinkRuntime {
+export function createLinkRuntime(lc: LinkConfig, o: SyncServiceOptions, config: SyncConfig, commandMemory?: CommandMemory): LinkRuntime {
   const log = o.log;
   let link: Link;
   if (lc.type === 'mqtt')
@@ -40,6 +41,7 @@ export function createLinkRuntime(lc: LinkConfig, o: SyncServiceOptions, config:
       stateDir: join(o.dataDir, 'sync'),
       current: storeCurrentValues(o.store),
       downlinkMemory: config.downlinkMemory,
+      ...(commandMemory ? { commandMemory } : {}),
     });
   else if (lc.type === 'http')
     link = new HttpLink({ config: lc, gatewayId: o.gatewayId, log, clock: o.clock, stateDir: join(o.dataDir, 'sync'), random: o.random });

@@ -48,6 +48,12 @@ export interface DownlinkCommand {
    * like every refusal, and does not remember it under the requestId.
    */
   refused?: { error: OutpostError; requestId: string | null };
+  /**
+   * Hex of the 8-byte reference to the central requestId (`requestRef`, command-memory.ts) when the
+   * transport names the command otherwise (Iridium MT: by its counter). The downlink's memory
+   * finds a command answered over any link by it.
+   */
+  ref?: string;
 }
 
 export interface DownlinkAck {

@@ -17,6 +17,8 @@ export interface MqttCommandGateOptions {
   stateDir: string | undefined;
   /** requestIds remembered (sync `downlinkMemory`). */
   maxIds: number;
+  /** The requestId memory shared by all links (the sync service's); without it one of the link's own under `stateDir`. */
+  memory?: CommandMemory;
   /** Longest a command may take to be applied before it is answered SYNC_ACK_TIMEOUT and the next one goes. */
   applyTimeoutMs: number;
   clock: Clock;
@@ -58,12 +60,15 @@ export class MqttCommandGate {
   ) {}
 
   static async open(o: MqttCommandGateOptions): Promise<MqttCommandGate> {
-    const memory = new CommandMemory({
-      file: o.stateDir === undefined ? undefined : join(o.stateDir, `commands-${o.linkName}.json`),
-      maxIds: o.maxIds,
-      clock: o.clock,
-    });
-    await memory.load();
+    let memory = o.memory;
+    if (!memory) {
+      memory = new CommandMemory({
+        file: o.stateDir === undefined ? undefined : join(o.stateDir, `commands-${o.linkName}.json`),
+        maxIds: o.maxIds,
+        clock: o.clock,
+      });
+      await memory.load();
+    }
     const gate = new MqttCommandGate(o, memory);
     if (o.auth.kind === 'missing')
       o.log.warn(

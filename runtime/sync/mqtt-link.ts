@@ -10,6 +10,7 @@ import { LinkBase, type Batch, type DownlinkAck, type Link, type StorageReport }
 import { encodeBatch } from './codec.js';
 import { resolveCommandAuth } from './command-auth.js';
 import { MqttCommandGate } from './mqtt-commands.js';
+import type { CommandMemory } from './command-memory.js';
 import { SparkplugEdge, type CurrentValues } from './sparkplug-edge.js';
 
 export interface MqttLinkOptions {
@@ -23,6 +24,8 @@ export interface MqttLinkOptions {
   current?: CurrentValues;
   /** Command requestIds remembered (durably, under `stateDir`) to answer copies instead of applying them (sync `downlinkMemory`). */
   downlinkMemory?: number;
+  /** The sync service's requestId memory shared by all links (else the link keeps `commands-<name>.json` of its own). */
+  commandMemory?: CommandMemory;
 }
 
 /** Topics under the configured root (`sites/<gatewayId>` by default). */
@@ -110,6 +113,7 @@ export class MqttLink extends LinkBase implements Link {
         auth: await resolveCommandAuth(c),
         stateDir: this.o.stateDir,
         maxIds: this.o.downlinkMemory ?? 1000,
+        ...(this.o.commandMemory ? { memory: this.o.commandMemory } : {}),
         applyTimeoutMs: c.ackTimeoutMs,
         clock: this.o.clock,
         log: this.o.log,

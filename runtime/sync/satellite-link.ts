@@ -228,11 +228,18 @@ export class SatelliteLink extends LinkBase implements Link {
         this.settle(mt.counter, i, 'ok');
         return;
       }
-      const body: Record<string, unknown> = { requestId: `iridium:${this.o.config.adapter}:${mt.counter}.${i}`, id: c.id, v: c.v };
-      if (c.expiresInS !== undefined) body.expires = this.o.clock.now() + c.expiresInS * 1000;
+      // Named by its counter; `ref` (op 0x05) ties it to central's requestId, so a copy of a command
+      // applied over another link is answered from the downlink's memory, not applied again.
+      const body: Record<string, unknown> = { requestId: `iridium:${this.o.config.adapter}:${mt.counter}.${i}`, id: c.id };
+      if (c.kind === 'schedule') body.entries = c.entries;
+      else {
+        body.v = c.v;
+        if (c.expiresInS !== undefined) body.expires = this.o.clock.now() + c.expiresInS * 1000;
+      }
       this.emit('command', {
         source: `iridium:${this.o.config.adapter}:mt${mt.mtmsn}`,
-        name: 'setpoint',
+        name: c.kind,
+        ...(c.ref !== undefined ? { ref: c.ref } : {}),
         payload: Buffer.from(JSON.stringify(body)),
         reply: (ack: DownlinkAck) => this.settle(mt.counter, i, ack.ok ? 'ok' : (ack.error?.code ?? 'OTHER')),
       });

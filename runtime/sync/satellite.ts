@@ -21,8 +21,14 @@ export interface SatelliteReading {
   q?: 'stale' | 'bad';
 }
 
-/** An authenticated MT command (the adapter checked the tag and the replay counter). */
-export type SatelliteCommand = { kind: 'setpoint'; id: string; v: number | boolean; expiresInS?: number } | { kind: 'command'; name: string };
+/**
+ * An authenticated MT command (the adapter checked the tag and the replay counter). `ref`: hex
+ * of the 8-byte reference to the central requestId it carries (`requestRef`), if any.
+ */
+export type SatelliteCommand =
+  | { kind: 'setpoint'; id: string; v: number | boolean; expiresInS?: number; ref?: string }
+  | { kind: 'schedule'; id: string; entries: Array<{ at: number; v: number | boolean }>; ref?: string }
+  | { kind: 'command'; name: string; ref?: string };
 
 export interface SatelliteMt {
   /** Authenticated, strictly increasing counter of the MT message. */

@@ -14,7 +14,8 @@ import './errors.js';
 import type { Store } from '../../storage/store.js';
 import { syncSchema, type SyncConfig } from './config.js';
 import { DurableCursor } from './cursor.js';
-import { Downlink, type ConfigCommandHandler } from './downlink.js';
+import { Downlink, type ConfigCommandHandler, type DownlinkOptions } from './downlink.js';
+import { CommandMemory } from './command-memory.js';
 import type { DownlinkCommand, Link, LinkState, StorageReport } from './link.js';
 import type { SatelliteDirectory } from './satellite.js';
 import { compilePatterns } from './priority.js';
@@ -56,6 +57,8 @@ export interface SyncServiceOptions {
   satellites?: SatelliteDirectory;
   /** The `config` command's handler (remote-config.ts); without it a pushed config is refused. */
   remoteConfig?: ConfigCommandHandler;
+  /** The `alarm.ack` command: the alarm engine and the audit log (runtime/alarms). */
+  alarms?: DownlinkOptions['alarms'];
   random?: () => number;
 }
 
@@ -123,13 +126,20 @@ export class SyncService {
       });
       await this.schedules.start();
     }
+    // One requestId memory for every link's commands, so "applied once" holds across links and restarts.
+    const commandMemory = new CommandMemory({ file: join(o.dataDir, 'sync', 'commands.json'), maxIds: config.downlinkMemory, clock: o.clock });
+    await commandMemory.load();
+    const absorbed = await commandMemory.absorbLegacy();
+    if (absorbed > 0) log.info({ absorbed }, 'per-link downlink command memories merged into sync/commands.json');
     this.downlink = new Downlink({
+      commandMemory,
       ingest: o.ingest,
       ...(this.schedules ? { schedules: this.schedules } : {}),
       log,
       clock: o.clock,
       memory: config.downlinkMemory,
       ...(o.remoteConfig ? { remoteConfig: o.remoteConfig } : {}),
+      ...(o.alarms ? { alarms: o.alarms } : {}),
       onResult: (command, result) => {
         if (result === 'ok') this.downlinkCounts.ok++;
         else this.downlinkCounts.refused++;
@@ -138,7 +148,7 @@ export class SyncService {
     });
 
     for (const lc of config.links) {
-      const rt = createLinkRuntime(lc, o, config);
+      const rt = createLinkRuntime(lc, o, config, commandMemory);
       const link = rt.link;
       link.on('state', (_state, error) => this.onLinkState(rt, error));
       link.on('command', (cmd) => void this.onCommand(rt, cmd));

@@ -2,14 +2,14 @@
  * Issue 26 item 4: a command to a gateway whose primary link is down arrives over the
  * satellite path, authenticated, once. The gateway's http link points at a dead port; its
  * modem is the simulator on a real pty. Central's router finds no link up but Iridium, encodes
- * the setpoint in the authenticated MT format with the gateway's next persisted counter and
- * POSTs it to the RockBLOCK MT API — here a local fake that queues it on the simulated modem
- * and rings it. The gateway verifies, applies and acknowledges it in an MO message (kind 3);
- * delivered to central's webhook as Rock7 would, it settles the command: `applied`. A forged MT
- * and a replay of the genuine one are refused by the gateway and applied never.
- *
- * A setpoint, not a schedule: the MT format (adapters/iridium/mt.ts) has no schedule op; a
- * schedule command to this gateway waits (it is checked below that it never takes the satellite).
+ * a schedule in the authenticated MT format (op 0x04, with the request ref op 0x05) with the
+ * gateway's next persisted counter and POSTs it to the RockBLOCK MT API — here a local fake that
+ * queues it on the simulated modem and rings it. The gateway verifies it, sets the schedule
+ * through the same path as the `schedule` downlink command (SetpointSchedules), and acknowledges
+ * it in an MO message (kind 3); delivered to central's webhook as Rock7 would, it settles the
+ * command: `applied`. A forged MT and a replay of the genuine one are refused by the gateway; a
+ * genuine MT copy of the same command under a new counter is answered from the gateway's
+ * requestId memory (found by its ref), not applied again. An `alarm.ack` never takes the satellite.
  */
 import t from 'tap';
 import { createServer } from 'node:http';
@@ -20,6 +20,7 @@ import { IridiumSimulator } from '../../adapters/iridium/simulator.js';
 import { serialPortIo } from '../../adapters/iridium/at-transport.js';
 import { moKind } from '../../adapters/iridium/mo-ack.js';
 import { encodeMt } from '../../adapters/iridium/mt.js';
+import { requestRef } from '../../runtime/sync/command-memory.js';
 import { postRockblock, rock7Keys, transmitTime } from './helpers.js';
 import { startWebCentral } from './web-helpers.js';
 
@@ -31,7 +32,7 @@ const TABLE = [
   { id: 'pump.setpoint', decimals: 1 },
 ];
 
-t.test('a setpoint to a gateway whose primary link is down: over RockBLOCK MT, authenticated, applied once, acked', async (t) => {
+t.test('a schedule to a gateway whose primary link is down: over RockBLOCK MT, authenticated, applied once, acked', async (t) => {
   // ---- the fake RockBLOCK MT API, in front of the simulated modem ----
   const { a, b } = await ptyPair(t);
   const sim = new IridiumSimulator(serialPortIo(await openSerial(t, b)), { echo: true, signal: 5, imei: IMEI });
@@ -78,7 +79,19 @@ t.test('a setpoint to a gateway whose primary link is down: over RockBLOCK MT, a
       { id: 'tank.level', kind: 'sensor', type: 'number' },
       { id: 'pump.setpoint', kind: 'actuator', type: 'number', min: 0, max: 100 },
     ],
-    adapters: [{ id: 'sat', type: 'iridium', port: a, forward: false, datapoints: TABLE, mt: { secret: MT_SECRET }, timing: FAST_TIMING }],
+    adapters: [
+      {
+        id: 'sat',
+        type: 'iridium',
+        port: a,
+        forward: false,
+        datapoints: TABLE,
+        mt: { secret: MT_SECRET },
+        timing: FAST_TIMING,
+        // Four MT fetches (the command, a forgery, a replay, a copy): more than the default MT share.
+        budget: { dailyCredits: 100, mtCreditsPerDay: 20 },
+      },
+    ],
     sync: {
       enabled: true,
       pollMs: 20,
@@ -93,10 +106,24 @@ t.test('a setpoint to a gateway whose primary link is down: over RockBLOCK MT, a
     },
   });
   const applied = async () => (await gw.gateway.store.query('pump.setpoint', { from: 0 })).map((v) => v.v);
+  const sync = gw.gateway.sync!;
+  const downlinkOk = async () => (await sync.snapshot()).downlink.ok;
 
-  // ---- the operator sends a setpoint; central routes it over the satellite ----
+  // ---- the operator sends a schedule; central routes it over the satellite ----
   const store = central.store!;
-  const cmd = await store.enqueueCommand(GW, { requestId: 'sat-1', type: 'setpoint', id: 'pump.setpoint', v: 42.5 });
+  // Whole seconds: the MT format carries schedule times in seconds. The first entry falls due
+  // soon after it arrives (applied through the setpoint path), the second stays pending.
+  const soon = Math.ceil((Date.now() + 8_000) / 1000) * 1000;
+  const later = soon + 3_600_000;
+  const cmd = await store.enqueueCommand(GW, {
+    requestId: 'sat-1',
+    type: 'schedule',
+    id: 'pump.setpoint',
+    entries: [
+      { at: soon, v: 42.5 },
+      { at: new Date(later).toISOString(), v: 17 },
+    ],
+  });
   central.commands!.router.kick(GW, cmd);
   await eventually(() => mtPosts.length === 1, 15_000, 50);
   const sentCmd = await store.command(GW, { cursor: cmd.cursor });
@@ -106,7 +133,9 @@ t.test('a setpoint to a gateway whose primary link is down: over RockBLOCK MT, a
   t.ok(counter > 1_000_000, `the MT counter (${counter}) starts from the clock, above anything an old store counted`);
 
   await eventually(async () => (await applied()).length === 1, 30_000, 100);
-  t.same(await applied(), [42.5], 'the gateway applied it, once');
+  t.same(await applied(), [42.5], 'the first entry was applied at its time, once');
+  t.same(sync.schedules!.list(), { 'pump.setpoint': [{ at: later, v: 17 }] }, 'the second entry is pending on the gateway');
+  t.equal(await downlinkOk(), 1, 'one schedule command applied');
 
   // ---- its MO acknowledgement, delivered by Rock7 to central ----
   await eventually(() => sim.received.some((m) => moKind(m.bytes) === 'ack'), 30_000, 100);
@@ -127,9 +156,10 @@ t.test('a setpoint to a gateway whose primary link is down: over RockBLOCK MT, a
 
   // ---- a forged MT and a replay of the genuine one: refused, never applied ----
   const genuine = Buffer.from(mtPosts[0]!.data!, 'hex');
+  t.equal(genuine[genuine.indexOf(0x05, 2) + 9], 0x04, 'the genuine MT carries a request ref followed by a schedule op');
   const table = TABLE.map((d) => ({ ...d, type: 'number' as const }));
   const forged = encodeMt({ key: Buffer.alloc(16, 7), context: GW, datapoints: table, commands: [] }, counter + 1000, [
-    { kind: 'setpoint', id: 'pump.setpoint', v: 99 },
+    { kind: 'schedule', id: 'pump.setpoint', entries: [{ at: later, v: 99 }] },
   ]);
   const refusedBefore = gw.gateway.store.latest('sat.mt_refused')?.v ?? 0;
   sim.queueMt(forged);
@@ -138,17 +168,25 @@ t.test('a setpoint to a gateway whose primary link is down: over RockBLOCK MT, a
   sim.queueMt(genuine);
   sim.ring();
   await eventually(() => (gw.gateway.store.latest('sat.mt_refused')?.v ?? 0) === Number(refusedBefore) + 2, 30_000, 100);
-  t.same(await applied(), [42.5], 'the forged one and the replay: not applied');
+  t.same(sync.schedules!.list(), { 'pump.setpoint': [{ at: later, v: 17 }] }, 'the forged one and the replay: not applied');
+  t.equal(await downlinkOk(), 1, 'still one command applied');
 
-  // ---- a schedule does not fit the MT format: it waits, it is not sent over the satellite ----
-  const schedule = await store.enqueueCommand(GW, {
-    requestId: 'sat-2',
-    type: 'schedule',
-    id: 'pump.setpoint',
-    entries: [{ at: Date.now() + 3_600_000, v: 10 }],
-  });
-  central.commands!.router.kick(GW, schedule);
+  // ---- a genuine copy of sat-1 under a new counter (as if sent again): answered, not applied again ----
+  const key = Buffer.from(MT_SECRET, 'hex');
+  const copy = encodeMt({ key, context: GW, datapoints: table, commands: [] }, counter + 2000, [
+    { kind: 'schedule', id: 'pump.setpoint', entries: [{ at: later, v: 55 }], ref: requestRef('sat-1') },
+  ]);
+  const acksBefore = sim.received.filter((m) => moKind(m.bytes) === 'ack').length;
+  sim.queueMt(copy);
+  sim.ring();
+  await eventually(() => sim.received.filter((m) => moKind(m.bytes) === 'ack').length === acksBefore + 1, 30_000, 100);
+  t.same(sync.schedules!.list(), { 'pump.setpoint': [{ at: later, v: 17 }] }, 'the copy did not replace the schedule');
+  t.equal(await downlinkOk(), 1, 'the copy was answered from memory, not applied');
+
+  // ---- alarm.ack does not fit the MT format: it waits, it is not sent over the satellite ----
+  const other = await store.enqueueCommand(GW, { requestId: 'sat-2', type: 'alarm.ack', id: 'tank.high' });
+  central.commands!.router.kick(GW, other);
   await new Promise((r) => setTimeout(r, 1500));
-  t.equal(mtPosts.length, 1, 'no MT message for a schedule');
-  t.equal((await store.command(GW, { cursor: schedule.cursor }))?.state, 'queued', 'it waits for a link that carries it');
+  t.equal(mtPosts.length, 1, 'no MT message for an alarm.ack');
+  t.equal((await store.command(GW, { cursor: other.cursor }))?.state, 'queued', 'it waits for a link that carries it');
 });

@@ -90,3 +90,60 @@ t.test('authentic but malformed bodies are refused as malformed', async (t) => {
 t.test('short keys are a configuration error', async (t) => {
   await t.rejects(MtVerifier.open(await tempDir(t, 'outpost-iridium-mt-'), { ...format, key: Buffer.alloc(8) }), { code: 'CONFIG_INVALID' });
 });
+
+t.test('schedules (op 0x04) and request refs (op 0x05): exact round trip, bounded, refused clearly', async (t) => {
+  const v = await MtVerifier.open(await tempDir(t, 'outpost-iridium-mt-'), format);
+  const base = Date.UTC(2026, 11, 6, 18, 0, 0);
+  const entries = [
+    { at: base, v: 21.5 },
+    { at: base + 3_600_000, v: 18 },
+    { at: base + 7_200_500, v: -2.5 }, // sub-second parts are dropped: whole seconds on the wire
+  ];
+  const msg = encodeMt(format, 10, [
+    { kind: 'schedule', id: 'site.hvac.setpoint', entries, ref: '0123456789abcdef' },
+    { kind: 'schedule', id: 'site.pump.enabled', entries: [] },
+  ]);
+  t.ok(msg.length <= 40, `compact: ${msg.length} bytes for a 3-entry schedule, a ref and a clear`);
+  const accepted = await v.accept(msg);
+  t.same(accepted.commands, [
+    {
+      kind: 'schedule',
+      id: 'site.hvac.setpoint',
+      entries: [
+        { at: base, v: 21.5 },
+        { at: base + 3_600_000, v: 18 },
+        { at: base + 7_200_000, v: -2.5 },
+      ],
+      ref: '0123456789abcdef',
+    },
+    { kind: 'schedule', id: 'site.pump.enabled', entries: [] },
+  ]);
+  const many = Array.from({ length: 65 }, (_, i) => ({ at: base + i * 1000, v: 1 }));
+  t.throws(() => encodeMt(format, 11, [{ kind: 'schedule', id: 'site.hvac.setpoint', entries: many }]), { code: 'IRIDIUM_CODEC' }, 'at most 64 entries');
+  const wide = Array.from({ length: 60 }, (_, i) => ({ at: base + i * 86_400_000, v: 999.9 }));
+  t.throws(() => encodeMt(format, 11, [{ kind: 'schedule', id: 'site.hvac.setpoint', entries: wide }]), { code: 'IRIDIUM_MO_SIZE' }, 'at most 270 bytes');
+  t.throws(() => encodeMt(format, 11, [{ kind: 'command', name: 'send_now', ref: 'xyz' }]), { code: 'IRIDIUM_CODEC' }, 'a ref is 16 hex digits');
+});
+
+t.test('a schedule or ref that lies is refused as malformed', async (t) => {
+  const v = await MtVerifier.open(await tempDir(t, 'outpost-iridium-mt-'), format);
+  const { createHmac } = await import('node:crypto');
+  const sign = (body: Buffer) =>
+    Buffer.concat([
+      body,
+      createHmac('sha256', format.key)
+        .update('outpost-iridium-mt/1')
+        .update(Buffer.from([0]))
+        .update(format.context)
+        .update(Buffer.from([0]))
+        .update(body)
+        .digest()
+        .subarray(0, 8),
+    ]);
+  const malformed = { code: 'IRIDIUM_MT_REFUSED', details: { reason: 'malformed' } };
+  // 0x04, index 0, base 0, count 100 (with 2 bytes left)
+  await t.rejects(v.accept(sign(Buffer.from([1, 1, 0x04, 0, 0, 100, 0, 0]))), malformed, 'a count beyond the bytes left');
+  await t.rejects(v.accept(sign(Buffer.from([1, 2, 0x05, 1, 2, 3, 4, 5, 6, 7, 8]))), malformed, 'a ref naming no op');
+  await t.rejects(v.accept(sign(Buffer.from([1, 3, 0x05, 1, 2, 3]))), malformed, 'a truncated ref');
+  t.equal(v.lastCounter, -1, 'nothing accepted');
+});
