@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { databaseKind, readSecretFile, type CentralConfig } from './config.js';
 import { GatewayDirectory } from './gateways.js';
 import { apiRoutes } from './http/api.js';
@@ -86,6 +87,13 @@ export async function startCentral(config: CentralConfig, options: CentralOption
       });
       commands = cmds;
       cleanups.push(() => cmds.stop());
+      // An alarm acknowledged on the Alarms page goes to its site as an alarm.ack command.
+      opened.forwardAlarmAcks({
+        forward: async (gateway, alarm, by) => {
+          const queued = await cmds.enqueue(gateway, { requestId: `c-${randomBytes(12).toString('hex')}`, type: 'alarm.ack', id: alarm, by }, by);
+          return `${gateway}:${queued.cursor}`;
+        },
+      });
       httpIngestRoutes({ http, service, gateways, metrics, ingest: config.ingest.http, maxBodyBytes: config.http.maxBodyBytes, now });
       downlinkRoutes({ http, store: owned, gateways, metrics, ingest: config.ingest.http, now });
       const rb = config.ingest.rockblock;

@@ -7,7 +7,7 @@ import type { CentralHttp } from '../http/server.js';
 import { MqttReceiver } from '../ingest/mqtt.js';
 import type { Logger } from '../log.js';
 import type { CentralMetrics } from '../metrics.js';
-import type { CentralStore } from '../store/contract.js';
+import type { CentralStore, CommandBody, QueuedCommand } from '../store/contract.js';
 import { commandRoutes } from './api.js';
 import { MqttCommandLink } from './mqtt-link.js';
 import { CommandRouter, recordMtAcks } from './router.js';
@@ -18,6 +18,8 @@ export interface CentralCommands {
   mqtt: MqttCommandLink | undefined;
   /** For the RockBLOCK webhook: MT acknowledgements settle the commands they name. */
   onMtAcks(gateway: string, acks: ReadonlyArray<{ counter: number; results: string[] }>, at: number): Promise<number>;
+  /** Queues a command central itself decided on (an alarm acknowledged on the Alarms page), with the default expiry. */
+  enqueue(gateway: string, command: CommandBody, by: string): Promise<QueuedCommand>;
   stop(): Promise<void>;
 }
 
@@ -105,6 +107,11 @@ export async function openCommands(d: CommandDeps): Promise<CentralCommands & { 
     router,
     mqtt,
     onMtAcks: (gateway, acks, at) => recordMtAcks(d.store, gateway, acks, at),
+    async enqueue(gateway, command, by) {
+      const queued = await d.store.enqueueCommand(gateway, command, { expiresAt: d.now() + d.config.commands.defaultTtlSeconds * 1000, by });
+      router.kick(gateway, queued);
+      return queued;
+    },
     start() {
       mqtt?.start();
       router.start();

@@ -10,6 +10,7 @@ import type { AuditSink } from '../../runtime/audit/entry.js';
 import { audited } from '../../runtime/audit/record.js';
 import { roleAtLeast, type Principal } from '../../runtime/auth/roles.js';
 import type { GatewayDirectory } from '../gateways.js';
+import type { Logger } from '../log.js';
 import type { CentralHttp } from '../http/server.js';
 import type { CentralStore, StoredValue } from '../store/contract.js';
 import type { AlarmAcks } from './acks.js';
@@ -52,6 +53,16 @@ export interface AlarmRouteDeps {
   /** The client's address as the web UI's security sees it (trusted proxies applied). */
   clientAddress(req: IncomingMessage): string;
   now: () => number;
+  log: Logger;
+  /**
+   * Sends the acknowledgement to the site as an `alarm.ack` command (central/commands), once
+   * commands are open; answers the command's id. Unset: kept at central only.
+   */
+  forward?: AlarmForwarder;
+}
+
+export interface AlarmForwarder {
+  forward(gateway: string, alarm: string, by: string): Promise<string | undefined>;
 }
 
 /** The alarm a datapoint's newest reading says, or undefined when the value is no alarm state. */
@@ -185,7 +196,14 @@ export function alarmRoutes(d: AlarmRouteDeps): void {
       },
       (a) => ({ alarm: a.id, raisedAt: a.raisedAt, severity: a.severity }),
     );
-    // `forwarded: false`: the acknowledgement is kept here; sending it to the site is the commands' part (README).
-    res.json({ ...alarm, forwarded: false });
+    // Kept here first (the fleet view is right at once), then sent to the site as a command, whose
+    // state says when the gateway applied it; a site that refuses it (its own ack came first) says why.
+    let command: string | undefined;
+    try {
+      command = await d.forward?.forward(gateway, id, alarm.ack?.by ?? 'central');
+    } catch (err) {
+      d.log.warn({ gateway, alarm: id, err: (err as Error).message }, 'alarm acknowledgement not queued for the site; kept at central');
+    }
+    res.json({ ...alarm, forwarded: command !== undefined, ...(command ? { command } : {}) });
   });
 }

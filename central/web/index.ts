@@ -5,7 +5,7 @@ import type { CentralHttp } from '../http/server.js';
 import type { Logger } from '../log.js';
 import type { CentralStore } from '../store/contract.js';
 import { AlarmAcks } from './acks.js';
-import { alarmRoutes } from './alarms.js';
+import { alarmRoutes, type AlarmForwarder } from './alarms.js';
 import { assetRoutes } from './assets.js';
 import { openWebSecurity, securityRoutes, type WebSecurity } from './security.js';
 
@@ -23,6 +23,8 @@ export interface CentralWeb {
   audit: WebSecurity['audit'];
   security: WebSecurity['security'];
   acks: AlarmAcks;
+  /** Where acknowledgements made here go to their site (set once commands are open). */
+  forwardAlarmAcks(forwarder: AlarmForwarder): void;
   close(): Promise<void>;
 }
 
@@ -36,6 +38,8 @@ export async function openWeb(d: WebDeps): Promise<CentralWeb> {
   await acks.load();
   const web = await openWebSecurity(d.config, d.http, d.log);
   securityRoutes(d.http, web);
+  // Commands open after the web's routes (logins go in front of every API route): bound late.
+  let forwarder: AlarmForwarder | undefined;
   alarmRoutes({
     http: d.http,
     store: d.store,
@@ -44,7 +48,18 @@ export async function openWeb(d: WebDeps): Promise<CentralWeb> {
     audit: web.audit,
     clientAddress: (req) => web.security.client(req).address,
     now: d.now,
+    log: d.log,
+    forward: { forward: (gateway, alarm, by) => forwarder?.forward(gateway, alarm, by) ?? Promise.resolve(undefined) },
   });
   assetRoutes(d.http);
-  return { firstAdmin: web.firstAdmin, audit: web.audit, security: web.security, acks, close: () => web.close() };
+  return {
+    firstAdmin: web.firstAdmin,
+    audit: web.audit,
+    security: web.security,
+    acks,
+    forwardAlarmAcks: (f) => {
+      forwarder = f;
+    },
+    close: () => web.close(),
+  };
 }

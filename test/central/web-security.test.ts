@@ -132,7 +132,10 @@ t.test('logins, roles, CSRF, origins and the audit trail of the web UI', { skip:
   const ack = await operator.request('POST', ackPath, {});
   t.equal(ack.status, 200, 'the operator, with the token and no foreign origin: 200');
   const acked = await json(ack);
-  t.same([acked.acknowledged, acked.ack.by, acked.ack.where, acked.forwarded], [true, 'user otto', 'central', false], 'acknowledged at central by user otto');
+  t.same([acked.acknowledged, acked.ack.by, acked.ack.where, acked.forwarded], [true, 'user otto', 'central', true], 'acknowledged at central by user otto');
+  // And sent to the site as an alarm.ack command (the gateway applies it: test/sync/alarm-ack-downlink.test.ts).
+  const forwarded = await json(await operator.request('GET', `/api/commands/${acked.command}`));
+  t.match(forwarded, { type: 'alarm.ack', state: 'queued', body: { id: 'tank-high', by: 'user otto' } }, 'queued for the site as an alarm.ack command');
   const again = await operator.request('POST', ackPath, {});
   t.equal((await json(again)).error.code, 'ALARM_ACKNOWLEDGED', 'twice: ALARM_ACKNOWLEDGED');
   t.equal((await json(await operator.request('POST', `/api/gateways/${GW}/alarms/nothing/ack`, {}))).error.code, 'ALARM_UNKNOWN', 'an unknown alarm: 404');
