@@ -55,6 +55,9 @@ interface ChargerRow {
   online: boolean;
   profile: string;
   connectors: Record<string, string>;
+  /** The connector bound (OCPP 1.6 §9.1.21) and where it came from (connector-count.ts). */
+  numberOfConnectors: number;
+  numberOfConnectorsFrom: 'config' | 'charger' | 'profile';
 }
 
 const chargerFields: StatusFieldsOf<ChargerRow> = {
@@ -62,6 +65,12 @@ const chargerFields: StatusFieldsOf<ChargerRow> = {
   online: { label: 'Online', format: 'boolean', enum: { true: 'online', false: 'offline' }, tones: { true: 'good', false: 'bad' } },
   profile: { label: 'Profile' },
   connectors: { label: 'Connectors', format: 'map', enum: CONNECTOR_STATUS },
+  numberOfConnectors: { label: 'Connector ids', format: 'count', help: 'Connector ids 1..n are accepted; others get a CALLERROR' },
+  numberOfConnectorsFrom: {
+    label: 'Connector count from',
+    enum: { config: 'the config', charger: 'the charger (NumberOfConnectors)', profile: 'the charger profile' },
+    detail: true,
+  },
 };
 
 const PHASE = { 0: 'L1', 1: 'L2', 2: 'L3' };
