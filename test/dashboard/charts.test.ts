@@ -199,6 +199,8 @@ t.test('custom ranges and overlays in headless Chromium', { skip: chromiumSkip }
       await plotWith(1);
       t.equal(await page.locator('#range').inputValue(), '1h', 'the preset from the hash');
       await page.getByRole('button', { name: 'Add series' }).click();
+      // The list is filled once /api/datapoints answers (the first open of the picker on this page).
+      await page.locator('#series-options button[data-id]').first().waitFor();
       const listed = await page.locator('#series-options button[data-id]').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-id')));
       t.same(
         listed.sort(),
