@@ -3,6 +3,7 @@ import { OutpostError } from '../../core/errors.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from '../../storage/store.js';
 import { MAX_AGGREGATE_INTERVALS, parseAggregation, parseInterval } from '../../storage/rollups.js';
 import { datapointView, gatewaySummary } from '../fleet.js';
+import { centralEnergyCounters } from '../energy-counters.js';
 import type { GatewayDirectory } from '../gateways.js';
 import type { CentralMetrics } from '../metrics.js';
 import type { CentralStore } from '../store/contract.js';
@@ -83,6 +84,13 @@ export function apiRoutes(d: ApiDeps): void {
     const id = param(req, 'id');
     if (!(await store.datapoints(gateway)).some((x) => x.id === id)) throw new OutpostError('DP_UNKNOWN', `gateway "${gateway}" has sent no datapoint "${id}"`);
     await values(d, req, res, gateway, id, now());
+  });
+
+  // The site page's Consumption card: which datapoints are energy counters, by what central knows of them.
+  http.route('get', '/api/gateways/:gateway/energy/counters', 'api', async (req, res) => {
+    const gateway = await known(d, param(req, 'gateway'));
+    const counters = centralEnergyCounters(await store.datapoints(gateway));
+    res.json({ gateway, counters, count: counters.length });
   });
 
   http.route('get', '/api/datapoints', 'api', async (req, res) => {

@@ -12,7 +12,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 /**
  * The gateway dashboard's modules the web UI loads as they are (runtime/dashboard/public): the
  * DOM and REST helpers, charts, ranges and values, the Audit and Users pages and what they
- * import. Only these: the gateway's other pages would not work here.
+ * import, and the Consumption page's periods, sums and bar chart (consumption.js, bars.js: the
+ * site page's Consumption card). Only these: the gateway's other pages would not work here.
  */
 export const SHARED_FILES = [
   'dom.js',
@@ -27,6 +28,8 @@ export const SHARED_FILES = [
   'mqtt-ws.js',
   'mqtt-codec.js',
   'status-view.js',
+  'consumption.js',
+  'bars.js',
   'style.css',
   'favicon.svg',
 ] as const;

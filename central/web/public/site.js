@@ -1,7 +1,8 @@
 // A site's page: the gateway's status as central knows it (state, last seen, link, storage,
 // backlog and links as it reported them, satellite usage, location), its active alarms, its
 // datapoints with their newest readings (searchable), and a chart of one from the central
-// store (raw readings or rollups, the gateway dashboard's values.js and chart.js).
+// store (raw readings or rollups, the gateway dashboard's values.js and chart.js), and the
+// energy its counters counted per day (site-consumption.js).
 import { get } from './api.js';
 import { h, formatValue, formatTime, formatDuration } from './dom.js';
 import { formatBytes } from './status-view.js';
@@ -9,6 +10,7 @@ import { card, kv, splitArg, stateBadge, whenSeen } from './ui.js';
 import { alarmTable } from './alarms.js';
 import { datapointChart } from './site-chart.js';
 import { commandsCard } from './site-commands.js';
+import { consumptionCard } from './site-consumption.js';
 import { backlogText, creditsText, storageText } from './fleet.js';
 
 /** An id that may wrap after its dots on a narrow screen (a <wbr> after each), as the gateway's tables. */
@@ -166,6 +168,11 @@ export async function site(main, arg, { track, me }) {
   };
   search.addEventListener('input', render);
   render();
-  main.append(card('Datapoints', h('div', { class: 'toolbar' }, h('label', { for: 'dp-search' }, 'Search'), search, count), box), chart.element);
-  await chart.start();
+  const consumption = consumptionCard(id, { track });
+  main.append(
+    card('Datapoints', h('div', { class: 'toolbar' }, h('label', { for: 'dp-search' }, 'Search'), search, count), box),
+    chart.element,
+    consumption.element,
+  );
+  await Promise.all([chart.start(), consumption.start()]);
 }

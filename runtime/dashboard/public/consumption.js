@@ -68,8 +68,12 @@ export function intervalFor(p) {
   return whole ? '1h' : '15m';
 }
 
-async function deltas(id, p) {
-  const r = await get(`/api/datapoints/${encodeURIComponent(id)}/values?from=${p.start}&to=${p.end - 1}&interval=${intervalFor(p)}&agg=delta`);
+/** The values URL of a datapoint with its query: the gateway's own (Outpost Central passes its gateway's, as to values.js). */
+const valuesUrl = (id, query) => `/api/datapoints/${encodeURIComponent(id)}/values?${new URLSearchParams(query)}`;
+
+/** The counter's increase per rollup interval of period `p` (agg=delta: from the reading before, a drop counted as a reset). */
+export async function deltas(id, p, url = valuesUrl) {
+  const r = await get(url(id, { from: p.start, to: p.end - 1, interval: intervalFor(p), agg: 'delta' }));
   return r.values;
 }
 
