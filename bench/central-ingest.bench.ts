@@ -17,6 +17,7 @@
  *   OUTPOST_BENCH_BATCH=100 (records per MQTT batch)  OUTPOST_BENCH_CONNECTIONS=8 (receiver's ingest.mqtt.connections)
  *   OUTPOST_BENCH_WINDOW=16 (batches in flight per gateway)  OUTPOST_BENCH_ENGINES=copy,level,postgres
  *   OUTPOST_BENCH_PIN=0 (no taskset)
+ *   OUTPOST_BENCH_COMMIT_CONCURRENCY=2 (postgres.commitConcurrency)  OUTPOST_BENCH_ROLLUP_SECONDS=60 (postgres.rollupRefreshSeconds)
  *
  * Cores (2 here): the receiver alone on core 0, Mosquitto on core 1, this process (the fleet's
  * worker thread, the COPY client) on core 1 too — it is idle once the fleet has published,

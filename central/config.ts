@@ -91,7 +91,7 @@ const mqttIngestSchema = z.strictObject({
   /** MQTT 5: how long the broker keeps the session of a receiver that is gone (its queued messages wait for it). */
   sessionExpirySeconds: z.number().int().min(60).max(0xffffffff).default(86_400),
   /** Connections in the share group from this process: each handles one message at a time (see README). */
-  connections: z.number().int().min(1).max(16).default(1),
+  connections: z.number().int().min(1).max(64).default(1),
   username: z.string().optional(),
   password: z.string().optional(),
   passwordFile: z.string().min(1).optional(),
@@ -146,6 +146,10 @@ export const centralSchema = z
         passwordFile: z.string().min(1).optional(),
         /** Connections this process opens at most. */
         poolSize: z.number().int().min(1).max(1000).default(10),
+        /** Insert transactions in flight at most; batches arriving meanwhile are committed together in the next (group commit). */
+        commitConcurrency: z.number().int().min(1).max(64).default(2),
+        /** Records per insert transaction at most. */
+        commitMaxRecords: z.number().int().min(100).max(100_000).default(10_000),
         /** How often the rollups (1 min … 1 d) are brought up to date; aggregates are exact in between. */
         rollupRefreshSeconds: z.number().int().min(1).max(86_400).default(60),
       })

@@ -151,6 +151,8 @@ async function postgresStore(config: CentralConfig, log: Logger, now: () => numb
   return new PostgresCentralStore({
     url,
     poolSize: config.postgres.poolSize,
+    commitConcurrency: config.postgres.commitConcurrency,
+    commitMaxRecords: config.postgres.commitMaxRecords,
     refreshMs: config.postgres.rollupRefreshSeconds * 1000,
     log: log.child({ component: 'store' }),
     now,

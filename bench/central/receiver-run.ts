@@ -203,6 +203,12 @@ function centralYaml(o: ReceiverRunOptions, dir: string, brokerPort: number): st
     `http: { host: 127.0.0.1, port: 0, tokens: ["${hashToken(TOKEN)}"] }`,
     'ingest:',
     `  mqtt: { url: "mqtt://127.0.0.1:${brokerPort}", clientId: bench-receiver, connections: ${o.connections} }`,
+    ...(o.database.startsWith('postgres')
+      ? [
+          // The store's defaults unless a knob says otherwise (central-ingest.bench.ts header).
+          `postgres: { commitConcurrency: ${process.env.OUTPOST_BENCH_COMMIT_CONCURRENCY ?? 2}, rollupRefreshSeconds: ${process.env.OUTPOST_BENCH_ROLLUP_SECONDS ?? 60} }`,
+        ]
+      : []),
     'gateways:',
     ...gateways,
     '',

@@ -64,8 +64,19 @@ function problem(raw: unknown): string | undefined {
   if (typeof v === 'number' && !Number.isFinite(v)) return 'v is not a finite number';
   if (typeof v === 'string' && v.length > MAX_VALUE_CHARS) return `v is a string of more than ${MAX_VALUE_CHARS} characters`;
   if (typeof v === 'object' && v !== null && JSON.stringify(v).length > MAX_VALUE_CHARS) return `v is JSON of more than ${MAX_VALUE_CHARS} characters`;
+  // PostgreSQL's text and jsonb cannot hold U+0000 (docs, "JSON Types"): refused here with a reason,
+  // in every store alike, rather than failing the database's transaction on every redelivery.
+  if (holdsNul(v)) return 'v holds the character U+0000 (NUL), which the store cannot keep';
   if (v === undefined) return 'v is missing';
   return undefined;
+}
+
+/** Whether a string of the value (or a key of its objects) holds U+0000. */
+function holdsNul(v: unknown): boolean {
+  if (typeof v === 'string') return v.includes('\u0000');
+  if (Array.isArray(v)) return v.some(holdsNul);
+  if (typeof v === 'object' && v !== null) return Object.entries(v).some(([k, x]) => k.includes('\u0000') || holdsNul(x));
+  return false;
 }
 
 /** The gateway id an idempotency key names (`<gatewayId>:<first>-<last>`, or `<gatewayId>:p…` for priority batches). */

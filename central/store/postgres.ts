@@ -40,7 +40,8 @@ import {
 } from './postgres/commands.js';
 import { Database, redactUrl } from './postgres/db.js';
 import { gatewayStates, recordSatellite, recordStatus, satelliteUsage } from './postgres/gateway-state.js';
-import { insertReadings } from './postgres/insert.js';
+import { GroupCommit } from './postgres/group-commit.js';
+import { checkBatch, type InsertBatch, insertBatches } from './postgres/insert.js';
 import { Partitions } from './postgres/partitions.js';
 import { countReadings, countSeqs, datapoints, latest, queryRange } from './postgres/query.js';
 import { Rollups } from './postgres/rollups.js';
@@ -59,6 +60,13 @@ export interface PostgresCentralStoreOptions {
   refreshMs?: number;
   /** While the database refuses writes, how often a write is tried again (ms, default 2 s). */
   probeMs?: number;
+  /**
+   * Insert transactions in flight at most (default 2); batches that arrive meanwhile are
+   * committed together in the next one (postgres/group-commit.ts).
+   */
+  commitConcurrency?: number;
+  /** Records per insert transaction at most (default 10,000). */
+  commitMaxRecords?: number;
 }
 
 const MAINTENANCE_MS = 6 * 3_600_000;
@@ -69,7 +77,8 @@ const MAINTENANCE_MS = 6 * 3_600_000;
  * receiver: `(gateway, seq)` is a primary key taken with ON CONFLICT DO NOTHING in the
  * transaction that writes the readings, so no process owns anything. The parts:
  * `postgres/schema.ts` (tables, migrations), `partitions.ts` (weekly partitions, ahead and on
- * demand), `insert.ts` (the insert transaction), `query.ts` and `gateway-state.ts` (reads),
+ * demand), `insert.ts` (the insert transaction, for any number of batches), `group-commit.ts` (which
+ * batches go together), `query.ts` and `gateway-state.ts` (reads),
  * `rollups.ts` (refresh and aggregates), `commands.ts`, `timescale.ts` (the TimescaleDB
  * variant), `db.ts` (pool, transactions, health, redaction of the password).
  */
@@ -82,6 +91,7 @@ export class PostgresCentralStore implements CentralStore {
   private parts: { layout: Layout; partitions: Partitions; rollups: Rollups } | undefined;
   private timers: NodeJS.Timeout[] = [];
   private refreshing: Promise<number> | undefined;
+  private readonly commits: GroupCommit<InsertBatch, InsertResult>;
 
   constructor(private readonly options: PostgresCentralStoreOptions) {
     const log = options.log ?? pino({ level: 'silent' });
@@ -89,6 +99,10 @@ export class PostgresCentralStore implements CentralStore {
     this.catalog = new Catalog(this.db);
     this.now = options.now ?? Date.now;
     this.warn = rateLimitedWarn(log);
+    this.commits = new GroupCommit((batches) => insertBatches({ db: this.db, catalog: this.catalog, partitions: this.opened().partitions }, batches), {
+      concurrency: options.commitConcurrency ?? 2,
+      maxRecords: options.commitMaxRecords ?? 10_000,
+    });
   }
 
   /** The URL without its password, for logs. */
@@ -157,8 +171,10 @@ export class PostgresCentralStore implements CentralStore {
   }
 
   async insertReadings(gateway: string, records: readonly IngestRecord[], receipt: Receipt): Promise<InsertResult> {
-    const { partitions } = this.opened();
-    return insertReadings({ db: this.db, catalog: this.catalog, partitions }, gateway, records, receipt);
+    this.opened();
+    const batch = { gateway, records, receipt };
+    checkBatch(batch);
+    return this.commits.submit(batch, records.length);
   }
 
   async recordStatus(gateway: string, status: GatewayStatus): Promise<void> {

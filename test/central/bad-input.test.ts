@@ -107,6 +107,8 @@ t.test('bad input gets a clear 4xx naming the problem, and nothing is stored', a
     /record 3 \(seq 4\): datapoint id "Plant Power"/,
   );
   const badTime = await batch(GW, [{ seq: 1, id: 'plant.power', t: Number.NaN as unknown as number, v: 1 }]);
+  const nul = await batch(GW, [{ seq: 1, id: 'meter.serial', t: T0, v: 'AB12\u0000\u0000' }]);
+  await refused('a string holding U+0000 (a NUL-padded register)', await post(nul, signed(nul, `${GW}:1-1`)), 422, 'CENTRAL_RECORD_INVALID', /U\+0000/);
   await refused('a record without a time', await post(badTime, signed(badTime, `${GW}:1-1`)), 422, 'CENTRAL_RECORD_INVALID', /not epoch milliseconds/);
   const big = gzipSync(
     Buffer.from(

@@ -13,18 +13,19 @@ export interface InsertContext {
 }
 
 /**
- * Takes the batch's seqs: the ones this statement inserted are new, every other one was stored
+ * Takes the group's seqs: the ones this statement inserted are new, every other one was stored
  * before (or by a concurrent transaction that committed first: ON CONFLICT waits for it). The
- * seqs go in ascending order, so two transactions taking overlapping ranges wait for each
+ * pairs go sorted by (gateway, seq), so two transactions taking overlapping ones wait for each
  * other in one direction only and never deadlock.
  */
-const CLAIM_SEQS = `INSERT INTO outpost.seqs (gateway, seq) SELECT $1, unnest($2::int8[]) ON CONFLICT DO NOTHING RETURNING seq`;
+const CLAIM_SEQS = `INSERT INTO outpost.seqs (gateway, seq) SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING RETURNING gateway, seq`;
 
 /**
- * Everything else of the batch in one statement (one round trip): the readings (a value at the
+ * Everything else of the group in one statement (one round trip): the readings (a value at the
  * (series, t) of a stored one replaces it, per the contract; an identical one is left alone),
- * the dirty minutes for the rollup refresh, each datapoint's newest reading, the receipt.
- * Rows arrive sorted by (series, t), so concurrent batches lock rows in one order.
+ * the dirty minutes for the rollup refresh (once per (series, minute)), each datapoint's newest
+ * reading (once per series), a receipt per batch. Rows arrive sorted by (series, t), so
+ * concurrent transactions lock rows in one order.
  */
 const WRITE = `WITH w AS (
   INSERT INTO outpost.readings AS r (series, t, v, j, q)
@@ -37,20 +38,28 @@ const WRITE = `WITH w AS (
   SELECT DISTINCT series, date_bin(interval '60 seconds', t, timestamptz 'epoch') FROM w
 ), newest AS (
   UPDATE outpost.datapoints d SET
-    last_seen = greatest(d.last_seen, to_timestamp($12)),
+    last_seen = greatest(d.last_seen, l.seen),
     type = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.type ELSE d.type END,
     latest_v = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.v ELSE d.latest_v END,
     latest_j = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.j ELSE d.latest_j END,
     latest_q = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.q ELSE d.latest_q END,
     latest_t = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.t ELSE d.latest_t END
   FROM (
-    SELECT s, to_timestamp(ts) AS t, v, j, q, type
-    FROM unnest($6::int4[], $7::float8[], $8::float8[], $9::jsonb[], $10::text[], $11::text[]) AS u(s, ts, v, j, q, type)
+    SELECT s, to_timestamp(ts) AS t, v, j, q, type, to_timestamp(seen) AS seen
+    FROM unnest($6::int4[], $7::float8[], $8::float8[], $9::jsonb[], $10::text[], $11::text[], $12::float8[]) AS u(s, ts, v, j, q, type, seen)
   ) l
   WHERE d.series = l.s
 )
 INSERT INTO outpost.receipts (gateway, at, via, lane, key, stored, duplicates)
-VALUES ($13, to_timestamp($12), $14, $15, $16, $17, $18)`;
+SELECT g, to_timestamp(at), via, lane, key, stored, duplicates
+FROM unnest($13::text[], $14::float8[], $15::text[], $16::text[], $17::text[], $18::int4[], $19::int4[]) AS u(g, at, via, lane, key, stored, duplicates)`;
+
+/** One batch of the contract's insert: a gateway's records and their receipt. */
+export interface InsertBatch {
+  gateway: string;
+  records: readonly IngestRecord[];
+  receipt: Receipt;
+}
 
 interface Row {
   series: number;
@@ -61,51 +70,88 @@ interface Row {
   type: DatapointType;
 }
 
+/** The contract's checks of a batch, before it waits for a transaction: a bad one is refused alone. */
+export function checkBatch(batch: InsertBatch): void {
+  checkGateway(batch.gateway);
+  for (const r of batch.records) checkRecord(r);
+}
+
+const pairKey = (gateway: string, seq: number): string => `${gateway}\n${seq}`;
+
 /**
- * The contract's insert (central/store/contract.ts) in one transaction: the seqs of the batch
- * are claimed first (`seqs`, primary key (gateway, seq), ON CONFLICT DO NOTHING), and only the
- * records whose seq this transaction claimed — and those without a seq — are written; the
- * commit makes readings, seq marks, receipt and satellite message durable together. Any number
- * of processes may insert copies of the same batch at once: each seq is claimed by exactly
- * one transaction, the others wait for its commit and find it taken.
+ * The contract's insert (central/store/contract.ts) of any number of batches, from any
+ * gateways, in one transaction (group-commit.ts gathers them): the seqs are claimed first
+ * (`seqs`, primary key (gateway, seq), ON CONFLICT DO NOTHING), and only the records whose seq
+ * this transaction claimed — and those without a seq — are written; the commit makes
+ * readings, seq marks, receipts and satellite messages durable together. Any number of
+ * processes may insert copies of the same batch at once: each seq is claimed by exactly one
+ * transaction, the others wait for its commit and find it taken. Within the group the first
+ * batch holding a seq has it, as if the batches had committed one after the other.
  */
-export async function insertReadings(ctx: InsertContext, gateway: string, records: readonly IngestRecord[], receipt: Receipt): Promise<InsertResult> {
-  checkGateway(gateway);
-  for (const r of records) checkRecord(r);
-  // The first copy of each seq within the batch; records without a seq all go on.
-  const firsts: IngestRecord[] = [];
-  const seen = new Set<number>();
-  for (const r of records) {
-    if (r.seq !== undefined) {
-      if (seen.has(r.seq)) continue;
-      seen.add(r.seq);
+export async function insertBatches(ctx: InsertContext, batches: readonly InsertBatch[]): Promise<InsertResult[]> {
+  // The first copy of each seq within the group; records without a seq all go on.
+  const seen = new Map<string, Set<number>>();
+  const firsts = batches.map(({ gateway, records }) => {
+    let taken = seen.get(gateway);
+    if (!taken) seen.set(gateway, (taken = new Set()));
+    const out: IngestRecord[] = [];
+    for (const r of records) {
+      if (r.seq !== undefined) {
+        if (taken.has(r.seq)) continue;
+        taken.add(r.seq);
+      }
+      out.push(r);
     }
-    firsts.push(r);
+    return out;
+  });
+  const claimGateways: string[] = [];
+  const claimSeqs: number[] = [];
+  for (const gateway of [...seen.keys()].sort()) {
+    for (const seq of [...seen.get(gateway)!].sort((a, b) => a - b)) {
+      claimGateways.push(gateway);
+      claimSeqs.push(seq);
+    }
   }
-  const seqs = [...seen].sort((a, b) => a - b);
-  const times = firsts.map((r) => r.t);
-  let registered = new Map<string, number>();
-  const result = await ctx.db.write(
+  const times = firsts.flatMap((records) => records.map((r) => r.t));
+  const registered = new Map<string, Map<string, number>>();
+  const results = await ctx.db.write(
     'insert readings',
     async (c) => {
-      await ctx.catalog.registerGateway(c, gateway, receipt.at);
+      registered.clear();
+      const gateways = [...seen.keys()].sort();
+      for (const gateway of gateways) {
+        const at = Math.min(...batches.filter((b) => b.gateway === gateway).map((b) => b.receipt.at));
+        await ctx.catalog.registerGateway(c, gateway, at);
+      }
       let fresh = firsts;
-      if (seqs.length > 0) {
-        const claimed = new Set(
-          (await c.query<{ seq: string }>({ name: 'outpost-claim-seqs', text: CLAIM_SEQS, values: [gateway, seqs] })).rows.map((r) => Number(r.seq)),
-        );
-        fresh = firsts.filter((r) => r.seq === undefined || claimed.has(r.seq));
+      if (claimSeqs.length > 0) {
+        const { rows } = await c.query<{ gateway: string; seq: string }>({ name: 'outpost-claim-seqs', text: CLAIM_SEQS, values: [claimGateways, claimSeqs] });
+        const claimed = new Set(rows.map((r) => pairKey(r.gateway, Number(r.seq))));
+        fresh = firsts.map((records, i) => records.filter((r) => r.seq === undefined || claimed.has(pairKey(batches[i]!.gateway, r.seq))));
       }
-      registered = await ctx.catalog.resolve(c, gateway, [...new Set(fresh.map((r) => r.id))].sort(), receipt.at);
-      // One row per (series, t): the last record of the batch wins, as the embedded store writes a batch in order.
+      for (const gateway of gateways) {
+        const ids = new Set<string>();
+        fresh.forEach((records, i) => {
+          if (batches[i]!.gateway === gateway) for (const r of records) ids.add(r.id);
+        });
+        const at = Math.min(...batches.filter((b) => b.gateway === gateway).map((b) => b.receipt.at));
+        registered.set(gateway, await ctx.catalog.resolve(c, gateway, [...ids].sort(), at));
+      }
+      // One row per (series, t): the last record wins, as the embedded store writes batches in order.
       const byKey = new Map<string, Row>();
-      for (const r of fresh) {
-        const series = registered.get(r.id)!;
-        byKey.set(`${series}:${r.t}`, { series, t: r.t, ...encodeValue(r.v), q: r.q ?? null, type: typeOfValue(r.v) });
-      }
+      const seenAt = new Map<number, number>();
+      fresh.forEach((records, i) => {
+        const { gateway, receipt } = batches[i]!;
+        const series = registered.get(gateway)!;
+        for (const r of records) {
+          const s = series.get(r.id)!;
+          byKey.set(`${s}:${r.t}`, { series: s, t: r.t, ...encodeValue(r.v), q: r.q ?? null, type: typeOfValue(r.v) });
+          seenAt.set(s, Math.max(seenAt.get(s) ?? 0, receipt.at));
+        }
+      });
       const rows = [...byKey.values()].sort((a, b) => a.series - b.series || a.t - b.t);
       const newest = rows.filter((r, i) => rows[i + 1]?.series !== r.series);
-      const stored = fresh.length;
+      const counts = batches.map((b, i) => ({ stored: fresh[i]!.length, duplicates: b.records.length - fresh[i]!.length }));
       await c.query({
         name: 'outpost-write-readings',
         text: WRITE,
@@ -121,20 +167,21 @@ export async function insertReadings(ctx: InsertContext, gateway: string, record
           newest.map((r) => r.j),
           newest.map((r) => r.q),
           newest.map((r) => r.type),
-          receipt.at / 1000,
-          gateway,
-          receipt.via,
-          receipt.lane,
-          receipt.key ?? null,
-          stored,
-          records.length - stored,
+          newest.map((r) => seenAt.get(r.series)! / 1000),
+          batches.map((b) => b.gateway),
+          batches.map((b) => b.receipt.at / 1000),
+          batches.map((b) => b.receipt.via),
+          batches.map((b) => b.receipt.lane),
+          batches.map((b) => b.receipt.key ?? null),
+          counts.map((n) => n.stored),
+          counts.map((n) => n.duplicates),
         ],
       });
-      if (receipt.satellite) await upsertSatellite(c, gateway, receipt.satellite);
-      return { stored, duplicates: records.length - stored };
+      for (const b of batches) if (b.receipt.satellite) await upsertSatellite(c, b.gateway, b.receipt.satellite);
+      return counts;
     },
     { idempotent: true, prepare: () => ctx.partitions.ensureFor(times), onNoPartition: () => ctx.partitions.repair(times) },
   );
-  ctx.catalog.commit(gateway, registered);
-  return result;
+  for (const [gateway, series] of registered) ctx.catalog.commit(gateway, series);
+  return results;
 }
