@@ -10,8 +10,8 @@
 import { get } from './api.js';
 import { h } from './dom.js';
 import { barChart } from './bars.js';
-import { bucketise, deltas, formatEnergy, period } from './consumption.js';
-import { card, every } from './ui.js';
+import { bucketise, deltas, formatEnergy, period, periodControls } from './consumption.js';
+import { card } from './ui.js';
 
 /** The periods, as the gateway's Consumption page has them; a week of days first. */
 const KINDS = {
@@ -193,39 +193,9 @@ export function consumptionCard(gateway, { track }) {
       listed.dataset.start = String(cur.start);
     };
 
-    const reload = () =>
-      load().catch((err) => {
-        msg.textContent = `Cannot load the figures: ${err.message}`;
-      });
+    const { reload, refresh } = periodControls({ kind, prevBtn, nextBtn, nowBtn, msg }, state, load);
     meter.addEventListener('change', reload);
-    kind.addEventListener('change', () => {
-      state.kind = kind.value;
-      state.shift = 0;
-      reload();
-    });
-    prevBtn.addEventListener('click', () => {
-      state.shift--;
-      reload();
-    });
-    nextBtn.addEventListener('click', () => {
-      if (state.shift < 0) state.shift++;
-      reload();
-    });
-    nowBtn.addEventListener('click', () => {
-      state.shift = 0;
-      reload();
-    });
-    // New readings change the running period: read it again once a minute (rollups are cheap).
-    let firstLoad = true;
-    await every(
-      60_000,
-      async () => {
-        if (!firstLoad && state.shift !== 0) return;
-        firstLoad = false;
-        await reload();
-      },
-      { track },
-    );
+    await refresh(track);
   };
 
   return { element, start };

@@ -52,24 +52,8 @@ export function stateBadge(state) {
   return h('span', { class: `state-badge st-${state}`, title: STATES[state] ?? '' }, state);
 }
 
-/** Runs `fn` now and every `ms` while the page is shown; errors go to `onError`. */
-export function every(ms, fn, { track, onError }) {
-  let stopped = false;
-  let timer;
-  const tick = async () => {
-    try {
-      await fn();
-    } catch (err) {
-      onError?.(err);
-    }
-    if (!stopped) timer = setTimeout(tick, ms);
-  };
-  track(() => {
-    stopped = true;
-    clearTimeout(timer);
-  });
-  return tick();
-}
+/** Runs `fn` now and every `ms` while the page is shown: the gateway dashboard's. */
+export { every } from './widgets.js';
 
 /** The hash of a page with a query (`#/site/a?dp=x`), and its parts. */
 export function splitArg(arg) {

@@ -305,14 +305,25 @@ export async function consumption(main, arg, { track }) {
     );
   };
 
-  const reload = () =>
-    load().catch((err) => {
-      msg.textContent = `Cannot load the figures: ${err.message}`;
-    });
+  const { reload, refresh } = periodControls({ kind, prevBtn, nextBtn, nowBtn, msg }, state, load);
   meter.addEventListener('change', () => {
     history.replaceState(null, '', `#/consumption/${encodeURIComponent(meter.value)}`);
     reload();
   });
+  await refresh(track);
+}
+
+/**
+ * The period controls (kind, previous, now, next) of a consumption view, shared with central's
+ * site page: each changes `state` and loads again, a failed load is said in `msg`. `refresh`
+ * loads now and then once a minute while the running period is shown (new readings change it;
+ * rollups are cheap to read).
+ */
+export function periodControls({ kind, prevBtn, nextBtn, nowBtn, msg }, state, load) {
+  const reload = () =>
+    load().catch((err) => {
+      msg.textContent = `Cannot load the figures: ${err.message}`;
+    });
   kind.addEventListener('change', () => {
     state.kind = kind.value;
     state.shift = 0;
@@ -330,15 +341,17 @@ export async function consumption(main, arg, { track }) {
     state.shift = 0;
     reload();
   });
-  // New readings change the running period: refresh once a minute (rollups are cheap to read).
-  let first = true;
-  await every(
-    60_000,
-    async () => {
-      if (!first && state.shift !== 0) return;
-      first = false;
-      await reload();
-    },
-    { track },
-  );
+  const refresh = (track) => {
+    let first = true;
+    return every(
+      60_000,
+      async () => {
+        if (!first && state.shift !== 0) return;
+        first = false;
+        await reload();
+      },
+      { track },
+    );
+  };
+  return { reload, refresh };
 }
