@@ -18,6 +18,7 @@
  *   OUTPOST_BENCH_WINDOW=16 (batches in flight per gateway)  OUTPOST_BENCH_ENGINES=copy,level,postgres
  *   OUTPOST_BENCH_PIN=0 (no taskset)
  *   OUTPOST_BENCH_COMMIT_CONCURRENCY=2 (postgres.commitConcurrency)  OUTPOST_BENCH_ROLLUP_SECONDS=60 (postgres.rollupRefreshSeconds)
+ *   OUTPOST_BENCH_PROFILE=<dir> (the receiver writes a V8 CPU profile there when it stops)
  *
  * Cores (2 here): the receiver alone on core 0, Mosquitto on core 1, this process (the fleet's
  * worker thread, the COPY client) on core 1 too — it is idle once the fleet has published,

@@ -133,7 +133,9 @@ export async function startReceiver(yaml: string, core: number | undefined): Pro
   if (!existsSync(cli)) throw new Error(`${cli} is missing (npm run build)`);
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OUTPOST_')) env[k] = v;
-  const args = [...(fromSource ? ['--import', 'tsx'] : []), cli, 'central', '-c', yaml];
+  // OUTPOST_BENCH_PROFILE=<dir>: the receiver writes a V8 CPU profile there when it stops.
+  const profile = process.env.OUTPOST_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.OUTPOST_BENCH_PROFILE}`] : [];
+  const args = [...profile, ...(fromSource ? ['--import', 'tsx'] : []), cli, 'central', '-c', yaml];
   const child = wrap(pinned(core, process.execPath, args, env));
   const m = await child.waitFor(/ready: (http:\/\/\S+)/, 120_000);
   return { ...child, url: m[1]! };
