@@ -11,13 +11,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 /**
  * The gateway dashboard's modules the web UI loads as they are (runtime/dashboard/public): the
- * DOM and REST helpers, charts, ranges and values, the Audit and Users pages and what they
+ * DOM and REST helpers, the login screen (login.js), charts, ranges and values, the Audit and Users pages and what they
  * import, and the Consumption page's periods, sums and bar chart (consumption.js, bars.js: the
  * site page's Consumption card). Only these: the gateway's other pages would not work here.
  */
 export const SHARED_FILES = [
   'dom.js',
   'api.js',
+  'login.js',
   'chart.js',
   'range.js',
   'values.js',

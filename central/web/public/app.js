@@ -2,6 +2,7 @@
 // the gateway dashboard's conventions and its shared modules (dom.js, api.js, chart.js, …).
 import { get, post, setCsrf, ApiError } from './api.js';
 import { h } from './dom.js';
+import { loginScreen, runCleanups } from './login.js';
 
 const root = document.getElementById('root');
 let me;
@@ -39,48 +40,16 @@ async function boot() {
 function showLogin(notice) {
   leave();
   me = undefined;
-  const msg = h('p', { class: 'form-msg', role: 'alert', 'aria-live': 'assertive' }, notice ?? '');
-  const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none' });
-  const pass = h('input', { id: 'login-pass', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
-  const form = h(
-    'form',
-    { class: 'login card', 'aria-labelledby': 'login-title' },
-    h('h1', { id: 'login-title' }, 'Outpost Central'),
-    h('label', { for: 'login-user' }, 'Username'),
-    user,
-    h('label', { for: 'login-pass' }, 'Password'),
-    pass,
-    h('button', { type: 'submit' }, 'Log in'),
-    msg,
-  );
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    msg.textContent = '';
-    try {
-      const session = await post('/api/auth/login', { username: user.value.trim(), password: pass.value });
-      setCsrf(session.csrf);
-      me = await get('/api/auth/me');
-      if (!location.hash || location.hash === '#/login') location.hash = '#/fleet';
-      route();
-    } catch (err) {
-      msg.textContent = err.message;
-      pass.value = '';
-      pass.focus();
-    }
+  const screen = loginScreen('Outpost Central', notice, (who) => {
+    me = who;
+    if (!location.hash || location.hash === '#/login') location.hash = '#/fleet';
+    route();
   });
-  root.replaceChildren(h('main', { id: 'main', class: 'login-wrap' }, form));
-  user.focus();
+  root.replaceChildren(screen.element);
+  screen.focus();
 }
 
-function leave() {
-  for (const fn of cleanups.splice(0)) {
-    try {
-      fn();
-    } catch (err) {
-      console.error('cleanup failed', err);
-    }
-  }
-}
+const leave = () => runCleanups(cleanups);
 
 function shell(active) {
   const nav = h(

@@ -1,6 +1,7 @@
 // Outpost dashboard: a hash-routed single page in plain ES modules (no build, no CDN).
 import { get, post, setCsrf, ApiError } from './api.js';
 import { h } from './dom.js';
+import { loginScreen, runCleanups } from './login.js';
 import { startLive, stopLive, onConnection } from './live.js';
 import { overview } from './overview.js';
 import { alarmBanner } from './banner.js';
@@ -51,49 +52,17 @@ function showLogin(notice) {
   leave();
   stopLive();
   me = undefined;
-  const msg = h('p', { class: 'form-msg', role: 'alert', 'aria-live': 'assertive' }, notice ?? '');
-  const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none' });
-  const pass = h('input', { id: 'login-pass', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
-  const form = h(
-    'form',
-    { class: 'login card', 'aria-labelledby': 'login-title' },
-    h('h1', { id: 'login-title' }, 'Outpost'),
-    h('label', { for: 'login-user' }, 'Username'),
-    user,
-    h('label', { for: 'login-pass' }, 'Password'),
-    pass,
-    h('button', { type: 'submit' }, 'Log in'),
-    msg,
-  );
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    msg.textContent = '';
-    try {
-      me = await post('/api/auth/login', { username: user.value.trim(), password: pass.value });
-      setCsrf(me.csrf);
-      me = await get('/api/auth/me');
-      startLive();
-      if (!location.hash || location.hash === '#/login') location.hash = '#/overview';
-      route();
-    } catch (err) {
-      msg.textContent = err.message;
-      pass.value = '';
-      pass.focus();
-    }
+  const screen = loginScreen('Outpost', notice, (who) => {
+    me = who;
+    startLive();
+    if (!location.hash || location.hash === '#/login') location.hash = '#/overview';
+    route();
   });
-  root.replaceChildren(h('main', { id: 'main', class: 'login-wrap' }, form));
-  user.focus();
+  root.replaceChildren(screen.element);
+  screen.focus();
 }
 
-function leave() {
-  for (const fn of cleanups.splice(0)) {
-    try {
-      fn();
-    } catch (err) {
-      console.error('cleanup failed', err);
-    }
-  }
-}
+const leave = () => runCleanups(cleanups);
 
 function shell(active) {
   const liveDot = h('span', { class: 'live-dot', role: 'status', 'aria-live': 'polite' }, 'connecting');
