@@ -3,6 +3,7 @@ import { OutpostError, toOutpostError } from '../../core/errors.js';
 import { signBody } from '../../runtime/sync/http-link.js';
 import type { Logger } from '../log.js';
 import { rateLimitedWarn } from '../log.js';
+import { ackFromWire } from '../store/command-model.js';
 import type { CommandAck, QueuedCommand } from '../store/contract.js';
 import './errors.js';
 
@@ -98,27 +99,11 @@ export class MqttCommandLink {
       this.warn('cmd-ack-json', { topic: topic.slice(0, 200) }, 'MQTT command ack is not JSON: dropped');
       return;
     }
-    if (!gateway || typeof ack.requestId !== 'string' || typeof ack.ok !== 'boolean') {
+    if (!gateway || ack === null || typeof ack !== 'object' || typeof ack.requestId !== 'string' || typeof ack.ok !== 'boolean') {
       // A refusal the gateway could not tie to a request (`requestId: null`: unsigned, forged) matches no command.
       this.warn('cmd-ack-shape', { topic: topic.slice(0, 200) }, 'MQTT command ack without requestId: dropped');
       return;
     }
-    const error = ack.error as { code?: unknown; message?: unknown; retryable?: unknown } | undefined;
-    await this.o.onAck(gateway, ack.requestId, {
-      ok: ack.ok,
-      ...(ack.result !== undefined ? { result: ack.result } : {}),
-      ...(error && typeof error.code === 'string'
-        ? {
-            error: {
-              code: error.code.slice(0, 64),
-              ...(typeof error.message === 'string' ? { message: error.message.slice(0, 500) } : {}),
-              ...(typeof error.retryable === 'boolean' ? { retryable: error.retryable } : {}),
-            },
-          }
-        : {}),
-      ...(typeof ack.t === 'number' ? { t: ack.t } : {}),
-      at: this.o.now(),
-      via: 'mqtt',
-    });
+    await this.o.onAck(gateway, ack.requestId, ackFromWire({ ...ack, ok: ack.ok }, this.o.now(), 'mqtt'));
   }
 }

@@ -5,7 +5,7 @@ import type { GatewayDirectory } from '../gateways.js';
 import { readRawBody } from '../http/body.js';
 import type { CentralHttp } from '../http/server.js';
 import type { CentralMetrics } from '../metrics.js';
-import { sendable } from '../store/command-model.js';
+import { ackFromWire, sendable } from '../store/command-model.js';
 import type { CentralStore, QueuedCommand } from '../store/contract.js';
 import { verifyGatewayRequest } from './gateway-auth.js';
 import { GATEWAY_HEADER, parseJson, storageBusy } from './http-ingest.js';
@@ -66,23 +66,7 @@ export function downlinkRoutes(d: DownlinkDeps): void {
         throw new OutpostError('BAD_REQUEST', `the ack names gateway "${String(ack.gw).slice(0, 64)}" but came from "${gateway}"`);
       const cursor = Number(ack.cursor);
       if (!Number.isSafeInteger(cursor) || cursor < 1) throw new OutpostError('BAD_REQUEST', '"cursor" is the command\'s cursor as served');
-      const error = ack.error as { code?: unknown; message?: unknown; retryable?: unknown } | undefined;
-      const updated = await d.store.recordCommandAck(gateway, cursor, {
-        ok: ack.ok,
-        ...(ack.result !== undefined ? { result: ack.result } : {}),
-        ...(error && typeof error.code === 'string'
-          ? {
-              error: {
-                code: error.code.slice(0, 64),
-                ...(typeof error.message === 'string' ? { message: error.message.slice(0, 500) } : {}),
-                ...(typeof error.retryable === 'boolean' ? { retryable: error.retryable } : {}),
-              },
-            }
-          : {}),
-        ...(typeof ack.t === 'number' ? { t: ack.t } : {}),
-        at: now(),
-        via: 'http',
-      });
+      const updated = await d.store.recordCommandAck(gateway, cursor, ackFromWire({ ...ack, ok: ack.ok }, now(), 'http'));
       d.metrics.requests.inc({ path: 'downlink_ack', outcome: updated ? 'ok' : 'unknown_command' });
       // An ack for a command this central does not know (a queue reset) is taken: the gateway
       // must not retry it for ever.

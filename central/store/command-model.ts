@@ -1,6 +1,6 @@
 import { OutpostError } from '../../core/errors.js';
 import '../errors.js';
-import type { CommandAck, CommandBody, CommandFilter, CommandSend, CommandState, EnqueueOptions, QueuedCommand } from './contract.js';
+import type { CommandAck, CommandBody, CommandFilter, CommandSend, CommandState, EnqueueOptions, IngestVia, QueuedCommand } from './contract.js';
 
 /**
  * The command state machine (contract.ts `CommandState`), one copy for every store: a store
@@ -80,4 +80,29 @@ export function listLimit(filter: CommandFilter): number {
 
 export function matches(c: QueuedCommand, filter: CommandFilter): boolean {
   return (filter.state === undefined || c.state === filter.state) && (filter.group === undefined || c.group === filter.group);
+}
+
+/**
+ * A gateway's answer to a command as it arrives (MQTT `<root>/cmd/ack`, the HTTP poll
+ * downlink's ack), `ok` already checked to be a boolean: only the known fields, strings
+ * bounded (the code 64 characters, the message 500) — a gateway does not fill the store.
+ */
+export function ackFromWire(ack: Record<string, unknown> & { ok: boolean }, at: number, via: IngestVia): CommandAck {
+  const error = ack.error as { code?: unknown; message?: unknown; retryable?: unknown } | undefined;
+  return {
+    ok: ack.ok,
+    ...(ack.result !== undefined ? { result: ack.result } : {}),
+    ...(error && typeof error.code === 'string'
+      ? {
+          error: {
+            code: error.code.slice(0, 64),
+            ...(typeof error.message === 'string' ? { message: error.message.slice(0, 500) } : {}),
+            ...(typeof error.retryable === 'boolean' ? { retryable: error.retryable } : {}),
+          },
+        }
+      : {}),
+    ...(typeof ack.t === 'number' ? { t: ack.t } : {}),
+    at,
+    via,
+  };
 }

@@ -9,7 +9,7 @@ import { GATEWAY_ID } from '../ids.js';
 import '../errors.js';
 import { KeyedLock } from './keyed-lock.js';
 import { LevelCommandQueue } from './level-commands.js';
-import { mergeStatus } from './status-order.js';
+import { mergeStatus, settleLastSeen } from './status-order.js';
 import { internalSeries, parseSeries, readingSeries, satelliteKey } from './series.js';
 import {
   typeOfValue,
@@ -222,17 +222,7 @@ export class LevelCentralStore implements CentralStore {
     }
     if (status) state.status = status.v as unknown as GatewayStatus;
     if (sat) state.satellite = sat.v as unknown as SatelliteMessage;
-    // Newest arrival of the three: a satellite message counts by when it was sent.
-    const arrivals: Array<[number, GatewayState['lastVia']]> = [];
-    if (state.lastReceipt) arrivals.push([state.lastReceipt.at, state.lastReceipt.via]);
-    if (state.status) arrivals.push([state.status.at, state.status.via]);
-    if (state.satellite) arrivals.push([state.satellite.transmitTime, 'rockblock']);
-    const newest = arrivals.sort((a, b) => b[0] - a[0])[0];
-    if (newest) {
-      state.lastSeen = newest[0];
-      state.lastVia = newest[1];
-    }
-    return state;
+    return settleLastSeen(state);
   }
 
   async satelliteUsage(gateway: string, from: number, to: number): Promise<SatelliteUsage> {

@@ -1,4 +1,4 @@
-import type { GatewayStatus } from './contract.js';
+import type { GatewayState, GatewayStatus } from './contract.js';
 
 /**
  * The gateway's reported status after `incoming` is committed on top of `current` (both
@@ -51,4 +51,22 @@ function sessionOf(s: GatewayStatus): number {
 function withoutStorage(s: GatewayStatus): GatewayStatus {
   const { storage: _storage, ...rest } = s;
   return rest;
+}
+
+/**
+ * `lastSeen` and `lastVia` of a gateway's state: the newest arrival of its last batch, its
+ * status and its last satellite message — the satellite message by when it was sent (the
+ * webhook may deliver it late). The same in every store.
+ */
+export function settleLastSeen(state: GatewayState): GatewayState {
+  const arrivals: Array<[number, GatewayState['lastVia']]> = [];
+  if (state.lastReceipt) arrivals.push([state.lastReceipt.at, state.lastReceipt.via]);
+  if (state.status) arrivals.push([state.status.at, state.status.via]);
+  if (state.satellite) arrivals.push([state.satellite.transmitTime, 'rockblock']);
+  const newest = arrivals.sort((a, b) => b[0] - a[0])[0];
+  if (newest) {
+    state.lastSeen = newest[0];
+    state.lastVia = newest[1];
+  }
+  return state;
 }

@@ -1,7 +1,7 @@
 import { MAX_TIME } from '../../../storage/level/db.js';
 import { checkGateway } from '../level.js';
 import { satelliteKey } from '../series.js';
-import { mergeStatus } from '../status-order.js';
+import { mergeStatus, settleLastSeen } from '../status-order.js';
 import type { GatewayState, GatewayStatus, IngestLane, IngestVia, SatelliteMessage, SatelliteUsage } from '../contract.js';
 import type { Catalog } from './catalog.js';
 import { num } from './codec.js';
@@ -101,16 +101,7 @@ function stateOf(row: StateRow): GatewayState {
   }
   if (row.status) state.status = row.status;
   if (row.message) state.satellite = row.message;
-  const arrivals: Array<[number, GatewayState['lastVia']]> = [];
-  if (state.lastReceipt) arrivals.push([state.lastReceipt.at, state.lastReceipt.via]);
-  if (state.status) arrivals.push([state.status.at, state.status.via]);
-  if (state.satellite) arrivals.push([state.satellite.transmitTime, 'rockblock']);
-  const newest = arrivals.sort((a, b) => b[0] - a[0])[0];
-  if (newest) {
-    state.lastSeen = newest[0];
-    state.lastVia = newest[1];
-  }
-  return state;
+  return settleLastSeen(state);
 }
 
 export async function satelliteUsage(db: Database, gateway: string, from: number, to: number): Promise<SatelliteUsage> {
