@@ -1,4 +1,4 @@
-import { type EnergyRole, kwhPerUnit, roleFromId } from '../runtime/site/energy-roles.js';
+import { type EnergyRole, idWords as words, kwhPerUnit, roleFromId } from '../runtime/site/energy-roles.js';
 import type { CentralDatapoint } from './store/contract.js';
 
 /**
@@ -36,15 +36,6 @@ const ENERGY_WORDS = new Set(['energy', 'wh', 'kwh', 'mwh']);
 const NOT_ACTIVE = new Set(['reactive', 'apparent', 'varh', 'kvarh', 'mvarh', 'vah', 'kvah', 'mvah']);
 /** Unit words of an id, as the gateway's units (core units are case-sensitive: `mwh` is MWh, as a meter would name it). */
 const UNIT_WORDS: Readonly<Record<string, 'Wh' | 'kWh' | 'MWh'>> = { wh: 'Wh', kwh: 'kWh', mwh: 'MWh' };
-
-/** The words of an id as the gateway splits them (runtime/site/energy-roles.ts idWords): at `.`, `_`, `-`, lower case, trailing digits dropped. */
-function words(id: string): string[] {
-  return id
-    .toLowerCase()
-    .split(/[._-]+/)
-    .map((w) => w.replace(/\d+$/, ''))
-    .filter(Boolean);
-}
 
 /** Whether central takes the datapoint for an energy counter (see the interface comment). */
 export function isCentralCounter(dp: Pick<CentralDatapoint, 'id' | 'type'>): boolean {

@@ -48,7 +48,7 @@ const CONSUMPTION_WORDS = new Set(['consumption', 'consumed', 'load']);
 const PRODUCTION_WORDS = new Set(['pv', 'solar', 'inverter', 'production', 'produced', 'generation', 'generated', 'generator', 'yield']);
 
 /** The words of an id: split at `.`, `_`, `-`, lower case, trailing digits dropped (`pv2` → `pv`). */
-function idWords(id: string): string[] {
+export function idWords(id: string): string[] {
   return id
     .toLowerCase()
     .split(/[._-]+/)

@@ -1,5 +1,9 @@
 import type { Datapoint } from '../../core/datapoint.js';
 import type { PowerRef, SiteConfig } from './config.js';
+import { idWords } from './energy-roles.js';
+
+/** The words of an id (datapoint ids are lower case already): the one splitter of energy-roles.ts. */
+export { idWords };
 
 /** What a power datapoint is to the site (runtime/site/config.ts `site.power`). */
 export type PowerRole = 'grid' | 'pv' | 'battery' | 'load' | 'charger';
@@ -54,14 +58,6 @@ const ROLE_NAMES: Record<PowerRole, string> = { grid: 'Grid', pv: 'PV', battery:
 const MAX_LABEL = 24;
 /** Words of an id that say PV production (as the Consumption page's counter roles, runtime/dashboard/README.md). */
 const PV_WORDS = new Set(['pv', 'solar', 'inverter']);
-
-/** The words of an id: split at `.`, `_`, `-`, trailing digits dropped (`pv2` → `pv`). */
-export function idWords(id: string): string[] {
-  return id
-    .split(/[._-]+/)
-    .map((w) => w.replace(/\d+$/, ''))
-    .filter(Boolean);
-}
 
 /** W / kW / MW → factor to W (none: W); undefined for anything else (exact case: `mW` is not `MW`). */
 export function wattsPerUnit(unit: string | undefined): number | undefined {
