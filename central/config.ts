@@ -90,8 +90,10 @@ const mqttIngestSchema = z.strictObject({
   protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
   /** MQTT 5: how long the broker keeps the session of a receiver that is gone (its queued messages wait for it). */
   sessionExpirySeconds: z.number().int().min(60).max(0xffffffff).default(86_400),
-  /** Connections in the share group from this process: each handles one message at a time (see README). */
+  /** Connections in the share group from this process (see README). */
   connections: z.number().int().min(1).max(64).default(1),
+  /** Messages each connection commits at once; their PUBACKs go in order as they commit (MQTT 5: at most receiveMaximum, 64). */
+  messagesInFlight: z.number().int().min(1).max(64).default(16),
   username: z.string().optional(),
   password: z.string().optional(),
   passwordFile: z.string().min(1).optional(),

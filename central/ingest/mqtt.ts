@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
 import type { MqttIngestConfig } from '../config.js';
+import { AckWindow } from './ack-window.js';
 import type { Logger } from '../log.js';
 import { rateLimitedWarn } from '../log.js';
 import type { CentralMetrics } from '../metrics.js';
@@ -24,6 +25,9 @@ export interface MqttReceiverOptions {
 
 const MAX_BACKOFF_MS = 60_000;
 
+/** Passed to MQTT.js's handleMessage callback so it sends no PUBACK of its own (ack-window.ts does). */
+const ACK_BY_WINDOW = new Error('acknowledged by the ack window after the commit');
+
 /**
  * MQTT ingest from any broker: `$share/<group>/<root>/data`, `/live` and `/status` at QoS 1,
  * a persistent session (clean session false; MQTT 5 with a session expiry) under a stable
@@ -40,9 +44,10 @@ const MAX_BACKOFF_MS = 60_000;
  * acknowledged, counted and logged: redelivering it would block the share group for ever.
  *
  * MQTT.js handles one incoming packet at a time (its work queue waits for each publish
- * handler), so a connection commits one message at a time, in order, and reads nothing more
- * while it waits: back-pressure through TCP. `connections` opens more members of the share
- * group in this process for parallel commits (they share the store's group commits).
+ * handler). A connection therefore takes up to `messagesInFlight` messages at once — their
+ * commits join the store's group commits together — and sends their PUBACKs itself, in order,
+ * as they commit (ack-window.ts); with the window full it reads nothing more: back-pressure
+ * through TCP. `connections` opens more members of the share group in this process.
  */
 export class MqttReceiver {
   private readonly clients: MqttClient[] = [];
@@ -143,28 +148,37 @@ export class MqttReceiver {
     // a PUBACK after every commit.
     client.on('packetreceive', () => client.reschedulePing(true));
     client.on('error', (err) => this.warn(`error:${clientId}:${err.message}`, { clientId, err: err.message }, 'MQTT ingest connection error'));
+    let window: AckWindow | undefined;
     client.handleMessage = (packet, callback) => {
-      this.handle(packet as IPublishPacket).then(
+      const publish = packet as IPublishPacket;
+      const stream = client.stream;
+      if (window?.stream !== stream) window = new AckWindow(stream, this.o.config.messagesInFlight);
+      const w = window;
+      const taken = publish.qos > 0 && publish.messageId !== undefined ? w.take(publish.messageId) : undefined;
+      this.handle(publish).then(
         () => {
           failures = 0;
           client.options.reconnectPeriod = this.o.config.reconnectMs;
-          callback();
+          if (taken) w.committed(taken);
         },
         (err: Error) => {
           // Not acknowledged: drop the connection so the broker delivers it again after the backoff.
+          if (taken) w.fail(taken);
           failures++;
           this.counts.retried++;
           const backoff = Math.min(MAX_BACKOFF_MS, this.o.config.reconnectMs * 2 ** Math.min(failures, 16));
           client.options.reconnectPeriod = backoff;
           this.warn(
             `retry:${clientId}`,
-            { clientId, topic: packet.topic, reason: err.message, backoffMs: backoff },
+            { clientId, topic: publish.topic, reason: err.message, backoffMs: backoff },
             'message not committed: not acknowledged, reconnecting for redelivery',
           );
-          callback(err);
-          client.stream?.destroy();
+          stream.destroy();
         },
       );
+      // MQTT.js reads the next packet once this calls back, and with an error it sends no PUBACK
+      // (lib/handlers/publish.js): the window sends it after the commit.
+      w.whenRoom(() => callback(ACK_BY_WINDOW));
     };
   }
 

@@ -41,7 +41,7 @@ import {
 import { Database, redactUrl } from './postgres/db.js';
 import { gatewayStates, recordSatellite, recordStatus, satelliteUsage } from './postgres/gateway-state.js';
 import { GroupCommit } from './postgres/group-commit.js';
-import { checkBatch, type InsertBatch, insertBatches } from './postgres/insert.js';
+import { checkBatch, type InsertBatch, insertBatches, type WritePathCounts } from './postgres/insert.js';
 import { Partitions } from './postgres/partitions.js';
 import { countReadings, countSeqs, datapoints, latest, queryRange } from './postgres/query.js';
 import { Rollups } from './postgres/rollups.js';
@@ -92,6 +92,8 @@ export class PostgresCentralStore implements CentralStore {
   private timers: NodeJS.Timeout[] = [];
   private refreshing: Promise<number> | undefined;
   private readonly commits: GroupCommit<InsertBatch, InsertResult>;
+  /** Groups committed by COPY and by merge, and COPYs refused for a stored key (insert.ts). */
+  readonly writePaths: WritePathCounts = { copy: 0, merge: 0, copyRefused: 0 };
 
   constructor(private readonly options: PostgresCentralStoreOptions) {
     const log = options.log ?? pino({ level: 'silent' });
@@ -99,10 +101,13 @@ export class PostgresCentralStore implements CentralStore {
     this.catalog = new Catalog(this.db);
     this.now = options.now ?? Date.now;
     this.warn = rateLimitedWarn(log);
-    this.commits = new GroupCommit((batches) => insertBatches({ db: this.db, catalog: this.catalog, partitions: this.opened().partitions }, batches), {
-      concurrency: options.commitConcurrency ?? 2,
-      maxRecords: options.commitMaxRecords ?? 10_000,
-    });
+    this.commits = new GroupCommit(
+      (batches) => insertBatches({ db: this.db, catalog: this.catalog, partitions: this.opened().partitions, paths: this.writePaths }, batches),
+      {
+        concurrency: options.commitConcurrency ?? 2,
+        maxRecords: options.commitMaxRecords ?? 10_000,
+      },
+    );
   }
 
   /** The URL without its password, for logs. */

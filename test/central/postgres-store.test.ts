@@ -214,6 +214,52 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.equal(emptied, '0', 'no empty buckets kept');
   });
 
+  t.test('newest readings: exact before the refresh, moved into datapoints by it, exact again after new writes; COPY on the usual path', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { refreshMs: 0 });
+    const newest = async () => Object.fromEntries((await store.datapoints(GW)).map((d) => [d.id, d.latest]));
+    const stored = () => psql(url, "SELECT string_agg(id || '=' || coalesce(latest_v::text, latest_j::text, '-'), ',' ORDER BY id) FROM outpost.datapoints");
+    let seq = 0;
+    const write = (records: Array<Omit<IngestRecord, 'seq'>>, withSeqs = true) =>
+      store.insertReadings(
+        GW,
+        records.map((r) => (withSeqs ? { seq: ++seq, ...r } : r)),
+        rx(T0),
+      );
+
+    await write([
+      { id: 'a', t: T0, v: 1 },
+      { id: 'a', t: T0 + 90_000, v: 2 },
+      { id: 'b', t: T0, v: 'open' },
+    ]);
+    t.same(store.writePaths, { copy: 1, merge: 0, copyRefused: 0 }, 'fresh seqs: written by COPY');
+    t.same(await newest(), { a: { t: T0 + 90_000, v: 2 }, b: { t: T0, v: 'open' } }, 'newest from the dirty minutes before any refresh');
+    t.equal(await stored(), 'a=-,b=-', 'nothing in the datapoint rows yet: no insert updates them');
+
+    await store.refreshRollups();
+    t.equal(await stored(), 'a=2,b="open"', 'the refresh moved the newest readings into the datapoint rows');
+    t.equal(await psql(url, 'SELECT count(*) FROM outpost.rollup_dirty'), '0');
+    t.same(await newest(), { a: { t: T0 + 90_000, v: 2 }, b: { t: T0, v: 'open' } }, 'the same answer from the rows');
+
+    await write([{ id: 'a', t: T0 + 30_000, v: 9 }]);
+    t.same(await store.latest(GW, 'a'), { t: T0 + 90_000, v: 2 }, 'a backfilled older reading does not become the newest');
+    await write([{ id: 'b', t: T0 + 600_000, v: true, q: 'stale' }]);
+    t.same(await store.latest(GW, 'b'), { t: T0 + 600_000, v: true, q: 'stale' }, 'a newer one is the newest before the refresh');
+    await write([{ id: 'a', t: T0 + 90_000, v: 7 }]);
+    t.same(store.writePaths.copyRefused, 1, 'a fresh seq at a stored (series, t): COPY refused…');
+    t.same(await store.latest(GW, 'a'), { t: T0 + 90_000, v: 7 }, '…and the merge path replaced the value, which is the newest at once');
+    await write([{ id: 'a', t: T0 + 120_000, v: 8 }], false);
+    t.same(await store.latest(GW, 'a'), { t: T0 + 120_000, v: 8 }, 'a record without a seq goes the merge path');
+    t.same(store.writePaths, { copy: 3, merge: 2, copyRefused: 1 });
+
+    await store.refreshRollups();
+    t.equal(await stored(), 'a=8,b=true', 'refreshed again');
+    t.same(await newest(), { a: { t: T0 + 120_000, v: 8 }, b: { t: T0 + 600_000, v: true, q: 'stale' } });
+    const again = await store.insertReadings(GW, [{ seq: 1, id: 'a', t: T0, v: 1 }], rx(T0));
+    t.same(again, { stored: 0, duplicates: 1 }, 'a stored seq again: a duplicate, through the merge path');
+    t.same(store.writePaths, { copy: 3, merge: 3, copyRefused: 2 });
+  });
+
   t.test('migrations: three stores opening one new database at once, then one more; a newer schema refused', async (t) => {
     const url = await freshDatabase();
     const stores = [0, 1, 2].map(() => new PostgresCentralStore({ url, refreshMs: 0 }));

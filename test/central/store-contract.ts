@@ -297,6 +297,52 @@ export function centralStoreContract(t: Test, harness: CentralStoreHarness): voi
     t.same(await store.latest(GW, 'a.json'), { t: T0, v: { phases: [1, 2, 3] } });
   });
 
+  t.test('values come back exactly: escapes, control characters, extreme numbers, the first millisecond', async (t) => {
+    const store = await harness.open(t);
+    const strings = [
+      'back\\slash',
+      'tab\there',
+      'line\nbreak',
+      'carriage\rreturn',
+      '\\N',
+      '\\',
+      'quote " and \' and ,',
+      'ünïcödé ⚡ 🔋',
+      '{"looks":"like json"}',
+      '',
+    ];
+    const numbers = [5e-324, -1.7976931348623157e308, 0.1 + 0.2, Number.MAX_SAFE_INTEGER, -0.000001, 1e21, 123456789.123456];
+    const sent: IngestRecord[] = [
+      ...strings.map((v, k) => ({ seq: k + 1, id: 'text', t: T0 + k, v })),
+      ...numbers.map((v, k) => ({ seq: 100 + k, id: 'number', t: T0 + k, v })),
+      { seq: 200, id: 'object', t: T0, v: { 'key\twith\ttabs': ['a\\b', 'c\nd'], nested: { n: 1.25 } } },
+      { seq: 201, id: 'epoch', t: 0, v: 1 },
+      { seq: 202, id: 'epoch', t: 1, v: 2, q: 'stale' },
+    ];
+    const receipt = await store.insertReadings(GW, sent, rx(T0));
+    t.same(receipt, { stored: sent.length, duplicates: 0 }, 'every record stored');
+    const back = (id: string, from: number, to: number) => store.query(GW, id, { from, to });
+    t.same(
+      (await back('text', T0, T0 + strings.length)).map((r) => r.v),
+      strings,
+      'strings as sent',
+    );
+    t.same(
+      (await back('number', T0, T0 + numbers.length)).map((r) => r.v),
+      numbers,
+      'numbers as sent, to the last bit',
+    );
+    t.same(
+      await store.latest(GW, 'object'),
+      { t: T0, v: { 'key\twith\ttabs': ['a\\b', 'c\nd'], nested: { n: 1.25 } } },
+      'an object with escapes in keys and values',
+    );
+    t.same(await back('epoch', 0, 10), [
+      { t: 0, v: 1 },
+      { t: 1, v: 2, q: 'stale' },
+    ]);
+  });
+
   t.test('bad input is refused and nothing of the batch is stored', async (t) => {
     const store = await harness.open(t);
     await refuses(

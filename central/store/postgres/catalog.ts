@@ -21,44 +21,70 @@ export class Catalog {
 
   /** Inserts the gateway's row if this process has not seen it (inside the caller's transaction). */
   async registerGateway(c: PoolClient, gateway: string, at: number): Promise<void> {
-    if (this.gateways.has(gateway)) return;
-    await c.query('INSERT INTO outpost.gateways (id, first_seen) VALUES ($1, to_timestamp($2)) ON CONFLICT (id) DO NOTHING', [gateway, at / 1000]);
+    await this.registerGateways(c, new Map([[gateway, at]]));
+  }
+
+  /** The same for many gateways (first seen at `at` epoch ms each), in one statement, sorted so concurrent ones lock in one order. */
+  async registerGateways(c: PoolClient, firstSeen: ReadonlyMap<string, number>): Promise<void> {
+    const unknown = [...firstSeen].filter(([gateway]) => !this.gateways.has(gateway)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (unknown.length === 0) return;
+    await c.query({
+      name: 'outpost-register-gateways',
+      text: 'INSERT INTO outpost.gateways (id, first_seen) SELECT g, to_timestamp(at) FROM unnest($1::text[], $2::float8[]) AS u(g, at) ON CONFLICT (id) DO NOTHING',
+      values: [unknown.map(([g]) => g), unknown.map(([, at]) => at / 1000)],
+    });
+  }
+
+  /** The series of each id (sorted ids), registering the new ones in the caller's transaction. */
+  async resolve(c: PoolClient, gateway: string, ids: readonly string[], at: number): Promise<Map<string, number>> {
+    return (await this.resolveAll(c, new Map([[gateway, { ids, at }]]))).get(gateway)!;
   }
 
   /**
-   * The series of each id (sorted ids), registering the new ones in the caller's transaction.
-   * READ COMMITTED: a datapoint another transaction registers at the same moment makes our
-   * ON CONFLICT wait for it, and the next statement (a new snapshot) finds its row.
+   * The series of each gateway's ids, registering the new ones (first seen at `at`) in the
+   * caller's transaction: three statements at most for any number of gateways, none when all
+   * are known. READ COMMITTED: a datapoint another transaction registers at the same moment
+   * makes our ON CONFLICT wait for it, and the next statement (a new snapshot) finds its row.
    */
-  async resolve(c: PoolClient, gateway: string, ids: readonly string[], at: number): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    let missing: string[] = [];
-    for (const id of ids) {
-      const s = this.series.get(key(gateway, id));
-      if (s === undefined) missing.push(id);
-      else out.set(id, s);
+  async resolveAll(c: PoolClient, wanted: ReadonlyMap<string, { ids: readonly string[]; at: number }>): Promise<Map<string, Map<string, number>>> {
+    const out = new Map<string, Map<string, number>>();
+    let missing: Array<{ gateway: string; id: string; at: number }> = [];
+    for (const [gateway, { ids, at }] of wanted) {
+      const series = new Map<string, number>();
+      out.set(gateway, series);
+      for (const id of ids) {
+        const s = this.series.get(key(gateway, id));
+        if (s === undefined) missing.push({ gateway, id, at });
+        else series.set(id, s);
+      }
     }
     if (missing.length === 0) return out;
-    const select = async (list: string[]) => {
-      const { rows } = await c.query<{ series: number; id: string }>('SELECT series, id FROM outpost.datapoints WHERE gateway = $1 AND id = ANY ($2::text[])', [
-        gateway,
-        list,
-      ]);
-      for (const r of rows) out.set(r.id, r.series);
-      return list.filter((id) => !out.has(id));
+    // Sorted by (gateway, id): two transactions registering overlapping datapoints wait in one direction.
+    missing.sort((a, b) => (a.gateway < b.gateway ? -1 : a.gateway > b.gateway ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const take = (rows: Array<{ series: number; gateway: string; id: string }>) => {
+      for (const r of rows) out.get(r.gateway)!.set(r.id, r.series);
+      missing = missing.filter((m) => !out.get(m.gateway)!.has(m.id));
     };
-    missing = await select(missing);
+    const select = async () => {
+      const { rows } = await c.query<{ series: number; gateway: string; id: string }>({
+        name: 'outpost-find-datapoints',
+        text: 'SELECT d.series, d.gateway, d.id FROM unnest($1::text[], $2::text[]) AS u(g, i) JOIN outpost.datapoints d ON d.gateway = u.g AND d.id = u.i',
+        values: [missing.map((m) => m.gateway), missing.map((m) => m.id)],
+      });
+      take(rows);
+    };
+    await select();
     if (missing.length === 0) return out;
-    const inserted = await c.query<{ series: number; id: string }>(
-      `INSERT INTO outpost.datapoints (gateway, id, first_seen, last_seen)
-       SELECT $1, id, to_timestamp($3), to_timestamp($3) FROM unnest($2::text[]) AS u(id)
-       ON CONFLICT (gateway, id) DO NOTHING RETURNING series, id`,
-      [gateway, missing, at / 1000],
-    );
-    for (const r of inserted.rows) out.set(r.id, r.series);
-    missing = missing.filter((id) => !out.has(id));
-    if (missing.length > 0) missing = await select(missing);
-    if (missing.length > 0) throw new Error(`datapoints ${missing.join(', ')} of ${gateway} neither inserted nor found`);
+    const inserted = await c.query<{ series: number; gateway: string; id: string }>({
+      name: 'outpost-register-datapoints',
+      text: `INSERT INTO outpost.datapoints (gateway, id, first_seen, last_seen)
+       SELECT g, i, to_timestamp(at), to_timestamp(at) FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(g, i, at)
+       ON CONFLICT (gateway, id) DO NOTHING RETURNING series, gateway, id`,
+      values: [missing.map((m) => m.gateway), missing.map((m) => m.id), missing.map((m) => m.at / 1000)],
+    });
+    take(inserted.rows);
+    if (missing.length > 0) await select();
+    if (missing.length > 0) throw new Error(`datapoints ${missing.map((m) => `${m.gateway}/${m.id}`).join(', ')} neither inserted nor found`);
     return out;
   }
 

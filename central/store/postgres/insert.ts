@@ -1,15 +1,28 @@
 import { checkGateway, checkRecord } from '../level.js';
-import { typeOfValue, type DatapointType, type IngestRecord, type InsertResult, type Receipt } from '../contract.js';
+import type { IngestRecord, InsertResult, Receipt } from '../contract.js';
 import type { Catalog } from './catalog.js';
 import { encodeValue } from './codec.js';
 import type { Database } from './db.js';
+import { COPY_NULL, copyField, copyLines, copyTime } from './copy.js';
 import { upsertSatellite } from './gateway-state.js';
 import type { Partitions } from './partitions.js';
+
+/** The rollups' finest bucket (date_bin of 60 s from the epoch, as the merge path's SQL). */
+const MINUTE_MS = 60_000;
 
 export interface InsertContext {
   db: Database;
   catalog: Catalog;
   partitions: Partitions;
+  /** Groups committed by each path, and copy attempts refused for a stored key (tests, diagnosis). */
+  paths: WritePathCounts;
+}
+
+export interface WritePathCounts {
+  copy: number;
+  merge: number;
+  /** Copy attempts that met a stored seq or (series, t) and were written again by the merge path. */
+  copyRefused: number;
 }
 
 /**
@@ -20,14 +33,23 @@ export interface InsertContext {
  */
 const CLAIM_SEQS = `INSERT INTO outpost.seqs (gateway, seq) SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING RETURNING gateway, seq`;
 
+/** A receipt per batch, numbered from parameter `$first`: the tail of both write paths. */
+const receipts = (first: number): string => {
+  const p = (k: number): string => `$${first + k}`;
+  return `INSERT INTO outpost.receipts (gateway, at, via, lane, key, stored, duplicates)
+SELECT g, to_timestamp(at), via, lane, key, stored, duplicates
+FROM unnest(${p(0)}::text[], ${p(1)}::float8[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::text[], ${p(5)}::int4[], ${p(6)}::int4[]) AS u(g, at, via, lane, key, stored, duplicates)`;
+};
+
 /**
- * Everything else of the group in one statement (one round trip): the readings (a value at the
- * (series, t) of a stored one replaces it, per the contract; an identical one is left alone),
- * the dirty minutes for the rollup refresh (once per (series, minute)), each datapoint's newest
- * reading (once per series), a receipt per batch. Rows arrive sorted by (series, t), so
- * concurrent transactions lock rows in one order.
+ * The merge path's statement (one round trip): the readings (a value at the (series, t) of a
+ * stored one replaces it, per the contract; an identical one is left alone), the dirty minutes
+ * of the rows it changed (once per (series, minute)), then the receipts. Rows arrive sorted by
+ * (series, t), so concurrent transactions lock rows in one order. The dirty minutes feed the
+ * rollup refresh and the datapoints' newest readings (query.ts DATAPOINTS): no insert updates
+ * a datapoint row.
  */
-const WRITE = `WITH w AS (
+const WRITE_MERGING = `WITH w AS (
   INSERT INTO outpost.readings AS r (series, t, v, j, q)
   SELECT s, to_timestamp(ts), v, j, q FROM unnest($1::int4[], $2::float8[], $3::float8[], $4::jsonb[], $5::text[]) AS u(s, ts, v, j, q)
   ON CONFLICT (series, t) DO UPDATE SET v = excluded.v, j = excluded.j, q = excluded.q
@@ -36,23 +58,11 @@ const WRITE = `WITH w AS (
 ), dirty AS (
   INSERT INTO outpost.rollup_dirty (series, minute)
   SELECT DISTINCT series, date_bin(interval '60 seconds', t, timestamptz 'epoch') FROM w
-), newest AS (
-  UPDATE outpost.datapoints d SET
-    last_seen = greatest(d.last_seen, l.seen),
-    type = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.type ELSE d.type END,
-    latest_v = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.v ELSE d.latest_v END,
-    latest_j = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.j ELSE d.latest_j END,
-    latest_q = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.q ELSE d.latest_q END,
-    latest_t = CASE WHEN d.latest_t IS NULL OR l.t >= d.latest_t THEN l.t ELSE d.latest_t END
-  FROM (
-    SELECT s, to_timestamp(ts) AS t, v, j, q, type, to_timestamp(seen) AS seen
-    FROM unnest($6::int4[], $7::float8[], $8::float8[], $9::jsonb[], $10::text[], $11::text[], $12::float8[]) AS u(s, ts, v, j, q, type, seen)
-  ) l
-  WHERE d.series = l.s
 )
-INSERT INTO outpost.receipts (gateway, at, via, lane, key, stored, duplicates)
-SELECT g, to_timestamp(at), via, lane, key, stored, duplicates
-FROM unnest($13::text[], $14::float8[], $15::text[], $16::text[], $17::text[], $18::int4[], $19::int4[]) AS u(g, at, via, lane, key, stored, duplicates)`;
+${receipts(6)}`;
+
+/** The copy path's statement, after its COPYs. */
+const RECEIPTS = receipts(1);
 
 /** One batch of the contract's insert: a gateway's records and their receipt. */
 export interface InsertBatch {
@@ -67,7 +77,6 @@ interface Row {
   v: number | null;
   j: string | null;
   q: string | null;
-  type: DatapointType;
 }
 
 /** The contract's checks of a batch, before it waits for a transaction: a bad one is refused alone. */
@@ -78,17 +87,56 @@ export function checkBatch(batch: InsertBatch): void {
 
 const pairKey = (gateway: string, seq: number): string => `${gateway}\n${seq}`;
 
+/** PostgreSQL's unique_violation: a COPY met a seq or (series, t) that is already stored. */
+const UNIQUE_VIOLATION = '23505';
+
+/** How a group is written: see insertBatches. */
+type WritePath = 'copy' | 'merge';
+
 /**
  * The contract's insert (central/store/contract.ts) of any number of batches, from any
- * gateways, in one transaction (group-commit.ts gathers them): the seqs are claimed first
- * (`seqs`, primary key (gateway, seq), ON CONFLICT DO NOTHING), and only the records whose seq
- * this transaction claimed — and those without a seq — are written; the commit makes
- * readings, seq marks, receipts and satellite messages durable together. Any number of
- * processes may insert copies of the same batch at once: each seq is claimed by exactly one
- * transaction, the others wait for its commit and find it taken. Within the group the first
- * batch holding a seq has it, as if the batches had committed one after the other.
+ * gateways, in one transaction (group-commit.ts gathers them). Readings, seq marks, receipts
+ * and satellite messages become durable together at the commit. Within the group the first
+ * batch holding a seq has it, as if the batches had committed one after the other. Two paths:
+ *
+ * - **copy** (every record has a seq, the usual case): the group's seqs, readings and dirty
+ *   minutes are loaded with COPY (copy.ts), which refuses the whole group if any seq or
+ *   (series, t) is already stored. The refusal rolls the transaction back and the group is
+ *   written again by the merge path. A copy of the same batch inserted by another process at
+ *   the same moment makes our COPY wait for its commit, then fail the same way.
+ * - **merge**: the seqs are claimed with `INSERT … ON CONFLICT DO NOTHING` (the ones it
+ *   inserted are new, every other one was stored before, or by a concurrent transaction that
+ *   committed first: ON CONFLICT waits for it), and only the records whose seq this
+ *   transaction claimed — and those without a seq — are merged into the readings.
+ *
+ * Any number of processes may insert copies of the same batch at once: each seq is stored by
+ * exactly one transaction.
  */
 export async function insertBatches(ctx: InsertContext, batches: readonly InsertBatch[]): Promise<InsertResult[]> {
+  const group = firstCopies(batches);
+  const everyRecordHasASeq = batches.every((b) => b.records.every((r) => r.seq !== undefined));
+  if (everyRecordHasASeq) {
+    try {
+      return await writeGroup(ctx, batches, group, 'copy');
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code !== UNIQUE_VIOLATION) throw err;
+      ctx.paths.copyRefused++;
+    }
+  }
+  return writeGroup(ctx, batches, group, 'merge');
+}
+
+interface Group {
+  /** Per batch, its records whose seq no earlier batch of the group holds. */
+  firsts: IngestRecord[][];
+  /** The group's (gateway, seq) pairs sorted by gateway, then seq: locks are taken in this order. */
+  claimGateways: string[];
+  claimSeqs: number[];
+  gateways: string[];
+  times: number[];
+}
+
+function firstCopies(batches: readonly InsertBatch[]): Group {
   // The first copy of each seq within the group; records without a seq all go on.
   const seen = new Map<string, Set<number>>();
   const firsts = batches.map(({ gateway, records }) => {
@@ -104,84 +152,104 @@ export async function insertBatches(ctx: InsertContext, batches: readonly Insert
     }
     return out;
   });
+  const gateways = [...seen.keys()].sort();
   const claimGateways: string[] = [];
   const claimSeqs: number[] = [];
-  for (const gateway of [...seen.keys()].sort()) {
+  for (const gateway of gateways) {
     for (const seq of [...seen.get(gateway)!].sort((a, b) => a - b)) {
       claimGateways.push(gateway);
       claimSeqs.push(seq);
     }
   }
   const times = firsts.flatMap((records) => records.map((r) => r.t));
+  return { firsts, claimGateways, claimSeqs, gateways, times };
+}
+
+async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], group: Group, path: WritePath): Promise<InsertResult[]> {
   const registered = new Map<string, Map<string, number>>();
+  const earliest = (gateway: string): number => Math.min(...batches.filter((b) => b.gateway === gateway).map((b) => b.receipt.at));
   const results = await ctx.db.write(
     'insert readings',
     async (c) => {
       registered.clear();
-      const gateways = [...seen.keys()].sort();
-      for (const gateway of gateways) {
-        const at = Math.min(...batches.filter((b) => b.gateway === gateway).map((b) => b.receipt.at));
-        await ctx.catalog.registerGateway(c, gateway, at);
-      }
-      let fresh = firsts;
-      if (claimSeqs.length > 0) {
-        const { rows } = await c.query<{ gateway: string; seq: string }>({ name: 'outpost-claim-seqs', text: CLAIM_SEQS, values: [claimGateways, claimSeqs] });
-        const claimed = new Set(rows.map((r) => pairKey(r.gateway, Number(r.seq))));
-        fresh = firsts.map((records, i) => records.filter((r) => r.seq === undefined || claimed.has(pairKey(batches[i]!.gateway, r.seq))));
-      }
-      for (const gateway of gateways) {
-        const ids = new Set<string>();
-        fresh.forEach((records, i) => {
-          if (batches[i]!.gateway === gateway) for (const r of records) ids.add(r.id);
+      await ctx.catalog.registerGateways(c, new Map(group.gateways.map((gateway) => [gateway, earliest(gateway)])));
+      let fresh = group.firsts;
+      if (path === 'copy') {
+        await copyLines(
+          c,
+          'outpost.seqs (gateway, seq)',
+          group.claimSeqs.map((seq, k) => `${copyField(group.claimGateways[k]!)}\t${seq}\n`),
+        );
+      } else if (group.claimSeqs.length > 0) {
+        const { rows } = await c.query<{ gateway: string; seq: string }>({
+          name: 'outpost-claim-seqs',
+          text: CLAIM_SEQS,
+          values: [group.claimGateways, group.claimSeqs],
         });
-        const at = Math.min(...batches.filter((b) => b.gateway === gateway).map((b) => b.receipt.at));
-        registered.set(gateway, await ctx.catalog.resolve(c, gateway, [...ids].sort(), at));
+        const claimed = new Set(rows.map((r) => pairKey(r.gateway, Number(r.seq))));
+        fresh = group.firsts.map((records, i) => records.filter((r) => r.seq === undefined || claimed.has(pairKey(batches[i]!.gateway, r.seq))));
       }
-      // One row per (series, t): the last record wins, as the embedded store writes batches in order.
-      const byKey = new Map<string, Row>();
-      const seenAt = new Map<number, number>();
+      const wanted = new Map(group.gateways.map((gateway) => [gateway, { ids: new Set<string>(), at: earliest(gateway) }]));
       fresh.forEach((records, i) => {
-        const { gateway, receipt } = batches[i]!;
-        const series = registered.get(gateway)!;
-        for (const r of records) {
-          const s = series.get(r.id)!;
-          byKey.set(`${s}:${r.t}`, { series: s, t: r.t, ...encodeValue(r.v), q: r.q ?? null, type: typeOfValue(r.v) });
-          seenAt.set(s, Math.max(seenAt.get(s) ?? 0, receipt.at));
-        }
+        const { ids } = wanted.get(batches[i]!.gateway)!;
+        for (const r of records) ids.add(r.id);
       });
-      const rows = [...byKey.values()].sort((a, b) => a.series - b.series || a.t - b.t);
-      const newest = rows.filter((r, i) => rows[i + 1]?.series !== r.series);
+      const series = await ctx.catalog.resolveAll(c, new Map([...wanted].map(([gateway, w]) => [gateway, { ids: [...w.ids].sort(), at: w.at }])));
+      for (const [gateway, s] of series) registered.set(gateway, s);
+      const rows = groupRows(batches, fresh, registered);
       const counts = batches.map((b, i) => ({ stored: fresh[i]!.length, duplicates: b.records.length - fresh[i]!.length }));
-      await c.query({
-        name: 'outpost-write-readings',
-        text: WRITE,
-        values: [
-          rows.map((r) => r.series),
-          rows.map((r) => r.t / 1000),
-          rows.map((r) => r.v),
-          rows.map((r) => r.j),
-          rows.map((r) => r.q),
-          newest.map((r) => r.series),
-          newest.map((r) => r.t / 1000),
-          newest.map((r) => r.v),
-          newest.map((r) => r.j),
-          newest.map((r) => r.q),
-          newest.map((r) => r.type),
-          newest.map((r) => seenAt.get(r.series)! / 1000),
-          batches.map((b) => b.gateway),
-          batches.map((b) => b.receipt.at / 1000),
-          batches.map((b) => b.receipt.via),
-          batches.map((b) => b.receipt.lane),
-          batches.map((b) => b.receipt.key ?? null),
-          counts.map((n) => n.stored),
-          counts.map((n) => n.duplicates),
-        ],
-      });
+      const tail = [
+        batches.map((b) => b.gateway),
+        batches.map((b) => b.receipt.at / 1000),
+        batches.map((b) => b.receipt.via),
+        batches.map((b) => b.receipt.lane),
+        batches.map((b) => b.receipt.key ?? null),
+        counts.map((n) => n.stored),
+        counts.map((n) => n.duplicates),
+      ];
+      if (path === 'copy') {
+        await copyLines(
+          c,
+          'outpost.readings (series, t, v, j, q)',
+          rows.map((r) => `${r.series}\t${copyTime(r.t)}\t${r.v ?? COPY_NULL}\t${copyField(r.j)}\t${r.q ?? COPY_NULL}\n`),
+        );
+        await copyLines(c, 'outpost.rollup_dirty (series, minute)', dirtyMinutes(rows));
+        await c.query({ name: 'outpost-receipts', text: RECEIPTS, values: tail });
+      } else {
+        const readings = [rows.map((r) => r.series), rows.map((r) => r.t / 1000), rows.map((r) => r.v), rows.map((r) => r.j), rows.map((r) => r.q)];
+        await c.query({ name: 'outpost-write-merging', text: WRITE_MERGING, values: [...readings, ...tail] });
+      }
       for (const b of batches) if (b.receipt.satellite) await upsertSatellite(c, b.gateway, b.receipt.satellite);
       return counts;
     },
-    { idempotent: true, prepare: () => ctx.partitions.ensureFor(times), onNoPartition: () => ctx.partitions.repair(times) },
+    { idempotent: true, prepare: () => ctx.partitions.ensureFor(group.times), onNoPartition: () => ctx.partitions.repair(group.times) },
   );
   for (const [gateway, series] of registered) ctx.catalog.commit(gateway, series);
+  ctx.paths[path]++;
   return results;
+}
+
+/** The group's rows, one per (series, t), sorted by (series, t). */
+function groupRows(batches: readonly InsertBatch[], fresh: readonly IngestRecord[][], registered: ReadonlyMap<string, ReadonlyMap<string, number>>): Row[] {
+  // One row per (series, t): the last record wins, as the embedded store writes batches in order.
+  const byKey = new Map<string, Row>();
+  fresh.forEach((records, i) => {
+    const series = registered.get(batches[i]!.gateway)!;
+    for (const r of records) {
+      const s = series.get(r.id)!;
+      byKey.set(`${s}:${r.t}`, { series: s, t: r.t, ...encodeValue(r.v), q: r.q ?? null });
+    }
+  });
+  return [...byKey.values()].sort((a, b) => a.series - b.series || a.t - b.t);
+}
+
+/** The rollup refresh's dirty minutes of rows sorted by (series, t), once per (series, minute), as COPY lines. */
+function dirtyMinutes(rows: readonly Row[]): string[] {
+  const lines: string[] = [];
+  let last = '';
+  for (const r of rows) {
+    const line = `${r.series}\t${copyTime(r.t - (r.t % MINUTE_MS))}\n`;
+    if (line !== last) lines.push((last = line));
+  }
+  return lines;
 }

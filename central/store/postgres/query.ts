@@ -14,14 +14,36 @@ interface DatapointRow {
   q: string | null;
 }
 
-const DATAPOINTS = `SELECT gateway, id, round(date_part('epoch', latest_t) * 1000) AS t, latest_v AS v, latest_j AS j, latest_q AS q FROM outpost.datapoints`;
+/**
+ * Each datapoint's newest reading, exact at any moment in one statement (one snapshot): the
+ * one the rollup refresh stored in `datapoints` (rollup-sql.ts REFRESH_NEWEST), or a newer
+ * (or replaced) one an insert has written since, which its `rollup_dirty` entry points to —
+ * the newest reading from the series' newest dirty minute on. Two index probes per datapoint,
+ * a third for one with dirty minutes.
+ */
+const DATAPOINTS = `SELECT d.gateway, d.id,
+    round(date_part('epoch', coalesce(n.t, d.latest_t)) * 1000) AS t,
+    CASE WHEN n.t IS NULL THEN d.latest_v ELSE n.v END AS v,
+    CASE WHEN n.t IS NULL THEN d.latest_j ELSE n.j END AS j,
+    CASE WHEN n.t IS NULL THEN d.latest_q ELSE n.q END AS q
+  FROM outpost.datapoints d
+  LEFT JOIN LATERAL (SELECT max(x.minute) AS m FROM outpost.rollup_dirty x WHERE x.series = d.series) dirty ON true
+  LEFT JOIN LATERAL (
+    SELECT r.t, r.v, r.j, r.q FROM outpost.readings r
+    WHERE r.series = d.series AND dirty.m IS NOT NULL AND r.t >= dirty.m AND (d.latest_t IS NULL OR r.t >= d.latest_t)
+    ORDER BY r.t DESC LIMIT 1
+  ) n ON true`;
 
 /** Datapoints with their newest reading, by gateway then id in byte order (as the embedded store sorts). */
 export async function datapoints(db: Database, gateway?: string): Promise<CentralDatapoint[]> {
   const { rows } = await db.read(() =>
     gateway === undefined
-      ? db.pool.query<DatapointRow>(`${DATAPOINTS} ORDER BY gateway COLLATE "C", id COLLATE "C"`)
-      : db.pool.query<DatapointRow>(`${DATAPOINTS} WHERE gateway = $1 ORDER BY id COLLATE "C"`, [gateway]),
+      ? db.pool.query<DatapointRow>(`${DATAPOINTS} ORDER BY d.gateway COLLATE "C", d.id COLLATE "C"`)
+      : db.pool.query<DatapointRow>({
+          name: 'outpost-gateway-datapoints',
+          text: `${DATAPOINTS} WHERE d.gateway = $1 ORDER BY d.id COLLATE "C"`,
+          values: [gateway],
+        }),
   );
   return rows.map((r) => {
     const latest = r.t === null ? undefined : decodeValue({ t: r.t, v: r.v, j: r.j, q: r.q });
@@ -30,7 +52,9 @@ export async function datapoints(db: Database, gateway?: string): Promise<Centra
 }
 
 export async function latest(db: Database, gateway: string, id: string): Promise<StoredValue | undefined> {
-  const { rows } = await db.read(() => db.pool.query<DatapointRow>(`${DATAPOINTS} WHERE gateway = $1 AND id = $2`, [gateway, id]));
+  const { rows } = await db.read(() =>
+    db.pool.query<DatapointRow>({ name: 'outpost-latest', text: `${DATAPOINTS} WHERE d.gateway = $1 AND d.id = $2`, values: [gateway, id] }),
+  );
   const r = rows[0];
   return r && r.t !== null ? decodeValue({ t: r.t, v: r.v, j: r.j, q: r.q }) : undefined;
 }

@@ -118,3 +118,21 @@ export const RAW_MINUTES_SQL = `WITH pts AS (
 SELECT round(date_part('epoch', bucket) * 1000) AS t, count(*)::int AS count, sum(n) AS sum, min(n) AS min, max(n) AS max, min(fv) AS fv, min(lv) AS lv,
   coalesce(sum(CASE WHEN n >= prev THEN n - prev ELSE n END) FILTER (WHERE prev IS NOT NULL), 0) AS inc
 FROM p GROUP BY bucket`;
+
+/**
+ * `datapoints.latest_*` kept by the refresh rather than by every insert (an UPDATE of a
+ * datapoint row per series per commit was a third of an insert's cost): for each series of
+ * the claimed entries (`$1 int4[]`) the newest reading at or after its newest claimed minute
+ * (`$2 float8[]`, epoch seconds) — the newest reading of those minutes, or a newer one — if
+ * it is not older than the one stored. A reading committed after the claim left its own entry:
+ * until the next refresh, query.ts `DATAPOINTS` finds it through that entry.
+ */
+export const REFRESH_NEWEST = `UPDATE outpost.datapoints d SET
+  latest_t = n.t, latest_v = n.v, latest_j = n.j, latest_q = n.q, last_seen = greatest(d.last_seen, now()),
+  type = CASE WHEN n.v IS NOT NULL THEN 'number' WHEN n.j IS NULL THEN 'unknown'
+    WHEN jsonb_typeof(n.j) IN ('boolean', 'string') THEN jsonb_typeof(n.j) ELSE 'json' END
+FROM unnest($1::int4[], $2::float8[]) AS m(series, s)
+CROSS JOIN LATERAL (
+  SELECT r.t, r.v, r.j, r.q FROM outpost.readings r WHERE r.series = m.series AND r.t >= to_timestamp(m.s) ORDER BY r.t DESC LIMIT 1
+) n
+WHERE d.series = m.series AND (d.latest_t IS NULL OR n.t >= d.latest_t)`;

@@ -12,7 +12,7 @@ import {
 } from '../../../storage/rollups.js';
 import type { Database, PoolClient } from './db.js';
 import type { Partitions } from './partitions.js';
-import { BUCKET_COLUMNS, RAW_MINUTES_SQL, ROLLUP_TABLES, refreshSql } from './rollup-sql.js';
+import { BUCKET_COLUMNS, RAW_MINUTES_SQL, REFRESH_NEWEST, ROLLUP_TABLES, refreshSql } from './rollup-sql.js';
 import { LOCK_NAMESPACE, LOCK_REFRESH } from './schema.js';
 
 interface BucketRow {
@@ -46,7 +46,9 @@ const agg = (r: BucketRow): Agg => ({ count: r.count, sum: r.sum, min: r.min, ma
  * claims up to REFRESH_BATCH entries by deleting them and, in the same transaction, recomputes
  * those minutes from the raw readings, then the 15 min buckets holding them from the 1 min
  * ones, the hours from the quarters and the days from the hours. An insert committed after the
- * claim left its own entry, which the next round takes: nothing is lost between the two.
+ * claim left its own entry, which the next round takes: nothing is lost between the two. The
+ * same transaction moves each claimed series' newest reading into `datapoints`
+ * (rollup-sql.ts REFRESH_NEWEST).
  *
  * **Queries** read, in one REPEATABLE READ snapshot, the dirty minutes of the series, the
  * stored buckets of the coarsest resolution that tiles the interval except those holding a
@@ -82,6 +84,9 @@ export class Rollups {
         const minutes = sorted.map((p) => p.s);
         claimedTimes = minutes.map((s) => s * 1000);
         for (let level = 0; level < ROLLUP_TABLES.length; level++) await c.query(refreshSql(level), [series, minutes]);
+        // Sorted by (series, minute): the last pair of each series holds its newest claimed minute.
+        const newest = sorted.filter((p, i) => sorted[i + 1]?.series !== p.series);
+        await c.query(REFRESH_NEWEST, [newest.map((p) => p.series), newest.map((p) => p.s)]);
         return rows.length;
       },
       { idempotent: true, onNoPartition: () => this.partitions.repair(claimedTimes) },
