@@ -1,8 +1,5 @@
 import type { Database, PoolClient } from './db.js';
 
-/** `<gateway>/<datapoint>`: unambiguous, neither id holds a `/` (central/store/series.ts). */
-const key = (gateway: string, id: string): string => `${gateway}/${id}`;
-
 /**
  * Gateways and datapoints this process knows exist, and each datapoint's `series` number: the
  * insert path looks them up in memory, and only a datapoint not seen since open costs a query.
@@ -11,7 +8,8 @@ const key = (gateway: string, id: string): string => `${gateway}/${id}`;
  */
 export class Catalog {
   private readonly gateways = new Set<string>();
-  private readonly series = new Map<string, number>();
+  /** gateway → datapoint id → series: looked up for every record, without building a key string. */
+  private readonly series = new Map<string, Map<string, number>>();
 
   constructor(private readonly db: Database) {}
 
@@ -36,7 +34,7 @@ export class Catalog {
   }
 
   /** The series of each id (sorted ids), registering the new ones in the caller's transaction. */
-  async resolve(c: PoolClient, gateway: string, ids: readonly string[], at: number): Promise<Map<string, number>> {
+  async resolve(c: PoolClient, gateway: string, ids: Iterable<string>, at: number): Promise<Map<string, number>> {
     return (await this.resolveAll(c, new Map([[gateway, { ids, at }]]))).get(gateway)!;
   }
 
@@ -46,14 +44,15 @@ export class Catalog {
    * are known. READ COMMITTED: a datapoint another transaction registers at the same moment
    * makes our ON CONFLICT wait for it, and the next statement (a new snapshot) finds its row.
    */
-  async resolveAll(c: PoolClient, wanted: ReadonlyMap<string, { ids: readonly string[]; at: number }>): Promise<Map<string, Map<string, number>>> {
+  async resolveAll(c: PoolClient, wanted: ReadonlyMap<string, { ids: Iterable<string>; at: number }>): Promise<Map<string, Map<string, number>>> {
     const out = new Map<string, Map<string, number>>();
     let missing: Array<{ gateway: string; id: string; at: number }> = [];
     for (const [gateway, { ids, at }] of wanted) {
+      const known = this.series.get(gateway);
       const series = new Map<string, number>();
       out.set(gateway, series);
       for (const id of ids) {
-        const s = this.series.get(key(gateway, id));
+        const s = known?.get(id);
         if (s === undefined) missing.push({ gateway, id, at });
         else series.set(id, s);
       }
@@ -91,16 +90,26 @@ export class Catalog {
   /** After the commit: what the transaction registered is known from now on. */
   commit(gateway: string, series: ReadonlyMap<string, number>): void {
     this.gateways.add(gateway);
-    for (const [id, s] of series) this.series.set(key(gateway, id), s);
+    let known = this.series.get(gateway);
+    if (!known) this.series.set(gateway, (known = new Map()));
+    if (known.size === 0) {
+      this.series.set(gateway, new Map(series));
+      return;
+    }
+    for (const [id, s] of series) if (!known.has(id)) known.set(id, s);
   }
 
   /** The series of a datapoint (undefined: the gateway never sent it). */
   async lookup(gateway: string, id: string): Promise<number | undefined> {
-    const cached = this.series.get(key(gateway, id));
+    const cached = this.series.get(gateway)?.get(id);
     if (cached !== undefined) return cached;
     const { rows } = await this.db.pool.query<{ series: number }>('SELECT series FROM outpost.datapoints WHERE gateway = $1 AND id = $2', [gateway, id]);
     const s = rows[0]?.series;
-    if (s !== undefined) this.series.set(key(gateway, id), s);
+    if (s !== undefined) {
+      let known = this.series.get(gateway);
+      if (!known) this.series.set(gateway, (known = new Map()));
+      known.set(id, s);
+    }
     return s;
   }
 }

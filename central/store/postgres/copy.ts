@@ -32,12 +32,11 @@ const PIECE_CHARS = 64 * 1024;
  * the caller's connection, inside its transaction. A row COPY refuses (a duplicate key, no
  * partition) fails the whole COPY with PostgreSQL's error and code, as an INSERT would.
  */
-export async function copyLines(c: PoolClient, target: string, lines: readonly string[]): Promise<void> {
-  if (lines.length === 0) return;
+export async function copyLines(c: PoolClient, target: string, lines: Iterable<string>): Promise<void> {
   await pipeline(Readable.from(pieces(lines)), c.query(copyFrom(`COPY ${target} FROM STDIN`)));
 }
 
-function* pieces(lines: readonly string[]): Generator<string> {
+function* pieces(lines: Iterable<string>): Generator<string> {
   let piece = '';
   for (const line of lines) {
     piece += line;

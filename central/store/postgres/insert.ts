@@ -175,11 +175,7 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
       await ctx.catalog.registerGateways(c, new Map(group.gateways.map((gateway) => [gateway, earliest(gateway)])));
       let fresh = group.firsts;
       if (path === 'copy') {
-        await copyLines(
-          c,
-          'outpost.seqs (gateway, seq)',
-          group.claimSeqs.map((seq, k) => `${copyField(group.claimGateways[k]!)}\t${seq}\n`),
-        );
+        if (group.claimSeqs.length > 0) await copyLines(c, 'outpost.seqs (gateway, seq)', seqLines(group));
       } else if (group.claimSeqs.length > 0) {
         const { rows } = await c.query<{ gateway: string; seq: string }>({
           name: 'outpost-claim-seqs',
@@ -194,8 +190,7 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
         const { ids } = wanted.get(batches[i]!.gateway)!;
         for (const r of records) ids.add(r.id);
       });
-      const series = await ctx.catalog.resolveAll(c, new Map([...wanted].map(([gateway, w]) => [gateway, { ids: [...w.ids].sort(), at: w.at }])));
-      for (const [gateway, s] of series) registered.set(gateway, s);
+      for (const [gateway, s] of await ctx.catalog.resolveAll(c, wanted)) registered.set(gateway, s);
       const rows = groupRows(batches, fresh, registered);
       const counts = batches.map((b, i) => ({ stored: fresh[i]!.length, duplicates: b.records.length - fresh[i]!.length }));
       const tail = [
@@ -208,12 +203,10 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
         counts.map((n) => n.duplicates),
       ];
       if (path === 'copy') {
-        await copyLines(
-          c,
-          'outpost.readings (series, t, v, j, q)',
-          rows.map((r) => `${r.series}\t${copyTime(r.t)}\t${r.v ?? COPY_NULL}\t${copyField(r.j)}\t${r.q ?? COPY_NULL}\n`),
-        );
-        await copyLines(c, 'outpost.rollup_dirty (series, minute)', dirtyMinutes(rows));
+        if (rows.length > 0) {
+          await copyLines(c, 'outpost.readings (series, t, v, j, q)', readingLines(rows));
+          await copyLines(c, 'outpost.rollup_dirty (series, minute)', dirtyMinutes(rows));
+        }
         await c.query({ name: 'outpost-receipts', text: RECEIPTS, values: tail });
       } else {
         const readings = [rows.map((r) => r.series), rows.map((r) => r.t / 1000), rows.map((r) => r.v), rows.map((r) => r.j), rows.map((r) => r.q)];
@@ -231,25 +224,63 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
 
 /** The group's rows, one per (series, t), sorted by (series, t). */
 function groupRows(batches: readonly InsertBatch[], fresh: readonly IngestRecord[][], registered: ReadonlyMap<string, ReadonlyMap<string, number>>): Row[] {
-  // One row per (series, t): the last record wins, as the embedded store writes batches in order.
-  const byKey = new Map<string, Row>();
+  // Sorted by (series, t, arrival) and the last of each (series, t) kept: the last record wins,
+  // as the embedded store writes batches in order. A sort rather than a map keyed by strings:
+  // this runs for every record the receiver takes, and its garbage was a third of its CPU.
+  const all: Array<Row & { order: number }> = [];
   fresh.forEach((records, i) => {
     const series = registered.get(batches[i]!.gateway)!;
     for (const r of records) {
-      const s = series.get(r.id)!;
-      byKey.set(`${s}:${r.t}`, { series: s, t: r.t, ...encodeValue(r.v), q: r.q ?? null });
+      const number = typeof r.v === 'number';
+      const j = number ? null : encodeValue(r.v).j;
+      all.push({ series: series.get(r.id)!, t: r.t, v: number ? (r.v as number) : null, j, q: r.q ?? null, order: all.length });
     }
   });
-  return [...byKey.values()].sort((a, b) => a.series - b.series || a.t - b.t);
+  all.sort((a, b) => a.series - b.series || a.t - b.t || a.order - b.order);
+  const rows: Row[] = [];
+  for (let k = 0; k < all.length; k++) {
+    const r = all[k]!;
+    const next = all[k + 1];
+    if (next === undefined || next.series !== r.series || next.t !== r.t) rows.push(r);
+  }
+  return rows;
+}
+
+/** COPY lines of the group's seqs. */
+function* seqLines(group: Group): Generator<string> {
+  for (let k = 0; k < group.claimSeqs.length; k++) yield `${copyField(group.claimGateways[k]!)}\t${group.claimSeqs[k]}\n`;
+}
+
+/** COPY lines of readings; a batch's readings mostly share their times, so each time is formatted once. */
+function* readingLines(rows: readonly Row[]): Generator<string> {
+  const times = new TimeText();
+  for (const r of rows) yield `${r.series}\t${times.of(r.t)}\t${r.v ?? COPY_NULL}\t${copyField(r.j)}\t${r.q ?? COPY_NULL}\n`;
 }
 
 /** The rollup refresh's dirty minutes of rows sorted by (series, t), once per (series, minute), as COPY lines. */
-function dirtyMinutes(rows: readonly Row[]): string[] {
-  const lines: string[] = [];
-  let last = '';
+function* dirtyMinutes(rows: readonly Row[]): Generator<string> {
+  const times = new TimeText();
+  let series = -1;
+  let minute = -1;
   for (const r of rows) {
-    const line = `${r.series}\t${copyTime(r.t - (r.t % MINUTE_MS))}\n`;
-    if (line !== last) lines.push((last = line));
+    const m = r.t - (r.t % MINUTE_MS);
+    if (r.series === series && m === minute) continue;
+    series = r.series;
+    minute = m;
+    yield `${series}\t${times.of(m)}\n`;
   }
-  return lines;
+}
+
+/** `copyTime` with a small memory: the same few times come again and again within a group. */
+class TimeText {
+  private readonly texts = new Map<number, string>();
+  of(ms: number): string {
+    let text = this.texts.get(ms);
+    if (text === undefined) {
+      if (this.texts.size >= 4096) this.texts.clear();
+      text = copyTime(ms);
+      this.texts.set(ms, text);
+    }
+    return text;
+  }
 }
