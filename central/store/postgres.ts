@@ -40,6 +40,7 @@ import {
 } from './postgres/commands.js';
 import { Database, redactUrl } from './postgres/db.js';
 import { gatewayStates, recordSatellite, recordStatus, satelliteUsage } from './postgres/gateway-state.js';
+import { DirtyMemo } from './postgres/dirty-minutes.js';
 import { GroupCommit } from './postgres/group-commit.js';
 import { checkBatch, type InsertBatch, insertBatches, type WritePathCounts } from './postgres/insert.js';
 import { Partitions } from './postgres/partitions.js';
@@ -94,6 +95,7 @@ export class PostgresCentralStore implements CentralStore {
   private readonly commits: GroupCommit<InsertBatch, InsertResult>;
   /** Groups committed by COPY and by merge, and COPYs refused for a stored key (insert.ts). */
   readonly writePaths: WritePathCounts = { copy: 0, merge: 0, copyRefused: 0 };
+  private readonly dirty = new DirtyMemo();
 
   constructor(private readonly options: PostgresCentralStoreOptions) {
     const log = options.log ?? pino({ level: 'silent' });
@@ -102,7 +104,8 @@ export class PostgresCentralStore implements CentralStore {
     this.now = options.now ?? Date.now;
     this.warn = rateLimitedWarn(log);
     this.commits = new GroupCommit(
-      (batches) => insertBatches({ db: this.db, catalog: this.catalog, partitions: this.opened().partitions, paths: this.writePaths }, batches),
+      (batches) =>
+        insertBatches({ db: this.db, catalog: this.catalog, partitions: this.opened().partitions, paths: this.writePaths, dirty: this.dirty }, batches),
       {
         concurrency: options.commitConcurrency ?? 2,
         maxRecords: options.commitMaxRecords ?? 10_000,

@@ -8,11 +8,13 @@
  */
 import t, { type Test } from 'tap';
 import { Writable } from 'node:stream';
+import pgLib from 'pg';
 import { pino } from 'pino';
 import { isOutpostError } from '../../core/errors.js';
 import type { CentralStore, IngestRecord, Receipt } from '../../central/store/contract.js';
 import { PostgresCentralStore, type PostgresCentralStoreOptions } from '../../central/store/postgres.js';
 import { partitionSuffix, weekStart } from '../../central/store/postgres/partitions.js';
+import { LOCK_GENERATION, LOCK_NAMESPACE } from '../../central/store/postgres/schema.js';
 import { MemoryStore } from '../../storage/memory-store.js';
 import { AGGREGATIONS, type AggregateQuery } from '../../storage/rollups.js';
 import { eventually } from '../helpers/gateway.js';
@@ -260,12 +262,48 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.same(store.writePaths, { copy: 3, merge: 3, copyRefused: 2 });
   });
 
+  t.test('dirty minutes: once per (series, minute) and generation; the refresh waits for inserts of the old generation', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { refreshMs: 0 });
+    const dirty = () => psql(url, 'SELECT count(*) || ' + "'/'" + ' || count(DISTINCT generation) FROM outpost.rollup_dirty');
+    let seq = 0;
+    // A meter read every 10 s, each reading its own commit: six commits in one minute.
+    for (let k = 0; k < 6; k++) await store.insertReadings(GW, [{ seq: ++seq, id: 'meter', t: T0 + k * 10_000, v: k }], rx(T0));
+    t.equal(await dirty(), '1/1', 'six commits in one minute: one dirty entry');
+    await store.insertReadings(GW, [{ seq: ++seq, id: 'meter', t: T0 + 60_000, v: 6 }], rx(T0));
+    await store.insertReadings(GW, [{ seq: ++seq, id: 'meter', t: T0 - 60_000, v: -1 }], rx(T0));
+    t.equal(await dirty(), '3/1', 'the next minute and an older one: an entry each');
+
+    // An insert of the current generation in flight (its shared lock held by hand): the refresh
+    // must not claim until it ends.
+    const holder = new pgLib.Client({ connectionString: url });
+    await holder.connect();
+    t.teardown(() => holder.end());
+    await holder.query('BEGIN');
+    await holder.query('SELECT pg_advisory_xact_lock_shared($1, $2)', [LOCK_NAMESPACE, LOCK_GENERATION]);
+    let refreshed: number | undefined;
+    const refresh = store.refreshRollups().then((n) => (refreshed = n));
+    await new Promise((r) => setTimeout(r, 500));
+    t.equal(refreshed, undefined, 'the refresh waits for the insert holding the old generation');
+    await holder.query('COMMIT');
+    await refresh;
+    t.equal(refreshed, 3, 'then claims the three entries');
+    t.equal(await dirty(), '0/0');
+
+    await store.insertReadings(GW, [{ seq: ++seq, id: 'meter', t: T0 + 50_000, v: 50 }], rx(T0));
+    t.equal(await dirty(), '1/1', 'a minute refreshed before is written again in the new generation');
+    const max = async () => (await store.queryAggregate(GW, 'meter', { from: T0, to: T0 + 59_999, interval: 60_000, agg: 'max' })).map((a) => [a.t, a.v]);
+    t.same(await max(), [[T0, 50]], 'and its aggregate is exact');
+    await store.refreshRollups();
+    t.same(await max(), [[T0, 50]], 'after the refresh too');
+  });
+
   t.test('migrations: three stores opening one new database at once, then one more; a newer schema refused', async (t) => {
     const url = await freshDatabase();
     const stores = [0, 1, 2].map(() => new PostgresCentralStore({ url, refreshMs: 0 }));
     await Promise.all(stores.map((s) => s.open()));
     for (const s of stores) t.teardown(() => s.close());
-    t.equal(await psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM outpost.outpost_schema"), '1,2', 'migrations 1 and 2 applied once');
+    t.equal(await psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM outpost.outpost_schema"), '1,2,3', 'migrations 1 to 3 applied once');
     t.equal(await psql(url, "SELECT value FROM outpost.settings WHERE name = 'layout'"), 'partitioned', 'plain PostgreSQL: our partitions');
     const results = await Promise.all(stores.map((s, i) => s.insertReadings(GW, [{ seq: 1, id: 'a', t: T0, v: i }], rx(T0))));
     t.equal(
@@ -277,7 +315,7 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     await psql(url, "INSERT INTO outpost.outpost_schema (version, description) VALUES (99, 'from the future')");
     const old = new PostgresCentralStore({ url });
     const err = await rejectsWith(t, old.open(), 'STORAGE_OPEN_FAILED', 'an older Outpost on a newer schema');
-    t.match(err?.message, /version 99, newer than this Outpost Central knows \(2\)/);
+    t.match(err?.message, /version 99, newer than this Outpost Central knows \(3\)/);
   });
 
   t.test('the password is in no error and no log line', async (t) => {

@@ -4,6 +4,7 @@ import type { Catalog } from './catalog.js';
 import { encodeValue } from './codec.js';
 import type { Database } from './db.js';
 import { COPY_NULL, copyField, copyLines, copyTime } from './copy.js';
+import { type DirtyMemo, readGeneration } from './dirty-minutes.js';
 import { upsertSatellite } from './gateway-state.js';
 import type { Partitions } from './partitions.js';
 
@@ -16,6 +17,8 @@ export interface InsertContext {
   partitions: Partitions;
   /** Groups committed by each path, and copy attempts refused for a stored key (tests, diagnosis). */
   paths: WritePathCounts;
+  /** The dirty minutes this process has written in the current generation (dirty-minutes.ts). */
+  dirty: DirtyMemo;
 }
 
 export interface WritePathCounts {
@@ -56,10 +59,10 @@ const WRITE_MERGING = `WITH w AS (
     WHERE (r.v, r.j, r.q) IS DISTINCT FROM (excluded.v, excluded.j, excluded.q)
   RETURNING r.series, r.t
 ), dirty AS (
-  INSERT INTO outpost.rollup_dirty (series, minute)
-  SELECT DISTINCT series, date_bin(interval '60 seconds', t, timestamptz 'epoch') FROM w
+  INSERT INTO outpost.rollup_dirty (series, minute, generation)
+  SELECT DISTINCT series, date_bin(interval '60 seconds', t, timestamptz 'epoch'), $6::int8 FROM w
 )
-${receipts(6)}`;
+${receipts(7)}`;
 
 /** The copy path's statement, after its COPYs. */
 const RECEIPTS = receipts(1);
@@ -167,11 +170,14 @@ function firstCopies(batches: readonly InsertBatch[]): Group {
 
 async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], group: Group, path: WritePath): Promise<InsertResult[]> {
   const registered = new Map<string, Map<string, number>>();
+  let dirty: Dirty | undefined;
   const earliest = (gateway: string): number => Math.min(...batches.filter((b) => b.gateway === gateway).map((b) => b.receipt.at));
   const results = await ctx.db.write(
     'insert readings',
     async (c) => {
       registered.clear();
+      dirty = undefined;
+      const generation = await readGeneration(c);
       await ctx.catalog.registerGateways(c, new Map(group.gateways.map((gateway) => [gateway, earliest(gateway)])));
       let fresh = group.firsts;
       if (path === 'copy') {
@@ -205,12 +211,14 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
       if (path === 'copy') {
         if (rows.length > 0) {
           await copyLines(c, 'outpost.readings (series, t, v, j, q)', readingLines(rows));
-          await copyLines(c, 'outpost.rollup_dirty (series, minute)', dirtyMinutes(rows));
+          dirty = { generation, entries: [] };
+          const lines = [...dirtyMinutes(rows, dirty, ctx.dirty)];
+          if (lines.length > 0) await copyLines(c, 'outpost.rollup_dirty (series, minute, generation)', lines);
         }
         await c.query({ name: 'outpost-receipts', text: RECEIPTS, values: tail });
       } else {
         const readings = [rows.map((r) => r.series), rows.map((r) => r.t / 1000), rows.map((r) => r.v), rows.map((r) => r.j), rows.map((r) => r.q)];
-        await c.query({ name: 'outpost-write-merging', text: WRITE_MERGING, values: [...readings, ...tail] });
+        await c.query({ name: 'outpost-write-merging', text: WRITE_MERGING, values: [...readings, generation, ...tail] });
       }
       for (const b of batches) if (b.receipt.satellite) await upsertSatellite(c, b.gateway, b.receipt.satellite);
       return counts;
@@ -218,6 +226,7 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
     { idempotent: true, prepare: () => ctx.partitions.ensureFor(group.times), onNoPartition: () => ctx.partitions.repair(group.times) },
   );
   for (const [gateway, series] of registered) ctx.catalog.commit(gateway, series);
+  if (dirty) ctx.dirty.remember(dirty.generation, dirty.entries);
   ctx.paths[path]++;
   return results;
 }
@@ -257,8 +266,17 @@ function* readingLines(rows: readonly Row[]): Generator<string> {
   for (const r of rows) yield `${r.series}\t${times.of(r.t)}\t${r.v ?? COPY_NULL}\t${copyField(r.j)}\t${r.q ?? COPY_NULL}\n`;
 }
 
-/** The rollup refresh's dirty minutes of rows sorted by (series, t), once per (series, minute), as COPY lines. */
-function* dirtyMinutes(rows: readonly Row[]): Generator<string> {
+/** The dirty minutes one transaction writes, to remember after its commit. */
+interface Dirty {
+  generation: number;
+  entries: Array<{ series: number; minute: number }>;
+}
+
+/**
+ * The rollup refresh's dirty minutes of rows sorted by (series, t), once per (series, minute),
+ * as COPY lines, leaving out those already committed in this generation (dirty-minutes.ts).
+ */
+function* dirtyMinutes(rows: readonly Row[], dirty: Dirty, memo: DirtyMemo): Generator<string> {
   const times = new TimeText();
   let series = -1;
   let minute = -1;
@@ -267,7 +285,9 @@ function* dirtyMinutes(rows: readonly Row[]): Generator<string> {
     if (r.series === series && m === minute) continue;
     series = r.series;
     minute = m;
-    yield `${series}\t${times.of(m)}\n`;
+    if (memo.written(dirty.generation, series, minute)) continue;
+    dirty.entries.push({ series, minute });
+    yield `${series}\t${times.of(m)}\t${dirty.generation}\n`;
   }
 }
 

@@ -11,6 +11,7 @@ import {
   type AggregateQuery,
 } from '../../../storage/rollups.js';
 import type { Database, PoolClient } from './db.js';
+import { bumpGeneration } from './dirty-minutes.js';
 import type { Partitions } from './partitions.js';
 import { BUCKET_COLUMNS, RAW_MINUTES_SQL, REFRESH_NEWEST, ROLLUP_TABLES, refreshSql } from './rollup-sql.js';
 import { LOCK_NAMESPACE, LOCK_REFRESH } from './schema.js';
@@ -46,7 +47,9 @@ const agg = (r: BucketRow): Agg => ({ count: r.count, sum: r.sum, min: r.min, ma
  * claims up to REFRESH_BATCH entries by deleting them and, in the same transaction, recomputes
  * those minutes from the raw readings, then the 15 min buckets holding them from the 1 min
  * ones, the hours from the quarters and the days from the hours. An insert committed after the
- * claim left its own entry, which the next round takes: nothing is lost between the two. The
+ * claim left its own entry, which the next round takes: nothing is lost between the two. Each
+ * round first starts a new generation and claims only entries of older ones, so inserts may
+ * write a (series, minute) once per generation (dirty-minutes.ts). The
  * same transaction moves each claimed series' newest reading into `datapoints`
  * (rollup-sql.ts REFRESH_NEWEST).
  *
@@ -66,15 +69,17 @@ export class Rollups {
   /** One refresh transaction: the dirty entries claimed (0: none; -1: another process is refreshing). */
   async refreshRound(limit = REFRESH_BATCH): Promise<number> {
     let claimedTimes: number[] = [];
+    // Only entries of ended generations are claimed (dirty-minutes.ts): a new one first.
+    const generation = await this.db.write('rollup generation', bumpGeneration, { idempotent: true });
     return this.db.write(
       'rollup refresh',
       async (c) => {
         const lock = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1, $2) AS ok', [LOCK_NAMESPACE, LOCK_REFRESH]);
         if (!lock.rows[0]?.ok) return -1;
         const { rows } = await c.query<{ series: number; s: number }>(
-          `DELETE FROM outpost.rollup_dirty WHERE ctid = ANY (ARRAY(SELECT ctid FROM outpost.rollup_dirty LIMIT $1))
+          `DELETE FROM outpost.rollup_dirty WHERE ctid = ANY (ARRAY(SELECT ctid FROM outpost.rollup_dirty WHERE generation < $2 LIMIT $1))
            RETURNING series, date_part('epoch', minute) AS s`,
-          [limit],
+          [limit, generation],
         );
         if (rows.length === 0) return 0;
         const pairs = new Map<string, { series: number; s: number }>();

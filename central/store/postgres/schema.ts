@@ -18,7 +18,8 @@ import { createTimescaleTables, timescaleUsable } from './timescale.js';
  * | `satellite_messages`                  | `(gateway, key)`         | MO messages (key: transmit second + momsn % 1000 ms, as series.ts `satelliteKey`)   |
  * | `commands`                            | `(gateway, cursor)`      | the command queue, sends and the gateways' answers (migration 2: expiry, `doc`)       |
  * | `rollup_1m` (by week), `_15m`, `_1h`, `_1d` | `(series, bucket)` | aggregates as storage/rollups.ts, kept by the refresh (rollups.ts)                  |
- * | `rollup_dirty`                        | —                        | (series, minute) written by inserts since the last refresh                           |
+ * | `rollup_dirty`                        | —                        | (series, minute, generation) written by inserts since the last refresh (migration 3) |
+ * | `rollup_generation`                   | —                        | one row: the generation inserts write their dirty minutes in (dirty-minutes.ts)      |
  * | `outpost_schema`, `settings`, `store_probe` | —                  | applied migrations; the readings layout; each process's health probe                 |
  *
  * Time is `timestamptz` (microseconds; epoch ms convert exactly both ways): operators query it
@@ -38,6 +39,7 @@ export const LOCK_NAMESPACE = 0x6f757470;
 export const LOCK_SCHEMA = 1;
 export const LOCK_PARTITIONS = 2;
 export const LOCK_REFRESH = 3;
+export const LOCK_GENERATION = 4;
 
 /** Where the readings live: declarative partitions we create, or a TimescaleDB hypertable. */
 export type Layout = 'partitioned' | 'hypertable';
@@ -187,6 +189,21 @@ const MIGRATIONS: Migration[] = [
         CREATE INDEX commands_group ON outpost.commands (group_id) WHERE group_id IS NOT NULL;
         CREATE INDEX commands_mt ON outpost.commands USING gin (mt_counters);
         ALTER TABLE outpost.gateways ADD COLUMN mt_counter bigint NOT NULL DEFAULT 0;
+      `);
+    },
+  },
+  {
+    version: 3,
+    description: 'rollup generations: dirty minutes written once per (series, minute) and generation; datapoints without a foreign key',
+    async apply(c) {
+      // Entries already there get generation 0, older than any: the next refresh claims them.
+      // The foreign key checked the gateway of every datapoint registered (a fleet's 100,000 at
+      // its first contact); the insert path registers the gateway in the same transaction first.
+      await c.query(`
+        CREATE TABLE outpost.rollup_generation (generation bigint NOT NULL);
+        INSERT INTO outpost.rollup_generation VALUES (1);
+        ALTER TABLE outpost.rollup_dirty ADD COLUMN generation bigint NOT NULL DEFAULT 0;
+        ALTER TABLE outpost.datapoints DROP CONSTRAINT IF EXISTS datapoints_gateway_fkey;
       `);
     },
   },
