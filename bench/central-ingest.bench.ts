@@ -19,6 +19,9 @@
  *   OUTPOST_BENCH_PIN=0 (no taskset)
  *   OUTPOST_BENCH_COMMIT_CONCURRENCY=2 (postgres.commitConcurrency)  OUTPOST_BENCH_ROLLUP_SECONDS=60 (postgres.rollupRefreshSeconds)
  *   OUTPOST_BENCH_PROFILE=<dir> (the receiver writes a V8 CPU profile there when it stops)
+ *   OUTPOST_BENCH_IN_FLIGHT=16 (ingest.mqtt.messagesInFlight)  OUTPOST_BENCH_COMMIT_MAX_RECORDS=10000 (postgres.commitMaxRecords)
+ *   OUTPOST_BENCH_WARM=1 (postgres: the fleet's gateways and datapoints registered before the clock
+ *     starts, as in a fleet that has been running; the COPY baseline registers nothing either)
  *
  * Cores (2 here): the receiver alone on core 0, Mosquitto on core 1, this process (the fleet's
  * worker thread, the COPY client) on core 1 too — it is idle once the fleet has published,
@@ -67,6 +70,7 @@ const fleetPlan: IngestPlan = {
 const LEVEL_READINGS = envInt('OUTPOST_BENCH_LEVEL_READINGS', 3);
 const CONNECTIONS = envInt('OUTPOST_BENCH_CONNECTIONS', 8);
 const WINDOW = envInt('OUTPOST_BENCH_WINDOW', 16);
+const WARM = process.env.OUTPOST_BENCH_WARM === '1';
 const PIN = process.env.OUTPOST_BENCH_PIN !== '0' && hasTaskset;
 const cores = PIN ? { receiver: 0, broker: 1 } : {};
 const TARGET = 0.5;
@@ -199,6 +203,7 @@ async function main(): Promise<void> {
         ...(engine === 'postgres'
           ? {
               databaseCpu,
+              ...(WARM ? { beforeFleet: () => registerFleet(database, plan) } : {}),
               afterIngest: async () => {
                 console.log(`PostgreSQL statements by time (pg_stat_statements):\n  ${(await topStatements(database)).join('\n  ')}`);
               },
@@ -227,6 +232,25 @@ async function main(): Promise<void> {
   } finally {
     killChildren();
     for (const fn of teardowns.splice(0).reverse()) await fn();
+  }
+}
+
+/** The fleet's gateways and datapoints, as the store registers them at first contact (OUTPOST_BENCH_WARM). */
+async function registerFleet(url: string, plan: IngestPlan): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const gateways = Array.from({ length: plan.gateways }, (_, g) => gatewayId(g));
+    const datapoints = Array.from({ length: plan.datapoints }, (_, d) => datapointId(d));
+    await c.query('INSERT INTO outpost.gateways (id, first_seen) SELECT g, now() FROM unnest($1::text[]) AS g', [gateways]);
+    await c.query(
+      'INSERT INTO outpost.datapoints (gateway, id, first_seen, last_seen) SELECT g, d, now(), now() FROM unnest($1::text[]) AS g, unnest($2::text[]) AS d',
+      [gateways, datapoints],
+    );
+    await c.query('VACUUM ANALYZE outpost.gateways, outpost.datapoints');
+    console.log(`warm: ${fmt(gateways.length)} gateways and ${fmt(gateways.length * datapoints.length)} datapoints registered before the clock starts`);
+  } finally {
+    await c.end();
   }
 }
 

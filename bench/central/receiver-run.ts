@@ -27,6 +27,8 @@ export interface ReceiverRunOptions {
   cores: { receiver?: number; broker?: number };
   /** CPU seconds of the PostgreSQL cluster so far (none for the embedded store's run). */
   databaseCpu?: () => number;
+  /** Runs once the receiver is up, before the fleet publishes (not timed). */
+  beforeFleet?: () => Promise<void>;
   /** Runs once every record is stored, before the receiver stops (what the database did meanwhile). */
   afterIngest?: () => Promise<void>;
   /** Runs after the receiver stopped, with the data dir: checks what the store holds (throws on a mismatch). */
@@ -76,6 +78,7 @@ export async function runReceiver(o: ReceiverRunOptions): Promise<ReceiverRunRes
     const receiver = await startReceiver(yaml, o.cores.receiver);
     stops.unshift(() => receiver.stop());
     await observer.until(3 * o.connections);
+    await o.beforeFleet?.();
 
     const worker = fleetWorker({ host: '127.0.0.1', port: broker.port, plan: o.plan, window: o.window });
     const reports: FleetReport[] = [];
@@ -202,11 +205,11 @@ function centralYaml(o: ReceiverRunOptions, dir: string, brokerPort: number): st
     'log: { level: warn }',
     `http: { host: 127.0.0.1, port: 0, tokens: ["${hashToken(TOKEN)}"] }`,
     'ingest:',
-    `  mqtt: { url: "mqtt://127.0.0.1:${brokerPort}", clientId: bench-receiver, connections: ${o.connections} }`,
+    `  mqtt: { url: "mqtt://127.0.0.1:${brokerPort}", clientId: bench-receiver, connections: ${o.connections}, messagesInFlight: ${process.env.OUTPOST_BENCH_IN_FLIGHT ?? 16} }`,
     ...(o.database.startsWith('postgres')
       ? [
           // The store's defaults unless a knob says otherwise (central-ingest.bench.ts header).
-          `postgres: { commitConcurrency: ${process.env.OUTPOST_BENCH_COMMIT_CONCURRENCY ?? 2}, rollupRefreshSeconds: ${process.env.OUTPOST_BENCH_ROLLUP_SECONDS ?? 60} }`,
+          `postgres: { commitConcurrency: ${process.env.OUTPOST_BENCH_COMMIT_CONCURRENCY ?? 2}, commitMaxRecords: ${process.env.OUTPOST_BENCH_COMMIT_MAX_RECORDS ?? 10_000}, rollupRefreshSeconds: ${process.env.OUTPOST_BENCH_ROLLUP_SECONDS ?? 60} }`,
         ]
       : []),
     'gateways:',
