@@ -1,12 +1,13 @@
 import type { Duplex } from 'node:stream';
 
 interface Pending {
-  messageId: number;
+  /** Undefined for a QoS 0 message: it takes a place in the window but gets no PUBACK. */
+  messageId: number | undefined;
   committed: boolean;
 }
 
 /**
- * Up to `size` QoS 1 messages of one connection committing at once, each PUBACK sent once its
+ * Up to `size` messages of one connection committing at once (QoS 0 ones count too), each PUBACK sent once its
  * message is committed, and in the order the PUBLISHes arrived: "it MUST send PUBACK packets
  * in the order in which the corresponding PUBLISH packets were received" (MQTT 3.1.1 §4.6;
  * MQTT 5 §4.6). A message committed before an earlier one waits for it.
@@ -24,7 +25,7 @@ interface Pending {
 export class AckWindow {
   private readonly pending: Pending[] = [];
   private readonly waitingForRoom: Array<() => void> = [];
-  private failed = false;
+  private broken = false;
   /** Taken and neither committed nor failed: what `size` bounds (a committed message waiting for an earlier one costs nothing). */
   private working = 0;
 
@@ -38,8 +39,13 @@ export class AckWindow {
     return this.working;
   }
 
-  /** Takes a QoS 1 message; settle it with `committed` or `fail`. */
-  take(messageId: number): Pending {
+  /** Whether a message of this connection failed: nothing more is acknowledged on it. */
+  get failed(): boolean {
+    return this.broken;
+  }
+
+  /** Takes a message (`messageId` undefined for QoS 0); settle it with `committed` or `fail`. */
+  take(messageId: number | undefined): Pending {
     const p = { messageId, committed: false };
     this.pending.push(p);
     this.working++;
@@ -58,14 +64,14 @@ export class AckWindow {
     this.working--;
     while (this.pending[0]?.committed) {
       const head = this.pending.shift()!;
-      if (!this.failed && !this.stream.destroyed && this.stream.writable) this.stream.write(pubackBytes(head.messageId));
+      if (head.messageId !== undefined && !this.broken && !this.stream.destroyed && this.stream.writable) this.stream.write(pubackBytes(head.messageId));
     }
     this.release();
   }
 
   /** Its message was not committed: no PUBACK for it or any later one on this connection. */
   fail(p: Pending): void {
-    this.failed = true;
+    this.broken = true;
     this.working--;
     const i = this.pending.indexOf(p);
     if (i >= 0) this.pending.splice(i, 1);

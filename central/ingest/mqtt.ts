@@ -154,16 +154,20 @@ export class MqttReceiver {
       const stream = client.stream;
       if (window?.stream !== stream) window = new AckWindow(stream, this.o.config.messagesInFlight);
       const w = window;
-      const taken = publish.qos > 0 && publish.messageId !== undefined ? w.take(publish.messageId) : undefined;
+      const taken = w.take(publish.qos > 0 ? publish.messageId : undefined);
       this.handle(publish).then(
         () => {
-          failures = 0;
-          client.options.reconnectPeriod = this.o.config.reconnectMs;
-          if (taken) w.committed(taken);
+          // Only a connection without a failure resets the backoff: the other messages of a
+          // failed window still commit, and must not undo the backoff its failure set.
+          if (!w.failed) {
+            failures = 0;
+            client.options.reconnectPeriod = this.o.config.reconnectMs;
+          }
+          w.committed(taken);
         },
         (err: Error) => {
           // Not acknowledged: drop the connection so the broker delivers it again after the backoff.
-          if (taken) w.fail(taken);
+          w.fail(taken);
           failures++;
           this.counts.retried++;
           const backoff = Math.min(MAX_BACKOFF_MS, this.o.config.reconnectMs * 2 ** Math.min(failures, 16));

@@ -38,12 +38,23 @@ t.test('the window: PUBACKs in arrival order, at most `size` taken, nothing afte
   w.committed(a);
   await new Promise((r) => setImmediate(r));
   t.same(written, [1, 0xfffe], 'both, in arrival order, the 16-bit id intact');
+  const qos0 = w.take(undefined);
+  const e = w.take(5);
+  w.whenRoom(() => nexts.push(3));
+  t.same(nexts, [1, 2], 'a QoS 0 message takes a place in the window too');
+  w.committed(qos0);
+  w.committed(e);
+  await new Promise((r) => setImmediate(r));
+  t.same(written, [1, 0xfffe, 5], 'and gets no PUBACK');
+  t.same(nexts, [1, 2, 3]);
+  t.notOk(w.failed);
   const c = w.take(3);
   const d = w.take(4);
   w.fail(c);
+  t.ok(w.failed, 'the connection is marked failed (the receiver keeps its reconnect backoff)');
   w.committed(d);
   await new Promise((r) => setImmediate(r));
-  t.same(written, [1, 0xfffe], 'after a failure nothing more is acknowledged on this connection');
+  t.same(written, [1, 0xfffe, 5], 'after a failure nothing more is acknowledged on this connection');
   t.equal(w.inFlight, 0, 'nothing committing');
 });
 

@@ -341,6 +341,10 @@ export function centralStoreContract(t: Test, harness: CentralStoreHarness): voi
       { t: 0, v: 1 },
       { t: 1, v: 2, q: 'stale' },
     ]);
+    // Past year 9999 ISO 8601 needs a sign and six digits (`+012000-…`).
+    const far = Date.UTC(12000, 0, 1, 0, 0, 0, 1);
+    t.same(await store.insertReadings(GW, [{ seq: 300, id: 'far', t: far, v: 12 }], rx(T0)), { stored: 1, duplicates: 0 }, 'a reading in year 12000');
+    t.same(await store.latest(GW, 'far'), { t: far, v: 12 }, 'comes back to the millisecond');
   });
 
   t.test('bad input is refused and nothing of the batch is stored', async (t) => {

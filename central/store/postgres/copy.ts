@@ -24,6 +24,12 @@ export function copyField(value: string | null): string {
 /** Epoch ms as a `timestamptz` field: ISO 8601 in UTC, which COPY reads exactly (to the ms). */
 export const copyTime = (ms: number): string => new Date(ms).toISOString();
 
+/**
+ * From year 10000 on `toISOString` writes `+010000-01-01T…`, whose leading `+` PostgreSQL reads
+ * as a time zone: such times (the contract allows them) go as parameters, not through COPY.
+ */
+export const COPY_TIME_LIMIT = Date.UTC(10000, 0, 1);
+
 /** Rows are sent in pieces of about this many characters: memory per COPY stays small. */
 const PIECE_CHARS = 64 * 1024;
 

@@ -3,7 +3,7 @@ import type { IngestRecord, InsertResult, Receipt } from '../contract.js';
 import type { Catalog } from './catalog.js';
 import { encodeValue } from './codec.js';
 import type { Database } from './db.js';
-import { COPY_NULL, copyField, copyLines, copyTime } from './copy.js';
+import { COPY_NULL, COPY_TIME_LIMIT, copyField, copyLines, copyTime } from './copy.js';
 import { type DirtyMemo, readGeneration } from './dirty-minutes.js';
 import { upsertSatellite } from './gateway-state.js';
 import type { Partitions } from './partitions.js';
@@ -92,6 +92,8 @@ const pairKey = (gateway: string, seq: number): string => `${gateway}\n${seq}`;
 
 /** PostgreSQL's unique_violation: a COPY met a seq or (series, t) that is already stored. */
 const UNIQUE_VIOLATION = '23505';
+/** SQLSTATE class 22, data exception: a value COPY's text input refused; the merge path passes it as a parameter. */
+const DATA_EXCEPTION = /^22/;
 
 /** How a group is written: see insertBatches. */
 type WritePath = 'copy' | 'merge';
@@ -102,11 +104,12 @@ type WritePath = 'copy' | 'merge';
  * and satellite messages become durable together at the commit. Within the group the first
  * batch holding a seq has it, as if the batches had committed one after the other. Two paths:
  *
- * - **copy** (every record has a seq, the usual case): the group's seqs, readings and dirty
- *   minutes are loaded with COPY (copy.ts), which refuses the whole group if any seq or
- *   (series, t) is already stored. The refusal rolls the transaction back and the group is
- *   written again by the merge path. A copy of the same batch inserted by another process at
- *   the same moment makes our COPY wait for its commit, then fail the same way.
+ * - **copy** (every record has a seq and a time before year 10000, the usual case): the
+ *   group's seqs, readings and dirty minutes are loaded with COPY (copy.ts), which refuses the
+ *   whole group if any seq or (series, t) is already stored, or a value its text input cannot
+ *   read. The refusal rolls the transaction back and the group is written again by the merge
+ *   path. A copy of the same batch inserted by another process at the same moment makes our
+ *   COPY wait for its commit, then fail the same way.
  * - **merge**: the seqs are claimed with `INSERT … ON CONFLICT DO NOTHING` (the ones it
  *   inserted are new, every other one was stored before, or by a concurrent transaction that
  *   committed first: ON CONFLICT waits for it), and only the records whose seq this
@@ -117,12 +120,13 @@ type WritePath = 'copy' | 'merge';
  */
 export async function insertBatches(ctx: InsertContext, batches: readonly InsertBatch[]): Promise<InsertResult[]> {
   const group = firstCopies(batches);
-  const everyRecordHasASeq = batches.every((b) => b.records.every((r) => r.seq !== undefined));
-  if (everyRecordHasASeq) {
+  const copyable = batches.every((b) => b.records.every((r) => r.seq !== undefined && r.t < COPY_TIME_LIMIT));
+  if (copyable) {
     try {
       return await writeGroup(ctx, batches, group, 'copy');
     } catch (err) {
-      if ((err as { code?: unknown } | null)?.code !== UNIQUE_VIOLATION) throw err;
+      const code = (err as { code?: unknown } | null)?.code;
+      if (code !== UNIQUE_VIOLATION && !(typeof code === 'string' && DATA_EXCEPTION.test(code))) throw err;
       ctx.paths.copyRefused++;
     }
   }
