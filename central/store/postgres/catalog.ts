@@ -33,11 +33,6 @@ export class Catalog {
     });
   }
 
-  /** The series of each id (sorted ids), registering the new ones in the caller's transaction. */
-  async resolve(c: PoolClient, gateway: string, ids: Iterable<string>, at: number): Promise<Map<string, number>> {
-    return (await this.resolveAll(c, new Map([[gateway, { ids, at }]]))).get(gateway)!;
-  }
-
   /**
    * The series of each gateway's ids, registering the new ones (first seen at `at`) in the
    * caller's transaction: three statements at most for any number of gateways, none when all
