@@ -140,6 +140,8 @@ interface Group {
   claimGateways: string[];
   claimSeqs: number[];
   gateways: string[];
+  /** Each gateway's earliest receipt time in the group: when a gateway or datapoint it registers was first seen. */
+  firstSeen: Map<string, number>;
   times: number[];
 }
 
@@ -169,20 +171,21 @@ function firstCopies(batches: readonly InsertBatch[]): Group {
     }
   }
   const times = firsts.flatMap((records) => records.map((r) => r.t));
-  return { firsts, claimGateways, claimSeqs, gateways, times };
+  const firstSeen = new Map<string, number>();
+  for (const { gateway, receipt } of batches) firstSeen.set(gateway, Math.min(firstSeen.get(gateway) ?? receipt.at, receipt.at));
+  return { firsts, claimGateways, claimSeqs, gateways, firstSeen, times };
 }
 
 async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], group: Group, path: WritePath): Promise<InsertResult[]> {
   const registered = new Map<string, Map<string, number>>();
   let dirty: Dirty | undefined;
-  const earliest = (gateway: string): number => Math.min(...batches.filter((b) => b.gateway === gateway).map((b) => b.receipt.at));
   const results = await ctx.db.write(
     'insert readings',
     async (c) => {
       registered.clear();
       dirty = undefined;
       const generation = await readGeneration(c);
-      await ctx.catalog.registerGateways(c, new Map(group.gateways.map((gateway) => [gateway, earliest(gateway)])));
+      await ctx.catalog.registerGateways(c, group.firstSeen);
       let fresh = group.firsts;
       if (path === 'copy') {
         if (group.claimSeqs.length > 0) await copyLines(c, 'outpost.seqs (gateway, seq)', seqLines(group));
@@ -195,7 +198,7 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
         const claimed = new Set(rows.map((r) => pairKey(r.gateway, Number(r.seq))));
         fresh = group.firsts.map((records, i) => records.filter((r) => r.seq === undefined || claimed.has(pairKey(batches[i]!.gateway, r.seq))));
       }
-      const wanted = new Map(group.gateways.map((gateway) => [gateway, { ids: new Set<string>(), at: earliest(gateway) }]));
+      const wanted = new Map(group.gateways.map((gateway) => [gateway, { ids: new Set<string>(), at: group.firstSeen.get(gateway)! }]));
       fresh.forEach((records, i) => {
         const { ids } = wanted.get(batches[i]!.gateway)!;
         for (const r of records) ids.add(r.id);
