@@ -1,6 +1,5 @@
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { z } from 'zod';
+import { directoryBytes } from './directory-bytes.js';
 import { HIGH, pointPrefix, rollupPrefix } from './level/keys.js';
 import { RESOLUTIONS, type ResolutionName } from './rollups.js';
 import type { RetentionTarget, Store } from './store.js';
@@ -198,15 +197,6 @@ export function globToRegExp(glob: string): RegExp {
     .replace(/\*/g, '.*')
     .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
-}
-
-/** Bytes the database takes on disk (its files, not LevelDB's estimate). */
-export async function directoryBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (entry.isFile()) total += (await stat(join(dir, entry.name))).size;
-  }
-  return total;
 }
 
 export class Retention {

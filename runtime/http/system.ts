@@ -8,7 +8,7 @@ import { sourceOf } from '../audit/actor.js';
 import type { AuditSink } from '../audit/entry.js';
 import { roleAtLeast, type Principal } from '../auth/roles.js';
 import type { Logger } from '../log.js';
-import { directoryBytes } from '../../storage/retention.js';
+import { directoryBytes } from '../../storage/directory-bytes.js';
 import {
   EXIT_RESTART,
   clockSync,

@@ -1,6 +1,6 @@
-import { readdir, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { statfs } from 'node:fs/promises';
 import { OutpostError } from '../../core/errors.js';
+import { directoryBytes } from '../directory-bytes.js';
 import '../errors.js';
 import type { SpaceReserve } from './space-reserve.js';
 
@@ -121,13 +121,12 @@ export class StorageAlarm {
 export async function measure(path: string, reserve?: SpaceReserve): Promise<StorageRoom | undefined> {
   try {
     const fs = await statfs(path);
-    let logs = 0;
-    for (const name of await readdir(path)) if (name.endsWith('.log')) logs += (await stat(join(path, name))).size;
+    const logs = await directoryBytes(path, (name) => name.endsWith('.log'));
     // A reserve given up to open on a full disk is made again first; it is made only with room for twice its size.
     const remake = reserve && reserve.bytes > 0 && !(await reserve.present()) ? 2 * reserve.bytes : 0;
     return { free: fs.bavail * fs.bsize, needed: logs + REOPEN_MARGIN_BYTES + remake };
   } catch {
-    // Unmeasurable (a file system without statfs, a log removed meanwhile): reopening is tried anyway.
+    // Unmeasurable (a file system without statfs, an unreadable directory): reopening is tried anyway.
     return undefined;
   }
 }

@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../../storage/level/level-store.js';
-import { Retention, RetentionConfigSchema, directoryBytes, globToRegExp } from '../../storage/retention.js';
+import { directoryBytes } from '../../storage/directory-bytes.js';
+import { Retention, RetentionConfigSchema, globToRegExp } from '../../storage/retention.js';
 import type { PointRecord } from '../../storage/store.js';
 import { startTestGateway } from '../helpers/gateway.js';
 
