@@ -7,15 +7,49 @@ interface Pending {
 }
 
 /**
- * Up to `size` messages of one connection committing at once (QoS 0 ones count too), each PUBACK sent once its
- * message is committed, and in the order the PUBLISHes arrived: "it MUST send PUBACK packets
- * in the order in which the corresponding PUBLISH packets were received" (MQTT 3.1.1 §4.6;
- * MQTT 5 §4.6). A message committed before an earlier one waits for it.
+ * How many messages of one receiver connection commit at once, across its reconnects: a
+ * connection dropped after a failure (or by the broker) leaves its other messages committing,
+ * and the new network connection — which the broker fills with the same messages again —
+ * starts with what those still hold. Without it, every reconnect during a long database stall
+ * added a window of commits, each holding its payload: no bound on memory.
+ */
+export class InFlightRoom {
+  private working = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly size: number) {}
+
+  /** Messages granted room and not yet released. */
+  get inFlight(): number {
+    return this.working;
+  }
+
+  /** Runs `start` with a place reserved for its message: now if there is room, else once a message releases one (in order). */
+  whenRoom(start: () => void): void {
+    if (this.working < this.size) {
+      this.working++;
+      start();
+    } else this.waiting.push(start);
+  }
+
+  /** A message committed, failed or was not handled: its place goes to the next waiting one. */
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.working--;
+  }
+}
+
+/**
+ * The PUBACKs of one network connection (`stream`): each sent once its message is committed,
+ * and in the order the PUBLISHes arrived: "it MUST send PUBACK packets in the order in which
+ * the corresponding PUBLISH packets were received" (MQTT 3.1.1 §4.6; MQTT 5 §4.6). A message
+ * committed before an earlier one waits for it. How many commit at once is the `room`'s
+ * (QoS 0 messages count too); a committed message waiting for an earlier one holds no place.
  *
- * One window per network connection (`stream`): a PUBACK is only ever written on the
- * connection its PUBLISH came on. Once a message fails (`fail`), nothing more is acknowledged
- * on that connection: the caller drops it and the broker delivers every unacknowledged
- * message again (the store keeps each seq once).
+ * A PUBACK is only ever written on the connection its PUBLISH came on. Once a message fails
+ * (`fail`), nothing more is acknowledged on that connection: the caller drops it and the
+ * broker delivers every unacknowledged message again (the store keeps each seq once).
  *
  * The PUBACK is written by us rather than by MQTT.js, whose work queue would wait for each
  * message (see mqtt.ts): a PUBACK is four bytes, fixed header 0x40, remaining length 2, the
@@ -24,17 +58,16 @@ interface Pending {
  */
 export class AckWindow {
   private readonly pending: Pending[] = [];
-  private readonly waitingForRoom: Array<() => void> = [];
   private broken = false;
-  /** Taken and neither committed nor failed: what `size` bounds (a committed message waiting for an earlier one costs nothing). */
+  /** Taken and neither committed nor failed. */
   private working = 0;
 
   constructor(
     readonly stream: Duplex,
-    private readonly size: number,
+    private readonly room: InFlightRoom,
   ) {}
 
-  /** Messages taken and not yet committed or failed. */
+  /** Messages of this connection taken and not yet committed or failed. */
   get inFlight(): number {
     return this.working;
   }
@@ -44,18 +77,20 @@ export class AckWindow {
     return this.broken;
   }
 
-  /** Takes a message (`messageId` undefined for QoS 0); settle it with `committed` or `fail`. */
+  /** Whether a PUBACK can still go on this connection. */
+  get open(): boolean {
+    return !this.broken && !this.stream.destroyed && this.stream.writable;
+  }
+
+  /**
+   * Takes a message (`messageId` undefined for QoS 0) that was given a place by the room's
+   * `whenRoom`; settle it with `committed` or `fail`, which give the place back.
+   */
   take(messageId: number | undefined): Pending {
     const p = { messageId, committed: false };
     this.pending.push(p);
     this.working++;
     return p;
-  }
-
-  /** Runs `next` (MQTT.js reading the next packet) now if the window has room, else once it has. */
-  whenRoom(next: () => void): void {
-    if (this.working < this.size) next();
-    else this.waitingForRoom.push(next);
   }
 
   /** Its message is committed (or refused for good): PUBACKs go for it and every committed one after it, up to the first still open. */
@@ -64,9 +99,9 @@ export class AckWindow {
     this.working--;
     while (this.pending[0]?.committed) {
       const head = this.pending.shift()!;
-      if (head.messageId !== undefined && !this.broken && !this.stream.destroyed && this.stream.writable) this.stream.write(pubackBytes(head.messageId));
+      if (head.messageId !== undefined && this.open) this.stream.write(pubackBytes(head.messageId));
     }
-    this.release();
+    this.room.release();
   }
 
   /** Its message was not committed: no PUBACK for it or any later one on this connection. */
@@ -75,11 +110,7 @@ export class AckWindow {
     this.working--;
     const i = this.pending.indexOf(p);
     if (i >= 0) this.pending.splice(i, 1);
-    this.release();
-  }
-
-  private release(): void {
-    while (this.waitingForRoom.length > 0 && this.working < this.size) this.waitingForRoom.shift()!();
+    this.room.release();
   }
 }
 

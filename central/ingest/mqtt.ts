@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { OutpostError, toOutpostError } from '../../core/errors.js';
 import type { MqttIngestConfig } from '../config.js';
-import { AckWindow } from './ack-window.js';
+import { AckWindow, InFlightRoom } from './ack-window.js';
 import type { Logger } from '../log.js';
 import { rateLimitedWarn } from '../log.js';
 import type { CentralMetrics } from '../metrics.js';
@@ -46,8 +46,9 @@ const ACK_BY_WINDOW = new Error('acknowledged by the ack window after the commit
  * MQTT.js handles one incoming packet at a time (its work queue waits for each publish
  * handler). A connection therefore takes up to `messagesInFlight` messages at once — their
  * commits join the store's group commits together — and sends their PUBACKs itself, in order,
- * as they commit (ack-window.ts); with the window full it reads nothing more: back-pressure
- * through TCP. `connections` opens more members of the share group in this process.
+ * as they commit (ack-window.ts); with that many committing, counting those of its earlier
+ * network connections still at it, it reads nothing more: back-pressure through TCP.
+ * `connections` opens more members of the share group in this process.
  */
 export class MqttReceiver {
   private readonly clients: MqttClient[] = [];
@@ -148,41 +149,53 @@ export class MqttReceiver {
     // a PUBACK after every commit.
     client.on('packetreceive', () => client.reschedulePing(true));
     client.on('error', (err) => this.warn(`error:${clientId}:${err.message}`, { clientId, err: err.message }, 'MQTT ingest connection error'));
+    // One room for all the network connections this client makes: commits of a dropped
+    // connection still hold their places (ack-window.ts InFlightRoom).
+    const room = new InFlightRoom(this.o.config.messagesInFlight);
     let window: AckWindow | undefined;
     client.handleMessage = (packet, callback) => {
       const publish = packet as IPublishPacket;
       const stream = client.stream;
-      if (window?.stream !== stream) window = new AckWindow(stream, this.o.config.messagesInFlight);
+      if (window?.stream !== stream) window = new AckWindow(stream, room);
       const w = window;
-      const taken = w.take(publish.qos > 0 ? publish.messageId : undefined);
-      this.handle(publish).then(
-        () => {
-          // Only a connection without a failure resets the backoff: the other messages of a
-          // failed window still commit, and must not undo the backoff its failure set.
-          if (!w.failed) {
-            failures = 0;
-            client.options.reconnectPeriod = this.o.config.reconnectMs;
-          }
-          w.committed(taken);
-        },
-        (err: Error) => {
-          // Not acknowledged: drop the connection so the broker delivers it again after the backoff.
-          w.fail(taken);
-          failures++;
-          this.counts.retried++;
-          const backoff = Math.min(MAX_BACKOFF_MS, this.o.config.reconnectMs * 2 ** Math.min(failures, 16));
-          client.options.reconnectPeriod = backoff;
-          this.warn(
-            `retry:${clientId}`,
-            { clientId, topic: publish.topic, reason: err.message, backoffMs: backoff },
-            'message not committed: not acknowledged, reconnecting for redelivery',
-          );
-          stream.destroy();
-        },
-      );
       // MQTT.js reads the next packet once this calls back, and with an error it sends no PUBACK
-      // (lib/handlers/publish.js): the window sends it after the commit.
-      w.whenRoom(() => callback(ACK_BY_WINDOW));
+      // (lib/handlers/publish.js): the window sends it after the commit. Called only once this
+      // message has a place, so with the room full nothing more is read: back-pressure through TCP.
+      room.whenRoom(() => {
+        if (!w.open) {
+          // Its connection is gone while it waited: no PUBACK could go, the broker delivers it again.
+          room.release();
+          callback(ACK_BY_WINDOW);
+          return;
+        }
+        const taken = w.take(publish.qos > 0 ? publish.messageId : undefined);
+        this.handle(publish).then(
+          () => {
+            // Only a connection without a failure resets the backoff: the other messages of a
+            // failed window still commit, and must not undo the backoff its failure set.
+            if (!w.failed) {
+              failures = 0;
+              client.options.reconnectPeriod = this.o.config.reconnectMs;
+            }
+            w.committed(taken);
+          },
+          (err: Error) => {
+            // Not acknowledged: drop the connection so the broker delivers it again after the backoff.
+            w.fail(taken);
+            failures++;
+            this.counts.retried++;
+            const backoff = Math.min(MAX_BACKOFF_MS, this.o.config.reconnectMs * 2 ** Math.min(failures, 16));
+            client.options.reconnectPeriod = backoff;
+            this.warn(
+              `retry:${clientId}`,
+              { clientId, topic: publish.topic, reason: err.message, backoffMs: backoff },
+              'message not committed: not acknowledged, reconnecting for redelivery',
+            );
+            stream.destroy();
+          },
+        );
+        callback(ACK_BY_WINDOW);
+      });
     };
   }
 

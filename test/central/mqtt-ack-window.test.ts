@@ -1,6 +1,6 @@
 /**
  * A receiver connection commits several messages at once and acknowledges them in order
- * (central/ingest/ack-window.ts): the window on its own, then MQTT.js inside `MqttReceiver`
+ * (central/ingest/ack-window.ts): the window and its room on their own, then MQTT.js inside `MqttReceiver`
  * against a broker played over a raw socket (mqtt-packet), for MQTT 3.1.1 and 5, where the
  * test decides when each commit ends and reads every PUBACK byte the receiver writes.
  */
@@ -9,13 +9,13 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { validateCentralConfig } from '../../central/config.js';
-import { AckWindow } from '../../central/ingest/ack-window.js';
+import { AckWindow, InFlightRoom } from '../../central/ingest/ack-window.js';
 import { MqttReceiver } from '../../central/ingest/mqtt.js';
 import { createCentralLogger } from '../../central/log.js';
 import { CentralMetrics } from '../../central/metrics.js';
 import { eventually } from '../helpers/gateway.js';
 
-t.test('the window: PUBACKs in arrival order, at most `size` taken, nothing after a failure', async (t) => {
+t.test('the window: PUBACKs in arrival order, at most `size` committing, nothing after a failure', async (t) => {
   const stream = new PassThrough();
   const written: number[] = [];
   stream.on('data', (b: Buffer) => {
@@ -24,38 +24,56 @@ t.test('the window: PUBACKs in arrival order, at most `size` taken, nothing afte
       written.push(b.readUInt16BE(i + 2));
     }
   });
-  const w = new AckWindow(stream, 2);
-  const nexts: number[] = [];
-  const a = w.take(1);
-  w.whenRoom(() => nexts.push(1));
-  const b = w.take(0xfffe);
-  w.whenRoom(() => nexts.push(2));
-  t.same(nexts, [1], 'the second message fills the window: MQTT.js reads nothing more');
-  w.committed(b);
+  const room = new InFlightRoom(2);
+  const w = new AckWindow(stream, room);
+  // As mqtt.ts does: a message is taken once the room gives it a place.
+  const taken = new Map<string, ReturnType<AckWindow['take']>>();
+  const started: string[] = [];
+  const arrive = (key: string, messageId: number | undefined, window = w) =>
+    room.whenRoom(() => {
+      started.push(key);
+      taken.set(key, window.take(messageId));
+    });
+  arrive('a', 1);
+  arrive('b', 0xfffe);
+  arrive('c', 7);
+  t.same(started, ['a', 'b'], 'the third message waits: two are committing');
+  w.committed(taken.get('b')!);
   await new Promise((r) => setImmediate(r));
   t.same(written, [], 'the later message committed first waits for the earlier one');
-  t.same(nexts, [1, 2], 'but makes room: only messages still committing count');
-  w.committed(a);
+  t.same(started, ['a', 'b', 'c'], 'but gives its place: only messages still committing count');
+  w.committed(taken.get('a')!);
   await new Promise((r) => setImmediate(r));
   t.same(written, [1, 0xfffe], 'both, in arrival order, the 16-bit id intact');
-  const qos0 = w.take(undefined);
-  const e = w.take(5);
-  w.whenRoom(() => nexts.push(3));
-  t.same(nexts, [1, 2], 'a QoS 0 message takes a place in the window too');
-  w.committed(qos0);
-  w.committed(e);
+  arrive('qos0', undefined);
+  arrive('e', 5);
+  t.same(started, ['a', 'b', 'c', 'qos0'], 'a QoS 0 message takes a place too');
+  w.committed(taken.get('c')!);
+  w.committed(taken.get('qos0')!);
+  w.committed(taken.get('e')!);
   await new Promise((r) => setImmediate(r));
-  t.same(written, [1, 0xfffe, 5], 'and gets no PUBACK');
-  t.same(nexts, [1, 2, 3]);
+  t.same(written, [1, 0xfffe, 7, 5], 'and gets no PUBACK');
   t.notOk(w.failed);
-  const c = w.take(3);
-  const d = w.take(4);
-  w.fail(c);
+  arrive('f', 3);
+  arrive('g', 4);
+  w.fail(taken.get('f')!);
   t.ok(w.failed, 'the connection is marked failed (the receiver keeps its reconnect backoff)');
-  w.committed(d);
+  t.notOk(w.open, 'and takes no more PUBACKs');
+  w.committed(taken.get('g')!);
   await new Promise((r) => setImmediate(r));
-  t.same(written, [1, 0xfffe, 5], 'after a failure nothing more is acknowledged on this connection');
+  t.same(written, [1, 0xfffe, 7, 5], 'after a failure nothing more is acknowledged on this connection');
   t.equal(w.inFlight, 0, 'nothing committing');
+  t.equal(room.inFlight, 0, 'every place given back');
+
+  // A new connection of the same client shares the room with what the old one still commits.
+  const next = new AckWindow(new PassThrough(), room);
+  arrive('h', 8);
+  arrive('i', 9, next);
+  arrive('j', 10, next);
+  t.same(started.slice(-2), ['h', 'i'], 'the old connection’s commit holds one of the two places');
+  w.fail(taken.get('h')!);
+  t.same(started.slice(-1), ['j'], 'its end gives the place to the new connection');
+  t.equal(next.inFlight, 2);
 });
 
 /** A broker of one connection: CONNACK, SUBACK, then the PUBLISHes the test sends; every packet the client sends is kept. */
@@ -121,7 +139,7 @@ for (const protocolVersion of [4, 5] as const) {
       for (let id = 1; id <= 5; id++) broker.publish(id, `m${id}`);
       await eventually(async () => commits.size === 3, 5000, 10);
       await new Promise((r) => setTimeout(r, 200));
-      t.same([...commits.keys()], ['m1', 'm2', 'm3'], 'three messages handled at once, the fourth not read while the window is full');
+      t.same([...commits.keys()], ['m1', 'm2', 'm3'], 'three messages handled at once, the fourth waits while three are committing');
       const commit = (key: string) => {
         commits.get(key)!();
         commits.delete(key);
@@ -141,3 +159,54 @@ for (const protocolVersion of [4, 5] as const) {
     },
   );
 }
+
+t.test('a reconnect does not open a second window: commits of the dropped connection still count', async (t) => {
+  const broker = await rawBroker(t, 4);
+  const config = validateCentralConfig({
+    ingest: { mqtt: { url: broker.url, clientId: 'central-window-reconnect', protocolVersion: 4, messagesInFlight: 3, reconnectMs: 100 } },
+  }).ingest.mqtt!;
+  const commits = new Map<string, () => void>();
+  let most = 0;
+  const receiver = new MqttReceiver({
+    config,
+    metrics: new CentralMetrics(),
+    log: createCentralLogger({ level: 'silent' }),
+    handler: {
+      data: (_gateway, _lane, payload) => {
+        // A commit that fails for now (the database refused it): the connection is dropped for redelivery.
+        if (payload.toString() === 'fails') return Promise.reject(new Error('the database is read-only'));
+        return new Promise<void>((resolve) => {
+          commits.set(payload.toString(), resolve);
+          most = Math.max(most, commits.size);
+        });
+      },
+      async status() {},
+    },
+  });
+  await receiver.start();
+  t.teardown(() => receiver.stop());
+  const subscribes = () => broker.received.filter((p) => p.cmd === 'subscribe').length;
+  await eventually(async () => subscribes() === 1, 10_000, 20);
+  broker.publish(1, 'm1');
+  broker.publish(2, 'm2');
+  broker.publish(3, 'fails');
+  await eventually(async () => subscribes() === 2, 10_000, 20);
+  t.same([...commits.keys()], ['m1', 'm2'], 'the dropped connection’s two messages still committing');
+  // The new connection: the broker delivers more (a long database stall: they would pile up).
+  for (let id = 4; id <= 6; id++) broker.publish(id, `m${id}`);
+  await eventually(async () => commits.has('m4'), 5000, 10);
+  await new Promise((r) => setTimeout(r, 300));
+  t.same([...commits.keys()], ['m1', 'm2', 'm4'], 'the new connection takes only the place left');
+  const commit = (key: string) => {
+    commits.get(key)!();
+    commits.delete(key);
+  };
+  commit('m1');
+  await eventually(async () => commits.has('m5'), 5000, 10);
+  commit('m2');
+  await eventually(async () => commits.has('m6'), 5000, 10);
+  for (const key of ['m4', 'm5', 'm6']) commit(key);
+  await eventually(async () => broker.pubacks().length === 3, 5000, 10);
+  t.same(broker.pubacks(), [4, 5, 6], 'PUBACKs only on the connection each message came on');
+  t.equal(most, 3, 'never more than messagesInFlight committing, across the reconnect');
+});
