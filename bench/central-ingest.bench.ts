@@ -22,6 +22,7 @@
  *   OUTPOST_BENCH_IN_FLIGHT=16 (ingest.mqtt.messagesInFlight)  OUTPOST_BENCH_COMMIT_MAX_RECORDS=10000 (postgres.commitMaxRecords)
  *   OUTPOST_BENCH_WARM=1 (postgres: the fleet's gateways and datapoints registered before the clock
  *     starts, as in a fleet that has been running; the COPY baseline registers nothing either)
+ *   OUTPOST_BENCH_SAMPLE=1 (postgres: what the receiver's backends were doing, sampled from pg_stat_activity)
  *
  * Cores (2 here): the receiver alone on core 0, Mosquitto on core 1, this process (the fleet's
  * worker thread, the COPY client) on core 1 too — it is idle once the fleet has published,
@@ -35,6 +36,7 @@ import { PostgresCentralStore } from '../central/store/postgres.js';
 import { copyBaseline, copyCounts } from './central/copy-baseline.js';
 import { datapointId, gatewayId, recordsPerGateway, readingTime, totalRecords, readingValue, type IngestPlan } from './central/plan.js';
 import { clusterCpuSeconds, hasTaskset, killChildren, pinSelf, postmasterPid } from './central/processes.js';
+import { type ActivitySampler, sampleActivity } from './central/pg-activity.js';
 import { resetStatements, topStatements } from './central/pg-statements.js';
 import { removeRunDirs, runReceiver, type ReceiverRunResult } from './central/receiver-run.js';
 
@@ -71,6 +73,7 @@ const LEVEL_READINGS = envInt('OUTPOST_BENCH_LEVEL_READINGS', 3);
 const CONNECTIONS = envInt('OUTPOST_BENCH_CONNECTIONS', 8);
 const WINDOW = envInt('OUTPOST_BENCH_WINDOW', 16);
 const WARM = process.env.OUTPOST_BENCH_WARM === '1';
+const SAMPLE = process.env.OUTPOST_BENCH_SAMPLE === '1';
 const PIN = process.env.OUTPOST_BENCH_PIN !== '0' && hasTaskset;
 const cores = PIN ? { receiver: 0, broker: 1 } : {};
 const TARGET = 0.5;
@@ -188,6 +191,7 @@ async function main(): Promise<void> {
         continue;
       }
       let database = 'level';
+      let sampler: ActivitySampler | undefined;
       if (engine === 'postgres') {
         database = await cluster.createDatabase('bench_central');
         await resetStatements(database);
@@ -203,9 +207,13 @@ async function main(): Promise<void> {
         ...(engine === 'postgres'
           ? {
               databaseCpu,
-              ...(WARM ? { beforeFleet: () => registerFleet(database, plan) } : {}),
+              beforeFleet: async () => {
+                if (WARM) await registerFleet(database, plan);
+                if (SAMPLE) sampler = await sampleActivity(database);
+              },
               afterIngest: async () => {
                 console.log(`PostgreSQL statements by time (pg_stat_statements):\n  ${(await topStatements(database)).join('\n  ')}`);
+                if (sampler) console.log(`the receiver's backends, mean over the run (pg_stat_activity):\n  ${(await sampler.stop()).join('\n  ')}`);
               },
             }
           : {}),
