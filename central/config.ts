@@ -131,6 +131,18 @@ export const centralSchema = z
       .default('central'),
     /** Where the embedded store keeps its database (`database: level`). */
     dataDir: z.string().min(1).default('./central-data'),
+    /** With `database: level`. */
+    level: z
+      .strictObject({
+        /**
+         * Datapoints of the fleet whose newest chunks the embedded store keeps in memory, a few
+         * KB each. Above it nearly every reading reads its chunk back from disk: 100,000
+         * datapoints took 3,468 readings/s with the gateway's 20,000 and 22,713/s with 120,000
+         * (bench/README.md "Central ingest"). A central is no 1 GB gateway: 200,000 by default.
+         */
+        cacheDatapoints: z.number().int().min(1000).max(10_000_000).default(200_000),
+      })
+      .prefault({}),
     /**
      * `level`: the embedded store in `dataDir`, one process. `http(s)://…`: this process is a
      * receiver only, and forwards what it takes to the central at that URL (which owns the

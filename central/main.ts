@@ -63,7 +63,10 @@ export async function startCentral(config: CentralConfig, options: CentralOption
   try {
     if (kind === 'level' || kind === 'postgres') {
       // PostgreSQL: every central process opens the same database, each its own receiver.
-      const owned = kind === 'level' ? new LevelCentralStore({ dataDir: config.dataDir }) : await postgresStore(config, log, now);
+      const owned =
+        kind === 'level'
+          ? new LevelCentralStore({ dataDir: config.dataDir, cacheDatapoints: config.level.cacheDatapoints })
+          : await postgresStore(config, log, now);
       await owned.open();
       store = owned;
       cleanups.push(() => owned.close());

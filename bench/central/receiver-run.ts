@@ -212,6 +212,7 @@ function centralYaml(o: ReceiverRunOptions, dir: string, brokerPort: number): st
           `postgres: { commitConcurrency: ${process.env.OUTPOST_BENCH_COMMIT_CONCURRENCY ?? 2}, commitMaxRecords: ${process.env.OUTPOST_BENCH_COMMIT_MAX_RECORDS ?? 10_000}, rollupRefreshSeconds: ${process.env.OUTPOST_BENCH_ROLLUP_SECONDS ?? 60} }`,
         ]
       : []),
+    ...(o.database === 'level' && process.env.OUTPOST_BENCH_LEVEL_CACHE ? [`level: { cacheDatapoints: ${process.env.OUTPOST_BENCH_LEVEL_CACHE} }`] : []),
     'gateways:',
     ...gateways,
     '',

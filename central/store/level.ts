@@ -47,6 +47,8 @@ export interface LevelCentralStoreOptions {
   dataDir: string;
   /** fsync every commit (default true): acknowledged means durable. */
   sync?: boolean;
+  /** Datapoints of the fleet whose newest chunks stay in memory (`level.cacheDatapoints`; LevelStoreOptions.tailCacheDatapoints). */
+  cacheDatapoints?: number;
 }
 
 /**
@@ -76,7 +78,7 @@ export class LevelCentralStore implements CentralStore {
   private readonly commands: LevelCommandQueue;
 
   constructor(options: LevelCentralStoreOptions) {
-    this.store = new LevelStore({ path: join(options.dataDir, 'db'), sync: options.sync ?? true });
+    this.store = new LevelStore({ path: join(options.dataDir, 'db'), sync: options.sync ?? true, tailCacheDatapoints: options.cacheDatapoints });
     this.commands = new LevelCommandQueue(this.store, this.lock, this.known);
   }
 

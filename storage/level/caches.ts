@@ -8,9 +8,11 @@ import type { StoredValue } from '../store.js';
 /**
  * Bounds the newest-chunk caches (datapoints; each holds at most LIVE_MAX readings and
  * 4 × (ROLLUP_LIVE_MAX + 1) buckets) on a 1 GB device. Beyond it the caches start over: appends then
- * start new chunks without reading, and the current buckets are read once again.
+ * start new chunks without reading, and the current buckets are read once again. A store with
+ * more datapoints that write all the time (a central's) reads a chunk back for nearly every
+ * append above it: LevelStoreOptions.tailCacheDatapoints raises it where memory allows.
  */
-const TAIL_CACHE_MAX = 20_000;
+export const TAIL_CACHE_DATAPOINTS = 20_000;
 
 /**
  * What the store keeps in memory per datapoint (storage/DESIGN.md "Chunks", "Current buckets"):
@@ -19,6 +21,9 @@ const TAIL_CACHE_MAX = 20_000;
  * chunks may be ahead of the disk while commits are prepared: a failed commit drops them.
  */
 export class Caches {
+  /** Datapoints whose newest chunks are kept at most (TAIL_CACHE_DATAPOINTS by default). */
+  constructor(private readonly tailCacheMax = TAIL_CACHE_DATAPOINTS) {}
+
   /** Newest reading per datapoint on disk. */
   readonly latestById = new Map<string, StoredValue>();
   /** Newest reading per datapoint of commits prepared but not yet on disk (latestById: on disk). */
@@ -99,9 +104,9 @@ export class Caches {
     this.commitMarks = [];
   }
 
-  /** Keeps the newest chunks a prepared commit leaves (its tail updates), starting over beyond TAIL_CACHE_MAX. */
+  /** Keeps the newest chunks a prepared commit leaves (its tail updates), starting over beyond `tailCacheMax` datapoints. */
   keepTails(tails: readonly TailUpdate[]): void {
-    if (this.rawTail.size > TAIL_CACHE_MAX || this.rollupTail.size > TAIL_CACHE_MAX) this.dropTails();
+    if (this.rawTail.size > this.tailCacheMax || this.rollupTail.size > this.tailCacheMax) this.dropTails();
     for (const u of tails) {
       if (u.r === undefined) {
         if (u.chunks) this.rawTail.set(u.id, ownChunks(u.chunks as ReadonlyArray<Chunk<StoredValue>>));

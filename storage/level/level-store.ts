@@ -55,6 +55,12 @@ export interface LevelStoreOptions {
   maxBatch?: number;
   /** Points waiting for a commit at most; writers beyond wait (bounded memory). */
   maxPending?: number;
+  /**
+   * Datapoints whose newest chunks stay in memory (default 20,000, sized for a 1 GB gateway:
+   * storage/level/caches.ts). Above it nearly every append reads its chunk back. Each costs a
+   * few KB (bench/README.md "Central ingest": a central's embedded store at 100,000 datapoints).
+   */
+  tailCacheDatapoints?: number;
   /** While in the read-only alarm state, recovery (a reopen once there is room: storage/level/storage-alarm.ts) is tried this often (default 5000 ms). */
   probeIntervalMs?: number;
   /** Called when storage enters (error set) or leaves (error undefined) the read-only alarm state. */
@@ -76,7 +82,7 @@ export class LevelStore implements Store {
   readonly supports: StoreSupports = { location: true, deleteDatapoint: true, seriesIds: true, retention: true, brokerState: true };
   private readonly level: StoreDb;
   private readonly sync: boolean;
-  private readonly caches = new Caches();
+  private readonly caches: Caches;
   private readonly series: ChunkedSeries;
   private readonly pipeline: CommitPipeline;
   private readonly outbox: OutboxLog;
@@ -88,6 +94,7 @@ export class LevelStore implements Store {
   private closed = true;
 
   constructor(private readonly options: LevelStoreOptions) {
+    this.caches = new Caches(options.tailCacheDatapoints);
     // Chunk values go to LevelDB as bytes: handed over as text they were converted to UTF-8,
     // where every byte from 0x80 (half of a double's) takes two, at ~1/3 of a bulk commit's CPU.
     this.level = new Level<string, DbValue>(options.path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });

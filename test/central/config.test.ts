@@ -26,10 +26,12 @@ t.test('central.example.yaml is valid, and its commented sections too', async (t
   t.equal(config.http.port, 8090);
   t.equal(config.http.host, '127.0.0.1', 'loopback by default');
   t.same(config.http.tokens, [], 'no API token by default: the API answers 401');
+  t.equal(config.level.cacheDatapoints, 200_000, 'the embedded store keeps a fleet of 200,000 datapoints warm (a gateway: 20,000)');
   // The commented examples, uncommented: what an operator will do first.
   const raw = parse(text) as { ingest: Record<string, unknown>; gateways: unknown[] };
   raw.ingest.mqtt = { url: 'mqtts://broker.example.com:8883', clientId: 'outpost-central-1', username: 'central', password: 'x' };
   raw.ingest.rockblock = { verify: 'none' };
+  (raw as Record<string, unknown>).level = { cacheDatapoints: 50_000 };
   raw.gateways = [
     {
       id: 'site-042',
@@ -47,6 +49,7 @@ t.test('central.example.yaml is valid, and its commented sections too', async (t
     },
   ];
   const full = validateCentralConfig(raw);
+  t.equal(full.level.cacheDatapoints, 50_000);
   t.equal(full.ingest.mqtt?.group, 'outpost-central');
   t.equal(full.ingest.mqtt?.topicRoot, 'sites/+');
   t.equal(full.ingest.mqtt?.protocolVersion, 5);
@@ -59,6 +62,8 @@ t.test('bad values name their path', async (t) => {
   refused(t, { htpp: {} }, /htpp: unknown key "htpp"/, 'a typo');
   refused(t, { http: { port: 'eighty' } }, /http\.port/, 'a port that is no number');
   refused(t, { gateways: [{ id: 'Site 1' }] }, /gateways\.0\.id/, 'a gateway id');
+  refused(t, { level: { cacheDatapoints: 10 } }, /level\.cacheDatapoints/, 'a cache too small to matter');
+  refused(t, { level: { cacheDatapoint: 100_000 } }, /level\.cacheDatapoint: unknown key "cacheDatapoint"/, 'a typo in level');
   refused(t, { gateways: [{ id: 'a' }, { id: 'a' }] }, /gateways\.1\.id: gateway "a" is listed twice/, 'a gateway twice');
   refused(
     t,
