@@ -109,62 +109,13 @@ async function rawBroker(t: Test, protocolVersion: 4 | 5) {
   };
 }
 
-for (const protocolVersion of [4, 5] as const) {
-  t.test(
-    `MQTT ${protocolVersion === 4 ? '3.1.1' : '5'}: a connection commits up to messagesInFlight at once; each PUBACK after its commit, in order`,
-    async (t) => {
-      const broker = await rawBroker(t, protocolVersion);
-      const config = validateCentralConfig({
-        ingest: { mqtt: { url: broker.url, clientId: `central-window-${protocolVersion}`, protocolVersion, messagesInFlight: 3, reconnectMs: 200 } },
-      }).ingest.mqtt!;
-      const commits = new Map<string, () => void>();
-      let most = 0;
-      const receiver = new MqttReceiver({
-        config,
-        metrics: new CentralMetrics(),
-        log: createCentralLogger({ level: 'silent' }),
-        handler: {
-          data: (_gateway, _lane, payload) =>
-            new Promise<void>((resolve) => {
-              commits.set(payload.toString(), resolve);
-              most = Math.max(most, commits.size);
-            }),
-          async status() {},
-        },
-      });
-      await receiver.start();
-      t.teardown(() => receiver.stop());
-      await eventually(async () => broker.subscribed(), 10_000, 20);
-
-      for (let id = 1; id <= 5; id++) broker.publish(id, `m${id}`);
-      await eventually(async () => commits.size === 3, 5000, 10);
-      await new Promise((r) => setTimeout(r, 200));
-      t.same([...commits.keys()], ['m1', 'm2', 'm3'], 'three messages handled at once, the fourth waits while three are committing');
-      const commit = (key: string) => {
-        commits.get(key)!();
-        commits.delete(key);
-      };
-      commit('m3');
-      commit('m2');
-      await eventually(async () => commits.has('m4') && commits.has('m5'), 5000, 10);
-      t.same(broker.pubacks(), [], 'no PUBACK while the first message is not committed');
-      commit('m1');
-      await eventually(async () => broker.pubacks().length === 3, 5000, 10);
-      t.same(broker.pubacks(), [1, 2, 3], 'the first three acknowledged in arrival order once the first committed');
-      commit('m5');
-      commit('m4');
-      await eventually(async () => broker.pubacks().length === 5, 5000, 10);
-      t.same(broker.pubacks(), [1, 2, 3, 4, 5], 'each message acknowledged once, in order');
-      t.equal(most, 3, 'never more than messagesInFlight at once');
-    },
-  );
-}
-
-t.test('a reconnect does not open a second window: commits of the dropped connection still count', async (t) => {
-  const broker = await rawBroker(t, 4);
-  const config = validateCentralConfig({
-    ingest: { mqtt: { url: broker.url, clientId: 'central-window-reconnect', protocolVersion: 4, messagesInFlight: 3, reconnectMs: 100 } },
-  }).ingest.mqtt!;
+/**
+ * A receiver whose commits the test ends (`commit`): each message's commit is held until then;
+ * a message "fails" fails at once, as a database that refuses it (the connection is dropped for
+ * redelivery). `most`: the most commits held at once.
+ */
+async function heldReceiver(t: Test, url: string, clientId: string, protocolVersion: 4 | 5, reconnectMs: number) {
+  const config = validateCentralConfig({ ingest: { mqtt: { url, clientId, protocolVersion, messagesInFlight: 3, reconnectMs } } }).ingest.mqtt!;
   const commits = new Map<string, () => void>();
   let most = 0;
   const receiver = new MqttReceiver({
@@ -173,7 +124,6 @@ t.test('a reconnect does not open a second window: commits of the dropped connec
     log: createCentralLogger({ level: 'silent' }),
     handler: {
       data: (_gateway, _lane, payload) => {
-        // A commit that fails for now (the database refused it): the connection is dropped for redelivery.
         if (payload.toString() === 'fails') return Promise.reject(new Error('the database is read-only'));
         return new Promise<void>((resolve) => {
           commits.set(payload.toString(), resolve);
@@ -185,6 +135,47 @@ t.test('a reconnect does not open a second window: commits of the dropped connec
   });
   await receiver.start();
   t.teardown(() => receiver.stop());
+  return {
+    commits,
+    most: () => most,
+    commit(key: string) {
+      commits.get(key)!();
+      commits.delete(key);
+    },
+  };
+}
+
+for (const protocolVersion of [4, 5] as const) {
+  t.test(
+    `MQTT ${protocolVersion === 4 ? '3.1.1' : '5'}: a connection commits up to messagesInFlight at once; each PUBACK after its commit, in order`,
+    async (t) => {
+      const broker = await rawBroker(t, protocolVersion);
+      const { commits, commit, most } = await heldReceiver(t, broker.url, `central-window-${protocolVersion}`, protocolVersion, 200);
+      await eventually(async () => broker.subscribed(), 10_000, 20);
+
+      for (let id = 1; id <= 5; id++) broker.publish(id, `m${id}`);
+      await eventually(async () => commits.size === 3, 5000, 10);
+      await new Promise((r) => setTimeout(r, 200));
+      t.same([...commits.keys()], ['m1', 'm2', 'm3'], 'three messages handled at once, the fourth waits while three are committing');
+      commit('m3');
+      commit('m2');
+      await eventually(async () => commits.has('m4') && commits.has('m5'), 5000, 10);
+      t.same(broker.pubacks(), [], 'no PUBACK while the first message is not committed');
+      commit('m1');
+      await eventually(async () => broker.pubacks().length === 3, 5000, 10);
+      t.same(broker.pubacks(), [1, 2, 3], 'the first three acknowledged in arrival order once the first committed');
+      commit('m5');
+      commit('m4');
+      await eventually(async () => broker.pubacks().length === 5, 5000, 10);
+      t.same(broker.pubacks(), [1, 2, 3, 4, 5], 'each message acknowledged once, in order');
+      t.equal(most(), 3, 'never more than messagesInFlight at once');
+    },
+  );
+}
+
+t.test('a reconnect does not open a second window: commits of the dropped connection still count', async (t) => {
+  const broker = await rawBroker(t, 4);
+  const { commits, commit, most } = await heldReceiver(t, broker.url, 'central-window-reconnect', 4, 100);
   const subscribes = () => broker.received.filter((p) => p.cmd === 'subscribe').length;
   await eventually(async () => subscribes() === 1, 10_000, 20);
   broker.publish(1, 'm1');
@@ -197,10 +188,6 @@ t.test('a reconnect does not open a second window: commits of the dropped connec
   await eventually(async () => commits.has('m4'), 5000, 10);
   await new Promise((r) => setTimeout(r, 300));
   t.same([...commits.keys()], ['m1', 'm2', 'm4'], 'the new connection takes only the place left');
-  const commit = (key: string) => {
-    commits.get(key)!();
-    commits.delete(key);
-  };
   commit('m1');
   await eventually(async () => commits.has('m5'), 5000, 10);
   commit('m2');
@@ -208,5 +195,5 @@ t.test('a reconnect does not open a second window: commits of the dropped connec
   for (const key of ['m4', 'm5', 'm6']) commit(key);
   await eventually(async () => broker.pubacks().length === 3, 5000, 10);
   t.same(broker.pubacks(), [4, 5, 6], 'PUBACKs only on the connection each message came on');
-  t.equal(most, 3, 'never more than messagesInFlight committing, across the reconnect');
+  t.equal(most(), 3, 'never more than messagesInFlight committing, across the reconnect');
 });
