@@ -22,7 +22,7 @@
  *   OUTPOST_BENCH_IN_FLIGHT=16 (ingest.mqtt.messagesInFlight)  OUTPOST_BENCH_COMMIT_MAX_RECORDS=10000 (postgres.commitMaxRecords)
  *   OUTPOST_BENCH_WARM=1 (postgres: the fleet's gateways and datapoints registered before the clock
  *     starts, as in a fleet that has been running; the COPY baseline registers nothing either)
- *   OUTPOST_BENCH_LEVEL_CACHE=<n> (level: the receiver's level.cacheDatapoints; default the product's 20,000)
+ *   OUTPOST_BENCH_LEVEL_CACHE=<n> (level: the receiver's level.cacheDatapoints; unset: central's default, 200,000)
  *   OUTPOST_BENCH_SAMPLE=1 (postgres: what the receiver's backends were doing, sampled from pg_stat_activity)
  *
  * Cores (2 here): the receiver alone on core 0, Mosquitto on core 1, this process (the fleet's
@@ -210,7 +210,12 @@ async function main(): Promise<void> {
               databaseCpu,
               beforeFleet: async () => {
                 if (WARM) await registerFleet(database, plan);
-                if (SAMPLE) sampler = await sampleActivity(database);
+                if (SAMPLE) {
+                  const started = await sampleActivity(database);
+                  sampler = started;
+                  // Ended here too if the run fails before its report.
+                  teardowns.push(() => started.stop());
+                }
               },
               afterIngest: async () => {
                 console.log(`PostgreSQL statements by time (pg_stat_statements):\n  ${(await topStatements(database)).join('\n  ')}`);

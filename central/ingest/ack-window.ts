@@ -16,6 +16,7 @@ interface Pending {
 export class InFlightRoom {
   private working = 0;
   private readonly waiting: Array<() => void> = [];
+  private draining = false;
 
   constructor(readonly size: number) {}
 
@@ -24,19 +25,39 @@ export class InFlightRoom {
     return this.working;
   }
 
-  /** Runs `start` with a place reserved for its message: now if there is room, else once a message releases one (in order). */
-  whenRoom(start: () => void): void {
-    if (this.working < this.size) {
-      this.working++;
-      start();
-    } else this.waiting.push(start);
+  /**
+   * Runs `start` with a place reserved for its message: now if there is room and nothing waits
+   * before it, else once places free up (in order). Returns a function that withdraws it while
+   * it still waits (its connection closed: nothing should keep it, or what it holds, alive).
+   */
+  whenRoom(start: () => void): () => void {
+    this.waiting.push(start);
+    this.drain();
+    return () => {
+      const i = this.waiting.indexOf(start);
+      if (i >= 0) this.waiting.splice(i, 1);
+    };
   }
 
   /** A message committed, failed or was not handled: its place goes to the next waiting one. */
   release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.working--;
+    this.working--;
+    this.drain();
+  }
+
+  /** Grants places in a loop, not by recursion: a `start` may release its place at once. */
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.working < this.size && this.waiting.length > 0) {
+        const next = this.waiting.shift()!;
+        this.working++;
+        next();
+      }
+    } finally {
+      this.draining = false;
+    }
   }
 }
 

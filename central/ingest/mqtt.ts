@@ -24,6 +24,8 @@ export interface MqttReceiverOptions {
 }
 
 const MAX_BACKOFF_MS = 60_000;
+/** How long `stop` waits for the commits still running, so their PUBACKs go. */
+const STOP_WAIT_MS = 5000;
 
 /** Passed to MQTT.js's handleMessage callback so it sends no PUBACK of its own (ack-window.ts does). */
 const ACK_BY_WINDOW = new Error('acknowledged by the ack window after the commit');
@@ -58,6 +60,9 @@ export class MqttReceiver {
   private readonly kindLevel: number;
   /** Messages committed and acknowledged, refused for good (acknowledged), failed for now (not acknowledged). */
   readonly counts = { committed: 0, refused: 0, retried: 0 };
+  /** Per client, its messages committing (ack-window.ts InFlightRoom). */
+  private readonly rooms = new Map<MqttClient, InFlightRoom>();
+  private stopping = false;
 
   constructor(private readonly o: MqttReceiverOptions) {
     const root = o.config.topicRoot;
@@ -82,7 +87,11 @@ export class MqttReceiver {
 
   async stop(): Promise<void> {
     const clients = this.clients.splice(0);
-    // Not forced: a message being committed finishes and is acknowledged first.
+    // Nothing more is handled; the commits still running end first (5 s at most) so their
+    // PUBACKs go. What is not acknowledged the broker delivers again to the next receiver.
+    this.stopping = true;
+    const deadline = Date.now() + STOP_WAIT_MS;
+    while (Date.now() < deadline && clients.some((client) => (this.rooms.get(client)?.inFlight ?? 0) > 0)) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(clients.map((client) => Promise.race([client.endAsync(false), new Promise((r) => setTimeout(r, 5000))]).then(() => client.end(true))));
   }
 
@@ -152,6 +161,7 @@ export class MqttReceiver {
     // One room for all the network connections this client makes: commits of a dropped
     // connection still hold their places (ack-window.ts InFlightRoom).
     const room = new InFlightRoom(this.o.config.messagesInFlight);
+    this.rooms.set(client, room);
     let window: AckWindow | undefined;
     client.handleMessage = (packet, callback) => {
       const publish = packet as IPublishPacket;
@@ -161,9 +171,16 @@ export class MqttReceiver {
       // MQTT.js reads the next packet once this calls back, and with an error it sends no PUBACK
       // (lib/handlers/publish.js): the window sends it after the commit. Called only once this
       // message has a place, so with the room full nothing more is read: back-pressure through TCP.
-      room.whenRoom(() => {
-        if (!w.open) {
-          // Its connection is gone while it waited: no PUBACK could go, the broker delivers it again.
+      // While it waits, a close of its connection withdraws it: the broker delivers it again.
+      let granted = false;
+      let withdraw = (): void => undefined;
+      const closed = (): void => withdraw();
+      withdraw = room.whenRoom(() => {
+        granted = true;
+        stream.off('close', closed);
+        if (!w.open || this.stopping) {
+          // Its connection is gone (or failed) while it waited: no PUBACK could go. Or the
+          // receiver stops: the broker delivers it again.
           room.release();
           callback(ACK_BY_WINDOW);
           return;
@@ -196,6 +213,10 @@ export class MqttReceiver {
         );
         callback(ACK_BY_WINDOW);
       });
+      if (!granted) {
+        if (stream.destroyed) withdraw();
+        else stream.once('close', closed);
+      }
     };
   }
 

@@ -76,6 +76,31 @@ t.test('the window: PUBACKs in arrival order, at most `size` committing, nothing
   t.equal(next.inFlight, 2);
 });
 
+t.test('the room: a waiting message withdrawn is never started; places given in a loop', async (t) => {
+  const room = new InFlightRoom(1);
+  const started: string[] = [];
+  room.whenRoom(() => started.push('a'));
+  const withdrawB = room.whenRoom(() => started.push('b'));
+  room.whenRoom(() => started.push('c'));
+  withdrawB();
+  room.release();
+  t.same(started, ['a', 'c'], 'the withdrawn one is left out; the next takes the place');
+  withdrawB();
+  t.equal(room.inFlight, 1, 'withdrawing a second time changes nothing');
+  // A long run of messages that give their place back at once (their connection is gone): no recursion.
+  let skipped = 0;
+  for (let i = 0; i < 100_000; i++)
+    room.whenRoom(() => {
+      skipped++;
+      room.release();
+    });
+  room.whenRoom(() => started.push('d'));
+  room.release();
+  t.equal(skipped, 100_000, 'every one started once');
+  t.same(started, ['a', 'c', 'd']);
+  t.equal(room.inFlight, 1);
+});
+
 /** A broker of one connection: CONNACK, SUBACK, then the PUBLISHes the test sends; every packet the client sends is kept. */
 async function rawBroker(t: Test, protocolVersion: 4 | 5) {
   const received: Packet[] = [];
@@ -101,6 +126,8 @@ async function rawBroker(t: Test, protocolVersion: 4 | 5) {
     url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
     subscribed: () => received.some((p) => p.cmd === 'subscribe'),
+    /** Closes the client's connection from the broker's side. */
+    drop: () => client?.destroy(),
     publish(messageId: number, payload: string) {
       const topic = 'sites/gw-7/data';
       client!.write(generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, messageId, dup: false, retain: false }, { protocolVersion }));
@@ -137,6 +164,7 @@ async function heldReceiver(t: Test, url: string, clientId: string, protocolVers
   t.teardown(() => receiver.stop());
   return {
     commits,
+    stop: () => receiver.stop(),
     most: () => most,
     commit(key: string) {
       commits.get(key)!();
@@ -196,4 +224,32 @@ t.test('a reconnect does not open a second window: commits of the dropped connec
   await eventually(async () => broker.pubacks().length === 3, 5000, 10);
   t.same(broker.pubacks(), [4, 5, 6], 'PUBACKs only on the connection each message came on');
   t.equal(most(), 3, 'never more than messagesInFlight committing, across the reconnect');
+});
+
+t.test('a message waiting for a place when its connection closes is dropped; stop lets running commits finish', async (t) => {
+  const broker = await rawBroker(t, 4);
+  const held = await heldReceiver(t, broker.url, 'central-window-drop', 4, 100);
+  const subscribes = () => broker.received.filter((p) => p.cmd === 'subscribe').length;
+  await eventually(async () => subscribes() === 1, 10_000, 20);
+  for (let id = 1; id <= 4; id++) broker.publish(id, `m${id}`);
+  await eventually(async () => held.commits.size === 3, 5000, 10);
+  await new Promise((r) => setTimeout(r, 100));
+  t.notOk(held.commits.has('m4'), 'the fourth waits for a place');
+  broker.drop();
+  await eventually(async () => subscribes() === 2, 10_000, 20);
+  broker.publish(5, 'm5');
+  await new Promise((r) => setTimeout(r, 100));
+  held.commit('m1');
+  await eventually(async () => held.commits.has('m5'), 5000, 10);
+  t.notOk(held.commits.has('m4'), 'the place went to the new connection, not to the message of the closed one');
+  t.same(broker.pubacks(), [], 'nothing acknowledged on the closed connection');
+  // Stop while m5 commits: it finishes and is acknowledged before the connection ends.
+  const stopping = held.stop();
+  setTimeout(() => held.commit('m5'), 300);
+  await stopping;
+  t.same(broker.pubacks(), [5], 'the commit running at stop was acknowledged');
+  t.ok(
+    broker.received.some((p) => p.cmd === 'disconnect'),
+    'then the receiver disconnected',
+  );
 });
