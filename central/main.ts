@@ -157,6 +157,7 @@ async function postgresStore(config: CentralConfig, log: Logger, now: () => numb
     commitConcurrency: config.postgres.commitConcurrency,
     commitMaxRecords: config.postgres.commitMaxRecords,
     refreshMs: config.postgres.rollupRefreshSeconds * 1000,
+    writeTimeoutMs: config.postgres.writeTimeoutSeconds * 1000,
     log: log.child({ component: 'store' }),
     now,
   });

@@ -68,6 +68,8 @@ export interface PostgresCentralStoreOptions {
   commitConcurrency?: number;
   /** Records per insert transaction at most (default 10,000). */
   commitMaxRecords?: number;
+  /** How long each statement of a write may take (ms, default 60 s); its transaction gets twice that (postgres/db.ts). */
+  writeTimeoutMs?: number;
 }
 
 const MAINTENANCE_MS = 6 * 3_600_000;
@@ -99,7 +101,13 @@ export class PostgresCentralStore implements CentralStore {
 
   constructor(private readonly options: PostgresCentralStoreOptions) {
     const log = options.log ?? pino({ level: 'silent' });
-    this.db = new Database({ url: options.url, poolSize: options.poolSize ?? 10, log, probeMs: options.probeMs ?? 2000 });
+    this.db = new Database({
+      url: options.url,
+      poolSize: options.poolSize ?? 10,
+      log,
+      probeMs: options.probeMs ?? 2000,
+      writeTimeoutMs: options.writeTimeoutMs ?? 60_000,
+    });
     this.catalog = new Catalog(this.db);
     this.now = options.now ?? Date.now;
     this.warn = rateLimitedWarn(log);

@@ -178,7 +178,13 @@ t.test('database: postgres:// in the config: checked, and the password kept in o
     }
   };
   const ok = validateCentralConfig({ database: 'postgres://outpost@db.example.com:5432/outpost' });
-  t.same(ok.postgres, { poolSize: 10, commitConcurrency: 2, commitMaxRecords: 10_000, rollupRefreshSeconds: 60 }, 'defaults');
+  t.same(ok.postgres, { poolSize: 10, commitConcurrency: 2, commitMaxRecords: 10_000, rollupRefreshSeconds: 60, writeTimeoutSeconds: 60 }, 'defaults');
+  refused(
+    { database: 'postgres://outpost:s3cret@db/outpost', postgres: { writeTimeoutSeconds: 0 } },
+    /postgres\.writeTimeoutSeconds/,
+    'a write timeout of 0 s',
+  );
+  refused({ database: 'postgres://outpost:s3cret@db/outpost', postgres: { writeTimeout: 30 } }, /writeTimeout/, 'a typo of writeTimeoutSeconds');
   refused({ database: 'postgres:///outpost' }, /database: the URL names no host/, 'no host');
   refused({ database: 'postgres://outpost:s3cret@db:port/outpost' }, /database: not a valid URL/, 'a port that is no number');
   refused(

@@ -18,6 +18,7 @@ import { LOCK_GENERATION, LOCK_NAMESPACE } from '../../central/store/postgres/sc
 import { MemoryStore } from '../../storage/memory-store.js';
 import { AGGREGATIONS, type AggregateQuery } from '../../storage/rollups.js';
 import { eventually } from '../helpers/gateway.js';
+import { frozenLink } from '../helpers/frozen-link.js';
 import { postgresSkip, psql, startThrowawayPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
 import { mulberry32 } from '../helpers/rng.js';
 import { centralStoreContract } from './store-contract.js';
@@ -262,6 +263,56 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.same(store.writePaths, { copy: 3, merge: 3, copyRefused: 2 });
   });
 
+  t.test('binary COPY: PostgreSQL reads every time and value as sent, from the first millisecond to the last one a key holds', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { refreshMs: 0 });
+    // Times on both sides of PostgreSQL's epoch (2000-01-01), past 2^53 microseconds from it
+    // (year 2285: a double no longer holds them exactly), and the largest time the contract allows.
+    const times = [
+      0,
+      1,
+      Date.UTC(1999, 11, 31, 23, 59, 59, 999),
+      Date.UTC(2000, 0, 1),
+      Date.UTC(2000, 0, 1, 0, 0, 0, 1),
+      T0 + 123,
+      Date.UTC(2286, 0, 1, 0, 0, 0, 7),
+      Date.UTC(12000, 0, 1, 0, 0, 0, 1),
+      999_999_999_999_999,
+    ];
+    const values: IngestRecord['v'][] = [-0, 5e-324, -1.7976931348623157e308, 0.1 + 0.2, 'ünïcödé ⚡\t\\N', { deep: [1, 'two', null] }, true, null, 42];
+    const sent: IngestRecord[] = times.map((t, k) => ({ seq: k + 1, id: 'edge', t, v: values[k]!, ...(values[k] === null ? { q: 'bad' as const } : {}) }));
+    t.same(await store.insertReadings(GW, sent, rx(T0)), { stored: sent.length, duplicates: 0 });
+    t.same(store.writePaths, { copy: 1, merge: 0, copyRefused: 0 }, 'all of it through COPY');
+    const rows = await psql(
+      url,
+      "SELECT (extract(epoch FROM t) * 1000)::bigint || ' ' || coalesce(v::text, j::text, '-') || ' ' || coalesce(q, '-') FROM outpost.readings ORDER BY t",
+    );
+    const printed = [
+      '-0',
+      '5e-324',
+      '-1.7976931348623157e+308',
+      '0.30000000000000004',
+      '"ünïcödé ⚡\\t\\\\N"',
+      '{"deep": [1, "two", null]}',
+      'true',
+      '-',
+      '42',
+    ];
+    const expected = sent.map((r, k) => `${r.t} ${printed[k]} ${r.q ?? '-'}`);
+    t.same(rows.split('\n'), expected, 'times to the millisecond and values as PostgreSQL itself prints them');
+    t.same(
+      (await store.query(GW, 'edge', { from: 0, to: Date.UTC(12000, 0, 2) })).map((r) => r.t),
+      times.slice(0, -1),
+      'and the store reads them back',
+    );
+    t.equal(await psql(url, "SELECT string_agg(gateway || '/' || seq, ',' ORDER BY seq) FROM outpost.seqs"), sent.map((r) => `${GW}/${r.seq}`).join(','));
+    t.equal(
+      await psql(url, "SELECT count(*) || '/' || min(extract(epoch FROM minute))::int FROM outpost.rollup_dirty"),
+      `${times.length - 2}/0`,
+      'a dirty minute per minute (two pairs of readings share one), the first at the epoch',
+    );
+  });
+
   t.test('dirty minutes: once per (series, minute) and generation; the refresh waits for inserts of the old generation', async (t) => {
     const url = await freshDatabase();
     const store = await openStore(t, url, { refreshMs: 0 });
@@ -296,6 +347,26 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.same(await max(), [[T0, 50]], 'and its aggregate is exact');
     await store.refreshRollups();
     t.same(await max(), [[T0, 50]], 'after the refresh too');
+
+    // The other way round: a bump of the generation in flight (the refresh's exclusive lock held
+    // by hand). An insert waits for it and must then read the new generation: its entry would
+    // otherwise look old to the next refresh, be claimed while inserts of its generation run,
+    // and the memo would leave out entries the refresh never sees.
+    const before = Number(await psql(url, 'SELECT generation FROM outpost.rollup_generation'));
+    await holder.query('BEGIN');
+    await holder.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_NAMESPACE, LOCK_GENERATION]);
+    await holder.query('UPDATE outpost.rollup_generation SET generation = generation + 1');
+    let inserted = false;
+    const insert = store.insertReadings(GW, [{ seq: ++seq, id: 'meter', t: T0 + 120_000, v: 7 }], rx(T0)).then(() => (inserted = true));
+    await new Promise((r) => setTimeout(r, 300));
+    t.notOk(inserted, 'the insert waits for the bump');
+    await holder.query('COMMIT');
+    await insert;
+    t.equal(
+      await psql(url, "SELECT string_agg(DISTINCT generation::text, ',') FROM outpost.rollup_dirty"),
+      String(before + 1),
+      'and writes its entry in the new generation',
+    );
   });
 
   t.test('migrations: three stores opening one new database at once, then one more; a newer schema refused', async (t) => {
@@ -392,6 +463,54 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.same(await store.insertReadings(GW, batch(51), rx(T0 + 3)), { stored: 50, duplicates: 0 }, 'the refused batch, sent again, is stored');
     t.equal(await store.countSeqs(GW), 100);
     t.same((await store.query(GW, 'p', { limit: 1, order: 'desc' }))[0], { t: T0 + 100_000, v: 100 });
+  });
+
+  const batchOf = (first: number, n = 50) => Array.from({ length: n }, (_, i) => ({ seq: first + i, id: 'p', t: T0 + (first + i) * 1000, v: first + i }));
+  /** `p`, or a failure after `ms` rather than a test that hangs (the behaviour before the write timeout). */
+  const within = <T>(p: Promise<T>, ms: number): Promise<T> =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms).unref())]);
+
+  t.test('a write waiting on a lock past postgres.writeTimeoutSeconds fails, stores nothing, and the store stays writable', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { writeTimeoutMs: 300 });
+    t.same(await store.insertReadings(GW, batchOf(1), rx(T0)), { stored: 50, duplicates: 0 });
+    // Someone's maintenance holds the seqs table (a VACUUM FULL, a long ALTER).
+    const holder = new pgLib.Client({ connectionString: url });
+    await holder.connect();
+    t.teardown(() => holder.end());
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE outpost.seqs IN ACCESS EXCLUSIVE MODE');
+    const err = await rejectsWith(t, within(store.insertReadings(GW, batchOf(51), rx(T0 + 1)), 30_000), 'STORAGE_WRITE_FAILED', 'the write fails');
+    t.match(err?.message, /did not finish a statement within 300 ms/, 'saying it waited too long');
+    t.equal(store.health().state, 'ok', 'one slow write does not make the store read-only');
+    await holder.query('COMMIT');
+    t.same(await store.insertReadings(GW, batchOf(51), rx(T0 + 2)), { stored: 50, duplicates: 0 }, 'sent again once the lock is gone: all of it stored');
+    t.equal(await store.countSeqs(GW), 100);
+    t.equal(await psql(url, 'SELECT count(*) FROM outpost.readings'), '100', 'nothing stored twice or half');
+  });
+
+  t.test('a database that stops answering mid-write: the connection is dropped at the deadline, read-only, then ok by itself', async (t) => {
+    const url = await freshDatabase();
+    const link = await frozenLink(t, pg.port);
+    const through = new URL(url);
+    through.port = String(link.port);
+    const store = await openStore(t, through.toString(), { writeTimeoutMs: 500, probeMs: 200 });
+    t.same(await store.insertReadings(GW, batchOf(1), rx(T0)), { stored: 50, duplicates: 0 });
+    link.freeze();
+    await rejectsWith(
+      t,
+      within(store.insertReadings(GW, batchOf(51), rx(T0 + 1)), 30_000),
+      'STORAGE_WRITE_FAILED',
+      'the write fails instead of waiting for ever',
+    );
+    t.equal(store.health().state, 'read-only', 'read-only: the database does not answer');
+    t.match(store.health().error, /did not answer within 1000 ms|timeout/i, 'saying why');
+    link.thaw();
+    await eventually(() => store.health().state === 'ok', 30_000, 100);
+    t.pass('ok again once the database answers');
+    t.same(await store.insertReadings(GW, batchOf(51), rx(T0 + 2)), { stored: 50, duplicates: 0 }, 'the batch sent again is stored');
+    t.equal(await store.countSeqs(GW), 100);
+    t.equal(await psql(url, 'SELECT count(*) FROM outpost.readings'), '100');
   });
 });
 

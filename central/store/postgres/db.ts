@@ -17,6 +17,11 @@ export interface DatabaseOptions {
   log: Logger;
   /** How often a store that refuses writes tries a write again (ms). */
   probeMs: number;
+  /**
+   * How long each statement of a write may take (ms; PostgreSQL's `statement_timeout` for its
+   * transaction); the whole transaction gets twice that before its connection is dropped.
+   */
+  writeTimeoutMs: number;
 }
 
 /**
@@ -33,12 +38,16 @@ const NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 
 const CONNECTION_WORDS =
   /Connection terminated|connection timeout|timeout exceeded when trying to connect|connection error|not queryable|Client was closed|Connection refused/i;
 
-export type ErrorKind = 'retry' | 'unavailable' | 'no-partition' | 'other';
+/** query_canceled: for a write, its `statement_timeout` ran out (a lock it waited for, a server that stalls). */
+const QUERY_CANCELED = '57014';
+
+export type ErrorKind = 'retry' | 'unavailable' | 'no-partition' | 'timeout' | 'other';
 
 export function errorKind(err: unknown): ErrorKind {
   const e = err as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : '';
   if (RETRY_STATES.has(code)) return 'retry';
+  if (code === QUERY_CANCELED) return 'timeout';
   // 23514 is also any CHECK violation: only the routing failure of a partitioned table counts.
   if (code === '23514' && /no partition of relation/.test(String(e?.message))) return 'no-partition';
   if (UNAVAILABLE_STATE.test(code) || NODE_CODES.has(code)) return 'unavailable';
@@ -146,10 +155,26 @@ export class Database {
     return this.failure ? { state: 'read-only', error: this.failure.error } : { state: 'ok' };
   }
 
-  /** Runs `fn` in one transaction on one pooled connection; a broken connection is not returned to the pool. */
-  async transaction<T>(fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  /**
+   * Runs `fn` in one transaction on one pooled connection; a broken connection is not returned
+   * to the pool. With `deadlineMs`, a transaction still running then has its connection dropped:
+   * what it waits for fails with ETIMEDOUT (a database that stopped answering — a frozen VM, a
+   * firewall that silently drops the connection — would otherwise hold it for ever: TCP
+   * keepalive takes hours by default), and PostgreSQL rolls it back once it notices.
+   */
+  async transaction<T>(fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN', deadlineMs?: number): Promise<T> {
     const client = await this.pool.connect();
     let broken = false;
+    const deadline =
+      deadlineMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            broken = true;
+            this.log.warn({ deadlineMs }, 'PostgreSQL: a write transaction got no answer in time; its connection is dropped');
+            const err = Object.assign(new Error(`PostgreSQL did not answer within ${deadlineMs} ms`), { code: 'ETIMEDOUT' });
+            // node-postgres's own way to end a connection that cannot be ended politely (client.js, query_timeout).
+            (client as unknown as { connection: { stream: { destroy(err: Error): void } } }).connection.stream.destroy(err);
+          }, deadlineMs);
     // A checked-out client whose connection breaks between two queries (the server shut down:
     // 57P01) emits 'error' itself — the pool listens only to idle ones — and node would crash.
     // The query in flight, or the next one, fails with it and is handled below.
@@ -164,7 +189,7 @@ export class Database {
       await client.query('COMMIT');
       return out;
     } catch (err) {
-      broken = errorKind(err) === 'unavailable';
+      broken ||= errorKind(err) === 'unavailable';
       if (!broken)
         await client.query('ROLLBACK').catch((rollbackErr: Error) => {
           broken = true;
@@ -172,6 +197,7 @@ export class Database {
         });
       throw err;
     } finally {
+      clearTimeout(deadline);
       client.off('error', onError);
       client.release(broken);
     }
@@ -197,7 +223,8 @@ export class Database {
       try {
         // Work of its own transaction that the write needs first (a week's partitions).
         if (opts.prepare) await opts.prepare();
-        return await this.transaction(fn);
+        const timeout = this.o.writeTimeoutMs;
+        return await this.transaction(fn, `BEGIN; SET LOCAL statement_timeout = ${timeout}`, 2 * timeout);
       } catch (err) {
         const kind = errorKind(err);
         if (kind === 'retry' && attempt < 5) {
@@ -209,6 +236,16 @@ export class Database {
           await opts.onNoPartition();
           continue;
         }
+        if (kind === 'timeout')
+          // Not the database refusing writes: this one write waited too long. Its caller
+          // answers "retry later" (503, no PUBACK) and the gateway sends it again.
+          throw new OutpostError(
+            'STORAGE_WRITE_FAILED',
+            `${what}: PostgreSQL did not finish a statement within ${this.o.writeTimeoutMs} ms; nothing of it was stored`,
+            {
+              cause: err,
+            },
+          );
         if (kind === 'unavailable' && opts.idempotent && !lostConnection) {
           // A pooled connection that died with the server's restart: one fresh try.
           lostConnection = true;

@@ -47,12 +47,16 @@ export class DirtyMemo {
 /**
  * For an insert transaction: takes the shared generation lock, then reads the generation in a
  * statement of its own (READ COMMITTED: a new snapshot, taken after the lock was granted, so
- * it sees a bump that committed while the insert waited).
+ * it sees a bump that committed while the insert waited). Both go in one simple query, one
+ * round trip: under READ COMMITTED each statement of a multi-statement query string takes its
+ * own snapshot when it starts (postgres.c, exec_simple_query). A single statement would not do:
+ * its snapshot is older than the lock it waits for (test/central/postgres-store.test.ts).
  */
+const READ_GENERATION = `SELECT pg_advisory_xact_lock_shared(${LOCK_NAMESPACE}, ${LOCK_GENERATION}); SELECT generation FROM outpost.rollup_generation`;
+
 export async function readGeneration(c: PoolClient): Promise<number> {
-  await c.query({ name: 'outpost-generation-lock', text: 'SELECT pg_advisory_xact_lock_shared($1, $2)', values: [LOCK_NAMESPACE, LOCK_GENERATION] });
-  const { rows } = await c.query<{ generation: string }>({ name: 'outpost-generation', text: 'SELECT generation FROM outpost.rollup_generation' });
-  return Number(rows[0]!.generation);
+  const results = (await c.query(READ_GENERATION)) as unknown as Array<{ rows: Array<{ generation: string }> }>;
+  return Number(results[1]!.rows[0]!.generation);
 }
 
 /** For the refresh, in a transaction of its own: the new generation, once no insert of the old one runs. */

@@ -3,7 +3,7 @@ import type { IngestRecord, InsertResult, Receipt } from '../contract.js';
 import type { Catalog } from './catalog.js';
 import { encodeValue } from './codec.js';
 import type { Database } from './db.js';
-import { COPY_NULL, COPY_TIME_LIMIT, copyField, copyLines, copyTime } from './copy.js';
+import { type CopyRows, copyRows } from './copy.js';
 import { type DirtyMemo, readGeneration } from './dirty-minutes.js';
 import { upsertSatellite } from './gateway-state.js';
 import type { Partitions } from './partitions.js';
@@ -92,8 +92,6 @@ const pairKey = (gateway: string, seq: number): string => `${gateway}\n${seq}`;
 
 /** PostgreSQL's unique_violation: a COPY met a seq or (series, t) that is already stored. */
 const UNIQUE_VIOLATION = '23505';
-/** SQLSTATE class 22, data exception: a value COPY's text input refused; the merge path passes it as a parameter. */
-const DATA_EXCEPTION = /^22/;
 
 /** How a group is written: see insertBatches. */
 type WritePath = 'copy' | 'merge';
@@ -104,11 +102,10 @@ type WritePath = 'copy' | 'merge';
  * and satellite messages become durable together at the commit. Within the group the first
  * batch holding a seq has it, as if the batches had committed one after the other. Two paths:
  *
- * - **copy** (every record has a seq and a time before year 10000, the usual case): the
- *   group's seqs, readings and dirty minutes are loaded with COPY (copy.ts), which refuses the
- *   whole group if any seq or (series, t) is already stored, or a value its text input cannot
- *   read. The refusal rolls the transaction back and the group is written again by the merge
- *   path. A copy of the same batch inserted by another process at the same moment makes our
+ * - **copy** (every record has a seq, the usual case): the group's seqs, readings and dirty
+ *   minutes are loaded with binary COPY (copy.ts), which refuses the whole group if any seq or
+ *   (series, t) is already stored. The refusal rolls the transaction back and the group is
+ *   written again by the merge path. A copy of the same batch inserted by another process at the same moment makes our
  *   COPY wait for its commit, then fail the same way.
  * - **merge**: the seqs are claimed with `INSERT … ON CONFLICT DO NOTHING` (the ones it
  *   inserted are new, every other one was stored before, or by a concurrent transaction that
@@ -120,13 +117,12 @@ type WritePath = 'copy' | 'merge';
  */
 export async function insertBatches(ctx: InsertContext, batches: readonly InsertBatch[]): Promise<InsertResult[]> {
   const group = firstCopies(batches);
-  const copyable = batches.every((b) => b.records.every((r) => r.seq !== undefined && r.t < COPY_TIME_LIMIT));
+  const copyable = batches.every((b) => b.records.every((r) => r.seq !== undefined));
   if (copyable) {
     try {
       return await writeGroup(ctx, batches, group, 'copy');
     } catch (err) {
-      const code = (err as { code?: unknown } | null)?.code;
-      if (code !== UNIQUE_VIOLATION && !(typeof code === 'string' && DATA_EXCEPTION.test(code))) throw err;
+      if ((err as { code?: unknown } | null)?.code !== UNIQUE_VIOLATION) throw err;
       ctx.paths.copyRefused++;
     }
   }
@@ -188,7 +184,7 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
       await ctx.catalog.registerGateways(c, group.firstSeen);
       let fresh = group.firsts;
       if (path === 'copy') {
-        if (group.claimSeqs.length > 0) await copyLines(c, 'outpost.seqs (gateway, seq)', seqLines(group));
+        if (group.claimSeqs.length > 0) await copyRows(c, 'outpost.seqs (gateway, seq)', group.claimSeqs.keys(), (out, k) => seqRow(out, group, k));
       } else if (group.claimSeqs.length > 0) {
         const { rows } = await c.query<{ gateway: string; seq: string }>({
           name: 'outpost-claim-seqs',
@@ -198,12 +194,7 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
         const claimed = new Set(rows.map((r) => pairKey(r.gateway, Number(r.seq))));
         fresh = group.firsts.map((records, i) => records.filter((r) => r.seq === undefined || claimed.has(pairKey(batches[i]!.gateway, r.seq))));
       }
-      const wanted = new Map(group.gateways.map((gateway) => [gateway, { ids: new Set<string>(), at: group.firstSeen.get(gateway)! }]));
-      fresh.forEach((records, i) => {
-        const { ids } = wanted.get(batches[i]!.gateway)!;
-        for (const r of records) ids.add(r.id);
-      });
-      for (const [gateway, s] of await ctx.catalog.resolveAll(c, wanted)) registered.set(gateway, s);
+      for (const [gateway, s] of await ctx.catalog.resolveAll(c, wantedIds(batches, group, fresh))) registered.set(gateway, s);
       const rows = groupRows(batches, fresh, registered);
       const counts = batches.map((b, i) => ({ stored: fresh[i]!.length, duplicates: b.records.length - fresh[i]!.length }));
       const tail = [
@@ -217,10 +208,10 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
       ];
       if (path === 'copy') {
         if (rows.length > 0) {
-          await copyLines(c, 'outpost.readings (series, t, v, j, q)', readingLines(rows));
-          dirty = { generation, entries: [] };
-          const lines = [...dirtyMinutes(rows, dirty, ctx.dirty)];
-          if (lines.length > 0) await copyLines(c, 'outpost.rollup_dirty (series, minute, generation)', lines);
+          await copyRows(c, 'outpost.readings (series, t, v, j, q)', rows, readingRow);
+          dirty = dirtyMinutes(rows, generation, ctx.dirty);
+          const { entries } = dirty;
+          if (entries.length > 0) await copyRows(c, 'outpost.rollup_dirty (series, minute, generation)', entries, (out, e) => dirtyRow(out, e, generation));
         }
         await c.query({ name: 'outpost-receipts', text: RECEIPTS, values: tail });
       } else {
@@ -236,6 +227,16 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
   if (dirty) ctx.dirty.remember(dirty.generation, dirty.entries);
   ctx.paths[path]++;
   return results;
+}
+
+/** Each gateway's datapoint ids among the records to write, and when the gateway was first seen in the group. */
+function wantedIds(batches: readonly InsertBatch[], group: Group, records: readonly IngestRecord[][]): Map<string, { ids: Set<string>; at: number }> {
+  const wanted = new Map(group.gateways.map((gateway) => [gateway, { ids: new Set<string>(), at: group.firstSeen.get(gateway)! }]));
+  records.forEach((rs, i) => {
+    const { ids } = wanted.get(batches[i]!.gateway)!;
+    for (const r of rs) ids.add(r.id);
+  });
+  return wanted;
 }
 
 /** The group's rows, one per (series, t), sorted by (series, t). */
@@ -262,15 +263,17 @@ function groupRows(batches: readonly InsertBatch[], fresh: readonly IngestRecord
   return rows;
 }
 
-/** COPY lines of the group's seqs. */
-function* seqLines(group: Group): Generator<string> {
-  for (let k = 0; k < group.claimSeqs.length; k++) yield `${copyField(group.claimGateways[k]!)}\t${group.claimSeqs[k]}\n`;
+/** The COPY row of the group's `k`th (gateway, seq). */
+function seqRow(out: CopyRows, group: Group, k: number): void {
+  out.row(2).text(group.claimGateways[k]!).int8(group.claimSeqs[k]!);
 }
 
-/** COPY lines of readings; a batch's readings mostly share their times, so each time is formatted once. */
-function* readingLines(rows: readonly Row[]): Generator<string> {
-  const times = new TimeText();
-  for (const r of rows) yield `${r.series}\t${times.of(r.t)}\t${r.v ?? COPY_NULL}\t${copyField(r.j)}\t${r.q ?? COPY_NULL}\n`;
+function readingRow(out: CopyRows, r: Row): void {
+  out.row(5).int4(r.series).timestamptz(r.t).float8(r.v).jsonb(r.j).text(r.q);
+}
+
+function dirtyRow(out: CopyRows, e: { series: number; minute: number }, generation: number): void {
+  out.row(3).int4(e.series).timestamptz(e.minute).int8(generation);
 }
 
 /** The dirty minutes one transaction writes, to remember after its commit. */
@@ -281,10 +284,10 @@ interface Dirty {
 
 /**
  * The rollup refresh's dirty minutes of rows sorted by (series, t), once per (series, minute),
- * as COPY lines, leaving out those already committed in this generation (dirty-minutes.ts).
+ * leaving out those already committed in this generation (dirty-minutes.ts).
  */
-function* dirtyMinutes(rows: readonly Row[], dirty: Dirty, memo: DirtyMemo): Generator<string> {
-  const times = new TimeText();
+function dirtyMinutes(rows: readonly Row[], generation: number, memo: DirtyMemo): Dirty {
+  const entries: Dirty['entries'] = [];
   let series = -1;
   let minute = -1;
   for (const r of rows) {
@@ -292,22 +295,7 @@ function* dirtyMinutes(rows: readonly Row[], dirty: Dirty, memo: DirtyMemo): Gen
     if (r.series === series && m === minute) continue;
     series = r.series;
     minute = m;
-    if (memo.written(dirty.generation, series, minute)) continue;
-    dirty.entries.push({ series, minute });
-    yield `${series}\t${times.of(m)}\t${dirty.generation}\n`;
+    if (!memo.written(generation, series, minute)) entries.push({ series, minute });
   }
-}
-
-/** `copyTime` with a small memory: the same few times come again and again within a group. */
-class TimeText {
-  private readonly texts = new Map<number, string>();
-  of(ms: number): string {
-    let text = this.texts.get(ms);
-    if (text === undefined) {
-      if (this.texts.size >= 4096) this.texts.clear();
-      text = copyTime(ms);
-      this.texts.set(ms, text);
-    }
-    return text;
-  }
+  return { generation, entries };
 }
