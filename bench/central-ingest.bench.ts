@@ -19,6 +19,7 @@
  *   OUTPOST_BENCH_PIN=0 (no taskset)
  *   OUTPOST_BENCH_COMMIT_CONCURRENCY=2 (postgres.commitConcurrency)  OUTPOST_BENCH_ROLLUP_SECONDS=60 (postgres.rollupRefreshSeconds)
  *   OUTPOST_BENCH_PROFILE=<dir> (the receiver writes a V8 CPU profile there when it stops)
+ *   OUTPOST_BENCH_GC_LOG=<file> (the receiver runs with --trace-gc; its lines are appended there)
  *   OUTPOST_BENCH_IN_FLIGHT=16 (ingest.mqtt.messagesInFlight)  OUTPOST_BENCH_COMMIT_MAX_RECORDS=10000 (postgres.commitMaxRecords)
  *   OUTPOST_BENCH_WARM=1 (postgres: the fleet's gateways and datapoints registered before the clock
  *     starts, as in a fleet that has been running; the COPY baseline registers nothing either)

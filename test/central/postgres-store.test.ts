@@ -307,9 +307,12 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     );
     t.equal(await psql(url, "SELECT string_agg(gateway || '/' || seq, ',' ORDER BY seq) FROM outpost.seqs"), sent.map((r) => `${GW}/${r.seq}`).join(','));
     t.equal(
-      await psql(url, "SELECT count(*) || '/' || min(extract(epoch FROM minute))::int FROM outpost.rollup_dirty"),
-      `${times.length - 2}/0`,
-      'a dirty minute per minute (two pairs of readings share one), the first at the epoch',
+      await psql(
+        url,
+        "SELECT count(*) || '/' || min(extract(epoch FROM minute) * 1000)::bigint || '/' || max(extract(epoch FROM minute) * 1000)::bigint FROM outpost.rollup_dirty",
+      ),
+      `${times.length - 2}/0/${999_999_999_999_999 - (999_999_999_999_999 % 60_000)}`,
+      'a dirty minute per minute (two pairs of readings share one), from the epoch to the last minute exactly',
     );
   });
 

@@ -105,8 +105,8 @@ type WritePath = 'copy' | 'merge';
  * - **copy** (every record has a seq, the usual case): the group's seqs, readings and dirty
  *   minutes are loaded with binary COPY (copy.ts), which refuses the whole group if any seq or
  *   (series, t) is already stored. The refusal rolls the transaction back and the group is
- *   written again by the merge path. A copy of the same batch inserted by another process at the same moment makes our
- *   COPY wait for its commit, then fail the same way.
+ *   written again by the merge path. A copy of the same batch inserted by another process at
+ *   the same moment makes our COPY wait for its commit, then fail the same way.
  * - **merge**: the seqs are claimed with `INSERT … ON CONFLICT DO NOTHING` (the ones it
  *   inserted are new, every other one was stored before, or by a concurrent transaction that
  *   committed first: ON CONFLICT waits for it), and only the records whose seq this
