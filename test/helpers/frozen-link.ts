@@ -12,13 +12,17 @@ export interface FrozenLink {
   port: number;
   freeze(): void;
   thaw(): void;
+  /** Ends the freeze for new connections only: the ones it held stay silent for ever (a firewall dropped them). */
+  cut(): void;
 }
 
 export async function frozenLink(t: Teardown, port: number): Promise<FrozenLink> {
   let frozen = false;
   const held: Array<{ to: Socket; data: Buffer }> = [];
   const sockets = new Set<Socket>();
+  const dropped = new WeakSet<Socket>();
   const pass = (to: Socket, data: Buffer) => {
+    if (dropped.has(to)) return;
     if (frozen) held.push({ to, data });
     else if (!to.destroyed) to.write(data);
   };
@@ -47,6 +51,11 @@ export async function frozenLink(t: Teardown, port: number): Promise<FrozenLink>
     thaw() {
       frozen = false;
       for (const { to, data } of held.splice(0)) if (!to.destroyed) to.write(data);
+    },
+    cut() {
+      for (const s of sockets) dropped.add(s);
+      held.length = 0;
+      frozen = false;
     },
   };
 }

@@ -75,8 +75,27 @@ export class CopyRows {
   }
 
   /**
-   * Epoch ms as `timestamptz`. Microseconds past 2^53 (beyond year 2285) are not exact in a
-   * double, so the ms are split into 32-bit halves first and each multiplied by 1000.
+   * Epoch ms as the `timestamptz` that `to_timestamp(ms / 1000)` gives: the conversion every
+   * other statement of the store uses (the merge path, queries, the refresh), so a reading
+   * written by COPY is equal to the same time written or asked for by them. That is the exact
+   * millisecond up to year 2285 (2^53 µs from 2000); past it PostgreSQL's float8 arithmetic
+   * (timestamp.c `float8_timestamptz`: rint((seconds - 946684800) * 1e6)) lands a few µs off,
+   * and so does this.
+   */
+  readingTime(ms: number): this {
+    this.room(12);
+    const us = roundHalfEven((ms / 1000 - POSTGRES_EPOCH_MS / 1000) * 1_000_000);
+    const high = Math.floor(us / TWO_32);
+    this.at = this.piece.writeInt32BE(8, this.at);
+    this.at = this.piece.writeInt32BE(high, this.at);
+    this.at = this.piece.writeUInt32BE(us - high * TWO_32, this.at);
+    return this;
+  }
+
+  /**
+   * Epoch ms as `timestamptz`, exactly, as `date_bin` computes a bucket (the dirty minutes).
+   * Microseconds past 2^53 are not exact in a double, so the ms are split into 32-bit halves
+   * first and each multiplied by 1000.
    */
   timestamptz(ms: number): this {
     this.room(12);
@@ -95,7 +114,9 @@ export class CopyRows {
     if (value === null) return this.null();
     let bytes = textBytes.get(value);
     if (bytes === undefined) {
-      bytes = Buffer.from(value, 'utf8');
+      // Its own memory, not a slice of node's shared 8 KB pool, which a cached slice would keep alive.
+      bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(value, 'utf8'));
+      bytes.write(value, 0, 'utf8');
       if (value.length <= 256) {
         if (textBytes.size >= MAX_TEXT_CACHE) textBytes.clear();
         textBytes.set(value, bytes);
@@ -149,6 +170,12 @@ export class CopyRows {
     this.piece = Buffer.allocUnsafe(Math.max(PIECE_BYTES, n));
     this.at = 0;
   }
+}
+
+/** C's `rint` in its default rounding mode: to the nearest integer, a tie to the even one. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /**

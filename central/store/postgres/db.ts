@@ -38,8 +38,15 @@ const NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 
 const CONNECTION_WORDS =
   /Connection terminated|connection timeout|timeout exceeded when trying to connect|connection error|not queryable|Client was closed|Connection refused/i;
 
-/** query_canceled: for a write, its `statement_timeout` ran out (a lock it waited for, a server that stalls). */
+/**
+ * query_canceled: with "statement timeout" in the message, a bounded write's `statement_timeout`
+ * ran out (a lock it waited for, a server that stalls); the same code also means a cancel by
+ * `pg_cancel_backend`, which is not a timeout.
+ */
 const QUERY_CANCELED = '57014';
+
+/** The deadline's error (transaction): the database gave no answer; not worth a second try on a fresh connection. */
+const NO_ANSWER = Symbol('no answer');
 
 export type ErrorKind = 'retry' | 'unavailable' | 'no-partition' | 'timeout' | 'other';
 
@@ -47,7 +54,7 @@ export function errorKind(err: unknown): ErrorKind {
   const e = err as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : '';
   if (RETRY_STATES.has(code)) return 'retry';
-  if (code === QUERY_CANCELED) return 'timeout';
+  if (code === QUERY_CANCELED && /statement timeout/.test(String(e?.message))) return 'timeout';
   // 23514 is also any CHECK violation: only the routing failure of a partitioned table counts.
   if (code === '23514' && /no partition of relation/.test(String(e?.message))) return 'no-partition';
   if (UNAVAILABLE_STATE.test(code) || NODE_CODES.has(code)) return 'unavailable';
@@ -157,7 +164,7 @@ export class Database {
 
   /**
    * Runs `fn` in one transaction on one pooled connection; a broken connection is not returned
-   * to the pool. With `deadlineMs`, a transaction still running then has its connection dropped:
+   * to the pool. With `deadlineMs`, a transaction still running after it has its connection dropped:
    * what it waits for fails with ETIMEDOUT (a database that stopped answering — a frozen VM, a
    * firewall that silently drops the connection — would otherwise hold it for ever: TCP
    * keepalive takes hours by default), and PostgreSQL rolls it back once it notices.
@@ -171,7 +178,7 @@ export class Database {
         : setTimeout(() => {
             broken = true;
             this.log.warn({ deadlineMs }, 'PostgreSQL: a write transaction got no answer in time; its connection is dropped');
-            const err = Object.assign(new Error(`PostgreSQL did not answer within ${deadlineMs} ms`), { code: 'ETIMEDOUT' });
+            const err = Object.assign(new Error(`PostgreSQL did not answer within ${deadlineMs} ms`), { code: 'ETIMEDOUT', [NO_ANSWER]: true });
             // node-postgres's own way to end a connection that cannot be ended politely (client.js, query_timeout).
             (client as unknown as { connection: { stream: { destroy(err: Error): void } } }).connection.stream.destroy(err);
           }, deadlineMs);
@@ -208,12 +215,17 @@ export class Database {
    * serialization failure, and once more after a lost connection when `idempotent` (a COMMIT
    * whose answer was lost may have committed: only writes that may run twice are repeated).
    * `prepare` runs first, in transactions of its own (a week's partitions), under the same
-   * rules; `onNoPartition` repairs a missing partition before the next try.
+   * rules; `onNoPartition` repairs a missing partition before the next try. `bounded` (the
+   * ingest's writes, which hold a gateway's message until they end): each statement may take
+   * `writeTimeoutMs` (PostgreSQL's `statement_timeout`: a timeout fails this write alone), the
+   * transaction twice that before its connection is dropped (the database gave no answer: the
+   * store goes read-only at once, without the second try). The rollup refresh is not bounded:
+   * a round over a backlog may rightly take long.
    */
   async write<T>(
     what: string,
     fn: (c: PoolClient) => Promise<T>,
-    opts: { idempotent: boolean; prepare?: () => Promise<void>; onNoPartition?: () => Promise<void> },
+    opts: { idempotent: boolean; bounded?: boolean; prepare?: () => Promise<void>; onNoPartition?: () => Promise<void> },
   ): Promise<T> {
     if (this.closed) throw new OutpostError('STORAGE_CLOSED', 'the PostgreSQL store is closed');
     if (this.failure) throw new OutpostError('STORAGE_WRITE_FAILED', `PostgreSQL refuses writes (${this.failure.error}); writes resume once it recovers`);
@@ -223,6 +235,7 @@ export class Database {
       try {
         // Work of its own transaction that the write needs first (a week's partitions).
         if (opts.prepare) await opts.prepare();
+        if (!opts.bounded) return await this.transaction(fn);
         const timeout = this.o.writeTimeoutMs;
         return await this.transaction(fn, `BEGIN; SET LOCAL statement_timeout = ${timeout}`, 2 * timeout);
       } catch (err) {
@@ -246,7 +259,7 @@ export class Database {
               cause: err,
             },
           );
-        if (kind === 'unavailable' && opts.idempotent && !lostConnection) {
+        if (kind === 'unavailable' && opts.idempotent && !lostConnection && !(err as { [NO_ANSWER]?: boolean })[NO_ANSWER]) {
           // A pooled connection that died with the server's restart: one fresh try.
           lostConnection = true;
           continue;
@@ -307,11 +320,16 @@ export class Database {
     if (this.closed || this.probing) return this.failure === undefined;
     this.probing = true;
     try {
-      if (this.ready)
-        await this.pool.query('INSERT INTO outpost.store_probe (process, at) VALUES ($1, now()) ON CONFLICT (process) DO UPDATE SET at = excluded.at', [
-          this.process,
-        ]);
-      else await this.pool.query('SELECT 1');
+      // Under the writes' deadline: a probe on a connection that went silent would otherwise hang,
+      // and with it the read-only state it is there to end.
+      await this.transaction(
+        (c) =>
+          this.ready
+            ? c.query('INSERT INTO outpost.store_probe (process, at) VALUES ($1, now()) ON CONFLICT (process) DO UPDATE SET at = excluded.at', [this.process])
+            : c.query('SELECT 1'),
+        'BEGIN',
+        2 * this.o.writeTimeoutMs,
+      );
       if (this.failure) {
         this.log.info({ after: Date.now() - this.failure.since }, 'PostgreSQL takes writes again');
         this.failure = undefined;

@@ -37,7 +37,7 @@ export async function recordStatus(db: Database, catalog: Catalog, gateway: stri
         [gateway, merged.at / 1000, merged.via, JSON.stringify(merged)],
       );
     },
-    { idempotent: true },
+    { idempotent: true, bounded: true },
   );
   catalog.commit(gateway, new Map());
 }
@@ -50,7 +50,7 @@ export async function recordSatellite(db: Database, catalog: Catalog, gateway: s
       await catalog.registerGateway(c, gateway, message.transmitTime);
       await upsertSatellite(c, gateway, message);
     },
-    { idempotent: true },
+    { idempotent: true, bounded: true },
   );
   catalog.commit(gateway, new Map());
 }

@@ -221,7 +221,7 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
       for (const b of batches) if (b.receipt.satellite) await upsertSatellite(c, b.gateway, b.receipt.satellite);
       return counts;
     },
-    { idempotent: true, prepare: () => ctx.partitions.ensureFor(group.times), onNoPartition: () => ctx.partitions.repair(group.times) },
+    { idempotent: true, bounded: true, prepare: () => ctx.partitions.ensureFor(group.times), onNoPartition: () => ctx.partitions.repair(group.times) },
   );
   for (const [gateway, series] of registered) ctx.catalog.commit(gateway, series);
   if (dirty) ctx.dirty.remember(dirty.generation, dirty.entries);
@@ -269,7 +269,7 @@ function seqRow(out: CopyRows, group: Group, k: number): void {
 }
 
 function readingRow(out: CopyRows, r: Row): void {
-  out.row(5).int4(r.series).timestamptz(r.t).float8(r.v).jsonb(r.j).text(r.q);
+  out.row(5).int4(r.series).readingTime(r.t).float8(r.v).jsonb(r.j).text(r.q);
 }
 
 function dirtyRow(out: CopyRows, e: { series: number; minute: number }, generation: number): void {
