@@ -44,9 +44,6 @@ function wrap(child: ChildProcess): Child & { waitFor(re: RegExp, ms: number): P
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  // OUTPOST_BENCH_GC_LOG=<file>: the receiver's --trace-gc lines (its stdout) are appended there.
-  const gcLog = process.env.OUTPOST_BENCH_GC_LOG;
-  if (gcLog) child.stdout!.on('data', (d: Buffer) => appendFileSync(gcLog, d));
   const exit = () => (child.exitCode !== null ? `exit code ${child.exitCode}` : child.signalCode !== null ? `signal ${child.signalCode}` : undefined);
   return {
     pid: child.pid!,
@@ -138,16 +135,12 @@ export async function startReceiver(yaml: string, core: number | undefined): Pro
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OUTPOST_')) env[k] = v;
   // OUTPOST_BENCH_PROFILE=<dir>: the receiver writes a V8 CPU profile there when it stops.
   const profile = process.env.OUTPOST_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.OUTPOST_BENCH_PROFILE}`] : [];
-  const args = [
-    ...profile,
-    ...(process.env.OUTPOST_BENCH_GC_LOG ? ['--trace-gc'] : []),
-    ...(fromSource ? ['--import', 'tsx'] : []),
-    cli,
-    'central',
-    '-c',
-    yaml,
-  ];
-  const child = wrap(pinned(core, process.execPath, args, env));
+  // OUTPOST_BENCH_GC_LOG=<file>: the receiver runs with --trace-gc, its lines (stdout) appended there.
+  const gcLog = process.env.OUTPOST_BENCH_GC_LOG;
+  const args = [...profile, ...(gcLog ? ['--trace-gc'] : []), ...(fromSource ? ['--import', 'tsx'] : []), cli, 'central', '-c', yaml];
+  const receiver = pinned(core, process.execPath, args, env);
+  if (gcLog) receiver.stdout!.on('data', (d: Buffer) => appendFileSync(gcLog, d));
+  const child = wrap(receiver);
   const m = await child.waitFor(/ready: (http:\/\/\S+)/, 120_000);
   return { ...child, url: m[1]! };
 }
