@@ -9,7 +9,7 @@ import type { CentralMetrics } from '../metrics.js';
 import type { IngestVia } from '../store/contract.js';
 import { bearerOf, checkGatewayHeaders, verifyGatewayRequest } from './gateway-auth.js';
 import { gatewayOfKey } from './records.js';
-import type { IngestService } from './service.js';
+import type { CheckedIngest, IngestService } from './service.js';
 import '../errors.js';
 
 /** Headers a forwarding receiver (forward.ts) adds: the gateway of the MQTT topic, and that it came over MQTT. */
@@ -68,11 +68,7 @@ export function httpIngestRoutes(d: HttpIngestDeps): void {
         res.json({ ok: true, status });
         return;
       }
-      const batch = decode(await inflateBounded(body, d.ingest.maxBatchBytes));
-      const key = req.headers['idempotency-key'];
-      if (!sender.receiver && typeof key === 'string' && key !== batch.key)
-        throw new OutpostError('CENTRAL_BATCH_INVALID', `Idempotency-Key "${key.slice(0, 100)}" is not the batch's key "${batch.key.slice(0, 100)}"`);
-      const result = await d.service.batch(sender.gateway, batch, sender.via, sender.strict);
+      const result = await d.service.commit(checkedBatch(d, sender, req.headers['idempotency-key'], await inflateBounded(body, d.ingest.maxBatchBytes)));
       d.metrics.requests.inc({ path: 'batch', outcome: 'ok' });
       res.json({
         ok: true,
@@ -90,6 +86,14 @@ export function httpIngestRoutes(d: HttpIngestDeps): void {
       d.metrics.inflight.set(inflight);
     }
   });
+}
+
+/** The body decoded and checked, in a frame of its own: its JSON is not kept through the commit. */
+function checkedBatch(d: HttpIngestDeps, sender: Sender, key: string | string[] | undefined, body: Buffer): CheckedIngest {
+  const batch = decode(body);
+  if (!sender.receiver && typeof key === 'string' && key !== batch.key)
+    throw new OutpostError('CENTRAL_BATCH_INVALID', `Idempotency-Key "${key.slice(0, 100)}" is not the batch's key "${batch.key.slice(0, 100)}"`);
+  return d.service.check(sender.gateway, batch, sender.via, sender.strict);
 }
 
 /** Who sends, from the headers alone (a gateway's HMAC over the body is checked once it is read). */

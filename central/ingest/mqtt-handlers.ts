@@ -5,27 +5,32 @@ import { decodeBatch } from '../../runtime/sync/codec.js';
 import { inflateBounded } from '../http/body.js';
 import { GATEWAY_HEADER, LANE_HEADER, VIA_HEADER, parseJson } from './http-ingest.js';
 import type { MqttMessageHandler } from './mqtt.js';
-import type { IngestService } from './service.js';
+import type { CheckedIngest, IngestService } from './service.js';
 import '../errors.js';
 
 /** Commits what the receiver takes into this process's store (`database: level`). */
 export function localHandler(service: IngestService, maxBatchBytes: number): MqttMessageHandler {
   return {
     async data(gateway, _lane, payload) {
-      let batch: ReturnType<typeof decodeBatch>;
-      try {
-        batch = decodeBatch(await inflateBounded(payload, maxBatchBytes));
-      } catch (err) {
-        if (err instanceof OutpostError && err.code !== 'VALUE_MALFORMED') throw err;
-        throw new OutpostError('CENTRAL_BATCH_INVALID', (err as Error).message, { cause: err });
-      }
       // The lane is the batch's own (`lane`); the topic (`data`, `live`) only routes it.
-      await service.batch(gateway, batch, 'mqtt', false);
+      await service.commit(checked(service, gateway, await inflateBounded(payload, maxBatchBytes)));
     },
     async status(gateway, payload) {
       await service.status(gateway, parseJson(payload), 'mqtt');
     },
   };
+}
+
+/** The message decoded and checked, in a frame of its own: its JSON is not kept through the commit. */
+function checked(service: IngestService, gateway: string, body: Buffer): CheckedIngest {
+  let batch: ReturnType<typeof decodeBatch>;
+  try {
+    batch = decodeBatch(body);
+  } catch (err) {
+    if (err instanceof OutpostError && err.code !== 'VALUE_MALFORMED') throw err;
+    throw new OutpostError('CENTRAL_BATCH_INVALID', (err as Error).message, { cause: err });
+  }
+  return service.check(gateway, batch, 'mqtt', false);
 }
 
 export interface ForwardOptions {

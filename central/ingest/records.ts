@@ -1,7 +1,7 @@
 import { OutpostError } from '../../core/errors.js';
 import { DATAPOINT_ID, type Value } from '../../core/datapoint.js';
 import type { WireBatch } from '../../runtime/sync/codec.js';
-import type { IngestRecord } from '../store/contract.js';
+import { type RecordColumns, RecordColumnsBuilder } from '../store/record-columns.js';
 import '../errors.js';
 
 /** Largest time a stored key holds (storage/level/db.ts MAX_TIME); epoch ms fit until year 33658. */
@@ -18,7 +18,8 @@ export interface RefusedRecord {
 }
 
 export interface CheckedBatch {
-  records: IngestRecord[];
+  /** The records that may be stored, as columns: the batch's JSON is garbage as soon as this returns. */
+  records: RecordColumns;
   refused: RefusedRecord[];
 }
 
@@ -30,13 +31,13 @@ export interface CheckedBatch {
  * per-message refusal): bad records are left out and returned in `refused`, the rest stored.
  */
 export function checkRecords(batch: WireBatch, strict: boolean): CheckedBatch {
-  const records: IngestRecord[] = [];
+  const records = new RecordColumnsBuilder(batch.records.length);
   const refused: RefusedRecord[] = [];
   batch.records.forEach((raw: unknown, index) => {
     const reason = problem(raw);
     if (reason === undefined) {
       const [seq, id, t, v, q] = raw as [number, string, number, Value, ('stale' | 'bad')?];
-      records.push(q ? { seq, id, t, v, q } : { seq, id, t, v });
+      records.push(seq, id, t, v, q);
       return;
     }
     const seq = Array.isArray(raw) && Number.isSafeInteger(raw[0]) ? (raw[0] as number) : undefined;
@@ -50,7 +51,7 @@ export function checkRecords(batch: WireBatch, strict: boolean): CheckedBatch {
       { details: { refused: refused.slice(0, 20) } },
     );
   }
-  return { records, refused };
+  return { records: records.build(), refused };
 }
 
 /** Why a wire record cannot be stored, or undefined when it can. */

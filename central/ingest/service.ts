@@ -4,7 +4,8 @@ import type { GatewayDirectory } from '../gateways.js';
 import type { Logger } from '../log.js';
 import { rateLimitedWarn } from '../log.js';
 import type { CentralMetrics } from '../metrics.js';
-import type { CentralStore, GatewayStatus, IngestLane, IngestRecord, IngestVia, InsertResult, Receipt } from '../store/contract.js';
+import type { CentralStore, GatewayStatus, IngestLane, IngestRecords, IngestVia, InsertResult, Receipt } from '../store/contract.js';
+import type { RecordColumns } from '../store/record-columns.js';
 import { checkRecords, gatewayOfKey, type RefusedRecord } from './records.js';
 import '../errors.js';
 
@@ -13,6 +14,16 @@ export type IngestSink = Pick<CentralStore, 'insertReadings' | 'recordStatus' | 
 
 export interface BatchResult extends InsertResult {
   key: string;
+  refused: RefusedRecord[];
+}
+
+/** A batch as `IngestService.check` leaves it: what its commit needs, the records as columns. */
+export interface CheckedIngest {
+  gateway: string;
+  via: IngestVia;
+  key: string;
+  lane: 'history' | 'priority';
+  records: RecordColumns;
   refused: RefusedRecord[];
 }
 
@@ -41,18 +52,21 @@ export class IngestService {
   }
 
   /**
-   * A batch from `gateway` (the topic's or the authenticated one). `strict`: one bad record
-   * refuses the batch (HTTP); else bad records are left out, counted and logged (MQTT).
+   * A batch from `gateway` (the topic's or the authenticated one), checked: the gateway must be
+   * configured and the batch its own. `strict`: one bad record refuses the batch (HTTP); else
+   * bad records are left out, counted and logged (MQTT). Synchronous, and what it returns
+   * holds nothing of the decoded JSON: callers keep only this while the commit runs (V8 keeps
+   * an async function's locals alive across its awaits, used or not).
    */
-  async batch(gateway: string, batch: WireBatch, via: IngestVia, strict: boolean): Promise<BatchResult> {
+  check(gateway: string, batch: WireBatch, via: IngestVia, strict: boolean): CheckedIngest {
     this.o.gateways.require(gateway);
     if (batch.gw !== gateway)
       throw new OutpostError('CENTRAL_BATCH_INVALID', `the batch names gateway "${String(batch.gw).slice(0, 64)}" but came from "${gateway}"`);
     if (gatewayOfKey(batch.key) !== gateway)
       throw new OutpostError('CENTRAL_BATCH_INVALID', `idempotency key "${batch.key.slice(0, 100)}" is not "${gateway}:…"`);
-    const lane: IngestLane = batch.lane === 'priority' ? 'priority' : 'history';
     if (batch.lane !== 'history' && batch.lane !== 'priority')
       throw new OutpostError('CENTRAL_BATCH_INVALID', `lane ${JSON.stringify(batch.lane)} is not "history" or "priority"`);
+    const lane: IngestLane = batch.lane;
     const { records, refused } = checkRecords(batch, strict);
     if (refused.length > 0) {
       this.o.metrics.records.inc({ via, lane, result: 'refused' }, refused.length);
@@ -62,12 +76,18 @@ export class IngestService {
         'records refused and left out of the batch (invalid)',
       );
     }
-    const result = await this.insert(gateway, records, { via, lane, key: batch.key, at: this.now() });
-    return { key: batch.key, ...result, refused };
+    return { gateway, via, key: batch.key, lane, records, refused };
+  }
+
+  /** Commits a checked batch; resolves once it is durable (the caller acknowledges only then). */
+  async commit(checked: CheckedIngest): Promise<BatchResult> {
+    const { gateway, via, key, lane, records, refused } = checked;
+    const result = await this.insert(gateway, records, { via, lane, key, at: this.now() });
+    return { key, ...result, refused };
   }
 
   /** Readings decoded from elsewhere (the satellite), with their receipt. */
-  async insert(gateway: string, records: readonly IngestRecord[], receipt: Receipt): Promise<InsertResult> {
+  async insert(gateway: string, records: IngestRecords, receipt: Receipt): Promise<InsertResult> {
     const started = process.hrtime.bigint();
     const result = await this.o.sink.insertReadings(gateway, records, receipt);
     this.o.metrics.commitSeconds.observe({ via: receipt.via }, Number(process.hrtime.bigint() - started) / 1e9);

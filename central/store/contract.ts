@@ -1,7 +1,8 @@
 import type { Value } from '../../core/datapoint.js';
 import type { AggregatePoint, AggregateQuery, RangeQuery, StoredValue } from '../../storage/store.js';
+import type { IngestRecords } from './record-columns.js';
 
-export type { AggregatePoint, AggregateQuery, RangeQuery, StoredValue };
+export type { AggregatePoint, AggregateQuery, IngestRecords, RangeQuery, StoredValue };
 
 /**
  * The storage contract of Outpost Central: what ingest writes and the API reads, whatever
@@ -33,8 +34,11 @@ export interface CentralStore {
   /** Whether writes are taken now (`read-only` after a write error; storage/DESIGN.md "Full disk"). */
   health(): StoreHealth;
 
-  /** Stores the records not stored before (by seq), with the receipt, in one durable commit. */
-  insertReadings(gateway: string, records: readonly IngestRecord[], receipt: Receipt): Promise<InsertResult>;
+  /**
+   * Stores the records not stored before (by seq), with the receipt, in one durable commit.
+   * Ingest hands them over as columns (record-columns.ts); objects are taken alike.
+   */
+  insertReadings(gateway: string, records: IngestRecords, receipt: Receipt): Promise<InsertResult>;
   /** A status document or message from the gateway (MQTT `<root>/status`, HTTP `outpost-status/1`), merged as `GatewayStatus` says. */
   recordStatus(gateway: string, status: GatewayStatus): Promise<void>;
   /** A satellite message that carried no readings (an MT acknowledgement): counted for credits and position. */

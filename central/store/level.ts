@@ -27,6 +27,7 @@ import {
   type GatewayState,
   type GatewayStatus,
   type IngestRecord,
+  type IngestRecords,
   type InsertResult,
   type QueuedCommand,
   type RangeQuery,
@@ -36,6 +37,7 @@ import {
   type StoreHealth,
   type StoredValue,
 } from './contract.js';
+import { recordsOf } from './record-columns.js';
 
 /** Largest time a key of the engine holds (storage/level/db.ts MAX_TIME). */
 const MAX_TIME = 999_999_999_999_999;
@@ -103,8 +105,9 @@ export class LevelCentralStore implements CentralStore {
     return error === undefined ? { state: 'read-only' } : { state: 'read-only', error };
   }
 
-  async insertReadings(gateway: string, records: readonly IngestRecord[], receipt: Receipt): Promise<InsertResult> {
+  async insertReadings(gateway: string, given: IngestRecords, receipt: Receipt): Promise<InsertResult> {
     checkGateway(gateway);
+    const records = recordsOf(given);
     for (const r of records) checkRecord(r);
     return this.lock.run(gateway, async () => {
       const { fresh, duplicates } = await this.split(gateway, records);
@@ -349,8 +352,12 @@ export function checkGateway(gateway: string): void {
 
 /** The store's own guard (ingest checks first, with the record's position): keys must stay well-formed. */
 export function checkRecord(r: IngestRecord): void {
-  if (!DATAPOINT_ID.test(r.id)) throw new OutpostError('CENTRAL_RECORD_INVALID', `datapoint id "${r.id}" is not [a-z0-9_.-]{1,128}`);
-  if (!Number.isSafeInteger(r.t) || r.t < 0 || r.t > MAX_TIME) throw new OutpostError('CENTRAL_RECORD_INVALID', `${r.id}: time ${r.t} is not epoch ms`);
-  if (r.seq !== undefined && (!Number.isSafeInteger(r.seq) || r.seq < 0 || r.seq > MAX_TIME))
-    throw new OutpostError('CENTRAL_RECORD_INVALID', `${r.id}: seq ${r.seq} is not a non-negative integer`);
+  checkRecordFields(r.id, r.t, r.seq);
+}
+
+export function checkRecordFields(id: string, t: number, seq: number | undefined): void {
+  if (!DATAPOINT_ID.test(id)) throw new OutpostError('CENTRAL_RECORD_INVALID', `datapoint id "${id}" is not [a-z0-9_.-]{1,128}`);
+  if (!Number.isSafeInteger(t) || t < 0 || t > MAX_TIME) throw new OutpostError('CENTRAL_RECORD_INVALID', `${id}: time ${t} is not epoch ms`);
+  if (seq !== undefined && (!Number.isSafeInteger(seq) || seq < 0 || seq > MAX_TIME))
+    throw new OutpostError('CENTRAL_RECORD_INVALID', `${id}: seq ${seq} is not a non-negative integer`);
 }

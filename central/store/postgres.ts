@@ -17,7 +17,7 @@ import type {
   GatewayCommand,
   GatewayState,
   GatewayStatus,
-  IngestRecord,
+  IngestRecords,
   InsertResult,
   QueuedCommand,
   RangeQuery,
@@ -46,6 +46,7 @@ import { checkBatch, type InsertBatch, insertBatches, type WritePathCounts } fro
 import { Partitions } from './postgres/partitions.js';
 import { countReadings, countSeqs, datapoints, latest, queryRange } from './postgres/query.js';
 import { Rollups } from './postgres/rollups.js';
+import { columnsOf } from './record-columns.js';
 import { migrate, type Layout } from './postgres/schema.js';
 
 export { redactUrl };
@@ -186,9 +187,9 @@ export class PostgresCentralStore implements CentralStore {
     return this.parts;
   }
 
-  async insertReadings(gateway: string, records: readonly IngestRecord[], receipt: Receipt): Promise<InsertResult> {
+  async insertReadings(gateway: string, records: IngestRecords, receipt: Receipt): Promise<InsertResult> {
     this.opened();
-    const batch = { gateway, records, receipt };
+    const batch = { gateway, records: columnsOf(records), receipt };
     checkBatch(batch);
     return this.commits.submit(batch, records.length);
   }

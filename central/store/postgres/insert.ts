@@ -1,5 +1,6 @@
-import { checkGateway, checkRecord } from '../level.js';
-import type { IngestRecord, InsertResult, Receipt } from '../contract.js';
+import { checkGateway, checkRecordFields } from '../level.js';
+import type { InsertResult, Receipt } from '../contract.js';
+import type { RecordColumns } from '../record-columns.js';
 import type { Catalog } from './catalog.js';
 import { encodeValue } from './codec.js';
 import type { Database } from './db.js';
@@ -67,25 +68,18 @@ ${receipts(7)}`;
 /** The copy path's statement, after its COPYs. */
 const RECEIPTS = receipts(1);
 
-/** One batch of the contract's insert: a gateway's records and their receipt. */
+/** One batch of the contract's insert: a gateway's records (as columns) and their receipt. */
 export interface InsertBatch {
   gateway: string;
-  records: readonly IngestRecord[];
+  records: RecordColumns;
   receipt: Receipt;
-}
-
-interface Row {
-  series: number;
-  t: number;
-  v: number | null;
-  j: string | null;
-  q: string | null;
 }
 
 /** The contract's checks of a batch, before it waits for a transaction: a bad one is refused alone. */
 export function checkBatch(batch: InsertBatch): void {
   checkGateway(batch.gateway);
-  for (const r of batch.records) checkRecord(r);
+  const { records } = batch;
+  for (let i = 0; i < records.length; i++) checkRecordFields(records.id(i), records.t(i), records.seq(i));
 }
 
 const pairKey = (gateway: string, seq: number): string => `${gateway}\n${seq}`;
@@ -117,7 +111,7 @@ type WritePath = 'copy' | 'merge';
  */
 export async function insertBatches(ctx: InsertContext, batches: readonly InsertBatch[]): Promise<InsertResult[]> {
   const group = firstCopies(batches);
-  const copyable = batches.every((b) => b.records.every((r) => r.seq !== undefined));
+  const copyable = batches.every((b) => b.records.allHaveSeqs);
   if (copyable) {
     try {
       return await writeGroup(ctx, batches, group, 'copy');
@@ -130,15 +124,14 @@ export async function insertBatches(ctx: InsertContext, batches: readonly Insert
 }
 
 interface Group {
-  /** Per batch, its records whose seq no earlier batch of the group holds. */
-  firsts: IngestRecord[][];
+  /** Per batch, the indexes of its records whose seq no earlier batch of the group holds. */
+  firsts: Uint32Array[];
   /** The group's (gateway, seq) pairs sorted by gateway, then seq: locks are taken in this order. */
   claimGateways: string[];
   claimSeqs: number[];
   gateways: string[];
   /** Each gateway's earliest receipt time in the group: when a gateway or datapoint it registers was first seen. */
   firstSeen: Map<string, number>;
-  times: number[];
 }
 
 function firstCopies(batches: readonly InsertBatch[]): Group {
@@ -147,15 +140,17 @@ function firstCopies(batches: readonly InsertBatch[]): Group {
   const firsts = batches.map(({ gateway, records }) => {
     let taken = seen.get(gateway);
     if (!taken) seen.set(gateway, (taken = new Set()));
-    const out: IngestRecord[] = [];
-    for (const r of records) {
-      if (r.seq !== undefined) {
-        if (taken.has(r.seq)) continue;
-        taken.add(r.seq);
+    const out = new Uint32Array(records.length);
+    let n = 0;
+    for (let i = 0; i < records.length; i++) {
+      const seq = records.seq(i);
+      if (seq !== undefined) {
+        if (taken.has(seq)) continue;
+        taken.add(seq);
       }
-      out.push(r);
+      out[n++] = i;
     }
-    return out;
+    return out.subarray(0, n);
   });
   const gateways = [...seen.keys()].sort();
   const claimGateways: string[] = [];
@@ -166,10 +161,14 @@ function firstCopies(batches: readonly InsertBatch[]): Group {
       claimSeqs.push(seq);
     }
   }
-  const times = firsts.flatMap((records) => records.map((r) => r.t));
   const firstSeen = new Map<string, number>();
   for (const { gateway, receipt } of batches) firstSeen.set(gateway, Math.min(firstSeen.get(gateway) ?? receipt.at, receipt.at));
-  return { firsts, claimGateways, claimSeqs, gateways, firstSeen, times };
+  return { firsts, claimGateways, claimSeqs, gateways, firstSeen };
+}
+
+/** The times of the group's records: the partitions they need. */
+function* groupTimes(batches: readonly InsertBatch[], group: Group): Generator<number> {
+  for (const [b, indexes] of group.firsts.entries()) for (const i of indexes) yield batches[b]!.records.t(i);
 }
 
 async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], group: Group, path: WritePath): Promise<InsertResult[]> {
@@ -192,7 +191,13 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
           values: [group.claimGateways, group.claimSeqs],
         });
         const claimed = new Set(rows.map((r) => pairKey(r.gateway, Number(r.seq))));
-        fresh = group.firsts.map((records, i) => records.filter((r) => r.seq === undefined || claimed.has(pairKey(batches[i]!.gateway, r.seq))));
+        fresh = group.firsts.map((indexes, b) => {
+          const { gateway, records } = batches[b]!;
+          return indexes.filter((i) => {
+            const seq = records.seq(i);
+            return seq === undefined || claimed.has(pairKey(gateway, seq));
+          });
+        });
       }
       for (const [gateway, s] of await ctx.catalog.resolveAll(c, wantedIds(batches, group, fresh))) registered.set(gateway, s);
       const rows = groupRows(batches, fresh, registered);
@@ -207,21 +212,25 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
         counts.map((n) => n.duplicates),
       ];
       if (path === 'copy') {
-        if (rows.length > 0) {
-          await copyRows(c, 'outpost.readings (series, t, v, j, q)', rows, readingRow);
+        if (rows.order.length > 0) {
+          await copyRows(c, 'outpost.readings (series, t, v, j, q)', rows.order, (out, k) => readingRow(out, batches, rows, k));
           dirty = dirtyMinutes(rows, generation, ctx.dirty);
           const { entries } = dirty;
           if (entries.length > 0) await copyRows(c, 'outpost.rollup_dirty (series, minute, generation)', entries, (out, e) => dirtyRow(out, e, generation));
         }
         await c.query({ name: 'outpost-receipts', text: RECEIPTS, values: tail });
       } else {
-        const readings = [rows.map((r) => r.series), rows.map((r) => r.t / 1000), rows.map((r) => r.v), rows.map((r) => r.j), rows.map((r) => r.q)];
-        await c.query({ name: 'outpost-write-merging', text: WRITE_MERGING, values: [...readings, generation, ...tail] });
+        await c.query({ name: 'outpost-write-merging', text: WRITE_MERGING, values: [...mergeColumns(batches, rows), generation, ...tail] });
       }
       for (const b of batches) if (b.receipt.satellite) await upsertSatellite(c, b.gateway, b.receipt.satellite);
       return counts;
     },
-    { idempotent: true, bounded: true, prepare: () => ctx.partitions.ensureFor(group.times), onNoPartition: () => ctx.partitions.repair(group.times) },
+    {
+      idempotent: true,
+      bounded: true,
+      prepare: () => ctx.partitions.ensureFor(groupTimes(batches, group)),
+      onNoPartition: () => ctx.partitions.repair(groupTimes(batches, group)),
+    },
   );
   for (const [gateway, series] of registered) ctx.catalog.commit(gateway, series);
   if (dirty) ctx.dirty.remember(dirty.generation, dirty.entries);
@@ -230,37 +239,83 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
 }
 
 /** Each gateway's datapoint ids among the records to write, and when the gateway was first seen in the group. */
-function wantedIds(batches: readonly InsertBatch[], group: Group, records: readonly IngestRecord[][]): Map<string, { ids: Set<string>; at: number }> {
+function wantedIds(batches: readonly InsertBatch[], group: Group, fresh: readonly Uint32Array[]): Map<string, { ids: Set<string>; at: number }> {
   const wanted = new Map(group.gateways.map((gateway) => [gateway, { ids: new Set<string>(), at: group.firstSeen.get(gateway)! }]));
-  records.forEach((rs, i) => {
-    const { ids } = wanted.get(batches[i]!.gateway)!;
-    for (const r of rs) ids.add(r.id);
+  fresh.forEach((indexes, b) => {
+    const { gateway, records } = batches[b]!;
+    const { ids } = wanted.get(gateway)!;
+    for (const i of indexes) ids.add(records.id(i));
   });
   return wanted;
 }
 
-/** The group's rows, one per (series, t), sorted by (series, t). */
-function groupRows(batches: readonly InsertBatch[], fresh: readonly IngestRecord[][], registered: ReadonlyMap<string, ReadonlyMap<string, number>>): Row[] {
-  // Sorted by (series, t, arrival) and the last of each (series, t) kept: the last record wins,
-  // as the embedded store writes batches in order. A sort rather than a map keyed by strings:
-  // this runs for every record the receiver takes, and its garbage was a third of its CPU.
-  const all: Array<Row & { order: number }> = [];
-  fresh.forEach((records, i) => {
-    const series = registered.get(batches[i]!.gateway)!;
-    for (const r of records) {
-      const number = typeof r.v === 'number';
-      const j = number ? null : encodeValue(r.v).j;
-      all.push({ series: series.get(r.id)!, t: r.t, v: number ? (r.v as number) : null, j, q: r.q ?? null, order: all.length });
+/**
+ * The group's rows as columns: row k is record `record[k]` of batch `batch[k]`, in series
+ * `series[k]` at `t[k]`; `order` lists the rows to write, one per (series, t), sorted by
+ * (series, t).
+ */
+interface Rows {
+  series: Int32Array;
+  t: Float64Array;
+  batch: Uint32Array;
+  record: Uint32Array;
+  order: Uint32Array;
+}
+
+function groupRows(batches: readonly InsertBatch[], fresh: readonly Uint32Array[], registered: ReadonlyMap<string, ReadonlyMap<string, number>>): Rows {
+  let n = 0;
+  for (const indexes of fresh) n += indexes.length;
+  const rows: Rows = { series: new Int32Array(n), t: new Float64Array(n), batch: new Uint32Array(n), record: new Uint32Array(n), order: new Uint32Array(n) };
+  let k = 0;
+  fresh.forEach((indexes, b) => {
+    const { gateway, records } = batches[b]!;
+    const series = registered.get(gateway)!;
+    for (const i of indexes) {
+      rows.series[k] = series.get(records.id(i))!;
+      rows.t[k] = records.t(i);
+      rows.batch[k] = b;
+      rows.record[k] = i;
+      rows.order[k] = k;
+      k++;
     }
   });
-  all.sort((a, b) => a.series - b.series || a.t - b.t || a.order - b.order);
-  const rows: Row[] = [];
-  for (let k = 0; k < all.length; k++) {
-    const r = all[k]!;
-    const next = all[k + 1];
-    if (next === undefined || next.series !== r.series || next.t !== r.t) rows.push(r);
+  // Sorted by (series, t, arrival) and the last of each (series, t) kept: the last record wins,
+  // as the embedded store writes batches in order. Typed arrays rather than an object per row:
+  // this runs for every record the receiver takes, and what lives through a commit is copied
+  // by every scavenge meanwhile.
+  const { series, t } = rows;
+  rows.order.sort((a, b) => series[a]! - series[b]! || t[a]! - t[b]! || a - b);
+  let kept = 0;
+  for (let m = 0; m < n; m++) {
+    const r = rows.order[m]!;
+    const next = m + 1 < n ? rows.order[m + 1]! : -1;
+    if (next < 0 || series[next] !== series[r] || t[next] !== t[r]) rows.order[kept++] = r;
   }
+  rows.order = rows.order.subarray(0, kept);
   return rows;
+}
+
+/** Row k's value as the `v` and `j` columns, and its quality. */
+function rowValue(batches: readonly InsertBatch[], rows: Rows, k: number): { v: number | null; j: string | null; q: string | null } {
+  const records = batches[rows.batch[k]!]!.records;
+  const i = rows.record[k]!;
+  const n = records.number(i);
+  const { v, j } = Number.isNaN(n) ? encodeValue(records.value(i)) : { v: n, j: null };
+  return { v, j, q: records.quality(i) ?? null };
+}
+
+/** The merge path's parameters: series, t (s), v, j, q of each row. */
+function mergeColumns(batches: readonly InsertBatch[], rows: Rows): unknown[][] {
+  const out: [number[], number[], (number | null)[], (string | null)[], (string | null)[]] = [[], [], [], [], []];
+  for (const k of rows.order) {
+    const { v, j, q } = rowValue(batches, rows, k);
+    out[0].push(rows.series[k]!);
+    out[1].push(rows.t[k]! / 1000);
+    out[2].push(v);
+    out[3].push(j);
+    out[4].push(q);
+  }
+  return out;
 }
 
 /** The COPY row of the group's `k`th (gateway, seq). */
@@ -268,8 +323,16 @@ function seqRow(out: CopyRows, group: Group, k: number): void {
   out.row(2).text(group.claimGateways[k]!).int8(group.claimSeqs[k]!);
 }
 
-function readingRow(out: CopyRows, r: Row): void {
-  out.row(5).int4(r.series).readingTime(r.t).float8(r.v).jsonb(r.j).text(r.q);
+function readingRow(out: CopyRows, batches: readonly InsertBatch[], rows: Rows, k: number): void {
+  const records = batches[rows.batch[k]!]!.records;
+  const i = rows.record[k]!;
+  out.row(5).int4(rows.series[k]!).readingTime(rows.t[k]!);
+  const n = records.number(i);
+  if (Number.isNaN(n)) {
+    const { v, j } = encodeValue(records.value(i));
+    out.float8(v).jsonb(j);
+  } else out.float8(n).null();
+  out.text(records.quality(i) ?? null);
 }
 
 function dirtyRow(out: CopyRows, e: { series: number; minute: number }, generation: number): void {
@@ -286,14 +349,15 @@ interface Dirty {
  * The rollup refresh's dirty minutes of rows sorted by (series, t), once per (series, minute),
  * leaving out those already committed in this generation (dirty-minutes.ts).
  */
-function dirtyMinutes(rows: readonly Row[], generation: number, memo: DirtyMemo): Dirty {
+function dirtyMinutes(rows: Rows, generation: number, memo: DirtyMemo): Dirty {
   const entries: Dirty['entries'] = [];
   let series = -1;
   let minute = -1;
-  for (const r of rows) {
-    const m = r.t - (r.t % MINUTE_MS);
-    if (r.series === series && m === minute) continue;
-    series = r.series;
+  for (const k of rows.order) {
+    const t = rows.t[k]!;
+    const m = t - (t % MINUTE_MS);
+    if (rows.series[k] === series && m === minute) continue;
+    series = rows.series[k]!;
     minute = m;
     if (!memo.written(generation, series, minute)) entries.push({ series, minute });
   }
