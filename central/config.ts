@@ -166,7 +166,7 @@ export const centralSchema = z
         commitMaxRecords: z.number().int().min(100).max(100_000).default(10_000),
         /** How often the rollups (1 min … 1 d) are brought up to date; aggregates are exact in between. */
         rollupRefreshSeconds: z.number().int().min(1).max(86_400).default(60),
-        /** How long one statement of a write may take; its transaction gets twice that, then its connection is dropped. */
+        /** How long one statement of a write may take; a transaction silent for twice that has its connection dropped. */
         writeTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
       })
       .prefault({}),

@@ -19,7 +19,7 @@ export interface DatabaseOptions {
   probeMs: number;
   /**
    * How long each statement of a write may take (ms; PostgreSQL's `statement_timeout` for its
-   * transaction); the whole transaction gets twice that before its connection is dropped.
+   * transaction); a transaction that hears nothing for twice that has its connection dropped.
    */
   writeTimeoutMs: number;
 }
@@ -164,13 +164,17 @@ export class Database {
 
   /**
    * Runs `fn` in one transaction on one pooled connection; a broken connection is not returned
-   * to the pool. With `deadlineMs`, a transaction still running after it has its connection dropped:
-   * what it waits for fails with ETIMEDOUT (a database that stopped answering — a frozen VM, a
-   * firewall that silently drops the connection — would otherwise hold it for ever: TCP
-   * keepalive takes hours by default), and PostgreSQL rolls it back once it notices.
+   * to the pool. With `deadlineMs`, a transaction that hears nothing from the server for that
+   * long has its connection dropped: what it waits for fails with ETIMEDOUT (a database that
+   * stopped answering — a frozen VM, a firewall that silently drops the connection — would
+   * otherwise hold it for ever: TCP keepalive takes hours by default), and PostgreSQL rolls it
+   * back once it notices. The clock starts again with every answer, so a transaction of many
+   * statements, each slow but answered, is not cut.
    */
   async transaction<T>(fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN', deadlineMs?: number): Promise<T> {
     const client = await this.pool.connect();
+    // node-postgres's socket: its own way to end a connection that cannot be ended politely (client.js, query_timeout).
+    const socket = (client as unknown as { connection: { stream: NodeJS.EventEmitter & { destroy(err: Error): void } } }).connection.stream;
     let broken = false;
     const deadline =
       deadlineMs === undefined
@@ -178,10 +182,10 @@ export class Database {
         : setTimeout(() => {
             broken = true;
             this.log.warn({ deadlineMs }, 'PostgreSQL: a write transaction got no answer in time; its connection is dropped');
-            const err = Object.assign(new Error(`PostgreSQL did not answer within ${deadlineMs} ms`), { code: 'ETIMEDOUT', [NO_ANSWER]: true });
-            // node-postgres's own way to end a connection that cannot be ended politely (client.js, query_timeout).
-            (client as unknown as { connection: { stream: { destroy(err: Error): void } } }).connection.stream.destroy(err);
+            socket.destroy(Object.assign(new Error(`PostgreSQL did not answer within ${deadlineMs} ms`), { code: 'ETIMEDOUT', [NO_ANSWER]: true }));
           }, deadlineMs);
+    const heard = () => deadline?.refresh();
+    if (deadline) socket.on('data', heard);
     // A checked-out client whose connection breaks between two queries (the server shut down:
     // 57P01) emits 'error' itself — the pool listens only to idle ones — and node would crash.
     // The query in flight, or the next one, fails with it and is handled below.
@@ -205,6 +209,7 @@ export class Database {
       throw err;
     } finally {
       clearTimeout(deadline);
+      socket.off('data', heard);
       client.off('error', onError);
       client.release(broken);
     }
@@ -217,9 +222,9 @@ export class Database {
    * `prepare` runs first, in transactions of its own (a week's partitions), under the same
    * rules; `onNoPartition` repairs a missing partition before the next try. `bounded` (the
    * ingest's writes, which hold a gateway's message until they end): each statement may take
-   * `writeTimeoutMs` (PostgreSQL's `statement_timeout`: a timeout fails this write alone), the
-   * transaction twice that before its connection is dropped (the database gave no answer: the
-   * store goes read-only at once, without the second try). The rollup refresh is not bounded:
+   * `writeTimeoutMs` (PostgreSQL's `statement_timeout`: a timeout fails this write alone), and
+   * a transaction that hears nothing for twice that has its connection dropped (the database
+   * gave no answer: the store goes read-only at once, without the second try). The rollup refresh is not bounded:
    * a round over a backlog may rightly take long.
    */
   async write<T>(
