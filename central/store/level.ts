@@ -353,10 +353,12 @@ export function checkGateway(gateway: string): void {
 /** The store's own guard (ingest checks first, with the record's position): keys must stay well-formed. */
 export function checkRecord(r: IngestRecord): void {
   checkRecordFields(r.id, r.t, r.seq);
+  if (r.q !== undefined && r.q !== 'stale' && r.q !== 'bad')
+    throw new OutpostError('CENTRAL_RECORD_INVALID', `${r.id}: quality ${JSON.stringify(r.q)} is not "stale" or "bad"`);
 }
 
 export function checkRecordFields(id: string, t: number, seq: number | undefined): void {
-  if (!DATAPOINT_ID.test(id)) throw new OutpostError('CENTRAL_RECORD_INVALID', `datapoint id "${id}" is not [a-z0-9_.-]{1,128}`);
+  if (typeof id !== 'string' || !DATAPOINT_ID.test(id)) throw new OutpostError('CENTRAL_RECORD_INVALID', `datapoint id "${id}" is not [a-z0-9_.-]{1,128}`);
   if (!Number.isSafeInteger(t) || t < 0 || t > MAX_TIME) throw new OutpostError('CENTRAL_RECORD_INVALID', `${id}: time ${t} is not epoch ms`);
   if (seq !== undefined && (!Number.isSafeInteger(seq) || seq < 0 || seq > MAX_TIME))
     throw new OutpostError('CENTRAL_RECORD_INVALID', `${id}: seq ${seq} is not a non-negative integer`);

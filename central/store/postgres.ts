@@ -46,7 +46,8 @@ import { checkBatch, type InsertBatch, insertBatches, type WritePathCounts } fro
 import { Partitions } from './postgres/partitions.js';
 import { countReadings, countSeqs, datapoints, latest, queryRange } from './postgres/query.js';
 import { Rollups } from './postgres/rollups.js';
-import { columnsOf } from './record-columns.js';
+import { checkRecord } from './level.js';
+import { RecordColumns, columnsOf } from './record-columns.js';
 import { migrate, type Layout } from './postgres/schema.js';
 
 export { redactUrl };
@@ -189,6 +190,8 @@ export class PostgresCentralStore implements CentralStore {
 
   async insertReadings(gateway: string, records: IngestRecords, receipt: Receipt): Promise<InsertResult> {
     this.opened();
+    // Objects are checked as they are, before packing could turn a field of the wrong type into a number.
+    if (!(records instanceof RecordColumns)) for (const r of records) checkRecord(r);
     const batch = { gateway, records: columnsOf(records), receipt };
     checkBatch(batch);
     return this.commits.submit(batch, records.length);

@@ -116,6 +116,8 @@ export class RecordColumnsBuilder {
 
   push(seq: number | undefined, id: string, t: number, v: Value, q?: Quality): void {
     if (this.n >= this.capacity) throw new RangeError(`more than ${this.capacity} records`);
+    const quality = q === undefined ? 0 : QUALITIES.indexOf(q);
+    if (quality < 0) throw new RangeError(`quality ${JSON.stringify(q)} is not "stale" or "bad"`);
     const i = this.n++;
     this.numbers[3 * i] = seq ?? Number.NaN;
     this.numbers[3 * i + 1] = t;
@@ -127,7 +129,7 @@ export class RecordColumnsBuilder {
     this.ids.push(intern(id));
     if (q !== undefined) {
       this.qualities ??= new Uint8Array(this.capacity);
-      this.qualities[i] = QUALITIES.indexOf(q);
+      this.qualities[i] = quality;
     }
   }
 

@@ -30,7 +30,10 @@ t.test('records as columns give back every record as it was: values of each kind
   ];
   const columns = RecordColumns.from(records);
   t.equal(columns.length, records.length);
-  t.same(columns.toRecords(), records, 'every record round trips');
+  t.strictSame(columns.toRecords(), records, 'every record round trips');
+  t.ok(Number.isNaN(RecordColumns.from([{ seq: 1, id: 'x', t: T0, v: Number.NaN }]).value(0)), 'a NaN value stays NaN');
+  t.equal(RecordColumns.from([{ seq: 1, id: 'x', t: T0, v: undefined as never }]).value(0), null, 'a missing value is null');
+  t.throws(() => RecordColumns.from([{ seq: 1, id: 'x', t: T0, v: 1, q: 'good' as never }]), RangeError, 'an unknown quality is refused');
   t.ok(Object.is(columns.value(1), -0), '-0 stays -0');
   t.equal(columns.seq(7), undefined, 'no seq');
   t.notOk(columns.allHaveSeqs, 'not every record has a seq');
@@ -41,7 +44,7 @@ t.test('records as columns give back every record as it was: values of each kind
   t.equal(columns.quality(0), undefined);
   t.equal(RecordColumns.from(records.slice(0, 2)).quality(0), undefined, 'no qualities at all');
   t.equal(columnsOf(columns), columns, 'columns are taken as they are');
-  t.same(recordsOf(columns), records);
+  t.strictSame(recordsOf(columns), records);
   t.equal(recordsOf(records), records, 'objects are taken as they are');
   t.equal(RecordColumns.from([]).length, 0);
 });
@@ -50,7 +53,7 @@ t.test('a builder takes no more records than it was made for', async (t) => {
   const b = new RecordColumnsBuilder(1);
   b.push(1, 'a', T0, 1);
   t.throws(() => b.push(2, 'a', T0, 2), RangeError);
-  t.same(b.build().toRecords(), [{ seq: 1, id: 'a', t: T0, v: 1 }]);
+  t.strictSame(b.build().toRecords(), [{ seq: 1, id: 'a', t: T0, v: 1 }]);
 });
 
 t.test("a batch's decoded JSON is not kept alive while its commit runs (only its columns)", async (t) => {
@@ -96,7 +99,7 @@ t.test("a batch's decoded JSON is not kept alive while its commit runs (only its
   gc();
   t.equal(decoded[0]!.deref(), undefined, 'its JSON is garbage while the commit runs');
   t.ok(received instanceof RecordColumns, 'the store is handed columns');
-  t.same(recordsOf(received!), records, 'holding every record');
+  t.strictSame(recordsOf(received!), records, 'holding every record');
   release!();
   await commit;
 });

@@ -358,6 +358,19 @@ export function centralStoreContract(t: Test, harness: CentralStoreHarness): voi
     await refuses(t, () => store.insertReadings(GW, [{ seq: 1, id: 'x', t: -5, v: 1 }], rx(T0)), 'CENTRAL_RECORD_INVALID', 'a negative time');
     await refuses(t, () => store.insertReadings(GW, [{ seq: 1.5, id: 'x', t: T0, v: 1 }], rx(T0)), 'CENTRAL_RECORD_INVALID', 'a fractional seq');
     await refuses(t, () => store.insertReadings('../etc', records(1, 2), rx(T0)), 'CENTRAL_RECORD_INVALID', 'a gateway id');
+    // Fields of the wrong type, from a caller that bypassed the types: refused as they are,
+    // before anything converts them (a NaN seq is not "no seq", a time of null is not 1970).
+    const wrong: Array<[string, unknown]> = [
+      ['a seq that is NaN', { seq: Number.NaN, id: 'x', t: T0, v: 1 }],
+      ['a seq of null', { seq: null, id: 'x', t: T0, v: 1 }],
+      ['a seq that is text', { seq: '5', id: 'x', t: T0, v: 1 }],
+      ['a time of null', { seq: 1, id: 'x', t: null, v: 1 }],
+      ['a time that is text', { seq: 1, id: 'x', t: String(T0), v: 1 }],
+      ['a time that is a boolean', { seq: 1, id: 'x', t: true, v: 1 }],
+      ['an id that is a number', { seq: 1, id: 5, t: T0, v: 1 }],
+      ['a quality that is neither stale nor bad', { seq: 1, id: 'x', t: T0, v: 1, q: 'good' }],
+    ];
+    for (const [what, record] of wrong) await refuses(t, () => store.insertReadings(GW, [record as IngestRecord], rx(T0)), 'CENTRAL_RECORD_INVALID', what);
     t.equal(await store.countSeqs(GW), 0);
     t.same(await store.datapoints(), []);
   });
