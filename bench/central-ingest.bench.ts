@@ -20,6 +20,7 @@
  *   OUTPOST_BENCH_COMMIT_CONCURRENCY=2 (postgres.commitConcurrency)  OUTPOST_BENCH_ROLLUP_SECONDS=60 (postgres.rollupRefreshSeconds)
  *   OUTPOST_BENCH_PROFILE=<dir> (the receiver writes a V8 CPU profile there when it stops)
  *   OUTPOST_BENCH_GC_LOG=<file> (the receiver runs with --trace-gc; its lines are appended there)
+ *   OUTPOST_BENCH_RECEIVER_FLAGS='<node flags>' (for the receiver alone, e.g. --single-threaded-gc)
  *   OUTPOST_BENCH_IN_FLIGHT=16 (ingest.mqtt.messagesInFlight)  OUTPOST_BENCH_COMMIT_MAX_RECORDS=10000 (postgres.commitMaxRecords)
  *   OUTPOST_BENCH_WARM=1 (postgres: the fleet's gateways and datapoints registered before the clock
  *     starts, as in a fleet that has been running; the COPY baseline registers nothing either)
@@ -184,7 +185,7 @@ async function main(): Promise<void> {
       console.log(`\n--- ${engine}: ${fmt(totalRecords(plan))} records`);
       if (engine === 'copy') {
         // A single COPY's rate varies by a third from run to run here: the limit is the median of
-        // COPY_RUNS, each into a database of its own.
+        // COPY_RUNS, each into a database of its own, dropped after it.
         const runs: CopyResult[] = [];
         for (let i = 1; i <= COPY_RUNS; i++) {
           const url = await cluster.createDatabase(`bench_copy_${i}`);
@@ -195,6 +196,11 @@ async function main(): Promise<void> {
             if (counts.readings.get(gatewayId(g)) !== expected || counts.seqs.get(gatewayId(g)) !== expected)
               throw new Error(`COPY: ${gatewayId(g)} rows missing`);
           runs.push(r);
+          // Dropped, so that its pages do not fill the shared buffers the receiver's run needs next.
+          const admin = new pg.Client({ connectionString: cluster.url });
+          await admin.connect();
+          await admin.query(`DROP DATABASE bench_copy_${i}`);
+          await admin.end();
           console.log(
             `COPY ${i}/${COPY_RUNS}: ${fmt(r.rows)} rows in ${fmt(r.seconds, 1)} s = ${fmt(r.rows / r.seconds)} rows/s; every gateway's rows present`,
           );

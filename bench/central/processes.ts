@@ -137,7 +137,9 @@ export async function startReceiver(yaml: string, core: number | undefined): Pro
   const profile = process.env.OUTPOST_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.OUTPOST_BENCH_PROFILE}`] : [];
   // OUTPOST_BENCH_GC_LOG=<file>: the receiver runs with --trace-gc, its lines (stdout) appended there.
   const gcLog = process.env.OUTPOST_BENCH_GC_LOG;
-  const args = [...profile, ...(gcLog ? ['--trace-gc'] : []), ...(fromSource ? ['--import', 'tsx'] : []), cli, 'central', '-c', yaml];
+  // OUTPOST_BENCH_RECEIVER_FLAGS='--flag …': node/V8 flags for the receiver alone (some, such as GC threading, NODE_OPTIONS refuses).
+  const flags = (process.env.OUTPOST_BENCH_RECEIVER_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const args = [...flags, ...profile, ...(gcLog ? ['--trace-gc'] : []), ...(fromSource ? ['--import', 'tsx'] : []), cli, 'central', '-c', yaml];
   const receiver = pinned(core, process.execPath, args, env);
   if (gcLog) receiver.stdout!.on('data', (d: Buffer) => appendFileSync(gcLog, d));
   const child = wrap(receiver);
