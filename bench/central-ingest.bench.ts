@@ -91,6 +91,8 @@ interface Row {
   engine: Engine;
   records: number;
   seconds: number;
+  /** `COPY`: the median time of its readings alone. */
+  readingsSeconds?: number;
   cpu?: ReceiverRunResult['cpu'];
   result?: ReceiverRunResult;
 }
@@ -202,11 +204,12 @@ async function main(): Promise<void> {
           await admin.query(`DROP DATABASE bench_copy_${i}`);
           await admin.end();
           console.log(
-            `COPY ${i}/${COPY_RUNS}: ${fmt(r.rows)} rows in ${fmt(r.seconds, 1)} s = ${fmt(r.rows / r.seconds)} rows/s; every gateway's rows present`,
+            `COPY ${i}/${COPY_RUNS}: ${fmt(r.rows)} rows in ${fmt(r.seconds, 1)} s = ${fmt(r.rows / r.seconds)} rows/s (the readings alone ${fmt(r.readingsSeconds, 1)} s = ${fmt(r.rows / r.readingsSeconds)} rows/s); every gateway's rows present`,
           );
         }
         const r = runs.sort((a, b) => a.seconds - b.seconds)[Math.floor((runs.length - 1) / 2)]!;
-        rows.push({ engine, records: r.rows, seconds: r.seconds, cpu: { receiver: 0, broker: 0, database: r.databaseCpu } });
+        const readingsAlone = runs.map((x) => x.readingsSeconds).sort((a, b) => a - b)[Math.floor((runs.length - 1) / 2)]!;
+        rows.push({ engine, records: r.rows, seconds: r.seconds, readingsSeconds: readingsAlone, cpu: { receiver: 0, broker: 0, database: r.databaseCpu } });
         console.log(`COPY: the median of ${runs.length} runs, ${fmt(r.rows / r.seconds)} rows/s, is the limit below`);
         continue;
       }
@@ -304,6 +307,11 @@ function report(rows: Row[]): void {
       const ratio = rate(r) / rate(copy);
       const target = r.engine === 'postgres' ? ` (target ≥ ${TARGET * 100} %: ${ratio >= TARGET ? 'met' : 'NOT met'})` : '';
       console.log(`${r.engine} / COPY: ${fmt(ratio * 100)} %${target}`);
+      // The store keeps seqs as runs where the limit writes a row per seq (copy-baseline.ts).
+      if (copy.readingsSeconds)
+        console.log(
+          `${r.engine} / COPY of the readings alone (median ${fmt(copy.records / copy.readingsSeconds)} rows/s): ${fmt((rate(r) / (copy.records / copy.readingsSeconds)) * 100)} %`,
+        );
     }
   }
 }

@@ -98,7 +98,7 @@ export class PostgresCentralStore implements CentralStore {
   private refreshing: Promise<number> | undefined;
   private readonly commits: GroupCommit<InsertBatch, InsertResult>;
   /** Groups committed by COPY and by merge, and COPYs refused for a stored key (insert.ts). */
-  readonly writePaths: WritePathCounts = { copy: 0, merge: 0, copyRefused: 0 };
+  readonly writePaths: WritePathCounts = { copy: 0, merge: 0, copyRefused: 0, mergeRetried: 0 };
   private readonly dirty = new DirtyMemo();
 
   constructor(private readonly options: PostgresCentralStoreOptions) {

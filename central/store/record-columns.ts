@@ -14,7 +14,7 @@ const interned = new Map<string, string>();
  * every value longer than 10 characters, so without this each record in flight would keep its
  * own copy of its id alive until its commit.
  */
-function intern(id: string): string {
+export function internId(id: string): string {
   const known = interned.get(id);
   if (known !== undefined) return known;
   if (interned.size >= MAX_INTERNED_IDS) interned.clear();
@@ -126,7 +126,7 @@ export class RecordColumnsBuilder {
       this.numbers[3 * i + 2] = Number.NaN;
       (this.others ??= new Map()).set(i, v);
     }
-    this.ids.push(intern(id));
+    this.ids.push(internId(id));
     if (q !== undefined) {
       this.qualities ??= new Uint8Array(this.capacity);
       this.qualities[i] = quality;

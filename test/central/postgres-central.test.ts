@@ -131,8 +131,9 @@ gateways:
 
   // The schema as an operator sees it.
   t.equal(
-    await psql(pg.url, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'outpost.seqs'::regclass AND contype = 'p'"),
-    'PRIMARY KEY (gateway, seq)',
+    await psql(pg.url, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'outpost.seq_runs'::regclass AND contype = 'x'"),
+    "EXCLUDE USING gist (gateway WITH =, int8range(first_seq, last_seq, '[]'::text) WITH &&)",
+    'seqs unique per gateway: stored as runs, no two of a gateway overlapping',
   );
   t.equal(
     await psql(pg.url, "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'outpost.readings'::regclass AND contype = 'p'"),

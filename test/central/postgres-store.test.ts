@@ -235,7 +235,7 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
       { id: 'a', t: T0 + 90_000, v: 2 },
       { id: 'b', t: T0, v: 'open' },
     ]);
-    t.same(store.writePaths, { copy: 1, merge: 0, copyRefused: 0 }, 'fresh seqs: written by COPY');
+    t.same(store.writePaths, { copy: 1, merge: 0, copyRefused: 0, mergeRetried: 0 }, 'fresh seqs: written by COPY');
     t.same(await newest(), { a: { t: T0 + 90_000, v: 2 }, b: { t: T0, v: 'open' } }, 'newest from the dirty minutes before any refresh');
     t.equal(await stored(), 'a=-,b=-', 'nothing in the datapoint rows yet: no insert updates them');
 
@@ -253,14 +253,14 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.same(await store.latest(GW, 'a'), { t: T0 + 90_000, v: 7 }, '…and the merge path replaced the value, which is the newest at once');
     await write([{ id: 'a', t: T0 + 120_000, v: 8 }], false);
     t.same(await store.latest(GW, 'a'), { t: T0 + 120_000, v: 8 }, 'a record without a seq goes the merge path');
-    t.same(store.writePaths, { copy: 3, merge: 2, copyRefused: 1 });
+    t.same(store.writePaths, { copy: 3, merge: 2, copyRefused: 1, mergeRetried: 0 });
 
     await store.refreshRollups();
     t.equal(await stored(), 'a=8,b=true', 'refreshed again');
     t.same(await newest(), { a: { t: T0 + 120_000, v: 8 }, b: { t: T0 + 600_000, v: true, q: 'stale' } });
     const again = await store.insertReadings(GW, [{ seq: 1, id: 'a', t: T0, v: 1 }], rx(T0));
     t.same(again, { stored: 0, duplicates: 1 }, 'a stored seq again: a duplicate, through the merge path');
-    t.same(store.writePaths, { copy: 3, merge: 3, copyRefused: 2 });
+    t.same(store.writePaths, { copy: 3, merge: 3, copyRefused: 2, mergeRetried: 0 });
   });
 
   t.test('binary COPY: PostgreSQL reads every time and value as sent, from the first millisecond to the last one a key holds', async (t) => {
@@ -282,7 +282,7 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     const values: IngestRecord['v'][] = [-0, 5e-324, -1.7976931348623157e308, 0.1 + 0.2, 'ünïcödé ⚡\t\\N', { deep: [1, 'two', null] }, true, null, 42];
     const sent: IngestRecord[] = times.map((t, k) => ({ seq: k + 1, id: 'edge', t, v: values[k]!, ...(values[k] === null ? { q: 'bad' as const } : {}) }));
     t.same(await store.insertReadings(GW, sent, rx(T0)), { stored: sent.length, duplicates: 0 });
-    t.same(store.writePaths, { copy: 1, merge: 0, copyRefused: 0 }, 'all of it through COPY');
+    t.same(store.writePaths, { copy: 1, merge: 0, copyRefused: 0, mergeRetried: 0 }, 'all of it through COPY');
     const rows = await psql(
       url,
       "SELECT (extract(epoch FROM t) * 1000)::bigint || ' ' || coalesce(v::text, j::text, '-') || ' ' || coalesce(q, '-') FROM outpost.readings ORDER BY t",
@@ -387,7 +387,7 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     const stores = [0, 1, 2].map(() => new PostgresCentralStore({ url, refreshMs: 0 }));
     await Promise.all(stores.map((s) => s.open()));
     for (const s of stores) t.teardown(() => s.close());
-    t.equal(await psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM outpost.outpost_schema"), '1,2,3', 'migrations 1 to 3 applied once');
+    t.equal(await psql(url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM outpost.outpost_schema"), '1,2,3,4', 'migrations 1 to 4 applied once');
     t.equal(await psql(url, "SELECT value FROM outpost.settings WHERE name = 'layout'"), 'partitioned', 'plain PostgreSQL: our partitions');
     const results = await Promise.all(stores.map((s, i) => s.insertReadings(GW, [{ seq: 1, id: 'a', t: T0, v: i }], rx(T0))));
     t.equal(
@@ -399,7 +399,72 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     await psql(url, "INSERT INTO outpost.outpost_schema (version, description) VALUES (99, 'from the future')");
     const old = new PostgresCentralStore({ url });
     const err = await rejectsWith(t, old.open(), 'STORAGE_OPEN_FAILED', 'an older Outpost on a newer schema');
-    t.match(err?.message, /version 99, newer than this Outpost Central knows \(3\)/);
+    t.match(err?.message, /version 99, newer than this Outpost Central knows \(4\)/);
+  });
+
+  t.test('migration 4: the seqs of a database at version 3 become runs, each seq still stored once', async (t) => {
+    const url = await freshDatabase();
+    const first = await openStore(t, url, { refreshMs: 0 });
+    const seqs = (from: number, to: number, id = 'a'): IngestRecord[] =>
+      Array.from({ length: to - from + 1 }, (_, k) => ({ seq: from + k, id, t: T0 + (from + k) * 1000, v: from + k }));
+    await first.insertReadings(GW, [...seqs(1, 40), ...seqs(45, 45), ...seqs(50, 60)], rx(T0));
+    await first.insertReadings('site-007', seqs(3, 5), rx(T0));
+    await first.close();
+    // The database as version 3 left it: a row per seq, no runs.
+    await psql(
+      url,
+      `DROP VIEW outpost.seqs;
+       CREATE TABLE outpost.seqs (gateway text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (gateway, seq));
+       INSERT INTO outpost.seqs SELECT gateway, generate_series(first_seq, last_seq) FROM outpost.seq_runs;
+       DROP TABLE outpost.seq_runs;
+       DELETE FROM outpost.outpost_schema WHERE version = 4;`,
+    );
+    t.equal(await psql(url, 'SELECT count(*) FROM outpost.seqs'), '55', 'version 3: 55 seq rows');
+    const store = await openStore(t, url, { refreshMs: 0 });
+    t.equal(
+      await psql(url, "SELECT string_agg(gateway || ':' || first_seq || '-' || last_seq, ' ' ORDER BY gateway, first_seq) FROM outpost.seq_runs"),
+      `site-007:3-5 ${GW}:1-40 ${GW}:45-45 ${GW}:50-60`,
+      'the runs of the stored seqs',
+    );
+    t.equal(await psql(url, 'SELECT count(*) FROM outpost.seqs'), '55', 'the seqs view shows the same 55');
+    t.equal(await store.countSeqs(GW), 52);
+    t.same(
+      await store.insertReadings(GW, seqs(38, 52, 'b'), rx(T0 + 1)),
+      { stored: 8, duplicates: 7 },
+      'seqs 38-40, 45 and 50-52 stored before: duplicates; the 8 between them new',
+    );
+    t.equal(
+      await psql(url, "SELECT string_agg(first_seq || '-' || last_seq, ' ' ORDER BY first_seq) FROM outpost.seq_runs WHERE gateway = 'site-042'"),
+      '1-40 41-44 45-45 46-49 50-60',
+    );
+  });
+
+  t.test('a merge that meets a run another transaction commits after its read runs again: each seq stored once', async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { refreshMs: 0 });
+    // Another receiver's transaction holds seqs 5-7 of the gateway, not committed yet.
+    const other = new pgLib.Client({ connectionString: url });
+    await other.connect();
+    t.teardown(() => other.end());
+    await other.query('BEGIN');
+    await other.query(`INSERT INTO outpost.seq_runs (gateway, first_seq, last_seq) VALUES ($1, 5, 7)`, [GW]);
+    // A record without a seq sends the batch down the merge path at once: it reads the stored
+    // runs (5-7 is not committed: not among them), then waits on 5-7 as it writes 1-10.
+    const batch: IngestRecord[] = [...Array.from({ length: 10 }, (_, k) => ({ seq: k + 1, id: 'a', t: T0 + k * 1000, v: k })), { id: 'b', t: T0, v: 1 }];
+    const inserting = store.insertReadings(GW, batch, rx(T0));
+    const watcher = new pgLib.Client({ connectionString: url });
+    await watcher.connect();
+    t.teardown(() => watcher.end());
+    await eventually(
+      async () => (await watcher.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted")).rows[0].n > 0,
+      10_000,
+      20,
+    );
+    await other.query('COMMIT');
+    t.same(await inserting, { stored: 8, duplicates: 3 }, 'seqs 5-7 are the other transaction’s: duplicates here');
+    t.equal(store.writePaths.mergeRetried, 1, 'the merge ran again after the exclusion constraint refused its run');
+    t.equal(await psql(url, "SELECT string_agg(first_seq || '-' || last_seq, ' ' ORDER BY first_seq) FROM outpost.seq_runs"), '1-4 5-7 8-10');
+    t.equal(await psql(url, 'SELECT count(*) FROM outpost.readings'), '8', 'readings of seqs 1-4 and 8-10, and the one without a seq');
   });
 
   t.test('the password is in no error and no log line', async (t) => {
@@ -487,12 +552,12 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     const url = await freshDatabase();
     const store = await openStore(t, url, { writeTimeoutMs: 1000, refreshMs: 0 });
     t.same(await store.insertReadings(GW, batchOf(1), rx(T0)), { stored: 50, duplicates: 0 });
-    // Someone's maintenance holds the seqs table (a VACUUM FULL, a long ALTER).
+    // Someone's maintenance holds the seq runs table (a VACUUM FULL, a long ALTER).
     const holder = new pgLib.Client({ connectionString: url });
     await holder.connect();
     t.teardown(() => holder.end());
     await holder.query('BEGIN');
-    await holder.query('LOCK TABLE outpost.seqs IN ACCESS EXCLUSIVE MODE');
+    await holder.query('LOCK TABLE outpost.seq_runs IN ACCESS EXCLUSIVE MODE');
     const err = await rejectsWith(t, within(store.insertReadings(GW, batchOf(51), rx(T0 + 1)), 30_000), 'STORAGE_WRITE_FAILED', 'the write fails');
     t.match(err?.message, /did not finish a statement within 1000 ms/, 'saying it waited too long');
     t.equal(store.health().state, 'ok', 'one slow write does not make the store read-only');
@@ -514,10 +579,10 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
         t.teardown(() => c.end());
         return c;
       };
-      // Maintenance on four tables, one after the other: the insert's COPYs into seqs, readings,
+      // Maintenance on four tables, one after the other: the insert's COPYs into seq runs, readings,
       // dirty minutes (its times reach a minute the first batch did not) and its receipt each wait
       // 1.8 s, under the 3 s statement timeout, 7.2 s in all: past the 6 s it may stay silent.
-      const tables = ['outpost.seqs', 'outpost.readings', 'outpost.rollup_dirty', 'outpost.receipts'];
+      const tables = ['outpost.seq_runs', 'outpost.readings', 'outpost.rollup_dirty', 'outpost.receipts'];
       const holders = await Promise.all(
         tables.map(async (table) => {
           const holder = await connected();

@@ -8,6 +8,7 @@ import { type CopyRows, copyRows } from './copy.js';
 import { type DirtyMemo, readGeneration } from './dirty-minutes.js';
 import { upsertSatellite } from './gateway-state.js';
 import type { Partitions } from './partitions.js';
+import { runsOf, SEQ_RUNS_TARGET, type SeqRun, seqRunRow, storedRuns } from './seq-runs.js';
 
 /** The rollups' finest bucket (date_bin of 60 s from the epoch, as the merge path's SQL). */
 const MINUTE_MS = 60_000;
@@ -27,15 +28,9 @@ export interface WritePathCounts {
   merge: number;
   /** Copy attempts that met a stored seq or (series, t) and were written again by the merge path. */
   copyRefused: number;
+  /** Merges run again: a concurrent transaction committed some of the same seqs first. */
+  mergeRetried: number;
 }
-
-/**
- * Takes the group's seqs: the ones this statement inserted are new, every other one was stored
- * before (or by a concurrent transaction that committed first: ON CONFLICT waits for it). The
- * pairs go sorted by (gateway, seq), so two transactions taking overlapping ones wait for each
- * other in one direction only and never deadlock.
- */
-const CLAIM_SEQS = `INSERT INTO outpost.seqs (gateway, seq) SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT DO NOTHING RETURNING gateway, seq`;
 
 /** A receipt per batch, numbered from parameter `$first`: the tail of both write paths. */
 const receipts = (first: number): string => {
@@ -82,10 +77,14 @@ export function checkBatch(batch: InsertBatch): void {
   for (let i = 0; i < records.length; i++) checkRecordFields(records.id(i), records.t(i), records.seq(i));
 }
 
-const pairKey = (gateway: string, seq: number): string => `${gateway}\n${seq}`;
-
-/** PostgreSQL's unique_violation: a COPY met a seq or (series, t) that is already stored. */
+/** PostgreSQL's unique_violation: a COPY met a (series, t) that is already stored. */
 const UNIQUE_VIOLATION = '23505';
+/** exclusion_violation: a run of seqs overlaps a stored one (seq-runs.ts). */
+const EXCLUSION_VIOLATION = '23P01';
+/** Merge attempts that may meet a run another transaction committed after this one read the stored runs. */
+const MERGE_ATTEMPTS = 5;
+
+const sqlState = (err: unknown): unknown => (err as { code?: unknown } | null)?.code;
 
 /** How a group is written: see insertBatches. */
 type WritePath = 'copy' | 'merge';
@@ -96,15 +95,17 @@ type WritePath = 'copy' | 'merge';
  * and satellite messages become durable together at the commit. Within the group the first
  * batch holding a seq has it, as if the batches had committed one after the other. Two paths:
  *
- * - **copy** (every record has a seq, the usual case): the group's seqs, readings and dirty
- *   minutes are loaded with binary COPY (copy.ts), which refuses the whole group if any seq or
- *   (series, t) is already stored. The refusal rolls the transaction back and the group is
- *   written again by the merge path. A copy of the same batch inserted by another process at
- *   the same moment makes our COPY wait for its commit, then fail the same way.
- * - **merge**: the seqs are claimed with `INSERT … ON CONFLICT DO NOTHING` (the ones it
- *   inserted are new, every other one was stored before, or by a concurrent transaction that
- *   committed first: ON CONFLICT waits for it), and only the records whose seq this
- *   transaction claimed — and those without a seq — are merged into the readings.
+ * - **copy** (every record has a seq, the usual case): the runs of the group's seqs
+ *   (seq-runs.ts), its readings and dirty minutes are loaded with binary COPY (copy.ts), which
+ *   refuses the whole group if any seq or (series, t) is already stored. The refusal rolls the
+ *   transaction back and the group is written again by the merge path. A copy of the same batch
+ *   inserted by another process at the same moment makes our COPY wait for its commit, then
+ *   fail the same way.
+ * - **merge**: the stored runs that overlap the group's are read; the seqs outside them are new
+ *   and their runs are written, and only the records with a new seq — and those without a
+ *   seq — are merged into the readings. A run another transaction commits between the read
+ *   and the write makes the write fail (the exclusion constraint waits for that transaction,
+ *   then refuses): the merge runs again and reads it.
  *
  * Any number of processes may insert copies of the same batch at once: each seq is stored by
  * exactly one transaction.
@@ -116,19 +117,28 @@ export async function insertBatches(ctx: InsertContext, batches: readonly Insert
     try {
       return await writeGroup(ctx, batches, group, 'copy');
     } catch (err) {
-      if ((err as { code?: unknown } | null)?.code !== UNIQUE_VIOLATION) throw err;
+      const state = sqlState(err);
+      if (state !== UNIQUE_VIOLATION && state !== EXCLUSION_VIOLATION) throw err;
       ctx.paths.copyRefused++;
     }
   }
-  return writeGroup(ctx, batches, group, 'merge');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await writeGroup(ctx, batches, group, 'merge');
+    } catch (err) {
+      if (sqlState(err) !== EXCLUSION_VIOLATION || attempt >= MERGE_ATTEMPTS) throw err;
+      ctx.paths.mergeRetried++;
+    }
+  }
 }
 
 interface Group {
   /** Per batch, the indexes of its records whose seq no earlier batch of the group holds. */
   firsts: Uint32Array[];
-  /** The group's (gateway, seq) pairs sorted by gateway, then seq: locks are taken in this order. */
-  claimGateways: string[];
-  claimSeqs: number[];
+  /** Each gateway's seqs in the group, ascending. */
+  seqs: Map<string, number[]>;
+  /** Their runs, by gateway, then seq. */
+  runs: SeqRun[];
   gateways: string[];
   /** Each gateway's earliest receipt time in the group: when a gateway or datapoint it registers was first seen. */
   firstSeen: Map<string, number>;
@@ -153,17 +163,16 @@ function firstCopies(batches: readonly InsertBatch[]): Group {
     return out.subarray(0, n);
   });
   const gateways = [...seen.keys()].sort();
-  const claimGateways: string[] = [];
-  const claimSeqs: number[] = [];
+  const seqs = new Map<string, number[]>();
+  const runs: SeqRun[] = [];
   for (const gateway of gateways) {
-    for (const seq of [...seen.get(gateway)!].sort((a, b) => a - b)) {
-      claimGateways.push(gateway);
-      claimSeqs.push(seq);
-    }
+    const sorted = [...seen.get(gateway)!].sort((a, b) => a - b);
+    seqs.set(gateway, sorted);
+    runsOf(gateway, sorted, runs);
   }
   const firstSeen = new Map<string, number>();
   for (const { gateway, receipt } of batches) firstSeen.set(gateway, Math.min(firstSeen.get(gateway) ?? receipt.at, receipt.at));
-  return { firsts, claimGateways, claimSeqs, gateways, firstSeen };
+  return { firsts, seqs, runs, gateways, firstSeen };
 }
 
 /** The times of the group's records: the partitions they need. */
@@ -183,21 +192,24 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
       await ctx.catalog.registerGateways(c, group.firstSeen);
       let fresh = group.firsts;
       if (path === 'copy') {
-        if (group.claimSeqs.length > 0) await copyRows(c, 'outpost.seqs (gateway, seq)', group.claimSeqs.keys(), (out, k) => seqRow(out, group, k));
-      } else if (group.claimSeqs.length > 0) {
-        const { rows } = await c.query<{ gateway: string; seq: string }>({
-          name: 'outpost-claim-seqs',
-          text: CLAIM_SEQS,
-          values: [group.claimGateways, group.claimSeqs],
-        });
-        const claimed = new Set(rows.map((r) => pairKey(r.gateway, Number(r.seq))));
+        if (group.runs.length > 0) await copyRows(c, SEQ_RUNS_TARGET, group.runs, seqRunRow);
+      } else if (group.runs.length > 0) {
+        const stored = await storedRuns(c, group.runs);
         fresh = group.firsts.map((indexes, b) => {
           const { gateway, records } = batches[b]!;
           return indexes.filter((i) => {
             const seq = records.seq(i);
-            return seq === undefined || claimed.has(pairKey(gateway, seq));
+            return seq === undefined || !stored.has(gateway, seq);
           });
         });
+        const runs: SeqRun[] = [];
+        for (const [gateway, seqs] of group.seqs)
+          runsOf(
+            gateway,
+            seqs.filter((seq) => !stored.has(gateway, seq)),
+            runs,
+          );
+        if (runs.length > 0) await copyRows(c, SEQ_RUNS_TARGET, runs, seqRunRow);
       }
       for (const [gateway, s] of await ctx.catalog.resolveAll(c, wantedIds(batches, group, fresh))) registered.set(gateway, s);
       const rows = groupRows(batches, fresh, registered);
@@ -316,11 +328,6 @@ function mergeColumns(batches: readonly InsertBatch[], rows: Rows): unknown[][] 
     out[4].push(q);
   }
   return out;
-}
-
-/** The COPY row of the group's `k`th (gateway, seq). */
-function seqRow(out: CopyRows, group: Group, k: number): void {
-  out.row(2).text(group.claimGateways[k]!).int8(group.claimSeqs[k]!);
 }
 
 function readingRow(out: CopyRows, batches: readonly InsertBatch[], rows: Rows, k: number): void {

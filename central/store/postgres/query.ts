@@ -90,6 +90,8 @@ export async function countReadings(db: Database, gateway: string, id?: string):
 }
 
 export async function countSeqs(db: Database, gateway: string): Promise<number> {
-  const { rows } = await db.read(() => db.pool.query<{ n: string }>('SELECT count(*) AS n FROM outpost.seqs WHERE gateway = $1', [gateway]));
+  const { rows } = await db.read(() =>
+    db.pool.query<{ n: string }>('SELECT coalesce(sum(last_seq - first_seq + 1), 0) AS n FROM outpost.seq_runs WHERE gateway = $1', [gateway]),
+  );
   return num(rows[0]?.n);
 }

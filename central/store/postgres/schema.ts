@@ -12,7 +12,7 @@ import { createTimescaleTables, timescaleUsable } from './timescale.js';
  * | `gateways`                            | `id`                     | every gateway that sent anything; its command cursor                                 |
  * | `datapoints`                          | `series`; `(gateway, id)` | each gateway datapoint, a `series` number for the readings, its newest reading      |
  * | `readings` (by week: `readings_p…`)   | `(series, t)`            | one reading per (gateway, datapoint, t): `v` a number, or `j` any other JSON value   |
- * | `seqs`                                | `(gateway, seq)`         | every outbox seq stored: taken with ON CONFLICT DO NOTHING (first copy wins)         |
+ * | `seq_runs` (view `seqs`: a row per seq) | `(gateway, seq range)` disjoint | every outbox seq stored, as runs of consecutive seqs (migration 4, seq-runs.ts) |
  * | `receipts`                            | —                        | each commit of readings: via, lane, idempotency key, stored, duplicates              |
  * | `statuses`                            | `(gateway, at)`          | status documents and messages                                                        |
  * | `satellite_messages`                  | `(gateway, key)`         | MO messages (key: transmit second + momsn % 1000 ms, as series.ts `satelliteKey`)   |
@@ -204,6 +204,33 @@ const MIGRATIONS: Migration[] = [
         INSERT INTO outpost.rollup_generation VALUES (1);
         ALTER TABLE outpost.rollup_dirty ADD COLUMN generation bigint NOT NULL DEFAULT 0;
         ALTER TABLE outpost.datapoints DROP CONSTRAINT IF EXISTS datapoints_gateway_fkey;
+      `);
+    },
+  },
+  {
+    version: 4,
+    description: 'seqs as runs: seq_runs (gateway, first_seq, last_seq), disjoint per gateway; seqs a view of it',
+    async apply(c) {
+      // btree_gist gives GiST the text equality the exclusion constraint pairs with the range
+      // overlap; it is a trusted extension (PostgreSQL 13+): a database owner may create it.
+      // The runs of the seqs stored so far: consecutive seqs share seq - row_number().
+      await c.query(`
+        CREATE EXTENSION IF NOT EXISTS btree_gist;
+        CREATE TABLE outpost.seq_runs (
+          gateway text NOT NULL,
+          first_seq bigint NOT NULL,
+          last_seq bigint NOT NULL,
+          CONSTRAINT seq_runs_ordered CHECK (first_seq <= last_seq),
+          CONSTRAINT seq_runs_disjoint EXCLUDE USING gist (gateway WITH =, int8range(first_seq, last_seq, '[]') WITH &&)
+        );
+        INSERT INTO outpost.seq_runs (gateway, first_seq, last_seq)
+          SELECT gateway, min(seq), max(seq)
+          FROM (SELECT gateway, seq, seq - row_number() OVER (PARTITION BY gateway ORDER BY seq) AS run FROM outpost.seqs) s
+          GROUP BY gateway, run;
+        DROP TABLE outpost.seqs;
+        CREATE VIEW outpost.seqs AS SELECT gateway, generate_series(first_seq, last_seq) AS seq FROM outpost.seq_runs;
+        COMMENT ON TABLE outpost.seq_runs IS 'Every stored outbox seq per gateway, as runs of consecutive seqs; no two runs of a gateway overlap (the first copy of a seq wins)';
+        COMMENT ON VIEW outpost.seqs IS 'Every stored outbox seq per gateway, a row each (from outpost.seq_runs)';
       `);
     },
   },
