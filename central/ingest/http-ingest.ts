@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import { OutpostError, isOutpostError, toOutpostError } from '../../core/errors.js';
-import { decodeBatch, type WireBatch } from '../../runtime/sync/codec.js';
+import type { WireBatch } from '../../runtime/sync/codec.js';
+import { decodeIngestBatch, type ScannedBatch } from './batch-scan.js';
 import type { CentralConfig } from '../config.js';
 import { tokenMatches, type GatewayDirectory } from '../gateways.js';
 import { inflateBounded, readRawBody } from '../http/body.js';
@@ -116,9 +117,9 @@ function identify(d: HttpIngestDeps, req: Request, at: number): Sender {
   return { gateway, via: 'http', strict: true, receiver: false };
 }
 
-function decode(plain: Buffer): WireBatch {
+function decode(plain: Buffer): WireBatch | ScannedBatch {
   try {
-    return decodeBatch(plain);
+    return decodeIngestBatch(plain);
   } catch (err) {
     throw new OutpostError('CENTRAL_BATCH_INVALID', (err as Error).message, { cause: err });
   }

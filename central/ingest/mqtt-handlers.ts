@@ -1,8 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { OutpostError, type ErrorCode } from '../../core/errors.js';
-import { decodeBatch } from '../../runtime/sync/codec.js';
 import { inflateBounded } from '../http/body.js';
+import { decodeIngestBatch } from './batch-scan.js';
 import { GATEWAY_HEADER, LANE_HEADER, VIA_HEADER, parseJson } from './http-ingest.js';
 import type { MqttMessageHandler } from './mqtt.js';
 import type { CheckedIngest, IngestService } from './service.js';
@@ -23,9 +23,9 @@ export function localHandler(service: IngestService, maxBatchBytes: number): Mqt
 
 /** The message decoded and checked, in a frame of its own: its JSON is not kept through the commit. */
 function checked(service: IngestService, gateway: string, body: Buffer): CheckedIngest {
-  let batch: ReturnType<typeof decodeBatch>;
+  let batch: ReturnType<typeof decodeIngestBatch>;
   try {
-    batch = decodeBatch(body);
+    batch = decodeIngestBatch(body);
   } catch (err) {
     if (err instanceof OutpostError && err.code !== 'VALUE_MALFORMED') throw err;
     throw new OutpostError('CENTRAL_BATCH_INVALID', (err as Error).message, { cause: err });

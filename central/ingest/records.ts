@@ -5,7 +5,7 @@ import { type RecordColumns, RecordColumnsBuilder } from '../store/record-column
 import '../errors.js';
 
 /** Largest time a stored key holds (storage/level/db.ts MAX_TIME); epoch ms fit until year 33658. */
-const MAX_TIME = 999_999_999_999_999;
+export const MAX_TIME = 999_999_999_999_999;
 /** A string or JSON value longer than this (serialised) is refused: the gateway bounds them far lower (core/datapoint.ts). */
 const MAX_VALUE_CHARS = 64 * 1024;
 

@@ -6,6 +6,7 @@ import { rateLimitedWarn } from '../log.js';
 import type { CentralMetrics } from '../metrics.js';
 import type { CentralStore, GatewayStatus, IngestLane, IngestRecords, IngestVia, InsertResult, Receipt } from '../store/contract.js';
 import type { RecordColumns } from '../store/record-columns.js';
+import type { ScannedBatch } from './batch-scan.js';
 import { checkRecords, gatewayOfKey, type RefusedRecord } from './records.js';
 import '../errors.js';
 
@@ -54,11 +55,12 @@ export class IngestService {
   /**
    * A batch from `gateway` (the topic's or the authenticated one), checked: the gateway must be
    * configured and the batch its own. `strict`: one bad record refuses the batch (HTTP); else
-   * bad records are left out, counted and logged (MQTT). Synchronous, and what it returns
+   * bad records are left out, counted and logged (MQTT). A batch from `decodeIngestBatch`
+   * (batch-scan.ts) may come with its records as columns already. Synchronous, and what it returns
    * holds nothing of the decoded JSON: callers keep only this while the commit runs (V8 keeps
    * an async function's locals alive across its awaits, used or not).
    */
-  check(gateway: string, batch: WireBatch, via: IngestVia, strict: boolean): CheckedIngest {
+  check(gateway: string, batch: WireBatch | ScannedBatch, via: IngestVia, strict: boolean): CheckedIngest {
     this.o.gateways.require(gateway);
     if (batch.gw !== gateway)
       throw new OutpostError('CENTRAL_BATCH_INVALID', `the batch names gateway "${String(batch.gw).slice(0, 64)}" but came from "${gateway}"`);
@@ -67,7 +69,8 @@ export class IngestService {
     if (batch.lane !== 'history' && batch.lane !== 'priority')
       throw new OutpostError('CENTRAL_BATCH_INVALID', `lane ${JSON.stringify(batch.lane)} is not "history" or "priority"`);
     const lane: IngestLane = batch.lane;
-    const { records, refused } = checkRecords(batch, strict);
+    // Scanned records are all valid (batch-scan.ts); parsed ones are checked here.
+    const { records, refused } = 'columns' in batch ? { records: batch.columns, refused: [] } : checkRecords(batch, strict);
     if (refused.length > 0) {
       this.o.metrics.records.inc({ via, lane, result: 'refused' }, refused.length);
       this.warn(

@@ -128,6 +128,11 @@ export class PostgresCentralStore implements CentralStore {
     return redactUrl(this.options.url);
   }
 
+  /** Datapoints whose series this process knows without a query (tests, diagnosis). */
+  get knownDatapoints(): number {
+    return this.catalog.knownDatapoints;
+  }
+
   /** `partitioned` (plain PostgreSQL) or `hypertable` (TimescaleDB), as recorded when the schema was made. */
   get layout(): Layout | undefined {
     return this.parts?.layout;
@@ -142,6 +147,7 @@ export class PostgresCentralStore implements CentralStore {
       partitions = new Partitions(this.db, layout);
       await partitions.load();
       await partitions.ahead(this.now());
+      await this.catalog.load();
     } catch (err) {
       await this.db.close();
       if (err instanceof OutpostError) throw err;

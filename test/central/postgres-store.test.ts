@@ -439,6 +439,31 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     );
   });
 
+  t.test('a store opened on a database the fleet wrote knows its datapoints at open, before its first batch', async (t) => {
+    const url = await freshDatabase();
+    const first = await openStore(t, url, { refreshMs: 0 });
+    const ids = ['a', 'b', 'c.d'];
+    await first.insertReadings(
+      GW,
+      ids.map((id, k) => ({ seq: k + 1, id, t: T0, v: k })),
+      rx(T0),
+    );
+    await first.insertReadings('site-007', [{ seq: 1, id: 'a', t: T0, v: 1 }], rx(T0));
+    t.equal(first.knownDatapoints, 4, 'the writer knows what it registered');
+    await first.close();
+    const again = await openStore(t, url, { refreshMs: 0 });
+    t.equal(again.knownDatapoints, 4, 'read at open');
+    t.same(
+      await again.insertReadings(
+        GW,
+        ids.map((id, k) => ({ seq: k + 10, id, t: T0 + 1000, v: k })),
+        rx(T0),
+      ),
+      { stored: 3, duplicates: 0 },
+    );
+    t.equal(again.knownDatapoints, 4, 'and goes on with the same series');
+  });
+
   t.test('a merge that meets a run another transaction commits after its read runs again: each seq stored once', async (t) => {
     const url = await freshDatabase();
     const store = await openStore(t, url, { refreshMs: 0 });

@@ -32,27 +32,30 @@ const MAX_TEXT_CACHE = 4096;
  */
 export class CopyRows {
   private piece = Buffer.allocUnsafe(PIECE_BYTES);
+  /** The piece as a DataView: its setters compile to plain stores, Buffer's write methods check their arguments per field. */
+  private view = viewOf(this.piece);
   private at = 0;
   private readonly full: Buffer[] = [];
 
   constructor() {
     this.room(SIGNATURE.length + 8);
     this.at += SIGNATURE.copy(this.piece, this.at);
-    this.at = this.piece.writeInt32BE(0, this.at); // flags: no OIDs
-    this.at = this.piece.writeInt32BE(0, this.at); // no header extension
+    this.int32(0); // flags: no OIDs
+    this.int32(0); // no header extension
   }
 
   /** Starts a row of `fields` fields. */
   row(fields: number): this {
     this.room(2);
-    this.at = this.piece.writeInt16BE(fields, this.at);
+    this.view.setInt16(this.at, fields);
+    this.at += 2;
     return this;
   }
 
   int4(n: number): this {
     this.room(8);
-    this.at = this.piece.writeInt32BE(4, this.at);
-    this.at = this.piece.writeInt32BE(n, this.at);
+    this.int32(4);
+    this.int32(n);
     return this;
   }
 
@@ -60,17 +63,18 @@ export class CopyRows {
   int8(n: number): this {
     this.room(12);
     const high = Math.floor(n / TWO_32);
-    this.at = this.piece.writeInt32BE(8, this.at);
-    this.at = this.piece.writeInt32BE(high, this.at);
-    this.at = this.piece.writeUInt32BE(n - high * TWO_32, this.at);
+    this.int32(8);
+    this.int32(high);
+    this.uint32(n - high * TWO_32);
     return this;
   }
 
   float8(n: number | null): this {
     if (n === null) return this.null();
     this.room(12);
-    this.at = this.piece.writeInt32BE(8, this.at);
-    this.at = this.piece.writeDoubleBE(n, this.at);
+    this.int32(8);
+    this.view.setFloat64(this.at, n);
+    this.at += 8;
     return this;
   }
 
@@ -86,9 +90,9 @@ export class CopyRows {
     this.room(12);
     const us = roundHalfEven((ms / 1000 - POSTGRES_EPOCH_MS / 1000) * 1_000_000);
     const high = Math.floor(us / TWO_32);
-    this.at = this.piece.writeInt32BE(8, this.at);
-    this.at = this.piece.writeInt32BE(high, this.at);
-    this.at = this.piece.writeUInt32BE(us - high * TWO_32, this.at);
+    this.int32(8);
+    this.int32(high);
+    this.uint32(us - high * TWO_32);
     return this;
   }
 
@@ -103,9 +107,9 @@ export class CopyRows {
     const high = Math.floor(d / TWO_32);
     const low = (d - high * TWO_32) * 1000; // < 2^42: exact
     const carry = Math.floor(low / TWO_32);
-    this.at = this.piece.writeInt32BE(8, this.at);
-    this.at = this.piece.writeInt32BE(high * 1000 + carry, this.at);
-    this.at = this.piece.writeUInt32BE(low - carry * TWO_32, this.at);
+    this.int32(8);
+    this.int32(high * 1000 + carry);
+    this.uint32(low - carry * TWO_32);
     return this;
   }
 
@@ -123,7 +127,7 @@ export class CopyRows {
       }
     }
     this.room(4 + bytes.length);
-    this.at = this.piece.writeInt32BE(bytes.length, this.at);
+    this.int32(bytes.length);
     this.at += bytes.copy(this.piece, this.at);
     return this;
   }
@@ -133,15 +137,15 @@ export class CopyRows {
     if (json === null) return this.null();
     const length = Buffer.byteLength(json, 'utf8');
     this.room(5 + length);
-    this.at = this.piece.writeInt32BE(length + 1, this.at);
-    this.at = this.piece.writeUInt8(1, this.at);
+    this.int32(length + 1);
+    this.piece[this.at++] = 1;
     this.at += this.piece.write(json, this.at, 'utf8');
     return this;
   }
 
   null(): this {
     this.room(4);
-    this.at = this.piece.writeInt32BE(-1, this.at);
+    this.int32(-1);
     return this;
   }
 
@@ -158,7 +162,8 @@ export class CopyRows {
   /** The rest, with the end marker: after this the writer is done. */
   end(): Buffer[] {
     this.room(2);
-    this.at = this.piece.writeInt16BE(-1, this.at);
+    this.view.setInt16(this.at, -1);
+    this.at += 2;
     this.full.push(this.piece.subarray(0, this.at));
     return this.take();
   }
@@ -168,9 +173,23 @@ export class CopyRows {
     if (this.at + n <= this.piece.length) return;
     if (this.at > 0) this.full.push(this.piece.subarray(0, this.at));
     this.piece = Buffer.allocUnsafe(Math.max(PIECE_BYTES, n));
+    this.view = viewOf(this.piece);
     this.at = 0;
   }
+
+  /** Big-endian, as every integer of the format; the caller made room. */
+  private int32(n: number): void {
+    this.view.setInt32(this.at, n);
+    this.at += 4;
+  }
+
+  private uint32(n: number): void {
+    this.view.setUint32(this.at, n);
+    this.at += 4;
+  }
 }
+
+const viewOf = (piece: Buffer): DataView => new DataView(piece.buffer, piece.byteOffset, piece.length);
 
 /** C's `rint` in its default rounding mode: to the nearest integer, a tie to the even one. */
 function roundHalfEven(x: number): number {
