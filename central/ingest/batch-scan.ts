@@ -27,6 +27,10 @@ const BAD = Buffer.from('"bad"', 'latin1');
 
 /** The shortest record, `[0,"a",0,0]`, and its comma. */
 const MIN_RECORD_BYTES = 12;
+/** Records the columns have room for at first (doubled as needed). */
+const FIRST_CAPACITY = 256;
+/** Longer number texts are converted by Number(): the exponent arithmetic above stays exact. */
+const MAX_FAST_NUMBER_CHARS = 64;
 /** Exact powers of ten in a double: up to 10^22 (ECMA-262 Number::toString; Clinger's fast path). */
 const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
 
@@ -79,16 +83,29 @@ export function scanBatch(json: Buffer): ScannedBatch | undefined {
   return { ...rest, columns };
 }
 
-/** The header as `decodeBatch` checks it, with an empty records array; undefined if it refuses it. */
+/**
+ * The header as `decodeBatch` checks it, with an empty records array; undefined if it refuses
+ * it, or if the matched bytes were not the key of its last member: a key that only ends in
+ * them (`"x\"records":[`, after the real records under an escaped or spaced key) parses too.
+ */
 function headerOf(json: Buffer, open: number): WireBatch | undefined {
   try {
-    return decodeBatch(Buffer.concat([json.subarray(0, open), EMPTY_RECORDS]));
+    const header = decodeBatch(Buffer.concat([json.subarray(0, open), EMPTY_RECORDS]));
+    const keys = Object.keys(header);
+    return keys[keys.length - 1] === 'records' ? header : undefined;
   } catch (err) {
     // Not a header on its own (the key was inside a value, or the batch is damaged): the
     // general way parses all of it and gives the error a client should see.
     if (err instanceof OutpostError && err.code === 'VALUE_MALFORMED') return undefined;
     throw err;
   }
+}
+
+/** `a` in a new array of `length` (typed arrays do not grow). */
+function grown<T extends Float64Array | Uint8Array>(a: T, length: number): T {
+  const out = new (a.constructor as new (n: number) => T)(length);
+  out.set(a);
+  return out;
 }
 
 class RecordScanner {
@@ -103,14 +120,20 @@ class RecordScanner {
 
   scan(): RecordColumns | undefined {
     const { b } = this;
-    const capacity = Math.floor((b.length - this.at) / MIN_RECORD_BYTES) + 1;
-    const numbers = new Float64Array(3 * capacity);
+    // Room for the records grows as they come: a large body may turn out not to be scannable.
+    let capacity = Math.min(Math.floor((b.length - this.at) / MIN_RECORD_BYTES) + 1, FIRST_CAPACITY);
+    let numbers = new Float64Array(3 * capacity);
     const ids: string[] = [];
     let qualities: Uint8Array | undefined;
     let n = 0;
     if (b[this.at] === Byte.Close) this.at++;
     else
       for (;;) {
+        if (n === capacity) {
+          capacity *= 2;
+          numbers = grown(numbers, 3 * capacity);
+          if (qualities) qualities = grown(qualities, capacity);
+        }
         if (b[this.at++] !== Byte.Open) return undefined;
         const seq = this.uint();
         if (seq < 0 || b[this.at++] !== Byte.Comma) return undefined;
@@ -138,7 +161,7 @@ class RecordScanner {
         if (next !== Byte.Comma) return undefined;
       }
     if (b[this.at++] !== Byte.Brace || this.at !== b.length) return undefined;
-    // The estimate is for the shortest records; a batch's usual ones are three times longer.
+    // Trimmed when more than half of the room went unused (the first estimate is for the shortest records).
     const used = 3 * n < numbers.length / 2 ? numbers.slice(0, 3 * n) : numbers;
     return RecordColumns.of(n, used, ids, qualities?.slice(0, n), undefined);
   }
@@ -231,13 +254,14 @@ class RecordScanner {
       if (c < Byte.Zero || c > Byte.Nine) return Number.NaN;
       let e = 0;
       while (c >= Byte.Zero && c <= Byte.Nine) {
-        if (e < 100_000) e = e * 10 + (c - Byte.Zero);
+        e = e * 10 + (c - Byte.Zero);
         c = b[++this.at]!;
       }
       exponent += minus ? -e : e;
     }
     let v: number;
-    if (significant <= 15 && exponent >= -22 && exponent <= 22) {
+    // An exponent of many digits is no longer exact as a double: such a number goes by Number() too.
+    if (significant <= 15 && exponent >= -22 && exponent <= 22 && this.at - start <= MAX_FAST_NUMBER_CHARS) {
       v = exponent >= 0 ? mantissa * POW10[exponent]! : mantissa / POW10[-exponent]!;
       if (negative) v = -v;
     } else v = Number(b.toString('latin1', start, this.at));

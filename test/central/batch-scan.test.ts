@@ -169,6 +169,30 @@ t.test('records of other values, or that the checks refuse, go the general way',
     '{"format":1,"gw":"site-1","key":"site-1:1-1","first":1,"last":1.5,"lane":"history","records":[[1,"a",2,3]]}',
   ])
     t.equal(agree(t, Buffer.from(text), text), false, `${text.slice(0, 60)}…: left to the general way`);
+  // Found by a review: a key that only ends in `"records":[` after the real records (written
+  // so that the byte search misses them), and an exponent of many digits.
+  t.equal(
+    agree(
+      t,
+      Buffer.from('{"format":1,"gw":"site-1","key":"site-1:1-1","first":1,"last":1,"lane":"history","records": [],"x\\"records":[[1,"a",5,1.5]]}'),
+      'a key ending in "records"',
+    ),
+    false,
+    'a key that only ends in "records": left to the general way (which stores no record)',
+  );
+  t.equal(
+    agree(t, Buffer.from(`${base}[[1,"a",2,0.${'0'.repeat(99_999)}7e1000000]]}`), 'long exponent'),
+    false,
+    '0.(99,999 zeros)7e1000000 is Infinity to JSON.parse: refused by the checks, not read as 7',
+  );
+  t.equal(
+    agree(t, Buffer.from(`${base}[[1,"a",2,0.${'0'.repeat(40)}7e45]]}`), 'cancelling exponent'),
+    true,
+    'a long number whose exponents cancel: Number() reads it',
+  );
+  // More records than the first room (256), qualities past it.
+  const many = Array.from({ length: 700 }, (_, k) => `[${k},"a",${k},${k / 8}${k % 3 === 0 ? ',"bad"' : ''}]`).join(',');
+  t.equal(agree(t, Buffer.from(`${base}[${many}]}`), '700 records'), true, '700 records with qualities: scanned, the same');
   t.equal(
     agree(t, Buffer.from('{"lane":"priority","last":1,"first":1,"key":"site-1:1-1","gw":"site-1","format":1,"records":[[1,"a",2,3]]}'), 'fields reordered'),
     true,

@@ -1,8 +1,11 @@
 import { internId } from '../record-columns.js';
 import type { Database, PoolClient } from './db.js';
 
-/** Datapoints read into the catalog at open, the most recently seen first (a fleet's: 100,000). */
-const PRELOAD_DATAPOINTS = 250_000;
+/**
+ * Datapoints read into the catalog at open, the most recently seen first (a fleet's: 100,000);
+ * below the intern table's 250,000 (record-columns.ts), which a full preload would clear.
+ */
+const PRELOAD_DATAPOINTS = 200_000;
 
 /**
  * Gateways and datapoints this process knows exist, and each datapoint's `series` number: the
