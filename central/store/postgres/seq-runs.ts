@@ -39,7 +39,8 @@ export const SEQ_RUNS_TARGET = 'outpost.seq_runs (gateway, first_seq, last_seq)'
 /** The stored runs that overlap any of the given ones (through the exclusion constraint's GiST index). */
 const OVERLAPPING = `SELECT r.gateway, r.first_seq, r.last_seq
 FROM unnest($1::text[], $2::int8[], $3::int8[]) AS u(g, lo, hi)
-JOIN outpost.seq_runs r ON r.gateway = u.g AND int8range(r.first_seq, r.last_seq, '[]') && int8range(u.lo, u.hi, '[]')`;
+JOIN outpost.seq_runs r ON r.gateway = u.g AND int8range(r.first_seq, r.last_seq, '[]') && int8range(u.lo, u.hi, '[]')
+ORDER BY r.first_seq`;
 
 /**
  * Which seqs are stored already: answers, per gateway, the stored runs overlapping `runs`.
@@ -53,6 +54,7 @@ export async function storedRuns(c: PoolClient, runs: readonly SeqRun[]): Promis
     values: [runs.map((r) => r.gateway), runs.map((r) => r.first), runs.map((r) => r.last)],
   });
   const byGateway = new Map<string, number[]>();
+  // A run overlapping two of the group's comes twice: harmless to the search below.
   for (const r of rows) {
     let flat = byGateway.get(r.gateway);
     if (!flat) byGateway.set(r.gateway, (flat = []));
@@ -61,22 +63,12 @@ export async function storedRuns(c: PoolClient, runs: readonly SeqRun[]): Promis
   return new StoredSeqs(byGateway);
 }
 
-/** Stored runs per gateway as [first, last, first, last, …], answering whether a seq is among them. */
+/**
+ * Stored runs per gateway as [first, last, first, last, …] in ascending order (the query's;
+ * disjoint runs sorted by first are sorted by last too), answering whether a seq is among them.
+ */
 export class StoredSeqs {
-  private readonly runs = new Map<string, Float64Array>();
-
-  constructor(flat: ReadonlyMap<string, number[]>) {
-    for (const [gateway, pairs] of flat) {
-      // Sorted by first: the runs are disjoint (the constraint), so also by last.
-      const order = Array.from({ length: pairs.length / 2 }, (_, k) => k).sort((a, b) => pairs[2 * a]! - pairs[2 * b]!);
-      const sorted = new Float64Array(pairs.length);
-      order.forEach((k, n) => {
-        sorted[2 * n] = pairs[2 * k]!;
-        sorted[2 * n + 1] = pairs[2 * k + 1]!;
-      });
-      this.runs.set(gateway, sorted);
-    }
-  }
+  constructor(private readonly runs: ReadonlyMap<string, readonly number[]>) {}
 
   has(gateway: string, seq: number): boolean {
     const runs = this.runs.get(gateway);
