@@ -22,8 +22,9 @@
  *   OUTPOST_BENCH_GC_LOG=<file> (the receiver runs with --trace-gc; its lines are appended there)
  *   OUTPOST_BENCH_RECEIVER_FLAGS='<node flags>' (for the receiver alone, e.g. --single-threaded-gc)
  *   OUTPOST_BENCH_IN_FLIGHT=16 (ingest.mqtt.messagesInFlight)  OUTPOST_BENCH_COMMIT_MAX_RECORDS=10000 (postgres.commitMaxRecords)
- *   OUTPOST_BENCH_WARM=1 (postgres: the fleet's gateways and datapoints registered before the clock
- *     starts, as in a fleet that has been running; the COPY baseline registers nothing either)
+ *   OUTPOST_BENCH_WARM=1 (postgres: the fleet's gateways and datapoints registered before the receiver
+ *     starts, as in a fleet that has been running — the receiver reads them at open, as a restarted
+ *     one does; the COPY baseline registers nothing either)
  *   OUTPOST_BENCH_LEVEL_CACHE=<n> (level: the receiver's level.cacheDatapoints; unset: central's default, 200,000)
  *   OUTPOST_BENCH_SAMPLE=1 (postgres: what the receiver's backends were doing, sampled from pg_stat_activity)
  *   OUTPOST_BENCH_COPY_RUNS=3 (the COPY limit is the median of this many runs, each into its own database)
@@ -217,6 +218,9 @@ async function main(): Promise<void> {
       let sampler: ActivitySampler | undefined;
       if (engine === 'postgres') {
         database = await cluster.createDatabase('bench_central');
+        // Registered before the receiver starts, as in a fleet that has been running: the
+        // receiver reads them into its catalog at open (catalog.ts), as a restarted one does.
+        if (WARM) await registerFleet(database, plan);
         await resetStatements(database);
         await checkpoint(database);
       }
@@ -231,7 +235,6 @@ async function main(): Promise<void> {
           ? {
               databaseCpu,
               beforeFleet: async () => {
-                if (WARM) await registerFleet(database, plan);
                 if (SAMPLE) {
                   const started = await sampleActivity(database);
                   sampler = started;
@@ -273,6 +276,10 @@ async function main(): Promise<void> {
 
 /** The fleet's gateways and datapoints, as the store registers them at first contact (OUTPOST_BENCH_WARM). */
 async function registerFleet(url: string, plan: IngestPlan): Promise<void> {
+  // The schema, as the receiver creates it at its first open.
+  const store = new PostgresCentralStore({ url, refreshMs: 0 });
+  await store.open();
+  await store.close();
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {

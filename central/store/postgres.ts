@@ -39,14 +39,14 @@ import {
   recordCommandAck,
 } from './postgres/commands.js';
 import { Database, redactUrl } from './postgres/db.js';
-import { gatewayStates, recordSatellite, recordStatus, satelliteUsage } from './postgres/gateway-state.js';
+import { gatewayStates, recordSatellite, recordStatuses, type StatusEntry, satelliteUsage } from './postgres/gateway-state.js';
 import { DirtyMemo } from './postgres/dirty-minutes.js';
 import { GroupCommit } from './postgres/group-commit.js';
 import { checkBatch, type InsertBatch, insertBatches, type WritePathCounts } from './postgres/insert.js';
 import { Partitions } from './postgres/partitions.js';
 import { countReadings, countSeqs, datapoints, latest, queryRange } from './postgres/query.js';
 import { Rollups } from './postgres/rollups.js';
-import { checkRecord } from './level.js';
+import { checkGateway, checkRecord } from './level.js';
 import { RecordColumns, columnsOf } from './record-columns.js';
 import { migrate, type Layout } from './postgres/schema.js';
 
@@ -75,6 +75,9 @@ export interface PostgresCentralStoreOptions {
 }
 
 const MAINTENANCE_MS = 6 * 3_600_000;
+/** Status transactions in flight at most, and statuses per transaction at most (a fleet's reconnect: one per gateway). */
+const STATUS_CONCURRENCY = 2;
+const STATUS_MAX_GROUP = 1000;
 
 /**
  * Outpost Central's store on PostgreSQL (central/README.md "Storage"): the contract of
@@ -97,6 +100,9 @@ export class PostgresCentralStore implements CentralStore {
   private timers: NodeJS.Timeout[] = [];
   private refreshing: Promise<number> | undefined;
   private readonly commits: GroupCommit<InsertBatch, InsertResult>;
+  /** Statuses, grouped the same way (gateway-state.ts `recordStatuses`). */
+  private readonly statusCommits: GroupCommit<StatusEntry, undefined>;
+  private statusCommitCount = 0;
   /** Groups committed by COPY and by merge, and COPYs refused for a stored key (insert.ts). */
   readonly writePaths: WritePathCounts = { copy: 0, merge: 0, copyRefused: 0, mergeRetried: 0 };
   private readonly dirty = new DirtyMemo();
@@ -121,11 +127,24 @@ export class PostgresCentralStore implements CentralStore {
         maxRecords: options.commitMaxRecords ?? 10_000,
       },
     );
+    this.statusCommits = new GroupCommit(
+      async (entries) => {
+        await recordStatuses(this.db, this.catalog, entries);
+        this.statusCommitCount++;
+        return entries.map(() => undefined);
+      },
+      { concurrency: STATUS_CONCURRENCY, maxRecords: STATUS_MAX_GROUP },
+    );
   }
 
   /** The URL without its password, for logs. */
   get where(): string {
     return redactUrl(this.options.url);
+  }
+
+  /** Transactions that committed statuses (tests, diagnosis). */
+  get statusTransactions(): number {
+    return this.statusCommitCount;
   }
 
   /** Datapoints whose series this process knows without a query (tests, diagnosis). */
@@ -205,7 +224,9 @@ export class PostgresCentralStore implements CentralStore {
 
   async recordStatus(gateway: string, status: GatewayStatus): Promise<void> {
     this.opened();
-    return recordStatus(this.db, this.catalog, gateway, status);
+    // Checked before it waits for a transaction: a bad one is refused alone.
+    checkGateway(gateway);
+    await this.statusCommits.submit({ gateway, status }, 1);
   }
 
   async recordSatellite(gateway: string, message: SatelliteMessage): Promise<void> {

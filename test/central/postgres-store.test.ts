@@ -464,6 +464,51 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.equal(again.knownDatapoints, 4, 'and goes on with the same series');
   });
 
+  t.test("a fleet reconnecting: its statuses commit in a few transactions, each gateway's merged as if one after the other", async (t) => {
+    const url = await freshDatabase();
+    const a = await openStore(t, url, { refreshMs: 0 });
+    const b = await openStore(t, url, { refreshMs: 0 });
+    const gateways = Array.from({ length: 300 }, (_, g) => `site-${String(g).padStart(3, '0')}`);
+    const [S1, S2] = [T0, T0 + 60_000];
+    // Each gateway's online of a new session and the will of its old one, through two stores (two
+    // central processes) at once, in either order.
+    await Promise.all(
+      gateways.flatMap((gw, g) => [
+        (g % 2 ? a : b).recordStatus(gw, { at: T0 + 100, via: 'mqtt', state: 'online', since: S2, session: S2 }),
+        (g % 2 ? b : a).recordStatus(gw, { at: T0 + 101, via: 'mqtt', state: 'offline', session: S1 }),
+      ]),
+    );
+    // Then a storage report of each: it keeps the connection part.
+    await Promise.all(
+      gateways.map((gw) => a.recordStatus(gw, { at: T0 + 102, via: 'http', storage: { state: 'read-only', error: 'ENOSPC', since: T0 + 90 } })),
+    );
+    const transactions = a.statusTransactions + b.statusTransactions;
+    t.ok(transactions <= 12, `${transactions} transactions for ${3 * gateways.length} statuses`);
+    const states = new Map((await b.gatewayStates()).map((s) => [s.id, s.status]));
+    const wrong = gateways.filter((gw) => {
+      const s = states.get(gw);
+      return s?.state !== 'online' || s.session !== S2 || s.storage?.state !== 'read-only' || s.at !== T0 + 102;
+    });
+    t.same(wrong, [], 'every gateway online in its new session, its storage report kept');
+
+    // A gateway id the store refuses and a status PostgreSQL refuses (jsonb takes no \u0000)
+    // among good ones: each fails alone.
+    const late = { at: T0 + 200, via: 'mqtt' as const, state: 'offline' as const, session: S2 };
+    const good = gateways.slice(0, 20).map((gw) => a.recordStatus(gw, late));
+    const badId = a.recordStatus('Site 7', late);
+    const refused = a.recordStatus('site-refused', { at: T0 + 200, via: 'http', storage: { state: 'read-only', error: 'nul \u0000', since: T0 } });
+    await rejectsWith(t, badId, 'CENTRAL_RECORD_INVALID', 'a bad gateway id');
+    await t.rejects(refused, 'the status PostgreSQL refuses fails');
+    await Promise.all(good);
+    const after = new Map((await b.gatewayStates()).map((s) => [s.id, s.status]));
+    t.same(
+      gateways.slice(0, 20).filter((gw) => after.get(gw)?.state !== 'offline'),
+      [],
+      'the good statuses of its group committed',
+    );
+    t.notOk(after.has('site-refused'), 'the refused status left nothing');
+  });
+
   t.test('a merge that meets a run another transaction commits after its read runs again: each seq stored once', async (t) => {
     const url = await freshDatabase();
     const store = await openStore(t, url, { refreshMs: 0 });

@@ -18,28 +18,72 @@ export async function upsertSatellite(c: Sql, gateway: string, m: SatelliteMessa
   );
 }
 
-export async function recordStatus(db: Database, catalog: Catalog, gateway: string, status: GatewayStatus): Promise<void> {
-  checkGateway(gateway);
+/** A status to commit (contract.ts `recordStatus`), as gathered by the status group commit. */
+export interface StatusEntry {
+  gateway: string;
+  status: GatewayStatus;
+}
+
+/** The newest status row of each gateway: an index lookup per gateway (statuses' key, gateway then at). */
+const NEWEST_STATUSES = `SELECT u.g AS gateway, s.status FROM unnest($1::text[]) AS u(g)
+  CROSS JOIN LATERAL (SELECT status FROM outpost.statuses WHERE gateway = u.g ORDER BY at DESC LIMIT 1) s`;
+
+/**
+ * Any number of statuses, of any gateways, in one transaction, as if committed one after the
+ * other in the order given: each is merged (status-order.ts) onto the one before it. A
+ * fleet's gateways all report `online` when a broker comes back; a transaction each (four
+ * round trips and a WAL flush) held the pool's connections for seconds, and the readings'
+ * transactions waited behind them for a connection (bench/README.md "Statuses by group
+ * commit"). The gateways' rows are locked in id order until the commit, so receivers in any
+ * process committing a will and the next `online` at once merge one after the other, and two
+ * such transactions never wait on each other in a circle.
+ */
+export async function recordStatuses(db: Database, catalog: Catalog, entries: readonly StatusEntry[]): Promise<void> {
+  const firstSeen = new Map<string, number>();
+  for (const { gateway, status } of entries) firstSeen.set(gateway, Math.min(firstSeen.get(gateway) ?? status.at, status.at));
+  const gateways = [...firstSeen.keys()].sort();
   await db.write(
-    'record status',
+    'record statuses',
     async (c) => {
-      await catalog.registerGateway(c, gateway, status.at);
-      // The gateway's row locked until the commit: receivers in any process committing a will
-      // and the next online at once merge one after the other (contract.ts `GatewayStatus`).
-      await c.query('SELECT 1 FROM outpost.gateways WHERE id = $1 FOR NO KEY UPDATE', [gateway]);
-      const { rows } = await c.query<{ status: GatewayStatus }>('SELECT status FROM outpost.statuses WHERE gateway = $1 ORDER BY at DESC LIMIT 1', [gateway]);
-      const merged = mergeStatus(rows[0]?.status, status);
-      if (!merged) return;
-      // One row per (gateway, arrival ms), the newest the reported one; `at` never goes back.
-      await c.query(
-        `INSERT INTO outpost.statuses (gateway, at, via, status) VALUES ($1, to_timestamp($2), $3, $4)
+      await catalog.registerGateways(c, firstSeen);
+      await c.query({
+        name: 'outpost-lock-gateways',
+        text: 'SELECT 1 FROM outpost.gateways WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE',
+        values: [gateways],
+      });
+      const { rows } = await c.query<{ gateway: string; status: GatewayStatus }>({
+        name: 'outpost-newest-statuses',
+        text: NEWEST_STATUSES,
+        values: [gateways],
+      });
+      const current = new Map(rows.map((r) => [r.gateway, r.status]));
+      // One row per (gateway, arrival ms), the newest the reported one; `at` never goes back. A
+      // later status of the same gateway and ms replaces an earlier one's row, as its upsert would.
+      const writes = new Map<string, StatusEntry>();
+      for (const { gateway, status } of entries) {
+        const merged = mergeStatus(current.get(gateway), status);
+        if (!merged) continue;
+        current.set(gateway, merged);
+        writes.set(`${gateway}\n${merged.at}`, { gateway, status: merged });
+      }
+      if (writes.size === 0) return;
+      const rowsToWrite = [...writes.values()];
+      await c.query({
+        name: 'outpost-write-statuses',
+        text: `INSERT INTO outpost.statuses (gateway, at, via, status)
+         SELECT g, to_timestamp(at), via, status FROM unnest($1::text[], $2::float8[], $3::text[], $4::jsonb[]) AS u(g, at, via, status)
          ON CONFLICT (gateway, at) DO UPDATE SET via = excluded.via, status = excluded.status`,
-        [gateway, merged.at / 1000, merged.via, JSON.stringify(merged)],
-      );
+        values: [
+          rowsToWrite.map((w) => w.gateway),
+          rowsToWrite.map((w) => w.status.at / 1000),
+          rowsToWrite.map((w) => w.status.via),
+          rowsToWrite.map((w) => JSON.stringify(w.status)),
+        ],
+      });
     },
     { idempotent: true, bounded: true },
   );
-  catalog.commit(gateway, new Map());
+  for (const gateway of gateways) catalog.commit(gateway, new Map());
 }
 
 export async function recordSatellite(db: Database, catalog: Catalog, gateway: string, message: SatelliteMessage): Promise<void> {
