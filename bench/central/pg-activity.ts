@@ -27,7 +27,7 @@ export async function sampleActivity(url: string, everyMs = 5): Promise<Activity
     while (running && !failure) {
       const { rows } = await c.query<{ state: string; wait: string | null; query: string }>(
         `SELECT state, wait_event_type || '/' || wait_event AS wait, left(regexp_replace(query, '\\s+', ' ', 'g'), 40) AS query
-         FROM pg_stat_activity WHERE application_name = 'outpost-central' AND pid <> pg_backend_pid()`,
+         FROM pg_stat_activity WHERE application_name LIKE 'outpost-central%' AND pid <> pg_backend_pid()`,
       );
       samples++;
       for (const r of rows) {

@@ -55,7 +55,11 @@ export { redactUrl };
 export interface PostgresCentralStoreOptions {
   /** `postgres://user[:password]@host[:port]/database[?sslmode=…]` (node-postgres reads PGPASSWORD and ~/.pgpass too). */
   url: string;
-  /** Connections at most (default 10): every central process has its own pool. */
+  /**
+   * Connections at most (default 10) for the API, background work and the rarer writes: every
+   * central process has its own pool. Ingest has connections of its own besides (one per
+   * transaction its group commits run at once: `commitConcurrency` + 2).
+   */
   poolSize?: number;
   log?: Logger;
   now?: () => number;
@@ -112,6 +116,8 @@ export class PostgresCentralStore implements CentralStore {
     this.db = new Database({
       url: options.url,
       poolSize: options.poolSize ?? 10,
+      // A connection for each transaction the two group commits run at once.
+      ingestPoolSize: (options.commitConcurrency ?? 2) + STATUS_CONCURRENCY,
       log,
       probeMs: options.probeMs ?? 2000,
       writeTimeoutMs: options.writeTimeoutMs ?? 60_000,

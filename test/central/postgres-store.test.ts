@@ -509,6 +509,42 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.notOk(after.has('site-refused'), 'the refused status left nothing');
   });
 
+  t.test("ingest has connections of its own: readings commit while every one of the API's waits", async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { refreshMs: 0, poolSize: 2 });
+    await store.insertReadings(GW, [{ seq: 1, id: 'a', t: T0, v: 1 }], rx(T0));
+    // Slow API reads (fleet summaries take a second at 1,000 gateways): here, reads of the
+    // statuses held behind a lock, on both of the pool's connections.
+    const locker = new pgLib.Client({ connectionString: url });
+    await locker.connect();
+    t.teardown(() => locker.end());
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE outpost.statuses IN ACCESS EXCLUSIVE MODE');
+    const reads = [store.gatewayStates(), store.gatewayStates()];
+    const watcher = new pgLib.Client({ connectionString: url });
+    await watcher.connect();
+    t.teardown(() => watcher.end());
+    await eventually(async () => {
+      // On a connection of its own: pg_stat_activity is read once per transaction.
+      const { rows } = await watcher.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'outpost-central' AND wait_event_type = 'Lock'",
+      );
+      return Number(rows[0]!.n) === 2;
+    });
+    const outcome = await Promise.race([
+      store.insertReadings(GW, [{ seq: 2, id: 'a', t: T0 + 1000, v: 2 }], rx(T0 + 1)).then(
+        (r) => `stored ${r.stored}`,
+        (err: Error) => `failed: ${err.message}`,
+      ),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 15 s'), 15_000)),
+    ]);
+    t.equal(outcome, 'stored 1', 'the readings committed meanwhile');
+    t.same(store.health(), { state: 'ok' }, 'and the store stays writable');
+    await locker.query('COMMIT');
+    t.equal((await Promise.all(reads)).length, 2, 'the reads answer once the lock is gone');
+    t.equal(await store.countSeqs(GW), 2);
+  });
+
   t.test('a merge that meets a run another transaction commits after its read runs again: each seq stored once', async (t) => {
     const url = await freshDatabase();
     const store = await openStore(t, url, { refreshMs: 0 });

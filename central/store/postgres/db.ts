@@ -13,7 +13,10 @@ export type Sql = Pick<pg.PoolClient, 'query'>;
 
 export interface DatabaseOptions {
   url: string;
+  /** Connections for reads (the API), background work and the other writes. */
   poolSize: number;
+  /** Connections of the ingest writes (`write` with `ingest`), apart from the rest: see `Database`. */
+  ingestPoolSize: number;
   log: Logger;
   /** How often a store that refuses writes tries a write again (ms). */
   probeMs: number;
@@ -117,6 +120,13 @@ function decodeOr(raw: string): string {
  */
 export class Database {
   readonly pool: pg.Pool;
+  /**
+   * The ingest writes' own connections (readings and statuses, as many as their group commits
+   * run at once). On one pool, a burst of slow API reads held every connection and the ingest
+   * transactions queued behind them: PUBACKs and HTTP answers waited, and after the pool's
+   * connect timeout the store went read-only (test/central/postgres-store.test.ts).
+   */
+  readonly ingestPool: pg.Pool;
   readonly log: Logger;
   /** Names this process in `outpost.store_probe` (one row per process, refreshed by the probe). */
   readonly process = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -131,20 +141,26 @@ export class Database {
   constructor(private readonly o: DatabaseOptions) {
     this.log = o.log;
     this.secrets = secretsOf(o.url);
-    this.pool = new pg.Pool({
-      connectionString: o.url,
-      max: o.poolSize,
+    this.pool = this.newPool(o.poolSize, 'outpost-central');
+    this.ingestPool = this.newPool(o.ingestPoolSize, 'outpost-central-ingest');
+  }
+
+  private newPool(max: number, applicationName: string): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: this.o.url,
+      max,
       connectionTimeoutMillis: 5000,
       idleTimeoutMillis: 30_000,
-      application_name: 'outpost-central',
+      application_name: applicationName,
       keepAlive: true,
     });
     // An idle connection that breaks (the server restarted, a failover) is reported here; without
     // a listener node would crash. It says nothing of writes yet: the probe finds out.
-    this.pool.on('error', (err) => {
+    pool.on('error', (err) => {
       this.log.warn({ err: this.redact(err.message) }, 'PostgreSQL: an idle connection failed');
       this.probeSoon(0);
     });
+    return pool;
   }
 
   /** Text with the password cut out. */
@@ -171,8 +187,8 @@ export class Database {
    * back once it notices. The clock starts again with every answer, so a transaction of many
    * statements, each slow but answered, is not cut.
    */
-  async transaction<T>(fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN', deadlineMs?: number): Promise<T> {
-    const client = await this.pool.connect();
+  async transaction<T>(fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN', deadlineMs?: number, pool = this.pool): Promise<T> {
+    const client = await pool.connect();
     // node-postgres's socket: its own way to end a connection that cannot be ended politely (client.js, query_timeout).
     const socket = (client as unknown as { connection: { stream: NodeJS.EventEmitter & { destroy(err: Error): void } } }).connection.stream;
     let broken = false;
@@ -225,13 +241,15 @@ export class Database {
    * `writeTimeoutMs` (PostgreSQL's `statement_timeout`: a timeout fails this write alone), and
    * a transaction that hears nothing for twice that has its connection dropped (the database
    * gave no answer: the store goes read-only at once, without the second try). The rollup refresh is not bounded:
-   * a round over a backlog may rightly take long.
+   * a round over a backlog may rightly take long. `ingest` (readings and statuses): on the
+   * ingest's own connections (`ingestPool`).
    */
   async write<T>(
     what: string,
     fn: (c: PoolClient) => Promise<T>,
-    opts: { idempotent: boolean; bounded?: boolean; prepare?: () => Promise<void>; onNoPartition?: () => Promise<void> },
+    opts: { idempotent: boolean; bounded?: boolean; ingest?: boolean; prepare?: () => Promise<void>; onNoPartition?: () => Promise<void> },
   ): Promise<T> {
+    const pool = opts.ingest ? this.ingestPool : this.pool;
     if (this.closed) throw new OutpostError('STORAGE_CLOSED', 'the PostgreSQL store is closed');
     if (this.failure) throw new OutpostError('STORAGE_WRITE_FAILED', `PostgreSQL refuses writes (${this.failure.error}); writes resume once it recovers`);
     let lostConnection = false;
@@ -240,9 +258,9 @@ export class Database {
       try {
         // Work of its own transaction that the write needs first (a week's partitions).
         if (opts.prepare) await opts.prepare();
-        if (!opts.bounded) return await this.transaction(fn);
+        if (!opts.bounded) return await this.transaction(fn, 'BEGIN', undefined, pool);
         const timeout = this.o.writeTimeoutMs;
-        return await this.transaction(fn, `BEGIN; SET LOCAL statement_timeout = ${timeout}`, 2 * timeout);
+        return await this.transaction(fn, `BEGIN; SET LOCAL statement_timeout = ${timeout}`, 2 * timeout, pool);
       } catch (err) {
         const kind = errorKind(err);
         if (kind === 'retry' && attempt < 5) {
@@ -355,7 +373,7 @@ export class Database {
     this.closed = true;
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.ingestPool.end()]);
   }
 
   get isClosed(): boolean {

@@ -81,7 +81,7 @@ export async function recordStatuses(db: Database, catalog: Catalog, entries: re
         ],
       });
     },
-    { idempotent: true, bounded: true },
+    { idempotent: true, bounded: true, ingest: true },
   );
   for (const gateway of gateways) catalog.commit(gateway, new Map());
 }

@@ -240,6 +240,7 @@ async function writeGroup(ctx: InsertContext, batches: readonly InsertBatch[], g
     {
       idempotent: true,
       bounded: true,
+      ingest: true,
       prepare: () => ctx.partitions.ensureFor(groupTimes(batches, group)),
       onNoPartition: () => ctx.partitions.repair(groupTimes(batches, group)),
     },
