@@ -46,6 +46,7 @@ import { checkBatch, type InsertBatch, insertBatches, type WritePathCounts } fro
 import { Partitions } from './postgres/partitions.js';
 import { countReadings, countSeqs, datapoints, latest, queryRange } from './postgres/query.js';
 import { Rollups } from './postgres/rollups.js';
+import { type CompactionResult, compactSeqRuns } from './postgres/seq-runs.js';
 import { checkGateway, checkRecord } from './level.js';
 import { RecordColumns, columnsOf } from './record-columns.js';
 import { migrate, type Layout } from './postgres/schema.js';
@@ -183,6 +184,7 @@ export class PostgresCentralStore implements CentralStore {
     const refreshMs = this.options.refreshMs ?? 60_000;
     if (refreshMs > 0) this.every(refreshMs, () => this.refreshRollups());
     this.every(MAINTENANCE_MS, () => partitions.ahead(this.now()));
+    this.every(MAINTENANCE_MS, () => this.compactSeqRuns());
   }
 
   private every(ms: number, fn: () => Promise<unknown>): void {
@@ -212,6 +214,14 @@ export class PostgresCentralStore implements CentralStore {
     const { rollups } = this.opened();
     this.refreshing ??= rollups.refresh().finally(() => (this.refreshing = undefined));
     return this.refreshing;
+  }
+
+  /** Joins each gateway's adjacent seq runs (seq-runs.ts; every 6 h, and for tests). */
+  async compactSeqRuns(): Promise<CompactionResult> {
+    this.opened();
+    const result = await compactSeqRuns(this.db);
+    if (result.runsBefore > 0) this.db.log.info(result, 'PostgreSQL: seq runs joined');
+    return result;
   }
 
   private opened(): NonNullable<PostgresCentralStore['parts']> {

@@ -573,6 +573,41 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
     t.equal(await psql(url, 'SELECT count(*) FROM outpost.readings'), '8', 'readings of seqs 1-4 and 8-10, and the one without a seq');
   });
 
+  t.test("seq runs: a gateway's adjacent runs joined into one, gaps kept, duplicates still found, inserts meanwhile", async (t) => {
+    const url = await freshDatabase();
+    const store = await openStore(t, url, { refreshMs: 0 });
+    const batch = (from: number, to: number): IngestRecord[] =>
+      Array.from({ length: to - from + 1 }, (_, k) => ({ seq: from + k, id: `dp.${(from + k) % 4}`, t: T0 + (from + k) * 1000, v: from + k }));
+    // A transaction per batch, so a run per batch: A 1..300 whole; B 1..300 without 101..110.
+    for (let b = 0; b < 30; b++) {
+      await store.insertReadings('site-a', batch(1 + 10 * b, 10 + 10 * b), rx(T0));
+      if (b !== 10) await store.insertReadings('site-b', batch(1 + 10 * b, 10 + 10 * b), rx(T0));
+    }
+    const runs = async (gw: string) => Number(await psql(url, `SELECT count(*) FROM outpost.seq_runs WHERE gateway = '${gw}'`));
+    t.same([await runs('site-a'), await runs('site-b')], [30, 29], 'a run per transaction');
+    const result = await store.compactSeqRuns();
+    t.same(result, { gateways: 2, runsBefore: 59, runsAfter: 3 }, 'joined');
+    t.same([await runs('site-a'), await runs('site-b')], [1, 2], "A's runs one, B's two around its gap");
+    t.same([await store.countSeqs('site-a'), await store.countSeqs('site-b')], [300, 290], 'the same seqs stored');
+    t.same(await store.insertReadings('site-b', batch(95, 115), rx(T0 + 1)), { stored: 10, duplicates: 11 }, "B's gap filled, the seqs around it duplicates");
+    t.same(await store.insertReadings('site-a', batch(299, 301), rx(T0 + 1)), { stored: 1, duplicates: 2 }, 'duplicates found in a joined run');
+
+    // Compaction while both gateways keep sending, some batches again: each seq still once.
+    const writes: Array<Promise<{ stored: number; duplicates: number }>> = [];
+    for (let b = 0; b < 20; b++) {
+      writes.push(store.insertReadings('site-a', batch(302 + 5 * b, 306 + 5 * b), rx(T0 + 2)));
+      writes.push(store.insertReadings('site-b', batch(296 + 5 * b, 300 + 5 * b), rx(T0 + 2)));
+    }
+    const [during, ...results] = await Promise.all([store.compactSeqRuns(), ...writes]);
+    t.ok(during!.gateways === 2 && during!.runsBefore >= 5, 'a compaction ran meanwhile (at least the runs stored before it)', { during });
+    const stored = (results as Array<{ stored: number }>).reduce((n, r) => n + r.stored, 0);
+    t.equal(stored, 100 + 95, 'every new seq stored once, the repeated ones (296..300 of B) dropped');
+    await store.compactSeqRuns();
+    t.same([await runs('site-a'), await runs('site-b')], [1, 1], 'one run each once all arrived');
+    t.same([await store.countSeqs('site-a'), await store.countSeqs('site-b')], [401, 395]);
+    t.same([await store.countReadings('site-a'), await store.countReadings('site-b')], [401, 395], 'a reading per seq');
+  });
+
   t.test('the password is in no error and no log line', async (t) => {
     const lines: string[] = [];
     const log = pino(

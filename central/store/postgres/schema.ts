@@ -40,6 +40,7 @@ export const LOCK_SCHEMA = 1;
 export const LOCK_PARTITIONS = 2;
 export const LOCK_REFRESH = 3;
 export const LOCK_GENERATION = 4;
+export const LOCK_SEQ_COMPACTION = 5;
 
 /** Where the readings live: declarative partitions we create, or a TimescaleDB hypertable. */
 export type Layout = 'partitioned' | 'hypertable';

@@ -1,5 +1,6 @@
 import type { CopyRows } from './copy.js';
-import type { PoolClient } from './db.js';
+import type { Database, PoolClient } from './db.js';
+import { LOCK_NAMESPACE, LOCK_SEQ_COMPACTION } from './schema.js';
 
 /**
  * The outbox seqs a gateway has stored, as runs: `outpost.seq_runs (gateway, first_seq,
@@ -86,4 +87,77 @@ export class StoredSeqs {
     }
     return found >= 0 && seq <= runs[2 * found + 1]!;
   }
+}
+
+/** Gateways whose runs one compaction transaction joins. */
+const COMPACT_GATEWAYS = 100;
+
+/**
+ * Each gateway's adjacent runs as spans (first, last, runs joined) of two runs or more: a run
+ * starts a new span unless it begins right after the one before it.
+ */
+const ADJACENT_SPANS = `WITH ordered AS (
+  SELECT gateway, first_seq, last_seq,
+    CASE WHEN first_seq = lag(last_seq) OVER w + 1 THEN 0 ELSE 1 END AS starts
+  FROM outpost.seq_runs WHERE gateway = ANY($1::text[])
+  WINDOW w AS (PARTITION BY gateway ORDER BY first_seq)
+), numbered AS (
+  SELECT gateway, first_seq, last_seq, sum(starts) OVER (PARTITION BY gateway ORDER BY first_seq) AS span FROM ordered
+)
+SELECT gateway, min(first_seq) AS first_seq, max(last_seq) AS last_seq, count(*) AS runs
+FROM numbered GROUP BY gateway, span HAVING count(*) > 1`;
+
+export interface CompactionResult {
+  gateways: number;
+  /** Runs joined into fewer, and how many they became. */
+  runsBefore: number;
+  runsAfter: number;
+}
+
+/**
+ * Joins each gateway's adjacent runs into one (store maintenance). A transaction writes a run
+ * per gateway it holds records of, so a gateway sending every 10 s left 8,640 runs a day, and
+ * every seq check and count read them all; a gateway's outbox numbers without gaps, so once
+ * its earlier seqs have arrived its runs join into one. What is stored does not change: the
+ * runs of a span are deleted and the span written in the same transaction, and a run another
+ * transaction writes meanwhile overlaps the span only where it overlaps the runs, which the
+ * exclusion constraint refuses either way. One process at a time (an advisory lock; a second
+ * one skips), `COMPACT_GATEWAYS` gateways per transaction.
+ */
+export async function compactSeqRuns(db: Database): Promise<CompactionResult> {
+  const result: CompactionResult = { gateways: 0, runsBefore: 0, runsAfter: 0 };
+  const { rows } = await db.read(() =>
+    db.pool.query<{ gateway: string }>('SELECT gateway FROM outpost.seq_runs GROUP BY gateway HAVING count(*) > 1 ORDER BY gateway'),
+  );
+  const gateways = rows.map((r) => r.gateway);
+  for (let i = 0; i < gateways.length; i += COMPACT_GATEWAYS) {
+    const chunk = gateways.slice(i, i + COMPACT_GATEWAYS);
+    const done = await db.write(
+      'compact seq runs',
+      async (c) => {
+        const { rows: locked } = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1, $2) AS ok', [LOCK_NAMESPACE, LOCK_SEQ_COMPACTION]);
+        if (!locked[0]?.ok) return undefined;
+        const { rows: spans } = await c.query<{ gateway: string; first_seq: string; last_seq: string; runs: string }>(ADJACENT_SPANS, [chunk]);
+        if (spans.length === 0) return { runsBefore: 0, runsAfter: 0 };
+        const columns = [spans.map((s) => s.gateway), spans.map((s) => s.first_seq), spans.map((s) => s.last_seq)];
+        const deleted = await c.query(
+          `DELETE FROM outpost.seq_runs r USING unnest($1::text[], $2::int8[], $3::int8[]) AS s(g, lo, hi)
+           WHERE r.gateway = s.g AND r.first_seq >= s.lo AND r.last_seq <= s.hi`,
+          columns,
+        );
+        const joined = spans.reduce((n, s) => n + Number(s.runs), 0);
+        // Runs are only ever added outside compaction, and none can lie inside a span (it would overlap).
+        if (deleted.rowCount !== joined) throw new Error(`seq runs changed under compaction: ${deleted.rowCount} deleted, ${joined} expected`);
+        await c.query('INSERT INTO outpost.seq_runs (gateway, first_seq, last_seq) SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])', columns);
+        return { runsBefore: joined, runsAfter: spans.length };
+      },
+      { idempotent: true },
+    );
+    // Another process is compacting: it does the rest.
+    if (!done) break;
+    result.gateways += chunk.length;
+    result.runsBefore += done.runsBefore;
+    result.runsAfter += done.runsAfter;
+  }
+  return result;
 }
