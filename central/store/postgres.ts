@@ -59,7 +59,7 @@ export interface PostgresCentralStoreOptions {
   /**
    * Connections at most (default 10) for the API, background work and the rarer writes: every
    * central process has its own pool. Ingest has connections of its own besides (one per
-   * transaction its group commits run at once: `commitConcurrency` + 2).
+   * transaction its group commits run at once, and the probe: `commitConcurrency` + 3).
    */
   poolSize?: number;
   log?: Logger;
@@ -117,8 +117,8 @@ export class PostgresCentralStore implements CentralStore {
     this.db = new Database({
       url: options.url,
       poolSize: options.poolSize ?? 10,
-      // A connection for each transaction the two group commits run at once.
-      ingestPoolSize: (options.commitConcurrency ?? 2) + STATUS_CONCURRENCY,
+      // A connection for each transaction the two group commits run at once, and one for the probe.
+      ingestPoolSize: (options.commitConcurrency ?? 2) + STATUS_CONCURRENCY + 1,
       log,
       probeMs: options.probeMs ?? 2000,
       writeTimeoutMs: options.writeTimeoutMs ?? 60_000,

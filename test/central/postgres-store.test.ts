@@ -539,10 +539,21 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
       new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 15 s'), 15_000)),
     ]);
     t.equal(outcome, 'stored 1', 'the readings committed meanwhile');
-    t.same(store.health(), { state: 'ok' }, 'and the store stays writable');
+    const oldWeek = Date.UTC(2020, 0, 8);
+    t.same(
+      await store.insertReadings(GW, [{ seq: 3, id: 'a', t: oldWeek, v: 3 }], rx(T0 + 2)),
+      { stored: 1, duplicates: 0 },
+      'and a reading of a week with no partition yet (made on ingest connections too)',
+    );
+    // Another read and a write of the API pool wait for a connection past the pool's 5 s: busy,
+    // retry later — not the database gone, which would make the store read-only and stop ingest.
+    await rejectsWith(t, store.gatewayStates(), 'CENTRAL_BUSY', 'a third read');
+    await rejectsWith(t, store.compactSeqRuns(), 'CENTRAL_BUSY', 'maintenance on the API pool');
+    t.same(store.health(), { state: 'ok' }, 'the store stays writable');
+    t.same(await store.insertReadings(GW, [{ seq: 4, id: 'a', t: T0 + 2000, v: 4 }], rx(T0 + 3)), { stored: 1, duplicates: 0 });
     await locker.query('COMMIT');
     t.equal((await Promise.all(reads)).length, 2, 'the reads answer once the lock is gone');
-    t.equal(await store.countSeqs(GW), 2);
+    t.equal(await store.countSeqs(GW), 4);
   });
 
   t.test('a merge that meets a run another transaction commits after its read runs again: each seq stored once', async (t) => {

@@ -48,8 +48,17 @@ export function postgresSkip(): { skip: string | false } {
  * so as root (CI) the cluster belongs to the `postgres` user the Debian package creates and the
  * server runs as it (`runuser`).
  */
-export async function startThrowawayPostgres(t: Teardown, options: { fsync?: boolean } = {}): Promise<ThrowawayPostgres> {
-  const bin = postgresBinDir();
+export async function startThrowawayPostgres(
+  t: Teardown,
+  options: {
+    fsync?: boolean;
+    /** Another server's bin dir (a build with TimescaleDB: test/central/postgres-timescale.test.ts). */
+    bin?: string;
+    /** More postgresql.conf lines. */
+    settings?: string[];
+  } = {},
+): Promise<ThrowawayPostgres> {
+  const bin = options.bin ?? postgresBinDir();
   if (!bin) throw new Error('PostgreSQL is not installed: apt-get install postgresql');
   const dir = await mkdtemp(join(tmpdir(), 'outpost-pg-'));
   const asRoot = userInfo().uid === 0;
@@ -68,6 +77,7 @@ export async function startThrowawayPostgres(t: Teardown, options: { fsync?: boo
     `fsync = ${options.fsync === false ? 'off' : 'on'}`,
     'max_connections = 100',
     'shared_buffers = 64MB',
+    ...(options.settings ?? []),
   ];
   await writeFile(join(data, 'postgresql.auto.conf'), `${conf.join('\n')}\n`);
   if (owner) await chown(join(data, 'postgresql.auto.conf'), owner.uid, owner.gid);

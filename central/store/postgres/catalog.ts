@@ -27,9 +27,9 @@ export class Catalog {
    * in the bench (bench/README.md). Answers the datapoints read.
    */
   async load(limit = PRELOAD_DATAPOINTS): Promise<number> {
-    const gateways = await this.db.pool.query<{ id: string }>('SELECT id FROM outpost.gateways');
+    const gateways = await this.db.query<{ id: string }>('SELECT id FROM outpost.gateways');
     for (const { id } of gateways.rows) this.gateways.add(id);
-    const { rows } = await this.db.pool.query<{ series: number; gateway: string; id: string }>(
+    const { rows } = await this.db.query<{ series: number; gateway: string; id: string }>(
       'SELECT series, gateway, id FROM outpost.datapoints ORDER BY last_seen DESC LIMIT $1',
       [limit],
     );
@@ -134,7 +134,7 @@ export class Catalog {
   async lookup(gateway: string, id: string): Promise<number | undefined> {
     const cached = this.series.get(gateway)?.get(id);
     if (cached !== undefined) return cached;
-    const { rows } = await this.db.pool.query<{ series: number }>('SELECT series FROM outpost.datapoints WHERE gateway = $1 AND id = $2', [gateway, id]);
+    const { rows } = await this.db.query<{ series: number }>('SELECT series FROM outpost.datapoints WHERE gateway = $1 AND id = $2', [gateway, id]);
     const s = rows[0]?.series;
     if (s !== undefined) {
       let known = this.series.get(gateway);

@@ -121,7 +121,7 @@ export async function enqueueCommand(
 export async function commandsAfter(db: Database, gateway: string, after: number, limit: number): Promise<QueuedCommand[]> {
   if (limit <= 0) return [];
   const { rows } = await db.read(() =>
-    db.pool.query<CommandRow>(`SELECT ${COLUMNS} FROM outpost.commands WHERE gateway = $1 AND cursor > $2 ORDER BY cursor LIMIT $3`, [
+    db.query<CommandRow>(`SELECT ${COLUMNS} FROM outpost.commands WHERE gateway = $1 AND cursor > $2 ORDER BY cursor LIMIT $3`, [
       gateway,
       Math.max(-1, Math.floor(after)),
       Math.floor(limit),
@@ -138,7 +138,7 @@ export async function findCommand(db: Database, gateway: string, ref: CommandRef
         ? ['request_id = $2', ref.requestId]
         : ['$2 = ANY (mt_counters)', Number.isSafeInteger(ref.mtCounter) ? ref.mtCounter : -1];
   const { rows } = await db.read(() =>
-    db.pool.query<CommandRow>(`SELECT ${COLUMNS} FROM outpost.commands WHERE gateway = $1 AND ${where} ORDER BY cursor DESC LIMIT 1`, [gateway, param]),
+    db.query<CommandRow>(`SELECT ${COLUMNS} FROM outpost.commands WHERE gateway = $1 AND ${where} ORDER BY cursor DESC LIMIT 1`, [gateway, param]),
   );
   return rows[0] ? strip(fromRow(rows[0])) : undefined;
 }
@@ -152,7 +152,7 @@ export async function listCommands(db: Database, filter: CommandFilter): Promise
   if (filter.group !== undefined) where.push(`group_id = $${params.push(filter.group)}`);
   const sql = `SELECT ${COLUMNS} FROM outpost.commands ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
     ORDER BY created_at DESC, cursor DESC LIMIT $${params.push(limit)}`;
-  const { rows } = await db.read(() => db.pool.query<CommandRow>(sql, params));
+  const { rows } = await db.read(() => db.query<CommandRow>(sql, params));
   return rows.map(fromRow);
 }
 
@@ -193,7 +193,7 @@ export function markCommandSent(db: Database, gateway: string, cursor: number, s
 /** Every queued or sent command past its expiry (the partial index `commands_pending`), one transaction each. */
 export async function expireCommands(db: Database, now: number): Promise<QueuedCommand[]> {
   const { rows } = await db.read(() =>
-    db.pool.query<{ gateway: string; cursor: string }>(
+    db.query<{ gateway: string; cursor: string }>(
       `SELECT gateway, cursor FROM outpost.commands WHERE state IN ('queued', 'sent') AND expires_at <= to_timestamp($1) LIMIT 1000`,
       [now / 1000],
     ),

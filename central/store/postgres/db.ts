@@ -48,6 +48,9 @@ const CONNECTION_WORDS =
  */
 const QUERY_CANCELED = '57014';
 
+/** pg-pool's words when no connection came within `connectionTimeoutMillis`. */
+const POOL_TIMEOUT = /timeout exceeded when trying to connect/i;
+
 /** The deadline's error (transaction): the database gave no answer; not worth a second try on a fresh connection. */
 const NO_ANSWER = Symbol('no answer');
 
@@ -122,9 +125,12 @@ export class Database {
   readonly pool: pg.Pool;
   /**
    * The ingest writes' own connections (readings and statuses, as many as their group commits
-   * run at once). On one pool, a burst of slow API reads held every connection and the ingest
-   * transactions queued behind them: PUBACKs and HTTP answers waited, and after the pool's
-   * connect timeout the store went read-only (test/central/postgres-store.test.ts).
+   * run at once), and the ones of what ingest needs besides: partitions made on demand and the
+   * probe that ends the read-only state. On one pool, a burst of slow API reads held every
+   * connection and the ingest transactions queued behind them: PUBACKs and HTTP answers
+   * waited, and after the pool's connect timeout the store went read-only
+   * (test/central/postgres-store.test.ts). A connect timeout of a pool whose connections are
+   * all in use is `CENTRAL_BUSY` (retry later), not the database gone (`busy`).
    */
   readonly ingestPool: pg.Pool;
   readonly log: Logger;
@@ -143,6 +149,17 @@ export class Database {
     this.secrets = secretsOf(o.url);
     this.pool = this.newPool(o.poolSize, 'outpost-central');
     this.ingestPool = this.newPool(o.ingestPoolSize, 'outpost-central-ingest');
+  }
+
+  /** Whether `err` is a connect timeout of a pool with every connection in use: busy, not unreachable. */
+  private busy(err: unknown, pool: pg.Pool): boolean {
+    const max = pool === this.pool ? this.o.poolSize : this.o.ingestPoolSize;
+    return POOL_TIMEOUT.test(String((err as Error | null)?.message ?? err)) && pool.totalCount >= max;
+  }
+
+  private busyError(err: unknown, pool: pg.Pool): OutpostError {
+    const which = pool === this.pool ? 'postgres.poolSize' : 'ingest';
+    return new OutpostError('CENTRAL_BUSY', `PostgreSQL: every connection of this process (${which}) stayed in use; retry later`, { cause: err });
   }
 
   private newPool(max: number, applicationName: string): pg.Pool {
@@ -188,6 +205,20 @@ export class Database {
    * statements, each slow but answered, is not cut.
    */
   async transaction<T>(fn: (c: PoolClient) => Promise<T>, begin = 'BEGIN', deadlineMs?: number, pool = this.pool): Promise<T> {
+    return this.onConnection(pool, deadlineMs, begin, fn);
+  }
+
+  /**
+   * One statement on a pooled connection of the API's pool, outside a transaction: the reads.
+   * Under the writes' deadline for silence (`transaction`): after a network freeze the pool's
+   * idle connections stay silent for ever, and a read given one would wait for ever.
+   */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.onConnection(this.pool, 2 * this.o.writeTimeoutMs, null, (c) => c.query<R>(text as string, values));
+  }
+
+  /** `fn` on a connection of `pool`, in a transaction begun with `begin` (null: none), under the deadline. */
+  private async onConnection<T>(pool: pg.Pool, deadlineMs: number | undefined, begin: string | null, fn: (c: PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect();
     // node-postgres's socket: its own way to end a connection that cannot be ended politely (client.js, query_timeout).
     const socket = (client as unknown as { connection: { stream: NodeJS.EventEmitter & { destroy(err: Error): void } } }).connection.stream;
@@ -197,7 +228,7 @@ export class Database {
         ? undefined
         : setTimeout(() => {
             broken = true;
-            this.log.warn({ deadlineMs }, 'PostgreSQL: a write transaction got no answer in time; its connection is dropped');
+            this.log.warn({ deadlineMs }, 'PostgreSQL: a connection got no answer in time; it is dropped');
             socket.destroy(Object.assign(new Error(`PostgreSQL did not answer within ${deadlineMs} ms`), { code: 'ETIMEDOUT', [NO_ANSWER]: true }));
           }, deadlineMs);
     const heard = () => deadline?.refresh();
@@ -211,13 +242,13 @@ export class Database {
     };
     client.on('error', onError);
     try {
-      await client.query(begin);
+      if (begin !== null) await client.query(begin);
       const out = await fn(client);
-      await client.query('COMMIT');
+      if (begin !== null) await client.query('COMMIT');
       return out;
     } catch (err) {
       broken ||= errorKind(err) === 'unavailable';
-      if (!broken)
+      if (!broken && begin !== null)
         await client.query('ROLLBACK').catch((rollbackErr: Error) => {
           broken = true;
           this.log.debug({ err: this.message(rollbackErr) }, 'PostgreSQL: rollback failed, connection dropped');
@@ -262,6 +293,7 @@ export class Database {
         const timeout = this.o.writeTimeoutMs;
         return await this.transaction(fn, `BEGIN; SET LOCAL statement_timeout = ${timeout}`, 2 * timeout, pool);
       } catch (err) {
+        if (this.busy(err, pool)) throw this.busyError(err, pool);
         const kind = errorKind(err);
         if (kind === 'retry' && attempt < 5) {
           await sleep(5 + Math.random() * 20 * (attempt + 1));
@@ -302,6 +334,7 @@ export class Database {
     try {
       return await fn();
     } catch (err) {
+      if (this.busy(err, this.pool)) throw this.busyError(err, this.pool);
       if (errorKind(err) === 'unavailable') {
         this.probeSoon(0);
         throw new OutpostError('CENTRAL_STORE_UNAVAILABLE', `PostgreSQL: ${this.message(err)}`, { cause: err });
@@ -352,7 +385,16 @@ export class Database {
             : c.query('SELECT 1'),
         'BEGIN',
         2 * this.o.writeTimeoutMs,
+        // On ingest's connections: what it tells is whether ingest can write, and busy API
+        // reads must not make it fail.
+        this.ingestPool,
       );
+      // Then the API's pool: its idle connections went through the same outage, and one that
+      // stays silent is dropped here at its deadline, one a round, until one answers (reads
+      // given them would fail meanwhile). A pool busy with reads is no failure.
+      await this.query('SELECT 1').catch((err: unknown) => {
+        if (!this.busy(err, this.pool)) throw err;
+      });
       if (this.failure) {
         this.log.info({ after: Date.now() - this.failure.since }, 'PostgreSQL takes writes again');
         this.failure = undefined;

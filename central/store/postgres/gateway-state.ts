@@ -125,7 +125,7 @@ const STATES = `SELECT g.id,
 
 export async function gatewayStates(db: Database, gateway?: string): Promise<GatewayState[]> {
   const { rows } = await db.read(() =>
-    gateway === undefined ? db.pool.query<StateRow>(`${STATES} ORDER BY g.id COLLATE "C"`) : db.pool.query<StateRow>(`${STATES} WHERE g.id = $1`, [gateway]),
+    gateway === undefined ? db.query<StateRow>(`${STATES} ORDER BY g.id COLLATE "C"`) : db.query<StateRow>(`${STATES} WHERE g.id = $1`, [gateway]),
   );
   return rows.map(stateOf);
 }
@@ -153,7 +153,7 @@ export async function satelliteUsage(db: Database, gateway: string, from: number
   const hi = Math.min(to, MAX_TIME);
   if (hi < lo) return { messages: 0, bytes: 0, credits: 0 };
   const { rows } = await db.read(() =>
-    db.pool.query<{ messages: string; bytes: string; credits: string }>(
+    db.query<{ messages: string; bytes: string; credits: string }>(
       `SELECT count(*) AS messages, coalesce(sum(bytes), 0) AS bytes, coalesce(sum(credits), 0) AS credits
        FROM outpost.satellite_messages WHERE gateway = $1 AND key >= to_timestamp($2) AND key <= to_timestamp($3)`,
       [gateway, lo / 1000, hi / 1000],

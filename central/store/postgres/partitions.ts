@@ -55,7 +55,8 @@ export class Partitions {
   async load(): Promise<void> {
     this.known.clear();
     if (this.layout !== 'partitioned') return;
-    const { rows } = await this.db.pool.query<{ name: string }>(
+    // Partitions on ingest's connections (db.ts `ingestPool`): an insert that needs a week waits for no API read.
+    const { rows } = await this.db.ingestPool.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'outpost.readings'::regclass`,
     );
     for (const { name } of rows) {
@@ -96,10 +97,15 @@ export class Partitions {
 
   private async ensureWeek(start: number): Promise<void> {
     const suffix = partitionSuffix(start);
-    await this.db.transaction(async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_NAMESPACE, LOCK_PARTITIONS]);
-      for (const table of PARTITIONED_TABLES) await attachWeek(c, table, suffix, start);
-    });
+    await this.db.transaction(
+      async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_NAMESPACE, LOCK_PARTITIONS]);
+        for (const table of PARTITIONED_TABLES) await attachWeek(c, table, suffix, start);
+      },
+      'BEGIN',
+      undefined,
+      this.db.ingestPool,
+    );
     this.known.add(start);
     this.db.log.info({ week: new Date(start).toISOString().slice(0, 10) }, `PostgreSQL: partitions ${suffix} created`);
   }

@@ -38,8 +38,8 @@ const DATAPOINTS = `SELECT d.gateway, d.id,
 export async function datapoints(db: Database, gateway?: string): Promise<CentralDatapoint[]> {
   const { rows } = await db.read(() =>
     gateway === undefined
-      ? db.pool.query<DatapointRow>(`${DATAPOINTS} ORDER BY d.gateway COLLATE "C", d.id COLLATE "C"`)
-      : db.pool.query<DatapointRow>({
+      ? db.query<DatapointRow>(`${DATAPOINTS} ORDER BY d.gateway COLLATE "C", d.id COLLATE "C"`)
+      : db.query<DatapointRow>({
           name: 'outpost-gateway-datapoints',
           text: `${DATAPOINTS} WHERE d.gateway = $1 ORDER BY d.id COLLATE "C"`,
           values: [gateway],
@@ -53,7 +53,7 @@ export async function datapoints(db: Database, gateway?: string): Promise<Centra
 
 export async function latest(db: Database, gateway: string, id: string): Promise<StoredValue | undefined> {
   const { rows } = await db.read(() =>
-    db.pool.query<DatapointRow>({ name: 'outpost-latest', text: `${DATAPOINTS} WHERE d.gateway = $1 AND d.id = $2`, values: [gateway, id] }),
+    db.query<DatapointRow>({ name: 'outpost-latest', text: `${DATAPOINTS} WHERE d.gateway = $1 AND d.id = $2`, values: [gateway, id] }),
   );
   const r = rows[0];
   return r && r.t !== null ? decodeValue({ t: r.t, v: r.v, j: r.j, q: r.q }) : undefined;
@@ -69,7 +69,7 @@ export async function queryRange(db: Database, catalog: Catalog, gateway: string
     const series = await catalog.lookup(gateway, id);
     if (series === undefined) return [];
     const order = range.order === 'desc' ? 'DESC' : 'ASC';
-    const { rows } = await db.pool.query<ValueRow>(
+    const { rows } = await db.query<ValueRow>(
       `SELECT round(date_part('epoch', t) * 1000) AS t, v, j, q FROM outpost.readings
        WHERE series = $1 AND t >= to_timestamp($2) AND t <= to_timestamp($3) ORDER BY t ${order} LIMIT $4`,
       [series, from / 1000, to / 1000, limit],
@@ -80,7 +80,7 @@ export async function queryRange(db: Database, catalog: Catalog, gateway: string
 
 export async function countReadings(db: Database, gateway: string, id?: string): Promise<number> {
   const { rows } = await db.read(() =>
-    db.pool.query<{ n: string }>(
+    db.query<{ n: string }>(
       `SELECT count(*) AS n FROM outpost.readings
        WHERE series = ANY (ARRAY(SELECT series FROM outpost.datapoints WHERE gateway = $1 AND ($2::text IS NULL OR id = $2)))`,
       [gateway, id ?? null],
@@ -91,7 +91,7 @@ export async function countReadings(db: Database, gateway: string, id?: string):
 
 export async function countSeqs(db: Database, gateway: string): Promise<number> {
   const { rows } = await db.read(() =>
-    db.pool.query<{ n: string }>('SELECT coalesce(sum(last_seq - first_seq + 1), 0) AS n FROM outpost.seq_runs WHERE gateway = $1', [gateway]),
+    db.query<{ n: string }>('SELECT coalesce(sum(last_seq - first_seq + 1), 0) AS n FROM outpost.seq_runs WHERE gateway = $1', [gateway]),
   );
   return num(rows[0]?.n);
 }

@@ -70,7 +70,7 @@ export class Rollups {
   async refreshRound(limit = REFRESH_BATCH): Promise<number> {
     let claimedTimes: number[] = [];
     // Nothing dirty: no new generation either (starting one makes new inserts wait for the running ones).
-    const dirty = await this.db.read(() => this.db.pool.query('SELECT 1 FROM outpost.rollup_dirty LIMIT 1'));
+    const dirty = await this.db.read(() => this.db.query('SELECT 1 FROM outpost.rollup_dirty LIMIT 1'));
     if (dirty.rowCount === 0) return 0;
     // Only entries of ended generations are claimed (dirty-minutes.ts): a new one first.
     const generation = await this.db.write('rollup generation', bumpGeneration, { idempotent: true });

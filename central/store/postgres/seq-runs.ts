@@ -89,8 +89,13 @@ export class StoredSeqs {
   }
 }
 
-/** Gateways whose runs one compaction transaction joins. */
+/**
+ * What one compaction transaction joins at most: a batch resent meanwhile whose run overlaps
+ * a run being joined waits for that transaction, so it must stay short (a gateway of a year
+ * without compaction: 3 million runs; a single gateway with more than this goes alone).
+ */
 const COMPACT_GATEWAYS = 100;
+const COMPACT_RUNS = 20_000;
 
 /**
  * Each gateway's adjacent runs as spans (first, last, runs joined) of two runs or more: a run
@@ -122,16 +127,26 @@ export interface CompactionResult {
  * runs of a span are deleted and the span written in the same transaction, and a run another
  * transaction writes meanwhile overlaps the span only where it overlaps the runs, which the
  * exclusion constraint refuses either way. One process at a time (an advisory lock; a second
- * one skips), `COMPACT_GATEWAYS` gateways per transaction.
+ * one skips), at most `COMPACT_GATEWAYS` gateways and about `COMPACT_RUNS` runs per transaction.
  */
 export async function compactSeqRuns(db: Database): Promise<CompactionResult> {
   const result: CompactionResult = { gateways: 0, runsBefore: 0, runsAfter: 0 };
   const { rows } = await db.read(() =>
-    db.pool.query<{ gateway: string }>('SELECT gateway FROM outpost.seq_runs GROUP BY gateway HAVING count(*) > 1 ORDER BY gateway'),
+    db.query<{ gateway: string; runs: string }>('SELECT gateway, count(*) AS runs FROM outpost.seq_runs GROUP BY gateway HAVING count(*) > 1 ORDER BY gateway'),
   );
-  const gateways = rows.map((r) => r.gateway);
-  for (let i = 0; i < gateways.length; i += COMPACT_GATEWAYS) {
-    const chunk = gateways.slice(i, i + COMPACT_GATEWAYS);
+  const chunks: string[][] = [];
+  let runs = 0;
+  for (const r of rows) {
+    const last = chunks.at(-1);
+    if (!last || last.length >= COMPACT_GATEWAYS || runs + Number(r.runs) > COMPACT_RUNS) {
+      chunks.push([r.gateway]);
+      runs = Number(r.runs);
+    } else {
+      last.push(r.gateway);
+      runs += Number(r.runs);
+    }
+  }
+  for (const chunk of chunks) {
     const done = await db.write(
       'compact seq runs',
       async (c) => {

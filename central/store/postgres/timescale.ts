@@ -3,9 +3,11 @@ import type { PoolClient } from './db.js';
 
 /**
  * The TimescaleDB path, taken when the `timescaledb` extension is installed on the server
- * (`pg_available_extensions`) and can be created in this database when the schema is first
- * made. UNTESTED HERE: Debian bookworm does not package TimescaleDB, so the tests run the
- * plain PostgreSQL path only (central/README.md says so). Kept small on purpose:
+ * (`pg_available_extensions`), preloaded, and can be created in this database when the schema
+ * is first made. Debian bookworm does not package TimescaleDB, so CI runs the plain PostgreSQL
+ * path only; test/central/postgres-timescale.test.ts runs the store's contract on hypertables
+ * against a server built with it (`OUTPOST_TEST_TIMESCALE_BIN`; TimescaleDB 2.17.2 on
+ * PostgreSQL 15.20 here). Kept small on purpose:
  *
  * - `readings` and `rollup_1m` are hypertables (7-day and 28-day chunks) instead of our
  *   weekly partitions; TimescaleDB creates chunks on insert, so partitions.ts does nothing.
@@ -24,6 +26,17 @@ import type { PoolClient } from './db.js';
 export async function timescaleUsable(c: PoolClient, log: Logger): Promise<boolean> {
   const available = await c.query("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'");
   if (available.rowCount === 0) return false;
+  // Installed but not in shared_preload_libraries: CREATE EXTENSION fails with FATAL ("must be
+  // preloaded"), which ends the connection, so no savepoint can catch it and the store could
+  // never open. Only the preloaded loader defines this setting, and any role may read it
+  // (shared_preload_libraries itself is for superusers).
+  const preloaded = await c.query("SELECT 1 FROM pg_settings WHERE name = 'timescaledb.bgw_launcher_poll_time'");
+  if (preloaded.rowCount === 0) {
+    log.warn(
+      'PostgreSQL: TimescaleDB is installed but not in shared_preload_libraries; using plain partitions (add it there and restart PostgreSQL before the schema is made to use hypertables)',
+    );
+    return false;
+  }
   await c.query('SAVEPOINT outpost_timescale');
   try {
     await c.query('CREATE EXTENSION IF NOT EXISTS timescaledb');
@@ -31,7 +44,7 @@ export async function timescaleUsable(c: PoolClient, log: Logger): Promise<boole
     log.info('PostgreSQL: TimescaleDB found, readings go to hypertables');
     return true;
   } catch (err) {
-    // Installed but not usable here (not in shared_preload_libraries, no privilege): plain partitions.
+    // Installed and preloaded but not creatable here (no privilege): plain partitions.
     await c.query('ROLLBACK TO SAVEPOINT outpost_timescale');
     log.warn({ err: (err as Error).message }, 'PostgreSQL: TimescaleDB is installed but cannot be created in this database; using plain partitions');
     return false;
