@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import pgLib from 'pg';
 import { pino } from 'pino';
 import { isOutpostError } from '../../core/errors.js';
-import type { CentralStore, IngestRecord, Receipt } from '../../central/store/contract.js';
+import type { IngestRecord, Receipt } from '../../central/store/contract.js';
 import { PostgresCentralStore, type PostgresCentralStoreOptions } from '../../central/store/postgres.js';
 import { partitionSuffix, weekStart } from '../../central/store/postgres/partitions.js';
 import { LOCK_GENERATION, LOCK_NAMESPACE } from '../../central/store/postgres/schema.js';
@@ -21,7 +21,7 @@ import { eventually } from '../helpers/gateway.js';
 import { frozenLink } from '../helpers/frozen-link.js';
 import { postgresSkip, psql, startThrowawayPostgres, type ThrowawayPostgres } from '../helpers/postgres.js';
 import { mulberry32 } from '../helpers/rng.js';
-import { centralStoreContract } from './store-contract.js';
+import { centralStoreContract, databaseHarness } from './store-contract.js';
 
 const GW = 'site-042';
 const T0 = Date.UTC(2025, 2, 3, 10);
@@ -50,22 +50,10 @@ t.test('the PostgreSQL store', postgresSkip(), async (t) => {
   };
 
   t.test('the store contract (test/central/store-contract.ts), rollups refreshed every 100 ms meanwhile', async (t) => {
-    const urls = new WeakMap<CentralStore, string>();
-    centralStoreContract(t, {
-      async open(t) {
-        const url = await freshDatabase();
-        const store = await openStore(t, url);
-        urls.set(store, url);
-        return store;
-      },
-      async reopen(t, store) {
-        await store.close();
-        const url = urls.get(store)!;
-        const again = await openStore(t, url);
-        urls.set(again, url);
-        return again;
-      },
-    });
+    centralStoreContract(
+      t,
+      databaseHarness(freshDatabase, (t, url) => openStore(t, url)),
+    );
   });
 
   t.test('two stores (two pools, as two central processes) taking the same seqs at once store each once, with its own copy', async (t) => {

@@ -9,10 +9,10 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { pino } from 'pino';
 import type { Logger } from '../../central/log.js';
-import type { CentralStore, Receipt } from '../../central/store/contract.js';
+import type { Receipt } from '../../central/store/contract.js';
 import { PostgresCentralStore } from '../../central/store/postgres.js';
 import { psql, startThrowawayPostgres } from '../helpers/postgres.js';
-import { centralStoreContract } from './store-contract.js';
+import { centralStoreContract, databaseHarness } from './store-contract.js';
 
 const bin = process.env.OUTPOST_TEST_TIMESCALE_BIN;
 const skip = bin ? false : 'no PostgreSQL with TimescaleDB (Debian packages none): set OUTPOST_TEST_TIMESCALE_BIN to the bin dir of one';
@@ -60,23 +60,17 @@ t.test('TimescaleDB preloaded', { skip }, async (t) => {
   };
 
   t.test('the store contract (test/central/store-contract.ts) on hypertables', async (t) => {
-    const urls = new WeakMap<CentralStore, string>();
-    centralStoreContract(t, {
-      async open(t) {
-        const url = await pg.createDatabase(`contract_${++databases}`);
-        const store = await open(t, url);
-        t.equal((store as PostgresCentralStore).layout, 'hypertable');
-        urls.set(store, url);
-        return store;
-      },
-      async reopen(t, store) {
-        await store.close();
-        const url = urls.get(store)!;
-        const again = await open(t, url);
-        urls.set(again, url);
-        return again;
-      },
-    });
+    centralStoreContract(
+      t,
+      databaseHarness(
+        () => pg.createDatabase(`contract_${++databases}`),
+        async (t, url) => {
+          const store = await open(t, url);
+          t.equal(store.layout, 'hypertable');
+          return store;
+        },
+      ),
+    );
   });
 
   t.test("hypertables, chunks made on demand, an operator's drop_chunks, writes into compressed chunks", async (t) => {

@@ -15,6 +15,26 @@ export interface CentralStoreHarness {
   reopen(t: Test, store: CentralStore): Promise<CentralStore>;
 }
 
+/**
+ * The harness of a store on a database server: each store a fresh database (`createDatabase`),
+ * opened by `open`; a restart opens the same database again.
+ */
+export function databaseHarness(createDatabase: () => Promise<string>, open: (t: Test, url: string) => Promise<CentralStore>): CentralStoreHarness {
+  const urls = new WeakMap<CentralStore, string>();
+  const opened = async (t: Test, url: string) => {
+    const store = await open(t, url);
+    urls.set(store, url);
+    return store;
+  };
+  return {
+    open: async (t) => opened(t, await createDatabase()),
+    async reopen(t, store) {
+      await store.close();
+      return opened(t, urls.get(store)!);
+    },
+  };
+}
+
 const T0 = Date.UTC(2025, 2, 3, 10); // a Monday, 10:00 UTC
 const GW = 'site-042';
 const OTHER = 'site-043';
